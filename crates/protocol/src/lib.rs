@@ -1,1 +1,23 @@
-//! tributary-protocol
+//! The Kafka wire protocol, sans IO: frame size checks, request headers,
+//! a structural check of every request body before it is decoded, typed
+//! requests (the `kafka-protocol` crate's generated structs), response framing
+//! with the right header version, the served API table and error codes.
+//!
+//! ```text
+//! [i32 size] ──check_frame_size──▶ frame bytes ──decode_request──▶ (RequestHeader, Request)
+//!                                   │  peek_header (api key, version, correlation id)
+//!                                   │  check_request (lengths, counts, element budget)
+//!                                   └▶ kafka-protocol decode at the requested version
+//! handler response ──encode_response──▶ [i32 size][header v0/v1][body at version]
+//! ```
+
+pub mod apis;
+pub mod frame;
+pub mod request;
+pub mod response;
+pub mod shape;
+
+pub use kafka_protocol;
+pub use kafka_protocol::error::ResponseError as ErrorCode;
+pub use request::{DecodeError, Request, RequestHeader, decode_request, peek_header};
+pub use response::{EncodeError, api_versions_body, api_versions_fallback, encode_response};

@@ -1,0 +1,48 @@
+//! Which APIs and versions this broker serves. ApiVersions advertises exactly
+//! this table, so a row is added only when its handler works with real clients.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One API the broker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version advertised in ApiVersions.
+    pub min: i16,
+    /// Lowest version actually decoded; requests between `min` and this are
+    /// refused per request. Only Produce differs: Kafka 4.x still advertises
+    /// Produce v0 because some librdkafka versions otherwise disable
+    /// compression (KAFKA-18659), and rejects v0-v2 when they arrive.
+    pub min_decodable: i16,
+    /// Highest version advertised and decoded.
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+    SupportedApi { key, min, min_decodable: min, max }
+}
+
+/// The APIs of the broker core (CONTRACT A.3.1, R1 subset).
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
+    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Looks up a supported API by its key.
+pub fn supported_api(key: i16) -> Option<&'static SupportedApi> {
+    SUPPORTED_APIS.iter().find(|a| a.key as i16 == key)
+}
