@@ -1,1 +1,20 @@
-//! tributary-config
+//! Tributary's configuration, spoken in Kafka's keys.
+//!
+//! - [`defs`]: every topic config (default, type, validation, docs, broker
+//!   synonyms) and every broker key, as Kafka defines them;
+//! - [`properties`]: the `server.properties` file format;
+//! - [`broker::BrokerConfig`]: the broker's static config from a file,
+//!   `KAFKA_*` environment variables (Confluent image mapping) and overrides;
+//! - [`topic::BrokerLayers`]: resolves a topic config through its layers
+//!   (topic override → dynamic broker → dynamic default → static → default)
+//!   with the source and synonyms DescribeConfigs reports, and yields the
+//!   typed [`topic::TopicConfig`] the log uses.
+
+pub mod broker;
+pub mod defs;
+pub mod properties;
+pub mod topic;
+pub mod value;
+
+pub use broker::{BrokerConfig, ConfigError, Listener};
+pub use topic::{BrokerLayers, ConfigSource, TopicConfig, validate_topic_config};
