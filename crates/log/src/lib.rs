@@ -1,1 +1,31 @@
-//! tributary-log
+//! The partition log storage engine.
+//!
+//! ```text
+//! <data>/<topic>-<partition>/
+//!   00000000000000000000.log        batches exactly as appended (offsets, epoch stamped)
+//!   00000000000000000000.index      sparse offset index  (u32 relative offset, u32 position)
+//!   00000000000000000000.timeindex  sparse time index    (i64 max timestamp, u32 relative offset)
+//!   00000000000000012345.snapshot   idempotent producer state at offset 12345
+//!   leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
+//!   tributary-checkpoint            recovery point and log start offset
+//! ```
+//!
+//! Append writes to the page cache under the partition's lock; a group-commit
+//! flusher fsyncs via [`log::FlushPlan`] and only then does the durable offset
+//! move. Recovery after an unclean stop validates every batch past the
+//! recovery point (length, CRC-32C, ascending offsets), cuts a torn tail and
+//! rebuilds indexes; producer state is restored from the newest snapshot plus
+//! the batches after it.
+//!
+//! The crate knows `record`, never the wire protocol.
+
+pub mod checkpoint;
+pub mod epoch;
+pub mod error;
+pub mod index;
+pub mod log;
+pub mod producer;
+pub mod segment;
+
+pub use error::{LogError, Result};
+pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};

@@ -1,0 +1,661 @@
+//! A partition log: ordered segments, the offsets that bound it, the leader
+//! epoch cache and the idempotent producer state.
+//!
+//! Appends write to the active segment's file (page cache) under the
+//! partition's lock; durability is a separate step. [`PartitionLog::flush_plan`]
+//! hands the files to fsync to the group-commit flusher, which syncs them
+//! without the lock and reports back with [`PartitionLog::complete_flush`];
+//! only then does the durable offset (the high watermark on one node) move.
+//! Reads likewise take a [`ReadPlan`] under the lock and copy bytes without it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tributary_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
+use tributary_record::validate::{first_record_at_or_after, set_max_timestamp};
+use tributary_record::BatchHeader;
+
+use crate::checkpoint::Checkpoint;
+use crate::epoch::LeaderEpochCache;
+use crate::error::{LogError, Result};
+use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
+use crate::segment::{Segment, read_batches, read_header_at};
+
+/// Largest decompressed batch scanned for a timestamp lookup.
+const TIMESTAMP_SCAN_BYTES_MAX: usize = 256 << 20;
+
+/// The topic configs the log acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u32,
+    /// `retention.ms` (-1 = forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1 = unlimited).
+    pub retention_bytes: i64,
+    /// Whether `cleanup.policy` includes delete (time/size retention applies).
+    pub delete_policy: bool,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 604_800_000,
+            index_interval_bytes: 4096,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            delete_policy: true,
+            producer_id_expiration_ms: 86_400_000,
+        }
+    }
+}
+
+/// Facts about a validated batch the append needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Leader epoch to stamp.
+    pub leader_epoch: i32,
+    /// Max record timestamp computed during validation.
+    pub max_timestamp: i64,
+    /// Offset delta of the record holding it.
+    pub offset_delta_of_max_timestamp: i32,
+    /// Broker time.
+    pub now_ms: i64,
+    /// The topic uses LogAppendTime.
+    pub log_append_time: bool,
+}
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Written at these offsets (not yet durable).
+    Appended {
+        /// First offset.
+        base_offset: i64,
+        /// Last offset.
+        last_offset: i64,
+        /// Broker time written into the batch, or -1 (CreateTime).
+        log_append_time_ms: i64,
+    },
+    /// A retry of a batch already in the log.
+    Duplicate {
+        /// Its first offset.
+        base_offset: i64,
+        /// Its last offset.
+        last_offset: i64,
+    },
+}
+
+/// Files to fsync to make everything appended so far durable.
+#[derive(Debug)]
+pub struct FlushPlan {
+    files: Vec<Arc<File>>,
+    dir: Option<PathBuf>,
+    /// The durable offset once the plan has run.
+    pub target: i64,
+}
+
+impl FlushPlan {
+    /// Runs the fsyncs (no lock held).
+    pub fn execute(&self) -> std::io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(dir) = &self.dir {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Where to read from, captured under the lock.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    file: Arc<File>,
+    position: u64,
+    segment_size: u64,
+    upper_bound: i64,
+}
+
+impl ReadPlan {
+    /// Copies whole batches (no lock held); see [`read_batches`].
+    pub fn execute(&self, max_bytes: usize, min_one: bool) -> std::io::Result<Vec<u8>> {
+        read_batches(&self.file, self.position, self.segment_size, max_bytes, self.upper_bound, min_one)
+    }
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    durable_offset: i64,
+    checkpointed: Checkpoint,
+    unflushed: Vec<Arc<File>>,
+    dir_dirty: bool,
+    epochs: LeaderEpochCache,
+    producers: ProducerState,
+    offline: Option<String>,
+}
+
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
+    move |e| LogError::io(path, e)
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`. After an unclean shutdown every
+    /// batch past the recovery point is validated and a bad tail cut off.
+    /// `leader_epoch` is this replica's current leader epoch.
+    pub fn open(dir: &Path, config: LogConfig, clean_shutdown: bool, leader_epoch: i32, now_ms: i64) -> Result<PartitionLog> {
+        let io = io_at(dir);
+        fs::create_dir_all(dir).map_err(&io)?;
+        let checkpoint = Checkpoint::load(dir);
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir).map_err(&io)? {
+            let path = entry.map_err(&io)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.ends_with(".tmp") {
+                let _ = fs::remove_file(&path);
+            } else if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            }
+        }
+        bases.sort_unstable();
+
+        let mut segments = BTreeMap::new();
+        let mut cut_after: Option<usize> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let may_hold_unflushed = bases.get(i + 1).is_none_or(|&next| next > checkpoint.recovery_point);
+            let validate = !clean_shutdown && may_hold_unflushed;
+            let (segment, outcome) = Segment::open(dir, base, validate, config.index_interval_bytes).map_err(&io)?;
+            if validate {
+                segment.file.sync_data().map_err(&io)?;
+            }
+            segments.insert(base, segment);
+            if outcome.truncated {
+                tracing::warn!(dir = %dir.display(), base, valid_bytes = outcome.valid_bytes, "cut a torn or corrupt tail off a segment");
+                cut_after = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = cut_after {
+            for &base in &bases[i + 1..] {
+                tracing::warn!(dir = %dir.display(), base, "deleting a segment that follows a corrupt tail");
+                if let Ok((s, _)) = Segment::open(dir, base, false, config.index_interval_bytes) {
+                    s.delete_files(dir).map_err(&io)?;
+                }
+            }
+        }
+        if segments.is_empty() {
+            let base = checkpoint.log_start_offset.max(0);
+            segments.insert(base, Segment::create(dir, base, now_ms).map_err(&io)?);
+        }
+        let next_offset = segments.values().next_back().map_or(0, |s| s.next_offset);
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_start_offset = checkpoint.log_start_offset.max(first_base).min(next_offset);
+
+        let mut epochs = LeaderEpochCache::load(dir);
+        epochs.truncate_from_end(next_offset);
+        epochs.assign(leader_epoch, next_offset);
+        epochs.save(dir).map_err(&io)?;
+
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            next_offset,
+            durable_offset: next_offset,
+            checkpointed: checkpoint,
+            unflushed: Vec::new(),
+            dir_dirty: false,
+            epochs,
+            producers: ProducerState::default(),
+            offline: None,
+        };
+        log.recover_producer_state()?;
+        log.write_checkpoint()?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(&io)?;
+        Ok(log)
+    }
+
+    /// Loads the newest usable producer snapshot and replays the batches after it.
+    fn recover_producer_state(&mut self) -> Result<()> {
+        let io = io_at(&self.dir);
+        let mut snapshots: Vec<(i64, PathBuf)> = fs::read_dir(&self.dir)
+            .map_err(&io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| snapshot_offset(&p).map(|o| (o, p)))
+            .collect();
+        snapshots.sort_by_key(|(o, _)| *o);
+        let mut from = self.segments.keys().next().copied().unwrap_or(0);
+        for (offset, path) in snapshots.iter().rev() {
+            if *offset > self.next_offset {
+                let _ = fs::remove_file(path);
+                continue;
+            }
+            if let Some(state) = fs::read(path).ok().and_then(|b| ProducerState::decode(&b)) {
+                self.producers = state;
+                from = *offset;
+                break;
+            }
+            let _ = fs::remove_file(path);
+        }
+        let walk: Vec<(Arc<File>, u64, i64)> = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset > from)
+            .map(|s| (s.file.clone(), s.size, s.base_offset))
+            .collect();
+        for (file, size, _) in walk {
+            let mut position = 0;
+            while let Some(h) = read_header_at(&file, position, size).map_err(&io)? {
+                if h.base_offset >= from {
+                    self.producers.update(&h);
+                }
+                position += h.total_len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of this log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// First readable offset.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next append gets (log end offset).
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Every offset below this is on disk (fsynced).
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    /// Bytes held by all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The latest leader epoch in the log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Replaces the log's config (topic config change).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The log's config.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Whether an unrecoverable storage error took the partition offline.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    fn check_online(&self) -> Result<()> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn go_offline(&mut self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "partition is going offline after a storage error");
+        self.offline = Some(reason);
+    }
+
+    /// Checks the idempotent producer state for a batch without appending.
+    pub fn check_sequence(&self, header: &BatchHeader) -> Result<SequenceCheck> {
+        self.producers.check(header)
+    }
+
+    /// Appends a validated batch: idempotence check, offset and epoch
+    /// assignment, LogAppendTime, roll if needed, write. The data is not
+    /// durable until a flush covers it.
+    pub fn append(&mut self, batch: &mut [u8], info: &AppendInfo) -> Result<AppendOutcome> {
+        self.check_online()?;
+        let header = BatchHeader::parse(batch).map_err(|e| LogError::io(&self.dir, std::io::Error::other(e.to_string())))?;
+        if let SequenceCheck::Duplicate(b) = self.producers.check(&header)? {
+            return Ok(AppendOutcome::Duplicate {
+                base_offset: b.base_offset,
+                last_offset: b.base_offset + i64::from(b.last_offset_delta),
+            });
+        }
+        if batch.len() as u64 > self.config.segment_bytes {
+            return Err(LogError::BatchLargerThanSegment { size: batch.len(), segment_bytes: self.config.segment_bytes });
+        }
+        self.maybe_roll(batch.len(), &header, info.now_ms)?;
+
+        let base_offset = self.next_offset;
+        set_base_offset(batch, base_offset);
+        set_partition_leader_epoch(batch, info.leader_epoch);
+        let (max_timestamp, offset_of_max, log_append_time_ms) = if info.log_append_time {
+            set_log_append_time(batch, info.now_ms);
+            (info.now_ms, base_offset, info.now_ms)
+        } else {
+            if header.max_timestamp != info.max_timestamp {
+                set_max_timestamp(batch, info.max_timestamp);
+            }
+            (info.max_timestamp, base_offset + i64::from(info.offset_delta_of_max_timestamp), -1)
+        };
+        let header = BatchHeader { base_offset, partition_leader_epoch: info.leader_epoch, max_timestamp, ..header };
+
+        if self.epochs.assign(info.leader_epoch, base_offset) {
+            if let Err(e) = self.epochs.save(&self.dir) {
+                self.go_offline(format!("cannot write the leader epoch checkpoint: {e}"));
+                return Err(LogError::io(&self.dir, e));
+            }
+        }
+        let interval = self.config.index_interval_bytes;
+        let Some(active) = self.segments.values_mut().next_back() else {
+            return Err(LogError::Offline("no active segment".to_string()));
+        };
+        if let Err(e) = active.append(batch, &header, interval, max_timestamp, offset_of_max) {
+            // A failed write was cut back; a failed cut-back is not recoverable here.
+            let path = active.path.clone();
+            if active.file.metadata().map(|m| m.len()).ok() != Some(active.size) {
+                self.go_offline(format!("write to {} failed and could not be undone: {e}", path.display()));
+            }
+            return Err(LogError::io(path, e));
+        }
+        self.producers.update(&header);
+        self.next_offset = header.next_offset();
+        Ok(AppendOutcome::Appended { base_offset, last_offset: header.last_offset(), log_append_time_ms })
+    }
+
+    fn maybe_roll(&mut self, batch_len: usize, header: &BatchHeader, now_ms: i64) -> Result<()> {
+        let Some(active) = self.segments.values().next_back() else { return Ok(()) };
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size + batch_len as u64 > self.config.segment_bytes;
+        let rolling_base = active.first_batch_timestamp.filter(|&t| t >= 0).unwrap_or(active.created_ms);
+        let aged = now_ms.saturating_sub(rolling_base) > self.config.segment_ms;
+        let offsets_overflow = self.next_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
+        if full || aged || offsets_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the log end.
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let io = io_at(&self.dir);
+        if let Some(active) = self.segments.values().next_back() {
+            active.write_indexes(&self.dir).map_err(&io)?;
+            self.unflushed.push(active.file.clone());
+        }
+        let base = self.next_offset;
+        let segment = Segment::create(&self.dir, base, now_ms).map_err(&io)?;
+        self.segments.insert(base, segment);
+        self.dir_dirty = true;
+        let snapshot = self.dir.join(snapshot_file_name(base));
+        crate::index::write_file_synced(&snapshot, &self.producers.encode()).map_err(&io)?;
+        self.delete_old_snapshots(base);
+        Ok(())
+    }
+
+    fn delete_old_snapshots(&self, keep_from: i64) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let mut snapshots: Vec<(i64, PathBuf)> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter_map(|p| snapshot_offset(&p).map(|o| (o, p))).collect();
+        snapshots.sort_by_key(|(o, _)| *o);
+        // Keep the two newest at or below keep_from so a torn newest still leaves one.
+        let keep: Vec<i64> = snapshots.iter().filter(|(o, _)| *o <= keep_from).rev().take(2).map(|(o, _)| *o).collect();
+        for (o, p) in snapshots {
+            if o <= keep_from && !keep.contains(&o) {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+
+    /// What to fsync to make every appended batch durable, or `None` if all is.
+    pub fn flush_plan(&mut self) -> Option<FlushPlan> {
+        if self.offline.is_some() || (self.durable_offset == self.next_offset && self.unflushed.is_empty() && !self.dir_dirty) {
+            return None;
+        }
+        let mut files = std::mem::take(&mut self.unflushed);
+        if let Some(active) = self.segments.values().next_back() {
+            files.push(active.file.clone());
+        }
+        let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        Some(FlushPlan { files, dir, target: self.next_offset })
+    }
+
+    /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
+    /// partition offline: what the OS dropped cannot be known.
+    pub fn complete_flush(&mut self, target: i64, outcome: std::io::Result<()>) -> Result<i64> {
+        if let Err(e) = outcome {
+            self.go_offline(format!("fsync failed: {e}"));
+            return Err(LogError::io(&self.dir, e));
+        }
+        self.durable_offset = self.durable_offset.max(target);
+        let rolled_since_checkpoint = self.segments.keys().next_back().is_some_and(|&b| b > self.checkpointed.recovery_point);
+        if rolled_since_checkpoint {
+            // Closed segments are durable now: move the recovery point to the active segment.
+            let recovery_point = self.segments.keys().next_back().copied().unwrap_or(0).min(self.durable_offset);
+            if recovery_point > self.checkpointed.recovery_point {
+                self.checkpointed.recovery_point = recovery_point;
+                self.write_checkpoint()?;
+            }
+        }
+        Ok(self.durable_offset)
+    }
+
+    fn write_checkpoint(&mut self) -> Result<()> {
+        let c = Checkpoint { recovery_point: self.checkpointed.recovery_point, log_start_offset: self.log_start_offset };
+        c.save(&self.dir).map_err(io_at(&self.dir))?;
+        self.checkpointed = c;
+        Ok(())
+    }
+
+    /// Plans a read at `offset` of batches below `upper_bound` (the high
+    /// watermark). `Ok(None)` when `offset == upper_bound` (nothing yet).
+    pub fn plan_read(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadPlan>> {
+        self.check_online()?;
+        if offset < self.log_start_offset || offset > upper_bound {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, end_offset: upper_bound });
+        }
+        if offset == upper_bound {
+            return Ok(None);
+        }
+        let floor = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(&b, _)| b);
+        for segment in self.segments.range(floor..).map(|(_, s)| s) {
+            if let Some((position, header)) = segment.find(offset).map_err(io_at(&segment.path))? {
+                if header.base_offset >= upper_bound {
+                    return Ok(None);
+                }
+                return Ok(Some(ReadPlan { file: segment.file.clone(), position, segment_size: segment.size, upper_bound }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// First offset whose record timestamp is at least `timestamp`, and that
+    /// timestamp (ListOffsets by time). Only records in `[log start, upper_bound)`.
+    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
+        self.check_online()?;
+        for segment in self.segments.values().filter(|s| s.max_timestamp >= timestamp) {
+            let io = io_at(&segment.path);
+            let mut position = segment.position_for_timestamp(timestamp);
+            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
+                if h.base_offset >= upper_bound {
+                    return Ok(None);
+                }
+                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
+                    let mut batch = vec![0u8; h.total_len()];
+                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
+                    let found = first_record_at_or_after(&batch, timestamp, TIMESTAMP_SCAN_BYTES_MAX)
+                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
+                    if let Some((offset, ts)) = found {
+                        if offset >= self.log_start_offset && offset < upper_bound {
+                            return Ok(Some((offset, ts)));
+                        }
+                    }
+                }
+                position += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp below `upper_bound` (ListOffsets -3):
+    /// its offset and timestamp.
+    pub fn max_timestamp(&self, upper_bound: i64) -> Option<(i64, i64)> {
+        self.segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0 && s.offset_of_max_timestamp < upper_bound && s.offset_of_max_timestamp >= self.log_start_offset)
+            .fold(None, |best: Option<(i64, i64)>, s| match best {
+                Some((_, t)) if t >= s.max_timestamp => best,
+                _ => Some((s.offset_of_max_timestamp, s.max_timestamp)),
+            })
+    }
+
+    /// The epoch covering `offset`.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset)
+    }
+
+    /// OffsetForLeaderEpoch: largest epoch ≤ `requested` and its end offset,
+    /// bounded by `end_offset` (the log end visible to the asker).
+    pub fn end_offset_for_epoch(&self, requested: i32, end_offset: i64) -> (i32, i64) {
+        self.epochs.end_offset_for(requested, end_offset)
+    }
+
+    /// Records that `epoch` starts at the log end (leadership change).
+    pub fn assign_epoch(&mut self, epoch: i32) -> Result<()> {
+        if self.epochs.assign(epoch, self.next_offset) {
+            self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1 = `upper_bound`),
+    /// which must not exceed `upper_bound`. Returns the new low watermark.
+    pub fn delete_records(&mut self, offset: i64, upper_bound: i64, now_ms: i64) -> Result<i64> {
+        self.check_online()?;
+        let target = if offset == -1 { upper_bound } else { offset };
+        if target < 0 || target > upper_bound {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, end_offset: upper_bound });
+        }
+        if target > self.log_start_offset {
+            self.log_start_offset = target;
+            self.write_checkpoint()?;
+            self.delete_segments_while(now_ms, |s, start, _| s.next_offset <= start)?;
+            self.epochs.truncate_from_start(self.log_start_offset);
+            self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// Applies retention by time, size and log start offset to segments wholly
+    /// below `upper_bound`. Returns how many segments were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64, upper_bound: i64) -> Result<usize> {
+        if self.offline.is_some() {
+            return Ok(0);
+        }
+        self.producers.expire(now_ms.saturating_sub(self.config.producer_id_expiration_ms));
+        let config = self.config;
+        let mut total: i64 = self.size_bytes() as i64;
+        let deleted = self.delete_segments_while(now_ms, |s, start, _| {
+            if s.is_empty() || s.next_offset > upper_bound {
+                return false;
+            }
+            let by_start = s.next_offset <= start;
+            let by_time = config.delete_policy
+                && config.retention_ms >= 0
+                && s.max_timestamp >= 0
+                && now_ms.saturating_sub(s.max_timestamp) > config.retention_ms;
+            let by_size = config.delete_policy && config.retention_bytes >= 0 && total - s.size as i64 >= config.retention_bytes;
+            let delete = by_start || by_time || by_size;
+            if delete {
+                total -= s.size as i64;
+            }
+            delete
+        })?;
+        if deleted > 0 {
+            self.epochs.truncate_from_start(self.log_start_offset);
+            self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the oldest segments while `predicate(segment, log_start, ...)`
+    /// holds, rolling first if the active segment would go too.
+    fn delete_segments_while(&mut self, now_ms: i64, mut predicate: impl FnMut(&Segment, i64, ()) -> bool) -> Result<usize> {
+        let start = self.log_start_offset;
+        let doomed: Vec<i64> = self.segments.values().take_while(|s| predicate(s, start, ())).map(|s| s.base_offset).collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        if doomed.len() == self.segments.len() {
+            self.roll(now_ms)?;
+        }
+        for base in &doomed {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete_files(&self.dir).map_err(io_at(&self.dir))?;
+            }
+        }
+        self.dir_dirty = true;
+        let first = self.segments.keys().next().copied().unwrap_or(self.next_offset);
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+            self.write_checkpoint()?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Makes everything durable and writes indexes, a producer snapshot and
+    /// the checkpoint, so the next start needs no recovery.
+    pub fn close(&mut self) -> Result<()> {
+        if self.offline.is_some() {
+            return Ok(());
+        }
+        if let Some(plan) = self.flush_plan() {
+            let outcome = plan.execute();
+            self.complete_flush(plan.target, outcome)?;
+        }
+        let dir = self.dir.clone();
+        let io = io_at(&dir);
+        if let Some(active) = self.segments.values().next_back() {
+            active.write_indexes(&dir).map_err(&io)?;
+        }
+        let snapshot = dir.join(snapshot_file_name(self.next_offset));
+        crate::index::write_file_synced(&snapshot, &self.producers.encode()).map_err(&io)?;
+        self.delete_old_snapshots(self.next_offset);
+        self.checkpointed.recovery_point = self.next_offset;
+        self.write_checkpoint()?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)
+    }
+}
