@@ -34,7 +34,10 @@ CONFIGURE_FLAGS=(--disable-gssapi --disable-curl --enable-ssl --enable-zlib
     --enable-zstd --enable-lz4-ext --no-download)
 
 # Debian packages the build needs (a fresh machine only has gcc/make/python/node).
-APT_PACKAGES=(g++ make pkg-config python3 libssl-dev zlib1g-dev libzstd-dev liblz4-dev)
+# rapidjson-dev is header-only and only used by the tests that validate the
+# statistics JSON (0053, 0110); without it configure disables them and they SKIP.
+APT_PACKAGES=(g++ make pkg-config python3 libssl-dev zlib1g-dev libzstd-dev liblz4-dev
+    rapidjson-dev)
 
 # --- Layout ----------------------------------------------------------------
 CACHE="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}"
@@ -73,6 +76,8 @@ run_logged() {
     local logf="$LOGS/$name.log"
     mkdir -p "$LOGS"
     log "$name: $* (log: $logf)"
+    local stamp="$STATE/.step-start"
+    touch "$stamp"
     (cd "$dir" && exec "$@") >"$logf" 2>&1 &
     local pid=$! start=$SECONDS
     while kill -0 "$pid" 2>/dev/null; do
@@ -83,8 +88,9 @@ run_logged() {
         done
         if kill -0 "$pid" 2>/dev/null; then
             local objs
-            objs=$(find "$SRC/src" "$SRC/src-cpp" "$SRC/tests" -name '*.o' 2>/dev/null | wc -l)
-            log "$name: still running ($((SECONDS - start))s, $objs object files in tree)"
+            objs=$(find "$SRC/src" "$SRC/src-cpp" "$SRC/tests" "$SRC/examples" -name '*.o' \
+                -newer "$stamp" 2>/dev/null | wc -l)
+            log "$name: still running ($((SECONDS - start))s, $objs files compiled so far)"
         fi
     done
     local rc=0
@@ -140,8 +146,14 @@ if (( ${#missing[@]} > 0 )); then
     fi
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    "${SUDO[@]}" apt-get update -qq >&2
-    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    mkdir -p "$ROOT"
+    aptlog="$ROOT/apt.log"
+    if ! { "${SUDO[@]}" apt-get update -qq &&
+        "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+        tail -n 30 "$aptlog" >&2
+        die "apt-get install ${missing[*]} failed (log: $aptlog)"
+    fi
+    log "installed ${missing[*]}"
 fi
 
 # --- 2. Source tree --------------------------------------------------------
@@ -183,7 +195,8 @@ if ! marker_ok examples-src "$EXAMPLES_ID"; then
 fi
 
 # --- 3. configure ----------------------------------------------------------
-CONF_ID="${CONFIGURE_FLAGS[*]}"
+# configure probes for the packages, so a change to either re-runs it.
+CONF_ID="${CONFIGURE_FLAGS[*]} | ${APT_PACKAGES[*]}"
 if ! marker_ok configure "$CONF_ID" || [[ ! -f "$SRC/Makefile.config" ]]; then
     marker_clear libs
     marker_clear tests

@@ -15,6 +15,8 @@
 #                  talk to the broker under test.
 #   --full         run without quick mode (-Q); slower, more messages, and
 #                  runs sub-tests that quick mode leaves out.
+#   --raw          run explicitly named tests without their curated.txt
+#                  options (SUBTESTS=, quick=, ...).
 #   --list         print the curated test numbers and exit.
 #
 # Environment:
@@ -53,13 +55,15 @@ parse_curated() {
 
 LOCAL=0
 QUICK=1
+RAW=0
 ARGS=()
 while (($#)); do
     case "$1" in
     -h | --help) usage 0 ;;
     --local) LOCAL=1 ;;
     --full) QUICK=0 ;;
-    --list) parse_curated "$CURATED" | cut -f1; exit 0 ;;
+    --raw) RAW=1 ;;
+    --list) parse_curated "$CURATED" | cut -f1 | uniq; exit 0 ;;
     --) shift; ARGS+=("$@"); break ;;
     -*) echo "unknown option: $1" >&2; usage 2 ;;
     *) ARGS+=("$1") ;;
@@ -73,25 +77,37 @@ REQUESTED=("${ARGS[@]:1}")
 [[ "$BOOTSTRAP" == *:* ]] || { echo "bootstrap must be host:port, got '$BOOTSTRAP'" >&2; exit 2; }
 
 # --- What to run ---------------------------------------------------------------
-declare -a NUMS=()
-declare -A OPTS=()
+# One entry per line of curated.txt: a test number plus options. A number may
+# appear more than once (e.g. with different SUBTESTS=).
+declare -a E_NUM=() E_OPTS=()
 if ((${#REQUESTED[@]} == 0)); then
     MODE=curated
     while IFS=$'\t' read -r num opts; do
-        NUMS+=("$num")
-        OPTS[$num]="$opts"
+        E_NUM+=("$num")
+        E_OPTS+=("$opts")
     done < <(parse_curated "$CURATED")
-    ((${#NUMS[@]} > 0)) || { echo "no tests in $CURATED" >&2; exit 2; }
+    ((${#E_NUM[@]} > 0)) || { echo "no tests in $CURATED" >&2; exit 2; }
 else
     MODE=explicit
-    # Per-test options from curated.txt apply to explicitly named tests too.
-    declare -A CUR_OPTS=()
-    while IFS=$'\t' read -r num opts; do CUR_OPTS[$num]="$opts"; done < <(parse_curated "$CURATED")
+    # A named test that is in curated.txt runs as its curated entries (same
+    # options); --raw runs it plain.
     for t in "${REQUESTED[@]}"; do
         [[ "$t" =~ ^[0-9]{1,4}$ ]] || { echo "test number expected, got '$t'" >&2; exit 2; }
         num=$(printf '%04d' "$((10#$t))")
-        NUMS+=("$num")
-        OPTS[$num]="${CUR_OPTS[$num]:-}"
+        found=0
+        if ((!RAW)); then
+            while IFS=$'\t' read -r cnum opts; do
+                if [[ "$cnum" == "$num" ]]; then
+                    E_NUM+=("$num")
+                    E_OPTS+=("$opts")
+                    found=1
+                fi
+            done < <(parse_curated "$CURATED")
+        fi
+        if ((!found)); then
+            E_NUM+=("$num")
+            E_OPTS+=("")
+        fi
     done
 fi
 
@@ -127,11 +143,15 @@ CONF="$RESULTS_DIR/test.conf"
 # RDKAFKA_TEST_CONF, so concurrent runs do not share it.
 cp "$CONF" "$TESTS_DIR/test.conf" 2>/dev/null || true
 
-RUNNER_ARGS=(-p1)
-((QUICK)) && RUNNER_ARGS+=(-Q)
-((LOCAL)) || RUNNER_ARGS+=(-L)
-# shellcheck disable=SC2206
-[[ -n "${TEST_RUNNER_ARGS:-}" ]] && RUNNER_ARGS+=(${TEST_RUNNER_ARGS})
+# runner_args QUICK LOCAL: the test-runner flags for one entry.
+runner_args() {
+    local a=(-p1)
+    (($1)) && a+=(-Q)
+    (($2)) || a+=(-L)
+    # shellcheck disable=SC2206
+    [[ -n "${TEST_RUNNER_ARGS:-}" ]] && a+=(${TEST_RUNNER_ARGS})
+    printf '%s\n' "${a[*]}"
+}
 DEFAULT_TIMEOUT="${TEST_TIMEOUT:-300}"
 
 # --- Pre-flight: is anything listening? ------------------------------------------------
@@ -218,26 +238,43 @@ on_signal() {
 trap on_signal INT TERM
 
 SUMMARY="$RESULTS_DIR/summary.tsv"
-printf 'test\tresult\tseconds\tdetail\n' >"$SUMMARY"
+printf 'test\tresult\tseconds\tdetail\tlog\n' >"$SUMMARY"
 
-echo "librdkafka $RDK_VERSION test suite against $BOOTSTRAP (TEST_KAFKA_VERSION=$TEST_KAFKA_VERSION, test-runner ${RUNNER_ARGS[*]})"
-echo "tests: $MODE list, ${#NUMS[@]} test(s); results: $RESULTS_DIR"
+echo "librdkafka $RDK_VERSION test suite against $BOOTSTRAP (TEST_KAFKA_VERSION=$TEST_KAFKA_VERSION, test-runner $(runner_args "$QUICK" "$LOCAL"))"
+echo "tests: $MODE list, ${#E_NUM[@]} run(s); results: $RESULTS_DIR"
 
 declare -a FAILED=() PASSED=() SKIPPED=()
-i=0
-for num in "${NUMS[@]}"; do
-    i=$((i + 1))
+declare -A DETAIL=() LOGS=()
+n=${#E_NUM[@]}
+W=4
+for ((i = 0; i < n; i++)); do
+    for kv in ${E_OPTS[$i]}; do
+        [[ "$kv" == SUBTESTS=* ]] && ((${#kv} - 9 + 6 > W)) && W=$((${#kv} - 9 + 6))
+    done
+done
+for ((i = 0; i < n; i++)); do
+    num="${E_NUM[$i]}"
     tmo="$DEFAULT_TIMEOUT"
+    quick="$QUICK"
+    local_="$LOCAL"
     envs=()
-    for kv in ${OPTS[$num]}; do
+    label="$num"
+    for kv in ${E_OPTS[$i]}; do
         case "$kv" in
         timeout=*) tmo="${kv#timeout=}" ;;
-        [A-Za-z_]*=*) envs+=("$kv") ;;
+        quick=*) quick="${kv#quick=}" ;;
+        local=*) local_="${kv#local=}" ;;
+        SUBTESTS=*) envs+=("$kv"); label="$num[${kv#SUBTESTS=}]" ;;
+        [A-Z_]*=*) envs+=("$kv") ;;
         *) echo "curated.txt: bad option '$kv' for $num" >&2; exit 2 ;;
         esac
     done
-    log="$RESULTS_DIR/$num.log"
-    report="$RESULTS_DIR/$num.json"
+    [[ "$tmo" =~ ^[0-9]+$ && "$quick" =~ ^[01]$ && "$local_" =~ ^[01]$ ]] ||
+        { echo "curated.txt: bad timeout/quick/local value for $num" >&2; exit 2; }
+    read -r -a rargs <<<"$(runner_args "$quick" "$local_")"
+    base="$(printf '%s' "$label" | tr -c 'A-Za-z0-9_.\n-' '_' | sed 's/_*$//')"
+    log="$RESULTS_DIR/$base.log"
+    report="$RESULTS_DIR/$base.json"
     rm -f "$report"
     start=$SECONDS
     rc=0
@@ -248,7 +285,7 @@ for num in "${NUMS[@]}"; do
         # CI=true makes test.c change timeouts and request.timeout.ms; keep
         # local and CI runs identical.
         unset CI
-        exec env ${envs[@]+"${envs[@]}"} timeout -k 15 "$tmo" ./test-runner "${RUNNER_ARGS[@]}"
+        exec env ${envs[@]+"${envs[@]}"} timeout -k 15 "$tmo" ./test-runner "${rargs[@]}"
     ) >"$log" 2>&1 &
     CURRENT_PID=$!
     { wait "$CURRENT_PID"; } 2>/dev/null || rc=$?
@@ -256,22 +293,22 @@ for num in "${NUMS[@]}"; do
     secs=$((SECONDS - start))
     IFS=$'\t' read -r result detail < <(classify "$num" "$report" "$log" "$rc")
     case "$result" in
-    PASS) PASSED+=("$num") ;;
-    SKIP) SKIPPED+=("$num") ;;
-    *) result=FAIL; FAILED+=("$num") ;;
+    PASS) PASSED+=("$label") ;;
+    SKIP) SKIPPED+=("$label") ;;
+    *) result=FAIL; FAILED+=("$label") ;;
     esac
-    printf '[%3d/%d] %s %-4s %5ss  %s\n' "$i" "${#NUMS[@]}" "$num" "$result" "$secs" "$detail"
-    [[ "$result" == FAIL ]] && printf '               log: %s\n' "$log"
-    printf '%s\t%s\t%s\t%s\n' "$num" "$result" "$secs" "$detail" >>"$SUMMARY"
+    DETAIL[$label]="$detail"
+    LOGS[$label]="$log"
+    printf '[%3d/%d] %-4s %-*s %4ss  %s\n' "$((i + 1))" "$n" "$result" "$W" "$label" "$secs" "$detail"
+    [[ "$result" == FAIL ]] && printf '                 log: %s\n' "$log"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$result" "$secs" "$detail" "$log" >>"$SUMMARY"
 done
 
 echo
 echo "== Summary (librdkafka $RDK_VERSION vs $BOOTSTRAP, $MODE list) =="
-for num in ${PASSED[@]+"${PASSED[@]}"}; do echo "PASS $num"; done
-for num in ${SKIPPED[@]+"${SKIPPED[@]}"}; do
-    echo "SKIP $num  $(awk -F'\t' -v n="$num" '$1==n {print $4}' "$SUMMARY")"
-done
-for num in ${FAILED[@]+"${FAILED[@]}"}; do echo "FAIL $num  log: $RESULTS_DIR/$num.log"; done
+for t in ${PASSED[@]+"${PASSED[@]}"}; do echo "PASS $t"; done
+for t in ${SKIPPED[@]+"${SKIPPED[@]}"}; do echo "SKIP $t  ${DETAIL[$t]}"; done
+for t in ${FAILED[@]+"${FAILED[@]}"}; do echo "FAIL $t  ${DETAIL[$t]}"; echo "     log: ${LOGS[$t]}"; done
 if [[ "$MODE" == curated && ${#SKIPPED[@]} -gt 0 ]]; then
     echo "warning: curated test(s) skipped, so they tested nothing: ${SKIPPED[*]}"
 fi
