@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,11 +16,15 @@ from payloads import Rec, normalize_headers
 
 ADMIN_TIMEOUT_S = 30.0
 
+# librdkafka's own log lines go through Python logging (shown by pytest for a
+# failing test) instead of straight to stderr.
+RDKAFKA_LOGGER = logging.getLogger("librdkafka")
+
 
 def admin(bootstrap: str, **extra) -> AdminClient:
     conf = {"bootstrap.servers": bootstrap, "socket.timeout.ms": 30000}
     conf.update(extra)
-    return AdminClient(conf)
+    return AdminClient(conf, logger=RDKAFKA_LOGGER)
 
 
 def error_of(future, timeout: float = ADMIN_TIMEOUT_S) -> KafkaError:
@@ -124,6 +129,7 @@ def producer_conf(bootstrap: str, **extra) -> dict:
         "linger.ms": 5,
         "message.timeout.ms": 120000,
         "socket.timeout.ms": 30000,
+        "logger": RDKAFKA_LOGGER,
     }
     conf.update(extra)
     return conf
@@ -189,6 +195,7 @@ def consumer_conf(bootstrap: str, **extra) -> dict:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "error",
         "socket.timeout.ms": 30000,
+        "logger": RDKAFKA_LOGGER,
     }
     conf.update(extra)
     return conf

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -53,9 +52,7 @@ def broker_binary() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return kwire.free_port(HOST)
 
 
 def metadata_ok(host: str, port: int, timeout: float = 5.0) -> kwire.MetadataV1:
@@ -124,10 +121,13 @@ class BrokerProcess:
                 )
             try:
                 metadata_ok(self.host, self.port, timeout=2.0)
-                return self
             except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
                 last_err = e
                 time.sleep(0.1)
+                continue
+            time.sleep(0.2)
+            if self.proc.poll() is None:  # the answer came from our process, not a stray one
+                return self
         self.kill()
         pytest.fail(
             f"broker did not answer a Metadata request on {self.bootstrap} within {timeout:.0f} s "
