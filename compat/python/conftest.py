@@ -15,9 +15,12 @@ configure the broker are skipped).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,6 +78,20 @@ def _tail(path: Path, lines: int = 60) -> str:
 _ALL_BROKERS: list["BrokerProcess"] = []
 
 
+# Linux (util-linux): the broker gets SIGKILL if the test process dies without
+# cleaning up (e.g. killed by a CI timeout), so no broker outlives a run.
+# setpriv execs the broker, so the pid we signal is the broker's own.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_DEATH_SIG = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+
+
+@atexit.register
+def _kill_leftover_brokers():
+    for b in _ALL_BROKERS:
+        if b.proc is not None and b.proc.poll() is None:
+            b.proc.kill()
+
+
 class BrokerProcess:
     """One broker OS process, with its output going to a log file."""
 
@@ -102,7 +119,7 @@ class BrokerProcess:
         log.write(f"\n===== starting: {' '.join(self.argv)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            _DEATH_SIG + self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=str(self.data_dir.parent if self.data_dir else self.log_path.parent),
         )
         log.close()
