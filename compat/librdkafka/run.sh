@@ -2,7 +2,7 @@
 # Run librdkafka's own integration tests (tests/test-runner) against a
 # Kafka-compatible broker, one test number at a time, and summarise.
 #
-#   compat/librdkafka/run.sh [--local] <bootstrap host:port> [test numbers...]
+#   compat/librdkafka/run.sh [--local] [--full] [--raw] <bootstrap host:port> [test numbers...]
 #
 # Without test numbers it runs the curated list (curated.txt next to this
 # script) and exits non-zero if any of them fails. With test numbers it runs
