@@ -1,1 +1,243 @@
-fn main() {}
+//! The `tributary` binary: subcommands, config loading and wiring; no logic
+//! of its own.
+//!
+//! - `tributary start` runs the platform on one machine with embedded
+//!   defaults (Kafka on 127.0.0.1:9092, data in ./tributary-data).
+//! - `tributary broker --config server.properties` runs a broker from Kafka's
+//!   own config keys, with `KAFKA_*` environment and `--override` on top.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use tributary_broker::Broker;
+use tributary_config::BrokerConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tributary",
+    version,
+    about = "A Kafka-compatible data-streaming platform in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    /// Plain text for people.
+    Human,
+    /// One JSON object per event, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform on this machine with development defaults.
+    Start {
+        /// Port of the Kafka listener.
+        #[arg(long, default_value_t = 9092)]
+        kafka_port: u16,
+        /// Host to listen on and advertise.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Where data lives.
+        #[arg(long, env = "TRIBUTARY_DATA_DIR", default_value = "./tributary-data")]
+        data_dir: PathBuf,
+        /// Extra broker config, as in server.properties (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Output format of the startup summary.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Run a broker from a Kafka server.properties file.
+    Broker {
+        /// server.properties to read.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Config key=value applied after the file and KAFKA_* variables (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Output format of the startup summary.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+}
+
+#[derive(Serialize)]
+struct Summary {
+    event: &'static str,
+    kafka: Vec<String>,
+    data_dir: String,
+    node_id: i32,
+    cluster_id: String,
+    startup_ms: u128,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn start_config(
+    kafka_port: u16,
+    host: &str,
+    data_dir: &std::path::Path,
+    overrides: &[String],
+) -> Result<BrokerConfig, String> {
+    let mut props = BTreeMap::new();
+    props.insert(
+        "listeners".to_string(),
+        format!("PLAINTEXT://{host}:{kafka_port}"),
+    );
+    props.insert("log.dirs".to_string(), data_dir.display().to_string());
+    props.insert("auto.create.topics.enable".to_string(), "true".to_string());
+    props.insert("default.replication.factor".to_string(), "1".to_string());
+    props.insert(
+        "offsets.topic.replication.factor".to_string(),
+        "1".to_string(),
+    );
+    props.insert(
+        "transaction.state.log.replication.factor".to_string(),
+        "1".to_string(),
+    );
+    props.insert("transaction.state.log.min.isr".to_string(), "1".to_string());
+    props.insert(
+        "group.initial.rebalance.delay.ms".to_string(),
+        "0".to_string(),
+    );
+    for item in overrides {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("override {item:?} is not of the form key=value"))?;
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    BrokerConfig::from_properties(props).map_err(|e| e.to_string())
+}
+
+async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(), String> {
+    for key in &config.unknown_keys {
+        tracing::warn!(key = %key, "config key is not used by Tributary");
+    }
+    let data_dir = config.data_dir.clone();
+    let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
+    let kafka: Vec<String> = broker
+        .bound_addresses()
+        .iter()
+        .map(|(l, a)| format!("{}://{a}", l.name))
+        .collect();
+    let summary = Summary {
+        event: "started",
+        kafka,
+        data_dir: std::fs::canonicalize(&data_dir)
+            .unwrap_or(data_dir)
+            .display()
+            .to_string(),
+        node_id: broker.cluster().node_id,
+        cluster_id: broker.cluster().cluster_id().to_string(),
+        startup_ms: started.elapsed().as_millis(),
+    };
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(&summary).unwrap_or_default()),
+        Output::Human => {
+            println!("Tributary is up ({} ms)", summary.startup_ms);
+            for k in &summary.kafka {
+                println!("  Kafka      {k}");
+            }
+            println!("  Data dir   {}", summary.data_dir);
+            println!("  Cluster id {}", summary.cluster_id);
+            if let Some(first) = summary.kafka.first() {
+                let bootstrap = first.split_once("://").map_or(first.as_str(), |(_, a)| a);
+                println!("Try it:  kcat -b {bootstrap} -L     (Ctrl-C stops the broker)");
+            }
+        }
+    }
+    wait_for_signal().await;
+    broker.shutdown().await;
+    if output == Output::Json {
+        println!("{}", serde_json::json!({"event": "stopped"}));
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    init_logging();
+    let (config, output) = match &cli.command {
+        Command::Start {
+            kafka_port,
+            host,
+            data_dir,
+            overrides,
+            output,
+        } => (
+            start_config(*kafka_port, host, data_dir, overrides),
+            *output,
+        ),
+        Command::Broker {
+            config,
+            overrides,
+            output,
+        } => (
+            BrokerConfig::load(config.as_deref(), std::env::vars(), overrides)
+                .map_err(|e| e.to_string()),
+            *output,
+        ),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, output, started)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

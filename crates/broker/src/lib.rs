@@ -1,1 +1,217 @@
-//! tributary-broker
+//! The Kafka-compatible broker: listeners, connections, API handlers, hosted
+//! partitions and the group-commit flusher.
+//!
+//! ```text
+//! TcpListener ─▶ connection task (owns its buffer; frames ≤ socket.request.max.bytes)
+//!                  │ handle_frame: decode (protocol crate) ─▶ handler per API
+//!                  │    Produce: validate ─▶ Partition.log().append ─▶ Flusher.mark_dirty
+//!                  │             reply deferred until the partition's high watermark passes it
+//!                  │    Fetch:   read below the high watermark; long-poll on watermark changes
+//!                  │    Admin:   Cluster validates ─▶ metadata command (fsync) ─▶ registry + logs
+//!                  ▼
+//!                responses in request order
+//! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
+//! ```
+//!
+//! [`Broker::start`] opens the data directory (recovering logs after an
+//! unclean stop), binds every listener and serves until [`Broker::shutdown`],
+//! which stops accepting, drains in-flight requests, flushes and closes every
+//! segment and marks the stop clean.
+
+pub mod cluster;
+pub mod error;
+pub mod flusher;
+pub mod handlers;
+pub mod partition;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tributary_config::{BrokerConfig, Listener};
+use tributary_types::now_ms;
+
+pub use cluster::{Cluster, StartError};
+
+/// How long shutdown waits for in-flight requests before closing anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    cluster: Arc<Cluster>,
+    bound: Vec<(Listener, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    alive: mpsc::Receiver<()>,
+    alive_sender: Option<mpsc::Sender<()>>,
+}
+
+/// Why the broker could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Opening the data directory or logs failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {address} (listener {listener}): {source}; free the port or choose another one"
+    )]
+    Bind {
+        /// Listener name.
+        listener: String,
+        /// host:port.
+        address: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The startup task failed.
+    #[error("startup failed: {0}")]
+    Internal(String),
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Broker {
+    /// Opens the data directory, binds the listeners and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let listeners = config.listeners.clone();
+        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
+            .await
+            .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        let cluster = Arc::new(cluster);
+        let mut bound = Vec::new();
+        let mut sockets = Vec::new();
+        for l in &listeners {
+            let host = if l.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                l.host.as_str()
+            };
+            let address = format!("{host}:{}", l.port);
+            let socket = TcpListener::bind(&address)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    listener: l.name.clone(),
+                    address: address.clone(),
+                    source,
+                })?;
+            let local = socket
+                .local_addr()
+                .map_err(|e| BrokerError::Internal(e.to_string()))?;
+            tracing::info!(listener = %l.name, address = %local, "listening for Kafka clients");
+            bound.push((l.clone(), local));
+            sockets.push((l.name.clone(), socket));
+        }
+        // Advertise what was actually bound: port 0 becomes the real port, an empty host the hostname.
+        let advertised = cluster
+            .advertised_listeners()
+            .into_iter()
+            .map(|mut a| {
+                if let Some((_, local)) = bound.iter().find(|(l, _)| l.name == a.name) {
+                    if a.port == 0 {
+                        a.port = local.port();
+                    }
+                }
+                if a.host.is_empty() || a.host == "0.0.0.0" {
+                    a.host = hostname();
+                }
+                a
+            })
+            .collect();
+        cluster.set_advertised_listeners(advertised);
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (alive_sender, alive) = mpsc::channel(1);
+        for (name, socket) in sockets {
+            tokio::spawn(server::accept_loop(
+                cluster.clone(),
+                socket,
+                name,
+                shutdown_rx.clone(),
+                alive_sender.clone(),
+            ));
+        }
+        tokio::spawn(retention_loop(
+            cluster.clone(),
+            shutdown_rx,
+            alive_sender.clone(),
+        ));
+        Ok(Broker {
+            cluster,
+            bound,
+            shutdown,
+            alive,
+            alive_sender: Some(alive_sender),
+        })
+    }
+
+    /// The shared state (for embedding and tests).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Each listener and the address it is bound to.
+    pub fn bound_addresses(&self) -> &[(Listener, SocketAddr)] {
+        &self.bound
+    }
+
+    /// Stops accepting, drains in-flight requests, then flushes and closes
+    /// every log and marks the data directory cleanly stopped.
+    pub async fn shutdown(mut self) {
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = self.shutdown.send(true);
+        drop(self.alive_sender.take());
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.alive.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
+            );
+        }
+        let cluster = self.cluster.clone();
+        let _ = tokio::task::spawn_blocking(move || cluster.close()).await;
+        tracing::info!("shutdown complete: segments flushed and closed");
+    }
+}
+
+/// Applies retention every `log.retention.check.interval.ms`.
+async fn retention_loop(
+    cluster: Arc<Cluster>,
+    mut shutdown: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let period = Duration::from_millis(cluster.config.retention_check_interval_ms);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let c = cluster.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for topic in c.registry().topics.values() {
+                for p in &topic.partitions {
+                    let hw = p.high_watermark();
+                    match p.log().apply_retention(now, hw) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments"),
+                        Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}

@@ -35,8 +35,23 @@ pub struct ConfigDef {
     pub dynamic: bool,
 }
 
-const fn def(name: &'static str, ty: ConfigType, default: Option<&'static str>, validator: Validator, doc: &'static str) -> ConfigDef {
-    ConfigDef { name, ty, default, validator, doc, synonyms: &[], sensitive: false, dynamic: false }
+const fn def(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    validator: Validator,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        ty,
+        default,
+        validator,
+        doc,
+        synonyms: &[],
+        sensitive: false,
+        dynamic: false,
+    }
 }
 
 const fn syn(key: &'static str) -> Synonym {
@@ -54,7 +69,8 @@ use Validator::*;
 /// `cleanup.policy` values.
 pub const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 /// `compression.type` values for topics.
-pub const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 /// `message.timestamp.type` values.
 pub const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
@@ -66,74 +82,317 @@ macro_rules! topic {
 
 /// Topic configs (Kafka `TopicConfig`), in the order Kafka lists them.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    topic!("cleanup.policy", List, Some("delete"), ListOf(CLEANUP_POLICIES),
+    topic!(
+        "cleanup.policy",
+        List,
+        Some("delete"),
+        ListOf(CLEANUP_POLICIES),
         "Retention policy for old segments: \"delete\" removes them by time or size, \"compact\" keeps the latest value per key; both may be given.",
-        [syn("log.cleanup.policy")]),
-    topic!("compression.gzip.level", Int, Some("-1"), RangeOr(1, 9, -1), "Compression level when compression.type is gzip.", [syn("compression.gzip.level")]),
-    topic!("compression.lz4.level", Int, Some("9"), Range(1, 17), "Compression level when compression.type is lz4.", [syn("compression.lz4.level")]),
-    topic!("compression.type", String, Some("producer"), OneOf(COMPRESSION_TYPES),
+        [syn("log.cleanup.policy")]
+    ),
+    topic!(
+        "compression.gzip.level",
+        Int,
+        Some("-1"),
+        RangeOr(1, 9, -1),
+        "Compression level when compression.type is gzip.",
+        [syn("compression.gzip.level")]
+    ),
+    topic!(
+        "compression.lz4.level",
+        Int,
+        Some("9"),
+        Range(1, 17),
+        "Compression level when compression.type is lz4.",
+        [syn("compression.lz4.level")]
+    ),
+    topic!(
+        "compression.type",
+        String,
+        Some("producer"),
+        OneOf(COMPRESSION_TYPES),
         "Codec of the stored batches: a codec name, \"uncompressed\", or \"producer\" to keep the producer's codec.",
-        [syn("compression.type")]),
-    topic!("compression.zstd.level", Int, Some("3"), Range(-131_072, 22), "Compression level when compression.type is zstd.", [syn("compression.zstd.level")]),
-    topic!("delete.retention.ms", Long, Some("86400000"), Range(0, i64::MAX),
-        "How long tombstones are kept on compacted topics, so consumers can see the delete.", [syn("log.cleaner.delete.retention.ms")]),
-    topic!("file.delete.delay.ms", Long, Some("60000"), Range(0, i64::MAX), "Delay before a deleted segment's files are removed.", [syn("log.segment.delete.delay.ms")]),
-    topic!("flush.messages", Long, Some(LONG_MAX), Range(1, i64::MAX),
-        "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).", [syn("log.flush.interval.messages")]),
-    topic!("flush.ms", Long, Some(LONG_MAX), Range(0, i64::MAX),
-        "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).", [syn("log.flush.interval.ms")]),
-    topic!("follower.replication.throttled.replicas", List, Some(""), Any,
-        "Replicas throttled on the follower side during reassignment: partition:broker pairs or *.", [syn("follower.replication.throttled.replicas")]),
-    topic!("index.interval.bytes", Int, Some("4096"), Range(0, I32), "Bytes of log between two offset-index entries.", [syn("log.index.interval.bytes")]),
-    topic!("leader.replication.throttled.replicas", List, Some(""), Any,
-        "Replicas throttled on the leader side during reassignment: partition:broker pairs or *.", [syn("leader.replication.throttled.replicas")]),
-    topic!("local.retention.bytes", Long, Some("-2"), Range(-2, i64::MAX),
-        "With tiered storage, bytes kept on local disk; -2 means retention.bytes.", [syn("log.local.retention.bytes")]),
-    topic!("local.retention.ms", Long, Some("-2"), Range(-2, i64::MAX),
-        "With tiered storage, time kept on local disk; -2 means retention.ms.", [syn("log.local.retention.ms")]),
-    topic!("max.compaction.lag.ms", Long, Some(LONG_MAX), Range(1, i64::MAX),
-        "Longest time a record may stay uncompacted.", [syn("log.cleaner.max.compaction.lag.ms")]),
-    topic!("max.message.bytes", Int, Some("1048588"), Range(0, I32),
-        "Largest record batch (after compression) the topic accepts.", [syn("message.max.bytes")]),
-    topic!("message.timestamp.after.max.ms", Long, Some(LONG_MAX), Range(0, i64::MAX),
-        "How far in the future a CreateTime timestamp may be.", [syn("log.message.timestamp.after.max.ms")]),
-    topic!("message.timestamp.before.max.ms", Long, Some(LONG_MAX), Range(0, i64::MAX),
-        "How far in the past a CreateTime timestamp may be.", [syn("log.message.timestamp.before.max.ms")]),
-    topic!("message.timestamp.type", String, Some("CreateTime"), OneOf(TIMESTAMP_TYPES),
+        [syn("compression.type")]
+    ),
+    topic!(
+        "compression.zstd.level",
+        Int,
+        Some("3"),
+        Range(-131_072, 22),
+        "Compression level when compression.type is zstd.",
+        [syn("compression.zstd.level")]
+    ),
+    topic!(
+        "delete.retention.ms",
+        Long,
+        Some("86400000"),
+        Range(0, i64::MAX),
+        "How long tombstones are kept on compacted topics, so consumers can see the delete.",
+        [syn("log.cleaner.delete.retention.ms")]
+    ),
+    topic!(
+        "file.delete.delay.ms",
+        Long,
+        Some("60000"),
+        Range(0, i64::MAX),
+        "Delay before a deleted segment's files are removed.",
+        [syn("log.segment.delete.delay.ms")]
+    ),
+    topic!(
+        "flush.messages",
+        Long,
+        Some(LONG_MAX),
+        Range(1, i64::MAX),
+        "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).",
+        [syn("log.flush.interval.messages")]
+    ),
+    topic!(
+        "flush.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).",
+        [syn("log.flush.interval.ms")]
+    ),
+    topic!(
+        "follower.replication.throttled.replicas",
+        List,
+        Some(""),
+        Any,
+        "Replicas throttled on the follower side during reassignment: partition:broker pairs or *.",
+        [syn("follower.replication.throttled.replicas")]
+    ),
+    topic!(
+        "index.interval.bytes",
+        Int,
+        Some("4096"),
+        Range(0, I32),
+        "Bytes of log between two offset-index entries.",
+        [syn("log.index.interval.bytes")]
+    ),
+    topic!(
+        "leader.replication.throttled.replicas",
+        List,
+        Some(""),
+        Any,
+        "Replicas throttled on the leader side during reassignment: partition:broker pairs or *.",
+        [syn("leader.replication.throttled.replicas")]
+    ),
+    topic!(
+        "local.retention.bytes",
+        Long,
+        Some("-2"),
+        Range(-2, i64::MAX),
+        "With tiered storage, bytes kept on local disk; -2 means retention.bytes.",
+        [syn("log.local.retention.bytes")]
+    ),
+    topic!(
+        "local.retention.ms",
+        Long,
+        Some("-2"),
+        Range(-2, i64::MAX),
+        "With tiered storage, time kept on local disk; -2 means retention.ms.",
+        [syn("log.local.retention.ms")]
+    ),
+    topic!(
+        "max.compaction.lag.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(1, i64::MAX),
+        "Longest time a record may stay uncompacted.",
+        [syn("log.cleaner.max.compaction.lag.ms")]
+    ),
+    topic!(
+        "max.message.bytes",
+        Int,
+        Some("1048588"),
+        Range(0, I32),
+        "Largest record batch (after compression) the topic accepts.",
+        [syn("message.max.bytes")]
+    ),
+    topic!(
+        "message.timestamp.after.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "How far in the future a CreateTime timestamp may be.",
+        [syn("log.message.timestamp.after.max.ms")]
+    ),
+    topic!(
+        "message.timestamp.before.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "How far in the past a CreateTime timestamp may be.",
+        [syn("log.message.timestamp.before.max.ms")]
+    ),
+    topic!(
+        "message.timestamp.type",
+        String,
+        Some("CreateTime"),
+        OneOf(TIMESTAMP_TYPES),
         "Whether record timestamps are the producer's (CreateTime) or the broker's append time (LogAppendTime).",
-        [syn("log.message.timestamp.type")]),
-    topic!("min.cleanable.dirty.ratio", Double, Some("0.5"), DoubleRange(0.0, 1.0),
-        "Share of the log that must be uncompacted before the cleaner runs.", [syn("log.cleaner.min.cleanable.ratio")]),
-    topic!("min.compaction.lag.ms", Long, Some("0"), Range(0, i64::MAX),
-        "Shortest time a record stays uncompacted.", [syn("log.cleaner.min.compaction.lag.ms")]),
-    topic!("min.insync.replicas", Int, Some("1"), Range(1, I32),
-        "Replicas that must hold a record before an acks=all produce succeeds.", [syn("min.insync.replicas")]),
-    topic!("preallocate", Boolean, Some("false"), Any, "Accepted for compatibility; segments are not preallocated.", [syn("log.preallocate")]),
-    topic!("remote.log.copy.disable", Boolean, Some("false"), Any, "Stop copying segments to tiered storage.", []),
-    topic!("remote.log.delete.on.disable", Boolean, Some("false"), Any, "Delete tiered data when tiering is disabled.", []),
-    topic!("remote.storage.enable", Boolean, Some("false"), Any, "Offload closed segments to tiered storage.", []),
-    topic!("retention.bytes", Long, Some("-1"), Any,
-        "Largest size of a partition before old segments are deleted; -1 means no limit.", [syn("log.retention.bytes")]),
-    topic!("retention.ms", Long, Some("604800000"), Range(-1, i64::MAX),
+        [syn("log.message.timestamp.type")]
+    ),
+    topic!(
+        "min.cleanable.dirty.ratio",
+        Double,
+        Some("0.5"),
+        DoubleRange(0.0, 1.0),
+        "Share of the log that must be uncompacted before the cleaner runs.",
+        [syn("log.cleaner.min.cleanable.ratio")]
+    ),
+    topic!(
+        "min.compaction.lag.ms",
+        Long,
+        Some("0"),
+        Range(0, i64::MAX),
+        "Shortest time a record stays uncompacted.",
+        [syn("log.cleaner.min.compaction.lag.ms")]
+    ),
+    topic!(
+        "min.insync.replicas",
+        Int,
+        Some("1"),
+        Range(1, I32),
+        "Replicas that must hold a record before an acks=all produce succeeds.",
+        [syn("min.insync.replicas")]
+    ),
+    topic!(
+        "preallocate",
+        Boolean,
+        Some("false"),
+        Any,
+        "Accepted for compatibility; segments are not preallocated.",
+        [syn("log.preallocate")]
+    ),
+    topic!(
+        "remote.log.copy.disable",
+        Boolean,
+        Some("false"),
+        Any,
+        "Stop copying segments to tiered storage.",
+        []
+    ),
+    topic!(
+        "remote.log.delete.on.disable",
+        Boolean,
+        Some("false"),
+        Any,
+        "Delete tiered data when tiering is disabled.",
+        []
+    ),
+    topic!(
+        "remote.storage.enable",
+        Boolean,
+        Some("false"),
+        Any,
+        "Offload closed segments to tiered storage.",
+        []
+    ),
+    topic!(
+        "retention.bytes",
+        Long,
+        Some("-1"),
+        Any,
+        "Largest size of a partition before old segments are deleted; -1 means no limit.",
+        [syn("log.retention.bytes")]
+    ),
+    topic!(
+        "retention.ms",
+        Long,
+        Some("604800000"),
+        Range(-1, i64::MAX),
         "How long segments are kept before deletion; -1 means forever.",
-        [syn("log.retention.ms"), Synonym { key: "log.retention.minutes", scale: MS_PER_MINUTE }, Synonym { key: "log.retention.hours", scale: MS_PER_HOUR }]),
-    topic!("segment.bytes", Int, Some("1073741824"), Range(14, I32),
-        "Size at which the active segment is rolled.", [syn("log.segment.bytes")]),
-    topic!("segment.index.bytes", Int, Some("10485760"), Range(4, I32), "Largest offset index of a segment.", [syn("log.index.size.max.bytes")]),
-    topic!("segment.jitter.ms", Long, Some("0"), Range(0, i64::MAX), "Random jitter subtracted from segment.ms.",
-        [syn("log.roll.jitter.ms"), Synonym { key: "log.roll.jitter.hours", scale: MS_PER_HOUR }]),
-    topic!("segment.ms", Long, Some("604800000"), Range(1, i64::MAX),
+        [
+            syn("log.retention.ms"),
+            Synonym {
+                key: "log.retention.minutes",
+                scale: MS_PER_MINUTE
+            },
+            Synonym {
+                key: "log.retention.hours",
+                scale: MS_PER_HOUR
+            }
+        ]
+    ),
+    topic!(
+        "segment.bytes",
+        Int,
+        Some("1073741824"),
+        Range(14, I32),
+        "Size at which the active segment is rolled.",
+        [syn("log.segment.bytes")]
+    ),
+    topic!(
+        "segment.index.bytes",
+        Int,
+        Some("10485760"),
+        Range(4, I32),
+        "Largest offset index of a segment.",
+        [syn("log.index.size.max.bytes")]
+    ),
+    topic!(
+        "segment.jitter.ms",
+        Long,
+        Some("0"),
+        Range(0, i64::MAX),
+        "Random jitter subtracted from segment.ms.",
+        [
+            syn("log.roll.jitter.ms"),
+            Synonym {
+                key: "log.roll.jitter.hours",
+                scale: MS_PER_HOUR
+            }
+        ]
+    ),
+    topic!(
+        "segment.ms",
+        Long,
+        Some("604800000"),
+        Range(1, i64::MAX),
         "Age at which the active segment is rolled even if not full.",
-        [syn("log.roll.ms"), Synonym { key: "log.roll.hours", scale: MS_PER_HOUR }]),
-    topic!("unclean.leader.election.enable", Boolean, Some("false"), Any,
-        "Allow an out-of-sync replica to become leader (may lose acknowledged data).", [syn("unclean.leader.election.enable")]),
+        [
+            syn("log.roll.ms"),
+            Synonym {
+                key: "log.roll.hours",
+                scale: MS_PER_HOUR
+            }
+        ]
+    ),
+    topic!(
+        "unclean.leader.election.enable",
+        Boolean,
+        Some("false"),
+        Any,
+        "Allow an out-of-sync replica to become leader (may lose acknowledged data).",
+        [syn("unclean.leader.election.enable")]
+    ),
 ];
 
 /// Topic keys accepted and stored but not listed unless set (removed in Kafka 4.0).
 pub const LEGACY_TOPIC_CONFIGS: &[ConfigDef] = &[
-    def("message.format.version", String, Some("3.0-IV1"), Any, "Ignored; only message format v2 exists."),
-    def("message.downconversion.enable", Boolean, Some("true"), Any, "Ignored; down-conversion is not needed."),
-    def("message.timestamp.difference.max.ms", Long, Some(LONG_MAX), Range(0, i64::MAX), "Ignored; use message.timestamp.before/after.max.ms."),
+    def(
+        "message.format.version",
+        String,
+        Some("3.0-IV1"),
+        Any,
+        "Ignored; only message format v2 exists.",
+    ),
+    def(
+        "message.downconversion.enable",
+        Boolean,
+        Some("true"),
+        Any,
+        "Ignored; down-conversion is not needed.",
+    ),
+    def(
+        "message.timestamp.difference.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Ignored; use message.timestamp.before/after.max.ms.",
+    ),
 ];
 
 macro_rules! broker {
@@ -141,7 +400,10 @@ macro_rules! broker {
         def($name, $ty, $default, Any, $doc)
     };
     ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal, dynamic) => {
-        ConfigDef { dynamic: true, ..def($name, $ty, $default, $validator, $doc) }
+        ConfigDef {
+            dynamic: true,
+            ..def($name, $ty, $default, $validator, $doc)
+        }
     };
 }
 
@@ -149,77 +411,473 @@ macro_rules! broker {
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("node.id", Int, Some("1"), "This broker's id."),
     broker!("broker.id", Int, None, "Older name of node.id."),
-    broker!("broker.rack", String, None, "Rack of this broker, reported in Metadata."),
-    broker!("listeners", List, Some("PLAINTEXT://127.0.0.1:9092"), "Addresses the broker listens on: NAME://host:port, comma separated."),
-    broker!("advertised.listeners", List, None, "Addresses given to clients, per listener name; defaults to listeners."),
-    broker!("listener.security.protocol.map", String, Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), "Security protocol of each listener name."),
-    broker!("inter.broker.listener.name", String, None, "Listener used between brokers."),
-    broker!("controller.listener.names", List, None, "Listeners of the metadata quorum; not served as Kafka listeners."),
-    broker!("process.roles", List, None, "Accepted for compatibility: every Tributary node is broker and controller."),
-    broker!("controller.quorum.voters", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("controller.quorum.bootstrap.servers", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("log.dirs", List, None, "Data directory (the first is used)."),
-    broker!("log.dir", String, Some("/tmp/kraft-combined-logs"), "Data directory when log.dirs is not set."),
-    broker!("num.partitions", Int, Some("1"), "Partitions of an auto-created topic or a CreateTopics with num_partitions -1."),
-    broker!("default.replication.factor", Short, Some("1"), "Replication factor of an auto-created topic."),
-    broker!("auto.create.topics.enable", Boolean, Some("true"), "Create unknown topics on Metadata or Produce."),
-    broker!("delete.topic.enable", Boolean, Some("true"), "Allow DeleteTopics."),
-    broker!("socket.request.max.bytes", Int, Some("104857600"), "Largest request the broker reads; larger requests close the connection."),
-    broker!("socket.send.buffer.bytes", Int, Some("102400"), "Accepted for compatibility."),
-    broker!("socket.receive.buffer.bytes", Int, Some("102400"), "Accepted for compatibility."),
-    broker!("num.network.threads", Int, Some("3"), "Accepted for compatibility; Tributary sizes its runtime to the machine."),
-    broker!("num.io.threads", Int, Some("8"), "Accepted for compatibility; Tributary sizes its runtime to the machine."),
-    broker!("num.recovery.threads.per.data.dir", Int, Some("1"), "Accepted for compatibility."),
-    broker!("log.retention.check.interval.ms", Long, Some("300000"), "How often retention runs."),
-    broker!("connections.max.idle.ms", Long, Some("600000"), "Idle connections are closed after this long."),
-    broker!("producer.id.expiration.ms", Int, Some("86400000"), "Idle producer ids are forgotten after this long."),
-    broker!("offsets.topic.num.partitions", Int, Some("50"), "Partitions of __consumer_offsets."),
-    broker!("offsets.topic.replication.factor", Short, Some("3"), "Replication factor of __consumer_offsets."),
-    broker!("transaction.state.log.num.partitions", Int, Some("50"), "Partitions of __transaction_state."),
-    broker!("transaction.state.log.replication.factor", Short, Some("3"), "Replication factor of __transaction_state."),
-    broker!("transaction.state.log.min.isr", Int, Some("2"), "min.insync.replicas of __transaction_state."),
-    broker!("group.initial.rebalance.delay.ms", Int, Some("3000"), "Delay of a new group's first rebalance."),
-    broker!("log.cleaner.enable", Boolean, Some("true"), "Run the log cleaner for compacted topics."),
+    broker!(
+        "broker.rack",
+        String,
+        None,
+        "Rack of this broker, reported in Metadata."
+    ),
+    broker!(
+        "listeners",
+        List,
+        Some("PLAINTEXT://127.0.0.1:9092"),
+        "Addresses the broker listens on: NAME://host:port, comma separated."
+    ),
+    broker!(
+        "advertised.listeners",
+        List,
+        None,
+        "Addresses given to clients, per listener name; defaults to listeners."
+    ),
+    broker!(
+        "listener.security.protocol.map",
+        String,
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+        "Security protocol of each listener name."
+    ),
+    broker!(
+        "inter.broker.listener.name",
+        String,
+        None,
+        "Listener used between brokers."
+    ),
+    broker!(
+        "controller.listener.names",
+        List,
+        None,
+        "Listeners of the metadata quorum; not served as Kafka listeners."
+    ),
+    broker!(
+        "process.roles",
+        List,
+        None,
+        "Accepted for compatibility: every Tributary node is broker and controller."
+    ),
+    broker!(
+        "controller.quorum.voters",
+        List,
+        None,
+        "Accepted for compatibility with KRaft configs."
+    ),
+    broker!(
+        "controller.quorum.bootstrap.servers",
+        List,
+        None,
+        "Accepted for compatibility with KRaft configs."
+    ),
+    broker!(
+        "log.dirs",
+        List,
+        None,
+        "Data directory (the first is used)."
+    ),
+    broker!(
+        "log.dir",
+        String,
+        Some("/tmp/kraft-combined-logs"),
+        "Data directory when log.dirs is not set."
+    ),
+    broker!(
+        "num.partitions",
+        Int,
+        Some("1"),
+        "Partitions of an auto-created topic or a CreateTopics with num_partitions -1."
+    ),
+    broker!(
+        "default.replication.factor",
+        Short,
+        Some("1"),
+        "Replication factor of an auto-created topic."
+    ),
+    broker!(
+        "auto.create.topics.enable",
+        Boolean,
+        Some("true"),
+        "Create unknown topics on Metadata or Produce."
+    ),
+    broker!(
+        "delete.topic.enable",
+        Boolean,
+        Some("true"),
+        "Allow DeleteTopics."
+    ),
+    broker!(
+        "socket.request.max.bytes",
+        Int,
+        Some("104857600"),
+        "Largest request the broker reads; larger requests close the connection."
+    ),
+    broker!(
+        "socket.send.buffer.bytes",
+        Int,
+        Some("102400"),
+        "Accepted for compatibility."
+    ),
+    broker!(
+        "socket.receive.buffer.bytes",
+        Int,
+        Some("102400"),
+        "Accepted for compatibility."
+    ),
+    broker!(
+        "num.network.threads",
+        Int,
+        Some("3"),
+        "Accepted for compatibility; Tributary sizes its runtime to the machine."
+    ),
+    broker!(
+        "num.io.threads",
+        Int,
+        Some("8"),
+        "Accepted for compatibility; Tributary sizes its runtime to the machine."
+    ),
+    broker!(
+        "num.recovery.threads.per.data.dir",
+        Int,
+        Some("1"),
+        "Accepted for compatibility."
+    ),
+    broker!(
+        "log.retention.check.interval.ms",
+        Long,
+        Some("300000"),
+        "How often retention runs."
+    ),
+    broker!(
+        "connections.max.idle.ms",
+        Long,
+        Some("600000"),
+        "Idle connections are closed after this long."
+    ),
+    broker!(
+        "producer.id.expiration.ms",
+        Int,
+        Some("86400000"),
+        "Idle producer ids are forgotten after this long."
+    ),
+    broker!(
+        "offsets.topic.num.partitions",
+        Int,
+        Some("50"),
+        "Partitions of __consumer_offsets."
+    ),
+    broker!(
+        "offsets.topic.replication.factor",
+        Short,
+        Some("3"),
+        "Replication factor of __consumer_offsets."
+    ),
+    broker!(
+        "transaction.state.log.num.partitions",
+        Int,
+        Some("50"),
+        "Partitions of __transaction_state."
+    ),
+    broker!(
+        "transaction.state.log.replication.factor",
+        Short,
+        Some("3"),
+        "Replication factor of __transaction_state."
+    ),
+    broker!(
+        "transaction.state.log.min.isr",
+        Int,
+        Some("2"),
+        "min.insync.replicas of __transaction_state."
+    ),
+    broker!(
+        "group.initial.rebalance.delay.ms",
+        Int,
+        Some("3000"),
+        "Delay of a new group's first rebalance."
+    ),
+    broker!(
+        "log.cleaner.enable",
+        Boolean,
+        Some("true"),
+        "Run the log cleaner for compacted topics."
+    ),
     // Topic-config synonyms: cluster-wide defaults, changeable at runtime.
-    broker!("log.cleanup.policy", List, Some("delete"), ListOf(CLEANUP_POLICIES), "Default cleanup.policy.", dynamic),
-    broker!("compression.type", String, Some("producer"), OneOf(COMPRESSION_TYPES), "Default compression.type.", dynamic),
-    broker!("compression.gzip.level", Int, Some("-1"), RangeOr(1, 9, -1), "Default compression.gzip.level.", dynamic),
-    broker!("compression.lz4.level", Int, Some("9"), Range(1, 17), "Default compression.lz4.level.", dynamic),
-    broker!("compression.zstd.level", Int, Some("3"), Range(-131_072, 22), "Default compression.zstd.level.", dynamic),
-    broker!("log.cleaner.delete.retention.ms", Long, Some("86400000"), Range(0, i64::MAX), "Default delete.retention.ms.", dynamic),
-    broker!("log.segment.delete.delay.ms", Long, Some("60000"), Range(0, i64::MAX), "Default file.delete.delay.ms.", dynamic),
-    broker!("log.flush.interval.messages", Long, Some(LONG_MAX), Range(1, i64::MAX), "Default flush.messages.", dynamic),
-    broker!("log.flush.interval.ms", Long, None, Range(0, i64::MAX), "Default flush.ms.", dynamic),
-    broker!("log.index.interval.bytes", Int, Some("4096"), Range(0, I32), "Default index.interval.bytes.", dynamic),
-    broker!("log.index.size.max.bytes", Int, Some("10485760"), Range(4, I32), "Default segment.index.bytes.", dynamic),
-    broker!("log.local.retention.bytes", Long, Some("-2"), Range(-2, i64::MAX), "Default local.retention.bytes.", dynamic),
-    broker!("log.local.retention.ms", Long, Some("-2"), Range(-2, i64::MAX), "Default local.retention.ms.", dynamic),
-    broker!("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX), Range(1, i64::MAX), "Default max.compaction.lag.ms.", dynamic),
-    broker!("message.max.bytes", Int, Some("1048588"), Range(0, I32), "Default max.message.bytes.", dynamic),
-    broker!("log.message.timestamp.after.max.ms", Long, Some(LONG_MAX), Range(0, i64::MAX), "Default message.timestamp.after.max.ms.", dynamic),
-    broker!("log.message.timestamp.before.max.ms", Long, Some(LONG_MAX), Range(0, i64::MAX), "Default message.timestamp.before.max.ms.", dynamic),
-    broker!("log.message.timestamp.type", String, Some("CreateTime"), OneOf(TIMESTAMP_TYPES), "Default message.timestamp.type.", dynamic),
-    broker!("log.cleaner.min.cleanable.ratio", Double, Some("0.5"), DoubleRange(0.0, 1.0), "Default min.cleanable.dirty.ratio.", dynamic),
-    broker!("log.cleaner.min.compaction.lag.ms", Long, Some("0"), Range(0, i64::MAX), "Default min.compaction.lag.ms.", dynamic),
-    broker!("min.insync.replicas", Int, Some("1"), Range(1, I32), "Default min.insync.replicas.", dynamic),
-    broker!("log.preallocate", Boolean, Some("false"), Any, "Default preallocate.", dynamic),
-    broker!("log.retention.bytes", Long, Some("-1"), Any, "Default retention.bytes.", dynamic),
-    broker!("log.retention.ms", Long, None, Range(-1, i64::MAX), "Default retention.ms; overrides log.retention.minutes and log.retention.hours.", dynamic),
-    broker!("log.retention.minutes", Int, None, Range(-1, I32), "Default retention in minutes; overrides log.retention.hours.", dynamic),
-    broker!("log.retention.hours", Int, Some("168"), Range(-1, I32), "Default retention in hours.", dynamic),
-    broker!("log.segment.bytes", Int, Some("1073741824"), Range(14, I32), "Default segment.bytes.", dynamic),
-    broker!("log.roll.jitter.ms", Long, None, Range(0, i64::MAX), "Default segment.jitter.ms.", dynamic),
-    broker!("log.roll.jitter.hours", Int, Some("0"), Range(0, I32), "Default segment jitter in hours.", dynamic),
-    broker!("log.roll.ms", Long, None, Range(1, i64::MAX), "Default segment.ms; overrides log.roll.hours.", dynamic),
-    broker!("log.roll.hours", Int, Some("168"), Range(1, I32), "Default segment roll age in hours.", dynamic),
-    broker!("unclean.leader.election.enable", Boolean, Some("false"), Any, "Default unclean.leader.election.enable.", dynamic),
-    broker!("leader.replication.throttled.replicas", List, Some(""), Any, "Default leader.replication.throttled.replicas.", dynamic),
-    broker!("follower.replication.throttled.replicas", List, Some(""), Any, "Default follower.replication.throttled.replicas.", dynamic),
+    broker!(
+        "log.cleanup.policy",
+        List,
+        Some("delete"),
+        ListOf(CLEANUP_POLICIES),
+        "Default cleanup.policy.",
+        dynamic
+    ),
+    broker!(
+        "compression.type",
+        String,
+        Some("producer"),
+        OneOf(COMPRESSION_TYPES),
+        "Default compression.type.",
+        dynamic
+    ),
+    broker!(
+        "compression.gzip.level",
+        Int,
+        Some("-1"),
+        RangeOr(1, 9, -1),
+        "Default compression.gzip.level.",
+        dynamic
+    ),
+    broker!(
+        "compression.lz4.level",
+        Int,
+        Some("9"),
+        Range(1, 17),
+        "Default compression.lz4.level.",
+        dynamic
+    ),
+    broker!(
+        "compression.zstd.level",
+        Int,
+        Some("3"),
+        Range(-131_072, 22),
+        "Default compression.zstd.level.",
+        dynamic
+    ),
+    broker!(
+        "log.cleaner.delete.retention.ms",
+        Long,
+        Some("86400000"),
+        Range(0, i64::MAX),
+        "Default delete.retention.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.segment.delete.delay.ms",
+        Long,
+        Some("60000"),
+        Range(0, i64::MAX),
+        "Default file.delete.delay.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.flush.interval.messages",
+        Long,
+        Some(LONG_MAX),
+        Range(1, i64::MAX),
+        "Default flush.messages.",
+        dynamic
+    ),
+    broker!(
+        "log.flush.interval.ms",
+        Long,
+        None,
+        Range(0, i64::MAX),
+        "Default flush.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.index.interval.bytes",
+        Int,
+        Some("4096"),
+        Range(0, I32),
+        "Default index.interval.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.index.size.max.bytes",
+        Int,
+        Some("10485760"),
+        Range(4, I32),
+        "Default segment.index.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.local.retention.bytes",
+        Long,
+        Some("-2"),
+        Range(-2, i64::MAX),
+        "Default local.retention.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.local.retention.ms",
+        Long,
+        Some("-2"),
+        Range(-2, i64::MAX),
+        "Default local.retention.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(1, i64::MAX),
+        "Default max.compaction.lag.ms.",
+        dynamic
+    ),
+    broker!(
+        "message.max.bytes",
+        Int,
+        Some("1048588"),
+        Range(0, I32),
+        "Default max.message.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.message.timestamp.after.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Default message.timestamp.after.max.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.message.timestamp.before.max.ms",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Default message.timestamp.before.max.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.message.timestamp.type",
+        String,
+        Some("CreateTime"),
+        OneOf(TIMESTAMP_TYPES),
+        "Default message.timestamp.type.",
+        dynamic
+    ),
+    broker!(
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+        Some("0.5"),
+        DoubleRange(0.0, 1.0),
+        "Default min.cleanable.dirty.ratio.",
+        dynamic
+    ),
+    broker!(
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        Some("0"),
+        Range(0, i64::MAX),
+        "Default min.compaction.lag.ms.",
+        dynamic
+    ),
+    broker!(
+        "min.insync.replicas",
+        Int,
+        Some("1"),
+        Range(1, I32),
+        "Default min.insync.replicas.",
+        dynamic
+    ),
+    broker!(
+        "log.preallocate",
+        Boolean,
+        Some("false"),
+        Any,
+        "Default preallocate.",
+        dynamic
+    ),
+    broker!(
+        "log.retention.bytes",
+        Long,
+        Some("-1"),
+        Any,
+        "Default retention.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.retention.ms",
+        Long,
+        None,
+        Range(-1, i64::MAX),
+        "Default retention.ms; overrides log.retention.minutes and log.retention.hours.",
+        dynamic
+    ),
+    broker!(
+        "log.retention.minutes",
+        Int,
+        None,
+        Range(-1, I32),
+        "Default retention in minutes; overrides log.retention.hours.",
+        dynamic
+    ),
+    broker!(
+        "log.retention.hours",
+        Int,
+        Some("168"),
+        Range(-1, I32),
+        "Default retention in hours.",
+        dynamic
+    ),
+    broker!(
+        "log.segment.bytes",
+        Int,
+        Some("1073741824"),
+        Range(14, I32),
+        "Default segment.bytes.",
+        dynamic
+    ),
+    broker!(
+        "log.roll.jitter.ms",
+        Long,
+        None,
+        Range(0, i64::MAX),
+        "Default segment.jitter.ms.",
+        dynamic
+    ),
+    broker!(
+        "log.roll.jitter.hours",
+        Int,
+        Some("0"),
+        Range(0, I32),
+        "Default segment jitter in hours.",
+        dynamic
+    ),
+    broker!(
+        "log.roll.ms",
+        Long,
+        None,
+        Range(1, i64::MAX),
+        "Default segment.ms; overrides log.roll.hours.",
+        dynamic
+    ),
+    broker!(
+        "log.roll.hours",
+        Int,
+        Some("168"),
+        Range(1, I32),
+        "Default segment roll age in hours.",
+        dynamic
+    ),
+    broker!(
+        "unclean.leader.election.enable",
+        Boolean,
+        Some("false"),
+        Any,
+        "Default unclean.leader.election.enable.",
+        dynamic
+    ),
+    broker!(
+        "leader.replication.throttled.replicas",
+        List,
+        Some(""),
+        Any,
+        "Default leader.replication.throttled.replicas.",
+        dynamic
+    ),
+    broker!(
+        "follower.replication.throttled.replicas",
+        List,
+        Some(""),
+        Any,
+        "Default follower.replication.throttled.replicas.",
+        dynamic
+    ),
 ];
 
 /// Looks up a topic config (current or legacy).
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
-    TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).find(|d| d.name == name)
+    TOPIC_CONFIGS
+        .iter()
+        .chain(LEGACY_TOPIC_CONFIGS)
+        .find(|d| d.name == name)
 }
 
 /// Looks up a broker config.
@@ -234,12 +892,17 @@ mod tests {
 
     #[test]
     fn defaults_pass_their_own_validation() {
-        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(BROKER_CONFIGS) {
+        for d in TOPIC_CONFIGS
+            .iter()
+            .chain(LEGACY_TOPIC_CONFIGS)
+            .chain(BROKER_CONFIGS)
+        {
             if let Some(v) = d.default {
                 if d.ty == ConfigType::List && v.is_empty() {
                     continue;
                 }
-                validate(d.name, d.ty, d.validator, v).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+                validate(d.name, d.ty, d.validator, v)
+                    .unwrap_or_else(|e| panic!("{}: {e}", d.name));
             }
         }
     }

@@ -56,7 +56,10 @@ mod tests {
     fn round_trip_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
-        let c = Checkpoint { recovery_point: 42, log_start_offset: 7 };
+        let c = Checkpoint {
+            recovery_point: 42,
+            log_start_offset: 7,
+        };
         c.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), c);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").expect("write");

@@ -20,12 +20,22 @@ pub struct SupportedApi {
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
-    SupportedApi { key, min, min_decodable: min, max }
+    SupportedApi {
+        key,
+        min,
+        min_decodable: min,
+        max,
+    }
 }
 
 /// The APIs of the broker core (CONTRACT A.3.1, R1 subset).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
+    SupportedApi {
+        key: ApiKey::Produce,
+        min: 0,
+        min_decodable: 3,
+        max: 12,
+    },
     api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),

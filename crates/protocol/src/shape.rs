@@ -34,9 +34,15 @@ impl std::fmt::Display for ShapeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ShapeError::Truncated(what) => write!(f, "request ends inside {what}"),
-            ShapeError::BadLength(what, n) => write!(f, "{what} length {n} is invalid for the bytes present"),
-            ShapeError::TooManyElements(max) => write!(f, "request holds more than {max} array elements"),
-            ShapeError::TaggedFieldSize(tag) => write!(f, "tagged field {tag} does not match its declared size"),
+            ShapeError::BadLength(what, n) => {
+                write!(f, "{what} length {n} is invalid for the bytes present")
+            }
+            ShapeError::TooManyElements(max) => {
+                write!(f, "request holds more than {max} array elements")
+            }
+            ShapeError::TaggedFieldSize(tag) => {
+                write!(f, "tagged field {tag} does not match its declared size")
+            }
             ShapeError::UnknownApi(key) => write!(f, "no request layout for api key {key}"),
         }
     }
@@ -76,7 +82,12 @@ struct F {
 const MAX: i16 = i16::MAX;
 
 const fn f(ty: Ty, min: i16, max: i16) -> F {
-    F { ty, min, max, tag: -1 }
+    F {
+        ty,
+        min,
+        max,
+        tag: -1,
+    }
 }
 
 const fn tagged(tag: i32, ty: Ty, min: i16, max: i16) -> F {
@@ -96,12 +107,26 @@ const API_VERSIONS: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX)];
 
 // ---- Metadata (3), flexible from 9
 const METADATA_TOPIC: &[F] = &[f(Uuid, 10, MAX), f(Str, 0, MAX)];
-const METADATA: &[F] = &[f(Arr(METADATA_TOPIC), 0, MAX), f(Bool, 4, MAX), f(Bool, 8, 10), f(Bool, 8, MAX)];
+const METADATA: &[F] = &[
+    f(Arr(METADATA_TOPIC), 0, MAX),
+    f(Bool, 4, MAX),
+    f(Bool, 8, 10),
+    f(Bool, 8, MAX),
+];
 
 // ---- Produce (0), flexible from 9
 const PRODUCE_PARTITION: &[F] = &[f(I32, 0, MAX), f(Bytes, 0, MAX)];
-const PRODUCE_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(PRODUCE_PARTITION), 0, MAX)];
-const PRODUCE: &[F] = &[f(Str, 3, MAX), f(I16, 0, MAX), f(I32, 0, MAX), f(Arr(PRODUCE_TOPIC), 0, MAX)];
+const PRODUCE_TOPIC: &[F] = &[
+    f(Str, 0, 12),
+    f(Uuid, 13, MAX),
+    f(Arr(PRODUCE_PARTITION), 0, MAX),
+];
+const PRODUCE: &[F] = &[
+    f(Str, 3, MAX),
+    f(I16, 0, MAX),
+    f(I32, 0, MAX),
+    f(Arr(PRODUCE_TOPIC), 0, MAX),
+];
 
 // ---- Fetch (1), flexible from 12
 const FETCH_PARTITION: &[F] = &[
@@ -114,7 +139,11 @@ const FETCH_PARTITION: &[F] = &[
     tagged(0, Uuid, 17, MAX),
     tagged(1, I64, 18, MAX),
 ];
-const FETCH_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(FETCH_PARTITION), 0, MAX)];
+const FETCH_TOPIC: &[F] = &[
+    f(Str, 0, 12),
+    f(Uuid, 13, MAX),
+    f(Arr(FETCH_PARTITION), 0, MAX),
+];
 const FETCH_FORGOTTEN: &[F] = &[f(Str, 7, 12), f(Uuid, 13, MAX), f(PrimArr(&I32), 7, MAX)];
 const FETCH_REPLICA_STATE: &[F] = &[f(I32, 15, MAX), f(I64, 15, MAX)];
 const FETCH: &[F] = &[
@@ -133,17 +162,34 @@ const FETCH: &[F] = &[
 ];
 
 // ---- ListOffsets (2), flexible from 6
-const LIST_OFFSETS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I32, 4, MAX), f(I64, 0, MAX), f(I32, 0, 0)];
+const LIST_OFFSETS_PARTITION: &[F] =
+    &[f(I32, 0, MAX), f(I32, 4, MAX), f(I64, 0, MAX), f(I32, 0, 0)];
 const LIST_OFFSETS_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(LIST_OFFSETS_PARTITION), 0, MAX)];
-const LIST_OFFSETS: &[F] = &[f(I32, 0, MAX), f(I8, 2, MAX), f(Arr(LIST_OFFSETS_TOPIC), 0, MAX), f(I32, 10, MAX)];
+const LIST_OFFSETS: &[F] = &[
+    f(I32, 0, MAX),
+    f(I8, 2, MAX),
+    f(Arr(LIST_OFFSETS_TOPIC), 0, MAX),
+    f(I32, 10, MAX),
+];
 
 // ---- InitProducerId (22), flexible from 2
-const INIT_PRODUCER_ID: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(I64, 3, MAX), f(I16, 3, MAX)];
+const INIT_PRODUCER_ID: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(I64, 3, MAX),
+    f(I16, 3, MAX),
+];
 
 // ---- OffsetForLeaderEpoch (23), flexible from 4
 const OFFSET_FOR_LEADER_EPOCH_PARTITION: &[F] = &[f(I32, 0, MAX), f(I32, 2, MAX), f(I32, 0, MAX)];
-const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0, MAX)];
-const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(I32, 3, MAX), f(Arr(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0, MAX)];
+const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[F] = &[
+    f(Str, 0, MAX),
+    f(Arr(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0, MAX),
+];
+const OFFSET_FOR_LEADER_EPOCH: &[F] = &[
+    f(I32, 3, MAX),
+    f(Arr(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0, MAX),
+];
 
 // ---- CreateTopics (19), flexible from 5
 const CREATABLE_ASSIGNMENT: &[F] = &[f(I32, 0, MAX), f(PrimArr(&I32), 0, MAX)];
@@ -155,16 +201,32 @@ const CREATABLE_TOPIC: &[F] = &[
     f(Arr(CREATABLE_ASSIGNMENT), 0, MAX),
     f(Arr(CREATABLE_CONFIG), 0, MAX),
 ];
-const CREATE_TOPICS: &[F] = &[f(Arr(CREATABLE_TOPIC), 0, MAX), f(I32, 0, MAX), f(Bool, 1, MAX)];
+const CREATE_TOPICS: &[F] = &[
+    f(Arr(CREATABLE_TOPIC), 0, MAX),
+    f(I32, 0, MAX),
+    f(Bool, 1, MAX),
+];
 
 // ---- DeleteTopics (20), flexible from 4
 const DELETE_TOPIC_STATE: &[F] = &[f(Str, 6, MAX), f(Uuid, 6, MAX)];
-const DELETE_TOPICS: &[F] = &[f(Arr(DELETE_TOPIC_STATE), 6, MAX), f(PrimArr(&Str), 0, 5), f(I32, 0, MAX)];
+const DELETE_TOPICS: &[F] = &[
+    f(Arr(DELETE_TOPIC_STATE), 6, MAX),
+    f(PrimArr(&Str), 0, 5),
+    f(I32, 0, MAX),
+];
 
 // ---- CreatePartitions (37), flexible from 2
 const CREATE_PARTITIONS_ASSIGNMENT: &[F] = &[f(PrimArr(&I32), 0, MAX)];
-const CREATE_PARTITIONS_TOPIC: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Arr(CREATE_PARTITIONS_ASSIGNMENT), 0, MAX)];
-const CREATE_PARTITIONS: &[F] = &[f(Arr(CREATE_PARTITIONS_TOPIC), 0, MAX), f(I32, 0, MAX), f(Bool, 0, MAX)];
+const CREATE_PARTITIONS_TOPIC: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(Arr(CREATE_PARTITIONS_ASSIGNMENT), 0, MAX),
+];
+const CREATE_PARTITIONS: &[F] = &[
+    f(Arr(CREATE_PARTITIONS_TOPIC), 0, MAX),
+    f(I32, 0, MAX),
+    f(Bool, 0, MAX),
+];
 
 // ---- DeleteRecords (21), flexible from 2
 const DELETE_RECORDS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I64, 0, MAX)];
@@ -173,16 +235,28 @@ const DELETE_RECORDS: &[F] = &[f(Arr(DELETE_RECORDS_TOPIC), 0, MAX), f(I32, 0, M
 
 // ---- DescribeConfigs (32), flexible from 4
 const DESCRIBE_CONFIGS_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(PrimArr(&Str), 0, MAX)];
-const DESCRIBE_CONFIGS: &[F] = &[f(Arr(DESCRIBE_CONFIGS_RESOURCE), 0, MAX), f(Bool, 1, MAX), f(Bool, 3, MAX)];
+const DESCRIBE_CONFIGS: &[F] = &[
+    f(Arr(DESCRIBE_CONFIGS_RESOURCE), 0, MAX),
+    f(Bool, 1, MAX),
+    f(Bool, 3, MAX),
+];
 
 // ---- AlterConfigs (33), flexible from 2
 const ALTERABLE_CONFIG: &[F] = &[f(Str, 0, MAX), f(Str, 0, MAX)];
-const ALTER_CONFIGS_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(Arr(ALTERABLE_CONFIG), 0, MAX)];
+const ALTER_CONFIGS_RESOURCE: &[F] = &[
+    f(I8, 0, MAX),
+    f(Str, 0, MAX),
+    f(Arr(ALTERABLE_CONFIG), 0, MAX),
+];
 const ALTER_CONFIGS: &[F] = &[f(Arr(ALTER_CONFIGS_RESOURCE), 0, MAX), f(Bool, 0, MAX)];
 
 // ---- IncrementalAlterConfigs (44), flexible from 1
 const INCREMENTAL_CONFIG: &[F] = &[f(Str, 0, MAX), f(I8, 0, MAX), f(Str, 0, MAX)];
-const INCREMENTAL_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(Arr(INCREMENTAL_CONFIG), 0, MAX)];
+const INCREMENTAL_RESOURCE: &[F] = &[
+    f(I8, 0, MAX),
+    f(Str, 0, MAX),
+    f(Arr(INCREMENTAL_CONFIG), 0, MAX),
+];
 const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(Arr(INCREMENTAL_RESOURCE), 0, MAX), f(Bool, 0, MAX)];
 
 // ---- DescribeCluster (60), flexible from 0
@@ -219,9 +293,20 @@ pub fn is_flexible(api_key: ApiKey, version: i16) -> Option<bool> {
 /// Walks a request body of `api_key` at `version`, checking every length and
 /// count against the bytes present, with at most `elements_max` array
 /// elements in total. Bytes after the body are allowed (some clients send them).
-pub fn check_request(api_key: ApiKey, version: i16, body: &[u8], elements_max: usize) -> Result<(), ShapeError> {
+pub fn check_request(
+    api_key: ApiKey,
+    version: i16,
+    body: &[u8],
+    elements_max: usize,
+) -> Result<(), ShapeError> {
     let (fields, flexible_from) = layout(api_key).ok_or(ShapeError::UnknownApi(api_key as i16))?;
-    let mut walker = Walker { buf: body, version, flexible: version >= flexible_from, elements: 0, elements_max };
+    let mut walker = Walker {
+        buf: body,
+        version,
+        flexible: version >= flexible_from,
+        elements: 0,
+        elements_max,
+    };
     walker.walk_struct(fields)
 }
 
@@ -309,8 +394,13 @@ impl Walker<'_> {
         }
     }
 
-    fn array(&mut self, mut each: impl FnMut(&mut Self) -> Result<(), ShapeError>) -> Result<(), ShapeError> {
-        let Some(count) = self.length("an array", true)? else { return Ok(()) };
+    fn array(
+        &mut self,
+        mut each: impl FnMut(&mut Self) -> Result<(), ShapeError>,
+    ) -> Result<(), ShapeError> {
+        let Some(count) = self.length("an array", true)? else {
+            return Ok(());
+        };
         self.elements += count;
         if self.elements > self.elements_max {
             return Err(ShapeError::TooManyElements(self.elements_max));
@@ -336,7 +426,9 @@ impl Walker<'_> {
             if size > self.buf.len() {
                 return Err(ShapeError::BadLength("a tagged field", size as i64));
             }
-            let known = fields.iter().find(|f| f.tag >= 0 && f.tag as u32 == tag && f.present(self.version));
+            let known = fields
+                .iter()
+                .find(|f| f.tag >= 0 && f.tag as u32 == tag && f.present(self.version));
             match known {
                 Some(field) => {
                     let before = self.buf.len();

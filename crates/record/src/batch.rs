@@ -226,7 +226,10 @@ pub struct BatchIter<'a> {
 impl<'a> BatchIter<'a> {
     /// Starts iterating at the beginning of `bytes`.
     pub fn new(bytes: &'a [u8]) -> BatchIter<'a> {
-        BatchIter { rest: bytes, position: 0 }
+        BatchIter {
+            rest: bytes,
+            position: 0,
+        }
     }
 
     /// Byte position of the next batch within the original blob.
@@ -293,7 +296,10 @@ mod tests {
         set_partition_leader_epoch(&mut bytes, 7);
         assert!(crc_matches(&bytes));
         let h = BatchHeader::parse(&bytes).expect("valid header");
-        assert_eq!((h.base_offset, h.partition_leader_epoch, h.last_offset()), (42, 7, 43));
+        assert_eq!(
+            (h.base_offset, h.partition_leader_epoch, h.last_offset()),
+            (42, 7, 43)
+        );
     }
 
     #[test]
@@ -330,10 +336,16 @@ mod tests {
     fn rejects_old_magic_and_short_length() {
         let mut bytes = sample();
         bytes[16] = 1;
-        assert_eq!(BatchHeader::parse(&bytes), Err(BatchError::UnsupportedMagic(1)));
+        assert_eq!(
+            BatchHeader::parse(&bytes),
+            Err(BatchError::UnsupportedMagic(1))
+        );
         let mut bytes = sample();
         bytes[8..12].copy_from_slice(&10i32.to_be_bytes());
-        assert_eq!(BatchHeader::parse(&bytes), Err(BatchError::InvalidLength(10)));
+        assert_eq!(
+            BatchHeader::parse(&bytes),
+            Err(BatchError::InvalidLength(10))
+        );
     }
 
     #[test]

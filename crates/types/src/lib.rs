@@ -42,7 +42,11 @@ pub fn base64_url_no_pad(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -150,10 +154,19 @@ mod tests {
         assert!(validate_topic_name("orders.v1_x-y").is_ok());
         assert_eq!(validate_topic_name(""), Err(TopicNameError::Empty));
         assert_eq!(validate_topic_name(".."), Err(TopicNameError::Dots));
-        assert_eq!(validate_topic_name("a b"), Err(TopicNameError::IllegalCharacter(' ')));
+        assert_eq!(
+            validate_topic_name("a b"),
+            Err(TopicNameError::IllegalCharacter(' '))
+        );
         assert!(validate_topic_name(&"a".repeat(249)).is_ok());
-        assert_eq!(validate_topic_name(&"a".repeat(250)), Err(TopicNameError::TooLong(250)));
-        assert_eq!(validate_topic_name("é"), Err(TopicNameError::IllegalCharacter('é')));
+        assert_eq!(
+            validate_topic_name(&"a".repeat(250)),
+            Err(TopicNameError::TooLong(250))
+        );
+        assert_eq!(
+            validate_topic_name("é"),
+            Err(TopicNameError::IllegalCharacter('é'))
+        );
     }
 
     #[test]

@@ -5,12 +5,14 @@
 use super::*;
 use crate::apis::SUPPORTED_APIS;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::*;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use uuid::Uuid;
 
@@ -32,14 +34,17 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
     let mut buf = BytesMut::new();
     macro_rules! enc {
         ($req:expr) => {
-            $req.encode(&mut buf, v).unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
+            $req.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
         };
     }
     match api_key {
         ApiKey::ApiVersions => {
             let mut r = ApiVersionsRequest::default();
             if v >= 3 {
-                r = r.with_client_software_name(s("librdkafka")).with_client_software_version(s("2.16.1"));
+                r = r
+                    .with_client_software_name(s("librdkafka"))
+                    .with_client_software_version(s("2.16.1"));
                 r = r.with_unknown_tagged_field(42, Bytes::from_static(b"xyz"));
             }
             enc!(r)
@@ -65,21 +70,34 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             enc!(r)
         }
         ApiKey::Produce => {
-            let p = |i| PartitionProduceData::default().with_index(i).with_records(Some(Bytes::from_static(b"batch")));
+            let p = |i| {
+                PartitionProduceData::default()
+                    .with_index(i)
+                    .with_records(Some(Bytes::from_static(b"batch")))
+            };
             let t = |name| {
                 let mut t = TopicProduceData::default().with_partition_data(vec![p(0), p(1)]);
-                if v >= 13 { t = t.with_topic_id(id()) } else { t = t.with_name(topic(name)) }
+                if v >= 13 {
+                    t = t.with_topic_id(id())
+                } else {
+                    t = t.with_name(topic(name))
+                }
                 t
             };
-            enc!(ProduceRequest::default()
-                .with_transactional_id(Some(TransactionalId(s("tx"))))
-                .with_acks(-1)
-                .with_timeout_ms(30_000)
-                .with_topic_data(vec![t("a"), t("b")]))
+            enc!(
+                ProduceRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("tx"))))
+                    .with_acks(-1)
+                    .with_timeout_ms(30_000)
+                    .with_topic_data(vec![t("a"), t("b")])
+            )
         }
         ApiKey::Fetch => {
             let p = |i| {
-                let mut p = FetchPartition::default().with_partition(i).with_fetch_offset(5).with_partition_max_bytes(1 << 20);
+                let mut p = FetchPartition::default()
+                    .with_partition(i)
+                    .with_fetch_offset(5)
+                    .with_partition_max_bytes(1 << 20);
                 if v >= 9 {
                     p = p.with_current_leader_epoch(3);
                 }
@@ -96,7 +114,11 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             };
             let t = |name| {
                 let mut t = FetchTopic::default().with_partitions(vec![p(0), p(1)]);
-                if v >= 13 { t = t.with_topic_id(id()) } else { t = t.with_topic(topic(name)) }
+                if v >= 13 {
+                    t = t.with_topic_id(id())
+                } else {
+                    t = t.with_topic(topic(name))
+                }
                 t
             };
             let mut r = FetchRequest::default()
@@ -107,8 +129,15 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 .with_topics(vec![t("a"), t("b")]);
             if v >= 7 {
                 let mut f = ForgottenTopic::default().with_partitions(vec![3, 4]);
-                if v >= 13 { f = f.with_topic_id(id()) } else { f = f.with_topic(topic("gone")) }
-                r = r.with_session_id(7).with_session_epoch(1).with_forgotten_topics_data(vec![f]);
+                if v >= 13 {
+                    f = f.with_topic_id(id())
+                } else {
+                    f = f.with_topic(topic("gone"))
+                }
+                r = r
+                    .with_session_id(7)
+                    .with_session_epoch(1)
+                    .with_forgotten_topics_data(vec![f]);
             }
             if v >= 11 {
                 r = r.with_rack_id(s("rack-1"));
@@ -117,7 +146,11 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 r = r.with_cluster_id(Some(s("cluster")));
             }
             if v >= 15 {
-                r = r.with_replica_state(ReplicaState::default().with_replica_id(BrokerId(-1)).with_replica_epoch(-1));
+                r = r.with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_replica_epoch(-1),
+                );
             } else {
                 r = r.with_replica_id(BrokerId(-1));
             }
@@ -125,14 +158,22 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::ListOffsets => {
             let p = |i| {
-                let mut p = ListOffsetsPartition::default().with_partition_index(i).with_timestamp(-1);
+                let mut p = ListOffsetsPartition::default()
+                    .with_partition_index(i)
+                    .with_timestamp(-1);
                 if v >= 4 {
                     p = p.with_current_leader_epoch(0);
                 }
                 p
             };
-            let t = |name| ListOffsetsTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
-            let mut r = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t("a"), t("b")]);
+            let t = |name| {
+                ListOffsetsTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![t("a"), t("b")]);
             if v >= 2 {
                 r = r.with_isolation_level(1);
             }
@@ -142,7 +183,9 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             enc!(r)
         }
         ApiKey::InitProducerId => {
-            let mut r = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
+            let mut r = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000);
             if v >= 3 {
                 r = r.with_producer_id(ProducerId(7)).with_producer_epoch(1);
             }
@@ -150,8 +193,17 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::OffsetForLeaderEpoch => {
             use kafka_protocol::messages::offset_for_leader_epoch_request::*;
-            let p = |i| OffsetForLeaderPartition::default().with_partition(i).with_current_leader_epoch(1).with_leader_epoch(0);
-            let t = |name| OffsetForLeaderTopic::default().with_topic(topic(name)).with_partitions(vec![p(0), p(1)]);
+            let p = |i| {
+                OffsetForLeaderPartition::default()
+                    .with_partition(i)
+                    .with_current_leader_epoch(1)
+                    .with_leader_epoch(0)
+            };
+            let t = |name| {
+                OffsetForLeaderTopic::default()
+                    .with_topic(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
             let mut r = OffsetForLeaderEpochRequest::default().with_topics(vec![t("a"), t("b")]);
             if v >= 3 {
                 r = r.with_replica_id(BrokerId(-1));
@@ -160,8 +212,16 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::CreateTopics => {
             use kafka_protocol::messages::create_topics_request::*;
-            let a = |i| CreatableReplicaAssignment::default().with_partition_index(i).with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
-            let c = |k| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s("1")));
+            let a = |i| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(i)
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+            };
+            let c = |k| {
+                CreatableTopicConfig::default()
+                    .with_name(s(k))
+                    .with_value(Some(s("1")))
+            };
             let t = |name| {
                 CreatableTopic::default()
                     .with_name(topic(name))
@@ -170,12 +230,21 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_assignments(vec![a(0), a(1)])
                     .with_configs(vec![c("retention.ms"), c("segment.bytes")])
             };
-            enc!(CreateTopicsRequest::default().with_topics(vec![t("a"), t("b")]).with_timeout_ms(100).with_validate_only(true))
+            enc!(
+                CreateTopicsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(100)
+                    .with_validate_only(true)
+            )
         }
         ApiKey::DeleteTopics => {
             let mut r = DeleteTopicsRequest::default().with_timeout_ms(100);
             if v >= 6 {
-                let st = |name| DeleteTopicState::default().with_name(Some(topic(name))).with_topic_id(id());
+                let st = |name| {
+                    DeleteTopicState::default()
+                        .with_name(Some(topic(name)))
+                        .with_topic_id(id())
+                };
                 r = r.with_topics(vec![st("a"), st("b")]);
             } else {
                 r = r.with_topic_names(vec![topic("a"), topic("b")]);
@@ -184,15 +253,40 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::CreatePartitions => {
             use kafka_protocol::messages::create_partitions_request::*;
-            let a = || CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
-            let t = |name| CreatePartitionsTopic::default().with_name(topic(name)).with_count(4).with_assignments(Some(vec![a(), a()]));
-            enc!(CreatePartitionsRequest::default().with_topics(vec![t("a"), t("b")]).with_timeout_ms(10).with_validate_only(true))
+            let a = || {
+                CreatePartitionsAssignment::default()
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+            };
+            let t = |name| {
+                CreatePartitionsTopic::default()
+                    .with_name(topic(name))
+                    .with_count(4)
+                    .with_assignments(Some(vec![a(), a()]))
+            };
+            enc!(
+                CreatePartitionsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(10)
+                    .with_validate_only(true)
+            )
         }
         ApiKey::DeleteRecords => {
             use kafka_protocol::messages::delete_records_request::*;
-            let p = |i| DeleteRecordsPartition::default().with_partition_index(i).with_offset(10);
-            let t = |name| DeleteRecordsTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
-            enc!(DeleteRecordsRequest::default().with_topics(vec![t("a"), t("b")]).with_timeout_ms(10))
+            let p = |i| {
+                DeleteRecordsPartition::default()
+                    .with_partition_index(i)
+                    .with_offset(10)
+            };
+            let t = |name| {
+                DeleteRecordsTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            enc!(
+                DeleteRecordsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(10)
+            )
         }
         ApiKey::DescribeConfigs => {
             use kafka_protocol::messages::describe_configs_request::*;
@@ -202,7 +296,9 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_resource_name(s(name))
                     .with_configuration_keys(Some(vec![s("retention.ms"), s("cleanup.policy")]))
             };
-            let mut r = DescribeConfigsRequest::default().with_resources(vec![res("a"), res("b")]).with_include_synonyms(true);
+            let mut r = DescribeConfigsRequest::default()
+                .with_resources(vec![res("a"), res("b")])
+                .with_include_synonyms(true);
             if v >= 3 {
                 r = r.with_include_documentation(true);
             }
@@ -210,22 +306,46 @@ fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::AlterConfigs => {
             use kafka_protocol::messages::alter_configs_request::*;
-            let c = |k| AlterableConfig::default().with_name(s(k)).with_value(Some(s("5")));
-            let res = |name| {
-                AlterConfigsResource::default().with_resource_type(2).with_resource_name(s(name)).with_configs(vec![c("x"), c("y")])
+            let c = |k| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_value(Some(s("5")))
             };
-            enc!(AlterConfigsRequest::default().with_resources(vec![res("a"), res("b")]).with_validate_only(true))
+            let res = |name| {
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configs(vec![c("x"), c("y")])
+            };
+            enc!(
+                AlterConfigsRequest::default()
+                    .with_resources(vec![res("a"), res("b")])
+                    .with_validate_only(true)
+            )
         }
         ApiKey::IncrementalAlterConfigs => {
             use kafka_protocol::messages::incremental_alter_configs_request::*;
-            let c = |k| AlterableConfig::default().with_name(s(k)).with_config_operation(2).with_value(Some(s("5")));
-            let res = |name| {
-                AlterConfigsResource::default().with_resource_type(2).with_resource_name(s(name)).with_configs(vec![c("x"), c("y")])
+            let c = |k| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(2)
+                    .with_value(Some(s("5")))
             };
-            enc!(IncrementalAlterConfigsRequest::default().with_resources(vec![res("a"), res("b")]).with_validate_only(true))
+            let res = |name| {
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configs(vec![c("x"), c("y")])
+            };
+            enc!(
+                IncrementalAlterConfigsRequest::default()
+                    .with_resources(vec![res("a"), res("b")])
+                    .with_validate_only(true)
+            )
         }
         ApiKey::DescribeCluster => {
-            let mut r = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+            let mut r =
+                DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
             if v >= 1 {
                 r = r.with_endpoint_type(1);
             }
@@ -242,9 +362,21 @@ fn every_supported_version_walks_exactly() {
         for v in api.min_decodable..=api.max {
             let body = sample_body(api.key, v);
             let (fields, flexible_from) = layout(api.key).expect("layout");
-            let mut w = Walker { buf: &body, version: v, flexible: v >= flexible_from, elements: 0, elements_max: 1000 };
-            w.walk_struct(fields).unwrap_or_else(|e| panic!("{:?} v{v}: {e}", api.key));
-            assert!(w.buf.is_empty(), "{:?} v{v}: {} bytes left over", api.key, w.buf.len());
+            let mut w = Walker {
+                buf: &body,
+                version: v,
+                flexible: v >= flexible_from,
+                elements: 0,
+                elements_max: 1000,
+            };
+            w.walk_struct(fields)
+                .unwrap_or_else(|e| panic!("{:?} v{v}: {e}", api.key));
+            assert!(
+                w.buf.is_empty(),
+                "{:?} v{v}: {} bytes left over",
+                api.key,
+                w.buf.len()
+            );
         }
     }
 }
@@ -267,13 +399,22 @@ fn every_truncation_is_refused_without_panic() {
 fn huge_counts_are_refused() {
     // Metadata v1: topics array claiming i32::MAX entries in a 5-byte body.
     let body = [0x7f, 0xff, 0xff, 0xff, 0x00];
-    assert!(matches!(check_request(ApiKey::Metadata, 1, &body, 1000), Err(ShapeError::BadLength(..))));
+    assert!(matches!(
+        check_request(ApiKey::Metadata, 1, &body, 1000),
+        Err(ShapeError::BadLength(..))
+    ));
     // Negative (other than -1) counts.
     let body = [0xff, 0xff, 0xff, 0xfe];
-    assert!(matches!(check_request(ApiKey::Metadata, 1, &body, 1000), Err(ShapeError::BadLength(..))));
+    assert!(matches!(
+        check_request(ApiKey::Metadata, 1, &body, 1000),
+        Err(ShapeError::BadLength(..))
+    ));
     // Flexible: compact array claiming 2^32-2 entries.
     let body = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
-    assert!(matches!(check_request(ApiKey::Metadata, 12, &body, 1000), Err(ShapeError::BadLength(..))));
+    assert!(matches!(
+        check_request(ApiKey::Metadata, 12, &body, 1000),
+        Err(ShapeError::BadLength(..))
+    ));
 }
 
 #[test]
@@ -284,5 +425,8 @@ fn element_budget_is_enforced() {
         body.extend_from_slice(&0i16.to_be_bytes());
     }
     assert!(check_request(ApiKey::Metadata, 1, &body, 10).is_ok());
-    assert_eq!(check_request(ApiKey::Metadata, 1, &body, 9), Err(ShapeError::TooManyElements(9)));
+    assert_eq!(
+        check_request(ApiKey::Metadata, 1, &body, 9),
+        Err(ShapeError::TooManyElements(9))
+    );
 }

@@ -1,0 +1,375 @@
+//! Produce (key 0). Each partition's batch is validated (size, CRC, codec,
+//! every record, keys on compacted topics, timestamps), recompressed if the
+//! topic's `compression.type` asks, then appended under the partition lock;
+//! the reply waits until the group-commit flusher has fsynced it (acks=1 and
+//! acks=all alike; acks=0 gets no reply at all).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use tokio::sync::watch;
+use tributary_log::{AppendInfo, AppendOutcome};
+use tributary_protocol::{ErrorCode, RequestHeader};
+use tributary_record::validate::{TimestampBounds, ValidationRules, recompress, validate_batch};
+use tributary_record::{BatchError, BatchIter, Compression};
+use tributary_types::now_ms;
+
+use super::{Reply, encode_later, respond, str_bytes};
+use crate::cluster::{Cluster, Registry, TopicState};
+use crate::error::{ApiError, batch_error};
+use crate::partition::{Progress, wait_durable};
+
+/// Largest decompressed size of one produced batch.
+const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 << 20;
+
+/// A partition's result: final now, or waiting for its offsets to become durable.
+enum Outcome {
+    Done(PartitionProduceResponse),
+    Pending {
+        response: PartitionProduceResponse,
+        progress: watch::Receiver<Progress>,
+        target: i64,
+    },
+}
+
+fn error_response(
+    index: i32,
+    error: &ApiError,
+    record: Option<usize>,
+    version: i16,
+) -> PartitionProduceResponse {
+    let record_errors = match record {
+        Some(i) if version >= 8 => vec![
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i as i32)
+                .with_batch_index_error_message(Some(str_bytes(&error.message))),
+        ],
+        _ => Vec::new(),
+    };
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_record_errors(record_errors)
+        .with_error_message(Some(str_bytes(&error.message)))
+}
+
+pub(super) fn handle(
+    cluster: &Arc<Cluster>,
+    header: &RequestHeader,
+    request: ProduceRequest,
+) -> Reply {
+    let v = header.api_version;
+    let acks = request.acks;
+    let transactional = request.transactional_id.is_some();
+    let registry = cluster.registry();
+    let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let outcomes = topic
+            .partition_data
+            .into_iter()
+            .map(|p| produce_partition(cluster, &registry, &name, p, v, acks, transactional))
+            .collect();
+        topics.push((topic.name, outcomes));
+    }
+    if acks == 0 {
+        return Reply::Nothing;
+    }
+    let any_pending = topics
+        .iter()
+        .any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
+    if !any_pending {
+        return respond(ApiKey::Produce, header, &build_response(resolved(topics)));
+    }
+    let header = header.clone();
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    Reply::Later(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut done = Vec::with_capacity(topics.len());
+        for (name, outcomes) in topics {
+            let mut partitions = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                partitions.push(match outcome {
+                    Outcome::Done(r) => r,
+                    Outcome::Pending {
+                        response,
+                        progress,
+                        target,
+                    } => {
+                        match tokio::time::timeout_at(deadline, wait_durable(progress, target))
+                            .await
+                        {
+                            Ok(p) if !p.offline => response,
+                            Ok(_) => error_response(
+                                response.index,
+                                &ApiError::new(
+                                    ErrorCode::KafkaStorageError,
+                                    "the partition went offline before the batch was durable",
+                                ),
+                                None,
+                                header.api_version,
+                            ),
+                            Err(_) => error_response(
+                                response.index,
+                                &ApiError::new(
+                                    ErrorCode::RequestTimedOut,
+                                    "the batch was not durable within timeout_ms",
+                                ),
+                                None,
+                                header.api_version,
+                            ),
+                        }
+                    }
+                });
+            }
+            done.push((name, partitions));
+        }
+        encode_later(ApiKey::Produce, &header, &build_response(done))
+    }))
+}
+
+fn resolved(
+    topics: Vec<(TopicName, Vec<Outcome>)>,
+) -> Vec<(TopicName, Vec<PartitionProduceResponse>)> {
+    topics
+        .into_iter()
+        .map(|(n, o)| {
+            let parts = o
+                .into_iter()
+                .map(|o| match o {
+                    Outcome::Done(r) | Outcome::Pending { response: r, .. } => r,
+                })
+                .collect();
+            (n, parts)
+        })
+        .collect()
+}
+
+fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> ProduceResponse {
+    ProduceResponse::default().with_responses(
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partitions)
+            })
+            .collect(),
+    )
+}
+
+fn produce_partition(
+    cluster: &Arc<Cluster>,
+    registry: &Registry,
+    topic_name: &str,
+    data: PartitionProduceData,
+    v: i16,
+    acks: i16,
+    transactional: bool,
+) -> Outcome {
+    let index = data.index;
+    let fail =
+        |e: ApiError, record: Option<usize>| Outcome::Done(error_response(index, &e, record, v));
+    if !matches!(acks, -1..=1) {
+        return fail(
+            ApiError::new(
+                ErrorCode::InvalidRequiredAcks,
+                format!("acks={acks} is not 0, 1 or -1"),
+            ),
+            None,
+        );
+    }
+    if transactional {
+        return fail(
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "transactional produce is not supported by this broker yet",
+            ),
+            None,
+        );
+    }
+    let Some(topic) = registry.topics.get(topic_name) else {
+        return fail(
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic {topic_name} does not exist"),
+            ),
+            None,
+        );
+    };
+    if topic.is_internal() {
+        return fail(
+            ApiError::new(
+                ErrorCode::InvalidTopicException,
+                format!("cannot produce to internal topic {topic_name}"),
+            ),
+            None,
+        );
+    }
+    let Some(partition) = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+    else {
+        return fail(
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("{topic_name} has no partition {index}"),
+            ),
+            None,
+        );
+    };
+    let records = data.records.unwrap_or_default();
+    let mut batch = match single_batch(&records, v) {
+        Ok(b) => b,
+        Err((e, i)) => return fail(e, i),
+    };
+    if batch.len() > topic.config.max_message_bytes {
+        return fail(
+            ApiError::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "batch of {} bytes exceeds max.message.bytes={}",
+                    batch.len(),
+                    topic.config.max_message_bytes
+                ),
+            ),
+            None,
+        );
+    }
+    let now = now_ms();
+    let validated = match validate_batch(&batch, &rules(topic, v, now)) {
+        Ok(info) => info,
+        Err(e) => {
+            let (error, record) = batch_error(&e, v);
+            return fail(error, record);
+        }
+    };
+    if validated.header.is_transactional() {
+        return fail(
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "transactional batches need a transactional producer, which this broker does not support yet",
+            ),
+            None,
+        );
+    }
+    if let Some(target) = target_codec(topic) {
+        if validated.header.compression().ok() != Some(target) {
+            match recompress(
+                &batch,
+                target,
+                codec_level(topic, target),
+                DECOMPRESSED_BATCH_BYTES_MAX,
+            ) {
+                Ok(b) => batch = b,
+                Err(e) => {
+                    let (error, record) = batch_error(&e, v);
+                    return fail(error, record);
+                }
+            }
+        }
+    }
+    let info = AppendInfo {
+        leader_epoch: partition.leader_epoch(),
+        max_timestamp: validated.max_timestamp,
+        offset_delta_of_max_timestamp: validated.offset_delta_of_max_timestamp,
+        now_ms: now,
+        log_append_time: topic.config.log_append_time,
+    };
+    let progress = partition.subscribe();
+    let (outcome, log_start_offset) = {
+        let mut log = partition.log();
+        let outcome = log.append(&mut batch, &info);
+        (outcome, log.log_start_offset())
+    };
+    let (base_offset, last_offset, log_append_time_ms) = match outcome {
+        Ok(AppendOutcome::Appended {
+            base_offset,
+            last_offset,
+            log_append_time_ms,
+        }) => {
+            cluster.flusher.mark_dirty(partition);
+            (base_offset, last_offset, log_append_time_ms)
+        }
+        Ok(AppendOutcome::Duplicate {
+            base_offset,
+            last_offset,
+        }) => (base_offset, last_offset, -1),
+        Err(e) => return fail(ApiError::from(e), None),
+    };
+    let response = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(0)
+        .with_base_offset(base_offset)
+        .with_log_append_time_ms(log_append_time_ms)
+        .with_log_start_offset(log_start_offset);
+    Outcome::Pending {
+        response,
+        progress,
+        target: last_offset + 1,
+    }
+}
+
+/// Produce v3+ carries exactly one batch per partition.
+fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, Option<usize>)> {
+    let mut batches = BatchIter::new(records);
+    let first = match batches.next() {
+        None => {
+            return Err(batch_error(
+                &BatchError::InvalidBatch("the partition carries no record batch".to_string()),
+                v,
+            ));
+        }
+        Some(Err(e)) => return Err(batch_error(&e, v)),
+        Some(Ok((_, bytes))) => bytes,
+    };
+    if batches.next().is_some() {
+        return Err(batch_error(
+            &BatchError::InvalidBatch(
+                "Produce v3+ carries exactly one record batch per partition".to_string(),
+            ),
+            v,
+        ));
+    }
+    Ok(first.to_vec())
+}
+
+fn rules(topic: &TopicState, v: i16, now: i64) -> ValidationRules {
+    let c = &topic.config;
+    ValidationRules {
+        require_keys: c.compact,
+        allow_zstd: v >= 7,
+        decompressed_bytes_max: DECOMPRESSED_BATCH_BYTES_MAX,
+        timestamp_bounds: (!c.log_append_time).then_some(TimestampBounds {
+            now_ms: now,
+            before_max_ms: c.timestamp_before_max_ms,
+            after_max_ms: c.timestamp_after_max_ms,
+        }),
+    }
+}
+
+/// The codec the topic stores, if it is not "producer".
+fn target_codec(topic: &TopicState) -> Option<Compression> {
+    match topic.config.compression_type.as_str() {
+        "producer" => None,
+        other => Compression::from_name(other),
+    }
+}
+
+fn codec_level(topic: &TopicState, codec: Compression) -> Option<i32> {
+    let c = &topic.config;
+    match codec {
+        Compression::Gzip if c.compression_gzip_level >= 1 => Some(c.compression_gzip_level),
+        Compression::Zstd => Some(c.compression_zstd_level),
+        _ => None,
+    }
+}
