@@ -572,8 +572,11 @@ def test_produce_acks_0_sends_no_response(hp, topic):
         c.send_request(kwire.PRODUCE, 7,
                        kwire.produce_v7_body(topic, 0, record_batch(records(4)), acks=0))
         cid = c.send_request(kwire.METADATA, 1, kwire.metadata_v1_body([]))
-        r = c.recv_response(cid)  # the first frame back must be the Metadata answer
-        kwire.parse_metadata_v1(r)
+        first = c.recv_frame()  # the first frame back must be the Metadata answer
+        got = struct.unpack(">i", first[:4])[0]
+        assert got == cid, f"first response has correlation id {got}, not the Metadata's " \
+                           f"{cid}: the acks=0 produce was answered"
+        kwire.parse_metadata_v1(kwire.Reader(first, 4))
     deadline = time.monotonic() + 10
     while latest_offset(hp, topic) != 4 and time.monotonic() < deadline:
         time.sleep(0.1)
