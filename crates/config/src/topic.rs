@@ -24,14 +24,16 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    /// The wire code.
+    /// The wire code (Kafka's `DescribeConfigsResponse.ConfigSource`:
+    /// 1 topic, 2 dynamic broker, 3 dynamic default broker, 4 static broker,
+    /// 5 default).
     pub fn code(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
-            ConfigSource::DynamicBroker => 3,
-            ConfigSource::DynamicDefaultBroker => 4,
-            ConfigSource::StaticBroker => 5,
-            ConfigSource::Default => 6,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
+            ConfigSource::StaticBroker => 4,
+            ConfigSource::Default => 5,
         }
     }
 }
@@ -288,6 +290,21 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn source_codes_match_the_wire() {
+        let codes: Vec<i8> = [
+            ConfigSource::DynamicTopic,
+            ConfigSource::DynamicBroker,
+            ConfigSource::DynamicDefaultBroker,
+            ConfigSource::StaticBroker,
+            ConfigSource::Default,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, vec![1, 2, 3, 4, 5]);
     }
 
     #[test]
