@@ -442,8 +442,9 @@ def parse_metadata_v1(r: Reader) -> MetadataV1:
 def metadata_v1(host: str, port: int, topics: list[str] | None = None,
                 timeout: float = 10.0) -> MetadataV1:
     """Open a fresh connection, send Metadata v1, parse and return the reply."""
+    # Metadata v1+: a null array asks for every topic; an empty one asks for none.
     with Connection(host, port, timeout=timeout) as c:
-        cid = c.send_request(METADATA, 1, metadata_v1_body(topics if topics is not None else []))
+        cid = c.send_request(METADATA, 1, metadata_v1_body(topics))
         r = c.recv_response(cid)
         md = parse_metadata_v1(r)
         if r.remaining():

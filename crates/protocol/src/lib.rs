@@ -13,6 +13,7 @@
 
 pub mod apis;
 pub mod frame;
+pub mod fuzzing;
 pub mod request;
 pub mod response;
 pub mod shape;

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod error;
+pub mod fuzzing;
 pub mod records;
 pub mod validate;
 pub mod varint;

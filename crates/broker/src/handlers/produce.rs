@@ -227,6 +227,17 @@ fn produce_partition(
             None,
         );
     };
+    // One node: the in-sync replica set is this broker alone.
+    let isr = 1;
+    if acks == -1 && topic.config.min_insync_replicas > isr {
+        return fail(
+            ApiError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!("min.insync.replicas={} but the in-sync replica set has {isr}", topic.config.min_insync_replicas),
+            ),
+            None,
+        );
+    }
     let records = data.records.unwrap_or_default();
     let mut batch = match single_batch(&records, v) {
         Ok(b) => b,
