@@ -430,3 +430,28 @@ fn element_budget_is_enforced() {
         Err(ShapeError::TooManyElements(9))
     );
 }
+
+/// Writes the seed corpus of the `request_decode` fuzz target: every served
+/// API at every version, plus a few malformed frames.
+#[test]
+#[ignore = "regenerates fuzz/corpus/request_decode"]
+fn write_fuzz_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    for api in SUPPORTED_APIS {
+        for v in api.min_decodable..=api.max {
+            let mut frame = BytesMut::new();
+            let header = kafka_protocol::messages::RequestHeader::default()
+                .with_request_api_key(api.key as i16)
+                .with_request_api_version(v)
+                .with_correlation_id(1)
+                .with_client_id(Some(s("fuzz")));
+            kafka_protocol::protocol::encode_request_header_into_buffer(&mut frame, &header).expect("header");
+            frame.extend_from_slice(&sample_body(api.key, v));
+            std::fs::write(dir.join(format!("{:?}-v{v}", api.key)), &frame).expect("write");
+        }
+    }
+    let huge_count = [0u8, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff];
+    std::fs::write(dir.join("metadata-v1-huge-count"), huge_count).expect("write");
+    std::fs::write(dir.join("short-header"), [0u8, 18]).expect("write");
+}
