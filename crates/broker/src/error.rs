@@ -41,27 +41,38 @@ impl From<LogError> for ApiError {
     }
 }
 
-/// A produce batch rejected by validation: the code, and the index of the
-/// offending record when there is one (for `record_errors`).
-pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, Option<usize>) {
+/// A produce batch rejected by validation: the code, and the offending
+/// records (index, message) for `record_errors` when the batch was
+/// well formed but some records broke a topic rule.
+pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, Vec<(usize, String)>) {
     // INVALID_RECORD and per-record errors arrived with Produce v8 (KIP-467).
     let invalid_record = if produce_version >= 8 {
         ErrorCode::InvalidRecord
     } else {
         ErrorCode::CorruptMessage
     };
-    let (code, index) = match e {
+    let code = match e {
         BatchError::Truncated
         | BatchError::InvalidLength(_)
         | BatchError::CrcMismatch { .. }
         | BatchError::UnsupportedCompression(_)
         | BatchError::Decompression(_)
-        | BatchError::DecompressedTooLarge(_) => (ErrorCode::CorruptMessage, None),
-        BatchError::UnsupportedMagic(_) => (ErrorCode::UnsupportedForMessageFormat, None),
-        BatchError::ZstdNotAllowed => (ErrorCode::UnsupportedCompressionType, None),
-        BatchError::InvalidRecord { index, .. } => (invalid_record, Some(*index)),
-        BatchError::InvalidBatch(_) => (invalid_record, None),
-        BatchError::InvalidTimestamp { index, .. } => (ErrorCode::InvalidTimestamp, Some(*index)),
+        | BatchError::DecompressedTooLarge(_) => ErrorCode::CorruptMessage,
+        BatchError::UnsupportedMagic(_) => ErrorCode::UnsupportedForMessageFormat,
+        BatchError::ZstdNotAllowed => ErrorCode::UnsupportedCompressionType,
+        BatchError::InvalidRecord { .. } | BatchError::InvalidBatch(_) => invalid_record,
+        BatchError::RecordsRejected(problems) if problems.iter().any(|p| p.timestamp) => {
+            ErrorCode::InvalidTimestamp
+        }
+        BatchError::RecordsRejected(_) => invalid_record,
     };
-    (ApiError::new(code, e.to_string()), index)
+    let records = match e {
+        BatchError::RecordsRejected(problems) => problems
+            .iter()
+            .map(|p| (p.index, p.reason.clone()))
+            .collect(),
+        BatchError::InvalidRecord { index, reason } => vec![(*index, reason.clone())],
+        _ => Vec::new(),
+    };
+    (ApiError::new(code, e.to_string()), records)
 }

@@ -597,6 +597,56 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("true"),
         "Run the log cleaner for compacted topics."
     ),
+    // Kafka's dynamic SASL/Kerberos keys: accepted and stored so existing
+    // tooling works; Kerberos (GSSAPI) itself is not served.
+    broker!(
+        "sasl.kerberos.kinit.cmd",
+        String,
+        Some("/usr/bin/kinit"),
+        Any,
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
+    broker!(
+        "sasl.kerberos.min.time.before.relogin",
+        Long,
+        Some("60000"),
+        Range(0, i64::MAX),
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
+    broker!(
+        "sasl.kerberos.principal.to.local.rules",
+        List,
+        Some("DEFAULT"),
+        Any,
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
+    broker!(
+        "sasl.kerberos.service.name",
+        String,
+        None,
+        Any,
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
+    broker!(
+        "sasl.kerberos.ticket.renew.jitter",
+        Double,
+        Some("0.05"),
+        DoubleRange(0.0, 1.0),
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
+    broker!(
+        "sasl.kerberos.ticket.renew.window.factor",
+        Double,
+        Some("0.8"),
+        DoubleRange(0.0, 1.0),
+        "Accepted and stored; Kerberos (GSSAPI) is not served.",
+        dynamic
+    ),
     // Topic-config synonyms: cluster-wide defaults, changeable at runtime.
     broker!(
         "log.cleanup.policy",

@@ -46,14 +46,20 @@ pub enum BatchError {
     /// The batch-level fields contradict the records (count, offsets, control bits).
     #[error("record batch is invalid: {0}")]
     InvalidBatch(String),
-    /// A record timestamp is outside the topic's accepted window.
-    #[error("record {index} timestamp {timestamp} is out of range: {reason}")]
-    InvalidTimestamp {
-        /// Index of the record within the batch.
-        index: usize,
-        /// The offending timestamp.
-        timestamp: i64,
-        /// Which bound it broke.
-        reason: String,
-    },
+    /// Well-formed records that break a topic rule (a null key on a compacted
+    /// topic, a timestamp outside the window). Every such record is listed,
+    /// as Kafka's `record_errors` does.
+    #[error("{} record(s) rejected; first: record {}: {}", .0.len(), .0.first().map_or(0, |p| p.index), .0.first().map_or("", |p| p.reason.as_str()))]
+    RecordsRejected(Vec<RecordProblem>),
+}
+
+/// One record that breaks a topic rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProblem {
+    /// Index of the record within the batch.
+    pub index: usize,
+    /// Whether it is the timestamp (INVALID_TIMESTAMP) rather than the key.
+    pub timestamp: bool,
+    /// What is wrong.
+    pub reason: String,
 }

@@ -10,10 +10,19 @@ pub fn record_batch(data: &[u8]) {
     for item in BatchIter::new(data) {
         let Ok((header, bytes)) = item else { break };
         for require_keys in [false, true] {
-            let rules = ValidationRules { require_keys, allow_zstd: true, decompressed_bytes_max: 1 << 20, timestamp_bounds: None };
+            let rules = ValidationRules {
+                require_keys,
+                allow_zstd: true,
+                decompressed_bytes_max: 1 << 20,
+                timestamp_bounds: None,
+            };
             let _ = validate_batch(bytes, &rules);
         }
-        if header.compression().is_ok_and(|c| c == crate::Compression::None) && bytes.len() >= crate::batch::BATCH_HEADER_LEN {
+        if header
+            .compression()
+            .is_ok_and(|c| c == crate::Compression::None)
+            && bytes.len() >= crate::batch::BATCH_HEADER_LEN
+        {
             for record in RecordIter::new(&bytes[crate::batch::BATCH_HEADER_LEN..]) {
                 if record.is_err() {
                     break;

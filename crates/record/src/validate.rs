@@ -4,7 +4,10 @@
 use crate::batch::{BATCH_HEADER_LEN, BatchHeader, compute_crc};
 use crate::builder::{BatchFields, assemble_batch};
 use crate::compression::Compression;
-use crate::error::BatchError;
+use crate::error::{BatchError, RecordProblem};
+
+/// Most rejected records listed for one batch.
+const RECORD_PROBLEMS_MAX: usize = 10_000;
 use crate::records::{RecordIter, RecordScanner, ScanError};
 
 /// Bounds on record timestamps (`message.timestamp.before.max.ms` /
@@ -93,6 +96,7 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
         max_timestamp: i64::MIN,
         offset_delta_of_max: 0,
         seen: 0,
+        problems: Vec::new(),
     };
     let payload = &batch[BATCH_HEADER_LEN..];
     if compression == Compression::None {
@@ -134,6 +138,9 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
             }
         }
     }
+    if !state.problems.is_empty() {
+        return Err(BatchError::RecordsRejected(state.problems));
+    }
     if state.seen != header.records_count as usize {
         return Err(BatchError::InvalidBatch(format!(
             "batch declares {} records but holds {}",
@@ -153,9 +160,20 @@ struct Checker<'r> {
     max_timestamp: i64,
     offset_delta_of_max: i32,
     seen: usize,
+    problems: Vec<RecordProblem>,
 }
 
 impl Checker<'_> {
+    fn problem(&mut self, index: usize, timestamp: bool, reason: String) {
+        if self.problems.len() < RECORD_PROBLEMS_MAX {
+            self.problems.push(RecordProblem {
+                index,
+                timestamp,
+                reason,
+            });
+        }
+    }
+
     fn check(&mut self, record: RecordFacts) -> Result<(), BatchError> {
         let index = self.seen;
         if index >= self.header.records_count as usize {
@@ -174,10 +192,11 @@ impl Checker<'_> {
             });
         }
         if self.rules.require_keys && record.key_is_null {
-            return Err(BatchError::InvalidRecord {
+            self.problem(
                 index,
-                reason: "Compacted topic cannot accept message without key".to_string(),
-            });
+                false,
+                "Compacted topic cannot accept message without key".to_string(),
+            );
         }
         let timestamp = self
             .header
@@ -185,24 +204,17 @@ impl Checker<'_> {
             .saturating_add(record.timestamp_delta);
         if let Some(bounds) = self.rules.timestamp_bounds {
             if timestamp < bounds.now_ms.saturating_sub(bounds.before_max_ms) {
-                return Err(BatchError::InvalidTimestamp {
-                    index,
-                    timestamp,
-                    reason: format!(
-                        "more than message.timestamp.before.max.ms={} in the past",
-                        bounds.before_max_ms
-                    ),
-                });
-            }
-            if timestamp > bounds.now_ms.saturating_add(bounds.after_max_ms) {
-                return Err(BatchError::InvalidTimestamp {
-                    index,
-                    timestamp,
-                    reason: format!(
-                        "more than message.timestamp.after.max.ms={} in the future",
-                        bounds.after_max_ms
-                    ),
-                });
+                let reason = format!(
+                    "timestamp {timestamp} is more than message.timestamp.before.max.ms={} in the past",
+                    bounds.before_max_ms
+                );
+                self.problem(index, true, reason);
+            } else if timestamp > bounds.now_ms.saturating_add(bounds.after_max_ms) {
+                let reason = format!(
+                    "timestamp {timestamp} is more than message.timestamp.after.max.ms={} in the future",
+                    bounds.after_max_ms
+                );
+                self.problem(index, true, reason);
             }
         }
         if timestamp > self.max_timestamp {
@@ -343,11 +355,22 @@ mod tests {
             ..rules()
         };
         for codec in CODECS {
-            let err = validate_batch(&batch(codec, false), &strict).expect_err("null key");
-            assert!(
-                matches!(err, BatchError::InvalidRecord { index: 0, .. }),
-                "{codec:?}: {err}"
-            );
+            match validate_batch(&batch(codec, false), &strict) {
+                Err(BatchError::RecordsRejected(problems)) => {
+                    assert_eq!(
+                        problems.len(),
+                        50,
+                        "every keyless record is listed ({codec:?})"
+                    );
+                    assert!(
+                        problems
+                            .iter()
+                            .enumerate()
+                            .all(|(i, p)| p.index == i && !p.timestamp)
+                    );
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
         }
     }
 
@@ -403,10 +426,13 @@ mod tests {
             }),
             ..rules()
         };
-        assert!(matches!(
-            validate_batch(&batch(Compression::None, true), &bounds),
-            Err(BatchError::InvalidTimestamp { index: 0, .. })
-        ));
+        match validate_batch(&batch(Compression::None, true), &bounds) {
+            Err(BatchError::RecordsRejected(problems)) => {
+                assert_eq!(problems.len(), 50);
+                assert!(problems.iter().all(|p| p.timestamp));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -142,20 +142,50 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
     }
 }
 
-/// The AclOperation bit set a broker without an authorizer grants on the
-/// cluster (DescribeCluster / Metadata `*_authorized_operations`).
-pub(crate) fn cluster_operations() -> i32 {
-    // CREATE(6), ALTER(8), DESCRIBE(9), CLUSTER_ACTION(10), DESCRIBE_CONFIGS(11), ALTER_CONFIGS(12),
-    // IDEMPOTENT_WRITE(13).
-    [6, 8, 9, 10, 11, 12, 13]
-        .iter()
-        .fold(0, |acc, op| acc | (1 << op))
+/// Kafka's AclOperation codes (0 UNKNOWN, 1 ANY, 2 ALL, then these).
+mod acl_operation {
+    pub(super) const READ: i32 = 3;
+    pub(super) const WRITE: i32 = 4;
+    pub(super) const CREATE: i32 = 5;
+    pub(super) const DELETE: i32 = 6;
+    pub(super) const ALTER: i32 = 7;
+    pub(super) const DESCRIBE: i32 = 8;
+    pub(super) const CLUSTER_ACTION: i32 = 9;
+    pub(super) const DESCRIBE_CONFIGS: i32 = 10;
+    pub(super) const ALTER_CONFIGS: i32 = 11;
+    pub(super) const IDEMPOTENT_WRITE: i32 = 12;
 }
 
-/// The AclOperation bit set granted on a topic without an authorizer.
+fn operation_bits(ops: &[i32]) -> i32 {
+    ops.iter().fold(0, |acc, op| acc | (1 << op))
+}
+
+/// The operations a broker without an authorizer grants on the cluster
+/// (DescribeCluster / Metadata `cluster_authorized_operations`).
+pub(crate) fn cluster_operations() -> i32 {
+    use acl_operation::*;
+    operation_bits(&[
+        CREATE,
+        ALTER,
+        DESCRIBE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+    ])
+}
+
+/// The operations a broker without an authorizer grants on a topic.
 pub(crate) fn topic_operations() -> i32 {
-    // READ(4), WRITE(5), CREATE(6), DELETE(7), ALTER(8), DESCRIBE(9), DESCRIBE_CONFIGS(11), ALTER_CONFIGS(12).
-    [4, 5, 6, 7, 8, 9, 11, 12]
-        .iter()
-        .fold(0, |acc, op| acc | (1 << op))
+    use acl_operation::*;
+    operation_bits(&[
+        READ,
+        WRITE,
+        CREATE,
+        DELETE,
+        ALTER,
+        DESCRIBE,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ])
 }

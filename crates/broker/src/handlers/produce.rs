@@ -41,16 +41,21 @@ enum Outcome {
 fn error_response(
     index: i32,
     error: &ApiError,
-    record: Option<usize>,
+    records: &[(usize, String)],
     version: i16,
 ) -> PartitionProduceResponse {
-    let record_errors = match record {
-        Some(i) if version >= 8 => vec![
-            BatchIndexAndErrorMessage::default()
-                .with_batch_index(i as i32)
-                .with_batch_index_error_message(Some(str_bytes(&error.message))),
-        ],
-        _ => Vec::new(),
+    // Per-record errors exist from Produce v8 on.
+    let record_errors = if version >= 8 {
+        records
+            .iter()
+            .map(|(i, message)| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(*i as i32)
+                    .with_batch_index_error_message(Some(str_bytes(message)))
+            })
+            .collect()
+    } else {
+        Vec::new()
     };
     PartitionProduceResponse::default()
         .with_index(index)
@@ -115,7 +120,7 @@ pub(super) fn handle(
                                     ErrorCode::KafkaStorageError,
                                     "the partition went offline before the batch was durable",
                                 ),
-                                None,
+                                &[],
                                 header.api_version,
                             ),
                             Err(_) => error_response(
@@ -124,7 +129,7 @@ pub(super) fn handle(
                                     ErrorCode::RequestTimedOut,
                                     "the batch was not durable within timeout_ms",
                                 ),
-                                None,
+                                &[],
                                 header.api_version,
                             ),
                         }
@@ -177,15 +182,16 @@ fn produce_partition(
     transactional: bool,
 ) -> Outcome {
     let index = data.index;
-    let fail =
-        |e: ApiError, record: Option<usize>| Outcome::Done(error_response(index, &e, record, v));
+    let fail = |e: ApiError, records: Vec<(usize, String)>| {
+        Outcome::Done(error_response(index, &e, &records, v))
+    };
     if !matches!(acks, -1..=1) {
         return fail(
             ApiError::new(
                 ErrorCode::InvalidRequiredAcks,
                 format!("acks={acks} is not 0, 1 or -1"),
             ),
-            None,
+            Vec::new(),
         );
     }
     if transactional {
@@ -194,7 +200,7 @@ fn produce_partition(
                 ErrorCode::InvalidRequest,
                 "transactional produce is not supported by this broker yet",
             ),
-            None,
+            Vec::new(),
         );
     }
     let Some(topic) = registry.topics.get(topic_name) else {
@@ -203,7 +209,7 @@ fn produce_partition(
                 ErrorCode::UnknownTopicOrPartition,
                 format!("topic {topic_name} does not exist"),
             ),
-            None,
+            Vec::new(),
         );
     };
     if topic.is_internal() {
@@ -212,7 +218,7 @@ fn produce_partition(
                 ErrorCode::InvalidTopicException,
                 format!("cannot produce to internal topic {topic_name}"),
             ),
-            None,
+            Vec::new(),
         );
     }
     let Some(partition) = usize::try_from(index)
@@ -224,7 +230,7 @@ fn produce_partition(
                 ErrorCode::UnknownTopicOrPartition,
                 format!("{topic_name} has no partition {index}"),
             ),
-            None,
+            Vec::new(),
         );
     };
     // One node: the in-sync replica set is this broker alone.
@@ -233,15 +239,18 @@ fn produce_partition(
         return fail(
             ApiError::new(
                 ErrorCode::NotEnoughReplicas,
-                format!("min.insync.replicas={} but the in-sync replica set has {isr}", topic.config.min_insync_replicas),
+                format!(
+                    "min.insync.replicas={} but the in-sync replica set has {isr}",
+                    topic.config.min_insync_replicas
+                ),
             ),
-            None,
+            Vec::new(),
         );
     }
     let records = data.records.unwrap_or_default();
     let mut batch = match single_batch(&records, v) {
         Ok(b) => b,
-        Err((e, i)) => return fail(e, i),
+        Err((e, records)) => return fail(e, records),
     };
     if batch.len() > topic.config.max_message_bytes {
         return fail(
@@ -253,15 +262,15 @@ fn produce_partition(
                     topic.config.max_message_bytes
                 ),
             ),
-            None,
+            Vec::new(),
         );
     }
     let now = now_ms();
     let validated = match validate_batch(&batch, &rules(topic, v, now)) {
         Ok(info) => info,
         Err(e) => {
-            let (error, record) = batch_error(&e, v);
-            return fail(error, record);
+            let (error, records) = batch_error(&e, v);
+            return fail(error, records);
         }
     };
     if validated.header.is_transactional() {
@@ -270,7 +279,7 @@ fn produce_partition(
                 ErrorCode::InvalidRequest,
                 "transactional batches need a transactional producer, which this broker does not support yet",
             ),
-            None,
+            Vec::new(),
         );
     }
     if let Some(target) = target_codec(topic) {
@@ -283,8 +292,8 @@ fn produce_partition(
             ) {
                 Ok(b) => batch = b,
                 Err(e) => {
-                    let (error, record) = batch_error(&e, v);
-                    return fail(error, record);
+                    let (error, records) = batch_error(&e, v);
+                    return fail(error, records);
                 }
             }
         }
@@ -315,7 +324,7 @@ fn produce_partition(
             base_offset,
             last_offset,
         }) => (base_offset, last_offset, -1),
-        Err(e) => return fail(ApiError::from(e), None),
+        Err(e) => return fail(ApiError::from(e), Vec::new()),
     };
     let response = PartitionProduceResponse::default()
         .with_index(index)
@@ -331,7 +340,7 @@ fn produce_partition(
 }
 
 /// Produce v3+ carries exactly one batch per partition.
-fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, Option<usize>)> {
+fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, Vec<(usize, String)>)> {
     let mut batches = BatchIter::new(records);
     let first = match batches.next() {
         None => {

@@ -436,7 +436,8 @@ fn element_budget_is_enforced() {
 #[test]
 #[ignore = "regenerates fuzz/corpus/request_decode"]
 fn write_fuzz_corpus() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
     std::fs::create_dir_all(&dir).expect("corpus dir");
     for api in SUPPORTED_APIS {
         for v in api.min_decodable..=api.max {
@@ -446,7 +447,8 @@ fn write_fuzz_corpus() {
                 .with_request_api_version(v)
                 .with_correlation_id(1)
                 .with_client_id(Some(s("fuzz")));
-            kafka_protocol::protocol::encode_request_header_into_buffer(&mut frame, &header).expect("header");
+            kafka_protocol::protocol::encode_request_header_into_buffer(&mut frame, &header)
+                .expect("header");
             frame.extend_from_slice(&sample_body(api.key, v));
             std::fs::write(dir.join(format!("{:?}-v{v}", api.key)), &frame).expect("write");
         }
