@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = Path(os.environ.get("TRIBUTARY_SHARED_TOOLS", ROOT.parent / "shared" / "tools"))
+# The shared workload driver and history checker live beside the repository.
+TOOL_DIRS = [Path(p) for p in (os.environ.get("TRIBUTARY_SHARED_TOOLS"), ROOT.parent / "shared" / "tools", "/work/shared/tools") if p]
+TOOLS = next((d for d in TOOL_DIRS if (d / "kafka_history_checker.py").exists()), TOOL_DIRS[0])
 
 
 def free_port() -> int:
@@ -96,6 +98,9 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="directory for history and logs (default: a temp dir)")
     a = ap.parse_args()
 
+    if not (TOOLS / "kafka_workload_driver.py").exists():
+        print(f"FAIL: the shared workload driver is not in {[str(d) for d in TOOL_DIRS]}; set TRIBUTARY_SHARED_TOOLS")
+        return 2
     out = Path(a.out or tempfile.mkdtemp(prefix="tributary-crash-"))
     out.mkdir(parents=True, exist_ok=True)
     data_dir = str(out / "data")

@@ -691,13 +691,13 @@ impl Cluster {
                     .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
             }
         }
-        if let Some(id) = broker {
-            if id != self.node_id {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("Broker {id} is not this broker ({}).", self.node_id),
-                ));
-            }
+        if let Some(id) = broker
+            && id != self.node_id
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Broker {id} is not this broker ({}).", self.node_id),
+            ));
         }
         if validate_only {
             return Ok(());

@@ -41,10 +41,13 @@ impl From<LogError> for ApiError {
     }
 }
 
+/// Rejected records of a batch: (index within the batch, why).
+pub type RecordErrors = Vec<(usize, String)>;
+
 /// A produce batch rejected by validation: the code, and the offending
 /// records (index, message) for `record_errors` when the batch was
 /// well formed but some records broke a topic rule.
-pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, Vec<(usize, String)>) {
+pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, RecordErrors) {
     // INVALID_RECORD and per-record errors arrived with Produce v8 (KIP-467).
     let invalid_record = if produce_version >= 8 {
         ErrorCode::InvalidRecord

@@ -117,10 +117,10 @@ impl Broker {
             .advertised_listeners()
             .into_iter()
             .map(|mut a| {
-                if let Some((_, local)) = bound.iter().find(|(l, _)| l.name == a.name) {
-                    if a.port == 0 {
-                        a.port = local.port();
-                    }
+                if let Some((_, local)) = bound.iter().find(|(l, _)| l.name == a.name)
+                    && a.port == 0
+                {
+                    a.port = local.port();
                 }
                 if a.host.is_empty() || a.host == "0.0.0.0" {
                     a.host = hostname();

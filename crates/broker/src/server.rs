@@ -117,11 +117,10 @@ async fn serve_connection(
         tokio::select! {
             biased;
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(bytes) = response {
-                    if writer.write_all(&bytes).await.is_err() {
+                if let Some(bytes) = response
+                    && writer.write_all(&bytes).await.is_err() {
                         break;
                     }
-                }
                 last_activity = tokio::time::Instant::now();
             }
             read = reader.read_buf(&mut buf), if !closing && in_flight.len() < IN_FLIGHT_MAX => match read {

@@ -104,22 +104,22 @@ pub fn validate(
                     "Invalid value {value} for configuration {name}: Not a number of type DOUBLE"
                 )
             })?;
-            if let Validator::DoubleRange(min, max) = validator {
-                if !(min..=max).contains(&v) {
-                    return Err(format!(
-                        "Invalid value {value} for configuration {name}: Value must be between {min} and {max}"
-                    ));
-                }
+            if let Validator::DoubleRange(min, max) = validator
+                && !(min..=max).contains(&v)
+            {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: Value must be between {min} and {max}"
+                ));
             }
         }
         ConfigType::String | ConfigType::Class | ConfigType::Password => {
-            if let Validator::OneOf(allowed) = validator {
-                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
-                    return Err(format!(
-                        "Invalid value {value} for configuration {name}: String must be one of: {}",
-                        allowed.join(", ")
-                    ));
-                }
+            if let Validator::OneOf(allowed) = validator
+                && !allowed.iter().any(|a| a.eq_ignore_ascii_case(value))
+            {
+                return Err(format!(
+                    "Invalid value {value} for configuration {name}: String must be one of: {}",
+                    allowed.join(", ")
+                ));
             }
         }
         ConfigType::List => {

@@ -185,10 +185,10 @@ impl PartitionLog {
                 .to_string();
             if name.ends_with(".tmp") {
                 let _ = fs::remove_file(&path);
-            } else if let Some(stem) = name.strip_suffix(".log") {
-                if let Ok(base) = stem.parse::<i64>() {
-                    bases.push(base);
-                }
+            } else if let Some(stem) = name.strip_suffix(".log")
+                && let Ok(base) = stem.parse::<i64>()
+            {
+                bases.push(base);
             }
         }
         bases.sort_unstable();
@@ -379,7 +379,12 @@ impl PartitionLog {
                 segment_bytes: self.config.segment_bytes,
             });
         }
-        self.maybe_roll(batch.len(), &header, info.now_ms)?;
+        let batch_timestamp = if info.log_append_time {
+            info.now_ms
+        } else {
+            info.max_timestamp
+        };
+        self.maybe_roll(batch.len(), &header, batch_timestamp, info.now_ms)?;
 
         let base_offset = self.next_offset;
         set_base_offset(batch, base_offset);
@@ -404,11 +409,11 @@ impl PartitionLog {
             ..header
         };
 
-        if self.epochs.assign(info.leader_epoch, base_offset) {
-            if let Err(e) = self.epochs.save(&self.dir) {
-                self.go_offline(format!("cannot write the leader epoch checkpoint: {e}"));
-                return Err(LogError::io(&self.dir, e));
-            }
+        if self.epochs.assign(info.leader_epoch, base_offset)
+            && let Err(e) = self.epochs.save(&self.dir)
+        {
+            self.go_offline(format!("cannot write the leader epoch checkpoint: {e}"));
+            return Err(LogError::io(&self.dir, e));
         }
         let interval = self.config.index_interval_bytes;
         let Some(active) = self.segments.values_mut().next_back() else {
@@ -434,7 +439,17 @@ impl PartitionLog {
         })
     }
 
-    fn maybe_roll(&mut self, batch_len: usize, header: &BatchHeader, now_ms: i64) -> Result<()> {
+    /// Rolls when the segment is full, when its age exceeds `segment.ms`, or
+    /// before relative offsets would overflow. Age follows Kafka: the new
+    /// batch's timestamp minus the segment's first batch timestamp, or wall
+    /// time since creation when the segment has no timestamps.
+    fn maybe_roll(
+        &mut self,
+        batch_len: usize,
+        header: &BatchHeader,
+        batch_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let Some(active) = self.segments.values().next_back() else {
             return Ok(());
         };
@@ -442,11 +457,11 @@ impl PartitionLog {
             return Ok(());
         }
         let full = active.size + batch_len as u64 > self.config.segment_bytes;
-        let rolling_base = active
-            .first_batch_timestamp
-            .filter(|&t| t >= 0)
-            .unwrap_or(active.created_ms);
-        let aged = now_ms.saturating_sub(rolling_base) > self.config.segment_ms;
+        let waited = match active.first_batch_timestamp.filter(|&t| t >= 0) {
+            Some(first) => batch_timestamp.saturating_sub(first),
+            None => now_ms.saturating_sub(active.created_ms),
+        };
+        let aged = waited > self.config.segment_ms;
         let offsets_overflow = self.next_offset - active.base_offset
             + i64::from(header.last_offset_delta)
             >= i64::from(u32::MAX);
@@ -623,10 +638,11 @@ impl PartitionLog {
                             .map_err(|e| {
                                 LogError::io(&segment.path, std::io::Error::other(e.to_string()))
                             })?;
-                    if let Some((offset, ts)) = found {
-                        if offset >= self.log_start_offset && offset < upper_bound {
-                            return Ok(Some((offset, ts)));
-                        }
+                    if let Some((offset, ts)) = found
+                        && offset >= self.log_start_offset
+                        && offset < upper_bound
+                    {
+                        return Ok(Some((offset, ts)));
                     }
                 }
                 position += h.total_len() as u64;

@@ -136,16 +136,16 @@ impl Segment {
         if !validate {
             let indexes = OffsetIndex::read(&index_path, file_size)
                 .zip(TimeIndex::read(&time_path, u32::MAX));
-            if let Some((offset_index, time_index)) = indexes {
-                if segment.load_summary(file_size, offset_index, time_index)? {
-                    return Ok((
-                        segment,
-                        ScanOutcome {
-                            valid_bytes: file_size,
-                            truncated: false,
-                        },
-                    ));
-                }
+            if let Some((offset_index, time_index)) = indexes
+                && segment.load_summary(file_size, offset_index, time_index)?
+            {
+                return Ok((
+                    segment,
+                    ScanOutcome {
+                        valid_bytes: file_size,
+                        truncated: false,
+                    },
+                ));
             }
         }
         let outcome = segment.rebuild(file_size, validate, index_interval_bytes)?;

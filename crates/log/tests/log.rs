@@ -476,3 +476,59 @@ proptest! {
         prop_assert_eq!(log.next_offset(), recovered.last().map_or(0, |r| r.1 + 1));
     }
 }
+
+#[test]
+fn one_read_returns_every_whole_batch_that_fits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    append(&mut log, batch(3, 10, 1));
+    append(&mut log, batch(1, 10, 2));
+    append(&mut log, batch(2, 10, 3));
+    flush(&mut log);
+    let bytes = log
+        .plan_read(0, 6)
+        .expect("plan")
+        .expect("data")
+        .execute(1 << 20, true)
+        .expect("read");
+    let offsets: Vec<i64> = BatchIter::new(&bytes)
+        .map(|b| b.expect("batch").0.base_offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 3, 4]);
+    // The upper bound cuts whole batches.
+    let bytes = log
+        .plan_read(0, 4)
+        .expect("plan")
+        .expect("data")
+        .execute(1 << 20, true)
+        .expect("read");
+    assert_eq!(BatchIter::new(&bytes).count(), 2);
+}
+
+#[test]
+fn segments_roll_by_record_time_not_by_how_old_the_timestamps_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config, true);
+    // Timestamps from 1970: old, but only 10 ms apart, so no roll.
+    for t in [1_000, 1_005, 1_010] {
+        let mut b = batch(1, 10, t);
+        let i = AppendInfo {
+            now_ms: 1_800_000_000_000,
+            ..info(&b)
+        };
+        log.append(&mut b, &i).expect("append");
+    }
+    assert_eq!(log.segment_count(), 1);
+    // A batch more than segment.ms after the first one rolls.
+    let mut b = batch(1, 10, 5_000);
+    let i = AppendInfo {
+        now_ms: 1_800_000_000_000,
+        ..info(&b)
+    };
+    log.append(&mut b, &i).expect("append");
+    assert_eq!(log.segment_count(), 2);
+}

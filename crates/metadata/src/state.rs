@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn commands_apply_deterministically() {
-        let commands = vec![
+        let commands = [
             MetadataCommand::InitCluster {
                 cluster_id: "abc".into(),
             },

@@ -16,6 +16,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod request;
 pub mod response;
+pub mod samples;
 pub mod shape;
 
 pub use kafka_protocol;

@@ -22,6 +22,11 @@ use super::{Reply, blocking, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 
+/// A resource's type, name and requested changes, owned for the blocking task.
+type ResourceChange<C> = (i8, StrBytes, Vec<C>);
+/// (config name, IncrementalAlterConfigs operation, value).
+type ConfigOp = (String, i8, Option<String>);
+
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
@@ -254,7 +259,7 @@ pub(super) async fn alter(
     request: AlterConfigsRequest,
 ) -> Reply {
     let validate_only = request.validate_only;
-    let work: Vec<(i8, StrBytes, Vec<(String, Option<String>)>)> = request
+    let work: Vec<ResourceChange<(String, Option<String>)>> = request
         .resources
         .iter()
         .map(|r| {
@@ -319,7 +324,7 @@ const SUBTRACT: i8 = 3;
 fn apply_ops(
     target: &Target,
     map: &mut BTreeMap<String, String>,
-    ops: &[(String, i8, Option<String>)],
+    ops: &[ConfigOp],
 ) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     for (name, op, value) in ops {
@@ -405,7 +410,7 @@ pub(super) async fn incremental_alter(
     request: IncrementalAlterConfigsRequest,
 ) -> Reply {
     let validate_only = request.validate_only;
-    let work: Vec<(i8, StrBytes, Vec<(String, i8, Option<String>)>)> = request
+    let work: Vec<ResourceChange<ConfigOp>> = request
         .resources
         .iter()
         .map(|r| {

@@ -22,7 +22,7 @@ use tributary_types::now_ms;
 
 use super::{Reply, encode_later, respond, str_bytes};
 use crate::cluster::{Cluster, Registry, TopicState};
-use crate::error::{ApiError, batch_error};
+use crate::error::{ApiError, RecordErrors, batch_error};
 use crate::partition::{Progress, wait_durable};
 
 /// Largest decompressed size of one produced batch.
@@ -182,9 +182,8 @@ fn produce_partition(
     transactional: bool,
 ) -> Outcome {
     let index = data.index;
-    let fail = |e: ApiError, records: Vec<(usize, String)>| {
-        Outcome::Done(error_response(index, &e, &records, v))
-    };
+    let fail =
+        |e: ApiError, records: RecordErrors| Outcome::Done(error_response(index, &e, &records, v));
     if !matches!(acks, -1..=1) {
         return fail(
             ApiError::new(
@@ -282,19 +281,19 @@ fn produce_partition(
             Vec::new(),
         );
     }
-    if let Some(target) = target_codec(topic) {
-        if validated.header.compression().ok() != Some(target) {
-            match recompress(
-                &batch,
-                target,
-                codec_level(topic, target),
-                DECOMPRESSED_BATCH_BYTES_MAX,
-            ) {
-                Ok(b) => batch = b,
-                Err(e) => {
-                    let (error, records) = batch_error(&e, v);
-                    return fail(error, records);
-                }
+    if let Some(target) = target_codec(topic)
+        && validated.header.compression().ok() != Some(target)
+    {
+        match recompress(
+            &batch,
+            target,
+            codec_level(topic, target),
+            DECOMPRESSED_BATCH_BYTES_MAX,
+        ) {
+            Ok(b) => batch = b,
+            Err(e) => {
+                let (error, records) = batch_error(&e, v);
+                return fail(error, records);
             }
         }
     }
@@ -340,7 +339,7 @@ fn produce_partition(
 }
 
 /// Produce v3+ carries exactly one batch per partition.
-fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, Vec<(usize, String)>)> {
+fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, RecordErrors)> {
     let mut batches = BatchIter::new(records);
     let first = match batches.next() {
         None => {

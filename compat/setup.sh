@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the compatibility tests need on a fresh machine: kcat from
+# apt and the pinned Python clients. Idempotent and quick when all is there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "installing kcat (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+fi
+if ! python3 -c 'import confluent_kafka, kafka, pytest, pytest_timeout' >/dev/null 2>&1 \
+   || ! python3 - "$here/python/requirements.txt" <<'PY'
+import sys, importlib.metadata as md
+for line in open(sys.argv[1]):
+    line = line.split("#")[0].strip()
+    if "==" in line:
+        name, version = line.split("==")
+        if md.version(name) != version:
+            sys.exit(1)
+PY
+then
+  echo "installing Python test clients (pip)"
+  python3 -m pip install -q --disable-pip-version-check -r "$here/python/requirements.txt"
+fi
+echo "test dependencies ready: $(kcat -V 2>&1 | head -1 | cut -c1-40); confluent-kafka $(python3 -c 'import confluent_kafka; print(confluent_kafka.__version__)')"

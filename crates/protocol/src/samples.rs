@@ -1,0 +1,357 @@
+//! Sample request bodies for every served API at every version, with two
+//! elements in each collection. Used by the layout cross-check, the fuzz seed
+//! corpus and the broker's "every version gets an answer" test.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use uuid::Uuid;
+
+fn s(text: &'static str) -> StrBytes {
+    StrBytes::from_static_str(text)
+}
+
+fn topic(text: &'static str) -> TopicName {
+    TopicName(s(text))
+}
+
+fn id() -> Uuid {
+    Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10)
+}
+
+/// Encodes a sample request body of `api_key` at version `v`.
+///
+/// # Panics
+/// For an API this crate does not serve, or a version outside its range.
+pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    macro_rules! enc {
+        ($req:expr) => {
+            $req.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
+        };
+    }
+    match api_key {
+        ApiKey::ApiVersions => {
+            let mut r = ApiVersionsRequest::default();
+            if v >= 3 {
+                r = r
+                    .with_client_software_name(s("librdkafka"))
+                    .with_client_software_version(s("2.16.1"));
+                r = r.with_unknown_tagged_field(42, Bytes::from_static(b"xyz"));
+            }
+            enc!(r)
+        }
+        ApiKey::Metadata => {
+            let t = |name| {
+                let mut t = MetadataRequestTopic::default().with_name(Some(topic(name)));
+                if v >= 10 {
+                    t = t.with_topic_id(id());
+                }
+                t
+            };
+            let mut r = MetadataRequest::default().with_topics(Some(vec![t("a"), t("bb")]));
+            if v >= 4 {
+                r = r.with_allow_auto_topic_creation(false);
+            }
+            if (8..=10).contains(&v) {
+                r = r.with_include_cluster_authorized_operations(true);
+            }
+            if v >= 8 {
+                r = r.with_include_topic_authorized_operations(true);
+            }
+            enc!(r)
+        }
+        ApiKey::Produce => {
+            let p = |i| {
+                PartitionProduceData::default()
+                    .with_index(i)
+                    .with_records(Some(Bytes::from_static(b"batch")))
+            };
+            let t = |name| {
+                let mut t = TopicProduceData::default().with_partition_data(vec![p(0), p(1)]);
+                if v >= 13 {
+                    t = t.with_topic_id(id())
+                } else {
+                    t = t.with_name(topic(name))
+                }
+                t
+            };
+            enc!(
+                ProduceRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("tx"))))
+                    .with_acks(-1)
+                    .with_timeout_ms(30_000)
+                    .with_topic_data(vec![t("a"), t("b")])
+            )
+        }
+        ApiKey::Fetch => {
+            let p = |i| {
+                let mut p = FetchPartition::default()
+                    .with_partition(i)
+                    .with_fetch_offset(5)
+                    .with_partition_max_bytes(1 << 20);
+                if v >= 9 {
+                    p = p.with_current_leader_epoch(3);
+                }
+                if v >= 12 {
+                    p = p.with_last_fetched_epoch(2);
+                }
+                if v >= 5 {
+                    p = p.with_log_start_offset(1);
+                }
+                if v >= 17 {
+                    p = p.with_replica_directory_id(id());
+                }
+                p
+            };
+            let t = |name| {
+                let mut t = FetchTopic::default().with_partitions(vec![p(0), p(1)]);
+                if v >= 13 {
+                    t = t.with_topic_id(id())
+                } else {
+                    t = t.with_topic(topic(name))
+                }
+                t
+            };
+            let mut r = FetchRequest::default()
+                .with_max_wait_ms(500)
+                .with_min_bytes(1)
+                .with_max_bytes(50 << 20)
+                .with_isolation_level(1)
+                .with_topics(vec![t("a"), t("b")]);
+            if v >= 7 {
+                let mut f = ForgottenTopic::default().with_partitions(vec![3, 4]);
+                if v >= 13 {
+                    f = f.with_topic_id(id())
+                } else {
+                    f = f.with_topic(topic("gone"))
+                }
+                r = r
+                    .with_session_id(7)
+                    .with_session_epoch(1)
+                    .with_forgotten_topics_data(vec![f]);
+            }
+            if v >= 11 {
+                r = r.with_rack_id(s("rack-1"));
+            }
+            if v >= 12 {
+                r = r.with_cluster_id(Some(s("cluster")));
+            }
+            if v >= 15 {
+                r = r.with_replica_state(
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_replica_epoch(-1),
+                );
+            } else {
+                r = r.with_replica_id(BrokerId(-1));
+            }
+            enc!(r)
+        }
+        ApiKey::ListOffsets => {
+            let p = |i| {
+                let mut p = ListOffsetsPartition::default()
+                    .with_partition_index(i)
+                    .with_timestamp(-1);
+                if v >= 4 {
+                    p = p.with_current_leader_epoch(0);
+                }
+                p
+            };
+            let t = |name| {
+                ListOffsetsTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![t("a"), t("b")]);
+            if v >= 2 {
+                r = r.with_isolation_level(1);
+            }
+            if v >= 10 {
+                r = r.with_timeout_ms(1000);
+            }
+            enc!(r)
+        }
+        ApiKey::InitProducerId => {
+            let mut r = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000);
+            if v >= 3 {
+                r = r.with_producer_id(ProducerId(7)).with_producer_epoch(1);
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            use kafka_protocol::messages::offset_for_leader_epoch_request::*;
+            let p = |i| {
+                OffsetForLeaderPartition::default()
+                    .with_partition(i)
+                    .with_current_leader_epoch(1)
+                    .with_leader_epoch(0)
+            };
+            let t = |name| {
+                OffsetForLeaderTopic::default()
+                    .with_topic(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = OffsetForLeaderEpochRequest::default().with_topics(vec![t("a"), t("b")]);
+            if v >= 3 {
+                r = r.with_replica_id(BrokerId(-1));
+            }
+            enc!(r)
+        }
+        ApiKey::CreateTopics => {
+            use kafka_protocol::messages::create_topics_request::*;
+            let a = |i| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(i)
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+            };
+            let c = |k| {
+                CreatableTopicConfig::default()
+                    .with_name(s(k))
+                    .with_value(Some(s("1")))
+            };
+            let t = |name| {
+                CreatableTopic::default()
+                    .with_name(topic(name))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![a(0), a(1)])
+                    .with_configs(vec![c("retention.ms"), c("segment.bytes")])
+            };
+            enc!(
+                CreateTopicsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(100)
+                    .with_validate_only(true)
+            )
+        }
+        ApiKey::DeleteTopics => {
+            let mut r = DeleteTopicsRequest::default().with_timeout_ms(100);
+            if v >= 6 {
+                let st = |name| {
+                    DeleteTopicState::default()
+                        .with_name(Some(topic(name)))
+                        .with_topic_id(id())
+                };
+                r = r.with_topics(vec![st("a"), st("b")]);
+            } else {
+                r = r.with_topic_names(vec![topic("a"), topic("b")]);
+            }
+            enc!(r)
+        }
+        ApiKey::CreatePartitions => {
+            use kafka_protocol::messages::create_partitions_request::*;
+            let a = || {
+                CreatePartitionsAssignment::default()
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
+            };
+            let t = |name| {
+                CreatePartitionsTopic::default()
+                    .with_name(topic(name))
+                    .with_count(4)
+                    .with_assignments(Some(vec![a(), a()]))
+            };
+            enc!(
+                CreatePartitionsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(10)
+                    .with_validate_only(true)
+            )
+        }
+        ApiKey::DeleteRecords => {
+            use kafka_protocol::messages::delete_records_request::*;
+            let p = |i| {
+                DeleteRecordsPartition::default()
+                    .with_partition_index(i)
+                    .with_offset(10)
+            };
+            let t = |name| {
+                DeleteRecordsTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            enc!(
+                DeleteRecordsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_timeout_ms(10)
+            )
+        }
+        ApiKey::DescribeConfigs => {
+            use kafka_protocol::messages::describe_configs_request::*;
+            let res = |name| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configuration_keys(Some(vec![s("retention.ms"), s("cleanup.policy")]))
+            };
+            let mut r = DescribeConfigsRequest::default()
+                .with_resources(vec![res("a"), res("b")])
+                .with_include_synonyms(true);
+            if v >= 3 {
+                r = r.with_include_documentation(true);
+            }
+            enc!(r)
+        }
+        ApiKey::AlterConfigs => {
+            use kafka_protocol::messages::alter_configs_request::*;
+            let c = |k| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_value(Some(s("5")))
+            };
+            let res = |name| {
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configs(vec![c("x"), c("y")])
+            };
+            enc!(
+                AlterConfigsRequest::default()
+                    .with_resources(vec![res("a"), res("b")])
+                    .with_validate_only(true)
+            )
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            use kafka_protocol::messages::incremental_alter_configs_request::*;
+            let c = |k| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(2)
+                    .with_value(Some(s("5")))
+            };
+            let res = |name| {
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configs(vec![c("x"), c("y")])
+            };
+            enc!(
+                IncrementalAlterConfigsRequest::default()
+                    .with_resources(vec![res("a"), res("b")])
+                    .with_validate_only(true)
+            )
+        }
+        ApiKey::DescribeCluster => {
+            let mut r =
+                DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+            if v >= 1 {
+                r = r.with_endpoint_type(1);
+            }
+            enc!(r)
+        }
+        other => panic!("no sample for {other:?}"),
+    }
+    buf.freeze()
+}
