@@ -158,6 +158,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: cap on a Fetch response's size.
+    pub fetch_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `connections.max.idle.ms`.
@@ -296,6 +298,7 @@ impl BrokerConfig {
             auto_create_topics: parse_bool("auto.create.topics.enable"),
             delete_topic_enable: parse_bool("delete.topic.enable"),
             socket_request_max_bytes: parse_i64("socket.request.max.bytes").max(1024) as usize,
+            fetch_max_bytes: parse_i64("fetch.max.bytes").max(1024) as usize,
             retention_check_interval_ms: parse_i64("log.retention.check.interval.ms").max(1) as u64,
             connections_max_idle_ms: parse_i64("connections.max.idle.ms").max(1) as u64,
             producer_id_expiration_ms: parse_i64("producer.id.expiration.ms"),

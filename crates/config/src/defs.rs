@@ -508,6 +508,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest request the broker reads; larger requests close the connection."
     ),
     broker!(
+        "fetch.max.bytes",
+        Int,
+        Some("57671680"),
+        "Largest Fetch response; a consumer asking for more gets at most this (the first batch may exceed it)."
+    ),
+    broker!(
         "socket.send.buffer.bytes",
         Int,
         Some("102400"),

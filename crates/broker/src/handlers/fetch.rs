@@ -94,11 +94,12 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
 
 async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> FetchResponse {
     let topics = resolve(cluster, &request, v);
-    let max_bytes = if request.max_bytes > 0 {
+    let requested = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
         usize::MAX
     };
+    let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);

@@ -25,8 +25,10 @@ use crate::cluster::{Cluster, Registry, TopicState};
 use crate::error::{ApiError, RecordErrors, batch_error};
 use crate::partition::{Progress, wait_durable};
 
-/// Largest decompressed size of one produced batch.
-const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 << 20;
+/// Largest decompressed size of one produced batch. Validation streams and
+/// holds none of it; recompression (topic `compression.type` other than
+/// `producer`) holds it in memory once.
+const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
