@@ -5,6 +5,7 @@
 //! producers share one fsync.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -20,6 +21,7 @@ struct Queue {
 pub struct Flusher {
     queue: Arc<(Mutex<Queue>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    syncs: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -37,13 +39,22 @@ impl Flusher {
     pub fn start() -> std::io::Result<Flusher> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let q = queue.clone();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = syncs.clone();
         let thread = std::thread::Builder::new()
             .name("group-commit".to_string())
-            .spawn(move || run(&q))?;
+            .spawn(move || run(&q, &counter))?;
         Ok(Flusher {
             queue,
             thread: Mutex::new(Some(thread)),
+            syncs,
         })
+    }
+
+    /// How many partition fsyncs have run: fewer than acknowledged batches
+    /// when producers share them.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Marks a partition as having appended data that must become durable.
@@ -70,7 +81,7 @@ impl Flusher {
     }
 }
 
-fn run(queue: &(Mutex<Queue>, Condvar)) {
+fn run(queue: &(Mutex<Queue>, Condvar), syncs: &AtomicU64) {
     let (lock_queue, ready) = queue;
     loop {
         let batch: Vec<Arc<Partition>> = {
@@ -83,16 +94,17 @@ fn run(queue: &(Mutex<Queue>, Condvar)) {
             }
             q.dirty.drain().map(|(_, p)| p).collect()
         };
-        flush_round(&batch);
+        flush_round(&batch, syncs);
     }
 }
 
 /// One round: plan under each lock, fsync without locks, publish progress.
-fn flush_round(partitions: &[Arc<Partition>]) {
+fn flush_round(partitions: &[Arc<Partition>], syncs: &AtomicU64) {
     let plans: Vec<_> = partitions.iter().map(|p| p.log().flush_plan()).collect();
     for (partition, plan) in partitions.iter().zip(plans) {
         let Some(plan) = plan else { continue };
         let outcome = plan.execute();
+        syncs.fetch_add(1, Ordering::Relaxed);
         let mut log = partition.log();
         let result = log.complete_flush(plan.target, outcome);
         let progress = Progress {

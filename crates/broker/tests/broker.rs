@@ -306,3 +306,51 @@ async fn api_versions_above_the_served_range_get_the_v0_fallback() {
     assert_eq!(again.error_code, 0);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_producers_share_fsyncs() {
+    let broker = TestBroker::start(&[]).await;
+    let mut admin = RawClient::connect(broker.addr).await;
+    create(&mut admin, "group-commit").await;
+    let producers = 8;
+    let requests_each = 40;
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let addr = broker.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut client = RawClient::connect(addr).await;
+            // Pipeline every request, then collect every acknowledgement.
+            let mut ids = Vec::new();
+            for i in 0..requests_each {
+                let value = format!("p{p}-{i}");
+                ids.push(
+                    client
+                        .send(
+                            ApiKey::Produce,
+                            9,
+                            &produce_request("group-commit", -1, batch(&[&value])),
+                        )
+                        .await,
+                );
+            }
+            for id in ids {
+                let (got, mut body) = client.receive(ApiKey::Produce, 9).await.expect("answer");
+                assert_eq!(got, id);
+                let response = ProduceResponse::decode(&mut body, 9).expect("decode");
+                assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("producer task");
+    }
+    let acknowledged = (producers * requests_each) as u64;
+    let syncs = broker.broker().cluster().flusher.syncs();
+    eprintln!("{acknowledged} batches acknowledged with {syncs} fsyncs");
+    assert!(syncs > 0);
+    assert!(
+        syncs < acknowledged,
+        "{syncs} fsyncs for {acknowledged} acknowledged batches: producers did not share fsyncs"
+    );
+    broker.stop().await;
+}
