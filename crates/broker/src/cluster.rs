@@ -46,6 +46,13 @@ pub struct TopicState {
 }
 
 impl TopicState {
+    /// The partition with this index, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&PartitionRef> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+
     /// Whether the topic is internal to the platform.
     pub fn is_internal(&self) -> bool {
         INTERNAL_TOPICS.contains(&self.name.as_str())
@@ -62,6 +69,11 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A partition by topic name and index.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionRef> {
+        self.topics.get(topic).and_then(|t| t.partition(index))
+    }
+
     fn insert(&mut self, topic: Arc<TopicState>) {
         self.by_id.insert(topic.topic_id, topic.clone());
         self.topics.insert(topic.name.clone(), topic);
@@ -313,6 +325,16 @@ impl Cluster {
         })
     }
 
+    /// A hosted topic, or UNKNOWN_TOPIC_OR_PARTITION.
+    fn topic(&self, name: &str) -> Result<Arc<TopicState>, ApiError> {
+        self.registry().topics.get(name).cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            )
+        })
+    }
+
     /// Validates a new topic; returns the resolved partition count and replication factor.
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(i32, i16), ApiError> {
         validate_topic_name(&topic.name)
@@ -500,12 +522,7 @@ impl Cluster {
             ));
         }
         let mut store = self.metadata();
-        let topic = self.registry().topics.get(name).cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                "This server does not host this topic.",
-            )
-        })?;
+        let topic = self.topic(name)?;
         self.append(
             &mut store,
             MetadataCommand::DeleteTopic {
@@ -547,12 +564,7 @@ impl Cluster {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         let mut store = self.metadata();
-        let topic = self.registry().topics.get(name).cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let topic = self.topic(name)?;
         let current = topic.partitions.len() as i32;
         if count <= current {
             let verb = if count == current {
@@ -623,12 +635,7 @@ impl Cluster {
                 .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         }
         let mut store = self.metadata();
-        let topic = self.registry().topics.get(name).cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        let topic = self.topic(name)?;
         if validate_only {
             return Ok(());
         }

@@ -359,11 +359,9 @@ pub(super) fn delete_records(
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) = topic.and_then(|topic| {
-                        usize::try_from(p.partition_index)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i))
-                    }) else {
+                    let Some(partition) =
+                        topic.and_then(|topic| topic.partition(p.partition_index))
+                    else {
                         return result
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             .with_low_watermark(-1);

@@ -27,6 +27,27 @@ type ResourceChange<C> = (i8, StrBytes, Vec<C>);
 /// (config name, IncrementalAlterConfigs operation, value).
 type ConfigOp = (String, i8, Option<String>);
 
+/// Builds per-resource results of AlterConfigs / IncrementalAlterConfigs
+/// (two generated types with the same fields).
+macro_rules! resource_responses {
+    ($ty:ty, $resources:expr, $outcomes:expr) => {
+        $resources
+            .zip($outcomes)
+            .map(|((kind, name), outcome)| {
+                let resp = <$ty>::default()
+                    .with_resource_type(kind)
+                    .with_resource_name(name.clone());
+                match outcome {
+                    Ok(()) => resp.with_error_code(0),
+                    Err(e) => resp
+                        .with_error_code(e.code())
+                        .with_error_message(Some(str_bytes(&e.message))),
+                }
+            })
+            .collect()
+    };
+}
+
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const BROKER_LOGGER: i8 = 8;
@@ -294,20 +315,14 @@ pub(super) async fn alter(
     let Some(outcomes) = outcomes else {
         return Reply::Close("alter configs task failed".to_string());
     };
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, outcome)| {
-            let resp = kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => resp.with_error_code(0),
-                Err(e) => resp.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
-            }
-        })
-        .collect();
+    let responses = resource_responses!(
+        kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse,
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, &r.resource_name)),
+        outcomes
+    );
     respond(
         ApiKey::AlterConfigs,
         header,
@@ -443,20 +458,12 @@ pub(super) async fn incremental_alter(
     let Some(outcomes) = outcomes else {
         return Reply::Close("alter configs task failed".to_string());
     };
-    let responses = request
-        .resources
-        .iter()
-        .zip(outcomes)
-        .map(|(r, outcome)| {
-            let resp = kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => resp.with_error_code(0),
-                Err(e) => resp.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
-            }
-        })
-        .collect();
+    let responses =
+        resource_responses!(
+        kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse,
+        request.resources.iter().map(|r| (r.resource_type, &r.resource_name)),
+        outcomes
+    );
     respond(
         ApiKey::IncrementalAlterConfigs,
         header,

@@ -76,9 +76,9 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
                     partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
                     target: topic.clone().and_then(|topic| {
-                        usize::try_from(p.partition)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i).cloned())
+                        topic
+                            .partition(p.partition)
+                            .cloned()
                             .ok_or(ErrorCode::UnknownTopicOrPartition)
                     }),
                 })

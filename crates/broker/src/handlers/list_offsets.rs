@@ -37,11 +37,7 @@ pub(super) fn handle(
                 .into_iter()
                 .map(|p| {
                     let found = topic
-                        .and_then(|topic| {
-                            usize::try_from(p.partition_index)
-                                .ok()
-                                .and_then(|i| topic.partitions.get(i))
-                        })
+                        .and_then(|topic| topic.partition(p.partition_index))
                         .ok_or(ApiError::new(
                             ErrorCode::UnknownTopicOrPartition,
                             "unknown topic or partition",

@@ -28,11 +28,8 @@ pub(super) fn handle(
                 .into_iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = topic.and_then(|topic| {
-                        usize::try_from(p.partition)
-                            .ok()
-                            .and_then(|i| topic.partitions.get(i))
-                    }) else {
+                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition))
+                    else {
                         return answer
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             .with_leader_epoch(-1)

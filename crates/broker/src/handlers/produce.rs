@@ -222,10 +222,7 @@ fn produce_partition(
             Vec::new(),
         );
     }
-    let Some(partition) = usize::try_from(index)
-        .ok()
-        .and_then(|i| topic.partitions.get(i))
-    else {
+    let Some(partition) = topic.partition(index) else {
         return fail(
             ApiError::new(
                 ErrorCode::UnknownTopicOrPartition,
