@@ -3,4 +3,5 @@
 //! mapping of a group to its partition of that topic.
 
 pub mod classic;
+pub mod offsets;
 pub mod records;

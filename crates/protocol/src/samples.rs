@@ -351,6 +351,199 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             }
             enc!(r)
         }
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if v <= 3 {
+                r = r.with_key(s("group-a"));
+            } else {
+                r = r.with_coordinator_keys(vec![s("group-a"), s("group-b")]);
+            }
+            if v >= 1 {
+                r = r.with_key_type(0);
+            }
+            enc!(r)
+        }
+        ApiKey::JoinGroup => {
+            use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+            let p = |name| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(s(name))
+                    .with_metadata(Bytes::from_static(b"meta"))
+            };
+            let mut r = JoinGroupRequest::default()
+                .with_group_id(GroupId(s("group-a")))
+                .with_session_timeout_ms(10_000)
+                .with_member_id(s("member-1"))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![p("range"), p("roundrobin")]);
+            if v >= 1 {
+                r = r.with_rebalance_timeout_ms(30_000);
+            }
+            if v >= 5 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            if v >= 8 {
+                r = r.with_reason(Some(s("rejoin")));
+            }
+            enc!(r)
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default()
+                .with_group_id(GroupId(s("group-a")))
+                .with_generation_id(3)
+                .with_member_id(s("member-1"));
+            if v >= 3 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            enc!(r)
+        }
+        ApiKey::LeaveGroup => {
+            use kafka_protocol::messages::leave_group_request::MemberIdentity;
+            let mut r = LeaveGroupRequest::default().with_group_id(GroupId(s("group-a")));
+            if v <= 2 {
+                r = r.with_member_id(s("member-1"));
+            } else {
+                let m = |id| {
+                    let mut m = MemberIdentity::default()
+                        .with_member_id(s(id))
+                        .with_group_instance_id(Some(s("instance-1")));
+                    if v >= 5 {
+                        m = m.with_reason(Some(s("bye")));
+                    }
+                    m
+                };
+                r = r.with_members(vec![m("member-1"), m("member-2")]);
+            }
+            enc!(r)
+        }
+        ApiKey::SyncGroup => {
+            use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+            let a = |id| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(s(id))
+                    .with_assignment(Bytes::from_static(b"assigned"))
+            };
+            let mut r = SyncGroupRequest::default()
+                .with_group_id(GroupId(s("group-a")))
+                .with_generation_id(3)
+                .with_member_id(s("member-1"))
+                .with_assignments(vec![a("member-1"), a("member-2")]);
+            if v >= 3 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            if v >= 5 {
+                r = r
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(Some(s("range")));
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetCommit => {
+            use kafka_protocol::messages::offset_commit_request::{
+                OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+            };
+            let p = |i| {
+                let mut p = OffsetCommitRequestPartition::default()
+                    .with_partition_index(i)
+                    .with_committed_offset(42)
+                    .with_committed_metadata(Some(s("meta")));
+                if v >= 6 {
+                    p = p.with_committed_leader_epoch(1);
+                }
+                p
+            };
+            let t = |name| {
+                OffsetCommitRequestTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("group-a")))
+                .with_generation_id_or_member_epoch(3)
+                .with_member_id(s("member-1"))
+                .with_topics(vec![t("a"), t("b")]);
+            if v >= 7 {
+                r = r.with_group_instance_id(Some(s("instance-1")));
+            }
+            if v <= 4 {
+                r = r.with_retention_time_ms(-1);
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetFetch => {
+            use kafka_protocol::messages::offset_fetch_request::{
+                OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+            };
+            let mut r = OffsetFetchRequest::default();
+            if v <= 7 {
+                let t = |name| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic(name))
+                        .with_partition_indexes(vec![0, 1])
+                };
+                r = r
+                    .with_group_id(GroupId(s("group-a")))
+                    .with_topics(Some(vec![t("a"), t("b")]));
+            } else {
+                let t = |name| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(topic(name))
+                        .with_partition_indexes(vec![0, 1])
+                };
+                let g = |name| {
+                    let mut g = OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s(name)))
+                        .with_topics(Some(vec![t("a"), t("b")]));
+                    if v >= 9 {
+                        g = g.with_member_id(Some(s("member-1"))).with_member_epoch(3);
+                    }
+                    g
+                };
+                r = r.with_groups(vec![g("group-a"), g("group-b")]);
+            }
+            if v >= 7 {
+                r = r.with_require_stable(true);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("group-a")), GroupId(s("group-b"))]);
+            if v >= 3 {
+                r = r.with_include_authorized_operations(true);
+            }
+            enc!(r)
+        }
+        ApiKey::ListGroups => {
+            let mut r = ListGroupsRequest::default();
+            if v >= 4 {
+                r = r.with_states_filter(vec![s("Stable"), s("Empty")]);
+            }
+            if v >= 5 {
+                r = r.with_types_filter(vec![s("classic"), s("consumer")]);
+            }
+            enc!(r)
+        }
+        ApiKey::DeleteGroups => enc!(
+            DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(s("group-a")), GroupId(s("group-b"))])
+        ),
+        ApiKey::OffsetDelete => {
+            use kafka_protocol::messages::offset_delete_request::{
+                OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+            };
+            let p = |i| OffsetDeleteRequestPartition::default().with_partition_index(i);
+            let t = |name| {
+                OffsetDeleteRequestTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![p(0), p(1)])
+            };
+            enc!(
+                OffsetDeleteRequest::default()
+                    .with_group_id(GroupId(s("group-a")))
+                    .with_topics(vec![t("a"), t("b")])
+            )
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

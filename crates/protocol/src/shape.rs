@@ -262,6 +262,97 @@ const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(Arr(INCREMENTAL_RESOURCE), 0, MAX), 
 // ---- DescribeCluster (60), flexible from 0
 const DESCRIBE_CLUSTER: &[F] = &[f(Bool, 0, MAX), f(I8, 1, MAX), f(Bool, 2, MAX)];
 
+// ---- FindCoordinator (10), flexible from 3
+const FIND_COORDINATOR: &[F] = &[f(Str, 0, 3), f(I8, 1, MAX), f(PrimArr(&Str), 4, MAX)];
+
+// ---- JoinGroup (11), flexible from 6
+const JOIN_GROUP_PROTOCOL: &[F] = &[f(Str, 0, MAX), f(Bytes, 0, MAX)];
+const JOIN_GROUP: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(I32, 1, MAX),
+    f(Str, 0, MAX),
+    f(Str, 5, MAX),
+    f(Str, 0, MAX),
+    f(Arr(JOIN_GROUP_PROTOCOL), 0, MAX),
+    f(Str, 8, MAX),
+];
+
+// ---- Heartbeat (12), flexible from 4
+const HEARTBEAT: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(Str, 0, MAX),
+    f(Str, 3, MAX),
+];
+
+// ---- LeaveGroup (13), flexible from 4
+const LEAVE_GROUP_MEMBER: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX), f(Str, 5, MAX)];
+const LEAVE_GROUP: &[F] = &[
+    f(Str, 0, MAX),
+    f(Str, 0, 2),
+    f(Arr(LEAVE_GROUP_MEMBER), 3, MAX),
+];
+
+// ---- SyncGroup (14), flexible from 4
+const SYNC_GROUP_ASSIGNMENT: &[F] = &[f(Str, 0, MAX), f(Bytes, 0, MAX)];
+const SYNC_GROUP: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(Str, 0, MAX),
+    f(Str, 3, MAX),
+    f(Str, 5, MAX),
+    f(Str, 5, MAX),
+    f(Arr(SYNC_GROUP_ASSIGNMENT), 0, MAX),
+];
+
+// ---- OffsetCommit (8), flexible from 8
+const OFFSET_COMMIT_PARTITION: &[F] = &[
+    f(I32, 0, MAX),
+    f(I64, 0, MAX),
+    f(I32, 6, MAX),
+    f(Str, 0, MAX),
+];
+const OFFSET_COMMIT_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_COMMIT_PARTITION), 0, MAX)];
+const OFFSET_COMMIT: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 1, MAX),
+    f(Str, 1, MAX),
+    f(Str, 7, MAX),
+    f(I64, 2, 4),
+    f(Arr(OFFSET_COMMIT_TOPIC), 0, MAX),
+];
+
+// ---- OffsetFetch (9), flexible from 6
+const OFFSET_FETCH_TOPIC: &[F] = &[f(Str, 0, 7), f(PrimArr(&I32), 0, 7)];
+const OFFSET_FETCH_GROUP_TOPIC: &[F] = &[f(Str, 8, MAX), f(PrimArr(&I32), 8, MAX)];
+const OFFSET_FETCH_GROUP: &[F] = &[
+    f(Str, 8, MAX),
+    f(Str, 9, MAX),
+    f(I32, 9, MAX),
+    f(Arr(OFFSET_FETCH_GROUP_TOPIC), 8, MAX),
+];
+const OFFSET_FETCH: &[F] = &[
+    f(Str, 0, 7),
+    f(Arr(OFFSET_FETCH_TOPIC), 0, 7),
+    f(Arr(OFFSET_FETCH_GROUP), 8, MAX),
+    f(Bool, 7, MAX),
+];
+
+// ---- DescribeGroups (15), flexible from 5
+const DESCRIBE_GROUPS: &[F] = &[f(PrimArr(&Str), 0, MAX), f(Bool, 3, MAX)];
+
+// ---- ListGroups (16), flexible from 3
+const LIST_GROUPS: &[F] = &[f(PrimArr(&Str), 4, MAX), f(PrimArr(&Str), 5, MAX)];
+
+// ---- DeleteGroups (42), flexible from 2
+const DELETE_GROUPS: &[F] = &[f(PrimArr(&Str), 0, MAX)];
+
+// ---- OffsetDelete (47), never flexible
+const OFFSET_DELETE_PARTITION: &[F] = &[f(I32, 0, MAX)];
+const OFFSET_DELETE_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_DELETE_PARTITION), 0, MAX)];
+const OFFSET_DELETE: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_DELETE_TOPIC), 0, MAX)];
+
 /// The layout of a request body and the first flexible version of its API.
 fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -280,6 +371,17 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
         ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
+        ApiKey::JoinGroup => (JOIN_GROUP, 6),
+        ApiKey::Heartbeat => (HEARTBEAT, 4),
+        ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
+        ApiKey::SyncGroup => (SYNC_GROUP, 4),
+        ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
+        ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
+        ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
+        ApiKey::ListGroups => (LIST_GROUPS, 3),
+        ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
+        ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         _ => return None,
     })
 }

@@ -109,3 +109,41 @@ fn write_fuzz_corpus() {
     std::fs::write(dir.join("metadata-v1-huge-count"), huge_count).expect("write");
     std::fs::write(dir.join("short-header"), [0u8, 18]).expect("write");
 }
+
+/// The group APIs' layouts at every version they will be served at.
+#[test]
+fn group_api_layouts_walk_exactly() {
+    let group_apis = [
+        (ApiKey::FindCoordinator, 0, 6),
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::OffsetCommit, 2, 9),
+        (ApiKey::OffsetFetch, 1, 9),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
+    ];
+    for (key, min, max) in group_apis {
+        for v in min..=max {
+            let body = sample_body(key, v);
+            let (fields, flexible_from) = layout(key).expect("layout");
+            let mut w = Walker {
+                buf: &body,
+                version: v,
+                flexible: v >= flexible_from,
+                elements: 0,
+                elements_max: 1000,
+            };
+            w.walk_struct(fields)
+                .unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
+            assert!(
+                w.buf.is_empty(),
+                "{key:?} v{v}: {} bytes left over",
+                w.buf.len()
+            );
+        }
+    }
+}
