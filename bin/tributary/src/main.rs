@@ -18,11 +18,7 @@ use tributary_broker::Broker;
 use tributary_config::BrokerConfig;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tributary",
-    version,
-    about = "A Kafka-compatible data-streaming platform in one binary"
-)]
+#[command(name = "tributary", version, about = "A Kafka-compatible data-streaming platform in one binary")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,30 +94,16 @@ fn start_config(
     overrides: &[String],
 ) -> Result<BrokerConfig, String> {
     let mut props = BTreeMap::new();
-    props.insert(
-        "listeners".to_string(),
-        format!("PLAINTEXT://{host}:{kafka_port}"),
-    );
+    props.insert("listeners".to_string(), format!("PLAINTEXT://{host}:{kafka_port}"));
     props.insert("log.dirs".to_string(), data_dir.display().to_string());
     props.insert("auto.create.topics.enable".to_string(), "true".to_string());
     props.insert("default.replication.factor".to_string(), "1".to_string());
-    props.insert(
-        "offsets.topic.replication.factor".to_string(),
-        "1".to_string(),
-    );
-    props.insert(
-        "transaction.state.log.replication.factor".to_string(),
-        "1".to_string(),
-    );
+    props.insert("offsets.topic.replication.factor".to_string(), "1".to_string());
+    props.insert("transaction.state.log.replication.factor".to_string(), "1".to_string());
     props.insert("transaction.state.log.min.isr".to_string(), "1".to_string());
-    props.insert(
-        "group.initial.rebalance.delay.ms".to_string(),
-        "0".to_string(),
-    );
+    props.insert("group.initial.rebalance.delay.ms".to_string(), "0".to_string());
     for item in overrides {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| format!("override {item:?} is not of the form key=value"))?;
+        let (k, v) = item.split_once('=').ok_or_else(|| format!("override {item:?} is not of the form key=value"))?;
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
     BrokerConfig::from_properties(props).map_err(|e| e.to_string())
@@ -133,18 +115,11 @@ async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(
     }
     let data_dir = config.data_dir.clone();
     let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
-    let kafka: Vec<String> = broker
-        .bound_addresses()
-        .iter()
-        .map(|(l, a)| format!("{}://{a}", l.name))
-        .collect();
+    let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
     let summary = Summary {
         event: "started",
         kafka,
-        data_dir: std::fs::canonicalize(&data_dir)
-            .unwrap_or(data_dir)
-            .display()
-            .to_string(),
+        data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string(),
         node_id: broker.cluster().node_id,
         cluster_id: broker.cluster().cluster_id().to_string(),
         startup_ms: started.elapsed().as_millis(),
@@ -176,14 +151,13 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -198,25 +172,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let (config, output) = match &cli.command {
-        Command::Start {
-            kafka_port,
-            host,
-            data_dir,
-            overrides,
-            output,
-        } => (
-            start_config(*kafka_port, host, data_dir, overrides),
-            *output,
-        ),
-        Command::Broker {
-            config,
-            overrides,
-            output,
-        } => (
-            BrokerConfig::load(config.as_deref(), std::env::vars(), overrides)
-                .map_err(|e| e.to_string()),
-            *output,
-        ),
+        Command::Start { kafka_port, host, data_dir, overrides, output } => {
+            (start_config(*kafka_port, host, data_dir, overrides), *output)
+        }
+        Command::Broker { config, overrides, output } => {
+            (BrokerConfig::load(config.as_deref(), std::env::vars(), overrides).map_err(|e| e.to_string()), *output)
+        }
     };
     let config = match config {
         Ok(c) => c,
@@ -225,10 +186,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -8,19 +8,21 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::watch;
 use tributary_config::defs::broker_config;
 use tributary_config::value::{ConfigType, validate};
 use tributary_config::{BrokerConfig, BrokerLayers, Listener, TopicConfig, validate_topic_config};
-use tributary_log::{LogConfig, PartitionLog};
-use tributary_metadata::{
-    MetadataCommand, MetadataStore, PRODUCER_ID_BLOCK_SIZE, PartitionMeta, TopicMeta,
-};
+use tributary_log::{AppendInfo, AppendOutcome, LogConfig, PartitionLog};
+use tributary_metadata::{MetadataCommand, MetadataStore, PRODUCER_ID_BLOCK_SIZE, PartitionMeta, TopicMeta};
 use tributary_protocol::ErrorCode;
+use tributary_record::Compression;
+use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_types::{TopicId, base64_url_no_pad, now_ms, validate_topic_name};
 
 use crate::error::ApiError;
 use crate::flusher::Flusher;
-use crate::partition::{Partition, PartitionRef};
+use crate::groups::GroupService;
+use crate::partition::{Partition, PartitionRef, Progress};
 
 /// File whose presence at start means the last stop was clean.
 const CLEAN_SHUTDOWN_FILE: &str = ".tributary_cleanshutdown";
@@ -48,9 +50,7 @@ pub struct TopicState {
 impl TopicState {
     /// The partition with this index, if the topic has it.
     pub fn partition(&self, index: i32) -> Option<&PartitionRef> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
     }
 
     /// Whether the topic is internal to the platform.
@@ -141,6 +141,8 @@ pub struct Cluster {
     layers: RwLock<Arc<BrokerLayers>>,
     /// Group commit.
     pub flusher: Flusher,
+    /// The group coordinator.
+    pub groups: GroupService,
     producer_ids: Mutex<(i64, i64)>,
     advertised: RwLock<Vec<Listener>>,
     _lock: File,
@@ -164,12 +166,8 @@ impl Cluster {
     /// (recovering them if the last stop was not clean).
     pub fn open(config: BrokerConfig) -> Result<Cluster, StartError> {
         let data_dir = config.data_dir.clone();
-        let dir_error = |reason: String| StartError::DataDir {
-            path: data_dir.clone(),
-            reason,
-        };
-        fs::create_dir_all(&data_dir)
-            .map_err(|e| dir_error(format!("{e}; check the path and its permissions")))?;
+        let dir_error = |reason: String| StartError::DataDir { path: data_dir.clone(), reason };
+        fs::create_dir_all(&data_dir).map_err(|e| dir_error(format!("{e}; check the path and its permissions")))?;
         let lock = File::create(data_dir.join(".lock")).map_err(|e| dir_error(e.to_string()))?;
         if lock.try_lock().is_err() {
             return Err(dir_error(
@@ -180,9 +178,7 @@ impl Cluster {
         let clean = marker.exists();
         if clean {
             fs::remove_file(&marker).map_err(|e| dir_error(e.to_string()))?;
-            File::open(&data_dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| dir_error(e.to_string()))?;
+            File::open(&data_dir).and_then(|d| d.sync_all()).map_err(|e| dir_error(e.to_string()))?;
         }
 
         let mut metadata = MetadataStore::open(&data_dir.join(METADATA_DIR))?;
@@ -192,15 +188,10 @@ impl Cluster {
         }
         let state = metadata.state().clone();
         let cluster_id = state.cluster_id.clone().unwrap_or_default();
-        write_meta_properties(&data_dir, config.node_id, &cluster_id)
-            .map_err(|e| dir_error(e.to_string()))?;
+        write_meta_properties(&data_dir, config.node_id, &cluster_id).map_err(|e| dir_error(e.to_string()))?;
 
         let layers = Arc::new(BrokerLayers {
-            dynamic_broker: state
-                .broker_configs
-                .get(&config.node_id)
-                .cloned()
-                .unwrap_or_default(),
+            dynamic_broker: state.broker_configs.get(&config.node_id).cloned().unwrap_or_default(),
             dynamic_default: state.default_broker_configs.clone(),
             static_props: config.properties.clone(),
         });
@@ -216,18 +207,8 @@ impl Cluster {
                 let index = index as i32;
                 let dir = partition_dir(&data_dir, &topic.name, index);
                 let log = PartitionLog::open(&dir, log_config, clean, meta.leader_epoch, now_ms())
-                    .map_err(|source| StartError::Partition {
-                        topic: topic.name.clone(),
-                        partition: index,
-                        source,
-                    })?;
-                partitions.push(Arc::new(Partition::new(
-                    topic.name.clone(),
-                    topic_id,
-                    index,
-                    meta.leader_epoch,
-                    log,
-                )));
+                    .map_err(|source| StartError::Partition { topic: topic.name.clone(), partition: index, source })?;
+                partitions.push(Arc::new(Partition::new(topic.name.clone(), topic_id, index, meta.leader_epoch, log)));
             }
             registry.insert(Arc::new(TopicState {
                 name: topic.name.clone(),
@@ -247,9 +228,9 @@ impl Cluster {
         );
         remove_stray_partition_dirs(&data_dir, &registry);
 
-        let flusher = Flusher::start()
-            .map_err(|e| dir_error(format!("cannot start the flusher thread: {e}")))?;
+        let flusher = Flusher::start().map_err(|e| dir_error(format!("cannot start the flusher thread: {e}")))?;
         let block_start = state.producer_id_block_end;
+        let groups = GroupService::new(&config);
         Ok(Cluster {
             node_id: config.node_id,
             advertised: RwLock::new(config.advertised_listeners.clone()),
@@ -260,6 +241,7 @@ impl Cluster {
             registry: RwLock::new(Arc::new(registry)),
             layers: RwLock::new(layers),
             flusher,
+            groups,
             producer_ids: Mutex::new((block_start, block_start)),
             _lock: lock,
         })
@@ -277,26 +259,17 @@ impl Cluster {
 
     /// The current registry snapshot.
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The current config layers.
     pub fn layers(&self) -> Arc<BrokerLayers> {
-        self.layers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.layers.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Advertised listeners (ports resolved after binding).
     pub fn advertised_listeners(&self) -> Vec<Listener> {
-        self.advertised
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.advertised.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Replaces the advertised listeners once the real ports are known.
@@ -318,27 +291,20 @@ impl Cluster {
     fn append(&self, store: &mut MetadataStore, command: MetadataCommand) -> Result<(), ApiError> {
         store.append(command).map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "metadata append failed");
-            ApiError::new(
-                ErrorCode::KafkaStorageError,
-                format!("cannot persist the metadata change: {e}"),
-            )
+            ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))
         })
     }
 
     /// A hosted topic, or UNKNOWN_TOPIC_OR_PARTITION.
     fn topic(&self, name: &str) -> Result<Arc<TopicState>, ApiError> {
         self.registry().topics.get(name).cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))
         })
     }
 
     /// Validates a new topic; returns the resolved partition count and replication factor.
     pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(i32, i16), ApiError> {
-        validate_topic_name(&topic.name)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidTopicException, e.to_string()))?;
+        validate_topic_name(&topic.name).map_err(|e| ApiError::new(ErrorCode::InvalidTopicException, e.to_string()))?;
         let registry = self.registry();
         if registry.topics.contains_key(&topic.name) {
             return Err(ApiError::new(
@@ -347,35 +313,21 @@ impl Cluster {
             ));
         }
         let collision_key = |n: &str| n.replace('.', "_");
-        if let Some(other) = registry
-            .topics
-            .keys()
-            .find(|n| collision_key(n) == collision_key(&topic.name))
-        {
+        if let Some(other) = registry.topics.keys().find(|n| collision_key(n) == collision_key(&topic.name)) {
             return Err(ApiError::new(
                 ErrorCode::InvalidTopicException,
-                format!(
-                    "Topic '{}' collides with existing topic: {other}",
-                    topic.name
-                ),
+                format!("Topic '{}' collides with existing topic: {other}", topic.name),
             ));
         }
         let (partitions, rf) = if topic.assignments.is_empty() {
-            let partitions = if topic.num_partitions == -1 {
-                self.config.num_partitions
-            } else {
-                topic.num_partitions
-            };
+            let partitions = if topic.num_partitions == -1 { self.config.num_partitions } else { topic.num_partitions };
             let rf = if topic.replication_factor == -1 {
                 self.config.default_replication_factor
             } else {
                 topic.replication_factor
             };
             if partitions <= 0 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidPartitions,
-                    "Number of partitions must be larger than 0.",
-                ));
+                return Err(ApiError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
             }
             if rf <= 0 {
                 return Err(ApiError::new(
@@ -400,23 +352,15 @@ impl Cluster {
                 ));
             }
             self.validate_assignments(&topic.assignments, 0)?;
-            (
-                topic.assignments.len() as i32,
-                topic.assignments[0].1.len() as i16,
-            )
+            (topic.assignments.len() as i32, topic.assignments[0].1.len() as i16)
         };
         for (name, value) in &topic.configs {
-            validate_topic_config(name, Some(value))
-                .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+            validate_topic_config(name, Some(value)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         }
         Ok((partitions, rf))
     }
 
-    fn validate_assignments(
-        &self,
-        assignments: &[(i32, Vec<i32>)],
-        first_index: i32,
-    ) -> Result<(), ApiError> {
+    fn validate_assignments(&self, assignments: &[(i32, Vec<i32>)], first_index: i32) -> Result<(), ApiError> {
         for (i, (index, brokers)) in assignments.iter().enumerate() {
             if *index != first_index + i as i32 {
                 return Err(ApiError::new(
@@ -457,8 +401,7 @@ impl Cluster {
         self.append(&mut store, MetadataCommand::CreateTopic { topic: meta })?;
         let overrides = topic.configs.clone();
         let config = self.layers().topic_config(&overrides);
-        let opened =
-            self.open_partitions(&topic.name, TopicId(topic_id), 0..partitions, &config)?;
+        let opened = self.open_partitions(&topic.name, TopicId(topic_id), 0..partitions, &config)?;
         let state = Arc::new(TopicState {
             name: topic.name.clone(),
             topic_id: TopicId(topic_id),
@@ -472,12 +415,7 @@ impl Cluster {
     }
 
     fn fresh_partition(&self) -> PartitionMeta {
-        PartitionMeta {
-            replicas: vec![self.node_id],
-            leader: self.node_id,
-            leader_epoch: 0,
-            isr: vec![self.node_id],
-        }
+        PartitionMeta { replicas: vec![self.node_id], leader: self.node_id, leader_epoch: 0, isr: vec![self.node_id] }
     }
 
     fn open_partitions(
@@ -495,19 +433,10 @@ impl Cluster {
                 tracing::error!(topic, partition = index, error = %e, "cannot create partition log");
                 ApiError::new(ErrorCode::KafkaStorageError, format!("cannot create the partition log: {e}"))
             })?;
-            out.push(Arc::new(Partition::new(
-                topic.to_string(),
-                topic_id,
-                index,
-                0,
-                log,
-            )));
+            out.push(Arc::new(Partition::new(topic.to_string(), topic_id, index, 0, log)));
         }
         if let Err(e) = File::open(&self.data_dir).and_then(|d| d.sync_all()) {
-            return Err(ApiError::new(
-                ErrorCode::KafkaStorageError,
-                format!("cannot sync the data directory: {e}"),
-            ));
+            return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("cannot sync the data directory: {e}")));
         }
         Ok(out)
     }
@@ -523,12 +452,7 @@ impl Cluster {
         }
         let mut store = self.metadata();
         let topic = self.topic(name)?;
-        self.append(
-            &mut store,
-            MetadataCommand::DeleteTopic {
-                topic_id: topic.topic_id.0,
-            },
-        )?;
+        self.append(&mut store, MetadataCommand::DeleteTopic { topic_id: topic.topic_id.0 })?;
         self.swap_registry(|r| {
             r.remove(name);
         });
@@ -537,12 +461,7 @@ impl Cluster {
         for p in &topic.partitions {
             let log = p.log();
             let from = log.dir().to_path_buf();
-            let to = from.with_file_name(format!(
-                "{}-{}.{}-delete",
-                topic.name,
-                p.index,
-                hex(&topic.topic_id.0)
-            ));
+            let to = from.with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, hex(&topic.topic_id.0)));
             match fs::rename(&from, &to) {
                 Ok(()) => doomed.push(to),
                 Err(e) => {
@@ -567,16 +486,10 @@ impl Cluster {
         let topic = self.topic(name)?;
         let current = topic.partitions.len() as i32;
         if count <= current {
-            let verb = if count == current {
-                "already has"
-            } else {
-                "currently has"
-            };
+            let verb = if count == current { "already has" } else { "currently has" };
             return Err(ApiError::new(
                 ErrorCode::InvalidPartitions,
-                format!(
-                    "Topic {verb} {current} partitions, which is higher than or equal to the requested {count}."
-                ),
+                format!("Topic {verb} {current} partitions, which is higher than or equal to the requested {count}."),
             ));
         }
         if !assignments.is_empty() {
@@ -590,24 +503,15 @@ impl Cluster {
                     ),
                 ));
             }
-            let indexed: Vec<(i32, Vec<i32>)> = assignments
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (current + i as i32, b.clone()))
-                .collect();
+            let indexed: Vec<(i32, Vec<i32>)> =
+                assignments.iter().enumerate().map(|(i, b)| (current + i as i32, b.clone())).collect();
             self.validate_assignments(&indexed, current)?;
         }
         if validate_only {
             return Ok(());
         }
         let new: Vec<PartitionMeta> = (current..count).map(|_| self.fresh_partition()).collect();
-        self.append(
-            &mut store,
-            MetadataCommand::CreatePartitions {
-                topic_id: topic.topic_id.0,
-                partitions: new,
-            },
-        )?;
+        self.append(&mut store, MetadataCommand::CreatePartitions { topic_id: topic.topic_id.0, partitions: new })?;
         let opened = self.open_partitions(name, topic.topic_id, current..count, &topic.config)?;
         let mut partitions = topic.partitions.clone();
         partitions.extend(opened);
@@ -631,8 +535,7 @@ impl Cluster {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         for (k, v) in &configs {
-            validate_topic_config(k, Some(v))
-                .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+            validate_topic_config(k, Some(v)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         }
         let mut store = self.metadata();
         let topic = self.topic(name)?;
@@ -641,22 +544,14 @@ impl Cluster {
         }
         self.append(
             &mut store,
-            MetadataCommand::SetTopicConfigs {
-                topic_id: topic.topic_id.0,
-                configs: configs.clone(),
-            },
+            MetadataCommand::SetTopicConfigs { topic_id: topic.topic_id.0, configs: configs.clone() },
         )?;
         let config = self.layers().topic_config(&configs);
         self.replace_topic_config(&topic, configs, config);
         Ok(())
     }
 
-    fn replace_topic_config(
-        &self,
-        topic: &Arc<TopicState>,
-        overrides: BTreeMap<String, String>,
-        config: TopicConfig,
-    ) {
+    fn replace_topic_config(&self, topic: &Arc<TopicState>, overrides: BTreeMap<String, String>, config: TopicConfig) {
         let log_config = log_config(&config, &self.config);
         for p in &topic.partitions {
             p.log().set_config(log_config);
@@ -679,23 +574,16 @@ impl Cluster {
         validate_only: bool,
     ) -> Result<(), ApiError> {
         for (k, v) in &configs {
-            let def = broker_config(k).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("Unknown broker config name: {k}"),
-                )
-            })?;
+            let def = broker_config(k)
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidConfig, format!("Unknown broker config name: {k}")))?;
             if !def.dynamic {
                 return Err(ApiError::new(
                     ErrorCode::InvalidConfig,
-                    format!(
-                        "Cannot update these configs dynamically: {k}; set it in server.properties and restart"
-                    ),
+                    format!("Cannot update these configs dynamically: {k}; set it in server.properties and restart"),
                 ));
             }
             if !(v.is_empty() && def.ty == ConfigType::List) {
-                validate(k, def.ty, def.validator, v)
-                    .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+                validate(k, def.ty, def.validator, v).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
             }
         }
         if let Some(id) = broker
@@ -710,13 +598,7 @@ impl Cluster {
             return Ok(());
         }
         let mut store = self.metadata();
-        self.append(
-            &mut store,
-            MetadataCommand::SetBrokerConfigs {
-                broker,
-                configs: configs.clone(),
-            },
-        )?;
+        self.append(&mut store, MetadataCommand::SetBrokerConfigs { broker, configs: configs.clone() })?;
         let mut layers = (*self.layers()).clone();
         match broker {
             None => layers.dynamic_default = configs,
@@ -740,15 +622,49 @@ impl Cluster {
             let mut store = self.metadata();
             let start = store.state().producer_id_block_end.max(ids.1);
             let end = start + PRODUCER_ID_BLOCK_SIZE;
-            self.append(
-                &mut store,
-                MetadataCommand::AllocateProducerIds { block_end: end },
-            )?;
+            self.append(&mut store, MetadataCommand::AllocateProducerIds { block_end: end })?;
             *ids = (start, end);
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Appends records to a partition of an internal topic (uncompressed,
+    /// timestamped by the caller). Returns the partition's progress channel,
+    /// the offset that must become durable, and the first offset assigned.
+    pub fn append_internal(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<RecordSpec>,
+    ) -> Result<(watch::Receiver<Progress>, i64, i64), ApiError> {
+        let registry = self.registry();
+        let target = registry.partition(topic, partition).cloned().ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
+        })?;
+        let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let offset_delta_of_max = records.iter().position(|r| r.timestamp == max_timestamp).unwrap_or(0) as i32;
+        let mut builder = BatchBuilder::new(Compression::None);
+        for r in records {
+            builder.push(r);
+        }
+        let mut batch = builder.build();
+        let info = AppendInfo {
+            leader_epoch: target.leader_epoch(),
+            max_timestamp,
+            offset_delta_of_max_timestamp: offset_delta_of_max,
+            now_ms: now_ms(),
+            log_append_time: false,
+        };
+        let progress = target.subscribe();
+        let outcome = target.log().append(&mut batch, &info).map_err(ApiError::from)?;
+        let (base, last) = match outcome {
+            AppendOutcome::Appended { base_offset, last_offset, .. } => (base_offset, last_offset),
+            AppendOutcome::Duplicate { base_offset, last_offset } => (base_offset, last_offset),
+        };
+        self.flusher.mark_dirty(&target);
+        Ok((progress, last + 1, base))
     }
 
     /// Closes every log cleanly and leaves the clean-shutdown marker.
@@ -780,10 +696,7 @@ impl Cluster {
 pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
     LogConfig {
         segment_bytes: topic.segment_bytes,
-        segment_ms: topic
-            .segment_ms
-            .saturating_sub(topic.segment_jitter_ms)
-            .max(1),
+        segment_ms: topic.segment_ms.saturating_sub(topic.segment_jitter_ms).max(1),
         index_interval_bytes: topic.index_interval_bytes,
         retention_ms: topic.retention_ms,
         retention_bytes: topic.retention_bytes,
@@ -806,9 +719,7 @@ fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> std::io:
     if path.exists() {
         return Ok(());
     }
-    let text = format!(
-        "#\n#Tributary node metadata\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n"
-    );
+    let text = format!("#\n#Tributary node metadata\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
     let tmp = dir.join("meta.properties.tmp");
     fs::write(&tmp, text)?;
     File::open(&tmp)?.sync_all()?;
@@ -834,12 +745,7 @@ fn remove_stray_partition_dirs(data_dir: &Path, registry: &Registry) {
         let known = name
             .rsplit_once('-')
             .and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)))
-            .is_some_and(|(topic, p)| {
-                registry
-                    .topics
-                    .get(&topic)
-                    .is_some_and(|t| (p as usize) < t.partitions.len())
-            });
+            .is_some_and(|(topic, p)| registry.topics.get(&topic).is_some_and(|t| (p as usize) < t.partitions.len()));
         if !known {
             tracing::info!(dir = %path.display(), "removing a partition directory no topic owns");
             doomed.push(path);
@@ -852,15 +758,13 @@ fn spawn_dir_removal(dirs: Vec<PathBuf>) {
     if dirs.is_empty() {
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("delete-dirs".to_string())
-        .spawn(move || {
-            for dir in dirs {
-                if let Err(e) = fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove directory");
-                }
+    let spawned = std::thread::Builder::new().name("delete-dirs".to_string()).spawn(move || {
+        for dir in dirs {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove directory");
             }
-        });
+        }
+    });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the directory removal thread");
     }

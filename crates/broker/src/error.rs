@@ -16,10 +16,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     /// The wire code.
@@ -49,11 +46,7 @@ pub type RecordErrors = Vec<(usize, String)>;
 /// well formed but some records broke a topic rule.
 pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, RecordErrors) {
     // INVALID_RECORD and per-record errors arrived with Produce v8 (KIP-467).
-    let invalid_record = if produce_version >= 8 {
-        ErrorCode::InvalidRecord
-    } else {
-        ErrorCode::CorruptMessage
-    };
+    let invalid_record = if produce_version >= 8 { ErrorCode::InvalidRecord } else { ErrorCode::CorruptMessage };
     let code = match e {
         BatchError::Truncated
         | BatchError::InvalidLength(_)
@@ -64,16 +57,11 @@ pub fn batch_error(e: &BatchError, produce_version: i16) -> (ApiError, RecordErr
         BatchError::UnsupportedMagic(_) => ErrorCode::UnsupportedForMessageFormat,
         BatchError::ZstdNotAllowed => ErrorCode::UnsupportedCompressionType,
         BatchError::InvalidRecord { .. } | BatchError::InvalidBatch(_) => invalid_record,
-        BatchError::RecordsRejected(problems) if problems.iter().any(|p| p.timestamp) => {
-            ErrorCode::InvalidTimestamp
-        }
+        BatchError::RecordsRejected(problems) if problems.iter().any(|p| p.timestamp) => ErrorCode::InvalidTimestamp,
         BatchError::RecordsRejected(_) => invalid_record,
     };
     let records = match e {
-        BatchError::RecordsRejected(problems) => problems
-            .iter()
-            .map(|p| (p.index, p.reason.clone()))
-            .collect(),
+        BatchError::RecordsRejected(problems) => problems.iter().map(|p| (p.index, p.reason.clone())).collect(),
         BatchError::InvalidRecord { index, reason } => vec![(*index, reason.clone())],
         _ => Vec::new(),
     };

@@ -41,14 +41,8 @@ impl Flusher {
         let q = queue.clone();
         let syncs = Arc::new(AtomicU64::new(0));
         let counter = syncs.clone();
-        let thread = std::thread::Builder::new()
-            .name("group-commit".to_string())
-            .spawn(move || run(&q, &counter))?;
-        Ok(Flusher {
-            queue,
-            thread: Mutex::new(Some(thread)),
-            syncs,
-        })
+        let thread = std::thread::Builder::new().name("group-commit".to_string()).spawn(move || run(&q, &counter))?;
+        Ok(Flusher { queue, thread: Mutex::new(Some(thread)), syncs })
     }
 
     /// How many partition fsyncs have run: fewer than acknowledged batches
@@ -107,10 +101,7 @@ fn flush_round(partitions: &[Arc<Partition>], syncs: &AtomicU64) {
         syncs.fetch_add(1, Ordering::Relaxed);
         let mut log = partition.log();
         let result = log.complete_flush(plan.target, outcome);
-        let progress = Progress {
-            high_watermark: log.durable_offset(),
-            offline: log.offline_reason().is_some(),
-        };
+        let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
         drop(log);
         if let Err(e) = result {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");

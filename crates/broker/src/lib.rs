@@ -21,7 +21,9 @@
 pub mod cluster;
 pub mod error;
 pub mod flusher;
+pub mod groups;
 pub mod handlers;
+mod internal;
 pub mod partition;
 mod server;
 
@@ -56,9 +58,7 @@ pub enum BrokerError {
     #[error(transparent)]
     Start(#[from] StartError),
     /// A listener could not be bound.
-    #[error(
-        "cannot listen on {address} (listener {listener}): {source}; free the port or choose another one"
-    )]
+    #[error("cannot listen on {address} (listener {listener}): {source}; free the port or choose another one")]
     Bind {
         /// Listener name.
         listener: String,
@@ -92,22 +92,14 @@ impl Broker {
         let mut bound = Vec::new();
         let mut sockets = Vec::new();
         for l in &listeners {
-            let host = if l.host.is_empty() {
-                "0.0.0.0"
-            } else {
-                l.host.as_str()
-            };
+            let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
             let address = format!("{host}:{}", l.port);
-            let socket = TcpListener::bind(&address)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    listener: l.name.clone(),
-                    address: address.clone(),
-                    source,
-                })?;
-            let local = socket
-                .local_addr()
-                .map_err(|e| BrokerError::Internal(e.to_string()))?;
+            let socket = TcpListener::bind(&address).await.map_err(|source| BrokerError::Bind {
+                listener: l.name.clone(),
+                address: address.clone(),
+                source,
+            })?;
+            let local = socket.local_addr().map_err(|e| BrokerError::Internal(e.to_string()))?;
             tracing::info!(listener = %l.name, address = %local, "listening for Kafka clients");
             bound.push((l.clone(), local));
             sockets.push((l.name.clone(), socket));
@@ -133,26 +125,19 @@ impl Broker {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (alive_sender, alive) = mpsc::channel(1);
         for (name, socket) in sockets {
-            tokio::spawn(server::accept_loop(
-                cluster.clone(),
-                socket,
-                name,
-                shutdown_rx.clone(),
-                alive_sender.clone(),
-            ));
+            tokio::spawn(server::accept_loop(cluster.clone(), socket, name, shutdown_rx.clone(), alive_sender.clone()));
         }
-        tokio::spawn(retention_loop(
-            cluster.clone(),
-            shutdown_rx,
-            alive_sender.clone(),
-        ));
-        Ok(Broker {
-            cluster,
-            bound,
-            shutdown,
-            alive,
-            alive_sender: Some(alive_sender),
-        })
+        tokio::spawn(retention_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
+        // Group state loads in the background; until then group requests get COORDINATOR_LOAD_IN_PROGRESS.
+        let loading = cluster.clone();
+        tokio::spawn(async move {
+            let c = loading.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || c.groups.load(&c)).await {
+                tracing::error!(error = %e, "group coordinator load failed");
+            }
+            groups::timer_loop(loading, shutdown_rx).await;
+        });
+        Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender) })
     }
 
     /// The shared state (for embedding and tests).
@@ -171,13 +156,8 @@ impl Broker {
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = self.shutdown.send(true);
         drop(self.alive_sender.take());
-        if tokio::time::timeout(DRAIN_TIMEOUT, self.alive.recv())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
-            );
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.alive.recv()).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         }
         let cluster = self.cluster.clone();
         let _ = tokio::task::spawn_blocking(move || cluster.close()).await;
@@ -186,11 +166,7 @@ impl Broker {
 }
 
 /// Applies retention every `log.retention.check.interval.ms`.
-async fn retention_loop(
-    cluster: Arc<Cluster>,
-    mut shutdown: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
-) {
+async fn retention_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
     let period = Duration::from_millis(cluster.config.retention_check_interval_ms);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {

@@ -34,17 +34,8 @@ pub struct Partition {
 
 impl Partition {
     /// Wraps an opened log.
-    pub fn new(
-        topic: String,
-        topic_id: TopicId,
-        index: i32,
-        leader_epoch: i32,
-        log: PartitionLog,
-    ) -> Partition {
-        let progress = Progress {
-            high_watermark: log.durable_offset(),
-            offline: log.offline_reason().is_some(),
-        };
+    pub fn new(topic: String, topic_id: TopicId, index: i32, leader_epoch: i32, log: PartitionLog) -> Partition {
+        let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
         Partition {
             topic,
             topic_id,
@@ -58,9 +49,7 @@ impl Partition {
     /// Locks the log. Never held across an await.
     pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
         // A panic while holding the lock is a bug; keep serving rather than poisoning every request.
-        self.log
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current leader epoch.
@@ -96,15 +85,9 @@ impl Partition {
 /// Waits until the partition's high watermark reaches `target`. Returns the
 /// final progress (offline, or caught up).
 pub async fn wait_durable(mut rx: watch::Receiver<Progress>, target: i64) -> Progress {
-    match rx
-        .wait_for(|p| p.offline || p.high_watermark >= target)
-        .await
-    {
+    match rx.wait_for(|p| p.offline || p.high_watermark >= target).await {
         Ok(p) => *p,
-        Err(_) => Progress {
-            high_watermark: -1,
-            offline: true,
-        },
+        Err(_) => Progress { high_watermark: -1, offline: true },
     }
 }
 

@@ -90,9 +90,7 @@ async fn serve_connection(
                 Ok(Some(frame)) => {
                     last_activity = tokio::time::Instant::now();
                     match handle_frame(&cluster, &conn, frame).await {
-                        Reply::Now(bytes) => {
-                            in_flight.push_back(Box::pin(std::future::ready(Some(bytes))))
-                        }
+                        Reply::Now(bytes) => in_flight.push_back(Box::pin(std::future::ready(Some(bytes)))),
                         Reply::Later(future) => in_flight.push_back(future),
                         Reply::Nothing => {}
                         Reply::Close(why) => {
@@ -158,10 +156,7 @@ mod tests {
         assert_eq!(frame.len(), 12);
         assert_eq!(buf.len(), 2);
         let mut big = BytesMut::from(&1_000_000i32.to_be_bytes()[..]);
-        assert!(matches!(
-            take_frame(&mut big, 100),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(take_frame(&mut big, 100), Err(FrameError::TooLarge { .. })));
         assert!(big.capacity() < 1000, "no buffer was sized by the claim");
     }
 }

@@ -20,9 +20,7 @@ fn topic(name: &str) -> TopicName {
 fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
     macro_rules! dec {
         ($t:ty) => {
-            <$t>::decode(&mut body, version)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            <$t>::decode(&mut body, version).map(|_| ()).map_err(|e| e.to_string())
         };
     }
     match key {
@@ -41,6 +39,17 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::CreatePartitions => dec!(CreatePartitionsResponse),
         ApiKey::IncrementalAlterConfigs => dec!(IncrementalAlterConfigsResponse),
         ApiKey::DescribeCluster => dec!(DescribeClusterResponse),
+        ApiKey::FindCoordinator => dec!(FindCoordinatorResponse),
+        ApiKey::JoinGroup => dec!(JoinGroupResponse),
+        ApiKey::Heartbeat => dec!(HeartbeatResponse),
+        ApiKey::LeaveGroup => dec!(LeaveGroupResponse),
+        ApiKey::SyncGroup => dec!(SyncGroupResponse),
+        ApiKey::OffsetCommit => dec!(OffsetCommitResponse),
+        ApiKey::OffsetFetch => dec!(OffsetFetchResponse),
+        ApiKey::DescribeGroups => dec!(DescribeGroupsResponse),
+        ApiKey::ListGroups => dec!(ListGroupsResponse),
+        ApiKey::DeleteGroups => dec!(DeleteGroupsResponse),
+        ApiKey::OffsetDelete => dec!(OffsetDeleteResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
@@ -52,47 +61,31 @@ async fn every_served_version_gets_an_answer() {
         for v in api.min_decodable..=api.max {
             let mut client = RawClient::connect(broker.addr).await;
             let id = client.send_raw(api.key, v, &sample_body(api.key, v)).await;
-            let (got, body) = client.receive(api.key, v).await.unwrap_or_else(|| {
-                panic!("{:?} v{v}: connection closed instead of an answer", api.key)
-            });
+            let (got, body) = client
+                .receive(api.key, v)
+                .await
+                .unwrap_or_else(|| panic!("{:?} v{v}: connection closed instead of an answer", api.key));
             assert_eq!(got, id);
-            decodes(api.key, v, body)
-                .unwrap_or_else(|e| panic!("{:?} v{v}: response does not decode: {e}", api.key));
+            decodes(api.key, v, body).unwrap_or_else(|e| panic!("{:?} v{v}: response does not decode: {e}", api.key));
         }
     }
     broker.stop().await;
 }
 
 fn produce_request(name: &str, acks: i16, batch: Vec<u8>) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic(name))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ])
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(topic(name)).with_partition_data(vec![
+            PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch))),
+        ]),
+    ])
 }
 
 fn fetch_request(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic(name))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
+    FetchRequest::default().with_max_wait_ms(max_wait_ms).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+        FetchTopic::default().with_topic(topic(name)).with_partitions(vec![
+            FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+        ]),
+    ])
 }
 
 fn batch(values: &[&str]) -> Vec<u8> {
@@ -104,18 +97,13 @@ fn batch(values: &[&str]) -> Vec<u8> {
 }
 
 async fn create(client: &mut RawClient, name: &str) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![
-            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-                .with_name(topic(name))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]);
-    let response: CreateTopicsResponse = client
-        .call(ApiKey::CreateTopics, 7, &request)
-        .await
-        .expect("answer");
+    let request = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request).await.expect("answer");
     assert_eq!(response.topics[0].error_code, 0);
 }
 
@@ -124,53 +112,28 @@ async fn produce_fetch_round_trip_and_restart() {
     let broker = TestBroker::start(&[]).await;
     let mut client = RawClient::connect(broker.addr).await;
     create(&mut client, "orders").await;
-    let produced: ProduceResponse = client
-        .call(
-            ApiKey::Produce,
-            9,
-            &produce_request("orders", -1, batch(&["a", "b", "c"])),
-        )
-        .await
-        .expect("answer");
+    let produced: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request("orders", -1, batch(&["a", "b", "c"]))).await.expect("answer");
     let p = &produced.responses[0].partition_responses[0];
     assert_eq!((p.error_code, p.base_offset), (0, 0));
-    let second: ProduceResponse = client
-        .call(
-            ApiKey::Produce,
-            9,
-            &produce_request("orders", 1, batch(&["d"])),
-        )
-        .await
-        .expect("answer");
+    let second: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request("orders", 1, batch(&["d"]))).await.expect("answer");
     assert_eq!(second.responses[0].partition_responses[0].base_offset, 3);
 
-    let fetched: FetchResponse = client
-        .call(ApiKey::Fetch, 12, &fetch_request("orders", 0, 0))
-        .await
-        .expect("answer");
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("orders", 0, 0)).await.expect("answer");
     let part = &fetched.responses[0].partitions[0];
-    assert_eq!(
-        part.high_watermark, 4,
-        "acknowledged batches are durable, so visible"
-    );
-    let offsets: Vec<i64> = BatchIter::new(part.records.as_deref().unwrap_or_default())
-        .map(|b| b.expect("batch").0.base_offset)
-        .collect();
+    assert_eq!(part.high_watermark, 4, "acknowledged batches are durable, so visible");
+    let offsets: Vec<i64> =
+        BatchIter::new(part.records.as_deref().unwrap_or_default()).map(|b| b.expect("batch").0.base_offset).collect();
     assert_eq!(offsets, vec![0, 3]);
 
     let dir = broker.stop().await;
     let broker = TestBroker::start_in(dir, &[]).await;
     let mut client = RawClient::connect(broker.addr).await;
-    let fetched: FetchResponse = client
-        .call(ApiKey::Fetch, 12, &fetch_request("orders", 3, 0))
-        .await
-        .expect("answer");
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("orders", 3, 0)).await.expect("answer");
     let part = &fetched.responses[0].partitions[0];
     assert_eq!(part.high_watermark, 4);
-    assert_eq!(
-        BatchIter::new(part.records.as_deref().unwrap_or_default()).count(),
-        1
-    );
+    assert_eq!(BatchIter::new(part.records.as_deref().unwrap_or_default()).count(), 1);
     broker.stop().await;
 }
 
@@ -182,36 +145,12 @@ async fn pipelined_requests_are_answered_in_order_and_acks_zero_is_silent() {
     let mut expected = Vec::new();
     for i in 0..40 {
         let id = match i % 3 {
-            0 => {
-                client
-                    .send(
-                        ApiKey::Produce,
-                        9,
-                        &produce_request("pipe", -1, batch(&["x"])),
-                    )
-                    .await
-            }
-            1 => {
-                client
-                    .send(
-                        ApiKey::Metadata,
-                        12,
-                        &MetadataRequest::default().with_topics(None),
-                    )
-                    .await
-            }
+            0 => client.send(ApiKey::Produce, 9, &produce_request("pipe", -1, batch(&["x"]))).await,
+            1 => client.send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).await,
             _ => {
                 // acks=0 gets no answer at all
-                client
-                    .send(
-                        ApiKey::Produce,
-                        9,
-                        &produce_request("pipe", 0, batch(&["y"])),
-                    )
-                    .await;
-                client
-                    .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
-                    .await
+                client.send(ApiKey::Produce, 9, &produce_request("pipe", 0, batch(&["y"]))).await;
+                client.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await
             }
         };
         let key = match i % 3 {
@@ -240,38 +179,18 @@ async fn a_waiting_fetch_wakes_when_data_arrives() {
     create(&mut admin, "poll").await;
     let mut consumer = RawClient::connect(broker.addr).await;
     // Waits up to 60 s unless woken; the produce below must wake it.
-    let id = consumer
-        .send(ApiKey::Fetch, 12, &fetch_request("poll", 0, 60_000))
-        .await;
+    let id = consumer.send(ApiKey::Fetch, 12, &fetch_request("poll", 0, 60_000)).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut producer = RawClient::connect(broker.addr).await;
-    let _: ProduceResponse = producer
-        .call(
-            ApiKey::Produce,
-            9,
-            &produce_request("poll", -1, batch(&["wake"])),
-        )
+    let _: ProduceResponse =
+        producer.call(ApiKey::Produce, 9, &produce_request("poll", -1, batch(&["wake"]))).await.expect("answer");
+    let (got, mut body) = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.receive(ApiKey::Fetch, 12))
         .await
+        .expect("woken long before max_wait_ms")
         .expect("answer");
-    let (got, mut body) = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        consumer.receive(ApiKey::Fetch, 12),
-    )
-    .await
-    .expect("woken long before max_wait_ms")
-    .expect("answer");
     assert_eq!(got, id);
     let fetched = FetchResponse::decode(&mut body, 12).expect("decode");
-    assert_eq!(
-        BatchIter::new(
-            fetched.responses[0].partitions[0]
-                .records
-                .as_deref()
-                .unwrap_or_default()
-        )
-        .count(),
-        1
-    );
+    assert_eq!(BatchIter::new(fetched.responses[0].partitions[0].records.as_deref().unwrap_or_default()).count(), 1);
     broker.stop().await;
 }
 
@@ -280,10 +199,7 @@ async fn api_versions_above_the_served_range_get_the_v0_fallback() {
     let broker = TestBroker::start(&[]).await;
     let mut client = RawClient::connect(broker.addr).await;
     let id = client.send_raw(ApiKey::ApiVersions, 9, &[]).await;
-    let (got, mut body) = client
-        .receive(ApiKey::ApiVersions, 0)
-        .await
-        .expect("answer");
+    let (got, mut body) = client.receive(ApiKey::ApiVersions, 0).await.expect("answer");
     assert_eq!(got, id);
     let response = ApiVersionsResponse::decode(&mut body, 0).expect("v0 body");
     assert_eq!(response.error_code, 35);
@@ -291,18 +207,13 @@ async fn api_versions_above_the_served_range_get_the_v0_fallback() {
         response
             .api_keys
             .iter()
-            .any(|k| k.api_key == ApiKey::Produce as i16
-                && k.min_version == 0
-                && k.max_version == 12)
+            .any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 0 && k.max_version == 12)
     );
     // The connection stays usable.
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("tributary-testkit"))
         .with_client_software_version(StrBytes::from_static_str("1.0"));
-    let again: ApiVersionsResponse = client
-        .call(ApiKey::ApiVersions, 3, &request)
-        .await
-        .expect("answer");
+    let again: ApiVersionsResponse = client.call(ApiKey::ApiVersions, 3, &request).await.expect("answer");
     assert_eq!(again.error_code, 0);
     broker.stop().await;
 }
@@ -323,15 +234,7 @@ async fn concurrent_producers_share_fsyncs() {
             let mut ids = Vec::new();
             for i in 0..requests_each {
                 let value = format!("p{p}-{i}");
-                ids.push(
-                    client
-                        .send(
-                            ApiKey::Produce,
-                            9,
-                            &produce_request("group-commit", -1, batch(&[&value])),
-                        )
-                        .await,
-                );
+                ids.push(client.send(ApiKey::Produce, 9, &produce_request("group-commit", -1, batch(&[&value]))).await);
             }
             for id in ids {
                 let (got, mut body) = client.receive(ApiKey::Produce, 9).await.expect("answer");

@@ -48,41 +48,24 @@ impl std::fmt::Display for Listener {
 }
 
 /// Parses `NAME://host:port` lists (IPv6 hosts in brackets).
-pub fn parse_listeners(
-    value: &str,
-    protocol_map: &BTreeMap<String, String>,
-) -> Result<Vec<Listener>, ConfigError> {
+pub fn parse_listeners(value: &str, protocol_map: &BTreeMap<String, String>) -> Result<Vec<Listener>, ConfigError> {
     let mut out = Vec::new();
     for item in split_list(value) {
-        let (name, rest) = item.split_once("://").ok_or_else(|| {
-            ConfigError::Invalid(format!("listener {item:?} must look like NAME://host:port"))
-        })?;
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| ConfigError::Invalid(format!("listener {item:?} has no port")))?;
-        let port: u16 = port.parse().map_err(|_| {
-            ConfigError::Invalid(format!("listener {item:?} has an invalid port {port:?}"))
-        })?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| ConfigError::Invalid(format!("listener {item:?} must look like NAME://host:port")))?;
+        let (host, port) =
+            rest.rsplit_once(':').ok_or_else(|| ConfigError::Invalid(format!("listener {item:?} has no port")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("listener {item:?} has an invalid port {port:?}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let name = name.to_string();
-        let security_protocol = protocol_map
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(|| name.clone());
+        let security_protocol = protocol_map.get(&name).cloned().unwrap_or_else(|| name.clone());
         if out.iter().any(|l: &Listener| l.name == name) {
-            return Err(ConfigError::Invalid(format!(
-                "listener name {name} appears twice"
-            )));
+            return Err(ConfigError::Invalid(format!("listener name {name} appears twice")));
         }
-        out.push(Listener {
-            name,
-            host,
-            port,
-            security_protocol,
-        });
+        out.push(Listener { name, host, port, security_protocol });
     }
     Ok(out)
 }
@@ -183,10 +166,8 @@ impl BrokerConfig {
     ) -> Result<BrokerConfig, ConfigError> {
         let mut props = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
                 parse_properties(&text)
             }
             None => BTreeMap::new(),
@@ -197,9 +178,7 @@ impl BrokerConfig {
             }
         }
         for item in overrides {
-            let (k, v) = item
-                .split_once('=')
-                .ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            let (k, v) = item.split_once('=').ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
             props.insert(k.trim().to_string(), v.trim().to_string());
         }
         BrokerConfig::from_properties(props)
@@ -212,10 +191,7 @@ impl BrokerConfig {
             match broker_config(k) {
                 Some(def) => {
                     if !(v.is_empty()
-                        && matches!(
-                            def.ty,
-                            crate::value::ConfigType::List | crate::value::ConfigType::String
-                        ))
+                        && matches!(def.ty, crate::value::ConfigType::List | crate::value::ConfigType::String))
                     {
                         validate(k, def.ty, def.validator, v).map_err(ConfigError::Invalid)?;
                     }
@@ -224,15 +200,10 @@ impl BrokerConfig {
             }
         }
         let get = |key: &str| -> Option<String> {
-            props
-                .get(key)
-                .cloned()
-                .or_else(|| broker_config(key).and_then(|d| d.default.map(str::to_string)))
+            props.get(key).cloned().or_else(|| broker_config(key).and_then(|d| d.default.map(str::to_string)))
         };
-        let parse_i64 =
-            |key: &str| -> i64 { get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(0) };
-        let parse_bool =
-            |key: &str| -> bool { get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) };
+        let parse_i64 = |key: &str| -> i64 { get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(0) };
+        let parse_bool = |key: &str| -> bool { get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) };
 
         let protocol_map: BTreeMap<String, String> = get("listener.security.protocol.map")
             .map(|m| {
@@ -247,10 +218,8 @@ impl BrokerConfig {
             .map(|v| split_list(&v).iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
         let all_listeners = parse_listeners(&get("listeners").unwrap_or_default(), &protocol_map)?;
-        let listeners: Vec<Listener> = all_listeners
-            .into_iter()
-            .filter(|l| !controller_names.contains(&l.name))
-            .collect();
+        let listeners: Vec<Listener> =
+            all_listeners.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
         if listeners.is_empty() {
             return Err(ConfigError::Invalid(
                 "listeners holds no Kafka listener (only controller listeners); add e.g. PLAINTEXT://:9092".to_string(),
@@ -282,11 +251,8 @@ impl BrokerConfig {
             Some(dirs) if !dirs.trim().is_empty() => PathBuf::from(split_list(dirs)[0]),
             _ => PathBuf::from(get("log.dir").unwrap_or_default()),
         };
-        let node_id = props
-            .get("node.id")
-            .or_else(|| props.get("broker.id"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(1);
+        let node_id =
+            props.get("node.id").or_else(|| props.get("broker.id")).and_then(|v| v.trim().parse().ok()).unwrap_or(1);
         Ok(BrokerConfig {
             node_id,
             rack: props.get("broker.rack").cloned(),
@@ -309,10 +275,7 @@ impl BrokerConfig {
 
     /// The default of a broker key, when it has one.
     pub fn default_of(key: &str) -> Option<&'static str> {
-        BROKER_CONFIGS
-            .iter()
-            .find(|d| d.name == key)
-            .and_then(|d| d.default)
+        BROKER_CONFIGS.iter().find(|d| d.name == key).and_then(|d| d.default)
     }
 }
 
@@ -327,17 +290,12 @@ mod tests {
                     advertised.listeners=PLAINTEXT://localhost:9092\ncontroller.listener.names=CONTROLLER\n\
                     listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
                     log.dirs=/tmp/kraft-combined-logs\nnum.partitions=3\nlog.retention.hours=24\nfuture.key=1\n";
-        let dir =
-            std::env::temp_dir().join(format!("tributary-config-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tributary-config-test-{}", std::process::id()));
         std::fs::write(&dir, text).expect("write");
         let c = BrokerConfig::load(Some(&dir), vec![], &[]).expect("load");
         let _ = std::fs::remove_file(&dir);
         assert_eq!(c.node_id, 3);
-        assert_eq!(
-            c.listeners.len(),
-            1,
-            "controller listener is not a Kafka listener"
-        );
+        assert_eq!(c.listeners.len(), 1, "controller listener is not a Kafka listener");
         assert_eq!(c.listeners[0].port, 9092);
         assert_eq!(c.listeners[0].host, "");
         assert_eq!(c.advertised_listeners[0].host, "localhost");
@@ -362,10 +320,7 @@ mod tests {
 
     #[test]
     fn env_name_mapping() {
-        assert_eq!(
-            env_to_property("KAFKA_ADVERTISED_LISTENERS").as_deref(),
-            Some("advertised.listeners")
-        );
+        assert_eq!(env_to_property("KAFKA_ADVERTISED_LISTENERS").as_deref(), Some("advertised.listeners"));
         assert_eq!(
             env_to_property("KAFKA_LISTENER_NAME_INTERNAL_SSL__CLIENT__AUTH").as_deref(),
             Some("listener.name.internal.ssl_client_auth")
@@ -377,12 +332,10 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_with_the_key_named() {
-        let err = BrokerConfig::load(None, vec![], &["num.partitions=many".to_string()])
-            .expect_err("invalid");
+        let err = BrokerConfig::load(None, vec![], &["num.partitions=many".to_string()]).expect_err("invalid");
         assert!(err.to_string().contains("num.partitions"), "{err}");
         assert!(BrokerConfig::load(None, vec![], &["nonsense".to_string()]).is_err());
-        let err = BrokerConfig::load(None, vec![], &["listeners=SSL://:9093".to_string()])
-            .expect_err("ssl");
+        let err = BrokerConfig::load(None, vec![], &["listeners=SSL://:9093".to_string()]).expect_err("ssl");
         assert!(err.to_string().contains("PLAINTEXT"), "{err}");
     }
 

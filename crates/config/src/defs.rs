@@ -42,16 +42,7 @@ const fn def(
     validator: Validator,
     doc: &'static str,
 ) -> ConfigDef {
-    ConfigDef {
-        name,
-        ty,
-        default,
-        validator,
-        doc,
-        synonyms: &[],
-        sensitive: false,
-        dynamic: false,
-    }
+    ConfigDef { name, ty, default, validator, doc, synonyms: &[], sensitive: false, dynamic: false }
 }
 
 const fn syn(key: &'static str) -> Synonym {
@@ -69,8 +60,7 @@ use Validator::*;
 /// `cleanup.policy` values.
 pub const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 /// `compression.type` values for topics.
-pub const COMPRESSION_TYPES: &[&str] =
-    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+pub const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 /// `message.timestamp.type` values.
 pub const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
@@ -266,14 +256,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "Accepted for compatibility; segments are not preallocated.",
         [syn("log.preallocate")]
     ),
-    topic!(
-        "remote.log.copy.disable",
-        Boolean,
-        Some("false"),
-        Any,
-        "Stop copying segments to tiered storage.",
-        []
-    ),
+    topic!("remote.log.copy.disable", Boolean, Some("false"), Any, "Stop copying segments to tiered storage.", []),
     topic!(
         "remote.log.delete.on.disable",
         Boolean,
@@ -282,14 +265,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "Delete tiered data when tiering is disabled.",
         []
     ),
-    topic!(
-        "remote.storage.enable",
-        Boolean,
-        Some("false"),
-        Any,
-        "Offload closed segments to tiered storage.",
-        []
-    ),
+    topic!("remote.storage.enable", Boolean, Some("false"), Any, "Offload closed segments to tiered storage.", []),
     topic!(
         "retention.bytes",
         Long,
@@ -306,14 +282,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "How long segments are kept before deletion; -1 means forever.",
         [
             syn("log.retention.ms"),
-            Synonym {
-                key: "log.retention.minutes",
-                scale: MS_PER_MINUTE
-            },
-            Synonym {
-                key: "log.retention.hours",
-                scale: MS_PER_HOUR
-            }
+            Synonym { key: "log.retention.minutes", scale: MS_PER_MINUTE },
+            Synonym { key: "log.retention.hours", scale: MS_PER_HOUR }
         ]
     ),
     topic!(
@@ -338,13 +308,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Some("0"),
         Range(0, i64::MAX),
         "Random jitter subtracted from segment.ms.",
-        [
-            syn("log.roll.jitter.ms"),
-            Synonym {
-                key: "log.roll.jitter.hours",
-                scale: MS_PER_HOUR
-            }
-        ]
+        [syn("log.roll.jitter.ms"), Synonym { key: "log.roll.jitter.hours", scale: MS_PER_HOUR }]
     ),
     topic!(
         "segment.ms",
@@ -352,13 +316,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Some("604800000"),
         Range(1, i64::MAX),
         "Age at which the active segment is rolled even if not full.",
-        [
-            syn("log.roll.ms"),
-            Synonym {
-                key: "log.roll.hours",
-                scale: MS_PER_HOUR
-            }
-        ]
+        [syn("log.roll.ms"), Synonym { key: "log.roll.hours", scale: MS_PER_HOUR }]
     ),
     topic!(
         "unclean.leader.election.enable",
@@ -372,20 +330,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
 
 /// Topic keys accepted and stored but not listed unless set (removed in Kafka 4.0).
 pub const LEGACY_TOPIC_CONFIGS: &[ConfigDef] = &[
-    def(
-        "message.format.version",
-        String,
-        Some("3.0-IV1"),
-        Any,
-        "Ignored; only message format v2 exists.",
-    ),
-    def(
-        "message.downconversion.enable",
-        Boolean,
-        Some("true"),
-        Any,
-        "Ignored; down-conversion is not needed.",
-    ),
+    def("message.format.version", String, Some("3.0-IV1"), Any, "Ignored; only message format v2 exists."),
+    def("message.downconversion.enable", Boolean, Some("true"), Any, "Ignored; down-conversion is not needed."),
     def(
         "message.timestamp.difference.max.ms",
         Long,
@@ -400,10 +346,7 @@ macro_rules! broker {
         def($name, $ty, $default, Any, $doc)
     };
     ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal, dynamic) => {
-        ConfigDef {
-            dynamic: true,
-            ..def($name, $ty, $default, $validator, $doc)
-        }
+        ConfigDef { dynamic: true, ..def($name, $ty, $default, $validator, $doc) }
     };
 }
 
@@ -411,12 +354,7 @@ macro_rules! broker {
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("node.id", Int, Some("1"), "This broker's id."),
     broker!("broker.id", Int, None, "Older name of node.id."),
-    broker!(
-        "broker.rack",
-        String,
-        None,
-        "Rack of this broker, reported in Metadata."
-    ),
+    broker!("broker.rack", String, None, "Rack of this broker, reported in Metadata."),
     broker!(
         "listeners",
         List,
@@ -435,72 +373,27 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         "Security protocol of each listener name."
     ),
-    broker!(
-        "inter.broker.listener.name",
-        String,
-        None,
-        "Listener used between brokers."
-    ),
+    broker!("inter.broker.listener.name", String, None, "Listener used between brokers."),
     broker!(
         "controller.listener.names",
         List,
         None,
         "Listeners of the metadata quorum; not served as Kafka listeners."
     ),
-    broker!(
-        "process.roles",
-        List,
-        None,
-        "Accepted for compatibility: every Tributary node is broker and controller."
-    ),
-    broker!(
-        "controller.quorum.voters",
-        List,
-        None,
-        "Accepted for compatibility with KRaft configs."
-    ),
-    broker!(
-        "controller.quorum.bootstrap.servers",
-        List,
-        None,
-        "Accepted for compatibility with KRaft configs."
-    ),
-    broker!(
-        "log.dirs",
-        List,
-        None,
-        "Data directory (the first is used)."
-    ),
-    broker!(
-        "log.dir",
-        String,
-        Some("/tmp/kraft-combined-logs"),
-        "Data directory when log.dirs is not set."
-    ),
+    broker!("process.roles", List, None, "Accepted for compatibility: every Tributary node is broker and controller."),
+    broker!("controller.quorum.voters", List, None, "Accepted for compatibility with KRaft configs."),
+    broker!("controller.quorum.bootstrap.servers", List, None, "Accepted for compatibility with KRaft configs."),
+    broker!("log.dirs", List, None, "Data directory (the first is used)."),
+    broker!("log.dir", String, Some("/tmp/kraft-combined-logs"), "Data directory when log.dirs is not set."),
     broker!(
         "num.partitions",
         Int,
         Some("1"),
         "Partitions of an auto-created topic or a CreateTopics with num_partitions -1."
     ),
-    broker!(
-        "default.replication.factor",
-        Short,
-        Some("1"),
-        "Replication factor of an auto-created topic."
-    ),
-    broker!(
-        "auto.create.topics.enable",
-        Boolean,
-        Some("true"),
-        "Create unknown topics on Metadata or Produce."
-    ),
-    broker!(
-        "delete.topic.enable",
-        Boolean,
-        Some("true"),
-        "Allow DeleteTopics."
-    ),
+    broker!("default.replication.factor", Short, Some("1"), "Replication factor of an auto-created topic."),
+    broker!("auto.create.topics.enable", Boolean, Some("true"), "Create unknown topics on Metadata or Produce."),
+    broker!("delete.topic.enable", Boolean, Some("true"), "Allow DeleteTopics."),
     broker!(
         "socket.request.max.bytes",
         Int,
@@ -513,18 +406,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("57671680"),
         "Largest Fetch response; a consumer asking for more gets at most this (the first batch may exceed it)."
     ),
-    broker!(
-        "socket.send.buffer.bytes",
-        Int,
-        Some("102400"),
-        "Accepted for compatibility."
-    ),
-    broker!(
-        "socket.receive.buffer.bytes",
-        Int,
-        Some("102400"),
-        "Accepted for compatibility."
-    ),
+    broker!("socket.send.buffer.bytes", Int, Some("102400"), "Accepted for compatibility."),
+    broker!("socket.receive.buffer.bytes", Int, Some("102400"), "Accepted for compatibility."),
     broker!(
         "num.network.threads",
         Int,
@@ -537,72 +420,39 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("8"),
         "Accepted for compatibility; Tributary sizes its runtime to the machine."
     ),
+    broker!("num.recovery.threads.per.data.dir", Int, Some("1"), "Accepted for compatibility."),
+    broker!("log.retention.check.interval.ms", Long, Some("300000"), "How often retention runs."),
+    broker!("connections.max.idle.ms", Long, Some("600000"), "Idle connections are closed after this long."),
+    broker!("producer.id.expiration.ms", Int, Some("86400000"), "Idle producer ids are forgotten after this long."),
+    broker!("offsets.topic.segment.bytes", Int, Some("104857600"), "segment.bytes of __consumer_offsets."),
     broker!(
-        "num.recovery.threads.per.data.dir",
+        "offsets.retention.minutes",
         Int,
-        Some("1"),
-        "Accepted for compatibility."
+        Some("10080"),
+        "Committed offsets of a group without members are removed after this long."
     ),
     broker!(
-        "log.retention.check.interval.ms",
-        Long,
-        Some("300000"),
-        "How often retention runs."
-    ),
-    broker!(
-        "connections.max.idle.ms",
+        "offsets.retention.check.interval.ms",
         Long,
         Some("600000"),
-        "Idle connections are closed after this long."
+        "How often expired committed offsets are removed."
     ),
+    broker!("offset.metadata.max.bytes", Int, Some("4096"), "Largest metadata string of a committed offset."),
+    broker!("group.min.session.timeout.ms", Int, Some("6000"), "Shortest session timeout a group member may ask for."),
     broker!(
-        "producer.id.expiration.ms",
+        "group.max.session.timeout.ms",
         Int,
-        Some("86400000"),
-        "Idle producer ids are forgotten after this long."
+        Some("1800000"),
+        "Longest session timeout a group member may ask for."
     ),
-    broker!(
-        "offsets.topic.num.partitions",
-        Int,
-        Some("50"),
-        "Partitions of __consumer_offsets."
-    ),
-    broker!(
-        "offsets.topic.replication.factor",
-        Short,
-        Some("3"),
-        "Replication factor of __consumer_offsets."
-    ),
-    broker!(
-        "transaction.state.log.num.partitions",
-        Int,
-        Some("50"),
-        "Partitions of __transaction_state."
-    ),
-    broker!(
-        "transaction.state.log.replication.factor",
-        Short,
-        Some("3"),
-        "Replication factor of __transaction_state."
-    ),
-    broker!(
-        "transaction.state.log.min.isr",
-        Int,
-        Some("2"),
-        "min.insync.replicas of __transaction_state."
-    ),
-    broker!(
-        "group.initial.rebalance.delay.ms",
-        Int,
-        Some("3000"),
-        "Delay of a new group's first rebalance."
-    ),
-    broker!(
-        "log.cleaner.enable",
-        Boolean,
-        Some("true"),
-        "Run the log cleaner for compacted topics."
-    ),
+    broker!("group.max.size", Int, Some("2147483647"), "Most members a group may have."),
+    broker!("offsets.topic.num.partitions", Int, Some("50"), "Partitions of __consumer_offsets."),
+    broker!("offsets.topic.replication.factor", Short, Some("3"), "Replication factor of __consumer_offsets."),
+    broker!("transaction.state.log.num.partitions", Int, Some("50"), "Partitions of __transaction_state."),
+    broker!("transaction.state.log.replication.factor", Short, Some("3"), "Replication factor of __transaction_state."),
+    broker!("transaction.state.log.min.isr", Int, Some("2"), "min.insync.replicas of __transaction_state."),
+    broker!("group.initial.rebalance.delay.ms", Int, Some("3000"), "Delay of a new group's first rebalance."),
+    broker!("log.cleaner.enable", Boolean, Some("true"), "Run the log cleaner for compacted topics."),
     // Kafka's dynamic SASL/Kerberos keys: accepted and stored so existing
     // tooling works; Kerberos (GSSAPI) itself is not served.
     broker!(
@@ -654,14 +504,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         dynamic
     ),
     // Topic-config synonyms: cluster-wide defaults, changeable at runtime.
-    broker!(
-        "log.cleanup.policy",
-        List,
-        Some("delete"),
-        ListOf(CLEANUP_POLICIES),
-        "Default cleanup.policy.",
-        dynamic
-    ),
+    broker!("log.cleanup.policy", List, Some("delete"), ListOf(CLEANUP_POLICIES), "Default cleanup.policy.", dynamic),
     broker!(
         "compression.type",
         String,
@@ -670,30 +513,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default compression.type.",
         dynamic
     ),
-    broker!(
-        "compression.gzip.level",
-        Int,
-        Some("-1"),
-        RangeOr(1, 9, -1),
-        "Default compression.gzip.level.",
-        dynamic
-    ),
-    broker!(
-        "compression.lz4.level",
-        Int,
-        Some("9"),
-        Range(1, 17),
-        "Default compression.lz4.level.",
-        dynamic
-    ),
-    broker!(
-        "compression.zstd.level",
-        Int,
-        Some("3"),
-        Range(-131_072, 22),
-        "Default compression.zstd.level.",
-        dynamic
-    ),
+    broker!("compression.gzip.level", Int, Some("-1"), RangeOr(1, 9, -1), "Default compression.gzip.level.", dynamic),
+    broker!("compression.lz4.level", Int, Some("9"), Range(1, 17), "Default compression.lz4.level.", dynamic),
+    broker!("compression.zstd.level", Int, Some("3"), Range(-131_072, 22), "Default compression.zstd.level.", dynamic),
     broker!(
         "log.cleaner.delete.retention.ms",
         Long,
@@ -718,30 +540,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default flush.messages.",
         dynamic
     ),
-    broker!(
-        "log.flush.interval.ms",
-        Long,
-        None,
-        Range(0, i64::MAX),
-        "Default flush.ms.",
-        dynamic
-    ),
-    broker!(
-        "log.index.interval.bytes",
-        Int,
-        Some("4096"),
-        Range(0, I32),
-        "Default index.interval.bytes.",
-        dynamic
-    ),
-    broker!(
-        "log.index.size.max.bytes",
-        Int,
-        Some("10485760"),
-        Range(4, I32),
-        "Default segment.index.bytes.",
-        dynamic
-    ),
+    broker!("log.flush.interval.ms", Long, None, Range(0, i64::MAX), "Default flush.ms.", dynamic),
+    broker!("log.index.interval.bytes", Int, Some("4096"), Range(0, I32), "Default index.interval.bytes.", dynamic),
+    broker!("log.index.size.max.bytes", Int, Some("10485760"), Range(4, I32), "Default segment.index.bytes.", dynamic),
     broker!(
         "log.local.retention.bytes",
         Long,
@@ -750,14 +551,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default local.retention.bytes.",
         dynamic
     ),
-    broker!(
-        "log.local.retention.ms",
-        Long,
-        Some("-2"),
-        Range(-2, i64::MAX),
-        "Default local.retention.ms.",
-        dynamic
-    ),
+    broker!("log.local.retention.ms", Long, Some("-2"), Range(-2, i64::MAX), "Default local.retention.ms.", dynamic),
     broker!(
         "log.cleaner.max.compaction.lag.ms",
         Long,
@@ -766,14 +560,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default max.compaction.lag.ms.",
         dynamic
     ),
-    broker!(
-        "message.max.bytes",
-        Int,
-        Some("1048588"),
-        Range(0, I32),
-        "Default max.message.bytes.",
-        dynamic
-    ),
+    broker!("message.max.bytes", Int, Some("1048588"), Range(0, I32), "Default max.message.bytes.", dynamic),
     broker!(
         "log.message.timestamp.after.max.ms",
         Long,
@@ -814,30 +601,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default min.compaction.lag.ms.",
         dynamic
     ),
-    broker!(
-        "min.insync.replicas",
-        Int,
-        Some("1"),
-        Range(1, I32),
-        "Default min.insync.replicas.",
-        dynamic
-    ),
-    broker!(
-        "log.preallocate",
-        Boolean,
-        Some("false"),
-        Any,
-        "Default preallocate.",
-        dynamic
-    ),
-    broker!(
-        "log.retention.bytes",
-        Long,
-        Some("-1"),
-        Any,
-        "Default retention.bytes.",
-        dynamic
-    ),
+    broker!("min.insync.replicas", Int, Some("1"), Range(1, I32), "Default min.insync.replicas.", dynamic),
+    broker!("log.preallocate", Boolean, Some("false"), Any, "Default preallocate.", dynamic),
+    broker!("log.retention.bytes", Long, Some("-1"), Any, "Default retention.bytes.", dynamic),
     broker!(
         "log.retention.ms",
         Long,
@@ -854,54 +620,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default retention in minutes; overrides log.retention.hours.",
         dynamic
     ),
-    broker!(
-        "log.retention.hours",
-        Int,
-        Some("168"),
-        Range(-1, I32),
-        "Default retention in hours.",
-        dynamic
-    ),
-    broker!(
-        "log.segment.bytes",
-        Int,
-        Some("1073741824"),
-        Range(14, I32),
-        "Default segment.bytes.",
-        dynamic
-    ),
-    broker!(
-        "log.roll.jitter.ms",
-        Long,
-        None,
-        Range(0, i64::MAX),
-        "Default segment.jitter.ms.",
-        dynamic
-    ),
-    broker!(
-        "log.roll.jitter.hours",
-        Int,
-        Some("0"),
-        Range(0, I32),
-        "Default segment jitter in hours.",
-        dynamic
-    ),
-    broker!(
-        "log.roll.ms",
-        Long,
-        None,
-        Range(1, i64::MAX),
-        "Default segment.ms; overrides log.roll.hours.",
-        dynamic
-    ),
-    broker!(
-        "log.roll.hours",
-        Int,
-        Some("168"),
-        Range(1, I32),
-        "Default segment roll age in hours.",
-        dynamic
-    ),
+    broker!("log.retention.hours", Int, Some("168"), Range(-1, I32), "Default retention in hours.", dynamic),
+    broker!("log.segment.bytes", Int, Some("1073741824"), Range(14, I32), "Default segment.bytes.", dynamic),
+    broker!("log.roll.jitter.ms", Long, None, Range(0, i64::MAX), "Default segment.jitter.ms.", dynamic),
+    broker!("log.roll.jitter.hours", Int, Some("0"), Range(0, I32), "Default segment jitter in hours.", dynamic),
+    broker!("log.roll.ms", Long, None, Range(1, i64::MAX), "Default segment.ms; overrides log.roll.hours.", dynamic),
+    broker!("log.roll.hours", Int, Some("168"), Range(1, I32), "Default segment roll age in hours.", dynamic),
     broker!(
         "unclean.leader.election.enable",
         Boolean,
@@ -930,10 +654,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
 
 /// Looks up a topic config (current or legacy).
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
-    TOPIC_CONFIGS
-        .iter()
-        .chain(LEGACY_TOPIC_CONFIGS)
-        .find(|d| d.name == name)
+    TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).find(|d| d.name == name)
 }
 
 /// Looks up a broker config.
@@ -948,17 +669,12 @@ mod tests {
 
     #[test]
     fn defaults_pass_their_own_validation() {
-        for d in TOPIC_CONFIGS
-            .iter()
-            .chain(LEGACY_TOPIC_CONFIGS)
-            .chain(BROKER_CONFIGS)
-        {
+        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(BROKER_CONFIGS) {
             if let Some(v) = d.default {
                 if d.ty == ConfigType::List && v.is_empty() {
                     continue;
                 }
-                validate(d.name, d.ty, d.validator, v)
-                    .unwrap_or_else(|e| panic!("{}: {e}", d.name));
+                validate(d.name, d.ty, d.validator, v).unwrap_or_else(|e| panic!("{}: {e}", d.name));
             }
         }
     }

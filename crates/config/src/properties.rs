@@ -10,11 +10,7 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     let mut logical = String::new();
     let mut continuing = false;
     for raw_line in text.lines() {
-        let line = if continuing {
-            raw_line.trim_start()
-        } else {
-            raw_line
-        };
+        let line = if continuing { raw_line.trim_start() } else { raw_line };
         if !continuing {
             let trimmed = line.trim_start();
             if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {

@@ -84,19 +84,11 @@ impl BrokerLayers {
         ];
         for (map, source) in layers {
             if let Some(v) = map.get(key) {
-                out.push(ConfigValue {
-                    name: key.to_string(),
-                    value: Some(v.clone()),
-                    source,
-                });
+                out.push(ConfigValue { name: key.to_string(), value: Some(v.clone()), source });
             }
         }
         if let Some(d) = broker_config(key).and_then(|d| d.default) {
-            out.push(ConfigValue {
-                name: key.to_string(),
-                value: Some(d.to_string()),
-                source: ConfigSource::Default,
-            });
+            out.push(ConfigValue { name: key.to_string(), value: Some(d.to_string()), source: ConfigSource::Default });
         }
         out
     }
@@ -107,11 +99,7 @@ impl BrokerLayers {
     }
 
     /// Resolves one topic config given the topic's overrides.
-    pub fn resolve(
-        &self,
-        def: &'static ConfigDef,
-        overrides: &BTreeMap<String, String>,
-    ) -> ResolvedConfig {
+    pub fn resolve(&self, def: &'static ConfigDef, overrides: &BTreeMap<String, String>) -> ResolvedConfig {
         let mut synonyms = Vec::new();
         if let Some(v) = overrides.get(def.name) {
             synonyms.push(ConfigValue {
@@ -120,9 +108,8 @@ impl BrokerLayers {
                 source: ConfigSource::DynamicTopic,
             });
         }
-        let mut effective: Option<(String, ConfigSource)> = synonyms
-            .first()
-            .map(|s| (s.value.clone().unwrap_or_default(), s.source));
+        let mut effective: Option<(String, ConfigSource)> =
+            synonyms.first().map(|s| (s.value.clone().unwrap_or_default(), s.source));
         for syn in def.synonyms {
             for entry in self.broker_synonyms(syn.key) {
                 if effective.is_none() {
@@ -131,13 +118,7 @@ impl BrokerLayers {
                         (Some(v), scale) => v
                             .trim()
                             .parse::<i64>()
-                            .map(|n| {
-                                if n < 0 {
-                                    n.to_string()
-                                } else {
-                                    n.saturating_mul(scale).to_string()
-                                }
-                            })
+                            .map(|n| if n < 0 { n.to_string() } else { n.saturating_mul(scale).to_string() })
                             .unwrap_or_else(|_| v.clone()),
                         (None, _) => continue,
                     };
@@ -150,26 +131,15 @@ impl BrokerLayers {
             Some((v, s)) => (Some(v), s),
             None => (def.default.map(str::to_string), ConfigSource::Default),
         };
-        ResolvedConfig {
-            def,
-            value,
-            source,
-            synonyms,
-        }
+        ResolvedConfig { def, value, source, synonyms }
     }
 
     /// Every topic config of a topic with `overrides`, in Kafka's order, plus
     /// set legacy keys.
     pub fn describe_topic(&self, overrides: &BTreeMap<String, String>) -> Vec<ResolvedConfig> {
-        let mut out: Vec<ResolvedConfig> = TOPIC_CONFIGS
-            .iter()
-            .map(|d| self.resolve(d, overrides))
-            .collect();
+        let mut out: Vec<ResolvedConfig> = TOPIC_CONFIGS.iter().map(|d| self.resolve(d, overrides)).collect();
         for key in overrides.keys() {
-            if let Some(def) = crate::defs::LEGACY_TOPIC_CONFIGS
-                .iter()
-                .find(|d| d.name == key)
-            {
+            if let Some(def) = crate::defs::LEGACY_TOPIC_CONFIGS.iter().find(|d| d.name == key) {
                 out.push(self.resolve(def, overrides));
             }
         }
@@ -179,9 +149,7 @@ impl BrokerLayers {
     /// The typed, effective configuration of a topic.
     pub fn topic_config(&self, overrides: &BTreeMap<String, String>) -> TopicConfig {
         let get = |name: &str| -> String {
-            topic_config(name)
-                .and_then(|d| self.resolve(d, overrides).value)
-                .unwrap_or_default()
+            topic_config(name).and_then(|d| self.resolve(d, overrides).value).unwrap_or_default()
         };
         let long = |name: &str| -> i64 { get(name).trim().parse().unwrap_or(0) };
         let policy = get("cleanup.policy");
@@ -216,14 +184,8 @@ impl BrokerLayers {
 pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), String> {
     let def = topic_config(name).ok_or_else(|| format!("Unknown topic config name: {name}"))?;
     match value {
-        None => Err(format!(
-            "Null value not supported for topic configs: {name}"
-        )),
-        Some(v)
-            if v.is_empty()
-                && def.ty == ConfigType::List
-                && def.validator == crate::value::Validator::Any =>
-        {
+        None => Err(format!("Null value not supported for topic configs: {name}")),
+        Some(v) if v.is_empty() && def.ty == ConfigType::List && def.validator == crate::value::Validator::Any => {
             Ok(())
         }
         Some(v) => validate(name, def.ty, def.validator, v),
@@ -286,10 +248,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -320,37 +279,22 @@ mod tests {
 
     #[test]
     fn retention_hours_scale_into_retention_ms_and_report_sources() {
-        let layers = BrokerLayers {
-            static_props: map(&[("log.retention.hours", "24")]),
-            ..Default::default()
-        };
+        let layers = BrokerLayers { static_props: map(&[("log.retention.hours", "24")]), ..Default::default() };
         let def = topic_config("retention.ms").expect("def");
         let r = layers.resolve(def, &BTreeMap::new());
         assert_eq!(r.value.as_deref(), Some("86400000"));
         assert_eq!(r.source, ConfigSource::StaticBroker);
         assert_eq!(r.synonyms[0].name, "log.retention.hours");
         assert_eq!(r.synonyms[0].source, ConfigSource::StaticBroker);
-        assert_eq!(
-            r.synonyms.last().map(|s| s.source),
-            Some(ConfigSource::Default)
-        );
+        assert_eq!(r.synonyms.last().map(|s| s.source), Some(ConfigSource::Default));
 
         let r = layers.resolve(def, &map(&[("retention.ms", "1000")]));
-        assert_eq!(
-            (r.value.as_deref(), r.source),
-            (Some("1000"), ConfigSource::DynamicTopic)
-        );
+        assert_eq!((r.value.as_deref(), r.source), (Some("1000"), ConfigSource::DynamicTopic));
         assert_eq!(r.synonyms.len(), 3);
 
-        let dynamic = BrokerLayers {
-            dynamic_default: map(&[("log.retention.ms", "5")]),
-            ..layers
-        };
+        let dynamic = BrokerLayers { dynamic_default: map(&[("log.retention.ms", "5")]), ..layers };
         let r = dynamic.resolve(def, &BTreeMap::new());
-        assert_eq!(
-            (r.value.as_deref(), r.source),
-            (Some("5"), ConfigSource::DynamicDefaultBroker)
-        );
+        assert_eq!((r.value.as_deref(), r.source), (Some("5"), ConfigSource::DynamicDefaultBroker));
     }
 
     #[test]
@@ -359,10 +303,7 @@ mod tests {
         let all = layers.describe_topic(&BTreeMap::new());
         assert!(all.iter().all(|r| r.source == ConfigSource::Default));
         assert_eq!(
-            all.iter()
-                .find(|r| r.def.name == "retention.ms")
-                .and_then(|r| r.value.clone())
-                .as_deref(),
+            all.iter().find(|r| r.def.name == "retention.ms").and_then(|r| r.value.clone()).as_deref(),
             Some("604800000")
         );
     }
@@ -371,11 +312,7 @@ mod tests {
     fn validation_names_the_problem() {
         assert!(validate_topic_config("retention.ms", Some("100")).is_ok());
         assert!(validate_topic_config("retention.ms", Some("-5")).is_err());
-        assert!(
-            validate_topic_config("no.such.config", Some("1"))
-                .expect_err("unknown")
-                .contains("Unknown")
-        );
+        assert!(validate_topic_config("no.such.config", Some("1")).expect_err("unknown").contains("Unknown"));
         assert!(validate_topic_config("cleanup.policy", Some("compact,delete")).is_ok());
         assert!(validate_topic_config("leader.replication.throttled.replicas", Some("")).is_ok());
         assert!(validate_topic_config("message.format.version", Some("2.8")).is_ok());

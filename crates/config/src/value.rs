@@ -60,19 +60,11 @@ pub enum Validator {
 
 /// Parses a value of `ty` and checks it against `validator`. The error text
 /// is what the client sees with INVALID_CONFIG.
-pub fn validate(
-    name: &str,
-    ty: ConfigType,
-    validator: Validator,
-    value: &str,
-) -> Result<(), String> {
+pub fn validate(name: &str, ty: ConfigType, validator: Validator, value: &str) -> Result<(), String> {
     let value = value.trim();
     let integer = |bits: u32| -> Result<i64, String> {
         let v: i64 = value.parse().map_err(|_| {
-            format!(
-                "Invalid value {value} for configuration {name}: Not a number of type {}",
-                type_name(ty)
-            )
+            format!("Invalid value {value} for configuration {name}: Not a number of type {}", type_name(ty))
         })?;
         let (min, max) = match bits {
             16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
@@ -99,11 +91,9 @@ pub fn validate(
         ConfigType::Short => check_range(name, value, integer(16)?, validator)?,
         ConfigType::Long => check_range(name, value, integer(64)?, validator)?,
         ConfigType::Double => {
-            let v: f64 = value.parse().map_err(|_| {
-                format!(
-                    "Invalid value {value} for configuration {name}: Not a number of type DOUBLE"
-                )
-            })?;
+            let v: f64 = value
+                .parse()
+                .map_err(|_| format!("Invalid value {value} for configuration {name}: Not a number of type DOUBLE"))?;
             if let Validator::DoubleRange(min, max) = validator
                 && !(min..=max).contains(&v)
             {
@@ -126,9 +116,7 @@ pub fn validate(
             if let Validator::ListOf(allowed) = validator {
                 let items = split_list(value);
                 if items.is_empty() {
-                    return Err(format!(
-                        "Invalid value {value} for configuration {name}: empty list is not allowed"
-                    ));
+                    return Err(format!("Invalid value {value} for configuration {name}: empty list is not allowed"));
                 }
                 for item in items {
                     if !allowed.contains(&item) {
@@ -146,9 +134,7 @@ pub fn validate(
 
 fn check_range(name: &str, text: &str, v: i64, validator: Validator) -> Result<(), String> {
     match validator {
-        Validator::Range(min, max) if v < min || v > max => {
-            Err(range_message(name, text, min, max))
-        }
+        Validator::Range(min, max) if v < min || v > max => Err(range_message(name, text, min, max)),
         Validator::RangeOr(min, max, special) if v != special && (v < min || v > max) => {
             Err(range_message(name, text, min, max))
         }
@@ -160,9 +146,7 @@ fn range_message(name: &str, text: &str, min: i64, max: i64) -> String {
     if max == i64::MAX || max == i64::from(i32::MAX) {
         format!("Invalid value {text} for configuration {name}: Value must be at least {min}")
     } else {
-        format!(
-            "Invalid value {text} for configuration {name}: Value must be between {min} and {max}"
-        )
+        format!("Invalid value {text} for configuration {name}: Value must be between {min} and {max}")
     }
 }
 
@@ -182,11 +166,7 @@ fn type_name(ty: ConfigType) -> &'static str {
 
 /// Splits a comma-separated list, trimming items and dropping empty ones.
 pub fn split_list(value: &str) -> Vec<&str> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect()
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
 #[cfg(test)]
@@ -201,64 +181,19 @@ mod tests {
         assert!(validate("x", ConfigType::Long, Validator::Any, "4294967296").is_ok());
         assert!(validate("x", ConfigType::Long, Validator::RangeOr(1, 9, -1), "-1").is_ok());
         assert!(validate("x", ConfigType::Boolean, Validator::Any, "yes").is_err());
-        assert!(
-            validate(
-                "x",
-                ConfigType::Double,
-                Validator::DoubleRange(0.0, 1.0),
-                "0.5"
-            )
-            .is_ok()
-        );
-        assert!(
-            validate(
-                "x",
-                ConfigType::Double,
-                Validator::DoubleRange(0.0, 1.0),
-                "1.5"
-            )
-            .is_err()
-        );
+        assert!(validate("x", ConfigType::Double, Validator::DoubleRange(0.0, 1.0), "0.5").is_ok());
+        assert!(validate("x", ConfigType::Double, Validator::DoubleRange(0.0, 1.0), "1.5").is_err());
     }
 
     #[test]
     fn enumerations_and_lists() {
         let allowed = &["delete", "compact"];
+        assert!(validate("cleanup.policy", ConfigType::List, Validator::ListOf(allowed), "compact, delete").is_ok());
+        assert!(validate("cleanup.policy", ConfigType::List, Validator::ListOf(allowed), "shred").is_err());
         assert!(
-            validate(
-                "cleanup.policy",
-                ConfigType::List,
-                Validator::ListOf(allowed),
-                "compact, delete"
-            )
-            .is_ok()
+            validate("t", ConfigType::String, Validator::OneOf(&["CreateTime", "LogAppendTime"]), "LogAppendTime")
+                .is_ok()
         );
-        assert!(
-            validate(
-                "cleanup.policy",
-                ConfigType::List,
-                Validator::ListOf(allowed),
-                "shred"
-            )
-            .is_err()
-        );
-        assert!(
-            validate(
-                "t",
-                ConfigType::String,
-                Validator::OneOf(&["CreateTime", "LogAppendTime"]),
-                "LogAppendTime"
-            )
-            .is_ok()
-        );
-        assert!(
-            validate(
-                "t",
-                ConfigType::String,
-                Validator::OneOf(&["CreateTime"]),
-                "Never"
-            )
-            .is_err()
-        );
+        assert!(validate("t", ConfigType::String, Validator::OneOf(&["CreateTime"]), "Never").is_err());
     }
 }

@@ -200,12 +200,7 @@ pub struct SyncResult {
 
 impl SyncResult {
     fn error(error: GroupError) -> SyncResult {
-        SyncResult {
-            error: Some(error),
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Vec::new(),
-        }
+        SyncResult { error: Some(error), protocol_type: None, protocol_name: None, assignment: Vec::new() }
     }
 }
 
@@ -240,11 +235,7 @@ struct Member {
 
 impl Member {
     fn metadata_for(&self, protocol: &str) -> Vec<u8> {
-        self.protocols
-            .iter()
-            .find(|(n, _)| n == protocol)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default()
+        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
     }
 
     fn same_protocols(&self, other: &[(String, Vec<u8>)]) -> bool {
@@ -338,10 +329,7 @@ impl ClassicGroup {
                 client_host: m.client_host.clone(),
                 session_timeout_ms: m.session_timeout_ms,
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
-                protocols: vec![(
-                    value.protocol.clone().unwrap_or_default(),
-                    m.subscription.clone(),
-                )],
+                protocols: vec![(value.protocol.clone().unwrap_or_default(), m.subscription.clone())],
                 assignment: m.assignment.clone(),
                 awaiting_join: None,
                 awaiting_sync: None,
@@ -353,11 +341,7 @@ impl ClassicGroup {
             }
             g.members.insert(member.id.clone(), member);
         }
-        g.state = if g.members.is_empty() {
-            GroupState::Empty
-        } else {
-            GroupState::Stable
-        };
+        g.state = if g.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
         g
     }
 
@@ -394,16 +378,12 @@ impl ClassicGroup {
     /// For DescribeGroups.
     pub fn describe(&self) -> GroupDescription {
         let protocol = self.protocol_name.clone().unwrap_or_default();
-        let show_members = matches!(
-            self.state,
-            GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance
-        );
+        let show_members =
+            matches!(self.state, GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance);
         GroupDescription {
             state: self.state,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
-            protocol: if self.state == GroupState::Stable
-                || self.state == GroupState::CompletingRebalance
-            {
+            protocol: if self.state == GroupState::Stable || self.state == GroupState::CompletingRebalance {
                 protocol.clone()
             } else {
                 String::new()
@@ -417,11 +397,7 @@ impl ClassicGroup {
                         client_id: m.client_id.clone(),
                         client_host: m.client_host.clone(),
                         metadata: m.metadata_for(&protocol),
-                        assignment: if self.state == GroupState::Stable {
-                            m.assignment.clone()
-                        } else {
-                            Vec::new()
-                        },
+                        assignment: if self.state == GroupState::Stable { m.assignment.clone() } else { Vec::new() },
                     })
                     .collect()
             } else {
@@ -463,12 +439,8 @@ impl ClassicGroup {
 
     /// Protocols every member (and the candidate `protocols`, if given) supports.
     fn common_protocols(&self, candidate: Option<&[(String, Vec<u8>)]>) -> HashSet<String> {
-        let mut sets = self.members.values().map(|m| {
-            m.protocols
-                .iter()
-                .map(|(n, _)| n.clone())
-                .collect::<HashSet<_>>()
-        });
+        let mut sets =
+            self.members.values().map(|m| m.protocols.iter().map(|(n, _)| n.clone()).collect::<HashSet<_>>());
         let mut common: Option<HashSet<String>> = sets.next();
         for s in sets {
             if let Some(c) = common.as_mut() {
@@ -498,22 +470,13 @@ impl ClassicGroup {
         // Most votes wins; ties go to the first member's preference order.
         let first = self.members.values().next()?;
         let best = votes.values().copied().max()?;
-        first
-            .protocols
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .find(|n| votes.get(n) == Some(&best))
-            .map(str::to_string)
+        first.protocols.iter().map(|(n, _)| n.as_str()).find(|n| votes.get(n) == Some(&best)).map(str::to_string)
     }
 
     /// Whether `instance_id` belongs to a different member than `member_id`
     /// (a zombie of a static member that has rejoined).
     fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
-        instance_id.is_some_and(|instance| {
-            self.static_members
-                .get(instance)
-                .is_some_and(|known| known != member_id)
-        })
+        instance_id.is_some_and(|instance| self.static_members.get(instance).is_some_and(|known| known != member_id))
     }
 
     fn all_members_joined(&self) -> bool {
@@ -521,12 +484,7 @@ impl ClassicGroup {
     }
 
     fn prepare_rebalance(&mut self, now_ms: u64, wall_ms: i64, config: &GroupConfig) {
-        let rebalance_timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout_ms.max(0) as u64)
-            .max()
-            .unwrap_or(0);
+        let rebalance_timeout = self.members.values().map(|m| m.rebalance_timeout_ms.max(0) as u64).max().unwrap_or(0);
         if self.state == GroupState::Empty && config.initial_rebalance_delay_ms > 0 {
             let delay = config.initial_rebalance_delay_ms as u64;
             self.rebalance_deadline_ms = Some(now_ms + delay.min(rebalance_timeout.max(delay)));
@@ -553,45 +511,26 @@ impl ClassicGroup {
         if req.session_timeout_ms < config.min_session_timeout_ms
             || req.session_timeout_ms > config.max_session_timeout_ms
         {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::InvalidSessionTimeout, &req.member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::InvalidSessionTimeout, &req.member_id)));
             return effects;
         }
         if self.state == GroupState::Dead {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::CoordinatorNotAvailable, &req.member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::CoordinatorNotAvailable, &req.member_id)));
             return effects;
         }
         let protocols_fit = if self.members.is_empty() {
             !req.protocol_type.is_empty() && !req.protocols.is_empty()
         } else {
-            self.protocol_type
-                .as_deref()
-                .is_none_or(|t| t == req.protocol_type)
+            self.protocol_type.as_deref().is_none_or(|t| t == req.protocol_type)
                 && !self.common_protocols(Some(&req.protocols)).is_empty()
         };
         if !protocols_fit {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::InconsistentGroupProtocol, &req.member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::InconsistentGroupProtocol, &req.member_id)));
             return effects;
         }
 
         if req.member_id.is_empty() {
-            self.join_unknown_member(
-                id,
-                req,
-                now_ms,
-                wall_ms,
-                config,
-                new_member_id,
-                &mut effects,
-            );
+            self.join_unknown_member(id, req, now_ms, wall_ms, config, new_member_id, &mut effects);
         } else {
             self.join_known_member(id, req, now_ms, wall_ms, config, &mut effects);
         }
@@ -618,10 +557,7 @@ impl ClassicGroup {
                 if let Some(m) = self.members.get_mut(&member_id) {
                     m.expires_at_ms = now_ms + req.session_timeout_ms as u64;
                 }
-                let unchanged = self
-                    .members
-                    .get(&member_id)
-                    .is_some_and(|m| m.same_protocols(&req.protocols));
+                let unchanged = self.members.get(&member_id).is_some_and(|m| m.same_protocols(&req.protocols));
                 if self.state == GroupState::Stable && unchanged {
                     // Rejoining without a change: no rebalance; hand back the current generation.
                     let result = self.join_result_for(&member_id);
@@ -635,19 +571,12 @@ impl ClassicGroup {
                 return;
             }
         } else if req.require_known_member_id {
-            self.pending
-                .insert(member_id.clone(), now_ms + req.session_timeout_ms as u64);
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::MemberIdRequired, &member_id),
-            ));
+            self.pending.insert(member_id.clone(), now_ms + req.session_timeout_ms as u64);
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::MemberIdRequired, &member_id)));
             return;
         }
         if self.members.len() >= config.max_size {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::GroupMaxSizeReached, &member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::GroupMaxSizeReached, &member_id)));
             return;
         }
         self.add_member(member_id, &req, id, now_ms, wall_ms, config);
@@ -665,27 +594,18 @@ impl ClassicGroup {
         let member_id = req.member_id.clone();
         if self.pending.remove(&member_id).is_some() {
             if self.members.len() >= config.max_size {
-                effects.push(Effect::Join(
-                    id,
-                    JoinResult::error(GroupError::GroupMaxSizeReached, &member_id),
-                ));
+                effects.push(Effect::Join(id, JoinResult::error(GroupError::GroupMaxSizeReached, &member_id)));
                 return;
             }
             self.add_member(member_id, &req, id, now_ms, wall_ms, config);
             return;
         }
         if self.is_fenced(&member_id, req.group_instance_id.as_deref()) {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::FencedInstanceId, &member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::FencedInstanceId, &member_id)));
             return;
         }
         let Some(member) = self.members.get(&member_id) else {
-            effects.push(Effect::Join(
-                id,
-                JoinResult::error(GroupError::UnknownMemberId, &member_id),
-            ));
+            effects.push(Effect::Join(id, JoinResult::error(GroupError::UnknownMemberId, &member_id)));
             return;
         };
         let unchanged = member.same_protocols(&req.protocols);
@@ -695,9 +615,7 @@ impl ClassicGroup {
                 // A retried join: answer with the generation just formed.
                 effects.push(Effect::Join(id, self.join_result_for(&member_id)));
             }
-            GroupState::Stable
-                if unchanged && self.leader.as_deref() != Some(member_id.as_str()) =>
-            {
+            GroupState::Stable if unchanged && self.leader.as_deref() != Some(member_id.as_str()) => {
                 effects.push(Effect::Join(id, self.join_result_for(&member_id)));
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
@@ -705,10 +623,7 @@ impl ClassicGroup {
                 self.prepare_rebalance(now_ms, wall_ms, config);
             }
             GroupState::Empty | GroupState::Dead => {
-                effects.push(Effect::Join(
-                    id,
-                    JoinResult::error(GroupError::UnknownMemberId, &member_id),
-                ));
+                effects.push(Effect::Join(id, JoinResult::error(GroupError::UnknownMemberId, &member_id)));
             }
         }
     }
@@ -726,8 +641,7 @@ impl ClassicGroup {
             self.protocol_type = Some(req.protocol_type.clone());
         }
         if let Some(instance) = &req.group_instance_id {
-            self.static_members
-                .insert(instance.clone(), member_id.clone());
+            self.static_members.insert(instance.clone(), member_id.clone());
         }
         self.members.insert(
             member_id.clone(),
@@ -749,11 +663,8 @@ impl ClassicGroup {
         match self.state {
             GroupState::PreparingRebalance => {
                 // During the initial delay, each newcomer extends the wait (up to the limit).
-                if let (Some(limit), Some(deadline)) =
-                    (self.initial_join_limit_ms, self.rebalance_deadline_ms)
-                {
-                    let extended =
-                        (now_ms + config.initial_rebalance_delay_ms.max(0) as u64).min(limit);
+                if let (Some(limit), Some(deadline)) = (self.initial_join_limit_ms, self.rebalance_deadline_ms) {
+                    let extended = (now_ms + config.initial_rebalance_delay_ms.max(0) as u64).min(limit);
                     self.rebalance_deadline_ms = Some(deadline.max(extended));
                 }
             }
@@ -780,21 +691,14 @@ impl ClassicGroup {
             return;
         };
         if let Some(req) = member.awaiting_join.take() {
-            effects.push(Effect::Join(
-                req,
-                JoinResult::error(GroupError::FencedInstanceId, old_id),
-            ));
+            effects.push(Effect::Join(req, JoinResult::error(GroupError::FencedInstanceId, old_id)));
         }
         if let Some(req) = member.awaiting_sync.take() {
-            effects.push(Effect::Sync(
-                req,
-                SyncResult::error(GroupError::FencedInstanceId),
-            ));
+            effects.push(Effect::Sync(req, SyncResult::error(GroupError::FencedInstanceId)));
         }
         member.id = new_id.to_string();
         if let Some(instance) = &member.instance_id {
-            self.static_members
-                .insert(instance.clone(), new_id.to_string());
+            self.static_members.insert(instance.clone(), new_id.to_string());
         }
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.to_string());
@@ -839,12 +743,8 @@ impl ClassicGroup {
             return;
         }
         // Members that did not rejoin in time leave the group.
-        let stragglers: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.awaiting_join.is_none())
-            .map(|m| m.id.clone())
-            .collect();
+        let stragglers: Vec<String> =
+            self.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.id.clone()).collect();
         for id in stragglers {
             self.remove_member(&id, effects);
         }
@@ -860,11 +760,7 @@ impl ClassicGroup {
             return;
         }
         self.protocol_name = self.select_protocol();
-        if self
-            .leader
-            .as_ref()
-            .is_none_or(|l| !self.members.contains_key(l))
-        {
+        if self.leader.as_ref().is_none_or(|l| !self.members.contains_key(l)) {
             self.leader = self.members.keys().next().cloned();
         }
         self.set_state(GroupState::CompletingRebalance, wall_ms);
@@ -884,24 +780,15 @@ impl ClassicGroup {
     fn remove_member(&mut self, member_id: &str, effects: &mut Vec<Effect>) {
         if let Some(m) = self.members.remove(member_id) {
             if let Some(instance) = &m.instance_id
-                && self
-                    .static_members
-                    .get(instance)
-                    .is_some_and(|id| id == member_id)
+                && self.static_members.get(instance).is_some_and(|id| id == member_id)
             {
                 self.static_members.remove(instance);
             }
             if let Some(req) = m.awaiting_join {
-                effects.push(Effect::Join(
-                    req,
-                    JoinResult::error(GroupError::UnknownMemberId, member_id),
-                ));
+                effects.push(Effect::Join(req, JoinResult::error(GroupError::UnknownMemberId, member_id)));
             }
             if let Some(req) = m.awaiting_sync {
-                effects.push(Effect::Sync(
-                    req,
-                    SyncResult::error(GroupError::UnknownMemberId),
-                ));
+                effects.push(Effect::Sync(req, SyncResult::error(GroupError::UnknownMemberId)));
             }
         }
         if self.leader.as_deref() == Some(member_id) {
@@ -993,9 +880,7 @@ impl ClassicGroup {
         if self.is_fenced(member_id, instance_id) {
             return Err(GroupError::FencedInstanceId);
         }
-        if matches!(self.state, GroupState::Empty | GroupState::Dead)
-            || !self.members.contains_key(member_id)
-        {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) || !self.members.contains_key(member_id) {
             return Err(GroupError::UnknownMemberId);
         }
         if generation != self.generation {
@@ -1040,13 +925,7 @@ impl ClassicGroup {
         (Ok(()), effects)
     }
 
-    fn after_departure(
-        &mut self,
-        now_ms: u64,
-        wall_ms: i64,
-        config: &GroupConfig,
-        effects: &mut Vec<Effect>,
-    ) {
+    fn after_departure(&mut self, now_ms: u64, wall_ms: i64, config: &GroupConfig, effects: &mut Vec<Effect>) {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 if self.members.is_empty() {
@@ -1088,16 +967,9 @@ impl ClassicGroup {
 
     /// The earliest time [`ClassicGroup::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<u64> {
-        let sessions = self
-            .members
-            .values()
-            .filter(|m| m.awaiting_join.is_none())
-            .map(|m| m.expires_at_ms);
+        let sessions = self.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.expires_at_ms);
         let pending = self.pending.values().copied();
-        sessions
-            .chain(pending)
-            .chain(self.rebalance_deadline_ms)
-            .min()
+        sessions.chain(pending).chain(self.rebalance_deadline_ms).min()
     }
 
     /// Marks the group deleted (DeleteGroups on an empty group).

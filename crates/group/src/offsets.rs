@@ -18,21 +18,24 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
     /// Explicit expiry (OffsetCommit v2-4 retention), or -1.
     pub expire_timestamp_ms: i64,
+    /// Offset of its record in `__consumer_offsets`: of two commits of one
+    /// partition, the later record wins, whatever order they complete in.
+    pub log_offset: i64,
 }
 
-impl From<&OffsetValue> for CommittedOffset {
-    fn from(v: &OffsetValue) -> CommittedOffset {
+impl CommittedOffset {
+    /// From a record value found at `log_offset`.
+    pub fn from_value(v: &OffsetValue, log_offset: i64) -> CommittedOffset {
         CommittedOffset {
             offset: v.offset,
             leader_epoch: v.leader_epoch,
             metadata: v.metadata.clone(),
             commit_timestamp_ms: v.commit_timestamp,
             expire_timestamp_ms: v.expire_timestamp,
+            log_offset,
         }
     }
-}
 
-impl CommittedOffset {
     /// The record value for this offset.
     pub fn to_value(&self) -> OffsetValue {
         OffsetValue {
@@ -72,18 +75,22 @@ impl OffsetStore {
 
     /// Groups that hold offsets.
     pub fn groups(&self) -> impl Iterator<Item = &str> {
-        self.groups
-            .iter()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(g, _)| g.as_str())
+        self.groups.iter().filter(|(_, m)| !m.is_empty()).map(|(g, _)| g.as_str())
     }
 
     /// Records a commit (or a replayed record).
     pub fn put(&mut self, group: &str, topic: &str, partition: i32, offset: CommittedOffset) {
-        self.groups
-            .entry(group.to_string())
-            .or_default()
-            .insert((topic.to_string(), partition), offset);
+        let partitions = self.groups.entry(group.to_string()).or_default();
+        match partitions.entry((topic.to_string(), partition)) {
+            std::collections::btree_map::Entry::Occupied(mut held) => {
+                if offset.log_offset >= held.get().log_offset {
+                    held.insert(offset);
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(offset);
+            }
+        }
     }
 
     /// Removes one partition's offset (tombstone, OffsetDelete).
@@ -98,10 +105,7 @@ impl OffsetStore {
 
     /// Removes all of a group's offsets, returning the partitions removed.
     pub fn remove_group(&mut self, group: &str) -> Vec<PartitionKey> {
-        self.groups
-            .remove(group)
-            .map(|m| m.into_keys().collect())
-            .unwrap_or_default()
+        self.groups.remove(group).map(|m| m.into_keys().collect()).unwrap_or_default()
     }
 
     /// Offsets to expire: those with an explicit expiry before `wall_ms`, and,
@@ -139,6 +143,7 @@ mod tests {
             metadata: String::new(),
             commit_timestamp_ms: ts,
             expire_timestamp_ms: -1,
+            log_offset: offset,
         }
     }
 
@@ -155,27 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn later_records_win_whatever_the_completion_order() {
+        let mut s = OffsetStore::default();
+        s.put("g", "t", 0, CommittedOffset { log_offset: 10, ..at(100, 1) });
+        s.put("g", "t", 0, CommittedOffset { log_offset: 9, ..at(90, 1) });
+        assert_eq!(s.get("g", "t", 0).map(|o| o.offset), Some(100));
+    }
+
+    #[test]
     fn expiry_only_for_empty_groups_or_explicit_deadlines() {
         let mut s = OffsetStore::default();
         s.put("active", "t", 0, at(1, 0));
         s.put("idle", "t", 0, at(1, 0));
-        s.put(
-            "active",
-            "t",
-            1,
-            CommittedOffset {
-                expire_timestamp_ms: 50,
-                ..at(1, 0)
-            },
-        );
+        s.put("active", "t", 1, CommittedOffset { expire_timestamp_ms: 50, ..at(1, 0) });
         let mut expired = s.expired(100, 10, |g| g == "idle");
         expired.sort();
         assert_eq!(
             expired,
-            vec![
-                ("active".to_string(), ("t".to_string(), 1)),
-                ("idle".to_string(), ("t".to_string(), 0))
-            ]
+            vec![("active".to_string(), ("t".to_string(), 1)), ("idle".to_string(), ("t".to_string(), 0))]
         );
     }
 }

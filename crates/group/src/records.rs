@@ -128,11 +128,7 @@ impl OffsetsKey {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            OffsetsKey::Offset {
-                group,
-                topic,
-                partition,
-            } => {
+            OffsetsKey::Offset { group, topic, partition } => {
                 out.extend_from_slice(&1i16.to_be_bytes());
                 put_string(&mut out, group);
                 put_string(&mut out, topic);
@@ -157,15 +153,10 @@ impl OffsetsKey {
                 topic: r.string("topic")?,
                 partition: r.i32("partition")?,
             },
-            2 => OffsetsKey::Group {
-                group: r.string("group")?,
-            },
+            2 => OffsetsKey::Group { group: r.string("group")? },
             3..=i16::MAX => return Ok(None),
             other => {
-                return Err(RecordError::Unknown {
-                    what: "key type",
-                    version: other,
-                });
+                return Err(RecordError::Unknown { what: "key type", version: other });
             }
         }))
     }
@@ -195,32 +186,15 @@ impl OffsetValue {
         let mut r = Reader(bytes);
         let version = r.i16("value version")?;
         if !(0..=4).contains(&version) {
-            return Err(RecordError::Unknown {
-                what: "offset value version",
-                version,
-            });
+            return Err(RecordError::Unknown { what: "offset value version", version });
         }
         let flexible = version >= 4;
         let offset = r.i64("offset")?;
-        let leader_epoch = if version >= 3 {
-            r.i32("leader epoch")?
-        } else {
-            -1
-        };
+        let leader_epoch = if version >= 3 { r.i32("leader epoch")? } else { -1 };
         let metadata = r.string_v("metadata", flexible)?;
         let commit_timestamp = r.i64("commit timestamp")?;
-        let expire_timestamp = if version == 1 {
-            r.i64("expire timestamp")?
-        } else {
-            -1
-        };
-        Ok(OffsetValue {
-            offset,
-            leader_epoch,
-            metadata,
-            commit_timestamp,
-            expire_timestamp,
-        })
+        let expire_timestamp = if version == 1 { r.i64("expire timestamp")? } else { -1 };
+        Ok(OffsetValue { offset, leader_epoch, metadata, commit_timestamp, expire_timestamp })
     }
 }
 
@@ -253,37 +227,23 @@ impl GroupValue {
         let mut r = Reader(bytes);
         let version = r.i16("value version")?;
         if !(0..=4).contains(&version) {
-            return Err(RecordError::Unknown {
-                what: "group value version",
-                version,
-            });
+            return Err(RecordError::Unknown { what: "group value version", version });
         }
         let flexible = version >= 4;
         let protocol_type = r.string_v("protocol type", flexible)?;
         let generation = r.i32("generation")?;
         let protocol = r.nullable_string_v("protocol", flexible)?;
         let leader = r.nullable_string_v("leader", flexible)?;
-        let current_state_timestamp = if version >= 2 {
-            r.i64("current state timestamp")?
-        } else {
-            -1
-        };
+        let current_state_timestamp = if version >= 2 { r.i64("current state timestamp")? } else { -1 };
         let count = r.count("members", flexible)?;
         let mut members = Vec::new();
         for _ in 0..count {
             let member_id = r.string_v("member id", flexible)?;
-            let group_instance_id = if version >= 3 {
-                r.nullable_string_v("group instance id", flexible)?
-            } else {
-                None
-            };
+            let group_instance_id =
+                if version >= 3 { r.nullable_string_v("group instance id", flexible)? } else { None };
             let client_id = r.string_v("client id", flexible)?;
             let client_host = r.string_v("client host", flexible)?;
-            let rebalance_timeout_ms = if version >= 1 {
-                r.i32("rebalance timeout")?
-            } else {
-                -1
-            };
+            let rebalance_timeout_ms = if version >= 1 { r.i32("rebalance timeout")? } else { -1 };
             let session_timeout_ms = r.i32("session timeout")?;
             let subscription = r.bytes_v("subscription", flexible)?;
             let assignment = r.bytes_v("assignment", flexible)?;
@@ -301,14 +261,7 @@ impl GroupValue {
                 assignment,
             });
         }
-        Ok(GroupValue {
-            protocol_type,
-            generation,
-            protocol,
-            leader,
-            current_state_timestamp,
-            members,
-        })
+        Ok(GroupValue { protocol_type, generation, protocol, leader, current_state_timestamp, members })
     }
 }
 
@@ -349,12 +302,7 @@ impl Reader<'_> {
         Err(RecordError::Truncated(what))
     }
     /// A length: -1 (or compact 0) for null.
-    fn length(
-        &mut self,
-        what: &'static str,
-        flexible: bool,
-        wide: bool,
-    ) -> Result<Option<usize>, RecordError> {
+    fn length(&mut self, what: &'static str, flexible: bool, wide: bool) -> Result<Option<usize>, RecordError> {
         let n: i64 = if flexible {
             i64::from(self.uvarint(what)?) - 1
         } else if wide {
@@ -370,18 +318,12 @@ impl Reader<'_> {
         }
         Ok(Some(n as usize))
     }
-    fn nullable_string_v(
-        &mut self,
-        what: &'static str,
-        flexible: bool,
-    ) -> Result<Option<String>, RecordError> {
+    fn nullable_string_v(&mut self, what: &'static str, flexible: bool) -> Result<Option<String>, RecordError> {
         match self.length(what, flexible, false)? {
             None => Ok(None),
             Some(n) => {
                 let raw = self.take(n, what)?;
-                String::from_utf8(raw.to_vec())
-                    .map(Some)
-                    .map_err(|_| RecordError::NotUtf8(what))
+                String::from_utf8(raw.to_vec()).map(Some).map_err(|_| RecordError::NotUtf8(what))
             }
         }
     }
@@ -413,8 +355,7 @@ impl Reader<'_> {
 
 /// Kafka's `String.hashCode()` over the group id's UTF-16 code units.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 /// The `__consumer_offsets` partition that holds a group (Kafka's
@@ -438,9 +379,7 @@ mod tests {
         assert_eq!(java_string_hash("hello"), 99_162_322);
         assert_eq!(
             java_string_hash("console-consumer-12345"),
-            "console-consumer-12345"
-                .encode_utf16()
-                .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+            "console-consumer-12345".encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
         );
         assert!((0..50).contains(&offsets_partition_for("my-group", 50)));
     }
@@ -472,11 +411,7 @@ mod tests {
     #[test]
     fn keys_round_trip_and_unknown_types_are_skipped() {
         for key in [
-            OffsetsKey::Offset {
-                group: "g".into(),
-                topic: "t".into(),
-                partition: 4,
-            },
+            OffsetsKey::Offset { group: "g".into(), topic: "t".into(), partition: 4 },
             OffsetsKey::Group { group: "g2".into() },
         ] {
             assert_eq!(OffsetsKey::decode(&key.encode()), Ok(Some(key.clone())));

@@ -40,10 +40,8 @@ impl Checkpoint {
 
     /// Writes the checkpoint durably.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let text = format!(
-            "version 0\nrecovery_point {}\nlog_start_offset {}\n",
-            self.recovery_point, self.log_start_offset
-        );
+        let text =
+            format!("version 0\nrecovery_point {}\nlog_start_offset {}\n", self.recovery_point, self.log_start_offset);
         write_file_synced(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 }
@@ -56,10 +54,7 @@ mod tests {
     fn round_trip_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
-        let c = Checkpoint {
-            recovery_point: 42,
-            log_start_offset: 7,
-        };
+        let c = Checkpoint { recovery_point: 42, log_start_offset: 7 };
         c.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), c);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").expect("write");

@@ -33,10 +33,7 @@ impl LeaderEpochCache {
             let (Ok(e), Ok(o)) = (e.parse::<i32>(), o.parse::<i64>()) else {
                 break;
             };
-            if entries
-                .last()
-                .is_some_and(|&(le, lo): &(i32, i64)| le >= e || lo > o)
-            {
+            if entries.last().is_some_and(|&(le, lo): &(i32, i64)| le >= e || lo > o) {
                 break;
             }
             entries.push((e, o));
@@ -105,11 +102,7 @@ impl LeaderEpochCache {
 
     /// The epoch that covers `offset`, if known.
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|&&(_, o)| o <= offset)
-            .map(|&(e, _)| e)
+        self.entries.iter().rev().find(|&&(_, o)| o <= offset).map(|&(e, _)| e)
     }
 }
 
@@ -140,10 +133,7 @@ mod tests {
         c.assign(0, 0);
         c.assign(3, 40);
         c.save(dir.path()).expect("save");
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).expect("read"),
-            "0\n2\n0 0\n3 40\n"
-        );
+        assert_eq!(std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).expect("read"), "0\n2\n0 0\n3 40\n");
         assert_eq!(LeaderEpochCache::load(dir.path()), c);
         c.truncate_from_end(40);
         assert_eq!(c.latest_epoch(), Some(0));

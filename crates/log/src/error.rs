@@ -59,10 +59,7 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> LogError {
-        LogError::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+        LogError::Io { path: path.as_ref().display().to_string(), source }
     }
 }
 

@@ -18,11 +18,7 @@ pub struct OffsetIndex {
 impl OffsetIndex {
     /// Adds an entry; entries must ascend.
     pub fn push(&mut self, relative_offset: u32, position: u32) {
-        debug_assert!(
-            self.entries
-                .last()
-                .is_none_or(|&(o, p)| o < relative_offset && p < position)
-        );
+        debug_assert!(self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position));
         self.entries.push((relative_offset, position));
     }
 
@@ -68,12 +64,7 @@ impl OffsetIndex {
         for chunk in bytes.chunks_exact(8) {
             let o = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
             let p = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
-            if u64::from(p) >= log_size
-                || index
-                    .entries
-                    .last()
-                    .is_some_and(|&(lo, lp)| lo >= o || lp >= p)
-            {
+            if u64::from(p) >= log_size || index.entries.last().is_some_and(|&(lo, lp)| lo >= o || lp >= p) {
                 return None;
             }
             index.entries.push((o, p));
@@ -92,11 +83,7 @@ pub struct TimeIndex {
 impl TimeIndex {
     /// Adds an entry if `timestamp` exceeds the last one.
     pub fn maybe_push(&mut self, timestamp: i64, relative_offset: u32) {
-        if self
-            .entries
-            .last()
-            .is_none_or(|&(t, o)| timestamp > t && relative_offset > o)
-        {
+        if self.entries.last().is_none_or(|&(t, o)| timestamp > t && relative_offset > o) {
             self.entries.push((timestamp, relative_offset));
         }
     }
@@ -135,12 +122,7 @@ impl TimeIndex {
             t.copy_from_slice(&chunk[..8]);
             let t = i64::from_be_bytes(t);
             let o = u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
-            if o >= next_relative_offset.max(1)
-                || index
-                    .entries
-                    .last()
-                    .is_some_and(|&(lt, lo)| lt >= t || lo >= o)
-            {
+            if o >= next_relative_offset.max(1) || index.entries.last().is_some_and(|&(lt, lo)| lt >= t || lo >= o) {
                 return None;
             }
             index.entries.push((t, o));
@@ -152,10 +134,7 @@ impl TimeIndex {
 /// Writes `bytes` to `path` via a temporary file, fsyncs it and renames it
 /// into place, so a crash leaves either the old or the new file.
 pub(crate) fn write_file_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -200,11 +179,7 @@ mod tests {
         let path = dir.path().join("0.index");
         idx.write(&path).expect("write");
         assert_eq!(OffsetIndex::read(&path, 1000), Some(idx.clone()));
-        assert_eq!(
-            OffsetIndex::read(&path, 200),
-            None,
-            "entry past the log end"
-        );
+        assert_eq!(OffsetIndex::read(&path, 200), None, "entry past the log end");
         std::fs::write(&path, [0u8; 7]).expect("write");
         assert_eq!(OffsetIndex::read(&path, 1000), None, "torn entry");
 

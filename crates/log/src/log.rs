@@ -129,14 +129,7 @@ pub struct ReadPlan {
 impl ReadPlan {
     /// Copies whole batches (no lock held); see [`read_batches`].
     pub fn execute(&self, max_bytes: usize, min_one: bool) -> std::io::Result<Vec<u8>> {
-        read_batches(
-            &self.file,
-            self.position,
-            self.segment_size,
-            max_bytes,
-            self.upper_bound,
-            min_one,
-        )
+        read_batches(&self.file, self.position, self.segment_size, max_bytes, self.upper_bound, min_one)
     }
 }
 
@@ -178,11 +171,7 @@ impl PartitionLog {
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(&io)? {
             let path = entry.map_err(&io)?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             if name.ends_with(".tmp") {
                 let _ = fs::remove_file(&path);
             } else if let Some(stem) = name.strip_suffix(".log")
@@ -196,12 +185,9 @@ impl PartitionLog {
         let mut segments = BTreeMap::new();
         let mut cut_after: Option<usize> = None;
         for (i, &base) in bases.iter().enumerate() {
-            let may_hold_unflushed = bases
-                .get(i + 1)
-                .is_none_or(|&next| next > checkpoint.recovery_point);
+            let may_hold_unflushed = bases.get(i + 1).is_none_or(|&next| next > checkpoint.recovery_point);
             let validate = !clean_shutdown && may_hold_unflushed;
-            let (segment, outcome) =
-                Segment::open(dir, base, validate, config.index_interval_bytes).map_err(&io)?;
+            let (segment, outcome) = Segment::open(dir, base, validate, config.index_interval_bytes).map_err(&io)?;
             if validate {
                 segment.file.sync_data().map_err(&io)?;
             }
@@ -365,8 +351,8 @@ impl PartitionLog {
     /// durable until a flush covers it.
     pub fn append(&mut self, batch: &mut [u8], info: &AppendInfo) -> Result<AppendOutcome> {
         self.check_online()?;
-        let header = BatchHeader::parse(batch)
-            .map_err(|e| LogError::io(&self.dir, std::io::Error::other(e.to_string())))?;
+        let header =
+            BatchHeader::parse(batch).map_err(|e| LogError::io(&self.dir, std::io::Error::other(e.to_string())))?;
         if let SequenceCheck::Duplicate(b) = self.producers.check(&header)? {
             return Ok(AppendOutcome::Duplicate {
                 base_offset: b.base_offset,
@@ -379,11 +365,7 @@ impl PartitionLog {
                 segment_bytes: self.config.segment_bytes,
             });
         }
-        let batch_timestamp = if info.log_append_time {
-            info.now_ms
-        } else {
-            info.max_timestamp
-        };
+        let batch_timestamp = if info.log_append_time { info.now_ms } else { info.max_timestamp };
         self.maybe_roll(batch.len(), &header, batch_timestamp, info.now_ms)?;
 
         let base_offset = self.next_offset;
@@ -396,18 +378,9 @@ impl PartitionLog {
             if header.max_timestamp != info.max_timestamp {
                 set_max_timestamp(batch, info.max_timestamp);
             }
-            (
-                info.max_timestamp,
-                base_offset + i64::from(info.offset_delta_of_max_timestamp),
-                -1,
-            )
+            (info.max_timestamp, base_offset + i64::from(info.offset_delta_of_max_timestamp), -1)
         };
-        let header = BatchHeader {
-            base_offset,
-            partition_leader_epoch: info.leader_epoch,
-            max_timestamp,
-            ..header
-        };
+        let header = BatchHeader { base_offset, partition_leader_epoch: info.leader_epoch, max_timestamp, ..header };
 
         if self.epochs.assign(info.leader_epoch, base_offset)
             && let Err(e) = self.epochs.save(&self.dir)
@@ -423,33 +396,20 @@ impl PartitionLog {
             // A failed write was cut back; a failed cut-back is not recoverable here.
             let path = active.path.clone();
             if active.file.metadata().map(|m| m.len()).ok() != Some(active.size) {
-                self.go_offline(format!(
-                    "write to {} failed and could not be undone: {e}",
-                    path.display()
-                ));
+                self.go_offline(format!("write to {} failed and could not be undone: {e}", path.display()));
             }
             return Err(LogError::io(path, e));
         }
         self.producers.update(&header);
         self.next_offset = header.next_offset();
-        Ok(AppendOutcome::Appended {
-            base_offset,
-            last_offset: header.last_offset(),
-            log_append_time_ms,
-        })
+        Ok(AppendOutcome::Appended { base_offset, last_offset: header.last_offset(), log_append_time_ms })
     }
 
     /// Rolls when the segment is full, when its age exceeds `segment.ms`, or
     /// before relative offsets would overflow. Age follows Kafka: the new
     /// batch's timestamp minus the segment's first batch timestamp, or wall
     /// time since creation when the segment has no timestamps.
-    fn maybe_roll(
-        &mut self,
-        batch_len: usize,
-        header: &BatchHeader,
-        batch_timestamp: i64,
-        now_ms: i64,
-    ) -> Result<()> {
+    fn maybe_roll(&mut self, batch_len: usize, header: &BatchHeader, batch_timestamp: i64, now_ms: i64) -> Result<()> {
         let Some(active) = self.segments.values().next_back() else {
             return Ok(());
         };
@@ -462,9 +422,8 @@ impl PartitionLog {
             None => now_ms.saturating_sub(active.created_ms),
         };
         let aged = waited > self.config.segment_ms;
-        let offsets_overflow = self.next_offset - active.base_offset
-            + i64::from(header.last_offset_delta)
-            >= i64::from(u32::MAX);
+        let offsets_overflow =
+            self.next_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
         if full || aged || offsets_overflow {
             self.roll(now_ms)?;
         }
@@ -498,13 +457,7 @@ impl PartitionLog {
             .collect();
         snapshots.sort_by_key(|(o, _)| *o);
         // Keep the two newest at or below keep_from so a torn newest still leaves one.
-        let keep: Vec<i64> = snapshots
-            .iter()
-            .filter(|(o, _)| *o <= keep_from)
-            .rev()
-            .take(2)
-            .map(|(o, _)| *o)
-            .collect();
+        let keep: Vec<i64> = snapshots.iter().filter(|(o, _)| *o <= keep_from).rev().take(2).map(|(o, _)| *o).collect();
         for (o, p) in snapshots {
             if o <= keep_from && !keep.contains(&o) {
                 let _ = fs::remove_file(p);
@@ -515,9 +468,7 @@ impl PartitionLog {
     /// What to fsync to make every appended batch durable, or `None` if all is.
     pub fn flush_plan(&mut self) -> Option<FlushPlan> {
         if self.offline.is_some()
-            || (self.durable_offset == self.next_offset
-                && self.unflushed.is_empty()
-                && !self.dir_dirty)
+            || (self.durable_offset == self.next_offset && self.unflushed.is_empty() && !self.dir_dirty)
         {
             return None;
         }
@@ -526,11 +477,7 @@ impl PartitionLog {
             files.push(active.file.clone());
         }
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
-        Some(FlushPlan {
-            files,
-            dir,
-            target: self.next_offset,
-        })
+        Some(FlushPlan { files, dir, target: self.next_offset })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
@@ -541,20 +488,11 @@ impl PartitionLog {
             return Err(LogError::io(&self.dir, e));
         }
         self.durable_offset = self.durable_offset.max(target);
-        let rolled_since_checkpoint = self
-            .segments
-            .keys()
-            .next_back()
-            .is_some_and(|&b| b > self.checkpointed.recovery_point);
+        let rolled_since_checkpoint =
+            self.segments.keys().next_back().is_some_and(|&b| b > self.checkpointed.recovery_point);
         if rolled_since_checkpoint {
             // Closed segments are durable now: move the recovery point to the active segment.
-            let recovery_point = self
-                .segments
-                .keys()
-                .next_back()
-                .copied()
-                .unwrap_or(0)
-                .min(self.durable_offset);
+            let recovery_point = self.segments.keys().next_back().copied().unwrap_or(0).min(self.durable_offset);
             if recovery_point > self.checkpointed.recovery_point {
                 self.checkpointed.recovery_point = recovery_point;
                 self.write_checkpoint()?;
@@ -564,10 +502,8 @@ impl PartitionLog {
     }
 
     fn write_checkpoint(&mut self) -> Result<()> {
-        let c = Checkpoint {
-            recovery_point: self.checkpointed.recovery_point,
-            log_start_offset: self.log_start_offset,
-        };
+        let c =
+            Checkpoint { recovery_point: self.checkpointed.recovery_point, log_start_offset: self.log_start_offset };
         c.save(&self.dir).map_err(io_at(&self.dir))?;
         self.checkpointed = c;
         Ok(())
@@ -587,11 +523,7 @@ impl PartitionLog {
         if offset == upper_bound {
             return Ok(None);
         }
-        let floor = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .map_or(i64::MIN, |(&b, _)| b);
+        let floor = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(&b, _)| b);
         for segment in self.segments.range(floor..).map(|(_, s)| s) {
             if let Some((position, header)) = segment.find(offset).map_err(io_at(&segment.path))? {
                 if header.base_offset >= upper_bound {
@@ -610,34 +542,20 @@ impl PartitionLog {
 
     /// First offset whose record timestamp is at least `timestamp`, and that
     /// timestamp (ListOffsets by time). Only records in `[log start, upper_bound)`.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp: i64,
-        upper_bound: i64,
-    ) -> Result<Option<(i64, i64)>> {
+    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
         self.check_online()?;
-        for segment in self
-            .segments
-            .values()
-            .filter(|s| s.max_timestamp >= timestamp)
-        {
+        for segment in self.segments.values().filter(|s| s.max_timestamp >= timestamp) {
             let io = io_at(&segment.path);
             let mut position = segment.position_for_timestamp(timestamp);
-            while let Some(h) =
-                read_header_at(&segment.file, position, segment.size).map_err(&io)?
-            {
+            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
                 if h.base_offset >= upper_bound {
                     return Ok(None);
                 }
                 if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
                     let mut batch = vec![0u8; h.total_len()];
-                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position)
-                        .map_err(&io)?;
-                    let found =
-                        first_record_at_or_after(&batch, timestamp, TIMESTAMP_SCAN_BYTES_MAX)
-                            .map_err(|e| {
-                                LogError::io(&segment.path, std::io::Error::other(e.to_string()))
-                            })?;
+                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
+                    let found = first_record_at_or_after(&batch, timestamp, TIMESTAMP_SCAN_BYTES_MAX)
+                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
                     if let Some((offset, ts)) = found
                         && offset >= self.log_start_offset
                         && offset < upper_bound
@@ -714,8 +632,7 @@ impl PartitionLog {
         if self.offline.is_some() {
             return Ok(0);
         }
-        self.producers
-            .expire(now_ms.saturating_sub(self.config.producer_id_expiration_ms));
+        self.producers.expire(now_ms.saturating_sub(self.config.producer_id_expiration_ms));
         let config = self.config;
         let mut total: i64 = self.size_bytes() as i64;
         let deleted = self.delete_segments_while(now_ms, |s, start, _| {
@@ -727,9 +644,8 @@ impl PartitionLog {
                 && config.retention_ms >= 0
                 && s.max_timestamp >= 0
                 && now_ms.saturating_sub(s.max_timestamp) > config.retention_ms;
-            let by_size = config.delete_policy
-                && config.retention_bytes >= 0
-                && total - s.size as i64 >= config.retention_bytes;
+            let by_size =
+                config.delete_policy && config.retention_bytes >= 0 && total - s.size as i64 >= config.retention_bytes;
             let delete = by_start || by_time || by_size;
             if delete {
                 total -= s.size as i64;
@@ -751,12 +667,8 @@ impl PartitionLog {
         mut predicate: impl FnMut(&Segment, i64, ()) -> bool,
     ) -> Result<usize> {
         let start = self.log_start_offset;
-        let doomed: Vec<i64> = self
-            .segments
-            .values()
-            .take_while(|s| predicate(s, start, ()))
-            .map(|s| s.base_offset)
-            .collect();
+        let doomed: Vec<i64> =
+            self.segments.values().take_while(|s| predicate(s, start, ())).map(|s| s.base_offset).collect();
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -769,12 +681,7 @@ impl PartitionLog {
             }
         }
         self.dir_dirty = true;
-        let first = self
-            .segments
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.next_offset);
+        let first = self.segments.keys().next().copied().unwrap_or(self.next_offset);
         if first > self.log_start_offset {
             self.log_start_offset = first;
             self.write_checkpoint()?;

@@ -88,10 +88,8 @@ impl ProducerState {
             return Ok(SequenceCheck::Append);
         }
         let last_sequence = h.last_sequence();
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last_sequence)
+        if let Some(dup) =
+            entry.batches.iter().find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last_sequence)
         {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
@@ -99,11 +97,7 @@ impl ProducerState {
         if entry.batches.is_empty() || in_sequence(last, h.base_sequence) {
             return Ok(SequenceCheck::Append);
         }
-        Err(LogError::OutOfOrderSequence {
-            producer_id: h.producer_id,
-            sequence: h.base_sequence,
-            last_sequence: last,
-        })
+        Err(LogError::OutOfOrderSequence { producer_id: h.producer_id, sequence: h.base_sequence, last_sequence: last })
     }
 
     /// Records an appended batch (whose base offset is now assigned).
@@ -111,14 +105,11 @@ impl ProducerState {
         if !h.has_producer_id() {
             return;
         }
-        let entry = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: h.max_timestamp,
-            });
+        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: h.producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: h.max_timestamp,
+        });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -208,14 +199,7 @@ impl ProducerState {
                     timestamp: r.i64()?,
                 });
             }
-            producers.insert(
-                id,
-                ProducerEntry {
-                    epoch,
-                    batches,
-                    last_timestamp,
-                },
-            );
+            producers.insert(id, ProducerEntry { epoch, batches, last_timestamp });
         }
         Some(ProducerState { producers })
     }
@@ -279,9 +263,7 @@ mod tests {
     use tributary_record::builder::{BatchBuilder, RecordSpec};
 
     fn header(pid: i64, epoch: i16, seq: i32, records: usize, base_offset: i64) -> BatchHeader {
-        let mut b = BatchBuilder::new(Compression::None)
-            .producer(pid, epoch, seq)
-            .base_offset(base_offset);
+        let mut b = BatchBuilder::new(Compression::None).producer(pid, epoch, seq).base_offset(base_offset);
         for _ in 0..records {
             b.push(RecordSpec::new(None, Some(b"v"), 1));
         }
@@ -300,32 +282,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The next batch follows.
-        assert_eq!(
-            s.check(&header(7, 0, 3, 1, 0)).expect("ok"),
-            SequenceCheck::Append
-        );
+        assert_eq!(s.check(&header(7, 0, 3, 1, 0)).expect("ok"), SequenceCheck::Append);
         // A gap is refused.
-        assert!(matches!(
-            s.check(&header(7, 0, 5, 1, 0)),
-            Err(LogError::OutOfOrderSequence { .. })
-        ));
+        assert!(matches!(s.check(&header(7, 0, 5, 1, 0)), Err(LogError::OutOfOrderSequence { .. })));
         // An older epoch is fenced.
         let bumped = header(7, 1, 0, 1, 103);
         s.update(&bumped);
-        assert!(matches!(
-            s.check(&header(7, 0, 4, 1, 0)),
-            Err(LogError::InvalidProducerEpoch { .. })
-        ));
+        assert!(matches!(s.check(&header(7, 0, 4, 1, 0)), Err(LogError::InvalidProducerEpoch { .. })));
         // A new epoch must start at 0.
-        assert!(matches!(
-            s.check(&header(7, 2, 9, 1, 0)),
-            Err(LogError::OutOfOrderSequence { .. })
-        ));
+        assert!(matches!(s.check(&header(7, 2, 9, 1, 0)), Err(LogError::OutOfOrderSequence { .. })));
         // Unknown producers may start anywhere.
-        assert_eq!(
-            s.check(&header(8, 0, 42, 1, 0)).expect("ok"),
-            SequenceCheck::Append
-        );
+        assert_eq!(s.check(&header(8, 0, 42, 1, 0)).expect("ok"), SequenceCheck::Append);
     }
 
     #[test]
@@ -334,14 +301,8 @@ mod tests {
         for i in 0..7 {
             s.update(&header(1, 0, i, 1, i64::from(i)));
         }
-        assert!(matches!(
-            s.check(&header(1, 0, 1, 1, 0)),
-            Err(LogError::OutOfOrderSequence { .. })
-        ));
-        assert!(matches!(
-            s.check(&header(1, 0, 2, 1, 0)).expect("ok"),
-            SequenceCheck::Duplicate(_)
-        ));
+        assert!(matches!(s.check(&header(1, 0, 1, 1, 0)), Err(LogError::OutOfOrderSequence { .. })));
+        assert!(matches!(s.check(&header(1, 0, 2, 1, 0)).expect("ok"), SequenceCheck::Duplicate(_)));
     }
 
     #[test]

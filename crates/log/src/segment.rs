@@ -20,11 +20,7 @@ pub fn file_stem(base_offset: i64) -> String {
 }
 
 /// Reads the batch header at `position`, `Ok(None)` at or past the end.
-pub(crate) fn read_header_at(
-    file: &File,
-    position: u64,
-    size: u64,
-) -> std::io::Result<Option<BatchHeader>> {
+pub(crate) fn read_header_at(file: &File, position: u64, size: u64) -> std::io::Result<Option<BatchHeader>> {
     if position + BATCH_HEADER_LEN as u64 > size {
         return Ok(None);
     }
@@ -75,22 +71,13 @@ impl Segment {
     /// Paths of the `.log`, `.index` and `.timeindex` files.
     pub fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         let stem = file_stem(base_offset);
-        (
-            dir.join(format!("{stem}.log")),
-            dir.join(format!("{stem}.index")),
-            dir.join(format!("{stem}.timeindex")),
-        )
+        (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
     }
 
     /// Creates an empty segment.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> std::io::Result<Segment> {
         let (path, index_path, time_path) = Segment::paths(dir, base_offset);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path)?;
         let _ = fs::remove_file(index_path);
         let _ = fs::remove_file(time_path);
         Ok(Segment::empty(base_offset, Arc::new(file), path, now_ms))
@@ -134,18 +121,11 @@ impl Segment {
             .map_or(0, |d| d.as_millis() as i64);
         let mut segment = Segment::empty(base_offset, Arc::new(file), path, created_ms);
         if !validate {
-            let indexes = OffsetIndex::read(&index_path, file_size)
-                .zip(TimeIndex::read(&time_path, u32::MAX));
+            let indexes = OffsetIndex::read(&index_path, file_size).zip(TimeIndex::read(&time_path, u32::MAX));
             if let Some((offset_index, time_index)) = indexes
                 && segment.load_summary(file_size, offset_index, time_index)?
             {
-                return Ok((
-                    segment,
-                    ScanOutcome {
-                        valid_bytes: file_size,
-                        truncated: false,
-                    },
-                ));
+                return Ok((segment, ScanOutcome { valid_bytes: file_size, truncated: false }));
             }
         }
         let outcome = segment.rebuild(file_size, validate, index_interval_bytes)?;
@@ -187,12 +167,7 @@ impl Segment {
 
     /// Walks every batch from the start, rebuilding indexes; with `validate`,
     /// checks each batch's CRC and stops at the first bad one.
-    fn rebuild(
-        &mut self,
-        file_size: u64,
-        validate: bool,
-        index_interval_bytes: u32,
-    ) -> std::io::Result<ScanOutcome> {
+    fn rebuild(&mut self, file_size: u64, validate: bool, index_interval_bytes: u32) -> std::io::Result<ScanOutcome> {
         let mut position = 0u64;
         let mut expected = self.base_offset;
         let mut chunk = Vec::new();
@@ -211,30 +186,16 @@ impl Segment {
             if validate && !self.crc_ok(position, &header, &mut chunk)? {
                 break;
             }
-            self.index_batch(
-                &header,
-                position,
-                index_interval_bytes,
-                header.max_timestamp,
-                header.last_offset(),
-            );
+            self.index_batch(&header, position, index_interval_bytes, header.max_timestamp, header.last_offset());
             self.note_batch(&header, header.max_timestamp, header.last_offset());
             expected = header.next_offset();
             position += len;
         }
         self.size = position;
-        Ok(ScanOutcome {
-            valid_bytes: position,
-            truncated: position != file_size,
-        })
+        Ok(ScanOutcome { valid_bytes: position, truncated: position != file_size })
     }
 
-    fn crc_ok(
-        &self,
-        position: u64,
-        header: &BatchHeader,
-        chunk: &mut Vec<u8>,
-    ) -> std::io::Result<bool> {
+    fn crc_ok(&self, position: u64, header: &BatchHeader, chunk: &mut Vec<u8>) -> std::io::Result<bool> {
         let end = position + header.total_len() as u64;
         let mut at = position + CRC_START as u64;
         let mut crc = 0u32;
@@ -272,8 +233,7 @@ impl Segment {
             if position > 0 {
                 self.offset_index.push(relative, position as u32);
             }
-            self.time_index
-                .maybe_push(max_timestamp.max(self.max_timestamp), relative);
+            self.time_index.maybe_push(max_timestamp.max(self.max_timestamp), relative);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.total_len() as u64;
@@ -295,13 +255,7 @@ impl Segment {
             self.file.set_len(position)?;
             return Err(e);
         }
-        self.index_batch(
-            header,
-            position,
-            index_interval_bytes,
-            max_timestamp,
-            offset_of_max_timestamp,
-        );
+        self.index_batch(header, position, index_interval_bytes, max_timestamp, offset_of_max_timestamp);
         self.note_batch(header, max_timestamp, offset_of_max_timestamp);
         self.size += batch.len() as u64;
         Ok(())
@@ -334,8 +288,7 @@ impl Segment {
         self.size = position;
         self.next_offset = offset;
         self.offset_index.truncate_to_position(position as u32);
-        self.time_index
-            .truncate_to_offset((offset - self.base_offset) as u32);
+        self.time_index.truncate_to_offset((offset - self.base_offset) as u32);
         // Timestamps are recomputed by a header walk.
         self.max_timestamp = -1;
         self.first_batch_timestamp = None;

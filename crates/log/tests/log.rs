@@ -13,21 +13,13 @@ use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_record::{BatchHeader, BatchIter, Compression};
 
 fn small_segments() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes: 4096, index_interval_bytes: 256, ..LogConfig::default() }
 }
 
 fn batch(records: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(Compression::None);
     for i in 0..records {
-        b.push(RecordSpec::new(
-            Some(format!("k{i}").as_bytes()),
-            Some(&vec![b'x'; value_len]),
-            timestamp + i as i64,
-        ));
+        b.push(RecordSpec::new(Some(format!("k{i}").as_bytes()), Some(&vec![b'x'; value_len]), timestamp + i as i64));
     }
     b.build()
 }
@@ -73,10 +65,7 @@ fn read_all(log: &PartitionLog, from: i64) -> Vec<BatchHeader> {
             break;
         };
         let bytes = plan.execute(1 << 20, true).expect("read");
-        assert!(
-            !bytes.is_empty(),
-            "read at {offset} returned nothing before the end {end}"
-        );
+        assert!(!bytes.is_empty(), "read at {offset} returned nothing before the end {end}");
         for item in BatchIter::new(&bytes) {
             let (h, raw) = item.expect("whole batches only");
             assert!(tributary_record::batch::crc_matches(raw));
@@ -97,42 +86,24 @@ fn append_assigns_offsets_and_reads_respect_the_watermark() {
     let mut log = open(dir.path(), LogConfig::default(), true);
     assert_eq!(
         append(&mut log, batch(3, 10, 100)),
-        AppendOutcome::Appended {
-            base_offset: 0,
-            last_offset: 2,
-            log_append_time_ms: -1
-        }
+        AppendOutcome::Appended { base_offset: 0, last_offset: 2, log_append_time_ms: -1 }
     );
     assert_eq!(
         append(&mut log, batch(2, 10, 200)),
-        AppendOutcome::Appended {
-            base_offset: 3,
-            last_offset: 4,
-            log_append_time_ms: -1
-        }
+        AppendOutcome::Appended { base_offset: 3, last_offset: 4, log_append_time_ms: -1 }
     );
     assert_eq!(log.next_offset(), 5);
     assert_eq!(log.durable_offset(), 0, "nothing is durable before a flush");
-    assert!(
-        log.plan_read(0, log.durable_offset())
-            .expect("plan")
-            .is_none()
-    );
+    assert!(log.plan_read(0, log.durable_offset()).expect("plan").is_none());
     flush(&mut log);
     assert_eq!(log.durable_offset(), 5);
     let headers = read_all(&log, 0);
-    assert_eq!(
-        headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
-        vec![0, 3]
-    );
+    assert_eq!(headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![0, 3]);
     // Reading from inside a batch returns that whole batch (the client skips).
     let plan = log.plan_read(4, 5).expect("plan").expect("data");
     let bytes = plan.execute(1 << 20, true).expect("read");
     assert_eq!(BatchHeader::parse(&bytes).expect("header").base_offset, 3);
-    assert!(matches!(
-        log.plan_read(6, 5),
-        Err(LogError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.plan_read(6, 5), Err(LogError::OffsetOutOfRange { .. })));
 }
 
 #[test]
@@ -146,10 +117,7 @@ fn first_batch_is_returned_whole_even_when_larger_than_max_bytes() {
     let one = plan.execute(100, true).expect("read");
     assert_eq!(BatchIter::new(&one).count(), 1);
     assert!(one.len() > 5000);
-    assert!(
-        plan.execute(100, false).expect("read").is_empty(),
-        "without min_one nothing fits"
-    );
+    assert!(plan.execute(100, false).expect("read").is_empty(), "without min_one nothing fits");
 }
 
 #[test]
@@ -165,10 +133,7 @@ fn rolls_by_size_and_finds_offsets_in_every_segment() {
         let plan = log.plan_read(offset, 200).expect("plan").expect("data");
         let bytes = plan.execute(300, true).expect("read");
         let h = BatchHeader::parse(&bytes).expect("header");
-        assert!(
-            h.base_offset <= offset && offset <= h.last_offset(),
-            "offset {offset} in {h:?}"
-        );
+        assert!(h.base_offset <= offset && offset <= h.last_offset(), "offset {offset} in {h:?}");
     }
     assert_eq!(read_all(&log, 0).len(), 100);
 }
@@ -192,12 +157,7 @@ fn recovery_cuts_a_torn_tail_and_keeps_what_was_durable() {
         .max()
         .expect("a segment");
     let partial = batch(1, 200, 99);
-    OpenOptions::new()
-        .append(true)
-        .open(&active)
-        .expect("open")
-        .write_all(&partial[..100])
-        .expect("write");
+    OpenOptions::new().append(true).open(&active).expect("open").write_all(&partial[..100]).expect("write");
     let log = open(dir.path(), small_segments(), false);
     assert_eq!(log.next_offset(), 30);
     assert_eq!(read_all(&log, 0).len(), 30);
@@ -229,16 +189,8 @@ fn recovery_cuts_at_a_corrupt_batch_and_drops_later_segments() {
     // No checkpoint: every segment is validated.
     std::fs::remove_file(dir.path().join("tributary-checkpoint")).expect("rm");
     let log = open(dir.path(), small_segments(), false);
-    let base_of_victim: i64 = victim
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.parse().ok())
-        .expect("base");
-    assert_eq!(
-        log.next_offset(),
-        base_of_victim + 1,
-        "log ends before the corrupt batch"
-    );
+    let base_of_victim: i64 = victim.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("base");
+    assert_eq!(log.next_offset(), base_of_victim + 1, "log ends before the corrupt batch");
     assert_eq!(log.segment_count(), 2);
     assert_eq!(read_all(&log, 0).len() as i64, base_of_victim + 1);
 }
@@ -255,9 +207,7 @@ fn missing_indexes_are_rebuilt() {
     }
     for entry in std::fs::read_dir(dir.path()).expect("dir") {
         let p = entry.expect("entry").path();
-        if p.extension()
-            .is_some_and(|e| e == "index" || e == "timeindex")
-        {
+        if p.extension().is_some_and(|e| e == "index" || e == "timeindex") {
             std::fs::remove_file(p).expect("rm");
         }
     }
@@ -279,8 +229,7 @@ fn idempotent_retries_survive_restarts() {
     let mut log = open(dir.path(), small_segments(), false);
     let retry = idempotent_batch(9, 0, 3, 2);
     assert_eq!(
-        log.check_sequence(&BatchHeader::parse(&retry).expect("h"))
-            .expect("check"),
+        log.check_sequence(&BatchHeader::parse(&retry).expect("h")).expect("check"),
         SequenceCheck::Duplicate(tributary_log::producer::BatchMetadata {
             first_sequence: 3,
             last_sequence: 4,
@@ -289,99 +238,56 @@ fn idempotent_retries_survive_restarts() {
             timestamp: 1000
         })
     );
-    assert_eq!(
-        append(&mut log, retry),
-        AppendOutcome::Duplicate {
-            base_offset: 3,
-            last_offset: 4
-        }
-    );
+    assert_eq!(append(&mut log, retry), AppendOutcome::Duplicate { base_offset: 3, last_offset: 4 });
     let mut gap = idempotent_batch(9, 0, 7, 1);
     let i = info(&gap);
-    assert!(matches!(
-        log.append(&mut gap, &i),
-        Err(LogError::OutOfOrderSequence { .. })
-    ));
+    assert!(matches!(log.append(&mut gap, &i), Err(LogError::OutOfOrderSequence { .. })));
     assert_eq!(
         append(&mut log, idempotent_batch(9, 0, 5, 1)),
-        AppendOutcome::Appended {
-            base_offset: 5,
-            last_offset: 5,
-            log_append_time_ms: -1
-        }
+        AppendOutcome::Appended { base_offset: 5, last_offset: 5, log_append_time_ms: -1 }
     );
     log.close().expect("close");
     // After a clean close the snapshot carries the state.
     let mut log = open(dir.path(), small_segments(), true);
     assert_eq!(
         append(&mut log, idempotent_batch(9, 0, 5, 1)),
-        AppendOutcome::Duplicate {
-            base_offset: 5,
-            last_offset: 5
-        }
+        AppendOutcome::Duplicate { base_offset: 5, last_offset: 5 }
     );
 }
 
 #[test]
 fn retention_by_size_and_time_and_delete_records() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        retention_bytes: 8192,
-        ..small_segments()
-    };
+    let config = LogConfig { retention_bytes: 8192, ..small_segments() };
     let mut log = open(dir.path(), config, true);
     for i in 0..100 {
         append(&mut log, batch(1, 300, 1_000 + i));
     }
     flush(&mut log);
     let before = log.size_bytes();
-    let deleted = log
-        .apply_retention(2_000, log.durable_offset())
-        .expect("retention");
+    let deleted = log.apply_retention(2_000, log.durable_offset()).expect("retention");
     assert!(deleted > 0);
-    assert!(
-        log.size_bytes() <= 8192 + 4096,
-        "{} of {before} bytes left",
-        log.size_bytes()
-    );
+    assert!(log.size_bytes() <= 8192 + 4096, "{} of {before} bytes left", log.size_bytes());
     let start = log.log_start_offset();
     assert!(start > 0);
-    assert!(matches!(
-        log.plan_read(start - 1, 100),
-        Err(LogError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.plan_read(start - 1, 100), Err(LogError::OffsetOutOfRange { .. })));
 
     // DeleteRecords moves the start inside a segment and survives a restart.
-    let low = log
-        .delete_records(start + 3, log.durable_offset(), 2_000)
-        .expect("delete records");
+    let low = log.delete_records(start + 3, log.durable_offset(), 2_000).expect("delete records");
     assert_eq!(low, start + 3);
-    assert!(
-        log.delete_records(500, log.durable_offset(), 2_000)
-            .is_err(),
-        "beyond the high watermark"
-    );
+    assert!(log.delete_records(500, log.durable_offset(), 2_000).is_err(), "beyond the high watermark");
     drop(log);
     let mut log = open(dir.path(), config, false);
     assert_eq!(log.log_start_offset(), start + 3);
 
     // Time: everything older than retention.ms goes, the log stays writable.
-    log.set_config(LogConfig {
-        retention_ms: 10,
-        retention_bytes: -1,
-        ..config
-    });
-    log.apply_retention(1_000_000, log.durable_offset())
-        .expect("retention");
+    log.set_config(LogConfig { retention_ms: 10, retention_bytes: -1, ..config });
+    log.apply_retention(1_000_000, log.durable_offset()).expect("retention");
     assert_eq!(log.log_start_offset(), 100);
     assert_eq!(log.next_offset(), 100);
     assert_eq!(
         append(&mut log, batch(1, 10, 5)),
-        AppendOutcome::Appended {
-            base_offset: 100,
-            last_offset: 100,
-            log_append_time_ms: -1
-        }
+        AppendOutcome::Appended { base_offset: 100, last_offset: 100, log_append_time_ms: -1 }
     );
 }
 
@@ -393,22 +299,10 @@ fn timestamp_lookups() {
         append(&mut log, batch(2, 100, 1_000 + i * 10)); // records at t and t+1
     }
     flush(&mut log);
-    assert_eq!(
-        log.offset_for_timestamp(0, 100).expect("lookup"),
-        Some((0, 1_000))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_001, 100).expect("lookup"),
-        Some((1, 1_001))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_005, 100).expect("lookup"),
-        Some((2, 1_010))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(1_251, 100).expect("lookup"),
-        Some((51, 1_251))
-    );
+    assert_eq!(log.offset_for_timestamp(0, 100).expect("lookup"), Some((0, 1_000)));
+    assert_eq!(log.offset_for_timestamp(1_001, 100).expect("lookup"), Some((1, 1_001)));
+    assert_eq!(log.offset_for_timestamp(1_005, 100).expect("lookup"), Some((2, 1_010)));
+    assert_eq!(log.offset_for_timestamp(1_251, 100).expect("lookup"), Some((51, 1_251)));
     assert_eq!(log.offset_for_timestamp(9_999, 100).expect("lookup"), None);
     assert_eq!(log.max_timestamp(100), Some((99, 1_491)));
 }
@@ -418,26 +312,13 @@ fn log_append_time_is_stamped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default(), true);
     let mut bytes = batch(2, 1, 5);
-    let i = AppendInfo {
-        log_append_time: true,
-        now_ms: 777_000,
-        ..info(&bytes)
-    };
+    let i = AppendInfo { log_append_time: true, now_ms: 777_000, ..info(&bytes) };
     assert_eq!(
         log.append(&mut bytes, &i).expect("append"),
-        AppendOutcome::Appended {
-            base_offset: 0,
-            last_offset: 1,
-            log_append_time_ms: 777_000
-        }
+        AppendOutcome::Appended { base_offset: 0, last_offset: 1, log_append_time_ms: 777_000 }
     );
     flush(&mut log);
-    let read = log
-        .plan_read(0, 2)
-        .expect("plan")
-        .expect("data")
-        .execute(1 << 20, true)
-        .expect("read");
+    let read = log.plan_read(0, 2).expect("plan").expect("data").execute(1 << 20, true).expect("read");
     let h = BatchHeader::parse(&read).expect("header");
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, 777_000);
@@ -485,50 +366,29 @@ fn one_read_returns_every_whole_batch_that_fits() {
     append(&mut log, batch(1, 10, 2));
     append(&mut log, batch(2, 10, 3));
     flush(&mut log);
-    let bytes = log
-        .plan_read(0, 6)
-        .expect("plan")
-        .expect("data")
-        .execute(1 << 20, true)
-        .expect("read");
-    let offsets: Vec<i64> = BatchIter::new(&bytes)
-        .map(|b| b.expect("batch").0.base_offset)
-        .collect();
+    let bytes = log.plan_read(0, 6).expect("plan").expect("data").execute(1 << 20, true).expect("read");
+    let offsets: Vec<i64> = BatchIter::new(&bytes).map(|b| b.expect("batch").0.base_offset).collect();
     assert_eq!(offsets, vec![0, 3, 4]);
     // The upper bound cuts whole batches.
-    let bytes = log
-        .plan_read(0, 4)
-        .expect("plan")
-        .expect("data")
-        .execute(1 << 20, true)
-        .expect("read");
+    let bytes = log.plan_read(0, 4).expect("plan").expect("data").execute(1 << 20, true).expect("read");
     assert_eq!(BatchIter::new(&bytes).count(), 2);
 }
 
 #[test]
 fn segments_roll_by_record_time_not_by_how_old_the_timestamps_are() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        segment_ms: 1_000,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_ms: 1_000, ..LogConfig::default() };
     let mut log = open(dir.path(), config, true);
     // Timestamps from 1970: old, but only 10 ms apart, so no roll.
     for t in [1_000, 1_005, 1_010] {
         let mut b = batch(1, 10, t);
-        let i = AppendInfo {
-            now_ms: 1_800_000_000_000,
-            ..info(&b)
-        };
+        let i = AppendInfo { now_ms: 1_800_000_000_000, ..info(&b) };
         log.append(&mut b, &i).expect("append");
     }
     assert_eq!(log.segment_count(), 1);
     // A batch more than segment.ms after the first one rolls.
     let mut b = batch(1, 10, 5_000);
-    let i = AppendInfo {
-        now_ms: 1_800_000_000_000,
-        ..info(&b)
-    };
+    let i = AppendInfo { now_ms: 1_800_000_000_000, ..info(&b) };
     log.append(&mut b, &i).expect("append");
     assert_eq!(log.segment_count(), 2);
 }

@@ -110,9 +110,7 @@ impl MetadataState {
                 }
             }
             MetadataCommand::CreateTopic { topic } => {
-                if !self.topics.contains_key(&topic.name)
-                    && self.topic_by_id(&topic.topic_id).is_none()
-                {
+                if !self.topics.contains_key(&topic.name) && self.topic_by_id(&topic.topic_id).is_none() {
                     self.topics.insert(topic.name.clone(), topic.clone());
                 }
             }
@@ -121,10 +119,7 @@ impl MetadataState {
                     self.topics.remove(&name);
                 }
             }
-            MetadataCommand::CreatePartitions {
-                topic_id,
-                partitions,
-            } => {
+            MetadataCommand::CreatePartitions { topic_id, partitions } => {
                 if let Some(topic) = self.topic_by_id_mut(topic_id) {
                     topic.partitions.extend(partitions.iter().cloned());
                 }
@@ -169,12 +164,7 @@ mod tests {
             name: name.to_string(),
             topic_id: [id; 16],
             partitions: (0..partitions)
-                .map(|_| PartitionMeta {
-                    replicas: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    isr: vec![1],
-                })
+                .map(|_| PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] })
                 .collect(),
             configs: BTreeMap::new(),
         }
@@ -183,19 +173,10 @@ mod tests {
     #[test]
     fn commands_apply_deterministically() {
         let commands = [
-            MetadataCommand::InitCluster {
-                cluster_id: "abc".into(),
-            },
-            MetadataCommand::CreateTopic {
-                topic: topic("a", 1, 1),
-            },
-            MetadataCommand::CreateTopic {
-                topic: topic("a", 2, 3),
-            }, // duplicate name: no-op
-            MetadataCommand::CreatePartitions {
-                topic_id: [1; 16],
-                partitions: topic("x", 9, 2).partitions,
-            },
+            MetadataCommand::InitCluster { cluster_id: "abc".into() },
+            MetadataCommand::CreateTopic { topic: topic("a", 1, 1) },
+            MetadataCommand::CreateTopic { topic: topic("a", 2, 3) }, // duplicate name: no-op
+            MetadataCommand::CreatePartitions { topic_id: [1; 16], partitions: topic("x", 9, 2).partitions },
             MetadataCommand::SetTopicConfigs {
                 topic_id: [1; 16],
                 configs: [("retention.ms".to_string(), "5".to_string())].into(),

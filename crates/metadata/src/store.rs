@@ -37,9 +37,7 @@ pub enum MetadataError {
         source: std::io::Error,
     },
     /// A snapshot that cannot be read (the log after it cannot be trusted either).
-    #[error(
-        "metadata snapshot {path} is unreadable: {reason}; restore it from a backup or remove the data directory"
-    )]
+    #[error("metadata snapshot {path} is unreadable: {reason}; restore it from a backup or remove the data directory")]
     BadSnapshot {
         /// File.
         path: PathBuf,
@@ -49,10 +47,7 @@ pub enum MetadataError {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> MetadataError + '_ {
-    move |source| MetadataError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| MetadataError::Io { path: path.to_path_buf(), source }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -78,23 +73,15 @@ impl MetadataStore {
         let snapshot_path = dir.join(SNAPSHOT_FILE);
         let (mut state, snapshot_index) = match fs::read(&snapshot_path) {
             Ok(bytes) => {
-                let snap: Snapshot =
-                    serde_json::from_slice(&bytes).map_err(|e| MetadataError::BadSnapshot {
-                        path: snapshot_path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let snap: Snapshot = serde_json::from_slice(&bytes)
+                    .map_err(|e| MetadataError::BadSnapshot { path: snapshot_path.clone(), reason: e.to_string() })?;
                 (snap.state, snap.index)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (MetadataState::default(), 0),
             Err(e) => return Err(io(&snapshot_path)(e)),
         };
         let log_path = dir.join(LOG_FILE);
-        let mut log = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
+        let mut log = OpenOptions::new().create(true).read(true).append(true).open(&log_path).map_err(io(&log_path))?;
         let mut bytes = Vec::new();
         log.read_to_end(&mut bytes).map_err(io(&log_path))?;
         let (records, valid_len) = parse_records(&bytes);
@@ -111,13 +98,7 @@ impl MetadataStore {
             state.apply(index, &command);
             next_index = index + 1;
         }
-        Ok(MetadataStore {
-            dir: dir.to_path_buf(),
-            log,
-            state,
-            next_index,
-            snapshot_index,
-        })
+        Ok(MetadataStore { dir: dir.to_path_buf(), log, state, next_index, snapshot_index })
     }
 
     /// The applied state.
@@ -128,8 +109,7 @@ impl MetadataStore {
     /// Appends a command durably, then applies it. Returns its index.
     pub fn append(&mut self, command: MetadataCommand) -> Result<u64, MetadataError> {
         let index = self.next_index;
-        let payload =
-            serde_json::to_vec(&command).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
+        let payload = serde_json::to_vec(&command).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
         let mut frame = Vec::with_capacity(16 + payload.len());
         let mut covered = Vec::with_capacity(8 + payload.len());
         covered.extend_from_slice(&index.to_be_bytes());
@@ -151,21 +131,13 @@ impl MetadataStore {
     /// Writes a snapshot of the state and starts an empty log after it.
     pub fn snapshot(&mut self) -> Result<(), MetadataError> {
         let index = self.next_index - 1;
-        let snapshot = Snapshot {
-            index,
-            state: self.state.clone(),
-        };
-        let bytes =
-            serde_json::to_vec(&snapshot).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
+        let snapshot = Snapshot { index, state: self.state.clone() };
+        let bytes = serde_json::to_vec(&snapshot).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
         write_synced(&self.dir, SNAPSHOT_FILE, &bytes)?;
         // Records up to `index` are now redundant; a crash before this leaves them, and replay skips them.
         write_synced(&self.dir, LOG_FILE, &[])?;
         let log_path = self.dir.join(LOG_FILE);
-        self.log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
+        self.log = OpenOptions::new().read(true).append(true).open(&log_path).map_err(io(&log_path))?;
         self.snapshot_index = index;
         Ok(())
     }
@@ -188,12 +160,7 @@ fn parse_records(bytes: &[u8]) -> (Vec<(u64, MetadataCommand)>, usize) {
     let mut pos = 0usize;
     while bytes.len() - pos >= 16 {
         let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
-        let crc = u32::from_be_bytes([
-            bytes[pos + 4],
-            bytes[pos + 5],
-            bytes[pos + 6],
-            bytes[pos + 7],
-        ]);
+        let crc = u32::from_be_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
         if len > RECORD_BYTES_MAX || bytes.len() - pos - 16 < len as usize {
             break;
         }
@@ -222,12 +189,7 @@ mod tests {
             topic: TopicMeta {
                 name: name.to_string(),
                 topic_id: [id; 16],
-                partitions: vec![PartitionMeta {
-                    replicas: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    isr: vec![1],
-                }],
+                partitions: vec![PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] }],
                 configs: Default::default(),
             },
         }
@@ -238,18 +200,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let mut s = MetadataStore::open(dir.path()).expect("open");
-            s.append(MetadataCommand::InitCluster {
-                cluster_id: "c".into(),
-            })
-            .expect("append");
+            s.append(MetadataCommand::InitCluster { cluster_id: "c".into() }).expect("append");
             s.append(create("a", 1)).expect("append");
             s.append(create("b", 2)).expect("append");
         }
         // A torn record after the last good one.
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(LOG_FILE))
-            .expect("open");
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).expect("open");
         f.write_all(&[0, 0, 0, 50, 1, 2, 3]).expect("write");
         drop(f);
         let mut s = MetadataStore::open(dir.path()).expect("reopen");
@@ -266,21 +222,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = MetadataStore::open(dir.path()).expect("open");
         for i in 0..(SNAPSHOT_EVERY_COMMANDS + 10) {
-            s.append(MetadataCommand::AllocateProducerIds {
-                block_end: i as i64,
-            })
-            .expect("append");
+            s.append(MetadataCommand::AllocateProducerIds { block_end: i as i64 }).expect("append");
         }
         s.append(create("t", 9)).expect("append");
         let expected = s.state().clone();
         drop(s);
-        let log_len = std::fs::metadata(dir.path().join(LOG_FILE))
-            .expect("meta")
-            .len();
-        assert!(
-            log_len < 2000,
-            "log restarted after the snapshot ({log_len} bytes)"
-        );
+        let log_len = std::fs::metadata(dir.path().join(LOG_FILE)).expect("meta").len();
+        assert!(log_len < 2000, "log restarted after the snapshot ({log_len} bytes)");
         let s = MetadataStore::open(dir.path()).expect("reopen");
         assert_eq!(s.state(), &expected);
     }

@@ -20,22 +20,12 @@ pub struct SupportedApi {
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
-    SupportedApi {
-        key,
-        min,
-        min_decodable: min,
-        max,
-    }
+    SupportedApi { key, min, min_decodable: min, max }
 }
 
-/// The APIs of the broker core (CONTRACT A.3.1, R1 subset).
+/// The APIs of the broker core and the classic group coordinator (CONTRACT A.3.1, R1 subset).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    SupportedApi {
-        key: ApiKey::Produce,
-        min: 0,
-        min_decodable: 3,
-        max: 12,
-    },
+    SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),
@@ -50,6 +40,17 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Looks up a supported API by its key.

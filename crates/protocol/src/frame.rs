@@ -64,24 +64,9 @@ mod tests {
     #[test]
     fn sizes_are_checked_before_allocation() {
         assert_eq!(check_frame_size(100i32.to_be_bytes(), 1000), Ok(100));
-        assert_eq!(
-            check_frame_size((-5i32).to_be_bytes(), 1000),
-            Err(FrameError::TooSmall(-5))
-        );
-        assert_eq!(
-            check_frame_size(3i32.to_be_bytes(), 1000),
-            Err(FrameError::TooSmall(3))
-        );
-        assert_eq!(
-            check_frame_size(1001i32.to_be_bytes(), 1000),
-            Err(FrameError::TooLarge {
-                size: 1001,
-                max: 1000
-            })
-        );
-        assert_eq!(
-            check_frame_size([0x16, 0x03, 0x01, 0x02], usize::MAX),
-            Err(FrameError::TlsHandshake)
-        );
+        assert_eq!(check_frame_size((-5i32).to_be_bytes(), 1000), Err(FrameError::TooSmall(-5)));
+        assert_eq!(check_frame_size(3i32.to_be_bytes(), 1000), Err(FrameError::TooSmall(3)));
+        assert_eq!(check_frame_size(1001i32.to_be_bytes(), 1000), Err(FrameError::TooLarge { size: 1001, max: 1000 }));
+        assert_eq!(check_frame_size([0x16, 0x03, 0x01, 0x02], usize::MAX), Err(FrameError::TlsHandshake));
     }
 }

@@ -62,14 +62,8 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnsupportedApi(k) => {
                 write!(f, "api key {k} is not supported by this broker")
             }
-            DecodeError::UnsupportedVersion {
-                api_key,
-                api_version,
-            } => {
-                write!(
-                    f,
-                    "version {api_version} of api key {api_key} is not supported by this broker"
-                )
+            DecodeError::UnsupportedVersion { api_key, api_version } => {
+                write!(f, "version {api_version} of api key {api_key} is not supported by this broker")
             }
             DecodeError::BadHeader(why) => write!(f, "malformed request header: {why}"),
             DecodeError::Shape(e) => write!(f, "malformed request body: {e}"),
@@ -99,13 +93,23 @@ pub enum Request {
     CreatePartitions(CreatePartitionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+    OffsetDelete(OffsetDeleteRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
 /// the tagged fields of header v2. Returns the header and the body offset.
 fn parse_header(frame: &[u8], flexible: bool) -> Result<(RequestHeader, usize), DecodeError> {
-    let (api_key, api_version, correlation_id) =
-        peek_header(frame).ok_or(DecodeError::ShortHeader)?;
+    let (api_key, api_version, correlation_id) = peek_header(frame).ok_or(DecodeError::ShortHeader)?;
     let mut pos = 8;
     if frame.len() < pos + 2 {
         return Err(DecodeError::BadHeader("missing client id"));
@@ -134,15 +138,7 @@ fn parse_header(frame: &[u8], flexible: bool) -> Result<(RequestHeader, usize), 
         }
         pos = frame.len() - rest.len();
     }
-    Ok((
-        RequestHeader {
-            api_key,
-            api_version,
-            correlation_id,
-            client_id,
-        },
-        pos,
-    ))
+    Ok((RequestHeader { api_key, api_version, correlation_id, client_id }, pos))
 }
 
 fn read_uvarint(buf: &mut &[u8]) -> Option<u32> {
@@ -160,29 +156,20 @@ fn read_uvarint(buf: &mut &[u8]) -> Option<u32> {
 
 /// Decodes one request frame (without its size prefix). The body is first
 /// checked by [`check_request`] with at most `elements_max` array elements.
-pub fn decode_request(
-    frame: Bytes,
-    elements_max: usize,
-) -> Result<(RequestHeader, Request), DecodeError> {
+pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeader, Request), DecodeError> {
     let (api_key, api_version, _) = peek_header(&frame).ok_or(DecodeError::ShortHeader)?;
     let api = supported_api(api_key).ok_or(DecodeError::UnsupportedApi(api_key))?;
     if api_version < api.min_decodable || api_version > api.max {
-        return Err(DecodeError::UnsupportedVersion {
-            api_key,
-            api_version,
-        });
+        return Err(DecodeError::UnsupportedVersion { api_key, api_version });
     }
     let flexible = is_flexible(api.key, api_version).ok_or(DecodeError::UnsupportedApi(api_key))?;
     let (header, body_at) = parse_header(&frame, flexible)?;
-    check_request(api.key, api_version, &frame[body_at..], elements_max)
-        .map_err(DecodeError::Shape)?;
+    check_request(api.key, api_version, &frame[body_at..], elements_max).map_err(DecodeError::Shape)?;
     let mut body = frame.slice(body_at..);
     let v = api_version;
     macro_rules! dec {
         ($variant:ident, $ty:ty) => {
-            Request::$variant(
-                <$ty>::decode(&mut body, v).map_err(|e| DecodeError::Body(e.to_string()))?,
-            )
+            Request::$variant(<$ty>::decode(&mut body, v).map_err(|e| DecodeError::Body(e.to_string()))?)
         };
     }
     let request = match api.key {
@@ -203,6 +190,17 @@ pub fn decode_request(
             dec!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeCluster => dec!(DescribeCluster, DescribeClusterRequest),
+        ApiKey::FindCoordinator => dec!(FindCoordinator, FindCoordinatorRequest),
+        ApiKey::JoinGroup => dec!(JoinGroup, JoinGroupRequest),
+        ApiKey::Heartbeat => dec!(Heartbeat, HeartbeatRequest),
+        ApiKey::LeaveGroup => dec!(LeaveGroup, LeaveGroupRequest),
+        ApiKey::SyncGroup => dec!(SyncGroup, SyncGroupRequest),
+        ApiKey::OffsetCommit => dec!(OffsetCommit, OffsetCommitRequest),
+        ApiKey::OffsetFetch => dec!(OffsetFetch, OffsetFetchRequest),
+        ApiKey::DescribeGroups => dec!(DescribeGroups, DescribeGroupsRequest),
+        ApiKey::ListGroups => dec!(ListGroups, ListGroupsRequest),
+        ApiKey::DeleteGroups => dec!(DeleteGroups, DeleteGroupsRequest),
+        ApiKey::OffsetDelete => dec!(OffsetDelete, OffsetDeleteRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))
@@ -221,8 +219,7 @@ mod tests {
             .with_request_api_version(version)
             .with_correlation_id(77)
             .with_client_id(Some(StrBytes::from_static_str("rdkafka")));
-        kafka_protocol::protocol::encode_request_header_into_buffer(&mut buf, &header)
-            .expect("header");
+        kafka_protocol::protocol::encode_request_header_into_buffer(&mut buf, &header).expect("header");
         body.encode(&mut buf, version).expect("body");
         buf.freeze()
     }
@@ -232,10 +229,7 @@ mod tests {
         for v in [0i16, 4, 9, 12, 13] {
             let req = MetadataRequest::default().with_topics(None);
             let (h, r) = decode_request(frame(ApiKey::Metadata, v, &req), 1000).expect("decode");
-            assert_eq!(
-                (h.api_version, h.correlation_id, h.client_id.as_deref()),
-                (v, 77, Some("rdkafka"))
-            );
+            assert_eq!((h.api_version, h.correlation_id, h.client_id.as_deref()), (v, 77, Some("rdkafka")));
             assert!(matches!(r, Request::Metadata(_)));
         }
     }
@@ -245,28 +239,16 @@ mod tests {
         let req = ProduceRequest::default();
         assert_eq!(
             decode_request(frame(ApiKey::Produce, 13, &req), 1000).err(),
-            Some(DecodeError::UnsupportedVersion {
-                api_key: 0,
-                api_version: 13
-            })
+            Some(DecodeError::UnsupportedVersion { api_key: 0, api_version: 13 })
         );
         let mut raw = BytesMut::from(&frame(ApiKey::Metadata, 1, &MetadataRequest::default())[..]);
         raw[0..2].copy_from_slice(&999i16.to_be_bytes());
-        assert_eq!(
-            decode_request(raw.freeze(), 1000).err(),
-            Some(DecodeError::UnsupportedApi(999))
-        );
+        assert_eq!(decode_request(raw.freeze(), 1000).err(), Some(DecodeError::UnsupportedApi(999)));
     }
 
     #[test]
     fn allows_trailing_bytes() {
-        let mut raw = BytesMut::from(
-            &frame(
-                ApiKey::Metadata,
-                12,
-                &MetadataRequest::default().with_topics(None),
-            )[..],
-        );
+        let mut raw = BytesMut::from(&frame(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None))[..]);
         raw.extend_from_slice(&[0, 0, 0]);
         assert!(decode_request(raw.freeze(), 1000).is_ok());
     }

@@ -30,17 +30,14 @@ pub fn encode_response<T: Encodable>(
     body: &T,
 ) -> Result<Bytes, EncodeError> {
     let header_version = api_key.response_header_version(version);
-    let size_hint = body
-        .compute_size(version)
-        .map_err(|e| EncodeError(e.to_string()))?;
+    let size_hint = body.compute_size(version).map_err(|e| EncodeError(e.to_string()))?;
     let mut buf = BytesMut::with_capacity(4 + 5 + size_hint);
     buf.put_i32(0);
     buf.put_i32(correlation_id);
     if header_version >= 1 {
         buf.put_u8(0); // no tagged fields
     }
-    body.encode(&mut buf, version)
-        .map_err(|e| EncodeError(e.to_string()))?;
+    body.encode(&mut buf, version).map_err(|e| EncodeError(e.to_string()))?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
@@ -48,19 +45,12 @@ pub fn encode_response<T: Encodable>(
 
 /// The ApiVersions body: every supported API and `error_code`.
 pub fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
-    ApiVersionsResponse::default()
-        .with_error_code(error_code)
-        .with_api_keys(
-            SUPPORTED_APIS
-                .iter()
-                .map(|a| {
-                    ApiVersion::default()
-                        .with_api_key(a.key as i16)
-                        .with_min_version(a.min)
-                        .with_max_version(a.max)
-                })
-                .collect(),
-        )
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(
+        SUPPORTED_APIS
+            .iter()
+            .map(|a| ApiVersion::default().with_api_key(a.key as i16).with_min_version(a.min).with_max_version(a.max))
+            .collect(),
+    )
 }
 
 /// The answer to an ApiVersions request whose version is above what we serve:
@@ -82,13 +72,9 @@ mod tests {
         let body = api_versions_body(0);
         let frame = encode_response(ApiKey::ApiVersions, 3, 9, &body).expect("encode");
         let mut rest = frame.slice(8..);
-        let decoded = ApiVersionsResponse::decode(&mut rest, 3)
-            .expect("decode v3 body right after correlation id");
+        let decoded = ApiVersionsResponse::decode(&mut rest, 3).expect("decode v3 body right after correlation id");
         assert_eq!(decoded.api_keys.len(), SUPPORTED_APIS.len());
-        assert_eq!(
-            i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
-            9
-        );
+        assert_eq!(i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]), 9);
     }
 
     #[test]

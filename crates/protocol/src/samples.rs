@@ -4,9 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::fetch_request::{
-    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
-};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -34,17 +32,14 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
     let mut buf = BytesMut::new();
     macro_rules! enc {
         ($req:expr) => {
-            $req.encode(&mut buf, v)
-                .unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
+            $req.encode(&mut buf, v).unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
         };
     }
     match api_key {
         ApiKey::ApiVersions => {
             let mut r = ApiVersionsRequest::default();
             if v >= 3 {
-                r = r
-                    .with_client_software_name(s("librdkafka"))
-                    .with_client_software_version(s("2.16.1"));
+                r = r.with_client_software_name(s("librdkafka")).with_client_software_version(s("2.16.1"));
                 r = r.with_unknown_tagged_field(42, Bytes::from_static(b"xyz"));
             }
             enc!(r)
@@ -70,11 +65,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             enc!(r)
         }
         ApiKey::Produce => {
-            let p = |i| {
-                PartitionProduceData::default()
-                    .with_index(i)
-                    .with_records(Some(Bytes::from_static(b"batch")))
-            };
+            let p = |i| PartitionProduceData::default().with_index(i).with_records(Some(Bytes::from_static(b"batch")));
             let t = |name| {
                 let mut t = TopicProduceData::default().with_partition_data(vec![p(0), p(1)]);
                 if v >= 13 {
@@ -94,10 +85,8 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::Fetch => {
             let p = |i| {
-                let mut p = FetchPartition::default()
-                    .with_partition(i)
-                    .with_fetch_offset(5)
-                    .with_partition_max_bytes(1 << 20);
+                let mut p =
+                    FetchPartition::default().with_partition(i).with_fetch_offset(5).with_partition_max_bytes(1 << 20);
                 if v >= 9 {
                     p = p.with_current_leader_epoch(3);
                 }
@@ -134,10 +123,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 } else {
                     f = f.with_topic(topic("gone"))
                 }
-                r = r
-                    .with_session_id(7)
-                    .with_session_epoch(1)
-                    .with_forgotten_topics_data(vec![f]);
+                r = r.with_session_id(7).with_session_epoch(1).with_forgotten_topics_data(vec![f]);
             }
             if v >= 11 {
                 r = r.with_rack_id(s("rack-1"));
@@ -146,11 +132,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 r = r.with_cluster_id(Some(s("cluster")));
             }
             if v >= 15 {
-                r = r.with_replica_state(
-                    ReplicaState::default()
-                        .with_replica_id(BrokerId(-1))
-                        .with_replica_epoch(-1),
-                );
+                r = r.with_replica_state(ReplicaState::default().with_replica_id(BrokerId(-1)).with_replica_epoch(-1));
             } else {
                 r = r.with_replica_id(BrokerId(-1));
             }
@@ -158,22 +140,14 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::ListOffsets => {
             let p = |i| {
-                let mut p = ListOffsetsPartition::default()
-                    .with_partition_index(i)
-                    .with_timestamp(-1);
+                let mut p = ListOffsetsPartition::default().with_partition_index(i).with_timestamp(-1);
                 if v >= 4 {
                     p = p.with_current_leader_epoch(0);
                 }
                 p
             };
-            let t = |name| {
-                ListOffsetsTopic::default()
-                    .with_name(topic(name))
-                    .with_partitions(vec![p(0), p(1)])
-            };
-            let mut r = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![t("a"), t("b")]);
+            let t = |name| ListOffsetsTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
+            let mut r = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![t("a"), t("b")]);
             if v >= 2 {
                 r = r.with_isolation_level(1);
             }
@@ -183,9 +157,8 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             enc!(r)
         }
         ApiKey::InitProducerId => {
-            let mut r = InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000);
+            let mut r =
+                InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
             if v >= 3 {
                 r = r.with_producer_id(ProducerId(7)).with_producer_epoch(1);
             }
@@ -194,16 +167,9 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         ApiKey::OffsetForLeaderEpoch => {
             use kafka_protocol::messages::offset_for_leader_epoch_request::*;
             let p = |i| {
-                OffsetForLeaderPartition::default()
-                    .with_partition(i)
-                    .with_current_leader_epoch(1)
-                    .with_leader_epoch(0)
+                OffsetForLeaderPartition::default().with_partition(i).with_current_leader_epoch(1).with_leader_epoch(0)
             };
-            let t = |name| {
-                OffsetForLeaderTopic::default()
-                    .with_topic(topic(name))
-                    .with_partitions(vec![p(0), p(1)])
-            };
+            let t = |name| OffsetForLeaderTopic::default().with_topic(topic(name)).with_partitions(vec![p(0), p(1)]);
             let mut r = OffsetForLeaderEpochRequest::default().with_topics(vec![t("a"), t("b")]);
             if v >= 3 {
                 r = r.with_replica_id(BrokerId(-1));
@@ -217,11 +183,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_partition_index(i)
                     .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
             };
-            let c = |k| {
-                CreatableTopicConfig::default()
-                    .with_name(s(k))
-                    .with_value(Some(s("1")))
-            };
+            let c = |k| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s("1")));
             let t = |name| {
                 CreatableTopic::default()
                     .with_name(topic(name))
@@ -240,11 +202,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         ApiKey::DeleteTopics => {
             let mut r = DeleteTopicsRequest::default().with_timeout_ms(100);
             if v >= 6 {
-                let st = |name| {
-                    DeleteTopicState::default()
-                        .with_name(Some(topic(name)))
-                        .with_topic_id(id())
-                };
+                let st = |name| DeleteTopicState::default().with_name(Some(topic(name))).with_topic_id(id());
                 r = r.with_topics(vec![st("a"), st("b")]);
             } else {
                 r = r.with_topic_names(vec![topic("a"), topic("b")]);
@@ -253,10 +211,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::CreatePartitions => {
             use kafka_protocol::messages::create_partitions_request::*;
-            let a = || {
-                CreatePartitionsAssignment::default()
-                    .with_broker_ids(vec![BrokerId(1), BrokerId(2)])
-            };
+            let a = || CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1), BrokerId(2)]);
             let t = |name| {
                 CreatePartitionsTopic::default()
                     .with_name(topic(name))
@@ -272,21 +227,9 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::DeleteRecords => {
             use kafka_protocol::messages::delete_records_request::*;
-            let p = |i| {
-                DeleteRecordsPartition::default()
-                    .with_partition_index(i)
-                    .with_offset(10)
-            };
-            let t = |name| {
-                DeleteRecordsTopic::default()
-                    .with_name(topic(name))
-                    .with_partitions(vec![p(0), p(1)])
-            };
-            enc!(
-                DeleteRecordsRequest::default()
-                    .with_topics(vec![t("a"), t("b")])
-                    .with_timeout_ms(10)
-            )
+            let p = |i| DeleteRecordsPartition::default().with_partition_index(i).with_offset(10);
+            let t = |name| DeleteRecordsTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
+            enc!(DeleteRecordsRequest::default().with_topics(vec![t("a"), t("b")]).with_timeout_ms(10))
         }
         ApiKey::DescribeConfigs => {
             use kafka_protocol::messages::describe_configs_request::*;
@@ -296,9 +239,8 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_resource_name(s(name))
                     .with_configuration_keys(Some(vec![s("retention.ms"), s("cleanup.policy")]))
             };
-            let mut r = DescribeConfigsRequest::default()
-                .with_resources(vec![res("a"), res("b")])
-                .with_include_synonyms(true);
+            let mut r =
+                DescribeConfigsRequest::default().with_resources(vec![res("a"), res("b")]).with_include_synonyms(true);
             if v >= 3 {
                 r = r.with_include_documentation(true);
             }
@@ -306,31 +248,18 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         }
         ApiKey::AlterConfigs => {
             use kafka_protocol::messages::alter_configs_request::*;
-            let c = |k| {
-                AlterableConfig::default()
-                    .with_name(s(k))
-                    .with_value(Some(s("5")))
-            };
+            let c = |k| AlterableConfig::default().with_name(s(k)).with_value(Some(s("5")));
             let res = |name| {
                 AlterConfigsResource::default()
                     .with_resource_type(2)
                     .with_resource_name(s(name))
                     .with_configs(vec![c("x"), c("y")])
             };
-            enc!(
-                AlterConfigsRequest::default()
-                    .with_resources(vec![res("a"), res("b")])
-                    .with_validate_only(true)
-            )
+            enc!(AlterConfigsRequest::default().with_resources(vec![res("a"), res("b")]).with_validate_only(true))
         }
         ApiKey::IncrementalAlterConfigs => {
             use kafka_protocol::messages::incremental_alter_configs_request::*;
-            let c = |k| {
-                AlterableConfig::default()
-                    .with_name(s(k))
-                    .with_config_operation(2)
-                    .with_value(Some(s("5")))
-            };
+            let c = |k| AlterableConfig::default().with_name(s(k)).with_config_operation(2).with_value(Some(s("5")));
             let res = |name| {
                 AlterConfigsResource::default()
                     .with_resource_type(2)
@@ -344,8 +273,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             )
         }
         ApiKey::DescribeCluster => {
-            let mut r =
-                DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+            let mut r = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
             if v >= 1 {
                 r = r.with_endpoint_type(1);
             }
@@ -366,9 +294,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         ApiKey::JoinGroup => {
             use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
             let p = |name| {
-                JoinGroupRequestProtocol::default()
-                    .with_name(s(name))
-                    .with_metadata(Bytes::from_static(b"meta"))
+                JoinGroupRequestProtocol::default().with_name(s(name)).with_metadata(Bytes::from_static(b"meta"))
             };
             let mut r = JoinGroupRequest::default()
                 .with_group_id(GroupId(s("group-a")))
@@ -404,9 +330,8 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 r = r.with_member_id(s("member-1"));
             } else {
                 let m = |id| {
-                    let mut m = MemberIdentity::default()
-                        .with_member_id(s(id))
-                        .with_group_instance_id(Some(s("instance-1")));
+                    let mut m =
+                        MemberIdentity::default().with_member_id(s(id)).with_group_instance_id(Some(s("instance-1")));
                     if v >= 5 {
                         m = m.with_reason(Some(s("bye")));
                     }
@@ -432,9 +357,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 r = r.with_group_instance_id(Some(s("instance-1")));
             }
             if v >= 5 {
-                r = r
-                    .with_protocol_type(Some(s("consumer")))
-                    .with_protocol_name(Some(s("range")));
+                r = r.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")));
             }
             enc!(r)
         }
@@ -452,11 +375,7 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 }
                 p
             };
-            let t = |name| {
-                OffsetCommitRequestTopic::default()
-                    .with_name(topic(name))
-                    .with_partitions(vec![p(0), p(1)])
-            };
+            let t = |name| OffsetCommitRequestTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
             let mut r = OffsetCommitRequest::default()
                 .with_group_id(GroupId(s("group-a")))
                 .with_generation_id_or_member_epoch(3)
@@ -476,19 +395,12 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             };
             let mut r = OffsetFetchRequest::default();
             if v <= 7 {
-                let t = |name| {
-                    OffsetFetchRequestTopic::default()
-                        .with_name(topic(name))
-                        .with_partition_indexes(vec![0, 1])
-                };
-                r = r
-                    .with_group_id(GroupId(s("group-a")))
-                    .with_topics(Some(vec![t("a"), t("b")]));
+                let t =
+                    |name| OffsetFetchRequestTopic::default().with_name(topic(name)).with_partition_indexes(vec![0, 1]);
+                r = r.with_group_id(GroupId(s("group-a"))).with_topics(Some(vec![t("a"), t("b")]));
             } else {
                 let t = |name| {
-                    OffsetFetchRequestTopics::default()
-                        .with_name(topic(name))
-                        .with_partition_indexes(vec![0, 1])
+                    OffsetFetchRequestTopics::default().with_name(topic(name)).with_partition_indexes(vec![0, 1])
                 };
                 let g = |name| {
                     let mut g = OffsetFetchRequestGroup::default()
@@ -507,8 +419,8 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             enc!(r)
         }
         ApiKey::DescribeGroups => {
-            let mut r = DescribeGroupsRequest::default()
-                .with_groups(vec![GroupId(s("group-a")), GroupId(s("group-b"))]);
+            let mut r =
+                DescribeGroupsRequest::default().with_groups(vec![GroupId(s("group-a")), GroupId(s("group-b"))]);
             if v >= 3 {
                 r = r.with_include_authorized_operations(true);
             }
@@ -524,25 +436,16 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             }
             enc!(r)
         }
-        ApiKey::DeleteGroups => enc!(
-            DeleteGroupsRequest::default()
-                .with_groups_names(vec![GroupId(s("group-a")), GroupId(s("group-b"))])
-        ),
+        ApiKey::DeleteGroups => {
+            enc!(DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("group-a")), GroupId(s("group-b"))]))
+        }
         ApiKey::OffsetDelete => {
             use kafka_protocol::messages::offset_delete_request::{
                 OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
             };
             let p = |i| OffsetDeleteRequestPartition::default().with_partition_index(i);
-            let t = |name| {
-                OffsetDeleteRequestTopic::default()
-                    .with_name(topic(name))
-                    .with_partitions(vec![p(0), p(1)])
-            };
-            enc!(
-                OffsetDeleteRequest::default()
-                    .with_group_id(GroupId(s("group-a")))
-                    .with_topics(vec![t("a"), t("b")])
-            )
+            let t = |name| OffsetDeleteRequestTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
+            enc!(OffsetDeleteRequest::default().with_group_id(GroupId(s("group-a"))).with_topics(vec![t("a"), t("b")]))
         }
         other => panic!("no sample for {other:?}"),
     }

@@ -82,12 +82,7 @@ struct F {
 const MAX: i16 = i16::MAX;
 
 const fn f(ty: Ty, min: i16, max: i16) -> F {
-    F {
-        ty,
-        min,
-        max,
-        tag: -1,
-    }
+    F { ty, min, max, tag: -1 }
 }
 
 const fn tagged(tag: i32, ty: Ty, min: i16, max: i16) -> F {
@@ -107,26 +102,12 @@ const API_VERSIONS: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX)];
 
 // ---- Metadata (3), flexible from 9
 const METADATA_TOPIC: &[F] = &[f(Uuid, 10, MAX), f(Str, 0, MAX)];
-const METADATA: &[F] = &[
-    f(Arr(METADATA_TOPIC), 0, MAX),
-    f(Bool, 4, MAX),
-    f(Bool, 8, 10),
-    f(Bool, 8, MAX),
-];
+const METADATA: &[F] = &[f(Arr(METADATA_TOPIC), 0, MAX), f(Bool, 4, MAX), f(Bool, 8, 10), f(Bool, 8, MAX)];
 
 // ---- Produce (0), flexible from 9
 const PRODUCE_PARTITION: &[F] = &[f(I32, 0, MAX), f(Bytes, 0, MAX)];
-const PRODUCE_TOPIC: &[F] = &[
-    f(Str, 0, 12),
-    f(Uuid, 13, MAX),
-    f(Arr(PRODUCE_PARTITION), 0, MAX),
-];
-const PRODUCE: &[F] = &[
-    f(Str, 3, MAX),
-    f(I16, 0, MAX),
-    f(I32, 0, MAX),
-    f(Arr(PRODUCE_TOPIC), 0, MAX),
-];
+const PRODUCE_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(PRODUCE_PARTITION), 0, MAX)];
+const PRODUCE: &[F] = &[f(Str, 3, MAX), f(I16, 0, MAX), f(I32, 0, MAX), f(Arr(PRODUCE_TOPIC), 0, MAX)];
 
 // ---- Fetch (1), flexible from 12
 const FETCH_PARTITION: &[F] = &[
@@ -139,11 +120,7 @@ const FETCH_PARTITION: &[F] = &[
     tagged(0, Uuid, 17, MAX),
     tagged(1, I64, 18, MAX),
 ];
-const FETCH_TOPIC: &[F] = &[
-    f(Str, 0, 12),
-    f(Uuid, 13, MAX),
-    f(Arr(FETCH_PARTITION), 0, MAX),
-];
+const FETCH_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(FETCH_PARTITION), 0, MAX)];
 const FETCH_FORGOTTEN: &[F] = &[f(Str, 7, 12), f(Uuid, 13, MAX), f(PrimArr(&I32), 7, MAX)];
 const FETCH_REPLICA_STATE: &[F] = &[f(I32, 15, MAX), f(I64, 15, MAX)];
 const FETCH: &[F] = &[
@@ -162,34 +139,17 @@ const FETCH: &[F] = &[
 ];
 
 // ---- ListOffsets (2), flexible from 6
-const LIST_OFFSETS_PARTITION: &[F] =
-    &[f(I32, 0, MAX), f(I32, 4, MAX), f(I64, 0, MAX), f(I32, 0, 0)];
+const LIST_OFFSETS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I32, 4, MAX), f(I64, 0, MAX), f(I32, 0, 0)];
 const LIST_OFFSETS_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(LIST_OFFSETS_PARTITION), 0, MAX)];
-const LIST_OFFSETS: &[F] = &[
-    f(I32, 0, MAX),
-    f(I8, 2, MAX),
-    f(Arr(LIST_OFFSETS_TOPIC), 0, MAX),
-    f(I32, 10, MAX),
-];
+const LIST_OFFSETS: &[F] = &[f(I32, 0, MAX), f(I8, 2, MAX), f(Arr(LIST_OFFSETS_TOPIC), 0, MAX), f(I32, 10, MAX)];
 
 // ---- InitProducerId (22), flexible from 2
-const INIT_PRODUCER_ID: &[F] = &[
-    f(Str, 0, MAX),
-    f(I32, 0, MAX),
-    f(I64, 3, MAX),
-    f(I16, 3, MAX),
-];
+const INIT_PRODUCER_ID: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(I64, 3, MAX), f(I16, 3, MAX)];
 
 // ---- OffsetForLeaderEpoch (23), flexible from 4
 const OFFSET_FOR_LEADER_EPOCH_PARTITION: &[F] = &[f(I32, 0, MAX), f(I32, 2, MAX), f(I32, 0, MAX)];
-const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[F] = &[
-    f(Str, 0, MAX),
-    f(Arr(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0, MAX),
-];
-const OFFSET_FOR_LEADER_EPOCH: &[F] = &[
-    f(I32, 3, MAX),
-    f(Arr(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0, MAX),
-];
+const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0, MAX)];
+const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(I32, 3, MAX), f(Arr(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0, MAX)];
 
 // ---- CreateTopics (19), flexible from 5
 const CREATABLE_ASSIGNMENT: &[F] = &[f(I32, 0, MAX), f(PrimArr(&I32), 0, MAX)];
@@ -201,32 +161,16 @@ const CREATABLE_TOPIC: &[F] = &[
     f(Arr(CREATABLE_ASSIGNMENT), 0, MAX),
     f(Arr(CREATABLE_CONFIG), 0, MAX),
 ];
-const CREATE_TOPICS: &[F] = &[
-    f(Arr(CREATABLE_TOPIC), 0, MAX),
-    f(I32, 0, MAX),
-    f(Bool, 1, MAX),
-];
+const CREATE_TOPICS: &[F] = &[f(Arr(CREATABLE_TOPIC), 0, MAX), f(I32, 0, MAX), f(Bool, 1, MAX)];
 
 // ---- DeleteTopics (20), flexible from 4
 const DELETE_TOPIC_STATE: &[F] = &[f(Str, 6, MAX), f(Uuid, 6, MAX)];
-const DELETE_TOPICS: &[F] = &[
-    f(Arr(DELETE_TOPIC_STATE), 6, MAX),
-    f(PrimArr(&Str), 0, 5),
-    f(I32, 0, MAX),
-];
+const DELETE_TOPICS: &[F] = &[f(Arr(DELETE_TOPIC_STATE), 6, MAX), f(PrimArr(&Str), 0, 5), f(I32, 0, MAX)];
 
 // ---- CreatePartitions (37), flexible from 2
 const CREATE_PARTITIONS_ASSIGNMENT: &[F] = &[f(PrimArr(&I32), 0, MAX)];
-const CREATE_PARTITIONS_TOPIC: &[F] = &[
-    f(Str, 0, MAX),
-    f(I32, 0, MAX),
-    f(Arr(CREATE_PARTITIONS_ASSIGNMENT), 0, MAX),
-];
-const CREATE_PARTITIONS: &[F] = &[
-    f(Arr(CREATE_PARTITIONS_TOPIC), 0, MAX),
-    f(I32, 0, MAX),
-    f(Bool, 0, MAX),
-];
+const CREATE_PARTITIONS_TOPIC: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Arr(CREATE_PARTITIONS_ASSIGNMENT), 0, MAX)];
+const CREATE_PARTITIONS: &[F] = &[f(Arr(CREATE_PARTITIONS_TOPIC), 0, MAX), f(I32, 0, MAX), f(Bool, 0, MAX)];
 
 // ---- DeleteRecords (21), flexible from 2
 const DELETE_RECORDS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I64, 0, MAX)];
@@ -235,28 +179,16 @@ const DELETE_RECORDS: &[F] = &[f(Arr(DELETE_RECORDS_TOPIC), 0, MAX), f(I32, 0, M
 
 // ---- DescribeConfigs (32), flexible from 4
 const DESCRIBE_CONFIGS_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(PrimArr(&Str), 0, MAX)];
-const DESCRIBE_CONFIGS: &[F] = &[
-    f(Arr(DESCRIBE_CONFIGS_RESOURCE), 0, MAX),
-    f(Bool, 1, MAX),
-    f(Bool, 3, MAX),
-];
+const DESCRIBE_CONFIGS: &[F] = &[f(Arr(DESCRIBE_CONFIGS_RESOURCE), 0, MAX), f(Bool, 1, MAX), f(Bool, 3, MAX)];
 
 // ---- AlterConfigs (33), flexible from 2
 const ALTERABLE_CONFIG: &[F] = &[f(Str, 0, MAX), f(Str, 0, MAX)];
-const ALTER_CONFIGS_RESOURCE: &[F] = &[
-    f(I8, 0, MAX),
-    f(Str, 0, MAX),
-    f(Arr(ALTERABLE_CONFIG), 0, MAX),
-];
+const ALTER_CONFIGS_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(Arr(ALTERABLE_CONFIG), 0, MAX)];
 const ALTER_CONFIGS: &[F] = &[f(Arr(ALTER_CONFIGS_RESOURCE), 0, MAX), f(Bool, 0, MAX)];
 
 // ---- IncrementalAlterConfigs (44), flexible from 1
 const INCREMENTAL_CONFIG: &[F] = &[f(Str, 0, MAX), f(I8, 0, MAX), f(Str, 0, MAX)];
-const INCREMENTAL_RESOURCE: &[F] = &[
-    f(I8, 0, MAX),
-    f(Str, 0, MAX),
-    f(Arr(INCREMENTAL_CONFIG), 0, MAX),
-];
+const INCREMENTAL_RESOURCE: &[F] = &[f(I8, 0, MAX), f(Str, 0, MAX), f(Arr(INCREMENTAL_CONFIG), 0, MAX)];
 const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(Arr(INCREMENTAL_RESOURCE), 0, MAX), f(Bool, 0, MAX)];
 
 // ---- DescribeCluster (60), flexible from 0
@@ -279,20 +211,11 @@ const JOIN_GROUP: &[F] = &[
 ];
 
 // ---- Heartbeat (12), flexible from 4
-const HEARTBEAT: &[F] = &[
-    f(Str, 0, MAX),
-    f(I32, 0, MAX),
-    f(Str, 0, MAX),
-    f(Str, 3, MAX),
-];
+const HEARTBEAT: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Str, 0, MAX), f(Str, 3, MAX)];
 
 // ---- LeaveGroup (13), flexible from 4
 const LEAVE_GROUP_MEMBER: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX), f(Str, 5, MAX)];
-const LEAVE_GROUP: &[F] = &[
-    f(Str, 0, MAX),
-    f(Str, 0, 2),
-    f(Arr(LEAVE_GROUP_MEMBER), 3, MAX),
-];
+const LEAVE_GROUP: &[F] = &[f(Str, 0, MAX), f(Str, 0, 2), f(Arr(LEAVE_GROUP_MEMBER), 3, MAX)];
 
 // ---- SyncGroup (14), flexible from 4
 const SYNC_GROUP_ASSIGNMENT: &[F] = &[f(Str, 0, MAX), f(Bytes, 0, MAX)];
@@ -307,12 +230,7 @@ const SYNC_GROUP: &[F] = &[
 ];
 
 // ---- OffsetCommit (8), flexible from 8
-const OFFSET_COMMIT_PARTITION: &[F] = &[
-    f(I32, 0, MAX),
-    f(I64, 0, MAX),
-    f(I32, 6, MAX),
-    f(Str, 0, MAX),
-];
+const OFFSET_COMMIT_PARTITION: &[F] = &[f(I32, 0, MAX), f(I64, 0, MAX), f(I32, 6, MAX), f(Str, 0, MAX)];
 const OFFSET_COMMIT_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_COMMIT_PARTITION), 0, MAX)];
 const OFFSET_COMMIT: &[F] = &[
     f(Str, 0, MAX),
@@ -326,18 +244,10 @@ const OFFSET_COMMIT: &[F] = &[
 // ---- OffsetFetch (9), flexible from 6
 const OFFSET_FETCH_TOPIC: &[F] = &[f(Str, 0, 7), f(PrimArr(&I32), 0, 7)];
 const OFFSET_FETCH_GROUP_TOPIC: &[F] = &[f(Str, 8, MAX), f(PrimArr(&I32), 8, MAX)];
-const OFFSET_FETCH_GROUP: &[F] = &[
-    f(Str, 8, MAX),
-    f(Str, 9, MAX),
-    f(I32, 9, MAX),
-    f(Arr(OFFSET_FETCH_GROUP_TOPIC), 8, MAX),
-];
-const OFFSET_FETCH: &[F] = &[
-    f(Str, 0, 7),
-    f(Arr(OFFSET_FETCH_TOPIC), 0, 7),
-    f(Arr(OFFSET_FETCH_GROUP), 8, MAX),
-    f(Bool, 7, MAX),
-];
+const OFFSET_FETCH_GROUP: &[F] =
+    &[f(Str, 8, MAX), f(Str, 9, MAX), f(I32, 9, MAX), f(Arr(OFFSET_FETCH_GROUP_TOPIC), 8, MAX)];
+const OFFSET_FETCH: &[F] =
+    &[f(Str, 0, 7), f(Arr(OFFSET_FETCH_TOPIC), 0, 7), f(Arr(OFFSET_FETCH_GROUP), 8, MAX), f(Bool, 7, MAX)];
 
 // ---- DescribeGroups (15), flexible from 5
 const DESCRIBE_GROUPS: &[F] = &[f(PrimArr(&Str), 0, MAX), f(Bool, 3, MAX)];
@@ -395,20 +305,9 @@ pub fn is_flexible(api_key: ApiKey, version: i16) -> Option<bool> {
 /// Walks a request body of `api_key` at `version`, checking every length and
 /// count against the bytes present, with at most `elements_max` array
 /// elements in total. Bytes after the body are allowed (some clients send them).
-pub fn check_request(
-    api_key: ApiKey,
-    version: i16,
-    body: &[u8],
-    elements_max: usize,
-) -> Result<(), ShapeError> {
+pub fn check_request(api_key: ApiKey, version: i16, body: &[u8], elements_max: usize) -> Result<(), ShapeError> {
     let (fields, flexible_from) = layout(api_key).ok_or(ShapeError::UnknownApi(api_key as i16))?;
-    let mut walker = Walker {
-        buf: body,
-        version,
-        flexible: version >= flexible_from,
-        elements: 0,
-        elements_max,
-    };
+    let mut walker = Walker { buf: body, version, flexible: version >= flexible_from, elements: 0, elements_max };
     walker.walk_struct(fields)
 }
 
@@ -496,10 +395,7 @@ impl Walker<'_> {
         }
     }
 
-    fn array(
-        &mut self,
-        mut each: impl FnMut(&mut Self) -> Result<(), ShapeError>,
-    ) -> Result<(), ShapeError> {
+    fn array(&mut self, mut each: impl FnMut(&mut Self) -> Result<(), ShapeError>) -> Result<(), ShapeError> {
         let Some(count) = self.length("an array", true)? else {
             return Ok(());
         };
@@ -528,9 +424,7 @@ impl Walker<'_> {
             if size > self.buf.len() {
                 return Err(ShapeError::BadLength("a tagged field", size as i64));
             }
-            let known = fields
-                .iter()
-                .find(|f| f.tag >= 0 && f.tag as u32 == tag && f.present(self.version));
+            let known = fields.iter().find(|f| f.tag >= 0 && f.tag as u32 == tag && f.present(self.version));
             match known {
                 Some(field) => {
                     let before = self.buf.len();

@@ -3,8 +3,7 @@
 
 #[test]
 fn replay_request_decode_corpus() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let path = entry.expect("entry").path();
@@ -16,9 +15,5 @@ fn replay_request_decode_corpus() {
         }
         count += 1;
     }
-    assert!(
-        count >= 50,
-        "expected the seed corpus, found {count} files in {}",
-        dir.display()
-    );
+    assert!(count >= 50, "expected the seed corpus, found {count} files in {}", dir.display());
 }

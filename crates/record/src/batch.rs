@@ -174,11 +174,7 @@ impl BatchHeader {
             return NO_SEQUENCE;
         }
         let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
-        if last > i64::from(i32::MAX) {
-            (last - i64::from(i32::MAX) - 1) as i32
-        } else {
-            last as i32
-        }
+        if last > i64::from(i32::MAX) { (last - i64::from(i32::MAX) - 1) as i32 } else { last as i32 }
     }
 }
 
@@ -226,10 +222,7 @@ pub struct BatchIter<'a> {
 impl<'a> BatchIter<'a> {
     /// Starts iterating at the beginning of `bytes`.
     pub fn new(bytes: &'a [u8]) -> BatchIter<'a> {
-        BatchIter {
-            rest: bytes,
-            position: 0,
-        }
+        BatchIter { rest: bytes, position: 0 }
     }
 
     /// Byte position of the next batch within the original blob.
@@ -296,10 +289,7 @@ mod tests {
         set_partition_leader_epoch(&mut bytes, 7);
         assert!(crc_matches(&bytes));
         let h = BatchHeader::parse(&bytes).expect("valid header");
-        assert_eq!(
-            (h.base_offset, h.partition_leader_epoch, h.last_offset()),
-            (42, 7, 43)
-        );
+        assert_eq!((h.base_offset, h.partition_leader_epoch, h.last_offset()), (42, 7, 43));
     }
 
     #[test]
@@ -336,16 +326,10 @@ mod tests {
     fn rejects_old_magic_and_short_length() {
         let mut bytes = sample();
         bytes[16] = 1;
-        assert_eq!(
-            BatchHeader::parse(&bytes),
-            Err(BatchError::UnsupportedMagic(1))
-        );
+        assert_eq!(BatchHeader::parse(&bytes), Err(BatchError::UnsupportedMagic(1)));
         let mut bytes = sample();
         bytes[8..12].copy_from_slice(&10i32.to_be_bytes());
-        assert_eq!(
-            BatchHeader::parse(&bytes),
-            Err(BatchError::InvalidLength(10))
-        );
+        assert_eq!(BatchHeader::parse(&bytes), Err(BatchError::InvalidLength(10)));
     }
 
     #[test]

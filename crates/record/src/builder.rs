@@ -21,18 +21,12 @@ pub struct RecordSpec {
 impl RecordSpec {
     /// A record with no headers.
     pub fn new(key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> RecordSpec {
-        RecordSpec {
-            key: key.map(<[u8]>::to_vec),
-            value: value.map(<[u8]>::to_vec),
-            timestamp,
-            headers: Vec::new(),
-        }
+        RecordSpec { key: key.map(<[u8]>::to_vec), value: value.map(<[u8]>::to_vec), timestamp, headers: Vec::new() }
     }
 
     /// Adds a header.
     pub fn with_header(mut self, key: &str, value: Option<&[u8]>) -> RecordSpec {
-        self.headers
-            .push((key.as_bytes().to_vec(), value.map(<[u8]>::to_vec)));
+        self.headers.push((key.as_bytes().to_vec(), value.map(<[u8]>::to_vec)));
         self
     }
 }
@@ -96,12 +90,7 @@ fn write_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 
 /// Assembles a batch from its fields and uncompressed record bytes, compressing
 /// them with `compression`, and computes the CRC.
-pub fn assemble_batch(
-    fields: &BatchFields,
-    compression: Compression,
-    level: Option<i32>,
-    records: &[u8],
-) -> Vec<u8> {
+pub fn assemble_batch(fields: &BatchFields, compression: Compression, level: Option<i32>, records: &[u8]) -> Vec<u8> {
     let payload = compression.compress(records, level);
     let mut out = Vec::with_capacity(BATCH_HEADER_LEN + payload.len());
     out.extend_from_slice(&fields.base_offset.to_be_bytes());
@@ -150,12 +139,7 @@ impl BatchBuilder {
     }
 
     /// Marks the batch idempotent.
-    pub fn producer(
-        mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-        base_sequence: i32,
-    ) -> BatchBuilder {
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;

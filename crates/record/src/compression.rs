@@ -81,11 +81,7 @@ impl Compression {
 
     /// A reader yielding the decompressed bytes of `data`. At most
     /// `output_max` bytes are ever materialised up front (raw snappy only).
-    pub fn reader<'a>(
-        self,
-        data: &'a [u8],
-        output_max: usize,
-    ) -> Result<Box<dyn Read + 'a>, BatchError> {
+    pub fn reader<'a>(self, data: &'a [u8], output_max: usize) -> Result<Box<dyn Read + 'a>, BatchError> {
         Ok(match self {
             Compression::None => Box::new(data),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
@@ -123,9 +119,8 @@ impl Compression {
         match self {
             Compression::None => data.to_vec(),
             Compression::Gzip => {
-                let level = level.map_or(flate2::Compression::default(), |l| {
-                    flate2::Compression::new(l.clamp(1, 9) as u32)
-                });
+                let level =
+                    level.map_or(flate2::Compression::default(), |l| flate2::Compression::new(l.clamp(1, 9) as u32));
                 let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
                 // Writing into a Vec cannot fail.
                 let _ = enc.write_all(data);
@@ -143,12 +138,8 @@ impl Compression {
 }
 
 fn snappy_raw_decompress(data: &[u8], output_max: usize) -> Result<Vec<u8>, BatchError> {
-    let claimed = snap::raw::decompress_len(data)
-        .map_err(|e| BatchError::Decompression(format!("snappy: {e}")))?;
-    let bound = data
-        .len()
-        .saturating_mul(SNAPPY_EXPANSION_MAX)
-        .saturating_add(1024);
+    let claimed = snap::raw::decompress_len(data).map_err(|e| BatchError::Decompression(format!("snappy: {e}")))?;
+    let bound = data.len().saturating_mul(SNAPPY_EXPANSION_MAX).saturating_add(1024);
     if claimed > bound {
         return Err(BatchError::Decompression(format!(
             "snappy: block claims {claimed} bytes from {} input bytes",
@@ -158,9 +149,7 @@ fn snappy_raw_decompress(data: &[u8], output_max: usize) -> Result<Vec<u8>, Batc
     if claimed > output_max {
         return Err(BatchError::DecompressedTooLarge(output_max));
     }
-    snap::raw::Decoder::new()
-        .decompress_vec(data)
-        .map_err(|e| BatchError::Decompression(format!("snappy: {e}")))
+    snap::raw::Decoder::new().decompress_vec(data).map_err(|e| BatchError::Decompression(format!("snappy: {e}")))
 }
 
 /// Reads xerial-framed snappy: repeated `[u32 big-endian length][raw block]`.
@@ -172,11 +161,7 @@ struct XerialReader<'a> {
 
 impl<'a> XerialReader<'a> {
     fn new(rest: &'a [u8], output_max: usize) -> XerialReader<'a> {
-        XerialReader {
-            rest,
-            block: io::Cursor::new(Vec::new()),
-            output_left: output_max,
-        }
+        XerialReader { rest, block: io::Cursor::new(Vec::new()), output_left: output_max }
     }
 
     fn next_block(&mut self) -> io::Result<bool> {
@@ -184,18 +169,11 @@ impl<'a> XerialReader<'a> {
             return Ok(false);
         }
         if self.rest.len() < 4 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "xerial snappy: truncated block length",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "xerial snappy: truncated block length"));
         }
-        let len =
-            u32::from_be_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]) as usize;
+        let len = u32::from_be_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]) as usize;
         if len > self.rest.len() - 4 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "xerial snappy: block longer than input",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "xerial snappy: block longer than input"));
         }
         let block = &self.rest[4..4 + len];
         self.rest = &self.rest[4 + len..];
@@ -239,39 +217,23 @@ fn xerial_compress(data: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const ALL: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const ALL: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
     #[test]
     fn every_codec_round_trips() {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         for codec in ALL {
             let packed = codec.compress(&data, None);
-            assert_eq!(
-                codec.decompress(&packed, 1 << 20).expect("decompress"),
-                data,
-                "{codec:?}"
-            );
+            assert_eq!(codec.decompress(&packed, 1 << 20).expect("decompress"), data, "{codec:?}");
         }
     }
 
     #[test]
     fn raw_snappy_as_librdkafka_writes_it() {
         let data = b"hello hello hello hello".repeat(100);
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(&data)
-            .expect("compress");
-        assert_eq!(
-            Compression::Snappy
-                .decompress(&raw, 1 << 20)
-                .expect("decompress"),
-            data
-        );
+        let raw = snap::raw::Encoder::new().compress_vec(&data).expect("compress");
+        assert_eq!(Compression::Snappy.decompress(&raw, 1 << 20).expect("decompress"), data);
     }
 
     #[test]

@@ -18,9 +18,7 @@ pub fn record_batch(data: &[u8]) {
             };
             let _ = validate_batch(bytes, &rules);
         }
-        if header
-            .compression()
-            .is_ok_and(|c| c == crate::Compression::None)
+        if header.compression().is_ok_and(|c| c == crate::Compression::None)
             && bytes.len() >= crate::batch::BATCH_HEADER_LEN
         {
             for record in RecordIter::new(&bytes[crate::batch::BATCH_HEADER_LEN..]) {

@@ -54,10 +54,7 @@ impl<'a> RecordIter<'a> {
     /// Iterates the records in `data` (the bytes after a batch header,
     /// decompressed if the batch was compressed).
     pub fn new(data: &'a [u8]) -> RecordIter<'a> {
-        RecordIter {
-            rest: data,
-            index: 0,
-        }
+        RecordIter { rest: data, index: 0 }
     }
 }
 
@@ -74,9 +71,7 @@ fn take_nullable<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, String> {
     let len = read_varint(buf).map_err(varint_reason)?;
     match len {
         -1 => Ok(None),
-        n if n >= 0 => take(buf, n as usize)
-            .map(Some)
-            .ok_or_else(|| "field runs past the record".to_string()),
+        n if n >= 0 => take(buf, n as usize).map(Some).ok_or_else(|| "field runs past the record".to_string()),
         n => Err(format!("negative length {n}")),
     }
 }
@@ -111,19 +106,9 @@ fn parse_record<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>, String> {
         headers.push(Header { key, value });
     }
     if !body.is_empty() {
-        return Err(format!(
-            "{} bytes left over after the record's fields",
-            body.len()
-        ));
+        return Err(format!("{} bytes left over after the record's fields", body.len()));
     }
-    Ok(Record {
-        attributes: attributes as i8,
-        timestamp_delta,
-        offset_delta,
-        key,
-        value,
-        headers,
-    })
+    Ok(Record { attributes: attributes as i8, timestamp_delta, offset_delta, key, value, headers })
 }
 
 impl<'a> Iterator for RecordIter<'a> {
@@ -172,10 +157,7 @@ pub struct RecordScanner<'a> {
 
 impl std::fmt::Debug for RecordScanner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordScanner")
-            .field("position", &self.position)
-            .field("limit", &self.limit)
-            .finish()
+        f.debug_struct("RecordScanner").field("position", &self.position).field("limit", &self.limit).finish()
     }
 }
 
@@ -193,11 +175,7 @@ pub enum ScanError {
 impl<'a> RecordScanner<'a> {
     /// Scans `reader`, refusing to read more than `limit` bytes in total.
     pub fn new(reader: Box<dyn Read + 'a>, limit: usize) -> RecordScanner<'a> {
-        RecordScanner {
-            reader: BufReader::with_capacity(16 * 1024, reader),
-            position: 0,
-            limit: limit as u64,
-        }
+        RecordScanner { reader: BufReader::with_capacity(16 * 1024, reader), position: 0, limit: limit as u64 }
     }
 
     /// Bytes consumed so far.
@@ -206,10 +184,7 @@ impl<'a> RecordScanner<'a> {
     }
 
     fn byte(&mut self) -> Result<Option<u8>, ScanError> {
-        let buf = self
-            .reader
-            .fill_buf()
-            .map_err(|e| ScanError::Io(e.to_string()))?;
+        let buf = self.reader.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?;
         let Some(&b) = buf.first() else {
             return Ok(None);
         };
@@ -220,16 +195,11 @@ impl<'a> RecordScanner<'a> {
 
     fn advance(&mut self, n: u64) -> Result<(), ScanError> {
         self.position += n;
-        if self.position > self.limit {
-            Err(ScanError::LimitExceeded)
-        } else {
-            Ok(())
-        }
+        if self.position > self.limit { Err(ScanError::LimitExceeded) } else { Ok(()) }
     }
 
     fn need_byte(&mut self) -> Result<u8, ScanError> {
-        self.byte()?
-            .ok_or_else(|| ScanError::Invalid("records end inside a record".to_string()))
+        self.byte()?.ok_or_else(|| ScanError::Invalid("records end inside a record".to_string()))
     }
 
     fn varlong(&mut self) -> Result<i64, ScanError> {
@@ -251,14 +221,9 @@ impl<'a> RecordScanner<'a> {
 
     fn skip(&mut self, mut n: u64) -> Result<(), ScanError> {
         while n > 0 {
-            let buf = self
-                .reader
-                .fill_buf()
-                .map_err(|e| ScanError::Io(e.to_string()))?;
+            let buf = self.reader.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?;
             if buf.is_empty() {
-                return Err(ScanError::Invalid(
-                    "field runs past the records".to_string(),
-                ));
+                return Err(ScanError::Invalid("field runs past the records".to_string()));
             }
             let step = (buf.len() as u64).min(n);
             self.reader.consume(step as usize);
@@ -271,14 +236,9 @@ impl<'a> RecordScanner<'a> {
     fn read_vec(&mut self, n: u64) -> Result<Vec<u8>, ScanError> {
         let mut out = Vec::new();
         while (out.len() as u64) < n {
-            let buf = self
-                .reader
-                .fill_buf()
-                .map_err(|e| ScanError::Io(e.to_string()))?;
+            let buf = self.reader.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?;
             if buf.is_empty() {
-                return Err(ScanError::Invalid(
-                    "field runs past the records".to_string(),
-                ));
+                return Err(ScanError::Invalid("field runs past the records".to_string()));
             }
             let step = (buf.len() as u64).min(n - out.len() as u64) as usize;
             out.extend_from_slice(&buf[..step]);
@@ -295,9 +255,7 @@ impl<'a> RecordScanner<'a> {
             n if n >= 0 => {
                 let n = n as u64;
                 if self.position + n > record_end {
-                    return Err(ScanError::Invalid(format!(
-                        "{what} length {n} runs past the record"
-                    )));
+                    return Err(ScanError::Invalid(format!("{what} length {n} runs past the record")));
                 }
                 Ok(Some(n))
             }
@@ -327,9 +285,7 @@ impl<'a> RecordScanner<'a> {
         }
         let length = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
         if !(0..=i64::from(i32::MAX)).contains(&length) {
-            return Err(ScanError::Invalid(format!(
-                "record length {length} is invalid"
-            )));
+            return Err(ScanError::Invalid(format!("record length {length} is invalid")));
         }
         let record_end = self.position + length as u64;
         let _attributes = self.need_byte()?;
@@ -350,9 +306,7 @@ impl<'a> RecordScanner<'a> {
         }
         let header_count = self.varint()?;
         if header_count < 0 {
-            return Err(ScanError::Invalid(format!(
-                "negative header count {header_count}"
-            )));
+            return Err(ScanError::Invalid(format!("negative header count {header_count}")));
         }
         for _ in 0..header_count {
             match self.nullable_len(record_end, "header key")? {
@@ -363,9 +317,7 @@ impl<'a> RecordScanner<'a> {
                 self.skip(n)?;
             }
             if self.position > record_end {
-                return Err(ScanError::Invalid(
-                    "headers run past the record".to_string(),
-                ));
+                return Err(ScanError::Invalid("headers run past the record".to_string()));
             }
         }
         if self.position != record_end {
@@ -401,18 +353,10 @@ mod tests {
         b.push(RecordSpec::new(Some(b"key"), Some(b"value"), 10).with_header("h", Some(b"x")));
         b.push(RecordSpec::new(None, None, 12));
         let batch = b.build();
-        let records: Vec<_> = RecordIter::new(records_of(&batch))
-            .map(|r| r.expect("valid"))
-            .collect();
+        let records: Vec<_> = RecordIter::new(records_of(&batch)).map(|r| r.expect("valid")).collect();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].key, Some(&b"key"[..]));
-        assert_eq!(
-            records[0].headers,
-            vec![Header {
-                key: b"h",
-                value: Some(b"x")
-            }]
-        );
+        assert_eq!(records[0].headers, vec![Header { key: b"h", value: Some(b"x") }]);
         assert_eq!(records[1].key, None);
         assert_eq!(records[1].value, None);
         assert_eq!(records[1].timestamp_delta, 2);
@@ -440,10 +384,7 @@ mod tests {
         crate::varint::write_varint(&mut framed, rec.len() as i32);
         framed.extend_from_slice(&rec);
         let mut scanner = RecordScanner::new(Box::new(&framed[..]), 1 << 20);
-        assert!(matches!(
-            scanner.next_record(true),
-            Err(ScanError::Invalid(_))
-        ));
+        assert!(matches!(scanner.next_record(true), Err(ScanError::Invalid(_))));
     }
 
     #[test]

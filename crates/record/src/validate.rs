@@ -63,25 +63,17 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
     }
     let computed = compute_crc(batch);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch {
-            stored: header.crc,
-            computed,
-        });
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }
     let compression = header.compression()?;
     if compression == Compression::Zstd && !rules.allow_zstd {
         return Err(BatchError::ZstdNotAllowed);
     }
     if header.is_control() {
-        return Err(BatchError::InvalidBatch(
-            "clients may not produce control batches".to_string(),
-        ));
+        return Err(BatchError::InvalidBatch("clients may not produce control batches".to_string()));
     }
     if header.records_count <= 0 {
-        return Err(BatchError::InvalidBatch(format!(
-            "batch declares {} records",
-            header.records_count
-        )));
+        return Err(BatchError::InvalidBatch(format!("batch declares {} records", header.records_count)));
     }
     if i64::from(header.last_offset_delta) != i64::from(header.records_count) - 1 {
         return Err(BatchError::InvalidBatch(format!(
@@ -90,19 +82,12 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
         )));
     }
 
-    let mut state = Checker {
-        header,
-        rules,
-        max_timestamp: i64::MIN,
-        offset_delta_of_max: 0,
-        seen: 0,
-        problems: Vec::new(),
-    };
+    let mut state =
+        Checker { header, rules, max_timestamp: i64::MIN, offset_delta_of_max: 0, seen: 0, problems: Vec::new() };
     let payload = &batch[BATCH_HEADER_LEN..];
     if compression == Compression::None {
         for item in RecordIter::new(payload) {
-            let record =
-                item.map_err(|(index, reason)| BatchError::InvalidRecord { index, reason })?;
+            let record = item.map_err(|(index, reason)| BatchError::InvalidRecord { index, reason })?;
             state.check(RecordFacts {
                 timestamp_delta: record.timestamp_delta,
                 offset_delta: record.offset_delta,
@@ -125,15 +110,10 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
                     return Err(BatchError::InvalidRecord { index, reason });
                 }
                 Err(ScanError::LimitExceeded) => {
-                    return Err(BatchError::DecompressedTooLarge(
-                        rules.decompressed_bytes_max,
-                    ));
+                    return Err(BatchError::DecompressedTooLarge(rules.decompressed_bytes_max));
                 }
                 Err(ScanError::Io(e)) => {
-                    return Err(BatchError::Decompression(format!(
-                        "{}: {e}",
-                        compression.name()
-                    )));
+                    return Err(BatchError::Decompression(format!("{}: {e}", compression.name())));
                 }
             }
         }
@@ -166,11 +146,7 @@ struct Checker<'r> {
 impl Checker<'_> {
     fn problem(&mut self, index: usize, timestamp: bool, reason: String) {
         if self.problems.len() < RECORD_PROBLEMS_MAX {
-            self.problems.push(RecordProblem {
-                index,
-                timestamp,
-                reason,
-            });
+            self.problems.push(RecordProblem { index, timestamp, reason });
         }
     }
 
@@ -185,23 +161,13 @@ impl Checker<'_> {
         if i64::from(record.offset_delta) != index as i64 {
             return Err(BatchError::InvalidRecord {
                 index,
-                reason: format!(
-                    "offset delta {} where {index} was expected",
-                    record.offset_delta
-                ),
+                reason: format!("offset delta {} where {index} was expected", record.offset_delta),
             });
         }
         if self.rules.require_keys && record.key_is_null {
-            self.problem(
-                index,
-                false,
-                "Compacted topic cannot accept message without key".to_string(),
-            );
+            self.problem(index, false, "Compacted topic cannot accept message without key".to_string());
         }
-        let timestamp = self
-            .header
-            .base_timestamp
-            .saturating_add(record.timestamp_delta);
+        let timestamp = self.header.base_timestamp.saturating_add(record.timestamp_delta);
         if let Some(bounds) = self.rules.timestamp_bounds {
             if timestamp < bounds.now_ms.saturating_sub(bounds.before_max_ms) {
                 let reason = format!(
@@ -235,9 +201,7 @@ pub fn recompress(
     decompressed_bytes_max: usize,
 ) -> Result<Vec<u8>, BatchError> {
     let header = BatchHeader::parse(batch)?;
-    let records = header
-        .compression()?
-        .decompress(&batch[BATCH_HEADER_LEN..], decompressed_bytes_max)?;
+    let records = header.compression()?.decompress(&batch[BATCH_HEADER_LEN..], decompressed_bytes_max)?;
     let fields = BatchFields {
         base_offset: header.base_offset,
         partition_leader_epoch: header.partition_leader_epoch,
@@ -269,13 +233,9 @@ pub fn first_record_at_or_after(
 ) -> Result<Option<(i64, i64)>, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.is_log_append_time() {
-        return Ok(
-            (header.max_timestamp >= target).then_some((header.base_offset, header.max_timestamp))
-        );
+        return Ok((header.max_timestamp >= target).then_some((header.base_offset, header.max_timestamp)));
     }
-    let reader = header
-        .compression()?
-        .reader(&batch[BATCH_HEADER_LEN..], decompressed_bytes_max)?;
+    let reader = header.compression()?.reader(&batch[BATCH_HEADER_LEN..], decompressed_bytes_max)?;
     let mut scanner = RecordScanner::new(reader, decompressed_bytes_max);
     let mut index = 0;
     loop {
@@ -283,19 +243,13 @@ pub fn first_record_at_or_after(
             Ok(Some(meta)) => {
                 let timestamp = header.base_timestamp.saturating_add(meta.timestamp_delta);
                 if timestamp >= target {
-                    return Ok(Some((
-                        header.base_offset + i64::from(meta.offset_delta),
-                        timestamp,
-                    )));
+                    return Ok(Some((header.base_offset + i64::from(meta.offset_delta), timestamp)));
                 }
                 index += 1;
             }
             Ok(None) => return Ok(None),
             Err(e) => {
-                return Err(BatchError::InvalidRecord {
-                    index,
-                    reason: format!("{e:?}"),
-                });
+                return Err(BatchError::InvalidRecord { index, reason: format!("{e:?}") });
             }
         }
     }
@@ -308,13 +262,8 @@ mod tests {
     use crate::builder::{BatchBuilder, RecordSpec};
     use proptest::prelude::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
     fn rules() -> ValidationRules {
         ValidationRules {
@@ -329,11 +278,7 @@ mod tests {
         let mut b = BatchBuilder::new(codec);
         for i in 0..50u8 {
             let key = [i];
-            b.push(RecordSpec::new(
-                keys.then_some(&key[..]),
-                Some(&[i; 100]),
-                1000 + i64::from(i % 7),
-            ));
+            b.push(RecordSpec::new(keys.then_some(&key[..]), Some(&[i; 100]), 1000 + i64::from(i % 7)));
         }
         b.build()
     }
@@ -350,24 +295,12 @@ mod tests {
 
     #[test]
     fn compacted_topics_need_keys() {
-        let strict = ValidationRules {
-            require_keys: true,
-            ..rules()
-        };
+        let strict = ValidationRules { require_keys: true, ..rules() };
         for codec in CODECS {
             match validate_batch(&batch(codec, false), &strict) {
                 Err(BatchError::RecordsRejected(problems)) => {
-                    assert_eq!(
-                        problems.len(),
-                        50,
-                        "every keyless record is listed ({codec:?})"
-                    );
-                    assert!(
-                        problems
-                            .iter()
-                            .enumerate()
-                            .all(|(i, p)| p.index == i && !p.timestamp)
-                    );
+                    assert_eq!(problems.len(), 50, "every keyless record is listed ({codec:?})");
+                    assert!(problems.iter().enumerate().all(|(i, p)| p.index == i && !p.timestamp));
                 }
                 other => panic!("{codec:?}: {other:?}"),
             }
@@ -376,14 +309,8 @@ mod tests {
 
     #[test]
     fn zstd_needs_a_recent_request_version() {
-        let old = ValidationRules {
-            allow_zstd: false,
-            ..rules()
-        };
-        assert_eq!(
-            validate_batch(&batch(Compression::Zstd, true), &old),
-            Err(BatchError::ZstdNotAllowed)
-        );
+        let old = ValidationRules { allow_zstd: false, ..rules() };
+        assert_eq!(validate_batch(&batch(Compression::Zstd, true), &old), Err(BatchError::ZstdNotAllowed));
     }
 
     #[test]
@@ -391,16 +318,10 @@ mod tests {
         let mut b = batch(Compression::None, true);
         let at = b.len() - 10;
         b[at] ^= 0x40;
-        assert!(matches!(
-            validate_batch(&b, &rules()),
-            Err(BatchError::CrcMismatch { .. })
-        ));
+        assert!(matches!(validate_batch(&b, &rules()), Err(BatchError::CrcMismatch { .. })));
         let mut b = batch(Compression::None, true);
         b.push(0);
-        assert!(matches!(
-            validate_batch(&b, &rules()),
-            Err(BatchError::InvalidLength(_))
-        ));
+        assert!(matches!(validate_batch(&b, &rules()), Err(BatchError::InvalidLength(_))));
     }
 
     #[test]
@@ -410,20 +331,13 @@ mod tests {
         b[23..27].copy_from_slice(&48i32.to_be_bytes());
         let crc = compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            validate_batch(&b, &rules()),
-            Err(BatchError::InvalidBatch(_))
-        ));
+        assert!(matches!(validate_batch(&b, &rules()), Err(BatchError::InvalidBatch(_))));
     }
 
     #[test]
     fn timestamps_outside_the_window_are_rejected() {
         let bounds = ValidationRules {
-            timestamp_bounds: Some(TimestampBounds {
-                now_ms: 1_000_000,
-                before_max_ms: 1000,
-                after_max_ms: 1000,
-            }),
+            timestamp_bounds: Some(TimestampBounds { now_ms: 1_000_000, before_max_ms: 1000, after_max_ms: 1000 }),
             ..rules()
         };
         match validate_batch(&batch(Compression::None, true), &bounds) {
@@ -439,14 +353,8 @@ mod tests {
     fn decompression_bombs_are_refused() {
         let mut b = BatchBuilder::new(Compression::Zstd);
         b.push(RecordSpec::new(None, Some(&vec![0u8; 4 << 20]), 0));
-        let small = ValidationRules {
-            decompressed_bytes_max: 1 << 20,
-            ..rules()
-        };
-        assert_eq!(
-            validate_batch(&b.build(), &small),
-            Err(BatchError::DecompressedTooLarge(1 << 20))
-        );
+        let small = ValidationRules { decompressed_bytes_max: 1 << 20, ..rules() };
+        assert_eq!(validate_batch(&b.build(), &small), Err(BatchError::DecompressedTooLarge(1 << 20)));
     }
 
     #[test]
@@ -467,14 +375,8 @@ mod tests {
     fn timestamp_lookup_inside_a_batch() {
         for codec in CODECS {
             let b = batch(codec, true);
-            assert_eq!(
-                first_record_at_or_after(&b, 1004, 1 << 24),
-                Ok(Some((4, 1004)))
-            );
-            assert_eq!(
-                first_record_at_or_after(&b, 0, 1 << 24),
-                Ok(Some((0, 1000)))
-            );
+            assert_eq!(first_record_at_or_after(&b, 1004, 1 << 24), Ok(Some((4, 1004))));
+            assert_eq!(first_record_at_or_after(&b, 0, 1 << 24), Ok(Some((0, 1000))));
             assert_eq!(first_record_at_or_after(&b, 2000, 1 << 24), Ok(None));
         }
     }

@@ -54,20 +54,14 @@ pub fn read_varint_from<R: Read>(reader: &mut R) -> std::io::Result<Option<i64>>
             if i == 0 {
                 return Ok(None);
             }
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "record stream ended inside a varint",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "record stream ended inside a varint"));
         }
         raw |= u64::from(byte[0] & 0x7f) << (7 * i);
         if byte[0] & 0x80 == 0 {
             return Ok(Some(((raw >> 1) as i64) ^ -((raw & 1) as i64)));
         }
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "varint is longer than 10 bytes",
-    ))
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "varint is longer than 10 bytes"))
 }
 
 /// Appends a zig-zag encoded varint (32-bit) to `out`.
@@ -119,10 +113,7 @@ mod tests {
         assert_eq!(out, [0xd8, 0x04]);
         assert_eq!(read_varint(&mut &[0xd8u8, 0x04][..]), Ok(300));
         assert_eq!(read_varint(&mut &[0x80u8][..]), Err(VarintError::Truncated));
-        assert_eq!(
-            read_varint(&mut &[0xffu8; 6][..]),
-            Err(VarintError::TooLong)
-        );
+        assert_eq!(read_varint(&mut &[0xffu8; 6][..]), Err(VarintError::TooLong));
     }
 
     proptest! {

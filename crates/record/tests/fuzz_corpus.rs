@@ -26,19 +26,10 @@ fn replay_record_batch_corpus() {
 fn write_fuzz_corpus() {
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).expect("corpus dir");
-    for codec in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
         let mut b = BatchBuilder::new(codec).producer(7, 0, 0);
         for i in 0..5u8 {
-            b.push(
-                RecordSpec::new(Some(&[i]), Some(&[i; 30]), 1_000 + i64::from(i))
-                    .with_header("h", Some(b"v")),
-            );
+            b.push(RecordSpec::new(Some(&[i]), Some(&[i; 30]), 1_000 + i64::from(i)).with_header("h", Some(b"v")));
         }
         b.push(RecordSpec::new(None, None, 2_000));
         let one = b.build();

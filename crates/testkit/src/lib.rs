@@ -37,10 +37,7 @@ impl TestBroker {
     /// Starts a broker on an existing data directory (for restart tests).
     pub async fn start_in(dir: tempfile::TempDir, overrides: &[(&str, &str)]) -> TestBroker {
         let mut props = BTreeMap::new();
-        props.insert(
-            "listeners".to_string(),
-            "PLAINTEXT://127.0.0.1:0".to_string(),
-        );
+        props.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
         props.insert("log.dirs".to_string(), dir.path().display().to_string());
         for (k, v) in overrides {
             props.insert((*k).to_string(), (*v).to_string());
@@ -73,17 +70,13 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        RawClient {
-            stream: TcpStream::connect(addr).await.expect("connect"),
-            correlation_id: 0,
-        }
+        RawClient { stream: TcpStream::connect(addr).await.expect("connect"), correlation_id: 0 }
     }
 
     /// Sends a request frame built from `body` at `version` without waiting.
     pub async fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
         let mut payload = BytesMut::new();
-        body.encode(&mut payload, version)
-            .expect("encodable request");
+        body.encode(&mut payload, version).expect("encodable request");
         self.send_raw(key, version, &payload).await
     }
 

@@ -42,11 +42,7 @@ pub fn base64_url_no_pad(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -123,10 +119,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicNameError> {
     if name.len() > TOPIC_NAME_LENGTH_MAX {
         return Err(TopicNameError::TooLong(name.len()));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(TopicNameError::IllegalCharacter(c));
     }
     Ok(())
@@ -139,10 +132,7 @@ pub fn is_internal_topic(name: &str) -> bool {
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps are.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -154,19 +144,10 @@ mod tests {
         assert!(validate_topic_name("orders.v1_x-y").is_ok());
         assert_eq!(validate_topic_name(""), Err(TopicNameError::Empty));
         assert_eq!(validate_topic_name(".."), Err(TopicNameError::Dots));
-        assert_eq!(
-            validate_topic_name("a b"),
-            Err(TopicNameError::IllegalCharacter(' '))
-        );
+        assert_eq!(validate_topic_name("a b"), Err(TopicNameError::IllegalCharacter(' ')));
         assert!(validate_topic_name(&"a".repeat(249)).is_ok());
-        assert_eq!(
-            validate_topic_name(&"a".repeat(250)),
-            Err(TopicNameError::TooLong(250))
-        );
-        assert_eq!(
-            validate_topic_name("é"),
-            Err(TopicNameError::IllegalCharacter('é'))
-        );
+        assert_eq!(validate_topic_name(&"a".repeat(250)), Err(TopicNameError::TooLong(250)));
+        assert_eq!(validate_topic_name("é"), Err(TopicNameError::IllegalCharacter('é')));
     }
 
     #[test]

@@ -5,17 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
-use kafka_protocol::messages::delete_records_response::{
-    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, TopicName,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_types::{TopicId, now_ms};
@@ -30,11 +25,7 @@ fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     for n in names {
         *counts.entry(n).or_default() += 1;
     }
-    let mut dups: Vec<String> = counts
-        .into_iter()
-        .filter(|(_, c)| *c > 1)
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let mut dups: Vec<String> = counts.into_iter().filter(|(_, c)| *c > 1).map(|(n, _)| n.to_string()).collect();
     dups.sort();
     dups
 }
@@ -57,34 +48,19 @@ pub(super) async fn create_topics(
             assignments: t
                 .assignments
                 .iter()
-                .map(|a| {
-                    (
-                        a.partition_index,
-                        a.broker_ids.iter().map(|b| b.0).collect(),
-                    )
-                })
+                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
                 .collect(),
             configs: t
                 .configs
                 .iter()
-                .map(|c| {
-                    (
-                        c.name.to_string(),
-                        c.value.as_deref().unwrap_or_default().to_string(),
-                    )
-                })
+                .map(|c| (c.name.to_string(), c.value.as_deref().unwrap_or_default().to_string()))
                 .collect(),
         })
         .collect();
     let null_config = request
         .topics
         .iter()
-        .map(|t| {
-            t.configs
-                .iter()
-                .find(|c| c.value.is_none())
-                .map(|c| c.name.to_string())
-        })
+        .map(|t| t.configs.iter().find(|c| c.value.is_none()).map(|c| c.name.to_string()))
         .collect::<Vec<_>>();
     let c = cluster.clone();
     let outcomes = blocking(move || {
@@ -95,10 +71,7 @@ pub(super) async fn create_topics(
                 if dups.contains(&t.name) {
                     return Err(ApiError::new(
                         ErrorCode::InvalidRequest,
-                        format!(
-                            "Create topics request contains multiple entries for topic {}",
-                            t.name
-                        ),
+                        format!("Create topics request contains multiple entries for topic {}", t.name),
                     ));
                 }
                 if let Some(name) = null_config {
@@ -108,18 +81,10 @@ pub(super) async fn create_topics(
                     ));
                 }
                 if validate_only {
-                    c.validate_new_topic(t)
-                        .map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
+                    c.validate_new_topic(t).map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
                 } else {
-                    c.create_topic(t).map(|s| {
-                        (
-                            t.name.clone(),
-                            Some(s.topic_id),
-                            s.partitions.len() as i32,
-                            1,
-                            s.overrides.clone(),
-                        )
-                    })
+                    c.create_topic(t)
+                        .map(|s| (t.name.clone(), Some(s.topic_id), s.partitions.len() as i32, 1, s.overrides.clone()))
                 }
             })
             .collect::<Vec<_>>()
@@ -138,17 +103,12 @@ pub(super) async fn create_topics(
             match outcome {
                 Ok((_, topic_id, partitions, rf, overrides)) => {
                     let configs = describe_new_topic_configs(&layers, &overrides);
-                    let mut r = result
-                        .with_error_code(0)
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(rf);
+                    let mut r = result.with_error_code(0).with_num_partitions(partitions).with_replication_factor(rf);
                     if v >= 5 {
                         r = r.with_configs(Some(configs));
                     }
                     if v >= 7 {
-                        r = r.with_topic_id(
-                            topic_id.map_or(Uuid::nil(), |id| Uuid::from_bytes(id.0)),
-                        );
+                        r = r.with_topic_id(topic_id.map_or(Uuid::nil(), |id| Uuid::from_bytes(id.0)));
                     }
                     r
                 }
@@ -160,11 +120,7 @@ pub(super) async fn create_topics(
             }
         })
         .collect();
-    respond(
-        ApiKey::CreateTopics,
-        header,
-        &CreateTopicsResponse::default().with_topics(results),
-    )
+    respond(ApiKey::CreateTopics, header, &CreateTopicsResponse::default().with_topics(results))
 }
 
 fn describe_new_topic_configs(
@@ -196,19 +152,10 @@ pub(super) async fn delete_topics(
         request
             .topics
             .iter()
-            .map(|t| {
-                (
-                    t.name.as_ref().map(|n| n.0.to_string()),
-                    (!t.topic_id.is_nil()).then_some(t.topic_id),
-                )
-            })
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), (!t.topic_id.is_nil()).then_some(t.topic_id)))
             .collect()
     } else {
-        request
-            .topic_names
-            .iter()
-            .map(|n| (Some(n.0.to_string()), None))
-            .collect()
+        request.topic_names.iter().map(|n| (Some(n.0.to_string()), None)).collect()
     };
     let c = cluster.clone();
     let outcomes = blocking(move || {
@@ -217,31 +164,22 @@ pub(super) async fn delete_topics(
             .into_iter()
             .map(|(name, id)| {
                 let outcome = match (&name, id) {
-                    (Some(_), Some(_)) => Err(ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        "give a topic name or a topic id, not both",
-                    )),
-                    (None, None) => Err(ApiError::new(
-                        ErrorCode::InvalidRequest,
-                        "neither a topic name nor a topic id was given",
-                    )),
+                    (Some(_), Some(_)) => {
+                        Err(ApiError::new(ErrorCode::InvalidRequest, "give a topic name or a topic id, not both"))
+                    }
+                    (None, None) => {
+                        Err(ApiError::new(ErrorCode::InvalidRequest, "neither a topic name nor a topic id was given"))
+                    }
                     (Some(n), None) => c.delete_topic(n),
                     (None, Some(id)) => match registry.by_id.get(&TopicId(*id.as_bytes())) {
                         Some(t) => c.delete_topic(&t.name),
-                        None => Err(ApiError::new(
-                            ErrorCode::UnknownTopicId,
-                            "This server does not host this topic ID.",
-                        )),
+                        None => {
+                            Err(ApiError::new(ErrorCode::UnknownTopicId, "This server does not host this topic ID."))
+                        }
                     },
                 };
-                let name = name.or_else(|| {
-                    id.and_then(|id| {
-                        registry
-                            .by_id
-                            .get(&TopicId(*id.as_bytes()))
-                            .map(|t| t.name.clone())
-                    })
-                });
+                let name = name
+                    .or_else(|| id.and_then(|id| registry.by_id.get(&TopicId(*id.as_bytes())).map(|t| t.name.clone())));
                 (name, id, outcome)
             })
             .collect::<Vec<_>>()
@@ -253,29 +191,16 @@ pub(super) async fn delete_topics(
     let responses = outcomes
         .into_iter()
         .map(|(name, id, outcome)| {
-            let r =
-                DeletableTopicResult::default().with_name(name.map(|n| TopicName(str_bytes(&n))));
-            let r = if v >= 6 {
-                r.with_topic_id(id.unwrap_or_else(Uuid::nil))
-            } else {
-                r
-            };
+            let r = DeletableTopicResult::default().with_name(name.map(|n| TopicName(str_bytes(&n))));
+            let r = if v >= 6 { r.with_topic_id(id.unwrap_or_else(Uuid::nil)) } else { r };
             match outcome {
-                Ok(topic_id) if v >= 6 => r
-                    .with_error_code(0)
-                    .with_topic_id(Uuid::from_bytes(topic_id.0)),
+                Ok(topic_id) if v >= 6 => r.with_error_code(0).with_topic_id(Uuid::from_bytes(topic_id.0)),
                 Ok(_) => r.with_error_code(0),
-                Err(e) => r
-                    .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(&e.message))),
+                Err(e) => r.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
             }
         })
         .collect();
-    respond(
-        ApiKey::DeleteTopics,
-        header,
-        &DeleteTopicsResponse::default().with_responses(responses),
-    )
+    respond(ApiKey::DeleteTopics, header, &DeleteTopicsResponse::default().with_responses(responses))
 }
 
 pub(super) async fn create_partitions(
@@ -289,16 +214,9 @@ pub(super) async fn create_partitions(
         .topics
         .iter()
         .map(|t| {
-            let assignments = t.assignments.as_ref().map(|a| {
-                a.iter()
-                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                    .collect()
-            });
-            (
-                t.name.0.to_string(),
-                t.count,
-                assignments.unwrap_or_default(),
-            )
+            let assignments =
+                t.assignments.as_ref().map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect());
+            (t.name.0.to_string(), t.count, assignments.unwrap_or_default())
         })
         .collect();
     let c = cluster.clone();
@@ -328,24 +246,14 @@ pub(super) async fn create_partitions(
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
                 Ok(()) => r.with_error_code(0),
-                Err(e) => r
-                    .with_error_code(e.code())
-                    .with_error_message(Some(str_bytes(&e.message))),
+                Err(e) => r.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
             }
         })
         .collect();
-    respond(
-        ApiKey::CreatePartitions,
-        header,
-        &CreatePartitionsResponse::default().with_results(results),
-    )
+    respond(ApiKey::CreatePartitions, header, &CreatePartitionsResponse::default().with_results(results))
 }
 
-pub(super) fn delete_records(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: DeleteRecordsRequest,
-) -> Reply {
+pub(super) fn delete_records(cluster: &Arc<Cluster>, header: &RequestHeader, request: DeleteRecordsRequest) -> Reply {
     let registry = cluster.registry();
     let now = now_ms();
     let topics = request
@@ -357,11 +265,8 @@ pub(super) fn delete_records(
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    let Some(partition) =
-                        topic.and_then(|topic| topic.partition(p.partition_index))
-                    else {
+                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition_index)) else {
                         return result
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             .with_low_watermark(-1);
@@ -369,20 +274,12 @@ pub(super) fn delete_records(
                     let hw = partition.high_watermark();
                     match partition.log().delete_records(p.offset, hw, now) {
                         Ok(low) => result.with_error_code(0).with_low_watermark(low),
-                        Err(e) => result
-                            .with_error_code(ApiError::from(e).code())
-                            .with_low_watermark(-1),
+                        Err(e) => result.with_error_code(ApiError::from(e).code()).with_low_watermark(-1),
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    respond(
-        ApiKey::DeleteRecords,
-        header,
-        &DeleteRecordsResponse::default().with_topics(topics),
-    )
+    respond(ApiKey::DeleteRecords, header, &DeleteRecordsResponse::default().with_topics(topics))
 }

@@ -15,11 +15,7 @@ fn valid_software_field(s: &str) -> bool {
         [] => false,
         [one] => edge(*one),
         [first, middle @ .., last] => {
-            edge(*first)
-                && edge(*last)
-                && middle
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            edge(*first) && edge(*last) && middle.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         }
     }
 }

@@ -8,8 +8,8 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeConfigsRequest,
-    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use tributary_config::defs::{BROKER_CONFIGS, ConfigDef, broker_config, topic_config};
@@ -34,14 +34,10 @@ macro_rules! resource_responses {
         $resources
             .zip($outcomes)
             .map(|((kind, name), outcome)| {
-                let resp = <$ty>::default()
-                    .with_resource_type(kind)
-                    .with_resource_name(name.clone());
+                let resp = <$ty>::default().with_resource_type(kind).with_resource_name(name.clone());
                 match outcome {
                     Ok(()) => resp.with_error_code(0),
-                    Err(e) => resp
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message))),
+                    Err(e) => resp.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
                 }
             })
             .collect()
@@ -69,19 +65,13 @@ fn target(cluster: &Cluster, resource_type: i8, name: &str) -> Result<Target, Ap
                 ErrorCode::InvalidRequest,
                 format!("Broker {id} is not this broker ({}).", cluster.node_id),
             )),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("Broker id {name:?} is not a number."),
-            )),
+            Err(_) => Err(ApiError::new(ErrorCode::InvalidRequest, format!("Broker id {name:?} is not a number."))),
         },
         BROKER_LOGGER => Err(ApiError::new(
             ErrorCode::InvalidRequest,
             "Broker loggers are not configurable through Kafka APIs; set RUST_LOG (for example RUST_LOG=tributary=debug) and restart.",
         )),
-        other => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("Resource type {other} is not supported."),
-        )),
+        other => Err(ApiError::new(ErrorCode::InvalidRequest, format!("Resource type {other} is not supported."))),
     }
 }
 
@@ -99,21 +89,12 @@ fn entries(cluster: &Cluster, target: &Target) -> Result<Vec<Entry>, ApiError> {
         Target::Topic(name) => {
             let registry = cluster.registry();
             let topic = registry.topics.get(name).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("Topic {name} does not exist."),
-                )
+                ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
             })?;
             Ok(layers
                 .describe_topic(&topic.overrides)
                 .into_iter()
-                .map(|r| Entry {
-                    def: r.def,
-                    value: r.value,
-                    source: r.source,
-                    read_only: false,
-                    synonyms: r.synonyms,
-                })
+                .map(|r| Entry { def: r.def, value: r.value, source: r.source, read_only: false, synonyms: r.synonyms })
                 .collect())
         }
         Target::Broker(None) => Ok(layers
@@ -136,26 +117,15 @@ fn entries(cluster: &Cluster, target: &Target) -> Result<Vec<Entry>, ApiError> {
             .iter()
             .map(|def| {
                 let synonyms = layers.broker_synonyms(def.name);
-                let (value, source) = synonyms.first().map_or((None, ConfigSource::Default), |s| {
-                    (s.value.clone(), s.source)
-                });
-                Entry {
-                    def,
-                    value,
-                    source,
-                    read_only: !def.dynamic,
-                    synonyms,
-                }
+                let (value, source) =
+                    synonyms.first().map_or((None, ConfigSource::Default), |s| (s.value.clone(), s.source));
+                Entry { def, value, source, read_only: !def.dynamic, synonyms }
             })
             .collect()),
     }
 }
 
-pub(super) fn describe(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: DescribeConfigsRequest,
-) -> Reply {
+pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: DescribeConfigsRequest) -> Reply {
     let v = header.api_version;
     let results = request
         .resources
@@ -164,8 +134,7 @@ pub(super) fn describe(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            let found = target(cluster, res.resource_type, &res.resource_name)
-                .and_then(|t| entries(cluster, &t));
+            let found = target(cluster, res.resource_type, &res.resource_name).and_then(|t| entries(cluster, &t));
             let list = match found {
                 Ok(list) => list,
                 Err(e) => {
@@ -175,44 +144,23 @@ pub(super) fn describe(
                         .with_configs(Vec::new());
                 }
             };
-            let wanted: Option<HashSet<String>> = res
-                .configuration_keys
-                .map(|k| k.iter().map(|s| s.to_string()).collect());
+            let wanted: Option<HashSet<String>> =
+                res.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
             let configs = list
                 .into_iter()
                 .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(e.def.name)))
-                .map(|e| {
-                    describe_entry(
-                        e,
-                        v,
-                        request.include_synonyms,
-                        request.include_documentation,
-                    )
-                })
+                .map(|e| describe_entry(e, v, request.include_synonyms, request.include_documentation))
                 .collect();
             result.with_error_code(0).with_configs(configs)
         })
         .collect();
-    respond(
-        ApiKey::DescribeConfigs,
-        header,
-        &DescribeConfigsResponse::default().with_results(results),
-    )
+    respond(ApiKey::DescribeConfigs, header, &DescribeConfigsResponse::default().with_results(results))
 }
 
-fn describe_entry(
-    e: Entry,
-    v: i16,
-    synonyms: bool,
-    documentation: bool,
-) -> DescribeConfigsResourceResult {
+fn describe_entry(e: Entry, v: i16, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
     let mut r = DescribeConfigsResourceResult::default()
         .with_name(str_bytes(e.def.name))
-        .with_value(if e.def.sensitive {
-            None
-        } else {
-            e.value.as_deref().map(str_bytes)
-        })
+        .with_value(if e.def.sensitive { None } else { e.value.as_deref().map(str_bytes) })
         .with_read_only(e.read_only)
         .with_config_source(e.source.code())
         .with_is_sensitive(e.def.sensitive);
@@ -223,11 +171,7 @@ fn describe_entry(
                 .map(|s| {
                     DescribeConfigsSynonym::default()
                         .with_name(str_bytes(&s.name))
-                        .with_value(if e.def.sensitive {
-                            None
-                        } else {
-                            s.value.as_deref().map(str_bytes)
-                        })
+                        .with_value(if e.def.sensitive { None } else { s.value.as_deref().map(str_bytes) })
                         .with_source(s.source.code())
                 })
                 .collect(),
@@ -258,37 +202,24 @@ fn replace(
 /// The resource's current dynamic configs.
 fn current(cluster: &Cluster, target: &Target) -> Result<BTreeMap<String, String>, ApiError> {
     match target {
-        Target::Topic(name) => cluster
-            .registry()
-            .topics
-            .get(name)
-            .map(|t| t.overrides.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!("Topic {name} does not exist."),
-                )
-            }),
+        Target::Topic(name) => {
+            cluster.registry().topics.get(name).map(|t| t.overrides.clone()).ok_or_else(|| {
+                ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
+            })
+        }
         Target::Broker(None) => Ok(cluster.layers().dynamic_default.clone()),
         Target::Broker(Some(_)) => Ok(cluster.layers().dynamic_broker.clone()),
     }
 }
 
-pub(super) async fn alter(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: AlterConfigsRequest,
-) -> Reply {
+pub(super) async fn alter(cluster: &Arc<Cluster>, header: &RequestHeader, request: AlterConfigsRequest) -> Reply {
     let validate_only = request.validate_only;
     let work: Vec<ResourceChange<(String, Option<String>)>> = request
         .resources
         .iter()
         .map(|r| {
-            let configs = r
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect();
+            let configs =
+                r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
             (r.resource_type, r.resource_name.clone(), configs)
         })
         .collect();
@@ -300,10 +231,7 @@ pub(super) async fn alter(
                 let mut map = BTreeMap::new();
                 for (k, v) in configs {
                     let v = v.clone().ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::InvalidConfig,
-                            format!("Null value not supported for: {k}"),
-                        )
+                        ApiError::new(ErrorCode::InvalidConfig, format!("Null value not supported for: {k}"))
                     })?;
                     map.insert(k.clone(), v);
                 }
@@ -317,17 +245,10 @@ pub(super) async fn alter(
     };
     let responses = resource_responses!(
         kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse,
-        request
-            .resources
-            .iter()
-            .map(|r| (r.resource_type, &r.resource_name)),
+        request.resources.iter().map(|r| (r.resource_type, &r.resource_name)),
         outcomes
     );
-    respond(
-        ApiKey::AlterConfigs,
-        header,
-        &AlterConfigsResponse::default().with_responses(responses),
-    )
+    respond(ApiKey::AlterConfigs, header, &AlterConfigsResponse::default().with_responses(responses))
 }
 
 const SET: i8 = 0;
@@ -336,11 +257,7 @@ const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
 /// Applies SET/DELETE/APPEND/SUBTRACT operations to `map`.
-fn apply_ops(
-    target: &Target,
-    map: &mut BTreeMap<String, String>,
-    ops: &[ConfigOp],
-) -> Result<(), ApiError> {
+fn apply_ops(target: &Target, map: &mut BTreeMap<String, String>, ops: &[ConfigOp]) -> Result<(), ApiError> {
     let mut seen = HashSet::new();
     for (name, op, value) in ops {
         if !seen.insert(name.clone()) {
@@ -353,19 +270,11 @@ fn apply_ops(
             Target::Topic(_) => topic_config(name),
             Target::Broker(_) => broker_config(name),
         }
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidConfig,
-                format!("Unknown config name: {name}"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidConfig, format!("Unknown config name: {name}")))?;
         match *op {
             SET => {
                 let v = value.clone().ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidConfig,
-                        format!("Null value not supported for: {name}"),
-                    )
+                    ApiError::new(ErrorCode::InvalidConfig, format!("Null value not supported for: {name}"))
                 })?;
                 map.insert(name.clone(), v);
             }
@@ -380,17 +289,10 @@ fn apply_ops(
                         format!("Config value {verb} is not allowed for config key: {name}"),
                     ));
                 }
-                let old = map
-                    .get(name)
-                    .cloned()
-                    .or_else(|| def.default.map(str::to_string))
-                    .unwrap_or_default();
-                let mut items: Vec<String> =
-                    split_list(&old).iter().map(|s| s.to_string()).collect();
-                let given: Vec<String> = split_list(value.as_deref().unwrap_or_default())
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                let old = map.get(name).cloned().or_else(|| def.default.map(str::to_string)).unwrap_or_default();
+                let mut items: Vec<String> = split_list(&old).iter().map(|s| s.to_string()).collect();
+                let given: Vec<String> =
+                    split_list(value.as_deref().unwrap_or_default()).iter().map(|s| s.to_string()).collect();
                 if *op == APPEND {
                     for g in given {
                         if !items.contains(&g) {
@@ -412,8 +314,7 @@ fn apply_ops(
     }
     if let Target::Topic(_) = target {
         for (k, v) in map.iter() {
-            validate_topic_config(k, Some(v))
-                .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
+            validate_topic_config(k, Some(v)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         }
     }
     Ok(())
@@ -432,13 +333,7 @@ pub(super) async fn incremental_alter(
             let ops = r
                 .configs
                 .iter()
-                .map(|c| {
-                    (
-                        c.name.to_string(),
-                        c.config_operation,
-                        c.value.as_ref().map(|v| v.to_string()),
-                    )
-                })
+                .map(|c| (c.name.to_string(), c.config_operation, c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             (r.resource_type, r.resource_name.clone(), ops)
         })
@@ -458,8 +353,7 @@ pub(super) async fn incremental_alter(
     let Some(outcomes) = outcomes else {
         return Reply::Close("alter configs task failed".to_string());
     };
-    let responses =
-        resource_responses!(
+    let responses = resource_responses!(
         kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse,
         request.resources.iter().map(|r| (r.resource_type, &r.resource_name)),
         outcomes

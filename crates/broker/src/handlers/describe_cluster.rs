@@ -28,11 +28,9 @@ pub(super) fn handle(
             i32::MIN
         });
     if header.api_version >= 1 && request.endpoint_type != BROKERS {
-        body = body
-            .with_error_code(ErrorCode::MismatchedEndpointType.code())
-            .with_error_message(Some(str_bytes(
-                "this endpoint serves brokers; the metadata quorum runs inside each broker",
-            )));
+        body = body.with_error_code(ErrorCode::MismatchedEndpointType.code()).with_error_message(Some(str_bytes(
+            "this endpoint serves brokers; the metadata quorum runs inside each broker",
+        )));
         return respond(ApiKey::DescribeCluster, header, &body);
     }
     let brokers = advertised_endpoint(cluster, &conn.listener)
@@ -46,9 +44,5 @@ pub(super) fn handle(
             ]
         })
         .unwrap_or_default();
-    respond(
-        ApiKey::DescribeCluster,
-        header,
-        &body.with_error_code(0).with_brokers(brokers),
-    )
+    respond(ApiKey::DescribeCluster, header, &body.with_error_code(0).with_brokers(brokers))
 }

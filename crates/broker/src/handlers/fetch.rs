@@ -35,11 +35,7 @@ struct TopicSlots {
     slots: Vec<Slot>,
 }
 
-pub(super) fn handle(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: FetchRequest,
-) -> Reply {
+pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: FetchRequest) -> Reply {
     let cluster = cluster.clone();
     let header = header.clone();
     Reply::Later(Box::pin(async move {
@@ -55,17 +51,9 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
         .iter()
         .map(|t| {
             let topic = if v >= 13 {
-                registry
-                    .by_id
-                    .get(&TopicId(*t.topic_id.as_bytes()))
-                    .cloned()
-                    .ok_or(ErrorCode::UnknownTopicId)
+                registry.by_id.get(&TopicId(*t.topic_id.as_bytes())).cloned().ok_or(ErrorCode::UnknownTopicId)
             } else {
-                registry
-                    .topics
-                    .get(t.topic.0.as_str())
-                    .cloned()
-                    .ok_or(ErrorCode::UnknownTopicOrPartition)
+                registry.topics.get(t.topic.0.as_str()).cloned().ok_or(ErrorCode::UnknownTopicOrPartition)
             };
             let slots = t
                 .partitions
@@ -76,33 +64,21 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
                     partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
                     target: topic.clone().and_then(|topic| {
-                        topic
-                            .partition(p.partition)
-                            .cloned()
-                            .ok_or(ErrorCode::UnknownTopicOrPartition)
+                        topic.partition(p.partition).cloned().ok_or(ErrorCode::UnknownTopicOrPartition)
                     }),
                 })
                 .collect();
-            TopicSlots {
-                name: t.topic.clone(),
-                topic_id: t.topic_id,
-                slots,
-            }
+            TopicSlots { name: t.topic.clone(), topic_id: t.topic_id, slots }
         })
         .collect()
 }
 
 async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> FetchResponse {
     let topics = resolve(cluster, &request, v);
-    let requested = if request.max_bytes > 0 {
-        request.max_bytes as usize
-    } else {
-        usize::MAX
-    };
+    let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     loop {
         // Subscribe before reading so an append during the read wakes us.
         let mut watchers: Vec<_> = topics
@@ -112,34 +88,20 @@ async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> FetchRespons
             .map(|p| p.subscribe())
             .collect();
         let (responses, bytes, errors) = read_pass(&topics, max_bytes);
-        if bytes >= min_bytes
-            || errors
-            || watchers.is_empty()
-            || tokio::time::Instant::now() >= deadline
-        {
-            return FetchResponse::default()
-                .with_error_code(0)
-                .with_session_id(0)
-                .with_responses(responses);
+        if bytes >= min_bytes || errors || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
+            return FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(responses);
         }
-        let any_change =
-            futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_change).await.is_err() {
             let (responses, _, _) = read_pass(&topics, max_bytes);
-            return FetchResponse::default()
-                .with_error_code(0)
-                .with_session_id(0)
-                .with_responses(responses);
+            return FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(responses);
         }
     }
 }
 
 /// Reads every partition once. Returns the responses, the bytes gathered and
 /// whether any partition has an error (which answers the fetch at once).
-fn read_pass(
-    topics: &[TopicSlots],
-    max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_pass(topics: &[TopicSlots], max_bytes: usize) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total = 0usize;
     let mut errors = false;
     let mut out = Vec::with_capacity(topics.len());
@@ -191,10 +153,7 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<PartitionDa
     let high_watermark = progress.high_watermark;
     let (plan, log_start_offset) = {
         let log = partition.log();
-        (
-            log.plan_read(slot.fetch_offset, high_watermark),
-            log.log_start_offset(),
-        )
+        (log.plan_read(slot.fetch_offset, high_watermark), log.log_start_offset())
     };
     let base = PartitionData::default()
         .with_partition_index(slot.index)
@@ -212,9 +171,7 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<PartitionDa
             })?
         }
         Err(LogError::OffsetOutOfRange { .. }) => {
-            return Ok(base
-                .with_error_code(ErrorCode::OffsetOutOfRange.code())
-                .with_records(Some(Bytes::new())));
+            return Ok(base.with_error_code(ErrorCode::OffsetOutOfRange.code()).with_records(Some(Bytes::new())));
         }
         Err(_) => return Err(ErrorCode::KafkaStorageError),
     };

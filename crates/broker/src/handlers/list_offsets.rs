@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use tributary_protocol::{ErrorCode, RequestHeader};
 
@@ -20,11 +18,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub(super) fn handle(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: ListOffsetsRequest,
-) -> Reply {
+pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ListOffsetsRequest) -> Reply {
     let v = header.api_version;
     let registry = cluster.registry();
     let topics = request
@@ -38,14 +32,10 @@ pub(super) fn handle(
                 .map(|p| {
                     let found = topic
                         .and_then(|topic| topic.partition(p.partition_index))
-                        .ok_or(ApiError::new(
-                            ErrorCode::UnknownTopicOrPartition,
-                            "unknown topic or partition",
-                        ));
+                        .ok_or(ApiError::new(ErrorCode::UnknownTopicOrPartition, "unknown topic or partition"));
                     let result = found.and_then(|partition| {
                         let epoch = partition.leader_epoch();
-                        if v >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch
-                        {
+                        if v >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
                             let code = if p.current_leader_epoch > epoch {
                                 ErrorCode::UnknownLeaderEpoch
                             } else {
@@ -55,10 +45,7 @@ pub(super) fn handle(
                         }
                         let progress = partition.progress();
                         if progress.offline {
-                            return Err(ApiError::new(
-                                ErrorCode::KafkaStorageError,
-                                "partition is offline",
-                            ));
+                            return Err(ApiError::new(ErrorCode::KafkaStorageError, "partition is offline"));
                         }
                         let hw = progress.high_watermark;
                         let log = partition.log();
@@ -66,10 +53,7 @@ pub(super) fn handle(
                             LATEST => (hw, -1),
                             EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1),
                             MAX_TIMESTAMP => log.max_timestamp(hw).unwrap_or((-1, -1)),
-                            t if t >= 0 => log
-                                .offset_for_timestamp(t, hw)
-                                .map_err(ApiError::from)?
-                                .unwrap_or((-1, -1)),
+                            t if t >= 0 => log.offset_for_timestamp(t, hw).map_err(ApiError::from)?.unwrap_or((-1, -1)),
                             _ => (-1, -1),
                         };
                         let offset_epoch = if p.timestamp == LATEST || offset < 0 {
@@ -91,14 +75,8 @@ pub(super) fn handle(
                         .with_leader_epoch(if v >= 4 { epoch } else { -1 })
                 })
                 .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })
         .collect();
-    respond(
-        ApiKey::ListOffsets,
-        header,
-        &ListOffsetsResponse::default().with_topics(topics),
-    )
+    respond(ApiKey::ListOffsets, header, &ListOffsetsResponse::default().with_topics(topics))
 }

@@ -14,9 +14,7 @@ use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_types::{TopicId, validate_topic_name};
 use uuid::Uuid;
 
-use super::{
-    ConnectionInfo, Reply, blocking, cluster_operations, respond, str_bytes, topic_operations,
-};
+use super::{ConnectionInfo, Reply, blocking, cluster_operations, respond, str_bytes, topic_operations};
 use crate::cluster::{Cluster, NewTopic, TopicState};
 
 const NOT_REQUESTED: i32 = i32::MIN;
@@ -24,18 +22,10 @@ const NOT_REQUESTED: i32 = i32::MIN;
 /// The advertised endpoint for clients of `listener`.
 pub(crate) fn advertised_endpoint(cluster: &Cluster, listener: &str) -> Option<Listener> {
     let all = cluster.advertised_listeners();
-    all.iter()
-        .find(|l| l.name == listener)
-        .or_else(|| all.first())
-        .cloned()
+    all.iter().find(|l| l.name == listener).or_else(|| all.first()).cloned()
 }
 
-fn topic_entry(
-    cluster: &Cluster,
-    topic: &TopicState,
-    version: i16,
-    with_ops: bool,
-) -> MetadataResponseTopic {
+fn topic_entry(cluster: &Cluster, topic: &TopicState, version: i16, with_ops: bool) -> MetadataResponseTopic {
     let node = BrokerId(cluster.node_id);
     let partitions = topic
         .partitions
@@ -43,54 +33,29 @@ fn topic_entry(
         .map(|p| {
             let offline = p.progress().offline;
             MetadataResponsePartition::default()
-                .with_error_code(if offline {
-                    ErrorCode::KafkaStorageError.code()
-                } else {
-                    0
-                })
+                .with_error_code(if offline { ErrorCode::KafkaStorageError.code() } else { 0 })
                 .with_partition_index(p.index)
                 .with_leader_id(if offline { BrokerId(-1) } else { node })
                 .with_leader_epoch(if version >= 7 { p.leader_epoch() } else { -1 })
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(if offline { Vec::new() } else { vec![node] })
-                .with_offline_replicas(if offline && version >= 5 {
-                    vec![node]
-                } else {
-                    Vec::new()
-                })
+                .with_offline_replicas(if offline && version >= 5 { vec![node] } else { Vec::new() })
         })
         .collect();
     MetadataResponseTopic::default()
         .with_error_code(0)
         .with_name(Some(TopicName(str_bytes(&topic.name))))
-        .with_topic_id(if version >= 10 {
-            Uuid::from_bytes(topic.topic_id.0)
-        } else {
-            Uuid::nil()
-        })
+        .with_topic_id(if version >= 10 { Uuid::from_bytes(topic.topic_id.0) } else { Uuid::nil() })
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if version >= 8 && with_ops {
-            topic_operations()
-        } else {
-            NOT_REQUESTED
-        })
+        .with_topic_authorized_operations(if version >= 8 && with_ops { topic_operations() } else { NOT_REQUESTED })
 }
 
-fn error_entry(
-    name: Option<&str>,
-    topic_id: Option<Uuid>,
-    code: ErrorCode,
-    version: i16,
-) -> MetadataResponseTopic {
+fn error_entry(name: Option<&str>, topic_id: Option<Uuid>, code: ErrorCode, version: i16) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(code.code())
         .with_name(name.map(|n| TopicName(str_bytes(n))))
-        .with_topic_id(if version >= 10 {
-            topic_id.unwrap_or_else(Uuid::nil)
-        } else {
-            Uuid::nil()
-        })
+        .with_topic_id(if version >= 10 { topic_id.unwrap_or_else(Uuid::nil) } else { Uuid::nil() })
         .with_partitions(Vec::new())
         .with_topic_authorized_operations(NOT_REQUESTED)
 }
@@ -104,8 +69,7 @@ pub(super) async fn handle(
     let v = header.api_version;
     let with_topic_ops = request.include_topic_authorized_operations;
     // Before v4 every request may auto-create; v0 sends [] to mean "all topics".
-    let allow_auto_create =
-        (v < 4 || request.allow_auto_topic_creation) && cluster.config.auto_create_topics;
+    let allow_auto_create = (v < 4 || request.allow_auto_topic_creation) && cluster.config.auto_create_topics;
     let requested = match request.topics {
         None => None,
         Some(t) if t.is_empty() && v == 0 => None,
@@ -115,12 +79,7 @@ pub(super) async fn handle(
     match requested {
         None => {
             let registry = cluster.registry();
-            topics.extend(
-                registry
-                    .topics
-                    .values()
-                    .map(|t| topic_entry(cluster, t, v, with_topic_ops)),
-            );
+            topics.extend(registry.topics.values().map(|t| topic_entry(cluster, t, v, with_topic_ops)));
         }
         Some(list) => {
             for wanted in list {
@@ -141,21 +100,11 @@ pub(super) async fn handle(
                     continue;
                 };
                 if validate_topic_name(&name).is_err() {
-                    topics.push(error_entry(
-                        Some(&name),
-                        None,
-                        ErrorCode::InvalidTopicException,
-                        v,
-                    ));
+                    topics.push(error_entry(Some(&name), None, ErrorCode::InvalidTopicException, v));
                     continue;
                 }
                 if !allow_auto_create {
-                    topics.push(error_entry(
-                        Some(&name),
-                        None,
-                        ErrorCode::UnknownTopicOrPartition,
-                        v,
-                    ));
+                    topics.push(error_entry(Some(&name), None, ErrorCode::UnknownTopicOrPartition, v));
                     continue;
                 }
                 topics.push(auto_create(cluster, &name, v, with_topic_ops).await);
@@ -187,12 +136,7 @@ pub(super) async fn handle(
     respond(ApiKey::Metadata, header, &body)
 }
 
-async fn auto_create(
-    cluster: &Arc<Cluster>,
-    name: &str,
-    v: i16,
-    with_ops: bool,
-) -> MetadataResponseTopic {
+async fn auto_create(cluster: &Arc<Cluster>, name: &str, v: i16, with_ops: bool) -> MetadataResponseTopic {
     let new = NewTopic {
         name: name.to_string(),
         num_partitions: -1,
@@ -203,12 +147,10 @@ async fn auto_create(
     let c = cluster.clone();
     match blocking(move || c.create_topic(&new)).await {
         Some(Ok(_)) => error_entry(Some(name), None, ErrorCode::LeaderNotAvailable, v),
-        Some(Err(e)) if e.code == ErrorCode::TopicAlreadyExists => {
-            match cluster.registry().topics.get(name) {
-                Some(t) => topic_entry(cluster, t, v, with_ops),
-                None => error_entry(Some(name), None, ErrorCode::LeaderNotAvailable, v),
-            }
-        }
+        Some(Err(e)) if e.code == ErrorCode::TopicAlreadyExists => match cluster.registry().topics.get(name) {
+            Some(t) => topic_entry(cluster, t, v, with_ops),
+            None => error_entry(Some(name), None, ErrorCode::LeaderNotAvailable, v),
+        },
         Some(Err(e)) => {
             tracing::warn!(topic = name, error = %e.message, "auto-creating a topic failed");
             error_entry(Some(name), None, e.code, v)

@@ -11,6 +11,7 @@ mod api_versions;
 mod configs;
 mod describe_cluster;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -24,9 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use tributary_protocol::{
-    Request, RequestHeader, api_versions_fallback, decode_request, encode_response, peek_header,
-};
+use tributary_protocol::{Request, RequestHeader, api_versions_fallback, decode_request, encode_response, peek_header};
 
 use crate::cluster::Cluster;
 
@@ -77,11 +76,7 @@ pub(crate) fn respond<T: Encodable>(key: ApiKey, header: &RequestHeader, body: &
 }
 
 /// Encodes a deferred response body.
-pub(crate) fn encode_later<T: Encodable>(
-    key: ApiKey,
-    header: &RequestHeader,
-    body: &T,
-) -> Option<Bytes> {
+pub(crate) fn encode_later<T: Encodable>(key: ApiKey, header: &RequestHeader, body: &T) -> Option<Bytes> {
     match encode_response(key, header.api_version, header.correlation_id, body) {
         Ok(frame) => Some(frame),
         Err(e) => {
@@ -96,9 +91,7 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
 }
 
 /// Runs blocking work (metadata appends, directory creation) off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(v) => Some(v),
         Err(e) => {
@@ -135,10 +128,19 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::DeleteRecords(r) => admin_topics::delete_records(cluster, &header, r),
         Request::DescribeConfigs(r) => configs::describe(cluster, &header, r),
         Request::AlterConfigs(r) => configs::alter(cluster, &header, r).await,
-        Request::IncrementalAlterConfigs(r) => {
-            configs::incremental_alter(cluster, &header, r).await
-        }
+        Request::IncrementalAlterConfigs(r) => configs::incremental_alter(cluster, &header, r).await,
         Request::DescribeCluster(r) => describe_cluster::handle(cluster, conn, &header, r),
+        Request::FindCoordinator(r) => groups::find_coordinator(cluster, conn, &header, r),
+        Request::JoinGroup(r) => groups::join_group(cluster, conn, &header, r),
+        Request::SyncGroup(r) => groups::sync_group(cluster, &header, r),
+        Request::Heartbeat(r) => groups::heartbeat(cluster, &header, r),
+        Request::LeaveGroup(r) => groups::leave_group(cluster, &header, r),
+        Request::OffsetCommit(r) => groups::offset_commit(cluster, &header, r),
+        Request::OffsetFetch(r) => groups::offset_fetch(cluster, &header, r),
+        Request::DescribeGroups(r) => groups::describe_groups(cluster, &header, r),
+        Request::ListGroups(r) => groups::list_groups(cluster, &header, r),
+        Request::DeleteGroups(r) => groups::delete_groups(cluster, &header, r),
+        Request::OffsetDelete(r) => groups::offset_delete(cluster, &header, r),
     }
 }
 
@@ -164,28 +166,11 @@ fn operation_bits(ops: &[i32]) -> i32 {
 /// (DescribeCluster / Metadata `cluster_authorized_operations`).
 pub(crate) fn cluster_operations() -> i32 {
     use acl_operation::*;
-    operation_bits(&[
-        CREATE,
-        ALTER,
-        DESCRIBE,
-        CLUSTER_ACTION,
-        DESCRIBE_CONFIGS,
-        ALTER_CONFIGS,
-        IDEMPOTENT_WRITE,
-    ])
+    operation_bits(&[CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE])
 }
 
 /// The operations a broker without an authorizer grants on a topic.
 pub(crate) fn topic_operations() -> i32 {
     use acl_operation::*;
-    operation_bits(&[
-        READ,
-        WRITE,
-        CREATE,
-        DELETE,
-        ALTER,
-        DESCRIBE,
-        DESCRIBE_CONFIGS,
-        ALTER_CONFIGS,
-    ])
+    operation_bits(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS])
 }

@@ -3,20 +3,14 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_for_leader_epoch_response::{
-    EpochEndOffset, OffsetForLeaderTopicResult,
-};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use tributary_protocol::{ErrorCode, RequestHeader};
 
 use super::{Reply, respond};
 use crate::cluster::Cluster;
 
-pub(super) fn handle(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: OffsetForLeaderEpochRequest,
-) -> Reply {
+pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: OffsetForLeaderEpochRequest) -> Reply {
     let registry = cluster.registry();
     let topics = request
         .topics
@@ -28,8 +22,7 @@ pub(super) fn handle(
                 .into_iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition))
-                    else {
+                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition)) else {
                         return answer
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             .with_leader_epoch(-1)
@@ -42,10 +35,7 @@ pub(super) fn handle(
                         } else {
                             ErrorCode::FencedLeaderEpoch
                         };
-                        return answer
-                            .with_error_code(code.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
+                        return answer.with_error_code(code.code()).with_leader_epoch(-1).with_end_offset(-1);
                     }
                     let progress = partition.progress();
                     if progress.offline {
@@ -54,23 +44,13 @@ pub(super) fn handle(
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     }
-                    let (leader_epoch, end_offset) = partition
-                        .log()
-                        .end_offset_for_epoch(p.leader_epoch, progress.high_watermark);
-                    answer
-                        .with_error_code(0)
-                        .with_leader_epoch(leader_epoch)
-                        .with_end_offset(end_offset)
+                    let (leader_epoch, end_offset) =
+                        partition.log().end_offset_for_epoch(p.leader_epoch, progress.high_watermark);
+                    answer.with_error_code(0).with_leader_epoch(leader_epoch).with_end_offset(end_offset)
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default()
-                .with_topic(t.topic)
-                .with_partitions(partitions)
+            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
         })
         .collect();
-    respond(
-        ApiKey::OffsetForLeaderEpoch,
-        header,
-        &OffsetForLeaderEpochResponse::default().with_topics(topics),
-    )
+    respond(ApiKey::OffsetForLeaderEpoch, header, &OffsetForLeaderEpochResponse::default().with_topics(topics))
 }

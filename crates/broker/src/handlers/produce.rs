@@ -33,19 +33,10 @@ const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
     Done(PartitionProduceResponse),
-    Pending {
-        response: PartitionProduceResponse,
-        progress: watch::Receiver<Progress>,
-        target: i64,
-    },
+    Pending { response: PartitionProduceResponse, progress: watch::Receiver<Progress>, target: i64 },
 }
 
-fn error_response(
-    index: i32,
-    error: &ApiError,
-    records: &[(usize, String)],
-    version: i16,
-) -> PartitionProduceResponse {
+fn error_response(index: i32, error: &ApiError, records: &[(usize, String)], version: i16) -> PartitionProduceResponse {
     // Per-record errors exist from Produce v8 on.
     let record_errors = if version >= 8 {
         records
@@ -69,11 +60,7 @@ fn error_response(
         .with_error_message(Some(str_bytes(&error.message)))
 }
 
-pub(super) fn handle(
-    cluster: &Arc<Cluster>,
-    header: &RequestHeader,
-    request: ProduceRequest,
-) -> Reply {
+pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ProduceRequest) -> Reply {
     let v = header.api_version;
     let acks = request.acks;
     let transactional = request.transactional_id.is_some();
@@ -91,9 +78,7 @@ pub(super) fn handle(
     if acks == 0 {
         return Reply::Nothing;
     }
-    let any_pending = topics
-        .iter()
-        .any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
+    let any_pending = topics.iter().any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
     if !any_pending {
         return respond(ApiKey::Produce, header, &build_response(resolved(topics)));
     }
@@ -107,14 +92,8 @@ pub(super) fn handle(
             for outcome in outcomes {
                 partitions.push(match outcome {
                     Outcome::Done(r) => r,
-                    Outcome::Pending {
-                        response,
-                        progress,
-                        target,
-                    } => {
-                        match tokio::time::timeout_at(deadline, wait_durable(progress, target))
-                            .await
-                        {
+                    Outcome::Pending { response, progress, target } => {
+                        match tokio::time::timeout_at(deadline, wait_durable(progress, target)).await {
                             Ok(p) if !p.offline => response,
                             Ok(_) => error_response(
                                 response.index,
@@ -144,9 +123,7 @@ pub(super) fn handle(
     }))
 }
 
-fn resolved(
-    topics: Vec<(TopicName, Vec<Outcome>)>,
-) -> Vec<(TopicName, Vec<PartitionProduceResponse>)> {
+fn resolved(topics: Vec<(TopicName, Vec<Outcome>)>) -> Vec<(TopicName, Vec<PartitionProduceResponse>)> {
     topics
         .into_iter()
         .map(|(n, o)| {
@@ -166,9 +143,7 @@ fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> Pr
         topics
             .into_iter()
             .map(|(name, partitions)| {
-                TopicProduceResponse::default()
-                    .with_name(name)
-                    .with_partition_responses(partitions)
+                TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
             })
             .collect(),
     )
@@ -184,50 +159,34 @@ fn produce_partition(
     transactional: bool,
 ) -> Outcome {
     let index = data.index;
-    let fail =
-        |e: ApiError, records: RecordErrors| Outcome::Done(error_response(index, &e, &records, v));
+    let fail = |e: ApiError, records: RecordErrors| Outcome::Done(error_response(index, &e, &records, v));
     if !matches!(acks, -1..=1) {
         return fail(
-            ApiError::new(
-                ErrorCode::InvalidRequiredAcks,
-                format!("acks={acks} is not 0, 1 or -1"),
-            ),
+            ApiError::new(ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not 0, 1 or -1")),
             Vec::new(),
         );
     }
     if transactional {
         return fail(
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "transactional produce is not supported by this broker yet",
-            ),
+            ApiError::new(ErrorCode::InvalidRequest, "transactional produce is not supported by this broker yet"),
             Vec::new(),
         );
     }
     let Some(topic) = registry.topics.get(topic_name) else {
         return fail(
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("topic {topic_name} does not exist"),
-            ),
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {topic_name} does not exist")),
             Vec::new(),
         );
     };
     if topic.is_internal() {
         return fail(
-            ApiError::new(
-                ErrorCode::InvalidTopicException,
-                format!("cannot produce to internal topic {topic_name}"),
-            ),
+            ApiError::new(ErrorCode::InvalidTopicException, format!("cannot produce to internal topic {topic_name}")),
             Vec::new(),
         );
     }
     let Some(partition) = topic.partition(index) else {
         return fail(
-            ApiError::new(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("{topic_name} has no partition {index}"),
-            ),
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
             Vec::new(),
         );
     };
@@ -254,11 +213,7 @@ fn produce_partition(
         return fail(
             ApiError::new(
                 ErrorCode::MessageTooLarge,
-                format!(
-                    "batch of {} bytes exceeds max.message.bytes={}",
-                    batch.len(),
-                    topic.config.max_message_bytes
-                ),
+                format!("batch of {} bytes exceeds max.message.bytes={}", batch.len(), topic.config.max_message_bytes),
             ),
             Vec::new(),
         );
@@ -283,12 +238,7 @@ fn produce_partition(
     if let Some(target) = target_codec(topic)
         && validated.header.compression().ok() != Some(target)
     {
-        match recompress(
-            &batch,
-            target,
-            codec_level(topic, target),
-            DECOMPRESSED_BATCH_BYTES_MAX,
-        ) {
+        match recompress(&batch, target, codec_level(topic, target), DECOMPRESSED_BATCH_BYTES_MAX) {
             Ok(b) => batch = b,
             Err(e) => {
                 let (error, records) = batch_error(&e, v);
@@ -310,18 +260,11 @@ fn produce_partition(
         (outcome, log.log_start_offset())
     };
     let (base_offset, last_offset, log_append_time_ms) = match outcome {
-        Ok(AppendOutcome::Appended {
-            base_offset,
-            last_offset,
-            log_append_time_ms,
-        }) => {
+        Ok(AppendOutcome::Appended { base_offset, last_offset, log_append_time_ms }) => {
             cluster.flusher.mark_dirty(partition);
             (base_offset, last_offset, log_append_time_ms)
         }
-        Ok(AppendOutcome::Duplicate {
-            base_offset,
-            last_offset,
-        }) => (base_offset, last_offset, -1),
+        Ok(AppendOutcome::Duplicate { base_offset, last_offset }) => (base_offset, last_offset, -1),
         Err(e) => return fail(ApiError::from(e), Vec::new()),
     };
     let response = PartitionProduceResponse::default()
@@ -330,11 +273,7 @@ fn produce_partition(
         .with_base_offset(base_offset)
         .with_log_append_time_ms(log_append_time_ms)
         .with_log_start_offset(log_start_offset);
-    Outcome::Pending {
-        response,
-        progress,
-        target: last_offset + 1,
-    }
+    Outcome::Pending { response, progress, target: last_offset + 1 }
 }
 
 /// Produce v3+ carries exactly one batch per partition.
@@ -342,19 +281,14 @@ fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, RecordErr
     let mut batches = BatchIter::new(records);
     let first = match batches.next() {
         None => {
-            return Err(batch_error(
-                &BatchError::InvalidBatch("the partition carries no record batch".to_string()),
-                v,
-            ));
+            return Err(batch_error(&BatchError::InvalidBatch("the partition carries no record batch".to_string()), v));
         }
         Some(Err(e)) => return Err(batch_error(&e, v)),
         Some(Ok((_, bytes))) => bytes,
     };
     if batches.next().is_some() {
         return Err(batch_error(
-            &BatchError::InvalidBatch(
-                "Produce v3+ carries exactly one record batch per partition".to_string(),
-            ),
+            &BatchError::InvalidBatch("Produce v3+ carries exactly one record batch per partition".to_string()),
             v,
         ));
     }

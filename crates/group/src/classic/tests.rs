@@ -19,12 +19,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        Harness {
-            group: ClassicGroup::new("g"),
-            now: 1_000,
-            next_request: 1,
-            next_member: 0,
-        }
+        Harness { group: ClassicGroup::new("g"), now: 1_000, next_request: 1, next_member: 0 }
     }
 
     fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinRequest {
@@ -37,10 +32,7 @@ impl Harness {
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 30_000,
             protocol_type: "consumer".into(),
-            protocols: protocols
-                .iter()
-                .map(|p| ((*p).to_string(), p.as_bytes().to_vec()))
-                .collect(),
+            protocols: protocols.iter().map(|p| ((*p).to_string(), p.as_bytes().to_vec())).collect(),
             require_known_member_id: true,
         }
     }
@@ -61,64 +53,26 @@ impl Harness {
     fn new_member(&mut self, protocols: &[&str]) -> (String, RequestId, Vec<Effect>) {
         let (_, effects) = self.join(Harness::join_req("", None, protocols), &CONFIG);
         let member_id = match &effects[..] {
-            [Effect::Join(_, r)] if r.error == Some(GroupError::MemberIdRequired) => {
-                r.member_id.clone()
-            }
+            [Effect::Join(_, r)] if r.error == Some(GroupError::MemberIdRequired) => r.member_id.clone(),
             other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
         };
         let (id, effects) = self.join(Harness::join_req(&member_id, None, protocols), &CONFIG);
         (member_id, id, effects)
     }
 
-    fn sync(
-        &mut self,
-        generation: i32,
-        member: &str,
-        assignments: Vec<(String, Vec<u8>)>,
-    ) -> (RequestId, Vec<Effect>) {
+    fn sync(&mut self, generation: i32, member: &str, assignments: Vec<(String, Vec<u8>)>) -> (RequestId, Vec<Effect>) {
         let id = self.next_request;
         self.next_request += 1;
-        (
-            id,
-            self.group.sync(
-                id,
-                generation,
-                member,
-                None,
-                None,
-                None,
-                assignments,
-                self.now,
-                0,
-            ),
-        )
+        (id, self.group.sync(id, generation, member, None, None, None, assignments, self.now, 0))
     }
 }
 
 fn joins(effects: &[Effect]) -> Vec<(RequestId, JoinResult)> {
-    effects
-        .iter()
-        .filter_map(|e| {
-            if let Effect::Join(id, r) = e {
-                Some((*id, r.clone()))
-            } else {
-                None
-            }
-        })
-        .collect()
+    effects.iter().filter_map(|e| if let Effect::Join(id, r) = e { Some((*id, r.clone())) } else { None }).collect()
 }
 
 fn syncs(effects: &[Effect]) -> Vec<(RequestId, SyncResult)> {
-    effects
-        .iter()
-        .filter_map(|e| {
-            if let Effect::Sync(id, r) = e {
-                Some((*id, r.clone()))
-            } else {
-                None
-            }
-        })
-        .collect()
+    effects.iter().filter_map(|e| if let Effect::Sync(id, r) = e { Some((*id, r.clone())) } else { None }).collect()
 }
 
 #[test]
@@ -130,22 +84,14 @@ fn single_member_joins_syncs_and_is_stable() {
     assert_eq!(answered[0].0, join_id);
     let r = &answered[0].1;
     assert_eq!(
-        (
-            r.error,
-            r.generation,
-            r.leader.as_str(),
-            r.protocol_name.as_deref()
-        ),
+        (r.error, r.generation, r.leader.as_str(), r.protocol_name.as_deref()),
         (None, 1, member.as_str(), Some("range"))
     );
     assert_eq!(r.members.len(), 1, "the leader sees every member");
     assert_eq!(h.group.state(), GroupState::CompletingRebalance);
 
     let (sync_id, effects) = h.sync(1, &member, vec![(member.clone(), b"assignment".to_vec())]);
-    assert!(
-        matches!(effects[0], Effect::Persist(..)),
-        "metadata is persisted before answers"
-    );
+    assert!(matches!(effects[0], Effect::Persist(..)), "metadata is persisted before answers");
     let s = syncs(&effects);
     assert_eq!(
         s,
@@ -171,21 +117,12 @@ fn second_member_triggers_a_rebalance_and_waits_for_the_first() {
     let (b, b_join, effects) = h.new_member(&["range"]);
     assert!(joins(&effects).is_empty(), "b waits until a rejoins");
     assert_eq!(h.group.state(), GroupState::PreparingRebalance);
-    assert_eq!(
-        h.group.heartbeat(1, &a, None, h.now),
-        Err(GroupError::RebalanceInProgress)
-    );
+    assert_eq!(h.group.heartbeat(1, &a, None, h.now), Err(GroupError::RebalanceInProgress));
     let (a_join, effects) = h.join(Harness::join_req(&a, None, &["range"]), &CONFIG);
     let answered = joins(&effects);
     assert_eq!(answered.len(), 2);
-    let for_a = answered
-        .iter()
-        .find(|(id, _)| *id == a_join)
-        .expect("a answered");
-    let for_b = answered
-        .iter()
-        .find(|(id, _)| *id == b_join)
-        .expect("b answered");
+    let for_a = answered.iter().find(|(id, _)| *id == a_join).expect("a answered");
+    let for_b = answered.iter().find(|(id, _)| *id == b_join).expect("b answered");
     assert_eq!(for_a.1.generation, 2);
     assert_eq!(for_a.1.leader, a, "the existing leader stays leader");
     assert_eq!(for_a.1.members.len(), 2);
@@ -197,18 +134,8 @@ fn second_member_triggers_a_rebalance_and_waits_for_the_first() {
     let (a_sync, effects) = h.sync(2, &a, vec![(a.clone(), vec![1]), (b.clone(), vec![2])]);
     let s = syncs(&effects);
     assert_eq!(s.len(), 2);
-    assert_eq!(
-        s.iter()
-            .find(|(id, _)| *id == b_sync)
-            .map(|(_, r)| r.assignment.clone()),
-        Some(vec![2])
-    );
-    assert_eq!(
-        s.iter()
-            .find(|(id, _)| *id == a_sync)
-            .map(|(_, r)| r.assignment.clone()),
-        Some(vec![1])
-    );
+    assert_eq!(s.iter().find(|(id, _)| *id == b_sync).map(|(_, r)| r.assignment.clone()), Some(vec![2]));
+    assert_eq!(s.iter().find(|(id, _)| *id == a_sync).map(|(_, r)| r.assignment.clone()), Some(vec![1]));
 }
 
 #[test]
@@ -217,22 +144,11 @@ fn protocol_selection_and_inconsistent_protocols() {
     let (a, _, _) = h.new_member(&["cooperative-sticky", "range"]);
     h.sync(1, &a, vec![]);
     let (_, _, _) = h.new_member(&["range", "roundrobin"]);
-    let (_, effects) = h.join(
-        Harness::join_req(&a, None, &["cooperative-sticky", "range"]),
-        &CONFIG,
-    );
+    let (_, effects) = h.join(Harness::join_req(&a, None, &["cooperative-sticky", "range"]), &CONFIG);
     let answered = joins(&effects);
-    assert!(
-        answered
-            .iter()
-            .all(|(_, r)| r.protocol_name.as_deref() == Some("range")),
-        "only range is common"
-    );
+    assert!(answered.iter().all(|(_, r)| r.protocol_name.as_deref() == Some("range")), "only range is common");
     let (_, effects) = h.join(Harness::join_req("", None, &["roundrobin"]), &CONFIG);
-    assert_eq!(
-        joins(&effects)[0].1.error,
-        Some(GroupError::InconsistentGroupProtocol)
-    );
+    assert_eq!(joins(&effects)[0].1.error, Some(GroupError::InconsistentGroupProtocol));
 }
 
 #[test]
@@ -269,10 +185,7 @@ fn members_that_do_not_rejoin_are_dropped_at_the_deadline() {
     let answered = joins(&effects);
     assert_eq!(answered.len(), 1);
     assert_eq!(answered[0].0, b_join);
-    assert_eq!(
-        (answered[0].1.generation, answered[0].1.leader.as_str()),
-        (2, b.as_str())
-    );
+    assert_eq!((answered[0].1.generation, answered[0].1.leader.as_str()), (2, b.as_str()));
     assert!(!h.group.has_member(&a));
 }
 
@@ -285,10 +198,7 @@ fn leave_empties_the_group() {
     assert_eq!(result, Ok(()));
     assert!(matches!(effects[..], [Effect::Persist(..)]));
     assert_eq!(h.group.state(), GroupState::Empty);
-    assert_eq!(
-        h.group.leave(&a, None, h.now, 0, &CONFIG).0,
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(h.group.leave(&a, None, h.now, 0, &CONFIG).0, Err(GroupError::UnknownMemberId));
 }
 
 #[test]
@@ -296,98 +206,53 @@ fn stale_generations_and_unknown_members_are_refused() {
     let mut h = Harness::new();
     let (a, _, _) = h.new_member(&["range"]);
     h.sync(1, &a, vec![]);
-    assert_eq!(
-        h.group.heartbeat(0, &a, None, h.now),
-        Err(GroupError::IllegalGeneration)
-    );
-    assert_eq!(
-        h.group.heartbeat(1, "nobody", None, h.now),
-        Err(GroupError::UnknownMemberId)
-    );
+    assert_eq!(h.group.heartbeat(0, &a, None, h.now), Err(GroupError::IllegalGeneration));
+    assert_eq!(h.group.heartbeat(1, "nobody", None, h.now), Err(GroupError::UnknownMemberId));
     let (_, effects) = h.sync(7, &a, vec![]);
-    assert_eq!(
-        syncs(&effects)[0].1.error,
-        Some(GroupError::IllegalGeneration)
-    );
+    assert_eq!(syncs(&effects)[0].1.error, Some(GroupError::IllegalGeneration));
     let (_, effects) = h.join(Harness::join_req("nobody", None, &["range"]), &CONFIG);
-    assert_eq!(
-        joins(&effects)[0].1.error,
-        Some(GroupError::UnknownMemberId)
-    );
+    assert_eq!(joins(&effects)[0].1.error, Some(GroupError::UnknownMemberId));
     let mut short = Harness::join_req("", None, &["range"]);
     short.session_timeout_ms = 100;
     let (_, effects) = h.join(short, &CONFIG);
-    assert_eq!(
-        joins(&effects)[0].1.error,
-        Some(GroupError::InvalidSessionTimeout)
-    );
+    assert_eq!(joins(&effects)[0].1.error, Some(GroupError::InvalidSessionTimeout));
 }
 
 #[test]
 fn static_member_rejoins_without_a_rebalance_and_fences_the_old_id() {
     let mut h = Harness::new();
-    let (_, effects) = h.join(
-        Harness::join_req("", Some("instance-1"), &["range"]),
-        &CONFIG,
-    );
+    let (_, effects) = h.join(Harness::join_req("", Some("instance-1"), &["range"]), &CONFIG);
     let first = joins(&effects)[0].1.clone();
-    assert_eq!(
-        first.error, None,
-        "static members join without MEMBER_ID_REQUIRED"
-    );
-    h.sync(
-        1,
-        &first.member_id,
-        vec![(first.member_id.clone(), vec![9])],
-    );
+    assert_eq!(first.error, None, "static members join without MEMBER_ID_REQUIRED");
+    h.sync(1, &first.member_id, vec![(first.member_id.clone(), vec![9])]);
     assert_eq!(h.group.state(), GroupState::Stable);
 
     // Restarted client: same instance id, empty member id.
-    let (_, effects) = h.join(
-        Harness::join_req("", Some("instance-1"), &["range"]),
-        &CONFIG,
-    );
+    let (_, effects) = h.join(Harness::join_req("", Some("instance-1"), &["range"]), &CONFIG);
     let second = joins(&effects)[0].1.clone();
     assert_eq!(second.error, None);
     assert_ne!(second.member_id, first.member_id);
     assert_eq!(second.generation, 1, "no rebalance");
     assert_eq!(h.group.state(), GroupState::Stable);
-    assert_eq!(
-        h.group
-            .heartbeat(1, &first.member_id, Some("instance-1"), h.now),
-        Err(GroupError::FencedInstanceId)
-    );
-    assert_eq!(
-        h.group
-            .heartbeat(1, &second.member_id, Some("instance-1"), h.now),
-        Ok(())
-    );
+    assert_eq!(h.group.heartbeat(1, &first.member_id, Some("instance-1"), h.now), Err(GroupError::FencedInstanceId));
+    assert_eq!(h.group.heartbeat(1, &second.member_id, Some("instance-1"), h.now), Ok(()));
 }
 
 #[test]
 fn initial_delay_waits_for_more_members() {
-    let config = GroupConfig {
-        initial_rebalance_delay_ms: 3_000,
-        ..CONFIG
-    };
+    let config = GroupConfig { initial_rebalance_delay_ms: 3_000, ..CONFIG };
     let mut h = Harness::new();
     let (_, e) = h.join(Harness::join_req("", None, &["range"]), &config);
     let a = joins(&e)[0].1.member_id.clone();
     let (_, e) = h.join(Harness::join_req(&a, None, &["range"]), &config);
-    assert!(
-        joins(&e).is_empty(),
-        "the first join waits out the initial delay"
-    );
+    assert!(joins(&e).is_empty(), "the first join waits out the initial delay");
     h.now += 1_000;
     let (_, e) = h.join(Harness::join_req("", None, &["range"]), &config);
     let b = joins(&e)[0].1.member_id.clone();
     let (_, e) = h.join(Harness::join_req(&b, None, &["range"]), &config);
     assert!(joins(&e).is_empty());
     h.now += 2_500;
-    assert!(
-        joins(&h.group.tick(h.now, 0, &config)).is_empty(),
-        "b's arrival extended the delay"
-    );
+    assert!(joins(&h.group.tick(h.now, 0, &config)).is_empty(), "b's arrival extended the delay");
     h.now += 1_000;
     let answered = joins(&h.group.tick(h.now, 0, &config));
     assert_eq!(answered.len(), 2);

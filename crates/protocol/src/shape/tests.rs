@@ -14,21 +14,10 @@ fn every_supported_version_walks_exactly() {
         for v in api.min_decodable..=api.max {
             let body = sample_body(api.key, v);
             let (fields, flexible_from) = layout(api.key).expect("layout");
-            let mut w = Walker {
-                buf: &body,
-                version: v,
-                flexible: v >= flexible_from,
-                elements: 0,
-                elements_max: 1000,
-            };
-            w.walk_struct(fields)
-                .unwrap_or_else(|e| panic!("{:?} v{v}: {e}", api.key));
-            assert!(
-                w.buf.is_empty(),
-                "{:?} v{v}: {} bytes left over",
-                api.key,
-                w.buf.len()
-            );
+            let mut w =
+                Walker { buf: &body, version: v, flexible: v >= flexible_from, elements: 0, elements_max: 1000 };
+            w.walk_struct(fields).unwrap_or_else(|e| panic!("{:?} v{v}: {e}", api.key));
+            assert!(w.buf.is_empty(), "{:?} v{v}: {} bytes left over", api.key, w.buf.len());
         }
     }
 }
@@ -51,22 +40,13 @@ fn every_truncation_is_refused_without_panic() {
 fn huge_counts_are_refused() {
     // Metadata v1: topics array claiming i32::MAX entries in a 5-byte body.
     let body = [0x7f, 0xff, 0xff, 0xff, 0x00];
-    assert!(matches!(
-        check_request(ApiKey::Metadata, 1, &body, 1000),
-        Err(ShapeError::BadLength(..))
-    ));
+    assert!(matches!(check_request(ApiKey::Metadata, 1, &body, 1000), Err(ShapeError::BadLength(..))));
     // Negative (other than -1) counts.
     let body = [0xff, 0xff, 0xff, 0xfe];
-    assert!(matches!(
-        check_request(ApiKey::Metadata, 1, &body, 1000),
-        Err(ShapeError::BadLength(..))
-    ));
+    assert!(matches!(check_request(ApiKey::Metadata, 1, &body, 1000), Err(ShapeError::BadLength(..))));
     // Flexible: compact array claiming 2^32-2 entries.
     let body = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
-    assert!(matches!(
-        check_request(ApiKey::Metadata, 12, &body, 1000),
-        Err(ShapeError::BadLength(..))
-    ));
+    assert!(matches!(check_request(ApiKey::Metadata, 12, &body, 1000), Err(ShapeError::BadLength(..))));
 }
 
 #[test]
@@ -77,10 +57,7 @@ fn element_budget_is_enforced() {
         body.extend_from_slice(&0i16.to_be_bytes());
     }
     assert!(check_request(ApiKey::Metadata, 1, &body, 10).is_ok());
-    assert_eq!(
-        check_request(ApiKey::Metadata, 1, &body, 9),
-        Err(ShapeError::TooManyElements(9))
-    );
+    assert_eq!(check_request(ApiKey::Metadata, 1, &body, 9), Err(ShapeError::TooManyElements(9)));
 }
 
 /// Writes the seed corpus of the `request_decode` fuzz target: every served
@@ -88,8 +65,7 @@ fn element_budget_is_enforced() {
 #[test]
 #[ignore = "regenerates fuzz/corpus/request_decode"]
 fn write_fuzz_corpus() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/request_decode");
     std::fs::create_dir_all(&dir).expect("corpus dir");
     for api in SUPPORTED_APIS {
         for v in api.min_decodable..=api.max {
@@ -99,8 +75,7 @@ fn write_fuzz_corpus() {
                 .with_request_api_version(v)
                 .with_correlation_id(1)
                 .with_client_id(Some(StrBytes::from_static_str("fuzz")));
-            kafka_protocol::protocol::encode_request_header_into_buffer(&mut frame, &header)
-                .expect("header");
+            kafka_protocol::protocol::encode_request_header_into_buffer(&mut frame, &header).expect("header");
             frame.extend_from_slice(&sample_body(api.key, v));
             std::fs::write(dir.join(format!("{:?}-v{v}", api.key)), &frame).expect("write");
         }
@@ -130,20 +105,10 @@ fn group_api_layouts_walk_exactly() {
         for v in min..=max {
             let body = sample_body(key, v);
             let (fields, flexible_from) = layout(key).expect("layout");
-            let mut w = Walker {
-                buf: &body,
-                version: v,
-                flexible: v >= flexible_from,
-                elements: 0,
-                elements_max: 1000,
-            };
-            w.walk_struct(fields)
-                .unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
-            assert!(
-                w.buf.is_empty(),
-                "{key:?} v{v}: {} bytes left over",
-                w.buf.len()
-            );
+            let mut w =
+                Walker { buf: &body, version: v, flexible: v >= flexible_from, elements: 0, elements_max: 1000 };
+            w.walk_struct(fields).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
+            assert!(w.buf.is_empty(), "{key:?} v{v}: {} bytes left over", w.buf.len());
         }
     }
 }

@@ -1,0 +1,448 @@
+//! The group coordinator service: classic groups and committed offsets,
+//! persisted as Kafka-format records in the compacted internal topic
+//! `__consumer_offsets` and rebuilt from it at start.
+//!
+//! ```text
+//! handler ──lock──▶ ClassicGroup / OffsetStore (sans-IO, crates/group)
+//!                     │ effects: answers for parked joins/syncs, records to persist
+//!                     ▼
+//!            dispatch: append records to __consumer_offsets (partition by group hash),
+//!                      wait until durable, then deliver the answers that follow
+//! timer task: tick every group at its next deadline (session expiry, join deadlines)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{Notify, oneshot};
+use tributary_config::BrokerConfig;
+use tributary_group::classic::{
+    ClassicGroup, Effect, GroupConfig, GroupError, JoinRequest, JoinResult, RequestId, SyncResult,
+};
+use tributary_group::offsets::{CommittedOffset, OffsetStore};
+use tributary_group::records::{GroupValue, OffsetsKey, offsets_partition_for};
+use tributary_protocol::ErrorCode;
+use tributary_record::builder::RecordSpec;
+use tributary_types::now_ms;
+
+use crate::cluster::{Cluster, NewTopic};
+use crate::error::ApiError;
+use crate::partition::wait_durable;
+
+/// The internal topic of group state.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Settings from the broker config.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings {
+    /// Classic group limits.
+    pub group: GroupConfig,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_segment_bytes: i64,
+    /// `offsets.retention.minutes` in ms.
+    pub retention_ms: i64,
+    /// `offset.metadata.max.bytes`.
+    pub metadata_max_bytes: usize,
+}
+
+impl GroupSettings {
+    /// Reads the group keys of the broker config.
+    pub fn from_config(config: &BrokerConfig) -> GroupSettings {
+        let int = |key: &str| -> i64 {
+            config
+                .properties
+                .get(key)
+                .cloned()
+                .or_else(|| BrokerConfig::default_of(key).map(str::to_string))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        GroupSettings {
+            group: GroupConfig {
+                min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+                max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms") as i32,
+                max_size: int("group.max.size").max(1) as usize,
+            },
+            offsets_partitions: int("offsets.topic.num.partitions").max(1) as i32,
+            offsets_replication_factor: int("offsets.topic.replication.factor") as i16,
+            offsets_segment_bytes: int("offsets.topic.segment.bytes"),
+            retention_ms: int("offsets.retention.minutes").saturating_mul(60_000),
+            metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
+        }
+    }
+}
+
+/// Coordinator state behind one lock.
+#[derive(Debug, Default)]
+pub(crate) struct GroupsState {
+    pub(crate) groups: HashMap<String, ClassicGroup>,
+    pub(crate) offsets: OffsetStore,
+    joins: HashMap<RequestId, oneshot::Sender<JoinResult>>,
+    syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
+    next_request: RequestId,
+}
+
+impl GroupsState {
+    fn park_join(&mut self) -> (RequestId, oneshot::Receiver<JoinResult>) {
+        self.next_request += 1;
+        let (tx, rx) = oneshot::channel();
+        self.joins.insert(self.next_request, tx);
+        (self.next_request, rx)
+    }
+
+    fn park_sync(&mut self) -> (RequestId, oneshot::Receiver<SyncResult>) {
+        self.next_request += 1;
+        let (tx, rx) = oneshot::channel();
+        self.syncs.insert(self.next_request, tx);
+        (self.next_request, rx)
+    }
+}
+
+/// Whether the coordinator can serve requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Loading `__consumer_offsets`.
+    Loading,
+    /// Serving.
+    Ready,
+    /// Cannot serve, and why (with what to do).
+    Unavailable(String),
+}
+
+/// The group coordinator of this broker.
+#[derive(Debug)]
+pub struct GroupService {
+    /// Settings.
+    pub settings: GroupSettings,
+    state: Mutex<GroupsState>,
+    availability: Mutex<Availability>,
+    started: Instant,
+    /// Wakes the timer task when deadlines may have moved earlier.
+    pub(crate) wake: Notify,
+}
+
+fn group_error_code(e: GroupError) -> ErrorCode {
+    ErrorCode::try_from_code(e.code()).unwrap_or(ErrorCode::UnknownServerError)
+}
+
+/// A group error as an API error.
+pub(crate) fn api_error(e: GroupError) -> ApiError {
+    let message = match e {
+        GroupError::MemberIdRequired => "rejoin with the member id in this response",
+        GroupError::RebalanceInProgress => "the group is rebalancing; rejoin",
+        GroupError::IllegalGeneration => "the generation is not the group's current one",
+        GroupError::UnknownMemberId => "the member is not part of the group",
+        GroupError::FencedInstanceId => "another member with this group.instance.id took over",
+        GroupError::InconsistentGroupProtocol => "no protocol in common with the group's members",
+        GroupError::InvalidSessionTimeout => "session.timeout.ms is outside group.min/max.session.timeout.ms",
+        GroupError::GroupMaxSizeReached => "the group has group.max.size members",
+        GroupError::InvalidGroupId => "the group id is empty",
+        GroupError::CoordinatorNotAvailable => "the group is being deleted",
+    };
+    ApiError::new(group_error_code(e), message)
+}
+
+impl GroupService {
+    /// A coordinator that has not loaded yet.
+    pub fn new(config: &BrokerConfig) -> GroupService {
+        GroupService {
+            settings: GroupSettings::from_config(config),
+            state: Mutex::new(GroupsState::default()),
+            availability: Mutex::new(Availability::Loading),
+            started: Instant::now(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Monotonic milliseconds for the state machines.
+    pub(crate) fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, GroupsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether requests can be served now.
+    pub fn availability(&self) -> Availability {
+        self.availability.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The error for requests while not ready, if any.
+    pub(crate) fn not_ready(&self) -> Option<ApiError> {
+        match self.availability() {
+            Availability::Ready => None,
+            Availability::Loading => Some(ApiError::new(ErrorCode::CoordinatorLoadInProgress, "loading group state")),
+            Availability::Unavailable(why) => Some(ApiError::new(ErrorCode::CoordinatorNotAvailable, why)),
+        }
+    }
+
+    /// Creates `__consumer_offsets` if needed and rebuilds groups and offsets
+    /// from it. Blocking; runs once at start.
+    pub fn load(&self, cluster: &Cluster) {
+        let outcome = self.load_inner(cluster);
+        let availability = match outcome {
+            Ok((groups, offsets)) => {
+                tracing::info!(groups, offsets, "group coordinator ready");
+                Availability::Ready
+            }
+            Err(why) => {
+                tracing::error!(reason = %why, "group coordinator unavailable");
+                Availability::Unavailable(why)
+            }
+        };
+        *self.availability.lock().unwrap_or_else(|p| p.into_inner()) = availability;
+    }
+
+    fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
+        let settings = self.settings;
+        if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
+            if settings.offsets_replication_factor > 1 {
+                return Err(format!(
+                    "offsets.topic.replication.factor={} but this cluster has 1 broker; set offsets.topic.replication.factor=1",
+                    settings.offsets_replication_factor
+                ));
+            }
+            let mut configs = std::collections::BTreeMap::new();
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            configs.insert("segment.bytes".to_string(), settings.offsets_segment_bytes.to_string());
+            configs.insert("compression.type".to_string(), "producer".to_string());
+            let topic = NewTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                num_partitions: settings.offsets_partitions,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs,
+            };
+            cluster.create_topic(&topic).map_err(|e| format!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+        }
+        let registry = cluster.registry();
+        let Some(topic) = registry.topics.get(OFFSETS_TOPIC) else {
+            return Err(format!("{OFFSETS_TOPIC} disappeared during load"));
+        };
+        let mut offsets = OffsetStore::default();
+        let mut groups: HashMap<String, GroupValue> = HashMap::new();
+        let mut records = 0usize;
+        for partition in &topic.partitions {
+            let hw = partition.high_watermark();
+            crate::internal::for_each_record(partition, hw, |offset, key, value| {
+                records += 1;
+                match OffsetsKey::decode(key) {
+                    Ok(Some(OffsetsKey::Offset { group, topic, partition })) => match value {
+                        None => {
+                            offsets.remove(&group, &topic, partition);
+                        }
+                        Some(v) => match tributary_group::records::OffsetValue::decode(v) {
+                            Ok(v) => offsets.put(&group, &topic, partition, CommittedOffset::from_value(&v, offset)),
+                            Err(e) => tracing::warn!(offset, error = %e, "skipping an unreadable offset record"),
+                        },
+                    },
+                    Ok(Some(OffsetsKey::Group { group })) => match value {
+                        None => {
+                            groups.remove(&group);
+                        }
+                        Some(v) => match GroupValue::decode(v) {
+                            Ok(v) => {
+                                groups.insert(group, v);
+                            }
+                            Err(e) => tracing::warn!(offset, error = %e, "skipping an unreadable group record"),
+                        },
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(offset, error = %e, "skipping an unreadable key"),
+                }
+            })
+            .map_err(|e| format!("cannot read {OFFSETS_TOPIC}-{}: {e}", partition.index))?;
+        }
+        let now = self.now();
+        let wall = now_ms();
+        let mut state = self.state();
+        let group_count = groups.len();
+        for (id, value) in groups {
+            state.groups.insert(id.clone(), ClassicGroup::restore(&id, &value, now, wall));
+        }
+        state.offsets = offsets;
+        tracing::debug!(records, "replayed {OFFSETS_TOPIC}");
+        Ok((group_count, state.offsets.groups().count()))
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        offsets_partition_for(group, self.settings.offsets_partitions)
+    }
+
+    /// Appends records of `group` to its partition of `__consumer_offsets` and
+    /// waits until they are durable. Returns the offset of the first record.
+    pub async fn persist(&self, cluster: &Cluster, group: &str, records: Vec<RecordSpec>) -> Result<i64, ApiError> {
+        let partition = self.partition_for(group);
+        let (progress, target, base_offset) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
+        let progress = wait_durable(progress, target).await;
+        if progress.offline {
+            return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("{OFFSETS_TOPIC}-{partition} is offline")));
+        }
+        Ok(base_offset)
+    }
+
+    /// Carries out effects in order: persists group metadata (waiting for it
+    /// to be durable) before delivering the answers that follow it.
+    pub async fn dispatch(&self, cluster: &Cluster, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Persist(group, value) => {
+                    let record = RecordSpec::new(
+                        Some(&OffsetsKey::Group { group: group.clone() }.encode()),
+                        Some(&value.encode()),
+                        now_ms(),
+                    );
+                    if let Err(e) = self.persist(cluster, &group, vec![record]).await {
+                        tracing::warn!(group = %group, error = %e.message, "cannot persist group metadata");
+                    }
+                }
+                Effect::Join(id, result) => {
+                    if let Some(tx) = self.state().joins.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Effect::Sync(id, result) => {
+                    if let Some(tx) = self.state().syncs.remove(&id) {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Parks a join and runs the state machine; returns the receiver of the
+    /// answer and the effects to dispatch.
+    pub(crate) fn join(&self, req: JoinRequest) -> (oneshot::Receiver<JoinResult>, Vec<Effect>) {
+        let now = self.now();
+        let wall = now_ms();
+        let mut state = self.state();
+        let (id, rx) = state.park_join();
+        let group_id = req.group_id.clone();
+        let config = self.settings.group;
+        let group = state.groups.entry(group_id.clone()).or_insert_with(|| ClassicGroup::new(&group_id));
+        let mut new_id = || uuid::Uuid::new_v4().to_string();
+        let effects = group.join(id, req, now, wall, &config, &mut new_id);
+        (rx, effects)
+    }
+
+    /// Parks a sync and runs the state machine.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Vec<u8>)>,
+    ) -> (oneshot::Receiver<SyncResult>, Vec<Effect>) {
+        let now = self.now();
+        let wall = now_ms();
+        let mut state = self.state();
+        let (id, rx) = state.park_sync();
+        let effects = match state.groups.get_mut(group_id) {
+            Some(group) => {
+                group.sync(id, generation, member_id, instance_id, protocol_type, protocol_name, assignments, now, wall)
+            }
+            None => vec![Effect::Sync(
+                id,
+                SyncResult {
+                    error: Some(GroupError::UnknownMemberId),
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignment: Vec::new(),
+                },
+            )],
+        };
+        (rx, effects)
+    }
+
+    /// Ticks every group; returns effects and the next deadline (monotonic ms).
+    pub(crate) fn tick(&self) -> (Vec<Effect>, Option<u64>) {
+        let now = self.now();
+        let wall = now_ms();
+        let config = self.settings.group;
+        let mut state = self.state();
+        let mut effects = Vec::new();
+        for group in state.groups.values_mut() {
+            effects.extend(group.tick(now, wall, &config));
+        }
+        let next = state.groups.values().filter_map(ClassicGroup::next_deadline).min();
+        (effects, next)
+    }
+
+    /// Expired committed offsets (retention) to tombstone, removed from memory.
+    pub(crate) fn take_expired_offsets(&self) -> Vec<(String, String, i32)> {
+        let wall = now_ms();
+        let retention = self.settings.retention_ms;
+        let mut state = self.state();
+        let groups = &state.groups;
+        let empty = |g: &str| groups.get(g).is_none_or(|g| g.member_count() == 0);
+        let expired = state.offsets.expired(wall, retention, empty);
+        let mut out = Vec::with_capacity(expired.len());
+        for (group, (topic, partition)) in expired {
+            state.offsets.remove(&group, &topic, partition);
+            out.push((group, topic, partition));
+        }
+        out
+    }
+}
+
+/// Runs group deadlines (session expiry, join deadlines) and offset retention.
+pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let service = &cluster.groups;
+    let retention_check = std::time::Duration::from_millis(
+        cluster
+            .config
+            .properties
+            .get("offsets.retention.check.interval.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(600_000),
+    );
+    let mut next_retention = tokio::time::Instant::now() + retention_check;
+    loop {
+        let (effects, next) = service.tick();
+        if !effects.is_empty() {
+            service.dispatch(&cluster, effects).await;
+        }
+        if tokio::time::Instant::now() >= next_retention {
+            next_retention = tokio::time::Instant::now() + retention_check;
+            expire_offsets(&cluster).await;
+        }
+        let now = service.now();
+        let wait_ms = next.map_or(1_000, |d| d.saturating_sub(now)).clamp(1, 1_000);
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = service.wake.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
+        }
+    }
+}
+
+async fn expire_offsets(cluster: &Cluster) {
+    let expired = cluster.groups.take_expired_offsets();
+    if expired.is_empty() {
+        return;
+    }
+    tracing::info!(count = expired.len(), "expiring committed offsets (offsets.retention.minutes)");
+    let mut by_group: HashMap<String, Vec<RecordSpec>> = HashMap::new();
+    for (group, topic, partition) in expired {
+        let key = OffsetsKey::Offset { group: group.clone(), topic, partition }.encode();
+        by_group.entry(group).or_default().push(RecordSpec::new(Some(&key), None, now_ms()));
+    }
+    for (group, records) in by_group {
+        if let Err(e) = cluster.groups.persist(cluster, &group, records).await {
+            tracing::warn!(group = %group, error = %e.message, "cannot write offset tombstones");
+        }
+    }
+}

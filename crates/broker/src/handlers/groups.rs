@@ -1,0 +1,797 @@
+//! Group APIs: FindCoordinator (10), JoinGroup (11), SyncGroup (14),
+//! Heartbeat (12), LeaveGroup (13), OffsetCommit (8), OffsetFetch (9),
+//! DescribeGroups (15), ListGroups (16), DeleteGroups (42), OffsetDelete (47).
+//!
+//! Joins and syncs that must wait are parked in the coordinator and answered
+//! from a deferred reply; effects (answers for other members, metadata to
+//! persist) are carried out by a spawned task so they complete even if this
+//! connection goes away.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tributary_group::classic::{Effect, GroupError, GroupState, JoinRequest, JoinResult, SyncResult};
+use tributary_group::offsets::CommittedOffset;
+use tributary_group::records::OffsetsKey;
+use tributary_protocol::{ErrorCode, RequestHeader};
+use tributary_record::builder::RecordSpec;
+use tributary_types::now_ms;
+
+use super::metadata::advertised_endpoint;
+use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::groups::api_error;
+use crate::partition::wait_durable;
+
+const TRANSACTION_KEY: i8 = 1;
+
+fn group_code(e: GroupError) -> i16 {
+    e.code()
+}
+
+/// Carries out coordinator effects off the connection.
+fn spawn_dispatch(cluster: &Arc<Cluster>, effects: Vec<Effect>) {
+    if effects.is_empty() {
+        return;
+    }
+    let cluster = cluster.clone();
+    tokio::spawn(async move { cluster.groups.dispatch(&cluster, effects).await });
+}
+
+pub(super) fn find_coordinator(
+    cluster: &Arc<Cluster>,
+    conn: &ConnectionInfo,
+    header: &RequestHeader,
+    request: FindCoordinatorRequest,
+) -> Reply {
+    let v = header.api_version;
+    let endpoint = advertised_endpoint(cluster, &conn.listener);
+    let answer = || -> (i16, Option<String>, i32, String, i32) {
+        if request.key_type == TRANSACTION_KEY {
+            return (
+                ErrorCode::InvalidRequest.code(),
+                Some("transactions are not supported by this broker yet".to_string()),
+                -1,
+                String::new(),
+                -1,
+            );
+        }
+        if let Some(e) = cluster.groups.not_ready() {
+            return (e.code(), Some(e.message), -1, String::new(), -1);
+        }
+        match &endpoint {
+            Some(l) => (0, None, cluster.node_id, l.host.clone(), i32::from(l.port)),
+            None => (ErrorCode::CoordinatorNotAvailable.code(), Some("no listener".to_string()), -1, String::new(), -1),
+        }
+    };
+    let body = if v >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let (code, message, node, host, port) = answer();
+                Coordinator::default()
+                    .with_key(key.clone())
+                    .with_node_id(BrokerId(node))
+                    .with_host(str_bytes(&host))
+                    .with_port(port)
+                    .with_error_code(code)
+                    .with_error_message(message.as_deref().map(str_bytes))
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        let (code, message, node, host, port) = answer();
+        let mut body = FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(&host))
+            .with_port(port);
+        if v >= 1 {
+            body = body.with_error_message(message.as_deref().map(str_bytes));
+        }
+        body
+    };
+    respond(ApiKey::FindCoordinator, header, &body)
+}
+
+fn join_response(v: i16, result: &JoinResult) -> JoinGroupResponse {
+    let members = result
+        .members
+        .iter()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(&m.member_id))
+                .with_group_instance_id(if v >= 5 { m.group_instance_id.as_deref().map(str_bytes) } else { None })
+                .with_metadata(Bytes::from(m.metadata.clone()))
+        })
+        .collect();
+    let mut body = JoinGroupResponse::default()
+        .with_error_code(result.error.map_or(0, group_code))
+        .with_generation_id(result.generation)
+        .with_leader(str_bytes(&result.leader))
+        .with_member_id(str_bytes(&result.member_id))
+        .with_members(members);
+    body = if v >= 7 {
+        body.with_protocol_type(result.protocol_type.as_deref().map(str_bytes))
+            .with_protocol_name(result.protocol_name.as_deref().map(str_bytes))
+    } else {
+        body.with_protocol_name(Some(str_bytes(result.protocol_name.as_deref().unwrap_or_default())))
+    };
+    body
+}
+
+fn immediate_join_error(header: &RequestHeader, error: &ApiError, member_id: &str) -> Reply {
+    let body = JoinGroupResponse::default()
+        .with_error_code(error.code())
+        .with_generation_id(-1)
+        .with_member_id(str_bytes(member_id))
+        .with_protocol_name(if header.api_version >= 7 { None } else { Some(StrBytes::default()) });
+    respond(ApiKey::JoinGroup, header, &body)
+}
+
+pub(super) fn join_group(
+    cluster: &Arc<Cluster>,
+    conn: &ConnectionInfo,
+    header: &RequestHeader,
+    request: JoinGroupRequest,
+) -> Reply {
+    let v = header.api_version;
+    if request.group_id.0.is_empty() {
+        return immediate_join_error(header, &api_error(GroupError::InvalidGroupId), &request.member_id);
+    }
+    if let Some(e) = cluster.groups.not_ready() {
+        return immediate_join_error(header, &e, &request.member_id);
+    }
+    let join = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: if v >= 5 { request.group_instance_id.as_deref().map(str::to_string) } else { None },
+        client_id: header.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", conn.peer.ip()),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: if v >= 1 { request.rebalance_timeout_ms } else { request.session_timeout_ms },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.to_vec())).collect(),
+        require_known_member_id: v >= 4,
+    };
+    let (answer, effects) = cluster.groups.join(join);
+    spawn_dispatch(cluster, effects);
+    let header = header.clone();
+    Reply::Later(Box::pin(async move {
+        let result = answer.await.unwrap_or_else(|_| JoinResult {
+            error: Some(GroupError::CoordinatorNotAvailable),
+            generation: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: String::new(),
+            members: Vec::new(),
+        });
+        encode_later(ApiKey::JoinGroup, &header, &join_response(header.api_version, &result))
+    }))
+}
+
+fn sync_response(v: i16, result: &SyncResult) -> SyncGroupResponse {
+    let mut body = SyncGroupResponse::default()
+        .with_error_code(result.error.map_or(0, group_code))
+        .with_assignment(Bytes::from(result.assignment.clone()));
+    if v >= 5 {
+        body = body
+            .with_protocol_type(result.protocol_type.as_deref().map(str_bytes))
+            .with_protocol_name(result.protocol_name.as_deref().map(str_bytes));
+    }
+    body
+}
+
+pub(super) fn sync_group(cluster: &Arc<Cluster>, header: &RequestHeader, request: SyncGroupRequest) -> Reply {
+    let v = header.api_version;
+    let immediate =
+        |e: ApiError| respond(ApiKey::SyncGroup, header, &SyncGroupResponse::default().with_error_code(e.code()));
+    if request.group_id.0.is_empty() {
+        return immediate(api_error(GroupError::InvalidGroupId));
+    }
+    if let Some(e) = cluster.groups.not_ready() {
+        return immediate(e);
+    }
+    let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.to_vec())).collect();
+    let (answer, effects) = cluster.groups.sync(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+        if v >= 3 { request.group_instance_id.as_deref() } else { None },
+        if v >= 5 { request.protocol_type.as_deref() } else { None },
+        if v >= 5 { request.protocol_name.as_deref() } else { None },
+        assignments,
+    );
+    spawn_dispatch(cluster, effects);
+    let header = header.clone();
+    Reply::Later(Box::pin(async move {
+        let result = answer.await.unwrap_or(SyncResult {
+            error: Some(GroupError::CoordinatorNotAvailable),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Vec::new(),
+        });
+        encode_later(ApiKey::SyncGroup, &header, &sync_response(header.api_version, &result))
+    }))
+}
+
+pub(super) fn heartbeat(cluster: &Arc<Cluster>, header: &RequestHeader, request: HeartbeatRequest) -> Reply {
+    let v = header.api_version;
+    let code = if let Some(e) = cluster.groups.not_ready() {
+        e.code()
+    } else {
+        let now = cluster.groups.now();
+        let mut state = cluster.groups.state();
+        match state.groups.get_mut(request.group_id.0.as_str()) {
+            None => GroupError::UnknownMemberId.code(),
+            Some(group) => {
+                let instance = if v >= 3 { request.group_instance_id.as_deref() } else { None };
+                group.heartbeat(request.generation_id, &request.member_id, instance, now).err().map_or(0, group_code)
+            }
+        }
+    };
+    respond(ApiKey::Heartbeat, header, &HeartbeatResponse::default().with_error_code(code))
+}
+
+pub(super) fn leave_group(cluster: &Arc<Cluster>, header: &RequestHeader, request: LeaveGroupRequest) -> Reply {
+    let v = header.api_version;
+    let leaving: Vec<(String, Option<String>)> = if v >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_deref().map(str::to_string)))
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let mut effects = Vec::new();
+    let results: Vec<(String, Option<String>, i16)> = if let Some(e) = cluster.groups.not_ready() {
+        leaving.into_iter().map(|(m, i)| (m, i, e.code())).collect()
+    } else {
+        let now = cluster.groups.now();
+        let config = cluster.groups.settings.group;
+        let mut state = cluster.groups.state();
+        let group = state.groups.get_mut(request.group_id.0.as_str());
+        match group {
+            None => leaving.into_iter().map(|(m, i)| (m, i, GroupError::UnknownMemberId.code())).collect(),
+            Some(group) => leaving
+                .into_iter()
+                .map(|(member, instance)| {
+                    let (outcome, more) = group.leave(&member, instance.as_deref(), now, now_ms(), &config);
+                    effects.extend(more);
+                    (member, instance, outcome.err().map_or(0, group_code))
+                })
+                .collect(),
+        }
+    };
+    spawn_dispatch(cluster, effects);
+    let body = if v >= 3 {
+        LeaveGroupResponse::default().with_error_code(0).with_members(
+            results
+                .iter()
+                .map(|(m, i, code)| {
+                    MemberResponse::default()
+                        .with_member_id(str_bytes(m))
+                        .with_group_instance_id(i.as_deref().map(str_bytes))
+                        .with_error_code(*code)
+                })
+                .collect(),
+        )
+    } else {
+        LeaveGroupResponse::default().with_error_code(results.first().map_or(0, |r| r.2))
+    };
+    respond(ApiKey::LeaveGroup, header, &body)
+}
+
+/// Checks an OffsetCommit's group membership by Kafka's rules; creates an
+/// empty group for a standalone consumer (generation -1).
+fn commit_allowed(
+    cluster: &Cluster,
+    group_id: &str,
+    generation: i32,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = cluster.groups.now();
+    let mut state = cluster.groups.state();
+    let Some(group) = state.groups.get_mut(group_id) else {
+        if generation < 0 {
+            state.groups.insert(group_id.to_string(), tributary_group::classic::ClassicGroup::new(group_id));
+            return Ok(());
+        }
+        return Err(api_error(GroupError::IllegalGeneration));
+    };
+    match group.state() {
+        GroupState::Dead => Err(api_error(GroupError::CoordinatorNotAvailable)),
+        GroupState::Empty if generation < 0 => Ok(()),
+        GroupState::CompletingRebalance => Err(api_error(GroupError::RebalanceInProgress)),
+        _ => {
+            // A commit from a member counts as a heartbeat; its errors are the commit's.
+            match group.heartbeat(generation, member_id, instance_id, now) {
+                Ok(()) | Err(GroupError::RebalanceInProgress) => Ok(()),
+                Err(e) => Err(api_error(e)),
+            }
+        }
+    }
+}
+
+/// A partition of an OffsetCommit: its index and the offset to record, or an error code.
+type CommitOutcome = (i32, Result<CommittedOffset, i16>);
+
+pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, request: OffsetCommitRequest) -> Reply {
+    let v = header.api_version;
+    let group_id = request.group_id.0.to_string();
+    let registry = cluster.registry();
+    let group_error = if group_id.is_empty() {
+        Some(api_error(GroupError::InvalidGroupId))
+    } else if let Some(e) = cluster.groups.not_ready() {
+        Some(e)
+    } else {
+        let instance = if v >= 7 { request.group_instance_id.as_deref() } else { None };
+        commit_allowed(cluster, &group_id, request.generation_id_or_member_epoch, &request.member_id, instance).err()
+    };
+    let now = now_ms();
+    let expire =
+        if v <= 4 && request.retention_time_ms >= 0 { now.saturating_add(request.retention_time_ms) } else { -1 };
+    // Per partition: an error, or the record to write.
+    let mut plan: Vec<(TopicName, Vec<CommitOutcome>)> = Vec::new();
+    let mut records = Vec::new();
+    let mut keys = Vec::new();
+    for topic in &request.topics {
+        let mut partitions = Vec::new();
+        for p in &topic.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or_default().to_string();
+            let outcome = if let Some(e) = &group_error {
+                Err(e.code())
+            } else if registry.partition(&topic.name, p.partition_index).is_none() {
+                Err(ErrorCode::UnknownTopicOrPartition.code())
+            } else if metadata.len() > cluster.groups.settings.metadata_max_bytes {
+                Err(ErrorCode::OffsetMetadataTooLarge.code())
+            } else {
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+                    metadata,
+                    commit_timestamp_ms: now,
+                    expire_timestamp_ms: expire,
+                    log_offset: -1,
+                };
+                let key = OffsetsKey::Offset {
+                    group: group_id.clone(),
+                    topic: topic.name.0.to_string(),
+                    partition: p.partition_index,
+                };
+                records.push(RecordSpec::new(Some(&key.encode()), Some(&offset.to_value().encode()), now));
+                keys.push((topic.name.0.to_string(), p.partition_index));
+                Ok(offset)
+            };
+            partitions.push((p.partition_index, outcome));
+        }
+        plan.push((topic.name.clone(), partitions));
+    }
+    let build = |plan: Vec<(TopicName, Vec<CommitOutcome>)>, failure: Option<i16>| {
+        OffsetCommitResponse::default().with_topics(
+            plan.into_iter()
+                .map(|(name, parts)| {
+                    OffsetCommitResponseTopic::default().with_name(name).with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(i, outcome)| {
+                                let code = match (outcome, failure) {
+                                    (Err(code), _) => code,
+                                    (Ok(_), Some(code)) => code,
+                                    (Ok(_), None) => 0,
+                                };
+                                OffsetCommitResponsePartition::default().with_partition_index(i).with_error_code(code)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    if records.is_empty() {
+        return respond(ApiKey::OffsetCommit, header, &build(plan, None));
+    }
+    let partition = cluster.groups.partition_for(&group_id);
+    let appended = cluster.append_internal(crate::groups::OFFSETS_TOPIC, partition, records);
+    let cluster = cluster.clone();
+    let header = header.clone();
+    Reply::Later(Box::pin(async move {
+        let failure = match appended {
+            Err(e) => Some(e.code()),
+            Ok((progress, target, base)) => {
+                let p = wait_durable(progress, target).await;
+                if p.offline {
+                    Some(ErrorCode::KafkaStorageError.code())
+                } else {
+                    let mut state = cluster.groups.state();
+                    // Records were appended in plan order: the n-th committed partition is at base + n.
+                    let committed =
+                        plan.iter().flat_map(|(_, parts)| parts.iter()).filter_map(|(_, o)| o.as_ref().ok());
+                    for (log_offset, ((topic, partition), offset)) in (base..).zip(keys.iter().zip(committed)) {
+                        state.offsets.put(
+                            &group_id,
+                            topic,
+                            *partition,
+                            CommittedOffset { log_offset, ..offset.clone() },
+                        );
+                    }
+                    None
+                }
+            }
+        };
+        encode_later(ApiKey::OffsetCommit, &header, &build(plan, failure))
+    }))
+}
+
+/// A partition index and its committed offset, if any.
+type FetchedOffset = (i32, Option<CommittedOffset>);
+
+/// Committed offsets of `group` for the requested partitions (None = all).
+fn fetch_offsets(
+    cluster: &Cluster,
+    group: &str,
+    requested: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<FetchedOffset>)> {
+    let state = cluster.groups.state();
+    match requested {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = partitions.into_iter().map(|p| (p, state.offsets.get(group, &topic, p).cloned())).collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<FetchedOffset>> = BTreeMap::new();
+            for ((topic, partition), offset) in state.offsets.all(group) {
+                by_topic.entry(topic.clone()).or_default().push((*partition, Some(offset.clone())));
+            }
+            by_topic.into_iter().collect()
+        }
+    }
+}
+
+pub(super) fn offset_fetch(cluster: &Arc<Cluster>, header: &RequestHeader, request: OffsetFetchRequest) -> Reply {
+    let v = header.api_version;
+    let not_ready = cluster.groups.not_ready();
+    let group_code = not_ready.as_ref().map_or(0, ApiError::code);
+    let epoch = |o: &Option<CommittedOffset>| if v >= 5 { o.as_ref().map_or(-1, |o| o.leader_epoch) } else { -1 };
+    if v >= 8 {
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let requested = g
+                    .topics
+                    .as_ref()
+                    .map(|t| t.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+                let found =
+                    if not_ready.is_some() { Vec::new() } else { fetch_offsets(cluster, &g.group_id.0, requested) };
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(group_code)
+                    .with_topics(
+                        found
+                            .into_iter()
+                            .map(|(topic, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(str_bytes(&topic)))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|(i, o)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(i)
+                                                    .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
+                                                    .with_committed_leader_epoch(epoch(&o))
+                                                    .with_metadata(Some(str_bytes(
+                                                        o.as_ref().map_or("", |o| o.metadata.as_str()),
+                                                    )))
+                                                    .with_error_code(0)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return respond(ApiKey::OffsetFetch, header, &OffsetFetchResponse::default().with_groups(groups));
+    }
+    let requested = request
+        .topics
+        .as_ref()
+        .map(|t| t.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+    let requested_copy: Option<Vec<(String, Vec<i32>)>> = requested.clone();
+    let found = match &not_ready {
+        // v0-1 have no group-level error: report it on every requested partition.
+        Some(_) => requested_copy
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+            .collect(),
+        None => fetch_offsets(cluster, &request.group_id.0, requested),
+    };
+    let partition_code = if v < 2 { group_code } else { 0 };
+    let topics = found
+        .into_iter()
+        .map(|(topic, parts)| {
+            OffsetFetchResponseTopic::default().with_name(TopicName(str_bytes(&topic))).with_partitions(
+                parts
+                    .into_iter()
+                    .map(|(i, o)| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(i)
+                            .with_committed_offset(o.as_ref().map_or(-1, |o| o.offset))
+                            .with_committed_leader_epoch(epoch(&o))
+                            .with_metadata(Some(str_bytes(o.as_ref().map_or("", |o| o.metadata.as_str()))))
+                            .with_error_code(partition_code)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut body = OffsetFetchResponse::default().with_topics(topics);
+    if v >= 2 {
+        body = body.with_error_code(group_code);
+    }
+    respond(ApiKey::OffsetFetch, header, &body)
+}
+
+/// Operations a broker without an authorizer grants on a group: READ, DELETE, DESCRIBE.
+fn group_operations() -> i32 {
+    [3, 6, 8].iter().fold(0, |acc, op| acc | (1 << op))
+}
+
+pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
+    let v = header.api_version;
+    let not_ready = cluster.groups.not_ready();
+    let state = cluster.groups.state();
+    let groups = request
+        .groups
+        .iter()
+        .map(|id| {
+            let ops = if v >= 3 && request.include_authorized_operations { group_operations() } else { i32::MIN };
+            let base = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(ops);
+            if let Some(e) = &not_ready {
+                return base.with_error_code(e.code());
+            }
+            match state.groups.get(id.0.as_str()) {
+                Some(group) => {
+                    let d = group.describe();
+                    base.with_error_code(0)
+                        .with_group_state(str_bytes(d.state.name()))
+                        .with_protocol_type(str_bytes(&d.protocol_type))
+                        .with_protocol_data(str_bytes(&d.protocol))
+                        .with_members(
+                            d.members
+                                .into_iter()
+                                .map(|m| {
+                                    DescribedGroupMember::default()
+                                        .with_member_id(str_bytes(&m.member_id))
+                                        .with_group_instance_id(if v >= 4 {
+                                            m.group_instance_id.as_deref().map(str_bytes)
+                                        } else {
+                                            None
+                                        })
+                                        .with_client_id(str_bytes(&m.client_id))
+                                        .with_client_host(str_bytes(&m.client_host))
+                                        .with_member_metadata(Bytes::from(m.metadata))
+                                        .with_member_assignment(Bytes::from(m.assignment))
+                                })
+                                .collect(),
+                        )
+                }
+                None if state.offsets.has_group(&id.0) => {
+                    base.with_error_code(0).with_group_state(str_bytes(GroupState::Empty.name()))
+                }
+                None => base.with_error_code(0).with_group_state(str_bytes(GroupState::Dead.name())),
+            }
+        })
+        .collect();
+    drop(state);
+    respond(ApiKey::DescribeGroups, header, &DescribeGroupsResponse::default().with_groups(groups))
+}
+
+pub(super) fn list_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: ListGroupsRequest) -> Reply {
+    let v = header.api_version;
+    if let Some(e) = cluster.groups.not_ready() {
+        return respond(ApiKey::ListGroups, header, &ListGroupsResponse::default().with_error_code(e.code()));
+    }
+    let states: HashSet<String> = request.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let types: HashSet<String> = request.types_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let state = cluster.groups.state();
+    let mut listed: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    for (id, group) in &state.groups {
+        listed.insert(id.clone(), (group.protocol_type().unwrap_or_default().to_string(), group.state().name()));
+    }
+    for id in state.offsets.groups() {
+        listed.entry(id.to_string()).or_insert((String::new(), GroupState::Empty.name()));
+    }
+    drop(state);
+    let groups = listed
+        .into_iter()
+        .filter(|(_, (_, s))| *s != GroupState::Dead.name())
+        .filter(|(_, (_, s))| v < 4 || states.is_empty() || states.contains(&s.to_ascii_lowercase()))
+        .filter(|_| v < 5 || types.is_empty() || types.contains("classic"))
+        .map(|(id, (protocol_type, s))| {
+            let mut g = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(&id)))
+                .with_protocol_type(str_bytes(&protocol_type));
+            if v >= 4 {
+                g = g.with_group_state(str_bytes(s));
+            }
+            if v >= 5 {
+                g = g.with_group_type(str_bytes("classic"));
+            }
+            g
+        })
+        .collect();
+    respond(ApiKey::ListGroups, header, &ListGroupsResponse::default().with_error_code(0).with_groups(groups))
+}
+
+/// Removes a group and its offsets from memory, returning the tombstones to write.
+fn tombstones_for_group(cluster: &Cluster, group: &str) -> Result<Vec<RecordSpec>, i16> {
+    let mut state = cluster.groups.state();
+    let has_group = state.groups.get(group);
+    let has_offsets = state.offsets.has_group(group);
+    match has_group {
+        None if !has_offsets => return Err(ErrorCode::GroupIdNotFound.code()),
+        Some(g) if g.member_count() > 0 => return Err(ErrorCode::NonEmptyGroup.code()),
+        _ => {}
+    }
+    let now = now_ms();
+    state.groups.remove(group);
+    let mut records: Vec<RecordSpec> = state
+        .offsets
+        .remove_group(group)
+        .into_iter()
+        .map(|(topic, partition)| {
+            RecordSpec::new(
+                Some(&OffsetsKey::Offset { group: group.to_string(), topic, partition }.encode()),
+                None,
+                now,
+            )
+        })
+        .collect();
+    records.push(RecordSpec::new(Some(&OffsetsKey::Group { group: group.to_string() }.encode()), None, now));
+    Ok(records)
+}
+
+pub(super) fn delete_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: DeleteGroupsRequest) -> Reply {
+    let not_ready = cluster.groups.not_ready();
+    let planned: Vec<(GroupId, Result<Vec<RecordSpec>, i16>)> = request
+        .groups_names
+        .iter()
+        .map(|g| {
+            let outcome = match &not_ready {
+                Some(e) => Err(e.code()),
+                None => tombstones_for_group(cluster, &g.0),
+            };
+            (g.clone(), outcome)
+        })
+        .collect();
+    let cluster = cluster.clone();
+    let header = header.clone();
+    Reply::Later(Box::pin(async move {
+        let mut results = Vec::new();
+        for (group, outcome) in planned {
+            let code = match outcome {
+                Err(code) => code,
+                Ok(records) => match cluster.groups.persist(&cluster, &group.0, records).await {
+                    Ok(_) => 0,
+                    Err(e) => e.code(),
+                },
+            };
+            results.push(
+                kafka_protocol::messages::delete_groups_response::DeletableGroupResult::default()
+                    .with_group_id(group)
+                    .with_error_code(code),
+            );
+        }
+        encode_later(ApiKey::DeleteGroups, &header, &DeleteGroupsResponse::default().with_results(results))
+    }))
+}
+
+/// Topics the group's consumer members subscribe to.
+fn subscribed_topics(cluster: &Cluster, group: &str) -> HashSet<String> {
+    let state = cluster.groups.state();
+    let Some(g) = state.groups.get(group) else { return HashSet::new() };
+    if g.protocol_type() != Some("consumer") {
+        return HashSet::new();
+    }
+    let mut topics = HashSet::new();
+    for m in g.describe().members {
+        let mut bytes = Bytes::from(m.metadata);
+        if bytes.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+        let _ = bytes::Buf::get_i16(&mut bytes);
+        if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3)) {
+            topics.extend(sub.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    topics
+}
+
+pub(super) fn offset_delete(cluster: &Arc<Cluster>, header: &RequestHeader, request: OffsetDeleteRequest) -> Reply {
+    let group = request.group_id.0.to_string();
+    let fail =
+        |code: i16| respond(ApiKey::OffsetDelete, header, &OffsetDeleteResponse::default().with_error_code(code));
+    if let Some(e) = cluster.groups.not_ready() {
+        return fail(e.code());
+    }
+    {
+        let state = cluster.groups.state();
+        if !state.groups.contains_key(&group) && !state.offsets.has_group(&group) {
+            return fail(ErrorCode::GroupIdNotFound.code());
+        }
+    }
+    let subscribed = subscribed_topics(cluster, &group);
+    let now = now_ms();
+    let mut records = Vec::new();
+    let mut topics = Vec::new();
+    {
+        let mut state = cluster.groups.state();
+        for t in &request.topics {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if subscribed.contains(t.name.0.as_str()) {
+                        ErrorCode::GroupSubscribedToTopic.code()
+                    } else {
+                        if state.offsets.remove(&group, &t.name.0, p.partition_index).is_some() {
+                            let key = OffsetsKey::Offset {
+                                group: group.clone(),
+                                topic: t.name.0.to_string(),
+                                partition: p.partition_index,
+                            };
+                            records.push(RecordSpec::new(Some(&key.encode()), None, now));
+                        }
+                        0
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            topics.push(OffsetDeleteResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions));
+        }
+    }
+    let cluster = cluster.clone();
+    let header = header.clone();
+    Reply::Later(Box::pin(async move {
+        let mut code = 0;
+        if !records.is_empty()
+            && let Err(e) = cluster.groups.persist(&cluster, &group, records).await
+        {
+            code = e.code();
+        }
+        encode_later(
+            ApiKey::OffsetDelete,
+            &header,
+            &OffsetDeleteResponse::default().with_error_code(code).with_topics(topics),
+        )
+    }))
+}
