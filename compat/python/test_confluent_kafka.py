@@ -1,7 +1,7 @@
 """Compatibility tests with confluent-kafka-python (librdkafka).
 
-Consumers use assign() with explicit partitions and never commit: the first
-milestone has no group coordinator.
+Consumers here use assign() with explicit partitions and never commit, so
+every byte and offset can be checked; consumer groups are in test_groups.py.
 """
 
 from __future__ import annotations
