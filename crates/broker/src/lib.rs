@@ -24,6 +24,7 @@ pub mod flusher;
 pub mod groups;
 pub mod handlers;
 mod internal;
+pub mod outgoing;
 pub mod partition;
 mod server;
 

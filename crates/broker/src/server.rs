@@ -19,13 +19,14 @@ use tributary_protocol::frame::{FrameError, SIZE_PREFIX_LEN, check_frame_size};
 
 use crate::cluster::Cluster;
 use crate::handlers::{ConnectionInfo, Reply, handle_frame};
+use crate::outgoing::{Outgoing, write_outgoing};
 
 /// Responses a connection may have pending before it stops reading requests.
 const IN_FLIGHT_MAX: usize = 128;
 /// Read buffer growth step; the buffer grows with bytes that arrive, never by a claimed size.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-type Pending = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
+type Pending = Pin<Box<dyn Future<Output = Option<Outgoing>> + Send>>;
 
 /// Takes one complete frame off the front of `buf`, if there is one.
 fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
@@ -90,7 +91,9 @@ async fn serve_connection(
                 Ok(Some(frame)) => {
                     last_activity = tokio::time::Instant::now();
                     match handle_frame(&cluster, &conn, frame).await {
-                        Reply::Now(bytes) => in_flight.push_back(Box::pin(std::future::ready(Some(bytes)))),
+                        Reply::Now(bytes) => {
+                            in_flight.push_back(Box::pin(std::future::ready(Some(Outgoing::Frame(bytes)))))
+                        }
                         Reply::Later(future) => in_flight.push_back(future),
                         Reply::Nothing => {}
                         Reply::Close(why) => {
@@ -115,8 +118,9 @@ async fn serve_connection(
         tokio::select! {
             biased;
             Some(response) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Some(bytes) = response
-                    && writer.write_all(&bytes).await.is_err() {
+                if let Some(outgoing) = response
+                    && let Err(e) = write_outgoing(&mut writer, outgoing).await {
+                        tracing::debug!(%peer, error = %e, "write failed");
                         break;
                     }
                 last_activity = tokio::time::Instant::now();

@@ -257,3 +257,75 @@ async fn concurrent_producers_share_fsyncs() {
     );
     broker.stop().await;
 }
+
+/// Batches of `records` values of `size` bytes each, values tagged with their batch and index.
+fn big_batch(batch_no: usize, records: usize, size: usize) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None);
+    for i in 0..records {
+        let mut value = format!("batch {batch_no} record {i} ").into_bytes();
+        value.resize(size, b'a' + (i % 26) as u8);
+        b.push(RecordSpec::new(None, Some(&value), 1_000));
+    }
+    b.build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fetches_send_whole_batches_from_the_segment_file() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let mut produced = Vec::new();
+    for name in ["big-a", "big-b"] {
+        create(&mut client, name).await;
+        for n in 0..30 {
+            let batch = big_batch(n, 10, 2_000);
+            let response: ProduceResponse =
+                client.call(ApiKey::Produce, 9, &produce_request(name, -1, batch.clone())).await.expect("answer");
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            produced.push((name, batch));
+        }
+    }
+    let metadata: MetadataResponse =
+        client.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).await.expect("md");
+    let id_of = |name: &str| {
+        metadata.topics.iter().find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(name)).expect("topic").topic_id
+    };
+    for version in [4i16, 7, 11, 12, 13, 17] {
+        for (partition_max, expect_batches) in [(1 << 20, 30usize), (100_000, 4), (1_000, 1)] {
+            let fetch_topic = |name: &str| {
+                let t = FetchTopic::default().with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(partition_max),
+                ]);
+                if version >= 13 { t.with_topic_id(id_of(name)) } else { t.with_topic(topic(name)) }
+            };
+            let request = FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_min_bytes(1)
+                .with_max_bytes(8 << 20)
+                .with_topics(vec![fetch_topic("big-a"), fetch_topic("big-b")]);
+            let response: FetchResponse = client.call(ApiKey::Fetch, version, &request).await.expect("answer");
+            assert_eq!(response.responses.len(), 2, "v{version}");
+            for (t, name) in response.responses.iter().zip(["big-a", "big-b"]) {
+                let part = &t.partitions[0];
+                assert_eq!((part.error_code, part.high_watermark), (0, 300), "v{version}");
+                let records = part.records.as_deref().unwrap_or_default();
+                let batches: Vec<_> = BatchIter::new(records).map(|b| b.expect("whole batch")).collect();
+                // KIP-74: only the response's first batch may exceed the limit.
+                let expect_batches = if name == "big-b" && partition_max == 1_000 { 0 } else { expect_batches };
+                assert_eq!(batches.len(), expect_batches, "v{version} {name} partition_max_bytes {partition_max}");
+                let sent: Vec<_> = produced.iter().filter(|(n, _)| *n == name).collect();
+                for (n, (header, bytes)) in batches.iter().enumerate() {
+                    assert_eq!(header.base_offset, n as i64 * 10);
+                    assert!(tributary_record::batch::crc_matches(bytes));
+                    if version <= 12 {
+                        // From the magic byte on, a batch is stored exactly as it was produced.
+                        assert_eq!(&bytes[16..], &sent[n].1[16..], "v{version} batch {n}");
+                    }
+                }
+            }
+        }
+    }
+    broker.stop().await;
+}

@@ -29,3 +29,4 @@ pub mod segment;
 
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};
+pub use segment::FileSlice;

@@ -21,7 +21,7 @@ use crate::checkpoint::Checkpoint;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
-use crate::segment::{Segment, read_batches, read_header_at};
+use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
 
 /// Largest decompressed batch scanned for a timestamp lookup.
 const TIMESTAMP_SCAN_BYTES_MAX: usize = 256 << 20;
@@ -130,6 +130,11 @@ impl ReadPlan {
     /// Copies whole batches (no lock held); see [`read_batches`].
     pub fn execute(&self, max_bytes: usize, min_one: bool) -> std::io::Result<Vec<u8>> {
         read_batches(&self.file, self.position, self.segment_size, max_bytes, self.upper_bound, min_one)
+    }
+
+    /// Measures whole batches without copying them (no lock held); see [`locate_batches`].
+    pub fn locate(&self, max_bytes: usize, min_one: bool) -> std::io::Result<FileSlice> {
+        locate_batches(&self.file, self.position, self.segment_size, max_bytes, self.upper_bound, min_one)
     }
 }
 

@@ -6,8 +6,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tributary_record::batch::{BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD};
-use tributary_record::{BatchError, BatchHeader};
+use tributary_record::BatchHeader;
+use tributary_record::batch::{BATCH_HEADER_LEN, CRC_START};
 
 use crate::index::{OffsetIndex, TimeIndex};
 
@@ -327,47 +327,82 @@ impl Segment {
     }
 }
 
-/// Reads whole batches from `file` starting at `position` (a batch boundary),
-/// up to `max_bytes`, stopping before any batch at or after `upper_bound`. If
-/// `min_one` and the first batch is larger than `max_bytes`, it is returned
-/// whole (KIP-74). Runs without the partition lock.
+/// Bytes of batch headers read at a time while measuring a read.
+const HEADER_WINDOW_BYTES: usize = 16 * 1024;
+
+/// A run of whole batches in a segment file. Holding it keeps the file open,
+/// so the bytes stay readable even if retention deletes the segment.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    /// The segment's `.log` file.
+    pub file: Arc<File>,
+    /// Where the first batch starts.
+    pub position: u64,
+    /// Bytes of whole batches from `position`.
+    pub len: usize,
+}
+
+impl FileSlice {
+    /// Copies the bytes into memory.
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Measures the whole batches in `file` from `position` (a batch boundary):
+/// up to `max_bytes`, stopping before any batch at or after `upper_bound`
+/// or past `segment_size`. If `min_one` and the first batch is larger than
+/// `max_bytes`, it is taken whole (KIP-74). Reads only batch headers, a
+/// window at a time; runs without the partition lock.
+pub fn locate_batches(
+    file: &Arc<File>,
+    position: u64,
+    segment_size: u64,
+    max_bytes: usize,
+    upper_bound: i64,
+    min_one: bool,
+) -> std::io::Result<FileSlice> {
+    let available = segment_size.saturating_sub(position);
+    let mut window = Vec::new();
+    let mut window_at = position; // file position of window[0]
+    let mut end = 0u64; // bytes taken so far
+    while available - end >= BATCH_HEADER_LEN as u64 {
+        let at = position + end;
+        if at + BATCH_HEADER_LEN as u64 > window_at + window.len() as u64 {
+            let fill = (segment_size - at).min(HEADER_WINDOW_BYTES as u64) as usize;
+            window.resize(fill, 0);
+            file.read_exact_at(&mut window, at)?;
+            window_at = at;
+        }
+        let Ok(header) = BatchHeader::parse(&window[(at - window_at) as usize..]) else { break };
+        if header.base_offset >= upper_bound {
+            break;
+        }
+        let len = header.total_len() as u64;
+        if end + len > available {
+            break;
+        }
+        if end + len > max_bytes as u64 {
+            if end == 0 && min_one {
+                end = len;
+            }
+            break;
+        }
+        end += len;
+    }
+    Ok(FileSlice { file: file.clone(), position, len: end as usize })
+}
+
+/// Reads whole batches into memory; see [`locate_batches`].
 pub fn read_batches(
-    file: &File,
+    file: &Arc<File>,
     position: u64,
     segment_size: u64,
     max_bytes: usize,
     upper_bound: i64,
     min_one: bool,
 ) -> std::io::Result<Vec<u8>> {
-    let available = segment_size.saturating_sub(position);
-    let want = (max_bytes as u64).min(available) as usize;
-    let mut buf = vec![0u8; want.max(BATCH_HEADER_LEN.min(available as usize))];
-    file.read_exact_at(&mut buf, position)?;
-    let mut end = 0usize;
-    loop {
-        if buf.len() - end < LOG_OVERHEAD + 5 {
-            break;
-        }
-        let header = match BatchHeader::parse(&buf[end..]) {
-            Ok(h) => h,
-            Err(BatchError::Truncated) if end == 0 && buf.len() < BATCH_HEADER_LEN => break,
-            Err(_) => break,
-        };
-        if header.base_offset >= upper_bound {
-            break;
-        }
-        let len = header.total_len();
-        if end + len > buf.len() {
-            if end == 0 && min_one && (len as u64) <= available {
-                // The first batch does not fit: return it whole so the consumer progresses.
-                let mut whole = vec![0u8; len];
-                file.read_exact_at(&mut whole, position)?;
-                return Ok(whole);
-            }
-            break;
-        }
-        end += len;
-    }
-    buf.truncate(end);
-    Ok(buf)
+    locate_batches(file, position, segment_size, max_bytes, upper_bound, min_one)?.read()
 }

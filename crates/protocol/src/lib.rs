@@ -9,9 +9,11 @@
 //!                                   │  check_request (lengths, counts, element budget)
 //!                                   └▶ kafka-protocol decode at the requested version
 //! handler response ──encode_response──▶ [i32 size][header v0/v1][body at version]
+//! Fetch response ──encode_fetch_response──▶ encoded fields + record holes sent from their source
 //! ```
 
 pub mod apis;
+pub mod fetch_response;
 pub mod frame;
 pub mod fuzzing;
 pub mod request;
@@ -19,6 +21,7 @@ pub mod response;
 pub mod samples;
 pub mod shape;
 
+pub use fetch_response::{Part, RecordsSource, encode_fetch_response};
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError as ErrorCode;
 pub use request::{DecodeError, Request, RequestHeader, decode_request, peek_header};

@@ -4,20 +4,24 @@
 //! `min_bytes` are ready, the request waits (up to `max_wait_ms`) for any of
 //! its partitions' high watermarks to move, then reads again. No fetch
 //! sessions: the response's session id is 0, so clients send full requests.
+//!
+//! Records are not copied into the response: each partition's run of batches
+//! is measured by its headers and sent from the segment file when the
+//! response is written (short runs are read inline).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use tributary_log::LogError;
-use tributary_protocol::{ErrorCode, RequestHeader};
+use tributary_protocol::{ErrorCode, RecordsSource, RequestHeader, encode_fetch_response};
 use tributary_types::TopicId;
 use uuid::Uuid;
 
-use super::{Reply, encode_later};
+use super::Reply;
 use crate::cluster::Cluster;
+use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
 
 /// One requested partition, resolved.
@@ -39,9 +43,22 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Fe
     let cluster = cluster.clone();
     let header = header.clone();
     Reply::Later(Box::pin(async move {
-        let body = fetch(&cluster, header.api_version, request).await;
-        encode_later(ApiKey::Fetch, &header, &body)
+        let (body, records) = fetch(&cluster, header.api_version, request).await;
+        match encode_fetch_response(header.api_version, header.correlation_id, &body, records) {
+            Ok(parts) => Some(Outgoing::Parts(parts)),
+            Err(e) => {
+                tracing::error!(version = header.api_version, error = %e, "fetch response encoding failed");
+                None
+            }
+        }
     }))
+}
+
+/// A response body (records left out) and each partition's records, in order.
+type Answer = (FetchResponse, Vec<Option<Records>>);
+
+fn answer(pass: Pass) -> Answer {
+    (FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(pass.topics), pass.records)
 }
 
 fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots> {
@@ -73,7 +90,7 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
         .collect()
 }
 
-async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> FetchResponse {
+async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> Answer {
     let topics = resolve(cluster, &request, v);
     let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
@@ -87,55 +104,63 @@ async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> FetchRespons
             .filter_map(|s| s.target.as_ref().ok())
             .map(|p| p.subscribe())
             .collect();
-        let (responses, bytes, errors) = read_pass(&topics, max_bytes);
-        if bytes >= min_bytes || errors || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
-            return FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(responses);
+        let pass = read_pass(&topics, max_bytes);
+        if pass.bytes >= min_bytes || pass.errors || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
+            return answer(pass);
         }
         let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            let (responses, _, _) = read_pass(&topics, max_bytes);
-            return FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(responses);
+            return answer(read_pass(&topics, max_bytes));
         }
     }
 }
 
-/// Reads every partition once. Returns the responses, the bytes gathered and
-/// whether any partition has an error (which answers the fetch at once).
-fn read_pass(topics: &[TopicSlots], max_bytes: usize) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let mut total = 0usize;
-    let mut errors = false;
-    let mut out = Vec::with_capacity(topics.len());
+/// One read of every partition.
+struct Pass {
+    topics: Vec<FetchableTopicResponse>,
+    /// Each partition's records, in response order.
+    records: Vec<Option<Records>>,
+    /// Record bytes gathered.
+    bytes: usize,
+    /// Whether any partition has an error (which answers the fetch at once).
+    errors: bool,
+}
+
+/// Reads every partition once, within `max_bytes` in total.
+fn read_pass(topics: &[TopicSlots], max_bytes: usize) -> Pass {
+    let mut pass = Pass { topics: Vec::with_capacity(topics.len()), records: Vec::new(), bytes: 0, errors: false };
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.slots.len());
         for slot in &topic.slots {
-            let data = match read_partition(slot, max_bytes.saturating_sub(total), total == 0) {
-                Ok(d) => {
-                    errors |= d.error_code != 0;
-                    d
+            let (data, records) = match read_partition(slot, max_bytes.saturating_sub(pass.bytes), pass.bytes == 0) {
+                Ok((data, records)) => {
+                    pass.errors |= data.error_code != 0;
+                    (data, records)
                 }
                 Err(code) => {
-                    errors = true;
-                    PartitionData::default()
+                    pass.errors = true;
+                    let data = PartitionData::default()
                         .with_partition_index(slot.index)
                         .with_error_code(code.code())
-                        .with_high_watermark(-1)
-                        .with_records(Some(Bytes::new()))
+                        .with_high_watermark(-1);
+                    (data, Records::empty())
                 }
             };
-            total += data.records.as_ref().map_or(0, Bytes::len);
+            pass.bytes += records.len();
+            pass.records.push(Some(records));
             partitions.push(data);
         }
-        out.push(
+        pass.topics.push(
             FetchableTopicResponse::default()
                 .with_topic(topic.name.clone())
                 .with_topic_id(topic.topic_id)
                 .with_partitions(partitions),
         );
     }
-    (out, total, errors)
+    pass
 }
 
-fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<PartitionData, ErrorCode> {
+fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<(PartitionData, Records), ErrorCode> {
     let partition = slot.target.as_ref().map_err(|c| *c)?;
     let epoch = partition.leader_epoch();
     if slot.current_leader_epoch >= 0 {
@@ -162,18 +187,25 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<PartitionDa
         .with_log_start_offset(log_start_offset)
         .with_aborted_transactions(Some(Vec::new()));
     let records = match plan {
-        Ok(None) => Bytes::new(),
+        Ok(None) => Records::empty(),
         Ok(Some(plan)) => {
             let limit = slot.partition_max_bytes.min(budget);
-            plan.execute(limit, first).map(Bytes::from).map_err(|e| {
+            let located = plan.locate(limit, first).and_then(|slice| {
+                if slice.len < INLINE_RECORDS_MAX {
+                    slice.read().map(|b| Records::Inline(b.into()))
+                } else {
+                    Ok(Records::File(slice))
+                }
+            });
+            located.map_err(|e| {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "read failed");
                 ErrorCode::KafkaStorageError
             })?
         }
         Err(LogError::OffsetOutOfRange { .. }) => {
-            return Ok(base.with_error_code(ErrorCode::OffsetOutOfRange.code()).with_records(Some(Bytes::new())));
+            return Ok((base.with_error_code(ErrorCode::OffsetOutOfRange.code()), Records::empty()));
         }
         Err(_) => return Err(ErrorCode::KafkaStorageError),
     };
-    Ok(base.with_error_code(0).with_records(Some(records)))
+    Ok((base.with_error_code(0), records))
 }

@@ -28,6 +28,7 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use tributary_protocol::{Request, RequestHeader, api_versions_fallback, decode_request, encode_response, peek_header};
 
 use crate::cluster::Cluster;
+use crate::outgoing::Outgoing;
 
 /// Most array elements a request may hold in total (bounds decode memory).
 const REQUEST_ELEMENTS_MAX: usize = 1_000_000;
@@ -37,7 +38,7 @@ pub enum Reply {
     /// Send this frame.
     Now(Bytes),
     /// Send the frame this future yields (in request order); `None` sends nothing.
-    Later(Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>),
+    Later(Pin<Box<dyn Future<Output = Option<Outgoing>> + Send>>),
     /// Send nothing (acks=0 produce).
     Nothing,
     /// Close the connection (undecodable or unsupported request), with why.
@@ -76,9 +77,9 @@ pub(crate) fn respond<T: Encodable>(key: ApiKey, header: &RequestHeader, body: &
 }
 
 /// Encodes a deferred response body.
-pub(crate) fn encode_later<T: Encodable>(key: ApiKey, header: &RequestHeader, body: &T) -> Option<Bytes> {
+pub(crate) fn encode_later<T: Encodable>(key: ApiKey, header: &RequestHeader, body: &T) -> Option<Outgoing> {
     match encode_response(key, header.api_version, header.correlation_id, body) {
-        Ok(frame) => Some(frame),
+        Ok(frame) => Some(Outgoing::Frame(frame)),
         Err(e) => {
             tracing::error!(api = ?key, version = header.api_version, error = %e, "response encoding failed");
             None
