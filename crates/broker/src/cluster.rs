@@ -649,7 +649,7 @@ impl Cluster {
         for r in records {
             builder.push(r);
         }
-        let mut batch = builder.build();
+        let batch = builder.build();
         let info = AppendInfo {
             leader_epoch: target.leader_epoch(),
             max_timestamp,
@@ -658,7 +658,7 @@ impl Cluster {
             log_append_time: false,
         };
         let progress = target.subscribe();
-        let outcome = target.log().append(&mut batch, &info).map_err(ApiError::from)?;
+        let outcome = target.log().append(&batch, &info).map_err(ApiError::from)?;
         let (base, last) = match outcome {
             AppendOutcome::Appended { base_offset, last_offset, .. } => (base_offset, last_offset),
             AppendOutcome::Duplicate { base_offset, last_offset } => (base_offset, last_offset),

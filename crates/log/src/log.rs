@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tributary_record::BatchHeader;
-use tributary_record::batch::{set_base_offset, set_log_append_time, set_partition_leader_epoch};
-use tributary_record::validate::{first_record_at_or_after, set_max_timestamp};
+use tributary_record::batch::{
+    BATCH_HEADER_LEN, mark_log_append_time, reseal, set_base_offset, set_max_timestamp_field,
+    set_partition_leader_epoch,
+};
+use tributary_record::validate::first_record_at_or_after;
 
 use crate::checkpoint::Checkpoint;
 use crate::epoch::LeaderEpochCache;
@@ -352,9 +355,10 @@ impl PartitionLog {
     }
 
     /// Appends a validated batch: idempotence check, offset and epoch
-    /// assignment, LogAppendTime, roll if needed, write. The data is not
-    /// durable until a flush covers it.
-    pub fn append(&mut self, batch: &mut [u8], info: &AppendInfo) -> Result<AppendOutcome> {
+    /// assignment, LogAppendTime, roll if needed, write. The header is
+    /// rewritten in a copy; the record bytes go to the file from where they
+    /// are. The data is not durable until a flush covers it.
+    pub fn append(&mut self, batch: &[u8], info: &AppendInfo) -> Result<AppendOutcome> {
         self.check_online()?;
         let header =
             BatchHeader::parse(batch).map_err(|e| LogError::io(&self.dir, std::io::Error::other(e.to_string())))?;
@@ -373,15 +377,21 @@ impl PartitionLog {
         let batch_timestamp = if info.log_append_time { info.now_ms } else { info.max_timestamp };
         self.maybe_roll(batch.len(), &header, batch_timestamp, info.now_ms)?;
 
+        // parse() checked that the whole header is there.
+        let (head_bytes, records) = batch.split_at(BATCH_HEADER_LEN);
+        let mut head = [0u8; BATCH_HEADER_LEN];
+        head.copy_from_slice(head_bytes);
         let base_offset = self.next_offset;
-        set_base_offset(batch, base_offset);
-        set_partition_leader_epoch(batch, info.leader_epoch);
+        set_base_offset(&mut head, base_offset);
+        set_partition_leader_epoch(&mut head, info.leader_epoch);
         let (max_timestamp, offset_of_max, log_append_time_ms) = if info.log_append_time {
-            set_log_append_time(batch, info.now_ms);
+            mark_log_append_time(&mut head, info.now_ms);
+            reseal(&mut head, records);
             (info.now_ms, base_offset, info.now_ms)
         } else {
             if header.max_timestamp != info.max_timestamp {
-                set_max_timestamp(batch, info.max_timestamp);
+                set_max_timestamp_field(&mut head, info.max_timestamp);
+                reseal(&mut head, records);
             }
             (info.max_timestamp, base_offset + i64::from(info.offset_delta_of_max_timestamp), -1)
         };
@@ -397,7 +407,7 @@ impl PartitionLog {
         let Some(active) = self.segments.values_mut().next_back() else {
             return Err(LogError::Offline("no active segment".to_string()));
         };
-        if let Err(e) = active.append(batch, &header, interval, max_timestamp, offset_of_max) {
+        if let Err(e) = active.append(&head, records, &header, interval, max_timestamp, offset_of_max) {
             // A failed write was cut back; a failed cut-back is not recoverable here.
             let path = active.path.clone();
             if active.file.metadata().map(|m| m.len()).ok() != Some(active.size) {

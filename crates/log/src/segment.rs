@@ -2,6 +2,7 @@
 //! with its sparse offset and time indexes.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,32 @@ const RECOVERY_CHUNK_BYTES: usize = 1 << 20;
 /// File name stem of a segment: the base offset, zero-padded to 20 digits.
 pub fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
+}
+
+/// Writes `pieces` one after another at `position`, in as few system calls
+/// as the kernel allows (one `pwritev` for a batch's header and records).
+fn write_all_at(file: &File, pieces: &[&[u8]], mut position: u64) -> std::io::Result<()> {
+    let mut pieces: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !pieces.is_empty() {
+        let slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+        let written = match rustix::io::pwritev(file, &slices, position) {
+            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the file accepted no bytes")),
+            Ok(n) => n,
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            Err(e) => return Err(e.into()),
+        };
+        position += written as u64;
+        let mut left = written;
+        while let Some(first) = pieces.first_mut() {
+            if left < first.len() {
+                *first = &first[left..];
+                break;
+            }
+            left -= first.len();
+            pieces.remove(0);
+        }
+    }
+    Ok(())
 }
 
 /// Reads the batch header at `position`, `Ok(None)` at or past the end.
@@ -243,21 +270,22 @@ impl Segment {
     /// On a write error the file is cut back to its previous length.
     pub fn append(
         &mut self,
-        batch: &[u8],
+        head: &[u8],
+        records: &[u8],
         header: &BatchHeader,
         index_interval_bytes: u32,
         max_timestamp: i64,
         offset_of_max_timestamp: i64,
     ) -> std::io::Result<()> {
         let position = self.size;
-        if let Err(e) = self.file.write_all_at(batch, position) {
+        if let Err(e) = write_all_at(&self.file, &[head, records], position) {
             // Leave no partial batch behind; if even this fails the caller takes the log offline.
             self.file.set_len(position)?;
             return Err(e);
         }
         self.index_batch(header, position, index_interval_bytes, max_timestamp, offset_of_max_timestamp);
         self.note_batch(header, max_timestamp, offset_of_max_timestamp);
-        self.size += batch.len() as u64;
+        self.size += (head.len() + records.len()) as u64;
         Ok(())
     }
 

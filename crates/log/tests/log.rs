@@ -43,9 +43,9 @@ fn info(bytes: &[u8]) -> AppendInfo {
     }
 }
 
-fn append(log: &mut PartitionLog, mut bytes: Vec<u8>) -> AppendOutcome {
+fn append(log: &mut PartitionLog, bytes: Vec<u8>) -> AppendOutcome {
     let i = info(&bytes);
-    log.append(&mut bytes, &i).expect("append")
+    log.append(&bytes, &i).expect("append")
 }
 
 fn flush(log: &mut PartitionLog) {
@@ -239,9 +239,9 @@ fn idempotent_retries_survive_restarts() {
         })
     );
     assert_eq!(append(&mut log, retry), AppendOutcome::Duplicate { base_offset: 3, last_offset: 4 });
-    let mut gap = idempotent_batch(9, 0, 7, 1);
+    let gap = idempotent_batch(9, 0, 7, 1);
     let i = info(&gap);
-    assert!(matches!(log.append(&mut gap, &i), Err(LogError::OutOfOrderSequence { .. })));
+    assert!(matches!(log.append(&gap, &i), Err(LogError::OutOfOrderSequence { .. })));
     assert_eq!(
         append(&mut log, idempotent_batch(9, 0, 5, 1)),
         AppendOutcome::Appended { base_offset: 5, last_offset: 5, log_append_time_ms: -1 }
@@ -311,10 +311,10 @@ fn timestamp_lookups() {
 fn log_append_time_is_stamped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default(), true);
-    let mut bytes = batch(2, 1, 5);
+    let bytes = batch(2, 1, 5);
     let i = AppendInfo { log_append_time: true, now_ms: 777_000, ..info(&bytes) };
     assert_eq!(
-        log.append(&mut bytes, &i).expect("append"),
+        log.append(&bytes, &i).expect("append"),
         AppendOutcome::Appended { base_offset: 0, last_offset: 1, log_append_time_ms: 777_000 }
     );
     flush(&mut log);
@@ -381,14 +381,14 @@ fn segments_roll_by_record_time_not_by_how_old_the_timestamps_are() {
     let mut log = open(dir.path(), config, true);
     // Timestamps from 1970: old, but only 10 ms apart, so no roll.
     for t in [1_000, 1_005, 1_010] {
-        let mut b = batch(1, 10, t);
+        let b = batch(1, 10, t);
         let i = AppendInfo { now_ms: 1_800_000_000_000, ..info(&b) };
-        log.append(&mut b, &i).expect("append");
+        log.append(&b, &i).expect("append");
     }
     assert_eq!(log.segment_count(), 1);
     // A batch more than segment.ms after the first one rolls.
-    let mut b = batch(1, 10, 5_000);
+    let b = batch(1, 10, 5_000);
     let i = AppendInfo { now_ms: 1_800_000_000_000, ..info(&b) };
-    log.append(&mut b, &i).expect("append");
+    log.append(&b, &i).expect("append");
     assert_eq!(log.segment_count(), 2);
 }

@@ -201,11 +201,31 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Marks the batch LogAppendTime with `now_ms` as its max timestamp and
 /// recomputes the CRC, as a broker does for `message.timestamp.type=LogAppendTime`.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = be_i16(batch, ATTRIBUTES) | ATTR_TIMESTAMP_TYPE;
-    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let (head, records) = batch.split_at_mut(BATCH_HEADER_LEN);
+    mark_log_append_time(head, now_ms);
+    reseal(head, records);
+}
+
+/// Sets the LogAppendTime attribute and `now_ms` as the max timestamp in a
+/// batch header (the first [`BATCH_HEADER_LEN`] bytes). The CRC is stale
+/// until [`reseal`].
+pub fn mark_log_append_time(head: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(head, ATTRIBUTES) | ATTR_TIMESTAMP_TYPE;
+    head[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_max_timestamp_field(head, now_ms);
+}
+
+/// Sets the max timestamp in a batch header. The CRC is stale until [`reseal`].
+pub fn set_max_timestamp_field(head: &mut [u8], max_timestamp: i64) {
+    head[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+}
+
+/// Recomputes the CRC of a batch from its header (`head`, the first
+/// [`BATCH_HEADER_LEN`] bytes) and the record bytes that follow it, which
+/// may live elsewhere.
+pub fn reseal(head: &mut [u8], records: &[u8]) {
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..BATCH_HEADER_LEN]), records);
+    head[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Iterates over the batches in a `records` blob (as found in a Produce or

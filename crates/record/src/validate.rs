@@ -219,9 +219,9 @@ pub fn recompress(
 
 /// Sets the header's max timestamp (CreateTime) and recomputes the CRC.
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
-    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let (head, records) = batch.split_at_mut(BATCH_HEADER_LEN);
+    crate::batch::set_max_timestamp_field(head, max_timestamp);
+    crate::batch::reseal(head, records);
 }
 
 /// Finds the first record in `batch` whose timestamp is at least `target`,

@@ -14,7 +14,22 @@ pub enum VarintError {
 }
 
 /// Reads an unsigned LEB128 value of at most `max_bytes` bytes from `buf`, advancing it.
+#[inline]
 fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Result<u64, VarintError> {
+    // Most varints in a record (lengths, deltas, counts) are one or two bytes.
+    let bytes: &[u8] = buf;
+    if let Some(&b0) = bytes.first() {
+        if b0 < 0x80 {
+            *buf = &bytes[1..];
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = bytes.get(1)
+            && b1 < 0x80
+        {
+            *buf = &bytes[2..];
+            return Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7));
+        }
+    }
     let mut value: u64 = 0;
     for i in 0..max_bytes {
         let (&byte, rest) = buf.split_first().ok_or(VarintError::Truncated)?;
@@ -28,12 +43,14 @@ fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Result<u64, VarintError> 
 }
 
 /// Reads a zig-zag encoded 32-bit varint.
+#[inline]
 pub fn read_varint(buf: &mut &[u8]) -> Result<i32, VarintError> {
     let raw = read_unsigned(buf, 5)? as u32;
     Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
 }
 
 /// Reads a zig-zag encoded 64-bit varlong.
+#[inline]
 pub fn read_varlong(buf: &mut &[u8]) -> Result<i64, VarintError> {
     let raw = read_unsigned(buf, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))

@@ -239,7 +239,7 @@ fn produce_partition(
         && validated.header.compression().ok() != Some(target)
     {
         match recompress(&batch, target, codec_level(topic, target), DECOMPRESSED_BATCH_BYTES_MAX) {
-            Ok(b) => batch = b,
+            Ok(b) => batch = Bytes::from(b),
             Err(e) => {
                 let (error, records) = batch_error(&e, v);
                 return fail(error, records);
@@ -256,7 +256,7 @@ fn produce_partition(
     let progress = partition.subscribe();
     let (outcome, log_start_offset) = {
         let mut log = partition.log();
-        let outcome = log.append(&mut batch, &info);
+        let outcome = log.append(&batch, &info);
         (outcome, log.log_start_offset())
     };
     let (base_offset, last_offset, log_append_time_ms) = match outcome {
@@ -276,15 +276,15 @@ fn produce_partition(
     Outcome::Pending { response, progress, target: last_offset + 1 }
 }
 
-/// Produce v3+ carries exactly one batch per partition.
-fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, RecordErrors)> {
+/// Produce v3+ carries exactly one batch per partition. Returns it without copying.
+fn single_batch(records: &Bytes, v: i16) -> Result<Bytes, (ApiError, RecordErrors)> {
     let mut batches = BatchIter::new(records);
     let first = match batches.next() {
         None => {
             return Err(batch_error(&BatchError::InvalidBatch("the partition carries no record batch".to_string()), v));
         }
         Some(Err(e)) => return Err(batch_error(&e, v)),
-        Some(Ok((_, bytes))) => bytes,
+        Some(Ok((header, _))) => header.total_len(),
     };
     if batches.next().is_some() {
         return Err(batch_error(
@@ -292,7 +292,7 @@ fn single_batch(records: &Bytes, v: i16) -> Result<Vec<u8>, (ApiError, RecordErr
             v,
         ));
     }
-    Ok(first.to_vec())
+    Ok(records.slice(..first))
 }
 
 fn rules(topic: &TopicState, v: i16, now: i64) -> ValidationRules {
