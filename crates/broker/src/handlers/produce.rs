@@ -73,7 +73,8 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Pr
             .into_iter()
             .map(|p| produce_partition(cluster, &registry, &name, p, v, acks, transactional))
             .collect();
-        topics.push((topic.name, outcomes));
+        // An owned copy: the request's name shares (and would keep alive) the frame.
+        topics.push((TopicName(str_bytes(&name)), outcomes));
     }
     if acks == 0 {
         return Reply::Nothing;
