@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tributary_config::defs::broker_config;
 use tributary_config::value::{ConfigType, validate};
 use tributary_config::{BrokerConfig, BrokerLayers, Listener, TopicConfig, validate_topic_config};
-use tributary_log::{AppendInfo, AppendOutcome, LogConfig, PartitionLog};
+use tributary_log::{AppendInfo, AppendOutcome, CompactionConfig, LogConfig, PartitionLog};
 use tributary_metadata::{MetadataCommand, MetadataStore, PRODUCER_ID_BLOCK_SIZE, PartitionMeta, TopicMeta};
 use tributary_protocol::ErrorCode;
 use tributary_record::Compression;
@@ -702,6 +702,13 @@ pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
         retention_bytes: topic.retention_bytes,
         delete_policy: topic.delete,
         producer_id_expiration_ms: broker.producer_id_expiration_ms,
+        compaction: CompactionConfig {
+            enabled: topic.compact,
+            min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: topic.min_compaction_lag_ms,
+            max_compaction_lag_ms: topic.max_compaction_lag_ms,
+            delete_retention_ms: topic.delete_retention_ms,
+        },
     }
 }
 

@@ -11,6 +11,7 @@
 //!                  ▼
 //!                responses in request order
 //! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
+//! Cleaner thread: compacts `cleanup.policy=compact` partitions (snapshot, clean, swap in)
 //! ```
 //!
 //! [`Broker::start`] opens the data directory (recovering logs after an
@@ -18,6 +19,7 @@
 //! which stops accepting, drains in-flight requests, flushes and closes every
 //! segment and marks the stop clean.
 
+pub mod cleaner;
 pub mod cluster;
 pub mod error;
 pub mod flusher;
@@ -50,6 +52,7 @@ pub struct Broker {
     shutdown: watch::Sender<bool>,
     alive: mpsc::Receiver<()>,
     alive_sender: Option<mpsc::Sender<()>>,
+    cleaner: Option<cleaner::LogCleaner>,
 }
 
 /// Why the broker could not start serving.
@@ -138,7 +141,8 @@ impl Broker {
             }
             groups::timer_loop(loading, shutdown_rx).await;
         });
-        Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender) })
+        let cleaner = cleaner::LogCleaner::start(cluster.clone());
+        Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender), cleaner })
     }
 
     /// The shared state (for embedding and tests).
@@ -161,7 +165,14 @@ impl Broker {
             tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
         }
         let cluster = self.cluster.clone();
-        let _ = tokio::task::spawn_blocking(move || cluster.close()).await;
+        let cleaner = self.cleaner.take();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(c) = cleaner {
+                c.stop();
+            }
+            cluster.close()
+        })
+        .await;
         tracing::info!("shutdown complete: segments flushed and closed");
     }
 }

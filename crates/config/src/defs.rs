@@ -453,6 +453,24 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("transaction.state.log.min.isr", Int, Some("2"), "min.insync.replicas of __transaction_state."),
     broker!("group.initial.rebalance.delay.ms", Int, Some("3000"), "Delay of a new group's first rebalance."),
     broker!("log.cleaner.enable", Boolean, Some("true"), "Run the log cleaner for compacted topics."),
+    broker!(
+        "log.cleaner.backoff.ms",
+        Long,
+        Some("15000"),
+        "How long the log cleaner sleeps when no log needs cleaning."
+    ),
+    broker!(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        Some("134217728"),
+        "Memory for the log cleaner's key to latest-offset map; bounds how much dirty log one clean covers."
+    ),
+    broker!(
+        "log.cleaner.io.max.bytes.per.second",
+        Double,
+        Some("1.7976931348623157E308"),
+        "Bytes per second the log cleaner may read plus write."
+    ),
     // Kafka's dynamic SASL/Kerberos keys: accepted and stored so existing
     // tooling works; Kerberos (GSSAPI) itself is not served.
     broker!(

@@ -152,6 +152,7 @@ impl BrokerLayers {
             topic_config(name).and_then(|d| self.resolve(d, overrides).value).unwrap_or_default()
         };
         let long = |name: &str| -> i64 { get(name).trim().parse().unwrap_or(0) };
+        let double = |name: &str| -> f64 { get(name).trim().parse().unwrap_or(0.0) };
         let policy = get("cleanup.policy");
         let policies = split_list(&policy);
         TopicConfig {
@@ -169,6 +170,8 @@ impl BrokerLayers {
             timestamp_before_max_ms: long("message.timestamp.before.max.ms"),
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            max_compaction_lag_ms: long("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio: double("min.cleanable.dirty.ratio"),
             min_insync_replicas: long("min.insync.replicas") as i32,
             retention_bytes: long("retention.bytes"),
             retention_ms: long("retention.ms"),
@@ -223,6 +226,10 @@ pub struct TopicConfig {
     pub log_append_time: bool,
     /// `min.compaction.lag.ms`.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `retention.bytes` (-1 = unlimited).

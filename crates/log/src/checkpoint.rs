@@ -1,6 +1,7 @@
 //! The partition checkpoint: how far the log is known to be on disk (the
 //! recovery point; batches after it are validated on an unclean start) and
-//! the log start offset (moved by DeleteRecords and retention).
+//! the log start offset (moved by DeleteRecords and retention), and for
+//! compacted logs the first offset the cleaner has not cleaned yet.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ pub struct Checkpoint {
     pub recovery_point: i64,
     /// First offset visible to readers.
     pub log_start_offset: i64,
+    /// Offsets below this were compacted (0 when never).
+    pub cleaner_offset: i64,
 }
 
 impl Checkpoint {
@@ -32,6 +35,7 @@ impl Checkpoint {
             match line.split_once(' ') {
                 Some(("recovery_point", v)) => c.recovery_point = v.trim().parse().unwrap_or(0),
                 Some(("log_start_offset", v)) => c.log_start_offset = v.trim().parse().unwrap_or(0),
+                Some(("cleaner_offset", v)) => c.cleaner_offset = v.trim().parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -40,8 +44,10 @@ impl Checkpoint {
 
     /// Writes the checkpoint durably.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let text =
-            format!("version 0\nrecovery_point {}\nlog_start_offset {}\n", self.recovery_point, self.log_start_offset);
+        let text = format!(
+            "version 0\nrecovery_point {}\nlog_start_offset {}\ncleaner_offset {}\n",
+            self.recovery_point, self.log_start_offset, self.cleaner_offset
+        );
         write_file_synced(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 }
@@ -54,7 +60,7 @@ mod tests {
     fn round_trip_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
-        let c = Checkpoint { recovery_point: 42, log_start_offset: 7 };
+        let c = Checkpoint { recovery_point: 42, log_start_offset: 7, cleaner_offset: 5 };
         c.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), c);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").expect("write");

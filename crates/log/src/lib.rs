@@ -7,7 +7,9 @@
 //!   00000000000000000000.timeindex  sparse time index    (i64 max timestamp, u32 relative offset)
 //!   00000000000000012345.snapshot   idempotent producer state at offset 12345
 //!   leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
-//!   tributary-checkpoint            recovery point and log start offset
+//!   tributary-checkpoint            recovery point, log start offset, cleaner offset
+//!   00000000000000000000.log.cleaned  a compaction in progress (deleted on open)
+//!   <base>.<end>.swap               a finished compaction not yet swapped in (completed on open)
 //! ```
 //!
 //! Append writes to the page cache under the partition's lock; a group-commit
@@ -15,11 +17,13 @@
 //! move. Recovery after an unclean stop validates every batch past the
 //! recovery point (length, CRC-32C, ascending offsets), cuts a torn tail and
 //! rebuilds indexes; producer state is restored from the newest snapshot plus
-//! the batches after it.
+//! the batches after it. Compacted topics are cleaned by [`cleaner`] off
+//! the request path.
 //!
 //! The crate knows `record`, never the wire protocol.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod epoch;
 pub mod error;
 pub mod index;
@@ -27,6 +31,7 @@ pub mod log;
 pub mod producer;
 pub mod segment;
 
+pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};
 pub use segment::FileSlice;

@@ -21,6 +21,7 @@ use tributary_record::batch::{
 use tributary_record::validate::first_record_at_or_after;
 
 use crate::checkpoint::Checkpoint;
+use crate::cleaner::{CleanSnapshot, Cleaned, CompactionConfig, SourceSegment, swap_path};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
@@ -30,7 +31,7 @@ use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_head
 const TIMESTAMP_SCAN_BYTES_MAX: usize = 256 << 20;
 
 /// The topic configs the log acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`.
     pub segment_bytes: u64,
@@ -46,6 +47,8 @@ pub struct LogConfig {
     pub delete_policy: bool,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
+    /// Compaction (`cleanup.policy=compact`) settings.
+    pub compaction: CompactionConfig,
 }
 
 impl Default for LogConfig {
@@ -58,6 +61,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             delete_policy: true,
             producer_id_expiration_ms: 86_400_000,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     producers: ProducerState,
     offline: Option<String>,
+    /// Earliest delete horizon of a kept tombstone; `Err` until known.
+    tombstone_horizon: std::result::Result<Option<i64>, ()>,
 }
 
 fn io_at(path: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
@@ -175,6 +181,7 @@ impl PartitionLog {
     ) -> Result<PartitionLog> {
         let io = io_at(dir);
         fs::create_dir_all(dir).map_err(&io)?;
+        crate::cleaner::finish_interrupted_swaps(dir).map_err(&io)?;
         let checkpoint = Checkpoint::load(dir);
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir).map_err(&io)? {
@@ -240,6 +247,7 @@ impl PartitionLog {
             epochs,
             producers: ProducerState::default(),
             offline: None,
+            tombstone_horizon: Err(()),
         };
         log.recover_producer_state()?;
         log.write_checkpoint()?;
@@ -517,8 +525,7 @@ impl PartitionLog {
     }
 
     fn write_checkpoint(&mut self) -> Result<()> {
-        let c =
-            Checkpoint { recovery_point: self.checkpointed.recovery_point, log_start_offset: self.log_start_offset };
+        let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
         c.save(&self.dir).map_err(io_at(&self.dir))?;
         self.checkpointed = c;
         Ok(())
@@ -702,6 +709,120 @@ impl PartitionLog {
             self.write_checkpoint()?;
         }
         Ok(doomed.len())
+    }
+
+    /// Rolls the active segment of a compacted log once its oldest record is
+    /// older than `max.compaction.lag.ms`, so the cleaner may reach it.
+    pub fn roll_for_compaction(&mut self, now_ms: i64) -> Result<bool> {
+        let lag = self.config.compaction.max_compaction_lag_ms;
+        if !self.config.compaction.enabled || lag == i64::MAX || self.offline.is_some() {
+            return Ok(false);
+        }
+        let Some(active) = self.segments.values().next_back() else {
+            return Ok(false);
+        };
+        let oldest = active.first_batch_timestamp.filter(|&t| t >= 0).unwrap_or(active.created_ms);
+        if active.is_empty() || now_ms.saturating_sub(oldest) <= lag {
+            return Ok(false);
+        }
+        self.roll(now_ms)?;
+        Ok(true)
+    }
+
+    /// What the cleaner needs to compact this log: the closed segments wholly
+    /// below `upper_bound` (the high watermark). `None` when the log is not
+    /// compacted, offline, or has no closed segment.
+    pub fn clean_snapshot(&self, upper_bound: i64) -> Option<CleanSnapshot> {
+        if !self.config.compaction.enabled || self.offline.is_some() {
+            return None;
+        }
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut segments = Vec::new();
+        for (i, s) in self.segments.values().enumerate() {
+            let Some(&end) = bases.get(i + 1) else {
+                break; // the active segment
+            };
+            if end > upper_bound {
+                break;
+            }
+            segments.push(SourceSegment {
+                base_offset: s.base_offset,
+                end,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                first_batch_timestamp: s.first_batch_timestamp,
+                file: s.file.clone(),
+            });
+        }
+        if segments.is_empty() {
+            return None;
+        }
+        Some(CleanSnapshot {
+            dir: self.dir.clone(),
+            config: self.config,
+            segments,
+            first_dirty: self.checkpointed.cleaner_offset,
+            tombstone_horizon: self.tombstone_horizon,
+        })
+    }
+
+    /// Remembers the earliest tombstone horizon the cleaner found by scanning.
+    pub fn set_tombstone_horizon(&mut self, horizon: Option<i64>) {
+        self.tombstone_horizon = Ok(horizon);
+    }
+
+    /// Swaps cleaned segments in for the ones they were made from. A group
+    /// whose originals changed meanwhile (deleted by retention) is dropped.
+    /// Returns the number of groups swapped in.
+    pub fn commit_clean(&mut self, cleaned: Cleaned) -> Result<usize> {
+        self.check_online()?;
+        if cleaned.dir != self.dir {
+            cleaned.discard();
+            return Ok(0);
+        }
+        let dir = self.dir.clone();
+        let io = io_at(&dir);
+        let end = cleaned.end;
+        let horizon = cleaned.tombstone_horizon;
+        let mut swapped = 0;
+        for group in cleaned.groups {
+            let base = group.segment.base_offset;
+            let current: Vec<(i64, u64)> = self.segments.range(base..group.end).map(|(&b, s)| (b, s.size)).collect();
+            let is_active = self.segments.keys().next_back().is_some_and(|&b| b < group.end);
+            if current != group.replaces || is_active {
+                tracing::info!(dir = %dir.display(), base, "segments changed while cleaning; dropping that part of the clean");
+                let _ = fs::remove_file(&group.segment.path);
+                continue;
+            }
+            let swap = swap_path(&dir, base, group.end);
+            fs::rename(&group.segment.path, &swap).map_err(&io)?;
+            File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
+            // From here on a crash is finished by the next open; an error
+            // leaves memory and disk apart, so the log goes offline until then.
+            if let Err(e) = self.swap_in(group.segment, &group.replaces, &swap) {
+                self.go_offline(format!("swapping in a cleaned segment failed: {e}"));
+                return Err(LogError::io(&dir, e));
+            }
+            swapped += 1;
+        }
+        self.checkpointed.cleaner_offset = end;
+        self.write_checkpoint()?;
+        self.tombstone_horizon = Ok(horizon);
+        Ok(swapped)
+    }
+
+    fn swap_in(&mut self, mut segment: Segment, replaces: &[(i64, u64)], swap: &Path) -> std::io::Result<()> {
+        for (base, _) in replaces {
+            if let Some(old) = self.segments.remove(base) {
+                old.delete_files(&self.dir)?;
+            }
+        }
+        let (log_path, _, _) = Segment::paths(&self.dir, segment.base_offset);
+        fs::rename(swap, &log_path)?;
+        segment.path = log_path;
+        segment.write_indexes(&self.dir)?;
+        self.segments.insert(segment.base_offset, segment);
+        File::open(&self.dir)?.sync_all()
     }
 
     /// Makes everything durable and writes indexes, a producer snapshot and

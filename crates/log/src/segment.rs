@@ -110,6 +110,12 @@ impl Segment {
         Ok(Segment::empty(base_offset, Arc::new(file), path, now_ms))
     }
 
+    /// Creates an empty segment file at `path` (the cleaner's `.cleaned` file).
+    pub(crate) fn create_at(path: &Path, base_offset: i64, now_ms: i64) -> std::io::Result<Segment> {
+        let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(path)?;
+        Ok(Segment::empty(base_offset, Arc::new(file), path.to_path_buf(), now_ms))
+    }
+
     fn empty(base_offset: i64, file: Arc<File>, path: PathBuf, now_ms: i64) -> Segment {
         Segment {
             base_offset,

@@ -35,7 +35,8 @@ const RECORDS_COUNT: usize = 57;
 const ATTR_TIMESTAMP_TYPE: i16 = 1 << 3;
 const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 const ATTR_CONTROL: i16 = 1 << 5;
-const ATTR_DELETE_HORIZON: i16 = 1 << 6;
+/// Attribute bit: `base_timestamp` holds the delete horizon of the batch's tombstones (set by the log cleaner).
+pub const ATTR_DELETE_HORIZON: i16 = 1 << 6;
 
 /// "No producer id" / "no sequence" sentinels.
 pub const NO_PRODUCER_ID: i64 = -1;

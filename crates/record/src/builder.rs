@@ -1,8 +1,9 @@
 //! Building record batches: used by tests, the fuzz corpus, benchmarks and
-//! broker-side recompression.
+//! broker-side recompression and the log cleaner.
 
 use crate::batch::{BATCH_HEADER_LEN, CRC_START, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE};
 use crate::compression::Compression;
+use crate::records::Record;
 use crate::varint::{varint_size, write_varint, write_varlong};
 
 /// One record to put in a batch.
@@ -76,6 +77,29 @@ pub fn encode_records(records: &[RecordSpec], base_timestamp: i64, out: &mut Vec
         write_varint(out, body.len() as i32);
         out.extend_from_slice(&body);
     }
+}
+
+/// Appends the v2 encoding of a record read from a batch, keeping its offset
+/// delta, key, value and headers and giving it `timestamp_delta` (the log
+/// cleaner re-bases timestamps when it stamps a delete horizon).
+pub fn encode_record(record: &Record<'_>, timestamp_delta: i64, out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(
+        16 + record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len)
+            + record.headers.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 4).sum::<usize>(),
+    );
+    body.push(record.attributes as u8);
+    write_varlong(&mut body, timestamp_delta);
+    write_varint(&mut body, record.offset_delta);
+    write_nullable(&mut body, record.key);
+    write_nullable(&mut body, record.value);
+    write_varint(&mut body, record.headers.len() as i32);
+    for h in &record.headers {
+        write_nullable(&mut body, Some(h.key));
+        write_nullable(&mut body, h.value);
+    }
+    write_varint(out, body.len() as i32);
+    out.extend_from_slice(&body);
 }
 
 fn write_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
