@@ -304,10 +304,12 @@ class BrokerFactory:
     def _log(self, tag: str) -> Path:
         return self.tmp_path / "logs" / f"broker-{len(self.started) + 1}-{tag}.log"
 
-    def start(self, data_dir: Path | None = None, port: int | None = None) -> BrokerProcess:
-        """`tributary start --kafka-port P --data-dir D` (a new process)."""
+    def start(self, data_dir: Path | None = None, port: int | None = None,
+              overrides: dict[str, str] | None = None) -> BrokerProcess:
+        """`tributary start --kafka-port P --data-dir D [--override k=v ...]` (a new process)."""
         data_dir = data_dir or self.new_data_dir()
-        b = launch(lambda p: start_args(self.bin_path, p, data_dir), self._log("start"),
+        extra = [a for k, v in (overrides or {}).items() for a in ("--override", f"{k}={v}")]
+        b = launch(lambda p: start_args(self.bin_path, p, data_dir) + extra, self._log("start"),
                    data_dir, port=port)
         self.started.append(b)
         return b
