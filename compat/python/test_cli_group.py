@@ -296,7 +296,7 @@ def test_usage_and_connection_errors(bootstrap):
     bad = cli(bootstrap, "seek", "g", "--to", "yesterday")
     assert bad.returncode == 2 and "is not a seek target" in bad.stderr, bad.stderr
     bad_topics = cli(bootstrap, "seek", "g", "--to", "earliest", "--topics", "t:x")
-    assert bad_topics.returncode == 1 and "partition number" in bad_topics.stderr
+    assert bad_topics.returncode == 2 and "partition number" in bad_topics.stderr
     unreachable = subprocess.run([str(broker_binary()), "group", "list", "--bootstrap", "127.0.0.1:1"],
                                  capture_output=True, text=True, timeout=TIMEOUT_S)
     assert unreachable.returncode == 1 and "no broker reachable at 127.0.0.1:1" in unreachable.stderr

@@ -145,7 +145,7 @@ enum GroupCommand {
         #[arg(long, value_name = "TARGET")]
         to: SeekTarget,
         /// Only these topics (t1,t2) or partitions (t:0,1); repeatable.
-        #[arg(long, value_name = "TOPICS")]
+        #[arg(long, value_name = "TOPICS", value_parser = check_topics)]
         topics: Vec<String>,
         /// Commit the new offsets (without it, nothing changes).
         #[arg(long)]
@@ -158,6 +158,11 @@ enum GroupCommand {
         #[arg(required = true)]
         groups: Vec<String>,
     },
+}
+
+/// Checks one `--topics` value; the values are combined after parsing.
+fn check_topics(value: &str) -> Result<String, String> {
+    parse_topic_selection(&[value.to_string()]).map(|_| value.to_string())
 }
 
 /// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
@@ -204,10 +209,6 @@ async fn execute(args: GroupArgs) -> Result<bool, ClientError> {
     let mut config = ClientConfig::new(&args.connection.bootstrap);
     config.client_id = "tributary-cli".to_string();
     config.timeout = args.connection.timeout;
-    if let GroupCommand::Seek { topics, .. } = &args.command {
-        // Argument errors before any connection.
-        parse_topic_selection(topics).map_err(ClientError::Refused)?;
-    }
     let mut client = Client::connect(config).await?;
     match args.command {
         GroupCommand::List { states } => list(&mut client, &states, format).await,

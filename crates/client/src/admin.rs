@@ -441,6 +441,7 @@ impl Client {
         pending.sort();
         pending.dedup();
         let mut retry = Retry::new(self.config().timeout);
+        let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
         while !pending.is_empty() {
             let topics: Vec<String> =
                 pending.iter().map(|tp| tp.topic.clone()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -479,7 +480,11 @@ impl Client {
                         )
                     })
                     .collect();
-                let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(topics);
+                let mut request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(topics);
+                if v >= 10 {
+                    // How long the broker may spend on a lookup in remote (tiered) storage.
+                    request = request.with_timeout_ms(timeout_ms);
+                }
                 let response = conn.call(&request, v).await?;
                 let mut answered = BTreeSet::new();
                 for t in response.topics {
