@@ -5,6 +5,11 @@
 //!   defaults (Kafka on 127.0.0.1:9092, data in ./tributary-data).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
+//! - `tributary group list|describe|seek|delete` administers consumer groups
+//!   of any Kafka-compatible cluster (`group.rs`).
+
+mod group;
+mod table;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -70,6 +75,8 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
         output: Output,
     },
+    /// Consumer groups: list, describe with lag, seek offsets, delete.
+    Group(group::GroupArgs),
 }
 
 #[derive(Serialize)]
@@ -176,15 +183,16 @@ async fn wait_for_signal() {
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
-    init_logging();
-    let (config, output) = match &cli.command {
+    let (config, output) = match cli.command {
+        Command::Group(args) => return group::run(args),
         Command::Start { kafka_port, host, data_dir, overrides, output } => {
-            (start_config(*kafka_port, host, data_dir, overrides), *output)
+            (start_config(kafka_port, &host, &data_dir, &overrides), output)
         }
         Command::Broker { config, overrides, output } => {
-            (BrokerConfig::load(config.as_deref(), std::env::vars(), overrides).map_err(|e| e.to_string()), *output)
+            (BrokerConfig::load(config.as_deref(), std::env::vars(), &overrides).map_err(|e| e.to_string()), output)
         }
     };
+    init_logging();
     let config = match config {
         Ok(c) => c,
         Err(e) => {

@@ -329,3 +329,45 @@ async fn large_fetches_send_whole_batches_from_the_segment_file() {
     }
     broker.stop().await;
 }
+
+/// A member's JoinGroup metadata is opaque to the coordinator but read by
+/// OffsetDelete (to find subscribed topics): a subscription claiming 2^31-1
+/// topics in six bytes must not make the broker reserve memory for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_subscription_bytes_do_not_crash_offset_delete() {
+    let broker =
+        TestBroker::start(&[("group.initial.rebalance.delay.ms", "0"), ("offsets.topic.replication.factor", "1")])
+            .await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let group = GroupId(StrBytes::from_static_str("hostile"));
+    let metadata = Bytes::from_static(&[0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    let join = JoinGroupRequest::default()
+        .with_group_id(group.clone())
+        .with_session_timeout_ms(30_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![
+            join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(metadata),
+        ]);
+    let mut joined = None;
+    for _ in 0..100 {
+        let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 0, &join).await.expect("answer");
+        if response.error_code == 0 {
+            joined = Some(response);
+            break;
+        }
+        assert!(matches!(response.error_code, 14 | 15), "only a loading coordinator is expected");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(joined.is_some(), "the member joined");
+    let delete = OffsetDeleteRequest::default().with_group_id(group).with_topics(vec![
+        offset_delete_request::OffsetDeleteRequestTopic::default()
+            .with_name(topic("orders"))
+            .with_partitions(vec![offset_delete_request::OffsetDeleteRequestPartition::default()]),
+    ]);
+    let mut other = RawClient::connect(broker.addr).await;
+    let answer: Option<OffsetDeleteResponse> = other.call(ApiKey::OffsetDelete, 0, &delete).await;
+    assert!(answer.is_some(), "the broker answers instead of aborting");
+    broker.stop().await;
+}

@@ -10,9 +10,13 @@
 //!                                   └▶ kafka-protocol decode at the requested version
 //! handler response ──encode_response──▶ [i32 size][header v0/v1][body at version]
 //! Fetch response ──encode_fetch_response──▶ encoded fields + record holes sent from their source
+//!
+//! client side: response bytes ──check_response──▶ kafka-protocol decode at the negotiated version
+//! DescribeGroups member bytes ──consumer_protocol::decode_*──▶ subscription / assignment
 //! ```
 
 pub mod apis;
+pub mod consumer_protocol;
 pub mod fetch_response;
 pub mod frame;
 pub mod fuzzing;

@@ -10,19 +10,25 @@
 //! that passes is handed to the decoder, whose allocations are then bounded by
 //! bytes that really arrived.
 //!
+//! The same walk guards the client side: [`check_response`] runs over every
+//! response body the internal client receives (a broker's counts are no more
+//! trusted than a client's), and [`check_embedded`] over the consumer
+//! protocol's subscription and assignment bytes, which group members write
+//! and DescribeGroups hands to anyone who asks.
+//!
 //! The layouts below mirror Apache Kafka's message specs; `tests` cross-check
 //! each one against the `kafka-protocol` encoder at every supported version.
 
 use kafka_protocol::messages::ApiKey;
 
-/// Why a request body was refused.
+/// Why a message body was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShapeError {
     /// The body ends before a field does.
     Truncated(&'static str),
     /// A length or count is negative (other than -1 null) or larger than the bytes left.
     BadLength(&'static str, i64),
-    /// The request holds more array elements than the broker accepts.
+    /// The body holds more array elements than the caller accepts.
     TooManyElements(usize),
     /// A tagged field's declared size disagrees with its content.
     TaggedFieldSize(u32),
@@ -33,17 +39,17 @@ pub enum ShapeError {
 impl std::fmt::Display for ShapeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ShapeError::Truncated(what) => write!(f, "request ends inside {what}"),
+            ShapeError::Truncated(what) => write!(f, "message ends inside {what}"),
             ShapeError::BadLength(what, n) => {
                 write!(f, "{what} length {n} is invalid for the bytes present")
             }
             ShapeError::TooManyElements(max) => {
-                write!(f, "request holds more than {max} array elements")
+                write!(f, "message holds more than {max} array elements")
             }
             ShapeError::TaggedFieldSize(tag) => {
                 write!(f, "tagged field {tag} does not match its declared size")
             }
-            ShapeError::UnknownApi(key) => write!(f, "no request layout for api key {key}"),
+            ShapeError::UnknownApi(key) => write!(f, "no message layout for api key {key}"),
         }
     }
 }
@@ -311,6 +317,18 @@ pub fn check_request(api_key: ApiKey, version: i16, body: &[u8], elements_max: u
     walker.walk_struct(fields)
 }
 
+/// Walks `body` as the struct `fields`, flexible or not, at `version`.
+fn check_layout(
+    fields: &[F],
+    flexible: bool,
+    version: i16,
+    body: &[u8],
+    elements_max: usize,
+) -> Result<(), ShapeError> {
+    let mut walker = Walker { buf: body, version, flexible, elements: 0, elements_max };
+    walker.walk_struct(fields)
+}
+
 struct Walker<'a> {
     buf: &'a [u8],
     version: i16,
@@ -439,6 +457,9 @@ impl Walker<'_> {
         Ok(())
     }
 }
+
+mod responses;
+pub use responses::{Embedded, check_embedded, check_response};
 
 #[cfg(test)]
 mod tests;

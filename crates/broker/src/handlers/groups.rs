@@ -23,7 +23,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use tributary_group::classic::{Effect, GroupError, GroupState, JoinRequest, JoinResult, SyncResult};
 use tributary_group::offsets::CommittedOffset;
 use tributary_group::records::OffsetsKey;
@@ -721,14 +721,9 @@ fn subscribed_topics(cluster: &Cluster, group: &str) -> HashSet<String> {
     }
     let mut topics = HashSet::new();
     for m in g.describe().members {
-        let mut bytes = Bytes::from(m.metadata);
-        if bytes.len() < 2 {
-            continue;
-        }
-        let version = i16::from_be_bytes([bytes[0], bytes[1]]);
-        let _ = bytes::Buf::get_i16(&mut bytes);
-        if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3)) {
-            topics.extend(sub.topics.iter().map(|t| t.to_string()));
+        // Member metadata is client-written: the bounded decoder checks its counts first.
+        if let Ok(sub) = tributary_protocol::consumer_protocol::decode_subscription(&m.metadata) {
+            topics.extend(sub.topics);
         }
     }
     topics

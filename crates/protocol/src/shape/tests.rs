@@ -112,3 +112,296 @@ fn group_api_layouts_walk_exactly() {
         }
     }
 }
+
+/// A response of `api_key` at `v` with every field of that version set, two
+/// elements in each collection and, in flexible versions, an unknown tag.
+fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Encodable;
+    let s = StrBytes::from_static_str;
+    let id = uuid::Uuid::from_u128(7);
+    let flexible = |from: i16| v >= from;
+    let extra = bytes::Bytes::from_static(b"tag");
+    let mut buf = BytesMut::new();
+    macro_rules! enc {
+        ($body:expr) => {
+            $body.encode(&mut buf, v).unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
+        };
+    }
+    match api_key {
+        ApiKey::ApiVersions => {
+            use api_versions_response::*;
+            let keys = vec![
+                ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(13),
+                ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(4),
+            ];
+            let mut r = ApiVersionsResponse::default().with_error_code(0).with_api_keys(keys).with_throttle_time_ms(1);
+            if flexible(3) {
+                r = r
+                    .with_supported_features(vec![
+                        SupportedFeatureKey::default().with_name(s("a")).with_min_version(1).with_max_version(2),
+                        SupportedFeatureKey::default().with_name(s("bb")).with_min_version(0).with_max_version(1),
+                    ])
+                    .with_finalized_features_epoch(9)
+                    .with_finalized_features(vec![
+                        FinalizedFeatureKey::default().with_name(s("a")).with_max_version_level(2),
+                        FinalizedFeatureKey::default().with_name(s("bb")).with_min_version_level(1),
+                    ])
+                    .with_zk_migration_ready(true)
+                    .with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::Metadata => {
+            use metadata_response::*;
+            let broker = |n: i32| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(n))
+                    .with_host(s("h"))
+                    .with_port(9092)
+                    .with_rack(if v >= 1 { Some(s("r")) } else { None })
+            };
+            let partition = |p: i32| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(BrokerId(1))
+                    .with_leader_epoch(3)
+                    .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                    .with_isr_nodes(vec![BrokerId(1), BrokerId(2)])
+                    .with_offline_replicas(if v >= 5 { vec![BrokerId(2), BrokerId(3)] } else { vec![] })
+            };
+            let topic = |name: &'static str| {
+                let mut t = MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(s(name))))
+                    .with_is_internal(v >= 1)
+                    .with_partitions(vec![partition(0), partition(1)]);
+                if v >= 10 {
+                    t = t.with_topic_id(id);
+                }
+                if v >= 8 {
+                    t = t.with_topic_authorized_operations(8);
+                }
+                t
+            };
+            let mut r = MetadataResponse::default()
+                .with_brokers(vec![broker(1), broker(2)])
+                .with_cluster_id(if v >= 2 { Some(s("c")) } else { None })
+                .with_controller_id(BrokerId(1))
+                .with_topics(vec![topic("a"), topic("bb")])
+                .with_error_code(0);
+            if (8..=10).contains(&v) {
+                r = r.with_cluster_authorized_operations(8);
+            }
+            if flexible(9) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::FindCoordinator => {
+            use find_coordinator_response::*;
+            let mut r = FindCoordinatorResponse::default();
+            if v >= 4 {
+                let c = |k: &'static str| {
+                    Coordinator::default()
+                        .with_key(s(k))
+                        .with_node_id(BrokerId(1))
+                        .with_host(s("h"))
+                        .with_port(9092)
+                        .with_error_message(Some(s("m")))
+                };
+                r = r.with_coordinators(vec![c("g1"), c("g2")]);
+            } else {
+                r = r.with_node_id(BrokerId(1)).with_host(s("h")).with_port(9092);
+                if v >= 1 {
+                    r = r.with_error_message(Some(s("m")));
+                }
+            }
+            if flexible(3) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::ListGroups => {
+            use list_groups_response::*;
+            let g = |name: &'static str| {
+                let mut g = ListedGroup::default().with_group_id(GroupId(s(name))).with_protocol_type(s("consumer"));
+                if v >= 4 {
+                    g = g.with_group_state(s("Stable"));
+                }
+                if v >= 5 {
+                    g = g.with_group_type(s("classic"));
+                }
+                g
+            };
+            let mut r = ListGroupsResponse::default().with_groups(vec![g("a"), g("bb")]);
+            if flexible(3) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeGroups => {
+            use describe_groups_response::*;
+            let m = |name: &'static str| {
+                DescribedGroupMember::default()
+                    .with_member_id(s(name))
+                    .with_group_instance_id(if v >= 4 { Some(s("i")) } else { None })
+                    .with_client_id(s("c"))
+                    .with_client_host(s("/127.0.0.1"))
+                    .with_member_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))
+                    .with_member_assignment(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]))
+            };
+            let g = |name: &'static str| {
+                let mut g = DescribedGroup::default()
+                    .with_group_id(GroupId(s(name)))
+                    .with_group_state(s("Stable"))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocol_data(s("range"))
+                    .with_members(vec![m("m1"), m("m2")]);
+                if v >= 6 {
+                    g = g.with_error_message(Some(s("e")));
+                }
+                if v >= 3 {
+                    g = g.with_authorized_operations(8);
+                }
+                g
+            };
+            let mut r = DescribeGroupsResponse::default().with_groups(vec![g("a"), g("bb")]);
+            if flexible(5) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetFetch => {
+            use offset_fetch_response::*;
+            let mut r = OffsetFetchResponse::default();
+            if v <= 7 {
+                let p = |i: i32| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(i)
+                        .with_committed_offset(5)
+                        .with_committed_leader_epoch(if v >= 5 { 2 } else { -1 })
+                        .with_metadata(Some(s("m")))
+                };
+                let t = |name: &'static str| {
+                    OffsetFetchResponseTopic::default().with_name(TopicName(s(name))).with_partitions(vec![p(0), p(1)])
+                };
+                r = r.with_topics(vec![t("a"), t("bb")]);
+            } else {
+                let p = |i: i32| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(i)
+                        .with_committed_offset(5)
+                        .with_committed_leader_epoch(2)
+                        .with_metadata(Some(s("m")))
+                };
+                let t = |name: &'static str| {
+                    let t = OffsetFetchResponseTopics::default().with_partitions(vec![p(0), p(1)]);
+                    if v >= 10 { t.with_topic_id(id) } else { t.with_name(TopicName(s(name))) }
+                };
+                let g = |name: &'static str| {
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(GroupId(s(name)))
+                        .with_topics(vec![t("a"), t("bb")])
+                };
+                r = r.with_groups(vec![g("g1"), g("g2")]);
+            }
+            if flexible(6) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::ListOffsets => {
+            use list_offsets_response::*;
+            let p = |i: i32| {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(i)
+                    .with_timestamp(1)
+                    .with_offset(2)
+                    .with_leader_epoch(if v >= 4 { 3 } else { -1 })
+            };
+            let t = |name: &'static str| {
+                ListOffsetsTopicResponse::default().with_name(TopicName(s(name))).with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = ListOffsetsResponse::default().with_topics(vec![t("a"), t("bb")]);
+            if flexible(6) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetCommit => {
+            use offset_commit_response::*;
+            let p = |i: i32| OffsetCommitResponsePartition::default().with_partition_index(i).with_error_code(0);
+            let t = |name: &'static str| {
+                let t = OffsetCommitResponseTopic::default().with_partitions(vec![p(0), p(1)]);
+                if v >= 10 { t.with_topic_id(id) } else { t.with_name(TopicName(s(name))) }
+            };
+            let mut r = OffsetCommitResponse::default().with_topics(vec![t("a"), t("bb")]);
+            if flexible(8) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::DeleteGroups => {
+            use delete_groups_response::*;
+            let g = |name: &'static str| DeletableGroupResult::default().with_group_id(GroupId(s(name)));
+            let mut r = DeleteGroupsResponse::default().with_results(vec![g("a"), g("bb")]);
+            if flexible(2) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::OffsetDelete => {
+            use offset_delete_response::*;
+            let p = |i: i32| OffsetDeleteResponsePartition::default().with_partition_index(i);
+            let t = |name: &'static str| {
+                OffsetDeleteResponseTopic::default().with_name(TopicName(s(name))).with_partitions(vec![p(0), p(1)])
+            };
+            enc!(OffsetDeleteResponse::default().with_topics(vec![t("a"), t("bb")]))
+        }
+        other => panic!("no sample response for {other:?}"),
+    }
+    buf.freeze()
+}
+
+/// Every response layout at every version `kafka-protocol` encodes.
+#[test]
+fn every_response_layout_walks_exactly() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+    let apis = [
+        (ApiKey::ApiVersions, ApiVersionsResponse::VERSIONS),
+        (ApiKey::Metadata, MetadataResponse::VERSIONS),
+        (ApiKey::FindCoordinator, FindCoordinatorResponse::VERSIONS),
+        (ApiKey::ListGroups, ListGroupsResponse::VERSIONS),
+        (ApiKey::DescribeGroups, DescribeGroupsResponse::VERSIONS),
+        (ApiKey::OffsetFetch, OffsetFetchResponse::VERSIONS),
+        (ApiKey::ListOffsets, ListOffsetsResponse::VERSIONS),
+        (ApiKey::OffsetCommit, OffsetCommitResponse::VERSIONS),
+        (ApiKey::DeleteGroups, DeleteGroupsResponse::VERSIONS),
+        (ApiKey::OffsetDelete, OffsetDeleteResponse::VERSIONS),
+    ];
+    for (key, versions) in apis {
+        for v in versions.min..=versions.max {
+            let body = sample_response(key, v);
+            let (fields, flexible_from) = responses::response_layout(key).expect("layout");
+            let mut w =
+                Walker { buf: &body, version: v, flexible: v >= flexible_from, elements: 0, elements_max: 1000 };
+            w.walk_struct(fields).unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
+            assert!(w.buf.is_empty(), "{key:?} v{v}: {} bytes left over", w.buf.len());
+            for cut in 0..body.len() {
+                let _ = check_response(key, v, &body[..cut], 1000);
+            }
+        }
+    }
+}
+
+#[test]
+fn huge_response_counts_are_refused() {
+    // DescribeGroups v0: throttle-less, groups array claiming i32::MAX entries.
+    let body = [0x7f, 0xff, 0xff, 0xff, 0x00, 0x00];
+    assert!(matches!(check_response(ApiKey::DescribeGroups, 0, &body, 1000), Err(ShapeError::BadLength(..))));
+    assert_eq!(check_response(ApiKey::JoinGroup, 0, &body, 1000), Err(ShapeError::UnknownApi(11)));
+    // Consumer assignment: partitions claiming 2^31-1 int32s.
+    let body = [0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
+    assert!(matches!(check_embedded(Embedded::ConsumerAssignment, 0, &body, 1000), Err(ShapeError::BadLength(..))));
+}

@@ -1,0 +1,40 @@
+//! The internal async Kafka client, built on the `protocol` crate: what the
+//! CLI (and later the HTTP services) use to talk to any Kafka-compatible
+//! broker, Tributary or not.
+//!
+//! ```text
+//! ClientConfig { bootstrap, client_id, timeout, response_bytes_max }
+//!      │
+//!      ▼
+//! Client::connect ── first bootstrap address that answers ──▶ Connection
+//!      │                    (TCP, ApiVersions negotiation, correlation ids,
+//!      │                     size-checked frames, response shape check, timeouts)
+//!      ├── metadata ───────────▶ brokers and partition leaders
+//!      ├── group_coordinator ──▶ FindCoordinator, cached per group
+//!      └── admin (admin.rs) ───▶ list / describe groups, committed offsets,
+//!                                list offsets, lag, seek plan + admin commit,
+//!                                delete groups, delete offsets
+//! ```
+//!
+//! Each request uses the highest version both the broker and this client
+//! support; an API the broker lacks is a clear [`ClientError::Unsupported`].
+//! Every error names the Kafka error code (`NON_EMPTY_GROUP`) when there is
+//! one and says what to do next. Nothing read from the network is trusted:
+//! frame sizes are checked before buffers are allocated, and every response
+//! body is walked against its layout before it is decoded.
+
+pub mod admin;
+pub mod client;
+pub mod connection;
+pub mod error;
+pub mod seek;
+
+pub use admin::{
+    CommittedOffset, GroupDescription, GroupListing, ListedOffset, MemberDescription, OffsetSpec, PartitionLag,
+    SeekPlan, TopicPartition,
+};
+pub use client::{Client, ClusterMetadata, Node};
+pub use connection::{ClientConfig, Connection};
+pub use error::{ClientError, KafkaError};
+pub use seek::{SeekTarget, TopicSelection};
+pub use tributary_protocol::consumer_protocol::{Assignment, Subscription, TopicPartitions};
