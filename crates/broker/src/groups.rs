@@ -556,6 +556,31 @@ impl GroupService {
     }
 }
 
+impl GroupService {
+    /// Deletes consumer groups left without members and without committed
+    /// offsets (as Kafka does when their offsets expire); appends their
+    /// tombstones. Returns what to wait for.
+    pub(crate) fn delete_abandoned_consumer_groups(&self, cluster: &Cluster) -> Vec<Pending> {
+        let mut state = self.state();
+        let abandoned: Vec<String> = state
+            .consumer_groups
+            .iter()
+            .filter(|(id, g)| g.member_count() == 0 && !state.offsets.has_group(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut pending = Vec::new();
+        for id in abandoned {
+            let Some(group) = state.consumer_groups.remove(&id) else { continue };
+            tracing::info!(group = %id, "deleting a consumer group without members or committed offsets");
+            match self.append_now(cluster, &id, encode_records(&group.tombstones())) {
+                Ok(p) => pending.push(p),
+                Err(e) => tracing::warn!(group = %id, error = %e.message, "cannot write consumer group tombstones"),
+            }
+        }
+        pending
+    }
+}
+
 /// Runs group deadlines (session expiry, join deadlines) and offset retention.
 pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let service = &cluster.groups;
@@ -598,6 +623,11 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
 }
 
 async fn expire_offsets(cluster: &Cluster) {
+    for p in cluster.groups.delete_abandoned_consumer_groups(cluster) {
+        if let Err(e) = wait_pending(p).await {
+            tracing::warn!(error = %e.message, "consumer group tombstones not durable");
+        }
+    }
     let expired = cluster.groups.take_expired_offsets();
     if expired.is_empty() {
         return;

@@ -32,6 +32,9 @@ pub type TopicUuid = [u8; 16];
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<TopicUuid, BTreeSet<i32>>;
 
+/// Most compiled subscription regexes a group keeps.
+const REGEX_CACHE_MAX: usize = 64;
+
 /// Member epoch of a leave request.
 pub const LEAVE_EPOCH: i32 = -1;
 /// Member epoch of a static member's temporary leave.
@@ -602,6 +605,10 @@ impl ConsumerGroup {
     }
 
     fn compiled(&mut self, pattern: &str) -> Option<&regex::Regex> {
+        // Members change regexes rarely; the cache only has to bound what they leave behind.
+        if self.regexes.len() >= REGEX_CACHE_MAX && !self.regexes.contains_key(pattern) {
+            self.regexes.clear();
+        }
         self.regexes.entry(pattern.to_string()).or_insert_with(|| compile_regex(pattern).ok()).as_ref()
     }
 
