@@ -188,6 +188,19 @@ async fn heartbeats_reconcile_commit_describe_and_survive_a_restart() {
         (g.group_type.as_str(), g.group_state.as_str(), g.protocol_type.as_str()),
         ("consumer", "Stable", "consumer")
     );
+    for v in [0, 5] {
+        let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+        let r: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, v, &request).await.expect("describe");
+        let g = &r.groups[0];
+        assert_eq!((g.error_code, g.group_state.as_str(), g.protocol_type.as_str()), (0, "Stable", "consumer"));
+        assert_eq!((g.protocol_data.as_str(), g.members.len()), ("uniform", 2));
+        // The assignment in the classic consumer protocol encoding: version, one topic, two partitions.
+        let mut bytes = g.members[0].member_assignment.clone();
+        let version = bytes::Buf::get_i16(&mut bytes);
+        let decoded = <ConsumerProtocolAssignment as kafka_protocol::protocol::Decodable>::decode(&mut bytes, version)
+            .expect("assignment");
+        assert_eq!(decoded.assigned_partitions[0].partitions.len(), 2);
+    }
     let join_classic = JoinGroupRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_session_timeout_ms(10_000)
