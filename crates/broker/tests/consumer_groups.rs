@@ -320,3 +320,46 @@ async fn errors_sessions_and_the_classic_protocol_kept_apart() {
     assert_eq!(feature.max_version_level, 1);
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_groups_change_protocol_and_keep_their_offsets() {
+    let broker = start(&[]).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "t", 1).await;
+
+    // A standalone commit (generation -1) leaves an empty classic group with an offset.
+    assert_eq!(commit(&mut c, "shared", "", -1, "t").await, 0);
+    // The consumer protocol takes the empty classic group over; the offset stays.
+    let r = heartbeat(&mut c, &join("shared", "m", &["t"])).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, 1));
+    assert_eq!(fetch_error(&mut c, "shared", Some("m"), 1).await, (0, 42));
+    let r = heartbeat(&mut c, &beat("shared", "m", -1, &Vec::new())).await;
+    assert_eq!(r.error_code, 0);
+
+    // After a restart the group is a consumer group (the classic record was tombstoned).
+    let broker = restart(broker).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    let d = describe(&mut c, "shared").await;
+    assert_eq!((d.error_code, d.group_state.as_str()), (0, "Empty"));
+
+    // A classic member takes the now empty consumer group back; the offset still stays.
+    let join_classic = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("shared")))
+        .with_member_id(s(""))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+        ]);
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 3, &join_classic).await.expect("join");
+    assert_eq!(r.error_code, 0);
+    assert_eq!(describe(&mut c, "shared").await.error_code, 69, "no longer a consumer group");
+    assert_eq!(fetch_error(&mut c, "shared", None, -1).await, (0, 42));
+    let broker = restart(broker).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    assert_eq!(describe(&mut c, "shared").await.error_code, 69, "the consumer group stays deleted");
+    broker.stop().await;
+}
