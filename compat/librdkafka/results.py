@@ -55,10 +55,12 @@ def main() -> int:
     outcomes = {}
     with open(a.summary, newline="") as f:
         for r in csv.DictReader(f, delimiter="\t"):
-            # A test number may have several runs (sub-tests); keep the worst.
-            prev = outcomes.get(r["test"].split("[")[0])
+            # A test number may have several runs (sub-tests, "[...]", or
+            # another group protocol, "@consumer"); keep the worst.
+            number = r["test"].split("[")[0].split("@")[0]
+            prev = outcomes.get(number)
             if prev is None or (prev["result"] == "PASS" and r["result"] != "PASS"):
-                outcomes[r["test"].split("[")[0]] = r
+                outcomes[number] = r
     counts = Counter()
     lines = []
     for r in rows:

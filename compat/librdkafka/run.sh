@@ -259,16 +259,20 @@ for ((i = 0; i < n; i++)); do
     local_="$LOCAL"
     envs=()
     label="$num"
+    protocol=""
     for kv in ${E_OPTS[$i]}; do
         case "$kv" in
         timeout=*) tmo="${kv#timeout=}" ;;
         quick=*) quick="${kv#quick=}" ;;
         local=*) local_="${kv#local=}" ;;
         SUBTESTS=*) envs+=("$kv"); label="$num[${kv#SUBTESTS=}]" ;;
+        TEST_CONSUMER_GROUP_PROTOCOL=*) envs+=("$kv"); protocol="${kv#*=}" ;;
         [A-Z_]*=*) envs+=("$kv") ;;
         *) echo "curated.txt: bad option '$kv' for $num" >&2; exit 2 ;;
         esac
     done
+    # The same test under another group protocol gets its own label and log.
+    [[ -n "$protocol" ]] && label="$label@$protocol"
     [[ "$tmo" =~ ^[0-9]+$ && "$quick" =~ ^[01]$ && "$local_" =~ ^[01]$ ]] ||
         { echo "curated.txt: bad timeout/quick/local value for $num" >&2; exit 2; }
     read -r -a rargs <<<"$(runner_args "$quick" "$local_")"

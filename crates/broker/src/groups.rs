@@ -1,43 +1,54 @@
-//! The group coordinator service: classic groups and committed offsets,
-//! persisted as Kafka-format records in the compacted internal topic
-//! `__consumer_offsets` and rebuilt from it at start.
+//! The group coordinator service: classic groups, consumer groups (KIP-848)
+//! and committed offsets, persisted as Kafka-format records in the compacted
+//! internal topic `__consumer_offsets` and rebuilt from it at start.
 //!
 //! ```text
-//! handler ──lock──▶ ClassicGroup / OffsetStore (sans-IO, crates/group)
+//! handler ──lock──▶ ClassicGroup / ConsumerGroup / OffsetStore (sans-IO, crates/group)
 //!                     │ effects: answers for parked joins/syncs, records to persist
 //!                     ▼
 //!            dispatch: append records to __consumer_offsets (partition by group hash),
 //!                      wait until durable, then deliver the answers that follow
-//! timer task: tick every group at its next deadline (session expiry, join deadlines)
+//! timer task: tick every group at its next deadline (session expiry, join deadlines,
+//!             consumer group revocation deadlines)
 //! ```
+//!
+//! A group id names either a classic group or a consumer group, never both.
+//! Consumer group records are appended while the state lock is held, so
+//! their order in the log is the order the changes were made in, and a
+//! replay rebuilds the same group.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use tokio::sync::watch;
 use tokio::sync::{Notify, oneshot};
 use tributary_config::BrokerConfig;
+use tributary_group::assignor::AssignorKind;
 use tributary_group::classic::{
     ClassicGroup, Effect, GroupConfig, GroupError, JoinRequest, JoinResult, RequestId, SyncResult,
 };
+use tributary_group::consumer::{ConsumerConfig, ConsumerGroup, GroupRecord, TopicInfo, TopicsView};
 use tributary_group::offsets::{CommittedOffset, OffsetStore};
-use tributary_group::records::{GroupValue, OffsetsKey, offsets_partition_for};
+use tributary_group::records::{ConsumerValue, GroupValue, OffsetsKey, offsets_partition_for};
 use tributary_protocol::ErrorCode;
 use tributary_record::builder::RecordSpec;
 use tributary_types::now_ms;
 
-use crate::cluster::{Cluster, NewTopic};
+use crate::cluster::{Cluster, NewTopic, Registry};
 use crate::error::ApiError;
-use crate::partition::wait_durable;
+use crate::partition::{Progress, wait_durable};
 
 /// The internal topic of group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Settings from the broker config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GroupSettings {
     /// Classic group limits.
     pub group: GroupConfig,
+    /// Consumer group (KIP-848) limits and assignors.
+    pub consumer: ConsumerConfig,
     /// `offsets.topic.num.partitions`.
     pub offsets_partitions: i32,
     /// `offsets.topic.replication.factor`.
@@ -62,7 +73,32 @@ impl GroupSettings {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
         };
+        let text = |key: &str| -> String {
+            config
+                .properties
+                .get(key)
+                .cloned()
+                .or_else(|| BrokerConfig::default_of(key).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let mut assignors: Vec<AssignorKind> = Vec::new();
+        for name in text("group.consumer.assignors").split(',').filter(|n| !n.trim().is_empty()) {
+            match AssignorKind::from_name(name) {
+                Some(kind) if !assignors.contains(&kind) => assignors.push(kind),
+                Some(_) => {}
+                None => tracing::warn!(assignor = name.trim(), "group.consumer.assignors: unknown assignor ignored"),
+            }
+        }
+        if assignors.is_empty() {
+            assignors = vec![AssignorKind::Uniform, AssignorKind::Range];
+        }
         GroupSettings {
+            consumer: ConsumerConfig {
+                session_timeout_ms: int("group.consumer.session.timeout.ms").clamp(1, i64::from(i32::MAX)) as i32,
+                heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms").clamp(1, i64::from(i32::MAX)) as i32,
+                max_size: int("group.consumer.max.size").max(1) as usize,
+                assignors,
+            },
             group: GroupConfig {
                 min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
                 max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
@@ -82,13 +118,39 @@ impl GroupSettings {
 #[derive(Debug, Default)]
 pub(crate) struct GroupsState {
     pub(crate) groups: HashMap<String, ClassicGroup>,
+    pub(crate) consumer_groups: HashMap<String, ConsumerGroup>,
     pub(crate) offsets: OffsetStore,
+    /// The topics as consumer groups see them, for the registry snapshot it was built from.
+    topics: Option<(Arc<Registry>, Arc<TopicsView>)>,
     joins: HashMap<RequestId, oneshot::Sender<JoinResult>>,
     syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
     next_request: RequestId,
 }
 
 impl GroupsState {
+    /// The cluster's topics for consumer groups (rebuilt when the registry changes).
+    pub(crate) fn topics_view(&mut self, registry: &Arc<Registry>) -> Arc<TopicsView> {
+        if let Some((seen, view)) = &self.topics
+            && Arc::ptr_eq(seen, registry)
+        {
+            return view.clone();
+        }
+        let view = Arc::new(TopicsView::new(registry.topics.values().map(|t| {
+            (
+                t.name.clone(),
+                TopicInfo { id: t.topic_id.0, partitions: t.partitions.len() as i32, internal: t.is_internal() },
+            )
+        })));
+        self.topics = Some((registry.clone(), view.clone()));
+        view
+    }
+
+    /// Whether a group has no members (or does not exist).
+    pub(crate) fn is_empty_group(&self, group: &str) -> bool {
+        self.groups.get(group).is_none_or(|g| g.member_count() == 0)
+            && self.consumer_groups.get(group).is_none_or(|g| g.member_count() == 0)
+    }
+
     fn park_join(&mut self) -> (RequestId, oneshot::Receiver<JoinResult>) {
         self.next_request += 1;
         let (tx, rx) = oneshot::channel();
@@ -201,7 +263,7 @@ impl GroupService {
     }
 
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
-        let settings = self.settings;
+        let settings = &self.settings;
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
             if settings.offsets_replication_factor > 1 {
                 return Err(format!(
@@ -228,6 +290,7 @@ impl GroupService {
         };
         let mut offsets = OffsetStore::default();
         let mut groups: HashMap<String, GroupValue> = HashMap::new();
+        let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let mut records = 0usize;
         for partition in &topic.partitions {
             let hw = partition.high_watermark();
@@ -254,6 +317,7 @@ impl GroupService {
                             Err(e) => tracing::warn!(offset, error = %e, "skipping an unreadable group record"),
                         },
                     },
+                    Ok(Some(key)) => replay_consumer(&mut consumer_groups, &key, value, offset),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(offset, error = %e, "skipping an unreadable key"),
                 }
@@ -263,9 +327,17 @@ impl GroupService {
         let now = self.now();
         let wall = now_ms();
         let mut state = self.state();
-        let group_count = groups.len();
+        let group_count = groups.len() + consumer_groups.len();
         for (id, value) in groups {
+            if consumer_groups.contains_key(&id) {
+                tracing::warn!(group = %id, "both a classic and a consumer group are recorded; keeping the consumer group");
+                continue;
+            }
             state.groups.insert(id.clone(), ClassicGroup::restore(&id, &value, now, wall));
+        }
+        for (id, mut group) in consumer_groups {
+            group.restart_timers(now, &self.settings.consumer);
+            state.consumer_groups.insert(id, group);
         }
         state.offsets = offsets;
         tracing::debug!(records, "replayed {OFFSETS_TOPIC}");
@@ -386,15 +458,126 @@ impl GroupService {
         let wall = now_ms();
         let retention = self.settings.retention_ms;
         let mut state = self.state();
-        let groups = &state.groups;
-        let empty = |g: &str| groups.get(g).is_none_or(|g| g.member_count() == 0);
-        let expired = state.offsets.expired(wall, retention, empty);
+        let expired = state.offsets.expired(wall, retention, |g| state.is_empty_group(g));
         let mut out = Vec::with_capacity(expired.len());
         for (group, (topic, partition)) in expired {
             state.offsets.remove(&group, &topic, partition);
             out.push((group, topic, partition));
         }
         out
+    }
+}
+
+/// Applies a consumer group record read back at `offset` during load.
+fn replay_consumer(groups: &mut HashMap<String, ConsumerGroup>, key: &OffsetsKey, value: Option<&[u8]>, offset: i64) {
+    if !key.is_consumer_group() {
+        return;
+    }
+    let value = match value.map(|v| ConsumerValue::decode(key, v)) {
+        None => None,
+        Some(Ok(v)) => {
+            if v.is_none() {
+                return; // a record type kept for other brokers (subscription metadata)
+            }
+            v
+        }
+        Some(Err(e)) => {
+            tracing::warn!(offset, error = %e, "skipping an unreadable consumer group record");
+            return;
+        }
+    };
+    let id = key.group().to_string();
+    let group = groups.entry(id.clone()).or_insert_with(|| ConsumerGroup::new(&id));
+    if !group.replay(key, value.as_ref()) {
+        groups.remove(&id);
+    }
+}
+
+/// Encodes consumer group records for `__consumer_offsets`.
+pub(crate) fn encode_records(records: &[GroupRecord]) -> Vec<RecordSpec> {
+    let now = now_ms();
+    records
+        .iter()
+        .map(|r| RecordSpec::new(Some(&r.key.encode()), r.value.as_ref().map(ConsumerValue::encode).as_deref(), now))
+        .collect()
+}
+
+/// Records appended and not yet durable.
+pub(crate) type Pending = Option<(watch::Receiver<Progress>, i64)>;
+
+/// Waits until appended records are durable; the error to answer if they cannot be.
+pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
+    let Some((progress, target)) = pending else { return Ok(()) };
+    let p = wait_durable(progress, target).await;
+    if p.offline {
+        return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} is offline")));
+    }
+    Ok(())
+}
+
+impl GroupService {
+    /// Appends records of `group` now (call with the state lock held, so
+    /// records land in the order the changes were made); returns what to
+    /// wait for before answering.
+    pub(crate) fn append_now(
+        &self,
+        cluster: &Cluster,
+        group: &str,
+        records: Vec<RecordSpec>,
+    ) -> Result<Pending, ApiError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let partition = self.partition_for(group);
+        let (progress, target, _) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
+        Ok(Some((progress, target)))
+    }
+
+    /// Fences consumer group members whose session or revocation deadline
+    /// passed; appends the records. Returns what to wait for and the next deadline.
+    pub(crate) fn tick_consumer_groups(&self, cluster: &Cluster) -> (Vec<Pending>, Option<u64>) {
+        let now = self.now();
+        let mut state = self.state();
+        let mut pending = Vec::new();
+        let ids: Vec<String> = state.consumer_groups.keys().cloned().collect();
+        for id in ids {
+            let Some(group) = state.consumer_groups.get_mut(&id) else { continue };
+            let (records, fenced) = group.tick(now);
+            if !fenced.is_empty() {
+                tracing::info!(group = %id, members = ?fenced, "consumer group members fenced (session or rebalance timeout)");
+            }
+            match self.append_now(cluster, &id, encode_records(&records)) {
+                Ok(p) => pending.push(p),
+                Err(e) => tracing::warn!(group = %id, error = %e.message, "cannot persist fenced members"),
+            }
+        }
+        let next = state.consumer_groups.values().filter_map(ConsumerGroup::next_deadline).min();
+        (pending, next)
+    }
+}
+
+impl GroupService {
+    /// Deletes consumer groups left without members and without committed
+    /// offsets (as Kafka does when their offsets expire); appends their
+    /// tombstones. Returns what to wait for.
+    pub(crate) fn delete_abandoned_consumer_groups(&self, cluster: &Cluster) -> Vec<Pending> {
+        let mut state = self.state();
+        let abandoned: Vec<String> = state
+            .consumer_groups
+            .iter()
+            .filter(|(id, g)| g.member_count() == 0 && !state.offsets.has_group(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut pending = Vec::new();
+        for id in abandoned {
+            let Some(group) = state.consumer_groups.remove(&id) else { continue };
+            tracing::info!(group = %id, "deleting a consumer group without members or committed offsets");
+            match self.append_now(cluster, &id, encode_records(&group.tombstones())) {
+                Ok(p) => pending.push(p),
+                Err(e) => tracing::warn!(group = %id, error = %e.message, "cannot write consumer group tombstones"),
+            }
+        }
+        pending
     }
 }
 
@@ -415,6 +598,16 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
         if !effects.is_empty() {
             service.dispatch(&cluster, effects).await;
         }
+        let (pending, next_consumer) = service.tick_consumer_groups(&cluster);
+        for p in pending {
+            if let Err(e) = wait_pending(p).await {
+                tracing::warn!(error = %e.message, "consumer group records not durable");
+            }
+        }
+        let next = match (next, next_consumer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if tokio::time::Instant::now() >= next_retention {
             next_retention = tokio::time::Instant::now() + retention_check;
             expire_offsets(&cluster).await;
@@ -430,6 +623,11 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
 }
 
 async fn expire_offsets(cluster: &Cluster) {
+    for p in cluster.groups.delete_abandoned_consumer_groups(cluster) {
+        if let Err(e) = wait_pending(p).await {
+            tracing::warn!(error = %e.message, "consumer group tombstones not durable");
+        }
+    }
     let expired = cluster.groups.take_expired_offsets();
     if expired.is_empty() {
         return;

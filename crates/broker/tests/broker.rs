@@ -50,6 +50,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::ListGroups => dec!(ListGroupsResponse),
         ApiKey::DeleteGroups => dec!(DeleteGroupsResponse),
         ApiKey::OffsetDelete => dec!(OffsetDeleteResponse),
+        ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeatResponse),
+        ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribeResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }

@@ -452,6 +452,30 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("transaction.state.log.replication.factor", Short, Some("3"), "Replication factor of __transaction_state."),
     broker!("transaction.state.log.min.isr", Int, Some("2"), "min.insync.replicas of __transaction_state."),
     broker!("group.initial.rebalance.delay.ms", Int, Some("3000"), "Delay of a new group's first rebalance."),
+    broker!(
+        "group.consumer.session.timeout.ms",
+        Int,
+        Some("45000"),
+        "Consumer protocol (KIP-848): a member that does not heartbeat for this long leaves its group."
+    ),
+    broker!(
+        "group.consumer.heartbeat.interval.ms",
+        Int,
+        Some("5000"),
+        "Consumer protocol (KIP-848): how often members are told to heartbeat."
+    ),
+    broker!(
+        "group.consumer.max.size",
+        Int,
+        Some("2147483647"),
+        "Consumer protocol (KIP-848): most members a group may have."
+    ),
+    broker!(
+        "group.consumer.assignors",
+        List,
+        Some("uniform,range"),
+        "Consumer protocol (KIP-848): server-side assignors members may ask for; the first is the default."
+    ),
     broker!("log.cleaner.enable", Boolean, Some("true"), "Run the log cleaner for compacted topics."),
     broker!(
         "log.cleaner.backoff.ms",

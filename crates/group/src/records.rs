@@ -8,9 +8,18 @@
 //! |---|---|---|
 //! | 0, 1 | OffsetCommitKey: group string, topic string, partition int32 | OffsetCommitValue v3: offset int64, leader_epoch int32, metadata string, commit_timestamp int64 |
 //! | 2 | GroupMetadataKey: group string | GroupMetadataValue v3: protocol_type string, generation int32, protocol nullable string, leader nullable string, current_state_timestamp int64, members [member_id, group_instance_id (nullable), client_id, client_host, rebalance_timeout int32, session_timeout int32, subscription bytes, assignment bytes] |
+//! | 3 | ConsumerGroupMetadataKey: group | ConsumerGroupMetadataValue v0 (flexible): epoch int32, tag 0 metadata_hash int64 |
+//! | 4 | ConsumerGroupPartitionMetadataKey: group | read and ignored (older brokers' subscription metadata) |
+//! | 5 | ConsumerGroupMemberMetadataKey: group, member | ConsumerGroupMemberMetadataValue v0: instance_id?, rack_id?, client_id, client_host, subscribed_topic_names [string], subscribed_topic_regex?, rebalance_timeout_ms int32, server_assignor? |
+//! | 6 | ConsumerGroupTargetAssignmentMetadataKey: group | ConsumerGroupTargetAssignmentMetadataValue v0: assignment_epoch int32 |
+//! | 7 | ConsumerGroupTargetAssignmentMemberKey: group, member | ConsumerGroupTargetAssignmentMemberValue v0: topic_partitions [topic_id uuid, partitions [int32]] |
+//! | 8 | ConsumerGroupCurrentMemberAssignmentKey: group, member | ConsumerGroupCurrentMemberAssignmentValue v0: member_epoch, previous_member_epoch int32, state int8, assigned_partitions, partitions_pending_revocation (as in 7) |
 //!
-//! Older value versions (OffsetCommitValue 0-2, GroupMetadataValue 0-2) are
-//! read too; flexible versions (4) are read when they carry no tagged fields.
+//! Keys are never flexible. Values of types 3-8 are version 0 in the flexible
+//! encoding (compact strings and arrays, tagged fields after every struct);
+//! unknown tagged fields are skipped. Older value versions (OffsetCommitValue
+//! 0-2, GroupMetadataValue 0-2) are read too; flexible versions (4) are read
+//! when they carry no tagged fields.
 
 /// Why a record could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +56,42 @@ pub enum OffsetsKey {
     Group {
         /// Group id.
         group: String,
+    },
+    /// A consumer group's epoch (type 3).
+    ConsumerGroup {
+        /// Group id.
+        group: String,
+    },
+    /// A consumer group's subscription metadata (type 4; read and ignored).
+    ConsumerPartitionMetadata {
+        /// Group id.
+        group: String,
+    },
+    /// A consumer group member's subscription and client details (type 5).
+    ConsumerMember {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
+    },
+    /// The epoch of a consumer group's target assignment (type 6).
+    ConsumerTargetAssignment {
+        /// Group id.
+        group: String,
+    },
+    /// One member's target assignment (type 7).
+    ConsumerTargetMember {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
+    },
+    /// One member's current assignment and epochs (type 8).
+    ConsumerCurrentAssignment {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
     },
 }
 
@@ -138,12 +183,39 @@ impl OffsetsKey {
                 out.extend_from_slice(&2i16.to_be_bytes());
                 put_string(&mut out, group);
             }
+            OffsetsKey::ConsumerGroup { group }
+            | OffsetsKey::ConsumerPartitionMetadata { group }
+            | OffsetsKey::ConsumerTargetAssignment { group } => {
+                out.extend_from_slice(&self.kind().to_be_bytes());
+                put_string(&mut out, group);
+            }
+            OffsetsKey::ConsumerMember { group, member }
+            | OffsetsKey::ConsumerTargetMember { group, member }
+            | OffsetsKey::ConsumerCurrentAssignment { group, member } => {
+                out.extend_from_slice(&self.kind().to_be_bytes());
+                put_string(&mut out, group);
+                put_string(&mut out, member);
+            }
         }
         out
     }
 
+    /// The key type (Kafka's key "version").
+    pub fn kind(&self) -> i16 {
+        match self {
+            OffsetsKey::Offset { .. } => 1,
+            OffsetsKey::Group { .. } => 2,
+            OffsetsKey::ConsumerGroup { .. } => 3,
+            OffsetsKey::ConsumerPartitionMetadata { .. } => 4,
+            OffsetsKey::ConsumerMember { .. } => 5,
+            OffsetsKey::ConsumerTargetAssignment { .. } => 6,
+            OffsetsKey::ConsumerTargetMember { .. } => 7,
+            OffsetsKey::ConsumerCurrentAssignment { .. } => 8,
+        }
+    }
+
     /// Decodes a key. `Ok(None)` for record types this coordinator does not
-    /// own (KIP-848 and share-group records), which are skipped.
+    /// own (share and streams group records, types 9 and up), which are skipped.
     pub fn decode(bytes: &[u8]) -> Result<Option<OffsetsKey>, RecordError> {
         let mut r = Reader(bytes);
         let kind = r.i16("key type")?;
@@ -154,7 +226,13 @@ impl OffsetsKey {
                 partition: r.i32("partition")?,
             },
             2 => OffsetsKey::Group { group: r.string("group")? },
-            3..=i16::MAX => return Ok(None),
+            3 => OffsetsKey::ConsumerGroup { group: r.string("group")? },
+            4 => OffsetsKey::ConsumerPartitionMetadata { group: r.string("group")? },
+            5 => OffsetsKey::ConsumerMember { group: r.string("group")?, member: r.string("member")? },
+            6 => OffsetsKey::ConsumerTargetAssignment { group: r.string("group")? },
+            7 => OffsetsKey::ConsumerTargetMember { group: r.string("group")?, member: r.string("member")? },
+            8 => OffsetsKey::ConsumerCurrentAssignment { group: r.string("group")?, member: r.string("member")? },
+            9..=i16::MAX => return Ok(None),
             other => {
                 return Err(RecordError::Unknown { what: "key type", version: other });
             }
@@ -164,8 +242,20 @@ impl OffsetsKey {
     /// The group this key belongs to.
     pub fn group(&self) -> &str {
         match self {
-            OffsetsKey::Offset { group, .. } | OffsetsKey::Group { group } => group,
+            OffsetsKey::Offset { group, .. }
+            | OffsetsKey::Group { group }
+            | OffsetsKey::ConsumerGroup { group }
+            | OffsetsKey::ConsumerPartitionMetadata { group }
+            | OffsetsKey::ConsumerMember { group, .. }
+            | OffsetsKey::ConsumerTargetAssignment { group }
+            | OffsetsKey::ConsumerTargetMember { group, .. }
+            | OffsetsKey::ConsumerCurrentAssignment { group, .. } => group,
         }
+    }
+
+    /// Whether the key holds consumer group (KIP-848) state.
+    pub fn is_consumer_group(&self) -> bool {
+        (3..=8).contains(&self.kind())
     }
 }
 
@@ -265,6 +355,228 @@ impl GroupValue {
     }
 }
 
+/// Partitions by topic id, as the consumer group records hold them.
+pub type TopicPartitionsValue = Vec<([u8; 16], Vec<i32>)>;
+
+/// A consumer group's epoch (type 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupValue {
+    /// The group epoch.
+    pub epoch: i32,
+    /// Hash of the subscribed topics' metadata (tag 0); 0 when absent.
+    pub metadata_hash: i64,
+}
+
+/// A consumer group member's subscription and client details (type 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMemberValue {
+    /// Static membership id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed_topic_names: Vec<String>,
+    /// Subscribed topic regex.
+    pub subscribed_topic_regex: Option<String>,
+    /// Rebalance timeout (ms).
+    pub rebalance_timeout_ms: i32,
+    /// Server-side assignor the member asked for.
+    pub server_assignor: Option<String>,
+}
+
+/// A member's current assignment and epochs (type 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerCurrentValue {
+    /// The epoch the member must heartbeat with.
+    pub member_epoch: i32,
+    /// The epoch before the last bump (accepted if that response was lost).
+    pub previous_member_epoch: i32,
+    /// Reconciliation state: 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: i8,
+    /// Partitions the member owns.
+    pub assigned: TopicPartitionsValue,
+    /// Partitions the member must give up.
+    pub pending_revocation: TopicPartitionsValue,
+}
+
+/// The value of a consumer group record (types 3, 5, 6, 7, 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerValue {
+    /// Type 3.
+    Group(ConsumerGroupValue),
+    /// Type 5.
+    Member(ConsumerMemberValue),
+    /// Type 6: the target assignment epoch.
+    TargetEpoch(i32),
+    /// Type 7: one member's target assignment.
+    Target(TopicPartitionsValue),
+    /// Type 8.
+    Current(ConsumerCurrentValue),
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_compact_string(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u32 + 1);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_compact_nullable_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_compact_string(out, s),
+        None => out.push(0),
+    }
+}
+
+fn put_topic_partitions(out: &mut Vec<u8>, tps: &TopicPartitionsValue) {
+    put_uvarint(out, tps.len() as u32 + 1);
+    for (id, partitions) in tps {
+        out.extend_from_slice(id);
+        put_uvarint(out, partitions.len() as u32 + 1);
+        for p in partitions {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+        out.push(0); // no tagged fields
+    }
+}
+
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitionsValue, RecordError> {
+    let count = r.count("topic partitions", true)?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let id = r.uuid("topic id")?;
+        let n = r.count("partitions", true)?;
+        let mut partitions = Vec::new();
+        for _ in 0..n {
+            partitions.push(r.i32("partition")?);
+        }
+        r.skip_tags()?;
+        out.push((id, partitions));
+    }
+    Ok(out)
+}
+
+impl ConsumerValue {
+    /// Encodes the value as version 0 (flexible).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = 0i16.to_be_bytes().to_vec();
+        match self {
+            ConsumerValue::Group(v) => {
+                out.extend_from_slice(&v.epoch.to_be_bytes());
+                if v.metadata_hash != 0 {
+                    out.extend_from_slice(&[1, 0, 8]);
+                    out.extend_from_slice(&v.metadata_hash.to_be_bytes());
+                    return out;
+                }
+            }
+            ConsumerValue::Member(m) => {
+                put_compact_nullable_string(&mut out, m.instance_id.as_deref());
+                put_compact_nullable_string(&mut out, m.rack_id.as_deref());
+                put_compact_string(&mut out, &m.client_id);
+                put_compact_string(&mut out, &m.client_host);
+                put_uvarint(&mut out, m.subscribed_topic_names.len() as u32 + 1);
+                for t in &m.subscribed_topic_names {
+                    put_compact_string(&mut out, t);
+                }
+                put_compact_nullable_string(&mut out, m.subscribed_topic_regex.as_deref());
+                out.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+                put_compact_nullable_string(&mut out, m.server_assignor.as_deref());
+            }
+            ConsumerValue::TargetEpoch(epoch) => out.extend_from_slice(&epoch.to_be_bytes()),
+            ConsumerValue::Target(tps) => put_topic_partitions(&mut out, tps),
+            ConsumerValue::Current(c) => {
+                out.extend_from_slice(&c.member_epoch.to_be_bytes());
+                out.extend_from_slice(&c.previous_member_epoch.to_be_bytes());
+                out.push(c.state as u8);
+                put_topic_partitions(&mut out, &c.assigned);
+                put_topic_partitions(&mut out, &c.pending_revocation);
+            }
+        }
+        out.push(0); // no tagged fields
+        out
+    }
+
+    /// Decodes the value of a record with `key`. `Ok(None)` for keys that are
+    /// not consumer group records, and for type 4 (not used here).
+    pub fn decode(key: &OffsetsKey, bytes: &[u8]) -> Result<Option<ConsumerValue>, RecordError> {
+        let mut r = Reader(bytes);
+        let version = r.i16("value version")?;
+        if version != 0 {
+            return Err(RecordError::Unknown { what: "consumer group value version", version });
+        }
+        let value = match key {
+            OffsetsKey::ConsumerGroup { .. } => {
+                let epoch = r.i32("group epoch")?;
+                let mut metadata_hash = 0;
+                let tags = r.uvarint("tag count")?;
+                for _ in 0..tags {
+                    let tag = r.uvarint("tag")?;
+                    let size = r.uvarint("tag size")? as usize;
+                    if tag == 0 && size == 8 {
+                        metadata_hash = r.i64("metadata hash")?;
+                    } else {
+                        r.take(size, "tagged field")?;
+                    }
+                }
+                return Ok(Some(ConsumerValue::Group(ConsumerGroupValue { epoch, metadata_hash })));
+            }
+            OffsetsKey::ConsumerMember { .. } => {
+                let instance_id = r.nullable_string_v("instance id", true)?;
+                let rack_id = r.nullable_string_v("rack id", true)?;
+                let client_id = r.string_v("client id", true)?;
+                let client_host = r.string_v("client host", true)?;
+                let n = r.count("subscribed topic names", true)?;
+                let mut subscribed_topic_names = Vec::new();
+                for _ in 0..n {
+                    subscribed_topic_names.push(r.string_v("subscribed topic name", true)?);
+                }
+                let subscribed_topic_regex = r.nullable_string_v("subscribed topic regex", true)?;
+                let rebalance_timeout_ms = r.i32("rebalance timeout")?;
+                let server_assignor = r.nullable_string_v("server assignor", true)?;
+                ConsumerValue::Member(ConsumerMemberValue {
+                    instance_id,
+                    rack_id,
+                    client_id,
+                    client_host,
+                    subscribed_topic_names,
+                    subscribed_topic_regex,
+                    rebalance_timeout_ms,
+                    server_assignor,
+                })
+            }
+            OffsetsKey::ConsumerTargetAssignment { .. } => ConsumerValue::TargetEpoch(r.i32("assignment epoch")?),
+            OffsetsKey::ConsumerTargetMember { .. } => ConsumerValue::Target(read_topic_partitions(&mut r)?),
+            OffsetsKey::ConsumerCurrentAssignment { .. } => {
+                let member_epoch = r.i32("member epoch")?;
+                let previous_member_epoch = r.i32("previous member epoch")?;
+                let state = r.take(1, "member state")?[0] as i8;
+                let assigned = read_topic_partitions(&mut r)?;
+                let pending_revocation = read_topic_partitions(&mut r)?;
+                ConsumerValue::Current(ConsumerCurrentValue {
+                    member_epoch,
+                    previous_member_epoch,
+                    state,
+                    assigned,
+                    pending_revocation,
+                })
+            }
+            _ => return Ok(None),
+        };
+        r.skip_tags()?;
+        Ok(Some(value))
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -275,6 +587,11 @@ impl Reader<'_> {
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Ok(head)
+    }
+    fn uuid(&mut self, what: &'static str) -> Result<[u8; 16], RecordError> {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(self.take(16, what)?);
+        Ok(id)
     }
     fn i16(&mut self, what: &'static str) -> Result<i16, RecordError> {
         let b = self.take(2, what)?;
@@ -408,6 +725,41 @@ mod tests {
         assert_eq!((d.offset, d.leader_epoch, d.expire_timestamp), (9, -1, 99));
     }
 
+    fn consumer_keys() -> Vec<OffsetsKey> {
+        let (g, m) = ("g".to_string(), "m".to_string());
+        vec![
+            OffsetsKey::ConsumerGroup { group: g.clone() },
+            OffsetsKey::ConsumerMember { group: g.clone(), member: m.clone() },
+            OffsetsKey::ConsumerTargetAssignment { group: g.clone() },
+            OffsetsKey::ConsumerTargetMember { group: g.clone(), member: m.clone() },
+            OffsetsKey::ConsumerCurrentAssignment { group: g, member: m },
+        ]
+    }
+
+    #[test]
+    fn consumer_group_value_layout() {
+        // Epoch 7 with a metadata hash in tag 0, exactly as the flexible encoding lays it out.
+        let v = ConsumerValue::Group(ConsumerGroupValue { epoch: 7, metadata_hash: 1 });
+        assert_eq!(v.encode(), vec![0, 0, 0, 0, 0, 7, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let plain = ConsumerValue::Group(ConsumerGroupValue { epoch: 7, metadata_hash: 0 });
+        assert_eq!(plain.encode(), vec![0, 0, 0, 0, 0, 7, 0]);
+        // A target assignment member: one topic with partitions 0 and 2.
+        let t = ConsumerValue::Target(vec![([9; 16], vec![0, 2])]);
+        let mut expected = vec![0, 0, 2];
+        expected.extend_from_slice(&[9; 16]);
+        expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0]);
+        assert_eq!(t.encode(), expected);
+        // Keys: type 5 with group and member as int16-length strings.
+        let key = OffsetsKey::ConsumerMember { group: "g".into(), member: "m".into() };
+        assert_eq!(key.encode(), vec![0, 5, 0, 1, b'g', 0, 1, b'm']);
+        // Unknown tagged fields are skipped.
+        let tagged = [0, 0, 0, 0, 0, 3, 2, 1, 1, 0xaa, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5];
+        assert_eq!(
+            ConsumerValue::decode(&OffsetsKey::ConsumerGroup { group: "g".into() }, &tagged),
+            Ok(Some(ConsumerValue::Group(ConsumerGroupValue { epoch: 3, metadata_hash: 5 })))
+        );
+    }
+
     #[test]
     fn keys_round_trip_and_unknown_types_are_skipped() {
         for key in [
@@ -416,7 +768,10 @@ mod tests {
         ] {
             assert_eq!(OffsetsKey::decode(&key.encode()), Ok(Some(key.clone())));
         }
-        assert_eq!(OffsetsKey::decode(&[0, 5, 0, 0]), Ok(None));
+        for key in consumer_keys() {
+            assert_eq!(OffsetsKey::decode(&key.encode()), Ok(Some(key.clone())));
+        }
+        assert_eq!(OffsetsKey::decode(&[0, 9, 0, 0]), Ok(None));
         assert!(OffsetsKey::decode(&[0, 1, 0]).is_err());
     }
 
@@ -451,6 +806,46 @@ mod tests {
             let _ = OffsetsKey::decode(&bytes);
             let _ = OffsetValue::decode(&bytes);
             let _ = GroupValue::decode(&bytes);
+            for key in consumer_keys() {
+                let _ = ConsumerValue::decode(&key, &bytes);
+            }
+        }
+
+        #[test]
+        fn consumer_values_round_trip(
+            epoch in any::<i32>(),
+            hash in any::<i64>(),
+            names in proptest::collection::vec("[a-z.]{0,12}", 0..4),
+            regex in proptest::option::of("[a-z^.*]{0,8}"),
+            tps in proptest::collection::vec((any::<[u8; 16]>(), proptest::collection::vec(any::<i32>(), 0..5)), 0..4),
+            state in 0i8..3,
+        ) {
+            let values = [
+                (OffsetsKey::ConsumerGroup { group: "g".into() }, ConsumerValue::Group(ConsumerGroupValue { epoch, metadata_hash: hash })),
+                (OffsetsKey::ConsumerMember { group: "g".into(), member: "m".into() }, ConsumerValue::Member(ConsumerMemberValue {
+                    instance_id: regex.clone(),
+                    rack_id: None,
+                    client_id: "rdkafka".into(),
+                    client_host: "/127.0.0.1".into(),
+                    subscribed_topic_names: names.clone(),
+                    subscribed_topic_regex: regex.clone(),
+                    rebalance_timeout_ms: epoch,
+                    server_assignor: Some("uniform".into()),
+                })),
+                (OffsetsKey::ConsumerTargetAssignment { group: "g".into() }, ConsumerValue::TargetEpoch(epoch)),
+                (OffsetsKey::ConsumerTargetMember { group: "g".into(), member: "m".into() }, ConsumerValue::Target(tps.clone())),
+                (OffsetsKey::ConsumerCurrentAssignment { group: "g".into(), member: "m".into() }, ConsumerValue::Current(ConsumerCurrentValue {
+                    member_epoch: epoch,
+                    previous_member_epoch: epoch.wrapping_sub(1),
+                    state,
+                    assigned: tps.clone(),
+                    pending_revocation: tps.iter().rev().cloned().collect(),
+                })),
+            ];
+            for (key, value) in values {
+                prop_assert_eq!(OffsetsKey::decode(&key.encode()), Ok(Some(key.clone())));
+                prop_assert_eq!(ConsumerValue::decode(&key, &value.encode()), Ok(Some(value)));
+            }
         }
     }
 }

@@ -23,7 +23,8 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
     SupportedApi { key, min, min_decodable: min, max }
 }
 
-/// The APIs of the broker core and the classic group coordinator (CONTRACT A.3.1, R1 subset).
+/// The APIs of the broker core and the group coordinator: classic groups
+/// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -51,7 +52,26 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
+
+/// A feature in ApiVersions v3+ (`SupportedFeatures` and `FinalizedFeatures`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// Feature name.
+    pub name: &'static str,
+    /// Lowest level this broker supports.
+    pub min: i16,
+    /// Highest level this broker supports.
+    pub max: i16,
+    /// The level in force.
+    pub finalized: i16,
+}
+
+/// Features this broker supports and has finalized. `group.version` 1 tells
+/// clients the consumer group protocol (KIP-848) is served.
+pub const FEATURES: &[Feature] = &[Feature { name: "group.version", min: 0, max: 1, finalized: 1 }];
 
 /// Looks up a supported API by its key.
 pub fn supported_api(key: i16) -> Option<&'static SupportedApi> {

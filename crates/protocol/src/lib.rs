@@ -29,4 +29,4 @@ pub use fetch_response::{Part, RecordsSource, encode_fetch_response};
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError as ErrorCode;
 pub use request::{DecodeError, Request, RequestHeader, decode_request, peek_header};
-pub use response::{EncodeError, api_versions_body, api_versions_fallback, encode_response};
+pub use response::{EncodeError, api_versions_body, api_versions_fallback, encode_response, with_features};

@@ -104,6 +104,8 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
@@ -201,6 +203,8 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         ApiKey::ListGroups => dec!(ListGroups, ListGroupsRequest),
         ApiKey::DeleteGroups => dec!(DeleteGroups, DeleteGroupsRequest),
         ApiKey::OffsetDelete => dec!(OffsetDelete, OffsetDeleteRequest),
+        ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest),
+        ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribe, ConsumerGroupDescribeRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))

@@ -3,11 +3,11 @@
 //! version the client asked for.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::protocol::Encodable;
 
-use crate::apis::SUPPORTED_APIS;
+use crate::apis::{FEATURES, SUPPORTED_APIS};
 
 /// A response body could not be encoded (a handler bug: a field set that the
 /// requested version lacks).
@@ -53,6 +53,29 @@ pub fn api_versions_body(error_code: i16) -> ApiVersionsResponse {
     )
 }
 
+/// Adds the supported and finalized features (ApiVersions v3+ tagged fields).
+pub fn with_features(body: ApiVersionsResponse) -> ApiVersionsResponse {
+    let supported = FEATURES
+        .iter()
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(kafka_protocol::protocol::StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let finalized = FEATURES
+        .iter()
+        .map(|f| {
+            FinalizedFeatureKey::default()
+                .with_name(kafka_protocol::protocol::StrBytes::from_static_str(f.name))
+                .with_min_version_level(f.finalized)
+                .with_max_version_level(f.finalized)
+        })
+        .collect();
+    body.with_supported_features(supported).with_finalized_features_epoch(0).with_finalized_features(finalized)
+}
+
 /// The answer to an ApiVersions request whose version is above what we serve:
 /// header v0 and a v0-shaped body with UNSUPPORTED_VERSION and the ranges, so
 /// the client can retry with a version it shares with us.
@@ -75,6 +98,17 @@ mod tests {
         let decoded = ApiVersionsResponse::decode(&mut rest, 3).expect("decode v3 body right after correlation id");
         assert_eq!(decoded.api_keys.len(), SUPPORTED_APIS.len());
         assert_eq!(i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]), 9);
+    }
+
+    #[test]
+    fn v3_answers_carry_group_version() {
+        let body = with_features(api_versions_body(0));
+        let frame = encode_response(ApiKey::ApiVersions, 3, 1, &body).expect("encode");
+        let mut rest = frame.slice(8..);
+        let decoded = ApiVersionsResponse::decode(&mut rest, 3).expect("decode");
+        assert_eq!(decoded.supported_features[0].name.as_str(), "group.version");
+        assert_eq!(decoded.supported_features[0].max_version, 1);
+        assert_eq!(decoded.finalized_features[0].max_version_level, 1);
     }
 
     #[test]

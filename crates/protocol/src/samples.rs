@@ -447,6 +447,29 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             let t = |name| OffsetDeleteRequestTopic::default().with_name(topic(name)).with_partitions(vec![p(0), p(1)]);
             enc!(OffsetDeleteRequest::default().with_group_id(GroupId(s("group-a"))).with_topics(vec![t("a"), t("b")]))
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+            let tp = TopicPartitions::default().with_topic_id(id()).with_partitions(vec![0, 1]);
+            let mut r = ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("group-a")))
+                .with_member_id(s("member-a"))
+                .with_member_epoch(3)
+                .with_instance_id(Some(s("instance-a")))
+                .with_rack_id(Some(s("rack-a")))
+                .with_rebalance_timeout_ms(300_000)
+                .with_subscribed_topic_names(Some(vec![topic("a"), topic("b")]))
+                .with_server_assignor(Some(s("uniform")))
+                .with_topic_partitions(Some(vec![tp.clone(), tp]));
+            if v >= 1 {
+                r = r.with_subscribed_topic_regex(Some(s("^a.*")));
+            }
+            enc!(r)
+        }
+        ApiKey::ConsumerGroupDescribe => enc!(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s("group-a")), GroupId(s("group-b"))])
+                .with_include_authorized_operations(true)
+        ),
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

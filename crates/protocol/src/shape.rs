@@ -269,6 +269,24 @@ const OFFSET_DELETE_PARTITION: &[F] = &[f(I32, 0, MAX)];
 const OFFSET_DELETE_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_DELETE_PARTITION), 0, MAX)];
 const OFFSET_DELETE: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_DELETE_TOPIC), 0, MAX)];
 
+// ---- ConsumerGroupHeartbeat (68), flexible from 0
+const CONSUMER_GROUP_HEARTBEAT_TOPIC: &[F] = &[f(Uuid, 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const CONSUMER_GROUP_HEARTBEAT: &[F] = &[
+    f(Str, 0, MAX),
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(Str, 0, MAX),
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(PrimArr(&Str), 0, MAX),
+    f(Str, 1, MAX),
+    f(Str, 0, MAX),
+    f(Arr(CONSUMER_GROUP_HEARTBEAT_TOPIC), 0, MAX),
+];
+
+// ---- ConsumerGroupDescribe (69), flexible from 0
+const CONSUMER_GROUP_DESCRIBE: &[F] = &[f(PrimArr(&Str), 0, MAX), f(Bool, 0, MAX)];
+
 /// The layout of a request body and the first flexible version of its API.
 fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -298,6 +316,8 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::ListGroups => (LIST_GROUPS, 3),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
+        ApiKey::ConsumerGroupHeartbeat => (CONSUMER_GROUP_HEARTBEAT, 0),
+        ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
         _ => return None,
     })
 }

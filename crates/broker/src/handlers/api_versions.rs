@@ -3,7 +3,7 @@
 //! before decoding (see `handle_frame`).
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
-use tributary_protocol::{ErrorCode, RequestHeader, api_versions_body};
+use tributary_protocol::{ErrorCode, RequestHeader, api_versions_body, with_features};
 
 use super::{Reply, respond};
 
@@ -24,7 +24,9 @@ pub(super) fn handle(header: &RequestHeader, request: ApiVersionsRequest) -> Rep
     let valid = header.api_version < 3
         || (valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version));
-    let body = if valid {
+    let body = if valid && header.api_version >= 3 {
+        with_features(api_versions_body(0))
+    } else if valid {
         api_versions_body(0)
     } else {
         api_versions_body(ErrorCode::InvalidRequest.code()).with_api_keys(Vec::new())

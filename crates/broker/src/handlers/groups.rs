@@ -25,6 +25,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use tributary_group::classic::{Effect, GroupError, GroupState, JoinRequest, JoinResult, SyncResult};
+use tributary_group::consumer::{ConsumerGroup, Failure};
 use tributary_group::offsets::CommittedOffset;
 use tributary_group::records::OffsetsKey;
 use tributary_protocol::{ErrorCode, RequestHeader};
@@ -158,6 +159,9 @@ pub(super) fn join_group(
     if let Some(e) = cluster.groups.not_ready() {
         return immediate_join_error(header, &e, &request.member_id);
     }
+    if let Err(e) = leave_consumer_protocol(cluster, &request.group_id.0) {
+        return immediate_join_error(header, &e, &request.member_id);
+    }
     let join = JoinRequest {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -185,6 +189,31 @@ pub(super) fn join_group(
         });
         encode_later(ApiKey::JoinGroup, &header, &join_response(header.api_version, &result))
     }))
+}
+
+/// A JoinGroup for a consumer protocol group: refused while it has members
+/// (the protocols cannot mix); an empty one is deleted so a classic group
+/// can take the id. Its committed offsets stay.
+fn leave_consumer_protocol(cluster: &Arc<Cluster>, group_id: &str) -> Result<(), ApiError> {
+    let mut state = cluster.groups.state();
+    let Some(group) = state.consumer_groups.get(group_id) else { return Ok(()) };
+    if group.member_count() > 0 {
+        return Err(ApiError::new(
+            ErrorCode::InconsistentGroupProtocol,
+            format!("Group {group_id} uses the consumer protocol (group.protocol=consumer)."),
+        ));
+    }
+    let records = crate::groups::encode_records(&group.tombstones());
+    state.consumer_groups.remove(group_id);
+    tracing::info!(group = %group_id, "empty consumer group converted to a classic group");
+    let pending = cluster.groups.append_now(cluster, group_id, records)?;
+    drop(state);
+    tokio::spawn(async move {
+        if let Err(e) = crate::groups::wait_pending(pending).await {
+            tracing::warn!(error = %e.message, "consumer group tombstones not durable");
+        }
+    });
+    Ok(())
 }
 
 fn sync_response(v: i16, result: &SyncResult) -> SyncGroupResponse {
@@ -300,10 +329,17 @@ pub(super) fn leave_group(cluster: &Arc<Cluster>, header: &RequestHeader, reques
     respond(ApiKey::LeaveGroup, header, &body)
 }
 
+/// A consumer group error as an API error.
+fn consumer_error(f: Failure) -> ApiError {
+    ApiError::new(ErrorCode::try_from_code(f.error.code()).unwrap_or(ErrorCode::UnknownServerError), f.message)
+}
+
 /// Checks an OffsetCommit's group membership by Kafka's rules; creates an
-/// empty group for a standalone consumer (generation -1).
+/// empty group for a standalone consumer (generation -1). In a consumer
+/// group the epoch must be the member's current one (OffsetCommit v9+).
 fn commit_allowed(
     cluster: &Cluster,
+    version: i16,
     group_id: &str,
     generation: i32,
     member_id: &str,
@@ -311,6 +347,15 @@ fn commit_allowed(
 ) -> Result<(), ApiError> {
     let now = cluster.groups.now();
     let mut state = cluster.groups.state();
+    if let Some(group) = state.consumer_groups.get(group_id) {
+        if version < 9 && generation >= 0 {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedVersion,
+                "members of a consumer protocol group commit with OffsetCommit v9 or later",
+            ));
+        }
+        return group.validate_offset_commit(member_id, generation).map_err(consumer_error);
+    }
     let Some(group) = state.groups.get_mut(group_id) else {
         if generation < 0 {
             state.groups.insert(group_id.to_string(), tributary_group::classic::ClassicGroup::new(group_id));
@@ -345,7 +390,7 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         Some(e)
     } else {
         let instance = if v >= 7 { request.group_instance_id.as_deref() } else { None };
-        commit_allowed(cluster, &group_id, request.generation_id_or_member_epoch, &request.member_id, instance).err()
+        commit_allowed(cluster, v, &group_id, request.generation_id_or_member_epoch, &request.member_id, instance).err()
     };
     let now = now_ms();
     let expire =
@@ -484,11 +529,24 @@ pub(super) fn offset_fetch(cluster: &Arc<Cluster>, header: &RequestHeader, reque
                     .topics
                     .as_ref()
                     .map(|t| t.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-                let found =
-                    if not_ready.is_some() { Vec::new() } else { fetch_offsets(cluster, &g.group_id.0, requested) };
+                let member_error = if v >= 9 && not_ready.is_none() {
+                    let state = cluster.groups.state();
+                    state
+                        .consumer_groups
+                        .get(g.group_id.0.as_str())
+                        .and_then(|cg| cg.validate_offset_fetch(g.member_id.as_deref(), g.member_epoch).err())
+                        .map(|f| f.error.code())
+                } else {
+                    None
+                };
+                let found = if not_ready.is_some() || member_error.is_some() {
+                    Vec::new()
+                } else {
+                    fetch_offsets(cluster, &g.group_id.0, requested)
+                };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
-                    .with_error_code(group_code)
+                    .with_error_code(member_error.unwrap_or(group_code))
                     .with_topics(
                         found
                             .into_iter()
@@ -558,14 +616,65 @@ pub(super) fn offset_fetch(cluster: &Arc<Cluster>, header: &RequestHeader, reque
 }
 
 /// Operations a broker without an authorizer grants on a group: READ, DELETE, DESCRIBE.
-fn group_operations() -> i32 {
+pub(super) fn group_operations() -> i32 {
     [3, 6, 8].iter().fold(0, |acc, op| acc | (1 << op))
+}
+
+/// A consumer group as DescribeGroups shows it: protocol type "consumer",
+/// its state, the assignor as the protocol, and each member's assignment
+/// in the classic consumer protocol's encoding, so older tools can read it.
+fn describe_consumer_group(
+    base: DescribedGroup,
+    v: i16,
+    group: &ConsumerGroup,
+    config: &tributary_group::consumer::ConsumerConfig,
+    topics: &tributary_group::consumer::TopicsView,
+) -> DescribedGroup {
+    let d = group.describe(config);
+    let members = d
+        .members
+        .iter()
+        .map(|m| {
+            let assigned = m
+                .member
+                .assigned
+                .iter()
+                .filter_map(|(t, ps)| {
+                    topics.name_of(t).map(|name| {
+                        kafka_protocol::messages::consumer_protocol_assignment::TopicPartition::default()
+                            .with_topic(TopicName(str_bytes(name)))
+                            .with_partitions(ps.iter().copied().collect())
+                    })
+                })
+                .collect();
+            let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(assigned);
+            let mut bytes = bytes::BytesMut::new();
+            bytes::BufMut::put_i16(&mut bytes, 0);
+            if let Err(e) = kafka_protocol::protocol::Encodable::encode(&assignment, &mut bytes, 0) {
+                tracing::warn!(error = %e, "cannot encode a consumer assignment");
+                bytes.clear();
+            }
+            DescribedGroupMember::default()
+                .with_member_id(str_bytes(&m.member.id))
+                .with_group_instance_id(if v >= 4 { m.member.instance_id.as_deref().map(str_bytes) } else { None })
+                .with_client_id(str_bytes(&m.member.client_id))
+                .with_client_host(str_bytes(&m.member.client_host))
+                .with_member_assignment(bytes.freeze())
+        })
+        .collect();
+    base.with_error_code(0)
+        .with_group_state(str_bytes(d.state.name()))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocol_data(str_bytes(d.assignor))
+        .with_members(members)
 }
 
 pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
     let v = header.api_version;
     let not_ready = cluster.groups.not_ready();
-    let state = cluster.groups.state();
+    let registry = cluster.registry();
+    let mut state = cluster.groups.state();
+    let topics = state.topics_view(&registry);
     let groups = request
         .groups
         .iter()
@@ -574,6 +683,9 @@ pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, re
             let base = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(ops);
             if let Some(e) = &not_ready {
                 return base.with_error_code(e.code());
+            }
+            if let Some(group) = state.consumer_groups.get(id.0.as_str()) {
+                return describe_consumer_group(base, v, group, &cluster.groups.settings.consumer, &topics);
             }
             match state.groups.get(id.0.as_str()) {
                 Some(group) => {
@@ -620,20 +732,27 @@ pub(super) fn list_groups(cluster: &Arc<Cluster>, header: &RequestHeader, reques
     let states: HashSet<String> = request.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     let types: HashSet<String> = request.types_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     let state = cluster.groups.state();
-    let mut listed: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+    // Group id -> (protocol type, state, group type).
+    let mut listed: BTreeMap<String, (String, &'static str, &'static str)> = BTreeMap::new();
     for (id, group) in &state.groups {
-        listed.insert(id.clone(), (group.protocol_type().unwrap_or_default().to_string(), group.state().name()));
+        listed.insert(
+            id.clone(),
+            (group.protocol_type().unwrap_or_default().to_string(), group.state().name(), "classic"),
+        );
+    }
+    for (id, group) in &state.consumer_groups {
+        listed.insert(id.clone(), ("consumer".to_string(), group.state().name(), "consumer"));
     }
     for id in state.offsets.groups() {
-        listed.entry(id.to_string()).or_insert((String::new(), GroupState::Empty.name()));
+        listed.entry(id.to_string()).or_insert((String::new(), GroupState::Empty.name(), "classic"));
     }
     drop(state);
     let groups = listed
         .into_iter()
-        .filter(|(_, (_, s))| *s != GroupState::Dead.name())
-        .filter(|(_, (_, s))| v < 4 || states.is_empty() || states.contains(&s.to_ascii_lowercase()))
-        .filter(|_| v < 5 || types.is_empty() || types.contains("classic"))
-        .map(|(id, (protocol_type, s))| {
+        .filter(|(_, (_, s, _))| *s != GroupState::Dead.name())
+        .filter(|(_, (_, s, _))| v < 4 || states.is_empty() || states.contains(&s.to_ascii_lowercase()))
+        .filter(|(_, (_, _, t))| v < 5 || types.is_empty() || types.contains(*t))
+        .map(|(id, (protocol_type, s, group_type))| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&id)))
                 .with_protocol_type(str_bytes(&protocol_type));
@@ -641,7 +760,7 @@ pub(super) fn list_groups(cluster: &Arc<Cluster>, header: &RequestHeader, reques
                 g = g.with_group_state(str_bytes(s));
             }
             if v >= 5 {
-                g = g.with_group_type(str_bytes("classic"));
+                g = g.with_group_type(str_bytes(group_type));
             }
             g
         })
@@ -652,10 +771,21 @@ pub(super) fn list_groups(cluster: &Arc<Cluster>, header: &RequestHeader, reques
 /// Removes a group and its offsets from memory, returning the tombstones to write.
 fn tombstones_for_group(cluster: &Cluster, group: &str) -> Result<Vec<RecordSpec>, i16> {
     let mut state = cluster.groups.state();
+    let mut consumer_tombstones = Vec::new();
+    if let Some(g) = state.consumer_groups.get(group) {
+        if g.member_count() > 0 {
+            return Err(ErrorCode::NonEmptyGroup.code());
+        }
+        consumer_tombstones = crate::groups::encode_records(&g.tombstones());
+        state.consumer_groups.remove(group);
+        if !state.groups.contains_key(group) && !state.offsets.has_group(group) {
+            return Ok(consumer_tombstones);
+        }
+    }
     let has_group = state.groups.get(group);
     let has_offsets = state.offsets.has_group(group);
     match has_group {
-        None if !has_offsets => return Err(ErrorCode::GroupIdNotFound.code()),
+        None if !has_offsets && consumer_tombstones.is_empty() => return Err(ErrorCode::GroupIdNotFound.code()),
         Some(g) if g.member_count() > 0 => return Err(ErrorCode::NonEmptyGroup.code()),
         _ => {}
     }
@@ -674,6 +804,7 @@ fn tombstones_for_group(cluster: &Cluster, group: &str) -> Result<Vec<RecordSpec
         })
         .collect();
     records.push(RecordSpec::new(Some(&OffsetsKey::Group { group: group.to_string() }.encode()), None, now));
+    records.extend(consumer_tombstones);
     Ok(records)
 }
 
@@ -714,7 +845,12 @@ pub(super) fn delete_groups(cluster: &Arc<Cluster>, header: &RequestHeader, requ
 
 /// Topics the group's consumer members subscribe to.
 fn subscribed_topics(cluster: &Cluster, group: &str) -> HashSet<String> {
-    let state = cluster.groups.state();
+    let registry = cluster.registry();
+    let mut state = cluster.groups.state();
+    let topics = state.topics_view(&registry);
+    if let Some(g) = state.consumer_groups.get_mut(group) {
+        return g.subscribed_topics(&topics).into_iter().collect();
+    }
     let Some(g) = state.groups.get(group) else { return HashSet::new() };
     if g.protocol_type() != Some("consumer") {
         return HashSet::new();
@@ -738,7 +874,10 @@ pub(super) fn offset_delete(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     }
     {
         let state = cluster.groups.state();
-        if !state.groups.contains_key(&group) && !state.offsets.has_group(&group) {
+        if !state.groups.contains_key(&group)
+            && !state.consumer_groups.contains_key(&group)
+            && !state.offsets.has_group(&group)
+        {
             return fail(ErrorCode::GroupIdNotFound.code());
         }
     }

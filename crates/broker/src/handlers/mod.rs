@@ -9,6 +9,7 @@
 mod admin_topics;
 mod api_versions;
 mod configs;
+mod consumer_groups;
 mod describe_cluster;
 mod fetch;
 mod groups;
@@ -142,6 +143,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::ListGroups(r) => groups::list_groups(cluster, &header, r),
         Request::DeleteGroups(r) => groups::delete_groups(cluster, &header, r),
         Request::OffsetDelete(r) => groups::offset_delete(cluster, &header, r),
+        Request::ConsumerGroupHeartbeat(r) => consumer_groups::heartbeat(cluster, conn, &header, r),
+        Request::ConsumerGroupDescribe(r) => consumer_groups::describe(cluster, &header, r),
     }
 }
 

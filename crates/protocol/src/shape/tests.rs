@@ -100,6 +100,8 @@ fn group_api_layouts_walk_exactly() {
         (ApiKey::ListGroups, 0, 5),
         (ApiKey::DeleteGroups, 0, 2),
         (ApiKey::OffsetDelete, 0, 0),
+        (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+        (ApiKey::ConsumerGroupDescribe, 0, 1),
     ];
     for (key, min, max) in group_apis {
         for v in min..=max {
