@@ -241,7 +241,16 @@ impl Cleaned {
     /// Deletes the cleaned files (an abandoned clean).
     pub fn discard(self) {
         for g in self.groups {
-            let _ = fs::remove_file(&g.segment.path);
+            g.discard(&self.dir);
+        }
+    }
+}
+
+impl CleanedGroup {
+    pub(crate) fn discard(&self, dir: &Path) {
+        let (index, time) = cleaned_index_paths(dir, self.segment.base_offset);
+        for p in [&self.segment.path, &index, &time] {
+            let _ = fs::remove_file(p);
         }
     }
 }
@@ -249,6 +258,12 @@ impl Cleaned {
 /// Path of a cleaned, not yet published segment.
 pub(crate) fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}.log.cleaned", file_stem(base_offset)))
+}
+
+/// Paths of a cleaned segment's offset and time indexes, not yet published.
+pub(crate) fn cleaned_index_paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf) {
+    let stem = file_stem(base_offset);
+    (dir.join(format!("{stem}.index.cleaned")), dir.join(format!("{stem}.timeindex.cleaned")))
 }
 
 /// Path of a published swap: replaces the segments in `[base_offset, end)`.
@@ -614,6 +629,10 @@ pub fn clean(
             }
         }
         out.file.sync_all().map_err(io)?;
+        // Indexes are written (and synced) now, so the swap under the lock only renames.
+        let (index_path, time_path) = cleaned_index_paths(&dir, base);
+        out.offset_index.write(&index_path).map_err(|e| LogError::io(&index_path, e))?;
+        out.time_index.write(&time_path).map_err(|e| LogError::io(&time_path, e))?;
         cleaned.stats.bytes_written += out.size;
         cleaned.groups.push(CleanedGroup { replaces, end: group_end, segment: out });
     }

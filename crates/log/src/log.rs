@@ -21,7 +21,9 @@ use tributary_record::batch::{
 use tributary_record::validate::first_record_at_or_after;
 
 use crate::checkpoint::Checkpoint;
-use crate::cleaner::{CleanSnapshot, Cleaned, CompactionConfig, SourceSegment, swap_path};
+use crate::cleaner::{
+    CleanSnapshot, Cleaned, CleanedGroup, CompactionConfig, SourceSegment, cleaned_index_paths, swap_path,
+};
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
@@ -773,7 +775,9 @@ impl PartitionLog {
 
     /// Swaps cleaned segments in for the ones they were made from. A group
     /// whose originals changed meanwhile (deleted by retention) is dropped.
-    /// Returns the number of groups swapped in.
+    /// Returns the number of groups swapped in. Under the lock this only
+    /// renames and deletes files and fsyncs the directory twice; the cleaned
+    /// files and their indexes were synced by the cleaner.
     pub fn commit_clean(&mut self, cleaned: Cleaned) -> Result<usize> {
         self.check_online()?;
         if cleaned.dir != self.dir {
@@ -782,47 +786,60 @@ impl PartitionLog {
         }
         let dir = self.dir.clone();
         let io = io_at(&dir);
-        let end = cleaned.end;
-        let horizon = cleaned.tombstone_horizon;
-        let mut swapped = 0;
+        let (end, horizon) = (cleaned.end, cleaned.tombstone_horizon);
+        let active_base = self.segments.keys().next_back().copied().unwrap_or(i64::MAX);
+        let mut publish: Vec<(CleanedGroup, PathBuf)> = Vec::new();
         for group in cleaned.groups {
             let base = group.segment.base_offset;
             let current: Vec<(i64, u64)> = self.segments.range(base..group.end).map(|(&b, s)| (b, s.size)).collect();
-            let is_active = self.segments.keys().next_back().is_some_and(|&b| b < group.end);
-            if current != group.replaces || is_active {
+            if current != group.replaces || group.end > active_base {
                 tracing::info!(dir = %dir.display(), base, "segments changed while cleaning; dropping that part of the clean");
-                let _ = fs::remove_file(&group.segment.path);
+                group.discard(&dir);
                 continue;
             }
             let swap = swap_path(&dir, base, group.end);
-            fs::rename(&group.segment.path, &swap).map_err(&io)?;
-            File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
-            // From here on a crash is finished by the next open; an error
-            // leaves memory and disk apart, so the log goes offline until then.
-            if let Err(e) = self.swap_in(group.segment, &group.replaces, &swap) {
+            if let Err(e) = fs::rename(&group.segment.path, &swap) {
+                group.discard(&dir);
+                for (g, swap) in publish {
+                    let _ = fs::rename(&swap, &g.segment.path);
+                    g.discard(&dir);
+                }
+                return Err(LogError::io(&swap, e));
+            }
+            publish.push((group, swap));
+        }
+        // Published: from here a crash is finished by the next open.
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
+        let swapped = publish.len();
+        for (group, swap) in publish {
+            // An error leaves memory and disk apart; the log goes offline until a restart finishes the swap.
+            if let Err(e) = self.swap_in(group, &swap) {
                 self.go_offline(format!("swapping in a cleaned segment failed: {e}"));
                 return Err(LogError::io(&dir, e));
             }
-            swapped += 1;
         }
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
         self.checkpointed.cleaner_offset = end;
         self.write_checkpoint()?;
         self.tombstone_horizon = Ok(horizon);
         Ok(swapped)
     }
 
-    fn swap_in(&mut self, mut segment: Segment, replaces: &[(i64, u64)], swap: &Path) -> std::io::Result<()> {
-        for (base, _) in replaces {
+    fn swap_in(&mut self, group: CleanedGroup, swap: &Path) -> std::io::Result<()> {
+        for (base, _) in &group.replaces {
             if let Some(old) = self.segments.remove(base) {
                 old.delete_files(&self.dir)?;
             }
         }
-        let (log_path, _, _) = Segment::paths(&self.dir, segment.base_offset);
+        let mut segment = group.segment;
+        let (log_path, index_path, time_path) = Segment::paths(&self.dir, segment.base_offset);
+        let (cleaned_index, cleaned_time) = cleaned_index_paths(&self.dir, segment.base_offset);
         fs::rename(swap, &log_path)?;
+        fs::rename(cleaned_index, index_path)?;
+        fs::rename(cleaned_time, time_path)?;
         segment.path = log_path;
-        segment.write_indexes(&self.dir)?;
         self.segments.insert(segment.base_offset, segment);
-        File::open(&self.dir)?.sync_all()
+        Ok(())
     }
 
     /// Makes everything durable and writes indexes, a producer snapshot and
