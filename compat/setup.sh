@@ -9,14 +9,17 @@ if ! command -v kcat >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
 fi
-if ! python3 -c 'import confluent_kafka, kafka, pytest, pytest_timeout' >/dev/null 2>&1 \
+if ! python3 -c 'import confluent_kafka, kafka, aiokafka, pytest, pytest_timeout' >/dev/null 2>&1 \
    || ! python3 - "$here/python/requirements.txt" <<'PY'
 import sys, importlib.metadata as md
 for line in open(sys.argv[1]):
     line = line.split("#")[0].strip()
     if "==" in line:
         name, version = line.split("==")
-        if md.version(name) != version:
+        try:
+            if md.version(name) != version:
+                sys.exit(1)
+        except md.PackageNotFoundError:
             sys.exit(1)
 PY
 then

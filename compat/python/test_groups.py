@@ -166,15 +166,92 @@ def test_admin_lists_describes_and_deletes_groups(bootstrap):
     assert group not in listed
 
 
+def _kp_produce_per_partition(bootstrap: str, topic: str, partitions: int, start: int, count: int) -> None:
+    """kafka-python producer: values f"{p}-{j}" for j in [start, start + count) into each partition p."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    futures = [producer.send(topic, value=f"{p}-{j}".encode(), partition=p)
+               for p in range(partitions) for j in range(start, start + count)]
+    producer.flush(TIMEOUT_S)
+    offsets = [f.get(TIMEOUT_S) for f in futures]
+    producer.close()
+    for p in range(partitions):
+        got = [m.offset for m in offsets if m.partition == p]
+        assert got == list(range(start, start + count)), f"partition {p}: offsets {got[:3]}..{got[-3:]}"
+
+
+def _kp_consumer(bootstrap: str, topic: str, group: str, client_id: str):
+    """A kafka-python group member that knows the topic's partitions before it
+    first joins.
+
+    Without that, a leader whose JoinGroup is answered before its first
+    metadata response (the broker started by `tributary start` has no initial
+    rebalance delay) assigns nothing, rejoins once the metadata arrives, and
+    kafka-python 3.0.12 can then drop that second join half-way: if a poll()
+    times out between its JoinGroup and SyncGroup responses, the next poll no
+    longer sees a rejoin as needed, never completes the join and never
+    re-enables its heartbeat, so the broker expires the member while the client
+    believes it is in the group with no partitions.
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             session_timeout_ms=10_000, heartbeat_interval_ms=500)
+    assert consumer.partitions_for_topic(topic), f"no metadata for {topic}"
+    return consumer
+
+
+def _kp_drain(consumers: dict, want: int) -> dict:
+    """Polls the kafka-python consumers round-robin until `want` records arrived in total."""
+    got: dict = {name: [] for name in consumers}
+    deadline = time.monotonic() + TIMEOUT_S
+    while sum(len(v) for v in got.values()) < want and time.monotonic() < deadline:
+        for name, c in consumers.items():
+            for records in c.poll(timeout_ms=100).values():
+                got[name].extend(records)
+    total = sum(len(v) for v in got.values())
+    assert total == want, f"expected {want} records, got {total} ({ {n: len(v) for n, v in got.items()} })"
+    return got
+
+
+class _KpPoller(threading.Thread):
+    """Polls one kafka-python consumer in its own thread, as an application
+    would: a member blocked in a rebalance must not keep another member of the
+    same process from rejoining."""
+
+    def __init__(self, consumer):
+        super().__init__(daemon=True)
+        self.consumer = consumer
+        self.records: list = []
+        self.owned: set = set()
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def run(self):
+        try:
+            while not self.stopping.is_set():
+                for records in self.consumer.poll(timeout_ms=100).values():
+                    self.records.extend(records)
+                self.owned = {tp.partition for tp in self.consumer.assignment()}
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+
+    def stop(self):
+        self.stopping.set()
+        self.join(TIMEOUT_S)
+        assert not self.is_alive(), "the poll thread did not stop"
+
+
 def test_kafka_python_group_consumer_and_admin(bootstrap):
-    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka import KafkaAdminClient
 
     topic, group = unique("grp-kp"), unique("g")
     create_topic(bootstrap, topic, 3)
     produce(bootstrap, topic, 90)
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=15_000)
-    got = [m.value for m in consumer]
+    consumer = _kp_consumer(bootstrap, topic, group, "kp-basic")
+    got = [m.value for m in _kp_drain({"c": consumer}, 90)["c"]]
     assert sorted(got) == sorted(f"v{i}".encode() for i in range(90))
     consumer.commit()
     consumer.close()
@@ -199,3 +276,124 @@ def test_kcat_consumes_as_a_group(bootstrap):
                          capture_output=True, text=True, timeout=TIMEOUT_S)
     values = sorted(line for line in out.stdout.splitlines() if line)
     assert values == sorted(f"v{i}" for i in range(40)), out.stderr[-2000:]
+
+
+def test_kafka_python_members_split_commit_and_fresh_consumer_resumes(bootstrap):
+    from kafka import KafkaAdminClient, TopicPartition as KTP
+    from kafka.structs import OffsetAndMetadata
+
+    topic, group, partitions, per = unique("grp-kp-split"), unique("g"), 4, 100
+    create_topic(bootstrap, topic, partitions)
+    members = {"a": _kp_consumer(bootstrap, topic, group, "kp-a"), "b": _kp_consumer(bootstrap, topic, group, "kp-b")}
+    pollers = {n: _KpPoller(c) for n, c in members.items()}
+    try:
+        for t in pollers.values():
+            t.start()
+
+        def wait(what, cond):
+            deadline = time.monotonic() + TIMEOUT_S
+            while not cond():
+                errors = {n: t.error for n, t in pollers.items() if t.error}
+                assert not errors, f"a consumer failed: {errors}"
+                assert time.monotonic() < deadline, (
+                    f"timed out waiting until {what}: owned {[t.owned for t in pollers.values()]}, "
+                    f"records {[len(t.records) for t in pollers.values()]}")
+                time.sleep(0.05)
+
+        # Join before there is anything to read, so that both members consume.
+        def settled():
+            a, b = pollers["a"].owned, pollers["b"].owned
+            return a and b and not (a & b) and a | b == set(range(partitions))
+
+        wait("the members share the partitions", settled)
+        _kp_produce_per_partition(bootstrap, topic, partitions, 0, per)
+        wait("every record was consumed", lambda: sum(len(t.records) for t in pollers.values()) >= partitions * per)
+        for t in pollers.values():
+            t.stop()
+        owned = {n: t.owned for n, t in pollers.items()}
+        assert settled(), f"the assignment changed while consuming: {owned}"
+        for n, t in pollers.items():
+            outside = {r.partition for r in t.records} - owned[n]
+            assert not outside, f"member {n} owns {owned[n]} but read partitions {outside}"
+        values = sorted(r.value for t in pollers.values() for r in t.records)
+        assert values == sorted(f"{p}-{j}".encode() for p in range(partitions) for j in range(per)), \
+            "every record exactly once across the group"
+        # Each member commits a different offset in the middle of each of its partitions.
+        commit_at = {p: 60 + p for p in range(partitions)}
+        for n, c in members.items():
+            c.commit({KTP(topic, p): OffsetAndMetadata(commit_at[p], "", -1) for p in owned[n]})
+    finally:
+        for t in pollers.values():
+            t.stopping.set()
+            t.join(TIMEOUT_S)
+        for c in members.values():
+            c.close(autocommit=False)  # LeaveGroup
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: om.offset for tp, om in offsets.items()} == commit_at
+
+        fresh = _kp_consumer(bootstrap, topic, group, "kp-fresh")
+        try:
+            want = sum(per - commit_at[p] for p in range(partitions))
+            records = _kp_drain({"fresh": fresh}, want)["fresh"]
+            first: dict = {}
+            for r in records:
+                first.setdefault(r.partition, r.offset)
+            assert first == commit_at, f"the fresh consumer started at {first}, committed were {commit_at}"
+            assert sorted(r.value for r in records) == sorted(
+                f"{p}-{j}".encode() for p in range(partitions) for j in range(commit_at[p], per))
+            fresh.commit()
+        finally:
+            fresh.close(autocommit=False)
+        offsets = admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: om.offset for tp, om in offsets.items()} == {p: per for p in range(partitions)}
+    finally:
+        admin.close()
+
+
+def test_kafka_python_admin_on_live_and_empty_group(bootstrap):
+    from kafka import KafkaAdminClient, TopicPartition as KTP
+    from kafka import errors as kerrors
+
+    topic, group, partitions = unique("grp-kp-admin"), unique("g"), 3
+    create_topic(bootstrap, topic, partitions)
+    _kp_produce_per_partition(bootstrap, topic, partitions, 0, 10)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = _kp_consumer(bootstrap, topic, group, "kp-live")
+    try:
+        _kp_drain({"live": consumer}, partitions * 10)
+        consumer.commit()
+
+        desc = admin.describe_groups([group])[group]
+        assert desc["error"] is None, desc
+        assert (desc["group_state"], desc["protocol_type"]) == ("Stable", "consumer"), desc
+        assert [m["client_id"] for m in desc["members"]] == ["kp-live"], desc
+        member = desc["members"][0]
+        assert member["member_metadata"]["topics"] == [topic], member
+        assigned = {(a["topic"], p) for a in member["member_assignment"]["assigned_partitions"] for p in a["partitions"]}
+        assert assigned == {(topic, p) for p in range(partitions)}, member
+
+        # A group with a member cannot be deleted, nor can offsets of a topic it subscribes to.
+        assert admin.delete_groups([group]) == {group: "NonEmptyGroupError"}
+        res = admin.delete_group_offsets(group, [KTP(topic, 0)])
+        assert res == {KTP(topic, 0): kerrors.GroupSubscribedToTopicError}, res
+    finally:
+        consumer.close(autocommit=False)
+    try:
+        listed = {g["group_id"]: g for g in admin.list_groups()}
+        assert listed[group]["group_state"] == "Empty", listed[group]
+        desc = admin.describe_groups([group])[group]
+        assert (desc["group_state"], desc["members"]) == ("Empty", []), desc
+
+        # Once empty: offsets of one partition can be deleted, then the group.
+        res = admin.delete_group_offsets(group, [KTP(topic, 0)])
+        assert res == {KTP(topic, 0): kerrors.NoError}, res
+        left = admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: om.offset for tp, om in left.items()} == {1: 10, 2: 10}
+        assert admin.delete_groups([group]) == {group: "OK"}
+        assert group not in {g["group_id"] for g in admin.list_groups()}
+        assert admin.describe_groups([group])[group]["group_state"] == "Dead"
+    finally:
+        admin.close()
