@@ -483,7 +483,7 @@ impl ClassicGroup {
         self.pending.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
     }
 
-    fn prepare_rebalance(&mut self, now_ms: u64, wall_ms: i64, config: &GroupConfig) {
+    fn prepare_rebalance(&mut self, now_ms: u64, wall_ms: i64, config: &GroupConfig, effects: &mut Vec<Effect>) {
         let rebalance_timeout = self.members.values().map(|m| m.rebalance_timeout_ms.max(0) as u64).max().unwrap_or(0);
         if self.state == GroupState::Empty && config.initial_rebalance_delay_ms > 0 {
             let delay = config.initial_rebalance_delay_ms as u64;
@@ -493,7 +493,13 @@ impl ClassicGroup {
             self.rebalance_deadline_ms = Some(now_ms + rebalance_timeout);
             self.initial_join_limit_ms = None;
         }
-        // Members parked in SyncGroup must rejoin.
+        // Members parked in SyncGroup (waiting for the leader's assignment)
+        // learn that the generation is over and rejoin, as with Kafka.
+        for m in self.members.values_mut() {
+            if let Some(req) = m.awaiting_sync.take() {
+                effects.push(Effect::Sync(req, SyncResult::error(GroupError::RebalanceInProgress)));
+            }
+        }
         self.set_state(GroupState::PreparingRebalance, wall_ms);
     }
 
@@ -566,7 +572,7 @@ impl ClassicGroup {
                 }
                 self.update_member(&member_id, &req, id, now_ms);
                 if self.state != GroupState::PreparingRebalance {
-                    self.prepare_rebalance(now_ms, wall_ms, config);
+                    self.prepare_rebalance(now_ms, wall_ms, config, effects);
                 }
                 return;
             }
@@ -579,7 +585,7 @@ impl ClassicGroup {
             effects.push(Effect::Join(id, JoinResult::error(GroupError::GroupMaxSizeReached, &member_id)));
             return;
         }
-        self.add_member(member_id, &req, id, now_ms, wall_ms, config);
+        self.add_member(member_id, &req, id, now_ms, wall_ms, config, effects);
     }
 
     fn join_known_member(
@@ -597,7 +603,7 @@ impl ClassicGroup {
                 effects.push(Effect::Join(id, JoinResult::error(GroupError::GroupMaxSizeReached, &member_id)));
                 return;
             }
-            self.add_member(member_id, &req, id, now_ms, wall_ms, config);
+            self.add_member(member_id, &req, id, now_ms, wall_ms, config, effects);
             return;
         }
         if self.is_fenced(&member_id, req.group_instance_id.as_deref()) {
@@ -620,7 +626,7 @@ impl ClassicGroup {
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 self.update_member(&member_id, &req, id, now_ms);
-                self.prepare_rebalance(now_ms, wall_ms, config);
+                self.prepare_rebalance(now_ms, wall_ms, config, effects);
             }
             GroupState::Empty | GroupState::Dead => {
                 effects.push(Effect::Join(id, JoinResult::error(GroupError::UnknownMemberId, &member_id)));
@@ -628,6 +634,7 @@ impl ClassicGroup {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add_member(
         &mut self,
         member_id: String,
@@ -636,6 +643,7 @@ impl ClassicGroup {
         now_ms: u64,
         wall_ms: i64,
         config: &GroupConfig,
+        effects: &mut Vec<Effect>,
     ) {
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
@@ -668,7 +676,7 @@ impl ClassicGroup {
                     self.rebalance_deadline_ms = Some(deadline.max(extended));
                 }
             }
-            _ => self.prepare_rebalance(now_ms, wall_ms, config),
+            _ => self.prepare_rebalance(now_ms, wall_ms, config, effects),
         }
     }
 
@@ -936,7 +944,7 @@ impl ClassicGroup {
                     self.set_state(GroupState::Empty, wall_ms);
                     effects.push(Effect::Persist(self.id.clone(), self.to_value()));
                 } else {
-                    self.prepare_rebalance(now_ms, wall_ms, config);
+                    self.prepare_rebalance(now_ms, wall_ms, config, effects);
                     self.maybe_complete_join(now_ms, wall_ms, effects);
                 }
             }

@@ -272,3 +272,35 @@ fn restore_brings_back_a_stable_group() {
     let d = restored.describe();
     assert_eq!(d.members[0].assignment, vec![4, 2]);
 }
+
+#[test]
+fn a_follower_waiting_in_sync_is_told_to_rejoin_when_a_new_member_arrives() {
+    // a and b form generation 2; b's SyncGroup waits for the leader's
+    // assignment when c joins. Without an answer b would sit in SyncGroup and
+    // never rejoin, holding the group in PreparingRebalance until the
+    // rebalance timeout.
+    let mut h = Harness::new();
+    let (a, _, _) = h.new_member(&["range"]);
+    h.sync(1, &a, vec![(a.clone(), vec![1])]);
+    let (b, _, _) = h.new_member(&["range"]);
+    h.join(Harness::join_req(&a, None, &["range"]), &CONFIG);
+    assert_eq!(h.group.state(), GroupState::CompletingRebalance);
+    let (b_sync, effects) = h.sync(2, &b, vec![]);
+    assert!(effects.is_empty(), "b waits for the leader");
+
+    let (c, c_join, effects) = h.new_member(&["range"]);
+    assert_eq!(h.group.state(), GroupState::PreparingRebalance);
+    let s = syncs(&effects);
+    assert_eq!(s.len(), 1, "b's parked sync is answered: {effects:?}");
+    assert_eq!(s[0].0, b_sync);
+    assert_eq!(s[0].1.error, Some(GroupError::RebalanceInProgress));
+
+    // Everyone rejoins and generation 3 forms with all three.
+    h.join(Harness::join_req(&a, None, &["range"]), &CONFIG);
+    let (_, effects) = h.join(Harness::join_req(&b, None, &["range"]), &CONFIG);
+    let answered = joins(&effects);
+    assert!(answered.iter().any(|(id, r)| *id == c_join && r.generation == 3), "{answered:?}");
+    assert_eq!(h.group.member_count(), 3);
+    assert_eq!(h.group.state(), GroupState::CompletingRebalance);
+    let _ = c;
+}
