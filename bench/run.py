@@ -1652,18 +1652,23 @@ def render(results):
     w("")
     w("```")
     cmds = []
+    first = True
     for name in BROKERS:
         b = R.broker(name)
         if not b:
             continue
-        for ph in b.get("phases", {}).values():
+        for phase_name, ph in b.get("phases", {}).items():
+            # The first broker's commands stand for both, except the rebalance phases, whose step limit
+            # differs per broker.
+            if not first and not phase_name.startswith("rebalance_"):
+                continue
             for c in (g(ph, "produce", "cmd"), g(ph, "consume", "cmd"), ph.get("cmd")):
                 if c:
                     c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
                     c = re.sub(r"tb-[0-9a-f]{6}-", "tb-RUN-", c)
                     if c not in cmds:
-                        cmds.append(c)
-        break
+                        cmds.append(c + (f"    # {TITLE[name]}" if not first else ""))
+        first = False
     lines.extend(cmds)
     w("```")
     w("")
