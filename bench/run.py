@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fnmatch
 import glob
 import hashlib
 import json
@@ -54,6 +55,8 @@ OUT_DIR = REPO / "bench" / "out"
 DEFAULT_DOCS = REPO / "docs" / "benchmarks.md"
 DEFAULT_BENCH_KAFKA = REPO.parent / "shared" / "tools" / "bench_kafka.py"
 ASSIGN_BENCH = REPO / "bench" / "assign_bench.py"
+REBALANCE_BENCH = REPO / "bench" / "rebalance_bench.py"
+CLEANER_BENCH = REPO / "bench" / "cleaner_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -80,6 +83,9 @@ PLANS = {
         "lat_seconds": 20,
         "hold_bytes": 1_000_000_000,
         "startup_samples": 5,
+        "rebalance_reps": 3,
+        "rebalance_budget_s": 100.0,
+        "cleaner_seconds": 20,
     },
     "quick": {
         "phase_s": 3.0,
@@ -91,6 +97,9 @@ PLANS = {
         "lat_seconds": 5,
         "hold_bytes": 250_000_000,
         "startup_samples": 2,
+        "rebalance_reps": 1,
+        "rebalance_budget_s": 40.0,
+        "cleaner_seconds": 5,
     },
 }
 
@@ -104,6 +113,23 @@ LISTEN_TIMEOUT_S = 30.0
 BK_IDLE_TIMEOUT_S = 60.0
 # assign_bench.py has no group join to wait for; this only bounds a consumer that gets nothing.
 ASSIGN_IDLE_TIMEOUT_S = 30.0
+
+# Rebalance phases (rebalance_bench.py): group size, topic size, the two assignors (eager, incremental).
+REBALANCE_MEMBERS = 10
+REBALANCE_PARTITIONS = 60
+REBALANCE_ASSIGNORS = ("range", "cooperative-sticky")
+# When a rebalance step counts as timed out. Tributary's rebalances take a few heartbeats (3 s each) at
+# most, and one that is stuck stays stuck for minutes, so 30 s is plenty and leaves room for the next
+# repetition; Tansu's take over 20 s each.
+REBALANCE_STEP_TIMEOUT_S = {"tributary": 30.0, "tansu": 60.0}
+# group.initial.rebalance.delay.ms: Kafka's default and Tributary's config default; `tributary start`,
+# which the harness runs, sets 0 instead (as Kafka's sample server.properties does).
+KAFKA_INITIAL_REBALANCE_DELAY_MS = 3000
+# Produce latency with and without the cleaner (cleaner_bench.py, Tributary only).
+CLEANER_RATE = 5000            # measured producer, records/s of 100 B
+CLEANER_KEYS = 50_000          # background compacted topic: keys, ...
+CLEANER_OVERWRITE_RATE = 5000  # ... overwrites/s of 1 KiB values, ...
+CLEANER_SEGMENT_BYTES = 1 << 20  # ... and segment.bytes (always dirty closed segments)
 
 # Kafka API keys a consumer group needs (subscribe(); bench_kafka.py's consumers).
 GROUP_APIS = {10: "FindCoordinator", 11: "JoinGroup", 14: "SyncGroup", 12: "Heartbeat"}
@@ -383,9 +409,12 @@ LIVE = set()  # brokers started and not yet stopped; stopped on any exit path
 
 
 class Broker:
-    def __init__(self, name, binary, data_root, log_dir):
+    def __init__(self, name, binary, data_root, log_dir, overrides=None, label=None):
         self.name = name
         self.binary = binary
+        # Broker config on top of the defaults (Tributary only: `--override KEY=VALUE`).
+        self.overrides = dict(overrides or {})
+        self.label = label or name
         self.data_root = data_root
         self.log_dir = log_dir
         self.proc = None
@@ -404,7 +433,10 @@ class Broker:
 
     def argv(self):
         if self.name == "tributary":
-            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir]
+            extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
+            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir] + extra
+        if self.overrides:
+            raise PhaseError(f"{self.name} takes no broker config overrides here")
         url = f"tcp://127.0.0.1:{self.port}"
         return [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
                 "--storage-engine", "memory://"]
@@ -418,7 +450,7 @@ class Broker:
         self.starts += 1
         self.port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"{self.name}-bench-", dir=self.data_root)
-        self.log_path = os.path.join(self.log_dir, f"{self.name}-{self.starts}.log")
+        self.log_path = os.path.join(self.log_dir, f"{self.label}-{self.starts}.log")
         logf = open(self.log_path, "w")
         argv = self.argv()
         t0 = time.perf_counter()
@@ -519,7 +551,14 @@ class Runner:
             log("note:", text)
 
     # -- phase wrapper: timing, broker CPU and RSS, errors recorded not raised
+    def wanted(self, name):
+        """Whether --phases (glob patterns) lets this phase run; every phase runs without it."""
+        pats = self.args.phases
+        return not pats or any(fnmatch.fnmatchcase(name, p) for p in pats)
+
     def phase(self, res, broker, name, fn):
+        if not self.wanted(name):
+            return None
         log(f"{broker.name}: {name}")
         t0 = time.monotonic()
         cpu0 = broker.cpu_s()
@@ -796,6 +835,101 @@ class Runner:
         out["rss_after_delete_MB"] = mb(broker.rss_kb())
         return out
 
+    # -- rebalance_bench.py and cleaner_bench.py: one JSON object each, no --acks
+    def script_run(self, script, broker, argv_tail, timeout, shown_subs=()):
+        argv = [sys.executable, str(script), "--bootstrap", broker.bootstrap] + argv_tail
+        r = run_cmd(argv, timeout)
+        shown = ["python3", f"bench/{script.name}"] + argv[2:]
+        cmd = shlex.join(shown)
+        for real, disp in shown_subs:
+            cmd = cmd.replace(real, disp)
+        if r["timed_out"]:
+            raise PhaseError(f"{script.name} timed out after {timeout}s; stderr tail:\n{tail(r['stderr'])}")
+        lines = [ln for ln in (r["stdout"] or "").splitlines() if ln.strip().startswith("{")]
+        if not lines:
+            raise PhaseError(f"{script.name} printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        data = json.loads(lines[-1])
+        data["cmd"] = cmd
+        data["rc"] = r["rc"]
+        data["stderr_tail"] = tail(r["stderr"], 20)
+        return data
+
+    def rebalance(self, broker, assignor, steps="abc"):
+        """rebalance_bench.py: 10 members, 60 partitions; a timed-out step is a result, reported as a warning."""
+        p = self.plan
+        budget = p["rebalance_budget_s"]
+        step_timeout = REBALANCE_STEP_TIMEOUT_S[broker.name]
+        d = self.script_run(
+            REBALANCE_BENCH, broker,
+            ["--assignor", assignor, "--members", str(REBALANCE_MEMBERS), "--partitions", str(REBALANCE_PARTITIONS),
+             "--reps", str(p["rebalance_reps"]), "--steps", steps, "--step-timeout", f"{step_timeout:g}",
+             "--budget-s", f"{budget:g}", "--topic-prefix", f"{self.prefix}rb"],
+            # worst case: the last repetition starts just inside the budget and every step times out
+            timeout=budget + 3 * (step_timeout + 40) + 60)
+        c = d.get("create") or {}
+        if not c.get("create_ok"):
+            raise PhaseError(f"rebalance_bench.py could not create its topic: {c.get('create_error')}")
+        summ = d.get("summary") or {}
+        if not any((summ.get(st) or {}).get("runs") for st in steps):
+            raise PhaseError(f"rebalance_bench.py measured nothing; client errors: {(d.get('client_errors') or {}).get('first')}")
+        late = [st for st in steps for r in d.get("reps", []) if (r.get(st) or {}).get("late_callbacks")]
+        timeouts = [f"({st}) {summ[st]['timed_out']} of {summ[st]['runs']} timed out after {summ[st]['timeout_s']:g} s"
+                    for st in steps if (summ.get(st) or {}).get("timed_out")]
+        warn = []
+        if timeouts:
+            warn.append("steps did not complete: " + "; ".join(timeouts))
+        if late:
+            warn.append(f"rebalance callbacks after a step had completed (steps {', '.join(sorted(set(late)))})")
+        if warn:
+            d["warning"] = "; ".join(warn)
+        return d
+
+    def cleaner_latency(self, broker):
+        """cleaner_bench.py against a broker started with log.cleaner.backoff.ms=100 (Tributary only)."""
+        p = self.plan
+        secs = p["cleaner_seconds"]
+        d = self.script_run(
+            CLEANER_BENCH, broker,
+            ["--broker-log", broker.log_path, "--broker-pid", str(broker.proc.pid),
+             "--seconds", f"{secs:g}", "--rate", str(CLEANER_RATE), "--size", "100",
+             "--keys", str(CLEANER_KEYS), "--value-size", "1024", "--overwrite-rate", str(CLEANER_OVERWRITE_RATE),
+             "--segment-bytes", str(CLEANER_SEGMENT_BYTES), "--topic-prefix", f"{self.prefix}cl"],
+            timeout=3 * (secs + 120) + 120,
+            shown_subs=((broker.log_path, "<broker log>"), (f"--broker-pid {broker.proc.pid}", "--broker-pid <broker pid>")))
+        errs = [f"{w}: {x['error']}" for w, x in (d.get("windows") or {}).items() if x.get("error")]
+        warns = [x["warning"] for x in (d.get("windows") or {}).values() if x.get("warning")]
+        if errs:
+            d["error"] = "; ".join(errs)
+        elif warns:
+            d["warning"] = "; ".join(warns)
+        return d
+
+    def extra_broker(self, res, name, binary, label, overrides, phases):
+        """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
+
+        phases: [(phase name, fn(broker))]; the broker is started only if --phases wants one of them."""
+        phases = [(n, fn) for n, fn in phases if self.wanted(n)]
+        if not phases:
+            return
+        b = Broker(name, str(binary), self.args.data_root, self.run_dir, overrides=overrides, label=label)
+        try:
+            b.start()
+        except PhaseError as e:
+            for n, _ in phases:
+                res["phases"][n] = {"error": f"broker start with {overrides} failed: {e}"}
+            return
+        argv = b.display_argv()
+        log(f"{name}: {label} broker listening on {b.bootstrap} (pid {b.proc.pid}): {argv}")
+        try:
+            for n, fn in phases:
+                entry = self.phase(res, b, n, lambda f=fn: f(b))
+                if entry is not None:
+                    entry["broker_argv"] = argv
+                    entry["broker_overrides"] = dict(overrides)
+        finally:
+            stop = b.stop()
+            res.setdefault("extra_brokers", {})[label] = {"argv": argv, "stop": stop, "log": b.log_path}
+
     def probe_api_versions(self, res, broker):
         """Which APIs the broker advertises; notes when consumer groups are missing."""
         try:
@@ -867,9 +1001,22 @@ class Runner:
             self.phase(res, b, "hold", lambda: self.hold(b))
             res["rss_hwm_MB"] = mb((b.sampler.last or {}).get("VmHWM"))
             res["cpu_s_total"] = b.cpu_s()
+            # Consumer-group rebalances, with the broker's defaults (after the numbers above are taken).
+            for assignor in REBALANCE_ASSIGNORS:
+                self.phase(res, b, f"rebalance_{assignor}", lambda a=assignor: self.rebalance(b, a))
         finally:
             res["stop"] = b.stop()
             res["log_tail"] = b.log_tail(10)
+        if name == "tributary":
+            # Phases that need broker overrides, each on a fresh broker of its own.
+            # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
+            # does); the config default, Kafka's too, is 3000: the first join measured with that.
+            self.extra_broker(res, name, binary, "tributary-delay3000",
+                              {"group.initial.rebalance.delay.ms": str(KAFKA_INITIAL_REBALANCE_DELAY_MS)},
+                              [(f"rebalance_delay3000_{a}", lambda br, a=a: self.rebalance(br, a, steps="a"))
+                               for a in REBALANCE_ASSIGNORS])
+            self.extra_broker(res, name, binary, "tributary-cleaner", {"log.cleaner.backoff.ms": "100"},
+                              [("cleaner_latency", self.cleaner_latency)])
         return res
 
 
@@ -988,6 +1135,8 @@ class Report:
             return cell_err(b["error"])
         try:
             return fn(b)
+        except _NotRun:
+            return "not run"
         except _CellError as e:
             return cell_err(str(e))
 
@@ -1006,10 +1155,14 @@ class _CellError(Exception):
     pass
 
 
+class _NotRun(_CellError):
+    """A phase this run did not include (--phases, or a broker it does not apply to)."""
+
+
 def phase_of(b, name):
     ph = b["phases"].get(name)
     if ph is None:
-        raise _CellError("phase not run")
+        raise _NotRun("phase not run")
     if ph.get("error"):
         raise _CellError(ph["error"])
     return ph
@@ -1073,6 +1226,10 @@ def render(results):
         w(f"> **Draft:** this run measured only {', '.join(only)}; the other column says `not run`. "
           "The targets compare the two brokers in the same run, so regenerate with both before judging them.")
         w("")
+    if results.get("phases_filter"):
+        w(f"> **Partial run:** only phases matching `{','.join(results['phases_filter'])}` were run "
+          "(`--phases`); the others say `not run`. Regenerate with a full run before quoting it.")
+        w("")
     if results["mode"] != "full":
         w("> **Quick mode:** shorter phases and a smaller held data set; a smoke test of the harness, "
           "not numbers to quote.")
@@ -1095,6 +1252,8 @@ def render(results):
             return None
         try:
             vt = fn(tb)
+        except _NotRun:
+            return None
         except (_CellError, KeyError, TypeError):
             return FAILED
         if vt is None:
@@ -1230,6 +1389,128 @@ def render(results):
         row("records received / sent", f_recv, f_recv, "—", None)
         w("")
 
+    # --- consumer-group rebalances (rebalance_bench.py)
+    w(f"## Consumer-group rebalance, {REBALANCE_MEMBERS} members, {REBALANCE_PARTITIONS} partitions "
+      "(rebalance_bench.py, classic protocol)")
+    w("")
+    w(f"Each member is a confluent-kafka consumer in its own thread with librdkafka's defaults (session.timeout.ms "
+      f"45 s, heartbeat.interval.ms 3 s) plus `group.protocol=classic` and the assignor. A step ends at the rebalance "
+      f"callback after which every live member holds at least one partition and together they hold all "
+      f"{REBALANCE_PARTITIONS} exactly once. (a) from the first `subscribe()` of {REBALANCE_MEMBERS} new members "
+      f"(already connected); (b) from one member's `close()` until the other {REBALANCE_MEMBERS - 1} hold everything; "
+      f"(c) from a new member's `subscribe()` to the stable group of {REBALANCE_MEMBERS - 1} until all "
+      f"{REBALANCE_MEMBERS} do. Median (max) over the runs, a fresh group each; up to {plan.get('rebalance_reps')} "
+      f"runs, fewer when they would not fit in {plan.get('rebalance_budget_s', 0):g} s. A step that does not finish "
+      f"within {REBALANCE_STEP_TIMEOUT_S['tributary']:g} s (Tributary, whose rebalances otherwise take a few "
+      f"heartbeats) or {REBALANCE_STEP_TIMEOUT_S['tansu']:g} s (Tansu, whose rebalances take over 20 s each) "
+      "is a timeout, and a result.")
+    w("")
+    w("Brokers run as the rest of this report starts them. For Tributary that is `tributary start`, which sets "
+      "`group.initial.rebalance.delay.ms=0` (as Kafka's sample server.properties does): the first member to join is "
+      "answered at once, the others join a group that already has a generation, and the members already in it "
+      "only hear of the next rebalance at their next heartbeat. The config default, Kafka's too, is "
+      f"{KAFKA_INITIAL_REBALANCE_DELAY_MS:,} ms, which holds a new group's first rebalance that long so that "
+      "everyone joins one generation; the `delay.ms="
+      f"{KAFKA_INITIAL_REBALANCE_DELAY_MS}` rows are a separate Tributary started with "
+      f"`--override group.initial.rebalance.delay.ms={KAFKA_INITIAL_REBALANCE_DELAY_MS}`. Tansu has no such "
+      "setting; it holds a new group's first JoinGroup for about session.timeout.ms / 2 (22.5 s here), and (b) and "
+      "(c) show what its later rebalances take. Members notice (b) and (c) at "
+      "their next heartbeat, so these depend on where the heartbeat cycle stands; the pause between steps is "
+      "randomised to sample that.")
+    w("")
+    w(hdr)
+
+    def reb_cell(b, phase, step):
+        ph = phase_of(b, phase)
+        st = (ph.get("summary") or {}).get(step) or {}
+        if not st.get("runs"):
+            return "not reached (an earlier step timed out)"
+        n, done, to = st["runs"], st.get("completed", 0), st.get("timed_out", 0)
+        if not done:
+            return f"timed out after {st['timeout_s']:g} s ({to} of {n})"
+        txt = f"{fmt_num(st['median_s'], 2)} s (max {fmt_num(st['max_s'], 2)}; {done} run{'s' if done != 1 else ''})"
+        if to:
+            txt += f"; {to} of {n} timed out after {st['timeout_s']:g} s"
+        return txt
+
+    step_text = {
+        "a": f"(a) {REBALANCE_MEMBERS} members subscribe → all hold partitions",
+        "b": f"(b) one member close()s → the other {REBALANCE_MEMBERS - 1} hold all",
+        "c": f"(c) a new member joins {REBALANCE_MEMBERS - 1} → all {REBALANCE_MEMBERS} hold partitions",
+    }
+    for assignor in REBALANCE_ASSIGNORS:
+        kind = "eager" if assignor == "range" else "incremental"
+        for step in "abc":
+            f = (lambda b, a=assignor, st=step: reb_cell(b, f"rebalance_{a}", st))
+            row(f"`{assignor}` ({kind}): {step_text[step]}", f, f, "—", None)
+    for assignor in REBALANCE_ASSIGNORS:
+        f = (lambda b, a=assignor: reb_cell(b, f"rebalance_delay3000_{a}", "a"))
+        row(f"`{assignor}`: (a) with group.initial.rebalance.delay.ms={KAFKA_INITIAL_REBALANCE_DELAY_MS}",
+            f, lambda b: "— (Tributary setting)", "—", None)
+    w("")
+
+    # --- produce latency with and without the log cleaner (cleaner_bench.py; Tributary only)
+    w("## Produce latency with and without the log cleaner (cleaner_bench.py, Tributary only)")
+    w("")
+    w(f"A paced producer sends {CLEANER_RATE:,} records/s of 100 B (acks=all, linger.ms=5) to a one-partition topic "
+      f"for {plan.get('cleaner_seconds', 0):g} s per column; latency runs from each record's intended send time to its "
+      "delivery report. *Without cleaner*: nothing else runs. *With cleaner*: a second producer process keeps "
+      f"overwriting {CLEANER_KEYS:,} keys with 1 KiB values at {CLEANER_OVERWRITE_RATE:,}/s on a compacted topic "
+      f"(segment.bytes {CLEANER_SEGMENT_BYTES // 1024:,} KiB, min.cleanable.dirty.ratio 0.01), so the cleaner always "
+      "has dirty segments. *Control*: the same overwrites on a topic with cleanup.policy=delete, so the cleaner has "
+      "nothing to do: the difference between *control* and *with cleaner* is the cleaner's, the difference between "
+      "*without cleaner* and *control* is the second producer's. The broker is a separate Tributary started with "
+      "`--override log.cleaner.backoff.ms=100`; the cleaner's work is read from its log (the `compacted` lines written "
+      "during the window) and from the CPU time of its `log-cleaner` thread. "
+      "Tansu has no log compaction, so there is nothing to compare it with.")
+    w("")
+    cl = (tb or {}).get("phases", {}).get("cleaner_latency") if tb else None
+    if cl is None:
+        w("Not run in this run.")
+        w("")
+    else:
+        if cl.get("error"):
+            w(f"> **Phase failed:** {cl['error'].strip().splitlines()[0]}")
+            w("")
+        wins = cl.get("windows") or {}
+        cols = (("quiet", "without cleaner (quiet broker)"), ("cleaner", "with cleaner"),
+                ("control", "control: same overwrites, no compaction"))
+        w("| | " + " | ".join(lab for _, lab in cols) + " |")
+        w("|---|" + "---:|" * len(cols))
+
+        def crow(label, fn):
+            cells = []
+            for key, _ in cols:
+                x = wins.get(key)
+                if x is None:
+                    cells.append("not run")
+                    continue
+                try:
+                    v = fn(x)
+                except (KeyError, TypeError, ZeroDivisionError):
+                    v = None
+                cells.append(v if v is not None else (cell_err(x["error"]) if x.get("error") else "—"))
+            w(f"| {label} | " + " | ".join(cells) + " |")
+
+        for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"),
+                           ("max_ms", "max")):
+            crow(f"produce latency {label}", lambda x, k=key: f"{fmt_num(x['latency'][k], 2)} ms")
+        crow("records delivered / sent",
+             lambda x: f"{fmt_int(x['latency']['delivered'])} / {fmt_int(x['latency']['sent'])}")
+        crow("background overwrites during the window",
+             lambda x: (f"{fmt_int(x['overwrite_rate_achieved'])}/s" if "overwrite_rate_achieved" in x else "none"))
+        crow("`compacted` lines logged during the window", lambda x: fmt_int(x["broker"]["compacted_lines"]))
+        crow("bytes the cleaner read / wrote in those cleans",
+             lambda x: f"{fmt_num(x['broker']['cleaner_bytes_read'] / 1e6)} / "
+                       f"{fmt_num(x['broker']['cleaner_bytes_written'] / 1e6)} MB")
+        crow("time in those cleans (their logged ms / window)",
+             lambda x: f"{fmt_num(100.0 * x['broker']['cleaner_ms_logged'] / 1000.0 / x['broker']['seconds'], 0)} %")
+        crow("log-cleaner thread CPU",
+             lambda x: f"{fmt_num(x['broker']['cleaner_thread_cpu_s'], 2)} s "
+                       f"({fmt_num(x['broker']['cleaner_thread_busy_pct'], 0)} %)")
+        crow("broker CPU (all threads)", lambda x: f"{fmt_num(x['broker']['broker_cpu_s'], 2)} s")
+        w("")
+
     # --- resources
     w("## Broker resources")
     w("")
@@ -1345,11 +1626,15 @@ def render(results):
       f"{v.get('confluent_kafka_librdkafka')}; Python {v.get('python')}; "
       f"bench_kafka.py sha256 {str(v.get('bench_kafka_sha256'))[:12]}")
     w(f"- bench/assign_bench.py: the same confluent-kafka and Python; sha256 {str(v.get('assign_bench_sha256'))[:12]}")
+    w(f"- bench/rebalance_bench.py and bench/cleaner_bench.py: the same confluent-kafka and Python; sha256 "
+      f"{str(v.get('rebalance_bench_sha256'))[:12]} and {str(v.get('cleaner_bench_sha256'))[:12]}")
     w(f"- Command: `{results['command']}`")
     for name in BROKERS:
         b = R.broker(name)
         if b and b.get("argv"):
             w(f"- {TITLE[name]} started as: `{b['argv']}`")
+        for label, eb in ((b or {}).get("extra_brokers") or {}).items():
+            w(f"- {TITLE[name]} for the phases that need overrides ({label}) started as: `{eb['argv']}`")
     w("")
     w("Message counts of the rdkafka_performance phases (a short probe picks them so each phase runs "
       f"about {plan['phase_s']:g} s; the read-back consumes the probe's records too):")
@@ -1367,18 +1652,23 @@ def render(results):
     w("")
     w("```")
     cmds = []
+    first = True
     for name in BROKERS:
         b = R.broker(name)
         if not b:
             continue
-        for ph in b.get("phases", {}).values():
+        for phase_name, ph in b.get("phases", {}).items():
+            # The first broker's commands stand for both, except the rebalance phases, whose step limit
+            # differs per broker.
+            if not first and not phase_name.startswith("rebalance_"):
+                continue
             for c in (g(ph, "produce", "cmd"), g(ph, "consume", "cmd"), ph.get("cmd")):
                 if c:
                     c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
                     c = re.sub(r"tb-[0-9a-f]{6}-", "tb-RUN-", c)
                     if c not in cmds:
-                        cmds.append(c)
-        break
+                        cmds.append(c + (f"    # {TITLE[name]}" if not first else ""))
+        first = False
     lines.extend(cmds)
     w("```")
     w("")
@@ -1426,6 +1716,16 @@ STATIC_NOTES = [
     "RSS is VmRSS of the broker process sampled every 50 ms; 'holding' is the highest sample over 3 s after "
     "producing the data and over 2 s after reading it all back. CPU seconds are utime+stime of the broker "
     "process over the produce run divided by the payload bytes delivered.",
+    "The rebalance phases run after everything above, on the same broker; the RSS and CPU rows do not include "
+    "them. Their ten consumers are threads of one Python process (librdkafka does the group protocol in its own "
+    "threads; the Python threads only serve the rebalance callbacks), with librdkafka's defaults apart from "
+    "group.protocol=classic and the assignor, so members learn of a rebalance at their next heartbeat (every 3 s).",
+    "Tributary's group.initial.rebalance.delay.ms: `tributary start` sets 0 (the main phases); the config default "
+    f"and Kafka's is {KAFKA_INITIAL_REBALANCE_DELAY_MS} ms (the rebalance_delay3000_* phases, on a Tributary started "
+    "with that override, first join only).",
+    "The cleaner phase runs only against Tributary (Tansu has no log compaction), on a Tributary of its own started "
+    "with `--override log.cleaner.backoff.ms=100`. Its latency is the producer's (intended send time to delivery "
+    "report, acks=all, so it includes the fsync), not end to end.",
 ]
 
 
@@ -1446,6 +1746,10 @@ def main():
                     help="where the brokers' fresh data directories are created (default: %(default)s)")
     ap.add_argument("--docs", default=str(DEFAULT_DOCS), help="markdown report to write (default: docs/benchmarks.md)")
     ap.add_argument("--no-docs", action="store_true", help="write only the JSON results")
+    ap.add_argument("--phases", type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+                    help="run only the phases whose names match one of these comma-separated glob patterns, "
+                         "e.g. 'rebalance_*,cleaner_latency' (start-up and idle RSS are always measured); "
+                         "the report then marks itself partial")
     args = ap.parse_args()
 
     wanted = [args.only] if args.only else list(BROKERS)
@@ -1496,6 +1800,8 @@ def main():
         "rdkafka_performance_librdkafka": perf_version(perf),
         "bench_kafka_sha256": sha256_file(bench_kafka),
         "assign_bench_sha256": sha256_file(ASSIGN_BENCH),
+        "rebalance_bench_sha256": sha256_file(REBALANCE_BENCH),
+        "cleaner_bench_sha256": sha256_file(CLEANER_BENCH),
         "repo_rev": git_rev(),
     }
     if "tributary" in bins:
@@ -1520,6 +1826,7 @@ def main():
         "brokers": {},
         "static_notes": STATIC_NOTES,
         "notes": [],
+        "phases_filter": args.phases,
     }
     if results["machine"]["data_root_fs"] in ("tmpfs", "ramfs"):
         results["notes"].append(f"The data root {args.data_root} is on {results['machine']['data_root_fs']}: "
