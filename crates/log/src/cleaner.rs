@@ -43,6 +43,12 @@ use crate::segment::{Segment, file_stem, read_header_at};
 
 /// Largest decompressed batch the cleaner reads (produce accepts less).
 const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 << 20;
+/// Every this many bytes the cleaner starts writeback of what it wrote
+/// (without waiting for it) and drops it from the page cache. On ext4 a
+/// produce's fsync commits the journal, which first writes out every file's
+/// newly allocated dirty pages, so a large backlog of cleaner output would
+/// stall produce acknowledgements on other partitions.
+const WRITEBACK_EVERY_BYTES: u64 = 4 << 20;
 /// Estimated map bytes per key besides the key itself (hash slot, box, offset).
 const MAP_ENTRY_OVERHEAD_BYTES: usize = 48;
 
@@ -343,6 +349,14 @@ impl Throttle {
     }
 }
 
+/// Starts writeback of `len` bytes at `offset` and drops them from the page
+/// cache (Linux's `POSIX_FADV_DONTNEED` writes dirty pages back without
+/// waiting). Advice only: a failure changes nothing but timing.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use rustix::fs::{Advice, fadvise};
+    let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
+}
+
 /// Walks the batches of a segment file, one whole batch at a time.
 fn for_each_batch(
     segment: &SourceSegment,
@@ -595,6 +609,7 @@ pub fn clean(
         let path = cleaned_path(&dir, base);
         let io = |e| LogError::io(&path, e);
         let mut out = Segment::create_at(&path, base, now_ms).map_err(io)?;
+        let mut unsynced = 0u64;
         // Registered first so an error below still removes the file.
         let replaces = group.iter().map(|s| (s.base_offset, s.size)).collect();
         for s in &group {
@@ -613,6 +628,11 @@ pub fn clean(
                 let header = BatchHeader::parse(bytes).map_err(corrupt)?;
                 let (head, records) = bytes.split_at(BATCH_HEADER_LEN);
                 out.append(head, records, &header, interval, max_timestamp, offset_of_max).map_err(io)?;
+                unsynced += bytes.len() as u64;
+                if unsynced >= WRITEBACK_EVERY_BYTES {
+                    start_writeback(&out.file, out.size - unsynced, unsynced);
+                    unsynced = 0;
+                }
                 if let Some(h) = horizon {
                     cleaned.tombstone_horizon = Some(cleaned.tombstone_horizon.map_or(h, |e: i64| e.min(h)));
                 }
