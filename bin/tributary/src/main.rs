@@ -22,12 +22,6 @@ use serde::Serialize;
 use tributary_broker::Broker;
 use tributary_config::BrokerConfig;
 
-/// mimalloc hands freed memory back to the system within milliseconds; with
-/// glibc's per-thread arenas a burst of large produce requests left the
-/// broker holding ~150 MB it no longer used.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about = "A Kafka-compatible data-streaming platform in one binary")]
 struct Cli {

@@ -808,11 +808,15 @@ impl PartitionLog {
             }
             publish.push((group, swap));
         }
-        // Published: from here a crash is finished by the next open.
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
+        // Published: from here a crash is finished by the next open, and an
+        // error leaves memory and disk apart, so the log goes offline until a
+        // restart finishes the swap.
+        if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
+            self.go_offline(format!("publishing a cleaned segment failed: {e}"));
+            return Err(LogError::io(&dir, e));
+        }
         let swapped = publish.len();
         for (group, swap) in publish {
-            // An error leaves memory and disk apart; the log goes offline until a restart finishes the swap.
             if let Err(e) = self.swap_in(group, &swap) {
                 self.go_offline(format!("swapping in a cleaned segment failed: {e}"));
                 return Err(LogError::io(&dir, e));
