@@ -254,10 +254,7 @@ impl Cleaned {
 
 impl CleanedGroup {
     pub(crate) fn discard(&self, dir: &Path) {
-        let (index, time) = cleaned_index_paths(dir, self.segment.base_offset);
-        for p in [&self.segment.path, &index, &time] {
-            let _ = fs::remove_file(p);
-        }
+        remove_cleaned_files(dir, self.segment.base_offset);
     }
 }
 
@@ -307,25 +304,13 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> std::io::Result<()> {
     for (base, end, path) in swaps {
         tracing::info!(path = %path.display(), "completing a clean interrupted by a crash");
         for &old in logs.iter().filter(|&&b| b >= base && b < end) {
-            let (log, index, time) = Segment::paths(dir, old);
-            for p in [log, index, time] {
-                remove_if_present(&p)?;
-            }
+            Segment::remove_files(dir, old)?;
         }
-        let (log, index, time) = Segment::paths(dir, base);
-        remove_if_present(&index)?;
-        remove_if_present(&time)?;
-        fs::rename(&path, &log)?;
+        // The originals' indexes are gone; the swap's are rebuilt when it opens.
+        Segment::remove_files(dir, base)?;
+        fs::rename(&path, Segment::paths(dir, base).0)?;
     }
     File::open(dir)?.sync_all()
-}
-
-pub(crate) fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Paces reads and writes to `log.cleaner.io.max.bytes.per.second`.
@@ -598,24 +583,54 @@ pub fn clean(
         }
         return Ok(None);
     }
-    let dir = snapshot.dir.clone();
-    let mut cleaned = Cleaned { dir: dir.clone(), groups: Vec::new(), end, tombstone_horizon: None, stats };
-    let interval = snapshot.config.index_interval_bytes;
-    let mut buf = Vec::new();
-    let mut scratch = Vec::new();
+    let mut cleaned = Cleaned { dir: snapshot.dir.clone(), groups: Vec::new(), end, tombstone_horizon: None, stats };
+    let mut rewrite = Rewrite { snapshot, map: &map, now_ms, stop, throttle, buf: Vec::new(), scratch: Vec::new() };
     for group in plan_groups(&snapshot.segments, end, snapshot.config.segment_bytes) {
         let base = group[0].base_offset;
-        let group_end = group[group.len() - 1].end;
-        let path = cleaned_path(&dir, base);
+        let written = rewrite.group(&group, &mut cleaned);
+        match written {
+            Ok(Some(segment)) => {
+                let replaces = group.iter().map(|s| (s.base_offset, s.size)).collect();
+                let end = group[group.len() - 1].end;
+                cleaned.groups.push(CleanedGroup { replaces, end, segment });
+            }
+            // Stopped, or failed: nothing of this clean stays on disk.
+            Ok(None) | Err(_) => {
+                remove_cleaned_files(&snapshot.dir, base);
+                cleaned.discard();
+                return written.map(|_| None);
+            }
+        }
+    }
+    Ok(Some(cleaned))
+}
+
+/// The state of one clean's rewrite pass.
+struct Rewrite<'a> {
+    snapshot: &'a CleanSnapshot,
+    map: &'a OffsetMap,
+    now_ms: i64,
+    stop: &'a AtomicBool,
+    throttle: Throttle,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Rewrite<'_> {
+    /// Writes the kept batches of `group` into `<base>.log.cleaned`, synced,
+    /// with its indexes. `None` if `stop` was raised.
+    fn group(&mut self, group: &[SourceSegment], cleaned: &mut Cleaned) -> Result<Option<Segment>> {
+        let base = group[0].base_offset;
+        let path = cleaned_path(&self.snapshot.dir, base);
         let io = |e| LogError::io(&path, e);
-        let mut out = Segment::create_at(&path, base, now_ms).map_err(io)?;
+        let interval = self.snapshot.config.index_interval_bytes;
+        let mut out = Segment::create_at(&path, base, self.now_ms).map_err(io)?;
         let mut unsynced = 0u64;
-        // Registered first so an error below still removes the file.
-        let replaces = group.iter().map(|s| (s.base_offset, s.size)).collect();
-        for s in &group {
+        let Rewrite { snapshot, map, now_ms, throttle, buf, scratch, .. } = self;
+        for s in group {
             cleaned.stats.bytes_read += s.size;
-            for_each_batch(s, &mut buf, |h, batch| {
-                let fate = filter_batch(h, batch, &map, now_ms, &snapshot.config, &mut cleaned.stats, &mut scratch)?;
+            for_each_batch(s, buf, |h, batch| {
+                let fate = filter_batch(h, batch, map, *now_ms, &snapshot.config, &mut cleaned.stats, scratch)?;
                 let (bytes, max_timestamp, offset_of_max, horizon) = match &fate {
                     Fate::Drop => return Ok(()),
                     Fate::Keep { max_timestamp, offset_of_max, horizon } => {
@@ -638,25 +653,27 @@ pub fn clean(
                 }
                 throttle.account((batch.len() + bytes.len()) as u64);
                 Ok(())
-            })
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&path);
             })?;
-            if stop.load(Ordering::Relaxed) {
-                let _ = fs::remove_file(&path);
-                cleaned.discard();
+            if self.stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
         }
         out.file.sync_all().map_err(io)?;
         // Indexes are written (and synced) now, so the swap under the lock only renames.
-        let (index_path, time_path) = cleaned_index_paths(&dir, base);
+        let (index_path, time_path) = cleaned_index_paths(&self.snapshot.dir, base);
         out.offset_index.write(&index_path).map_err(|e| LogError::io(&index_path, e))?;
         out.time_index.write(&time_path).map_err(|e| LogError::io(&time_path, e))?;
         cleaned.stats.bytes_written += out.size;
-        cleaned.groups.push(CleanedGroup { replaces, end: group_end, segment: out });
+        Ok(Some(out))
     }
-    Ok(Some(cleaned))
+}
+
+/// Removes a cleaned segment's files (`.log.cleaned` and its indexes), if present.
+fn remove_cleaned_files(dir: &Path, base_offset: i64) {
+    let (index, time) = cleaned_index_paths(dir, base_offset);
+    for p in [cleaned_path(dir, base_offset), index, time] {
+        let _ = fs::remove_file(p);
+    }
 }
 
 #[cfg(test)]
@@ -763,10 +780,7 @@ mod tests {
                 let swap = swap_path(dir.path(), group.segment.base_offset, group.end);
                 fs::rename(&group.segment.path, &swap).expect("publish");
                 for (base, _) in group.replaces.iter().take(deleted) {
-                    let (log_file, index, time) = Segment::paths(dir.path(), *base);
-                    for p in [log_file, index, time] {
-                        remove_if_present(&p).expect("delete");
-                    }
+                    Segment::remove_files(dir.path(), *base).expect("delete");
                 }
             }
             drop(log);

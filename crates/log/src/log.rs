@@ -776,7 +776,8 @@ impl PartitionLog {
     /// Swaps cleaned segments in for the ones they were made from. A group
     /// whose originals changed meanwhile (deleted by retention) is dropped.
     /// Returns the number of groups swapped in. Under the lock this only
-    /// renames and deletes files and fsyncs the directory twice; the cleaned
+    /// renames and deletes files, fsyncs the directory twice and writes the
+    /// checkpoint; the cleaned
     /// files and their indexes were synced by the cleaner.
     pub fn commit_clean(&mut self, cleaned: Cleaned) -> Result<usize> {
         self.check_online()?;

@@ -104,10 +104,9 @@ impl Segment {
     /// Creates an empty segment.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> std::io::Result<Segment> {
         let (path, index_path, time_path) = Segment::paths(dir, base_offset);
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path)?;
         let _ = fs::remove_file(index_path);
         let _ = fs::remove_file(time_path);
-        Ok(Segment::empty(base_offset, Arc::new(file), path, now_ms))
+        Segment::create_at(&path, base_offset, now_ms)
     }
 
     /// Creates an empty segment file at `path` (the cleaner's `.cleaned` file).
@@ -344,7 +343,13 @@ impl Segment {
 
     /// Removes the segment's files. Readers holding the file keep reading it.
     pub fn delete_files(&self, dir: &Path) -> std::io::Result<()> {
-        let (path, index_path, time_path) = Segment::paths(dir, self.base_offset);
+        Segment::remove_files(dir, self.base_offset)
+    }
+
+    /// Removes the `.log`, `.index` and `.timeindex` files of the segment at
+    /// `base_offset`, those that exist.
+    pub(crate) fn remove_files(dir: &Path, base_offset: i64) -> std::io::Result<()> {
+        let (path, index_path, time_path) = Segment::paths(dir, base_offset);
         for p in [&path, &index_path, &time_path] {
             match fs::remove_file(p) {
                 Ok(()) => {}
