@@ -777,8 +777,8 @@ impl PartitionLog {
     /// whose originals changed meanwhile (deleted by retention) is dropped.
     /// Returns the number of groups swapped in. Under the lock this only
     /// renames and deletes files, fsyncs the directory twice and writes the
-    /// checkpoint; the cleaned
-    /// files and their indexes were synced by the cleaner.
+    /// checkpoint; the cleaned files and their indexes were synced by the
+    /// cleaner.
     pub fn commit_clean(&mut self, cleaned: Cleaned) -> Result<usize> {
         self.check_online()?;
         if cleaned.dir != self.dir {
