@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -22,14 +21,11 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, To
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import broker_binary
+from groupkit import unique
 
 TIMEOUT_S = 60
 # Records per partition of the test topics.
 COUNTS = {0: 10, 1: 20, 2: 5}
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def cli(bootstrap: str, *args: str) -> subprocess.CompletedProcess:

@@ -10,19 +10,15 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from groupkit import unique
 
 TIMEOUT_S = 60
 # The cleaner looks for work every 200 ms instead of Kafka's 15 s.
 FAST_CLEANER = {"log.cleaner.backoff.ms": "200"}
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def create_compacted_topic(bootstrap: str, name: str, **overrides: str) -> None:

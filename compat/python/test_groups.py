@@ -10,31 +10,13 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from groupkit import create_topic, produce, unique
 
 TIMEOUT_S = 60
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(TIMEOUT_S)
-
-
-def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-    for i in range(start, start + n):
-        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode())
-        if i % 1000 == 0:
-            p.poll(0)
-    assert p.flush(TIMEOUT_S) == 0
 
 
 def group_consumer(bootstrap: str, group: str, **extra) -> Consumer:
