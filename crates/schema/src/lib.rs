@@ -213,6 +213,7 @@ pub enum SchemaError {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per schema, behind an Arc
 pub(crate) enum Model {
     Avro(avro::AvroModel),
     Json(json::JsonModel),

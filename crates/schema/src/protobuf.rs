@@ -130,7 +130,7 @@ pub(crate) struct FileAst {
 /// What a full type name refers to, for the compatibility diff.
 #[derive(Debug, Clone)]
 pub(crate) enum TypeInfo {
-    Message { ast: MessageAst, package: String, reference: Option<(String, i32)> },
+    Message { ast: Box<MessageAst>, package: String, reference: Option<(String, i32)> },
     Enum,
 }
 
@@ -254,7 +254,7 @@ impl ProtoModel {
         }
         for message in pool.all_messages() {
             types.entry(message.full_name().to_string()).or_insert_with(|| TypeInfo::Message {
-                ast: MessageAst {
+                ast: Box::new(MessageAst {
                     name: message.name().to_string(),
                     full_name: message.full_name().to_string(),
                     fields: Vec::new(),
@@ -265,13 +265,13 @@ impl ProtoModel {
                     reserved: Vec::new(),
                     extensions: Vec::new(),
                     extends: Vec::new(),
-                },
+                }),
                 package: message.parent_file().package_name().to_string(),
                 reference: Some((message.parent_file().name().to_string(), 0)),
             });
         }
         for e in pool.all_enums() {
-            types.entry(e.full_name().to_string()).or_insert_with(|| TypeInfo::Enum);
+            types.entry(e.full_name().to_string()).or_insert(TypeInfo::Enum);
         }
         let canonical = print_file(&file, options.normalize, false);
         let ignore_extensions = print_file(&file, options.normalize, true);
@@ -323,7 +323,7 @@ fn collect_types(file: &FileAst, reference: Option<(String, i32)>, out: &mut Has
     fn walk(m: &MessageAst, package: &str, reference: &Option<(String, i32)>, out: &mut HashMap<String, TypeInfo>) {
         out.insert(
             m.full_name.clone(),
-            TypeInfo::Message { ast: m.clone(), package: package.to_string(), reference: reference.clone() },
+            TypeInfo::Message { ast: Box::new(m.clone()), package: package.to_string(), reference: reference.clone() },
         );
         for e in &m.enums {
             out.insert(format!("{}.{}", m.full_name, e.name), TypeInfo::Enum);

@@ -267,6 +267,7 @@ impl<'a> View<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // named after the keywords
 enum Criterion {
     AllOf,
     AnyOf,
@@ -662,11 +663,7 @@ impl<'a> Shared<'a> {
         match (os, us) {
             (Schema::String, Schema::String) => compare_string(ctx, o.node, u.node),
             (Schema::Number, Schema::Number) => compare_number(ctx, o, u),
-            (Schema::Const(a), Schema::Const(b)) => {
-                if a != b {
-                    ctx.add_at("const", "ENUM_ARRAY_CHANGED");
-                }
-            }
+            (Schema::Const(a), Schema::Const(b)) if a != b => ctx.add_at("const", "ENUM_ARRAY_CHANGED"),
             (Schema::Enum(a), Schema::Enum(b)) => {
                 let contains_all = |big: &[Json], small: &[Json]| small.iter().all(|x| big.contains(x));
                 let equal = contains_all(a, b) && contains_all(b, a);
