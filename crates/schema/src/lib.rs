@@ -287,6 +287,17 @@ impl ParsedSchema {
             && self.references == other.references
     }
 
+    /// For an Avro schema, the schema as an `apache_avro::Schema` (references inlined), for
+    /// encoding and decoding datums; `None` for other types.
+    pub fn avro_schema(&self) -> Option<Result<apache_avro::Schema, SchemaError>> {
+        match self.model.as_ref() {
+            Model::Avro(m) => {
+                Some(apache_avro::Schema::parse_str(&m.resolved()).map_err(|e| SchemaError::Invalid(e.to_string())))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn model(&self) -> &Model {
         &self.model
     }

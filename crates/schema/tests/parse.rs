@@ -203,3 +203,14 @@ fn bad_input_gives_errors_that_name_the_problem() {
         assert!(err.to_string().len() > 10, "{err}");
     }
 }
+
+#[test]
+fn avro_schema_is_available_for_serde() {
+    let s = ok(
+        &source(SchemaType::Avro, r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#, vec![]),
+        &NoReferences,
+    );
+    assert!(matches!(s.avro_schema(), Some(Ok(apache_avro::Schema::Record(_)))));
+    let j = ok(&source(SchemaType::Json, r#"{"type":"string"}"#, vec![]), &NoReferences);
+    assert!(j.avro_schema().is_none());
+}
