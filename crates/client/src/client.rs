@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, MetadataRequest, 
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
+use crate::admin::TopicPartition;
 use crate::connection::{ClientConfig, Connection};
 use crate::error::{ClientError, KafkaError};
 
@@ -121,6 +122,8 @@ pub struct Client {
     brokers: BTreeMap<i32, Node>,
     /// Coordinators by group id.
     coordinators: BTreeMap<String, Node>,
+    /// Partition leaders by partition, for produce and fetch.
+    pub(crate) leaders: BTreeMap<TopicPartition, Node>,
 }
 
 impl Client {
@@ -130,7 +133,14 @@ impl Client {
         let bootstrap_addr = conn.addr().to_string();
         let mut conns = BTreeMap::new();
         conns.insert(bootstrap_addr.clone(), conn);
-        Ok(Client { config, conns, bootstrap_addr, brokers: BTreeMap::new(), coordinators: BTreeMap::new() })
+        Ok(Client {
+            config,
+            conns,
+            bootstrap_addr,
+            brokers: BTreeMap::new(),
+            coordinators: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+        })
     }
 
     /// The configuration.
