@@ -67,6 +67,8 @@ pub struct ClusterMetadata {
     pub brokers: BTreeMap<i32, Node>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// The cluster id (Metadata v2+).
+    pub cluster_id: Option<String>,
 }
 
 /// Backoff between attempts of one operation, bounded by attempts and time.
@@ -208,7 +210,8 @@ impl Client {
             })
             .collect();
         self.brokers.clone_from(&brokers);
-        Ok(ClusterMetadata { brokers, topics })
+        let cluster_id = response.cluster_id.as_deref().map(str::to_string);
+        Ok(ClusterMetadata { brokers, topics, cluster_id })
     }
 
     /// The broker coordinating `group`, looked up once and then cached.
