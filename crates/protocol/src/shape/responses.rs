@@ -129,8 +129,7 @@ const PRODUCE_PARTITION: &[F] = &[
     tagged(0, Struct(PRODUCE_LEADER), 10, MAX),
 ];
 const PRODUCE_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(PRODUCE_PARTITION), 0, MAX)];
-const PRODUCE: &[F] =
-    &[f(Arr(PRODUCE_TOPIC), 0, MAX), f(I32, 1, MAX), tagged(0, Arr(PRODUCE_NODE_ENDPOINT), 10, MAX)];
+const PRODUCE: &[F] = &[f(Arr(PRODUCE_TOPIC), 0, MAX), f(I32, 1, MAX), tagged(0, Arr(PRODUCE_NODE_ENDPOINT), 10, MAX)];
 
 // ---- Fetch (1), flexible from 12; topic ids from 13
 const FETCH_ABORTED: &[F] = &[f(I64, 4, MAX), f(I64, 4, MAX)];
@@ -161,8 +160,7 @@ const FETCH: &[F] = &[
 ];
 
 // ---- CreateTopics (19), flexible from 5
-const CREATED_TOPIC_CONFIG: &[F] =
-    &[f(Str, 5, MAX), f(Str, 5, MAX), f(Bool, 5, MAX), f(I8, 5, MAX), f(Bool, 5, MAX)];
+const CREATED_TOPIC_CONFIG: &[F] = &[f(Str, 5, MAX), f(Str, 5, MAX), f(Bool, 5, MAX), f(I8, 5, MAX), f(Bool, 5, MAX)];
 const CREATED_TOPIC: &[F] = &[
     f(Str, 0, MAX),
     f(Uuid, 7, MAX),

@@ -371,13 +371,17 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
                 if v >= 8 {
                     p = p
                         .with_record_errors(vec![
-                            BatchIndexAndErrorMessage::default().with_batch_index(0).with_batch_index_error_message(Some(s("e"))),
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(0)
+                                .with_batch_index_error_message(Some(s("e"))),
                             BatchIndexAndErrorMessage::default().with_batch_index(1),
                         ])
                         .with_error_message(Some(s("m")));
                 }
                 if v >= 10 {
-                    p = p.with_current_leader(LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2));
+                    p = p.with_current_leader(
+                        LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2),
+                    );
                 }
                 p
             };
@@ -411,7 +415,9 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
                 if v >= 12 {
                     p = p
                         .with_diverging_epoch(EpochEndOffset::default().with_epoch(1).with_end_offset(2))
-                        .with_current_leader(LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2))
+                        .with_current_leader(
+                            LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2),
+                        )
                         .with_snapshot_id(SnapshotId::default().with_end_offset(3).with_epoch(1));
                 }
                 p
@@ -420,7 +426,11 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
                 let t = FetchableTopicResponse::default().with_partitions(vec![p(0), p(1)]);
                 if v >= 13 { t.with_topic_id(id) } else { t.with_topic(TopicName(s(name))) }
             };
-            let mut r = FetchResponse::default().with_responses(vec![t("a"), t("bb")]).with_session_id(if v >= 7 { 3 } else { 0 });
+            let mut r = FetchResponse::default().with_responses(vec![t("a"), t("bb")]).with_session_id(if v >= 7 {
+                3
+            } else {
+                0
+            });
             if v >= 16 {
                 let n = |i: i32| NodeEndpoint::default().with_node_id(BrokerId(i)).with_host(s("h")).with_port(9092);
                 r = r.with_node_endpoints(vec![n(1), n(2)]);
@@ -433,9 +443,8 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
         ApiKey::CreateTopics => {
             use create_topics_response::*;
             let t = |name: &'static str| {
-                let mut t = CreatableTopicResult::default()
-                    .with_name(TopicName(s(name)))
-                    .with_error_message(Some(s("m")));
+                let mut t =
+                    CreatableTopicResult::default().with_name(TopicName(s(name))).with_error_message(Some(s("m")));
                 if v >= 5 {
                     let c = |k: &'static str| CreatableTopicConfigs::default().with_name(s(k)).with_value(Some(s("v")));
                     t = t
@@ -499,7 +508,9 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             use leave_group_response::*;
             let mut r = LeaveGroupResponse::default();
             if v >= 3 {
-                let m = |name: &'static str| MemberResponse::default().with_member_id(s(name)).with_group_instance_id(Some(s("i")));
+                let m = |name: &'static str| {
+                    MemberResponse::default().with_member_id(s(name)).with_group_instance_id(Some(s("i")))
+                };
                 r = r.with_members(vec![m("m1"), m("m2")]);
             }
             if flexible(4) {
