@@ -434,7 +434,8 @@ class Broker:
     def argv(self):
         if self.name == "tributary":
             extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
-            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir] + extra
+            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir,
+                    "--no-schema-registry"] + extra
         if self.overrides:
             raise PhaseError(f"{self.name} takes no broker config overrides here")
         url = f"tcp://127.0.0.1:{self.port}"
