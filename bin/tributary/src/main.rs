@@ -10,9 +10,14 @@
 //! - `tributary schema-registry --bootstrap-servers host:port` runs a schema
 //!   registry on its own against any Kafka-compatible cluster; `start` runs
 //!   one in-process on port 8081 unless told otherwise (`registry.rs`).
+//! - `tributary schema create|list|describe|delete|check-compatibility` and
+//!   `tributary subject list|describe|update` drive any Confluent-compatible
+//!   schema registry over its REST API (`schema.rs`, `srclient.rs`).
 
 mod group;
 mod registry;
+mod schema;
+mod srclient;
 mod table;
 
 use std::collections::BTreeMap;
@@ -83,6 +88,10 @@ enum Command {
     Group(group::GroupArgs),
     /// Run a schema registry against a Kafka cluster.
     SchemaRegistry(registry::RegistryArgs),
+    /// Schemas in a schema registry: create, list, describe, delete, check compatibility.
+    Schema(schema::SchemaArgs),
+    /// Subjects in a schema registry: list, describe, set compatibility level and mode.
+    Subject(schema::SubjectArgs),
 }
 
 #[derive(Serialize)]
@@ -222,6 +231,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (config, registry_port, output) = match cli.command {
         Command::Group(args) => return group::run(args),
+        Command::Schema(args) => return schema::run_schema(args),
+        Command::Subject(args) => return schema::run_subject(args),
         Command::SchemaRegistry(args) => {
             init_logging();
             return registry::run(args);
