@@ -192,9 +192,14 @@ async fn retention_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
             for topic in c.registry().topics.values() {
                 for p in &topic.partitions {
                     let hw = p.high_watermark();
-                    match p.log().apply_retention(now, hw) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments"),
+                    // The lock is released at the end of the statement; the files are unlinked after it.
+                    let result = p.log().apply_retention(now, hw);
+                    match result {
+                        Ok((0, retired)) => retired.remove(),
+                        Ok((n, retired)) => {
+                            retired.remove();
+                            tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments");
+                        }
                         Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
                     }
                 }

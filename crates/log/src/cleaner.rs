@@ -39,6 +39,7 @@ use tributary_record::{BatchHeader, Compression};
 
 use crate::error::{LogError, Result};
 use crate::log::LogConfig;
+use crate::retired::DELETED_SUFFIX;
 use crate::segment::{Segment, file_stem, read_header_at};
 
 /// Largest decompressed batch the cleaner reads (produce accepts less).
@@ -305,44 +306,6 @@ impl CleanedGroup {
         remove_cleaned_files(dir, self.segment.base_offset);
     }
 }
-
-/// Files a commit renamed to `<name>.deleted` under the log's lock, to be
-/// unlinked after it is released: freeing a file's blocks can wait on the
-/// disk, renaming it cannot. Files left behind are removed by the next open.
-#[derive(Debug, Default)]
-#[must_use = "retired files stay on disk until removed"]
-pub struct RetiredFiles(pub(crate) Vec<PathBuf>);
-
-impl RetiredFiles {
-    /// Unlinks the retired files (call without the log's lock).
-    pub fn remove(self) {
-        for path in self.0 {
-            if let Err(e) = fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %path.display(), error = %e, "removing a replaced segment file failed; the next start removes it");
-            }
-        }
-    }
-
-    /// Renames `path` to `<path>.deleted`, if it exists, and remembers it.
-    pub(crate) fn retire(&mut self, path: &Path) -> std::io::Result<()> {
-        let mut name = path.as_os_str().to_owned();
-        name.push(DELETED_SUFFIX);
-        let retired = PathBuf::from(name);
-        match fs::rename(path, &retired) {
-            Ok(()) => {
-                self.0.push(retired);
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// Suffix of a replaced segment file waiting to be unlinked.
-const DELETED_SUFFIX: &str = ".deleted";
 
 /// Path of a cleaned, not yet published segment.
 pub(crate) fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -768,6 +731,7 @@ fn remove_cleaned_files(dir: &Path, base_offset: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retired::RetiredFiles;
 
     use crate::log::{AppendInfo, PartitionLog};
     use tributary_record::BatchIter;

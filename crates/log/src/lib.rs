@@ -10,6 +10,7 @@
 //!   tributary-checkpoint            recovery point, log start offset, cleaner offset
 //!   00000000000000000000.log.cleaned  a compaction in progress (deleted on open)
 //!   <base>.<end>.swap               a finished compaction not yet swapped in (completed on open)
+//!   *.deleted                       a dropped segment's file, unlinked after the lock (removed on open)
 //! ```
 //!
 //! Append writes to the page cache under the partition's lock; a group-commit
@@ -29,9 +30,11 @@ pub mod error;
 pub mod index;
 pub mod log;
 pub mod producer;
+pub mod retired;
 pub mod segment;
 
-pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean, RetiredFiles};
+pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};
+pub use retired::RetiredFiles;
 pub use segment::FileSlice;

@@ -22,11 +22,12 @@ use tributary_record::validate::first_record_at_or_after;
 
 use crate::checkpoint::Checkpoint;
 use crate::cleaner::{
-    CleanSnapshot, CleanedGroup, CompactionConfig, PublishedClean, RetiredFiles, SourceSegment, cleaned_index_paths,
+    CleanSnapshot, CleanedGroup, CompactionConfig, PublishedClean, SourceSegment, cleaned_index_paths,
 };
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
+use crate::retired::RetiredFiles;
 use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
 
 /// Largest decompressed batch scanned for a timestamp lookup.
@@ -675,8 +676,11 @@ impl PartitionLog {
     }
 
     /// DeleteRecords: moves the log start to `offset` (-1 = `upper_bound`),
-    /// which must not exceed `upper_bound`. Returns the new low watermark.
-    pub fn delete_records(&mut self, offset: i64, upper_bound: i64, now_ms: i64) -> Result<i64> {
+    /// which must not exceed `upper_bound`. Returns the new low watermark and
+    /// the files of the segments wholly below it, renamed for
+    /// [`RetiredFiles::remove`] to unlink once the caller has let go of the
+    /// log's lock.
+    pub fn delete_records(&mut self, offset: i64, upper_bound: i64, now_ms: i64) -> Result<(i64, RetiredFiles)> {
         self.check_online()?;
         let target = if offset == -1 { upper_bound } else { offset };
         if target < 0 || target > upper_bound {
@@ -686,26 +690,30 @@ impl PartitionLog {
                 end_offset: upper_bound,
             });
         }
+        let mut retired = RetiredFiles::default();
         if target > self.log_start_offset {
             self.log_start_offset = target;
             self.write_checkpoint()?;
-            self.delete_segments_while(now_ms, |s, start, _| s.next_offset <= start)?;
+            self.delete_segments_while(now_ms, &mut retired, |s, start| s.next_offset <= start)?;
             self.epochs.truncate_from_start(self.log_start_offset);
             self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
         }
-        Ok(self.log_start_offset)
+        Ok((self.log_start_offset, retired))
     }
 
     /// Applies retention by time, size and log start offset to segments wholly
-    /// below `upper_bound`. Returns how many segments were deleted.
-    pub fn apply_retention(&mut self, now_ms: i64, upper_bound: i64) -> Result<usize> {
+    /// below `upper_bound`. Returns how many segments were deleted, and their
+    /// files, renamed for [`RetiredFiles::remove`] to unlink once the caller
+    /// has let go of the log's lock.
+    pub fn apply_retention(&mut self, now_ms: i64, upper_bound: i64) -> Result<(usize, RetiredFiles)> {
+        let mut retired = RetiredFiles::default();
         if self.offline.is_some() {
-            return Ok(0);
+            return Ok((0, retired));
         }
         self.producers.expire(now_ms.saturating_sub(self.config.producer_id_expiration_ms));
         let config = self.config;
         let mut total: i64 = self.size_bytes() as i64;
-        let deleted = self.delete_segments_while(now_ms, |s, start, _| {
+        let deleted = self.delete_segments_while(now_ms, &mut retired, |s, start| {
             if s.is_empty() || s.next_offset > upper_bound {
                 return false;
             }
@@ -726,19 +734,23 @@ impl PartitionLog {
             self.epochs.truncate_from_start(self.log_start_offset);
             self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
         }
-        Ok(deleted)
+        Ok((deleted, retired))
     }
 
-    /// Deletes the oldest segments while `predicate(segment, log_start, ...)`
-    /// holds, rolling first if the active segment would go too.
+    /// Drops the oldest segments while `predicate(segment, log_start)` holds,
+    /// rolling first if the active segment would go too. Their files are
+    /// renamed into `retired` (a rename never waits for blocks to be freed);
+    /// a crash before they are unlinked leaves `.deleted` files that the next
+    /// open removes.
     fn delete_segments_while(
         &mut self,
         now_ms: i64,
-        mut predicate: impl FnMut(&Segment, i64, ()) -> bool,
+        retired: &mut RetiredFiles,
+        mut predicate: impl FnMut(&Segment, i64) -> bool,
     ) -> Result<usize> {
         let start = self.log_start_offset;
         let doomed: Vec<i64> =
-            self.segments.values().take_while(|s| predicate(s, start, ())).map(|s| s.base_offset).collect();
+            self.segments.values().take_while(|s| predicate(s, start)).map(|s| s.base_offset).collect();
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -747,7 +759,7 @@ impl PartitionLog {
         }
         for base in &doomed {
             if let Some(segment) = self.segments.remove(base) {
-                segment.delete_files(&self.dir).map_err(io_at(&self.dir))?;
+                segment.retire_files(&self.dir, retired).map_err(io_at(&self.dir))?;
             }
         }
         self.dir_dirty = true;
@@ -871,11 +883,8 @@ impl PartitionLog {
 
     fn swap_in(&mut self, group: CleanedGroup, retired: &mut RetiredFiles) -> std::io::Result<()> {
         for (base, _) in &group.replaces {
-            if self.segments.remove(base).is_some() {
-                let (log, index, time) = Segment::paths(&self.dir, *base);
-                for path in [log, index, time] {
-                    retired.retire(&path)?;
-                }
+            if let Some(old) = self.segments.remove(base) {
+                old.retire_files(&self.dir, retired)?;
             }
         }
         let mut segment = group.segment;

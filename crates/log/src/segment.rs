@@ -11,6 +11,7 @@ use tributary_record::BatchHeader;
 use tributary_record::batch::{BATCH_HEADER_LEN, CRC_START};
 
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::retired::RetiredFiles;
 
 /// Chunk size for streaming CRC checks during recovery.
 const RECOVERY_CHUNK_BYTES: usize = 1 << 20;
@@ -344,6 +345,16 @@ impl Segment {
     /// Removes the segment's files. Readers holding the file keep reading it.
     pub fn delete_files(&self, dir: &Path) -> std::io::Result<()> {
         Segment::remove_files(dir, self.base_offset)
+    }
+
+    /// Renames the segment's files into `retired`, to be unlinked later.
+    /// Readers holding the file keep reading it.
+    pub(crate) fn retire_files(&self, dir: &Path, retired: &mut RetiredFiles) -> std::io::Result<()> {
+        let (path, index_path, time_path) = Segment::paths(dir, self.base_offset);
+        for p in [&path, &index_path, &time_path] {
+            retired.retire(p)?;
+        }
+        Ok(())
     }
 
     /// Removes the `.log`, `.index` and `.timeindex` files of the segment at

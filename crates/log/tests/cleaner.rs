@@ -294,7 +294,7 @@ fn a_clean_whose_segments_were_deleted_meanwhile_is_dropped() {
     let cleaned = clean(&snapshot, &CleanerLimits::default(), T0, &stop).expect("clean").expect("work");
     // DeleteRecords moves the start past the first segments while the clean ran.
     let hw = log.durable_offset();
-    log.delete_records(500, hw, T0).expect("delete records");
+    log.delete_records(500, hw, T0).expect("delete records").1.remove();
     log.commit_clean(cleaned.publish().expect("publish")).expect("commit").1.remove();
     let after = read_all(&log);
     assert!(after.iter().all(|r| r.0 >= 500));

@@ -265,24 +265,35 @@ fn retention_by_size_and_time_and_delete_records() {
     }
     flush(&mut log);
     let before = log.size_bytes();
-    let deleted = log.apply_retention(2_000, log.durable_offset()).expect("retention");
+    let (deleted, retired) = log.apply_retention(2_000, log.durable_offset()).expect("retention");
     assert!(deleted > 0);
+    // The dropped segments' files wait, renamed, until the caller unlinks them.
+    assert!(deleted_files(dir.path()) >= deleted, "at least each dropped segment's .log");
+    retired.remove();
+    assert_eq!(deleted_files(dir.path()), 0);
     assert!(log.size_bytes() <= 8192 + 4096, "{} of {before} bytes left", log.size_bytes());
     let start = log.log_start_offset();
     assert!(start > 0);
     assert!(matches!(log.plan_read(start - 1, 100), Err(LogError::OffsetOutOfRange { .. })));
 
     // DeleteRecords moves the start inside a segment and survives a restart.
-    let low = log.delete_records(start + 3, log.durable_offset(), 2_000).expect("delete records");
+    let (low, retired) = log.delete_records(start + 3, log.durable_offset(), 2_000).expect("delete records");
+    retired.remove();
     assert_eq!(low, start + 3);
     assert!(log.delete_records(500, log.durable_offset(), 2_000).is_err(), "beyond the high watermark");
     drop(log);
     let mut log = open(dir.path(), config, false);
     assert_eq!(log.log_start_offset(), start + 3);
 
-    // Time: everything older than retention.ms goes, the log stays writable.
+    // Time: everything older than retention.ms goes, the log stays writable. A crash before the
+    // renamed files are unlinked leaves them behind; the next open removes them.
     log.set_config(LogConfig { retention_ms: 10, retention_bytes: -1, ..config });
-    log.apply_retention(1_000_000, log.durable_offset()).expect("retention");
+    let (_, retired) = log.apply_retention(1_000_000, log.durable_offset()).expect("retention");
+    assert!(deleted_files(dir.path()) > 0);
+    std::mem::forget(retired);
+    drop(log);
+    let mut log = open(dir.path(), LogConfig { retention_ms: 10, retention_bytes: -1, ..config }, false);
+    assert_eq!(deleted_files(dir.path()), 0, "open removes files a crash left renamed");
     assert_eq!(log.log_start_offset(), 100);
     assert_eq!(log.next_offset(), 100);
     assert_eq!(
@@ -391,4 +402,12 @@ fn segments_roll_by_record_time_not_by_how_old_the_timestamps_are() {
     let i = AppendInfo { now_ms: 1_800_000_000_000, ..info(&b) };
     log.append(&b, &i).expect("append");
     assert_eq!(log.segment_count(), 2);
+}
+
+/// Files in `dir` renamed for unlinking and not yet unlinked.
+fn deleted_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".deleted")))
+        .count()
 }

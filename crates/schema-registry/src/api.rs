@@ -363,72 +363,48 @@ fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
     }
 }
 
-async fn get_global_config(State(st): State<AppState>) -> Response {
-    answer(st.registry.get_config(None, true))
+// `/config` and `/mode` act on the global setting, `/config/{subject}` and `/mode/{subject}` on one
+// subject's: one handler serves both, with the subject optional. The global setting always answers
+// with its value (there is nothing to default to).
+type Subject = Option<Path<String>>;
+
+async fn get_config(State(st): State<AppState>, subject: Subject, Query(q): Params) -> Response {
+    let subject = subject.map(|Path(s)| s);
+    answer(st.registry.get_config(subject.as_deref(), subject.is_none() || flag(&q, "defaultToGlobal")))
 }
 
-async fn get_subject_config(State(st): State<AppState>, Path(subject): Path<String>, Query(q): Params) -> Response {
-    answer(st.registry.get_config(Some(&subject), flag(&q, "defaultToGlobal")))
-}
-
-async fn put_global_config(
+async fn put_config(
     State(st): State<AppState>,
+    subject: Subject,
     request: WriteRequest,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Some(forwarded) = st.route_write(&request, &body).await {
         return forwarded;
     }
+    let subject = subject.map(|Path(s)| s);
     answer(match object_body(body) {
-        Ok(m) => st.registry.set_config(None, m).await,
+        Ok(m) => st.registry.set_config(subject.as_deref(), m).await,
         Err(e) => Err(e),
     })
 }
 
-async fn put_subject_config(
+async fn delete_config(
     State(st): State<AppState>,
-    Path(subject): Path<String>,
+    subject: Subject,
     request: WriteRequest,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Some(forwarded) = st.route_write(&request, &body).await {
         return forwarded;
     }
-    answer(match object_body(body) {
-        Ok(m) => st.registry.set_config(Some(&subject), m).await,
-        Err(e) => Err(e),
-    })
+    let subject = subject.map(|Path(s)| s);
+    answer(st.registry.delete_config(subject.as_deref()).await)
 }
 
-async fn delete_global_config(
-    State(st): State<AppState>,
-    request: WriteRequest,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Some(forwarded) = st.route_write(&request, &body).await {
-        return forwarded;
-    }
-    answer(st.registry.delete_config(None).await)
-}
-
-async fn delete_subject_config(
-    State(st): State<AppState>,
-    Path(subject): Path<String>,
-    request: WriteRequest,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Some(forwarded) = st.route_write(&request, &body).await {
-        return forwarded;
-    }
-    answer(st.registry.delete_config(Some(&subject)).await)
-}
-
-async fn get_global_mode(State(st): State<AppState>) -> Response {
-    answer(st.registry.get_mode(None, true))
-}
-
-async fn get_subject_mode(State(st): State<AppState>, Path(subject): Path<String>, Query(q): Params) -> Response {
-    answer(st.registry.get_mode(Some(&subject), flag(&q, "defaultToGlobal")))
+async fn get_mode(State(st): State<AppState>, subject: Subject, Query(q): Params) -> Response {
+    let subject = subject.map(|Path(s)| s);
+    answer(st.registry.get_mode(subject.as_deref(), subject.is_none() || flag(&q, "defaultToGlobal")))
 }
 
 fn mode_of_body(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
@@ -439,8 +415,9 @@ fn mode_of_body(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError>
         .ok_or_else(|| ApiError::new(42204, "Invalid mode: the body needs a \"mode\" string"))
 }
 
-async fn put_global_mode(
+async fn put_mode(
     State(st): State<AppState>,
+    subject: Subject,
     Query(q): Params,
     request: WriteRequest,
     body: Result<Bytes, BytesRejection>,
@@ -448,49 +425,24 @@ async fn put_global_mode(
     if let Some(forwarded) = st.route_write(&request, &body).await {
         return forwarded;
     }
+    let subject = subject.map(|Path(s)| s);
     answer(match mode_of_body(body) {
-        Ok(mode) => st.registry.set_mode(None, &mode, flag(&q, "force")).await,
+        Ok(mode) => st.registry.set_mode(subject.as_deref(), &mode, flag(&q, "force")).await,
         Err(e) => Err(e),
     })
 }
 
-async fn put_subject_mode(
+async fn delete_mode(
     State(st): State<AppState>,
-    Path(subject): Path<String>,
-    Query(q): Params,
+    subject: Subject,
     request: WriteRequest,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Some(forwarded) = st.route_write(&request, &body).await {
         return forwarded;
     }
-    answer(match mode_of_body(body) {
-        Ok(mode) => st.registry.set_mode(Some(&subject), &mode, flag(&q, "force")).await,
-        Err(e) => Err(e),
-    })
-}
-
-async fn delete_global_mode(
-    State(st): State<AppState>,
-    request: WriteRequest,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Some(forwarded) = st.route_write(&request, &body).await {
-        return forwarded;
-    }
-    answer(st.registry.delete_mode(None).await)
-}
-
-async fn delete_subject_mode(
-    State(st): State<AppState>,
-    Path(subject): Path<String>,
-    request: WriteRequest,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if let Some(forwarded) = st.route_write(&request, &body).await {
-        return forwarded;
-    }
-    answer(st.registry.delete_mode(Some(&subject)).await)
+    let subject = subject.map(|Path(s)| s);
+    answer(st.registry.delete_mode(subject.as_deref()).await)
 }
 
 async fn metadata_id(State(st): State<AppState>) -> Response {
@@ -530,10 +482,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/subjects/{subject}/versions/{version}/referencedby", get(referenced_by))
         .route("/compatibility/subjects/{subject}/versions", post(compatibility_all))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility_one))
-        .route("/config", get(get_global_config).put(put_global_config).delete(delete_global_config))
-        .route("/config/{subject}", get(get_subject_config).put(put_subject_config).delete(delete_subject_config))
-        .route("/mode", get(get_global_mode).put(put_global_mode).delete(delete_global_mode))
-        .route("/mode/{subject}", get(get_subject_mode).put(put_subject_mode).delete(delete_subject_mode))
+        .route("/config", get(get_config).put(put_config).delete(delete_config))
+        .route("/config/{subject}", get(get_config).put(put_config).delete(delete_config))
+        .route("/mode", get(get_mode).put(put_mode).delete(delete_mode))
+        .route("/mode/{subject}", get(get_mode).put(put_mode).delete(delete_mode))
         .route("/v1/metadata/id", get(metadata_id))
         .route("/v1/metadata/version", get(metadata_version))
         .fallback(not_found)

@@ -272,8 +272,16 @@ pub(super) fn delete_records(cluster: &Arc<Cluster>, header: &RequestHeader, req
                             .with_low_watermark(-1);
                     };
                     let hw = partition.high_watermark();
-                    match partition.log().delete_records(p.offset, hw, now) {
-                        Ok(low) => result.with_error_code(0).with_low_watermark(low),
+                    let deleted = partition.log().delete_records(p.offset, hw, now);
+                    match deleted {
+                        Ok((low, retired)) => {
+                            // Unlinked off the network runtime: freeing a segment's blocks can wait on the disk.
+                            match tokio::runtime::Handle::try_current() {
+                                Ok(runtime) => drop(runtime.spawn_blocking(move || retired.remove())),
+                                Err(_) => retired.remove(),
+                            }
+                            result.with_error_code(0).with_low_watermark(low)
+                        }
                         Err(e) => result.with_error_code(ApiError::from(e).code()).with_low_watermark(-1),
                     }
                 })
