@@ -155,9 +155,6 @@ def _protobuf_message_class():
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Item")) if fd else None
 
 
-@pytest.mark.xfail(reason="the Python serializer registers the schema as a base64 FileDescriptorProto, which the "
-                          "format layer does not parse yet (Protobuf text schemas work: see the next test)",
-                   strict=False)
 def test_protobuf_records_round_trip(schema_registry_url, registry_platform):
     from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
     sr = SchemaRegistryClient({"url": schema_registry_url})

@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, Kind};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
+use prost_types::uninterpreted_option::NamePart;
 use prost_types::{
     DescriptorProto, EnumDescriptorProto, FieldDescriptorProto, FileDescriptorProto, UninterpretedOption,
 };
@@ -201,6 +202,10 @@ fn braces_exceed(text: &str, limit: usize) -> bool {
 }
 
 impl ProtoModel {
+    /// Parses `.proto` text or, when the text is not `.proto`, the base64 encoding of a serialized
+    /// `FileDescriptorProto` (what Confluent's serializers register). A descriptor is rendered to
+    /// `.proto` text first, so both forms of one schema get the same canonical text. Referenced
+    /// schemas may be in either form too.
     pub fn parse(
         text: &str,
         references: &[SchemaReference],
@@ -210,12 +215,18 @@ impl ProtoModel {
         let mut files: HashMap<String, String> = HashMap::new();
         files.insert("confluent/meta.proto".into(), CONFLUENT_META.into());
         files.insert("confluent/type/decimal.proto".into(), CONFLUENT_DECIMAL.into());
+        // Dependencies come first, so a referenced descriptor's own imports are already known here.
+        let mut sources: Vec<(String, String)> = Vec::with_capacity(resolved.len());
         for r in resolved {
-            if braces_exceed(&r.source.schema, options.max_depth) {
+            let source = as_proto_text(&r.source.schema, &files, options)?;
+            if braces_exceed(&source, options.max_depth) {
                 return Err(SchemaError::TooDeep(options.max_depth));
             }
-            files.insert(r.name.clone(), r.source.schema.clone());
+            files.insert(r.name.clone(), source.clone());
+            sources.push((r.name.clone(), source));
         }
+        let text = as_proto_text(text, &files, options)?;
+        let text = text.as_str();
         if braces_exceed(text, options.max_depth) {
             return Err(SchemaError::TooDeep(options.max_depth));
         }
@@ -240,9 +251,9 @@ impl ProtoModel {
         let file = build_file(&parsed, syntax, &pool);
         let mut types = HashMap::new();
         collect_types(&file, None, &mut types);
-        for r in resolved {
-            if let Ok(dep) = protox_parse::parse(&r.name, &r.source.schema) {
-                let syntax = detect_syntax(&r.source.schema, &dep);
+        for (r, (_, source)) in resolved.iter().zip(&sources) {
+            if let Ok(dep) = protox_parse::parse(&r.name, source) {
+                let syntax = detect_syntax(source, &dep);
                 let dep_file = build_file(&dep, syntax, &pool);
                 let reference = references
                     .iter()
@@ -338,6 +349,335 @@ fn collect_types(file: &FileAst, reference: Option<(String, i32)>, out: &mut Has
     for e in &file.enums {
         let full = if package.is_empty() { e.name.clone() } else { format!("{package}.{}", e.name) };
         out.insert(full, TypeInfo::Enum);
+    }
+}
+
+// ----- serialized descriptors -----
+
+/// `text` when it is `.proto` text, else the `.proto` text rendered from `text` read as a base64
+/// serialized `FileDescriptorProto` whose imports are among `files` or the well-known types.
+fn as_proto_text(text: &str, files: &HashMap<String, String>, options: &ParseOptions) -> Result<String, SchemaError> {
+    if text.len() > options.max_schema_bytes {
+        return Err(SchemaError::TooLarge(options.max_schema_bytes));
+    }
+    if braces_exceed(text, options.max_depth) {
+        return Err(SchemaError::TooDeep(options.max_depth));
+    }
+    let text_error = match protox_parse::parse(MAIN_FILE, text) {
+        Ok(_) => return Ok(text.to_string()),
+        Err(e) => e,
+    };
+    let base64_like = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b) || b.is_ascii_whitespace());
+    match descriptor_to_text(text, files) {
+        Ok(rendered) => Ok(rendered),
+        Err(e) if base64_like => Err(e),
+        Err(_) => Err(invalid(format!("{text_error}"))),
+    }
+}
+
+fn descriptor_to_text(encoded: &str, files: &HashMap<String, String>) -> Result<String, SchemaError> {
+    let compact: Vec<u8> = encoded.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| {
+        invalid(format!("the schema is neither .proto text nor a base64-encoded FileDescriptorProto ({e})"))
+    })?;
+    let proto = FileDescriptorProto::decode(bytes.as_slice())
+        .map_err(|e| invalid(format!("the base64 schema is not a serialized FileDescriptorProto: {e}")))?;
+    for dep in &proto.dependency {
+        if !files.contains_key(dep) && !dep.starts_with("google/protobuf/") {
+            return Err(SchemaError::UnknownReference(format!("import '{dep}' is not among the references")));
+        }
+    }
+    let sources = Sources { files: files.clone(), google: GoogleFileResolver::new() };
+    let mut compiler = protox::Compiler::with_file_resolver(sources);
+    compiler.include_imports(true);
+    compiler.open_files(&proto.dependency).map_err(|e| invalid(format!("{e}")))?;
+    let mut pool = compiler.descriptor_pool();
+    // Decoding the whole descriptor with the options' extensions known proves every options
+    // message in it decodes, which reading the options back later relies on.
+    let descriptor_type = pool
+        .get_message_by_name("google.protobuf.FileDescriptorProto")
+        .or_else(|| DescriptorPool::global().get_message_by_name("google.protobuf.FileDescriptorProto"))
+        .ok_or_else(|| invalid("the descriptor types are unavailable"))?;
+    DynamicMessage::decode(descriptor_type, bytes.as_slice())
+        .map_err(|e| invalid(format!("the base64 schema is not a serialized FileDescriptorProto: {e}")))?;
+    pool.decode_file_descriptor_proto(bytes.as_slice())
+        .map_err(|e| invalid(format!("the FileDescriptorProto is not a valid schema: {e}")))?;
+    let file =
+        pool.get_file_by_name(proto.name()).ok_or_else(|| invalid("the FileDescriptorProto is not a valid schema"))?;
+    let written = Rewriter { pool: &pool, package: file.package_name().to_string() }.file(&file);
+    let syntax = written.syntax.clone().filter(|s| !s.is_empty());
+    Ok(print_file(&build_file(&written, syntax, &pool), false, false))
+}
+
+/// Default JSON name of a field, as compilers derive it (`foo_bar` → `fooBar`).
+fn default_json_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn plain_option(name: &str, value: OptionValue) -> UninterpretedOption {
+    let mut o = UninterpretedOption {
+        name: vec![NamePart { name_part: name.to_string(), is_extension: false }],
+        ..UninterpretedOption::default()
+    };
+    match value {
+        OptionValue::Identifier(v) => o.identifier_value = Some(v),
+        OptionValue::Positive(v) => o.positive_int_value = Some(v),
+        OptionValue::Negative(v) => o.negative_int_value = Some(v),
+        OptionValue::Double(v) => o.double_value = Some(v),
+        OptionValue::Bytes(v) => o.string_value = Some(v),
+        OptionValue::Aggregate(v) => o.aggregate_value = Some(v),
+    }
+    o
+}
+
+enum OptionValue {
+    Identifier(String),
+    Positive(u64),
+    Negative(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+    Aggregate(String),
+}
+
+fn option_values(value: &Value, kind: &Kind) -> Vec<OptionValue> {
+    let one = match value {
+        Value::Bool(b) => OptionValue::Identifier(b.to_string()),
+        Value::I32(v) => signed(i64::from(*v)),
+        Value::I64(v) => signed(*v),
+        Value::U32(v) => OptionValue::Positive(u64::from(*v)),
+        Value::U64(v) => OptionValue::Positive(*v),
+        Value::F32(v) => double(f64::from(*v)),
+        Value::F64(v) => double(*v),
+        Value::String(v) => OptionValue::Bytes(v.clone().into_bytes()),
+        Value::Bytes(v) => OptionValue::Bytes(v.to_vec()),
+        Value::EnumNumber(n) => match kind.as_enum().and_then(|e| e.get_value(*n)) {
+            Some(v) => OptionValue::Identifier(v.name().to_string()),
+            None => signed(i64::from(*n)),
+        },
+        Value::Message(m) => OptionValue::Aggregate(aggregate(m)),
+        Value::List(items) => return items.iter().flat_map(|v| option_values(v, kind)).collect(),
+        Value::Map(_) => return Vec::new(),
+    };
+    vec![one]
+}
+
+fn signed(v: i64) -> OptionValue {
+    match u64::try_from(v) {
+        Ok(p) => OptionValue::Positive(p),
+        Err(_) => OptionValue::Negative(v),
+    }
+}
+
+fn double(v: f64) -> OptionValue {
+    if v.is_finite() { OptionValue::Double(v) } else { OptionValue::Identifier(v.to_string().to_lowercase()) }
+}
+
+/// The text-format body of a message-valued option (`doc: "x" tags: "a"`).
+fn aggregate(m: &DynamicMessage) -> String {
+    let mut parts = Vec::new();
+    let fields = m.fields().map(|(f, v)| (f.name().to_string(), f.kind(), v));
+    let extensions = m.extensions().map(|(e, v)| (format!("[{}]", e.full_name()), e.kind(), v));
+    for (name, kind, value) in fields.chain(extensions) {
+        for v in option_values(value, &kind) {
+            let text = match v {
+                OptionValue::Aggregate(body) => format!("{name} {{ {body} }}"),
+                other => format!("{name}: {}", option_value(&plain_option("", other))),
+            };
+            parts.push(text);
+        }
+    }
+    parts.join(" ")
+}
+
+/// Options as the text parser leaves them: uninterpreted `name = value` pairs.
+fn uninterpreted(options: &DynamicMessage, skip: &[&str]) -> Vec<UninterpretedOption> {
+    let mut out = Vec::new();
+    for (field, value) in options.fields() {
+        if field.name() == "uninterpreted_option" || skip.contains(&field.name()) {
+            continue;
+        }
+        out.extend(option_values(value, &field.kind()).into_iter().map(|v| plain_option(field.name(), v)));
+    }
+    for (extension, value) in options.extensions() {
+        for v in option_values(value, &extension.kind()) {
+            let mut o = plain_option(extension.full_name(), v);
+            if let Some(part) = o.name.first_mut() {
+                part.is_extension = true;
+            }
+            out.push(o);
+        }
+    }
+    out
+}
+
+/// Turns a compiled descriptor back into what the text parser produces for the same file: options
+/// uninterpreted and type names as short as they resolve from where they are used.
+struct Rewriter<'a> {
+    pool: &'a DescriptorPool,
+    package: String,
+}
+
+impl Rewriter<'_> {
+    fn file(&self, file: &prost_reflect::FileDescriptor) -> FileDescriptorProto {
+        let mut proto = file.file_descriptor_proto().clone();
+        proto.source_code_info = None;
+        proto.options = Some(prost_types::FileOptions {
+            uninterpreted_option: uninterpreted(&file.options(), &[]),
+            ..Default::default()
+        });
+        let package = self.package.clone();
+        let prefix = if package.is_empty() { String::new() } else { format!("{package}.") };
+        for m in &mut proto.message_type {
+            let full = format!("{prefix}{}", m.name());
+            self.message(m, &full);
+        }
+        for e in &mut proto.enum_type {
+            let full = format!("{prefix}{}", e.name());
+            self.enumeration(e, &full);
+        }
+        for f in &mut proto.extension {
+            self.extension(f, &package);
+        }
+        for s in &mut proto.service {
+            let full = format!("{prefix}{}", s.name());
+            let service = self.pool.get_service_by_name(&full);
+            s.options = Some(prost_types::ServiceOptions {
+                uninterpreted_option: service.as_ref().map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
+                ..Default::default()
+            });
+            for m in &mut s.method {
+                let method = service.as_ref().and_then(|x| x.methods().find(|y| y.name() == m.name()));
+                m.options = Some(prost_types::MethodOptions {
+                    uninterpreted_option: method.map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
+                    ..Default::default()
+                });
+                m.input_type = m.input_type.as_deref().map(|t| self.relative(t, &full));
+                m.output_type = m.output_type.as_deref().map(|t| self.relative(t, &full));
+            }
+        }
+        proto
+    }
+
+    fn message(&self, m: &mut DescriptorProto, full: &str) {
+        let descriptor = self.pool.get_message_by_name(full);
+        let map_entry = m.options.as_ref().and_then(|o| o.map_entry);
+        m.options = Some(prost_types::MessageOptions {
+            map_entry,
+            uninterpreted_option: descriptor
+                .as_ref()
+                .map(|d| uninterpreted(&d.options(), &["map_entry"]))
+                .unwrap_or_default(),
+            ..Default::default()
+        });
+        for f in &mut m.field {
+            let field = descriptor.as_ref().and_then(|d| d.get_field_by_name(f.name()));
+            self.field(f, field.map(|x| x.options()), full);
+        }
+        for (i, o) in m.oneof_decl.iter_mut().enumerate() {
+            let oneof = descriptor.as_ref().and_then(|d| d.oneofs().nth(i));
+            o.options = Some(prost_types::OneofOptions {
+                uninterpreted_option: oneof.map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+        for n in &mut m.nested_type {
+            let nested = format!("{full}.{}", n.name());
+            self.message(n, &nested);
+        }
+        for e in &mut m.enum_type {
+            let nested = format!("{full}.{}", e.name());
+            self.enumeration(e, &nested);
+        }
+        for f in &mut m.extension {
+            self.extension(f, full);
+        }
+    }
+
+    fn extension(&self, f: &mut FieldDescriptorProto, scope: &str) {
+        let full = if scope.is_empty() { f.name().to_string() } else { format!("{scope}.{}", f.name()) };
+        let options = self.pool.get_extension_by_name(&full).map(|x| x.options());
+        self.field(f, options, scope);
+        f.extendee = f.extendee.as_deref().map(|t| self.relative(t, scope));
+    }
+
+    fn field(&self, f: &mut FieldDescriptorProto, options: Option<DynamicMessage>, scope: &str) {
+        f.options = options
+            .map(|o| prost_types::FieldOptions { uninterpreted_option: uninterpreted(&o, &[]), ..Default::default() });
+        if f.json_name.as_deref() == Some(default_json_name(f.name()).as_str()) {
+            f.json_name = None;
+        }
+        f.type_name = f.type_name.as_deref().map(|t| self.relative(t, scope));
+    }
+
+    fn enumeration(&self, e: &mut EnumDescriptorProto, full: &str) {
+        let descriptor = self.pool.get_enum_by_name(full);
+        e.options = Some(prost_types::EnumOptions {
+            uninterpreted_option: descriptor.as_ref().map(|d| uninterpreted(&d.options(), &[])).unwrap_or_default(),
+            ..Default::default()
+        });
+        for v in &mut e.value {
+            let value = descriptor.as_ref().and_then(|d| d.get_value_by_name(v.name()));
+            v.options = Some(prost_types::EnumValueOptions {
+                uninterpreted_option: value.map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// The shortest trailing part of `full` that resolves to it from `scope` by the language's
+    /// scoping rules (innermost scope first, on the first name component).
+    fn relative(&self, full: &str, scope: &str) -> String {
+        let Some(target) = full.strip_prefix('.') else {
+            return full.to_string();
+        };
+        let parts: Vec<&str> = target.split('.').collect();
+        for k in 1..=parts.len() {
+            let candidate = parts[parts.len() - k..].join(".");
+            if self.resolve(&candidate, scope).as_deref() == Some(target) {
+                return candidate;
+            }
+        }
+        full.to_string()
+    }
+
+    fn resolve(&self, candidate: &str, scope: &str) -> Option<String> {
+        let first = candidate.split('.').next().unwrap_or(candidate);
+        let mut scope = Some(scope);
+        while let Some(s) = scope {
+            let (head, full) = if s.is_empty() {
+                (first.to_string(), candidate.to_string())
+            } else {
+                (format!("{s}.{first}"), format!("{s}.{candidate}"))
+            };
+            if self.exists(&head) {
+                return Some(full);
+            }
+            scope = if s.is_empty() { None } else { Some(s.rsplit_once('.').map_or("", |(p, _)| p)) };
+        }
+        None
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.pool.get_message_by_name(name).is_some()
+            || self.pool.get_enum_by_name(name).is_some()
+            || self.pool.get_service_by_name(name).is_some()
+            || self.pool.get_extension_by_name(name).is_some()
+            || self.pool.files().any(|f| {
+                let p = f.package_name();
+                p == name || p.strip_prefix(name).is_some_and(|rest| rest.starts_with('.'))
+            })
     }
 }
 
@@ -1006,5 +1346,130 @@ message Order {
         ));
         let deep = format!("syntax = \"proto3\"; {} {}", "message A { ".repeat(200), "}".repeat(200));
         assert!(matches!(parse(&deep), Err(SchemaError::TooDeep(_))));
+    }
+}
+
+#[cfg(test)]
+mod descriptor_tests {
+    use super::*;
+    use crate::{NoReferences, ReferenceResolver, SchemaSource, SchemaType};
+
+    /// Compiles `main` (importing from `others`) and returns its serialized descriptor in base64,
+    /// as a serializer registers it.
+    fn descriptor_of(main: &str, others: &[(&str, &str)]) -> String {
+        let mut files: HashMap<String, String> = others.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        files.insert("main.proto".into(), main.into());
+        let mut compiler = protox::Compiler::with_file_resolver(Sources { files, google: GoogleFileResolver::new() });
+        compiler.open_file("main.proto").expect("test schema compiles");
+        let set = compiler.file_descriptor_set();
+        let file = set.file.into_iter().find(|f| f.name() == "main.proto").expect("main file compiled");
+        base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec())
+    }
+
+    struct Subjects(Vec<(String, String)>);
+
+    impl ReferenceResolver for Subjects {
+        fn resolve(&self, reference: &SchemaReference) -> Option<SchemaSource> {
+            self.0.iter().find(|(s, _)| *s == reference.subject).map(|(_, text)| SchemaSource {
+                schema_type: SchemaType::Protobuf,
+                schema: text.clone(),
+                references: Vec::new(),
+            })
+        }
+    }
+
+    fn source(schema: &str, references: Vec<SchemaReference>) -> SchemaSource {
+        SchemaSource { schema_type: SchemaType::Protobuf, schema: schema.to_string(), references }
+    }
+
+    const ORDER: &str = r#"syntax = "proto3";
+package com.acme;
+import "google/protobuf/timestamp.proto";
+option java_package = "com.acme.proto";
+option java_multiple_files = true;
+enum Status { UNKNOWN = 0; ACTIVE = 1 [deprecated = true]; }
+message Order {
+  reserved 5, 9 to 11;
+  string id = 1;
+  google.protobuf.Timestamp at = 2;
+  map<string, Line> lines = 3;
+  optional int32 qty = 4;
+  oneof pay { string card = 6; string iban = 7; }
+  Status status = 12;
+  repeated Line.Kind kinds = 13 [packed = false];
+  message Line {
+    repeated string sku = 1 [json_name = "SKU"];
+    Kind kind = 2;
+    enum Kind { PLAIN = 0; GIFT = 1; }
+  }
+}
+"#;
+
+    #[test]
+    fn descriptor_parses_like_its_text() {
+        let options = ParseOptions::default();
+        let text = crate::parse(&source(ORDER, Vec::new()), &NoReferences, &options).expect("text parses");
+        let encoded = descriptor_of(ORDER, &[]);
+        let descriptor =
+            crate::parse(&source(&encoded, Vec::new()), &NoReferences, &options).expect("descriptor parses");
+        assert_eq!(descriptor.canonical(), text.canonical());
+        assert!(descriptor.is_same(&text));
+        assert_eq!(descriptor.name().as_deref(), Some("com.acme.Order"));
+        let normalized = ParseOptions::normalized(true);
+        let a = crate::parse(&source(ORDER, Vec::new()), &NoReferences, &normalized).expect("text parses");
+        let b = crate::parse(&source(&encoded, Vec::new()), &NoReferences, &normalized).expect("descriptor parses");
+        assert!(a.is_same(&b));
+    }
+
+    #[test]
+    fn descriptor_imports_resolve_through_references() {
+        let money = "syntax = \"proto3\";\npackage shop;\nmessage Money { int64 cents = 1; }\n";
+        let invoice = "syntax = \"proto3\";\npackage shop;\nimport \"money.proto\";\n\
+                       message Invoice { string id = 1; Money total = 2; }\n";
+        let references = vec![SchemaReference { name: "money.proto".into(), subject: "money".into(), version: 1 }];
+        let encoded = descriptor_of(invoice, &[("money.proto", money)]);
+        // The referenced schema may itself be registered as a descriptor.
+        let money_encoded = {
+            let mut compiler = protox::Compiler::with_file_resolver(Sources {
+                files: HashMap::from([("money.proto".to_string(), money.to_string())]),
+                google: GoogleFileResolver::new(),
+            });
+            compiler.open_file("money.proto").expect("compiles");
+            let file = compiler.file_descriptor_set().file.into_iter().next().expect("one file");
+            base64::engine::general_purpose::STANDARD.encode(file.encode_to_vec())
+        };
+        let options = ParseOptions::default();
+        let text = crate::parse(
+            &source(invoice, references.clone()),
+            &Subjects(vec![("money".into(), money.into())]),
+            &options,
+        )
+        .expect("text parses");
+        for stored in [money.to_string(), money_encoded] {
+            let resolver = Subjects(vec![("money".into(), stored)]);
+            let parsed =
+                crate::parse(&source(&encoded, references.clone()), &resolver, &options).expect("descriptor parses");
+            assert_eq!(parsed.canonical(), text.canonical());
+            assert!(parsed.is_same(&text));
+        }
+        assert!(matches!(
+            crate::parse(&source(&encoded, Vec::new()), &NoReferences, &options),
+            Err(SchemaError::UnknownReference(_))
+        ));
+    }
+
+    #[test]
+    fn bad_descriptors_are_invalid() {
+        let options = ParseOptions::default();
+        for bad in ["!!not*base64", "AAAA", "////", "CgRtYWluEgE"] {
+            let result = crate::parse(&source(bad, Vec::new()), &NoReferences, &options);
+            assert!(matches!(result, Err(SchemaError::Invalid(_))), "{bad}: {result:?}");
+        }
+        let tiny = ParseOptions { max_schema_bytes: 8, ..ParseOptions::default() };
+        let encoded = descriptor_of("syntax = \"proto3\";\nmessage A { string a = 1; }\n", &[]);
+        assert!(matches!(
+            crate::parse(&source(&encoded, Vec::new()), &NoReferences, &tiny),
+            Err(SchemaError::TooLarge(8))
+        ));
     }
 }
