@@ -168,6 +168,73 @@ def test_protobuf_records_round_trip(schema_registry_url, registry_platform):
     assert sr.get_latest_version(f"{topic}-value").schema.schema_type == "PROTOBUF"
 
 
+def _protobuf_pair(tag: str, with_note: bool):
+    """Two files built at run time: `money_<tag>.proto` (package shop, Money) and `order_<tag>.proto`
+    importing it (Order {string id = 1; shop.Money total = 2; [string note = 3;]}). Returns the Order
+    class; the serializer registers the imported file as a schema of its own and refers to it."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    fdt = descriptor_pb2.FieldDescriptorProto
+    money = descriptor_pb2.FileDescriptorProto(name=f"money_{tag}.proto", package="shop", syntax="proto3")
+    money.message_type.add(name="Money").field.add(name="cents", number=1, type=fdt.TYPE_INT64,
+                                                   label=fdt.LABEL_OPTIONAL)
+    order = descriptor_pb2.FileDescriptorProto(name=f"order_{tag}.proto", package="shop", syntax="proto3",
+                                               dependency=[money.name])
+    m = order.message_type.add(name="Order")
+    m.field.add(name="id", number=1, type=fdt.TYPE_STRING, label=fdt.LABEL_OPTIONAL)
+    m.field.add(name="total", number=2, type=fdt.TYPE_MESSAGE, type_name=".shop.Money", label=fdt.LABEL_OPTIONAL)
+    if with_note:
+        m.field.add(name="note", number=3, type=fdt.TYPE_STRING, label=fdt.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(money)
+    pool.Add(order)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+
+
+def test_protobuf_serializer_with_an_import_and_a_backward_evolution(schema_registry_url, registry_platform):
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+    sr = SchemaRegistryClient({"url": schema_registry_url})
+    tag = uuid.uuid4().hex[:6]
+    topic = unique("proto-ref")
+    subject = f"{topic}-value"
+    sr.set_compatibility(subject_name=subject, level="BACKWARD")
+    conf = {"use.deprecated.format": False}
+    v1, v2 = _protobuf_pair(tag, with_note=False), _protobuf_pair(tag, with_note=True)
+    first = [v1(id=f"o{i}", total={"cents": 100 * i}) for i in range(3)]
+    assert [(g.id, g.total.cents) for g in round_trip(registry_platform.bootstrap, topic, ProtobufSerializer(v1, sr, conf),
+                                                      ProtobufDeserializer(v1, conf), first)] == \
+        [(v.id, v.total.cents) for v in first]
+    # The imported file became a subject of its own (named after the file), referenced by the order's schema.
+    latest = sr.get_latest_version(subject)
+    assert [(r.name, r.subject, r.version) for r in latest.schema.references] == \
+        [(f"money_{tag}.proto", f"money_{tag}.proto", 1)]
+    # v2 adds a field: BACKWARD-compatible, so the serializer registers version 2; a v2 reader reads both.
+    second = [v2(id="o9", total={"cents": 900}, note="gift")]
+    ser2 = ProtobufSerializer(v2, sr, conf)
+    p = Producer({"bootstrap.servers": registry_platform.bootstrap})
+    for v in second:
+        p.produce(topic, value=ser2(v, SerializationContext(topic, MessageField.VALUE)))
+    assert p.flush(30) == 0
+    assert sr.get_versions(subject) == [1, 2]
+    de2 = ProtobufDeserializer(v2, conf)
+    c = Consumer({"bootstrap.servers": registry_platform.bootstrap, "group.id": unique("g"),
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 4 and time.monotonic() < deadline:
+        msg = c.poll(0.5)
+        if msg is not None and not msg.error():
+            got.append(de2(msg.value(), SerializationContext(topic, MessageField.VALUE)))
+    c.close()
+    assert [(g.id, g.total.cents, g.note) for g in got] == [("o0", 0, ""), ("o1", 100, ""), ("o2", 200, ""),
+                                                            ("o9", 900, "gift")]
+    # Changing a field's scalar kind (string to int64) is not BACKWARD-compatible.
+    status, body = http("POST", f"{schema_registry_url}/compatibility/subjects/{subject}/versions/latest",
+                        {"schemaType": "PROTOBUF",
+                         "schema": 'syntax = "proto3";\npackage shop;\nmessage Order { int64 id = 1; }\n'})
+    assert status == 200 and body["is_compatible"] is False, body
+
+
 def test_protobuf_text_schema_with_a_reference(schema_registry_url):
     sr = SchemaRegistryClient({"url": schema_registry_url})
     base = unique("money")

@@ -216,14 +216,14 @@ impl ProtoModel {
         files.insert("confluent/meta.proto".into(), CONFLUENT_META.into());
         files.insert("confluent/type/decimal.proto".into(), CONFLUENT_DECIMAL.into());
         // Dependencies come first, so a referenced descriptor's own imports are already known here.
-        let mut sources: Vec<(String, String)> = Vec::with_capacity(resolved.len());
+        let mut dep_sources: Vec<(String, String)> = Vec::with_capacity(resolved.len());
         for r in resolved {
             let source = as_proto_text(&r.source.schema, &files, options)?;
             if braces_exceed(&source, options.max_depth) {
                 return Err(SchemaError::TooDeep(options.max_depth));
             }
             files.insert(r.name.clone(), source.clone());
-            sources.push((r.name.clone(), source));
+            dep_sources.push((r.name.clone(), source));
         }
         let text = as_proto_text(text, &files, options)?;
         let text = text.as_str();
@@ -251,7 +251,7 @@ impl ProtoModel {
         let file = build_file(&parsed, syntax, &pool);
         let mut types = HashMap::new();
         collect_types(&file, None, &mut types);
-        for (r, (_, source)) in resolved.iter().zip(&sources) {
+        for (r, (_, source)) in resolved.iter().zip(&dep_sources) {
             if let Ok(dep) = protox_parse::parse(&r.name, source) {
                 let syntax = detect_syntax(source, &dep);
                 let dep_file = build_file(&dep, syntax, &pool);
@@ -1461,7 +1461,8 @@ message Order {
     #[test]
     fn bad_descriptors_are_invalid() {
         let options = ParseOptions::default();
-        for bad in ["!!not*base64", "AAAA", "////", "CgRtYWluEgE"] {
+        // ("////" would be a comment, and so valid `.proto` text: the text reading comes first.)
+        for bad in ["!!not*base64", "AAAA", "/w//", "CgRtYWluEgE"] {
             let result = crate::parse(&source(bad, Vec::new()), &NoReferences, &options);
             assert!(matches!(result, Err(SchemaError::Invalid(_))), "{bad}: {result:?}");
         }
