@@ -20,7 +20,10 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn batch(codec: Compression, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+/// A record's key and value (`None` for null).
+type Fields<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn batch(codec: Compression, records: &[Fields<'_>]) -> Vec<u8> {
     let mut b = BatchBuilder::new(codec);
     for (k, v) in records {
         b.push(RecordSpec::new(*k, *v, 1_000));
