@@ -1,7 +1,8 @@
 //! Schema validation in-process: registrations written to the registry's
 //! storage topic are honoured by the very next produce, rejected batches
 //! carry INVALID_RECORD with per-record errors, turning validation off lets
-//! anything through, and the index is rebuilt after a restart.
+//! anything through, the index is rebuilt after a restart and follows new
+//! registrations in the background.
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -113,6 +114,15 @@ async fn registered_ids_pass_others_are_rejected_and_restart_rebuilds_the_index(
     let mut client = RawClient::connect(broker.addr).await;
     let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&good))])).await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+
+    // The background tailer picks up new registrations without a produce asking.
+    register(&mut client, "orders-value", 2, 43).await;
+    let validation = &broker.broker().cluster().schema_validation;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while validation.indexed_versions() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the tailer did not index version 2");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     // Validation off: anything goes.
     let request = AlterConfigsRequest::default().with_resources(vec![

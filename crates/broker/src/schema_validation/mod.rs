@@ -121,6 +121,11 @@ impl SchemaValidation {
         self.rejected_records.load(Ordering::Relaxed)
     }
 
+    /// Subject versions in the index (live and soft-deleted).
+    pub fn indexed_versions(&self) -> usize {
+        self.read_index().version_count()
+    }
+
     /// Storage-topic records that could not be read and were skipped.
     pub fn skipped_records(&self) -> u64 {
         self.skipped_records.load(Ordering::Relaxed)
