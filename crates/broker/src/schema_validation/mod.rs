@@ -171,11 +171,15 @@ impl SchemaValidation {
         )?;
         if !changes.is_empty() {
             let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let mut full = None;
             for change in changes {
                 if let Err(e) = index.apply(change) {
                     skipped += 1;
-                    tracing::warn!(topic = %self.storage_topic, error = %e, "schema index is full");
+                    full = Some(e);
                 }
+            }
+            if let Some(e) = full {
+                tracing::warn!(topic = %self.storage_topic, error = %e, "schema index is full");
             }
         }
         if skipped > 0 {
@@ -214,6 +218,9 @@ impl SchemaValidation {
             // The registry may have written the id a moment ago: read what the
             // storage topic gained, then look again.
             let position = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES);
+            if let Err(e) = &position {
+                tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
+            }
             outcome = run();
             if let (Err(Ok(_)), Ok(position)) = (&outcome, position)
                 && position.behind()
@@ -288,6 +295,7 @@ impl SchemaValidation {
             .any(|t| t.config.key_schema_validation.is_some() || t.config.value_schema_validation.is_some());
         if wanted {
             self.active.store(true, Ordering::Relaxed);
+            tracing::info!(topic = %self.storage_topic, "a topic validates schema ids; indexing the schema storage topic");
         }
         wanted
     }
