@@ -38,7 +38,7 @@ Prints exactly one JSON object on stdout (diagnostics go to stderr). Only point 
 at brokers you run yourself on loopback.
 
 Example:
-  tributary start --kafka-port 9092 --data-dir /tmp/d --override log.cleaner.backoff.ms=100 2>broker.log &
+  tributary start --kafka-port 9092 --data-dir /tmp/d --no-schema-registry --override log.cleaner.backoff.ms=100 2>broker.log &
   python3 bench/cleaner_bench.py --bootstrap 127.0.0.1:9092 --broker-log broker.log --broker-pid $!
 """
 from __future__ import annotations

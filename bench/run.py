@@ -43,6 +43,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import threading
 import time
 import traceback
@@ -57,6 +58,8 @@ DEFAULT_BENCH_KAFKA = REPO.parent / "shared" / "tools" / "bench_kafka.py"
 ASSIGN_BENCH = REPO / "bench" / "assign_bench.py"
 REBALANCE_BENCH = REPO / "bench" / "rebalance_bench.py"
 CLEANER_BENCH = REPO / "bench" / "cleaner_bench.py"
+REGISTRY_BENCH = REPO / "bench" / "registry_bench.py"
+REGISTRY_CLIENTS = 4  # registry_bench.py client processes
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -86,6 +89,7 @@ PLANS = {
         "rebalance_reps": 3,
         "rebalance_budget_s": 100.0,
         "cleaner_seconds": 20,
+        "registry_seconds": 10,
     },
     "quick": {
         "phase_s": 3.0,
@@ -100,6 +104,7 @@ PLANS = {
         "rebalance_reps": 1,
         "rebalance_budget_s": 40.0,
         "cleaner_seconds": 5,
+        "registry_seconds": 3,
     },
 }
 
@@ -409,9 +414,12 @@ LIVE = set()  # brokers started and not yet stopped; stopped on any exit path
 
 
 class Broker:
-    def __init__(self, name, binary, data_root, log_dir, overrides=None, label=None):
+    def __init__(self, name, binary, data_root, log_dir, overrides=None, label=None, registry=False):
         self.name = name
         self.binary = binary
+        # Tributary only: also serve the Schema Registry (on a free port, `registry_port`).
+        self.registry = registry
+        self.registry_port = None
         # Broker config on top of the defaults (Tributary only: `--override KEY=VALUE`).
         self.overrides = dict(overrides or {})
         self.label = label or name
@@ -428,13 +436,17 @@ class Broker:
         """The command line with the run-specific parts (port, temp dir, cache path) generalised."""
         text = shlex.join(self.argv()).replace(self.data_dir, "<fresh temp dir>")
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text).replace(f"--kafka-port {self.port}", "--kafka-port PORT")
+        if self.registry_port:
+            text = text.replace(f"--schema-registry-port {self.registry_port}", "--schema-registry-port PORT2")
         text = text.replace(str(CACHE), "$TRIBUTARY_CACHE").replace(str(REPO) + "/", "")
         return text
 
     def argv(self):
         if self.name == "tributary":
             extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
-            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir] + extra
+            registry = (["--schema-registry-port", str(self.registry_port)] if self.registry
+                        else ["--no-schema-registry"])
+            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir] + registry + extra
         if self.overrides:
             raise PhaseError(f"{self.name} takes no broker config overrides here")
         url = f"tcp://127.0.0.1:{self.port}"
@@ -449,6 +461,8 @@ class Broker:
         """Spawn the broker and return milliseconds from spawn to first accepted TCP connection."""
         self.starts += 1
         self.port = free_port()
+        if self.registry:
+            self.registry_port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"{self.name}-bench-", dir=self.data_root)
         self.log_path = os.path.join(self.log_dir, f"{self.label}-{self.starts}.log")
         logf = open(self.log_path, "w")
@@ -904,14 +918,46 @@ class Runner:
             d["warning"] = "; ".join(warns)
         return d
 
-    def extra_broker(self, res, name, binary, label, overrides, phases):
+    def registry_throughput(self, broker):
+        """registry_bench.py against the Schema Registry of a Tributary started with one (Tributary only)."""
+        secs = self.plan["registry_seconds"]
+        url = f"http://127.0.0.1:{broker.registry_port}"
+        deadline = time.monotonic() + LISTEN_TIMEOUT_S
+        while True:  # the registry answers once it has read `_schemas` and a writer is elected
+            try:
+                with urllib.request.urlopen(url + "/subjects", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise PhaseError(f"the schema registry at {url} did not answer within {LISTEN_TIMEOUT_S}s")
+            time.sleep(0.2)
+        argv = [sys.executable, str(REGISTRY_BENCH), "--url", url, "--clients", str(REGISTRY_CLIENTS),
+                "--seconds", f"{secs:g}"]
+        r = run_cmd(argv, 3 * secs + 180)
+        if r["timed_out"]:
+            raise PhaseError(f"registry_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
+        try:
+            d = json.loads(r["stdout"])
+        except ValueError:
+            raise PhaseError(f"registry_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d["cmd"] = shlex.join(["python3", "bench/registry_bench.py"] + argv[2:]).replace(url, "http://127.0.0.1:PORT2")
+        errs = [f"{k}: {v.get('first_error') or v.get('error')}" for k, v in (d.get("phases") or {}).items()
+                if v.get("errors") or v.get("error")]
+        if errs:
+            d["error"] = "; ".join(errs)
+        return d
+
+    def extra_broker(self, res, name, binary, label, overrides, phases, registry=False):
         """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
 
         phases: [(phase name, fn(broker))]; the broker is started only if --phases wants one of them."""
         phases = [(n, fn) for n, fn in phases if self.wanted(n)]
         if not phases:
             return
-        b = Broker(name, str(binary), self.args.data_root, self.run_dir, overrides=overrides, label=label)
+        b = Broker(name, str(binary), self.args.data_root, self.run_dir, overrides=overrides, label=label,
+                   registry=registry)
         try:
             b.start()
         except PhaseError as e:
@@ -1017,6 +1063,8 @@ class Runner:
                                for a in REBALANCE_ASSIGNORS])
             self.extra_broker(res, name, binary, "tributary-cleaner", {"log.cleaner.backoff.ms": "100"},
                               [("cleaner_latency", self.cleaner_latency)])
+            self.extra_broker(res, name, binary, "tributary-registry", {},
+                              [("registry_throughput", self.registry_throughput)], registry=True)
         return res
 
 
@@ -1510,6 +1558,40 @@ def render(results):
                        f"({fmt_num(x['broker']['cleaner_thread_busy_pct'], 0)} %)")
         crow("broker CPU (all threads)", lambda x: f"{fmt_num(x['broker']['broker_cpu_s'], 2)} s")
         w("")
+
+    # --- schema registry throughput (registry_bench.py; Tributary only)
+    w("## Schema Registry throughput (registry_bench.py, Tributary only)")
+    w("")
+    w(f"{REGISTRY_CLIENTS} Python client processes, one keep-alive connection each, {plan.get('registry_seconds', 0):g} s "
+      "per row, against the registry inside `tributary start` (a separate Tributary started with "
+      "`--schema-registry-port`). *Register*: a new Avro schema per request (a new id and version, checked BACKWARD "
+      "against the subject's latest, stored in `_schemas` with acks=all and read back before the answer). "
+      "*Get by id*: `GET /schemas/ids/{id}`, what a deserializer does once per id. *Lookup*: `POST /subjects/{s}` with "
+      "a registered schema, what a serializer with auto.register.schemas=false does (the registry parses and "
+      "canonicalizes it). The clients share the machine's cores with the registry, so these are floors. No peer: "
+      "Tansu serves no Schema Registry API, and Confluent's (JVM) registry is not installed here.")
+    w("")
+    rg = (tb or {}).get("phases", {}).get("registry_throughput") if tb else None
+    if rg is None:
+        w("Not run in this run.")
+    else:
+        if rg.get("error"):
+            w(f"> **Phase failed:** {str(rg['error']).strip().splitlines()[0]}")
+            w("")
+        w("| | requests/s | p50 | p99 | max | errors |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for key, label in (("register", "register (write path)"), ("get_by_id", "get schema by id"),
+                           ("lookup", "lookup schema under subject")):
+            x = (rg.get("phases") or {}).get(key)
+            if not x or x.get("error"):
+                w(f"| {label} | {cell_err(x['error']) if x else 'not run'} | | | | |")
+                continue
+            w(f"| {label} | {fmt_num(x['per_second'])} | {fmt_num(x['p50_ms'], 2)} ms | {fmt_num(x['p99_ms'], 2)} ms "
+              f"| {fmt_num(x['max_ms'], 2)} ms | {fmt_int(x['errors'])} |")
+        if rg.get("cmd"):
+            w("")
+            w(f"Command: `{rg['cmd']}`")
+    w("")
 
     # --- resources
     w("## Broker resources")

@@ -63,7 +63,8 @@ class BrokerProcess:
         log.write(f"\n===== start #{self.kills}\n")
         log.flush()
         self.proc = subprocess.Popen(
-            [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir],
+            [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir,
+             "--no-schema-registry"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_listening(self.port, 30):
             raise RuntimeError(f"broker did not listen on {self.port}; see {self.log_path}")

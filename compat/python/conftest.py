@@ -1,5 +1,7 @@
 """Fixtures that run a Tributary broker for the compatibility tests.
 
+* ``registry_platform`` / ``schema_registry_url`` (session): a second
+  ``tributary start`` with its schema registry on a free port.
 * ``broker`` (session): starts ``$TRIBUTARY_BIN start --kafka-port <free port>
   --data-dir <tmp>``, waits until the port accepts connections and a Metadata
   request succeeds, and at the end stops it with SIGTERM (SIGKILL after 10 s)
@@ -104,6 +106,10 @@ class BrokerProcess:
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
         self.owned = True
+        # `--schema-registry-port N` in argv: the in-process schema registry's URL.
+        self.registry_url: str | None = None
+        if "--schema-registry-port" in argv:
+            self.registry_url = f"http://{HOST}:{argv[argv.index('--schema-registry-port') + 1]}"
 
     @property
     def bootstrap(self) -> str:
@@ -138,6 +144,8 @@ class BrokerProcess:
                 )
             try:
                 metadata_ok(self.host, self.port, timeout=2.0)
+                if self.registry_url and not registry_ready(self.registry_url):
+                    raise RuntimeError(f"schema registry at {self.registry_url} not answering yet")
             except Exception as e:  # noqa: BLE001 - any failure means "not ready yet"
                 last_err = e
                 time.sleep(0.1)
@@ -223,8 +231,21 @@ class ExternalBroker:
         return f"external broker {self.bootstrap} (TRIBUTARY_BOOTSTRAP)"
 
 
-def start_args(bin_path: Path, port: int, data_dir: Path) -> list[str]:
-    return [str(bin_path), "start", "--kafka-port", str(port), "--data-dir", str(data_dir)]
+def start_args(bin_path: Path, port: int, data_dir: Path, schema_registry: bool = False) -> list[str]:
+    """`tributary start` on `port`; the schema registry runs only when asked, on
+    a free port of its own (many brokers run at once: 8081 must never matter)."""
+    registry = ["--schema-registry-port", str(free_port())] if schema_registry else ["--no-schema-registry"]
+    return [str(bin_path), "start", "--kafka-port", str(port), "--data-dir", str(data_dir)] + registry
+
+
+def registry_ready(url: str, timeout: float = 2.0) -> bool:
+    """GET /subjects answers 200."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=timeout) as r:
+            return r.status == 200
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def launch(argv_for_port, log_path: Path, data_dir: Path | None, port: int | None = None,
@@ -270,6 +291,27 @@ def bootstrap(broker) -> str:
     return broker.bootstrap
 
 
+@pytest.fixture(scope="session")
+def registry_platform(tmp_path_factory):
+    """A `tributary start` of its own with the schema registry on a free port
+    (`.registry_url`); the session broker stays without one, so its topic and
+    group lists are not changed by the registry's `_schemas` and election group."""
+    if external_bootstrap():
+        pytest.skip("TRIBUTARY_BOOTSTRAP is set: the schema registry tests start their own platform")
+    bin_path = broker_binary()
+    data_dir = tmp_path_factory.mktemp("registry-data")
+    log_path = tmp_path_factory.mktemp("registry-logs") / "platform.log"
+    b = launch(lambda p: start_args(bin_path, p, data_dir, schema_registry=True), log_path, data_dir)
+    print(f"\n[tributary] schema registry platform {b.describe()} registry {b.registry_url}")
+    yield b
+    b.stop_cleanly()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(registry_platform) -> str:
+    return registry_platform.registry_url
+
+
 @pytest.fixture(autouse=True)
 def _session_broker_still_alive(request):
     """After each test that used the session broker, check it is still running."""
@@ -305,12 +347,13 @@ class BrokerFactory:
         return self.tmp_path / "logs" / f"broker-{len(self.started) + 1}-{tag}.log"
 
     def start(self, data_dir: Path | None = None, port: int | None = None,
-              overrides: dict[str, str] | None = None) -> BrokerProcess:
-        """`tributary start --kafka-port P --data-dir D [--override k=v ...]` (a new process)."""
+              overrides: dict[str, str] | None = None, schema_registry: bool = False) -> BrokerProcess:
+        """`tributary start --kafka-port P --data-dir D [--override k=v ...]` (a new process);
+        with `schema_registry`, its registry runs on a free port (`b.registry_url`)."""
         data_dir = data_dir or self.new_data_dir()
         extra = [a for k, v in (overrides or {}).items() for a in ("--override", f"{k}={v}")]
-        b = launch(lambda p: start_args(self.bin_path, p, data_dir) + extra, self._log("start"),
-                   data_dir, port=port)
+        b = launch(lambda p: start_args(self.bin_path, p, data_dir, schema_registry) + extra,
+                   self._log("start"), data_dir, port=port)
         self.started.append(b)
         return b
 

@@ -7,8 +7,17 @@
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
+//! - `tributary schema-registry --bootstrap-servers host:port` runs a schema
+//!   registry on its own against any Kafka-compatible cluster; `start` runs
+//!   one in-process on port 8081 unless told otherwise (`registry.rs`).
+//! - `tributary schema create|list|describe|delete|check-compatibility` and
+//!   `tributary subject list|describe|update` drive any Confluent-compatible
+//!   schema registry over its REST API (`schema.rs`, `srclient.rs`).
 
 mod group;
+mod registry;
+mod schema;
+mod srclient;
 mod table;
 
 use std::collections::BTreeMap;
@@ -53,6 +62,12 @@ enum Command {
         /// Extra broker config, as in server.properties (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Port of the schema registry (0 = any free port).
+        #[arg(long, default_value_t = 8081)]
+        schema_registry_port: u16,
+        /// Do not run the schema registry.
+        #[arg(long)]
+        no_schema_registry: bool,
         /// Output format of the startup summary.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
         output: Output,
@@ -71,19 +86,26 @@ enum Command {
     },
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
+    /// Run a schema registry against a Kafka cluster.
+    SchemaRegistry(registry::RegistryArgs),
+    /// Schemas in a schema registry: create, list, describe, delete, check compatibility.
+    Schema(schema::SchemaArgs),
+    /// Subjects in a schema registry: list, describe, set compatibility level and mode.
+    Subject(schema::SubjectArgs),
 }
 
 #[derive(Serialize)]
 struct Summary {
     event: &'static str,
     kafka: Vec<String>,
+    schema_registry: Option<String>,
     data_dir: String,
     node_id: i32,
     cluster_id: String,
     startup_ms: u128,
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -116,15 +138,39 @@ fn start_config(
     BrokerConfig::from_properties(props).map_err(|e| e.to_string())
 }
 
-async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(), String> {
+async fn run(
+    config: BrokerConfig,
+    registry_port: Option<(String, u16)>,
+    output: Output,
+    started: Instant,
+) -> Result<(), String> {
     for key in &config.unknown_keys {
         tracing::warn!(key = %key, "config key is not used by Tributary");
     }
     let data_dir = config.data_dir.clone();
+    // Bind the registry's port before anything starts, so a busy port is the first thing reported.
+    let registry_listener = match &registry_port {
+        Some((host, port)) => Some(registry::bind_embedded(host, *port).await?),
+        None => None,
+    };
     let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
     let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
+    let schema_registry = match (registry_listener, broker.bound_addresses().first()) {
+        (Some((config, listener)), Some((_, kafka_addr))) => {
+            match registry::start_embedded(config, listener, *kafka_addr).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    broker.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
+    let registry_url = schema_registry.as_ref().map(|r| format!("http://{}", r.local_addr()));
     let summary = Summary {
         event: "started",
+        schema_registry: registry_url,
         kafka,
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string(),
         node_id: broker.cluster().node_id,
@@ -138,6 +184,9 @@ async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(
             for k in &summary.kafka {
                 println!("  Kafka      {k}");
             }
+            if let Some(url) = &summary.schema_registry {
+                println!("  Schemas    {url}");
+            }
             println!("  Data dir   {}", summary.data_dir);
             println!("  Cluster id {}", summary.cluster_id);
             if let Some(first) = summary.kafka.first() {
@@ -147,6 +196,9 @@ async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(
         }
     }
     wait_for_signal().await;
+    if let Some(r) = schema_registry {
+        r.shutdown().await;
+    }
     broker.shutdown().await;
     if output == Output::Json {
         println!("{}", serde_json::json!({"event": "stopped"}));
@@ -154,7 +206,7 @@ async fn run(config: BrokerConfig, output: Output, started: Instant) -> Result<(
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -177,14 +229,23 @@ async fn wait_for_signal() {
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
-    let (config, output) = match cli.command {
+    let (config, registry_port, output) = match cli.command {
         Command::Group(args) => return group::run(args),
-        Command::Start { kafka_port, host, data_dir, overrides, output } => {
-            (start_config(kafka_port, &host, &data_dir, &overrides), output)
+        Command::Schema(args) => return schema::run_schema(args),
+        Command::Subject(args) => return schema::run_subject(args),
+        Command::SchemaRegistry(args) => {
+            init_logging();
+            return registry::run(args);
         }
-        Command::Broker { config, overrides, output } => {
-            (BrokerConfig::load(config.as_deref(), std::env::vars(), &overrides).map_err(|e| e.to_string()), output)
+        Command::Start { kafka_port, host, data_dir, overrides, schema_registry_port, no_schema_registry, output } => {
+            let registry = (!no_schema_registry).then(|| (host.clone(), schema_registry_port));
+            (start_config(kafka_port, &host, &data_dir, &overrides), registry, output)
         }
+        Command::Broker { config, overrides, output } => (
+            BrokerConfig::load(config.as_deref(), std::env::vars(), &overrides).map_err(|e| e.to_string()),
+            None,
+            output,
+        ),
     };
     init_logging();
     let config = match config {
@@ -201,7 +262,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, output, started)) {
+    match runtime.block_on(run(config, registry_port, output, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

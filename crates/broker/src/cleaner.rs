@@ -18,6 +18,7 @@ use tributary_log::{CleanSnapshot, CleanerLimits};
 use tributary_types::now_ms;
 
 use crate::cluster::Cluster;
+use crate::flusher::Flusher;
 use crate::partition::PartitionRef;
 
 /// How long a partition whose clean failed is left alone.
@@ -119,7 +120,7 @@ fn run(cluster: &Arc<Cluster>, settings: CleanerSettings, signal: &Signal) {
         let cleaned_one = match dirtiest_due(cluster, now, &failed) {
             Some((partition, snapshot)) => {
                 let key = (partition.topic.clone(), partition.index);
-                if !clean_partition(&partition, &snapshot, &settings, &signal.stop) {
+                if !clean_partition(&partition, &snapshot, &settings, &cluster.flusher, &signal.stop) {
                     failed.insert(key, Instant::now() + FAILED_PARTITION_BACKOFF);
                 }
                 true
@@ -182,6 +183,7 @@ fn clean_partition(
     partition: &PartitionRef,
     snapshot: &CleanSnapshot,
     settings: &CleanerSettings,
+    flusher: &Flusher,
     stop: &AtomicBool,
 ) -> bool {
     let started = Instant::now();
@@ -196,7 +198,27 @@ fn clean_partition(
         }
     };
     let stats = cleaned.stats;
-    match partition.log().commit_clean(cleaned) {
+    // Publishing syncs files and the directory: done before taking the lock,
+    // which then covers only renames.
+    let published = match cleaned.publish() {
+        Ok(published) => published,
+        Err(e) => {
+            tracing::warn!(%topic, partition = index, error = %e, "publishing the cleaned segments failed; the log is left as it was");
+            return false;
+        }
+    };
+    let started_commit = Instant::now();
+    let committed = partition.log().commit_clean(published);
+    let commit_ms = started_commit.elapsed().as_millis() as u64;
+    // Unlinking the replaced files may wait on the disk: not under the lock.
+    let committed = committed.map(|(groups, retired)| {
+        retired.remove();
+        groups
+    });
+    // The next flush makes the renames and the cleaner offset durable (a crash before that
+    // finishes the published swap on open).
+    flusher.mark_dirty(partition);
+    match committed {
         Ok(groups) => {
             tracing::info!(
                 %topic,
@@ -209,6 +231,7 @@ fn clean_partition(
                 tombstones_dropped = stats.tombstones_dropped,
                 keys = stats.keys_mapped,
                 ms = started.elapsed().as_millis() as u64,
+                commit_ms,
                 "compacted"
             );
             true

@@ -1,26 +1,49 @@
-//! Group commit. Appends mark their partition dirty; one thread repeatedly
-//! takes every dirty partition, fsyncs what each has appended (without the
-//! partition lock), then advances each high watermark. While it syncs, new
-//! appends queue up and are covered together by the next round, so many
-//! producers share one fsync.
+//! Group commit. Appends mark their partition dirty; a few flusher threads
+//! take dirty partitions one at a time, fsync what each has appended
+//! (without the partition lock), then advance its high watermark. While a
+//! partition syncs, new appends to it queue up and are covered together by
+//! its next flush, so many producers share one fsync.
+//!
+//! One partition is flushed by at most one thread at a time (a flush that
+//! started after a roll must not finish before the one still syncing the
+//! rolled segment). Several threads keep one slow partition (its lock held by
+//! the log cleaner's swap, or its fsync stuck behind a large write-out) from
+//! delaying the acknowledgements of every other partition.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::partition::{Partition, Progress};
 
+/// Flusher threads. fsyncs of different files proceed in parallel on any
+/// SSD; more threads than this rarely help one data directory.
+const FLUSH_THREADS: usize = 4;
+
 #[derive(Default)]
 struct Queue {
+    /// Partitions with appends not yet flushed, by address.
     dirty: HashMap<usize, Arc<Partition>>,
+    /// Partitions a thread is flushing now.
+    flushing: HashSet<usize>,
     stopping: bool,
+}
+
+impl Queue {
+    /// A dirty partition no thread is flushing, taken out of the queue.
+    fn take_ready(&mut self) -> Option<(usize, Arc<Partition>)> {
+        let key = *self.dirty.keys().find(|k| !self.flushing.contains(k))?;
+        let partition = self.dirty.remove(&key)?;
+        self.flushing.insert(key);
+        Some((key, partition))
+    }
 }
 
 /// The group-commit flusher.
 pub struct Flusher {
     queue: Arc<(Mutex<Queue>, Condvar)>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     syncs: Arc<AtomicU64>,
 }
 
@@ -35,14 +58,26 @@ fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
 }
 
 impl Flusher {
-    /// Starts the flusher thread.
+    /// Starts the flusher threads.
     pub fn start() -> std::io::Result<Flusher> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
-        let q = queue.clone();
         let syncs = Arc::new(AtomicU64::new(0));
-        let counter = syncs.clone();
-        let thread = std::thread::Builder::new().name("group-commit".to_string()).spawn(move || run(&q, &counter))?;
-        Ok(Flusher { queue, thread: Mutex::new(Some(thread)), syncs })
+        let mut threads = Vec::with_capacity(FLUSH_THREADS);
+        for i in 0..FLUSH_THREADS {
+            let (q, counter) = (queue.clone(), syncs.clone());
+            let spawned =
+                std::thread::Builder::new().name(format!("group-commit-{i}")).spawn(move || run(&q, &counter));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Stop the ones already running before reporting.
+                    let flusher = Flusher { queue, threads: Mutex::new(threads), syncs };
+                    flusher.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Flusher { queue, threads: Mutex::new(threads), syncs })
     }
 
     /// How many partition fsyncs have run: fewer than acknowledged batches
@@ -56,21 +91,21 @@ impl Flusher {
         let (queue, ready) = &*self.queue;
         let key = Arc::as_ptr(partition) as usize;
         let mut q = lock(queue);
-        if q.dirty.insert(key, partition.clone()).is_none() && q.dirty.len() == 1 {
+        if q.dirty.insert(key, partition.clone()).is_none() && !q.flushing.contains(&key) {
             ready.notify_one();
         }
     }
 
-    /// Flushes everything still queued and stops the thread.
+    /// Flushes everything still queued and stops the threads.
     pub fn stop(&self) {
         {
             let (queue, ready) = &*self.queue;
             lock(queue).stopping = true;
-            ready.notify_one();
+            ready.notify_all();
         }
-        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
         }
     }
 }
@@ -78,34 +113,42 @@ impl Flusher {
 fn run(queue: &(Mutex<Queue>, Condvar), syncs: &AtomicU64) {
     let (lock_queue, ready) = queue;
     loop {
-        let batch: Vec<Arc<Partition>> = {
+        let (key, partition) = {
             let mut q = lock(lock_queue);
-            while q.dirty.is_empty() && !q.stopping {
+            loop {
+                if let Some(next) = q.take_ready() {
+                    break next;
+                }
+                if q.stopping && q.dirty.is_empty() {
+                    return;
+                }
                 q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
-            if q.dirty.is_empty() && q.stopping {
-                return;
-            }
-            q.dirty.drain().map(|(_, p)| p).collect()
         };
-        flush_round(&batch, syncs);
+        flush(&partition, syncs);
+        let mut q = lock(lock_queue);
+        q.flushing.remove(&key);
+        // Appends that arrived meanwhile wait for this partition, or the
+        // other threads wait to see the queue drained at stop.
+        if q.dirty.contains_key(&key) || q.stopping {
+            ready.notify_all();
+        }
     }
 }
 
-/// One round: plan under each lock, fsync without locks, publish progress.
-fn flush_round(partitions: &[Arc<Partition>], syncs: &AtomicU64) {
-    let plans: Vec<_> = partitions.iter().map(|p| p.log().flush_plan()).collect();
-    for (partition, plan) in partitions.iter().zip(plans) {
-        let Some(plan) = plan else { continue };
-        let outcome = plan.execute();
-        syncs.fetch_add(1, Ordering::Relaxed);
-        let mut log = partition.log();
-        let result = log.complete_flush(plan.target, outcome);
-        let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
-        drop(log);
-        if let Err(e) = result {
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-        }
-        partition.publish(progress);
+/// Plans under the partition lock, fsyncs without it, publishes progress.
+fn flush(partition: &Partition, syncs: &AtomicU64) {
+    let Some(plan) = partition.log().flush_plan() else {
+        return;
+    };
+    let outcome = plan.execute();
+    syncs.fetch_add(1, Ordering::Relaxed);
+    let mut log = partition.log();
+    let result = log.complete_flush(plan.target, outcome);
+    let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
+    drop(log);
+    if let Err(e) = result {
+        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
     }
+    partition.publish(progress);
 }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, MetadataRequest, 
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
+use crate::admin::TopicPartition;
 use crate::connection::{ClientConfig, Connection};
 use crate::error::{ClientError, KafkaError};
 
@@ -66,6 +67,8 @@ pub struct ClusterMetadata {
     pub brokers: BTreeMap<i32, Node>,
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// The cluster id (Metadata v2+).
+    pub cluster_id: Option<String>,
 }
 
 /// Backoff between attempts of one operation, bounded by attempts and time.
@@ -121,6 +124,8 @@ pub struct Client {
     brokers: BTreeMap<i32, Node>,
     /// Coordinators by group id.
     coordinators: BTreeMap<String, Node>,
+    /// Partition leaders by partition, for produce and fetch.
+    pub(crate) leaders: BTreeMap<TopicPartition, Node>,
 }
 
 impl Client {
@@ -130,7 +135,14 @@ impl Client {
         let bootstrap_addr = conn.addr().to_string();
         let mut conns = BTreeMap::new();
         conns.insert(bootstrap_addr.clone(), conn);
-        Ok(Client { config, conns, bootstrap_addr, brokers: BTreeMap::new(), coordinators: BTreeMap::new() })
+        Ok(Client {
+            config,
+            conns,
+            bootstrap_addr,
+            brokers: BTreeMap::new(),
+            coordinators: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+        })
     }
 
     /// The configuration.
@@ -198,7 +210,8 @@ impl Client {
             })
             .collect();
         self.brokers.clone_from(&brokers);
-        Ok(ClusterMetadata { brokers, topics })
+        let cluster_id = response.cluster_id.as_deref().map(str::to_string);
+        Ok(ClusterMetadata { brokers, topics, cluster_id })
     }
 
     /// The broker coordinating `group`, looked up once and then cached.

@@ -70,6 +70,14 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         ApiKey::OffsetCommit => (2, 9),
         ApiKey::DeleteGroups => (0, 2),
         ApiKey::OffsetDelete => (0, 0),
+        ApiKey::CreateTopics => (2, 7),
+        // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
+        ApiKey::Produce => (3, 12),
+        ApiKey::Fetch => (4, 12),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
         _ => return None,
     };
     Some(VersionRange { min, max })
@@ -158,13 +166,26 @@ impl Connection {
 
     /// Sends `request` at `version` and decodes the response.
     pub async fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, ClientError> {
+        let timeout = self.timeout;
+        self.call_within(request, version, timeout).await
+    }
+
+    /// As [`Connection::call`], waiting up to `timeout` for the answer: for
+    /// requests the broker holds on purpose (a JoinGroup waiting for the
+    /// rebalance, a Fetch waiting for data).
+    pub async fn call_within<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
         let key = api_key(R::KEY, &self.addr)?;
         let mut body = BytesMut::new();
         request.encode(&mut body, version).map_err(|e| ClientError::Unsupported {
             addr: self.addr.clone(),
             detail: format!("cannot encode {key:?} v{version}: {e}"),
         })?;
-        let response = self.exchange(key, version, &body).await?;
+        let response = self.exchange(key, version, &body, timeout).await?;
         self.decode::<R::Response>(key, version, response)
     }
 
@@ -175,7 +196,13 @@ impl Connection {
     }
 
     /// Writes one request frame and reads its response; returns the body after the response header.
-    async fn exchange(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Result<Bytes, ClientError> {
+    async fn exchange(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
         if self.broken {
             return Err(ClientError::Io {
                 addr: self.addr.clone(),
@@ -204,7 +231,6 @@ impl Connection {
 
         // Until the response is read in full, a cancelled or failed exchange leaves the stream mid-frame.
         self.broken = true;
-        let timeout = self.timeout;
         let response = match tokio::time::timeout(timeout, self.write_and_read(&frame, key)).await {
             Err(_) => return Err(ClientError::Timeout { addr: self.addr.clone(), api: name(key), timeout }),
             Ok(result) => result?,
@@ -269,7 +295,7 @@ impl Connection {
                 addr: self.addr.clone(),
                 detail: format!("cannot encode ApiVersions v{version}: {e}"),
             })?;
-            let response = self.exchange(ApiKey::ApiVersions, version, &body).await?;
+            let response = self.exchange(ApiKey::ApiVersions, version, &body, self.timeout).await?;
             let code = match response.get(..2) {
                 Some(b) => i16::from_be_bytes([b[0], b[1]]),
                 None => {

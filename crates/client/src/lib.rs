@@ -11,9 +11,12 @@
 //!      │                     size-checked frames, response shape check, timeouts)
 //!      ├── metadata ───────────▶ brokers and partition leaders
 //!      ├── group_coordinator ──▶ FindCoordinator, cached per group
-//!      └── admin (admin.rs) ───▶ list / describe groups, committed offsets,
-//!                                list offsets, lag, seek plan + admin commit,
-//!                                delete groups, delete offsets
+//!      ├── admin (admin.rs) ───▶ list / describe groups, committed offsets,
+//!      │                         list offsets, lag, seek plan + admin commit,
+//!      │                         delete groups, delete offsets
+//!      ├── topics (topics.rs) ─▶ create a topic with configs
+//!      ├── records (records.rs) ▶ produce a batch with acks=all, fetch and decode batches
+//!      └── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
 //! ```
 //!
 //! Each request uses the highest version both the broker and this client
@@ -27,7 +30,10 @@ pub mod admin;
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod membership;
+pub mod records;
 pub mod seek;
+pub mod topics;
 
 pub use admin::{
     CommittedOffset, GroupDescription, GroupListing, ListedOffset, MemberDescription, OffsetSpec, PartitionLag,
@@ -36,5 +42,9 @@ pub use admin::{
 pub use client::{Client, ClusterMetadata, Node};
 pub use connection::{ClientConfig, Connection};
 pub use error::{ClientError, KafkaError};
+pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};
+pub use records::{FetchedRecord, FetchedRecords};
 pub use seek::{SeekTarget, TopicSelection};
+pub use topics::{NewTopic, TopicCreated};
 pub use tributary_protocol::consumer_protocol::{Assignment, Subscription, TopicPartitions};
+pub use tributary_record::builder::RecordSpec;

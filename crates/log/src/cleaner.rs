@@ -90,7 +90,7 @@ pub struct CleanerLimits {
 
 impl Default for CleanerLimits {
     fn default() -> Self {
-        CleanerLimits { dedupe_buffer_bytes: 128 << 20, io_bytes_per_second: f64::INFINITY }
+        CleanerLimits { dedupe_buffer_bytes: 128 << 20, io_bytes_per_second: (50 << 20) as f64 }
     }
 }
 
@@ -227,11 +227,14 @@ pub(crate) struct CleanedGroup {
     pub(crate) replaces: Vec<(i64, u64)>,
     /// The boundary after the group.
     pub(crate) end: i64,
-    /// The new segment, still at its `.cleaned` path.
+    /// The new segment, at its `.cleaned` path until published, then at its
+    /// `.swap` path.
     pub(crate) segment: Segment,
 }
 
-/// The output of [`clean`], applied by [`crate::PartitionLog::commit_clean`].
+/// The output of [`clean`]: cleaned segments nobody else can see yet. They
+/// take effect through [`Cleaned::publish`] and then
+/// [`crate::PartitionLog::commit_clean`].
 #[derive(Debug)]
 pub struct Cleaned {
     pub(crate) dir: PathBuf,
@@ -243,6 +246,24 @@ pub struct Cleaned {
     pub stats: CleanStats,
 }
 
+/// A clean whose segments are published as `.swap` files: durable, and
+/// finished by the next open if the process dies before
+/// [`crate::PartitionLog::commit_clean`] swaps them in.
+#[derive(Debug)]
+pub struct PublishedClean(pub(crate) Cleaned);
+
+impl PublishedClean {
+    /// What the clean did.
+    pub fn stats(&self) -> CleanStats {
+        self.0.stats
+    }
+
+    /// Deletes the published files (an abandoned clean).
+    pub fn discard(self) {
+        self.0.discard();
+    }
+}
+
 impl Cleaned {
     /// Deletes the cleaned files (an abandoned clean).
     pub fn discard(self) {
@@ -250,13 +271,78 @@ impl Cleaned {
             g.discard(&self.dir);
         }
     }
+
+    /// Publishes the cleaned segments without the log's lock: each becomes
+    /// `<base>.<end>.swap`, then the directory is synced. The originals are
+    /// untouched, so readers and appends go on; what is published is either
+    /// swapped in by [`crate::PartitionLog::commit_clean`] or, after a crash,
+    /// by the next open. On error nothing of the clean is left.
+    pub fn publish(mut self) -> Result<PublishedClean> {
+        for i in 0..self.groups.len() {
+            let group = &mut self.groups[i];
+            let swap = swap_path(&self.dir, group.segment.base_offset, group.end);
+            if let Err(e) = fs::rename(&group.segment.path, &swap) {
+                self.discard();
+                return Err(LogError::io(&swap, e));
+            }
+            group.segment.path = swap;
+        }
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            // Some swaps may be durable already; a crash now finishes them,
+            // which is as good as this clean. Without a crash they go.
+            let dir = self.dir.clone();
+            self.discard();
+            return Err(LogError::io(&dir, e));
+        }
+        Ok(PublishedClean(self))
+    }
 }
 
 impl CleanedGroup {
+    /// Removes the new segment (wherever it stands) and its cleaned indexes.
     pub(crate) fn discard(&self, dir: &Path) {
+        let _ = fs::remove_file(&self.segment.path);
         remove_cleaned_files(dir, self.segment.base_offset);
     }
 }
+
+/// Files a commit renamed to `<name>.deleted` under the log's lock, to be
+/// unlinked after it is released: freeing a file's blocks can wait on the
+/// disk, renaming it cannot. Files left behind are removed by the next open.
+#[derive(Debug, Default)]
+#[must_use = "retired files stay on disk until removed"]
+pub struct RetiredFiles(pub(crate) Vec<PathBuf>);
+
+impl RetiredFiles {
+    /// Unlinks the retired files (call without the log's lock).
+    pub fn remove(self) {
+        for path in self.0 {
+            if let Err(e) = fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "removing a replaced segment file failed; the next start removes it");
+            }
+        }
+    }
+
+    /// Renames `path` to `<path>.deleted`, if it exists, and remembers it.
+    pub(crate) fn retire(&mut self, path: &Path) -> std::io::Result<()> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(DELETED_SUFFIX);
+        let retired = PathBuf::from(name);
+        match fs::rename(path, &retired) {
+            Ok(()) => {
+                self.0.push(retired);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Suffix of a replaced segment file waiting to be unlinked.
+const DELETED_SUFFIX: &str = ".deleted";
 
 /// Path of a cleaned, not yet published segment.
 pub(crate) fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -289,6 +375,9 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> std::io::Result<()> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         if name.ends_with(".cleaned") {
             tracing::info!(path = %path.display(), "removing an unfinished clean");
+            fs::remove_file(&path)?;
+        } else if name.ends_with(DELETED_SUFFIX) {
+            // Replaced by a committed clean; only its unlink was left to do.
             fs::remove_file(&path)?;
         } else if let Some((base, end)) = parse_swap_name(&name) {
             swaps.push((base, end, path));
@@ -748,7 +837,7 @@ mod tests {
         fs::read_dir(dir)
             .expect("list")
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
-            .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+            .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap") || n.ends_with(".deleted"))
             .collect()
     }
 
@@ -772,17 +861,26 @@ mod tests {
     #[test]
     fn a_crash_after_the_swap_was_published_is_finished_on_open() {
         // Crash points: after the rename to .swap with every old segment still
-        // there, after deleting some of them, and after deleting all of them.
-        for deleted in [0usize, 1, usize::MAX] {
+        // there, after retiring (renaming to .deleted) or deleting some of
+        // them, and after retiring or deleting all of them.
+        for (deleted, retire) in [(0usize, false), (1, false), (usize::MAX, false), (1, true), (usize::MAX, true)] {
             let dir = tempfile::tempdir().expect("tempdir");
             let (log, cleaned) = dirty_log(dir.path());
-            for group in &cleaned.groups {
-                let swap = swap_path(dir.path(), group.segment.base_offset, group.end);
-                fs::rename(&group.segment.path, &swap).expect("publish");
+            let published = cleaned.publish().expect("publish");
+            let mut retired = RetiredFiles::default();
+            for group in &published.0.groups {
                 for (base, _) in group.replaces.iter().take(deleted) {
-                    Segment::remove_files(dir.path(), *base).expect("delete");
+                    if retire {
+                        let (log, index, time) = Segment::paths(dir.path(), *base);
+                        for p in [log, index, time] {
+                            retired.retire(&p).expect("retire");
+                        }
+                    } else {
+                        Segment::remove_files(dir.path(), *base).expect("delete");
+                    }
                 }
             }
+            assert_eq!(retired.0.is_empty(), !retire);
             drop(log);
             let (values, count) = contents(dir.path());
             assert!(all_latest(&values), "crash after deleting {deleted} old segments per group: {values:?}");

@@ -31,7 +31,7 @@ pub mod log;
 pub mod producer;
 pub mod segment;
 
-pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig};
+pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean, RetiredFiles};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};
 pub use segment::FileSlice;

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tributary_record::BatchHeader;
 use tributary_record::batch::{
@@ -22,7 +22,7 @@ use tributary_record::validate::first_record_at_or_after;
 
 use crate::checkpoint::Checkpoint;
 use crate::cleaner::{
-    CleanSnapshot, Cleaned, CleanedGroup, CompactionConfig, SourceSegment, cleaned_index_paths, swap_path,
+    CleanSnapshot, CleanedGroup, CompactionConfig, PublishedClean, RetiredFiles, SourceSegment, cleaned_index_paths,
 };
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
@@ -109,6 +109,8 @@ pub enum AppendOutcome {
 pub struct FlushPlan {
     files: Vec<Arc<File>>,
     dir: Option<PathBuf>,
+    /// A checkpoint to write after the fsyncs (see [`CheckpointWriter`]).
+    checkpoint: Option<(CheckpointWriter, u64, Checkpoint)>,
     /// The durable offset once the plan has run.
     pub target: i64,
 }
@@ -122,6 +124,32 @@ impl FlushPlan {
         if let Some(dir) = &self.dir {
             File::open(dir)?.sync_all()?;
         }
+        if let Some((writer, seq, checkpoint)) = &self.checkpoint {
+            writer.write(*seq, checkpoint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a log's checkpoint file, with or without the log's lock. Every
+/// version gets a sequence number under the lock; a write that finds a newer
+/// version already on disk is skipped, so a deferred write never puts an
+/// older checkpoint over a newer one.
+#[derive(Debug, Clone)]
+struct CheckpointWriter {
+    dir: PathBuf,
+    /// Sequence number of the version on disk.
+    written: Arc<Mutex<u64>>,
+}
+
+impl CheckpointWriter {
+    fn write(&self, seq: u64, checkpoint: &Checkpoint) -> std::io::Result<()> {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if *written >= seq {
+            return Ok(());
+        }
+        checkpoint.save(&self.dir)?;
+        *written = seq;
         Ok(())
     }
 }
@@ -159,6 +187,11 @@ pub struct PartitionLog {
     checkpointed: Checkpoint,
     unflushed: Vec<Arc<File>>,
     dir_dirty: bool,
+    /// Writes the checkpoint file; `checkpoint_seq` numbers its versions.
+    checkpoint_writer: CheckpointWriter,
+    checkpoint_seq: u64,
+    /// `checkpointed` holds news (the cleaner offset) for the next flush to write.
+    checkpoint_dirty: bool,
     epochs: LeaderEpochCache,
     producers: ProducerState,
     offline: Option<String>,
@@ -246,6 +279,9 @@ impl PartitionLog {
             checkpointed: checkpoint,
             unflushed: Vec::new(),
             dir_dirty: false,
+            checkpoint_writer: CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() },
+            checkpoint_seq: 0,
+            checkpoint_dirty: false,
             epochs,
             producers: ProducerState::default(),
             offline: None,
@@ -493,7 +529,10 @@ impl PartitionLog {
     /// What to fsync to make every appended batch durable, or `None` if all is.
     pub fn flush_plan(&mut self) -> Option<FlushPlan> {
         if self.offline.is_some()
-            || (self.durable_offset == self.next_offset && self.unflushed.is_empty() && !self.dir_dirty)
+            || (self.durable_offset == self.next_offset
+                && self.unflushed.is_empty()
+                && !self.dir_dirty
+                && !self.checkpoint_dirty)
         {
             return None;
         }
@@ -502,7 +541,12 @@ impl PartitionLog {
             files.push(active.file.clone());
         }
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
-        Some(FlushPlan { files, dir, target: self.next_offset })
+        let checkpoint = std::mem::take(&mut self.checkpoint_dirty).then(|| {
+            self.checkpoint_seq += 1;
+            let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
+            (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
+        });
+        Some(FlushPlan { files, dir, checkpoint, target: self.next_offset })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
@@ -528,8 +572,10 @@ impl PartitionLog {
 
     fn write_checkpoint(&mut self) -> Result<()> {
         let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
-        c.save(&self.dir).map_err(io_at(&self.dir))?;
+        self.checkpoint_seq += 1;
+        self.checkpoint_writer.write(self.checkpoint_seq, &c).map_err(io_at(&self.dir))?;
         self.checkpointed = c;
+        self.checkpoint_dirty = false;
         Ok(())
     }
 
@@ -773,23 +819,32 @@ impl PartitionLog {
         self.tombstone_horizon = Ok(horizon);
     }
 
-    /// Swaps cleaned segments in for the ones they were made from. A group
-    /// whose originals changed meanwhile (deleted by retention) is dropped.
-    /// Returns the number of groups swapped in. Under the lock this only
-    /// renames and deletes files, fsyncs the directory twice and writes the
-    /// checkpoint; the cleaned files and their indexes were synced by the
-    /// cleaner.
-    pub fn commit_clean(&mut self, cleaned: Cleaned) -> Result<usize> {
-        self.check_online()?;
+    /// Swaps published cleaned segments in for the ones they were made from.
+    /// A group whose originals changed meanwhile (deleted by retention or
+    /// DeleteRecords) is dropped. Returns the number of groups swapped in.
+    ///
+    /// Under the lock this only renames: the new segments, their indexes and
+    /// the `.swap` names were synced by the cleaner before (see
+    /// [`Cleaned::publish`]), so a crash at any point here is finished by the
+    /// next open; the replaced files are renamed to `.deleted`, and the caller
+    /// unlinks them after releasing the lock ([`RetiredFiles::remove`]). The next flush (see [`PartitionLog::flush_plan`]) syncs the
+    /// directory and writes the new cleaner offset to the checkpoint, without
+    /// the lock; if a crash comes first, the next clean only redoes work.
+    pub fn commit_clean(&mut self, published: PublishedClean) -> Result<(usize, RetiredFiles)> {
+        let cleaned = published.0;
+        let mut retired = RetiredFiles::default();
+        if let Err(e) = self.check_online() {
+            cleaned.discard();
+            return Err(e);
+        }
         if cleaned.dir != self.dir {
             cleaned.discard();
-            return Ok(0);
+            return Ok((0, retired));
         }
         let dir = self.dir.clone();
-        let io = io_at(&dir);
         let (end, horizon) = (cleaned.end, cleaned.tombstone_horizon);
         let active_base = self.segments.keys().next_back().copied().unwrap_or(i64::MAX);
-        let mut publish: Vec<(CleanedGroup, PathBuf)> = Vec::new();
+        let mut swapped = 0;
         for group in cleaned.groups {
             let base = group.segment.base_offset;
             let current: Vec<(i64, u64)> = self.segments.range(base..group.end).map(|(&b, s)| (b, s.size)).collect();
@@ -798,48 +853,35 @@ impl PartitionLog {
                 group.discard(&dir);
                 continue;
             }
-            let swap = swap_path(&dir, base, group.end);
-            if let Err(e) = fs::rename(&group.segment.path, &swap) {
-                group.discard(&dir);
-                for (g, swap) in publish {
-                    let _ = fs::rename(&swap, &g.segment.path);
-                    g.discard(&dir);
-                }
-                return Err(LogError::io(&swap, e));
-            }
-            publish.push((group, swap));
-        }
-        // Published: from here a crash is finished by the next open, and an
-        // error leaves memory and disk apart, so the log goes offline until a
-        // restart finishes the swap.
-        if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
-            self.go_offline(format!("publishing a cleaned segment failed: {e}"));
-            return Err(LogError::io(&dir, e));
-        }
-        let swapped = publish.len();
-        for (group, swap) in publish {
-            if let Err(e) = self.swap_in(group, &swap) {
+            // From the first unlink on, memory and disk differ until the
+            // swap is in: on error the log goes offline until a restart
+            // finishes the swap.
+            if let Err(e) = self.swap_in(group, &mut retired) {
                 self.go_offline(format!("swapping in a cleaned segment failed: {e}"));
                 return Err(LogError::io(&dir, e));
             }
+            swapped += 1;
         }
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)?;
+        self.dir_dirty = true;
         self.checkpointed.cleaner_offset = end;
-        self.write_checkpoint()?;
+        self.checkpoint_dirty = true;
         self.tombstone_horizon = Ok(horizon);
-        Ok(swapped)
+        Ok((swapped, retired))
     }
 
-    fn swap_in(&mut self, group: CleanedGroup, swap: &Path) -> std::io::Result<()> {
+    fn swap_in(&mut self, group: CleanedGroup, retired: &mut RetiredFiles) -> std::io::Result<()> {
         for (base, _) in &group.replaces {
-            if let Some(old) = self.segments.remove(base) {
-                old.delete_files(&self.dir)?;
+            if self.segments.remove(base).is_some() {
+                let (log, index, time) = Segment::paths(&self.dir, *base);
+                for path in [log, index, time] {
+                    retired.retire(&path)?;
+                }
             }
         }
         let mut segment = group.segment;
         let (log_path, index_path, time_path) = Segment::paths(&self.dir, segment.base_offset);
         let (cleaned_index, cleaned_time) = cleaned_index_paths(&self.dir, segment.base_offset);
-        fs::rename(swap, &log_path)?;
+        fs::rename(&segment.path, &log_path)?;
         fs::rename(cleaned_index, index_path)?;
         fs::rename(cleaned_time, time_path)?;
         segment.path = log_path;
@@ -868,5 +910,24 @@ impl PartitionLog {
         self.checkpointed.recovery_point = self.next_offset;
         self.write_checkpoint()?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deferred_checkpoint_never_overwrites_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let writer = CheckpointWriter { dir: dir.path().to_path_buf(), written: Arc::default() };
+        let older = Checkpoint { recovery_point: 10, log_start_offset: 0, cleaner_offset: 5 };
+        let newer = Checkpoint { recovery_point: 20, log_start_offset: 7, cleaner_offset: 5 };
+        // Version 1 was planned first, but version 2 (written under the lock) reached the disk first.
+        writer.write(2, &newer).expect("write newer");
+        writer.write(1, &older).expect("skip older");
+        assert_eq!(Checkpoint::load(dir.path()), newer);
+        writer.write(3, &older).expect("write");
+        assert_eq!(Checkpoint::load(dir.path()), older);
     }
 }

@@ -111,7 +111,13 @@ fn run_cleaner(log: &mut PartitionLog, now: i64) -> bool {
     }
     let stop = AtomicBool::new(false);
     match clean(&snapshot, &CleanerLimits::default(), now, &stop).expect("clean") {
-        Some(cleaned) => log.commit_clean(cleaned).expect("commit") > 0,
+        Some(cleaned) => {
+            let (swapped, retired) = log.commit_clean(cleaned.publish().expect("publish")).expect("commit");
+            retired.remove();
+            // As the broker does: the next flush syncs the directory and the checkpoint.
+            flush(log);
+            swapped > 0
+        }
         None => false,
     }
 }
@@ -289,7 +295,7 @@ fn a_clean_whose_segments_were_deleted_meanwhile_is_dropped() {
     // DeleteRecords moves the start past the first segments while the clean ran.
     let hw = log.durable_offset();
     log.delete_records(500, hw, T0).expect("delete records");
-    log.commit_clean(cleaned).expect("commit");
+    log.commit_clean(cleaned.publish().expect("publish")).expect("commit").1.remove();
     let after = read_all(&log);
     assert!(after.iter().all(|r| r.0 >= 500));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -320,7 +326,7 @@ fn a_small_dedupe_buffer_cleans_in_steps() {
         let Some(cleaned) = clean(&snapshot, &limits, T0, &stop).expect("clean") else {
             break;
         };
-        log.commit_clean(cleaned).expect("commit");
+        log.commit_clean(cleaned.publish().expect("publish")).expect("commit").1.remove();
         passes += 1;
         assert!(passes < 50, "cleaning makes progress");
     }

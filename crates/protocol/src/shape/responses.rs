@@ -114,6 +114,89 @@ const OFFSET_DELETE_PARTITION: &[F] = &[f(I32, 0, MAX), f(I16, 0, MAX)];
 const OFFSET_DELETE_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(OFFSET_DELETE_PARTITION), 0, MAX)];
 const OFFSET_DELETE: &[F] = &[f(I16, 0, MAX), f(I32, 0, MAX), f(Arr(OFFSET_DELETE_TOPIC), 0, MAX)];
 
+// ---- Produce (0), flexible from 9; topic ids from 13
+const PRODUCE_RECORD_ERROR: &[F] = &[f(I32, 8, MAX), f(Str, 8, MAX)];
+const PRODUCE_LEADER: &[F] = &[f(I32, 10, MAX), f(I32, 10, MAX)];
+const PRODUCE_NODE_ENDPOINT: &[F] = &[f(I32, 10, MAX), f(Str, 10, MAX), f(I32, 10, MAX), f(Str, 10, MAX)];
+const PRODUCE_PARTITION: &[F] = &[
+    f(I32, 0, MAX),
+    f(I16, 0, MAX),
+    f(I64, 0, MAX),
+    f(I64, 2, MAX),
+    f(I64, 5, MAX),
+    f(Arr(PRODUCE_RECORD_ERROR), 8, MAX),
+    f(Str, 8, MAX),
+    tagged(0, Struct(PRODUCE_LEADER), 10, MAX),
+];
+const PRODUCE_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(PRODUCE_PARTITION), 0, MAX)];
+const PRODUCE: &[F] = &[f(Arr(PRODUCE_TOPIC), 0, MAX), f(I32, 1, MAX), tagged(0, Arr(PRODUCE_NODE_ENDPOINT), 10, MAX)];
+
+// ---- Fetch (1), flexible from 12; topic ids from 13
+const FETCH_ABORTED: &[F] = &[f(I64, 4, MAX), f(I64, 4, MAX)];
+const FETCH_EPOCH_END: &[F] = &[f(I32, 12, MAX), f(I64, 12, MAX)];
+const FETCH_LEADER: &[F] = &[f(I32, 12, MAX), f(I32, 12, MAX)];
+const FETCH_SNAPSHOT: &[F] = &[f(I64, 0, MAX), f(I32, 0, MAX)];
+const FETCH_NODE_ENDPOINT: &[F] = &[f(I32, 16, MAX), f(Str, 16, MAX), f(I32, 16, MAX), f(Str, 16, MAX)];
+const FETCH_PARTITION: &[F] = &[
+    f(I32, 0, MAX),
+    f(I16, 0, MAX),
+    f(I64, 0, MAX),
+    f(I64, 4, MAX),
+    f(I64, 5, MAX),
+    f(Arr(FETCH_ABORTED), 4, MAX),
+    f(I32, 11, MAX),
+    f(Bytes, 0, MAX),
+    tagged(0, Struct(FETCH_EPOCH_END), 12, MAX),
+    tagged(1, Struct(FETCH_LEADER), 12, MAX),
+    tagged(2, Struct(FETCH_SNAPSHOT), 12, MAX),
+];
+const FETCH_TOPIC: &[F] = &[f(Str, 0, 12), f(Uuid, 13, MAX), f(Arr(FETCH_PARTITION), 0, MAX)];
+const FETCH: &[F] = &[
+    f(I32, 1, MAX),
+    f(I16, 7, MAX),
+    f(I32, 7, MAX),
+    f(Arr(FETCH_TOPIC), 0, MAX),
+    tagged(0, Arr(FETCH_NODE_ENDPOINT), 16, MAX),
+];
+
+// ---- CreateTopics (19), flexible from 5
+const CREATED_TOPIC_CONFIG: &[F] = &[f(Str, 5, MAX), f(Str, 5, MAX), f(Bool, 5, MAX), f(I8, 5, MAX), f(Bool, 5, MAX)];
+const CREATED_TOPIC: &[F] = &[
+    f(Str, 0, MAX),
+    f(Uuid, 7, MAX),
+    f(I16, 0, MAX),
+    f(Str, 1, MAX),
+    f(I32, 5, MAX),
+    f(I16, 5, MAX),
+    f(Arr(CREATED_TOPIC_CONFIG), 5, MAX),
+    tagged(0, I16, 5, MAX),
+];
+const CREATE_TOPICS: &[F] = &[f(I32, 2, MAX), f(Arr(CREATED_TOPIC), 0, MAX)];
+
+// ---- JoinGroup (11), flexible from 6
+const JOIN_GROUP_MEMBER: &[F] = &[f(Str, 0, MAX), f(Str, 5, MAX), f(Bytes, 0, MAX)];
+const JOIN_GROUP: &[F] = &[
+    f(I32, 2, MAX),
+    f(I16, 0, MAX),
+    f(I32, 0, MAX),
+    f(Str, 7, MAX),
+    f(Str, 0, MAX),
+    f(Str, 0, MAX),
+    f(Bool, 9, MAX),
+    f(Str, 0, MAX),
+    f(Arr(JOIN_GROUP_MEMBER), 0, MAX),
+];
+
+// ---- SyncGroup (14), flexible from 4
+const SYNC_GROUP: &[F] = &[f(I32, 1, MAX), f(I16, 0, MAX), f(Str, 5, MAX), f(Str, 5, MAX), f(Bytes, 0, MAX)];
+
+// ---- Heartbeat (12), flexible from 4
+const HEARTBEAT: &[F] = &[f(I32, 1, MAX), f(I16, 0, MAX)];
+
+// ---- LeaveGroup (13), flexible from 4
+const LEAVE_GROUP_MEMBER: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX), f(I16, 3, MAX)];
+const LEAVE_GROUP: &[F] = &[f(I32, 1, MAX), f(I16, 0, MAX), f(Arr(LEAVE_GROUP_MEMBER), 3, MAX)];
+
 // ---- Consumer protocol (embedded in JoinGroup metadata and SyncGroup assignments), never flexible
 const CONSUMER_TOPIC_PARTITION: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
 const CONSUMER_SUBSCRIPTION: &[F] = &[
@@ -138,6 +221,13 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
+        ApiKey::Produce => (PRODUCE, 9),
+        ApiKey::Fetch => (FETCH, 12),
+        ApiKey::CreateTopics => (CREATE_TOPICS, 5),
+        ApiKey::JoinGroup => (JOIN_GROUP, 6),
+        ApiKey::SyncGroup => (SYNC_GROUP, 4),
+        ApiKey::Heartbeat => (HEARTBEAT, 4),
+        ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
         _ => return None,
     })
 }

@@ -360,6 +360,164 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             };
             enc!(OffsetDeleteResponse::default().with_topics(vec![t("a"), t("bb")]))
         }
+        ApiKey::Produce => {
+            use produce_response::*;
+            let p = |i: i32| {
+                let mut p = PartitionProduceResponse::default()
+                    .with_index(i)
+                    .with_base_offset(5)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(0);
+                if v >= 8 {
+                    p = p
+                        .with_record_errors(vec![
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(0)
+                                .with_batch_index_error_message(Some(s("e"))),
+                            BatchIndexAndErrorMessage::default().with_batch_index(1),
+                        ])
+                        .with_error_message(Some(s("m")));
+                }
+                if v >= 10 {
+                    p = p.with_current_leader(
+                        LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2),
+                    );
+                }
+                p
+            };
+            let t = |name: &'static str| {
+                let t = TopicProduceResponse::default().with_partition_responses(vec![p(0), p(1)]);
+                if v >= 13 { t.with_topic_id(id) } else { t.with_name(TopicName(s(name))) }
+            };
+            let mut r = ProduceResponse::default().with_responses(vec![t("a"), t("bb")]).with_throttle_time_ms(1);
+            if v >= 10 {
+                let n = |i: i32| NodeEndpoint::default().with_node_id(BrokerId(i)).with_host(s("h")).with_port(9092);
+                r = r.with_node_endpoints(vec![n(1), n(2)]);
+            }
+            if flexible(9) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::Fetch => {
+            use fetch_response::*;
+            let p = |i: i32| {
+                let mut p = PartitionData::default()
+                    .with_partition_index(i)
+                    .with_high_watermark(9)
+                    .with_last_stable_offset(9)
+                    .with_log_start_offset(0)
+                    .with_aborted_transactions(Some(vec![
+                        AbortedTransaction::default().with_producer_id(ProducerId(1)).with_first_offset(2),
+                        AbortedTransaction::default().with_producer_id(ProducerId(3)).with_first_offset(4),
+                    ]))
+                    .with_records(Some(bytes::Bytes::from_static(b"records")));
+                if v >= 12 {
+                    p = p
+                        .with_diverging_epoch(EpochEndOffset::default().with_epoch(1).with_end_offset(2))
+                        .with_current_leader(
+                            LeaderIdAndEpoch::default().with_leader_id(BrokerId(1)).with_leader_epoch(2),
+                        )
+                        .with_snapshot_id(SnapshotId::default().with_end_offset(3).with_epoch(1));
+                }
+                p
+            };
+            let t = |name: &'static str| {
+                let t = FetchableTopicResponse::default().with_partitions(vec![p(0), p(1)]);
+                if v >= 13 { t.with_topic_id(id) } else { t.with_topic(TopicName(s(name))) }
+            };
+            let mut r = FetchResponse::default().with_responses(vec![t("a"), t("bb")]).with_session_id(if v >= 7 {
+                3
+            } else {
+                0
+            });
+            if v >= 16 {
+                let n = |i: i32| NodeEndpoint::default().with_node_id(BrokerId(i)).with_host(s("h")).with_port(9092);
+                r = r.with_node_endpoints(vec![n(1), n(2)]);
+            }
+            if flexible(12) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::CreateTopics => {
+            use create_topics_response::*;
+            let t = |name: &'static str| {
+                let mut t =
+                    CreatableTopicResult::default().with_name(TopicName(s(name))).with_error_message(Some(s("m")));
+                if v >= 5 {
+                    let c = |k: &'static str| CreatableTopicConfigs::default().with_name(s(k)).with_value(Some(s("v")));
+                    t = t
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)
+                        .with_configs(Some(vec![c("a"), c("bb")]))
+                        .with_topic_config_error_code(5);
+                }
+                if v >= 7 {
+                    t = t.with_topic_id(id);
+                }
+                t
+            };
+            let mut r = CreateTopicsResponse::default().with_topics(vec![t("a"), t("bb")]);
+            if flexible(5) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::JoinGroup => {
+            use join_group_response::*;
+            let m = |name: &'static str| {
+                JoinGroupResponseMember::default()
+                    .with_member_id(s(name))
+                    .with_group_instance_id(if v >= 5 { Some(s("i")) } else { None })
+                    .with_metadata(bytes::Bytes::from_static(b"meta"))
+            };
+            let mut r = JoinGroupResponse::default()
+                .with_generation_id(3)
+                .with_protocol_type(if v >= 7 { Some(s("sr")) } else { None })
+                .with_protocol_name(Some(s("v0")))
+                .with_leader(s("m1"))
+                .with_skip_assignment(v >= 9)
+                .with_member_id(s("m1"))
+                .with_members(vec![m("m1"), m("m2")]);
+            if flexible(6) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::SyncGroup => {
+            use sync_group_response::*;
+            let mut r = SyncGroupResponse::default()
+                .with_protocol_type(if v >= 5 { Some(s("sr")) } else { None })
+                .with_protocol_name(if v >= 5 { Some(s("v0")) } else { None })
+                .with_assignment(bytes::Bytes::from_static(b"assignment"));
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::Heartbeat => {
+            use heartbeat_response::*;
+            let mut r = HeartbeatResponse::default().with_error_code(27);
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::LeaveGroup => {
+            use leave_group_response::*;
+            let mut r = LeaveGroupResponse::default();
+            if v >= 3 {
+                let m = |name: &'static str| {
+                    MemberResponse::default().with_member_id(s(name)).with_group_instance_id(Some(s("i")))
+                };
+                r = r.with_members(vec![m("m1"), m("m2")]);
+            }
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
         other => panic!("no sample response for {other:?}"),
     }
     buf.freeze()
@@ -381,6 +539,13 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::OffsetCommit, OffsetCommitResponse::VERSIONS),
         (ApiKey::DeleteGroups, DeleteGroupsResponse::VERSIONS),
         (ApiKey::OffsetDelete, OffsetDeleteResponse::VERSIONS),
+        (ApiKey::Produce, ProduceResponse::VERSIONS),
+        (ApiKey::Fetch, FetchResponse::VERSIONS),
+        (ApiKey::CreateTopics, CreateTopicsResponse::VERSIONS),
+        (ApiKey::JoinGroup, JoinGroupResponse::VERSIONS),
+        (ApiKey::SyncGroup, SyncGroupResponse::VERSIONS),
+        (ApiKey::Heartbeat, HeartbeatResponse::VERSIONS),
+        (ApiKey::LeaveGroup, LeaveGroupResponse::VERSIONS),
     ];
     for (key, versions) in apis {
         for v in versions.min..=versions.max {
@@ -402,7 +567,7 @@ fn huge_response_counts_are_refused() {
     // DescribeGroups v0: throttle-less, groups array claiming i32::MAX entries.
     let body = [0x7f, 0xff, 0xff, 0xff, 0x00, 0x00];
     assert!(matches!(check_response(ApiKey::DescribeGroups, 0, &body, 1000), Err(ShapeError::BadLength(..))));
-    assert_eq!(check_response(ApiKey::JoinGroup, 0, &body, 1000), Err(ShapeError::UnknownApi(11)));
+    assert_eq!(check_response(ApiKey::SaslHandshake, 0, &body, 1000), Err(ShapeError::UnknownApi(17)));
     // Consumer assignment: partitions claiming 2^31-1 int32s.
     let body = [0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
     assert!(matches!(check_embedded(Embedded::ConsumerAssignment, 0, &body, 1000), Err(ShapeError::BadLength(..))));

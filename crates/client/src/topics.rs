@@ -1,0 +1,95 @@
+//! Topic administration: create a topic with configs.
+//!
+//! ```text
+//! create_topic ──▶ CreateTopics (any broker; the cluster routes it to its controller)
+//!                  TOPIC_ALREADY_EXISTS ──▶ Ok(TopicCreated::AlreadyExisted)
+//! ```
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+
+use crate::client::{Client, Retry, str_bytes, topic_name};
+use crate::error::{ClientError, KafkaError};
+
+/// Kafka's TOPIC_ALREADY_EXISTS.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// What a topic to create looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count; -1 for the broker's `num.partitions`.
+    pub partitions: i32,
+    /// Replication factor; -1 for the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Topic configs (`cleanup.policy=compact`, ...).
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions, the broker's replication factor and no configs.
+    pub fn new(name: &str, partitions: i32) -> NewTopic {
+        NewTopic { name: name.to_string(), partitions, replication_factor: -1, configs: Vec::new() }
+    }
+
+    /// Adds a topic config.
+    pub fn with_config(mut self, key: &str, value: &str) -> NewTopic {
+        self.configs.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// Whether [`Client::create_topic`] created the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCreated {
+    /// It was created now.
+    Created,
+    /// It existed already (its settings were not changed).
+    AlreadyExisted,
+}
+
+impl Client {
+    /// Creates `topic`. A topic that already exists is not an error: the
+    /// answer says so and leaves the topic as it is.
+    pub async fn create_topic(&mut self, topic: &NewTopic) -> Result<TopicCreated, ClientError> {
+        let context = || format!("create topic \"{}\"", topic.name);
+        let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut retry = Retry::new(self.config().timeout);
+        loop {
+            let conn = self.any_connection().await?;
+            let v = conn.version(ApiKey::CreateTopics)?;
+            let configs = topic
+                .configs
+                .iter()
+                .map(|(k, v)| CreatableTopicConfig::default().with_name(str_bytes(k)).with_value(Some(str_bytes(v))))
+                .collect();
+            let request = CreateTopicsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(topic_name(&topic.name))
+                    .with_num_partitions(topic.partitions)
+                    .with_replication_factor(topic.replication_factor)
+                    .with_configs(configs),
+            ]);
+            let response = conn.call(&request, v).await?;
+            let Some(result) = response.topics.iter().find(|t| t.name.0.as_str() == topic.name) else {
+                return Err(ClientError::Malformed {
+                    addr: conn.addr().to_string(),
+                    api: "CreateTopics".to_string(),
+                    detail: format!("no result for topic \"{}\"", topic.name),
+                });
+            };
+            match result.error_code {
+                0 => return Ok(TopicCreated::Created),
+                TOPIC_ALREADY_EXISTS => return Ok(TopicCreated::AlreadyExisted),
+                code => {
+                    let err = KafkaError::new(code, context()).with_message(result.error_message.as_deref());
+                    if err.is_retriable() && retry.again().await {
+                        continue;
+                    }
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+}
