@@ -11,25 +11,36 @@ librdkafka reports a rejected record as INVALID_RECORD with its own text
 (``error_message`` and per-record ``record_errors``, Produce v8+) is read
 with a raw Produce v8 request.
 
-Here ``SchemasTopic`` stands in for a Schema Registry: it writes
+Most tests use ``SchemasTopic`` to stand in for a Schema Registry: it writes
 registrations to ``_schemas`` in the registry's own record format with a
-plain Producer. Its ``register`` returns the schema id the way a registry
-client does, so a real registry and serializer can replace it.
+plain Producer, and its ``register`` returns the schema id the way a registry
+client does. The last tests run against Tributary's own registry with
+confluent-kafka's registry client and serializers.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
+import warnings
 
 import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-import ck
-import kwire
-from ck import ADMIN_TIMEOUT_S, create_topic
-from payloads import unique_topic
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+from confluent_kafka.schema_registry import (Schema, SchemaRegistryClient,  # noqa: E402
+                                             record_subject_name_strategy)
+from confluent_kafka.schema_registry.avro import AvroSerializer  # noqa: E402
+from confluent_kafka.schema_registry.json_schema import JSONSerializer  # noqa: E402
+from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
+
+import ck  # noqa: E402
+import kwire  # noqa: E402
+from ck import ADMIN_TIMEOUT_S, create_topic  # noqa: E402
+from payloads import unique_topic  # noqa: E402
 
 STORAGE_TOPIC = "_schemas"
 TIMEOUT_S = 30.0
@@ -252,3 +263,67 @@ def test_record_name_strategy_and_deleted_subjects(bootstrap, adm, registry):
     registry.delete_subject(f"shop.v1.{name}")
     [deleted] = produce(bootstrap, topic, [(None, framed(schema_id, b""))])
     assert_rejected(deleted)
+
+
+# --------------------------------------------------------------------------
+# With Tributary's own Schema Registry and confluent-kafka's serializers
+# --------------------------------------------------------------------------
+
+
+def eventually_rejected(bootstrap: str, topic: str, value: bytes, timeout: float = 10.0) -> None:
+    """A deletion reaches the broker's index shortly after the registry answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [err] = produce(bootstrap, topic, [(None, value)])
+        if err is not None:
+            assert_rejected(err)
+            return
+        assert time.monotonic() < deadline, "still accepted after the subject was deleted"
+        time.sleep(0.1)
+
+
+def test_avro_serializer_with_the_registry(registry_platform, schema_registry_url):
+    bootstrap = registry_platform.bootstrap
+    adm = ck.admin(bootstrap)
+    topic = validated_topic(adm, "sv-e2e-avro")
+    sr = SchemaRegistryClient({"url": schema_registry_url})
+    serialize = AvroSerializer(sr, ORDER_AVRO)
+    # The serializer registers the schema, then the record goes straight to the broker.
+    value = serialize({"id": 1}, SerializationContext(topic, MessageField.VALUE))
+    assert produce(bootstrap, topic, [(None, value)]) == [None]
+    [plain] = produce(bootstrap, topic, [(None, b'{"id": 1}')])
+    assert_rejected(plain)
+    code, message, _ = produce_v8(bootstrap, topic, [b'{"id": 1}'])
+    assert code == KafkaError.INVALID_RECORD and "has no schema id" in message, message
+    sr.delete_subject(f"{topic}-value")
+    eventually_rejected(bootstrap, topic, value)
+
+
+def test_record_name_strategy_with_the_registry(registry_platform, schema_registry_url):
+    bootstrap = registry_platform.bootstrap
+    adm = ck.admin(bootstrap)
+    topic = validated_topic(adm, "sv-e2e-record",
+                            **{"confluent.value.subject.name.strategy": "RecordNameStrategy"})
+    sr = SchemaRegistryClient({"url": schema_registry_url})
+    suffix = random.randrange(10**9)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+
+    # JSON Schema: the record name is the title.
+    schema = json.dumps({"title": f"Thing{suffix}", "type": "object",
+                         "properties": {"n": {"type": "integer"}}})
+    by_record = JSONSerializer(schema, sr, conf={"subject.name.strategy": record_subject_name_strategy})
+    by_topic = JSONSerializer(schema, sr)
+    assert produce(bootstrap, topic, [(None, by_record({"n": 1}, ctx))]) == [None]
+    # The same schema under <topic>-value has the same id, so it passes too;
+    # a schema registered only under a subject other than its title does not.
+    assert produce(bootstrap, topic, [(None, by_topic({"n": 2}, ctx))]) == [None]
+    other = json.dumps({"title": f"Other{suffix}", "type": "object"})
+    other_id = sr.register_schema(f"elsewhere-{suffix}", Schema(other, "JSON"))
+    [wrong] = produce(bootstrap, topic, [(None, framed(other_id, b"{}"))])
+    assert_rejected(wrong)
+
+    # Protobuf text: package + first message, as the registry stores it.
+    proto = (f'syntax = "proto3";\npackage shop.v{suffix};\n\n'
+             "// a comment with message Fake {\nmessage Item {\n  string name = 1;\n}\n")
+    proto_id = sr.register_schema(f"shop.v{suffix}.Item", Schema(proto, "PROTOBUF"))
+    assert produce(bootstrap, topic, [(None, framed(proto_id, b"\x00\x0a\x01x"))]) == [None]

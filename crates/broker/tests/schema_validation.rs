@@ -1,8 +1,9 @@
 //! Schema validation in-process: registrations written to the registry's
 //! storage topic are honoured by the very next produce, rejected batches
 //! carry INVALID_RECORD with per-record errors, turning validation off lets
-//! anything through, the index is rebuilt after a restart and follows new
-//! registrations in the background.
+//! anything through, the index is rebuilt after a restart, follows new
+//! registrations in the background, and a produce sees every registry write
+//! acknowledged before it (deletions too).
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -123,6 +124,14 @@ async fn registered_ids_pass_others_are_rejected_and_restart_rebuilds_the_index(
         assert!(tokio::time::Instant::now() < deadline, "the tailer did not index version 2");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+
+    // A deletion the registry got acknowledged applies to the very next produce.
+    let key = br#"{"keytype":"DELETE_SUBJECT","subject":"orders-value","magic":0}"#;
+    let value = br#"{"subject":"orders-value","version":2}"#;
+    let r = produce(&mut client, "_schemas", batch(Compression::None, &[(Some(key), Some(value))])).await;
+    assert_eq!(r.error_code, 0);
+    let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&good))])).await;
+    assert_eq!(r.error_code, INVALID_RECORD, "id 41 belongs to a deleted subject");
 
     // Validation off: anything goes.
     let request = AlterConfigsRequest::default().with_resources(vec![

@@ -17,9 +17,10 @@
 //!                     SchemaIndex: subject → live ids; id → record name
 //!                          ▲ read lock, one per batch
 //! Produce ──▶ validate_batch ──▶ check (only if the topic validates) ──▶ append
-//!                 an id not found? catch up ≤ 1 MiB right there (the registry may have
-//!                 written it a moment ago), look again; still behind the high watermark
-//!                 ⇒ REQUEST_TIMED_OUT (retriable), else INVALID_RECORD
+//!                 index behind the storage topic's high watermark? catch up ≤ 1 MiB
+//!                 right there first, so a registration or deletion the registry had
+//!                 acknowledged is seen; an id still not found and the index still
+//!                 behind ⇒ REQUEST_TIMED_OUT (retriable), else INVALID_RECORD
 //! ```
 //!
 //! The broker reads the registry's storage topic from its own log, so it
@@ -32,7 +33,7 @@ pub mod check;
 pub mod index;
 pub mod names;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub struct SchemaValidation {
     storage_topic: String,
     index: RwLock<SchemaIndex>,
     cursor: Mutex<Cursor>,
+    /// The cursor's next offset, readable without its lock.
+    applied: AtomicI64,
     active: AtomicBool,
     rejected_batches: AtomicU64,
     rejected_records: AtomicU64,
@@ -99,6 +102,7 @@ impl SchemaValidation {
             storage_topic,
             index: RwLock::new(SchemaIndex::default()),
             cursor: Mutex::new(Cursor::default()),
+            applied: AtomicI64::new(0),
             active: AtomicBool::new(false),
             rejected_batches: AtomicU64::new(0),
             rejected_records: AtomicU64::new(0),
@@ -148,6 +152,7 @@ impl SchemaValidation {
             }
             *self.index.write().unwrap_or_else(|p| p.into_inner()) = SchemaIndex::default();
             *cursor = Cursor { topic_id, next_offset: 0 };
+            self.applied.store(0, Ordering::Release);
         }
         let Some(partition) = topic.and_then(|t| t.partition(0)) else {
             return Ok(CatchUp { next_offset: 0, high_watermark: 0 });
@@ -193,6 +198,7 @@ impl SchemaValidation {
             );
         }
         cursor.next_offset = next_offset;
+        self.applied.store(next_offset, Ordering::Release);
         Ok(CatchUp { next_offset, high_watermark })
     }
 
@@ -209,6 +215,13 @@ impl SchemaValidation {
         decompressed_bytes_max: usize,
     ) -> Result<(), (ApiError, RecordErrors)> {
         self.active.store(true, Ordering::Relaxed);
+        // Read your writes: what the registry had acknowledged (a registration,
+        // a deletion) before this produce arrived is applied before it is checked.
+        if self.lagging(registry)
+            && let Err(e) = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES)
+        {
+            tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
+        }
         let rules = Rules { topic, key: config.key_schema_validation, value: config.value_schema_validation };
         let run = || check_batch(batch, &rules, &self.read_index(), decompressed_bytes_max);
         let mut outcome = run();
@@ -251,6 +264,14 @@ impl SchemaValidation {
                 Err((ApiError::new(code, message), records))
             }
         }
+    }
+
+    /// Whether the storage topic's high watermark differs from what the
+    /// index has applied (a recreated topic differs too).
+    fn lagging(&self, registry: &Registry) -> bool {
+        let high_watermark =
+            registry.topics.get(&self.storage_topic).and_then(|t| t.partition(0)).map_or(0, |p| p.high_watermark());
+        high_watermark != self.applied.load(Ordering::Acquire)
     }
 
     fn rejection_message(&self, topic: &str, rejection: &Rejection) -> String {
