@@ -23,6 +23,7 @@ use crate::error::ApiError;
 use crate::flusher::Flusher;
 use crate::groups::GroupService;
 use crate::partition::{Partition, PartitionRef, Progress};
+use crate::schema_validation::SchemaValidation;
 
 /// File whose presence at start means the last stop was clean.
 const CLEAN_SHUTDOWN_FILE: &str = ".tributary_cleanshutdown";
@@ -143,6 +144,8 @@ pub struct Cluster {
     pub flusher: Flusher,
     /// The group coordinator.
     pub groups: GroupService,
+    /// Topic schema validation and its index of registered schema ids.
+    pub schema_validation: SchemaValidation,
     producer_ids: Mutex<(i64, i64)>,
     advertised: RwLock<Vec<Listener>>,
     _lock: File,
@@ -231,6 +234,7 @@ impl Cluster {
         let flusher = Flusher::start().map_err(|e| dir_error(format!("cannot start the flusher thread: {e}")))?;
         let block_start = state.producer_id_block_end;
         let groups = GroupService::new(&config);
+        let schema_validation = SchemaValidation::new(config.schema_registry_topic.clone());
         Ok(Cluster {
             node_id: config.node_id,
             advertised: RwLock::new(config.advertised_listeners.clone()),
@@ -242,6 +246,7 @@ impl Cluster {
             layers: RwLock::new(layers),
             flusher,
             groups,
+            schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),
             _lock: lock,
         })

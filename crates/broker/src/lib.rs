@@ -12,6 +12,8 @@
 //!                responses in request order
 //! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
 //! Cleaner thread: compacts `cleanup.policy=compact` partitions (snapshot, clean, swap in)
+//! Schema tailer: reads the registry's storage topic into the index that topics with
+//!                `confluent.*.schema.validation=true` check produced schema ids against
 //! ```
 //!
 //! [`Broker::start`] opens the data directory (recovering logs after an
@@ -28,6 +30,7 @@ pub mod handlers;
 mod internal;
 pub mod outgoing;
 pub mod partition;
+pub mod schema_validation;
 mod server;
 
 use std::net::SocketAddr;
@@ -132,6 +135,7 @@ impl Broker {
             tokio::spawn(server::accept_loop(cluster.clone(), socket, name, shutdown_rx.clone(), alive_sender.clone()));
         }
         tokio::spawn(retention_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
+        tokio::spawn(schema_validation::tail_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         // Group state loads in the background; until then group requests get COORDINATOR_LOAD_IN_PROGRESS.
         let loading = cluster.clone();
         tokio::spawn(async move {

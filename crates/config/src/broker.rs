@@ -149,6 +149,9 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
+    /// `tributary.schema.registry.topic`: the registry's storage topic,
+    /// read for topic schema validation.
+    pub schema_registry_topic: String,
     /// Every key set in the file, environment or overrides (the static layer
     /// of DescribeConfigs and topic-config defaults).
     pub properties: BTreeMap<String, String>,
@@ -268,6 +271,10 @@ impl BrokerConfig {
             retention_check_interval_ms: parse_i64("log.retention.check.interval.ms").max(1) as u64,
             connections_max_idle_ms: parse_i64("connections.max.idle.ms").max(1) as u64,
             producer_id_expiration_ms: parse_i64("producer.id.expiration.ms"),
+            schema_registry_topic: get("tributary.schema.registry.topic")
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "_schemas".to_string()),
             properties: props,
             unknown_keys,
         })

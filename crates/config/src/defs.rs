@@ -64,6 +64,19 @@ pub const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy"
 /// `message.timestamp.type` values.
 pub const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
+/// The default subject name strategy of schema validation.
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
+/// Subject name strategies schema validation accepts: the serializers' class
+/// names and their short forms.
+pub const SUBJECT_NAME_STRATEGIES: &[&str] = &[
+    TOPIC_NAME_STRATEGY,
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+    "TopicNameStrategy",
+    "RecordNameStrategy",
+    "TopicRecordNameStrategy",
+];
+
 macro_rules! topic {
     ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal, [$($syn:expr),*]) => {
         ConfigDef { synonyms: &[$($syn),*], ..def($name, $ty, $default, $validator, $doc) }
@@ -111,6 +124,38 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Range(-131_072, 22),
         "Compression level when compression.type is zstd.",
         [syn("compression.zstd.level")]
+    ),
+    topic!(
+        "confluent.key.schema.validation",
+        Boolean,
+        Some("false"),
+        Any,
+        "Reject records whose key is not null and carries no schema id registered under the subject confluent.key.subject.name.strategy names.",
+        []
+    ),
+    topic!(
+        "confluent.key.subject.name.strategy",
+        String,
+        Some(TOPIC_NAME_STRATEGY),
+        OneOf(SUBJECT_NAME_STRATEGIES),
+        "How key schema validation names the subject a key's schema id must be registered under: TopicNameStrategy (<topic>-key), RecordNameStrategy (the schema's record name) or TopicRecordNameStrategy (<topic>-<record name>).",
+        []
+    ),
+    topic!(
+        "confluent.value.schema.validation",
+        Boolean,
+        Some("false"),
+        Any,
+        "Reject records whose value is not null and carries no schema id registered under the subject confluent.value.subject.name.strategy names.",
+        []
+    ),
+    topic!(
+        "confluent.value.subject.name.strategy",
+        String,
+        Some(TOPIC_NAME_STRATEGY),
+        OneOf(SUBJECT_NAME_STRATEGIES),
+        "How value schema validation names the subject a value's schema id must be registered under: TopicNameStrategy (<topic>-value), RecordNameStrategy (the schema's record name) or TopicRecordNameStrategy (<topic>-<record name>).",
+        []
     ),
     topic!(
         "delete.retention.ms",
@@ -475,6 +520,18 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         List,
         Some("uniform,range"),
         "Consumer protocol (KIP-848): server-side assignors members may ask for; the first is the default."
+    ),
+    broker!(
+        "tributary.schema.registry.topic",
+        String,
+        Some("_schemas"),
+        "Tributary: the Schema Registry's storage topic (the registry's kafkastore.topic), which the broker reads to know the registered schema ids that topic schema validation checks."
+    ),
+    broker!(
+        "confluent.schema.registry.url",
+        List,
+        None,
+        "Accepted for compatibility with Confluent Server; Tributary checks schema ids against the registry's storage topic (tributary.schema.registry.topic), not over HTTP."
     ),
     broker!("log.cleaner.enable", Boolean, Some("true"), "Run the log cleaner for compacted topics."),
     broker!(

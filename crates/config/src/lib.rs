@@ -17,4 +17,4 @@ pub mod topic;
 pub mod value;
 
 pub use broker::{BrokerConfig, ConfigError, Listener};
-pub use topic::{BrokerLayers, ConfigSource, TopicConfig, validate_topic_config};
+pub use topic::{BrokerLayers, ConfigSource, SubjectNameStrategy, TopicConfig, validate_topic_config};

@@ -153,6 +153,12 @@ impl BrokerLayers {
         };
         let long = |name: &str| -> i64 { get(name).trim().parse().unwrap_or(0) };
         let double = |name: &str| -> f64 { get(name).trim().parse().unwrap_or(0.0) };
+        let schema_validation = |enabled: &str, strategy: &str| -> Option<SubjectNameStrategy> {
+            if !get(enabled).trim().eq_ignore_ascii_case("true") {
+                return None;
+            }
+            Some(SubjectNameStrategy::from_config(&get(strategy)).unwrap_or(SubjectNameStrategy::TopicName))
+        };
         let policy = get("cleanup.policy");
         let policies = split_list(&policy);
         TopicConfig {
@@ -178,6 +184,53 @@ impl BrokerLayers {
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
             segment_jitter_ms: long("segment.jitter.ms"),
+            key_schema_validation: schema_validation(
+                "confluent.key.schema.validation",
+                "confluent.key.subject.name.strategy",
+            ),
+            value_schema_validation: schema_validation(
+                "confluent.value.schema.validation",
+                "confluent.value.subject.name.strategy",
+            ),
+        }
+    }
+}
+
+/// How schema validation names the subject a record's schema id must be
+/// registered under (the serializers' `*.subject.name.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` / `<topic>-value`.
+    TopicName,
+    /// The record name of the schema the id names.
+    RecordName,
+    /// `<topic>-<record name>`.
+    TopicRecordName,
+}
+
+impl SubjectNameStrategy {
+    /// Parses a strategy config value: a serializer class name
+    /// (`io.confluent.kafka.serializers.subject.TopicNameStrategy`) or its
+    /// short form (`TopicNameStrategy`), case-insensitively.
+    pub fn from_config(value: &str) -> Option<SubjectNameStrategy> {
+        let value = value.trim();
+        let short = value.rsplit('.').next().unwrap_or(value);
+        [
+            ("TopicNameStrategy", SubjectNameStrategy::TopicName),
+            ("RecordNameStrategy", SubjectNameStrategy::RecordName),
+            ("TopicRecordNameStrategy", SubjectNameStrategy::TopicRecordName),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(short))
+        .map(|(_, s)| s)
+    }
+
+    /// The short name, as users write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectNameStrategy::TopicName => "TopicNameStrategy",
+            SubjectNameStrategy::RecordName => "RecordNameStrategy",
+            SubjectNameStrategy::TopicRecordName => "TopicRecordNameStrategy",
         }
     }
 }
@@ -242,6 +295,12 @@ pub struct TopicConfig {
     pub segment_ms: i64,
     /// `segment.jitter.ms`.
     pub segment_jitter_ms: i64,
+    /// `confluent.key.schema.validation` is on: the strategy
+    /// (`confluent.key.subject.name.strategy`) that names a key's subject.
+    pub key_schema_validation: Option<SubjectNameStrategy>,
+    /// `confluent.value.schema.validation` is on: the strategy
+    /// (`confluent.value.subject.name.strategy`) that names a value's subject.
+    pub value_schema_validation: Option<SubjectNameStrategy>,
 }
 
 impl Default for TopicConfig {
@@ -313,6 +372,27 @@ mod tests {
             all.iter().find(|r| r.def.name == "retention.ms").and_then(|r| r.value.clone()).as_deref(),
             Some("604800000")
         );
+    }
+
+    #[test]
+    fn schema_validation_is_off_by_default_and_takes_a_strategy() {
+        let layers = BrokerLayers::default();
+        let c = layers.topic_config(&BTreeMap::new());
+        assert_eq!((c.key_schema_validation, c.value_schema_validation), (None, None));
+        let c = layers.topic_config(&map(&[("confluent.value.schema.validation", "TRUE")]));
+        assert_eq!(c.value_schema_validation, Some(SubjectNameStrategy::TopicName));
+        assert_eq!(c.key_schema_validation, None);
+        let c = layers.topic_config(&map(&[
+            ("confluent.key.schema.validation", "true"),
+            ("confluent.key.subject.name.strategy", "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy"),
+            ("confluent.value.subject.name.strategy", "RecordNameStrategy"),
+        ]));
+        assert_eq!(c.key_schema_validation, Some(SubjectNameStrategy::TopicRecordName));
+        assert_eq!(c.value_schema_validation, None, "a strategy alone does not turn validation on");
+        assert!(validate_topic_config("confluent.value.subject.name.strategy", Some("recordnamestrategy")).is_ok());
+        assert!(validate_topic_config("confluent.value.subject.name.strategy", Some("MyStrategy")).is_err());
+        assert!(validate_topic_config("confluent.key.schema.validation", Some("yes")).is_err());
+        assert_eq!(SubjectNameStrategy::from_config("a.b.RecordNameStrategy"), Some(SubjectNameStrategy::RecordName));
     }
 
     #[test]

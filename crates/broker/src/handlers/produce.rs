@@ -1,8 +1,9 @@
 //! Produce (key 0). Each partition's batch is validated (size, CRC, codec,
-//! every record, keys on compacted topics, timestamps), recompressed if the
-//! topic's `compression.type` asks, then appended under the partition lock;
-//! the reply waits until the group-commit flusher has fsynced it (acks=1 and
-//! acks=all alike; acks=0 gets no reply at all).
+//! every record, keys on compacted topics, timestamps, schema ids on topics
+//! with schema validation), recompressed if the topic's `compression.type`
+//! asks, then appended under the partition lock; the reply waits until the
+//! group-commit flusher has fsynced it (acks=1 and acks=all alike; acks=0
+//! gets no reply at all).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,6 +236,19 @@ fn produce_partition(
             ),
             Vec::new(),
         );
+    }
+    // Off unless the topic turned it on: then every key/value needs a registered schema id.
+    if (topic.config.key_schema_validation.is_some() || topic.config.value_schema_validation.is_some())
+        && let Err((error, records)) = cluster.schema_validation.check(
+            registry,
+            topic_name,
+            &topic.config,
+            &batch,
+            v,
+            DECOMPRESSED_BATCH_BYTES_MAX,
+        )
+    {
+        return fail(error, records);
     }
     if let Some(target) = target_codec(topic)
         && validated.header.compression().ok() != Some(target)

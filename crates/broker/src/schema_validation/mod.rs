@@ -1,0 +1,379 @@
+//! Broker-side schema validation: a topic with
+//! `confluent.value.schema.validation=true` (or `confluent.key.…`) accepts a
+//! batch only if every non-null value (key) is in the Schema Registry wire
+//! format — magic byte 0, then a 4-byte big-endian schema id — and that id is
+//! registered, not deleted, under the subject the topic's
+//! `confluent.{key,value}.subject.name.strategy` names. Otherwise the whole
+//! batch is rejected with INVALID_RECORD, each bad record listed in
+//! `record_errors`.
+//!
+//! ```text
+//! registry ──produce──▶ storage topic (_schemas, tributary.schema.registry.topic)
+//!                          │ high watermark moves (or a 1 s tick)
+//!                          ▼
+//!                     tail_loop ──spawn_blocking──▶ catch_up: read ≤ 4 MiB of batches from the
+//!                          local log, parse records (index::parse_record), apply under the write lock
+//!                          ▼
+//!                     SchemaIndex: subject → live ids; id → record name
+//!                          ▲ read lock, one per batch
+//! Produce ──▶ validate_batch ──▶ check (only if the topic validates) ──▶ append
+//!                 index behind the storage topic's high watermark? catch up ≤ 1 MiB
+//!                 right there first, so a registration or deletion the registry had
+//!                 acknowledged is seen; an id still not found and the index still
+//!                 behind ⇒ REQUEST_TIMED_OUT (retriable), else INVALID_RECORD
+//! ```
+//!
+//! The broker reads the registry's storage topic from its own log, so it
+//! needs no HTTP client and no registry address; a registry elsewhere
+//! (writing to this cluster) works the same. Tailing starts once some topic
+//! turns validation on. A topic without validation pays one branch on two
+//! config fields per batch.
+
+pub mod check;
+pub mod index;
+pub mod names;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tributary_config::TopicConfig;
+use tributary_protocol::ErrorCode;
+use tributary_types::TopicId;
+
+use crate::cluster::{Cluster, Registry};
+use crate::error::{ApiError, RecordErrors};
+use crate::partition::Progress;
+use check::{ProblemKind, Rejection, Rules, check_batch};
+use index::SchemaIndex;
+
+/// Bytes of the storage topic one background step reads.
+const STEP_BYTES: usize = 4 << 20;
+/// Bytes of the storage topic a produce request may read itself when an id
+/// is missing (on the network runtime, so kept small).
+const PRODUCE_CATCH_UP_BYTES: usize = 1 << 20;
+/// How often the tailer looks for the storage topic and for topics that
+/// turned validation on, besides waking on the storage topic's progress.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct Cursor {
+    /// The storage topic instance being read (a recreated topic starts over).
+    topic_id: Option<TopicId>,
+    /// Next offset to read.
+    next_offset: i64,
+}
+
+/// The schema index, where it stands in the storage topic, and counters.
+#[derive(Debug)]
+pub struct SchemaValidation {
+    storage_topic: String,
+    index: RwLock<SchemaIndex>,
+    cursor: Mutex<Cursor>,
+    /// The cursor's next offset, readable without its lock.
+    applied: AtomicI64,
+    active: AtomicBool,
+    rejected_batches: AtomicU64,
+    rejected_records: AtomicU64,
+    skipped_records: AtomicU64,
+}
+
+/// Where a catch-up left the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Next offset of the storage topic to read.
+    pub next_offset: i64,
+    /// The storage topic's high watermark when the step ended.
+    pub high_watermark: i64,
+}
+
+impl CatchUp {
+    /// Whether records below the high watermark remain unread.
+    pub fn behind(&self) -> bool {
+        self.next_offset < self.high_watermark
+    }
+}
+
+impl SchemaValidation {
+    /// Validation reading `storage_topic`; idle until a topic turns it on.
+    pub fn new(storage_topic: String) -> SchemaValidation {
+        SchemaValidation {
+            storage_topic,
+            index: RwLock::new(SchemaIndex::default()),
+            cursor: Mutex::new(Cursor::default()),
+            applied: AtomicI64::new(0),
+            active: AtomicBool::new(false),
+            rejected_batches: AtomicU64::new(0),
+            rejected_records: AtomicU64::new(0),
+            skipped_records: AtomicU64::new(0),
+        }
+    }
+
+    /// The registry's storage topic.
+    pub fn storage_topic(&self) -> &str {
+        &self.storage_topic
+    }
+
+    /// Batches rejected so far.
+    pub fn rejected_batches(&self) -> u64 {
+        self.rejected_batches.load(Ordering::Relaxed)
+    }
+
+    /// Records rejected so far.
+    pub fn rejected_records(&self) -> u64 {
+        self.rejected_records.load(Ordering::Relaxed)
+    }
+
+    /// Subject versions in the index (live and soft-deleted).
+    pub fn indexed_versions(&self) -> usize {
+        self.read_index().version_count()
+    }
+
+    /// Storage-topic records that could not be read and were skipped.
+    pub fn skipped_records(&self) -> u64 {
+        self.skipped_records.load(Ordering::Relaxed)
+    }
+
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, SchemaIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the storage topic from where the index stands towards its high
+    /// watermark, about `budget_bytes` of batches, and applies the records.
+    pub fn catch_up(&self, registry: &Registry, budget_bytes: usize) -> Result<CatchUp, String> {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = registry.topics.get(&self.storage_topic);
+        let topic_id = topic.map(|t| t.topic_id);
+        if cursor.topic_id != topic_id {
+            // Created, deleted or recreated: what the index holds is no longer true.
+            if cursor.topic_id.is_some() {
+                tracing::info!(topic = %self.storage_topic, "schema storage topic changed; rebuilding the schema index");
+            }
+            *self.index.write().unwrap_or_else(|p| p.into_inner()) = SchemaIndex::default();
+            *cursor = Cursor { topic_id, next_offset: 0 };
+            self.applied.store(0, Ordering::Release);
+        }
+        let Some(partition) = topic.and_then(|t| t.partition(0)) else {
+            return Ok(CatchUp { next_offset: 0, high_watermark: 0 });
+        };
+        let high_watermark = partition.high_watermark();
+        let mut changes = Vec::new();
+        let mut skipped = 0u64;
+        let next_offset = crate::internal::read_records(
+            partition,
+            cursor.next_offset,
+            high_watermark,
+            budget_bytes,
+            |offset, key, value| match index::parse_record(key, value) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(e) => {
+                    skipped += 1;
+                    tracing::debug!(topic = %self.storage_topic, offset, error = %e, "skipping an unreadable schema record");
+                }
+            },
+        )?;
+        if !changes.is_empty() {
+            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            let mut full = None;
+            for change in changes {
+                if let Err(e) = index.apply(change) {
+                    skipped += 1;
+                    full = Some(e);
+                }
+            }
+            if let Some(e) = full {
+                tracing::warn!(topic = %self.storage_topic, error = %e, "schema index is full");
+            }
+        }
+        if skipped > 0 {
+            self.skipped_records.fetch_add(skipped, Ordering::Relaxed);
+            tracing::warn!(
+                topic = %self.storage_topic,
+                skipped,
+                from = cursor.next_offset,
+                to = next_offset,
+                "skipped schema records that could not be read (RUST_LOG=debug shows each)"
+            );
+        }
+        cursor.next_offset = next_offset;
+        self.applied.store(next_offset, Ordering::Release);
+        Ok(CatchUp { next_offset, high_watermark })
+    }
+
+    /// Checks a produced batch (already through `validate_batch`) against the
+    /// topic's validation settings. Call only when the topic validates keys
+    /// or values.
+    pub fn check(
+        &self,
+        registry: &Registry,
+        topic: &str,
+        config: &TopicConfig,
+        batch: &[u8],
+        produce_version: i16,
+        decompressed_bytes_max: usize,
+    ) -> Result<(), (ApiError, RecordErrors)> {
+        self.active.store(true, Ordering::Relaxed);
+        // Read your writes: what the registry had acknowledged (a registration,
+        // a deletion) before this produce arrived is applied before it is checked.
+        if self.lagging(registry)
+            && let Err(e) = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES)
+        {
+            tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
+        }
+        let rules = Rules { topic, key: config.key_schema_validation, value: config.value_schema_validation };
+        let run = || check_batch(batch, &rules, &self.read_index(), decompressed_bytes_max);
+        let mut outcome = run();
+        if let Err(Ok(rejection)) = &outcome
+            && rejection.problems.iter().any(|p| matches!(p.kind, ProblemKind::NotRegistered { .. }))
+        {
+            // The registry may have written the id a moment ago: read what the
+            // storage topic gained, then look again.
+            let position = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES);
+            if let Err(e) = &position {
+                tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
+            }
+            outcome = run();
+            if let (Err(Ok(_)), Ok(position)) = (&outcome, position)
+                && position.behind()
+            {
+                return Err((
+                    ApiError::new(
+                        ErrorCode::RequestTimedOut,
+                        format!(
+                            "schema validation is still reading {} (offset {} of {}); retry shortly",
+                            self.storage_topic, position.next_offset, position.high_watermark
+                        ),
+                    ),
+                    Vec::new(),
+                ));
+            }
+        }
+        // INVALID_RECORD and per-record errors arrived with Produce v8.
+        let code = if produce_version >= 8 { ErrorCode::InvalidRecord } else { ErrorCode::CorruptMessage };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(Err(e)) => Err((ApiError::new(code, e.to_string()), Vec::new())),
+            Err(Ok(rejection)) => {
+                let message = self.rejection_message(topic, &rejection);
+                self.rejected_batches.fetch_add(1, Ordering::Relaxed);
+                self.rejected_records.fetch_add(rejection.rejected as u64, Ordering::Relaxed);
+                tracing::debug!(topic, records = rejection.rejected, %message, "schema validation rejected a batch");
+                let records = rejection.problems.into_iter().map(|p| (p.index, p.reason)).collect();
+                Err((ApiError::new(code, message), records))
+            }
+        }
+    }
+
+    /// Whether the storage topic's high watermark differs from what the
+    /// index has applied (a recreated topic differs too).
+    fn lagging(&self, registry: &Registry) -> bool {
+        let high_watermark =
+            registry.topics.get(&self.storage_topic).and_then(|t| t.partition(0)).map_or(0, |p| p.high_watermark());
+        high_watermark != self.applied.load(Ordering::Acquire)
+    }
+
+    fn rejection_message(&self, topic: &str, rejection: &Rejection) -> String {
+        let Some(first) = rejection.problems.first() else {
+            return "the batch failed schema validation".to_string();
+        };
+        let setting = format!("confluent.{}.schema.validation", first.side.name());
+        let advice = match &first.kind {
+            ProblemKind::NoSchemaId => {
+                format!("produce with a Schema Registry serializer, or turn off {setting} on topic {topic}")
+            }
+            ProblemKind::NotRegistered { subject } => {
+                let register = match subject {
+                    Some(s) => format!("register the schema under subject {s}"),
+                    None => "register the schema".to_string(),
+                };
+                let strategy = format!("confluent.{}.subject.name.strategy", first.side.name());
+                let empty = if self.read_index().version_count() == 0 {
+                    format!(" (this broker has found no schemas in {})", self.storage_topic)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{register} (the serializer's subject name strategy must match the topic's {strategy}), or turn off {setting} on topic {topic}{empty}"
+                )
+            }
+        };
+        if rejection.rejected == 1 {
+            format!("{}: {advice}", first.reason)
+        } else {
+            format!("{} records of the batch failed schema validation. {}: {advice}", rejection.rejected, first.reason)
+        }
+    }
+
+    fn is_active(&self, registry: &Registry) -> bool {
+        if self.active.load(Ordering::Relaxed) {
+            return true;
+        }
+        let wanted = registry
+            .topics
+            .values()
+            .any(|t| t.config.key_schema_validation.is_some() || t.config.value_schema_validation.is_some());
+        if wanted {
+            self.active.store(true, Ordering::Relaxed);
+            tracing::info!(topic = %self.storage_topic, "a topic validates schema ids; indexing the schema storage topic");
+        }
+        wanted
+    }
+}
+
+/// Keeps the schema index up to date: wakes when the storage topic's high
+/// watermark moves (or every second), and reads what was added in bounded
+/// steps on the blocking pool. Idle until some topic validates.
+pub(crate) async fn tail_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
+    let mut progress: Option<(TopicId, watch::Receiver<Progress>)> = None;
+    loop {
+        let changed = async {
+            match progress.as_mut() {
+                Some((_, rx)) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let subscribed = tokio::select! {
+            _ = shutdown.changed() => return,
+            ok = changed => ok,
+            _ = tokio::time::sleep(POLL_INTERVAL) => true,
+        };
+        if !subscribed {
+            progress = None;
+        }
+        let registry = cluster.registry();
+        let storage = registry.topics.get(cluster.schema_validation.storage_topic());
+        let current = storage.and_then(|t| t.partition(0).map(|p| (t.topic_id, p)));
+        if progress.as_ref().map(|(id, _)| *id) != current.map(|(id, _)| id) {
+            progress = current.map(|(id, p)| (id, p.subscribe()));
+        }
+        if !cluster.schema_validation.is_active(&registry) {
+            continue;
+        }
+        drop(registry);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let c = cluster.clone();
+            let step = tokio::task::spawn_blocking(move || {
+                let registry = c.registry();
+                c.schema_validation.catch_up(&registry, STEP_BYTES)
+            })
+            .await;
+            match step {
+                Ok(Ok(position)) if position.behind() => continue,
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %cluster.schema_validation.storage_topic(), error = %e, "cannot read the schema storage topic");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "schema index step failed");
+                    break;
+                }
+            }
+        }
+    }
+}
