@@ -589,7 +589,6 @@ impl Rewriter<'_> {
             let oneof = descriptor.as_ref().and_then(|d| d.oneofs().nth(i));
             o.options = Some(prost_types::OneofOptions {
                 uninterpreted_option: oneof.map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
-                ..Default::default()
             });
         }
         for n in &mut m.nested_type {
