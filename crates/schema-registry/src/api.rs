@@ -94,7 +94,17 @@ fn schema_request(body: Result<Bytes, BytesRejection>) -> Result<SchemaRequest, 
     if !value.is_object() {
         return Err(ApiError::new(422, "The request body must be a JSON object"));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::new(422, format!("Unrecognized request body: {e}")))
+    let mut request: SchemaRequest =
+        serde_json::from_value(value).map_err(|e| ApiError::new(422, format!("Unrecognized request body: {e}")))?;
+    request.metadata = request.metadata.filter(|m| !m.is_null()).map(crate::fields::without_nulls);
+    request.rule_set = request.rule_set.filter(|r| !r.is_null()).map(crate::fields::without_nulls);
+    if let Some(m) = &mut request.metadata {
+        crate::fields::metadata("metadata", m)?;
+    }
+    if let Some(r) = &mut request.rule_set {
+        crate::fields::rule_set("ruleSet", r)?;
+    }
+    Ok(request)
 }
 
 fn version(text: &str) -> Result<VersionSpec, ApiError> {
@@ -467,7 +477,7 @@ async fn method_not_allowed() -> Response {
 /// The router, with a request body limit of `body_limit` bytes.
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
-        .route("/", get(root))
+        .route("/", get(root).post(root))
         .route("/schemas", get(schemas))
         .route("/schemas/types", get(schema_types))
         .route("/schemas/ids/{id}", get(schema_by_id))

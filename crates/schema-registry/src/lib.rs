@@ -23,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod election;
 pub mod error;
+pub mod fields;
 pub mod format;
 pub mod forward;
 pub mod index;

@@ -19,7 +19,7 @@ use tributary_schema::{
 };
 
 use crate::error::ApiError;
-use crate::format::{ConfigValue, DeleteSubjectValue, Key, ModeValue, Reference, SchemaValue};
+use crate::format::{DeleteSubjectValue, Key, ModeValue, Reference, SchemaValue};
 use crate::index::{Content, Index};
 use crate::store::Store;
 
@@ -602,24 +602,7 @@ impl Registry {
         if let Some(s) = subject {
             check_subject(s)?;
         }
-        let mut update = ConfigValue::new();
-        let mut echo = Map::new();
-        for (k, v) in body {
-            if v.is_null() {
-                continue;
-            }
-            if k == "compatibility" || k == "compatibilityLevel" {
-                let text = v.as_str().unwrap_or_default();
-                let level: CompatibilityLevel = text.parse().map_err(|_| {
-                    ApiError::new(42203, format!("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive and full_transitive; got '{text}'"))
-                })?;
-                update.insert("compatibilityLevel".to_string(), json!(level.as_str()));
-                echo.insert("compatibility".to_string(), json!(level.as_str()));
-            } else {
-                update.insert(k.clone(), v.clone());
-                echo.insert(k, v);
-            }
-        }
+        let (update, echo) = crate::fields::config_update(body)?;
         let _guard = self.write_lock.lock().await;
         self.store.catch_up().await?;
         let merged = {
