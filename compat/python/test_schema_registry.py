@@ -19,7 +19,7 @@ import pytest
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
 from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: E402
@@ -314,3 +314,28 @@ def test_restart_keeps_schemas_and_a_second_instance_forwards(broker_factory, tm
         except subprocess.TimeoutExpired:
             proc.kill()
     b2.stop_cleanly()
+
+
+def test_permanent_delete_keeps_the_largest_id_through_compaction(schema_registry_url, registry_platform):
+    """A permanent delete tombstones the schema's record, which compaction then removes; the NOOP record
+    written with it keeps the largest assigned id, so a restarted registry never hands that id out again."""
+    sr = SchemaRegistryClient({"url": schema_registry_url})
+    subject = unique("gone") + "-value"
+    sid = sr.register_schema(subject, Schema(json.dumps({"type": "fixed", "name": "F", "size": 7}), "AVRO"))
+    sr.delete_subject(subject)
+    sr.delete_subject(subject, permanent=True)
+    c = Consumer({"bootstrap.servers": registry_platform.bootstrap, "group.id": unique("g"),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    _, end = c.get_watermark_offsets(TopicPartition("_schemas", 0), timeout=10)
+    c.assign([TopicPartition("_schemas", 0, 0)])
+    watermarks, offset = [], -1
+    deadline = time.monotonic() + 20
+    while offset < end - 1 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        offset = m.offset()
+        if json.loads(m.key()).get("keytype") == "NOOP" and m.value():
+            watermarks.append(json.loads(m.value())["maxId"])
+    c.close()
+    assert watermarks and watermarks[-1] >= sid, watermarks

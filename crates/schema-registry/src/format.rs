@@ -11,7 +11,7 @@
 //! {"keytype":"MODE","subject":"s","magic":0}                 value: {"subject":"s","mode":"READONLY"}
 //! {"keytype":"DELETE_SUBJECT","subject":"s","magic":0}       value: {"subject":"s","version":N}: soft-delete ≤ N
 //! {"keytype":"CLEAR_SUBJECT","subject":"s","magic":0}        value: {"subject":"s"}: forget soft-deleted versions
-//! {"keytype":"NOOP","magic":0}                               value: none; used to find the end of the log
+//! {"keytype":"NOOP","magic":0}                               value: none, or {"maxId":N} (see NoopValue)
 //! ```
 //!
 //! Unknown key types (contexts, associations, keys of newer releases) are
@@ -173,6 +173,18 @@ pub struct DeleteSubjectValue {
     pub subject: String,
     /// Every version up to this one is soft-deleted.
     pub version: i32,
+}
+
+/// The value Tributary gives a `NOOP` key: the largest schema id ever
+/// assigned. A permanent delete writes one after its tombstones, so that
+/// when compaction has removed a deleted schema with the largest id a
+/// restarted registry still never hands that id out again. (Confluent's
+/// reader skips `NOOP` records without reading their values.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoopValue {
+    /// The largest id assigned so far.
+    #[serde(rename = "maxId")]
+    pub max_id: i32,
 }
 
 /// The value of a `CLEAR_SUBJECT` key.

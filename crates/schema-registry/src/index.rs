@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::format::{ClearSubjectValue, ConfigValue, DeleteSubjectValue, Key, ModeValue, Reference, SchemaValue};
+use crate::format::{
+    ClearSubjectValue, ConfigValue, DeleteSubjectValue, Key, ModeValue, NoopValue, Reference, SchemaValue,
+};
 
 /// What makes two registrations "the same schema": type, text, references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,7 +122,12 @@ impl Index {
                     self.remove_version(subject, version);
                 }
             }
-            Key::Noop => {}
+            Key::Noop => {
+                // Only the id watermark matters; a NOOP written by anyone else may carry anything.
+                if let Some(v) = value.and_then(|bytes| serde_json::from_slice::<NoopValue>(bytes).ok()) {
+                    self.max_id = self.max_id.max(v.max_id);
+                }
+            }
         }
         Ok(())
     }
@@ -284,6 +291,15 @@ mod tests {
         index.apply(&Key::ClearSubject("a".to_string()), Some(&clear)).expect("applies");
         assert!(index.is_empty());
         assert_eq!(index.max_id(), 2, "ids are never reused");
+
+        // After compaction only the watermark a permanent delete wrote remembers id 2.
+        let mut compacted = Index::default();
+        compacted.apply(&key("b", 2), Some(&schema("b", 2, 1, "\"int\""))).expect("applies");
+        let watermark = serde_json::to_vec(&NoopValue { max_id: 2 }).expect("json");
+        compacted.apply(&Key::Noop, Some(&watermark)).expect("applies");
+        compacted.apply(&Key::Noop, Some(b"not json")).expect("other NOOP values are ignored");
+        compacted.apply(&Key::Noop, None).expect("applies");
+        assert_eq!(compacted.max_id(), 2);
     }
 
     #[test]

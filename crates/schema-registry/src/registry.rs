@@ -19,7 +19,7 @@ use tributary_schema::{
 };
 
 use crate::error::ApiError;
-use crate::format::{DeleteSubjectValue, Key, ModeValue, Reference, SchemaValue};
+use crate::format::{DeleteSubjectValue, Key, ModeValue, NoopValue, Reference, SchemaValue};
 use crate::index::{Content, Index};
 use crate::store::Store;
 
@@ -74,6 +74,23 @@ pub struct SchemaRequest {
     /// Explicit version (IMPORT mode).
     #[serde(default)]
     pub version: Option<i32>,
+}
+
+/// The `NOOP` record that keeps the largest assigned id through compaction;
+/// written with every permanent delete.
+fn id_watermark(index: &Index) -> Result<(Key, Option<Vec<u8>>), ApiError> {
+    let value = NoopValue { max_id: index.max_id() };
+    Ok((Key::Noop, Some(serde_json::to_vec(&value).map_err(ApiError::store)?)))
+}
+
+/// Runs `work` (parsing a schema: CPU only, up to tens of milliseconds for the
+/// largest accepted) so that it does not hold up the other tasks of a
+/// multi-threaded runtime's worker; on any other runtime it runs in place.
+fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Registry settings.
@@ -229,13 +246,14 @@ impl Registry {
             schema: text.to_string(),
             references: to_schema_refs(&references),
         };
-        tributary_schema::parse(&source, &IndexResolver(index), &self.parse_options(normalize)).map_err(schema_error)
+        off_runtime(|| tributary_schema::parse(&source, &IndexResolver(index), &self.parse_options(normalize)))
+            .map_err(schema_error)
     }
 
     /// Parses a stored version (for compatibility checks and identity fallbacks).
     fn parse_stored(&self, index: &Index, v: &SchemaValue, normalize: bool) -> Result<ParsedSchema, ApiError> {
         let source = source_of(v)?;
-        tributary_schema::parse(&source, &IndexResolver(index), &self.parse_options(normalize))
+        off_runtime(|| tributary_schema::parse(&source, &IndexResolver(index), &self.parse_options(normalize)))
             .map(|p| p.with_version(Some(v.version)))
             .map_err(schema_error)
     }
@@ -507,6 +525,7 @@ impl Registry {
                 if index.config(Some(subject)).is_some() {
                     records.push((Key::Config(Some(subject.to_string())), None));
                 }
+                records.push(id_watermark(&index)?);
             } else {
                 let live: Vec<&SchemaValue> = versions.values().filter(|v| !v.deleted).collect();
                 if live.is_empty() {
@@ -544,7 +563,7 @@ impl Registry {
     pub async fn delete_version(&self, subject: &str, spec: VersionSpec, permanent: bool) -> Result<Value, ApiError> {
         let _guard = self.write_lock.lock().await;
         self.store.catch_up().await?;
-        let (record, version) = {
+        let (records, version) = {
             let index = self.store.index();
             let versions = index.versions(subject).ok_or_else(|| ApiError::subject_not_found(subject))?;
             let mode = Self::mode_of(&index, Some(subject));
@@ -577,7 +596,7 @@ impl Registry {
                         ),
                     ));
                 }
-                ((key, None), v.version)
+                (vec![(key, None), id_watermark(&index)?], v.version)
             } else {
                 if v.deleted {
                     return Err(ApiError::new(
@@ -589,10 +608,10 @@ impl Registry {
                     ));
                 }
                 let value = SchemaValue { deleted: true, ..v.clone() };
-                ((key, Some(serde_json::to_vec(&value).map_err(ApiError::store)?)), v.version)
+                (vec![(key, Some(serde_json::to_vec(&value).map_err(ApiError::store)?))], v.version)
             }
         };
-        self.store.write(&[record]).await?;
+        self.store.write(&records).await?;
         tracing::info!(subject, version, permanent, "schema version deleted");
         Ok(json!(version))
     }
