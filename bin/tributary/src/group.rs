@@ -186,12 +186,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs a group command; the exit status says whether it succeeded.
 pub fn run(args: GroupArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::One) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(execute(args)) {
         Ok(true) => ExitCode::SUCCESS,

@@ -255,12 +255,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(Threads::Many) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(config, registry_port, output, started)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -269,4 +266,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How many worker threads a command's async runtime gets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Threads {
+    /// One: a client command that makes a few requests and exits.
+    One,
+    /// One per core: a server.
+    Many,
+}
+
+/// The async runtime of a command; when it cannot start, says so on stderr
+/// and gives the exit code to return.
+pub(crate) fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let built = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Threads::Many => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    built.map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::FAILURE
+    })
 }

@@ -65,12 +65,9 @@ pub fn run(args: RegistryArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result: Result<(), String> = runtime.block_on(async move {
         let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {

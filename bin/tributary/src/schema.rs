@@ -148,6 +148,20 @@ impl SchemaType {
     }
 }
 
+/// The schema a register or compatibility call sends.
+#[derive(Debug, Args)]
+struct SchemaInput {
+    /// File with the schema text.
+    #[arg(long, value_name = "FILE")]
+    schema: PathBuf,
+    /// Schema format (default: protobuf for .proto files, else avro).
+    #[arg(long = "type", value_enum)]
+    schema_type: Option<SchemaType>,
+    /// JSON file with the schema's references.
+    #[arg(long, value_name = "FILE")]
+    references: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum SchemaCommand {
     /// Register a schema as a new version of a subject.
@@ -156,15 +170,8 @@ enum SchemaCommand {
         /// Subject, e.g. orders-value.
         #[arg(long)]
         subject: String,
-        /// File with the schema text.
-        #[arg(long, value_name = "FILE")]
-        schema: PathBuf,
-        /// Schema format (default: protobuf for .proto files, else avro).
-        #[arg(long = "type", value_enum)]
-        schema_type: Option<SchemaType>,
-        /// JSON file with the schema's references.
-        #[arg(long, value_name = "FILE")]
-        references: Option<PathBuf>,
+        #[command(flatten)]
+        input: SchemaInput,
         /// Normalize the schema before comparing it with existing ones.
         #[arg(long)]
         normalize: bool,
@@ -211,15 +218,8 @@ enum SchemaCommand {
         /// Subject.
         #[arg(long)]
         subject: String,
-        /// File with the schema text.
-        #[arg(long, value_name = "FILE")]
-        schema: PathBuf,
-        /// Schema format (default: protobuf for .proto files, else avro).
-        #[arg(long = "type", value_enum)]
-        schema_type: Option<SchemaType>,
-        /// JSON file with the schema's references.
-        #[arg(long, value_name = "FILE")]
-        references: Option<PathBuf>,
+        #[command(flatten)]
+        input: SchemaInput,
         /// Only against this version (a number or latest).
         #[arg(long)]
         version: Option<String>,
@@ -305,12 +305,9 @@ fn run_with(connection: Connection, work: impl FnOnce(RegistryClient, Format) ->
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::One) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let url = client.url().to_string();
     match runtime.block_on(work(client, connection.output)) {
@@ -370,13 +367,10 @@ fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
 }
 
 /// The request body of a register or compatibility call.
-fn schema_body(
-    schema: &Path,
-    schema_type: Option<SchemaType>,
-    references: Option<&Path>,
-) -> Result<(Value, SchemaType), Failure> {
+fn schema_body(input: &SchemaInput) -> Result<(Value, SchemaType), Failure> {
+    let schema = input.schema.as_path();
     let text = read_file(schema, "schema")?;
-    let kind = schema_type.unwrap_or_else(|| {
+    let kind = input.schema_type.unwrap_or_else(|| {
         if schema.extension().is_some_and(|e| e.eq_ignore_ascii_case("proto")) {
             SchemaType::Protobuf
         } else {
@@ -387,7 +381,7 @@ fn schema_body(
     if kind != SchemaType::Avro {
         body["schemaType"] = json!(kind.wire());
     }
-    if let Some(path) = references {
+    if let Some(path) = &input.references {
         let refs: Value = serde_json::from_str(&read_file(path, "references")?)
             .map_err(|e| local(format!("{} is not JSON: {e}", path.display())))?;
         if !refs.is_array() {
@@ -440,8 +434,8 @@ fn truthy(flag: bool) -> Option<String> {
 
 async fn schema_command(client: RegistryClient, command: SchemaCommand, format: Format) -> Result<Outcome, Failure> {
     match command {
-        SchemaCommand::Create { subject, schema, schema_type, references, normalize } => {
-            let (body, kind) = schema_body(&schema, schema_type, references.as_deref())?;
+        SchemaCommand::Create { subject, input, normalize } => {
+            let (body, kind) = schema_body(&input)?;
             let q = query(&[("normalize", truthy(normalize))]);
             let registered = client.post(&format!("/subjects/{}/versions{q}", encode(&subject)), &body).await?;
             let id = registered
@@ -547,8 +541,8 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
             }
             Ok(Outcome::Done)
         }
-        SchemaCommand::CheckCompatibility { subject, schema, schema_type, references, version, normalize } => {
-            let (body, _) = schema_body(&schema, schema_type, references.as_deref())?;
+        SchemaCommand::CheckCompatibility { subject, input, version, normalize } => {
+            let (body, _) = schema_body(&input)?;
             let q = query(&[("verbose", Some("true".to_string())), ("normalize", truthy(normalize))]);
             let path = match &version {
                 Some(v) => format!("/compatibility/subjects/{}/versions/{}{q}", encode(&subject), encode(v)),

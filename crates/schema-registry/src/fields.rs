@@ -25,6 +25,10 @@ fn check_string(field: &str, v: &Value) -> Result<(), ApiError> {
     if v.is_string() { Ok(()) } else { Err(unprocessable(field, "expected a string")) }
 }
 
+fn check_bool(field: &str, v: &Value) -> Result<(), ApiError> {
+    if v.is_boolean() { Ok(()) } else { Err(unprocessable(field, "expected true or false")) }
+}
+
 fn check_enum(field: &str, v: &Value, allowed: &[&str]) -> Result<(), ApiError> {
     match v.as_str() {
         Some(s) if allowed.contains(&s) => Ok(()),
@@ -107,7 +111,7 @@ fn rule(field: &str, v: &mut Value) -> Result<(), ApiError> {
             "kind" => check_enum(&name, value, RULE_KINDS)?,
             "mode" => check_enum(&name, value, RULE_MODES)?,
             "tags" => string_set(&name, value)?,
-            "disabled" if !value.is_boolean() => return Err(unprocessable(&name, "expected true or false")),
+            "disabled" => check_bool(&name, value)?,
             "params" => {
                 for (param, text) in object(&name, value)? {
                     check_string(&format!("{name}.{param}"), text)?;
@@ -158,10 +162,7 @@ pub fn config_update(body: Map<String, Value>) -> Result<(ConfigValue, Map<Strin
                 continue;
             }
             "alias" | "aliasForDeks" | "compatibilityPolicy" | "compatibilityGroup" => check_string(&key, &value)?,
-            "normalize" | "validateFields" | "validateNewSchemas" | "validateRules" if !value.is_boolean() => {
-                return Err(unprocessable(&key, "expected true or false"));
-            }
-            "normalize" | "validateFields" | "validateNewSchemas" | "validateRules" => {}
+            "normalize" | "validateFields" | "validateNewSchemas" | "validateRules" => check_bool(&key, &value)?,
             "defaultMetadata" | "overrideMetadata" | "defaultRuleSet" | "overrideRuleSet" => {}
             _ => continue,
         }

@@ -522,6 +522,11 @@ fn uninterpreted(options: &DynamicMessage, skip: &[&str]) -> Vec<UninterpretedOp
     out
 }
 
+/// `name` in `scope` (a package or a message's full name, possibly empty).
+fn scoped(scope: &str, name: &str) -> String {
+    if scope.is_empty() { name.to_string() } else { format!("{scope}.{name}") }
+}
+
 /// Turns a compiled descriptor back into what the text parser produces for the same file: options
 /// uninterpreted and type names as short as they resolve from where they are used.
 struct Rewriter<'a> {
@@ -538,20 +543,9 @@ impl Rewriter<'_> {
             ..Default::default()
         });
         let package = self.package.clone();
-        let prefix = if package.is_empty() { String::new() } else { format!("{package}.") };
-        for m in &mut proto.message_type {
-            let full = format!("{prefix}{}", m.name());
-            self.message(m, &full);
-        }
-        for e in &mut proto.enum_type {
-            let full = format!("{prefix}{}", e.name());
-            self.enumeration(e, &full);
-        }
-        for f in &mut proto.extension {
-            self.extension(f, &package);
-        }
+        self.members(&mut proto.message_type, &mut proto.enum_type, &mut proto.extension, &package);
         for s in &mut proto.service {
-            let full = format!("{prefix}{}", s.name());
+            let full = scoped(&package, s.name());
             let service = self.pool.get_service_by_name(&full);
             s.options = Some(prost_types::ServiceOptions {
                 uninterpreted_option: service.as_ref().map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
@@ -591,21 +585,32 @@ impl Rewriter<'_> {
                 uninterpreted_option: oneof.map(|x| uninterpreted(&x.options(), &[])).unwrap_or_default(),
             });
         }
-        for n in &mut m.nested_type {
-            let nested = format!("{full}.{}", n.name());
-            self.message(n, &nested);
+        self.members(&mut m.nested_type, &mut m.enum_type, &mut m.extension, full);
+    }
+
+    /// The messages, enums and extensions declared in `scope` (a package or a message's full name).
+    fn members(
+        &self,
+        messages: &mut [DescriptorProto],
+        enums: &mut [EnumDescriptorProto],
+        extensions: &mut [FieldDescriptorProto],
+        scope: &str,
+    ) {
+        for m in messages {
+            let full = scoped(scope, m.name());
+            self.message(m, &full);
         }
-        for e in &mut m.enum_type {
-            let nested = format!("{full}.{}", e.name());
-            self.enumeration(e, &nested);
+        for e in enums {
+            let full = scoped(scope, e.name());
+            self.enumeration(e, &full);
         }
-        for f in &mut m.extension {
-            self.extension(f, full);
+        for f in extensions {
+            self.extension(f, scope);
         }
     }
 
     fn extension(&self, f: &mut FieldDescriptorProto, scope: &str) {
-        let full = if scope.is_empty() { f.name().to_string() } else { format!("{scope}.{}", f.name()) };
+        let full = scoped(scope, f.name());
         let options = self.pool.get_extension_by_name(&full).map(|x| x.options());
         self.field(f, options, scope);
         f.extendee = f.extendee.as_deref().map(|t| self.relative(t, scope));
