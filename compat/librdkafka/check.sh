@@ -4,7 +4,8 @@
 #   - classification.tsv has exactly one row per test in tests/test.c
 #     (run it after bumping the librdkafka version: new tests show up here);
 #   - its categories are known ones;
-#   - the numbers in curated.txt are exactly the numbers classified "curated".
+#   - the numbers in curated.txt and curated-kafka-delay.txt are exactly the
+#     numbers classified "curated".
 #
 #   compat/librdkafka/check.sh        (LIBRDKAFKA_SRC=<tree> to skip build.sh)
 set -euo pipefail
@@ -16,9 +17,9 @@ else
     SRC="$("$HERE/build.sh" | tail -n 1)"
 fi
 
-python3 - "$SRC/tests/test.c" "$HERE/classification.tsv" "$HERE/curated.txt" <<'PY'
+python3 - "$SRC/tests/test.c" "$HERE/classification.tsv" "$HERE/curated.txt" "$HERE/curated-kafka-delay.txt" <<'PY'
 import re, sys
-test_c, tsv, curated = sys.argv[1:]
+test_c, tsv, *curated_lists = sys.argv[1:]
 src = open(test_c, errors="replace").read()
 m = re.search(r"struct test tests\[\] = \{(.*?)\n\s*\{NULL\}\};", src, re.S)
 if not m:
@@ -55,10 +56,11 @@ for name in rows:
         errors.append(f"classification.tsv: {name} is not in {test_c}")
 
 listed = set()
-for line in open(curated):
-    line = line.split("#", 1)[0].split()
-    if line:
-        listed.add(line[0])
+for curated in curated_lists:
+    for line in open(curated):
+        line = line.split("#", 1)[0].split()
+        if line:
+            listed.add(line[0])
 classified = {name[:4] for name, cat in rows.items() if cat == "curated"}
 for num in sorted(listed - classified):
     errors.append(f"curated.txt: {num} has no row classified 'curated'")
