@@ -16,6 +16,7 @@
 
 mod group;
 mod registry;
+mod restproxy;
 mod schema;
 mod srclient;
 mod table;
@@ -88,6 +89,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Run a schema registry against a Kafka cluster.
     SchemaRegistry(registry::RegistryArgs),
+    /// Run a REST proxy (Confluent's v3 API) against a Kafka cluster.
+    RestProxy(restproxy::RestProxyArgs),
     /// Schemas in a schema registry: create, list, describe, delete, check compatibility.
     Schema(schema::SchemaArgs),
     /// Subjects in a schema registry: list, describe, set compatibility level and mode.
@@ -236,6 +239,10 @@ fn main() -> ExitCode {
         Command::SchemaRegistry(args) => {
             init_logging();
             return registry::run(args);
+        }
+        Command::RestProxy(args) => {
+            init_logging();
+            return restproxy::run(args);
         }
         Command::Start { kafka_port, host, data_dir, overrides, schema_registry_port, no_schema_registry, output } => {
             let registry = (!no_schema_registry).then(|| (host.clone(), schema_registry_port));

@@ -47,6 +47,10 @@ pub struct PartitionMetadata {
     pub leader: i32,
     /// Error code for the partition (0 = none).
     pub error_code: i16,
+    /// Node ids of the replicas, the preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Node ids of the in-sync replicas.
+    pub isr: Vec<i32>,
 }
 
 /// One topic in Metadata.
@@ -69,6 +73,8 @@ pub struct ClusterMetadata {
     pub topics: BTreeMap<String, TopicMetadata>,
     /// The cluster id (Metadata v2+).
     pub cluster_id: Option<String>,
+    /// The controller's node id, -1 when unknown.
+    pub controller_id: i32,
 }
 
 /// Backoff between attempts of one operation, bounded by attempts and time.
@@ -204,14 +210,22 @@ impl Client {
                 let partitions = t
                     .partitions
                     .iter()
-                    .map(|p| (p.partition_index, PartitionMetadata { leader: p.leader_id.0, error_code: p.error_code }))
+                    .map(|p| {
+                        let metadata = PartitionMetadata {
+                            leader: p.leader_id.0,
+                            error_code: p.error_code,
+                            replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
+                            isr: p.isr_nodes.iter().map(|n| n.0).collect(),
+                        };
+                        (p.partition_index, metadata)
+                    })
                     .collect();
                 Some((name, TopicMetadata { error_code: t.error_code, is_internal: t.is_internal, partitions }))
             })
             .collect();
         self.brokers.clone_from(&brokers);
         let cluster_id = response.cluster_id.as_deref().map(str::to_string);
-        Ok(ClusterMetadata { brokers, topics, cluster_id })
+        Ok(ClusterMetadata { brokers, topics, cluster_id, controller_id: response.controller_id.0 })
     }
 
     /// The broker coordinating `group`, looked up once and then cached.

@@ -71,6 +71,7 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         ApiKey::DeleteGroups => (0, 2),
         ApiKey::OffsetDelete => (0, 0),
         ApiKey::CreateTopics => (2, 7),
+        ApiKey::DeleteTopics => (1, 6),
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),

@@ -39,7 +39,7 @@ pub use admin::{
     CommittedOffset, GroupDescription, GroupListing, ListedOffset, MemberDescription, OffsetSpec, PartitionLag,
     SeekPlan, TopicPartition,
 };
-pub use client::{Client, ClusterMetadata, Node};
+pub use client::{Client, ClusterMetadata, Node, PartitionMetadata, TopicMetadata};
 pub use connection::{ClientConfig, Connection};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};

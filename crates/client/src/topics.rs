@@ -1,12 +1,14 @@
-//! Topic administration: create a topic with configs.
+//! Topic administration: create a topic with configs, delete a topic.
 //!
 //! ```text
 //! create_topic ──▶ CreateTopics (any broker; the cluster routes it to its controller)
 //!                  TOPIC_ALREADY_EXISTS ──▶ Ok(TopicCreated::AlreadyExisted)
+//! delete_topic ──▶ DeleteTopics (any broker), by name
 //! ```
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, DeleteTopicsRequest};
 
 use crate::client::{Client, Retry, str_bytes, topic_name};
 use crate::error::{ClientError, KafkaError};
@@ -82,6 +84,44 @@ impl Client {
             match result.error_code {
                 0 => return Ok(TopicCreated::Created),
                 TOPIC_ALREADY_EXISTS => return Ok(TopicCreated::AlreadyExisted),
+                code => {
+                    let err = KafkaError::new(code, context()).with_message(result.error_message.as_deref());
+                    if err.is_retriable() && retry.again().await {
+                        continue;
+                    }
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    /// Deletes `topic` by name. UNKNOWN_TOPIC_OR_PARTITION (3) comes back as
+    /// an error, so a caller can tell a missing topic from a deleted one.
+    pub async fn delete_topic(&mut self, topic: &str) -> Result<(), ClientError> {
+        let context = || format!("delete topic \"{topic}\"");
+        let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut retry = Retry::new(self.config().timeout);
+        loop {
+            let conn = self.any_connection().await?;
+            let v = conn.version(ApiKey::DeleteTopics)?;
+            let mut request = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+            if v >= 6 {
+                request = request.with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(topic)))]);
+            } else {
+                request = request.with_topic_names(vec![topic_name(topic)]);
+            }
+            let response = conn.call(&request, v).await?;
+            let Some(result) =
+                response.responses.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            else {
+                return Err(ClientError::Malformed {
+                    addr: conn.addr().to_string(),
+                    api: "DeleteTopics".to_string(),
+                    detail: format!("no result for topic \"{topic}\""),
+                });
+            };
+            match result.error_code {
+                0 => return Ok(()),
                 code => {
                     let err = KafkaError::new(code, context()).with_message(result.error_message.as_deref());
                     if err.is_retriable() && retry.again().await {

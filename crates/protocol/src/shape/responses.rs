@@ -173,6 +173,10 @@ const CREATED_TOPIC: &[F] = &[
 ];
 const CREATE_TOPICS: &[F] = &[f(I32, 2, MAX), f(Arr(CREATED_TOPIC), 0, MAX)];
 
+// ---- DeleteTopics (20), flexible from 4
+const DELETABLE_TOPIC_RESULT: &[F] = &[f(Str, 0, MAX), f(Uuid, 6, MAX), f(I16, 0, MAX), f(Str, 5, MAX)];
+const DELETE_TOPICS: &[F] = &[f(I32, 1, MAX), f(Arr(DELETABLE_TOPIC_RESULT), 0, MAX)];
+
 // ---- JoinGroup (11), flexible from 6
 const JOIN_GROUP_MEMBER: &[F] = &[f(Str, 0, MAX), f(Str, 5, MAX), f(Bytes, 0, MAX)];
 const JOIN_GROUP: &[F] = &[
@@ -224,6 +228,7 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::Produce => (PRODUCE, 9),
         ApiKey::Fetch => (FETCH, 12),
         ApiKey::CreateTopics => (CREATE_TOPICS, 5),
+        ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::SyncGroup => (SYNC_GROUP, 4),
         ApiKey::Heartbeat => (HEARTBEAT, 4),

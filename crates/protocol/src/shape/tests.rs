@@ -464,6 +464,24 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::DeleteTopics => {
+            use delete_topics_response::*;
+            let t = |name: &'static str| {
+                let mut t = DeletableTopicResult::default().with_name(Some(TopicName(s(name)))).with_error_code(3);
+                if v >= 5 {
+                    t = t.with_error_message(Some(s("m")));
+                }
+                if v >= 6 {
+                    t = t.with_topic_id(id);
+                }
+                t
+            };
+            let mut r = DeleteTopicsResponse::default().with_responses(vec![t("a"), t("bb")]);
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
         ApiKey::JoinGroup => {
             use join_group_response::*;
             let m = |name: &'static str| {
@@ -542,6 +560,7 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::Produce, ProduceResponse::VERSIONS),
         (ApiKey::Fetch, FetchResponse::VERSIONS),
         (ApiKey::CreateTopics, CreateTopicsResponse::VERSIONS),
+        (ApiKey::DeleteTopics, DeleteTopicsResponse::VERSIONS),
         (ApiKey::JoinGroup, JoinGroupResponse::VERSIONS),
         (ApiKey::SyncGroup, SyncGroupResponse::VERSIONS),
         (ApiKey::Heartbeat, HeartbeatResponse::VERSIONS),

@@ -1,0 +1,58 @@
+//! `tributary rest-proxy`: Confluent's REST Proxy API (v3) against any Kafka cluster.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tributary_rest_proxy::{RestProxy, RestProxyConfig};
+
+/// Flags of `tributary rest-proxy`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Example:\n  tributary rest-proxy --bootstrap-servers 127.0.0.1:9092 --port 8082\n  \
+    curl http://127.0.0.1:8082/v3/clusters")]
+pub struct RestProxyArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, value_name = "HOST:PORT", env = "TRIBUTARY_BROKERS")]
+    bootstrap_servers: String,
+    /// Host to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8082)]
+    port: u16,
+    /// Longest wait for one Kafka operation, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    timeout_ms: u64,
+}
+
+/// Runs `tributary rest-proxy` until Ctrl-C or SIGTERM.
+pub fn run(args: RestProxyArgs) -> ExitCode {
+    let mut config = RestProxyConfig::new(&args.bootstrap_servers);
+    config.listen_host = args.host;
+    config.listen_port = args.port;
+    config.timeout = Duration::from_millis(args.timeout_ms.max(100));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async move {
+        let listener = tributary_rest_proxy::bind(&config)
+            .await
+            .map_err(|e| format!("{e}. Pass another port with --port <port> (0 picks a free one)"))?;
+        let proxy = RestProxy::start(config, listener).map_err(|e| e.to_string())?;
+        println!("REST proxy is up at http://{}", proxy.local_addr());
+        crate::wait_for_signal().await;
+        proxy.shutdown().await;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

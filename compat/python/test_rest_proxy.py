@@ -1,0 +1,134 @@
+"""Tributary's REST Proxy (Confluent's kafka-rest v3) against the session
+broker, checked with a client nobody here wrote: what is created or deleted
+through v3 is seen by confluent-kafka's AdminClient, and the other way round.
+
+The proxy runs as `tributary rest-proxy --bootstrap-servers ... --port <free>`
+and is stopped afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import conftest
+
+
+def call(method: str, url: str, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, (json.loads(raw) if raw else None)
+
+
+@pytest.fixture(scope="module")
+def proxy(bootstrap, tmp_path_factory):
+    port = conftest.free_port()
+    log = tmp_path_factory.mktemp("rest-proxy") / "rest-proxy.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen([str(conftest.broker_binary()), "rest-proxy", "--bootstrap-servers", bootstrap,
+                              "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if call("GET", f"{url}/v3/clusters")[0] == 200:
+                break
+        except OSError:
+            pass
+        if p.poll() is not None:
+            pytest.fail(f"the REST proxy exited: {log.read_text()}")
+        time.sleep(0.1)
+    yield url
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def cluster_id(proxy: str) -> str:
+    status, body = call("GET", f"{proxy}/v3/clusters")
+    assert status == 200 and body["kind"] == "KafkaClusterList", body
+    assert len(body["data"]) == 1
+    return body["data"][0]["cluster_id"]
+
+
+def test_cluster_is_the_brokers(proxy, bootstrap):
+    cid = cluster_id(proxy)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    assert admin.describe_cluster(request_timeout=10).result().cluster_id == cid
+    status, body = call("GET", f"{proxy}/v3/clusters/{cid}")
+    assert status == 200 and body["kind"] == "KafkaCluster" and body["cluster_id"] == cid
+    assert body["metadata"]["resource_name"] == f"crn:///kafka={cid}"
+    assert body["topics"]["related"] == f"{proxy}/v3/clusters/{cid}/topics"
+    # Confluent Server's and Cloud's prefix serves the same, with links under it.
+    status, body = call("GET", f"{proxy}/kafka/v3/clusters/{cid}")
+    assert status == 200 and body["metadata"]["self"] == f"{proxy}/kafka/v3/clusters/{cid}"
+    status, body = call("GET", f"{proxy}/v3/clusters/not-{cid}")
+    assert (status, body["error_code"]) == (404, 404), body
+
+
+def test_topic_lifecycle_is_seen_by_the_admin_client(proxy, bootstrap):
+    cid = cluster_id(proxy)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    name = f"rest-{uuid.uuid4().hex[:8]}"
+    status, body = call("POST", f"{proxy}/v3/clusters/{cid}/topics",
+                        {"topic_name": name, "partitions_count": 3, "replication_factor": 1,
+                         "configs": [{"name": "cleanup.policy", "value": "compact"}]})
+    assert status == 201, body
+    assert (body["kind"], body["topic_name"], body["partitions_count"], body["replication_factor"]) == \
+        ("KafkaTopic", name, 3, 1)
+    md = admin.list_topics(name, timeout=10)
+    assert len(md.topics[name].partitions) == 3
+    from confluent_kafka.admin import ConfigResource
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    assert admin.describe_configs([res])[res].result(10)["cleanup.policy"].value == "compact"
+
+    status, body = call("POST", f"{proxy}/v3/clusters/{cid}/topics", {"topic_name": name, "partitions_count": 1})
+    assert (status, body["error_code"]) == (400, 40002), body
+
+    # Created by the admin client, listed and described through v3.
+    other = f"rest-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(other, 2, 1)])[other].result(10)
+    status, body = call("GET", f"{proxy}/v3/clusters/{cid}/topics")
+    assert status == 200 and body["kind"] == "KafkaTopicList"
+    listed = {t["topic_name"]: t["partitions_count"] for t in body["data"]}
+    assert listed[name] == 3 and listed[other] == 2
+    status, body = call("GET", f"{proxy}/v3/clusters/{cid}/topics/{other}")
+    assert status == 200 and body["partitions_count"] == 2 and body["is_internal"] is False
+
+    # Deleted through v3, gone for the admin client; a second delete is a 404.
+    for t in (name, other):
+        assert call("DELETE", f"{proxy}/v3/clusters/{cid}/topics/{t}")[0] == 204
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (name in admin.list_topics(timeout=10).topics):
+        time.sleep(0.2)
+    assert name not in admin.list_topics(timeout=10).topics
+    status, body = call("DELETE", f"{proxy}/v3/clusters/{cid}/topics/{name}")
+    assert (status, body["error_code"]) == (404, 40403), body
+    status, body = call("GET", f"{proxy}/v3/clusters/{cid}/topics/{name}")
+    assert (status, body["error_code"]) == (404, 40403), body
+
+
+def test_bad_requests_get_kafka_rest_errors(proxy):
+    cid = cluster_id(proxy)
+    status, body = call("POST", f"{proxy}/v3/clusters/{cid}/topics", {"partitions_count": 1})
+    assert status == 400 and body["error_code"] == 400 and "topic_name" in body["message"], body
+    status, body = call("POST", f"{proxy}/v3/clusters/{cid}/topics",
+                        {"topic_name": f"bad-{uuid.uuid4().hex[:6]}", "partitions_count": 1,
+                         "configs": [{"name": "cleanup.policy", "value": "sideways"}]})
+    assert (status, body["error_code"]) == (400, 40002), body
+    status, body = call("GET", f"{proxy}/v3/nowhere")
+    assert (status, body["error_code"]) == (404, 404), body

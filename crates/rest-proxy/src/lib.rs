@@ -1,0 +1,117 @@
+//! Tributary's REST Proxy: Confluent's kafka-rest API over HTTP, for callers
+//! that cannot embed a Kafka client. Like Confluent's, it is a Kafka client of
+//! the broker (through `tributary-client`), never a reader of broker
+//! internals, so it runs next to any Kafka-compatible cluster.
+//!
+//! ```text
+//! HTTP ──▶ api.rs (/v3/... and /kafka/v3/..., Confluent Cloud's prefix)
+//!            │ cluster id checked against Metadata
+//!            ▼
+//!          Kafka (one shared client; dropped and reconnected after a
+//!                 connection failure) ──▶ Metadata, CreateTopics, DeleteTopics
+//! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
+//! ```
+//!
+//! Served so far: v3 clusters and topics (list, describe, create with
+//! configs, delete). Produce, consume, configs, groups and v2 come next.
+
+pub mod api;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tributary_client::ClientConfig;
+
+pub use error::RestError;
+
+/// The settings of one REST Proxy.
+#[derive(Debug, Clone)]
+pub struct RestProxyConfig {
+    /// Host to listen on.
+    pub listen_host: String,
+    /// Port to listen on (0 = any free port).
+    pub listen_port: u16,
+    /// Kafka bootstrap addresses.
+    pub bootstrap: String,
+    /// Longest wait for one Kafka operation.
+    pub timeout: Duration,
+}
+
+impl RestProxyConfig {
+    /// Defaults (port 8082 on every interface) for the cluster at `bootstrap`.
+    pub fn new(bootstrap: &str) -> RestProxyConfig {
+        RestProxyConfig {
+            listen_host: "0.0.0.0".to_string(),
+            listen_port: 8082,
+            bootstrap: bootstrap.to_string(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The HTTP port could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: String,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
+/// Binds the HTTP listener: done first, so a busy port is reported before anything else starts.
+pub async fn bind(config: &RestProxyConfig) -> Result<TcpListener, BindError> {
+    let addr = if config.listen_host.contains(':') {
+        format!("[{}]:{}", config.listen_host, config.listen_port)
+    } else {
+        format!("{}:{}", config.listen_host, config.listen_port)
+    };
+    TcpListener::bind(&addr).await.map_err(|source| BindError { addr, source })
+}
+
+/// A running REST Proxy.
+#[derive(Debug)]
+pub struct RestProxy {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl RestProxy {
+    /// Serves the API on `listener`. The cluster is first contacted by the first request.
+    pub fn start(config: RestProxyConfig, listener: TcpListener) -> Result<RestProxy, BindError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|source| BindError { addr: format!("{}:{}", config.listen_host, config.listen_port), source })?;
+        let mut client = ClientConfig::new(&config.bootstrap);
+        client.timeout = config.timeout;
+        client.client_id = "rest-proxy".to_string();
+        let app = api::router(api::Kafka::new(client));
+        let (shutdown, mut stop) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "REST proxy HTTP server stopped");
+            }
+        });
+        tracing::info!(listen = %addr, bootstrap = %config.bootstrap, "REST proxy listening on http://{addr}");
+        Ok(RestProxy { addr, shutdown, server })
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+    }
+}
