@@ -31,12 +31,9 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     config.listen_host = args.host;
     config.listen_port = args.port;
     config.timeout = Duration::from_millis(args.timeout_ms.max(100));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result: Result<(), String> = runtime.block_on(async move {
         let listener = tributary_rest_proxy::bind(&config)
