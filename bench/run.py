@@ -448,7 +448,8 @@ class Broker:
             extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
             registry = (["--schema-registry-port", str(self.registry_port)] if self.registry
                         else ["--no-schema-registry"])
-            return [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir] + registry + extra
+            return ([self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir]
+                    + registry + ["--no-rest-proxy"] + extra)
         if self.overrides:
             raise PhaseError(f"{self.name} takes no broker config overrides here")
         url = f"tcp://127.0.0.1:{self.port}"

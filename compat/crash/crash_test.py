@@ -64,7 +64,7 @@ class BrokerProcess:
         log.flush()
         self.proc = subprocess.Popen(
             [self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir,
-             "--no-schema-registry"],
+             "--no-schema-registry", "--no-rest-proxy"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_listening(self.port, 30):
             raise RuntimeError(f"broker did not listen on {self.port}; see {self.log_path}")

@@ -110,6 +110,10 @@ class BrokerProcess:
         self.registry_url: str | None = None
         if "--schema-registry-port" in argv:
             self.registry_url = f"http://{HOST}:{argv[argv.index('--schema-registry-port') + 1]}"
+        # `--rest-proxy-port N` in argv: the in-process REST proxy's URL.
+        self.rest_proxy_url: str | None = None
+        if "--rest-proxy-port" in argv:
+            self.rest_proxy_url = f"http://{HOST}:{argv[argv.index('--rest-proxy-port') + 1]}"
 
     @property
     def bootstrap(self) -> str:
@@ -231,11 +235,14 @@ class ExternalBroker:
         return f"external broker {self.bootstrap} (TRIBUTARY_BOOTSTRAP)"
 
 
-def start_args(bin_path: Path, port: int, data_dir: Path, schema_registry: bool = False) -> list[str]:
-    """`tributary start` on `port`; the schema registry runs only when asked, on
-    a free port of its own (many brokers run at once: 8081 must never matter)."""
+def start_args(bin_path: Path, port: int, data_dir: Path, schema_registry: bool = False,
+               rest_proxy: bool = False) -> list[str]:
+    """`tributary start` on `port`; the schema registry and the REST proxy run
+    only when asked, each on a free port of its own (many brokers run at once:
+    8081 and 8082 must never matter)."""
     registry = ["--schema-registry-port", str(free_port())] if schema_registry else ["--no-schema-registry"]
-    return [str(bin_path), "start", "--kafka-port", str(port), "--data-dir", str(data_dir)] + registry
+    proxy = ["--rest-proxy-port", str(free_port())] if rest_proxy else ["--no-rest-proxy"]
+    return [str(bin_path), "start", "--kafka-port", str(port), "--data-dir", str(data_dir)] + registry + proxy
 
 
 def registry_ready(url: str, timeout: float = 2.0) -> bool:
@@ -347,12 +354,14 @@ class BrokerFactory:
         return self.tmp_path / "logs" / f"broker-{len(self.started) + 1}-{tag}.log"
 
     def start(self, data_dir: Path | None = None, port: int | None = None,
-              overrides: dict[str, str] | None = None, schema_registry: bool = False) -> BrokerProcess:
+              overrides: dict[str, str] | None = None, schema_registry: bool = False,
+              rest_proxy: bool = False) -> BrokerProcess:
         """`tributary start --kafka-port P --data-dir D [--override k=v ...]` (a new process);
-        with `schema_registry`, its registry runs on a free port (`b.registry_url`)."""
+        with `schema_registry`, its registry runs on a free port (`b.registry_url`);
+        with `rest_proxy`, its REST proxy does (`b.rest_proxy_url`)."""
         data_dir = data_dir or self.new_data_dir()
         extra = [a for k, v in (overrides or {}).items() for a in ("--override", f"{k}={v}")]
-        b = launch(lambda p: start_args(self.bin_path, p, data_dir, schema_registry) + extra,
+        b = launch(lambda p: start_args(self.bin_path, p, data_dir, schema_registry, rest_proxy) + extra,
                    self._log("start"), data_dir, port=port)
         self.started.append(b)
         return b

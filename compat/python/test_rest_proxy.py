@@ -132,3 +132,36 @@ def test_bad_requests_get_kafka_rest_errors(proxy):
     assert (status, body["error_code"]) == (400, 40002), body
     status, body = call("GET", f"{proxy}/v3/nowhere")
     assert (status, body["error_code"]) == (404, 404), body
+
+
+def test_start_runs_the_rest_proxy_next_to_the_broker(broker_factory):
+    """`tributary start --rest-proxy-port P` serves v3 on P for its own broker,
+    and says where in its startup summary."""
+    b = broker_factory.start(rest_proxy=True)
+    assert b.rest_proxy_url
+    status, body = call("GET", f"{b.rest_proxy_url}/v3/clusters")
+    assert status == 200 and len(body["data"]) == 1, body
+    cid = body["data"][0]["cluster_id"]
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    assert admin.describe_cluster(request_timeout=10).result().cluster_id == cid
+    assert f"{b.rest_proxy_url}/v3/clusters" in b.log_path.read_text()
+    b.stop_cleanly()
+
+
+def test_start_with_the_rest_proxy_port_taken_says_what_to_do(broker_factory):
+    """A busy REST proxy port stops `tributary start` before the broker starts,
+    with the flags that fix it."""
+    import socket
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        argv = conftest.start_args(conftest.broker_binary(), conftest.free_port(), broker_factory.new_data_dir())
+        argv = [a for a in argv if a != "--no-rest-proxy"] + ["--rest-proxy-port", str(port)]
+        p = subprocess.run(argv, capture_output=True, timeout=30)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        assert p.returncode != 0, out
+        assert f"127.0.0.1:{port}" in out and "--rest-proxy-port" in out and "--no-rest-proxy" in out, out
+    finally:
+        taken.close()

@@ -10,6 +10,9 @@
 //! - `tributary schema-registry --bootstrap-servers host:port` runs a schema
 //!   registry on its own against any Kafka-compatible cluster; `start` runs
 //!   one in-process on port 8081 unless told otherwise (`registry.rs`).
+//! - `tributary rest-proxy --bootstrap-servers host:port` runs Confluent's
+//!   REST Proxy API (v3) on its own; `start` runs one in-process on port 8082
+//!   unless told otherwise (`restproxy.rs`).
 //! - `tributary schema create|list|describe|delete|check-compatibility` and
 //!   `tributary subject list|describe|update` drive any Confluent-compatible
 //!   schema registry over its REST API (`schema.rs`, `srclient.rs`).
@@ -69,6 +72,12 @@ enum Command {
         /// Do not run the schema registry.
         #[arg(long)]
         no_schema_registry: bool,
+        /// Port of the REST proxy (0 = any free port).
+        #[arg(long, default_value_t = 8082)]
+        rest_proxy_port: u16,
+        /// Do not run the REST proxy.
+        #[arg(long)]
+        no_rest_proxy: bool,
         /// Output format of the startup summary.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
         output: Output,
@@ -102,6 +111,7 @@ struct Summary {
     event: &'static str,
     kafka: Vec<String>,
     schema_registry: Option<String>,
+    rest_proxy: Option<String>,
     data_dir: String,
     node_id: i32,
     cluster_id: String,
@@ -141,26 +151,34 @@ fn start_config(
     BrokerConfig::from_properties(props).map_err(|e| e.to_string())
 }
 
-async fn run(
-    config: BrokerConfig,
-    registry_port: Option<(String, u16)>,
-    output: Output,
-    started: Instant,
-) -> Result<(), String> {
+/// The HTTP services `tributary start` runs in-process next to the broker:
+/// for each, the host and port to listen on, or `None` when turned off.
+#[derive(Debug, Default)]
+struct Embedded {
+    schema_registry: Option<(String, u16)>,
+    rest_proxy: Option<(String, u16)>,
+}
+
+async fn run(config: BrokerConfig, embedded: Embedded, output: Output, started: Instant) -> Result<(), String> {
     for key in &config.unknown_keys {
         tracing::warn!(key = %key, "config key is not used by Tributary");
     }
     let data_dir = config.data_dir.clone();
-    // Bind the registry's port before anything starts, so a busy port is the first thing reported.
-    let registry_listener = match &registry_port {
+    // Bind the HTTP ports before anything starts, so a busy port is the first thing reported.
+    let registry_listener = match &embedded.schema_registry {
         Some((host, port)) => Some(registry::bind_embedded(host, *port).await?),
+        None => None,
+    };
+    let proxy_listener = match &embedded.rest_proxy {
+        Some((host, port)) => Some(restproxy::bind_embedded(host, *port).await?),
         None => None,
     };
     let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
     let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
-    let schema_registry = match (registry_listener, broker.bound_addresses().first()) {
-        (Some((config, listener)), Some((_, kafka_addr))) => {
-            match registry::start_embedded(config, listener, *kafka_addr).await {
+    let kafka_addr = broker.bound_addresses().first().map(|(_, a)| *a);
+    let schema_registry = match (registry_listener, kafka_addr) {
+        (Some((config, listener)), Some(kafka_addr)) => {
+            match registry::start_embedded(config, listener, kafka_addr).await {
                 Ok(r) => Some(r),
                 Err(e) => {
                     broker.shutdown().await;
@@ -170,10 +188,23 @@ async fn run(
         }
         _ => None,
     };
-    let registry_url = schema_registry.as_ref().map(|r| format!("http://{}", r.local_addr()));
+    let rest_proxy = match (proxy_listener, kafka_addr) {
+        (Some((config, listener)), Some(kafka_addr)) => match restproxy::start_embedded(config, listener, kafka_addr) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                if let Some(r) = schema_registry {
+                    r.shutdown().await;
+                }
+                broker.shutdown().await;
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let summary = Summary {
         event: "started",
-        schema_registry: registry_url,
+        schema_registry: schema_registry.as_ref().map(|r| format!("http://{}", r.local_addr())),
+        rest_proxy: rest_proxy.as_ref().map(|p| format!("http://{}", p.local_addr())),
         kafka,
         data_dir: std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string(),
         node_id: broker.cluster().node_id,
@@ -190,6 +221,9 @@ async fn run(
             if let Some(url) = &summary.schema_registry {
                 println!("  Schemas    {url}");
             }
+            if let Some(url) = &summary.rest_proxy {
+                println!("  REST       {url}/v3/clusters");
+            }
             println!("  Data dir   {}", summary.data_dir);
             println!("  Cluster id {}", summary.cluster_id);
             if let Some(first) = summary.kafka.first() {
@@ -199,6 +233,9 @@ async fn run(
         }
     }
     wait_for_signal().await;
+    if let Some(p) = rest_proxy {
+        p.shutdown().await;
+    }
     if let Some(r) = schema_registry {
         r.shutdown().await;
     }
@@ -232,7 +269,7 @@ pub(crate) async fn wait_for_signal() {
 fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
-    let (config, registry_port, output) = match cli.command {
+    let (config, embedded, output) = match cli.command {
         Command::Group(args) => return group::run(args),
         Command::Schema(args) => return schema::run_schema(args),
         Command::Subject(args) => return schema::run_subject(args),
@@ -244,13 +281,26 @@ fn main() -> ExitCode {
             init_logging();
             return restproxy::run(args);
         }
-        Command::Start { kafka_port, host, data_dir, overrides, schema_registry_port, no_schema_registry, output } => {
-            let registry = (!no_schema_registry).then(|| (host.clone(), schema_registry_port));
-            (start_config(kafka_port, &host, &data_dir, &overrides), registry, output)
+        Command::Start {
+            kafka_port,
+            host,
+            data_dir,
+            overrides,
+            schema_registry_port,
+            no_schema_registry,
+            rest_proxy_port,
+            no_rest_proxy,
+            output,
+        } => {
+            let embedded = Embedded {
+                schema_registry: (!no_schema_registry).then(|| (host.clone(), schema_registry_port)),
+                rest_proxy: (!no_rest_proxy).then(|| (host.clone(), rest_proxy_port)),
+            };
+            (start_config(kafka_port, &host, &data_dir, &overrides), embedded, output)
         }
         Command::Broker { config, overrides, output } => (
             BrokerConfig::load(config.as_deref(), std::env::vars(), &overrides).map_err(|e| e.to_string()),
-            None,
+            Embedded::default(),
             output,
         ),
     };
@@ -266,7 +316,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(run(config, registry_port, output, started)) {
+    match runtime.block_on(run(config, embedded, output, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,9 +1,12 @@
-//! `tributary rest-proxy`: Confluent's REST Proxy API (v3) against any Kafka cluster.
+//! `tributary rest-proxy`: Confluent's REST Proxy API (v3) against any Kafka
+//! cluster; and the REST proxy `tributary start` runs in-process.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::net::TcpListener;
 use tributary_rest_proxy::{RestProxy, RestProxyConfig};
 
 /// Flags of `tributary rest-proxy`.
@@ -52,4 +55,25 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Binds the port of the REST proxy `tributary start` runs, before the broker starts.
+pub async fn bind_embedded(host: &str, port: u16) -> Result<(RestProxyConfig, TcpListener), String> {
+    let mut config = RestProxyConfig::new("");
+    config.listen_host = host.to_string();
+    config.listen_port = port;
+    let listener = tributary_rest_proxy::bind(&config).await.map_err(|e| {
+        format!("the REST proxy {e}. Pass --rest-proxy-port <port> (0 picks a free one) or --no-rest-proxy")
+    })?;
+    Ok((config, listener))
+}
+
+/// Starts the in-process REST proxy against the local broker.
+pub fn start_embedded(
+    mut config: RestProxyConfig,
+    listener: TcpListener,
+    kafka: SocketAddr,
+) -> Result<RestProxy, String> {
+    config.bootstrap = kafka.to_string();
+    RestProxy::start(config, listener).map_err(|e| format!("the REST proxy did not start: {e}"))
 }
