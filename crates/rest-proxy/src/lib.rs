@@ -4,11 +4,12 @@
 //! internals, so it runs next to any Kafka-compatible cluster.
 //!
 //! ```text
-//! HTTP ──▶ api.rs (/v3/... and /kafka/v3/..., Confluent Cloud's prefix)
+//! HTTP ──▶ api.rs ──▶ v3/ (under /v3/... and /kafka/v3/..., Confluent Cloud's
+//!            │          prefix; one module per resource family)
 //!            │ cluster id checked against Metadata
 //!            ▼
-//!          Kafka (one shared client; dropped and reconnected after a
-//!                 connection failure) ──▶ Metadata, CreateTopics, DeleteTopics
+//!          kafka.rs: one shared client; dropped and reconnected after a
+//!                    connection failure ──▶ Metadata, CreateTopics, DeleteTopics
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
 //! ```
 //!
@@ -17,6 +18,8 @@
 
 pub mod api;
 pub mod error;
+pub mod kafka;
+mod v3;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -90,7 +93,7 @@ impl RestProxy {
         let mut client = ClientConfig::new(&config.bootstrap);
         client.timeout = config.timeout;
         client.client_id = "rest-proxy".to_string();
-        let app = api::router(api::Kafka::new(client));
+        let app = api::router(kafka::Kafka::new(client));
         let (shutdown, mut stop) = watch::channel(false);
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -1,0 +1,59 @@
+//! The cluster behind the proxy: one shared `tributary-client` connection
+//! set, connected on first use and dropped after a connection failure so the
+//! next request starts afresh.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, MutexGuard};
+use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata};
+
+use crate::error::RestError;
+
+/// The cluster behind the proxy, through one shared client.
+#[derive(Debug)]
+pub struct Kafka {
+    config: ClientConfig,
+    client: Mutex<Option<Client>>,
+}
+
+impl Kafka {
+    /// Connects on first use.
+    pub fn new(config: ClientConfig) -> Arc<Kafka> {
+        Arc::new(Kafka { config, client: Mutex::new(None) })
+    }
+
+    async fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>, RestError> {
+        let mut guard = self.client.lock().await;
+        if guard.is_none() {
+            *guard = Some(Client::connect(self.config.clone()).await?);
+        }
+        Ok(guard)
+    }
+
+    /// Runs one client call; a failure other than a Kafka error code drops the
+    /// client, so the next request starts from a fresh connection.
+    pub async fn call<T>(&self, op: impl AsyncFnOnce(&mut Client) -> Result<T, ClientError>) -> Result<T, RestError> {
+        let mut guard = self.connected().await?;
+        let Some(client) = guard.as_mut() else {
+            return Err(RestError::status(500, "no connection to the Kafka cluster"));
+        };
+        let result = op(client).await;
+        if result.as_ref().is_err_and(|e| e.kafka().is_none()) {
+            *guard = None;
+        }
+        result.map_err(RestError::from)
+    }
+
+    pub async fn metadata(&self, topics: Option<Vec<String>>) -> Result<ClusterMetadata, RestError> {
+        self.call(async move |c: &mut Client| c.metadata(topics.as_deref()).await).await
+    }
+
+    /// The cluster's metadata (for `topics`), or 404 when `cluster_id` is not this cluster's.
+    pub async fn cluster(&self, cluster_id: &str, topics: Option<Vec<String>>) -> Result<ClusterMetadata, RestError> {
+        let metadata = self.metadata(topics).await?;
+        if metadata.cluster_id.as_deref() != Some(cluster_id) {
+            return Err(RestError::cluster_not_found(cluster_id));
+        }
+        Ok(metadata)
+    }
+}
