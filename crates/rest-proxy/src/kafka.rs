@@ -1,6 +1,7 @@
 //! The cluster behind the proxy: one shared `tributary-client` connection
-//! set, connected on first use and dropped after a connection failure so the
-//! next request starts afresh.
+//! set for admin requests, connected on first use and dropped after a
+//! connection failure so the next request starts afresh; and the producer
+//! (`producer.rs`), with connections of its own.
 
 use std::sync::Arc;
 
@@ -8,18 +9,24 @@ use tokio::sync::{Mutex, MutexGuard};
 use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata};
 
 use crate::error::RestError;
+use crate::producer::Producer;
 
 /// The cluster behind the proxy, through one shared client.
 #[derive(Debug)]
 pub struct Kafka {
     config: ClientConfig,
     client: Mutex<Option<Client>>,
+    /// Where produced records go.
+    pub producer: Producer,
 }
 
 impl Kafka {
-    /// Connects on first use.
+    /// Connects on first use. Starts the producer task, so it must be called
+    /// inside a Tokio runtime.
     pub fn new(config: ClientConfig) -> Arc<Kafka> {
-        Arc::new(Kafka { config, client: Mutex::new(None) })
+        let mut producer_config = config.clone();
+        producer_config.client_id = format!("{}-producer", config.client_id);
+        Arc::new(Kafka { config, client: Mutex::new(None), producer: Producer::spawn(producer_config) })
     }
 
     async fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>, RestError> {

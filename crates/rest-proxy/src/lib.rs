@@ -19,6 +19,7 @@
 pub mod api;
 pub mod error;
 pub mod kafka;
+pub mod producer;
 mod v3;
 
 use std::net::SocketAddr;

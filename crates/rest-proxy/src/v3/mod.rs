@@ -4,6 +4,7 @@
 //! answer. One module per resource family, each with its `routes()`.
 
 mod clusters;
+mod records;
 mod topics;
 
 use std::sync::Arc;
@@ -58,5 +59,5 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<
 
 /// Every v3 route, relative to the prefix.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().merge(clusters::routes()).merge(topics::routes())
+    Router::new().merge(clusters::routes()).merge(topics::routes()).merge(records::routes())
 }

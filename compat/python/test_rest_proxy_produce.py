@@ -1,0 +1,197 @@
+"""Producing through Tributary's REST Proxy v3 (`POST .../topics/{t}/records`
+and `.../records:batch`), read back by a client nobody here wrote:
+confluent-kafka's Consumer must see the exact bytes, headers, partitions and
+timestamps the proxy reported."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from restproxy import call, post_stream, rest_proxy
+
+
+@pytest.fixture(scope="module")
+def proxy(bootstrap, tmp_path_factory):
+    with rest_proxy(bootstrap, tmp_path_factory.mktemp("rest-proxy") / "rest-proxy.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def cluster(proxy):
+    status, body = call("GET", f"{proxy}/v3/clusters")
+    assert status == 200, body
+    return body["data"][0]["cluster_id"]
+
+
+def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    name = f"rest-produce-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(10)
+    return name
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, count: int) -> list:
+    """`count` records of `topic` from the beginning, by confluent-kafka."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out = []
+        deadline = time.monotonic() + 30
+        while len(out) < count and time.monotonic() < deadline:
+            for m in c.consume(count - len(out), 0.25):
+                assert m.error() is None, m.error()
+                out.append(m)
+        assert len(out) == count, f"read {len(out)} of {count}"
+        return out
+    finally:
+        c.close()
+
+
+def test_one_record_of_each_format_is_read_back_byte_exact(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    raw = bytes(range(256))
+    cases = [
+        ({"type": "BINARY", "data": base64.b64encode(raw).decode()}, raw),
+        ({"type": "STRING", "data": "héllo wörld"}, "héllo wörld".encode()),
+        ({"type": "JSON", "data": {"a": [1, 2.5, None, True], "b": "x"}},
+         json.dumps({"a": [1, 2.5, None, True], "b": "x"}, separators=(",", ":")).encode()),
+    ]
+    reports = []
+    for value, _ in cases:
+        status, report = call("POST", url, {
+            "partition_id": 0,
+            "headers": [{"name": "trace", "value": base64.b64encode(b"t-1").decode()}, {"name": "empty"}],
+            "key": {"type": "STRING", "data": "k"},
+            "value": value,
+            "timestamp": "2024-05-01T12:00:00.250Z",
+        })
+        assert status == 200, report
+        assert report["error_code"] == 200, report
+        assert (report["cluster_id"], report["topic_name"], report["partition_id"]) == (cluster, topic, 0)
+        assert report["timestamp"] == "2024-05-01T12:00:00.250Z"
+        assert report["key"] == {"type": "STRING", "size": 1}
+        assert report["value"]["type"] == value["type"]
+        reports.append(report)
+    assert [r["offset"] for r in reports] == [reports[0]["offset"] + i for i in range(3)]
+
+    got = read_all(bootstrap, topic, 1, 3)
+    for m, (value, expected), report in zip(got, cases, reports):
+        assert m.offset() == report["offset"]
+        assert m.key() == b"k"
+        assert m.value() == expected
+        assert report["value"]["size"] == len(expected)
+        assert m.headers() == [("trace", b"t-1"), ("empty", None)]
+        assert m.timestamp()[1] == 1714564800250
+
+    # No key and a null value: a Kafka null key and a tombstone.
+    status, report = call("POST", url, {"value": {"type": "JSON", "data": None}, "partition_id": 0})
+    assert status == 200 and report["error_code"] == 200 and report["key"] is None, report
+    m = read_all(bootstrap, topic, 1, 4)[-1]
+    assert m.key() is None and m.value() is None
+
+
+def test_a_stream_of_records_gets_one_report_each_in_order(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap, partitions=3)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    n = 500
+    records = [json.dumps({"partition_id": i % 3, "key": {"type": "STRING", "data": f"k{i}"},
+                           "value": {"type": "BINARY", "data": base64.b64encode(f"v{i}".encode() * 3).decode()}})
+               for i in range(n)]
+    # Concatenated JSON, split at arbitrary places (inside records too), one chunk each.
+    text = "\n".join(records).encode()
+    chunks = [text[i:i + 777] for i in range(0, len(text), 777)]
+    status, reports = post_stream(url, chunks)
+    assert status == 200
+    assert len(reports) == n
+    assert all(r["error_code"] == 200 for r in reports), [r for r in reports if r["error_code"] != 200][:3]
+    assert [r["partition_id"] for r in reports] == [i % 3 for i in range(n)]
+    for p in range(3):
+        offsets = [r["offset"] for r in reports if r["partition_id"] == p]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+
+    by_position = {(r["partition_id"], r["offset"]): i for i, r in enumerate(reports)}
+    for m in read_all(bootstrap, topic, 3, n):
+        i = by_position[(m.partition(), m.offset())]
+        assert m.key() == f"k{i}".encode() and m.value() == f"v{i}".encode() * 3
+
+
+def test_keyed_records_land_where_a_kafka_producer_puts_them(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap, partitions=6)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    keys = [f"user-{i}" for i in range(60)]
+    status, reports = post_stream(url, [json.dumps({"key": {"type": "STRING", "data": k},
+                                                    "value": {"type": "STRING", "data": "x"}}).encode()
+                                        for k in keys])
+    assert status == 200 and all(r["error_code"] == 200 for r in reports), reports[:3]
+
+    # librdkafka's murmur2_random is the Java producer's default partitioner.
+    p = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    placed = {}
+    for k in keys:
+        p.produce(topic, key=k.encode(), value=b"y",
+                  on_delivery=lambda err, msg: placed.__setitem__(msg.key().decode(), msg.partition()))
+    p.flush(30)
+    assert {k: r["partition_id"] for k, r in zip(keys, reports)} == placed
+    assert len(set(placed.values())) > 1
+
+
+def test_a_malformed_record_ends_the_stream_and_a_bad_one_does_not(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    good = json.dumps({"value": {"type": "STRING", "data": "ok"}})
+    bad_base64 = json.dumps({"value": {"type": "BINARY", "data": "***"}})
+    unknown_field = json.dumps({"records": []})
+    no_partition = json.dumps({"partition_id": 7, "value": {"type": "STRING", "data": "x"}})
+    status, reports = post_stream(url, [f"{good}{bad_base64}\n{unknown_field}{no_partition}".encode(),
+                                        f"{good} {{\"value\": nope}} {good}".encode()])
+    assert status == 200
+    assert [r["error_code"] for r in reports] == [200, 400, 400, 40402, 200, 400], reports
+    assert "base64" in reports[1]["message"]
+    assert "records" in reports[2]["message"]
+    assert "Record 6 is not valid JSON" in reports[5]["message"], reports[5]
+    assert len(read_all(bootstrap, topic, 1, 2)) == 2
+
+    # Whole-request errors come before the stream: the HTTP status says them.
+    status, body = call("POST", f"{proxy}/v3/clusters/{cluster}/topics/no-such-{uuid.uuid4().hex[:6]}/records",
+                        {"value": {"type": "STRING", "data": "x"}})
+    assert (status, body["error_code"]) == (404, 40403), body
+    status, body = call("POST", f"{proxy}/v3/clusters/not-{cluster}/topics/{topic}/records",
+                        {"value": {"type": "STRING", "data": "x"}})
+    assert status == 404, body
+
+
+def test_schema_formats_without_a_registry_are_refused_per_record(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    status, report = call("POST", url, {"value": {"type": "AVRO", "schema": "\"string\"", "data": "x"}})
+    assert status == 200 and report["error_code"] == 400 and "schema registry" in report["message"], report
+    status, report = call("POST", url, {"value": {"data": "x"}})
+    assert status == 200 and report["error_code"] == 400, report
+
+
+def test_records_batch_answers_by_id(proxy, cluster, bootstrap):
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records:batch"
+    status, body = call("POST", url, {"entries": [
+        {"id": "a", "value": {"type": "STRING", "data": "first"}},
+        {"id": "b", "value": {"type": "BINARY", "data": "!!"}},
+        {"id": "c", "key": {"type": "JSON", "data": 7}, "value": {"type": "STRING", "data": "third"}},
+    ]})
+    assert status == 207, body
+    assert [s["id"] for s in body["successes"]] == ["a", "c"]
+    assert [(f["id"], f["error_code"]) for f in body["failures"]] == [("b", 400)]
+    got = read_all(bootstrap, topic, 1, 2)
+    assert [(m.key(), m.value()) for m in got] == [(None, b"first"), (b"7", b"third")]
+    assert [s["offset"] for s in body["successes"]] == [m.offset() for m in got]
+
+    status, body = call("POST", url, {"entries": [{"value": {"type": "STRING", "data": "x"}}]})
+    assert (status, body["error_code"]) == (400, 400), body

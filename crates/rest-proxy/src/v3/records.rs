@@ -1,0 +1,380 @@
+//! Producing records: `POST /clusters/{c}/topics/{t}/records` and
+//! `.../records:batch`.
+//!
+//! `/records` takes one record, or many as concatenated JSON in one
+//! (typically chunked) request, and answers one delivery report per record,
+//! in order, as concatenated JSON, streamed while the request is still
+//! arriving; the HTTP status is 200 once the stream is under way and each
+//! report carries its own `error_code` (200 = written). A syntax error ends
+//! the stream with a report naming the record; a record that parses but is
+//! wrong (unknown field, bad base64, ...) gets a 400 report and the stream goes
+//! on. `/records:batch` takes `{"entries":[{"id", ...record}]}` and answers 207
+//! with `successes` and `failures` by id.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tributary_client::RecordSpec;
+use tributary_client::seek::{format_rfc3339_ms, parse_rfc3339_ms};
+
+use super::{AppState, json_body};
+use crate::error::RestError;
+use crate::kafka::Kafka;
+use crate::producer::Delivery;
+
+/// Largest JSON text of one record in a stream; a longer one ends the stream with 413.
+pub const MAX_RECORD_JSON_BYTES: usize = 8 * 1024 * 1024;
+/// Reports waiting to be written before the request is read further.
+const REPORTS_AHEAD: usize = 10_000;
+/// Most entries in one `records:batch` request.
+const MAX_BATCH_ENTRIES: usize = 10_000;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/clusters/{cluster_id}/topics/{topic}/records", post(produce))
+        .route("/clusters/{cluster_id}/topics/{topic}/records:batch", post(produce_batch))
+}
+
+/// One record of a produce request (kafka-rest's `ProduceRequest`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceRecord {
+    #[serde(default)]
+    partition_id: Option<i32>,
+    #[serde(default)]
+    headers: Option<Vec<Header>>,
+    #[serde(default)]
+    key: Option<Data>,
+    #[serde(default)]
+    value: Option<Data>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    name: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// A key or value: its format and data (kafka-rest's `ProduceRequestData`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Data {
+    #[serde(rename = "type", default)]
+    format: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_name_strategy: Option<String>,
+    #[serde(default)]
+    schema_id: Option<i32>,
+    #[serde(default)]
+    schema_version: Option<i32>,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+/// A key or value as bytes, and what its report says about it.
+struct Encoded {
+    bytes: Option<Vec<u8>>,
+    report: Value,
+}
+
+fn bad(message: impl Into<String>) -> RestError {
+    RestError::status(400, message)
+}
+
+/// Serializes a key or value by its `type`. Schema-registry formats need a
+/// registry, which this proxy is not configured with: they get 400.
+fn encode(which: &str, data: Option<Data>) -> Result<Encoded, RestError> {
+    let Some(d) = data else {
+        return Ok(Encoded { bytes: None, report: Value::Null });
+    };
+    let uses_registry = d.schema.is_some()
+        || d.schema_id.is_some()
+        || d.schema_version.is_some()
+        || d.subject.is_some()
+        || d.subject_name_strategy.is_some();
+    let format = match d.format.as_deref() {
+        Some(f @ ("BINARY" | "JSON" | "STRING")) if !uses_registry => f,
+        Some(f @ ("BINARY" | "JSON" | "STRING")) => {
+            return Err(bad(format!(
+                "{which}: type {f} takes no schema, schema_id, schema_version, subject or subject_name_strategy"
+            )));
+        }
+        Some(f @ ("AVRO" | "JSONSCHEMA" | "PROTOBUF")) => {
+            return Err(bad(format!("{which}: type {f} needs a schema registry, and this REST proxy has none")));
+        }
+        None => {
+            return Err(bad(format!(
+                "{which}: no type given, so the subject's latest schema would be used, but this REST proxy \
+                 has no schema registry; give \"type\": \"BINARY\", \"JSON\" or \"STRING\""
+            )));
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "{which}: unknown type {other:?}; use BINARY, JSON, STRING, AVRO, JSONSCHEMA or PROTOBUF"
+            )));
+        }
+    };
+    let bytes = match (format, &d.data) {
+        (_, Value::Null) => None,
+        ("BINARY", Value::String(s)) => {
+            Some(BASE64.decode(s).map_err(|e| bad(format!("{which}: BINARY data must be base64: {e}")))?)
+        }
+        ("BINARY", _) => return Err(bad(format!("{which}: BINARY data must be a base64 string"))),
+        ("STRING", Value::String(s)) => Some(s.as_bytes().to_vec()),
+        ("STRING", _) => return Err(bad(format!("{which}: STRING data must be a string"))),
+        (_, v) => Some(serde_json::to_vec(v).map_err(|e| bad(format!("{which}: {e}")))?),
+    };
+    let report = json!({"type": format, "size": bytes.as_ref().map_or(0, Vec::len)});
+    Ok(Encoded { bytes, report })
+}
+
+/// A record ready for the producer, and the parts of its report known before it is written.
+struct Prepared {
+    partition: Option<i32>,
+    record: RecordSpec,
+    key: Value,
+    value: Value,
+}
+
+fn prepare(record: ProduceRecord, now_ms: i64) -> Result<Prepared, RestError> {
+    let timestamp = match record.timestamp.as_deref() {
+        Some(t) => parse_rfc3339_ms(t).map_err(|e| bad(format!("timestamp: {e}")))?,
+        None => now_ms,
+    };
+    let mut headers = Vec::new();
+    for h in record.headers.unwrap_or_default() {
+        let value = match h.value {
+            Some(v) => Some(
+                BASE64.decode(&v).map_err(|e| bad(format!("header {:?}: the value must be base64: {e}", h.name)))?,
+            ),
+            None => None,
+        };
+        headers.push((h.name.into_bytes(), value));
+    }
+    let key = encode("key", record.key)?;
+    let value = encode("value", record.value)?;
+    Ok(Prepared {
+        partition: record.partition_id,
+        record: RecordSpec { key: key.bytes, value: value.bytes, timestamp, headers },
+        key: key.report,
+        value: value.report,
+    })
+}
+
+/// One report, in request order: known at once (an error) or waiting for the producer.
+enum Report {
+    Ready(Value),
+    Pending { delivery: Delivery, timestamp: i64, key: Value, value: Value },
+}
+
+fn error_report(e: &RestError) -> Value {
+    json!({"error_code": e.error_code, "message": e.message})
+}
+
+impl Report {
+    async fn resolve(self, cluster_id: &str, topic: &str) -> Value {
+        match self {
+            Report::Ready(v) => v,
+            Report::Pending { delivery, timestamp, key, value } => match delivery.await {
+                Ok(Ok(d)) => json!({
+                    "error_code": 200,
+                    "cluster_id": cluster_id,
+                    "topic_name": topic,
+                    "partition_id": d.partition,
+                    "offset": d.offset,
+                    "timestamp": format_rfc3339_ms(timestamp),
+                    "key": key,
+                    "value": value,
+                }),
+                Ok(Err(e)) => error_report(&e),
+                Err(_) => error_report(&RestError::status(500, "the producer stopped before answering")),
+            },
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Checks the cluster id and that the topic exists: these fail the whole request.
+async fn check_topic(kafka: &Kafka, cluster_id: &str, topic: &str) -> Result<(), RestError> {
+    let m = kafka.cluster(cluster_id, Some(vec![topic.to_string()])).await?;
+    match m.topics.get(topic) {
+        Some(t) if t.error_code == 0 => Ok(()),
+        Some(t) if t.error_code != 3 => Err(RestError::from(tributary_client::ClientError::Kafka(
+            tributary_client::KafkaError::new(t.error_code, format!("produce to {topic}")),
+        ))),
+        _ => Err(RestError::topic_not_found(topic)),
+    }
+}
+
+/// Hands one parsed JSON value to the producer and returns its report-to-be.
+async fn submit(kafka: &Kafka, topic: &str, value: Value) -> Report {
+    let record = match serde_json::from_value::<ProduceRecord>(value) {
+        Ok(r) => r,
+        Err(e) => return Report::Ready(error_report(&bad(format!("Invalid record: {e}")))),
+    };
+    match prepare(record, now_ms()) {
+        Ok(p) => {
+            let timestamp = p.record.timestamp;
+            let delivery = kafka.producer.send(topic, p.partition, p.record).await;
+            Report::Pending { delivery, timestamp, key: p.key, value: p.value }
+        }
+        Err(e) => Report::Ready(error_report(&e)),
+    }
+}
+
+/// Reads concatenated JSON records from `body` and queues a report for each.
+async fn read_records(kafka: AppState, topic: String, body: Body, reports: mpsc::Sender<Report>) {
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut number = 0usize;
+    let stop = |message: String, status: u16| Report::Ready(error_report(&RestError::status(status, message)));
+    loop {
+        let chunk = stream.next().await;
+        let ended = match chunk {
+            Some(Ok(bytes)) => {
+                buf.extend_from_slice(&bytes);
+                false
+            }
+            Some(Err(e)) => {
+                let _ = reports.send(stop(format!("The request body could not be read: {e}"), 400)).await;
+                return;
+            }
+            None => true,
+        };
+        let mut parsed = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+        let mut consumed = 0;
+        loop {
+            match parsed.next() {
+                Some(Ok(value)) => {
+                    consumed = parsed.byte_offset();
+                    number += 1;
+                    let report = submit(&kafka, &topic, value).await;
+                    if reports.send(report).await.is_err() {
+                        return; // The client went away.
+                    }
+                }
+                Some(Err(e)) if e.is_eof() && !ended => break,
+                Some(Err(e)) => {
+                    let message =
+                        format!("Record {} is not valid JSON ({e}); no further records were read.", number + 1);
+                    let _ = reports.send(stop(message, 400)).await;
+                    return;
+                }
+                None => break,
+            }
+        }
+        buf.drain(..consumed);
+        if ended {
+            return;
+        }
+        if buf.len() > MAX_RECORD_JSON_BYTES {
+            let message = format!(
+                "Record {} is larger than {MAX_RECORD_JSON_BYTES} bytes of JSON; no further records were read.",
+                number + 1
+            );
+            let _ = reports.send(stop(message, 413)).await;
+            return;
+        }
+    }
+}
+
+async fn produce(
+    State(kafka): State<AppState>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    if let Err(e) = check_topic(&kafka, &cluster_id, &topic).await {
+        return e.into_response();
+    }
+    let (tx, rx) = mpsc::channel::<Report>(REPORTS_AHEAD);
+    tokio::spawn(read_records(kafka.clone(), topic.clone(), body, tx));
+    let answers = futures::stream::unfold((rx, cluster_id, topic), |(mut rx, cluster_id, topic)| async move {
+        let report = rx.recv().await?;
+        let value = report.resolve(&cluster_id, &topic).await;
+        let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        Some((Ok::<_, Infallible>(bytes), (rx, cluster_id, topic)))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(answers)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    entries: Vec<Value>,
+}
+
+async fn produce_batch(
+    State(kafka): State<AppState>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let request: BatchRequest = json_body(&body)?;
+        if request.entries.len() > MAX_BATCH_ENTRIES {
+            return Err(bad(format!("A batch holds at most {MAX_BATCH_ENTRIES} entries")));
+        }
+        let mut ids = HashSet::new();
+        let mut entries = Vec::with_capacity(request.entries.len());
+        for mut entry in request.entries {
+            let id = match entry.as_object_mut().and_then(|o| o.remove("id")) {
+                Some(Value::String(id)) if !id.is_empty() && id.len() <= 80 => id,
+                _ => return Err(bad("Every entry needs an \"id\": a string of 1 to 80 characters")),
+            };
+            if !ids.insert(id.clone()) {
+                return Err(bad(format!("Entry id {id:?} appears more than once")));
+            }
+            entries.push((id, entry));
+        }
+        check_topic(&kafka, &cluster_id, &topic).await?;
+        let mut pending = Vec::with_capacity(entries.len());
+        for (id, entry) in entries {
+            pending.push((id, submit(&kafka, &topic, entry).await));
+        }
+        let (mut successes, mut failures) = (Vec::new(), Vec::new());
+        for (id, report) in pending {
+            let mut v = report.resolve(&cluster_id, &topic).await;
+            let ok = v.get("error_code") == Some(&json!(200));
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".to_string(), json!(id));
+                if ok {
+                    o.remove("error_code");
+                    successes.push(v);
+                } else {
+                    failures.push(v);
+                }
+            }
+        }
+        Ok(json!({"successes": successes, "failures": failures}))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::MULTI_STATUS, axum::Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
