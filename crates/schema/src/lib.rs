@@ -26,6 +26,7 @@
 //!   normalization and `format=serialized`.
 //! - `compat`: the compatibility rules per format (`compat::avro` reader/writer resolution,
 //!   `compat::json` and `compat::protobuf` schema diffs) and the level logic.
+//! - `avro_json`: Avro datums from Avro's JSON encoding (the REST proxy's AVRO data).
 //! - [`framing`]: the serializer wire format (magic byte, schema id, Protobuf message indexes).
 //!
 //! Limits ([`ParseOptions`]) are checked before any recursive parser sees the text, so hostile
@@ -34,6 +35,7 @@
 pub mod json_value;
 
 mod avro;
+mod avro_json;
 mod compat;
 pub mod framing;
 mod json;
@@ -285,6 +287,16 @@ impl ParsedSchema {
         self.schema_type == other.schema_type
             && self.canonical == other.canonical
             && self.references == other.references
+    }
+
+    /// For an Avro schema, `data` in Avro's JSON encoding as a binary datum
+    /// (without the serializer's framing); `None` for other types. The
+    /// error says which field is wrong and why.
+    pub fn avro_datum_from_json(&self, data: &serde_json::Value) -> Option<Result<Vec<u8>, String>> {
+        match self.model.as_ref() {
+            Model::Avro(m) => Some(avro_json::encode(m, data)),
+            _ => None,
+        }
     }
 
     /// For an Avro schema, the schema as an `apache_avro::Schema` (references inlined), for

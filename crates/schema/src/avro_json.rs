@@ -1,0 +1,225 @@
+//! Avro datums from Avro's JSON encoding: what a REST client sends as the
+//! `data` of an AVRO key or value, turned into the binary datum a Kafka
+//! Avro deserializer reads.
+//!
+//! The JSON encoding is Avro's own (the Java `JsonDecoder`'s input): a union
+//! value is `null` or `{"<branch name>": value}` (primitive name, `array`,
+//! `map`, or a named type's full name); `bytes` and `fixed` are strings whose
+//! characters are the byte values (U+0000 to U+00FF); `float` and `double`
+//! also take `"NaN"`, `"Infinity"` and `"-Infinity"`. A record field missing
+//! from the data takes its default, which is written in the default-value
+//! form (a union's default belongs to its first branch, unwrapped). Logical
+//! types are written as their underlying type. Fields the schema does not
+//! have are ignored, as the Java decoder skips them.
+
+use serde_json::Value;
+
+use crate::avro::{AvroModel, Node, NodeId, Primitive};
+
+/// Deepest nesting of schema and data walked.
+const MAX_DEPTH: usize = 256;
+
+/// How a value is written in the JSON being read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Avro's JSON encoding (unions wrapped).
+    Json,
+    /// A field default (unions take their first branch, unwrapped).
+    Default,
+}
+
+/// Encodes `data` (Avro JSON encoding) as a binary datum of `model`'s root schema.
+pub(crate) fn encode(model: &AvroModel, data: &Value) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    write(model, model.root, data, Form::Json, "", 0, &mut out)?;
+    Ok(out)
+}
+
+fn write_long(v: i64, out: &mut Vec<u8>) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    write_long(b.len() as i64, out);
+    out.extend_from_slice(b);
+}
+
+fn at(path: &str) -> String {
+    if path.is_empty() { "the datum".to_string() } else { format!("field {path}") }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string whose characters are byte values, as Avro's JSON encoding writes bytes and fixed.
+fn latin1(s: &str, path: &str) -> Result<Vec<u8>, String> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("{}: {c:?} is not a byte (U+0000..U+00FF)", at(path))))
+        .collect()
+}
+
+fn float(v: &Value, path: &str) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("{}: {n} is not a number Avro can hold", at(path))),
+        Value::String(s) if s == "NaN" => Ok(f64::NAN),
+        Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
+        Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
+        other => Err(format!("{}: expected a number, got {}", at(path), kind(other))),
+    }
+}
+
+/// The name a union branch is selected by in Avro's JSON encoding.
+fn branch_name(model: &AvroModel, id: NodeId) -> String {
+    match model.node(id) {
+        Node::Primitive { kind, .. } => kind.name().to_string(),
+        Node::Array { .. } => "array".to_string(),
+        Node::Map { .. } => "map".to_string(),
+        Node::Union(_) => "union".to_string(),
+        named => named.name().map(|n| n.full()).unwrap_or_default(),
+    }
+}
+
+fn write(
+    model: &AvroModel,
+    id: NodeId,
+    v: &Value,
+    form: Form,
+    path: &str,
+    depth: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("{}: nested deeper than {MAX_DEPTH} levels", at(path)));
+    }
+    let expected = |what: &str| format!("{}: expected {what}, got {}", at(path), kind(v));
+    match model.node(id) {
+        Node::Primitive { kind: p, .. } => match (p, v) {
+            (Primitive::Null, Value::Null) => {}
+            (Primitive::Null, _) => return Err(expected("null")),
+            (Primitive::Boolean, Value::Bool(b)) => out.push(u8::from(*b)),
+            (Primitive::Boolean, _) => return Err(expected("a boolean")),
+            (Primitive::Int, _) => {
+                let n = v
+                    .as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| expected("an int (32-bit integer)"))?;
+                write_long(i64::from(n), out);
+            }
+            (Primitive::Long, _) => write_long(v.as_i64().ok_or_else(|| expected("a long (64-bit integer)"))?, out),
+            (Primitive::Float, _) => out.extend_from_slice(&(float(v, path)? as f32).to_le_bytes()),
+            (Primitive::Double, _) => out.extend_from_slice(&float(v, path)?.to_le_bytes()),
+            (Primitive::Bytes, Value::String(s)) => write_bytes(&latin1(s, path)?, out),
+            (Primitive::Bytes, _) => return Err(expected("a string of byte values")),
+            (Primitive::String, Value::String(s)) => write_bytes(s.as_bytes(), out),
+            (Primitive::String, _) => return Err(expected("a string")),
+        },
+        Node::Record { fields, name, .. } => {
+            let Value::Object(members) = v else {
+                return Err(expected(&format!("an object (record {})", name.full())));
+            };
+            for f in fields {
+                let child = if path.is_empty() { f.name.clone() } else { format!("{path}.{}", f.name) };
+                match (members.get(&f.name), &f.default) {
+                    (Some(value), _) => write(model, f.ty, value, form, &child, depth + 1, out)?,
+                    (None, Some(default)) => {
+                        write(model, f.ty, &default.to_serde(), Form::Default, &child, depth + 1, out)?
+                    }
+                    (None, None) => return Err(format!("{}: missing, and it has no default", at(&child))),
+                }
+            }
+        }
+        Node::Enum { symbols, name, .. } => {
+            let Value::String(s) = v else {
+                return Err(expected(&format!("a symbol of enum {}", name.full())));
+            };
+            let index = symbols
+                .iter()
+                .position(|sym| sym == s)
+                .ok_or_else(|| format!("{}: {s:?} is not a symbol of enum {}", at(path), name.full()))?;
+            write_long(index as i64, out);
+        }
+        Node::Fixed { size, name, .. } => {
+            let Value::String(s) = v else {
+                return Err(expected(&format!("a string of {size} byte values (fixed {})", name.full())));
+            };
+            let bytes = latin1(s, path)?;
+            if bytes.len() as u64 != *size {
+                return Err(format!("{}: fixed {} holds {size} bytes, got {}", at(path), name.full(), bytes.len()));
+            }
+            out.extend_from_slice(&bytes);
+        }
+        Node::Array { items, .. } => {
+            let Value::Array(values) = v else {
+                return Err(expected("an array"));
+            };
+            if !values.is_empty() {
+                write_long(values.len() as i64, out);
+                for (i, item) in values.iter().enumerate() {
+                    write(model, *items, item, form, &format!("{path}[{i}]"), depth + 1, out)?;
+                }
+            }
+            write_long(0, out);
+        }
+        Node::Map { values: value_type, .. } => {
+            let Value::Object(members) = v else {
+                return Err(expected("an object (map)"));
+            };
+            if !members.is_empty() {
+                write_long(members.len() as i64, out);
+                for (k, item) in members {
+                    write_bytes(k.as_bytes(), out);
+                    write(model, *value_type, item, form, &format!("{path}[{k:?}]"), depth + 1, out)?;
+                }
+            }
+            write_long(0, out);
+        }
+        Node::Union(branches) => {
+            let (index, inner, inner_form) = match (form, v) {
+                (Form::Default, _) => (0, v, Form::Default),
+                (Form::Json, Value::Null) => {
+                    let i = branches
+                        .iter()
+                        .position(|b| matches!(model.node(*b), Node::Primitive { kind: Primitive::Null, .. }))
+                        .ok_or_else(|| format!("{}: null is not a branch of this union", at(path)))?;
+                    (i, v, Form::Json)
+                }
+                (Form::Json, Value::Object(members)) if members.len() == 1 => {
+                    let (label, inner) = members.iter().next().ok_or_else(|| expected("a union value"))?;
+                    let i = branches.iter().position(|b| branch_name(model, *b) == *label).ok_or_else(|| {
+                        let names: Vec<String> = branches.iter().map(|b| branch_name(model, *b)).collect();
+                        format!("{}: {label:?} is not a branch of this union ({})", at(path), names.join(", "))
+                    })?;
+                    (i, inner, Form::Json)
+                }
+                _ => {
+                    let names: Vec<String> = branches.iter().map(|b| branch_name(model, *b)).collect();
+                    return Err(format!(
+                        "{}: a union value is null or {{\"<branch>\": value}} with one of {}; got {}",
+                        at(path),
+                        names.join(", "),
+                        kind(v)
+                    ));
+                }
+            };
+            let Some(branch) = branches.get(index) else {
+                return Err(format!("{}: the union has no branches", at(path)));
+            };
+            write_long(index as i64, out);
+            write(model, *branch, inner, inner_form, path, depth + 1, out)?;
+        }
+    }
+    Ok(())
+}
