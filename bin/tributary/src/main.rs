@@ -15,13 +15,12 @@
 //!   unless told otherwise (`restproxy.rs`).
 //! - `tributary schema create|list|describe|delete|check-compatibility` and
 //!   `tributary subject list|describe|update` drive any Confluent-compatible
-//!   schema registry over its REST API (`schema.rs`, `srclient.rs`).
+//!   schema registry over its REST API (`schema.rs`, through `tributary-registry-client`).
 
 mod group;
 mod registry;
 mod restproxy;
 mod schema;
-mod srclient;
 mod table;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! `tributary schema` and `tributary subject`: a schema registry from the
-//! command line, over its REST API (`srclient.rs`). Argument parsing and
+//! command line, over its REST API (`tributary-registry-client`). Argument parsing and
 //! rendering only.
 //!
 //! ```text
@@ -19,7 +19,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::group::{Format, parse_duration};
-use crate::srclient::{CallError, RegistryClient, encode};
+use tributary_registry_client::{CallError, RegistryClient, encode};
 use crate::table::{Table, pairs};
 
 const SCHEMA_HELP: &str = "\

@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client for a schema registry's REST API: one connection
 //! per request, JSON in and out, registry errors (`{"error_code", "message"}`)
-//! kept apart from failures to reach the registry.
+//! kept apart from failures to reach the registry. Used by the `schema` and
+//! `subject` commands and by the REST proxy's schema-registry formats.
 
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ impl RegistryClient {
             rest
         } else if trimmed.starts_with("https://") {
             return Err(CallError::Invalid(format!(
-                "{url}: only http:// registry URLs are supported by this command; put a plain-HTTP listener in front"
+                "{url}: only http:// registry URLs are supported; put a plain-HTTP listener in front"
             )));
         } else if trimmed.contains("://") {
             return Err(CallError::Invalid(format!("{url}: the registry URL must start with http://")));
