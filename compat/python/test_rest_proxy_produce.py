@@ -195,3 +195,64 @@ def test_records_batch_answers_by_id(proxy, cluster, bootstrap):
 
     status, body = call("POST", url, {"entries": [{"value": {"type": "STRING", "data": "x"}}]})
     assert (status, body["error_code"]) == (400, 400), body
+
+
+AVRO_ORDER = json.dumps({
+    "type": "record", "name": "Order", "namespace": "shop",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "item", "type": "string"},
+        {"name": "note", "type": ["null", "string"], "default": None},
+        {"name": "qty", "type": "int", "default": 1},
+    ],
+})
+
+
+@pytest.fixture
+def platform(broker_factory):
+    """`tributary start` with its schema registry and REST proxy, each on a free port."""
+    return broker_factory.start(schema_registry=True, rest_proxy=True)
+
+
+def test_avro_records_match_confluents_serializer_byte_for_byte(platform):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    proxy, bootstrap = platform.rest_proxy_url, platform.bootstrap
+    cluster = call("GET", f"{proxy}/v3/clusters")[1]["data"][0]["cluster_id"]
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    orders = [{"id": 1, "item": "tea", "note": None, "qty": 2}, {"id": 2, "item": "café", "note": "hot", "qty": 1}]
+
+    # The first record carries the schema inline: the proxy registers it under <topic>-value.
+    status, first = call("POST", url, {"partition_id": 0, "value": {
+        "type": "AVRO", "schema": AVRO_ORDER,
+        "data": {"id": 1, "item": "tea", "note": None, "qty": 2}}})
+    assert status == 200 and first["error_code"] == 200, first
+    value_report = first["value"]
+    assert (value_report["type"], value_report["subject"], value_report["schema_version"]) == \
+        ("AVRO", f"{topic}-value", 1)
+    schema_id = value_report["schema_id"]
+    # The rest stream in: one by schema id, one by "latest" (no type at all), with the
+    # union in Avro's JSON encoding and a field left to its default.
+    status, reports = post_stream(url, [
+        json.dumps({"partition_id": 0, "value": {"schema_id": schema_id,
+                                                  "data": {"id": 2, "item": "café", "note": {"string": "hot"}}}}).encode(),
+        json.dumps({"partition_id": 0, "value": {"data": {"id": 3, "item": "x", "note": None, "qty": 5}}}).encode(),
+        json.dumps({"partition_id": 0, "value": {"type": "AVRO", "data": {"id": "four", "item": "y"}}}).encode(),
+    ])
+    assert status == 200
+    assert [r["error_code"] for r in reports] == [200, 200, 400], reports
+    assert "field id" in reports[2]["message"], reports[2]
+    assert reports[1]["value"]["schema_id"] == schema_id and reports[1]["value"]["schema_version"] == 1
+    orders.append({"id": 3, "item": "x", "note": None, "qty": 5})
+
+    sr = SchemaRegistryClient({"url": platform.registry_url})
+    ser = AvroSerializer(sr, AVRO_ORDER, conf={"auto.register.schemas": False, "use.latest.version": True})
+    de = AvroDeserializer(sr)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    got = read_all(bootstrap, topic, 1, 3)
+    for m, order in zip(got, orders):
+        assert m.value() == ser(order, ctx), order
+        assert de(m.value(), ctx) == order

@@ -188,7 +188,12 @@ async fn run(config: BrokerConfig, embedded: Embedded, output: Output, started: 
         _ => None,
     };
     let rest_proxy = match (proxy_listener, kafka_addr) {
-        (Some((config, listener)), Some(kafka_addr)) => match restproxy::start_embedded(config, listener, kafka_addr) {
+        (Some((config, listener)), Some(kafka_addr)) => match restproxy::start_embedded(
+            config,
+            listener,
+            kafka_addr,
+            schema_registry.as_ref().map(|r| r.local_addr()),
+        ) {
             Ok(p) => Some(p),
             Err(e) => {
                 if let Some(r) = schema_registry {

@@ -26,6 +26,9 @@ pub struct RestProxyArgs {
     /// Longest wait for one Kafka operation, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     timeout_ms: u64,
+    /// Schema registry for AVRO keys and values (schema.registry.url).
+    #[arg(long, value_name = "URL", env = "TRIBUTARY_SCHEMA_REGISTRY_URL")]
+    schema_registry_url: Option<String>,
 }
 
 /// Runs `tributary rest-proxy` until Ctrl-C or SIGTERM.
@@ -34,6 +37,7 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     config.listen_host = args.host;
     config.listen_port = args.port;
     config.timeout = Duration::from_millis(args.timeout_ms.max(100));
+    config.schema_registry_url = args.schema_registry_url;
     let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -68,12 +72,14 @@ pub async fn bind_embedded(host: &str, port: u16) -> Result<(RestProxyConfig, Tc
     Ok((config, listener))
 }
 
-/// Starts the in-process REST proxy against the local broker.
+/// Starts the in-process REST proxy against the local broker (and registry, if it runs).
 pub fn start_embedded(
     mut config: RestProxyConfig,
     listener: TcpListener,
     kafka: SocketAddr,
+    schema_registry: Option<SocketAddr>,
 ) -> Result<RestProxy, String> {
     config.bootstrap = kafka.to_string();
+    config.schema_registry_url = schema_registry.map(|a| format!("http://{a}"));
     RestProxy::start(config, listener).map_err(|e| format!("the REST proxy did not start: {e}"))
 }

@@ -19,8 +19,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::group::{Format, parse_duration};
-use tributary_registry_client::{CallError, RegistryClient, encode};
 use crate::table::{Table, pairs};
+use tributary_registry_client::{CallError, RegistryClient, encode};
 
 const SCHEMA_HELP: &str = "\
 Connection flags (--schema-registry-url, --timeout, -o) may come before or after the subcommand.

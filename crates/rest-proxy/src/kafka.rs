@@ -10,6 +10,7 @@ use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata};
 
 use crate::error::RestError;
 use crate::producer::Producer;
+use crate::schemas::Schemas;
 
 /// The cluster behind the proxy, through one shared client.
 #[derive(Debug)]
@@ -18,15 +19,17 @@ pub struct Kafka {
     client: Mutex<Option<Client>>,
     /// Where produced records go.
     pub producer: Producer,
+    /// The schema registry AVRO keys and values are resolved with, if configured.
+    pub schemas: Option<Schemas>,
 }
 
 impl Kafka {
     /// Connects on first use. Starts the producer task, so it must be called
     /// inside a Tokio runtime.
-    pub fn new(config: ClientConfig) -> Arc<Kafka> {
+    pub fn new(config: ClientConfig, schemas: Option<Schemas>) -> Arc<Kafka> {
         let mut producer_config = config.clone();
         producer_config.client_id = format!("{}-producer", config.client_id);
-        Arc::new(Kafka { config, client: Mutex::new(None), producer: Producer::spawn(producer_config) })
+        Arc::new(Kafka { config, client: Mutex::new(None), producer: Producer::spawn(producer_config), schemas })
     }
 
     async fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>, RestError> {

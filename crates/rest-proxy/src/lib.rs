@@ -20,6 +20,7 @@ pub mod api;
 pub mod error;
 pub mod kafka;
 pub mod producer;
+pub mod schemas;
 mod v3;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub struct RestProxyConfig {
     pub bootstrap: String,
     /// Longest wait for one Kafka operation.
     pub timeout: Duration,
+    /// The schema registry for AVRO keys and values (`http://host:port`), if any.
+    pub schema_registry_url: Option<String>,
 }
 
 impl RestProxyConfig {
@@ -53,6 +56,7 @@ impl RestProxyConfig {
             listen_port: 8082,
             bootstrap: bootstrap.to_string(),
             timeout: Duration::from_secs(30),
+            schema_registry_url: None,
         }
     }
 }
@@ -77,6 +81,17 @@ pub async fn bind(config: &RestProxyConfig) -> Result<TcpListener, BindError> {
     TcpListener::bind(&addr).await.map_err(|source| BindError { addr, source })
 }
 
+/// Why the proxy did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener's address could not be read.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// A setting cannot be used.
+    #[error("{0}")]
+    Config(String),
+}
+
 /// A running REST Proxy.
 #[derive(Debug)]
 pub struct RestProxy {
@@ -87,14 +102,21 @@ pub struct RestProxy {
 
 impl RestProxy {
     /// Serves the API on `listener`. The cluster is first contacted by the first request.
-    pub fn start(config: RestProxyConfig, listener: TcpListener) -> Result<RestProxy, BindError> {
+    pub fn start(config: RestProxyConfig, listener: TcpListener) -> Result<RestProxy, StartError> {
         let addr = listener
             .local_addr()
             .map_err(|source| BindError { addr: format!("{}:{}", config.listen_host, config.listen_port), source })?;
         let mut client = ClientConfig::new(&config.bootstrap);
         client.timeout = config.timeout;
         client.client_id = "rest-proxy".to_string();
-        let app = api::router(kafka::Kafka::new(client));
+        let schemas = match &config.schema_registry_url {
+            Some(url) => Some(
+                schemas::Schemas::new(url, config.timeout)
+                    .map_err(|e| StartError::Config(format!("schema registry URL: {e}")))?,
+            ),
+            None => None,
+        };
+        let app = api::router(kafka::Kafka::new(client, schemas));
         let (shutdown, mut stop) = watch::channel(false);
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -104,7 +126,12 @@ impl RestProxy {
                 tracing::error!(error = %e, "REST proxy HTTP server stopped");
             }
         });
-        tracing::info!(listen = %addr, bootstrap = %config.bootstrap, "REST proxy listening on http://{addr}");
+        tracing::info!(
+            listen = %addr,
+            bootstrap = %config.bootstrap,
+            schema_registry = config.schema_registry_url.as_deref().unwrap_or("none"),
+            "REST proxy listening on http://{addr}"
+        );
         Ok(RestProxy { addr, shutdown, server })
     }
 

@@ -34,6 +34,7 @@ use super::{AppState, json_body};
 use crate::error::RestError;
 use crate::kafka::Kafka;
 use crate::producer::Delivery;
+use crate::schemas::SchemaRequest;
 
 /// Largest JSON text of one record in a stream; a longer one ends the stream with 413.
 pub const MAX_RECORD_JSON_BYTES: usize = 8 * 1024 * 1024;
@@ -102,9 +103,10 @@ fn bad(message: impl Into<String>) -> RestError {
     RestError::status(400, message)
 }
 
-/// Serializes a key or value by its `type`. Schema-registry formats need a
-/// registry, which this proxy is not configured with: they get 400.
-fn encode(which: &str, data: Option<Data>) -> Result<Encoded, RestError> {
+/// Serializes a key or value: BINARY, JSON and STRING here, schema-registry
+/// formats (or no `type`: the subject's latest schema) through the registry.
+async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) -> Result<Encoded, RestError> {
+    let which = if is_key { "key" } else { "value" };
     let Some(d) = data else {
         return Ok(Encoded { bytes: None, report: Value::Null });
     };
@@ -120,14 +122,27 @@ fn encode(which: &str, data: Option<Data>) -> Result<Encoded, RestError> {
                 "{which}: type {f} takes no schema, schema_id, schema_version, subject or subject_name_strategy"
             )));
         }
-        Some(f @ ("AVRO" | "JSONSCHEMA" | "PROTOBUF")) => {
-            return Err(bad(format!("{which}: type {f} needs a schema registry, and this REST proxy has none")));
-        }
-        None => {
-            return Err(bad(format!(
-                "{which}: no type given, so the subject's latest schema would be used, but this REST proxy \
-                 has no schema registry; give \"type\": \"BINARY\", \"JSON\" or \"STRING\""
-            )));
+        None | Some("AVRO" | "JSONSCHEMA" | "PROTOBUF") => {
+            let Some(schemas) = kafka.schemas.as_ref() else {
+                return Err(bad(format!(
+                    "{which}: {} needs a schema registry, and this REST proxy has none (start it with \
+                     --schema-registry-url); or give \"type\": \"BINARY\", \"JSON\" or \"STRING\"",
+                    d.format.as_deref().map_or("data without a type".to_string(), |f| format!("type {f}"))
+                )));
+            };
+            if d.data.is_null() {
+                return Ok(Encoded { bytes: None, report: Value::Null });
+            }
+            let request = SchemaRequest {
+                format: d.format,
+                subject: d.subject,
+                subject_name_strategy: d.subject_name_strategy,
+                schema_id: d.schema_id,
+                schema_version: d.schema_version,
+                schema: d.schema,
+            };
+            let s = schemas.serialize(topic, is_key, &request, &d.data).await?;
+            return Ok(Encoded { bytes: Some(s.bytes), report: s.report });
         }
         Some(other) => {
             return Err(bad(format!(
@@ -157,7 +172,7 @@ struct Prepared {
     value: Value,
 }
 
-fn prepare(record: ProduceRecord, now_ms: i64) -> Result<Prepared, RestError> {
+async fn prepare(kafka: &Kafka, topic: &str, record: ProduceRecord, now_ms: i64) -> Result<Prepared, RestError> {
     let timestamp = match record.timestamp.as_deref() {
         Some(t) => parse_rfc3339_ms(t).map_err(|e| bad(format!("timestamp: {e}")))?,
         None => now_ms,
@@ -172,8 +187,8 @@ fn prepare(record: ProduceRecord, now_ms: i64) -> Result<Prepared, RestError> {
         };
         headers.push((h.name.into_bytes(), value));
     }
-    let key = encode("key", record.key)?;
-    let value = encode("value", record.value)?;
+    let key = encode(kafka, topic, true, record.key).await?;
+    let value = encode(kafka, topic, false, record.value).await?;
     Ok(Prepared {
         partition: record.partition_id,
         record: RecordSpec { key: key.bytes, value: value.bytes, timestamp, headers },
@@ -238,7 +253,7 @@ async fn submit(kafka: &Kafka, topic: &str, value: Value) -> Report {
         Ok(r) => r,
         Err(e) => return Report::Ready(error_report(&bad(format!("Invalid record: {e}")))),
     };
-    match prepare(record, now_ms()) {
+    match prepare(kafka, topic, record, now_ms()).await {
         Ok(p) => {
             let timestamp = p.record.timestamp;
             let delivery = kafka.producer.send(topic, p.partition, p.record).await;
