@@ -26,6 +26,9 @@ pub struct RestProxyArgs {
     /// Longest wait for one Kafka operation, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_name = "MS")]
     timeout_ms: u64,
+    /// Close a v2 consumer instance idle this long (consumer.instance.timeout.ms).
+    #[arg(long, default_value_t = 300_000, value_name = "MS")]
+    consumer_instance_timeout_ms: u64,
     /// Schema registry for AVRO keys and values (schema.registry.url).
     #[arg(long, value_name = "URL", env = "TRIBUTARY_SCHEMA_REGISTRY_URL")]
     schema_registry_url: Option<String>,
@@ -38,6 +41,7 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     config.listen_port = args.port;
     config.timeout = Duration::from_millis(args.timeout_ms.max(100));
     config.schema_registry_url = args.schema_registry_url;
+    config.consumer_instance_timeout = Duration::from_millis(args.consumer_instance_timeout_ms.max(1_000));
     let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -664,6 +664,18 @@ impl Client {
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), ClientError> {
+        self.commit_offsets(group, -1, "", offsets).await
+    }
+
+    /// Commits offsets for a group as its member `member_id` of `generation`
+    /// (a classic group), or as a standalone consumer with -1 and "".
+    pub async fn commit_offsets(
+        &mut self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), ClientError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -682,8 +694,8 @@ impl Client {
             }
             let request = OffsetCommitRequest::default()
                 .with_group_id(GroupId(str_bytes(group)))
-                .with_generation_id_or_member_epoch(-1)
-                .with_member_id(str_bytes(""))
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(str_bytes(member_id))
                 .with_topics(
                     topics
                         .into_iter()

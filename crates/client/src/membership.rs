@@ -111,6 +111,11 @@ impl GroupMembership {
         &self.member_id
     }
 
+    /// The generation of the last completed join (-1 before it or after leaving).
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
     /// How often to heartbeat: a third of the session timeout, as Kafka's clients do.
     pub fn heartbeat_interval(&self) -> Duration {
         self.session_timeout / 3

@@ -1,5 +1,5 @@
-//! The HTTP API: v3 under `/v3` and `/kafka/v3`; anything else is a 404 in
-//! kafka-rest's error shape.
+//! The HTTP API: v3 under `/v3` and `/kafka/v3`, v2 at the root; anything
+//! else is a 404 in kafka-rest's error shape.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::RestError;
 use crate::kafka::Kafka;
-use crate::v3;
+use crate::{v2, v3};
 
 async fn not_found(uri: OriginalUri) -> Response {
     RestError::status(404, format!("HTTP 404 Not Found: {}", uri.path())).into_response()
@@ -17,5 +17,10 @@ async fn not_found(uri: OriginalUri) -> Response {
 
 /// The HTTP API.
 pub fn router(kafka: Arc<Kafka>) -> Router {
-    Router::new().nest("/v3", v3::routes()).nest("/kafka/v3", v3::routes()).fallback(not_found).with_state(kafka)
+    Router::new()
+        .nest("/v3", v3::routes())
+        .nest("/kafka/v3", v3::routes())
+        .merge(v2::routes())
+        .fallback(not_found)
+        .with_state(kafka)
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata};
 
+use crate::consumer::Instances;
 use crate::error::RestError;
 use crate::producer::Producer;
 use crate::schemas::Schemas;
@@ -21,6 +22,8 @@ pub struct Kafka {
     pub producer: Producer,
     /// The schema registry AVRO keys and values are resolved with, if configured.
     pub schemas: Option<Schemas>,
+    /// v2 consumer instances.
+    pub consumers: Arc<Instances>,
 }
 
 impl Kafka {
@@ -29,7 +32,20 @@ impl Kafka {
     pub fn new(config: ClientConfig, schemas: Option<Schemas>) -> Arc<Kafka> {
         let mut producer_config = config.clone();
         producer_config.client_id = format!("{}-producer", config.client_id);
-        Arc::new(Kafka { config, client: Mutex::new(None), producer: Producer::spawn(producer_config), schemas })
+        Arc::new(Kafka {
+            config,
+            client: Mutex::new(None),
+            producer: Producer::spawn(producer_config),
+            schemas,
+            consumers: Arc::new(Instances::default()),
+        })
+    }
+
+    /// Client settings for a connection of its own (a consumer instance's).
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = self.config.clone();
+        config.client_id = client_id.to_string();
+        config
     }
 
     async fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>, RestError> {

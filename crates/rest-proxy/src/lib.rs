@@ -13,14 +13,17 @@
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
 //! ```
 //!
-//! Served so far: v3 clusters and topics (list, describe, create with
-//! configs, delete). Produce, consume, configs, groups and v2 come next.
+//! Served: v3 clusters, topics (list, describe, create with configs,
+//! delete) and records (produce, streamed, BINARY/JSON/STRING/AVRO); v2
+//! produce (binary, json, avro) and consumer instances (`consumer.rs`).
 
 pub mod api;
+pub mod consumer;
 pub mod error;
 pub mod kafka;
 pub mod producer;
 pub mod schemas;
+mod v2;
 mod v3;
 
 use std::net::SocketAddr;
@@ -46,6 +49,8 @@ pub struct RestProxyConfig {
     pub timeout: Duration,
     /// The schema registry for AVRO keys and values (`http://host:port`), if any.
     pub schema_registry_url: Option<String>,
+    /// `consumer.instance.timeout.ms`: a v2 consumer instance idle this long is closed.
+    pub consumer_instance_timeout: Duration,
 }
 
 impl RestProxyConfig {
@@ -57,6 +62,7 @@ impl RestProxyConfig {
             bootstrap: bootstrap.to_string(),
             timeout: Duration::from_secs(30),
             schema_registry_url: None,
+            consumer_instance_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct RestProxy {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    consumers: std::sync::Arc<consumer::Instances>,
+    maintenance: JoinHandle<()>,
 }
 
 impl RestProxy {
@@ -116,7 +124,10 @@ impl RestProxy {
             ),
             None => None,
         };
-        let app = api::router(kafka::Kafka::new(client, schemas));
+        let kafka = kafka::Kafka::new(client, schemas);
+        let consumers = kafka.consumers.clone();
+        let maintenance = tokio::spawn(consumers.clone().maintain(config.consumer_instance_timeout));
+        let app = api::router(kafka);
         let (shutdown, mut stop) = watch::channel(false);
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -132,7 +143,7 @@ impl RestProxy {
             schema_registry = config.schema_registry_url.as_deref().unwrap_or("none"),
             "REST proxy listening on http://{addr}"
         );
-        Ok(RestProxy { addr, shutdown, server })
+        Ok(RestProxy { addr, shutdown, server, consumers, maintenance })
     }
 
     /// The address the HTTP API listens on.
@@ -140,9 +151,11 @@ impl RestProxy {
         self.addr
     }
 
-    /// Stops serving.
+    /// Stops serving; v2 consumer instances leave their groups.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
+        self.maintenance.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.consumers.close_all()).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
     }
 }

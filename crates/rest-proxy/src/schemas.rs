@@ -335,4 +335,19 @@ impl Schemas {
         });
         Ok(Serialized { bytes, report })
     }
+
+    /// An Avro key or value as written by a Confluent serializer, in Avro's JSON encoding.
+    pub async fn deserialize_avro(&self, framed: &[u8]) -> Result<Value, RestError> {
+        let (id, datum) = tributary_schema::split_framed(framed).map_err(|e| RestError {
+            status: 500,
+            error_code: 50002,
+            message: format!("not in the schema registry's framing: {e}"),
+        })?;
+        let schema = self.schema_by_id(id).await?;
+        match schema.avro_datum_to_json(datum) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(RestError::status(500, format!("cannot read the datum with schema {id}: {e}"))),
+            None => Err(RestError::status(500, format!("schema {id} is not an Avro schema"))),
+        }
+    }
 }

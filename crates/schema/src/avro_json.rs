@@ -223,3 +223,159 @@ fn write(
     }
     Ok(())
 }
+
+/// Decodes a binary datum of `model`'s root schema into Avro's JSON encoding
+/// (the inverse of [`encode`]): unions wrapped in their branch name, bytes
+/// and fixed as strings of byte values, NaN and infinities as strings.
+pub(crate) fn decode(model: &AvroModel, bytes: &[u8]) -> Result<Value, String> {
+    let mut reader = Reader { bytes, pos: 0 };
+    let value = read(model, model.root, &mut reader, 0)?;
+    if reader.pos != bytes.len() {
+        return Err(format!("{} bytes left after the datum", bytes.len() - reader.pos));
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or("the datum ends early")?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn long(&mut self) -> Result<i64, String> {
+        let mut z: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.take(1)?[0];
+            z |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+            }
+        }
+        Err("a varint is longer than 10 bytes".to_string())
+    }
+
+    /// A length-prefixed byte string; the length is checked against what is left.
+    fn sized(&mut self) -> Result<&[u8], String> {
+        let n = self.long()?;
+        let n = usize::try_from(n).map_err(|_| format!("negative length {n}"))?;
+        self.take(n)
+    }
+}
+
+fn number_or_name(v: f64) -> Value {
+    if v.is_nan() {
+        Value::String("NaN".into())
+    } else if v.is_infinite() {
+        Value::String(if v > 0.0 { "Infinity" } else { "-Infinity" }.into())
+    } else {
+        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Items of an array or map block sequence: counts until 0; a negative count is followed by a byte size.
+fn block_count(r: &mut Reader<'_>) -> Result<usize, String> {
+    let count = r.long()?;
+    if count < 0 {
+        r.long()?;
+    }
+    let n = usize::try_from(count.unsigned_abs()).map_err(|_| "a block count is too large".to_string())?;
+    // Items of most types take at least a byte each; nulls take none, so a
+    // count is also capped outright rather than trusted.
+    if n > (r.bytes.len() - r.pos).max(1_000_000) {
+        return Err(format!("a block claims {n} items, more than the datum can hold"));
+    }
+    Ok(n)
+}
+
+fn read(model: &AvroModel, id: NodeId, r: &mut Reader<'_>, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+    }
+    Ok(match model.node(id) {
+        Node::Primitive { kind, .. } => match kind {
+            Primitive::Null => Value::Null,
+            Primitive::Boolean => Value::Bool(r.take(1)?[0] != 0),
+            Primitive::Int | Primitive::Long => Value::from(r.long()?),
+            Primitive::Float => {
+                let b = r.take(4)?;
+                number_or_name(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            }
+            Primitive::Double => {
+                let b = r.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                number_or_name(f64::from_le_bytes(a))
+            }
+            Primitive::Bytes => Value::String(r.sized()?.iter().map(|b| char::from(*b)).collect()),
+            Primitive::String => {
+                Value::String(String::from_utf8(r.sized()?.to_vec()).map_err(|_| "a string is not UTF-8".to_string())?)
+            }
+        },
+        Node::Record { fields, .. } => {
+            let mut out = serde_json::Map::new();
+            for f in fields {
+                out.insert(f.name.clone(), read(model, f.ty, r, depth + 1)?);
+            }
+            Value::Object(out)
+        }
+        Node::Enum { symbols, .. } => {
+            let i = r.long()?;
+            let symbol = usize::try_from(i).ok().and_then(|i| symbols.get(i));
+            Value::String(symbol.ok_or_else(|| format!("enum index {i} is out of range"))?.clone())
+        }
+        Node::Fixed { size, .. } => {
+            let n = usize::try_from(*size).map_err(|_| "fixed size too large".to_string())?;
+            Value::String(r.take(n)?.iter().map(|b| char::from(*b)).collect())
+        }
+        Node::Array { items, .. } => {
+            let mut out = Vec::new();
+            loop {
+                let n = block_count(r)?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    out.push(read(model, *items, r, depth + 1)?);
+                }
+            }
+            Value::Array(out)
+        }
+        Node::Map { values, .. } => {
+            let mut out = serde_json::Map::new();
+            loop {
+                let n = block_count(r)?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    let key = String::from_utf8(r.sized()?.to_vec()).map_err(|_| "a map key is not UTF-8")?;
+                    out.insert(key, read(model, *values, r, depth + 1)?);
+                }
+            }
+            Value::Object(out)
+        }
+        Node::Union(branches) => {
+            let i = r.long()?;
+            let branch = usize::try_from(i)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .copied()
+                .ok_or_else(|| format!("union index {i} is out of range"))?;
+            let inner = read(model, branch, r, depth + 1)?;
+            if matches!(model.node(branch), Node::Primitive { kind: Primitive::Null, .. }) {
+                Value::Null
+            } else {
+                let mut wrapped = serde_json::Map::new();
+                wrapped.insert(branch_name(model, branch), inner);
+                Value::Object(wrapped)
+            }
+        }
+    })
+}

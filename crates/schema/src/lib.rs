@@ -299,6 +299,15 @@ impl ParsedSchema {
         }
     }
 
+    /// For an Avro schema, a binary datum (without framing) in Avro's JSON
+    /// encoding; `None` for other types.
+    pub fn avro_datum_to_json(&self, datum: &[u8]) -> Option<Result<serde_json::Value, String>> {
+        match self.model.as_ref() {
+            Model::Avro(m) => Some(avro_json::decode(m, datum)),
+            _ => None,
+        }
+    }
+
     /// For an Avro schema, the schema as an `apache_avro::Schema` (references inlined), for
     /// encoding and decoding datums; `None` for other types.
     pub fn avro_schema(&self) -> Option<Result<apache_avro::Schema, SchemaError>> {

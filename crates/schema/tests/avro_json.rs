@@ -119,3 +119,23 @@ fn primitive_and_union_roots() {
     let j = ParsedSchema::clone(&avro(r#""int""#));
     assert!(j.avro_datum_from_json(&json!(1)).is_some());
 }
+
+#[test]
+fn decoding_gives_back_the_json_encoding() {
+    let s = avro(USER);
+    let data = json!({
+        "id": 9, "name": "n", "age": {"int": 3}, "score": 1.5, "tags": ["a"], "attrs": {"k": 2},
+        "kind": "B", "hash": "\u{0}\u{ff}", "raw": "\u{e9}", "ratio": "Infinity", "ok": true,
+        "next": null, "when": 5
+    });
+    let bytes = encode(&s, data.clone()).expect("encodes");
+    assert_eq!(s.avro_datum_to_json(&bytes).expect("Avro").expect("decodes"), data);
+    // Truncated or padded datums are refused, never read past the end.
+    assert!(s.avro_datum_to_json(&bytes[..bytes.len() - 1]).expect("Avro").is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(s.avro_datum_to_json(&longer).expect("Avro").is_err());
+    // A huge length prefix is refused without allocating it.
+    let string = avro(r#""string""#);
+    assert!(string.avro_datum_to_json(&[0xfe, 0xff, 0xff, 0xff, 0x0f]).expect("Avro").is_err());
+}
