@@ -362,7 +362,25 @@ impl Cluster {
         for (name, value) in &topic.configs {
             validate_topic_config(name, Some(value)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         }
+        self.check_partition_limit(partitions)?;
         Ok((partitions, rf))
+    }
+
+    /// Refuses `adding` partitions when the cluster would hold more than
+    /// `max.partitions`; checked before anything is allocated for them.
+    fn check_partition_limit(&self, adding: i32) -> Result<(), ApiError> {
+        let held: usize = self.registry().topics.values().map(|t| t.partitions.len()).sum();
+        let limit = self.config.max_partitions;
+        if i64::try_from(held).unwrap_or(i64::MAX).saturating_add(i64::from(adding)) > i64::from(limit) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "Adding {adding} partitions would exceed the cluster's limit of {limit} (max.partitions); \
+                     it holds {held}. Ask for fewer, or raise max.partitions."
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_assignments(&self, assignments: &[(i32, Vec<i32>)], first_index: i32) -> Result<(), ApiError> {
@@ -512,6 +530,7 @@ impl Cluster {
                 assignments.iter().enumerate().map(|(i, b)| (current + i as i32, b.clone())).collect();
             self.validate_assignments(&indexed, current)?;
         }
+        self.check_partition_limit(count - current)?;
         if validate_only {
             return Ok(());
         }

@@ -373,3 +373,34 @@ async fn hostile_subscription_bytes_do_not_crash_offset_delete() {
     assert!(answer.is_some(), "the broker answers instead of aborting");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_counts_beyond_max_partitions_are_refused_before_anything_is_made() {
+    let broker = TestBroker::start(&[("max.partitions", "10")]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let new = |name: &str, partitions: i32| {
+        CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ])
+    };
+    // An absurd count is refused at once, without a directory per partition.
+    let huge: CreateTopicsResponse =
+        client.call(ApiKey::CreateTopics, 7, &new("huge", i32::MAX)).await.expect("answer");
+    assert_eq!(huge.topics[0].error_code, 37, "INVALID_PARTITIONS");
+    assert!(huge.topics[0].error_message.as_deref().unwrap_or_default().contains("max.partitions"));
+    let fits: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &new("fits", 8)).await.expect("answer");
+    assert_eq!(fits.topics[0].error_code, 0);
+    let over: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &new("over", 3)).await.expect("answer");
+    assert_eq!(over.topics[0].error_code, 37);
+    let grow = CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(topic("fits"))
+            .with_count(11),
+    ]);
+    let grown: CreatePartitionsResponse = client.call(ApiKey::CreatePartitions, 3, &grow).await.expect("answer");
+    assert_eq!(grown.results[0].error_code, 37);
+    broker.stop().await;
+}

@@ -133,6 +133,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// `num.partitions`.
     pub num_partitions: i32,
+    /// `max.partitions`: the most partitions the cluster holds.
+    pub max_partitions: i32,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
     /// `auto.create.topics.enable`.
@@ -263,6 +265,7 @@ impl BrokerConfig {
             advertised_listeners,
             data_dir,
             num_partitions: parse_i64("num.partitions") as i32,
+            max_partitions: parse_i64("max.partitions").clamp(1, i64::from(i32::MAX)) as i32,
             default_replication_factor: parse_i64("default.replication.factor") as i16,
             auto_create_topics: parse_bool("auto.create.topics.enable"),
             delete_topic_enable: parse_bool("delete.topic.enable"),

@@ -436,6 +436,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("1"),
         "Partitions of an auto-created topic or a CreateTopics with num_partitions -1."
     ),
+    broker!(
+        "max.partitions",
+        Int,
+        Some("100000"),
+        "Most partitions the cluster holds (the name KIP-578 proposed); CreateTopics or CreatePartitions beyond it \
+         get INVALID_PARTITIONS."
+    ),
     broker!("default.replication.factor", Short, Some("1"), "Replication factor of an auto-created topic."),
     broker!("auto.create.topics.enable", Boolean, Some("true"), "Create unknown topics on Metadata or Produce."),
     broker!("delete.topic.enable", Boolean, Some("true"), "Allow DeleteTopics."),
