@@ -60,6 +60,7 @@ REBALANCE_BENCH = REPO / "bench" / "rebalance_bench.py"
 CLEANER_BENCH = REPO / "bench" / "cleaner_bench.py"
 REGISTRY_BENCH = REPO / "bench" / "registry_bench.py"
 REGISTRY_CLIENTS = 4  # registry_bench.py client processes
+REST_PROXY_BENCH = REPO / "bench" / "rest_proxy_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -91,6 +92,7 @@ PLANS = {
         "cleaner_seconds": 20,
         "cleaner_rounds": 3,
         "registry_seconds": 10,
+        "rest_records": 300_000,
     },
     "quick": {
         "phase_s": 3.0,
@@ -107,6 +109,7 @@ PLANS = {
         "cleaner_seconds": 5,
         "cleaner_rounds": 1,
         "registry_seconds": 3,
+        "rest_records": 50_000,
     },
 }
 
@@ -416,12 +419,16 @@ LIVE = set()  # brokers started and not yet stopped; stopped on any exit path
 
 
 class Broker:
-    def __init__(self, name, binary, data_root, log_dir, overrides=None, label=None, registry=False):
+    def __init__(self, name, binary, data_root, log_dir, overrides=None, label=None, registry=False,
+                 rest_proxy=False):
         self.name = name
         self.binary = binary
         # Tributary only: also serve the Schema Registry (on a free port, `registry_port`).
         self.registry = registry
         self.registry_port = None
+        # Tributary only: also serve the REST proxy (on a free port, `rest_proxy_port`).
+        self.rest_proxy = rest_proxy
+        self.rest_proxy_port = None
         # Broker config on top of the defaults (Tributary only: `--override KEY=VALUE`).
         self.overrides = dict(overrides or {})
         self.label = label or name
@@ -440,6 +447,8 @@ class Broker:
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text).replace(f"--kafka-port {self.port}", "--kafka-port PORT")
         if self.registry_port:
             text = text.replace(f"--schema-registry-port {self.registry_port}", "--schema-registry-port PORT2")
+        if self.rest_proxy_port:
+            text = text.replace(f"--rest-proxy-port {self.rest_proxy_port}", "--rest-proxy-port PORT3")
         text = text.replace(str(CACHE), "$TRIBUTARY_CACHE").replace(str(REPO) + "/", "")
         return text
 
@@ -448,8 +457,9 @@ class Broker:
             extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
             registry = (["--schema-registry-port", str(self.registry_port)] if self.registry
                         else ["--no-schema-registry"])
+            proxy = (["--rest-proxy-port", str(self.rest_proxy_port)] if self.rest_proxy else ["--no-rest-proxy"])
             return ([self.binary, "start", "--kafka-port", str(self.port), "--data-dir", self.data_dir]
-                    + registry + ["--no-rest-proxy"] + extra)
+                    + registry + proxy + extra)
         if self.overrides:
             raise PhaseError(f"{self.name} takes no broker config overrides here")
         url = f"tcp://127.0.0.1:{self.port}"
@@ -466,6 +476,8 @@ class Broker:
         self.port = free_port()
         if self.registry:
             self.registry_port = free_port()
+        if self.rest_proxy:
+            self.rest_proxy_port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix=f"{self.name}-bench-", dir=self.data_root)
         self.log_path = os.path.join(self.log_dir, f"{self.label}-{self.starts}.log")
         logf = open(self.log_path, "w")
@@ -953,7 +965,39 @@ class Runner:
             d["error"] = "; ".join(errs)
         return d
 
-    def extra_broker(self, res, name, binary, label, overrides, phases, registry=False):
+    def rest_proxy_throughput(self, broker):
+        """rest_proxy_bench.py: v3 streaming and v2 produce through the REST proxy of a Tributary started with
+        one, beside direct produce with librdkafka to the same broker (Tributary only)."""
+        url = f"http://127.0.0.1:{broker.rest_proxy_port}"
+        deadline = time.monotonic() + LISTEN_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/v3/clusters", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise PhaseError(f"the REST proxy at {url} did not answer within {LISTEN_TIMEOUT_S}s")
+            time.sleep(0.2)
+        argv = [sys.executable, str(REST_PROXY_BENCH), "--url", url, "--bootstrap", broker.bootstrap,
+                "--records", str(self.plan["rest_records"])]
+        r = run_cmd(argv, 900)
+        if r["timed_out"]:
+            raise PhaseError(f"rest_proxy_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
+        try:
+            d = json.loads(r["stdout"])
+        except ValueError:
+            raise PhaseError(f"rest_proxy_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d["cmd"] = (shlex.join(["python3", "bench/rest_proxy_bench.py"] + argv[2:])
+                    .replace(url, "http://127.0.0.1:PORT3").replace(broker.bootstrap, "127.0.0.1:PORT"))
+        errs = [f"{k}: {v.get('first_error') or v.get('error')}" for k, v in (d.get("phases") or {}).items()
+                if v.get("errors") or v.get("error")]
+        if errs:
+            d["error"] = "; ".join(errs)
+        return d
+
+    def extra_broker(self, res, name, binary, label, overrides, phases, registry=False, rest_proxy=False):
         """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
 
         phases: [(phase name, fn(broker))]; the broker is started only if --phases wants one of them."""
@@ -961,7 +1005,7 @@ class Runner:
         if not phases:
             return
         b = Broker(name, str(binary), self.args.data_root, self.run_dir, overrides=overrides, label=label,
-                   registry=registry)
+                   registry=registry, rest_proxy=rest_proxy)
         try:
             b.start()
         except PhaseError as e:
@@ -1069,6 +1113,8 @@ class Runner:
                               [("cleaner_latency", self.cleaner_latency)])
             self.extra_broker(res, name, binary, "tributary-registry", {},
                               [("registry_throughput", self.registry_throughput)], registry=True)
+            self.extra_broker(res, name, binary, "tributary-rest", {},
+                              [("rest_proxy_throughput", self.rest_proxy_throughput)], rest_proxy=True)
         return res
 
 
@@ -1600,6 +1646,44 @@ def render(results):
         if rg.get("cmd"):
             w("")
             w(f"Command: `{rg['cmd']}`")
+    w("")
+
+    # --- REST proxy produce throughput (rest_proxy_bench.py; Tributary only)
+    w("## REST Proxy produce throughput (rest_proxy_bench.py, Tributary only)")
+    w("")
+    rp = (tb or {}).get("phases", {}).get("rest_proxy_throughput") if tb else None
+    if rp is None:
+        w("Not run in this run.")
+    else:
+        w(f"{fmt_int(rp.get('records'))} records of {rp.get('value_bytes')} random bytes (null keys) per row, to a "
+          f"fresh topic of {rp.get('partitions')} partitions, acks=all, against the REST proxy inside "
+          "`tributary start` (a separate Tributary started with `--rest-proxy-port`). *v3 streaming*: one chunked "
+          "`POST /v3/clusters/{c}/topics/{t}/records` carrying every record as concatenated JSON (BINARY), reports "
+          "read as they come; timed to the last report. *v2*: `POST /topics/{t}` "
+          "(`application/vnd.kafka.binary.v2+json`) with 500 records per request from 2 keep-alive clients. "
+          "*Direct*: librdkafka (confluent-kafka) producing to the same broker, `linger.ms=5`, timed to the end of "
+          "`flush()`. The clients run in Python on the same 2 cores as the broker and the proxy, so the REST rows "
+          "include JSON and base64 work on both sides. No peer: Tansu serves no REST Proxy API, and Confluent's "
+          "(JVM) REST Proxy is not installed here.")
+        w("")
+        if rp.get("error"):
+            w(f"> **Phase failed:** {str(rp['error']).strip().splitlines()[0]}")
+            w("")
+        w("| | records/s | seconds | errors | vs direct |")
+        w("|---|---:|---:|---:|---:|")
+        phases = rp.get("phases") or {}
+        base = (phases.get("direct") or {}).get("per_second")
+        for key, label in (("direct", "direct Kafka produce (librdkafka)"), ("v3_stream", "v3 streaming produce"),
+                           ("v2", "v2 produce")):
+            x = phases.get(key)
+            if not x or x.get("error"):
+                w(f"| {label} | {cell_err(x['error']) if x else 'not run'} | | | |")
+                continue
+            ratio = f"{x['per_second'] / base:.2f}×" if base else ""
+            w(f"| {label} | {fmt_num(x['per_second'])} | {fmt_num(x['seconds'], 2)} | {fmt_int(x['errors'])} | {ratio} |")
+        if rp.get("cmd"):
+            w("")
+            w(f"Command: `{rp['cmd']}`")
     w("")
 
     # --- resources
