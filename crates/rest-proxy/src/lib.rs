@@ -14,7 +14,10 @@
 //! ```
 //!
 //! Served so far: v3 clusters and topics (list, describe, create with
-//! configs, delete). Produce, consume, configs, groups and v2 come next.
+//! configs, delete, grow); topic, broker and cluster-wide broker configs
+//! (DescribeConfigs, IncrementalAlterConfigs); partitions and replicas;
+//! brokers; consumer groups with members, assignments and lag (read-only).
+//! Produce, consume and v2 come next.
 
 pub mod api;
 pub mod error;
