@@ -309,6 +309,9 @@ def test_brokers_match_describe_cluster(proxy, admin):
     assert status == 200 and one["kind"] == "KafkaBroker" and one["broker_id"] == bid, one
     assert one["configs"]["related"] == f"{c}/brokers/{bid}/configs"
     assert one["partition_replicas"]["related"] == f"{c}/brokers/{bid}/partition-replicas"
+    # Confluent Server's and Cloud's prefix: the same, with links under it.
+    status, prefixed = call("GET", f"{c.replace('/v3/', '/kafka/v3/')}/brokers/{bid}")
+    assert status == 200 and prefixed["configs"]["related"] == one["configs"]["related"].replace("/v3/", "/kafka/v3/")
     status, got = call("GET", f"{c}/brokers/4242")
     assert (status, got["error_code"]) == (404, 404), got
     status, got = call("GET", f"{c}/brokers/nope")
@@ -484,3 +487,24 @@ def test_consumer_group_members_assignments_and_lag(proxy, admin, bootstrap):
             assert (status, got["error_code"]) == (404, 404), (path, got)
     finally:
         cons.close()
+
+
+def test_a_group_that_only_commits_is_simple_and_empty(proxy, admin, bootstrap):
+    c = cluster_url(proxy)
+    name = new_topic(admin, "simple")
+    group = f"rest-simple-{uuid.uuid4().hex[:8]}"
+    cons = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        cons.commit(offsets=[TopicPartition(name, 0, 0)], asynchronous=False)
+    finally:
+        cons.close()
+    status, g = call("GET", f"{c}/consumer-groups/{group}")
+    assert status == 200, g
+    assert (g["state"], g["is_simple"], g["partition_assignor"]) == ("EMPTY", True, ""), g
+    status, body = call("GET", f"{c}/consumer-groups/{group}/consumers")
+    assert status == 200 and body["data"] == [], body
+    status, body = call("GET", f"{c}/consumer-groups/{group}/lags")
+    assert [(e["partition_id"], e["current_offset"], e["lag"], e["consumer_id"]) for e in body["data"]] == \
+        [(0, 0, 0, "")], body
+    status, s = call("GET", f"{c}/consumer-groups/{group}/lag-summary")
+    assert status == 200 and (s["max_lag"], s["total_lag"], s["max_lag_consumer"]) == (0, 0, None), s
