@@ -75,6 +75,8 @@ pub struct ClusterMetadata {
     pub cluster_id: Option<String>,
     /// The controller's node id, -1 when unknown.
     pub controller_id: i32,
+    /// Rack of each broker that has one.
+    pub racks: BTreeMap<i32, String>,
 }
 
 /// Backoff between attempts of one operation, bounded by attempts and time.
@@ -223,9 +225,11 @@ impl Client {
                 Some((name, TopicMetadata { error_code: t.error_code, is_internal: t.is_internal, partitions }))
             })
             .collect();
+        let racks =
+            response.brokers.iter().filter_map(|b| Some((b.node_id.0, b.rack.as_deref()?.to_string()))).collect();
         self.brokers.clone_from(&brokers);
         let cluster_id = response.cluster_id.as_deref().map(str::to_string);
-        Ok(ClusterMetadata { brokers, topics, cluster_id, controller_id: response.controller_id.0 })
+        Ok(ClusterMetadata { brokers, topics, cluster_id, controller_id: response.controller_id.0, racks })
     }
 
     /// The broker coordinating `group`, looked up once and then cached.

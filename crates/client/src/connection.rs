@@ -72,6 +72,9 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         ApiKey::OffsetDelete => (0, 0),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::DeleteTopics => (1, 6),
+        ApiKey::CreatePartitions => (0, 3),
+        ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),

@@ -14,7 +14,8 @@
 //!      ├── admin (admin.rs) ───▶ list / describe groups, committed offsets,
 //!      │                         list offsets, lag, seek plan + admin commit,
 //!      │                         delete groups, delete offsets
-//!      ├── topics (topics.rs) ─▶ create a topic with configs
+//!      ├── topics (topics.rs) ─▶ create a topic with configs, delete it, add partitions
+//!      ├── configs (configs.rs) ▶ describe topic / broker configs, change them one by one
 //!      ├── records (records.rs) ▶ produce a batch with acks=all, fetch and decode batches
 //!      └── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
 //! ```
@@ -28,6 +29,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod configs;
 pub mod connection;
 pub mod error;
 pub mod membership;
@@ -40,6 +42,7 @@ pub use admin::{
     SeekPlan, TopicPartition,
 };
 pub use client::{Client, ClusterMetadata, Node, PartitionMetadata, TopicMetadata};
+pub use configs::{ConfigChange, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, DescribedConfigs};
 pub use connection::{ClientConfig, Connection};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};

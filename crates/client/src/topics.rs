@@ -1,14 +1,16 @@
-//! Topic administration: create a topic with configs, delete a topic.
+//! Topic administration: create a topic with configs, delete a topic, add partitions.
 //!
 //! ```text
-//! create_topic ──▶ CreateTopics (any broker; the cluster routes it to its controller)
-//!                  TOPIC_ALREADY_EXISTS ──▶ Ok(TopicCreated::AlreadyExisted)
-//! delete_topic ──▶ DeleteTopics (any broker), by name
+//! create_topic ──────▶ CreateTopics (any broker; the cluster routes it to its controller)
+//!                      TOPIC_ALREADY_EXISTS ──▶ Ok(TopicCreated::AlreadyExisted)
+//! delete_topic ──────▶ DeleteTopics (any broker), by name
+//! create_partitions ─▶ CreatePartitions (any broker): grow a topic to a total count
 //! ```
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, DeleteTopicsRequest};
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest};
 
 use crate::client::{Client, Retry, str_bytes, topic_name};
 use crate::error::{ClientError, KafkaError};
@@ -117,6 +119,47 @@ impl Client {
                 return Err(ClientError::Malformed {
                     addr: conn.addr().to_string(),
                     api: "DeleteTopics".to_string(),
+                    detail: format!("no result for topic \"{topic}\""),
+                });
+            };
+            match result.error_code {
+                0 => return Ok(()),
+                code => {
+                    let err = KafkaError::new(code, context()).with_message(result.error_message.as_deref());
+                    if err.is_retriable() && retry.again().await {
+                        continue;
+                    }
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    /// Grows `topic` to `count` partitions in total, the new ones placed by
+    /// the cluster; with `validate_only` the broker only checks the request.
+    /// A count not above the current one is refused by the broker
+    /// (INVALID_PARTITIONS), an unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
+    pub async fn create_partitions(&mut self, topic: &str, count: i32, validate_only: bool) -> Result<(), ClientError> {
+        let context = || format!("grow topic \"{topic}\" to {count} partitions");
+        let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut retry = Retry::new(self.config().timeout);
+        loop {
+            let conn = self.any_connection().await?;
+            let v = conn.version(ApiKey::CreatePartitions)?;
+            let request = CreatePartitionsRequest::default()
+                .with_timeout_ms(timeout_ms)
+                .with_validate_only(validate_only)
+                .with_topics(vec![
+                    CreatePartitionsTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_count(count)
+                        .with_assignments(None),
+                ]);
+            let response = conn.call(&request, v).await?;
+            let Some(result) = response.results.iter().find(|t| t.name.0.as_str() == topic) else {
+                return Err(ClientError::Malformed {
+                    addr: conn.addr().to_string(),
+                    api: "CreatePartitions".to_string(),
                     detail: format!("no result for topic \"{topic}\""),
                 });
             };

@@ -13,8 +13,11 @@
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
 //! ```
 //!
-//! Served: v3 clusters, topics (list, describe, create with configs,
-//! delete) and records (produce, streamed, BINARY/JSON/STRING/AVRO); v2
+//! Served: v3 clusters; topics (list, describe, create with configs, delete,
+//! grow); topic, broker and cluster-wide broker configs (DescribeConfigs,
+//! IncrementalAlterConfigs); partitions and replicas; brokers; consumer
+//! groups with members, assignments and lag (read-only); records (produce,
+//! streamed, BINARY/JSON/STRING/AVRO through the schema registry). v2:
 //! produce (binary, json, avro) and consumer instances (`consumer.rs`).
 
 pub mod api;

@@ -177,6 +177,30 @@ const CREATE_TOPICS: &[F] = &[f(I32, 2, MAX), f(Arr(CREATED_TOPIC), 0, MAX)];
 const DELETABLE_TOPIC_RESULT: &[F] = &[f(Str, 0, MAX), f(Uuid, 6, MAX), f(I16, 0, MAX), f(Str, 5, MAX)];
 const DELETE_TOPICS: &[F] = &[f(I32, 1, MAX), f(Arr(DELETABLE_TOPIC_RESULT), 0, MAX)];
 
+// ---- DescribeConfigs (32), flexible from 4; synonyms from v1, type and documentation from v3
+const DESCRIBE_CONFIGS_SYNONYM: &[F] = &[f(Str, 1, MAX), f(Str, 1, MAX), f(I8, 1, MAX)];
+const DESCRIBE_CONFIGS_ENTRY: &[F] = &[
+    f(Str, 0, MAX),
+    f(Str, 0, MAX),
+    f(Bool, 0, MAX),
+    f(I8, 1, MAX),
+    f(Bool, 0, MAX),
+    f(Arr(DESCRIBE_CONFIGS_SYNONYM), 1, MAX),
+    f(I8, 3, MAX),
+    f(Str, 3, MAX),
+];
+const DESCRIBE_CONFIGS_RESULT: &[F] =
+    &[f(I16, 0, MAX), f(Str, 0, MAX), f(I8, 0, MAX), f(Str, 0, MAX), f(Arr(DESCRIBE_CONFIGS_ENTRY), 0, MAX)];
+const DESCRIBE_CONFIGS: &[F] = &[f(I32, 0, MAX), f(Arr(DESCRIBE_CONFIGS_RESULT), 0, MAX)];
+
+// ---- IncrementalAlterConfigs (44), flexible from 1
+const ALTER_CONFIGS_RESOURCE_RESPONSE: &[F] = &[f(I16, 0, MAX), f(Str, 0, MAX), f(I8, 0, MAX), f(Str, 0, MAX)];
+const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(I32, 0, MAX), f(Arr(ALTER_CONFIGS_RESOURCE_RESPONSE), 0, MAX)];
+
+// ---- CreatePartitions (37), flexible from 2
+const CREATE_PARTITIONS_RESULT: &[F] = &[f(Str, 0, MAX), f(I16, 0, MAX), f(Str, 0, MAX)];
+const CREATE_PARTITIONS: &[F] = &[f(I32, 0, MAX), f(Arr(CREATE_PARTITIONS_RESULT), 0, MAX)];
+
 // ---- JoinGroup (11), flexible from 6
 const JOIN_GROUP_MEMBER: &[F] = &[f(Str, 0, MAX), f(Str, 5, MAX), f(Bytes, 0, MAX)];
 const JOIN_GROUP: &[F] = &[
@@ -229,6 +253,9 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::Fetch => (FETCH, 12),
         ApiKey::CreateTopics => (CREATE_TOPICS, 5),
         ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
+        ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
+        ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
+        ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::SyncGroup => (SYNC_GROUP, 4),
         ApiKey::Heartbeat => (HEARTBEAT, 4),

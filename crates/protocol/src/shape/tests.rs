@@ -482,6 +482,72 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::DescribeConfigs => {
+            use describe_configs_response::*;
+            let synonym = |source: i8| {
+                DescribeConfigsSynonym::default()
+                    .with_name(s("cleanup.policy"))
+                    .with_value(Some(s("compact")))
+                    .with_source(source)
+            };
+            let entry = |name: &'static str| {
+                let mut e = DescribeConfigsResourceResult::default()
+                    .with_name(s(name))
+                    .with_value(Some(s("v")))
+                    .with_read_only(true)
+                    .with_config_source(1)
+                    .with_is_sensitive(false)
+                    .with_synonyms(vec![synonym(1), synonym(5)]);
+                if v >= 3 {
+                    e = e.with_config_type(2).with_documentation(Some(s("doc")));
+                }
+                e
+            };
+            let result = |name: &'static str| {
+                DescribeConfigsResult::default()
+                    .with_error_code(0)
+                    .with_error_message(Some(s("m")))
+                    .with_resource_type(2)
+                    .with_resource_name(s(name))
+                    .with_configs(vec![entry("a"), entry("bb")])
+            };
+            let mut r = DescribeConfigsResponse::default()
+                .with_throttle_time_ms(1)
+                .with_results(vec![result("t"), result("u")]);
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            use incremental_alter_configs_response::*;
+            let res = |name: &'static str| {
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(40)
+                    .with_error_message(Some(s("m")))
+                    .with_resource_type(4)
+                    .with_resource_name(s(name))
+            };
+            let mut r = IncrementalAlterConfigsResponse::default().with_responses(vec![res("1"), res("")]);
+            if flexible(1) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::CreatePartitions => {
+            use create_partitions_response::*;
+            let res = |name: &'static str| {
+                CreatePartitionsTopicResult::default()
+                    .with_name(TopicName(s(name)))
+                    .with_error_code(37)
+                    .with_error_message(Some(s("m")))
+            };
+            let mut r = CreatePartitionsResponse::default().with_results(vec![res("a"), res("bb")]);
+            if flexible(2) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
         ApiKey::JoinGroup => {
             use join_group_response::*;
             let m = |name: &'static str| {
@@ -561,6 +627,9 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::Fetch, FetchResponse::VERSIONS),
         (ApiKey::CreateTopics, CreateTopicsResponse::VERSIONS),
         (ApiKey::DeleteTopics, DeleteTopicsResponse::VERSIONS),
+        (ApiKey::DescribeConfigs, DescribeConfigsResponse::VERSIONS),
+        (ApiKey::IncrementalAlterConfigs, IncrementalAlterConfigsResponse::VERSIONS),
+        (ApiKey::CreatePartitions, CreatePartitionsResponse::VERSIONS),
         (ApiKey::JoinGroup, JoinGroupResponse::VERSIONS),
         (ApiKey::SyncGroup, SyncGroupResponse::VERSIONS),
         (ApiKey::Heartbeat, HeartbeatResponse::VERSIONS),

@@ -3,7 +3,11 @@
 //! `self` and `related` links use the prefix and host of the request they
 //! answer. One module per resource family, each with its `routes()`.
 
+mod brokers;
 mod clusters;
+mod configs;
+mod groups;
+mod partitions;
 mod records;
 mod topics;
 
@@ -59,5 +63,12 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<
 
 /// Every v3 route, relative to the prefix.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().merge(clusters::routes()).merge(topics::routes()).merge(records::routes())
+    Router::new()
+        .merge(clusters::routes())
+        .merge(topics::routes())
+        .merge(configs::routes())
+        .merge(partitions::routes())
+        .merge(brokers::routes())
+        .merge(groups::routes())
+        .merge(records::routes())
 }
