@@ -508,3 +508,24 @@ def test_a_group_that_only_commits_is_simple_and_empty(proxy, admin, bootstrap):
         [(0, 0, 0, "")], body
     status, s = call("GET", f"{c}/consumer-groups/{group}/lag-summary")
     assert status == 200 and (s["max_lag"], s["total_lag"], s["max_lag_consumer"]) == (0, 0, None), s
+
+
+def test_partition_offsets_are_what_a_consumer_sees(proxy, admin, bootstrap):
+    topic = new_topic(admin, "offsets", partitions=2)
+    p = Producer({"bootstrap.servers": bootstrap})
+    for i in range(5):
+        p.produce(topic, value=f"v{i}".encode(), partition=1)
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{uuid.uuid4().hex[:6]}"})
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 1), timeout=10)
+    finally:
+        c.close()
+    base = cluster_url(proxy)
+    status, body = call("GET", f"{base}/topics/{topic}/partitions/1/offset")
+    assert status == 200, body
+    assert (body["kind"], body["earliest_offset"], body["latest_offset"]) == ("KafkaPartitionWithOffsets", low, high)
+    assert (low, high) == (0, 5)
+    status, body = call("GET", f"{base}/topics/{topic}/partitions/0/offset?offset_type=latest")
+    assert (status, body["earliest_offset"], body["latest_offset"]) == (200, 0, 0), body
+    assert call("GET", f"{base}/topics/{topic}/partitions/2/offset")[0] == 404

@@ -138,13 +138,19 @@ fn list_kind(scope: &Scope) -> String {
 
 /// Checks the cluster id and, for a broker, that the broker is in the cluster.
 async fn check_scope(kafka: &Kafka, cluster_id: &str, scope: &Scope) -> Result<(), RestError> {
-    let metadata = kafka.cluster(cluster_id, Some(Vec::new())).await?;
-    if let Scope::Broker(id) = scope
-        && !metadata.brokers.contains_key(id)
-    {
-        return Err(broker_not_found(*id));
+    let topics = match scope {
+        Scope::Topic(t) => vec![t.clone()],
+        _ => Vec::new(),
+    };
+    let metadata = kafka.cluster(cluster_id, Some(topics)).await?;
+    match scope {
+        Scope::Broker(id) if !metadata.brokers.contains_key(id) => Err(broker_not_found(*id)),
+        // Asked first: DescribeConfigs would retry an unknown topic until its timeout.
+        Scope::Topic(t) if !metadata.topics.get(t).is_some_and(|m| m.error_code == 0) => {
+            Err(RestError::topic_not_found(t))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub(super) fn broker_not_found(id: i32) -> RestError {

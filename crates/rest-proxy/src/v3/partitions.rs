@@ -1,6 +1,7 @@
 //! Partitions of a topic and their replicas (leader and in-sync flags) from
-//! Metadata, and `PATCH /topics/{topic}` with `{"partitions_count": N}`,
-//! which grows the topic through CreatePartitions.
+//! Metadata, a partition's earliest and latest offsets (ListOffsets), and
+//! `PATCH /topics/{topic}` with `{"partitions_count": N}`, which grows the
+//! topic through CreatePartitions.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/clusters/{cluster_id}/topics/{topic}", patch(update_partition_count))
         .route("/clusters/{cluster_id}/topics/{topic}/partitions", get(partitions))
         .route("/clusters/{cluster_id}/topics/{topic}/partitions/{partition_id}", get(partition))
+        .route("/clusters/{cluster_id}/topics/{topic}/partitions/{partition_id}/offset", get(offsets))
         .route("/clusters/{cluster_id}/topics/{topic}/partitions/{partition_id}/replicas", get(replicas))
         .route("/clusters/{cluster_id}/topics/{topic}/partitions/{partition_id}/replicas/{broker_id}", get(replica))
 }
@@ -131,6 +133,46 @@ async fn partition(
     let links = Links::of(&headers, &uri);
     let found = one_partition(&kafka, &cluster_id, &topic, &raw).await;
     answer(found.map(|(id, p)| partition_body(&links, &cluster_id, &topic, id, &p)))
+}
+
+/// `GET .../partitions/{p}/offset`: the partition's earliest and latest
+/// offsets (`offset_type` in the query is accepted; both are always given).
+async fn offsets(
+    State(kafka): State<AppState>,
+    Path((cluster_id, topic, raw)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    let links = Links::of(&headers, &uri);
+    let result = async {
+        let (id, _) = one_partition(&kafka, &cluster_id, &topic, &raw).await?;
+        let tp = tributary_client::admin::TopicPartition::new(&topic, id);
+        let mut ends = Vec::new();
+        for spec in [tributary_client::admin::OffsetSpec::Earliest, tributary_client::admin::OffsetSpec::Latest] {
+            let one = std::slice::from_ref(&tp).to_vec();
+            let found = kafka.call(async move |c: &mut Client| c.list_offsets(&one, spec).await).await?;
+            match found.into_values().next() {
+                Some(Ok(o)) => ends.push(o.offset),
+                Some(Err(e)) => return Err(RestError::from(ClientError::Kafka(e))),
+                None => return Err(RestError::status(500, format!("no offsets answered for {tp}"))),
+            }
+        }
+        let path = format!("{}/offset", partition_path(&topic, id));
+        Ok(json!({
+            "kind": "KafkaPartitionWithOffsets",
+            "metadata": {
+                "self": format!("{}/{path}", links.cluster(&cluster_id)),
+                "resource_name": format!("crn:///kafka={cluster_id}/topic={topic}/partition={id}/offset"),
+            },
+            "cluster_id": cluster_id,
+            "topic_name": topic,
+            "partition_id": id,
+            "earliest_offset": ends[0],
+            "latest_offset": ends[1],
+        }))
+    }
+    .await;
+    answer(result)
 }
 
 async fn replicas(
