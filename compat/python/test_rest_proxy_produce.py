@@ -161,6 +161,8 @@ def test_a_malformed_record_ends_the_stream_and_a_bad_one_does_not(proxy, cluste
     assert len(read_all(bootstrap, topic, 1, 2)) == 2
 
     # Whole-request errors come before the stream: the HTTP status says them.
+    status, body = post_stream(url, [b"  \n", b""])
+    assert status == 400 and body[0]["error_code"] == 400 and "empty" in body[0]["message"], body
     status, body = call("POST", f"{proxy}/v3/clusters/{cluster}/topics/no-such-{uuid.uuid4().hex[:6]}/records",
                         {"value": {"type": "STRING", "data": "x"}})
     assert (status, body["error_code"]) == (404, 40403), body

@@ -43,7 +43,11 @@ EXAMPLES = int(os.environ.get("TRIBUTARY_SCHEMATHESIS_EXAMPLES", "12"))
 NOT_IMPLEMENTED = r"/acls|/reassignment$"
 
 # (METHOD, path template) -> why the answer's shape differs from the spec.
-DEVIATIONS: dict[tuple[str, str], str] = {}
+DEVIATIONS: dict[tuple[str, str], str] = {
+    ("GET", "/clusters/{cluster_id}/topics/{topic_name}/partitions/{partition_id}/offset"):
+        "the spec's own response schema is invalid (`type: int64` for earliest_offset and latest_offset), so no "
+        "answer can be checked against it; test_rest_proxy_admin.py checks the answer's fields instead",
+}
 
 schema = schemathesis.openapi.from_path(SPEC).exclude(path_regex=NOT_IMPLEMENTED)
 

@@ -263,9 +263,33 @@ async fn submit(kafka: &Kafka, topic: &str, value: Value) -> Report {
     }
 }
 
-/// Reads concatenated JSON records from `body` and queues a report for each.
-async fn read_records(kafka: AppState, topic: String, body: Body, reports: mpsc::Sender<Report>) {
+/// The request body as a stream of chunks.
+type BodyChunks = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, axum::Error>> + Send>>;
+
+/// Reads the body up to its first non-blank byte: `None` when it holds
+/// nothing but whitespace (a request with no record), else the body with
+/// what was read put back in front.
+async fn first_record_start(body: Body) -> Result<Option<BodyChunks>, RestError> {
     let mut stream = body.into_data_stream();
+    let mut seen: Vec<Bytes> = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let blank = chunk.iter().all(u8::is_ascii_whitespace);
+                seen.push(chunk);
+                if !blank {
+                    let head = futures::stream::iter(seen.into_iter().map(Ok));
+                    return Ok(Some(Box::pin(head.chain(stream))));
+                }
+            }
+            Some(Err(e)) => return Err(bad(format!("The request body could not be read: {e}"))),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Reads concatenated JSON records from `body` and queues a report for each.
+async fn read_records(kafka: AppState, topic: String, mut stream: BodyChunks, reports: mpsc::Sender<Report>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut number = 0usize;
     let stop = |message: String, status: u16| Report::Ready(error_report(&RestError::status(status, message)));
@@ -327,8 +351,14 @@ async fn produce(
     if let Err(e) = check_topic(&kafka, &cluster_id, &topic).await {
         return e.into_response();
     }
+    // A request without a single record is refused before the stream (and its 200) starts.
+    let stream = match first_record_start(body).await {
+        Ok(Some(stream)) => stream,
+        Ok(None) => return bad("The request body is empty: send one record, or a stream of them").into_response(),
+        Err(e) => return e.into_response(),
+    };
     let (tx, rx) = mpsc::channel::<Report>(REPORTS_AHEAD);
-    tokio::spawn(read_records(kafka.clone(), topic.clone(), body, tx));
+    tokio::spawn(read_records(kafka.clone(), topic.clone(), stream, tx));
     let answers = futures::stream::unfold((rx, cluster_id, topic), |(mut rx, cluster_id, topic)| async move {
         let report = rx.recv().await?;
         let value = report.resolve(&cluster_id, &topic).await;

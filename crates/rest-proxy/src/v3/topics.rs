@@ -144,7 +144,11 @@ async fn create_topic(
 
 async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): Path<(String, String)>) -> Response {
     let result = async {
-        kafka.cluster(&cluster_id, Some(Vec::new())).await?;
+        // Asked first: DeleteTopics would retry an unknown topic until its timeout.
+        let m = kafka.cluster(&cluster_id, Some(vec![name.clone()])).await?;
+        if !m.topics.get(&name).is_some_and(|t| t.error_code == 0) {
+            return Err(RestError::topic_not_found(&name));
+        }
         let topic = name.clone();
         kafka
             .call(async move |c: &mut Client| c.delete_topic(&topic).await)
