@@ -146,7 +146,7 @@ async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): P
     let result = async {
         // Asked first: DeleteTopics would retry an unknown topic until its timeout.
         let m = kafka.cluster(&cluster_id, Some(vec![name.clone()])).await?;
-        if !m.topics.get(&name).is_some_and(|t| t.error_code == 0) {
+        if m.topics.get(&name).is_none_or(|t| t.error_code != 0) {
             return Err(RestError::topic_not_found(&name));
         }
         let topic = name.clone();
