@@ -99,12 +99,23 @@ def test_one_record_of_each_format_is_read_back_byte_exact(proxy, cluster, boots
     assert m.key() is None and m.value() is None
 
 
+def stream_value(i: int) -> tuple[dict, bytes]:
+    """The value of record i of a stream, in one of the three formats by turn, and its bytes in Kafka."""
+    if i % 3 == 0:
+        raw = f"v{i}".encode() * 3
+        return {"type": "BINARY", "data": base64.b64encode(raw).decode()}, raw
+    if i % 3 == 1:
+        return {"type": "JSON", "data": {"i": i, "tags": ["a", None]}}, json.dumps(
+            {"i": i, "tags": ["a", None]}, separators=(",", ":")).encode()
+    return {"type": "STRING", "data": f"stríng {i}"}, f"stríng {i}".encode()
+
+
 def test_a_stream_of_records_gets_one_report_each_in_order(proxy, cluster, bootstrap):
     topic = new_topic(bootstrap, partitions=3)
     url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
     n = 500
     records = [json.dumps({"partition_id": i % 3, "key": {"type": "STRING", "data": f"k{i}"},
-                           "value": {"type": "BINARY", "data": base64.b64encode(f"v{i}".encode() * 3).decode()}})
+                           "value": stream_value(i)[0]})
                for i in range(n)]
     # Concatenated JSON, split at arbitrary places (inside records too), one chunk each.
     text = "\n".join(records).encode()
@@ -114,6 +125,7 @@ def test_a_stream_of_records_gets_one_report_each_in_order(proxy, cluster, boots
     assert len(reports) == n
     assert all(r["error_code"] == 200 for r in reports), [r for r in reports if r["error_code"] != 200][:3]
     assert [r["partition_id"] for r in reports] == [i % 3 for i in range(n)]
+    assert [r["value"]["type"] for r in reports[:3]] == ["BINARY", "JSON", "STRING"]
     for p in range(3):
         offsets = [r["offset"] for r in reports if r["partition_id"] == p]
         assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
@@ -121,7 +133,8 @@ def test_a_stream_of_records_gets_one_report_each_in_order(proxy, cluster, boots
     by_position = {(r["partition_id"], r["offset"]): i for i, r in enumerate(reports)}
     for m in read_all(bootstrap, topic, 3, n):
         i = by_position[(m.partition(), m.offset())]
-        assert m.key() == f"k{i}".encode() and m.value() == f"v{i}".encode() * 3
+        assert m.key() == f"k{i}".encode() and m.value() == stream_value(i)[1]
+        assert reports[i]["value"]["size"] == len(m.value())
 
 
 def test_keyed_records_land_where_a_kafka_producer_puts_them(proxy, cluster, bootstrap):
