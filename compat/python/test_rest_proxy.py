@@ -132,6 +132,9 @@ def test_bad_requests_get_kafka_rest_errors(proxy):
     assert (status, body["error_code"]) == (400, 40002), body
     status, body = call("GET", f"{proxy}/v3/nowhere")
     assert (status, body["error_code"]) == (404, 404), body
+    # Errors of the HTTP layer itself come in the same shape.
+    status, body = call("PUT", f"{proxy}/v3/clusters", {})
+    assert (status, body["error_code"]) == (405, 405), body
 
 
 def test_start_runs_the_rest_proxy_next_to_the_broker(broker_factory):

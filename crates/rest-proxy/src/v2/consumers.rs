@@ -1,249 +1,29 @@
-//! The v2 API (kafka-rest v2): produce with embedded formats and stateful
-//! consumer instances. Served at the root (`/topics/...`, `/consumers/...`).
-//!
-//! Embedded formats come from the request's `Content-Type` when producing
-//! (`application/vnd.kafka.{binary,json,avro,jsonschema,protobuf}.v2+json`;
-//! plain `application/json` and `application/octet-stream` mean binary, as in
-//! kafka-rest) and from the instance's `format` when consuming; answers are
-//! `application/vnd.kafka.v2+json` or `application/vnd.kafka.{format}.v2+json`.
-//! Errors are `{"error_code", "message"}` with v2's codes: 40401 topic,
-//! 40402 partition, 40403 consumer instance not found, 40601 not acceptable,
-//! 40902 instance exists, 40903 subscription/assignment conflict, 42201 bad
-//! schema, 42202/42203 key/value schema missing, 42205 bad embedded data.
+//! v2 consumer instances: create, subscribe or assign, seek, poll records
+//! in the instance's format, commit and read offsets, delete.
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tributary_client::RecordSpec;
 use tributary_client::admin::{OffsetSpec, TopicPartition};
 
+use super::{bad, body, reply};
 use crate::consumer::{Format, Instance, Settings};
 use crate::error::RestError;
 use crate::kafka::Kafka;
-use crate::schemas::SchemaRequest;
 use crate::v3::AppState;
 
-/// Most records in one v2 produce request.
-const MAX_RECORDS: usize = 100_000;
+/// Longest a records poll waits for records (heartbeats wait for it).
+const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
 /// `max_bytes` of a records poll when none is given.
 const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
-
-const V2_JSON: &str = "application/vnd.kafka.v2+json";
-
-pub(crate) fn routes() -> Router<AppState> {
-    let instance = "/consumers/{group}/instances/{instance}";
-    Router::new()
-        .route("/topics/{topic}", post(produce_to_topic))
-        .route("/topics/{topic}/partitions/{partition}", post(produce_to_partition))
-        .route("/consumers/{group}", post(create_instance))
-        .route(instance, axum::routing::delete(delete_instance))
-        .route(&format!("{instance}/subscription"), post(subscribe).get(subscription).delete(unsubscribe))
-        .route(&format!("{instance}/assignments"), post(assign).get(assignments))
-        .route(&format!("{instance}/positions"), post(seek))
-        .route(&format!("{instance}/positions/beginning"), post(seek_to_beginning))
-        .route(&format!("{instance}/positions/end"), post(seek_to_end))
-        .route(&format!("{instance}/records"), get(records))
-        .route(&format!("{instance}/offsets"), post(commit).get(committed))
-}
-
-fn v2_json(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, V2_JSON)], axum::Json(body)).into_response()
-}
-
-fn reply(result: Result<Option<Value>, RestError>) -> Response {
-    match result {
-        Ok(Some(v)) => v2_json(StatusCode::OK, v),
-        Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-fn bad(error_code: u32, message: impl Into<String>) -> RestError {
-    RestError { status: if error_code >= 42200 { 422 } else { 400 }, error_code, message: message.into() }
-}
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RestError> {
-    serde_json::from_slice(bytes).map_err(|e| bad(42200, format!("Invalid request body: {e}")))
-}
-
-/// The embedded format a produce request's Content-Type names.
-fn request_format(headers: &HeaderMap) -> Result<Format, RestError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if media.is_empty() || media == "application/json" || media == "application/octet-stream" {
-        return Ok(Format::Binary);
-    }
-    media
-        .strip_prefix("application/vnd.kafka.")
-        .and_then(|rest| rest.strip_suffix(".v2+json"))
-        .and_then(Format::parse)
-        .ok_or_else(|| RestError {
-            status: 415,
-            error_code: 415,
-            message: format!(
-                "Content-Type {ct:?} is not supported; use application/vnd.kafka.{{binary,json,avro,jsonschema,protobuf}}.v2+json"
-            ),
-        })
-}
-
-// ----- produce -----
-
-#[derive(Debug, Deserialize)]
-struct ProduceBody {
-    #[serde(default)]
-    key_schema: Option<String>,
-    #[serde(default)]
-    key_schema_id: Option<i32>,
-    #[serde(default)]
-    value_schema: Option<String>,
-    #[serde(default)]
-    value_schema_id: Option<i32>,
-    records: Vec<ProduceRecord>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ProduceRecord {
-    #[serde(default)]
-    key: Value,
-    #[serde(default)]
-    value: Value,
-    #[serde(default)]
-    partition: Option<i32>,
-}
-
-/// A key or value in the request's embedded format, as bytes; and the schema id used, if any.
-async fn embedded(
-    kafka: &Kafka,
-    topic: &str,
-    format: Format,
-    is_key: bool,
-    schema: (&Option<String>, Option<i32>),
-    data: &Value,
-) -> Result<(Option<Vec<u8>>, Option<i32>), RestError> {
-    let which = if is_key { "key" } else { "value" };
-    if data.is_null() {
-        return Ok((None, None));
-    }
-    match format {
-        Format::Binary => match data {
-            Value::String(s) => BASE64
-                .decode(s)
-                .map(|b| (Some(b), None))
-                .map_err(|e| bad(42205, format!("The {which} is not valid base64: {e}"))),
-            _ => Err(bad(42205, format!("A binary {which} must be a base64 string"))),
-        },
-        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| bad(42205, e.to_string()))?), None)),
-        Format::Avro => {
-            let Some(schemas) = kafka.schemas.as_ref() else {
-                return Err(bad(42201, "avro needs a schema registry, and this REST proxy has none"));
-            };
-            let (text, id) = schema;
-            if text.is_none() && id.is_none() {
-                let code = if is_key { 42202 } else { 42203 };
-                return Err(bad(code, format!("Request includes {which}s but does not include {which} schema")));
-            }
-            let request = SchemaRequest {
-                format: Some("AVRO".to_string()),
-                schema: text.clone(),
-                schema_id: id,
-                ..SchemaRequest::default()
-            };
-            let s = schemas.serialize(topic, is_key, &request, data).await?;
-            let used = s.report.get("schema_id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
-            Ok((Some(s.bytes), used))
-        }
-        Format::JsonSchema | Format::Protobuf => Err(bad(
-            42205,
-            format!("{} is not produced by this REST proxy yet; use binary, json or avro", format.name()),
-        )),
-    }
-}
-
-async fn produce_v2(
-    kafka: AppState,
-    topic: String,
-    partition: Option<i32>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Value, RestError> {
-    let format = request_format(&headers)?;
-    let request: ProduceBody = body(&bytes)?;
-    if request.records.len() > MAX_RECORDS {
-        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
-    }
-    let metadata = kafka.metadata(Some(vec![topic.clone()])).await?;
-    let count = match metadata.topics.get(&topic) {
-        Some(t) if t.error_code == 0 => t.partitions.len() as i32,
-        _ => {
-            return Err(RestError { status: 404, error_code: 40401, message: format!("Topic {topic} not found.") });
-        }
-    };
-    if let Some(p) = partition
-        && !(0..count).contains(&p)
-    {
-        return Err(RestError { status: 404, error_code: 40402, message: format!("Partition {p} not found.") });
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let (mut key_schema_id, mut value_schema_id) = (None, None);
-    let mut pending = Vec::with_capacity(request.records.len());
-    for r in &request.records {
-        let key_schema = (&request.key_schema, request.key_schema_id);
-        let value_schema = (&request.value_schema, request.value_schema_id);
-        let (key, kid) = embedded(&kafka, &topic, format, true, key_schema, &r.key).await?;
-        let (value, vid) = embedded(&kafka, &topic, format, false, value_schema, &r.value).await?;
-        key_schema_id = key_schema_id.or(kid);
-        value_schema_id = value_schema_id.or(vid);
-        let target = partition.or(r.partition);
-        if let Some(p) = target
-            && !(0..count).contains(&p)
-        {
-            return Err(RestError { status: 404, error_code: 40402, message: format!("Partition {p} not found.") });
-        }
-        let record = RecordSpec { key, value, timestamp: now, headers: Vec::new() };
-        pending.push(kafka.producer.send(&topic, target, record).await);
-    }
-    let mut offsets = Vec::with_capacity(pending.len());
-    for delivery in pending {
-        offsets.push(match delivery.await {
-            Ok(Ok(d)) => json!({"partition": d.partition, "offset": d.offset, "error_code": null, "error": null}),
-            Ok(Err(e)) => json!({"partition": null, "offset": null, "error_code": e.error_code, "error": e.message}),
-            Err(_) => json!({"partition": null, "offset": null, "error_code": 50001, "error": "the producer stopped"}),
-        });
-    }
-    Ok(json!({"key_schema_id": key_schema_id, "value_schema_id": value_schema_id, "offsets": offsets}))
-}
-
-async fn produce_to_topic(
-    State(kafka): State<AppState>,
-    Path(topic): Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    reply(produce_v2(kafka, topic, None, headers, bytes).await.map(Some))
-}
-
-async fn produce_to_partition(
-    State(kafka): State<AppState>,
-    Path((topic, partition)): Path<(String, i32)>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
-    reply(produce_v2(kafka, topic, Some(partition), headers, bytes).await.map(Some))
-}
-
-// ----- consumer instances -----
 
 #[derive(Debug, Deserialize)]
 struct CreateInstance {
@@ -284,7 +64,7 @@ fn host(headers: &HeaderMap) -> String {
     headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string()
 }
 
-async fn create_instance(
+pub(super) async fn create_instance(
     State(kafka): State<AppState>,
     Path(group): Path<String>,
     headers: HeaderMap,
@@ -357,7 +137,10 @@ async fn with_instance<T>(
     result
 }
 
-async fn delete_instance(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>) -> Response {
+pub(super) async fn delete_instance(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+) -> Response {
     let result = async {
         let shared = kafka.consumers.get(&group, &name)?;
         kafka.consumers.remove(&group, &name);
@@ -376,7 +159,7 @@ struct SubscribeBody {
     topic_pattern: Option<String>,
 }
 
-async fn subscribe(
+pub(super) async fn subscribe(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
@@ -399,12 +182,18 @@ async fn subscribe(
     reply(result)
 }
 
-async fn subscription(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>) -> Response {
+pub(super) async fn subscription(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+) -> Response {
     let result = with_instance(&kafka, &group, &name, async |i: &mut Instance| Ok(i.subscription())).await;
     reply(result.map(|topics| Some(json!({"topics": topics}))))
 }
 
-async fn unsubscribe(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>) -> Response {
+pub(super) async fn unsubscribe(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+) -> Response {
     let result = with_instance(&kafka, &group, &name, async |i: &mut Instance| i.unsubscribe().await).await;
     reply(result.map(|()| None))
 }
@@ -440,7 +229,11 @@ fn partitions_json(list: &[TopicPartition]) -> Value {
     Value::Array(list.iter().map(|tp| json!({"topic": tp.topic, "partition": tp.partition})).collect())
 }
 
-async fn assign(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>, bytes: Bytes) -> Response {
+pub(super) async fn assign(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
     let result = async {
         let request: PartitionsBody = body(&bytes)?;
         let list = tps(request.partitions);
@@ -451,13 +244,20 @@ async fn assign(State(kafka): State<AppState>, Path((group, name)): Path<(String
     reply(result)
 }
 
-async fn assignments(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>) -> Response {
+pub(super) async fn assignments(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+) -> Response {
     let result =
         with_instance(&kafka, &group, &name, async |i: &mut Instance| Ok(partitions_json(i.assignment()))).await;
     reply(result.map(|p| Some(json!({"partitions": p}))))
 }
 
-async fn seek(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>, bytes: Bytes) -> Response {
+pub(super) async fn seek(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
     let result = async {
         let request: OffsetsBody = body(&bytes)?;
         let offsets: Vec<(TopicPartition, i64)> =
@@ -480,7 +280,7 @@ async fn seek_edge(kafka: AppState, group: String, name: String, bytes: Bytes, s
     reply(result)
 }
 
-async fn seek_to_beginning(
+pub(super) async fn seek_to_beginning(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
@@ -488,7 +288,7 @@ async fn seek_to_beginning(
     seek_edge(kafka, group, name, bytes, OffsetSpec::Earliest).await
 }
 
-async fn seek_to_end(
+pub(super) async fn seek_to_end(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
@@ -497,7 +297,7 @@ async fn seek_to_end(
 }
 
 #[derive(Debug, Deserialize)]
-struct PollQuery {
+pub(super) struct PollQuery {
     #[serde(default)]
     timeout: Option<u64>,
     #[serde(default)]
@@ -537,7 +337,7 @@ async fn shown(kafka: &Kafka, format: Format, bytes: Option<&Bytes>, which: &str
     }
 }
 
-async fn records(
+pub(super) async fn records(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     Query(query): Query<PollQuery>,
@@ -559,9 +359,9 @@ async fn records(
                 ),
             });
         }
+        // Heartbeats wait while a poll holds the instance: a poll stays well within the session timeout.
         let timeout = query.timeout.map_or(instance.settings.request_timeout, Duration::from_millis);
-        let polled =
-            instance.poll(timeout.min(Duration::from_secs(60)), query.max_bytes.unwrap_or(DEFAULT_MAX_BYTES)).await;
+        let polled = instance.poll(timeout.min(MAX_POLL_WAIT), query.max_bytes.unwrap_or(DEFAULT_MAX_BYTES)).await;
         instance.last_used = tokio::time::Instant::now();
         drop(instance);
         let mut out = Vec::new();
@@ -586,7 +386,11 @@ async fn records(
     }
 }
 
-async fn commit(State(kafka): State<AppState>, Path((group, name)): Path<(String, String)>, bytes: Bytes) -> Response {
+pub(super) async fn commit(
+    State(kafka): State<AppState>,
+    Path((group, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Response {
     let result = async {
         let offsets = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
@@ -601,7 +405,7 @@ async fn commit(State(kafka): State<AppState>, Path((group, name)): Path<(String
     reply(result)
 }
 
-async fn committed(
+pub(super) async fn committed(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,

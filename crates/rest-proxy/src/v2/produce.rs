@@ -1,0 +1,187 @@
+//! v2 produce: `POST /topics/{t}` and `/topics/{t}/partitions/{p}` with
+//! binary, json or avro embedded data, through the proxy's producer.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tributary_client::RecordSpec;
+
+use super::{bad, body, reply};
+use crate::consumer::Format;
+use crate::error::RestError;
+use crate::kafka::Kafka;
+use crate::schemas::SchemaRequest;
+use crate::v3::AppState;
+
+/// Most records in one v2 produce request.
+const MAX_RECORDS: usize = 100_000;
+
+/// The embedded format a produce request's Content-Type names.
+fn request_format(headers: &HeaderMap) -> Result<Format, RestError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if media.is_empty() || media == "application/json" || media == "application/octet-stream" {
+        return Ok(Format::Binary);
+    }
+    media
+        .strip_prefix("application/vnd.kafka.")
+        .and_then(|rest| rest.strip_suffix(".v2+json"))
+        .and_then(Format::parse)
+        .ok_or_else(|| RestError {
+            status: 415,
+            error_code: 415,
+            message: format!(
+                "Content-Type {ct:?} is not supported; use application/vnd.kafka.{{binary,json,avro,jsonschema,protobuf}}.v2+json"
+            ),
+        })
+}
+
+#[derive(Debug, Deserialize)]
+struct ProduceBody {
+    #[serde(default)]
+    key_schema: Option<String>,
+    #[serde(default)]
+    key_schema_id: Option<i32>,
+    #[serde(default)]
+    value_schema: Option<String>,
+    #[serde(default)]
+    value_schema_id: Option<i32>,
+    records: Vec<ProduceRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProduceRecord {
+    #[serde(default)]
+    key: Value,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    partition: Option<i32>,
+}
+
+/// A key or value in the request's embedded format, as bytes; and the schema id used, if any.
+async fn embedded(
+    kafka: &Kafka,
+    topic: &str,
+    format: Format,
+    is_key: bool,
+    schema: (&Option<String>, Option<i32>),
+    data: &Value,
+) -> Result<(Option<Vec<u8>>, Option<i32>), RestError> {
+    let which = if is_key { "key" } else { "value" };
+    if data.is_null() {
+        return Ok((None, None));
+    }
+    match format {
+        Format::Binary => match data {
+            Value::String(s) => BASE64
+                .decode(s)
+                .map(|b| (Some(b), None))
+                .map_err(|e| bad(42205, format!("The {which} is not valid base64: {e}"))),
+            _ => Err(bad(42205, format!("A binary {which} must be a base64 string"))),
+        },
+        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| bad(42205, e.to_string()))?), None)),
+        Format::Avro => {
+            let Some(schemas) = kafka.schemas.as_ref() else {
+                return Err(bad(42201, "avro needs a schema registry, and this REST proxy has none"));
+            };
+            let (text, id) = schema;
+            if text.is_none() && id.is_none() {
+                let code = if is_key { 42202 } else { 42203 };
+                return Err(bad(code, format!("Request includes {which}s but does not include {which} schema")));
+            }
+            let request = SchemaRequest {
+                format: Some("AVRO".to_string()),
+                schema: text.clone(),
+                schema_id: id,
+                ..SchemaRequest::default()
+            };
+            let s = schemas.serialize(topic, is_key, &request, data).await?;
+            let used = s.report.get("schema_id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
+            Ok((Some(s.bytes), used))
+        }
+        Format::JsonSchema | Format::Protobuf => Err(bad(
+            42205,
+            format!("{} is not produced by this REST proxy yet; use binary, json or avro", format.name()),
+        )),
+    }
+}
+
+async fn produce_v2(
+    kafka: AppState,
+    topic: String,
+    partition: Option<i32>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Value, RestError> {
+    let format = request_format(&headers)?;
+    let request: ProduceBody = body(&bytes)?;
+    if request.records.len() > MAX_RECORDS {
+        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
+    }
+    let metadata = kafka.metadata(Some(vec![topic.clone()])).await?;
+    let count = match metadata.topics.get(&topic) {
+        Some(t) if t.error_code == 0 => t.partitions.len() as i32,
+        _ => {
+            return Err(RestError { status: 404, error_code: 40401, message: format!("Topic {topic} not found.") });
+        }
+    };
+    if let Some(p) = partition
+        && !(0..count).contains(&p)
+    {
+        return Err(RestError { status: 404, error_code: 40402, message: format!("Partition {p} not found.") });
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let (mut key_schema_id, mut value_schema_id) = (None, None);
+    let mut pending = Vec::with_capacity(request.records.len());
+    for r in &request.records {
+        let key_schema = (&request.key_schema, request.key_schema_id);
+        let value_schema = (&request.value_schema, request.value_schema_id);
+        let (key, kid) = embedded(&kafka, &topic, format, true, key_schema, &r.key).await?;
+        let (value, vid) = embedded(&kafka, &topic, format, false, value_schema, &r.value).await?;
+        key_schema_id = key_schema_id.or(kid);
+        value_schema_id = value_schema_id.or(vid);
+        let target = partition.or(r.partition);
+        if let Some(p) = target
+            && !(0..count).contains(&p)
+        {
+            return Err(RestError { status: 404, error_code: 40402, message: format!("Partition {p} not found.") });
+        }
+        let record = RecordSpec { key, value, timestamp: now, headers: Vec::new() };
+        pending.push(kafka.producer.send(&topic, target, record).await);
+    }
+    let mut offsets = Vec::with_capacity(pending.len());
+    for delivery in pending {
+        offsets.push(match delivery.await {
+            Ok(Ok(d)) => json!({"partition": d.partition, "offset": d.offset, "error_code": null, "error": null}),
+            Ok(Err(e)) => json!({"partition": null, "offset": null, "error_code": e.error_code, "error": e.message}),
+            Err(_) => json!({"partition": null, "offset": null, "error_code": 50001, "error": "the producer stopped"}),
+        });
+    }
+    Ok(json!({"key_schema_id": key_schema_id, "value_schema_id": value_schema_id, "offsets": offsets}))
+}
+
+pub(super) async fn produce_to_topic(
+    State(kafka): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    reply(produce_v2(kafka, topic, None, headers, bytes).await.map(Some))
+}
+
+pub(super) async fn produce_to_partition(
+    State(kafka): State<AppState>,
+    Path((topic, partition)): Path<(String, i32)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    reply(produce_v2(kafka, topic, Some(partition), headers, bytes).await.map(Some))
+}
