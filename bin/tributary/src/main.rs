@@ -7,6 +7,8 @@
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
+//! - `tributary topic list|describe|create|alter-config|add-partitions|delete`
+//!   administers its topics (`topic.rs`).
 //! - `tributary schema-registry --bootstrap-servers host:port` runs a schema
 //!   registry on its own against any Kafka-compatible cluster; `start` runs
 //!   one in-process on port 8081 unless told otherwise (`registry.rs`).
@@ -22,6 +24,7 @@ mod registry;
 mod restproxy;
 mod schema;
 mod table;
+mod topic;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -95,6 +98,8 @@ enum Command {
     },
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
+    /// Topics: list, describe, create, alter configs, add partitions, delete.
+    Topic(topic::TopicArgs),
     /// Run a schema registry against a Kafka cluster.
     SchemaRegistry(registry::RegistryArgs),
     /// Run a REST proxy (Confluent's v3 API) against a Kafka cluster.
@@ -275,6 +280,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (config, embedded, output) = match cli.command {
         Command::Group(args) => return group::run(args),
+        Command::Topic(args) => return topic::run(args),
         Command::Schema(args) => return schema::run_schema(args),
         Command::Subject(args) => return schema::run_subject(args),
         Command::SchemaRegistry(args) => {

@@ -1,0 +1,429 @@
+//! `tributary topic`: topics of any Kafka-compatible cluster from the
+//! command line. Argument parsing and rendering only; the work is in
+//! `tributary-client` (Metadata, CreateTopics, DeleteTopics,
+//! CreatePartitions, DescribeConfigs, IncrementalAlterConfigs).
+//!
+//! ```text
+//! tributary topic list                          Metadata (all topics)
+//! tributary topic describe <topic>...           Metadata + DescribeConfigs
+//! tributary topic create <topic> -p 6 -c k=v    CreateTopics
+//! tributary topic alter-config <topic> --set k=v --delete k
+//! tributary topic add-partitions <topic> --num 12
+//! tributary topic delete <topic>...             DeleteTopics
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use tributary_client::{
+    Client, ClientConfig, ClientError, ConfigChange, ConfigResource, NewTopic, TopicCreated, TopicMetadata,
+};
+
+use crate::group::{Format, parse_duration};
+use crate::table::{Table, pairs};
+
+const TOPIC_HELP: &str = "\
+Connection flags (--brokers, --timeout, -o) may come before or after the subcommand.
+
+Exit status: 0 on success; 1 when the command or any topic in it failed (the reason is on stderr
+as `error: ...`, with the Kafka error name when the broker returned one); 2 for invalid arguments.
+
+JSON output (-o json) is one object on one line; fields may be added, never renamed or removed.
+
+Examples:
+  tributary topic create orders -p 6 -c cleanup.policy=compact
+  tributary topic list -o json
+  tributary topic describe orders
+  tributary topic alter-config orders --set retention.ms=86400000 --delete cleanup.policy
+  tributary topic add-partitions orders --num 12
+  tributary topic delete orders";
+
+/// `tributary topic ...`
+#[derive(Debug, Args)]
+#[command(after_long_help = TOPIC_HELP)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Debug, Args)]
+struct Connection {
+    /// Kafka bootstrap addresses, comma-separated host:port.
+    #[arg(
+        long,
+        visible_aliases = ["bootstrap", "bootstrap-server"],
+        env = "TRIBUTARY_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    brokers: String,
+    /// Longest wait for a connection or an answer (and for retries): 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
+    timeout: Duration,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human, global = true)]
+    output: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// List topics with their partition counts.
+    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"partitions\": int, \
+                                 \"replication_factor\": int, \"internal\": bool}]}")]
+    List {
+        /// Also list internal topics (__consumer_offsets, ...).
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// Describe topics: partitions with leader, replicas and in-sync replicas, and configs set on them.
+    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"internal\": bool, \
+                                 \"partitions\": [{\"partition\": int, \"leader\": int, \"replicas\": [int], \
+                                 \"isr\": [int]}], \"configs\": {str: str}}]}\nconfigs holds the values set on the \
+                                 topic itself (dynamic topic configs).")]
+    Describe {
+        /// Topic names.
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+    /// Create a topic.
+    #[command(after_long_help = "JSON output:\n  {\"topic\": str, \"created\": bool, \"partitions\": int}\n\
+                                 created is false (exit status 0) only with --if-not-exists and an existing topic.")]
+    Create {
+        /// Topic name.
+        topic: String,
+        /// Partitions (the broker's num.partitions when left out).
+        #[arg(short = 'p', long)]
+        partitions: Option<i32>,
+        /// Replication factor (the broker's default.replication.factor when left out).
+        #[arg(short = 'r', long)]
+        replication_factor: Option<i16>,
+        /// Topic config KEY=VALUE (repeatable).
+        #[arg(short = 'c', long = "config", value_name = "KEY=VALUE", value_parser = key_value)]
+        configs: Vec<(String, String)>,
+        /// Succeed without changing anything when the topic exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// Set or remove configs of a topic.
+    #[command(
+        name = "alter-config",
+        after_long_help = "JSON output:\n  {\"topic\": str, \"set\": {str: str}, \
+                                                          \"deleted\": [str]}"
+    )]
+    AlterConfig {
+        /// Topic name.
+        topic: String,
+        /// Config KEY=VALUE to set (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = key_value)]
+        set: Vec<(String, String)>,
+        /// Config to remove, so the broker default applies again (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+    },
+    /// Grow a topic to a number of partitions.
+    #[command(name = "add-partitions", after_long_help = "JSON output:\n  {\"topic\": str, \"partitions\": int}")]
+    AddPartitions {
+        /// Topic name.
+        topic: String,
+        /// The new total number of partitions.
+        #[arg(long)]
+        num: i32,
+    },
+    /// Delete topics and their records.
+    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"deleted\": bool, \
+                                 \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}")]
+    Delete {
+        /// Topic names.
+        #[arg(required = true)]
+        topics: Vec<String>,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("\"{s}\" is not KEY=VALUE")),
+    }
+}
+
+/// Runs a topic command; the exit status says whether it succeeded.
+pub fn run(args: TopicArgs) -> ExitCode {
+    let runtime = match crate::runtime(crate::Threads::One) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(execute(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(args: TopicArgs) -> Result<bool, ClientError> {
+    let format = args.connection.output;
+    let mut config = ClientConfig::new(&args.connection.brokers);
+    config.client_id = "tributary-cli".to_string();
+    config.timeout = args.connection.timeout;
+    let mut client = Client::connect(config).await?;
+    match args.command {
+        TopicCommand::List { all } => list(&mut client, all, format).await,
+        TopicCommand::Describe { topics } => describe(&mut client, &topics, format).await,
+        TopicCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
+            let mut new = NewTopic::new(&topic, partitions.unwrap_or(-1));
+            new.replication_factor = replication_factor.unwrap_or(-1);
+            new.configs = configs;
+            create(&mut client, &new, if_not_exists, format).await
+        }
+        TopicCommand::AlterConfig { topic, set, delete } => alter(&mut client, &topic, set, delete, format).await,
+        TopicCommand::AddPartitions { topic, num } => add_partitions(&mut client, &topic, num, format).await,
+        TopicCommand::Delete { topics } => delete_topics(&mut client, &topics, format).await,
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot write JSON: {e}"),
+    }
+}
+
+fn not_found(topic: &str) -> ClientError {
+    ClientError::Kafka(tributary_client::KafkaError::new(3, format!("find topic \"{topic}\"")))
+}
+
+fn replication_factor(t: &TopicMetadata) -> usize {
+    t.partitions.values().map(|p| p.replicas.len()).max().unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct ListedJson {
+    topic: String,
+    partitions: usize,
+    replication_factor: usize,
+    internal: bool,
+}
+
+async fn list(client: &mut Client, all: bool, format: Format) -> Result<bool, ClientError> {
+    let metadata = client.metadata(None).await?;
+    let topics: Vec<ListedJson> = metadata
+        .topics
+        .iter()
+        .filter(|(_, t)| t.error_code == 0 && (all || !t.is_internal))
+        .map(|(name, t)| ListedJson {
+            topic: name.clone(),
+            partitions: t.partitions.len(),
+            replication_factor: replication_factor(t),
+            internal: t.is_internal,
+        })
+        .collect();
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "topics": topics })),
+        Format::Human => {
+            let mut table = Table::new(&["TOPIC", "PARTITIONS", "REPLICAS"]);
+            for t in &topics {
+                table.row(vec![t.topic.clone(), t.partitions.to_string(), t.replication_factor.to_string()]);
+            }
+            print!("{}", table.render());
+        }
+    }
+    Ok(true)
+}
+
+#[derive(Serialize)]
+struct PartitionJson {
+    partition: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+}
+
+#[derive(Serialize)]
+struct DescribedJson {
+    topic: String,
+    internal: bool,
+    partitions: Vec<PartitionJson>,
+    configs: std::collections::BTreeMap<String, String>,
+}
+
+async fn describe(client: &mut Client, names: &[String], format: Format) -> Result<bool, ClientError> {
+    let metadata = client.metadata(Some(names)).await?;
+    let mut described = Vec::new();
+    let mut ok = true;
+    for name in names {
+        let Some(t) = metadata.topics.get(name).filter(|t| t.error_code == 0) else {
+            eprintln!("error: {}", not_found(name));
+            ok = false;
+            continue;
+        };
+        let resource = ConfigResource::Topic(name.clone());
+        let mut found = client.describe_configs(std::slice::from_ref(&resource), None).await?;
+        let configs = match found.remove(&resource) {
+            Some(Ok(entries)) => entries
+                .into_iter()
+                .filter(|e| e.source == tributary_client::ConfigSource::DynamicTopic)
+                .filter_map(|e| Some((e.name, e.value?)))
+                .collect(),
+            Some(Err(e)) => return Err(ClientError::Kafka(e)),
+            None => Default::default(),
+        };
+        described.push(DescribedJson {
+            topic: name.clone(),
+            internal: t.is_internal,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|(i, p)| PartitionJson {
+                    partition: *i,
+                    leader: p.leader,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                })
+                .collect(),
+            configs,
+        });
+    }
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "topics": described })),
+        Format::Human => {
+            for (n, d) in described.iter().enumerate() {
+                if n > 0 {
+                    println!();
+                }
+                let configs = d.configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+                print!(
+                    "{}",
+                    pairs(&[
+                        ("TOPIC", d.topic.clone()),
+                        ("PARTITIONS", d.partitions.len().to_string()),
+                        ("INTERNAL", d.internal.to_string()),
+                        ("CONFIGS", if configs.is_empty() { "-".to_string() } else { configs }),
+                    ])
+                );
+                println!();
+                let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
+                for p in &d.partitions {
+                    let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+                    table.row(vec![p.partition.to_string(), p.leader.to_string(), list(&p.replicas), list(&p.isr)]);
+                }
+                print!("{}", table.render());
+            }
+        }
+    }
+    Ok(ok)
+}
+
+async fn create(
+    client: &mut Client,
+    topic: &NewTopic,
+    if_not_exists: bool,
+    format: Format,
+) -> Result<bool, ClientError> {
+    let created = client.create_topic(topic).await?;
+    if created == TopicCreated::AlreadyExisted && !if_not_exists {
+        return Err(ClientError::Kafka(tributary_client::KafkaError::new(
+            36,
+            format!("create topic \"{}\" (pass --if-not-exists to accept an existing one)", topic.name),
+        )));
+    }
+    let metadata = client.metadata(Some(std::slice::from_ref(&topic.name))).await?;
+    let partitions = metadata.topics.get(&topic.name).map_or(0, |t| t.partitions.len());
+    let was_created = created != TopicCreated::AlreadyExisted;
+    match format {
+        Format::Json => {
+            print_json(&serde_json::json!({"topic": topic.name, "created": was_created, "partitions": partitions}))
+        }
+        Format::Human if was_created => println!("Created topic {} ({partitions} partitions)", topic.name),
+        Format::Human => println!("Topic {} already exists ({partitions} partitions)", topic.name),
+    }
+    Ok(true)
+}
+
+async fn alter(
+    client: &mut Client,
+    topic: &str,
+    set: Vec<(String, String)>,
+    delete: Vec<String>,
+    format: Format,
+) -> Result<bool, ClientError> {
+    if set.is_empty() && delete.is_empty() {
+        return Err(ClientError::Refused("nothing to change: give --set KEY=VALUE or --delete KEY".to_string()));
+    }
+    let metadata = client.metadata(Some(&[topic.to_string()])).await?;
+    if metadata.topics.get(topic).is_none_or(|t| t.error_code != 0) {
+        return Err(not_found(topic));
+    }
+    let mut changes: Vec<ConfigChange> =
+        set.iter().map(|(name, value)| ConfigChange::Set { name: name.clone(), value: value.clone() }).collect();
+    changes.extend(delete.iter().map(|name| ConfigChange::Delete { name: name.clone() }));
+    client.alter_configs(&ConfigResource::Topic(topic.to_string()), &changes, false).await?;
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "topic": topic,
+            "set": set.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "deleted": delete,
+        })),
+        Format::Human => println!("Updated configs of topic {topic}"),
+    }
+    Ok(true)
+}
+
+async fn add_partitions(client: &mut Client, topic: &str, num: i32, format: Format) -> Result<bool, ClientError> {
+    let metadata = client.metadata(Some(&[topic.to_string()])).await?;
+    if metadata.topics.get(topic).is_none_or(|t| t.error_code != 0) {
+        return Err(not_found(topic));
+    }
+    client.create_partitions(topic, num, false).await?;
+    match format {
+        Format::Json => print_json(&serde_json::json!({"topic": topic, "partitions": num})),
+        Format::Human => println!("Topic {topic} now has {num} partitions"),
+    }
+    Ok(true)
+}
+
+#[derive(Serialize)]
+struct DeletedJson {
+    topic: String,
+    deleted: bool,
+    error: Option<serde_json::Value>,
+}
+
+async fn delete_topics(client: &mut Client, names: &[String], format: Format) -> Result<bool, ClientError> {
+    let metadata = client.metadata(Some(names)).await?;
+    let mut results = Vec::new();
+    for name in names {
+        // Asked first: DeleteTopics retries an unknown topic until the timeout.
+        let result = if metadata.topics.get(name).is_none_or(|t| t.error_code != 0) {
+            Err(not_found(name))
+        } else {
+            client.delete_topic(name).await
+        };
+        if let Err(e) = &result {
+            eprintln!("error: {e}");
+        }
+        results.push(DeletedJson {
+            topic: name.clone(),
+            deleted: result.is_ok(),
+            error: result.as_ref().err().map(|e| {
+                let k = e.kafka();
+                serde_json::json!({"code": k.map(|k| k.code), "name": k.map(|k| k.name.clone()), "message": e.to_string()})
+            }),
+        });
+    }
+    let ok = results.iter().all(|r| r.deleted);
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "topics": results })),
+        Format::Human => {
+            for r in results.iter().filter(|r| r.deleted) {
+                println!("Deleted topic {}", r.topic);
+            }
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,104 @@
+"""`tributary topic` (the CLI) checked against confluent-kafka's AdminClient:
+what the CLI creates, alters, grows and deletes is what the admin client
+sees, and what the admin client does shows in the CLI's JSON. Exit codes:
+0 on success, 1 for a missing topic or an unreachable broker (with a
+one-line error naming the problem), 2 for bad arguments.
+
+The binary is $TRIBUTARY_BIN (default target/debug/tributary).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import uuid
+
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from conftest import broker_binary
+
+TIMEOUT_S = 60
+
+
+def cli(bootstrap: str, *args: str) -> subprocess.CompletedProcess:
+    argv = [str(broker_binary()), "topic", *args, "--brokers", bootstrap, "--timeout", "10s"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+def cli_json(bootstrap: str, *args: str) -> dict:
+    r = cli(bootstrap, *args, "-o", "json")
+    assert r.returncode == 0, f"tributary topic {' '.join(args)} failed ({r.returncode}): {r.stderr}"
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, f"JSON output is one line: {r.stdout!r}"
+    return json.loads(lines[0])
+
+
+def name() -> str:
+    return f"cli-topic-{uuid.uuid4().hex[:8]}"
+
+
+def test_create_describe_alter_grow_delete_as_the_admin_client_sees_it(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = name()
+    out = cli_json(bootstrap, "create", topic, "-p", "3", "-c", "cleanup.policy=compact", "-c", "retention.ms=60000")
+    assert out == {"topic": topic, "created": True, "partitions": 3}
+    md = admin.list_topics(topic, timeout=10)
+    assert len(md.topics[topic].partitions) == 3
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    assert admin.describe_configs([res])[res].result(10)["cleanup.policy"].value == "compact"
+
+    listed = {t["topic"]: t for t in cli_json(bootstrap, "list")["topics"]}
+    assert listed[topic] == {"topic": topic, "partitions": 3, "replication_factor": 1, "internal": False}
+    assert "__consumer_offsets" not in listed or not listed["__consumer_offsets"]["internal"]
+
+    described = cli_json(bootstrap, "describe", topic)["topics"][0]
+    assert [p["partition"] for p in described["partitions"]] == [0, 1, 2]
+    assert all(p["leader"] >= 0 and p["isr"] == p["replicas"] for p in described["partitions"])
+    assert described["configs"] == {"cleanup.policy": "compact", "retention.ms": "60000"}
+
+    out = cli_json(bootstrap, "alter-config", topic, "--set", "retention.ms=120000", "--delete", "cleanup.policy")
+    assert out == {"topic": topic, "set": {"retention.ms": "120000"}, "deleted": ["cleanup.policy"]}
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "120000" and configs["cleanup.policy"].value == "delete"
+
+    assert cli_json(bootstrap, "add-partitions", topic, "--num", "5") == {"topic": topic, "partitions": 5}
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 5
+
+    # Created by the admin client: the CLI lists it.
+    other = name()
+    admin.create_topics([NewTopic(other, 2, 1)])[other].result(10)
+    assert {t["topic"] for t in cli_json(bootstrap, "list")["topics"]} >= {topic, other}
+
+    out = cli_json(bootstrap, "delete", topic, other)
+    assert [(t["topic"], t["deleted"]) for t in out["topics"]] == [(topic, True), (other, True)]
+    assert topic not in admin.list_topics(timeout=10).topics
+
+
+def test_exit_codes_and_one_line_errors(bootstrap):
+    topic = name()
+    assert cli(bootstrap, "create", topic).returncode == 0
+    again = cli(bootstrap, "create", topic)
+    assert again.returncode == 1 and "--if-not-exists" in again.stderr, again.stderr
+    assert cli_json(bootstrap, "create", topic, "--if-not-exists")["created"] is False
+
+    missing = name()
+    for args in (["describe", missing], ["delete", missing], ["alter-config", missing, "--set", "a=b"],
+                 ["add-partitions", missing, "--num", "3"]):
+        r = cli(bootstrap, *args)
+        assert r.returncode == 1, (args, r.returncode, r.stderr)
+        assert "UNKNOWN_TOPIC_OR_PARTITION" in r.stderr and missing in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+    r = cli(bootstrap, "create", name(), "-c", "no-equals-sign")
+    assert r.returncode == 2, r.stderr
+
+    # A broker that is not there: a one-line error after the timeout, exit status 1.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = subprocess.run([str(broker_binary()), "topic", "list", "--brokers", f"127.0.0.1:{port}", "--timeout", "2s"],
+                       capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 1 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
