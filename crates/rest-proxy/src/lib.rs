@@ -5,11 +5,14 @@
 //!
 //! ```text
 //! HTTP ──▶ api.rs ──▶ v3/ (under /v3/... and /kafka/v3/..., Confluent Cloud's
-//!            │          prefix; one module per resource family)
-//!            │ cluster id checked against Metadata
-//!            ▼
-//!          kafka.rs: one shared client; dropped and reconnected after a
-//!                    connection failure ──▶ Metadata, CreateTopics, DeleteTopics
+//!            │          prefix; one module per resource family; the cluster id
+//!            │          checked against Metadata)
+//!            │            ├─ admin ──▶ kafka.rs: one shared client, reconnected
+//!            │            │            after a connection failure
+//!            │            └─ records ─▶ schemas.rs (AVRO via the registry)
+//!            │                          ──▶ producer.rs (batched, acks=all)
+//!            └──────▶ v2/ (at the root): produce ──▶ producer.rs;
+//!                       consumer instances ──▶ consumer.rs (own clients)
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
 //! ```
 //!
