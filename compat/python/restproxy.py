@@ -1,5 +1,6 @@
 """Helpers for the REST proxy tests: JSON calls, concatenated-JSON answers,
-and a `tributary rest-proxy` process on a free port."""
+a `tributary rest-proxy` process on a free port, and the Kafka side (a new
+topic, its records read back by confluent-kafka)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 import conftest
 
@@ -82,3 +87,29 @@ def rest_proxy(bootstrap: str, log: Path, extra: list[str] | None = None):
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    """A new topic, created with confluent-kafka's AdminClient."""
+    name = f"rest-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(10)
+    return name
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, count: int) -> list:
+    """`count` records of `topic` from the beginning, by confluent-kafka."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out = []
+        deadline = time.monotonic() + 30
+        while len(out) < count and time.monotonic() < deadline:
+            for m in c.consume(count - len(out), 0.25):
+                assert m.error() is None, m.error()
+                out.append(m)
+        assert len(out) == count, f"read {len(out)} of {count}"
+        return out
+    finally:
+        c.close()

@@ -7,55 +7,21 @@ and is stopped afterwards."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import conftest
-
-
-def call(method: str, url: str, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        return e.code, (json.loads(raw) if raw else None)
+from restproxy import call, rest_proxy
 
 
 @pytest.fixture(scope="module")
 def proxy(bootstrap, tmp_path_factory):
-    port = conftest.free_port()
-    log = tmp_path_factory.mktemp("rest-proxy") / "rest-proxy.log"
-    with open(log, "wb") as out:
-        p = subprocess.Popen([str(conftest.broker_binary()), "rest-proxy", "--bootstrap-servers", bootstrap,
-                              "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if call("GET", f"{url}/v3/clusters")[0] == 200:
-                break
-        except OSError:
-            pass
-        if p.poll() is not None:
-            pytest.fail(f"the REST proxy exited: {log.read_text()}")
-        time.sleep(0.1)
-    yield url
-    p.terminate()
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
+    with rest_proxy(bootstrap, tmp_path_factory.mktemp("rest-proxy") / "rest-proxy.log") as url:
+        yield url
 
 
 def cluster_id(proxy: str) -> str:

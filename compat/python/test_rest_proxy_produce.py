@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Producer
 
-from restproxy import call, post_stream, rest_proxy
+from restproxy import call, new_topic, post_stream, read_all, rest_proxy
 
 
 @pytest.fixture(scope="module")
@@ -30,29 +28,7 @@ def cluster(proxy):
     return body["data"][0]["cluster_id"]
 
 
-def new_topic(bootstrap: str, partitions: int = 1) -> str:
-    name = f"rest-produce-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(10)
-    return name
 
-
-def read_all(bootstrap: str, topic: str, partitions: int, count: int) -> list:
-    """`count` records of `topic` from the beginning, by confluent-kafka."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
-                  "enable.auto.commit": False})
-    try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        out = []
-        deadline = time.monotonic() + 30
-        while len(out) < count and time.monotonic() < deadline:
-            for m in c.consume(count - len(out), 0.25):
-                assert m.error() is None, m.error()
-                out.append(m)
-        assert len(out) == count, f"read {len(out)} of {count}"
-        return out
-    finally:
-        c.close()
 
 
 def test_one_record_of_each_format_is_read_back_byte_exact(proxy, cluster, bootstrap):

@@ -11,10 +11,10 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer
+from confluent_kafka.admin import AdminClient
 
-from restproxy import call, rest_proxy
+from restproxy import call, new_topic, read_all, rest_proxy
 
 BINARY = "application/vnd.kafka.binary.v2+json"
 JSON = "application/vnd.kafka.json.v2+json"
@@ -28,28 +28,7 @@ def proxy(bootstrap, tmp_path_factory):
         yield url
 
 
-def new_topic(bootstrap: str, partitions: int = 1) -> str:
-    name = f"rest-v2-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(10)
-    return name
 
-
-def read_all(bootstrap: str, topic: str, partitions: int, count: int) -> list:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
-                  "enable.auto.commit": False})
-    try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        out = []
-        deadline = time.monotonic() + 30
-        while len(out) < count and time.monotonic() < deadline:
-            for m in c.consume(count - len(out), 0.25):
-                assert m.error() is None, m.error()
-                out.append(m)
-        assert len(out) == count, f"read {len(out)} of {count}"
-        return out
-    finally:
-        c.close()
 
 
 def v2(method: str, url: str, body=None, content_type: str = "application/vnd.kafka.v2+json", accept=None):

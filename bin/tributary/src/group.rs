@@ -14,10 +14,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use tributary_client::seek::parse_topic_selection;
-use tributary_client::{
-    Client, ClientConfig, ClientError, GroupDescription, PartitionLag, SeekPlan, SeekTarget, TopicPartitions,
-};
+use tributary_client::{Client, ClientError, GroupDescription, PartitionLag, SeekPlan, SeekTarget, TopicPartitions};
 
+use crate::cli::{ErrorJson, print_json};
 use crate::table::{Table, pairs};
 
 const GROUP_HELP: &str = "\
@@ -186,27 +185,13 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs a group command; the exit status says whether it succeeded.
 pub fn run(args: GroupArgs) -> ExitCode {
-    let runtime = match crate::runtime(crate::Threads::One) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::cli::run(execute(args))
 }
 
 /// Ok(false): output was printed but part of the command failed (already reported on stderr).
 async fn execute(args: GroupArgs) -> Result<bool, ClientError> {
     let format = args.connection.output;
-    let mut config = ClientConfig::new(&args.connection.bootstrap);
-    config.client_id = "tributary-cli".to_string();
-    config.timeout = args.connection.timeout;
-    let mut client = Client::connect(config).await?;
+    let mut client = crate::cli::connect(&args.connection.bootstrap, args.connection.timeout).await?;
     match args.command {
         GroupCommand::List { states } => list(&mut client, &states, format).await,
         GroupCommand::Describe { groups } => describe(&mut client, &groups, format).await,
@@ -218,29 +203,8 @@ async fn execute(args: GroupArgs) -> Result<bool, ClientError> {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
-    match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot write JSON: {e}"),
-    }
-}
-
 fn dash(value: Option<i64>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
-}
-
-#[derive(Serialize)]
-struct ErrorJson {
-    code: Option<i16>,
-    name: Option<String>,
-    message: String,
-}
-
-impl From<&ClientError> for ErrorJson {
-    fn from(e: &ClientError) -> ErrorJson {
-        let kafka = e.kafka();
-        ErrorJson { code: kafka.map(|k| k.code), name: kafka.map(|k| k.name.clone()), message: e.to_string() }
-    }
 }
 
 // ---- list

@@ -19,6 +19,7 @@
 //!   `tributary subject list|describe|update` drive any Confluent-compatible
 //!   schema registry over its REST API (`schema.rs`, through `tributary-registry-client`).
 
+mod cli;
 mod group;
 mod registry;
 mod restproxy;

@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use tributary_client::{
-    Client, ClientConfig, ClientError, ConfigChange, ConfigResource, NewTopic, TopicCreated, TopicMetadata,
-};
+use tributary_client::{Client, ClientError, ConfigChange, ConfigResource, NewTopic, TopicCreated, TopicMetadata};
 
+use crate::cli::{ErrorJson, print_json};
 use crate::group::{Format, parse_duration};
 use crate::table::{Table, pairs};
 
@@ -152,26 +151,12 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 /// Runs a topic command; the exit status says whether it succeeded.
 pub fn run(args: TopicArgs) -> ExitCode {
-    let runtime = match crate::runtime(crate::Threads::One) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::cli::run(execute(args))
 }
 
 async fn execute(args: TopicArgs) -> Result<bool, ClientError> {
     let format = args.connection.output;
-    let mut config = ClientConfig::new(&args.connection.brokers);
-    config.client_id = "tributary-cli".to_string();
-    config.timeout = args.connection.timeout;
-    let mut client = Client::connect(config).await?;
+    let mut client = crate::cli::connect(&args.connection.brokers, args.connection.timeout).await?;
     match args.command {
         TopicCommand::List { all } => list(&mut client, all, format).await,
         TopicCommand::Describe { topics } => describe(&mut client, &topics, format).await,
@@ -184,13 +169,6 @@ async fn execute(args: TopicArgs) -> Result<bool, ClientError> {
         TopicCommand::AlterConfig { topic, set, delete } => alter(&mut client, &topic, set, delete, format).await,
         TopicCommand::AddPartitions { topic, num } => add_partitions(&mut client, &topic, num, format).await,
         TopicCommand::Delete { topics } => delete_topics(&mut client, &topics, format).await,
-    }
-}
-
-fn print_json<T: Serialize>(value: &T) {
-    match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("error: cannot write JSON: {e}"),
     }
 }
 
@@ -391,7 +369,7 @@ async fn add_partitions(client: &mut Client, topic: &str, num: i32, format: Form
 struct DeletedJson {
     topic: String,
     deleted: bool,
-    error: Option<serde_json::Value>,
+    error: Option<ErrorJson>,
 }
 
 async fn delete_topics(client: &mut Client, names: &[String], format: Format) -> Result<bool, ClientError> {
@@ -410,10 +388,7 @@ async fn delete_topics(client: &mut Client, names: &[String], format: Format) ->
         results.push(DeletedJson {
             topic: name.clone(),
             deleted: result.is_ok(),
-            error: result.as_ref().err().map(|e| {
-                let k = e.kafka();
-                serde_json::json!({"code": k.map(|k| k.code), "name": k.map(|k| k.name.clone()), "message": e.to_string()})
-            }),
+            error: result.as_ref().err().map(ErrorJson::from),
         });
     }
     let ok = results.iter().all(|r| r.deleted);

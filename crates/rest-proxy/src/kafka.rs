@@ -6,12 +6,24 @@
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard};
-use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata};
+use tributary_client::{Client, ClientConfig, ClientError, ClusterMetadata, KafkaError, TopicMetadata};
 
 use crate::consumer::Instances;
 use crate::error::RestError;
 use crate::producer::Producer;
 use crate::schemas::Schemas;
+
+/// `name` in `metadata`: 404 (40403) when it does not exist, the broker's
+/// error when it gave another one.
+pub fn topic_in(metadata: &ClusterMetadata, name: &str) -> Result<TopicMetadata, RestError> {
+    match metadata.topics.get(name) {
+        Some(t) if t.error_code == 0 => Ok(t.clone()),
+        Some(t) if t.error_code != 3 => {
+            Err(RestError::from(ClientError::Kafka(KafkaError::new(t.error_code, format!("look up topic {name}")))))
+        }
+        _ => Err(RestError::topic_not_found(name)),
+    }
+}
 
 /// The cluster behind the proxy, through one shared client.
 #[derive(Debug)]
@@ -81,5 +93,10 @@ impl Kafka {
             return Err(RestError::cluster_not_found(cluster_id));
         }
         Ok(metadata)
+    }
+
+    /// One topic of the cluster, which must exist (see [`topic_in`]); 404 for another cluster id.
+    pub async fn topic(&self, cluster_id: &str, name: &str) -> Result<TopicMetadata, RestError> {
+        topic_in(&self.cluster(cluster_id, Some(vec![name.to_string()])).await?, name)
     }
 }

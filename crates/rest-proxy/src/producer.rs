@@ -21,6 +21,7 @@ use tributary_client::admin::TopicPartition;
 use tributary_client::{Client, ClientConfig, ClientError, RecordSpec};
 
 use crate::error::RestError;
+use crate::kafka::topic_in;
 
 /// Most records taken into one round of batching.
 const MAX_RECORDS_PER_ROUND: usize = 10_000;
@@ -73,6 +74,13 @@ impl Producer {
         }
         delivery
     }
+}
+
+/// The time a record gets when its request names none (ms since the epoch).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
@@ -140,17 +148,12 @@ impl State {
             Err(e) => Err(e),
         };
         let metadata = metadata.map_err(|e| self.failed(e))?;
-        match metadata.topics.get(topic) {
-            Some(t) if t.error_code == 0 && !t.partitions.is_empty() => {
-                let n = t.partitions.len() as i32;
-                self.partitions.insert(topic.to_string(), n);
-                Ok(n)
-            }
-            Some(t) if t.error_code != 0 && t.error_code != 3 => {
-                Err(RestError::from(ClientError::Kafka(tributary_client::KafkaError::new(t.error_code, topic))))
-            }
-            _ => Err(RestError::topic_not_found(topic)),
+        let n = topic_in(&metadata, topic)?.partitions.len() as i32;
+        if n == 0 {
+            return Err(RestError::topic_not_found(topic));
         }
+        self.partitions.insert(topic.to_string(), n);
+        Ok(n)
     }
 
     /// Turns a client failure into the records' error; a broken connection is dropped.

@@ -14,7 +14,8 @@ use tributary_client::RecordSpec;
 use super::{bad, body, reply};
 use crate::consumer::Format;
 use crate::error::RestError;
-use crate::kafka::Kafka;
+use crate::kafka::{Kafka, topic_in};
+use crate::producer::now_ms;
 use crate::schemas::SchemaRequest;
 use crate::v3::AppState;
 
@@ -125,20 +126,20 @@ async fn produce_v2(
         return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
     }
     let metadata = kafka.metadata(Some(vec![topic.clone()])).await?;
-    let count = match metadata.topics.get(&topic) {
-        Some(t) if t.error_code == 0 => t.partitions.len() as i32,
-        _ => {
+    // v2 names an unknown topic 40401 where v3 says 40403.
+    let count = match topic_in(&metadata, &topic) {
+        Ok(t) => t.partitions.len() as i32,
+        Err(e) if e.error_code == 40403 => {
             return Err(RestError { status: 404, error_code: 40401, message: format!("Topic {topic} not found.") });
         }
+        Err(e) => return Err(e),
     };
     if let Some(p) = partition
         && !(0..count).contains(&p)
     {
         return Err(RestError { status: 404, error_code: 40402, message: format!("Partition {p} not found.") });
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = now_ms();
     let (mut key_schema_id, mut value_schema_id) = (None, None);
     let mut pending = Vec::with_capacity(request.records.len());
     for r in &request.records {

@@ -146,9 +146,7 @@ async fn check_scope(kafka: &Kafka, cluster_id: &str, scope: &Scope) -> Result<(
     match scope {
         Scope::Broker(id) if !metadata.brokers.contains_key(id) => Err(broker_not_found(*id)),
         // Asked first: DescribeConfigs would retry an unknown topic until its timeout.
-        Scope::Topic(t) if metadata.topics.get(t).is_none_or(|m| m.error_code != 0) => {
-            Err(RestError::topic_not_found(t))
-        }
+        Scope::Topic(t) => crate::kafka::topic_in(&metadata, t).map(|_| ()),
         _ => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ use axum::routing::{get, patch};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tributary_client::{Client, ClientError, KafkaError, PartitionMetadata};
+use tributary_client::{Client, ClientError, PartitionMetadata};
 
 use super::{AppState, Links, answer, json_body, list, topics};
 use crate::error::RestError;
@@ -83,14 +83,7 @@ async fn topic_partitions(
     cluster_id: &str,
     topic: &str,
 ) -> Result<std::collections::BTreeMap<i32, PartitionMetadata>, RestError> {
-    let m = kafka.cluster(cluster_id, Some(vec![topic.to_string()])).await?;
-    match m.topics.get(topic) {
-        Some(t) if t.error_code == 0 => Ok(t.partitions.clone()),
-        Some(t) if t.error_code != 3 => {
-            Err(RestError::from(ClientError::Kafka(KafkaError::new(t.error_code, format!("describe topic {topic}")))))
-        }
-        _ => Err(RestError::topic_not_found(topic)),
-    }
+    Ok(kafka.topic(cluster_id, topic).await?.partitions)
 }
 
 fn partition_id(raw: &str) -> Result<i32, RestError> {

@@ -33,7 +33,7 @@ use tributary_client::seek::{format_rfc3339_ms, parse_rfc3339_ms};
 use super::{AppState, json_body};
 use crate::error::RestError;
 use crate::kafka::Kafka;
-use crate::producer::Delivery;
+use crate::producer::{Delivery, now_ms};
 use crate::schemas::SchemaRequest;
 
 /// Largest JSON text of one record in a stream; a longer one ends the stream with 413.
@@ -229,24 +229,6 @@ impl Report {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Checks the cluster id and that the topic exists: these fail the whole request.
-async fn check_topic(kafka: &Kafka, cluster_id: &str, topic: &str) -> Result<(), RestError> {
-    let m = kafka.cluster(cluster_id, Some(vec![topic.to_string()])).await?;
-    match m.topics.get(topic) {
-        Some(t) if t.error_code == 0 => Ok(()),
-        Some(t) if t.error_code != 3 => Err(RestError::from(tributary_client::ClientError::Kafka(
-            tributary_client::KafkaError::new(t.error_code, format!("produce to {topic}")),
-        ))),
-        _ => Err(RestError::topic_not_found(topic)),
-    }
-}
-
 /// Hands one parsed JSON value to the producer and returns its report-to-be.
 async fn submit(kafka: &Kafka, topic: &str, value: Value) -> Report {
     let record = match serde_json::from_value::<ProduceRecord>(value) {
@@ -348,7 +330,7 @@ async fn produce(
     Path((cluster_id, topic)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    if let Err(e) = check_topic(&kafka, &cluster_id, &topic).await {
+    if let Err(e) = kafka.topic(&cluster_id, &topic).await {
         return e.into_response();
     }
     // A request without a single record is refused before the stream (and its 200) starts.
@@ -396,7 +378,7 @@ async fn produce_batch(
             }
             entries.push((id, entry));
         }
-        check_topic(&kafka, &cluster_id, &topic).await?;
+        kafka.topic(&cluster_id, &topic).await?;
         let mut pending = Vec::with_capacity(entries.len());
         for (id, entry) in entries {
             pending.push((id, submit(&kafka, &topic, entry).await));

@@ -10,7 +10,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tributary_client::{Client, ClientError, NewTopic, TopicCreated, TopicMetadata};
+use tributary_client::{Client, NewTopic, TopicCreated, TopicMetadata};
 
 use super::{AppState, Links, answer, json_body, list};
 use crate::error::RestError;
@@ -62,14 +62,8 @@ async fn topics(
 }
 
 pub(super) async fn describe(kafka: &Kafka, links: &Links, cluster_id: &str, name: &str) -> Result<Value, RestError> {
-    let m = kafka.cluster(cluster_id, Some(vec![name.to_string()])).await?;
-    match m.topics.get(name) {
-        Some(t) if t.error_code == 0 => Ok(topic_body(links, cluster_id, name, t)),
-        Some(t) if t.error_code != 3 => {
-            Err(RestError::from(ClientError::Kafka(tributary_client::KafkaError::new(t.error_code, "describe topic"))))
-        }
-        _ => Err(RestError::topic_not_found(name)),
-    }
+    let t = kafka.topic(cluster_id, name).await?;
+    Ok(topic_body(links, cluster_id, name, &t))
 }
 
 async fn topic(
@@ -145,10 +139,7 @@ async fn create_topic(
 async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): Path<(String, String)>) -> Response {
     let result = async {
         // Asked first: DeleteTopics would retry an unknown topic until its timeout.
-        let m = kafka.cluster(&cluster_id, Some(vec![name.clone()])).await?;
-        if m.topics.get(&name).is_none_or(|t| t.error_code != 0) {
-            return Err(RestError::topic_not_found(&name));
-        }
+        kafka.topic(&cluster_id, &name).await?;
         let topic = name.clone();
         kafka
             .call(async move |c: &mut Client| c.delete_topic(&topic).await)
