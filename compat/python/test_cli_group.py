@@ -282,10 +282,10 @@ def test_delete_removes_the_group(bootstrap):
     assert admin_offsets(bootstrap, group) == {}
 
     again = cli(bootstrap, "delete", group, "-o", "json")
-    assert again.returncode == 1
+    assert again.returncode == 4  # not found
     assert json.loads(again.stdout)["groups"][0]["error"]["name"] == "GROUP_ID_NOT_FOUND"
     missing = cli(bootstrap, "describe", group)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.returncode == 4 and "does not exist" in missing.stderr
 
 
 def test_usage_and_connection_errors(bootstrap):
@@ -295,7 +295,8 @@ def test_usage_and_connection_errors(bootstrap):
     assert bad_topics.returncode == 2 and "partition number" in bad_topics.stderr
     unreachable = subprocess.run([str(broker_binary()), "group", "list", "--bootstrap", "127.0.0.1:1"],
                                  capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert unreachable.returncode == 1 and "no broker reachable at 127.0.0.1:1" in unreachable.stderr
+    assert unreachable.returncode == 5 and "no broker reachable at 127.0.0.1:1" in unreachable.stderr
+    assert "--brokers" in unreachable.stderr and len(unreachable.stderr.strip().splitlines()) == 1
     help_text = subprocess.run([str(broker_binary()), "group", "describe", "--help"],
                                capture_output=True, text=True, timeout=TIMEOUT_S).stdout
     assert '"total_lag": int' in help_text, "the JSON shape is documented in --help"

@@ -197,10 +197,10 @@ def test_mode_and_deletes(schema_registry_url, tmp_path):
 def test_errors_say_what_to_do(schema_registry_url, tmp_path):
     missing = unique("cli-missing")
     r = cli(schema_registry_url, "subject", "describe", missing, "-o", "json")
-    assert r.returncode == 1 and r.stdout == ""
+    assert r.returncode == 4 and r.stdout == ""  # not found
     assert "40401" in r.stderr and "tributary subject list" in r.stderr, r.stderr
     r = cli(schema_registry_url, "schema", "describe", "--id", "999999")
-    assert r.returncode == 1 and "40403" in r.stderr
+    assert r.returncode == 4 and "40403" in r.stderr
     r = cli(schema_registry_url, "schema", "create", "--subject", missing,
             "--schema", write(tmp_path, "broken.avsc", "{not avro"))
     assert r.returncode == 1 and "42201" in r.stderr and "hint:" in r.stderr
@@ -210,7 +210,7 @@ def test_errors_say_what_to_do(schema_registry_url, tmp_path):
     assert r.returncode == 1 and "cannot read the schema file" in r.stderr
     # Nobody listening.
     r = cli(f"http://127.0.0.1:{free_port()}", "subject", "list")
-    assert r.returncode == 1 and "cannot reach the schema registry" in r.stderr
+    assert r.returncode == 5 and "cannot reach the schema registry" in r.stderr  # unreachable
     assert "TRIBUTARY_SCHEMA_REGISTRY_URL" in r.stderr
     # Bad arguments are exit status 2.
     r = cli(schema_registry_url, "schema", "describe", "--id", "1", "--subject", "x")

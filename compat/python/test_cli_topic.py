@@ -86,19 +86,19 @@ def test_exit_codes_and_one_line_errors(bootstrap):
     for args in (["describe", missing], ["delete", missing], ["alter-config", missing, "--set", "a=b"],
                  ["add-partitions", missing, "--num", "3"]):
         r = cli(bootstrap, *args)
-        assert r.returncode == 1, (args, r.returncode, r.stderr)
+        assert r.returncode == 4, (args, r.returncode, r.stderr)  # not found
         assert "UNKNOWN_TOPIC_OR_PARTITION" in r.stderr and missing in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
     r = cli(bootstrap, "create", name(), "-c", "no-equals-sign")
     assert r.returncode == 2, r.stderr
 
-    # A broker that is not there: a one-line error after the timeout, exit status 1.
+    # A broker that is not there: a one-line error after the timeout, exit status 5.
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     r = subprocess.run([str(broker_binary()), "topic", "list", "--brokers", f"127.0.0.1:{port}", "--timeout", "2s"],
                        capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert r.returncode == 1 and f"127.0.0.1:{port}" in r.stderr, r.stderr
+    assert r.returncode == 5 and f"127.0.0.1:{port}" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

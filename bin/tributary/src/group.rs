@@ -9,25 +9,33 @@
 //! ```
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use tributary_client::seek::parse_topic_selection;
 use tributary_client::{Client, ClientError, GroupDescription, PartitionLag, SeekPlan, SeekTarget, TopicPartitions};
 
-use crate::cli::{ErrorJson, print_json};
+use crate::cli::{ErrorJson, Exit, KafkaArgs, KafkaTarget};
+use crate::output::Format;
 use crate::table::{Table, pairs};
 
 const GROUP_HELP: &str = "\
-Connection flags (--bootstrap, --timeout, -o) may come before or after the subcommand.
+Connection flags (--brokers, --profile, --timeout, -o) may come before or after the subcommand.
 
-Exit status: 0 on success; 1 when the command failed or any group in it failed (the reason is
+Exit status: 0 on success; 1 when the command failed or a group in it failed (the reason is
 on stderr as `error: ...`, with the Kafka error name when the broker returned one); 2 for
-invalid arguments.
+invalid arguments; 4 when a group does not exist; 5 when no broker answered.
 
-JSON output (-o json) is one object on one line. Its field names are stable: fields may be
-added, never renamed or removed. `--help` of each subcommand shows its shape.";
+JSON output (-o json) is one object on one line; -o yaml prints the same fields as YAML. Field
+names are stable: fields may be added, never renamed or removed. `--help` of each subcommand
+shows its shape.
+
+Examples:
+  tributary group list --states stable,empty
+  tributary group describe billing
+  tributary group seek billing --to earliest                 # dry run: prints the plan
+  tributary group seek billing --to shift-by:-100 --topics orders:0,1 --execute
+  tributary group delete billing -o json";
 
 const LIST_JSON: &str = "\
 JSON output:
@@ -80,42 +88,14 @@ JSON output:
   {\"groups\": [{\"group\": str, \"deleted\": bool,
                \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}";
 
-/// Output format.
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    /// Aligned tables for people.
-    Human,
-    /// One JSON object, for scripts.
-    Json,
-}
-
 /// `tributary group ...`
 #[derive(Debug, Args)]
 #[command(after_long_help = GROUP_HELP)]
 pub struct GroupArgs {
     #[command(flatten)]
-    connection: Connection,
+    connection: KafkaArgs,
     #[command(subcommand)]
     command: GroupCommand,
-}
-
-#[derive(Debug, Args)]
-struct Connection {
-    /// Kafka bootstrap addresses, comma-separated host:port.
-    #[arg(
-        long,
-        visible_alias = "bootstrap-server",
-        env = "TRIBUTARY_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    bootstrap: String,
-    /// Longest wait for a connection or an answer (and for retries): 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
-    timeout: Duration,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human, global = true)]
-    output: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,35 +144,15 @@ fn check_topics(value: &str) -> Result<String, String> {
     parse_topic_selection(&[value.to_string()]).map(|_| value.to_string())
 }
 
-/// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("\"{s}\" is not a duration (write 10s, 500ms or 2m)"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("\"{s}\": unknown unit \"{unit}\" (use ms, s, m or h)")),
-    };
-    if d.is_zero() {
-        return Err("the timeout must be above zero".to_string());
-    }
-    Ok(d)
-}
-
 /// Runs a group command; the exit status says whether it succeeded.
 pub fn run(args: GroupArgs) -> ExitCode {
-    crate::cli::run(execute(args))
+    let GroupArgs { connection, command } = args;
+    crate::cli::run(&connection, |target, format| execute(command, target, format))
 }
 
-/// Ok(false): output was printed but part of the command failed (already reported on stderr).
-async fn execute(args: GroupArgs) -> Result<bool, ClientError> {
-    let format = args.connection.output;
-    let mut client = crate::cli::connect(&args.connection.bootstrap, args.connection.timeout).await?;
-    match args.command {
+async fn execute(command: GroupCommand, target: KafkaTarget, format: Format) -> Result<Exit, ClientError> {
+    let mut client = crate::cli::connect(&target).await?;
+    match command {
         GroupCommand::List { states } => list(&mut client, &states, format).await,
         GroupCommand::Describe { groups } => describe(&mut client, &groups, format).await,
         GroupCommand::Seek { group, to, topics, execute } => {
@@ -222,10 +182,10 @@ struct ListedJson {
     group_type: Option<String>,
 }
 
-async fn list(client: &mut Client, states: &[String], format: Format) -> Result<bool, ClientError> {
+async fn list(client: &mut Client, states: &[String], format: Format) -> Result<Exit, ClientError> {
     let groups = client.list_groups(states).await?;
     match format {
-        Format::Json => print_json(&ListJson {
+        Format::Json | Format::Yaml => format.emit(&ListJson {
             groups: groups
                 .into_iter()
                 .map(|g| ListedJson {
@@ -236,7 +196,7 @@ async fn list(client: &mut Client, states: &[String], format: Format) -> Result<
                 })
                 .collect(),
         }),
-        Format::Human => {
+        Format::Table => {
             let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
             for g in groups {
                 table.row(vec![g.group_id, g.state.unwrap_or_else(|| "-".to_string()), g.protocol_type]);
@@ -244,7 +204,7 @@ async fn list(client: &mut Client, states: &[String], format: Format) -> Result<
             print!("{}", table.render());
         }
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
 // ---- describe
@@ -431,9 +391,9 @@ fn render_group(g: &GroupJson) -> String {
     out
 }
 
-async fn describe(client: &mut Client, groups: &[String], format: Format) -> Result<bool, ClientError> {
+async fn describe(client: &mut Client, groups: &[String], format: Format) -> Result<Exit, ClientError> {
     let mut described = Vec::new();
-    let mut all_found = true;
+    let mut exit = Exit::Success;
     for group in groups {
         let d = client.describe_group(group).await?;
         let lag = client.group_lag(&d).await?;
@@ -442,19 +402,19 @@ async fn describe(client: &mut Client, groups: &[String], format: Format) -> Res
                 "error: group \"{group}\" does not exist: GROUP_ID_NOT_FOUND (69). List the groups with \
                  `tributary group list` to check the name"
             );
-            all_found = false;
+            exit = exit.or(Exit::NotFound);
             continue;
         }
         described.push(group_json(&d, &lag));
     }
     match format {
-        Format::Json => print_json(&DescribeJson { groups: described }),
-        Format::Human => {
+        Format::Json | Format::Yaml => format.emit(&DescribeJson { groups: described }),
+        Format::Table => {
             let text: Vec<String> = described.iter().map(render_group).collect();
             print!("{}", text.join("\n"));
         }
     }
-    Ok(all_found)
+    Ok(exit)
 }
 
 // ---- seek
@@ -504,7 +464,7 @@ async fn seek(
     selection: &[tributary_client::TopicSelection],
     execute: bool,
     format: Format,
-) -> Result<bool, ClientError> {
+) -> Result<Exit, ClientError> {
     let plan = client.plan_seek(group, target, selection).await?;
     if plan.partitions.is_empty() {
         return Err(ClientError::Refused(format!(
@@ -515,8 +475,8 @@ async fn seek(
         client.execute_seek(&plan).await?;
     }
     match format {
-        Format::Json => print_json(&seek_json(&plan, execute)),
-        Format::Human => {
+        Format::Json | Format::Yaml => format.emit(&seek_json(&plan, execute)),
+        Format::Table => {
             let mut table = Table::new(&[
                 "TOPIC",
                 "PARTITION",
@@ -543,7 +503,7 @@ async fn seek(
             }
         }
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
 // ---- delete
@@ -560,16 +520,17 @@ struct DeletedJson {
     error: Option<ErrorJson>,
 }
 
-async fn delete(client: &mut Client, groups: &[String], format: Format) -> Result<bool, ClientError> {
+async fn delete(client: &mut Client, groups: &[String], format: Format) -> Result<Exit, ClientError> {
     let results = client.delete_groups(groups).await;
-    let all_ok = results.iter().all(|(_, r)| r.is_ok());
+    let mut exit = Exit::Success;
     for (_, result) in &results {
         if let Err(e) = result {
             eprintln!("error: {e}");
+            exit = exit.or(Exit::of(e));
         }
     }
     match format {
-        Format::Json => print_json(&DeleteJson {
+        Format::Json | Format::Yaml => format.emit(&DeleteJson {
             groups: results
                 .iter()
                 .map(|(group, r)| DeletedJson {
@@ -579,7 +540,7 @@ async fn delete(client: &mut Client, groups: &[String], format: Format) -> Resul
                 })
                 .collect(),
         }),
-        Format::Human => {
+        Format::Table => {
             let mut table = Table::new(&["GROUP", "STATUS"]);
             for (group, r) in &results {
                 let status = match r {
@@ -591,23 +552,12 @@ async fn delete(client: &mut Client, groups: &[String], format: Format) -> Resul
             print!("{}", table.render());
         }
     }
-    Ok(all_ok)
+    Ok(exit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn assignments_read_as_topic_lists() {

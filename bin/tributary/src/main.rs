@@ -21,6 +21,8 @@
 
 mod cli;
 mod group;
+mod output;
+mod profile;
 mod registry;
 mod restproxy;
 mod schema;
@@ -33,24 +35,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use tributary_broker::Broker;
 use tributary_config::BrokerConfig;
+
+use crate::output::Format;
 
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about = "A Kafka-compatible data-streaming platform in one binary")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Output {
-    /// Plain text for people.
-    Human,
-    /// One JSON object per event, for scripts.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,9 +77,9 @@ enum Command {
         /// Do not run the REST proxy.
         #[arg(long)]
         no_rest_proxy: bool,
-        /// Output format of the startup summary.
-        #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
-        output: Output,
+        /// Output format of the startup summary (json and yaml also print a `stopped` event at the end).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
     },
     /// Run a broker from a Kafka server.properties file.
     Broker {
@@ -93,9 +89,9 @@ enum Command {
         /// Config key=value applied after the file and KAFKA_* variables (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Output format of the startup summary.
-        #[arg(short = 'o', long, value_enum, default_value_t = Output::Human)]
-        output: Output,
+        /// Output format of the startup summary (json and yaml also print a `stopped` event at the end).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
     },
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
@@ -109,7 +105,21 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Subjects in a schema registry: list, describe, set compatibility level and mode.
     Subject(schema::SubjectArgs),
+    /// Profiles: named connection defaults (brokers, registry, timeout) for every command.
+    Profile(profile::ProfileArgs),
+    /// Print a shell completion script.
+    #[command(after_long_help = COMPLETION_HELP)]
+    Completion {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
+
+const COMPLETION_HELP: &str = "\
+Examples:
+  tributary completion bash > /etc/bash_completion.d/tributary      # or: source <(tributary completion bash)
+  tributary completion zsh > \"${fpath[1]}/_tributary\"
+  tributary completion fish > ~/.config/fish/completions/tributary.fish";
 
 #[derive(Serialize)]
 struct Summary {
@@ -164,7 +174,7 @@ struct Embedded {
     rest_proxy: Option<(String, u16)>,
 }
 
-async fn run(config: BrokerConfig, embedded: Embedded, output: Output, started: Instant) -> Result<(), String> {
+async fn run(config: BrokerConfig, embedded: Embedded, output: Format, started: Instant) -> Result<(), String> {
     for key in &config.unknown_keys {
         tracing::warn!(key = %key, "config key is not used by Tributary");
     }
@@ -222,8 +232,8 @@ async fn run(config: BrokerConfig, embedded: Embedded, output: Output, started: 
         startup_ms: started.elapsed().as_millis(),
     };
     match output {
-        Output::Json => println!("{}", serde_json::to_string(&summary).unwrap_or_default()),
-        Output::Human => {
+        Format::Json | Format::Yaml => output.emit(&summary),
+        Format::Table => {
             println!("Tributary is up ({} ms)", summary.startup_ms);
             for k in &summary.kafka {
                 println!("  Kafka      {k}");
@@ -250,9 +260,7 @@ async fn run(config: BrokerConfig, embedded: Embedded, output: Output, started: 
         r.shutdown().await;
     }
     broker.shutdown().await;
-    if output == Output::Json {
-        println!("{}", serde_json::json!({"event": "stopped"}));
-    }
+    output.emit(&serde_json::json!({"event": "stopped"}));
     Ok(())
 }
 
@@ -284,6 +292,11 @@ fn main() -> ExitCode {
         Command::Topic(args) => return topic::run(args),
         Command::Schema(args) => return schema::run_schema(args),
         Command::Subject(args) => return schema::run_subject(args),
+        Command::Profile(args) => return profile::run(args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         Command::SchemaRegistry(args) => {
             init_logging();
             return registry::run(args);

@@ -13,25 +13,34 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::group::{Format, parse_duration};
+use crate::cli::{Exit, RegistryArgs};
+use crate::output::Format;
 use crate::table::{Table, pairs};
 use tributary_registry_client::{CallError, RegistryClient, encode};
 
 const SCHEMA_HELP: &str = "\
-Connection flags (--schema-registry-url, --timeout, -o) may come before or after the subcommand.
-The URL may carry Basic credentials: http://user:password@host:8081.
+Connection flags (--schema-registry-url, --profile, --timeout, -o) may come before or after the
+subcommand. The URL may carry Basic credentials: http://user:password@host:8081.
 
-Exit status: 0 on success; 1 when the registry refused the request or could not be reached (the
-registry's message and error code are on stderr as `error: ...`, with a hint); 2 for invalid
-arguments; 3 when check-compatibility found the schema incompatible.
+Exit status: 0 on success; 1 when the registry refused the request (its message and error code
+are on stderr as `error: ...`, with a hint); 2 for invalid arguments; 3 when check-compatibility
+found the schema incompatible; 4 when the subject, version or schema does not exist; 5 when the
+registry could not be reached.
 
-JSON output (-o json) is one object on one line. Its field names are stable: fields may be
-added, never renamed or removed. `--help` of each subcommand shows its shape.";
+JSON output (-o json) is one object on one line; -o yaml prints the same fields as YAML. Field
+names are stable: fields may be added, never renamed or removed. `--help` of each subcommand
+shows its shape.
+
+Examples:
+  tributary schema create --subject orders-value --schema order.avsc
+  tributary schema check-compatibility --subject orders-value --schema order-v2.avsc
+  tributary schema describe --subject orders-value -o json
+  tributary subject update orders-value --compatibility FULL
+  tributary subject list";
 
 const CREATE_JSON: &str = "\
 Registering a schema that is already a version of the subject returns that version (nothing new
@@ -85,32 +94,12 @@ Modes: READWRITE, READONLY, READONLY_OVERRIDE, IMPORT.
 JSON output:
   {\"subject\": str, \"compatibility\": str|null, \"mode\": str|null}";
 
-/// Where the registry is, how long to wait, how to print.
-#[derive(Debug, Args)]
-struct Connection {
-    /// Schema registry URL.
-    #[arg(
-        long,
-        env = "TRIBUTARY_SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081",
-        global = true,
-        value_name = "URL"
-    )]
-    schema_registry_url: String,
-    /// Longest wait for an answer: 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
-    timeout: Duration,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human, global = true)]
-    output: Format,
-}
-
 /// `tributary schema ...`
 #[derive(Debug, Args)]
 #[command(after_long_help = SCHEMA_HELP)]
 pub struct SchemaArgs {
     #[command(flatten)]
-    connection: Connection,
+    connection: RegistryArgs,
     #[command(subcommand)]
     command: SchemaCommand,
 }
@@ -120,7 +109,7 @@ pub struct SchemaArgs {
 #[command(after_long_help = SCHEMA_HELP)]
 pub struct SubjectArgs {
     #[command(flatten)]
-    connection: Connection,
+    connection: RegistryArgs,
     #[command(subcommand)]
     command: SubjectCommand,
 }
@@ -297,12 +286,19 @@ pub fn run_subject(args: SubjectArgs) -> ExitCode {
 
 type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, Failure>>>>;
 
-fn run_with(connection: Connection, work: impl FnOnce(RegistryClient, Format) -> Work) -> ExitCode {
-    let client = match RegistryClient::new(&connection.schema_registry_url, connection.timeout) {
+fn run_with(connection: RegistryArgs, work: impl FnOnce(RegistryClient, Format) -> Work) -> ExitCode {
+    let (url, timeout) = match connection.resolve() {
+        Ok(r) => r,
+        Err((exit, message)) => {
+            eprintln!("error: {message}");
+            return exit.code();
+        }
+    };
+    let client = match RegistryClient::new(&url, timeout) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.code();
         }
     };
     let runtime = match crate::runtime(crate::Threads::One) {
@@ -310,15 +306,20 @@ fn run_with(connection: Connection, work: impl FnOnce(RegistryClient, Format) ->
         Err(code) => return code,
     };
     let url = client.url().to_string();
-    match runtime.block_on(work(client, connection.output)) {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Incompatible) => ExitCode::from(3),
+    match runtime.block_on(work(client, connection.common.output)) {
+        Ok(Outcome::Done) => Exit::Success.code(),
+        Ok(Outcome::Incompatible) => Exit::CheckFailed.code(),
         Err(failure) => {
             eprintln!("error: {}", failure.error);
             if let Some(hint) = failure.hint.or_else(|| hint(&failure.error, &url)) {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::FAILURE
+            match failure.error {
+                CallError::Unreachable { .. } => Exit::Unreachable,
+                CallError::Registry { status: 404, .. } => Exit::NotFound,
+                _ => Exit::Failed,
+            }
+            .code()
         }
     }
 }
@@ -356,10 +357,6 @@ fn hint(error: &CallError, url: &str) -> Option<String> {
         },
     };
     Some(text)
-}
-
-fn print_json(value: &Value) {
-    println!("{value}");
 }
 
 fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
@@ -452,10 +449,10 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
                     .and_then(|v| v.get("version").and_then(Value::as_i64)),
             };
             match format {
-                Format::Json => {
-                    print_json(&json!({"subject": subject, "id": id, "version": version, "type": kind.wire()}))
+                Format::Json | Format::Yaml => {
+                    format.emit(&json!({"subject": subject, "id": id, "version": version, "type": kind.wire()}))
                 }
-                Format::Human => match version {
+                Format::Table => match version {
                     Some(v) => println!("Registered schema id {id} as version {v} of subject {subject}"),
                     None => println!("Registered schema id {id} under subject {subject}"),
                 },
@@ -467,7 +464,7 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
             let listed = client.get(&format!("/schemas{q}")).await?;
             let items = listed.as_array().cloned().unwrap_or_default();
             match format {
-                Format::Json => {
+                Format::Json | Format::Yaml => {
                     let schemas: Vec<Value> = items
                         .iter()
                         .map(|s| {
@@ -475,9 +472,9 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
                                    "type": type_of(s), "schema": s.get("schema")})
                         })
                         .collect();
-                    print_json(&json!({ "schemas": schemas }));
+                    format.emit(&json!({ "schemas": schemas }));
                 }
-                Format::Human => {
+                Format::Table => {
                     let mut table = Table::new(&["SUBJECT", "VERSION", "ID", "TYPE"]);
                     for s in &items {
                         table.row(vec![text(s, "subject"), text(s, "version"), text(s, "id"), type_of(s)]);
@@ -532,8 +529,10 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
                 other => vec![other],
             };
             match format {
-                Format::Json => print_json(&json!({"subject": subject, "versions": versions, "permanent": permanent})),
-                Format::Human => {
+                Format::Json | Format::Yaml => {
+                    format.emit(&json!({"subject": subject, "versions": versions, "permanent": permanent}))
+                }
+                Format::Table => {
                     let list: Vec<String> = versions.iter().map(Value::to_string).collect();
                     let how = if permanent { "Permanently deleted" } else { "Soft-deleted" };
                     println!("{how} version(s) {} of subject {subject}", list.join(", "));
@@ -556,9 +555,9 @@ async fn schema_command(client: RegistryClient, command: SchemaCommand, format: 
                 .map(|m| m.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect())
                 .unwrap_or_default();
             match format {
-                Format::Json => print_json(&json!({"subject": subject, "version": version,
+                Format::Json | Format::Yaml => format.emit(&json!({"subject": subject, "version": version,
                     "is_compatible": compatible, "messages": messages})),
-                Format::Human => {
+                Format::Table => {
                     let against = version
                         .as_deref()
                         .map_or_else(|| "the subject's versions".to_string(), |v| format!("version {v}"));
@@ -589,9 +588,10 @@ fn describe_output(
     let schema_text = schema.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
     let references = references_of(schema);
     match format {
-        Format::Json => print_json(&json!({"id": id, "subject": subject, "version": version, "type": kind,
+        Format::Json | Format::Yaml => format
+            .emit(&json!({"id": id, "subject": subject, "version": version, "type": kind,
             "schema": schema_text, "references": references, "subjects": subjects})),
-        Format::Human => {
+        Format::Table => {
             let mut items: Vec<(&str, String)> = vec![("ID", id.to_string()), ("TYPE", kind.clone())];
             if let Some(s) = subject {
                 items.push(("SUBJECT", s.to_string()));
@@ -630,8 +630,8 @@ async fn subject_command(client: RegistryClient, command: SubjectCommand, format
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
             match format {
-                Format::Json => print_json(&json!({ "subjects": subjects })),
-                Format::Human => {
+                Format::Json | Format::Yaml => format.emit(&json!({ "subjects": subjects })),
+                Format::Table => {
                     let mut table = Table::new(&["SUBJECT"]);
                     for s in subjects {
                         table.row(vec![s]);
@@ -655,9 +655,9 @@ async fn subject_command(client: RegistryClient, command: SubjectCommand, format
                 .ok()
                 .and_then(|m| m.get("mode").and_then(Value::as_str).map(str::to_string));
             match format {
-                Format::Json => print_json(&json!({"subject": subject, "versions": versions,
+                Format::Json | Format::Yaml => format.emit(&json!({"subject": subject, "versions": versions,
                     "compatibility": compatibility, "mode": mode})),
-                Format::Human => {
+                Format::Table => {
                     let list: Vec<String> =
                         versions.as_array().map(|a| a.iter().map(Value::to_string).collect()).unwrap_or_default();
                     print!(
@@ -687,8 +687,10 @@ async fn subject_command(client: RegistryClient, command: SubjectCommand, format
                 set_mode = answer.get("mode").and_then(Value::as_str).map(str::to_string);
             }
             match format {
-                Format::Json => print_json(&json!({"subject": subject, "compatibility": set_level, "mode": set_mode})),
-                Format::Human => {
+                Format::Json | Format::Yaml => {
+                    format.emit(&json!({"subject": subject, "compatibility": set_level, "mode": set_mode}))
+                }
+                Format::Table => {
                     if let Some(l) = &set_level {
                         println!("Compatibility of {subject} set to {l}");
                     }

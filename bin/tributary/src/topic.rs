@@ -13,23 +13,24 @@
 //! ```
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use tributary_client::{Client, ClientError, ConfigChange, ConfigResource, NewTopic, TopicCreated, TopicMetadata};
 
-use crate::cli::{ErrorJson, print_json};
-use crate::group::{Format, parse_duration};
+use crate::cli::{ErrorJson, Exit, KafkaArgs, KafkaTarget};
+use crate::output::Format;
 use crate::table::{Table, pairs};
 
 const TOPIC_HELP: &str = "\
-Connection flags (--brokers, --timeout, -o) may come before or after the subcommand.
+Connection flags (--brokers, --profile, --timeout, -o) may come before or after the subcommand.
 
-Exit status: 0 on success; 1 when the command or any topic in it failed (the reason is on stderr
-as `error: ...`, with the Kafka error name when the broker returned one); 2 for invalid arguments.
+Exit status: 0 on success; 1 when the command or a topic in it failed (the reason is on stderr
+as `error: ...`, with the Kafka error name when the broker returned one); 2 for invalid arguments;
+4 when a topic does not exist; 5 when no broker answered.
 
-JSON output (-o json) is one object on one line; fields may be added, never renamed or removed.
+JSON output (-o json) is one object on one line; -o yaml prints the same fields as YAML. Fields
+may be added, never renamed or removed.
 
 Examples:
   tributary topic create orders -p 6 -c cleanup.policy=compact
@@ -44,28 +45,9 @@ Examples:
 #[command(after_long_help = TOPIC_HELP)]
 pub struct TopicArgs {
     #[command(flatten)]
-    connection: Connection,
+    connection: KafkaArgs,
     #[command(subcommand)]
     command: TopicCommand,
-}
-
-#[derive(Debug, Args)]
-struct Connection {
-    /// Kafka bootstrap addresses, comma-separated host:port.
-    #[arg(
-        long,
-        visible_aliases = ["bootstrap", "bootstrap-server"],
-        env = "TRIBUTARY_BROKERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    brokers: String,
-    /// Longest wait for a connection or an answer (and for retries): 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
-    timeout: Duration,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human, global = true)]
-    output: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,13 +133,13 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 /// Runs a topic command; the exit status says whether it succeeded.
 pub fn run(args: TopicArgs) -> ExitCode {
-    crate::cli::run(execute(args))
+    let TopicArgs { connection, command } = args;
+    crate::cli::run(&connection, |target, format| execute(command, target, format))
 }
 
-async fn execute(args: TopicArgs) -> Result<bool, ClientError> {
-    let format = args.connection.output;
-    let mut client = crate::cli::connect(&args.connection.brokers, args.connection.timeout).await?;
-    match args.command {
+async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> Result<Exit, ClientError> {
+    let mut client = crate::cli::connect(&target).await?;
+    match command {
         TopicCommand::List { all } => list(&mut client, all, format).await,
         TopicCommand::Describe { topics } => describe(&mut client, &topics, format).await,
         TopicCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
@@ -188,7 +170,7 @@ struct ListedJson {
     internal: bool,
 }
 
-async fn list(client: &mut Client, all: bool, format: Format) -> Result<bool, ClientError> {
+async fn list(client: &mut Client, all: bool, format: Format) -> Result<Exit, ClientError> {
     let metadata = client.metadata(None).await?;
     let topics: Vec<ListedJson> = metadata
         .topics
@@ -202,8 +184,8 @@ async fn list(client: &mut Client, all: bool, format: Format) -> Result<bool, Cl
         })
         .collect();
     match format {
-        Format::Json => print_json(&serde_json::json!({ "topics": topics })),
-        Format::Human => {
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({ "topics": topics })),
+        Format::Table => {
             let mut table = Table::new(&["TOPIC", "PARTITIONS", "REPLICAS"]);
             for t in &topics {
                 table.row(vec![t.topic.clone(), t.partitions.to_string(), t.replication_factor.to_string()]);
@@ -211,7 +193,7 @@ async fn list(client: &mut Client, all: bool, format: Format) -> Result<bool, Cl
             print!("{}", table.render());
         }
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
 #[derive(Serialize)]
@@ -230,14 +212,15 @@ struct DescribedJson {
     configs: std::collections::BTreeMap<String, String>,
 }
 
-async fn describe(client: &mut Client, names: &[String], format: Format) -> Result<bool, ClientError> {
+async fn describe(client: &mut Client, names: &[String], format: Format) -> Result<Exit, ClientError> {
     let metadata = client.metadata(Some(names)).await?;
     let mut described = Vec::new();
-    let mut ok = true;
+    let mut exit = Exit::Success;
     for name in names {
         let Some(t) = metadata.topics.get(name).filter(|t| t.error_code == 0) else {
-            eprintln!("error: {}", not_found(name));
-            ok = false;
+            let e = not_found(name);
+            eprintln!("error: {e}");
+            exit = exit.or(Exit::of(&e));
             continue;
         };
         let resource = ConfigResource::Topic(name.clone());
@@ -268,8 +251,8 @@ async fn describe(client: &mut Client, names: &[String], format: Format) -> Resu
         });
     }
     match format {
-        Format::Json => print_json(&serde_json::json!({ "topics": described })),
-        Format::Human => {
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({ "topics": described })),
+        Format::Table => {
             for (n, d) in described.iter().enumerate() {
                 if n > 0 {
                     println!();
@@ -294,7 +277,7 @@ async fn describe(client: &mut Client, names: &[String], format: Format) -> Resu
             }
         }
     }
-    Ok(ok)
+    Ok(exit)
 }
 
 async fn create(
@@ -302,7 +285,7 @@ async fn create(
     topic: &NewTopic,
     if_not_exists: bool,
     format: Format,
-) -> Result<bool, ClientError> {
+) -> Result<Exit, ClientError> {
     let created = client.create_topic(topic).await?;
     if created == TopicCreated::AlreadyExisted && !if_not_exists {
         return Err(ClientError::Kafka(tributary_client::KafkaError::new(
@@ -314,13 +297,13 @@ async fn create(
     let partitions = metadata.topics.get(&topic.name).map_or(0, |t| t.partitions.len());
     let was_created = created != TopicCreated::AlreadyExisted;
     match format {
-        Format::Json => {
-            print_json(&serde_json::json!({"topic": topic.name, "created": was_created, "partitions": partitions}))
+        Format::Json | Format::Yaml => {
+            format.emit(&serde_json::json!({"topic": topic.name, "created": was_created, "partitions": partitions}))
         }
-        Format::Human if was_created => println!("Created topic {} ({partitions} partitions)", topic.name),
-        Format::Human => println!("Topic {} already exists ({partitions} partitions)", topic.name),
+        Format::Table if was_created => println!("Created topic {} ({partitions} partitions)", topic.name),
+        Format::Table => println!("Topic {} already exists ({partitions} partitions)", topic.name),
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
 async fn alter(
@@ -329,7 +312,7 @@ async fn alter(
     set: Vec<(String, String)>,
     delete: Vec<String>,
     format: Format,
-) -> Result<bool, ClientError> {
+) -> Result<Exit, ClientError> {
     if set.is_empty() && delete.is_empty() {
         return Err(ClientError::Refused("nothing to change: give --set KEY=VALUE or --delete KEY".to_string()));
     }
@@ -342,27 +325,27 @@ async fn alter(
     changes.extend(delete.iter().map(|name| ConfigChange::Delete { name: name.clone() }));
     client.alter_configs(&ConfigResource::Topic(topic.to_string()), &changes, false).await?;
     match format {
-        Format::Json => print_json(&serde_json::json!({
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({
             "topic": topic,
             "set": set.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "deleted": delete,
         })),
-        Format::Human => println!("Updated configs of topic {topic}"),
+        Format::Table => println!("Updated configs of topic {topic}"),
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
-async fn add_partitions(client: &mut Client, topic: &str, num: i32, format: Format) -> Result<bool, ClientError> {
+async fn add_partitions(client: &mut Client, topic: &str, num: i32, format: Format) -> Result<Exit, ClientError> {
     let metadata = client.metadata(Some(&[topic.to_string()])).await?;
     if metadata.topics.get(topic).is_none_or(|t| t.error_code != 0) {
         return Err(not_found(topic));
     }
     client.create_partitions(topic, num, false).await?;
     match format {
-        Format::Json => print_json(&serde_json::json!({"topic": topic, "partitions": num})),
-        Format::Human => println!("Topic {topic} now has {num} partitions"),
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({"topic": topic, "partitions": num})),
+        Format::Table => println!("Topic {topic} now has {num} partitions"),
     }
-    Ok(true)
+    Ok(Exit::Success)
 }
 
 #[derive(Serialize)]
@@ -372,9 +355,10 @@ struct DeletedJson {
     error: Option<ErrorJson>,
 }
 
-async fn delete_topics(client: &mut Client, names: &[String], format: Format) -> Result<bool, ClientError> {
+async fn delete_topics(client: &mut Client, names: &[String], format: Format) -> Result<Exit, ClientError> {
     let metadata = client.metadata(Some(names)).await?;
     let mut results = Vec::new();
+    let mut exit = Exit::Success;
     for name in names {
         // Asked first: DeleteTopics retries an unknown topic until the timeout.
         let result = if metadata.topics.get(name).is_none_or(|t| t.error_code != 0) {
@@ -384,6 +368,7 @@ async fn delete_topics(client: &mut Client, names: &[String], format: Format) ->
         };
         if let Err(e) = &result {
             eprintln!("error: {e}");
+            exit = exit.or(Exit::of(e));
         }
         results.push(DeletedJson {
             topic: name.clone(),
@@ -391,14 +376,13 @@ async fn delete_topics(client: &mut Client, names: &[String], format: Format) ->
             error: result.as_ref().err().map(ErrorJson::from),
         });
     }
-    let ok = results.iter().all(|r| r.deleted);
     match format {
-        Format::Json => print_json(&serde_json::json!({ "topics": results })),
-        Format::Human => {
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({ "topics": results })),
+        Format::Table => {
             for r in results.iter().filter(|r| r.deleted) {
                 println!("Deleted topic {}", r.topic);
             }
         }
     }
-    Ok(ok)
+    Ok(exit)
 }

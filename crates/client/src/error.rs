@@ -59,8 +59,7 @@ impl std::error::Error for KafkaError {}
 pub enum ClientError {
     /// None of the bootstrap addresses gave a working connection.
     #[error(
-        "no broker reachable at {bootstrap} ({details}). Check the address (--bootstrap or TRIBUTARY_BOOTSTRAP) \
-         and that the broker is running"
+        "no broker reachable at {bootstrap} ({details}). Check the bootstrap address and that the broker is running"
     )]
     NoBroker {
         /// The addresses tried.
