@@ -161,7 +161,13 @@ fn shown_json(raw: Option<&[u8]>, decoded: &Decoded) -> (Value, Option<&'static 
     }
 }
 
-fn record_json<'a>(topic: &'a str, partition: i32, r: &FetchedRecord, key: &Decoded, value: &Decoded) -> RecordJson<'a> {
+fn record_json<'a>(
+    topic: &'a str,
+    partition: i32,
+    r: &FetchedRecord,
+    key: &Decoded,
+    value: &Decoded,
+) -> RecordJson<'a> {
     let (key, key_encoding, key_schema_id) = shown_json(r.key.as_deref(), key);
     let (value, value_encoding, value_schema_id) = shown_json(r.value.as_deref(), value);
     let headers = r
@@ -233,7 +239,10 @@ impl Printer {
 pub async fn run(args: ConsumeArgs, target: KafkaTarget, format: Format) -> Result<Exit, ClientError> {
     let template_text = match (&args.format, args.print_key, args.print_headers) {
         (Some(_), _, _) if format != Format::Table => {
-            eprintln!("error: -f/--format sets the text output; -o {format:?} prints every field already", format = format);
+            eprintln!(
+                "error: -f/--format sets the text output; -o {format:?} prints every field already",
+                format = format
+            );
             return Ok(Exit::Usage);
         }
         (Some(t), _, _) => t.clone(),

@@ -193,7 +193,12 @@ impl Splitter {
             },
             Splitter::Template(t) => {
                 let p = t.split(line)?;
-                Ok(Line { key: p.key, value: p.value.unwrap_or_default(), partition: p.partition, timestamp: p.timestamp })
+                Ok(Line {
+                    key: p.key,
+                    value: p.value.unwrap_or_default(),
+                    partition: p.partition,
+                    timestamp: p.timestamp,
+                })
             }
         }
     }

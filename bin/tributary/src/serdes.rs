@@ -164,10 +164,14 @@ impl Registry {
         if let Some(s) = self.by_id.get(&id) {
             return Ok(s.clone());
         }
-        let answer =
-            self.client.get(&format!("/schemas/ids/{id}")).await.map_err(|e| self.failure(e, &format!("schema id {id}")))?;
+        let answer = self
+            .client
+            .get(&format!("/schemas/ids/{id}"))
+            .await
+            .map_err(|e| self.failure(e, &format!("schema id {id}")))?;
         let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-        let source = SchemaSource { schema_type: schema_type_of(&answer), schema: text, references: references_of(&answer) };
+        let source =
+            SchemaSource { schema_type: schema_type_of(&answer), schema: text, references: references_of(&answer) };
         let parsed = Arc::new(self.parse(source).await?);
         self.by_id.insert(id, parsed.clone());
         Ok(parsed)
@@ -195,29 +199,32 @@ impl Encoder {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| (Exit::NotFound, format!("cannot read {}: {e}", path.display())))?;
-                let source = SchemaSource { schema_type: format.schema_type(), schema: text.clone(), references: Vec::new() };
-                let parsed = registry.parse(source).await.map_err(|(exit, m)| (exit, format!("{}: {m}", path.display())))?;
+                let source =
+                    SchemaSource { schema_type: format.schema_type(), schema: text.clone(), references: Vec::new() };
+                let parsed =
+                    registry.parse(source).await.map_err(|(exit, m)| (exit, format!("{}: {m}", path.display())))?;
                 let body = json!({"schema": text, "schemaType": format.schema_type().as_str()});
-                let answer = registry
-                    .client
-                    .post(&format!("/subjects/{}/versions", url_encode(subject)), &body)
-                    .await
-                    .map_err(|e| registry.failure(e, &format!("register {} under subject {subject}", path.display())))?;
+                let answer =
+                    registry.client.post(&format!("/subjects/{}/versions", url_encode(subject)), &body).await.map_err(
+                        |e| registry.failure(e, &format!("register {} under subject {subject}", path.display())),
+                    )?;
                 let id = answer.get("id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
                 (id, parsed)
             }
             None => {
-                let answer = registry
-                    .client
-                    .get(&format!("/subjects/{}/versions/latest", url_encode(subject)))
-                    .await
-                    .map_err(|e| {
-                        let (exit, m) = registry.failure(e, &format!("the latest schema of subject {subject}"));
-                        (exit, format!("{m}; pass --schema FILE to register one"))
-                    })?;
+                let answer =
+                    registry.client.get(&format!("/subjects/{}/versions/latest", url_encode(subject))).await.map_err(
+                        |e| {
+                            let (exit, m) = registry.failure(e, &format!("the latest schema of subject {subject}"));
+                            (exit, format!("{m}; pass --schema FILE to register one"))
+                        },
+                    )?;
                 let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-                let source =
-                    SchemaSource { schema_type: schema_type_of(&answer), schema: text, references: references_of(&answer) };
+                let source = SchemaSource {
+                    schema_type: schema_type_of(&answer),
+                    schema: text,
+                    references: references_of(&answer),
+                };
                 let id = answer.get("id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
                 (id, registry.parse(source).await?)
             }
@@ -226,11 +233,7 @@ impl Encoder {
         if parsed.schema_type() != format.schema_type() {
             return Err((
                 Exit::Usage,
-                format!(
-                    "subject {subject} holds a {} schema, not {}",
-                    parsed.schema_type(),
-                    format.schema_type()
-                ),
+                format!("subject {subject} holds a {} schema, not {}", parsed.schema_type(), format.schema_type()),
             ));
         }
         let codec = Codec::new(&parsed, message).map_err(|e| (Exit::Usage, e))?;

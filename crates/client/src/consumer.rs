@@ -99,7 +99,9 @@ impl FromStr for StartOffset {
             _ => {}
         }
         if let Some(rest) = s.strip_prefix('@') {
-            return crate::seek::parse_timestamp_ms(rest).map(StartOffset::Timestamp).map_err(|e| format!("{}: {e}", bad()));
+            return crate::seek::parse_timestamp_ms(rest)
+                .map(StartOffset::Timestamp)
+                .map_err(|e| format!("{}: {e}", bad()));
         }
         if let Some(rest) = s.strip_prefix('+') {
             return count(rest).map(StartOffset::AfterStart);
@@ -375,7 +377,8 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let need_earliest = !matches!(start, StartOffset::Latest);
-        let earliest = if need_earliest { Some(self.list_offsets(partitions, OffsetSpec::Earliest).await?) } else { None };
+        let earliest =
+            if need_earliest { Some(self.list_offsets(partitions, OffsetSpec::Earliest).await?) } else { None };
         let latest = self.list_offsets(partitions, OffsetSpec::Latest).await?;
         let by_time = match start {
             StartOffset::Timestamp(ms) => Some(self.list_offsets(partitions, OffsetSpec::Timestamp(ms)).await?),
@@ -469,7 +472,8 @@ impl Consumer {
             Ok(client) => membership.join(client, assign).await,
             Err(e) => Err(e),
         };
-        self.mode = Mode::Subscribed { topics, joined_topics: subscription.topics.clone(), membership: Some(membership) };
+        self.mode =
+            Mode::Subscribed { topics, joined_topics: subscription.topics.clone(), membership: Some(membership) };
         let joined = self.checked(joined)?;
         self.last_heartbeat = Instant::now();
         let assignment = decode_assignment(&joined.assignment)

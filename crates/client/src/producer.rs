@@ -177,7 +177,8 @@ impl Producer {
     /// Starts the task (inside a Tokio runtime); it connects on its first record.
     pub fn spawn(client: ClientConfig, config: ProducerConfig) -> Producer {
         let (jobs, rx) = mpsc::channel(config.queue.max(1));
-        let state = State { client_config: client, config, client: None, partitions: HashMap::new(), sticky: HashMap::new() };
+        let state =
+            State { client_config: client, config, client: None, partitions: HashMap::new(), sticky: HashMap::new() };
         tokio::spawn(run(state, rx));
         Producer { jobs }
     }

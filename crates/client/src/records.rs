@@ -264,7 +264,9 @@ impl Client {
         let mut by_leader: BTreeMap<i32, (Node, Vec<(TopicPartition, i64)>)> = BTreeMap::new();
         for (tp, offset) in positions {
             match self.partition_leader(tp).await {
-                Ok(node) => by_leader.entry(node.node_id).or_insert_with(|| (node, Vec::new())).1.push((tp.clone(), *offset)),
+                Ok(node) => {
+                    by_leader.entry(node.node_id).or_insert_with(|| (node, Vec::new())).1.push((tp.clone(), *offset))
+                }
                 Err(ClientError::Kafka(e)) => {
                     out.insert(tp.clone(), Err(e));
                 }
@@ -332,8 +334,12 @@ impl Client {
                 let (records, next_offset) = decode_batches(&bytes, offset, response_max).map_err(|detail| {
                     ClientError::Malformed { addr: addr.clone(), api: "Fetch".to_string(), detail }
                 })?;
-                let fetched =
-                    FetchedRecords { records, next_offset, high_watermark: p.high_watermark, log_start_offset: p.log_start_offset };
+                let fetched = FetchedRecords {
+                    records,
+                    next_offset,
+                    high_watermark: p.high_watermark,
+                    log_start_offset: p.log_start_offset,
+                };
                 out.insert(tp, Ok(fetched));
             }
         }
@@ -457,10 +463,7 @@ impl Client {
             }
             pending = again.into_iter().map(|(i, _)| i).collect();
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(KafkaError::new(-1, "produce: no answer"))))
-            .collect())
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(KafkaError::new(-1, "produce: no answer")))).collect())
     }
 }
 

@@ -78,7 +78,8 @@ impl Codec {
             Model::Avro(_) => Kind::Avro,
             Model::Json(m) => {
                 let root = m.docs[0].json.to_serde();
-                let validator = jsonschema::validator_for(&root).map_err(|e| format!("the JSON schema cannot validate: {e}"))?;
+                let validator =
+                    jsonschema::validator_for(&root).map_err(|e| format!("the JSON schema cannot validate: {e}"))?;
                 Kind::Json(Box::new(validator))
             }
             Model::Protobuf(m) => {
@@ -86,14 +87,17 @@ impl Codec {
                 let chosen = match message {
                     Some(name) => all
                         .iter()
-                        .find(|d| d.full_name() == name || d.full_name().ends_with(&format!(".{name}")) || d.name() == name)
+                        .find(|d| {
+                            d.full_name() == name || d.full_name().ends_with(&format!(".{name}")) || d.name() == name
+                        })
                         .cloned()
                         .ok_or_else(|| {
                             let names: Vec<&str> = all.iter().map(MessageDescriptor::full_name).collect();
                             format!("the schema has no message {name} (it has {})", names.join(", "))
                         })?,
                     None => {
-                        let top: Vec<MessageDescriptor> = all.iter().filter(|d| d.parent_message().is_none()).cloned().collect();
+                        let top: Vec<MessageDescriptor> =
+                            all.iter().filter(|d| d.parent_message().is_none()).cloned().collect();
                         match top.as_slice() {
                             [one] => one.clone(),
                             [] => return Err("the schema declares no message".to_string()),
@@ -132,7 +136,9 @@ impl Codec {
     /// field is wrong and why.
     pub fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
         match &self.kind {
-            Kind::Avro => self.schema.avro_datum_from_json(value).unwrap_or_else(|| Err("not an Avro schema".to_string())),
+            Kind::Avro => {
+                self.schema.avro_datum_from_json(value).unwrap_or_else(|| Err("not an Avro schema".to_string()))
+            }
             Kind::Json(validator) => {
                 if let Some(first) = validator.iter_errors(value).next() {
                     let at = first.instance_path().to_string();
@@ -180,7 +186,8 @@ pub fn decode(schema: &ParsedSchema, payload: &[u8]) -> Result<Value, String> {
                     None => file.messages().nth(i as usize),
                     Some(m) => m.child_messages().nth(i as usize),
                 };
-                current = Some(next.ok_or_else(|| format!("message indexes {indexes:?} name no message of the schema"))?);
+                current =
+                    Some(next.ok_or_else(|| format!("message indexes {indexes:?} name no message of the schema"))?);
             }
             let descriptor = current.ok_or_else(|| "no message indexes".to_string())?;
             let message = DynamicMessage::decode(descriptor.clone(), &payload[used..])
