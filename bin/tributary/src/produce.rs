@@ -220,7 +220,7 @@ fn input_size(file: Option<&PathBuf>) -> Option<u64> {
             std::fs::File::from(fd).metadata().ok()?
         }
     };
-    meta.is_file().then(|| meta.len())
+    meta.is_file().then_some(meta.len())
 }
 
 fn spawn_reader(reader: Box<dyn Read + Send>, tx: mpsc::Sender<Input>) {

@@ -128,10 +128,10 @@ enum TopicCommand {
     },
     /// Write records to a topic: one per line of stdin or a file, plain or through a schema.
     #[command(after_long_help = crate::produce::PRODUCE_HELP)]
-    Produce(crate::produce::ProduceArgs),
+    Produce(Box<crate::produce::ProduceArgs>),
     /// Read records from topics, alone or as a group member; print them as text, JSON or YAML.
     #[command(after_long_help = crate::consume::CONSUME_HELP)]
-    Consume(crate::consume::ConsumeArgs),
+    Consume(Box<crate::consume::ConsumeArgs>),
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -149,8 +149,8 @@ pub fn run(args: TopicArgs) -> ExitCode {
 
 async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> Result<Exit, ClientError> {
     let command = match command {
-        TopicCommand::Produce(args) => return crate::produce::run(args, target, format).await,
-        TopicCommand::Consume(args) => return crate::consume::run(args, target, format).await,
+        TopicCommand::Produce(args) => return crate::produce::run(*args, target, format).await,
+        TopicCommand::Consume(args) => return crate::consume::run(*args, target, format).await,
         other => other,
     };
     let mut client = crate::cli::connect(&target).await?;
