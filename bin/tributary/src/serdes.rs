@@ -10,21 +10,18 @@
 //! consume: value ──▶ magic 0 + id ──▶ GET /schemas/ids/<id> (cached) ──▶ datum::decode ──▶ JSON
 //! ```
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
 use serde_json::{Value, json};
+use tributary_registry_client::schemas::{LookupError, SchemaCache, source_of};
 use tributary_registry_client::{CallError, RegistryClient, encode as url_encode};
 use tributary_schema::datum::{Codec, decode};
-use tributary_schema::{ParseOptions, ParsedSchema, ReferenceResolver, SchemaReference, SchemaSource, SchemaType};
+use tributary_schema::{ParsedSchema, SchemaSource, SchemaType};
 
 use crate::cli::{Exit, Failure};
-
-/// Most schemas one schema may reference (transitively).
-const MAX_REFERENCES: usize = 100;
 
 /// A schema format records are written in.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -91,90 +88,45 @@ impl Side {
     }
 }
 
-/// Referenced schemas fetched beforehand, for the parser's synchronous resolver.
-struct Fetched(HashMap<(String, i32), SchemaSource>);
-
-impl ReferenceResolver for Fetched {
-    fn resolve(&self, r: &SchemaReference) -> Option<SchemaSource> {
-        self.0.get(&(r.subject.clone(), r.version)).cloned()
-    }
-}
-
-fn schema_type_of(answer: &Value) -> SchemaType {
-    answer.get("schemaType").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(SchemaType::Avro)
-}
-
-fn references_of(answer: &Value) -> Vec<SchemaReference> {
-    answer.get("references").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default()
-}
-
 /// The schema registry, with the schemas it has answered cached by id.
 #[derive(Debug)]
 pub struct Registry {
-    client: RegistryClient,
-    by_id: HashMap<i32, Arc<ParsedSchema>>,
+    cache: SchemaCache,
 }
 
 impl Registry {
     /// A registry at `url`.
     pub fn new(url: &str, timeout: Duration) -> Result<Registry, String> {
         let client = RegistryClient::new(url, timeout).map_err(|e| e.to_string())?;
-        Ok(Registry { client, by_id: HashMap::new() })
+        Ok(Registry { cache: SchemaCache::new(client) })
     }
 
-    fn failure(&self, e: CallError, what: &str) -> Failure {
+    fn client(&self) -> &RegistryClient {
+        self.cache.client()
+    }
+
+    fn failure(&self, e: LookupError, what: &str) -> Failure {
         match e {
-            CallError::Unreachable { .. } => (
+            LookupError::Call(e @ CallError::Unreachable { .. }) => (
                 Exit::Unreachable,
                 format!(
                     "{what}: {e} (`tributary start` runs one; set it with --schema-registry-url, \
                      TRIBUTARY_SCHEMA_REGISTRY_URL or a profile)"
                 ),
             ),
-            CallError::Registry { status: 404, .. } => (Exit::NotFound, format!("{what}: {e}")),
+            LookupError::Call(e @ CallError::Registry { status: 404, .. }) => (Exit::NotFound, format!("{what}: {e}")),
             other => (Exit::Failed, format!("{what}: {other}")),
         }
     }
 
     /// Parses a schema, fetching what it references first.
     async fn parse(&self, source: SchemaSource) -> Result<ParsedSchema, Failure> {
-        let mut fetched = HashMap::new();
-        let mut queue: Vec<SchemaReference> = source.references.clone();
-        while let Some(r) = queue.pop() {
-            let key = (r.subject.clone(), r.version);
-            if fetched.contains_key(&key) {
-                continue;
-            }
-            if fetched.len() >= MAX_REFERENCES {
-                return Err((Exit::Failed, format!("the schema references more than {MAX_REFERENCES} schemas")));
-            }
-            let path = format!("/subjects/{}/versions/{}", url_encode(&r.subject), r.version);
-            let answer = self.client.get(&path).await.map_err(|e| self.failure(e, "read a referenced schema"))?;
-            let refs = references_of(&answer);
-            queue.extend(refs.iter().cloned());
-            let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-            fetched.insert(key, SchemaSource { schema_type: schema_type_of(&answer), schema: text, references: refs });
-        }
-        tributary_schema::parse(&source, &Fetched(fetched), &ParseOptions::default())
-            .map_err(|e| (Exit::Failed, e.to_string()))
+        self.cache.parse(source).await.map_err(|e| self.failure(e, "the schema"))
     }
 
     /// The schema registered under `id`.
     pub async fn schema_by_id(&mut self, id: i32) -> Result<Arc<ParsedSchema>, Failure> {
-        if let Some(s) = self.by_id.get(&id) {
-            return Ok(s.clone());
-        }
-        let answer = self
-            .client
-            .get(&format!("/schemas/ids/{id}"))
-            .await
-            .map_err(|e| self.failure(e, &format!("schema id {id}")))?;
-        let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-        let source =
-            SchemaSource { schema_type: schema_type_of(&answer), schema: text, references: references_of(&answer) };
-        let parsed = Arc::new(self.parse(source).await?);
-        self.by_id.insert(id, parsed.clone());
-        Ok(parsed)
+        self.cache.by_id(id).await.map_err(|e| self.failure(e, &format!("schema id {id}")))
     }
 }
 
@@ -204,27 +156,25 @@ impl Encoder {
                 let parsed =
                     registry.parse(source).await.map_err(|(exit, m)| (exit, format!("{}: {m}", path.display())))?;
                 let body = json!({"schema": text, "schemaType": format.schema_type().as_str()});
-                let answer =
-                    registry.client.post(&format!("/subjects/{}/versions", url_encode(subject)), &body).await.map_err(
-                        |e| registry.failure(e, &format!("register {} under subject {subject}", path.display())),
-                    )?;
+                let path_text = format!("/subjects/{}/versions", url_encode(subject));
+                let answer = registry.client().post(&path_text, &body).await.map_err(|e| {
+                    let what = format!("register {} under subject {subject}", path.display());
+                    registry.failure(LookupError::Call(e), &what)
+                })?;
                 let id = answer.get("id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
                 (id, parsed)
             }
             None => {
-                let answer =
-                    registry.client.get(&format!("/subjects/{}/versions/latest", url_encode(subject))).await.map_err(
-                        |e| {
-                            let (exit, m) = registry.failure(e, &format!("the latest schema of subject {subject}"));
-                            (exit, format!("{m}; pass --schema FILE to register one"))
-                        },
-                    )?;
-                let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-                let source = SchemaSource {
-                    schema_type: schema_type_of(&answer),
-                    schema: text,
-                    references: references_of(&answer),
-                };
+                let answer = registry
+                    .client()
+                    .get(&format!("/subjects/{}/versions/latest", url_encode(subject)))
+                    .await
+                    .map_err(|e| {
+                        let what = format!("the latest schema of subject {subject}");
+                        let (exit, m) = registry.failure(LookupError::Call(e), &what);
+                        (exit, format!("{m}; pass --schema FILE to register one"))
+                    })?;
+                let source = source_of(&answer);
                 let id = answer.get("id").and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
                 (id, registry.parse(source).await?)
             }
