@@ -154,6 +154,8 @@ pub struct KafkaTarget {
     pub brokers: String,
     /// Longest wait.
     pub timeout: Duration,
+    /// The profile in effect, for the other settings a command needs (see [`registry_url`]).
+    pub profile: Profile,
 }
 
 impl KafkaArgs {
@@ -161,8 +163,9 @@ impl KafkaArgs {
     pub fn resolve(&self) -> Result<KafkaTarget, Failure> {
         let (profile, timeout) = self.common.resolve()?;
         Ok(KafkaTarget {
-            brokers: self.brokers.clone().or(profile.brokers).unwrap_or_else(|| DEFAULT_BROKERS.to_string()),
+            brokers: self.brokers.clone().or(profile.brokers.clone()).unwrap_or_else(|| DEFAULT_BROKERS.to_string()),
             timeout,
+            profile,
         })
     }
 }
@@ -181,21 +184,30 @@ impl RegistryArgs {
     /// The registry URL and timeout after flags, environment and profile.
     pub fn resolve(&self) -> Result<(String, Duration), Failure> {
         let (profile, timeout) = self.common.resolve()?;
-        let url = self
-            .schema_registry_url
-            .clone()
-            .or(profile.schema_registry_url)
-            .unwrap_or_else(|| DEFAULT_SCHEMA_REGISTRY.to_string());
-        Ok((url, timeout))
+        Ok((registry_url(self.schema_registry_url.as_deref(), &profile), timeout))
     }
+}
+
+/// The schema registry URL: the `--schema-registry-url` flag (or its
+/// environment variable `TRIBUTARY_SCHEMA_REGISTRY_URL`, which clap reads
+/// into the flag), else the profile's, else the default.
+pub fn registry_url(flag: Option<&str>, profile: &Profile) -> String {
+    flag.map(str::to_string)
+        .or_else(|| profile.schema_registry_url.clone())
+        .unwrap_or_else(|| DEFAULT_SCHEMA_REGISTRY.to_string())
+}
+
+/// The command line's client settings for `target`.
+pub fn client_config(target: &KafkaTarget) -> ClientConfig {
+    let mut config = ClientConfig::new(&target.brokers);
+    config.client_id = "tributary-cli".to_string();
+    config.timeout = target.timeout;
+    config
 }
 
 /// Connects the command line's client to `target`.
 pub async fn connect(target: &KafkaTarget) -> Result<Client, ClientError> {
-    let mut config = ClientConfig::new(&target.brokers);
-    config.client_id = "tributary-cli".to_string();
-    config.timeout = target.timeout;
-    Client::connect(config).await
+    Client::connect(client_config(target)).await
 }
 
 /// Runs a Kafka command to its exit status. The command returns the status of

@@ -20,13 +20,18 @@
 //!   schema registry over its REST API (`schema.rs`, through `tributary-registry-client`).
 
 mod cli;
+mod consume;
 mod group;
 mod output;
+mod produce;
 mod profile;
+mod progress;
 mod registry;
 mod restproxy;
 mod schema;
+mod serdes;
 mod table;
+mod template;
 mod topic;
 
 use std::collections::BTreeMap;

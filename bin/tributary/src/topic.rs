@@ -10,6 +10,8 @@
 //! tributary topic alter-config <topic> --set k=v --delete k
 //! tributary topic add-partitions <topic> --num 12
 //! tributary topic delete <topic>...             DeleteTopics
+//! tributary topic produce <topic>               Produce (produce.rs, through tributary_client::Producer)
+//! tributary topic consume <topic>...            Fetch, groups (consume.rs, through tributary_client::Consumer)
 //! ```
 
 use std::process::ExitCode;
@@ -38,7 +40,9 @@ Examples:
   tributary topic describe orders
   tributary topic alter-config orders --set retention.ms=86400000 --delete cleanup.policy
   tributary topic add-partitions orders --num 12
-  tributary topic delete orders";
+  tributary topic delete orders
+  seq 1 1000 | tributary topic produce orders
+  tributary topic consume orders --from-beginning -e";
 
 /// `tributary topic ...`
 #[derive(Debug, Args)]
@@ -122,6 +126,12 @@ enum TopicCommand {
         #[arg(required = true)]
         topics: Vec<String>,
     },
+    /// Write records to a topic: one per line of stdin or a file, plain or through a schema.
+    #[command(after_long_help = crate::produce::PRODUCE_HELP)]
+    Produce(Box<crate::produce::ProduceArgs>),
+    /// Read records from topics, alone or as a group member; print them as text, JSON or YAML.
+    #[command(after_long_help = crate::consume::CONSUME_HELP)]
+    Consume(Box<crate::consume::ConsumeArgs>),
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -138,8 +148,14 @@ pub fn run(args: TopicArgs) -> ExitCode {
 }
 
 async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> Result<Exit, ClientError> {
+    let command = match command {
+        TopicCommand::Produce(args) => return crate::produce::run(*args, target, format).await,
+        TopicCommand::Consume(args) => return crate::consume::run(*args, target, format).await,
+        other => other,
+    };
     let mut client = crate::cli::connect(&target).await?;
     match command {
+        TopicCommand::Produce(_) | TopicCommand::Consume(_) => Ok(Exit::Success),
         TopicCommand::List { all } => list(&mut client, all, format).await,
         TopicCommand::Describe { topics } => describe(&mut client, &topics, format).await,
         TopicCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
@@ -154,7 +170,8 @@ async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> 
     }
 }
 
-fn not_found(topic: &str) -> ClientError {
+/// UNKNOWN_TOPIC_OR_PARTITION for `topic` (exit status 4).
+pub(crate) fn not_found(topic: &str) -> ClientError {
     ClientError::Kafka(tributary_client::KafkaError::new(3, format!("find topic \"{topic}\"")))
 }
 

@@ -199,14 +199,15 @@ impl Connection {
         T::decode(&mut body, version).map_err(|e| malformed(e.to_string()))
     }
 
-    /// Writes one request frame and reads its response; returns the body after the response header.
-    async fn exchange(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
+    /// Sends `request` at `version` without waiting for an answer: for a
+    /// Produce with acks=0, which the broker never answers.
+    pub async fn send_only<R: Request>(&mut self, request: &R, version: i16) -> Result<(), ClientError> {
+        let key = api_key(R::KEY, &self.addr)?;
+        let mut body = BytesMut::new();
+        request.encode(&mut body, version).map_err(|e| ClientError::Unsupported {
+            addr: self.addr.clone(),
+            detail: format!("cannot encode {key:?} v{version}: {e}"),
+        })?;
         if self.broken {
             return Err(ClientError::Io {
                 addr: self.addr.clone(),
@@ -214,6 +215,21 @@ impl Connection {
                 source: std::io::Error::other("an earlier request on this connection failed"),
             });
         }
+        let (frame, _) = self.frame(key, version, &body)?;
+        self.broken = true;
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.stream.write_all(&frame)).await {
+            Err(_) => Err(ClientError::Timeout { addr: self.addr.clone(), api: name(key), timeout }),
+            Ok(Err(source)) => Err(ClientError::Io { addr: self.addr.clone(), api: name(key), source }),
+            Ok(Ok(())) => {
+                self.broken = false;
+                Ok(())
+            }
+        }
+    }
+
+    /// A request frame (size, header, body) and its correlation id.
+    fn frame(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Result<(BytesMut, i32), ClientError> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
         let header = RequestHeader::default()
@@ -232,6 +248,25 @@ impl Connection {
             ClientError::Refused(format!("{key:?} request of {} bytes is too large to send", frame.len()))
         })?;
         frame[..4].copy_from_slice(&size.to_be_bytes());
+        Ok((frame, correlation_id))
+    }
+
+    /// Writes one request frame and reads its response; returns the body after the response header.
+    async fn exchange(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, ClientError> {
+        if self.broken {
+            return Err(ClientError::Io {
+                addr: self.addr.clone(),
+                api: name(key),
+                source: std::io::Error::other("an earlier request on this connection failed"),
+            });
+        }
+        let (frame, correlation_id) = self.frame(key, version, body)?;
 
         // Until the response is read in full, a cancelled or failed exchange leaves the stream mid-frame.
         self.broken = true;

@@ -1,5 +1,5 @@
 //! The internal async Kafka client, built on the `protocol` crate: what the
-//! CLI (and later the HTTP services) use to talk to any Kafka-compatible
+//! CLI and the HTTP services use to talk to any Kafka-compatible
 //! broker, Tributary or not.
 //!
 //! ```text
@@ -16,8 +16,14 @@
 //!      │                         delete groups, delete offsets
 //!      ├── topics (topics.rs) ─▶ create a topic with configs, delete it, add partitions
 //!      ├── configs (configs.rs) ▶ describe topic / broker configs, change them one by one
-//!      ├── records (records.rs) ▶ produce a batch with acks=all, fetch and decode batches
-//!      └── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
+//!      ├── records (records.rs) ▶ produce batches (one request per leader), fetch one or
+//!      │                         many partitions, decode batches (keys, values, headers)
+//!      ├── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
+//!      ├── producer.rs ────────▶ a batching producer task: Kafka's partitioners (murmur2 for
+//!      │                         keys, sticky otherwise), acks, compression, one answer per record
+//!      └── consumer.rs ────────▶ a consumer: a range-assigning group member (or partitions
+//!                                assigned by hand), positions from committed offsets or a
+//!                                start offset (rpk's syntax), fetch, heartbeats, commits
 //! ```
 //!
 //! Each request uses the highest version both the broker and this client
@@ -31,8 +37,10 @@ pub mod admin;
 pub mod client;
 pub mod configs;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod membership;
+pub mod producer;
 pub mod records;
 pub mod seek;
 pub mod topics;
@@ -44,10 +52,13 @@ pub use admin::{
 pub use client::{Client, ClusterMetadata, Node, PartitionMetadata, TopicMetadata};
 pub use configs::{ConfigChange, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, DescribedConfigs};
 pub use connection::{ClientConfig, Connection};
+pub use consumer::{Consumer, ConsumerConfig, PollLimits, StartOffset, Topics};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};
+pub use producer::{Acks, Delivered, Delivery, ProduceError, Producer, ProducerConfig};
 pub use records::{FetchedRecord, FetchedRecords};
 pub use seek::{SeekTarget, TopicSelection};
 pub use topics::{NewTopic, TopicCreated};
 pub use tributary_protocol::consumer_protocol::{Assignment, Subscription, TopicPartitions};
+pub use tributary_record::Compression;
 pub use tributary_record::builder::RecordSpec;

@@ -13,6 +13,7 @@
 //! records twice, so callers write records whose repetition is harmless
 //! (a compacted topic keyed by what it stores).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,6 +43,8 @@ pub struct FetchedRecord {
     pub key: Option<Bytes>,
     /// Value, `None` for null (a tombstone).
     pub value: Option<Bytes>,
+    /// Headers in record order: key (UTF-8, as Kafka's clients read it) and value (`None` for null).
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
 
 /// What one fetch returned for a partition.
@@ -239,6 +242,231 @@ impl Client {
     }
 }
 
+/// The answer for one partition of [`Client::fetch_many`]: its records, or
+/// the Kafka error it got (OFFSET_OUT_OF_RANGE is code 1).
+pub type PartitionFetch = Result<FetchedRecords, KafkaError>;
+
+impl Client {
+    /// Reads several partitions at once, each from its own offset: one Fetch
+    /// per partition leader. With one leader the broker holds the request up
+    /// to `max_wait` until some partition has data; with several, each is
+    /// asked without waiting (so one quiet broker does not delay the others)
+    /// and the caller polls again. Each partition returns about
+    /// `partition_max_bytes` at most. A partition whose leader moved or is
+    /// unknown answers its Kafka error; its leader is looked up afresh next time.
+    pub async fn fetch_many(
+        &mut self,
+        positions: &[(TopicPartition, i64)],
+        max_wait: Duration,
+        partition_max_bytes: i32,
+    ) -> Result<BTreeMap<TopicPartition, PartitionFetch>, ClientError> {
+        let mut out = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, (Node, Vec<(TopicPartition, i64)>)> = BTreeMap::new();
+        for (tp, offset) in positions {
+            match self.partition_leader(tp).await {
+                Ok(node) => {
+                    by_leader.entry(node.node_id).or_insert_with(|| (node, Vec::new())).1.push((tp.clone(), *offset))
+                }
+                Err(ClientError::Kafka(e)) => {
+                    out.insert(tp.clone(), Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let wait = if by_leader.len() == 1 { max_wait } else { Duration::ZERO };
+        let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let response_max = self.config().response_bytes_max;
+        let max_bytes = i32::try_from(response_max).unwrap_or(i32::MAX);
+        for (node, wanted) in by_leader.into_values() {
+            let timeout = wait.saturating_add(self.config().timeout);
+            let conn = self.connection_to(&node).await?;
+            let v = conn.version(ApiKey::Fetch)?;
+            let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+            for (tp, offset) in &wanted {
+                topics.entry(tp.topic.as_str()).or_default().push(
+                    FetchPartition::default()
+                        .with_partition(tp.partition)
+                        .with_fetch_offset(*offset)
+                        .with_partition_max_bytes(partition_max_bytes),
+                );
+            }
+            let request = FetchRequest::default()
+                .with_max_wait_ms(wait_ms)
+                .with_min_bytes(1)
+                .with_max_bytes(max_bytes)
+                .with_isolation_level(0)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| FetchTopic::default().with_topic(topic_name(t)).with_partitions(ps))
+                        .collect(),
+                );
+            let addr = conn.addr().to_string();
+            let response = conn.call_within(&request, v, timeout).await?;
+            if response.error_code != 0 {
+                return Err(KafkaError::new(response.error_code, format!("fetch from broker {}", node.node_id)).into());
+            }
+            let mut answers: BTreeMap<TopicPartition, _> = BTreeMap::new();
+            for t in response.responses {
+                for p in t.partitions {
+                    answers.insert(TopicPartition::new(t.topic.0.as_str(), p.partition_index), p);
+                }
+            }
+            for (tp, offset) in wanted {
+                let Some(p) = answers.remove(&tp) else {
+                    return Err(ClientError::Malformed {
+                        addr,
+                        api: "Fetch".to_string(),
+                        detail: format!("no answer for {tp}"),
+                    });
+                };
+                if p.error_code != 0 {
+                    if leader_moved(p.error_code) {
+                        self.leaders.remove(&tp);
+                    }
+                    let context = format!("fetch {tp} from offset {offset}");
+                    out.insert(tp, Err(KafkaError::new(p.error_code, context)));
+                    continue;
+                }
+                let bytes = p.records.unwrap_or_default();
+                let (records, next_offset) = decode_batches(&bytes, offset, response_max).map_err(|detail| {
+                    ClientError::Malformed { addr: addr.clone(), api: "Fetch".to_string(), detail }
+                })?;
+                let fetched = FetchedRecords {
+                    records,
+                    next_offset,
+                    high_watermark: p.high_watermark,
+                    log_start_offset: p.log_start_offset,
+                };
+                out.insert(tp, Ok(fetched));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends ready-made batches (one per partition, built with
+    /// [`BatchBuilder`]) with `acks` (0, 1 or -1): one Produce per partition
+    /// leader. Retriable errors and moved leaders are retried within the
+    /// client timeout; a lost connection retries the whole request (so a
+    /// batch may be appended twice, as with any producer that is not
+    /// idempotent). Returns each partition's base offset (-1 with acks=0, which
+    /// the broker never answers) or its Kafka error, in the order given.
+    pub async fn produce_batches(
+        &mut self,
+        batches: &[(TopicPartition, Bytes)],
+        acks: i16,
+    ) -> Result<Vec<Result<i64, KafkaError>>, ClientError> {
+        let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut results: Vec<Option<Result<i64, KafkaError>>> = vec![None; batches.len()];
+        let mut pending: Vec<usize> = (0..batches.len()).collect();
+        let mut retry = Retry::new(self.config().timeout);
+        while !pending.is_empty() {
+            let mut again: Vec<(usize, KafkaError)> = Vec::new();
+            let mut by_leader: BTreeMap<i32, (Node, Vec<usize>)> = BTreeMap::new();
+            for i in pending.drain(..) {
+                let tp = &batches[i].0;
+                match self.partition_leader(tp).await {
+                    Ok(node) => by_leader.entry(node.node_id).or_insert_with(|| (node, Vec::new())).1.push(i),
+                    Err(ClientError::Kafka(e)) if e.is_retriable() || leader_moved(e.code) => again.push((i, e)),
+                    Err(ClientError::Kafka(e)) => results[i] = Some(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            for (node, indexes) in by_leader.into_values() {
+                let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
+                for &i in &indexes {
+                    let (tp, batch) = &batches[i];
+                    topics.entry(tp.topic.as_str()).or_default().push(
+                        PartitionProduceData::default().with_index(tp.partition).with_records(Some(batch.clone())),
+                    );
+                }
+                let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| TopicProduceData::default().with_name(topic_name(t)).with_partition_data(ps))
+                        .collect(),
+                );
+                let conn = match self.connection_to(&node).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        for &i in &indexes {
+                            self.leaders.remove(&batches[i].0);
+                        }
+                        return Err(e);
+                    }
+                };
+                let v = conn.version(ApiKey::Produce)?;
+                if acks == 0 {
+                    conn.send_only(&request, v).await?;
+                    for &i in &indexes {
+                        results[i] = Some(Ok(-1));
+                    }
+                    continue;
+                }
+                let wait = Duration::from_millis(timeout_ms as u64).saturating_add(Duration::from_secs(5));
+                let response = match conn.call_within(&request, v, wait).await {
+                    Ok(r) => r,
+                    Err(e @ (ClientError::Io { .. } | ClientError::Timeout { .. })) => {
+                        for &i in &indexes {
+                            self.leaders.remove(&batches[i].0);
+                            let context = format!("produce to {}", batches[i].0);
+                            // REQUEST_TIMED_OUT stands for the lost answer if the retries run out.
+                            again.push((i, KafkaError::new(7, context).with_message(Some(&e.to_string()))));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut answers: BTreeMap<(String, i32), (i16, Option<String>, i64)> = BTreeMap::new();
+                for t in &response.responses {
+                    for p in &t.partition_responses {
+                        let message = p.error_message.as_deref().map(str::to_string);
+                        answers.insert((t.name.0.to_string(), p.index), (p.error_code, message, p.base_offset));
+                    }
+                }
+                for &i in &indexes {
+                    let tp = &batches[i].0;
+                    let context = || format!("produce to {tp}");
+                    match answers.remove(&(tp.topic.clone(), tp.partition)) {
+                        Some((0, _, base)) => results[i] = Some(Ok(base)),
+                        Some((code, message, _)) => {
+                            let err = KafkaError::new(code, context()).with_message(message.as_deref());
+                            if leader_moved(code) {
+                                self.leaders.remove(tp);
+                            }
+                            if err.is_retriable() || leader_moved(code) {
+                                again.push((i, err));
+                            } else {
+                                results[i] = Some(Err(err));
+                            }
+                        }
+                        None => {
+                            return Err(ClientError::Malformed {
+                                addr: node.addr(),
+                                api: "Produce".to_string(),
+                                detail: format!("no answer for {tp}"),
+                            });
+                        }
+                    }
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            if !retry.again().await {
+                for (i, e) in again {
+                    results[i] = Some(Err(e));
+                }
+                break;
+            }
+            pending = again.into_iter().map(|(i, _)| i).collect();
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(KafkaError::new(-1, "produce: no answer")))).collect())
+    }
+}
+
 enum ProduceFailure {
     Code(i16, Option<String>),
     Client(ClientError),
@@ -294,6 +522,11 @@ pub fn decode_batches(bytes: &[u8], from: i64, output_max: usize) -> Result<(Vec
                 timestamp,
                 key: record.key.map(Bytes::copy_from_slice),
                 value: record.value.map(Bytes::copy_from_slice),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|h| (String::from_utf8_lossy(h.key).into_owned(), h.value.map(Bytes::copy_from_slice)))
+                    .collect(),
             });
         }
     }

@@ -1,7 +1,11 @@
 //! A small HTTP/1.1 client for a schema registry's REST API: one connection
 //! per request, JSON in and out, registry errors (`{"error_code", "message"}`)
 //! kept apart from failures to reach the registry. Used by the `schema` and
-//! `subject` commands and by the REST proxy's schema-registry formats.
+//! `subject` commands and by the REST proxy's schema-registry formats;
+//! `schemas.rs` adds schemas parsed with their references and cached by id,
+//! for the REST proxy and `tributary topic produce`/`consume`.
+
+pub mod schemas;
 
 use std::time::Duration;
 

@@ -51,6 +51,13 @@ const BAD_REQUEST_CODES: &[i16] = &[
 
 impl From<ClientError> for RestError {
     fn from(e: ClientError) -> RestError {
+        RestError::from_client(&e)
+    }
+}
+
+impl RestError {
+    /// What a client error means in kafka-rest's codes.
+    pub fn from_client(e: &ClientError) -> RestError {
         let message = e.to_string();
         match e.kafka() {
             Some(k) if k.code == 3 => RestError { status: 404, error_code: 40403, message },

@@ -47,7 +47,7 @@ impl Kafka {
         Arc::new(Kafka {
             config,
             client: Mutex::new(None),
-            producer: Producer::spawn(producer_config),
+            producer: Producer::spawn(producer_config, tributary_client::ProducerConfig::default()),
             schemas,
             consumers: Arc::new(Instances::default()),
         })

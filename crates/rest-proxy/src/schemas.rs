@@ -23,17 +23,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+use tributary_registry_client::schemas::{LookupError, SchemaCache};
 use tributary_registry_client::{CallError, RegistryClient, encode as url_encode};
-use tributary_schema::{
-    ParseOptions, ParsedSchema, ReferenceResolver, SchemaReference, SchemaSource, SchemaType, parse,
-};
+use tributary_schema::{ParsedSchema, SchemaSource, SchemaType};
 
 use crate::error::RestError;
 
 /// How long "the subject's latest version" is reused before it is asked again.
 const LATEST_TTL: Duration = Duration::from_secs(5);
-/// Most referenced schemas fetched for one schema.
-const MAX_REFERENCES: usize = 100;
 
 /// What a key or value asks for, beyond its data.
 #[derive(Debug, Clone, Default)]
@@ -69,8 +66,7 @@ type IdAndVersion = (i32, Option<i32>);
 /// The schema registry behind the proxy, with what it has answered cached.
 #[derive(Debug)]
 pub struct Schemas {
-    client: RegistryClient,
-    by_id: Mutex<HashMap<i32, Arc<ParsedSchema>>>,
+    cache: SchemaCache,
     /// (subject, version) → id, for fixed versions.
     versions: Mutex<HashMap<(String, i32), i32>>,
     /// (subject, type and text) → what registering it answered.
@@ -105,16 +101,13 @@ fn schema_type(name: Option<&str>) -> SchemaType {
     }
 }
 
-fn references_of(answer: &Value) -> Vec<SchemaReference> {
-    answer.get("references").and_then(|r| serde_json::from_value(r.clone()).ok()).unwrap_or_default()
-}
-
-/// Referenced schemas fetched beforehand, for the parser's synchronous resolver.
-struct Fetched(HashMap<(String, i32), SchemaSource>);
-
-impl ReferenceResolver for Fetched {
-    fn resolve(&self, r: &SchemaReference) -> Option<SchemaSource> {
-        self.0.get(&(r.subject.clone(), r.version)).cloned()
+fn lookup_error(e: LookupError, what: &str) -> RestError {
+    match e {
+        LookupError::Call(e) => registry_error(e, what),
+        LookupError::Invalid(e) => {
+            RestError { status: 422, error_code: 42201, message: format!("Invalid schema: {e}") }
+        }
+        LookupError::TooManyReferences => bad(e.to_string()),
     }
 }
 
@@ -123,57 +116,24 @@ impl Schemas {
     pub fn new(url: &str, timeout: Duration) -> Result<Schemas, String> {
         let client = RegistryClient::new(url, timeout).map_err(|e| e.to_string())?;
         Ok(Schemas {
-            client,
-            by_id: Mutex::new(HashMap::new()),
+            cache: SchemaCache::new(client),
             versions: Mutex::new(HashMap::new()),
             registered: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
         })
     }
 
+    fn client(&self) -> &RegistryClient {
+        self.cache.client()
+    }
+
     /// Parses a schema, fetching what it references first.
     async fn parse(&self, source: SchemaSource) -> Result<ParsedSchema, RestError> {
-        let mut fetched = HashMap::new();
-        let mut queue: Vec<SchemaReference> = source.references.clone();
-        while let Some(r) = queue.pop() {
-            let key = (r.subject.clone(), r.version);
-            if fetched.contains_key(&key) {
-                continue;
-            }
-            if fetched.len() >= MAX_REFERENCES {
-                return Err(bad(format!("the schema references more than {MAX_REFERENCES} schemas")));
-            }
-            let path = format!("/subjects/{}/versions/{}", url_encode(&r.subject), r.version);
-            let answer = self.client.get(&path).await.map_err(|e| registry_error(e, "referenced schema"))?;
-            let refs = references_of(&answer);
-            queue.extend(refs.iter().cloned());
-            let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-            let kind = schema_type(answer.get("schemaType").and_then(Value::as_str));
-            fetched.insert(key, SchemaSource { schema_type: kind, schema: text, references: refs });
-        }
-        parse(&source, &Fetched(fetched), &ParseOptions::default()).map_err(|e| RestError {
-            status: 422,
-            error_code: 42201,
-            message: format!("Invalid schema: {e}"),
-        })
+        self.cache.parse(source).await.map_err(|e| lookup_error(e, "referenced schema"))
     }
 
     async fn schema_by_id(&self, id: i32) -> Result<Arc<ParsedSchema>, RestError> {
-        if let Some(s) = self.by_id.lock().await.get(&id) {
-            return Ok(s.clone());
-        }
-        let answer = self
-            .client
-            .get(&format!("/schemas/ids/{id}"))
-            .await
-            .map_err(|e| registry_error(e, &format!("schema id {id}")))?;
-        let text = answer.get("schema").and_then(Value::as_str).unwrap_or_default().to_string();
-        let kind = schema_type(answer.get("schemaType").and_then(Value::as_str));
-        let parsed = Arc::new(
-            self.parse(SchemaSource { schema_type: kind, schema: text, references: references_of(&answer) }).await?,
-        );
-        self.by_id.lock().await.insert(id, parsed.clone());
-        Ok(parsed)
+        self.cache.by_id(id).await.map_err(|e| lookup_error(e, &format!("schema id {id}")))
     }
 
     /// (id, version) of `version` of `subject` (-1 = latest).
@@ -189,7 +149,7 @@ impl Schemas {
         }
         let label = if version < 0 { "latest".to_string() } else { version.to_string() };
         let answer = self
-            .client
+            .client()
             .get(&format!("/subjects/{}/versions/{label}", url_encode(subject)))
             .await
             .map_err(|e| registry_error(e, &format!("version {label} of subject {subject}")))?;
@@ -214,7 +174,7 @@ impl Schemas {
         let body = json!({"schema": text, "schemaType": kind.as_str()});
         let path = format!("/subjects/{}/versions", url_encode(subject));
         let answer = self
-            .client
+            .client()
             .post(&path, &body)
             .await
             .map_err(|e| registry_error(e, &format!("register under {subject}")))?;
@@ -222,7 +182,7 @@ impl Schemas {
             return Err(RestError::status(500, format!("the registry's answer for subject {subject} has no id")));
         };
         // The version, as the report shows it.
-        let lookup = self.client.post(&format!("/subjects/{}", url_encode(subject)), &body).await.ok();
+        let lookup = self.client().post(&format!("/subjects/{}", url_encode(subject)), &body).await.ok();
         let version =
             lookup.as_ref().and_then(|v| v.get("version")).and_then(Value::as_i64).and_then(|i| i32::try_from(i).ok());
         self.registered.lock().await.insert(key, (id, version));

@@ -28,6 +28,8 @@
 //!   `compat::json` and `compat::protobuf` schema diffs) and the level logic.
 //! - `avro_json`: Avro datums from Avro's JSON encoding (the REST proxy's AVRO data).
 //! - [`framing`]: the serializer wire format (magic byte, schema id, Protobuf message indexes).
+//! - [`datum`]: records in a schema's JSON form encoded as Confluent's serializers write them
+//!   (Avro datums, validated JSON Schema documents, Protobuf messages with their indexes), and back.
 //!
 //! Limits ([`ParseOptions`]) are checked before any recursive parser sees the text, so hostile
 //! input produces a [`SchemaError`], never a stack overflow or a huge allocation.
@@ -37,6 +39,7 @@ pub mod json_value;
 mod avro;
 mod avro_json;
 mod compat;
+pub mod datum;
 pub mod framing;
 mod json;
 mod protobuf;

@@ -27,7 +27,7 @@ use crate::references::Resolved;
 use crate::{ParseOptions, SchemaError, SchemaReference};
 
 /// The file name the schema itself gets when compiled.
-const MAIN_FILE: &str = "default";
+pub(crate) const MAIN_FILE: &str = "default";
 /// Highest field number; `reserved 10 to max` ends here.
 const MAX_TAG: i32 = 536_870_911;
 
@@ -143,6 +143,8 @@ pub(crate) struct ProtoModel {
     canonical: String,
     ignore_extensions: String,
     serialized: Vec<u8>,
+    /// The compiled schema and its imports, for encoding and decoding messages.
+    pub pool: DescriptorPool,
 }
 
 struct Sources {
@@ -286,7 +288,7 @@ impl ProtoModel {
         }
         let canonical = print_file(&file, options.normalize, false);
         let ignore_extensions = print_file(&file, options.normalize, true);
-        Ok(ProtoModel { file, types, canonical, ignore_extensions, serialized })
+        Ok(ProtoModel { file, types, canonical, ignore_extensions, serialized, pool })
     }
 
     pub fn canonical(&self) -> String {

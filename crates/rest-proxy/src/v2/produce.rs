@@ -15,7 +15,7 @@ use super::{bad, body, reply};
 use crate::consumer::Format;
 use crate::error::RestError;
 use crate::kafka::{Kafka, topic_in};
-use crate::producer::now_ms;
+use crate::producer::{delivery_error, now_ms};
 use crate::schemas::SchemaRequest;
 use crate::v3::AppState;
 
@@ -160,10 +160,12 @@ async fn produce_v2(
     }
     let mut offsets = Vec::with_capacity(pending.len());
     for delivery in pending {
-        offsets.push(match delivery.await {
-            Ok(Ok(d)) => json!({"partition": d.partition, "offset": d.offset, "error_code": null, "error": null}),
-            Ok(Err(e)) => json!({"partition": null, "offset": null, "error_code": e.error_code, "error": e.message}),
-            Err(_) => json!({"partition": null, "offset": null, "error_code": 50001, "error": "the producer stopped"}),
+        offsets.push(match delivery.wait().await {
+            Ok(d) => json!({"partition": d.partition, "offset": d.offset, "error_code": null, "error": null}),
+            Err(e) => {
+                let e = delivery_error(&e);
+                json!({"partition": null, "offset": null, "error_code": e.error_code, "error": e.message})
+            }
         });
     }
     Ok(json!({"key_schema_id": key_schema_id, "value_schema_id": value_schema_id, "offsets": offsets}))

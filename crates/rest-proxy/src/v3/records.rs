@@ -33,7 +33,7 @@ use tributary_client::seek::{format_rfc3339_ms, parse_rfc3339_ms};
 use super::{AppState, json_body};
 use crate::error::RestError;
 use crate::kafka::Kafka;
-use crate::producer::{Delivery, now_ms};
+use crate::producer::{Delivery, delivery_error, now_ms};
 use crate::schemas::SchemaRequest;
 
 /// Largest JSON text of one record in a stream; a longer one ends the stream with 413.
@@ -211,8 +211,8 @@ impl Report {
     async fn resolve(self, cluster_id: &str, topic: &str) -> Value {
         match self {
             Report::Ready(v) => v,
-            Report::Pending { delivery, timestamp, key, value } => match delivery.await {
-                Ok(Ok(d)) => json!({
+            Report::Pending { delivery, timestamp, key, value } => match delivery.wait().await {
+                Ok(d) => json!({
                     "error_code": 200,
                     "cluster_id": cluster_id,
                     "topic_name": topic,
@@ -222,8 +222,7 @@ impl Report {
                     "key": key,
                     "value": value,
                 }),
-                Ok(Err(e)) => error_report(&e),
-                Err(_) => error_report(&RestError::status(500, "the producer stopped before answering")),
+                Err(e) => error_report(&delivery_error(&e)),
             },
         }
     }

@@ -1,0 +1,31 @@
+//! Progress bars for long commands (indicatif, on stderr), drawn only when
+//! stderr is a terminal; otherwise hidden, so pipes and logs get no escape
+//! sequences.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Bytes of an input of known size; hidden when the size is unknown (a pipe).
+pub fn bytes(total: Option<u64>) -> ProgressBar {
+    match total {
+        Some(len) => bar(len, "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"),
+        None => ProgressBar::hidden(),
+    }
+}
+
+/// A count of records.
+pub fn records(total: u64) -> ProgressBar {
+    bar(total, "{elapsed_precise} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)")
+}
