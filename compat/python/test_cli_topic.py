@@ -1,8 +1,9 @@
 """`tributary topic` (the CLI) checked against confluent-kafka's AdminClient:
 what the CLI creates, alters, grows and deletes is what the admin client
 sees, and what the admin client does shows in the CLI's JSON. Exit codes:
-0 on success, 1 for a missing topic or an unreachable broker (with a
-one-line error naming the problem), 2 for bad arguments.
+0 on success, 1 when the broker refuses, 2 for bad arguments, 4 for a
+missing topic, 5 for an unreachable broker (each with a one-line error
+naming the problem).
 
 The binary is $TRIBUTARY_BIN (default target/debug/tributary).
 """

@@ -44,6 +44,58 @@ Examples:
   seq 1 1000 | tributary topic produce orders
   tributary topic consume orders --from-beginning -e";
 
+const LIST_HELP: &str = "\
+JSON output:
+  {\"topics\": [{\"topic\": str, \"partitions\": int, \"replication_factor\": int, \"internal\": bool}]}
+
+Examples:
+  tributary topic list
+  tributary topic list --all -o json";
+
+const DESCRIBE_HELP: &str = "\
+JSON output:
+  {\"topics\": [{\"topic\": str, \"internal\": bool,
+               \"partitions\": [{\"partition\": int, \"leader\": int, \"replicas\": [int], \"isr\": [int]}],
+               \"configs\": {str: str}}]}
+configs holds the values set on the topic itself (dynamic topic configs).
+
+Examples:
+  tributary topic describe orders
+  tributary topic describe orders payments -o yaml";
+
+const CREATE_HELP: &str = "\
+JSON output:
+  {\"topic\": str, \"created\": bool, \"partitions\": int}
+created is false (exit status 0) only with --if-not-exists and an existing topic.
+
+Examples:
+  tributary topic create orders -p 6
+  tributary topic create customers -p 3 -c cleanup.policy=compact -c min.compaction.lag.ms=60000
+  tributary topic create orders --if-not-exists -o json";
+
+const ALTER_HELP: &str = "\
+JSON output:
+  {\"topic\": str, \"set\": {str: str}, \"deleted\": [str]}
+
+Examples:
+  tributary topic alter-config orders --set retention.ms=86400000
+  tributary topic alter-config orders --set cleanup.policy=compact --delete retention.ms";
+
+const ADD_PARTITIONS_HELP: &str = "\
+JSON output:
+  {\"topic\": str, \"partitions\": int}
+
+Example:
+  tributary topic add-partitions orders --num 12";
+
+const DELETE_HELP: &str = "\
+JSON output:
+  {\"topics\": [{\"topic\": str, \"deleted\": bool,
+               \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}
+
+Example:
+  tributary topic delete orders payments";
+
 /// `tributary topic ...`
 #[derive(Debug, Args)]
 #[command(after_long_help = TOPIC_HELP)]
@@ -56,27 +108,35 @@ pub struct TopicArgs {
 
 #[derive(Debug, Subcommand)]
 enum TopicCommand {
+    #[command(flatten)]
+    Admin(AdminCommand),
+    /// Write records to a topic: one per line of stdin or a file, plain or through a schema.
+    #[command(after_long_help = crate::produce::PRODUCE_HELP)]
+    Produce(Box<crate::produce::ProduceArgs>),
+    /// Read records from topics, alone or as a group member; print them as text, JSON or YAML.
+    #[command(after_long_help = crate::consume::CONSUME_HELP)]
+    Consume(Box<crate::consume::ConsumeArgs>),
+}
+
+/// The commands that administer topics through one client connection.
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
     /// List topics with their partition counts.
-    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"partitions\": int, \
-                                 \"replication_factor\": int, \"internal\": bool}]}")]
+    #[command(after_long_help = LIST_HELP)]
     List {
         /// Also list internal topics (__consumer_offsets, ...).
         #[arg(short = 'a', long)]
         all: bool,
     },
     /// Describe topics: partitions with leader, replicas and in-sync replicas, and configs set on them.
-    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"internal\": bool, \
-                                 \"partitions\": [{\"partition\": int, \"leader\": int, \"replicas\": [int], \
-                                 \"isr\": [int]}], \"configs\": {str: str}}]}\nconfigs holds the values set on the \
-                                 topic itself (dynamic topic configs).")]
+    #[command(after_long_help = DESCRIBE_HELP)]
     Describe {
         /// Topic names.
         #[arg(required = true)]
         topics: Vec<String>,
     },
     /// Create a topic.
-    #[command(after_long_help = "JSON output:\n  {\"topic\": str, \"created\": bool, \"partitions\": int}\n\
-                                 created is false (exit status 0) only with --if-not-exists and an existing topic.")]
+    #[command(after_long_help = CREATE_HELP)]
     Create {
         /// Topic name.
         topic: String,
@@ -94,11 +154,7 @@ enum TopicCommand {
         if_not_exists: bool,
     },
     /// Set or remove configs of a topic.
-    #[command(
-        name = "alter-config",
-        after_long_help = "JSON output:\n  {\"topic\": str, \"set\": {str: str}, \
-                                                          \"deleted\": [str]}"
-    )]
+    #[command(name = "alter-config", after_long_help = ALTER_HELP)]
     AlterConfig {
         /// Topic name.
         topic: String,
@@ -110,7 +166,7 @@ enum TopicCommand {
         delete: Vec<String>,
     },
     /// Grow a topic to a number of partitions.
-    #[command(name = "add-partitions", after_long_help = "JSON output:\n  {\"topic\": str, \"partitions\": int}")]
+    #[command(name = "add-partitions", after_long_help = ADD_PARTITIONS_HELP)]
     AddPartitions {
         /// Topic name.
         topic: String,
@@ -119,19 +175,12 @@ enum TopicCommand {
         num: i32,
     },
     /// Delete topics and their records.
-    #[command(after_long_help = "JSON output:\n  {\"topics\": [{\"topic\": str, \"deleted\": bool, \
-                                 \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}")]
+    #[command(after_long_help = DELETE_HELP)]
     Delete {
         /// Topic names.
         #[arg(required = true)]
         topics: Vec<String>,
     },
-    /// Write records to a topic: one per line of stdin or a file, plain or through a schema.
-    #[command(after_long_help = crate::produce::PRODUCE_HELP)]
-    Produce(Box<crate::produce::ProduceArgs>),
-    /// Read records from topics, alone or as a group member; print them as text, JSON or YAML.
-    #[command(after_long_help = crate::consume::CONSUME_HELP)]
-    Consume(Box<crate::consume::ConsumeArgs>),
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -151,22 +200,21 @@ async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> 
     let command = match command {
         TopicCommand::Produce(args) => return crate::produce::run(*args, target, format).await,
         TopicCommand::Consume(args) => return crate::consume::run(*args, target, format).await,
-        other => other,
+        TopicCommand::Admin(command) => command,
     };
     let mut client = crate::cli::connect(&target).await?;
     match command {
-        TopicCommand::Produce(_) | TopicCommand::Consume(_) => Ok(Exit::Success),
-        TopicCommand::List { all } => list(&mut client, all, format).await,
-        TopicCommand::Describe { topics } => describe(&mut client, &topics, format).await,
-        TopicCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
+        AdminCommand::List { all } => list(&mut client, all, format).await,
+        AdminCommand::Describe { topics } => describe(&mut client, &topics, format).await,
+        AdminCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
             let mut new = NewTopic::new(&topic, partitions.unwrap_or(-1));
             new.replication_factor = replication_factor.unwrap_or(-1);
             new.configs = configs;
             create(&mut client, &new, if_not_exists, format).await
         }
-        TopicCommand::AlterConfig { topic, set, delete } => alter(&mut client, &topic, set, delete, format).await,
-        TopicCommand::AddPartitions { topic, num } => add_partitions(&mut client, &topic, num, format).await,
-        TopicCommand::Delete { topics } => delete_topics(&mut client, &topics, format).await,
+        AdminCommand::AlterConfig { topic, set, delete } => alter(&mut client, &topic, set, delete, format).await,
+        AdminCommand::AddPartitions { topic, num } => add_partitions(&mut client, &topic, num, format).await,
+        AdminCommand::Delete { topics } => delete_topics(&mut client, &topics, format).await,
     }
 }
 
