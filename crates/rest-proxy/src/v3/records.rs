@@ -269,9 +269,64 @@ async fn first_record_start(body: Body) -> Result<Option<BodyChunks>, RestError>
     }
 }
 
+/// Watches a growing buffer of concatenated JSON for the places where a
+/// top-level value may have ended, looking at each byte once, so a record
+/// that arrives in many small chunks is parsed once it is whole instead of
+/// from its start on every chunk.
+#[derive(Debug, Default)]
+struct RecordEnds {
+    /// How far the buffer has been scanned.
+    scanned: usize,
+    /// Open objects and arrays.
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl RecordEnds {
+    /// Scans what was added to `buf`; true when a top-level value may have
+    /// ended in it (an object or array closed, or a top-level scalar began),
+    /// so parsing can make progress.
+    fn advance(&mut self, buf: &[u8]) -> bool {
+        let mut ended = false;
+        for &b in &buf[self.scanned.min(buf.len())..] {
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => {
+                    ended |= self.depth == 0;
+                    self.in_string = true;
+                }
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    ended |= self.depth == 0;
+                }
+                _ if b.is_ascii_whitespace() => {}
+                _ => ended |= self.depth == 0,
+            }
+        }
+        self.scanned = buf.len();
+        ended
+    }
+
+    /// The first `n` bytes of the buffer were parsed and removed.
+    fn consumed(&mut self, n: usize) {
+        self.scanned = self.scanned.saturating_sub(n);
+    }
+}
+
 /// Reads concatenated JSON records from `body` and queues a report for each.
 async fn read_records(kafka: AppState, topic: String, mut stream: BodyChunks, reports: mpsc::Sender<Report>) {
     let mut buf: Vec<u8> = Vec::new();
+    let mut ends = RecordEnds::default();
     let mut number = 0usize;
     let stop = |message: String, status: u16| Report::Ready(error_report(&RestError::status(status, message)));
     loop {
@@ -287,29 +342,34 @@ async fn read_records(kafka: AppState, topic: String, mut stream: BodyChunks, re
             }
             None => true,
         };
-        let mut parsed = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-        let mut consumed = 0;
-        loop {
-            match parsed.next() {
-                Some(Ok(value)) => {
-                    consumed = parsed.byte_offset();
-                    number += 1;
-                    let report = submit(&kafka, &topic, value).await;
-                    if reports.send(report).await.is_err() {
-                        return; // The client went away.
+        // Parsed only when a record may have ended in this chunk: a record arriving in many
+        // small chunks is parsed once, not from its start on every chunk.
+        if ends.advance(&buf) || ended {
+            let mut parsed = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+            let mut consumed = 0;
+            loop {
+                match parsed.next() {
+                    Some(Ok(value)) => {
+                        consumed = parsed.byte_offset();
+                        number += 1;
+                        let report = submit(&kafka, &topic, value).await;
+                        if reports.send(report).await.is_err() {
+                            return; // The client went away.
+                        }
                     }
+                    Some(Err(e)) if e.is_eof() && !ended => break,
+                    Some(Err(e)) => {
+                        let message =
+                            format!("Record {} is not valid JSON ({e}); no further records were read.", number + 1);
+                        let _ = reports.send(stop(message, 400)).await;
+                        return;
+                    }
+                    None => break,
                 }
-                Some(Err(e)) if e.is_eof() && !ended => break,
-                Some(Err(e)) => {
-                    let message =
-                        format!("Record {} is not valid JSON ({e}); no further records were read.", number + 1);
-                    let _ = reports.send(stop(message, 400)).await;
-                    return;
-                }
-                None => break,
             }
+            buf.drain(..consumed);
+            ends.consumed(consumed);
         }
-        buf.drain(..consumed);
         if ended {
             return;
         }
@@ -402,5 +462,50 @@ async fn produce_batch(
     match result {
         Ok(v) => (StatusCode::MULTI_STATUS, axum::Json(v)).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordEnds;
+
+    /// Feeds `text` one byte at a time; returns the byte counts after which a record may have ended.
+    fn ends_after_each_byte(text: &str) -> Vec<usize> {
+        let mut ends = RecordEnds::default();
+        let mut buf = Vec::new();
+        let mut found = Vec::new();
+        for &b in text.as_bytes() {
+            buf.push(b);
+            if ends.advance(&buf) {
+                found.push(buf.len());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn only_the_closing_brace_of_a_top_level_record_ends_it() {
+        let record = r#"{"value": {"type": "JSON", "data": {"s": "a } \" ] {", "n": [1, [2]]}}}"#;
+        assert_eq!(ends_after_each_byte(record), vec![record.len()]);
+        let two = format!("{record}\n  {record}");
+        assert_eq!(ends_after_each_byte(&two), vec![record.len(), two.len()]);
+    }
+
+    #[test]
+    fn top_level_scalars_are_handed_to_the_parser() {
+        // Not records, but the parser must see them to report them.
+        assert_eq!(ends_after_each_byte(r#" 12 "x""#), vec![2, 3, 5]);
+    }
+
+    #[test]
+    fn consumed_bytes_move_the_scan_position() {
+        let mut ends = RecordEnds::default();
+        let mut buf = br#"{"a": 1}{"b": "#.to_vec();
+        assert!(ends.advance(&buf));
+        buf.drain(..8);
+        ends.consumed(8);
+        buf.extend_from_slice(b"2}");
+        assert!(ends.advance(&buf));
+        assert_eq!(ends.depth, 0);
     }
 }
