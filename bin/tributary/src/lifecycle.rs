@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::cli::{Exit, parse_duration};
 use crate::local::{self, DirState, RunFile, Service, Settings};
@@ -133,6 +132,17 @@ pub struct DestroyArgs {
 // ---------------------------------------------------------------- status
 
 #[derive(Debug, Serialize)]
+struct StatusJson<'a> {
+    data_dir: String,
+    running: bool,
+    pid: Option<u32>,
+    detached: Option<bool>,
+    uptime_s: Option<u64>,
+    log_file: String,
+    services: &'a [ServiceStatus],
+}
+
+#[derive(Debug, Serialize)]
 struct ServiceStatus {
     service: Service,
     state: &'static str,
@@ -182,15 +192,15 @@ pub fn status(args: StatusArgs) -> ExitCode {
     };
     let all_up = run.is_some() && services.iter().all(|s| s.state == "up");
     let log_file = local::log_path(&dir).display().to_string();
-    let value = json!({
-        "data_dir": dir.display().to_string(),
-        "running": run.is_some(),
-        "pid": run.as_ref().map(|r| r.pid),
-        "detached": run.as_ref().map(|r| r.detached),
-        "uptime_s": uptime_s,
-        "log_file": log_file,
-        "services": services,
-    });
+    let value = StatusJson {
+        data_dir: dir.display().to_string(),
+        running: run.is_some(),
+        pid: run.as_ref().map(|r| r.pid),
+        detached: run.as_ref().map(|r| r.detached),
+        uptime_s,
+        log_file: log_file.clone(),
+        services: &services,
+    };
     if !args.output.print(&value) {
         let headline = match (&state, &run) {
             (_, Some(run)) => format!(
@@ -294,6 +304,16 @@ fn wait_until_free(dir: &Path, pid: u32, timeout: Duration) -> bool {
     }
 }
 
+#[derive(Debug, Serialize)]
+struct StopJson {
+    data_dir: String,
+    was_running: bool,
+    pid: Option<u32>,
+    stopped: bool,
+    killed: bool,
+    seconds: f64,
+}
+
 /// Runs `tributary stop`.
 pub fn stop(args: StopArgs) -> ExitCode {
     let dir = args.data_dir.absolute();
@@ -306,14 +326,14 @@ pub fn stop(args: StopArgs) -> ExitCode {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
-    let value = json!({
-        "data_dir": dir.display().to_string(),
-        "was_running": stopped != Stopped::NotRunning,
-        "pid": pid,
-        "stopped": true,
-        "killed": stopped == Stopped::Killed,
-        "seconds": (seconds * 1000.0).round() / 1000.0,
-    });
+    let value = StopJson {
+        data_dir: dir.display().to_string(),
+        was_running: stopped != Stopped::NotRunning,
+        pid,
+        stopped: true,
+        killed: stopped == Stopped::Killed,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+    };
     if !args.output.print(&value) {
         match (stopped, pid) {
             (Stopped::NotRunning, _) => println!("Tributary is not running on {}", dir.display()),

@@ -231,7 +231,8 @@ impl Settings {
             Ok(text) => Settings::from_properties(parse_properties(&text))
                 .map(Some)
                 .map_err(|e| format!("{}: {e} (fix or delete the line)", path.display())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // No directory (yet), or not a directory: whoever creates it says why it cannot.
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
     }

@@ -285,14 +285,17 @@ struct Printer {
 }
 
 impl Printer {
-    fn event(&self, value: serde_json::Value, human: impl FnOnce() -> String) {
+    fn event<T: serde::Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.quiet {
             return;
         }
         let text = match self.format {
             Format::Table => human() + "\n",
-            Format::Json => value.to_string() + "\n",
-            Format::Yaml => match to_yaml(&value) {
+            Format::Json => match serde_json::to_string(value) {
+                Ok(line) => line + "\n",
+                Err(_) => return,
+            },
+            Format::Yaml => match to_yaml(value) {
                 Ok(doc) => format!("---\n{doc}"),
                 Err(_) => return,
             },
@@ -303,43 +306,61 @@ impl Printer {
     }
 
     fn starting(&self, service: Service) {
-        self.event(json!({"event": "starting", "service": service}), || format!("Starting {}", service.name()));
+        self.event(&json!({"event": "starting", "service": service}), || format!("Starting {}", service.name()));
     }
 
     fn up(&self, service: Service, url: &str, ms: u128) {
-        self.event(json!({"event": "up", "service": service, "url": url, "ms": ms}), || {
+        self.event(&json!({"event": "up", "service": service, "url": url, "ms": ms}), || {
             format!("{} is up at {url} ({ms} ms)", service.name())
         });
     }
 
     fn stopping(&self, service: Service) {
-        self.event(json!({"event": "stopping", "service": service}), || format!("Stopping {}", service.name()));
+        self.event(&json!({"event": "stopping", "service": service}), || format!("Stopping {}", service.name()));
     }
 
     fn stopped(&self) {
-        self.event(json!({"event": "stopped"}), || "Tributary stopped".to_string());
+        self.event(&json!({"event": "stopped"}), || "Tributary stopped".to_string());
     }
 
     /// The started event, or for people the headline, the table of services and next steps.
     fn started(&self, run: &RunFile, headline: &str, already: bool, startup_ms: Option<u128>, hint: &str) {
-        let url = |s: Service| run.service(s).map(|r| r.url.clone());
-        let value = json!({
-            "event": "started",
-            "already_running": already,
-            "pid": run.pid,
-            "detached": run.detached,
-            "kafka": run.bootstrap().into_iter().collect::<Vec<_>>(),
-            "schema_registry": url(Service::SchemaRegistry),
-            "rest_proxy": url(Service::RestProxy),
-            "services": run.services,
-            "data_dir": run.data_dir,
-            "log_file": run.log_file,
-            "node_id": run.node_id,
-            "cluster_id": run.cluster_id,
-            "startup_ms": startup_ms,
-        });
-        self.event(value, || render_started(run, headline, hint));
+        let url = |s: Service| run.service(s).map(|r| r.url.as_str());
+        let event = StartedEvent {
+            event: "started",
+            already_running: already,
+            pid: run.pid,
+            detached: run.detached,
+            kafka: run.bootstrap().into_iter().collect(),
+            schema_registry: url(Service::SchemaRegistry),
+            rest_proxy: url(Service::RestProxy),
+            services: &run.services,
+            data_dir: &run.data_dir,
+            log_file: &run.log_file,
+            node_id: run.node_id,
+            cluster_id: &run.cluster_id,
+            startup_ms,
+        };
+        self.event(&event, || render_started(run, headline, hint));
     }
+}
+
+/// The `started` event (`-o json`), its fields in this order.
+#[derive(Debug, serde::Serialize)]
+struct StartedEvent<'a> {
+    event: &'static str,
+    already_running: bool,
+    pid: u32,
+    detached: bool,
+    kafka: Vec<&'a str>,
+    schema_registry: Option<&'a str>,
+    rest_proxy: Option<&'a str>,
+    services: &'a [RunService],
+    data_dir: &'a str,
+    log_file: &'a str,
+    node_id: i32,
+    cluster_id: &'a str,
+    startup_ms: Option<u128>,
 }
 
 fn render_started(run: &RunFile, headline: &str, hint: &str) -> String {
