@@ -40,7 +40,10 @@ Examples:
 const LIST_JSON: &str = "\
 JSON output:
   {\"groups\": [{\"group\": str, \"state\": str|null, \"protocol_type\": str, \"group_type\": str|null}]}
-state is null (and --states unsupported) on brokers older than ListGroups v4.";
+state is null (and --states unsupported) on brokers older than ListGroups v4.
+
+Example:
+  tributary group list --states stable,empty -o json";
 
 const DESCRIBE_JSON: &str = "\
 Lag of a partition = log end offset - committed offset; \"-\" (null in JSON) when the group has
@@ -58,7 +61,10 @@ JSON output:
                      \"client_id\": str|null, \"client_host\": str|null,
                      \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}],
      \"total_lag\": int}]}
-A group that does not exist is an error (exit status 1) and is left out.";
+A group that does not exist is an error (exit status 1) and is left out.
+
+Example:
+  tributary group describe billing";
 
 const SEEK_HELP: &str = "\
 Targets (--to):
@@ -78,7 +84,11 @@ active members (stop its consumers first), as with Kafka's offset reset tool.
 JSON output:
   {\"group\": str, \"target\": str, \"executed\": bool,
    \"partitions\": [{\"topic\": str, \"partition\": int, \"current_offset\": int|null,
-                   \"new_offset\": int, \"log_start_offset\": int, \"log_end_offset\": int}]}";
+                   \"new_offset\": int, \"log_start_offset\": int, \"log_end_offset\": int}]}
+
+Examples:
+  tributary group seek billing --to earliest                 # dry run: prints the plan
+  tributary group seek billing --to @2024-05-01T12:00:00Z --topics orders --execute";
 
 const DELETE_JSON: &str = "\
 Groups with active members are refused (NON_EMPTY_GROUP). Each group is deleted on its own: the
@@ -86,7 +96,10 @@ exit status is 1 if any failed.
 
 JSON output:
   {\"groups\": [{\"group\": str, \"deleted\": bool,
-               \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}";
+               \"error\": {\"code\": int|null, \"name\": str|null, \"message\": str}|null}]}
+
+Example:
+  tributary group delete billing";
 
 /// `tributary group ...`
 #[derive(Debug, Args)]

@@ -45,7 +45,12 @@ use std::time::Instant;
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tributary", version, about = "A Kafka-compatible data-streaming platform in one binary")]
+#[command(
+    name = "tributary",
+    version,
+    about = "A Kafka-compatible data-streaming platform in one binary",
+    after_long_help = CLI_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,6 +91,16 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const CLI_HELP: &str = "\
+Examples:
+  tributary start --detach                  # Kafka :9092, schema registry :8081, REST proxy :8082
+  tributary status
+  tributary topic create orders -p 3
+  tributary logs broker -f
+  tributary stop
+
+`tributary <command> --help` shows each command's flags, exit statuses and JSON output.";
 
 const COMPLETION_HELP: &str = "\
 Examples:

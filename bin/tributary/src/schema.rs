@@ -48,11 +48,17 @@ is created). --references takes a file holding a JSON array:
   [{\"name\": \"shop.Item\", \"subject\": \"item-value\", \"version\": 1}]
 
 JSON output:
-  {\"subject\": str, \"id\": int, \"version\": int|null, \"type\": \"AVRO\"|\"JSON\"|\"PROTOBUF\"}";
+  {\"subject\": str, \"id\": int, \"version\": int|null, \"type\": \"AVRO\"|\"JSON\"|\"PROTOBUF\"}
+
+Example:
+  tributary schema create --subject orders-value --schema order.avsc";
 
 const LIST_JSON: &str = "\
 JSON output:
-  {\"schemas\": [{\"subject\": str, \"version\": int, \"id\": int, \"type\": str, \"schema\": str}]}";
+  {\"schemas\": [{\"subject\": str, \"version\": int, \"id\": int, \"type\": str, \"schema\": str}]}
+
+Example:
+  tributary schema list --subject-prefix orders";
 
 const DESCRIBE_JSON: &str = "\
 JSON output:
@@ -60,14 +66,21 @@ JSON output:
    \"references\": [{\"name\": str, \"subject\": str, \"version\": int}],
    \"subjects\": [{\"subject\": str, \"version\": int}]}
 With --id, subject and version are null and subjects lists every subject version using the schema;
-with --subject, subjects is that one version.";
+with --subject, subjects is that one version.
+
+Examples:
+  tributary schema describe --subject orders-value --version latest
+  tributary schema describe --id 1 -o json";
 
 const DELETE_JSON: &str = "\
 Without --version the whole subject is deleted. A soft delete hides versions but keeps their ids
 readable; --permanent also removes them (soft-deleting first when needed).
 
 JSON output:
-  {\"subject\": str, \"versions\": [int], \"permanent\": bool}";
+  {\"subject\": str, \"versions\": [int], \"permanent\": bool}
+
+Example:
+  tributary schema delete --subject orders-value --version 1 --permanent";
 
 const CHECK_JSON: &str = "\
 Without --version the schema is checked against the versions the subject's compatibility level
@@ -75,24 +88,36 @@ names (the latest, or all of them for *_TRANSITIVE levels).
 
 JSON output:
   {\"subject\": str, \"version\": str|null, \"is_compatible\": bool, \"messages\": [str]}
-Exit status 3 when not compatible.";
+Exit status 3 when not compatible.
+
+Example:
+  tributary schema check-compatibility --subject orders-value --schema order-v2.avsc";
 
 const SUBJECT_LIST_JSON: &str = "\
 JSON output:
-  {\"subjects\": [str]}";
+  {\"subjects\": [str]}
+
+Example:
+  tributary subject list --subject-prefix orders";
 
 const SUBJECT_DESCRIBE_JSON: &str = "\
 Compatibility and mode are the subject's own, or the global ones when it has none.
 
 JSON output:
-  {\"subject\": str, \"versions\": [int], \"compatibility\": str|null, \"mode\": str|null}";
+  {\"subject\": str, \"versions\": [int], \"compatibility\": str|null, \"mode\": str|null}
+
+Example:
+  tributary subject describe orders-value";
 
 const SUBJECT_UPDATE_JSON: &str = "\
 Levels: NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.
 Modes: READWRITE, READONLY, READONLY_OVERRIDE, IMPORT.
 
 JSON output:
-  {\"subject\": str, \"compatibility\": str|null, \"mode\": str|null}";
+  {\"subject\": str, \"compatibility\": str|null, \"mode\": str|null}
+
+Example:
+  tributary subject update orders-value --compatibility FULL";
 
 /// `tributary schema ...`
 #[derive(Debug, Args)]
