@@ -185,7 +185,13 @@ pub fn status(args: StatusArgs) -> ExitCode {
                         Service::SchemaRegistry => settings.schema_registry_port,
                         Service::RestProxy => settings.rest_proxy_port,
                     };
-                    ServiceStatus { service, state: "down", url: service.url(&settings.host, port), pid: None, uptime_s: None }
+                    ServiceStatus {
+                        service,
+                        state: "down",
+                        url: service.url(&settings.host, port),
+                        pid: None,
+                        uptime_s: None,
+                    }
                 })
                 .collect()
         }
@@ -357,11 +363,7 @@ pub fn logs(args: LogsArgs) -> ExitCode {
     let text = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!(
-                "error: no log at {}: `tributary start{}` writes one",
-                path.display(),
-                args.data_dir.hint()
-            );
+            eprintln!("error: no log at {}: `tributary start{}` writes one", path.display(), args.data_dir.hint());
             return Exit::NotFound.code();
         }
         Err(e) => {

@@ -402,7 +402,8 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) -> io::Result<()> {
 /// it; the error says which directory and what to do.
 pub fn ensure_writable_dir(dir: &Path) -> Result<(), String> {
     let advice = "pick a directory you can write with --data-dir (or TRIBUTARY_DATA_DIR), or fix its permissions";
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create the data directory {}: {e}; {advice}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}; {advice}", dir.display()))?;
     let probe = dir.join(format!(".tributary-write-test-{}", std::process::id()));
     let written = File::create(&probe).and_then(|mut f| f.write_all(b"ok"));
     let _ = fs::remove_file(&probe);
@@ -530,8 +531,8 @@ mod tests {
         let s = Settings::from_properties(parse_properties("num.partitions=2\n")).expect("parse");
         assert_eq!((s.host.as_str(), s.kafka_port, s.schema_registry_port), ("127.0.0.1", 9092, 8081));
         assert_eq!(s.broker.len(), 1);
-        let err = Settings::from_properties(parse_properties("tributary.start.kafka.port=99999\n"))
-            .expect_err("not a port");
+        let err =
+            Settings::from_properties(parse_properties("tributary.start.kafka.port=99999\n")).expect_err("not a port");
         assert!(err.contains("tributary.start.kafka.port"), "{err}");
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join(PROPERTIES_FILE), "tributary.start.rest.proxy.port=x\n").expect("write");

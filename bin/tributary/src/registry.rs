@@ -101,7 +101,9 @@ pub fn run(args: RegistryArgs) -> ExitCode {
 pub async fn bind_embedded(host: &str, port: u16) -> Result<(RegistryConfig, TcpListener), String> {
     let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, ..RegistryConfig::default() };
     let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {
-        StartError::Bind { addr, source } => crate::start::port_error(crate::local::Service::SchemaRegistry, &addr, &source),
+        StartError::Bind { addr, source } => {
+            crate::start::port_error(crate::local::Service::SchemaRegistry, &addr, &source)
+        }
         other => other.to_string(),
     })?;
     Ok((config, listener))

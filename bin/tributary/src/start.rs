@@ -101,7 +101,8 @@ impl DataDirArg {
     /// ` --data-dir DIR` when a plain command in this shell would not find
     /// this directory by itself, else nothing: for the hints printed.
     pub fn hint(&self) -> String {
-        let implicit = std::env::var_os("TRIBUTARY_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+        let implicit =
+            std::env::var_os("TRIBUTARY_DATA_DIR").map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
         if std::path::absolute(&implicit).ok() == Some(self.absolute()) {
             String::new()
         } else {
@@ -218,7 +219,11 @@ pub fn run(args: StartArgs, started: Instant) -> ExitCode {
             ));
         }
     }
-    if args.detach { detach(&args, &dir, &settings, started, &printer) } else { serve(&args, &dir, settings, started, &printer) }
+    if args.detach {
+        detach(&args, &dir, &settings, started, &printer)
+    } else {
+        serve(&args, &dir, settings, started, &printer)
+    }
 }
 
 /// The settings of this start: the flags, over what the data directory
@@ -393,9 +398,7 @@ fn render_started(run: &RunFile, headline: &str, hint: &str) -> String {
         out.push_str(&format!("  curl {}/v3/clusters\n", p.url));
     }
     if run.detached {
-        out.push_str(&format!(
-            "  tributary status{hint}    tributary logs{hint} -f    tributary stop{hint}"
-        ));
+        out.push_str(&format!("  tributary status{hint}    tributary logs{hint} -f    tributary stop{hint}"));
     } else {
         out.push_str("Ctrl-C stops the platform.");
     }
@@ -528,9 +531,7 @@ async fn serve_async(
     if let Some((_, l)) = &proxy {
         settings.rest_proxy_port = l.local_addr().map_or(settings.rest_proxy_port, |a| a.port());
     }
-    settings
-        .save(dir)
-        .map_err(|e| format!("cannot write {}: {e}", dir.join(local::PROPERTIES_FILE).display()))?;
+    settings.save(dir).map_err(|e| format!("cannot write {}: {e}", dir.join(local::PROPERTIES_FILE).display()))?;
 
     let mut running = Started::default();
     let result = start_services(args, dir, config, kafka, registry, proxy, &mut running, started, printer).await;
@@ -821,8 +822,7 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
         }
         let data_dir = config.data_dir.clone();
         let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
-        let kafka: Vec<String> =
-            broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
+        let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
         let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string();
         let ms = started.elapsed().as_millis();
         let summary = json!({

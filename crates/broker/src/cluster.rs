@@ -776,7 +776,8 @@ fn remove_stray_partition_dirs(data_dir: &Path, registry: &Registry) {
         // Only what looks like a partition directory (`<topic>-<n>`, or a
         // `...-delete` leftover) is ours to remove: anything else (`logs/`
         // of `tributary start`, a user's own folder) is left alone.
-        let partition = name.rsplit_once('-').and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)));
+        let partition =
+            name.rsplit_once('-').and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)));
         if partition.is_none() && !name.ends_with("-delete") {
             continue;
         }

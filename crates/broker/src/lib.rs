@@ -100,7 +100,8 @@ impl BoundListeners {
         let mut sockets = Vec::new();
         for l in &config.listeners {
             let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
-            let address = if host.contains(':') { format!("[{host}]:{}", l.port) } else { format!("{host}:{}", l.port) };
+            let address =
+                if host.contains(':') { format!("[{host}]:{}", l.port) } else { format!("{host}:{}", l.port) };
             let socket = TcpListener::bind(&address).await.map_err(|source| BrokerError::Bind {
                 listener: l.name.clone(),
                 address: address.clone(),
