@@ -263,7 +263,7 @@ def bench_tansu(binary: str, runs: int, timeout: float, work: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tributary-bin", required=True, help="the tributary binary")
+    ap.add_argument("--tributary-bin", help="the tributary binary")
     ap.add_argument("--tansu-bin", help="a tansu binary, to time its start beside")
     ap.add_argument("--runs", type=int, default=10, help="runs per case (default %(default)s)")
     ap.add_argument("--data-root", default=tempfile.gettempdir(),
@@ -273,15 +273,18 @@ def main() -> int:
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if not args.tributary_bin and not args.tansu_bin:
+        ap.error("give --tributary-bin, --tansu-bin or both")
     work = tempfile.mkdtemp(prefix="startup-bench-")
     result: dict = {"runs": args.runs, "probes": {"broker": "ApiVersions v0", "schema-registry": "GET / → 200",
                                                   "rest-proxy": "GET /v3/clusters → 200"},
                     "logs": work}
-    try:
-        result["tributary"] = bench_tributary(os.path.abspath(args.tributary_bin), args.runs, args.data_root,
-                                              args.timeout, not args.no_detach, work)
-    except Exception as e:  # noqa: BLE001 - reported in the JSON, the run goes on
-        result["tributary"] = {"error": f"{type(e).__name__}: {e}"}
+    if args.tributary_bin:
+        try:
+            result["tributary"] = bench_tributary(os.path.abspath(args.tributary_bin), args.runs, args.data_root,
+                                                  args.timeout, not args.no_detach, work)
+        except Exception as e:  # noqa: BLE001 - reported in the JSON, the run goes on
+            result["tributary"] = {"error": f"{type(e).__name__}: {e}"}
     if args.tansu_bin:
         try:
             result["tansu"] = bench_tansu(args.tansu_bin, args.runs, args.timeout, work)
