@@ -61,6 +61,7 @@ CLEANER_BENCH = REPO / "bench" / "cleaner_bench.py"
 REGISTRY_BENCH = REPO / "bench" / "registry_bench.py"
 REGISTRY_CLIENTS = 4  # registry_bench.py client processes
 REST_PROXY_BENCH = REPO / "bench" / "rest_proxy_bench.py"
+STARTUP_BENCH = REPO / "bench" / "startup_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -71,6 +72,8 @@ TARGET_E2E_P99_MS = 10.0
 TARGET_RSS_IDLE_MB = 20.0
 TARGET_RSS_HOLD_MB = 100.0
 TARGET_START_MS = 100.0
+# `tributary start`: exec to every service (Kafka, schema registry, REST proxy) answering.
+TARGET_PLATFORM_START_MS = 1000.0
 
 RDK_CASES = [(100, 1), (100, 6), (1024, 1), (1024, 6)]  # (record bytes, partitions)
 
@@ -93,6 +96,7 @@ PLANS = {
         "cleaner_rounds": 3,
         "registry_seconds": 10,
         "rest_records": 300_000,
+        "startup_runs": 10,
     },
     "quick": {
         "phase_s": 3.0,
@@ -110,6 +114,7 @@ PLANS = {
         "cleaner_rounds": 1,
         "registry_seconds": 3,
         "rest_records": 50_000,
+        "startup_runs": 3,
     },
 }
 
@@ -440,6 +445,7 @@ class Broker:
         self.log_path = None
         self.sampler = None
         self.starts = 0
+        self.api_ms = None
 
     def display_argv(self):
         """The command line with the run-specific parts (port, temp dir, cache path) generalised."""
@@ -504,6 +510,20 @@ class Broker:
             if time.perf_counter() > deadline:
                 self.stop()
                 raise PhaseError(f"{self.name} not listening on {self.bootstrap} after {LISTEN_TIMEOUT_S}s")
+            time.sleep(0.001)
+        # A listening port is not a serving broker (the kernel accepts connections before the broker
+        # does: Tributary binds its port before opening the data directory), so also time the first
+        # ApiVersions answer.
+        while True:
+            try:
+                api_versions("127.0.0.1", self.port, timeout=2.0)
+                self.api_ms = round((time.perf_counter() - t0) * 1000.0, 2)
+                break
+            except (OSError, PhaseError, struct.error):
+                pass
+            if self.proc.poll() is not None or time.perf_counter() > deadline:
+                self.api_ms = None
+                break
             time.sleep(0.001)
         self.sampler = Sampler(self.proc.pid)
         self.sampler.start()
@@ -997,6 +1017,42 @@ class Runner:
             d["error"] = "; ".join(errs)
         return d
 
+    def standalone_phase(self, res, name, fn):
+        """A phase that starts its own processes (no broker of the run is up): errors recorded, not raised."""
+        if not self.wanted(name):
+            return None
+        log(f"{res['broker']}: {name}")
+        t0 = time.monotonic()
+        entry = {}
+        try:
+            entry.update(fn() or {})
+        except Exception as e:  # noqa: BLE001
+            entry["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, PhaseError) else str(e)
+            if not isinstance(e, PhaseError):
+                entry["traceback"] = traceback.format_exc()
+            log(f"{res['broker']}: {name} FAILED: {entry['error'].splitlines()[0]}")
+        entry["wall_s"] = round(time.monotonic() - t0, 2)
+        res["phases"][name] = entry
+        return entry
+
+    def platform_startup(self, name, binary):
+        """startup_bench.py: exec of `tributary start` to every service answering (fresh and existing data
+        dir, --detach), or Tansu's exec to its first ApiVersions answer."""
+        runs = self.plan["startup_runs"]
+        flag = "--tributary-bin" if name == "tributary" else "--tansu-bin"
+        argv = [sys.executable, str(STARTUP_BENCH), flag, str(binary), "--runs", str(runs),
+                "--data-root", self.args.data_root]
+        r = run_cmd(argv, 600)
+        if r["timed_out"]:
+            raise PhaseError(f"startup_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
+        try:
+            d = json.loads(r["stdout"])
+        except ValueError:
+            raise PhaseError(f"startup_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d = d.get(name) or {}
+        d["cmd"] = shlex.join(["python3", "bench/startup_bench.py", flag, "BIN", "--runs", str(runs)])
+        return d
+
     def extra_broker(self, res, name, binary, label, overrides, phases, registry=False, rest_proxy=False):
         """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
 
@@ -1051,14 +1107,17 @@ class Runner:
         b = Broker(name, str(binary), self.args.data_root, self.run_dir)
         # Start-up time, over several fresh starts (the last one stays up for the run).
         samples = []
+        api_samples = []
         shutdowns = []
         try:
             for i in range(self.plan["startup_samples"] - 1):
                 samples.append(b.start())
+                api_samples.append(b.api_ms)
                 res["argv"] = b.display_argv()
                 time.sleep(0.3)
                 shutdowns.append(b.stop())
             samples.append(b.start())
+            api_samples.append(b.api_ms)
             res["argv"] = b.display_argv()
         except PhaseError as e:
             res["error"] = str(e)
@@ -1070,6 +1129,8 @@ class Runner:
             "median_ms": round(statistics.median(samples), 2),
             "max_ms": max(samples),
             "shutdowns": shutdowns,
+            "api_versions_samples_ms": api_samples,
+            "api_versions_max_ms": max((a for a in api_samples if a is not None), default=None),
         }
         log(f"{name}: listening on {b.bootstrap} after {samples[-1]} ms (pid {b.proc.pid})")
         try:
@@ -1101,6 +1162,7 @@ class Runner:
         finally:
             res["stop"] = b.stop()
             res["log_tail"] = b.log_tail(10)
+        self.standalone_phase(res, "platform_startup", lambda: self.platform_startup(name, binary))
         if name == "tributary":
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
@@ -1686,6 +1748,56 @@ def render(results):
             w(f"Command: `{rp['cmd']}`")
     w("")
 
+    # --- platform start-up (startup_bench.py)
+    w("## Platform start-up (startup_bench.py)")
+    w("")
+    w(f"From exec of `tributary start` to every service it runs answering: Kafka an ApiVersions round trip, "
+      "the schema registry `GET /` with 200, the REST proxy `GET /v3/clusters` with 200 (the proxy asks the "
+      f"broker first); median of {plan.get('startup_runs', '?')} runs, each on free ports, stopped before the "
+      "next. *Fresh*: a new data directory (the internal topics get created); *existing*: a directory an earlier "
+      "start created and stopped cleanly; *--detach*: until `tributary start --detach` exits, which it does once "
+      "every service accepts connections. Tansu serves Kafka only, from memory (no data directory): its column "
+      "is exec to its first ApiVersions answer.")
+    w("")
+    w(hdr)
+
+    def ps(b, case):
+        ph = phase_of(b, "platform_startup")
+        if ph.get("error"):
+            raise _CellError(ph["error"])
+        x = ph.get(case)
+        if not x:
+            raise _NotRun()
+        return x
+
+    def ps_cell(case):
+        return lambda b: (f"{fmt_num(ps(b, case)['median_ms'])} ms (max {fmt_num(ps(b, case)['max_ms'])})")
+
+    def kafka_cell(b):
+        x = ps(b, "fresh")
+        return f"{fmt_num(x['per_service_median_ms']['broker'])} ms"
+
+    row("fresh data dir: every service answering", ps_cell("fresh"), ps_cell("fresh"),
+        f"≤ {TARGET_PLATFORM_START_MS:g} ms", judge(lambda b: ps(b, "fresh")["median_ms"],
+                                                    lambda vt, _: vt <= TARGET_PLATFORM_START_MS),
+        section="platform start-up")
+    row("existing data dir: every service answering", ps_cell("existing"), lambda b: "— (no data dir)",
+        f"≤ {TARGET_PLATFORM_START_MS:g} ms", judge(lambda b: ps(b, "existing")["median_ms"],
+                                                    lambda vt, _: vt <= TARGET_PLATFORM_START_MS),
+        section="platform start-up")
+    row("`start --detach` returns, every service answering", ps_cell("detach"), lambda b: "—",
+        f"≤ {TARGET_PLATFORM_START_MS:g} ms", judge(lambda b: ps(b, "detach")["median_ms"],
+                                                    lambda vt, _: vt <= TARGET_PLATFORM_START_MS),
+        section="platform start-up")
+    row("fresh start: Kafka answering (median)", kafka_cell, kafka_cell, "—", None)
+    for b_name in BROKERS:
+        b = R.broker(b_name)
+        ph = (b or {}).get("phases", {}).get("platform_startup") or {}
+        if ph.get("cmd"):
+            w("")
+            w(f"{TITLE[b_name]}: `{ph['cmd']}`")
+    w("")
+
     # --- resources
     w("## Broker resources")
     w("")
@@ -1701,6 +1813,14 @@ def render(results):
         lambda b: f"{fmt_num(start(b)['max_ms'])} ms (median {fmt_num(start(b)['median_ms'])})",
         lambda b: f"{fmt_num(start(b)['max_ms'])} ms (median {fmt_num(start(b)['median_ms'])})",
         f"≤ {TARGET_START_MS:g} ms", judge(lambda b: start(b)["max_ms"], lambda vt, _: vt <= TARGET_START_MS))
+
+    def api_start(b):
+        s = start(b)
+        if s.get("api_versions_max_ms") is None:
+            raise _CellError("no sample")
+        return f"{fmt_num(s['api_versions_max_ms'])} ms"
+
+    row(f"start to first ApiVersions answer, worst of {plan['startup_samples']}", api_start, api_start, "—", None)
 
     def rss_idle(b):
         if b.get("rss_idle_MB") is None:
@@ -1944,7 +2064,9 @@ def main():
             problems.append("no tansu binary: run bash bench/setup.sh, or pass --tansu-bin")
         bins["tansu"] = t
     perf = resolve_perf(args.rdkafka_performance)
-    if not perf:
+    needs_perf = not args.phases or any(fnmatch.fnmatchcase(f"rdk_{s}b_{p}p", pat)
+                                        for s, p in RDK_CASES for pat in args.phases)
+    if not perf and needs_perf:
         problems.append("no rdkafka_performance: run bash bench/setup.sh, or pass --rdkafka-performance")
     bench_kafka = Path(args.bench_kafka)
     if not bench_kafka.is_file():
@@ -1972,11 +2094,12 @@ def main():
         "confluent_kafka": confluent_kafka.__version__,
         "confluent_kafka_librdkafka": confluent_kafka.libversion()[0],
         "rdkafka_performance": perf,
-        "rdkafka_performance_librdkafka": perf_version(perf),
+        "rdkafka_performance_librdkafka": perf_version(perf) if perf else None,
         "bench_kafka_sha256": sha256_file(bench_kafka),
         "assign_bench_sha256": sha256_file(ASSIGN_BENCH),
         "rebalance_bench_sha256": sha256_file(REBALANCE_BENCH),
         "cleaner_bench_sha256": sha256_file(CLEANER_BENCH),
+        "startup_bench_sha256": sha256_file(STARTUP_BENCH),
         "repo_rev": git_rev(),
     }
     if "tributary" in bins:

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 fn bar(len: u64, template: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -12,7 +12,11 @@ fn bar(len: u64, template: &str) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
+        // Whole records per second: indicatif's own {per_sec} prints four decimals.
+        let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", state.per_sec());
+        };
+        bar.set_style(style.progress_chars("=> ").with_key("rate", rate));
     }
     bar
 }
@@ -27,5 +31,5 @@ pub fn bytes(total: Option<u64>) -> ProgressBar {
 
 /// A count of records.
 pub fn records(total: u64) -> ProgressBar {
-    bar(total, "{elapsed_precise} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)")
+    bar(total, "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({rate}, {eta} left)")
 }

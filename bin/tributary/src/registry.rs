@@ -13,6 +13,12 @@ use tributary_schema_registry::{RegistryConfig, SchemaRegistry, StartError};
 
 /// Flags of `tributary schema-registry`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Confluent's keys work in --config, as SCHEMA_REGISTRY_* variables \
+    (SCHEMA_REGISTRY_KAFKASTORE_TOPIC sets kafkastore.topic) and with --override.\n\n\
+    Examples:\n  \
+    tributary schema-registry --bootstrap-servers 127.0.0.1:9092 --listeners http://0.0.0.0:8081\n  \
+    tributary schema-registry --config schema-registry.properties --override kafkastore.topic=_schemas_dev\n  \
+    curl http://127.0.0.1:8081/subjects")]
 pub struct RegistryArgs {
     /// Kafka bootstrap servers (kafkastore.bootstrap.servers).
     #[arg(long, value_name = "HOST:PORT")]
@@ -95,10 +101,9 @@ pub fn run(args: RegistryArgs) -> ExitCode {
 pub async fn bind_embedded(host: &str, port: u16) -> Result<(RegistryConfig, TcpListener), String> {
     let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, ..RegistryConfig::default() };
     let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {
-        StartError::Bind { addr, source } => format!(
-            "the schema registry cannot listen on {addr}: {source}. Pass --schema-registry-port <port> \
-             (0 picks a free one) or --no-schema-registry"
-        ),
+        StartError::Bind { addr, source } => {
+            crate::start::port_error(crate::local::Service::SchemaRegistry, &addr, &source)
+        }
         other => other.to_string(),
     })?;
     Ok((config, listener))

@@ -70,9 +70,9 @@ pub async fn bind_embedded(host: &str, port: u16) -> Result<(RestProxyConfig, Tc
     let mut config = RestProxyConfig::new("");
     config.listen_host = host.to_string();
     config.listen_port = port;
-    let listener = tributary_rest_proxy::bind(&config).await.map_err(|e| {
-        format!("the REST proxy {e}. Pass --rest-proxy-port <port> (0 picks a free one) or --no-rest-proxy")
-    })?;
+    let listener = tributary_rest_proxy::bind(&config)
+        .await
+        .map_err(|e| crate::start::port_error(crate::local::Service::RestProxy, &e.addr, &e.source))?;
     Ok((config, listener))
 }
 

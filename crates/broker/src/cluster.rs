@@ -773,9 +773,15 @@ fn remove_stray_partition_dirs(data_dir: &Path, registry: &Registry) {
         if name == METADATA_DIR || name.starts_with('.') {
             continue;
         }
-        let known = name
-            .rsplit_once('-')
-            .and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)))
+        // Only what looks like a partition directory (`<topic>-<n>`, or a
+        // `...-delete` leftover) is ours to remove: anything else (`logs/`
+        // of `tributary start`, a user's own folder) is left alone.
+        let partition =
+            name.rsplit_once('-').and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)));
+        if partition.is_none() && !name.ends_with("-delete") {
+            continue;
+        }
+        let known = partition
             .is_some_and(|(topic, p)| registry.topics.get(&topic).is_some_and(|t| (p as usize) < t.partitions.len()));
         if !known {
             tracing::info!(dir = %path.display(), "removing a partition directory no topic owns");

@@ -16,8 +16,8 @@
 //!                `confluent.*.schema.validation=true` check produced schema ids against
 //! ```
 //!
-//! [`Broker::start`] opens the data directory (recovering logs after an
-//! unclean stop), binds every listener and serves until [`Broker::shutdown`],
+//! [`Broker::start`] binds every listener, opens the data directory
+//! (recovering logs after an unclean stop) and serves until [`Broker::shutdown`],
 //! which stops accepting, drains in-flight requests, flushes and closes every
 //! segment and marks the stop clean.
 
@@ -88,28 +88,58 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-impl Broker {
-    /// Opens the data directory, binds the listeners and starts serving.
-    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        let listeners = config.listeners.clone();
-        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
-            .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))??;
-        let cluster = Arc::new(cluster);
-        let mut bound = Vec::new();
+/// The Kafka listeners of a broker, bound but not yet serving.
+#[derive(Debug)]
+pub struct BoundListeners {
+    sockets: Vec<(Listener, TcpListener, SocketAddr)>,
+}
+
+impl BoundListeners {
+    /// Binds every listener of `config` (controller listeners excluded).
+    pub async fn bind(config: &BrokerConfig) -> Result<BoundListeners, BrokerError> {
         let mut sockets = Vec::new();
-        for l in &listeners {
+        for l in &config.listeners {
             let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
-            let address = format!("{host}:{}", l.port);
+            let address =
+                if host.contains(':') { format!("[{host}]:{}", l.port) } else { format!("{host}:{}", l.port) };
             let socket = TcpListener::bind(&address).await.map_err(|source| BrokerError::Bind {
                 listener: l.name.clone(),
                 address: address.clone(),
                 source,
             })?;
             let local = socket.local_addr().map_err(|e| BrokerError::Internal(e.to_string()))?;
+            sockets.push((l.clone(), socket, local));
+        }
+        Ok(BoundListeners { sockets })
+    }
+
+    /// Each listener and the address it is bound to (port 0 resolved).
+    pub fn addresses(&self) -> Vec<(Listener, SocketAddr)> {
+        self.sockets.iter().map(|(l, _, a)| (l.clone(), *a)).collect()
+    }
+}
+
+impl Broker {
+    /// Binds every listener, opens the data directory and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        let listeners = BoundListeners::bind(&config).await?;
+        Broker::start_bound(config, listeners).await
+    }
+
+    /// Opens the data directory (recovering logs after an unclean stop) and
+    /// serves on listeners bound beforehand with [`BoundListeners::bind`], so
+    /// a caller can report a busy port before anything else starts.
+    pub async fn start_bound(config: BrokerConfig, listeners: BoundListeners) -> Result<Broker, BrokerError> {
+        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
+            .await
+            .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        let cluster = Arc::new(cluster);
+        let mut bound = Vec::new();
+        let mut sockets = Vec::new();
+        for (l, socket, local) in listeners.sockets {
             tracing::info!(listener = %l.name, address = %local, "listening for Kafka clients");
-            bound.push((l.clone(), local));
             sockets.push((l.name.clone(), socket));
+            bound.push((l, local));
         }
         // Advertise what was actually bound: port 0 becomes the real port, an empty host the hostname.
         let advertised = cluster

@@ -404,3 +404,27 @@ async fn partition_counts_beyond_max_partitions_are_refused_before_anything_is_m
     assert_eq!(grown.results[0].error_code, 37);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn only_partition_like_directories_are_removed_as_strays() {
+    let dir = tempfile::tempdir().expect("temporary data directory");
+    // What `tributary start` and a person keep in a data directory, beside two strays.
+    std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+    std::fs::write(dir.path().join("logs/tributary.log"), "kept").expect("log");
+    std::fs::create_dir_all(dir.path().join("notes")).expect("notes dir");
+    std::fs::create_dir_all(dir.path().join("gone-7")).expect("stray partition dir");
+    std::fs::create_dir_all(dir.path().join("gone-0.0123abcd-delete")).expect("stray delete leftover");
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let dir = broker.stop().await;
+    // Strays are removed by a background thread: give it a moment.
+    for _ in 0..100 {
+        if !dir.path().join("gone-7").exists() && !dir.path().join("gone-0.0123abcd-delete").exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!dir.path().join("gone-7").exists(), "a partition directory no topic owns is removed");
+    assert!(!dir.path().join("gone-0.0123abcd-delete").exists(), "a delete leftover is removed");
+    assert_eq!(std::fs::read_to_string(dir.path().join("logs/tributary.log")).expect("log kept"), "kept");
+    assert!(dir.path().join("notes").is_dir());
+}

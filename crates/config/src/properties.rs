@@ -36,6 +36,49 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// One `key=value` line (without the newline) that [`parse_properties`]
+/// reads back as exactly `key` and `value`: separators, comment marks and
+/// backslashes in the key are escaped, as are leading spaces of the value,
+/// line breaks, tabs and control characters.
+pub fn format_property(key: &str, value: &str) -> String {
+    let mut line = String::with_capacity(key.len() + value.len() + 1);
+    for (i, c) in key.chars().enumerate() {
+        match c {
+            '=' | ':' | ' ' | '\\' => {
+                line.push('\\');
+                line.push(c);
+            }
+            '#' | '!' if i == 0 => {
+                line.push('\\');
+                line.push(c);
+            }
+            _ => escape_common(&mut line, c),
+        }
+    }
+    line.push('=');
+    let mut leading = true;
+    for c in value.chars() {
+        match c {
+            ' ' if leading => line.push_str("\\ "),
+            '\\' => line.push_str("\\\\"),
+            _ => escape_common(&mut line, c),
+        }
+        leading = leading && c == ' ';
+    }
+    line
+}
+
+fn escape_common(line: &mut String, c: char) {
+    match c {
+        '\t' => line.push_str("\\t"),
+        '\n' => line.push_str("\\n"),
+        '\r' => line.push_str("\\r"),
+        '\u{c}' => line.push_str("\\f"),
+        c if c.is_control() => line.push_str(&format!("\\u{:04x}", c as u32)),
+        c => line.push(c),
+    }
+}
+
 /// Splits at the first unescaped `=`, `:` or whitespace, skipping the
 /// separator and whitespace around it.
 fn split_entry(line: &str) -> (String, String) {
@@ -114,6 +157,26 @@ mod tests {
         assert_eq!(p["empty"], "");
         assert_eq!(p["indented.key"], "v");
         assert_eq!(p.len(), 7);
+    }
+
+    #[test]
+    fn formatted_lines_read_back_unchanged() {
+        let cases = [
+            ("num.partitions", "3"),
+            ("key=with:seps and space", "value"),
+            ("#not.a.comment", "  leading spaces kept"),
+            ("!bang", "ends with backslash \\"),
+            ("multi", "line one\nline two\ttab\r\u{c}\u{1}"),
+            ("empty", ""),
+            ("unicode.é", "ünïcödé = : #"),
+        ];
+        let text: String = cases.iter().map(|(k, v)| format_property(k, v) + "\n").collect();
+        let parsed = parse_properties(&text);
+        assert_eq!(parsed.len(), cases.len(), "{text}");
+        for (k, v) in cases {
+            assert_eq!(parsed.get(k).map(String::as_str), Some(v), "{k:?} in {text}");
+        }
+        assert_eq!(format_property("log.dirs", "/tmp/k"), "log.dirs=/tmp/k");
     }
 
     #[test]

@@ -1,0 +1,264 @@
+//! The platform's log lines: each names the service that wrote it, so
+//! `tributary logs broker` can pick out one service's lines.
+//!
+//! ```text
+//! 2026-11-22T14:18:03.512345Z  INFO [broker] listening for Kafka clients listener=PLAINTEXT address=127.0.0.1:9092
+//! 2026-11-22T14:18:03.530001Z  INFO [schema-registry] schema registry listening on http://127.0.0.1:8081 ...
+//! ```
+//!
+//! The service comes from the event's target: the crates each service is
+//! built from map to it (`tributary_broker`, `tributary_log`, ... →
+//! `broker`), and the startup code logs with the service's name as target.
+//! Anything else is `tributary` (the process itself).
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::local::Service;
+
+/// A log larger than this at start is moved to `tributary.log.1` (replacing
+/// the one before), so the log of a platform restarted for months stays bounded.
+const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The service a log event with this target belongs to.
+pub fn service_of(target: &str) -> &'static str {
+    let krate = target.split("::").next().unwrap_or(target);
+    match krate {
+        "broker" | "tributary_broker" | "tributary_log" | "tributary_metadata" | "tributary_group"
+        | "tributary_config" | "tributary_record" | "tributary_protocol" => "broker",
+        "schema-registry" | "tributary_schema_registry" | "tributary_schema" | "tributary_registry_client" => {
+            "schema-registry"
+        }
+        "rest-proxy" | "tributary_rest_proxy" => "rest-proxy",
+        _ => "tributary",
+    }
+}
+
+/// The service named by a log line this module wrote, or `None` for a line
+/// of another shape (a continuation line, a message printed as it is).
+pub fn line_service(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let time = words.next()?;
+    let _level = words.next()?;
+    let tag = words.next()?;
+    if !time.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    tag.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// The message of a line this module wrote (what follows the service tag).
+pub fn line_message(line: &str) -> Option<&str> {
+    let service = line_service(line)?;
+    let tag = format!("[{service}] ");
+    line.find(&tag).map(|at| &line[at + tag.len()..])
+}
+
+/// Formats an event as `<time> <LEVEL> [<service>] <message> <fields>`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceFormat;
+
+impl<S, N> FormatEvent<S, N> for ServiceFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        SystemTime.format_time(&mut writer)?;
+        let meta = event.metadata();
+        write!(writer, " {:>5} [{}] ", meta.level().as_str(), service_of(meta.target()))?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// Logging of a platform in the foreground: everything (`RUST_LOG`, default
+/// info) to the log file, warnings and errors to stderr as well.
+pub fn init_foreground(log: File) {
+    let writer = Mutex::new(log).and(std::io::stderr.with_max_level(tracing::Level::WARN));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_ansi(false)
+        .event_format(ServiceFormat)
+        .with_writer(writer)
+        .try_init();
+}
+
+/// Logging of a detached platform: stderr, which is the log file.
+pub fn init_detached() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_ansi(false)
+        .event_format(ServiceFormat)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Opens the platform's log for appending (creating its folder), after
+/// moving it aside if it grew past 64 MiB.
+pub fn open_log(path: &Path) -> Result<File, String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| format!("cannot create the log folder {}: {e}", parent.display()))?;
+    }
+    if fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_BYTES) {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        let _ = fs::rename(path, PathBuf::from(old));
+    }
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the log {}: {e}", path.display()))
+}
+
+/// Reads the lines a file gains, from a position on: for `start --detach`
+/// watching its platform come up and for `tributary logs -f`.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    position: u64,
+    partial: Vec<u8>,
+}
+
+impl Follower {
+    /// Follows `path` from byte `position`.
+    pub fn at(path: &Path, position: u64) -> Follower {
+        Follower { path: path.to_path_buf(), position, partial: Vec::new() }
+    }
+
+    /// The complete lines written since the last call (a line still being
+    /// written waits for its newline). A file that shrank (replaced or
+    /// truncated) is read again from its start.
+    pub fn read_lines(&mut self) -> Vec<String> {
+        let Ok(mut file) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len < self.position {
+            self.position = 0;
+            self.partial.clear();
+        }
+        if len == self.position || file.seek(SeekFrom::Start(self.position)).is_err() {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        let Ok(n) = file.take(len - self.position).read_to_end(&mut bytes) else {
+            return Vec::new();
+        };
+        self.position += n as u64;
+        self.partial.extend_from_slice(&bytes);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()
+    }
+}
+
+/// A startup step, as the platform logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// `Starting <service>`.
+    Starting(Service),
+    /// `<service> is up at <url> (<ms> ms)`.
+    Up {
+        /// Which.
+        service: Service,
+        /// Where.
+        url: String,
+        /// How long its start took.
+        ms: u128,
+    },
+}
+
+impl Progress {
+    /// The step a log line reports, if it reports one.
+    pub fn parse(line: &str) -> Option<Progress> {
+        let service = Service::ALL.into_iter().find(|s| Some(s.name()) == line_service(line))?;
+        let message = line_message(line)?.trim_end();
+        if message == format!("Starting {}", service.name()) {
+            return Some(Progress::Starting(service));
+        }
+        let rest = message.strip_prefix(service.name())?.strip_prefix(" is up at ")?;
+        let (url, ms) = rest.strip_suffix(" ms)")?.rsplit_once(" (")?;
+        Some(Progress::Up { service, url: url.to_string(), ms: ms.parse().ok()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_map_to_services() {
+        assert_eq!(service_of("tributary_broker::server"), "broker");
+        assert_eq!(service_of("tributary_log"), "broker");
+        assert_eq!(service_of("tributary_schema_registry::election"), "schema-registry");
+        assert_eq!(service_of("tributary_rest_proxy::v2::consumer"), "rest-proxy");
+        assert_eq!(service_of("rest-proxy"), "rest-proxy");
+        assert_eq!(service_of("tributary::start"), "tributary");
+        assert_eq!(service_of("hyper::proto"), "tributary");
+    }
+
+    #[test]
+    fn lines_name_their_service() {
+        let line = "2026-11-22T14:18:03.512345Z  INFO [broker] listening for Kafka clients address=127.0.0.1:9092";
+        assert_eq!(line_service(line), Some("broker"));
+        assert_eq!(line_message(line), Some("listening for Kafka clients address=127.0.0.1:9092"));
+        assert_eq!(line_service("2026-11-22T14:18:03Z ERROR [rest-proxy] x"), Some("rest-proxy"));
+        assert_eq!(line_service("error: cannot listen"), None);
+        assert_eq!(line_service("    at src/main.rs:1"), None);
+        assert_eq!(line_service(""), None);
+    }
+
+    #[test]
+    fn progress_lines_parse() {
+        let t = "2026-11-22T14:18:03.512345Z  INFO";
+        assert_eq!(
+            Progress::parse(&format!("{t} [schema-registry] Starting schema-registry")),
+            Some(Progress::Starting(Service::SchemaRegistry))
+        );
+        assert_eq!(
+            Progress::parse(&format!("{t} [broker] broker is up at 127.0.0.1:9092 (41 ms)")),
+            Some(Progress::Up { service: Service::Broker, url: "127.0.0.1:9092".to_string(), ms: 41 })
+        );
+        assert_eq!(Progress::parse(&format!("{t} [broker] Starting schema-registry")), None);
+        assert_eq!(Progress::parse(&format!("{t} [broker] broker is up at x (soon)")), None);
+        assert_eq!(Progress::parse("error: Starting broker"), None);
+    }
+
+    #[test]
+    fn the_follower_returns_whole_lines_and_survives_truncation() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.log");
+        let mut f = File::create(&path).expect("create");
+        let mut follow = Follower::at(&path, 0);
+        assert!(follow.read_lines().is_empty());
+        f.write_all(b"one\ntw").expect("write");
+        assert_eq!(follow.read_lines(), vec!["one"]);
+        f.write_all(b"o\nthree\n").expect("write");
+        assert_eq!(follow.read_lines(), vec!["two", "three"]);
+        drop(f);
+        fs::write(&path, b"new\n").expect("truncate");
+        assert_eq!(follow.read_lines(), vec!["new"]);
+        let mut missing = Follower::at(&dir.path().join("none"), 0);
+        assert!(missing.read_lines().is_empty());
+    }
+}
