@@ -4,7 +4,7 @@
 //!
 //! | file | written by | holds |
 //! |---|---|---|
-//! | `tributary.properties` | `start`, before the services start | host, ports and broker config (dev defaults and every `--override`), read back by the next `start` |
+//! | `tributary.properties` | `start`, before the services start | host, ports and broker config (the dev defaults, and whatever a person added), read back by every `start`; `--override` applies on top for one start only |
 //! | `tributary-run.json` | the running platform | pid, state, services with ports and URLs, start time; removed at a clean stop |
 //! | `logs/tributary.log` | the running platform | its log, each line tagged with the service that wrote it |
 //! | `.lock` | the broker | an advisory lock (`flock`) held while a broker uses the directory |
@@ -133,6 +133,9 @@ pub struct Settings {
     /// Broker config in `server.properties` keys (`listeners` and `log.dirs`
     /// come from the host, port and directory, unless set here).
     pub broker: BTreeMap<String, String>,
+    /// `--override`s of this start: applied over `broker`, never stored (as
+    /// Kafka's own `kafka-server-start.sh --override` leaves server.properties alone).
+    pub overrides: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -143,6 +146,7 @@ impl Default for Settings {
             schema_registry_port: DEFAULT_SCHEMA_REGISTRY_PORT,
             rest_proxy_port: DEFAULT_REST_PROXY_PORT,
             broker: dev_defaults(),
+            overrides: BTreeMap::new(),
         }
     }
 }
@@ -164,12 +168,13 @@ impl Settings {
             schema_registry_port: port(&props, KEY_REGISTRY_PORT, DEFAULT_SCHEMA_REGISTRY_PORT)?,
             rest_proxy_port: port(&props, KEY_PROXY_PORT, DEFAULT_REST_PROXY_PORT)?,
             broker: BTreeMap::new(),
+            overrides: BTreeMap::new(),
         };
         props.retain(|k, _| !k.starts_with(START_PREFIX));
         Ok(Settings { broker: props, ..settings })
     }
 
-    /// Applies `--override key=value` items to the broker config.
+    /// Applies `--override key=value` items to the broker config of this start.
     pub fn apply_overrides(&mut self, overrides: &[String]) -> Result<(), String> {
         for item in overrides {
             let (k, v) =
@@ -181,15 +186,17 @@ impl Settings {
             if key.starts_with(START_PREFIX) {
                 return Err(format!("{key} is set with the flags of `tributary start`, not with --override"));
             }
-            self.broker.insert(key.to_string(), v.trim().to_string());
+            self.overrides.insert(key.to_string(), v.trim().to_string());
         }
         Ok(())
     }
 
-    /// The broker's properties for `data_dir`: the stored config, with
-    /// `listeners` and `log.dirs` filled in unless the config sets them.
+    /// The broker's properties for `data_dir`: the stored config and this
+    /// start's overrides, with `listeners` and `log.dirs` filled in unless
+    /// they set them.
     pub fn broker_properties(&self, data_dir: &Path) -> BTreeMap<String, String> {
         let mut props = self.broker.clone();
+        props.extend(self.overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         props.entry("listeners".to_string()).or_insert_with(|| format!("PLAINTEXT://{host}:{}", self.kafka_port));
         props.entry("log.dirs".to_string()).or_insert_with(|| data_dir.display().to_string());
@@ -201,7 +208,9 @@ impl Settings {
         let mut text = String::from(
             "# Settings of the Tributary platform in this data directory, in Kafka's server.properties\n\
              # format. `tributary start` wrote them on its first start here and reads them back on\n\
-             # every start: flags given to a later start (ports, --host, --override) update them.\n\
+             # every start: ports and --host given to a later start update them; --override applies\n\
+             # to that one start only (as with Kafka's kafka-server-start.sh), so a setting meant to\n\
+             # stay belongs here.\n\
              # Edit this file while the platform is stopped; delete a line to get the default back.\n\
              #\n\
              # Where the services listen (tributary start --host, --kafka-port,\n\
@@ -216,7 +225,7 @@ impl Settings {
             text.push_str(&format_property(key, &value));
             text.push('\n');
         }
-        text.push_str("#\n# Broker config: development defaults and every --override.\n");
+        text.push_str("#\n# Broker config: the development defaults, and what you add.\n");
         for (key, value) in &self.broker {
             text.push_str(&format_property(key, value));
             text.push('\n');
@@ -507,22 +516,24 @@ mod tests {
         settings
             .apply_overrides(&["num.partitions=3".to_string(), " log.retention.ms = 1000 ".to_string()])
             .expect("overrides");
+        assert_eq!(settings.broker_properties(dir.path())["log.retention.ms"], "1000");
         settings.save(dir.path()).expect("save");
         let back = Settings::load(dir.path()).expect("load").expect("present");
-        assert_eq!(back, settings);
-        assert_eq!(back.broker["num.partitions"], "3");
-        assert_eq!(back.broker["log.retention.ms"], "1000");
+        // Overrides apply to one start; the rest comes back.
+        assert_eq!(back, Settings { overrides: BTreeMap::new(), ..settings });
+        assert!(!back.broker.contains_key("num.partitions") && !back.broker.contains_key("log.retention.ms"));
         assert_eq!(back.broker["group.initial.rebalance.delay.ms"], "0");
         // The ports are not broker config.
         assert!(!back.broker.keys().any(|k| k.starts_with("tributary.")));
         let text = fs::read_to_string(dir.path().join(PROPERTIES_FILE)).expect("read");
         assert!(text.contains("tributary.start.kafka.port=19092\n"), "{text}");
-        assert!(text.contains("num.partitions=3\n"), "{text}");
-        // A later override replaces the stored value, the rest stays.
-        let mut later = back.clone();
+        assert!(!text.contains("num.partitions"), "{text}");
+        // A line a person added stays, and an override wins over it for one start.
+        fs::write(dir.path().join(PROPERTIES_FILE), format!("{text}num.partitions=4\n")).expect("edit");
+        let mut later = Settings::load(dir.path()).expect("load").expect("present");
         later.apply_overrides(&["num.partitions=5".to_string()]).expect("override");
-        assert_eq!(later.broker["num.partitions"], "5");
-        assert_eq!(later.broker["log.retention.ms"], "1000");
+        assert_eq!(later.broker_properties(dir.path())["num.partitions"], "5");
+        assert_eq!(later.broker["num.partitions"], "4");
     }
 
     #[test]

@@ -44,9 +44,11 @@ a busy one is a one-line error naming the port and the flag that moves it (exit 
 
 Settings persist in the data directory: the first start writes <data-dir>/tributary.properties
 (Kafka's server.properties format) with the development defaults (replication factor 1,
-auto.create.topics.enable=true, group.initial.rebalance.delay.ms=0), every --override, the host
-and the ports in use (a port of 0 is stored as the one picked). A later plain `tributary start`
-on that directory reads them back: same ports, same config; flags given then update the file.
+auto.create.topics.enable=true, group.initial.rebalance.delay.ms=0), the host and the ports in
+use (a port of 0 is stored as the one picked). A later plain `tributary start` on that directory
+reads them back: same ports, same config; ports and --host given then update the file. An
+--override applies to that one start, as with Kafka's kafka-server-start.sh: to keep a setting,
+add its line to the file while the platform is stopped.
 
 --detach runs the platform in the background: its log goes to <data-dir>/logs/tributary.log
 (`tributary logs`), a run file <data-dir>/tributary-run.json names its pid, ports and URLs
@@ -123,7 +125,7 @@ pub struct StartArgs {
     host: Option<String>,
     #[command(flatten)]
     data_dir: DataDirArg,
-    /// Broker config, as in server.properties (repeatable); stored in the data dir for later starts.
+    /// Broker config, as in server.properties (repeatable), for this start (the data dir's file keeps settings).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// Port of the schema registry (0 = any free port) [default: the data dir's, else 8081].
