@@ -103,3 +103,20 @@ def test_exit_codes_and_one_line_errors(bootstrap):
                        capture_output=True, text=True, timeout=TIMEOUT_S)
     assert r.returncode == 5 and f"127.0.0.1:{port}" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cluster_info_is_what_the_admin_client_sees(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    md = admin.list_topics(timeout=10)
+    r = subprocess.run([str(broker_binary()), "cluster", "info", "--brokers", bootstrap, "-o", "json"],
+                       capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["cluster_id"] == md.cluster_id and info["controller_id"] == md.controller_id
+    assert [(b["node_id"], b["host"], b["port"]) for b in info["brokers"]] == \
+        [(b.id, b.host, b.port) for b in sorted(md.brokers.values(), key=lambda b: b.id)]
+    assert info["topics"] == len(md.topics)
+    assert info["partitions"] == sum(len(t.partitions) for t in md.topics.values())
+    human = subprocess.run([str(broker_binary()), "cluster", "info", "--brokers", bootstrap],
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert human.returncode == 0 and md.cluster_id in human.stdout and "BROKER" in human.stdout, human.stdout

@@ -411,8 +411,11 @@ async fn describe(client: &mut Client, groups: &[String], format: Format) -> Res
     let mut described = Vec::new();
     let mut exit = Exit::Success;
     for group in groups {
+        let spinner = crate::progress::Spinner::new(&format!("Describing group {group}"));
         let d = client.describe_group(group).await?;
+        spinner.say(&format!("Reading committed and log end offsets of group {group}"));
         let lag = client.group_lag(&d).await?;
+        drop(spinner);
         if d.state == "Dead" && d.members.is_empty() && lag.is_empty() {
             eprintln!(
                 "error: group \"{group}\" does not exist: GROUP_ID_NOT_FOUND (69). List the groups with \
@@ -481,6 +484,7 @@ async fn seek(
     execute: bool,
     format: Format,
 ) -> Result<Exit, ClientError> {
+    let spinner = crate::progress::Spinner::new(&format!("Planning new offsets for group {group}"));
     let plan = client.plan_seek(group, target, selection).await?;
     if plan.partitions.is_empty() {
         return Err(ClientError::Refused(format!(
@@ -488,8 +492,10 @@ async fn seek(
         )));
     }
     if execute {
+        spinner.say(&format!("Committing {} offsets of group {group}", plan.partitions.len()));
         client.execute_seek(&plan).await?;
     }
+    drop(spinner);
     match format {
         Format::Json | Format::Yaml => format.emit(&seek_json(&plan, execute)),
         Format::Table => {

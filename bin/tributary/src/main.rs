@@ -10,6 +10,7 @@
 //!   (`logging.rs`).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
+//! - `tributary cluster info` describes any Kafka-compatible cluster (`cluster.rs`).
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
 //! - `tributary topic list|describe|create|alter-config|add-partitions|delete`
@@ -31,6 +32,7 @@
 //!   schema registry over its REST API (`schema.rs`, through `tributary-registry-client`).
 
 mod cli;
+mod cluster;
 mod consume;
 mod group;
 mod lifecycle;
@@ -81,6 +83,8 @@ enum Command {
     Destroy(lifecycle::DestroyArgs),
     /// Run a broker from a Kafka server.properties file.
     Broker(start::BrokerArgs),
+    /// The cluster: its id, controller, brokers, and topic and partition counts.
+    Cluster(cluster::ClusterArgs),
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
     /// Topics: list, describe, create, alter configs, add partitions, delete.
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => lifecycle::logs(args),
         Command::Destroy(args) => lifecycle::destroy(args),
         Command::Broker(args) => start::run_broker(args, started),
+        Command::Cluster(args) => cluster::run(args),
         Command::Group(args) => group::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Schema(args) => schema::run_schema(args),

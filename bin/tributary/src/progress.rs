@@ -33,3 +33,35 @@ pub fn bytes(total: Option<u64>) -> ProgressBar {
 pub fn records(total: u64) -> ProgressBar {
     bar(total, "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({rate}, {eta} left)")
 }
+
+/// A spinner with the elapsed time for a wait of unknown length (describing
+/// a group's lag, planning and committing an offset reset), drawn only on a
+/// terminal. Dropping it clears it, so the output that follows stands alone.
+pub struct Spinner(ProgressBar);
+
+impl Spinner {
+    /// Starts spinning with `message`.
+    pub fn new(message: &str) -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(bar)
+    }
+
+    /// Changes what it says it is waiting for.
+    pub fn say(&self, message: &str) {
+        self.0.set_message(message.to_string());
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
