@@ -510,7 +510,7 @@ def test_progress_bars_show_on_a_terminal_and_not_in_a_pipe(bootstrap, tmp_path)
     consume_argv = [str(broker_binary()), "topic", "consume", topic, "--brokers", bootstrap, "--from-beginning",
                     "-n", "1000"]
     rc, seen = run_with_pty_stderr(consume_argv)
-    assert rc == 0 and b"1000/1000 records" in seen, seen[-500:]
+    assert rc == 0 and b"1,000/1,000 records" in seen, seen[-500:]
     piped = cli(bootstrap, "consume", topic, "--from-beginning", "-n", "1000")
     assert piped.returncode == 0 and piped.stderr == b"" and len(piped.stdout.splitlines()) == 1000
 
