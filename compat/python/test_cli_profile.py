@@ -175,8 +175,8 @@ def _subcommands(help_text: str) -> list[str]:
     return names
 
 
-def test_every_command_shows_an_example(env):
-    missing, seen = [], 0
+def test_every_command_shows_an_example_and_takes_an_output_format(env):
+    missing, no_output, seen = [], [], 0
     pending = [[]]
     while pending:
         path = pending.pop()
@@ -188,5 +188,8 @@ def test_every_command_shows_an_example(env):
             seen += 1
             if not re.search(r"^Examples?:", r.stdout, re.M):
                 missing.append(" ".join(path))
+            if not children and path != ["completion"] and "--output" not in r.stdout:
+                no_output.append(" ".join(path))
     assert seen >= 25, seen
     assert not missing, f"--help without an example: {missing}"
+    assert not no_output, f"commands without -o/--output: {no_output}"

@@ -321,6 +321,11 @@ def test_detach_status_logs_stop_and_already_running(platforms):
     assert "[schema-registry]" in every and "[rest-proxy]" in every
     last2 = tributary("logs", "schema-registry", "-n", "2", "--data-dir", d).stdout.splitlines()
     assert len(last2) == 2 and all("[schema-registry]" in l for l in last2), last2
+    as_json = tributary("logs", "broker", "--data-dir", d, "-o", "json")
+    records = [json.loads(l) for l in as_json.stdout.splitlines()]
+    assert as_json.returncode == 0 and len(records) == len(lines), as_json.stdout
+    assert {r["service"] for r in records} == {"broker"} and records[0]["level"] == "INFO", records[0]
+    assert any(r["message"] == "Starting broker" for r in records), records[:3]
 
     stop = tributary("stop", "--data-dir", d, "-o", "json")
     assert stop.returncode == 0, stop.stderr
@@ -378,8 +383,10 @@ def test_destroy_asks_and_removes_the_data_dir(platforms):
     line = one_line(refused.stderr)
     assert "--yes" in line and str(d) in line, line
     assert d.exists() and status_json(d)[0] == 0, "a refused destroy changes nothing"
-    gone = tributary("destroy", "--yes", "--data-dir", d)
+    gone = tributary("destroy", "--yes", "--data-dir", d, "-o", "json")
     assert gone.returncode == 0, gone.stderr
+    report = json.loads(gone.stdout)
+    assert report["deleted"] is True and report["data_dir"] == str(d) and report["stopped_pid"] > 0, report
     assert not d.exists()
     assert not any(listening(p) for p in (kafka, registry, proxy))
     # Nothing left to destroy; and a folder Tributary did not make is never deleted.
@@ -389,3 +396,27 @@ def test_destroy_asks_and_removes_the_data_dir(platforms):
     (other / "keep.txt").write_text("mine")
     r = tributary("destroy", "--yes", "--data-dir", other)
     assert r.returncode == 1 and (other / "keep.txt").exists(), r.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["schema-registry", "--listeners", "http://127.0.0.1:0"],
+    ["rest-proxy", "--host", "127.0.0.1", "--port", "0"],
+])
+def test_standalone_servers_announce_themselves_as_json(bootstrap, command):
+    service = command[0]
+    argv = [*_DEATH_SIG, str(broker_binary()), *command, "--bootstrap-servers", bootstrap, "-o", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = json.loads(proc.stdout.readline())
+        assert started["event"] == "started" and started["service"] == service, started
+        path = "/subjects" if service == "schema-registry" else "/v3/clusters"
+        with urllib.request.urlopen(started["url"] + path, timeout=30) as answer:
+            assert answer.status == 200
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert json.loads(out.strip().splitlines()[-1]) == {"event": "stopped", "service": service}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

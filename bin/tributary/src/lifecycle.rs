@@ -56,10 +56,16 @@ lines (lines of the process as a whole are tagged `tributary`).
 
 Exit status: 0; 4 when the data directory has no log yet.
 
+JSON output (-o json): one object per log line,
+  {\"time\": str|null, \"level\": str|null, \"service\": str|null, \"message\": str}
+time and level are null on a continuation line, which keeps the service of the line before it;
+-o yaml prints the same as one YAML document per line.
+
 Examples:
   tributary logs
   tributary logs broker -n 50
-  tributary logs schema-registry -f";
+  tributary logs schema-registry -f
+  tributary logs -o json | jq 'select(.level == \"WARN\")'";
 
 const DESTROY_HELP: &str = "\
 Stops the platform if it runs (SIGTERM, SIGKILL after 30 s), then deletes the data directory:
@@ -68,6 +74,9 @@ A directory that does not look like a Tributary data directory is never deleted.
 
 Exit status: 0 when deleted (or there was nothing to delete); 1 when it could not be deleted or
 you answered no; 2 without --yes and without a terminal.
+
+JSON output:
+  {\"data_dir\": str, \"stopped_pid\": int|null, \"deleted\": bool}
 
 Examples:
   tributary destroy
@@ -116,6 +125,9 @@ pub struct LogsArgs {
     lines: Option<usize>,
     #[command(flatten)]
     data_dir: DataDirArg,
+    /// Output format: the lines as written, or one JSON object (YAML document) per line.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Format,
 }
 
 /// Flags of `tributary destroy`.
@@ -127,6 +139,9 @@ pub struct DestroyArgs {
     /// Delete without asking.
     #[arg(short = 'y', long)]
     yes: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: Format,
 }
 
 // ---------------------------------------------------------------- status
@@ -373,12 +388,16 @@ pub fn logs(args: LogsArgs) -> ExitCode {
     };
     let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut filter = LineFilter::new(args.service);
-    let lines: Vec<String> =
-        String::from_utf8_lossy(&text[..end]).lines().filter(|l| filter.keep(l)).map(str::to_string).collect();
+    // Each kept line with the service it belongs to (a continuation line's
+    // is that of the tagged line before it).
+    let lines: Vec<(Option<String>, String)> = String::from_utf8_lossy(&text[..end])
+        .lines()
+        .filter_map(|l| filter.keep(l).then(|| (filter.current.clone(), l.to_string())))
+        .collect();
     let skip = args.lines.map_or(0, |n| lines.len().saturating_sub(n));
     let mut out = io::stdout().lock();
-    for line in &lines[skip..] {
-        if writeln!(out, "{line}").is_err() {
+    for (service, line) in &lines[skip..] {
+        if write_log_line(&mut out, line, service.as_deref(), args.output).is_err() {
             return Exit::Success.code();
         }
     }
@@ -389,7 +408,9 @@ pub fn logs(args: LogsArgs) -> ExitCode {
         loop {
             let mut out = io::stdout().lock();
             for line in follower.read_lines() {
-                if filter.keep(&line) && writeln!(out, "{line}").is_err() {
+                if filter.keep(&line)
+                    && write_log_line(&mut out, &line, filter.current.as_deref(), args.output).is_err()
+                {
                     return Exit::Success.code();
                 }
             }
@@ -401,6 +422,30 @@ pub fn logs(args: LogsArgs) -> ExitCode {
         }
     }
     Exit::Success.code()
+}
+
+/// One log line as written, or as `{"time", "level", "service", "message"}`
+/// (time and level null on an untagged continuation line, whose service is
+/// that of the line before it).
+fn write_log_line(out: &mut impl Write, line: &str, service: Option<&str>, format: Format) -> io::Result<()> {
+    if format == Format::Table {
+        return writeln!(out, "{line}");
+    }
+    let (time, level, message) = match logging::line_message(line) {
+        Some(message) => {
+            let mut words = line.split_whitespace();
+            (words.next(), words.next(), message)
+        }
+        None => (None, None, line),
+    };
+    let record = serde_json::json!({
+        "time": time, "level": level, "service": service, "message": message,
+    });
+    let text = match format {
+        Format::Yaml => crate::output::to_yaml(&record).map(|y| format!("---\n{y}")),
+        _ => serde_json::to_string(&record).map(|j| j + "\n"),
+    };
+    out.write_all(text.map_err(io::Error::other)?.as_bytes())
 }
 
 /// Keeps one service's lines; an untagged line (a continuation, an
@@ -432,8 +477,16 @@ impl LineFilter {
 /// Runs `tributary destroy`.
 pub fn destroy(args: DestroyArgs) -> ExitCode {
     let dir = args.data_dir.absolute();
+    let report = |stopped_pid: Option<u32>, deleted: bool, sentence: &str| {
+        let json = serde_json::json!({
+            "data_dir": dir.display().to_string(), "stopped_pid": stopped_pid, "deleted": deleted,
+        });
+        if !args.output.print(&json) {
+            println!("{sentence}");
+        }
+    };
     if !dir.exists() {
-        println!("Nothing to destroy: {} does not exist", dir.display());
+        report(None, false, &format!("Nothing to destroy: {} does not exist", dir.display()));
         return Exit::Success.code();
     }
     if !local::looks_like_data_dir(&dir) {
@@ -462,17 +515,22 @@ pub fn destroy(args: DestroyArgs) -> ExitCode {
             return Exit::Failed.code();
         }
     }
-    match stop_platform(&dir, Duration::from_secs(30), true) {
-        Ok((Stopped::NotRunning, _)) => {}
-        Ok((_, pid)) => println!("Stopped the platform (pid {})", pid.unwrap_or_default()),
+    let stopped_pid = match stop_platform(&dir, Duration::from_secs(30), true) {
+        Ok((Stopped::NotRunning, _)) => None,
+        Ok((_, pid)) => {
+            if args.output == Format::Table {
+                println!("Stopped the platform (pid {})", pid.unwrap_or_default());
+            }
+            pid
+        }
         Err(e) => {
             eprintln!("error: {e}; nothing deleted");
             return Exit::Failed.code();
         }
-    }
+    };
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {
-            println!("Deleted {}", dir.display());
+            report(stopped_pid, true, &format!("Deleted {}", dir.display()));
             Exit::Success.code()
         }
         Err(e) => {

@@ -48,6 +48,20 @@ impl Format {
     }
 }
 
+/// What a server command (`schema-registry`, `rest-proxy`) prints when it
+/// is up: a sentence for people, or `{"event": "started", "service", "url"}`.
+pub fn announce_started(format: Format, service: &str, title: &str, url: &str) {
+    if !format.print(&serde_json::json!({"event": "started", "service": service, "url": url})) {
+        println!("{title} is up at {url}");
+    }
+}
+
+/// What a server command prints once it has stopped: nothing for people,
+/// `{"event": "stopped", "service"}` for scripts.
+pub fn announce_stopped(format: Format, service: &str) {
+    format.print(&serde_json::json!({"event": "stopped", "service": service}));
+}
+
 /// A JSON value that keeps the order of object keys (serde_json's `Value`
 /// sorts them), so YAML lists fields in the order JSON output has them.
 #[derive(Debug)]

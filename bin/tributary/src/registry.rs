@@ -32,6 +32,9 @@ pub struct RegistryArgs {
     /// Config key=value applied after the file and SCHEMA_REGISTRY_* variables (repeatable).
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Output format of the start-up line (json and yaml: `started` and `stopped` events).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 fn load(args: &RegistryArgs) -> Result<RegistryConfig, String> {
@@ -83,9 +86,11 @@ pub fn run(args: RegistryArgs) -> ExitCode {
             other => other.to_string(),
         })?;
         let registry = SchemaRegistry::start(config, listener).await.map_err(|e| e.to_string())?;
-        println!("Schema registry is up at http://{}", registry.local_addr());
+        let url = format!("http://{}", registry.local_addr());
+        crate::output::announce_started(args.output, "schema-registry", "Schema registry", &url);
         crate::wait_for_signal().await;
         registry.shutdown().await;
+        crate::output::announce_stopped(args.output, "schema-registry");
         Ok(())
     });
     match result {

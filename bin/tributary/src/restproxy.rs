@@ -32,6 +32,9 @@ pub struct RestProxyArgs {
     /// Schema registry for AVRO keys and values (schema.registry.url).
     #[arg(long, value_name = "URL", env = "TRIBUTARY_SCHEMA_REGISTRY_URL")]
     schema_registry_url: Option<String>,
+    /// Output format of the start-up line (json and yaml: `started` and `stopped` events).
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: crate::output::Format,
 }
 
 /// Runs `tributary rest-proxy` until Ctrl-C or SIGTERM.
@@ -46,14 +49,17 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    let output = args.output;
     let result: Result<(), String> = runtime.block_on(async move {
         let listener = tributary_rest_proxy::bind(&config)
             .await
             .map_err(|e| format!("{e}. Pass another port with --port <port> (0 picks a free one)"))?;
         let proxy = RestProxy::start(config, listener).map_err(|e| e.to_string())?;
-        println!("REST proxy is up at http://{}", proxy.local_addr());
+        let url = format!("http://{}", proxy.local_addr());
+        crate::output::announce_started(output, "rest-proxy", "REST proxy", &url);
         crate::wait_for_signal().await;
         proxy.shutdown().await;
+        crate::output::announce_stopped(output, "rest-proxy");
         Ok(())
     });
     match result {
