@@ -390,10 +390,12 @@ pub fn logs(args: LogsArgs) -> ExitCode {
     let mut filter = LineFilter::new(args.service);
     // Each kept line with the service it belongs to (a continuation line's
     // is that of the tagged line before it).
-    let lines: Vec<(Option<String>, String)> = String::from_utf8_lossy(&text[..end])
-        .lines()
-        .filter_map(|l| filter.keep(l).then(|| (filter.current.clone(), l.to_string())))
-        .collect();
+    let mut lines: Vec<(Option<String>, String)> = Vec::new();
+    for line in String::from_utf8_lossy(&text[..end]).lines() {
+        if filter.keep(line) {
+            lines.push((filter.current.clone(), line.to_string()));
+        }
+    }
     let skip = args.lines.map_or(0, |n| lines.len().saturating_sub(n));
     let mut out = io::stdout().lock();
     for (service, line) in &lines[skip..] {
