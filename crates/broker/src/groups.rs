@@ -361,27 +361,50 @@ impl GroupService {
         Ok(base_offset)
     }
 
-    /// Carries out effects in order: persists group metadata (waiting for it
-    /// to be durable) before delivering the answers that follow it.
-    pub async fn dispatch(&self, cluster: &Cluster, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
+    /// Appends the group metadata records among `effects` now, in order, so
+    /// that records of one group land in the order its changes were made even
+    /// when deliveries run concurrently. What remains is delivered by
+    /// [`GroupService::deliver`].
+    pub(crate) fn stage(&self, cluster: &Cluster, effects: Vec<Effect>) -> Vec<Staged> {
+        effects
+            .into_iter()
+            .map(|effect| match effect {
                 Effect::Persist(group, value) => {
                     let record = RecordSpec::new(
                         Some(&OffsetsKey::Group { group: group.clone() }.encode()),
                         Some(&value.encode()),
                         now_ms(),
                     );
-                    if let Err(e) = self.persist(cluster, &group, vec![record]).await {
-                        tracing::warn!(group = %group, error = %e.message, "cannot persist group metadata");
+                    match self.append_now(cluster, &group, vec![record]) {
+                        Ok(pending) => Staged::Durable(group, pending),
+                        Err(e) => {
+                            tracing::warn!(group = %group, error = %e.message, "cannot persist group metadata");
+                            Staged::Durable(group, None)
+                        }
                     }
                 }
-                Effect::Join(id, result) => {
+                Effect::Join(id, result) => Staged::Join(id, result),
+                Effect::Sync(id, result) => Staged::Sync(id, result),
+            })
+            .collect()
+    }
+
+    /// Delivers staged answers in order, each after the metadata records
+    /// before it are durable.
+    pub(crate) async fn deliver(&self, staged: Vec<Staged>) {
+        for item in staged {
+            match item {
+                Staged::Durable(group, pending) => {
+                    if let Err(e) = wait_pending(pending).await {
+                        tracing::warn!(group = %group, error = %e.message, "group metadata not durable");
+                    }
+                }
+                Staged::Join(id, result) => {
                     if let Some(tx) = self.state().joins.remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
-                Effect::Sync(id, result) => {
+                Staged::Sync(id, result) => {
                     if let Some(tx) = self.state().syncs.remove(&id) {
                         let _ = tx.send(result);
                     }
@@ -505,6 +528,26 @@ pub(crate) fn encode_records(records: &[GroupRecord]) -> Vec<RecordSpec> {
 /// Records appended and not yet durable.
 pub(crate) type Pending = Option<(watch::Receiver<Progress>, i64)>;
 
+/// A coordinator effect whose records are already appended (see
+/// [`GroupService::stage`]).
+pub(crate) enum Staged {
+    /// Wait for this group's metadata record to be durable before what follows.
+    Durable(String, Pending),
+    Join(RequestId, JoinResult),
+    Sync(RequestId, SyncResult),
+}
+
+/// Carries out coordinator effects: appends their records now, delivers the
+/// answers in a task of their own once the records are durable.
+pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, effects: Vec<Effect>) {
+    if effects.is_empty() {
+        return;
+    }
+    let staged = cluster.groups.stage(cluster, effects);
+    let cluster = cluster.clone();
+    tokio::spawn(async move { cluster.groups.deliver(staged).await });
+}
+
 /// Waits until appended records are durable; the error to answer if they cannot be.
 pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
     let Some((progress, target)) = pending else { return Ok(()) };
@@ -594,15 +637,20 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
     );
     let mut next_retention = tokio::time::Instant::now() + retention_check;
     loop {
+        // Records are appended here, in order; waiting for them to be durable
+        // happens off this loop, so a slow fsync never delays the next
+        // session expiry.
         let (effects, next) = service.tick();
-        if !effects.is_empty() {
-            service.dispatch(&cluster, effects).await;
-        }
+        spawn_dispatch(&cluster, effects);
         let (pending, next_consumer) = service.tick_consumer_groups(&cluster);
-        for p in pending {
-            if let Err(e) = wait_pending(p).await {
-                tracing::warn!(error = %e.message, "consumer group records not durable");
-            }
+        if !pending.is_empty() {
+            tokio::spawn(async move {
+                for p in pending {
+                    if let Err(e) = wait_pending(p).await {
+                        tracing::warn!(error = %e.message, "consumer group records not durable");
+                    }
+                }
+            });
         }
         let next = match (next, next_consumer) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -24,7 +24,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use tributary_group::classic::{Effect, GroupError, GroupState, JoinRequest, JoinResult, SyncResult};
+use tributary_group::classic::{GroupError, GroupState, JoinRequest, JoinResult, SyncResult};
 use tributary_group::consumer::{ConsumerGroup, Failure};
 use tributary_group::offsets::CommittedOffset;
 use tributary_group::records::OffsetsKey;
@@ -36,22 +36,13 @@ use super::metadata::advertised_endpoint;
 use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::groups::api_error;
+use crate::groups::{api_error, spawn_dispatch};
 use crate::partition::wait_durable;
 
 const TRANSACTION_KEY: i8 = 1;
 
 fn group_code(e: GroupError) -> i16 {
     e.code()
-}
-
-/// Carries out coordinator effects off the connection.
-fn spawn_dispatch(cluster: &Arc<Cluster>, effects: Vec<Effect>) {
-    if effects.is_empty() {
-        return;
-    }
-    let cluster = cluster.clone();
-    tokio::spawn(async move { cluster.groups.dispatch(&cluster, effects).await });
 }
 
 pub(super) fn find_coordinator(
