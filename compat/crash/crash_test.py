@@ -119,14 +119,20 @@ def main() -> int:
 
     duration = a.cycles * a.every + 1
     history = out / "history.jsonl"
-    nemesis_fifo = out / "nemesis.cmd"
-    # The driver runs --nemesis as a shell command; it signals this process, which owns the broker.
+    nemesis_fifo, nemesis_done = out / "nemesis.cmd", out / "nemesis.done"
+    # The driver runs --nemesis as a shell command; it asks this process, which owns the
+    # broker, for a kill and waits until the broker has been restarted and listens again.
+    # Waiting matters: the driver starts its final drain right after the last nemesis, and a
+    # kill landing in the middle of that drain would fail the run for the wrong reason.
     nemesis_fifo.write_text("")
+    nemesis_done.write_text("")
+    nemesis = (f"n=$(( $(grep -c kill {nemesis_fifo}) + 1 )); echo kill >> {nemesis_fifo}; "
+               f"while [ \"$(grep -c . {nemesis_done})\" -lt \"$n\" ]; do sleep 0.05; done; tail -n 1 {nemesis_done}")
     driver = subprocess.Popen(
         [sys.executable, str(TOOLS / "kafka_workload_driver.py"), "--bootstrap", bootstrap, "--topic", "jq",
          "--keys", str(a.keys), "--replication", "1", "--producers", str(a.producers), "--consumers", str(a.consumers),
          "--rate", str(a.rate), "--duration", str(duration), "--timeout-ms", "60000", "--drain-s", "90",
-         "--nemesis", f"echo kill >> {nemesis_fifo}", "--nemesis-every", str(a.every), "--history", str(history)],
+         "--nemesis", nemesis, "--nemesis-every", str(a.every), "--history", str(history)],
         stdout=open(out / "driver.log", "w"), stderr=subprocess.STDOUT)
 
     handled = 0
@@ -136,6 +142,8 @@ def main() -> int:
             while handled < requests:
                 msg = broker.kill_and_restart()
                 handled += 1
+                with open(nemesis_done, "a") as done:
+                    done.write(msg + "\n")
                 print(f"  {msg}", flush=True)
             time.sleep(0.05)
     finally:
