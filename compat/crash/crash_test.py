@@ -17,6 +17,7 @@ run to mean something.
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -126,8 +127,9 @@ def main() -> int:
     # kill landing in the middle of that drain would fail the run for the wrong reason.
     nemesis_fifo.write_text("")
     nemesis_done.write_text("")
-    nemesis = (f"n=$(( $(grep -c kill {nemesis_fifo}) + 1 )); echo kill >> {nemesis_fifo}; "
-               f"while [ \"$(grep -c . {nemesis_done})\" -lt \"$n\" ]; do sleep 0.05; done; tail -n 1 {nemesis_done}")
+    req, done = shlex.quote(str(nemesis_fifo)), shlex.quote(str(nemesis_done))
+    nemesis = (f"n=$(( $(grep -c kill {req}) + 1 )); echo kill >> {req}; "
+               f"while [ \"$(grep -c . {done})\" -lt \"$n\" ]; do sleep 0.05; done; tail -n 1 {done}")
     driver = subprocess.Popen(
         [sys.executable, str(TOOLS / "kafka_workload_driver.py"), "--bootstrap", bootstrap, "--topic", "jq",
          "--keys", str(a.keys), "--replication", "1", "--producers", str(a.producers), "--consumers", str(a.consumers),
