@@ -120,16 +120,16 @@ def main() -> int:
 
     duration = a.cycles * a.every + 1
     history = out / "history.jsonl"
-    nemesis_fifo, nemesis_done = out / "nemesis.cmd", out / "nemesis.done"
+    nemesis_requests, nemesis_done = out / "nemesis.cmd", out / "nemesis.done"
     # The driver runs --nemesis as a shell command; it asks this process, which owns the
     # broker, for a kill and waits until the broker has been restarted and listens again.
     # Waiting matters: the driver starts its final drain right after the last nemesis, and a
     # kill landing in the middle of that drain would fail the run for the wrong reason.
-    nemesis_fifo.write_text("")
+    nemesis_requests.write_text("")
     nemesis_done.write_text("")
-    req, done = shlex.quote(str(nemesis_fifo)), shlex.quote(str(nemesis_done))
-    nemesis = (f"n=$(( $(grep -c kill {req}) + 1 )); echo kill >> {req}; "
-               f"while [ \"$(grep -c . {done})\" -lt \"$n\" ]; do sleep 0.05; done; tail -n 1 {done}")
+    requests_arg, done_arg = shlex.quote(str(nemesis_requests)), shlex.quote(str(nemesis_done))
+    nemesis = (f"n=$(( $(grep -c kill {requests_arg}) + 1 )); echo kill >> {requests_arg}; "
+               f"while [ \"$(grep -c . {done_arg})\" -lt \"$n\" ]; do sleep 0.05; done; tail -n 1 {done_arg}")
     driver = subprocess.Popen(
         [sys.executable, str(TOOLS / "kafka_workload_driver.py"), "--bootstrap", bootstrap, "--topic", "jq",
          "--keys", str(a.keys), "--replication", "1", "--producers", str(a.producers), "--consumers", str(a.consumers),
@@ -140,12 +140,12 @@ def main() -> int:
     handled = 0
     try:
         while driver.poll() is None:
-            requests = nemesis_fifo.read_text().count("kill")
+            requests = nemesis_requests.read_text().count("kill")
             while handled < requests:
                 msg = broker.kill_and_restart()
                 handled += 1
-                with open(nemesis_done, "a") as done:
-                    done.write(msg + "\n")
+                with open(nemesis_done, "a") as done_log:
+                    done_log.write(msg + "\n")
                 print(f"  {msg}", flush=True)
             time.sleep(0.05)
     finally:
