@@ -148,6 +148,36 @@ def test_admin_lists_describes_and_deletes_groups(bootstrap):
     assert group not in listed
 
 
+def test_static_member_is_gone_exactly_when_its_session_times_out(bootstrap):
+    """A static member that closes sends no LeaveGroup: it stays in the group
+    until its session times out, counted from its last heartbeat or commit.
+    It must still be there a second before that deadline, and a DeleteGroups
+    arriving just after it must find the group empty (librdkafka's 0081 waits
+    exactly the session timeout before deleting)."""
+    topic, group = unique("grp-static-expiry"), unique("g")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, 10)
+    session_s = 6.0
+    c = group_consumer(bootstrap, group, **{"group.instance.id": "static-1",
+                                            "session.timeout.ms": int(session_s * 1000)})
+    c.subscribe([topic])
+    drain([c], 10, {})
+    before_commit = time.monotonic()
+    c.commit(asynchronous=False)
+    c.close()
+    closed = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    time.sleep(max(0.0, before_commit + session_s - 1.0 - time.monotonic()))
+    desc = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+    assert [m.group_instance_id for m in desc.members] == ["static-1"], "expired before its session timeout"
+
+    time.sleep(max(0.0, closed + session_s + 0.02 - time.monotonic()))
+    admin.delete_consumer_groups([group])[group].result(TIMEOUT_S)
+    listed = {g.group_id for g in admin.list_consumer_groups().result(TIMEOUT_S).valid}
+    assert group not in listed
+
+
 def _kp_produce_per_partition(bootstrap: str, topic: str, partitions: int, start: int, count: int) -> None:
     """kafka-python producer: values f"{p}-{j}" for j in [start, start + count) into each partition p."""
     from kafka import KafkaProducer

@@ -368,7 +368,7 @@ impl GroupService {
     pub(crate) fn stage(&self, cluster: &Cluster, effects: Vec<Effect>) -> Vec<Staged> {
         effects
             .into_iter()
-            .map(|effect| match effect {
+            .filter_map(|effect| match effect {
                 Effect::Persist(group, value) => {
                     let record = RecordSpec::new(
                         Some(&OffsetsKey::Group { group: group.clone() }.encode()),
@@ -376,15 +376,19 @@ impl GroupService {
                         now_ms(),
                     );
                     match self.append_now(cluster, &group, vec![record]) {
-                        Ok(pending) => Staged::Durable(group, pending),
+                        Ok(pending) => Some(Staged::Durable(group, pending)),
                         Err(e) => {
                             tracing::warn!(group = %group, error = %e.message, "cannot persist group metadata");
-                            Staged::Durable(group, None)
+                            Some(Staged::Durable(group, None))
                         }
                     }
                 }
-                Effect::Join(id, result) => Staged::Join(id, result),
-                Effect::Sync(id, result) => Staged::Sync(id, result),
+                Effect::Join(id, result) => Some(Staged::Join(id, result)),
+                Effect::Sync(id, result) => Some(Staged::Sync(id, result)),
+                Effect::Removed { group, member_id, instance_id, reason } => {
+                    tracing::info!(group = %group, member = %member_id, instance = ?instance_id, %reason, "member removed from the group");
+                    None
+                }
             })
             .collect()
     }
@@ -590,7 +594,8 @@ impl GroupService {
                 tracing::info!(group = %id, members = ?fenced, "consumer group members fenced (session or rebalance timeout)");
             }
             match self.append_now(cluster, &id, encode_records(&records)) {
-                Ok(p) => pending.push(p),
+                Ok(Some(p)) => pending.push(Some(p)),
+                Ok(None) => {}
                 Err(e) => tracing::warn!(group = %id, error = %e.message, "cannot persist fenced members"),
             }
         }
@@ -637,36 +642,50 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
     );
     let mut next_retention = tokio::time::Instant::now() + retention_check;
     loop {
-        // Records are appended here, in order; waiting for them to be durable
-        // happens off this loop, so a slow fsync never delays the next
-        // session expiry.
-        let (effects, next) = service.tick();
-        spawn_dispatch(&cluster, effects);
-        let (pending, next_consumer) = service.tick_consumer_groups(&cluster);
-        if !pending.is_empty() {
-            tokio::spawn(async move {
-                for p in pending {
-                    if let Err(e) = wait_pending(p).await {
-                        tracing::warn!(error = %e.message, "consumer group records not durable");
-                    }
-                }
-            });
-        }
-        let next = match (next, next_consumer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = run_due_timers(&cluster);
         if tokio::time::Instant::now() >= next_retention {
             next_retention = tokio::time::Instant::now() + retention_check;
             expire_offsets(&cluster).await;
         }
-        let now = service.now();
-        let wait_ms = next.map_or(1_000, |d| d.saturating_sub(now)).clamp(1, 1_000);
+        // Sleep until the next deadline itself (not a rounded number of
+        // milliseconds from now), at most a second.
+        let in_a_second = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let wake_at = next.map_or(in_a_second, |ms| {
+            (tokio::time::Instant::from_std(service.started) + std::time::Duration::from_millis(ms)).min(in_a_second)
+        });
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = service.wake.notified() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(wait_ms)) => {}
+            _ = tokio::time::sleep_until(wake_at) => {}
         }
+    }
+}
+
+/// Applies every group deadline that has passed (session expiry, join and
+/// revocation deadlines) and returns the next one. The timer loop runs it,
+/// and so do the requests that observe membership (DescribeGroups,
+/// ConsumerGroupDescribe, ListGroups, DeleteGroups, OffsetDelete), so that what a client sees right
+/// after a deadline never depends on when the timer loop was last scheduled.
+///
+/// Records are appended here, in order; waiting for them to be durable
+/// happens off the caller, so a slow fsync never delays the next expiry.
+pub(crate) fn run_due_timers(cluster: &Arc<Cluster>) -> Option<u64> {
+    let service = &cluster.groups;
+    let (effects, next) = service.tick();
+    spawn_dispatch(cluster, effects);
+    let (pending, next_consumer) = service.tick_consumer_groups(cluster);
+    if !pending.is_empty() {
+        tokio::spawn(async move {
+            for p in pending {
+                if let Err(e) = wait_pending(p).await {
+                    tracing::warn!(error = %e.message, "consumer group records not durable");
+                }
+            }
+        });
+    }
+    match (next, next_consumer) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -214,6 +214,38 @@ pub enum Effect {
     /// Write the group's metadata to `__consumer_offsets` (before answering
     /// the syncs that follow it in the same effect list).
     Persist(String, GroupValue),
+    /// A member left the group (for the coordinator's log).
+    Removed {
+        /// The group.
+        group: String,
+        /// The member that left.
+        member_id: String,
+        /// Its `group.instance.id`, for a static member.
+        instance_id: Option<String>,
+        /// Why it left.
+        reason: Departure,
+    },
+}
+
+/// Why a member left a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// It sent LeaveGroup.
+    Left,
+    /// No heartbeat within its session timeout.
+    SessionTimeout,
+    /// It did not rejoin before the rebalance deadline.
+    RebalanceTimeout,
+}
+
+impl std::fmt::Display for Departure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Departure::Left => "left the group",
+            Departure::SessionTimeout => "session timeout",
+            Departure::RebalanceTimeout => "did not rejoin before the rebalance deadline",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -754,7 +786,7 @@ impl ClassicGroup {
         let stragglers: Vec<String> =
             self.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.id.clone()).collect();
         for id in stragglers {
-            self.remove_member(&id, effects);
+            self.remove_member(&id, Departure::RebalanceTimeout, effects);
         }
         self.pending.clear();
         self.rebalance_deadline_ms = None;
@@ -785,8 +817,14 @@ impl ClassicGroup {
         }
     }
 
-    fn remove_member(&mut self, member_id: &str, effects: &mut Vec<Effect>) {
+    fn remove_member(&mut self, member_id: &str, reason: Departure, effects: &mut Vec<Effect>) {
         if let Some(m) = self.members.remove(member_id) {
+            effects.push(Effect::Removed {
+                group: self.id.clone(),
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                reason,
+            });
             if let Some(instance) = &m.instance_id
                 && self.static_members.get(instance).is_some_and(|id| id == member_id)
             {
@@ -928,7 +966,7 @@ impl ClassicGroup {
         if !self.members.contains_key(&resolved) {
             return (Err(GroupError::UnknownMemberId), effects);
         }
-        self.remove_member(&resolved, &mut effects);
+        self.remove_member(&resolved, Departure::Left, &mut effects);
         self.after_departure(now_ms, wall_ms, config, &mut effects);
         (Ok(()), effects)
     }
@@ -964,7 +1002,7 @@ impl ClassicGroup {
             .map(|m| m.id.clone())
             .collect();
         for id in &expired {
-            self.remove_member(id, &mut effects);
+            self.remove_member(id, Departure::SessionTimeout, &mut effects);
         }
         if !expired.is_empty() {
             self.after_departure(now_ms, wall_ms, config, &mut effects);

@@ -162,12 +162,17 @@ fn session_expiry_removes_a_member_and_rebalances() {
     h.sync(2, &b, vec![]);
     assert_eq!(h.group.state(), GroupState::Stable);
     // a keeps heartbeating, b goes silent.
+    let mut removed = Vec::new();
     for _ in 0..3 {
         h.now += 4_000;
         assert_eq!(h.group.heartbeat(2, &a, None, h.now), Ok(()));
-        h.group.tick(h.now, 0, &CONFIG);
+        removed.extend(h.group.tick(h.now, 0, &CONFIG).into_iter().filter_map(|e| match e {
+            Effect::Removed { member_id, reason, .. } => Some((member_id, reason)),
+            _ => None,
+        }));
     }
     assert!(!h.group.has_member(&b));
+    assert_eq!(removed, vec![(b.clone(), Departure::SessionTimeout)]);
     assert_eq!(h.group.state(), GroupState::PreparingRebalance);
     let (_, effects) = h.join(Harness::join_req(&a, None, &["range"]), &CONFIG);
     assert_eq!(joins(&effects)[0].1.generation, 3);
@@ -190,13 +195,34 @@ fn members_that_do_not_rejoin_are_dropped_at_the_deadline() {
 }
 
 #[test]
+fn a_member_that_heartbeats_but_does_not_rejoin_leaves_at_the_rebalance_deadline() {
+    let mut h = Harness::new();
+    let (a, _, _) = h.new_member(&["range"]);
+    h.sync(1, &a, vec![]);
+    // b's arrival starts a rebalance with a 30 s deadline; a keeps its session alive.
+    h.new_member(&["range"]);
+    for _ in 0..3 {
+        h.now += 9_000;
+        assert_eq!(h.group.heartbeat(1, &a, None, h.now), Err(GroupError::RebalanceInProgress));
+        h.group.tick(h.now, 0, &CONFIG);
+    }
+    assert!(h.group.has_member(&a), "dropped before the rebalance deadline");
+    h.now += 3_001;
+    let effects = h.group.tick(h.now, 0, &CONFIG);
+    assert!(!h.group.has_member(&a));
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::Removed { member_id, reason: Departure::RebalanceTimeout, .. } if *member_id == a)
+    ));
+}
+
+#[test]
 fn leave_empties_the_group() {
     let mut h = Harness::new();
     let (a, _, _) = h.new_member(&["range"]);
     h.sync(1, &a, vec![]);
     let (result, effects) = h.group.leave(&a, None, h.now, 0, &CONFIG);
     assert_eq!(result, Ok(()));
-    assert!(matches!(effects[..], [Effect::Persist(..)]));
+    assert!(matches!(&effects[..], [Effect::Removed { reason: Departure::Left, .. }, Effect::Persist(..)]));
     assert_eq!(h.group.state(), GroupState::Empty);
     assert_eq!(h.group.leave(&a, None, h.now, 0, &CONFIG).0, Err(GroupError::UnknownMemberId));
 }
