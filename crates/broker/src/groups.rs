@@ -361,10 +361,11 @@ impl GroupService {
         Ok(base_offset)
     }
 
-    /// Appends the group metadata records among `effects` now, in order, so
-    /// that records of one group land in the order its changes were made even
-    /// when deliveries run concurrently. What remains is delivered by
-    /// [`GroupService::deliver`].
+    /// Appends the group metadata records among `effects` now, in order.
+    /// Call it with the state lock held (the lock the effects were computed
+    /// under), so that a group's metadata records land in the order its
+    /// changes were made, whatever request or timer made them. What remains
+    /// is delivered by [`GroupService::deliver`].
     pub(crate) fn stage(&self, cluster: &Cluster, effects: Vec<Effect>) -> Vec<Staged> {
         effects
             .into_iter()
@@ -419,8 +420,8 @@ impl GroupService {
     }
 
     /// Parks a join and runs the state machine; returns the receiver of the
-    /// answer and the effects to dispatch.
-    pub(crate) fn join(&self, req: JoinRequest) -> (oneshot::Receiver<JoinResult>, Vec<Effect>) {
+    /// answer and the staged effects to deliver.
+    pub(crate) fn join(&self, cluster: &Cluster, req: JoinRequest) -> (oneshot::Receiver<JoinResult>, Vec<Staged>) {
         let now = self.now();
         let wall = now_ms();
         let mut state = self.state();
@@ -430,13 +431,14 @@ impl GroupService {
         let group = state.groups.entry(group_id.clone()).or_insert_with(|| ClassicGroup::new(&group_id));
         let mut new_id = || uuid::Uuid::new_v4().to_string();
         let effects = group.join(id, req, now, wall, &config, &mut new_id);
-        (rx, effects)
+        (rx, self.stage(cluster, effects))
     }
 
     /// Parks a sync and runs the state machine.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sync(
         &self,
+        cluster: &Cluster,
         group_id: &str,
         generation: i32,
         member_id: &str,
@@ -444,7 +446,7 @@ impl GroupService {
         protocol_type: Option<&str>,
         protocol_name: Option<&str>,
         assignments: Vec<(String, Vec<u8>)>,
-    ) -> (oneshot::Receiver<SyncResult>, Vec<Effect>) {
+    ) -> (oneshot::Receiver<SyncResult>, Vec<Staged>) {
         let now = self.now();
         let wall = now_ms();
         let mut state = self.state();
@@ -463,11 +465,12 @@ impl GroupService {
                 },
             )],
         };
-        (rx, effects)
+        (rx, self.stage(cluster, effects))
     }
 
-    /// Ticks every group; returns effects and the next deadline (monotonic ms).
-    pub(crate) fn tick(&self) -> (Vec<Effect>, Option<u64>) {
+    /// Ticks every group; returns the staged effects and the next deadline
+    /// (monotonic ms).
+    pub(crate) fn tick(&self, cluster: &Cluster) -> (Vec<Staged>, Option<u64>) {
         let now = self.now();
         let wall = now_ms();
         let config = self.settings.group;
@@ -477,7 +480,7 @@ impl GroupService {
             effects.extend(group.tick(now, wall, &config));
         }
         let next = state.groups.values().filter_map(ClassicGroup::next_deadline).min();
-        (effects, next)
+        (self.stage(cluster, effects), next)
     }
 
     /// Expired committed offsets (retention) to tombstone, removed from memory.
@@ -541,13 +544,12 @@ pub(crate) enum Staged {
     Sync(RequestId, SyncResult),
 }
 
-/// Carries out coordinator effects: appends their records now, delivers the
-/// answers in a task of their own once the records are durable.
-pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, effects: Vec<Effect>) {
-    if effects.is_empty() {
+/// Delivers staged coordinator effects (see [`GroupService::stage`]) in a
+/// task of their own, each answer once the records before it are durable.
+pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, staged: Vec<Staged>) {
+    if staged.is_empty() {
         return;
     }
-    let staged = cluster.groups.stage(cluster, effects);
     let cluster = cluster.clone();
     tokio::spawn(async move { cluster.groups.deliver(staged).await });
 }
@@ -671,8 +673,8 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
 /// happens off the caller, so a slow fsync never delays the next expiry.
 pub(crate) fn run_due_timers(cluster: &Arc<Cluster>) -> Option<u64> {
     let service = &cluster.groups;
-    let (effects, next) = service.tick();
-    spawn_dispatch(cluster, effects);
+    let (staged, next) = service.tick(cluster);
+    spawn_dispatch(cluster, staged);
     let (pending, next_consumer) = service.tick_consumer_groups(cluster);
     if !pending.is_empty() {
         tokio::spawn(async move {

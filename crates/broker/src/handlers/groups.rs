@@ -165,8 +165,8 @@ pub(super) fn join_group(
         protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.to_vec())).collect(),
         require_known_member_id: v >= 4,
     };
-    let (answer, effects) = cluster.groups.join(join);
-    spawn_dispatch(cluster, effects);
+    let (answer, staged) = cluster.groups.join(cluster, join);
+    spawn_dispatch(cluster, staged);
     let header = header.clone();
     Reply::Later(Box::pin(async move {
         let result = answer.await.unwrap_or_else(|_| JoinResult {
@@ -230,7 +230,8 @@ pub(super) fn sync_group(cluster: &Arc<Cluster>, header: &RequestHeader, request
         return immediate(e);
     }
     let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.to_vec())).collect();
-    let (answer, effects) = cluster.groups.sync(
+    let (answer, staged) = cluster.groups.sync(
+        cluster,
         &request.group_id.0,
         request.generation_id,
         &request.member_id,
@@ -239,7 +240,7 @@ pub(super) fn sync_group(cluster: &Arc<Cluster>, header: &RequestHeader, request
         if v >= 5 { request.protocol_name.as_deref() } else { None },
         assignments,
     );
-    spawn_dispatch(cluster, effects);
+    spawn_dispatch(cluster, staged);
     let header = header.clone();
     Reply::Later(Box::pin(async move {
         let result = answer.await.unwrap_or(SyncResult {
@@ -281,15 +282,14 @@ pub(super) fn leave_group(cluster: &Arc<Cluster>, header: &RequestHeader, reques
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let mut effects = Vec::new();
-    let results: Vec<(String, Option<String>, i16)> = if let Some(e) = cluster.groups.not_ready() {
-        leaving.into_iter().map(|(m, i)| (m, i, e.code())).collect()
+    let (results, staged) = if let Some(e) = cluster.groups.not_ready() {
+        (leaving.into_iter().map(|(m, i)| (m, i, e.code())).collect(), Vec::new())
     } else {
         let now = cluster.groups.now();
         let config = cluster.groups.settings.group;
         let mut state = cluster.groups.state();
-        let group = state.groups.get_mut(request.group_id.0.as_str());
-        match group {
+        let mut effects = Vec::new();
+        let results: Vec<(String, Option<String>, i16)> = match state.groups.get_mut(request.group_id.0.as_str()) {
             None => leaving.into_iter().map(|(m, i)| (m, i, GroupError::UnknownMemberId.code())).collect(),
             Some(group) => leaving
                 .into_iter()
@@ -299,9 +299,11 @@ pub(super) fn leave_group(cluster: &Arc<Cluster>, header: &RequestHeader, reques
                     (member, instance, outcome.err().map_or(0, group_code))
                 })
                 .collect(),
-        }
+        };
+        // Staged while the lock is held, so records land in the order of the changes.
+        (results, cluster.groups.stage(cluster, effects))
     };
-    spawn_dispatch(cluster, effects);
+    spawn_dispatch(cluster, staged);
     let body = if v >= 3 {
         LeaveGroupResponse::default().with_error_code(0).with_members(
             results
