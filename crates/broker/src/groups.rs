@@ -468,18 +468,19 @@ impl GroupService {
         (rx, self.stage(cluster, effects))
     }
 
-    /// Ticks every group; returns the staged effects and the next deadline
-    /// (monotonic ms).
-    pub(crate) fn tick(&self, cluster: &Cluster) -> (Vec<Staged>, Option<u64>) {
+    /// Ticks the selected classic groups; returns the staged effects and
+    /// their next deadline (monotonic ms).
+    pub(crate) fn tick(&self, cluster: &Cluster, which: Selection<'_>) -> (Vec<Staged>, Option<u64>) {
         let now = self.now();
         let wall = now_ms();
         let config = self.settings.group;
         let mut state = self.state();
         let mut effects = Vec::new();
-        for group in state.groups.values_mut() {
+        let mut next = None;
+        which.for_each(&mut state.groups, |_, group| {
             effects.extend(group.tick(now, wall, &config));
-        }
-        let next = state.groups.values().filter_map(ClassicGroup::next_deadline).min();
+            next = earliest(next, group.next_deadline());
+        });
         (self.stage(cluster, effects), next)
     }
 
@@ -584,24 +585,23 @@ impl GroupService {
 
     /// Fences consumer group members whose session or revocation deadline
     /// passed; appends the records. Returns what to wait for and the next deadline.
-    pub(crate) fn tick_consumer_groups(&self, cluster: &Cluster) -> (Vec<Pending>, Option<u64>) {
+    pub(crate) fn tick_consumer_groups(&self, cluster: &Cluster, which: Selection<'_>) -> (Vec<Pending>, Option<u64>) {
         let now = self.now();
         let mut state = self.state();
         let mut pending = Vec::new();
-        let ids: Vec<String> = state.consumer_groups.keys().cloned().collect();
-        for id in ids {
-            let Some(group) = state.consumer_groups.get_mut(&id) else { continue };
+        let mut next = None;
+        which.for_each(&mut state.consumer_groups, |id, group| {
             let (records, fenced) = group.tick(now);
             if !fenced.is_empty() {
                 tracing::info!(group = %id, members = ?fenced, "consumer group members fenced (session or rebalance timeout)");
             }
-            match self.append_now(cluster, &id, encode_records(&records)) {
+            match self.append_now(cluster, id, encode_records(&records)) {
                 Ok(Some(p)) => pending.push(Some(p)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(group = %id, error = %e.message, "cannot persist fenced members"),
             }
-        }
-        let next = state.consumer_groups.values().filter_map(ConsumerGroup::next_deadline).min();
+            next = earliest(next, group.next_deadline());
+        });
         (pending, next)
     }
 }
@@ -644,7 +644,7 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
     );
     let mut next_retention = tokio::time::Instant::now() + retention_check;
     loop {
-        let next = run_due_timers(&cluster);
+        let next = run_due_timers(&cluster, Selection::All);
         if tokio::time::Instant::now() >= next_retention {
             next_retention = tokio::time::Instant::now() + retention_check;
             expire_offsets(&cluster).await;
@@ -663,19 +663,61 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
     }
 }
 
-/// Applies every group deadline that has passed (session expiry, join and
-/// revocation deadlines) and returns the next one. The timer loop runs it,
-/// and so do the requests that observe membership (DescribeGroups,
-/// ConsumerGroupDescribe, ListGroups, DeleteGroups, OffsetDelete), so that what a client sees right
-/// after a deadline never depends on when the timer loop was last scheduled.
+/// The groups a pass over deadlines looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection<'a> {
+    /// Every group (the timer loop, ListGroups).
+    All,
+    /// The groups a request names.
+    Named(&'a [&'a str]),
+}
+
+impl Selection<'_> {
+    /// Calls `f` on each selected group of `groups` that exists.
+    fn for_each<G>(self, groups: &mut HashMap<String, G>, mut f: impl FnMut(&str, &mut G)) {
+        match self {
+            Selection::All => groups.iter_mut().for_each(|(id, g)| f(id, g)),
+            Selection::Named(ids) => {
+                for id in ids {
+                    if let Some(g) = groups.get_mut(*id) {
+                        f(id, g);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// For a request that observes membership (DescribeGroups,
+/// ConsumerGroupDescribe, ListGroups, DeleteGroups, OffsetDelete): the error
+/// to answer while the coordinator loads; otherwise it first applies the
+/// passed deadlines of the groups it looks at, so that what a client sees
+/// right after a deadline never depends on when the timer loop last ran.
+pub(crate) fn observe(cluster: &Arc<Cluster>, which: Selection<'_>) -> Option<ApiError> {
+    let not_ready = cluster.groups.not_ready();
+    if not_ready.is_none() {
+        run_due_timers(cluster, which);
+    }
+    not_ready
+}
+
+/// Applies the selected groups' deadlines that have passed (session expiry,
+/// join and revocation deadlines) and returns their next one.
 ///
 /// Records are appended here, in order; waiting for them to be durable
 /// happens off the caller, so a slow fsync never delays the next expiry.
-pub(crate) fn run_due_timers(cluster: &Arc<Cluster>) -> Option<u64> {
+pub(crate) fn run_due_timers(cluster: &Arc<Cluster>, which: Selection<'_>) -> Option<u64> {
     let service = &cluster.groups;
-    let (staged, next) = service.tick(cluster);
+    let (staged, next) = service.tick(cluster, which);
     spawn_dispatch(cluster, staged);
-    let (pending, next_consumer) = service.tick_consumer_groups(cluster);
+    let (pending, next_consumer) = service.tick_consumer_groups(cluster, which);
     if !pending.is_empty() {
         tokio::spawn(async move {
             for p in pending {
@@ -685,10 +727,7 @@ pub(crate) fn run_due_timers(cluster: &Arc<Cluster>) -> Option<u64> {
             }
         });
     }
-    match (next, next_consumer) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    earliest(next, next_consumer)
 }
 
 async fn expire_offsets(cluster: &Cluster) {

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::groups::{Pending, encode_records, run_due_timers, wait_pending};
+use crate::groups::{Pending, Selection, encode_records, observe, wait_pending};
 
 /// A heartbeat's answer and the appended records to wait for before sending it.
 type Outcome = (Result<HeartbeatResponse, Failure>, Pending);
@@ -190,10 +190,8 @@ fn described_assignment(topics: &TopicsView, a: &consumer::Assignment) -> Descri
 
 pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: ConsumerGroupDescribeRequest) -> Reply {
     let v = header.api_version;
-    let not_ready = cluster.groups.not_ready();
-    if not_ready.is_none() {
-        run_due_timers(cluster);
-    }
+    let named: Vec<&str> = request.group_ids.iter().map(|g| g.0.as_str()).collect();
+    let not_ready = observe(cluster, Selection::Named(&named));
     let registry = cluster.registry();
     let config = cluster.groups.settings.consumer.clone();
     let mut state = cluster.groups.state();

@@ -36,7 +36,7 @@ use super::metadata::advertised_endpoint;
 use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::groups::{api_error, run_due_timers, spawn_dispatch};
+use crate::groups::{Selection, api_error, observe, spawn_dispatch};
 use crate::partition::wait_durable;
 
 const TRANSACTION_KEY: i8 = 1;
@@ -664,10 +664,8 @@ fn describe_consumer_group(
 
 pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: DescribeGroupsRequest) -> Reply {
     let v = header.api_version;
-    let not_ready = cluster.groups.not_ready();
-    if not_ready.is_none() {
-        run_due_timers(cluster);
-    }
+    let named: Vec<&str> = request.groups.iter().map(|g| g.0.as_str()).collect();
+    let not_ready = observe(cluster, Selection::Named(&named));
     let registry = cluster.registry();
     let mut state = cluster.groups.state();
     let topics = state.topics_view(&registry);
@@ -722,10 +720,9 @@ pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, re
 
 pub(super) fn list_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: ListGroupsRequest) -> Reply {
     let v = header.api_version;
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = observe(cluster, Selection::All) {
         return respond(ApiKey::ListGroups, header, &ListGroupsResponse::default().with_error_code(e.code()));
     }
-    run_due_timers(cluster);
     let states: HashSet<String> = request.states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     let types: HashSet<String> = request.types_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
     let state = cluster.groups.state();
@@ -806,10 +803,8 @@ fn tombstones_for_group(cluster: &Cluster, group: &str) -> Result<Vec<RecordSpec
 }
 
 pub(super) fn delete_groups(cluster: &Arc<Cluster>, header: &RequestHeader, request: DeleteGroupsRequest) -> Reply {
-    let not_ready = cluster.groups.not_ready();
-    if not_ready.is_none() {
-        run_due_timers(cluster);
-    }
+    let named: Vec<&str> = request.groups_names.iter().map(|g| g.0.as_str()).collect();
+    let not_ready = observe(cluster, Selection::Named(&named));
     let planned: Vec<(GroupId, Result<Vec<RecordSpec>, i16>)> = request
         .groups_names
         .iter()
@@ -869,10 +864,9 @@ pub(super) fn offset_delete(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     let group = request.group_id.0.to_string();
     let fail =
         |code: i16| respond(ApiKey::OffsetDelete, header, &OffsetDeleteResponse::default().with_error_code(code));
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = observe(cluster, Selection::Named(&[group.as_str()])) {
         return fail(e.code());
     }
-    run_due_timers(cluster);
     {
         let state = cluster.groups.state();
         if !state.groups.contains_key(&group)
