@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch;
 pub mod error;
+pub mod fuzzing;
 pub mod index;
 pub mod log;
 pub mod producer;

@@ -9,6 +9,7 @@
 //!                                              MetadataState ──▶ snapshot every N commands
 //! ```
 
+pub mod fuzzing;
 pub mod state;
 pub mod store;
 

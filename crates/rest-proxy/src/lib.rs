@@ -26,6 +26,7 @@
 pub mod api;
 pub mod consumer;
 pub mod error;
+pub mod fuzzing;
 pub mod kafka;
 pub mod producer;
 pub mod schemas;

@@ -425,3 +425,34 @@ pub(super) async fn committed(
     .await;
     reply(result)
 }
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as each body these
+/// handlers read (`kind % 4`: create instance, subscribe, assign or seek to
+/// an edge, seek), with the checks the handlers make before they act.
+pub(super) fn fuzz_body(kind: u8, bytes: &Bytes) {
+    match kind % 4 {
+        0 => {
+            if let Ok(r) = body::<CreateInstance>(bytes) {
+                let _ = r.format.as_deref().map(Format::parse);
+                let _ = flag(&r.auto_commit_enable, "auto.commit.enable", true);
+                let _ = number(&r.request_timeout_ms, "consumer.request.timeout.ms", 1_000);
+            }
+        }
+        1 => {
+            if let Ok(SubscribeBody { topic_pattern: Some(p), .. }) = body::<SubscribeBody>(bytes) {
+                let _ = Regex::new(&format!("^(?:{p})$"));
+            }
+        }
+        2 => {
+            if let Ok(r) = body::<PartitionsBody>(bytes) {
+                let _ = partitions_json(&tps(r.partitions));
+            }
+        }
+        _ => {
+            if let Ok(r) = body::<OffsetsBody>(bytes) {
+                let _: Vec<(TopicPartition, i64)> =
+                    r.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
+            }
+        }
+    }
+}

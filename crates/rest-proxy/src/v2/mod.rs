@@ -64,3 +64,12 @@ fn bad(error_code: u32, message: impl Into<String>) -> RestError {
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RestError> {
     serde_json::from_slice(bytes).map_err(|e| bad(42200, format!("Invalid request body: {e}")))
 }
+
+/// Fuzzing entry (see `crate::fuzzing`): `kind` picks a produce body (with
+/// `content_type`) or a consumer instance body.
+pub(crate) async fn fuzz_body(kafka: &crate::kafka::Kafka, kind: u8, content_type: &str, bytes: &Bytes) {
+    match kind % 2 {
+        0 => produce::fuzz_body(kafka, content_type, bytes).await,
+        _ => consumers::fuzz_body(kind / 2, bytes),
+    }
+}

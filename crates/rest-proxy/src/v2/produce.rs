@@ -188,3 +188,20 @@ pub(super) async fn produce_to_partition(
 ) -> Response {
     reply(produce_v2(kafka, topic, Some(partition), headers, bytes).await.map(Some))
 }
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a produce body sent with
+/// `content_type`, every key and value decoded as `produce_v2` decodes it.
+pub(super) async fn fuzz_body(kafka: &Kafka, content_type: &str, bytes: &Bytes) {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = axum::http::HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    let Ok(format) = request_format(&headers) else { return };
+    let Ok(request) = body::<ProduceBody>(bytes) else { return };
+    for r in request.records.iter().take(MAX_RECORDS) {
+        let key_schema = (&request.key_schema, request.key_schema_id);
+        let value_schema = (&request.value_schema, request.value_schema_id);
+        let _ = embedded(kafka, "t", format, true, key_schema, &r.key).await;
+        let _ = embedded(kafka, "t", format, false, value_schema, &r.value).await;
+    }
+}

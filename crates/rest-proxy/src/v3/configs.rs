@@ -486,6 +486,15 @@ async fn alter_cluster_configs(State(kafka): State<AppState>, Path(cluster_id): 
     no_content(alter_batch(&kafka, &cluster_id, Scope::Cluster, &body).await)
 }
 
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a config update body and
+/// as a `configs:alter` body.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    let _ = json_body::<UpdateConfig>(bytes);
+    if let Ok(batch) = json_body::<AlterBatch>(bytes) {
+        let _ = batch_changes(batch);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

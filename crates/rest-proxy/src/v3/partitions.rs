@@ -246,6 +246,11 @@ async fn update_partition_count(
     answer(result.await)
 }
 
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a partition count update body.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    let _ = json_body::<UpdatePartitionCount>(bytes).map(|r| usize::try_from(r.partitions_count));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

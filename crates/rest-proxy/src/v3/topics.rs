@@ -152,3 +152,11 @@ async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): P
         Err(e) => e.into_response(),
     }
 }
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a create-topic body.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    if let Ok(request) = json_body::<CreateTopic>(bytes) {
+        let mut topic = NewTopic::new(&request.topic_name, request.partitions_count.unwrap_or(-1));
+        topic.configs = request.configs.into_iter().filter_map(|c| Some((c.name, c.value?))).collect();
+    }
+}
