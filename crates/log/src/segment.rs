@@ -57,6 +57,16 @@ pub(crate) fn read_header_at(file: &File, position: u64, size: u64) -> std::io::
     Ok(BatchHeader::parse(&buf).ok())
 }
 
+/// Whether a header found on disk can be a batch this log wrote: offsets
+/// not negative, not running backwards inside the batch, and the next
+/// offset representable. Recovery ends the valid log at one that is not
+/// (after a clean shutdown headers are walked without their checksums).
+fn offsets_plausible(header: &BatchHeader) -> bool {
+    header.base_offset >= 0
+        && header.last_offset_delta >= 0
+        && header.base_offset.checked_add(i64::from(header.last_offset_delta) + 1).is_some()
+}
+
 /// A segment of a partition log.
 #[derive(Debug)]
 pub struct Segment {
@@ -182,7 +192,7 @@ impl Segment {
         let mut position = 0u64;
         let mut expected = self.base_offset;
         while let Some(h) = read_header_at(&self.file, position, file_size)? {
-            if h.base_offset < expected || position + h.total_len() as u64 > file_size {
+            if h.base_offset < expected || !offsets_plausible(&h) || position + h.total_len() as u64 > file_size {
                 return Ok(false);
             }
             self.note_batch(&h, h.max_timestamp, h.last_offset());
@@ -213,7 +223,7 @@ impl Segment {
                 None => break,
             };
             let len = header.total_len() as u64;
-            if header.base_offset < expected || position + len > file_size {
+            if header.base_offset < expected || !offsets_plausible(&header) || position + len > file_size {
                 break;
             }
             if validate && !self.crc_ok(position, &header, &mut chunk)? {
