@@ -179,9 +179,12 @@ impl Segment {
         Ok((segment, outcome))
     }
 
-    /// Uses indexes read from disk; walks only the batches after the last
-    /// index entry to find the end offset and timestamps. Returns false if the
-    /// walk finds anything inconsistent (then the caller rebuilds).
+    /// Uses indexes read from disk, after checking them against a walk of
+    /// the batch headers (which also finds the end offset and timestamps):
+    /// every offset index entry must name the start of a batch and that
+    /// batch's first offset, every time index entry a batch's first offset.
+    /// Returns false if the walk finds anything inconsistent (then the caller
+    /// rebuilds).
     fn load_summary(
         &mut self,
         file_size: u64,
@@ -191,15 +194,34 @@ impl Segment {
         // Timestamps need a full header walk anyway; headers are 61 bytes per batch.
         let mut position = 0u64;
         let mut expected = self.base_offset;
+        let mut offset_entries = offset_index.entries().iter().peekable();
+        let mut time_entries = time_index.entries().iter().peekable();
         while let Some(h) = read_header_at(&self.file, position, file_size)? {
             if h.base_offset < expected || !offsets_plausible(&h) || position + h.total_len() as u64 > file_size {
                 return Ok(false);
+            }
+            let relative = h.base_offset - self.base_offset;
+            if let Some(&&(offset, at)) = offset_entries.peek()
+                && u64::from(at) <= position
+            {
+                if u64::from(at) < position || i64::from(offset) != relative {
+                    return Ok(false);
+                }
+                offset_entries.next();
+            }
+            if let Some(&&(_, offset)) = time_entries.peek()
+                && i64::from(offset) <= relative
+            {
+                if i64::from(offset) < relative {
+                    return Ok(false);
+                }
+                time_entries.next();
             }
             self.note_batch(&h, h.max_timestamp, h.last_offset());
             expected = h.next_offset();
             position += h.total_len() as u64;
         }
-        if position != file_size {
+        if position != file_size || offset_entries.next().is_some() || time_entries.next().is_some() {
             return Ok(false);
         }
         self.size = file_size;
