@@ -57,14 +57,19 @@ pub(crate) fn read_header_at(file: &File, position: u64, size: u64) -> std::io::
     Ok(BatchHeader::parse(&buf).ok())
 }
 
-/// Whether a header found on disk can be a batch this log wrote: offsets
-/// not negative, not running backwards inside the batch, and the next
-/// offset representable. Recovery ends the valid log at one that is not
-/// (after a clean shutdown headers are walked without their checksums).
-fn offsets_plausible(header: &BatchHeader) -> bool {
-    header.base_offset >= 0
+/// Whether a header found on disk in the segment at `segment_base` can be
+/// a batch this log wrote: offsets not negative, not running backwards
+/// inside the batch, the next offset representable, and every offset within
+/// `u32` of the segment's base (the log rolls before that). Recovery ends
+/// the valid log at one that is not (the base offset is not covered by the
+/// CRC, and after a clean shutdown headers are walked without checksums).
+fn offsets_plausible(header: &BatchHeader, segment_base: i64) -> bool {
+    header.base_offset >= segment_base
         && header.last_offset_delta >= 0
-        && header.base_offset.checked_add(i64::from(header.last_offset_delta) + 1).is_some()
+        && header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta))
+            .is_some_and(|last| last - segment_base < i64::from(u32::MAX))
 }
 
 /// A segment of a partition log.
@@ -197,7 +202,10 @@ impl Segment {
         let mut offset_entries = offset_index.entries().iter().peekable();
         let mut time_entries = time_index.entries().iter().peekable();
         while let Some(h) = read_header_at(&self.file, position, file_size)? {
-            if h.base_offset < expected || !offsets_plausible(&h) || position + h.total_len() as u64 > file_size {
+            if h.base_offset < expected
+                || !offsets_plausible(&h, self.base_offset)
+                || position + h.total_len() as u64 > file_size
+            {
                 return Ok(false);
             }
             let relative = h.base_offset - self.base_offset;
@@ -245,7 +253,10 @@ impl Segment {
                 None => break,
             };
             let len = header.total_len() as u64;
-            if header.base_offset < expected || !offsets_plausible(&header) || position + len > file_size {
+            if header.base_offset < expected
+                || !offsets_plausible(&header, self.base_offset)
+                || position + len > file_size
+            {
                 break;
             }
             if validate && !self.crc_ok(position, &header, &mut chunk)? {

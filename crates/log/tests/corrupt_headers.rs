@@ -1,5 +1,6 @@
 //! Recovery in front of batch headers that parse but cannot be batches this
-//! log wrote: offsets that run backwards or past `i64::MAX`. Such a batch is
+//! log wrote: offsets that run backwards, past `i64::MAX`, or further from
+//! the segment's base than a segment holds. Such a batch is
 //! the end of the valid log (found by the `log_recovery` fuzz target), both
 //! after a clean shutdown (headers walked, not checksummed) and after an
 //! unclean one (checksums fixed up, as a corruption that also hits the CRC).
@@ -71,6 +72,16 @@ fn a_batch_whose_offsets_overflow_ends_the_log() {
         let dir = tempfile::tempdir().expect("tempdir");
         append_three_batches(dir.path());
         corrupt_third_batch(dir.path(), BASE_OFFSET_AT, &(i64::MAX - 1).to_be_bytes());
+        assert_eq!(reopen(dir.path(), clean), (0, 4), "clean shutdown: {clean}");
+    }
+}
+
+#[test]
+fn a_batch_further_from_the_segment_base_than_u32_ends_the_log() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        append_three_batches(dir.path());
+        corrupt_third_batch(dir.path(), BASE_OFFSET_AT, &(4 + (1i64 << 34)).to_be_bytes());
         assert_eq!(reopen(dir.path(), clean), (0, 4), "clean shutdown: {clean}");
     }
 }
