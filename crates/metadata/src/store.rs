@@ -75,6 +75,10 @@ impl MetadataStore {
             Ok(bytes) => {
                 let snap: Snapshot = serde_json::from_slice(&bytes)
                     .map_err(|e| MetadataError::BadSnapshot { path: snapshot_path.clone(), reason: e.to_string() })?;
+                if snap.index == u64::MAX {
+                    let reason = "its index is the last one there is, so no command can follow".to_string();
+                    return Err(MetadataError::BadSnapshot { path: snapshot_path, reason });
+                }
                 (snap.state, snap.index)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (MetadataState::default(), 0),
@@ -154,7 +158,8 @@ fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetadataErro
 }
 
 /// Parses frames until the first incomplete or corrupt one; returns the
-/// commands and the length of the valid prefix.
+/// commands and the length of the valid prefix. A frame with index
+/// `u64::MAX` is corrupt too: no command could follow it.
 fn parse_records(bytes: &[u8]) -> (Vec<(u64, MetadataCommand)>, usize) {
     let mut out = Vec::new();
     let mut pos = 0usize;
@@ -170,10 +175,14 @@ fn parse_records(bytes: &[u8]) -> (Vec<(u64, MetadataCommand)>, usize) {
         }
         let mut index = [0u8; 8];
         index.copy_from_slice(&covered[..8]);
+        let index = u64::from_be_bytes(index);
+        if index == u64::MAX {
+            break;
+        }
         let Ok(command) = serde_json::from_slice::<MetadataCommand>(&covered[8..]) else {
             break;
         };
-        out.push((u64::from_be_bytes(index), command));
+        out.push((index, command));
         pos += 16 + len as usize;
     }
     (out, pos)
@@ -231,6 +240,37 @@ mod tests {
         assert!(log_len < 2000, "log restarted after the snapshot ({log_len} bytes)");
         let s = MetadataStore::open(dir.path()).expect("reopen");
         assert_eq!(s.state(), &expected);
+    }
+
+    /// Found by the `metadata_replay` fuzz target: a record (CRC intact) with
+    /// index `u64::MAX` overflowed the next index during replay.
+    #[test]
+    fn a_record_with_the_last_index_ends_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut s = MetadataStore::open(dir.path()).expect("open");
+            s.append(create("a", 1)).expect("append");
+        }
+        let payload = serde_json::to_vec(&create("b", 2)).expect("json");
+        let mut covered = u64::MAX.to_be_bytes().to_vec();
+        covered.extend_from_slice(&payload);
+        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&crc32c::crc32c(&covered).to_be_bytes());
+        frame.extend_from_slice(&covered);
+        let mut f = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).expect("open");
+        f.write_all(&frame).expect("write");
+        drop(f);
+        let mut s = MetadataStore::open(dir.path()).expect("reopen");
+        assert_eq!(s.state().topics.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(s.append(create("c", 3)).expect("append"), 2);
+    }
+
+    #[test]
+    fn a_snapshot_with_the_last_index_is_unreadable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshot = Snapshot { index: u64::MAX, state: MetadataState::default() };
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), serde_json::to_vec(&snapshot).expect("json")).expect("write");
+        assert!(matches!(MetadataStore::open(dir.path()), Err(MetadataError::BadSnapshot { .. })));
     }
 
     #[test]
