@@ -175,6 +175,15 @@ fn write_schema_corpora() {
             None,
             json!({"a": null, "b": null}),
         ),
+        // Items that take no bytes at all.
+        ("avro-array-of-null", SchemaType::Avro, r#"{"type":"array","items":"null"}"#, None, json!([null, null, null])),
+        (
+            "avro-array-of-empty-records",
+            SchemaType::Avro,
+            r#"{"type":"array","items":{"type":"record","name":"E","fields":[]}}"#,
+            None,
+            json!([{}, {}]),
+        ),
         ("json-object", SchemaType::Json, JSON_SCHEMA, None, json!({"id": 3, "tags": ["x"], "line": {"qty": 2}})),
         (
             "proto3-order",
