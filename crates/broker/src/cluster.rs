@@ -19,6 +19,7 @@ use tributary_record::Compression;
 use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_types::{TopicId, base64_url_no_pad, now_ms, validate_topic_name};
 
+use crate::cpu::CpuPool;
 use crate::error::ApiError;
 use crate::flusher::Flusher;
 use crate::groups::GroupService;
@@ -142,6 +143,8 @@ pub struct Cluster {
     layers: RwLock<Arc<BrokerLayers>>,
     /// Group commit.
     pub flusher: Flusher,
+    /// CPU-heavy request work (batch validation, recompression, timestamp scans).
+    pub cpu: CpuPool,
     /// The group coordinator.
     pub groups: GroupService,
     /// Topic schema validation and its index of registered schema ids.
@@ -245,6 +248,7 @@ impl Cluster {
             registry: RwLock::new(Arc::new(registry)),
             layers: RwLock::new(layers),
             flusher,
+            cpu: CpuPool::per_core(),
             groups,
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),

@@ -23,6 +23,7 @@
 
 pub mod cleaner;
 pub mod cluster;
+pub mod cpu;
 pub mod error;
 pub mod flusher;
 pub mod groups;

@@ -35,6 +35,6 @@ pub mod segment;
 
 pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan};
+pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan, TimestampSearch};
 pub use retired::RetiredFiles;
 pub use segment::FileSlice;

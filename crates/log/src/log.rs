@@ -13,12 +13,12 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tributary_record::BatchHeader;
 use tributary_record::batch::{
     BATCH_HEADER_LEN, mark_log_append_time, reseal, set_base_offset, set_max_timestamp_field,
     set_partition_leader_epoch,
 };
 use tributary_record::validate::first_record_at_or_after;
+use tributary_record::{BatchHeader, DECOMPRESSED_BATCH_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 
 use crate::checkpoint::Checkpoint;
 use crate::cleaner::{
@@ -29,9 +29,6 @@ use crate::error::{LogError, Result};
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
 use crate::retired::RetiredFiles;
 use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
-
-/// Largest decompressed batch scanned for a timestamp lookup.
-const TIMESTAMP_SCAN_BYTES_MAX: usize = 256 << 20;
 
 /// The topic configs the log acts on.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,6 +149,76 @@ impl CheckpointWriter {
         checkpoint.save(&self.dir)?;
         *written = seq;
         Ok(())
+    }
+}
+
+/// ListOffsets by time, planned under the partition's lock and run without
+/// it: the segments that may hold a record at or after the timestamp, each
+/// with the position its time index points at. The open file handles keep
+/// the bytes readable even if retention or compaction replaces a segment
+/// meanwhile (the answer is then the one the log gave when planned).
+#[derive(Debug)]
+pub struct TimestampSearch {
+    timestamp: i64,
+    upper_bound: i64,
+    log_start_offset: i64,
+    segments: Vec<SearchSegment>,
+}
+
+#[derive(Debug)]
+struct SearchSegment {
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+    start: u64,
+}
+
+impl TimestampSearch {
+    /// Walks the planned segments' batches: the first record at or after the
+    /// timestamp, and that timestamp. CPU-heavy for compressed batches
+    /// (each is decompressed, streaming, up to [`DECOMPRESSED_BATCH_BYTES_MAX`]):
+    /// run it off the network runtime. Every batch length read from the file
+    /// is checked against the segment's end and [`STORED_BATCH_BYTES_MAX`]
+    /// before a buffer is sized by it.
+    pub fn run(&self) -> Result<Option<(i64, i64)>> {
+        let (timestamp, upper_bound) = (self.timestamp, self.upper_bound);
+        let mut batch = Vec::new();
+        for segment in &self.segments {
+            let io = io_at(&segment.path);
+            let mut position = segment.start;
+            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
+                if h.base_offset >= upper_bound {
+                    return Ok(None);
+                }
+                let len = h.total_len();
+                if len > STORED_BATCH_BYTES_MAX || position + len as u64 > segment.size {
+                    return Err(LogError::io(
+                        &segment.path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "the batch at position {position} claims {len} bytes, past the segment's end ({} bytes) or the largest batch a log holds ({STORED_BATCH_BYTES_MAX})",
+                                segment.size
+                            ),
+                        ),
+                    ));
+                }
+                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
+                    batch.resize(len, 0);
+                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
+                    let found = first_record_at_or_after(&batch, timestamp, DECOMPRESSED_BATCH_BYTES_MAX)
+                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
+                    if let Some((offset, ts)) = found
+                        && offset >= self.log_start_offset
+                        && offset < upper_bound
+                    {
+                        return Ok(Some((offset, ts)));
+                    }
+                }
+                position += len as u64;
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -415,6 +482,9 @@ impl PartitionLog {
                 last_offset: b.base_offset + i64::from(b.last_offset_delta),
             });
         }
+        if batch.len() > STORED_BATCH_BYTES_MAX {
+            return Err(LogError::BatchTooLarge { size: batch.len(), max: STORED_BATCH_BYTES_MAX });
+        }
         if batch.len() as u64 > self.config.segment_bytes {
             return Err(LogError::BatchLargerThanSegment {
                 size: batch.len(),
@@ -611,33 +681,29 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// First offset whose record timestamp is at least `timestamp`, and that
-    /// timestamp (ListOffsets by time). Only records in `[log start, upper_bound)`.
-    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
+    /// Plans ListOffsets by time: the first offset whose record timestamp is
+    /// at least `timestamp`, among records in `[log start, upper_bound)`. The
+    /// plan holds the segment files to search; [`TimestampSearch::run`] reads
+    /// and decompresses them without the partition's lock.
+    pub fn plan_timestamp_search(&self, timestamp: i64, upper_bound: i64) -> Result<TimestampSearch> {
         self.check_online()?;
-        for segment in self.segments.values().filter(|s| s.max_timestamp >= timestamp) {
-            let io = io_at(&segment.path);
-            let mut position = segment.position_for_timestamp(timestamp);
-            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
-                if h.base_offset >= upper_bound {
-                    return Ok(None);
-                }
-                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
-                    let mut batch = vec![0u8; h.total_len()];
-                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
-                    let found = first_record_at_or_after(&batch, timestamp, TIMESTAMP_SCAN_BYTES_MAX)
-                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
-                    if let Some((offset, ts)) = found
-                        && offset >= self.log_start_offset
-                        && offset < upper_bound
-                    {
-                        return Ok(Some((offset, ts)));
-                    }
-                }
-                position += h.total_len() as u64;
-            }
-        }
-        Ok(None)
+        let segments = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp >= timestamp)
+            .map(|s| SearchSegment {
+                file: s.file.clone(),
+                path: s.path.clone(),
+                size: s.size,
+                start: s.position_for_timestamp(timestamp),
+            })
+            .collect();
+        Ok(TimestampSearch { timestamp, upper_bound, log_start_offset: self.log_start_offset, segments })
+    }
+
+    /// [`PartitionLog::plan_timestamp_search`] and its run in one step (under the lock).
+    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
+        self.plan_timestamp_search(timestamp, upper_bound)?.run()
     }
 
     /// The record with the largest timestamp below `upper_bound` (ListOffsets -3):

@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tributary_record::BatchHeader;
 use tributary_record::batch::{BATCH_HEADER_LEN, CRC_START};
+use tributary_record::{BatchHeader, STORED_BATCH_BYTES_MAX};
 
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::retired::RetiredFiles;
@@ -154,7 +154,8 @@ impl Segment {
             .map_or(0, |d| d.as_millis() as i64);
         let mut segment = Segment::empty(base_offset, Arc::new(file), path, created_ms);
         if !validate {
-            let indexes = OffsetIndex::read(&index_path, file_size).zip(TimeIndex::read(&time_path, u32::MAX));
+            let indexes =
+                OffsetIndex::read(&index_path, file_size).zip(TimeIndex::read(&time_path, u32::MAX, file_size));
             if let Some((offset_index, time_index)) = indexes
                 && segment.load_summary(file_size, offset_index, time_index)?
             {
@@ -182,7 +183,10 @@ impl Segment {
         let mut position = 0u64;
         let mut expected = self.base_offset;
         while let Some(h) = read_header_at(&self.file, position, file_size)? {
-            if h.base_offset < expected || position + h.total_len() as u64 > file_size {
+            if h.base_offset < expected
+                || position + h.total_len() as u64 > file_size
+                || h.total_len() > STORED_BATCH_BYTES_MAX
+            {
                 return Ok(false);
             }
             self.note_batch(&h, h.max_timestamp, h.last_offset());
@@ -213,7 +217,7 @@ impl Segment {
                 None => break,
             };
             let len = header.total_len() as u64;
-            if header.base_offset < expected || position + len > file_size {
+            if header.base_offset < expected || position + len > file_size || len > STORED_BATCH_BYTES_MAX as u64 {
                 break;
             }
             if validate && !self.crc_ok(position, &header, &mut chunk)? {
@@ -431,7 +435,7 @@ pub fn locate_batches(
             break;
         }
         let len = header.total_len() as u64;
-        if end + len > available {
+        if end + len > available || len > STORED_BATCH_BYTES_MAX as u64 {
             break;
         }
         if end + len > max_bytes as u64 {

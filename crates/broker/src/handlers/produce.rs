@@ -1,9 +1,18 @@
-//! Produce (key 0). Each partition's batch is validated (size, CRC, codec,
-//! every record, keys on compacted topics, timestamps, schema ids on topics
-//! with schema validation), recompressed if the topic's `compression.type`
-//! asks, then appended under the partition lock; the reply waits until the
-//! group-commit flusher has fsynced it (acks=1 and acks=all alike; acks=0
-//! gets no reply at all).
+//! Produce (key 0), in three steps per request:
+//!
+//! 1. cheap checks in place: acks, topic and partition, min.insync.replicas,
+//!    one batch per partition, `max.message.bytes`;
+//! 2. the CPU-heavy part on the [`CpuPool`](crate::cpu::CpuPool) when any
+//!    batch is compressed, large or to be recompressed: each batch validated
+//!    end to end (CRC, codec, every record streamed through its decompressor,
+//!    keys on compacted topics, timestamps), schema ids checked on topics
+//!    with schema validation, recompression for the topic's `compression.type`;
+//! 3. appends under each partition's lock, in request order.
+//!
+//! The connection awaits all three before it reads the next request, so
+//! appends keep request order; the reply then waits until the group-commit
+//! flusher has fsynced the batches (acks=1 and acks=all alike; acks=0 gets
+//! no reply at all).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,18 +27,14 @@ use tokio::sync::watch;
 use tributary_log::{AppendInfo, AppendOutcome};
 use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_record::validate::{TimestampBounds, ValidationRules, recompress, validate_batch};
-use tributary_record::{BatchError, BatchIter, Compression};
+use tributary_record::{BatchError, BatchHeader, BatchIter, Compression, DECOMPRESSED_BATCH_BYTES_MAX};
 use tributary_types::now_ms;
 
 use super::{Reply, encode_later, respond, str_bytes};
 use crate::cluster::{Cluster, Registry, TopicState};
+use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
-use crate::partition::{Progress, wait_durable};
-
-/// Largest decompressed size of one produced batch. Validation streams and
-/// holds none of it; recompression (topic `compression.type` other than
-/// `producer`) holds it in memory once.
-const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
+use crate::partition::{PartitionRef, Progress, wait_durable};
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
@@ -61,22 +66,60 @@ fn error_response(index: i32, error: &ApiError, records: &[(usize, String)], ver
         .with_error_message(Some(str_bytes(&error.message)))
 }
 
-pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ProduceRequest) -> Reply {
+pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ProduceRequest) -> Reply {
     let v = header.api_version;
     let acks = request.acks;
     let transactional = request.transactional_id.is_some();
     let registry = cluster.registry();
-    let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(request.topic_data.len());
+    // 1. Cheap checks; what passes carries its batch on to validation.
+    let mut topics: Vec<(TopicName, Vec<Step>)> = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let outcomes = topic
+        let steps = topic
             .partition_data
             .into_iter()
-            .map(|p| produce_partition(cluster, &registry, &name, p, v, acks, transactional))
+            .map(|p| {
+                let index = p.index;
+                match admit(&registry, &name, p, v, acks, transactional) {
+                    Ok(admitted) => Step::Admitted(admitted),
+                    Err((error, records)) => Step::Done(Outcome::Done(error_response(index, &error, &records, v))),
+                }
+            })
             .collect();
         // An owned copy: the request's name shares (and would keep alive) the frame.
-        topics.push((TopicName(str_bytes(&name)), outcomes));
+        topics.push((TopicName(str_bytes(&name)), steps));
     }
+    // 2. Validation, schema checks and recompression, off the network runtime when heavy.
+    let heavy = topics.iter().flat_map(|(_, s)| s).any(|s| matches!(s, Step::Admitted(a) if a.is_heavy()));
+    let topics = if heavy {
+        let job_cluster = cluster.clone();
+        let job_registry = registry.clone();
+        match cluster.cpu.run(move || validate_all(&job_cluster, &job_registry, topics, v)).await {
+            Some(validated) => validated,
+            None => return Reply::Close("produce validation failed unexpectedly".to_string()),
+        }
+    } else {
+        validate_all(cluster, &registry, topics, v)
+    };
+    // 3. Appends, in request order.
+    let topics: Vec<(TopicName, Vec<Outcome>)> = topics
+        .into_iter()
+        .map(|(name, steps)| {
+            let outcomes = steps
+                .into_iter()
+                .map(|step| match step {
+                    Step::Validated(ready) => append(cluster, ready, v),
+                    Step::Done(outcome) => outcome,
+                    Step::Admitted(admitted) => {
+                        // validate_all turns every admitted batch into a result.
+                        let error = ApiError::new(ErrorCode::UnknownServerError, "the batch was not validated");
+                        Outcome::Done(error_response(admitted.index, &error, &[], v))
+                    }
+                })
+                .collect();
+            (name, outcomes)
+        })
+        .collect();
     if acks == 0 {
         return Reply::Nothing;
     }
@@ -151,51 +194,96 @@ fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> Pr
     )
 }
 
-fn produce_partition(
-    cluster: &Arc<Cluster>,
+/// Where one partition's batch stands between the steps.
+enum Step {
+    /// Passed the cheap checks.
+    Admitted(Admitted),
+    /// Validated (and recompressed if asked): ready to append.
+    Validated(Ready),
+    /// Answered already.
+    Done(Outcome),
+}
+
+/// A batch that passed the cheap checks.
+struct Admitted {
+    index: i32,
+    topic: Arc<TopicState>,
+    partition: PartitionRef,
+    batch: Bytes,
+}
+
+impl Admitted {
+    /// Whether validating this batch is worth another thread: it is large,
+    /// compressed (decompression may expand it up to the cap), will be
+    /// recompressed for the topic, or its schema ids are checked (which may
+    /// read the schema storage topic from disk first).
+    fn is_heavy(&self) -> bool {
+        let codec = BatchHeader::parse(&self.batch).ok().and_then(|h| h.compression().ok());
+        let config = &self.topic.config;
+        self.batch.len() > INLINE_BYTES_MAX
+            || codec != Some(Compression::None)
+            || target_codec(&self.topic).is_some_and(|target| Some(target) != codec)
+            || config.key_schema_validation.is_some()
+            || config.value_schema_validation.is_some()
+    }
+}
+
+/// A validated batch, ready to append.
+struct Ready {
+    index: i32,
+    topic: Arc<TopicState>,
+    partition: PartitionRef,
+    batch: Bytes,
+    max_timestamp: i64,
+    offset_delta_of_max_timestamp: i32,
+    now: i64,
+}
+
+/// The cheap checks of one partition's data.
+fn admit(
     registry: &Registry,
     topic_name: &str,
     data: PartitionProduceData,
     v: i16,
     acks: i16,
     transactional: bool,
-) -> Outcome {
+) -> Result<Admitted, (ApiError, RecordErrors)> {
     let index = data.index;
-    let fail = |e: ApiError, records: RecordErrors| Outcome::Done(error_response(index, &e, &records, v));
+    let fail = |e: ApiError, records: RecordErrors| (e, records);
     if !matches!(acks, -1..=1) {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not 0, 1 or -1")),
             Vec::new(),
-        );
+        ));
     }
     if transactional {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidRequest, "transactional produce is not supported by this broker yet"),
             Vec::new(),
-        );
+        ));
     }
     let Some(topic) = registry.topics.get(topic_name) else {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {topic_name} does not exist")),
             Vec::new(),
-        );
+        ));
     };
     if topic.is_internal() {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidTopicException, format!("cannot produce to internal topic {topic_name}")),
             Vec::new(),
-        );
+        ));
     }
     let Some(partition) = topic.partition(index) else {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
             Vec::new(),
-        );
+        ));
     };
     // One node: the in-sync replica set is this broker alone.
     let isr = 1;
     if acks == -1 && topic.config.min_insync_replicas > isr {
-        return fail(
+        return Err(fail(
             ApiError::new(
                 ErrorCode::NotEnoughReplicas,
                 format!(
@@ -204,67 +292,107 @@ fn produce_partition(
                 ),
             ),
             Vec::new(),
-        );
+        ));
     }
     let records = data.records.unwrap_or_default();
-    let mut batch = match single_batch(&records, v) {
-        Ok(b) => b,
-        Err((e, records)) => return fail(e, records),
-    };
+    let batch = single_batch(&records, v)?;
     if batch.len() > topic.config.max_message_bytes {
-        return fail(
+        return Err(fail(
             ApiError::new(
                 ErrorCode::MessageTooLarge,
                 format!("batch of {} bytes exceeds max.message.bytes={}", batch.len(), topic.config.max_message_bytes),
             ),
             Vec::new(),
-        );
+        ));
     }
+    Ok(Admitted { index, topic: topic.clone(), partition: partition.clone(), batch })
+}
+
+/// Validates every admitted batch of a request (the CPU-heavy step).
+fn validate_all(
+    cluster: &Cluster,
+    registry: &Registry,
+    topics: Vec<(TopicName, Vec<Step>)>,
+    v: i16,
+) -> Vec<(TopicName, Vec<Step>)> {
+    topics
+        .into_iter()
+        .map(|(name, steps)| {
+            let steps = steps
+                .into_iter()
+                .map(|step| match step {
+                    Step::Admitted(admitted) => {
+                        let index = admitted.index;
+                        match validate(cluster, registry, admitted, v) {
+                            Ok(ready) => Step::Validated(ready),
+                            Err((error, records)) => {
+                                Step::Done(Outcome::Done(error_response(index, &error, &records, v)))
+                            }
+                        }
+                    }
+                    other => other,
+                })
+                .collect();
+            (name, steps)
+        })
+        .collect()
+}
+
+/// One batch end to end: records, transactional bit, schema ids, recompression.
+fn validate(
+    cluster: &Cluster,
+    registry: &Registry,
+    admitted: Admitted,
+    v: i16,
+) -> Result<Ready, (ApiError, RecordErrors)> {
+    let Admitted { index, topic, partition, mut batch } = admitted;
     let now = now_ms();
-    let validated = match validate_batch(&batch, &rules(topic, v, now)) {
-        Ok(info) => info,
-        Err(e) => {
-            let (error, records) = batch_error(&e, v);
-            return fail(error, records);
-        }
-    };
+    let validated = validate_batch(&batch, &rules(&topic, v, now)).map_err(|e| batch_error(&e, v))?;
     if validated.header.is_transactional() {
-        return fail(
+        return Err((
             ApiError::new(
                 ErrorCode::InvalidRequest,
                 "transactional batches need a transactional producer, which this broker does not support yet",
             ),
             Vec::new(),
-        );
+        ));
     }
     // Off unless the topic turned it on: then every key/value needs a registered schema id.
-    if (topic.config.key_schema_validation.is_some() || topic.config.value_schema_validation.is_some())
-        && let Err((error, records)) = cluster.schema_validation.check(
+    if topic.config.key_schema_validation.is_some() || topic.config.value_schema_validation.is_some() {
+        cluster.schema_validation.check(
             registry,
-            topic_name,
+            &topic.name,
             &topic.config,
             &batch,
             v,
             DECOMPRESSED_BATCH_BYTES_MAX,
-        )
-    {
-        return fail(error, records);
+        )?;
     }
-    if let Some(target) = target_codec(topic)
+    if let Some(target) = target_codec(&topic)
         && validated.header.compression().ok() != Some(target)
     {
-        match recompress(&batch, target, codec_level(topic, target), DECOMPRESSED_BATCH_BYTES_MAX) {
-            Ok(b) => batch = Bytes::from(b),
-            Err(e) => {
-                let (error, records) = batch_error(&e, v);
-                return fail(error, records);
-            }
-        }
+        let recompressed = recompress(&batch, target, codec_level(&topic, target), DECOMPRESSED_BATCH_BYTES_MAX)
+            .map_err(|e| batch_error(&e, v))?;
+        batch = Bytes::from(recompressed);
     }
-    let info = AppendInfo {
-        leader_epoch: partition.leader_epoch(),
+    Ok(Ready {
+        index,
+        topic,
+        partition,
+        batch,
         max_timestamp: validated.max_timestamp,
         offset_delta_of_max_timestamp: validated.offset_delta_of_max_timestamp,
+        now,
+    })
+}
+
+/// Appends a validated batch under its partition's lock.
+fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
+    let Ready { index, topic, partition, batch, max_timestamp, offset_delta_of_max_timestamp, now } = ready;
+    let info = AppendInfo {
+        leader_epoch: partition.leader_epoch(),
+        max_timestamp,
+        offset_delta_of_max_timestamp,
         now_ms: now,
         log_append_time: topic.config.log_append_time,
     };
@@ -276,11 +404,11 @@ fn produce_partition(
     };
     let (base_offset, last_offset, log_append_time_ms) = match outcome {
         Ok(AppendOutcome::Appended { base_offset, last_offset, log_append_time_ms }) => {
-            cluster.flusher.mark_dirty(partition);
+            cluster.flusher.mark_dirty(&partition);
             (base_offset, last_offset, log_append_time_ms)
         }
         Ok(AppendOutcome::Duplicate { base_offset, last_offset }) => (base_offset, last_offset, -1),
-        Err(e) => return fail(ApiError::from(e), Vec::new()),
+        Err(e) => return Outcome::Done(error_response(index, &ApiError::from(e), &[], v)),
     };
     let response = PartitionProduceResponse::default()
         .with_index(index)
