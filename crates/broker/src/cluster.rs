@@ -214,7 +214,7 @@ impl Cluster {
                 let dir = partition_dir(&data_dir, &topic.name, index);
                 let log = PartitionLog::open(&dir, log_config, clean, meta.leader_epoch, now_ms())
                     .map_err(|source| StartError::Partition { topic: topic.name.clone(), partition: index, source })?;
-                partitions.push(Arc::new(Partition::new(topic.name.clone(), topic_id, index, meta.leader_epoch, log)));
+                partitions.push(Partition::new(topic.name.clone(), topic_id, index, meta.leader_epoch, log));
             }
             registry.insert(Arc::new(TopicState {
                 name: topic.name.clone(),
@@ -460,7 +460,7 @@ impl Cluster {
                 tracing::error!(topic, partition = index, error = %e, "cannot create partition log");
                 ApiError::new(ErrorCode::KafkaStorageError, format!("cannot create the partition log: {e}"))
             })?;
-            out.push(Arc::new(Partition::new(topic.to_string(), topic_id, index, 0, log)));
+            out.push(Partition::new(topic.to_string(), topic_id, index, 0, log));
         }
         if let Err(e) = File::open(&self.data_dir).and_then(|d| d.sync_all()) {
             return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("cannot sync the data directory: {e}")));

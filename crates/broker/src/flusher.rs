@@ -125,7 +125,11 @@ fn run(queue: &(Mutex<Queue>, Condvar), syncs: &AtomicU64) {
                 q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        flush(&partition, syncs);
+        // A panic (a broken log invariant) poisons the partition's lock, which
+        // takes it offline for a reload; this thread goes on flushing the others.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| flush(&partition, syncs))).is_err() {
+            tracing::error!(topic = %partition.topic, partition = partition.index, "flushing the partition panicked");
+        }
         let mut q = lock(lock_queue);
         q.flushing.remove(&key);
         // Appends that arrived meanwhile wait for this partition, or the
@@ -144,8 +148,16 @@ fn flush(partition: &Partition, syncs: &AtomicU64) {
     let outcome = plan.execute();
     syncs.fetch_add(1, Ordering::Relaxed);
     let mut log = partition.log();
-    let result = log.complete_flush(plan.target, outcome);
+    let result = log.complete_flush(&plan, outcome);
     let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
+    assert!(
+        progress.high_watermark <= log.next_offset(),
+        "high watermark {} past the log end {} of {}-{}",
+        progress.high_watermark,
+        log.next_offset(),
+        partition.topic,
+        partition.index
+    );
     drop(log);
     if let Err(e) = result {
         tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");

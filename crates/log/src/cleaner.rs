@@ -769,7 +769,7 @@ mod tests {
         log.roll(1).expect("roll");
         let plan = log.flush_plan().expect("plan");
         let r = plan.execute();
-        log.complete_flush(plan.target, r).expect("flush");
+        log.complete_flush(&plan, r).expect("flush");
         let snapshot = log.clean_snapshot(log.durable_offset()).expect("snapshot");
         let cleaned = clean(&snapshot, &CleanerLimits::default(), 2, &AtomicBool::new(false)).expect("clean");
         (log, cleaned.expect("something to clean"))

@@ -18,9 +18,14 @@ pub struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    /// Adds an entry; entries must ascend.
+    /// Adds an entry; entries must ascend (a lookup on an index that does
+    /// not would read the wrong batches).
     pub fn push(&mut self, relative_offset: u32, position: u32) {
-        debug_assert!(self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position));
+        assert!(
+            self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position),
+            "offset index entries must ascend: ({relative_offset}, {position}) after {:?}",
+            self.entries.last()
+        );
         self.entries.push((relative_offset, position));
     }
 

@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod epoch;
 pub mod error;
+mod files;
 pub mod index;
 pub mod log;
 pub mod producer;

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tributary_record::batch::{
@@ -66,6 +67,10 @@ impl Default for LogConfig {
     }
 }
 
+/// Numbers every opened [`PartitionLog`], so work planned on one instance
+/// (a flush) is never applied to another opened on the same directory later.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
+
 /// Facts about a validated batch the append needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -111,6 +116,8 @@ pub struct FlushPlan {
     checkpoint: Option<(CheckpointWriter, u64, Checkpoint)>,
     /// The durable offset once the plan has run.
     pub target: i64,
+    /// The log instance that planned it.
+    instance: u64,
 }
 
 impl FlushPlan {
@@ -263,6 +270,8 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     producers: ProducerState,
     offline: Option<String>,
+    /// This instance's number (see [`NEXT_INSTANCE`]).
+    instance: u64,
     /// Earliest delete horizon of a kept tombstone; `Err` until known.
     tombstone_horizon: std::result::Result<Option<i64>, ()>,
 }
@@ -281,6 +290,30 @@ impl PartitionLog {
         clean_shutdown: bool,
         leader_epoch: i32,
         now_ms: i64,
+    ) -> Result<PartitionLog> {
+        let writer = (CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() }, 0);
+        PartitionLog::open_with(dir, config, clean_shutdown, leader_epoch, now_ms, writer)
+    }
+
+    /// Opens the log again from its directory, as after a crash (every batch
+    /// past the recovery point validated, a bad tail cut, indexes and
+    /// producer state rebuilt): for a partition whose in-memory state can no
+    /// longer be trusted (a panic while its lock was held). The new instance
+    /// keeps this one's checkpoint writer, so a checkpoint this one still has
+    /// in flight can never overwrite a newer one; flushes planned by this
+    /// instance are ignored by the new one.
+    pub fn reload(&self, leader_epoch: i32, now_ms: i64) -> Result<PartitionLog> {
+        let writer = (self.checkpoint_writer.clone(), self.checkpoint_seq);
+        PartitionLog::open_with(&self.dir, self.config, false, leader_epoch, now_ms, writer)
+    }
+
+    fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+        (checkpoint_writer, checkpoint_seq): (CheckpointWriter, u64),
     ) -> Result<PartitionLog> {
         let io = io_at(dir);
         fs::create_dir_all(dir).map_err(&io)?;
@@ -347,12 +380,13 @@ impl PartitionLog {
             checkpointed: checkpoint,
             unflushed: Vec::new(),
             dir_dirty: false,
-            checkpoint_writer: CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() },
-            checkpoint_seq: 0,
+            checkpoint_writer,
+            checkpoint_seq,
             checkpoint_dirty: false,
             epochs,
             producers: ProducerState::default(),
             offline: None,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             tombstone_horizon: Err(()),
         };
         log.recover_producer_state()?;
@@ -376,7 +410,9 @@ impl PartitionLog {
                 let _ = fs::remove_file(path);
                 continue;
             }
-            if let Some(state) = fs::read(path).ok().and_then(|b| ProducerState::decode(&b)) {
+            if let Some(state) = crate::files::read_bounded(path, crate::files::PRODUCER_SNAPSHOT_BYTES_MAX)
+                .and_then(|b| ProducerState::decode(&b))
+            {
                 self.producers = state;
                 from = *offset;
                 break;
@@ -463,6 +499,16 @@ impl PartitionLog {
         self.offline = Some(reason);
     }
 
+    /// Takes the log offline: every later operation fails with
+    /// [`LogError::Offline`] and nothing is flushed, until the log is
+    /// reopened ([`PartitionLog::reload`]).
+    pub fn take_offline(&mut self, reason: String) {
+        if self.offline.is_none() {
+            tracing::error!(dir = %self.dir.display(), %reason, "partition is going offline");
+            self.offline = Some(reason);
+        }
+    }
+
     /// Checks the idempotent producer state for a batch without appending.
     pub fn check_sequence(&self, header: &BatchHeader) -> Result<SequenceCheck> {
         self.producers.check(header)
@@ -513,6 +559,15 @@ impl PartitionLog {
             (info.max_timestamp, base_offset + i64::from(info.offset_delta_of_max_timestamp), -1)
         };
         let header = BatchHeader { base_offset, partition_leader_epoch: info.leader_epoch, max_timestamp, ..header };
+        // Offsets strictly increase: a batch holds at least one offset and
+        // starts at the log end (validation refused anything else).
+        assert!(
+            header.last_offset_delta >= 0 && header.next_offset() > self.next_offset,
+            "a batch at {base_offset} with last offset delta {} would not advance the log end {} of {}",
+            header.last_offset_delta,
+            self.next_offset,
+            self.dir.display()
+        );
 
         if self.epochs.assign(info.leader_epoch, base_offset)
             && let Err(e) = self.epochs.save(&self.dir)
@@ -617,16 +672,27 @@ impl PartitionLog {
             let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
             (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
         });
-        Some(FlushPlan { files, dir, checkpoint, target: self.next_offset })
+        Some(FlushPlan { files, dir, checkpoint, target: self.next_offset, instance: self.instance })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
-    /// partition offline: what the OS dropped cannot be known.
-    pub fn complete_flush(&mut self, target: i64, outcome: std::io::Result<()>) -> Result<i64> {
+    /// partition offline: what the OS dropped cannot be known. A plan made
+    /// by another instance of the log (before a reload) changes nothing.
+    pub fn complete_flush(&mut self, plan: &FlushPlan, outcome: std::io::Result<()>) -> Result<i64> {
+        if plan.instance != self.instance {
+            return Ok(self.durable_offset);
+        }
         if let Err(e) = outcome {
             self.go_offline(format!("fsync failed: {e}"));
             return Err(LogError::io(&self.dir, e));
         }
+        let target = plan.target;
+        assert!(
+            target <= self.next_offset,
+            "a flush made offsets durable up to {target}, past the log end {} ({})",
+            self.next_offset,
+            self.dir.display()
+        );
         self.durable_offset = self.durable_offset.max(target);
         let rolled_since_checkpoint =
             self.segments.keys().next_back().is_some_and(|&b| b > self.checkpointed.recovery_point);
@@ -654,6 +720,16 @@ impl PartitionLog {
     /// watermark). `Ok(None)` when `offset == upper_bound` (nothing yet).
     pub fn plan_read(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadPlan>> {
         self.check_online()?;
+        assert!(
+            self.durable_offset <= self.next_offset,
+            "durable offset {} past the log end {} of {}",
+            self.durable_offset,
+            self.next_offset,
+            self.dir.display()
+        );
+        // The caller's bound (a published high watermark) may predate a
+        // reload that cut a corrupt tail: never read past what the log holds.
+        let upper_bound = upper_bound.min(self.next_offset);
         if offset < self.log_start_offset || offset > upper_bound {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -972,7 +1048,7 @@ impl PartitionLog {
         }
         if let Some(plan) = self.flush_plan() {
             let outcome = plan.execute();
-            self.complete_flush(plan.target, outcome)?;
+            self.complete_flush(&plan, outcome)?;
         }
         let dir = self.dir.clone();
         let io = io_at(&dir);

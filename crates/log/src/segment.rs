@@ -266,6 +266,15 @@ impl Segment {
         _: i64,
     ) {
         if position == 0 || self.bytes_since_index >= u64::from(index_interval_bytes) {
+            // An entry must point inside this segment, at an offset it holds.
+            assert!(
+                header.base_offset >= self.base_offset
+                    && header.base_offset - self.base_offset <= i64::from(u32::MAX)
+                    && position <= u64::from(u32::MAX),
+                "index entry for offset {} at position {position} does not fit segment {}",
+                header.base_offset,
+                self.base_offset
+            );
             let relative = (header.base_offset - self.base_offset) as u32;
             if position > 0 {
                 self.offset_index.push(relative, position as u32);

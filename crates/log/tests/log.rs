@@ -51,7 +51,7 @@ fn append(log: &mut PartitionLog, bytes: Vec<u8>) -> AppendOutcome {
 fn flush(log: &mut PartitionLog) {
     if let Some(plan) = log.flush_plan() {
         let r = plan.execute();
-        log.complete_flush(plan.target, r).expect("flush");
+        log.complete_flush(&plan, r).expect("flush");
     }
 }
 
@@ -410,4 +410,65 @@ fn deleted_files(dir: &std::path::Path) -> usize {
         .expect("read dir")
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".deleted")))
         .count()
+}
+
+/// A batch that would not advance the log end (here: a last offset delta of
+/// -1, which validation refuses before a batch gets this far) stops the
+/// append with a panic before anything reaches the file.
+#[test]
+fn an_append_that_breaks_offset_order_panics_before_writing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments(), true);
+    append(&mut log, batch(3, 10, 1_000));
+    flush(&mut log);
+    let mut bad = batch(1, 10, 2_000);
+    bad[23..27].copy_from_slice(&(-1i32).to_be_bytes()); // last offset delta
+    let (head, records) = bad.split_at_mut(tributary_record::batch::BATCH_HEADER_LEN);
+    tributary_record::batch::reseal(head, records);
+    let i = info(&bad);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.append(&bad, &i)));
+    assert!(panicked.is_err(), "the broken invariant is asserted");
+    drop(log);
+    let log = open(dir.path(), small_segments(), false);
+    assert_eq!(log.next_offset(), 3, "nothing of the bad batch reached the file");
+    assert_eq!(read_all(&log, 0).len(), 1);
+}
+
+/// A flush planned by one instance of a log changes nothing in another
+/// (the broker reopens a partition's log after a panic; the old instance's
+/// flushes may still be running).
+#[test]
+fn a_flush_planned_by_another_instance_is_ignored() {
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = open(a_dir.path(), small_segments(), true);
+    let mut b = open(b_dir.path(), small_segments(), true);
+    append(&mut a, batch(10, 10, 1_000));
+    append(&mut b, batch(5, 10, 1_000));
+    let plan = a.flush_plan().expect("something to flush");
+    let r = plan.execute();
+    assert_eq!(b.complete_flush(&plan, r).expect("ignored"), 0);
+    assert_eq!(b.durable_offset(), 0, "b's own data is not durable yet");
+    flush(&mut b);
+    assert_eq!(b.durable_offset(), 5);
+}
+
+#[test]
+fn reload_reopens_from_disk_and_keeps_what_was_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments(), true);
+    for i in 0..30 {
+        append(&mut log, batch(2, 100, 1_000 + i * 10));
+    }
+    flush(&mut log);
+    append(&mut log, batch(2, 100, 5_000)); // written, not yet flushed
+    let stale = log.flush_plan().expect("pending flush");
+    let mut fresh = log.reload(0, 0).expect("reload");
+    assert_eq!(fresh.next_offset(), 62);
+    assert_eq!(fresh.durable_offset(), 62, "recovery fsynced what it kept");
+    let r = stale.execute();
+    assert_eq!(fresh.complete_flush(&stale, r).expect("ignored"), 62);
+    assert_eq!(read_all(&fresh, 0).len(), 31);
+    append(&mut fresh, batch(1, 10, 6_000));
+    flush(&mut fresh);
+    assert_eq!(fresh.durable_offset(), 63);
 }
