@@ -24,8 +24,10 @@
 //! produce (binary, json, avro) and consumer instances (`consumer.rs`).
 
 pub mod api;
+pub mod body;
 pub mod consumer;
 pub mod error;
+pub mod instant;
 pub mod kafka;
 pub mod producer;
 pub mod schemas;

@@ -1,5 +1,6 @@
 //! v2 produce: `POST /topics/{t}` and `/topics/{t}/partitions/{p}` with
-//! binary, json or avro embedded data, through the proxy's producer.
+//! binary, json or avro embedded data, through the proxy's producer. A
+//! record's own `partition` wins over the path's, as in kafka-rest.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::RecordSpec;
 
-use super::{bad, body, reply};
+use super::{bad, reply, required, unprocessable};
 use crate::consumer::Format;
 use crate::error::RestError;
 use crate::kafka::{Kafka, topic_in};
@@ -42,26 +43,31 @@ fn request_format(headers: &HeaderMap) -> Result<Format, RestError> {
         })
 }
 
+/// kafka-rest's v2 `ProduceRequest`; `records` must not be empty.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProduceBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     key_schema: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     key_schema_id: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value_schema: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     value_schema_id: Option<i32>,
+    #[serde(default, deserialize_with = "crate::body::list")]
     records: Vec<ProduceRecord>,
 }
 
+/// One record; its `partition` wins over the one in the path, as in kafka-rest.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProduceRecord {
     #[serde(default)]
     key: Value,
     #[serde(default)]
     value: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     partition: Option<i32>,
 }
 
@@ -121,7 +127,10 @@ async fn produce_v2(
     bytes: Bytes,
 ) -> Result<Value, RestError> {
     let format = request_format(&headers)?;
-    let request: ProduceBody = body(&bytes)?;
+    let request: ProduceBody = required(&bytes)?;
+    if request.records.is_empty() {
+        return Err(unprocessable(422, "records must not be empty"));
+    }
     if request.records.len() > MAX_RECORDS {
         return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
     }
@@ -149,7 +158,7 @@ async fn produce_v2(
         let (value, vid) = embedded(&kafka, &topic, format, false, value_schema, &r.value).await?;
         key_schema_id = key_schema_id.or(kid);
         value_schema_id = value_schema_id.or(vid);
-        let target = partition.or(r.partition);
+        let target = r.partition.or(partition);
         if let Some(p) = target
             && !(0..count).contains(&p)
         {

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::{Client, ConfigChange, ConfigEntry, ConfigResource};
 
-use super::{AppState, Links, answer, json_body, list};
+use super::{AppState, Links, answer, list};
 use crate::error::RestError;
 use crate::kafka::Kafka;
 
@@ -213,17 +213,21 @@ async fn alter(kafka: &Kafka, scope: &Scope, changes: Vec<ConfigChange>, validat
     )
 }
 
+/// kafka-rest's `Update*ConfigRequest`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value: Option<String>,
 }
 
 /// PUT: sets one config. Topic and broker configs must exist (a 404
 /// otherwise); a cluster-wide default does not exist until it is set.
 async fn set_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str, body: &Bytes) -> Result<(), RestError> {
-    let request: UpdateConfig = json_body(body)?;
-    let value = request.value.ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))?;
+    let request: Option<UpdateConfig> = crate::body::optional(body)?;
+    let value = request
+        .and_then(|r| r.value)
+        .ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))?;
     if scope == Scope::Cluster {
         check_scope(kafka, cluster_id, &scope).await?;
     } else {
@@ -242,20 +246,25 @@ async fn reset_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str)
     alter(kafka, &scope, vec![ConfigChange::Delete { name: name.to_string() }], false).await
 }
 
+/// One change of kafka-rest's `AlterConfigBatchRequestData`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlterEntry {
+    #[serde(deserialize_with = "crate::body::text")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     operation: Option<String>,
 }
 
+/// kafka-rest's `AlterConfigBatchRequestData`; `validate_only` may be `null`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlterBatch {
     data: Vec<AlterEntry>,
-    #[serde(default)]
-    validate_only: bool,
+    #[serde(default, deserialize_with = "crate::body::opt_bool")]
+    validate_only: Option<bool>,
 }
 
 /// The changes of a `configs:alter` body: `operation` SET (the default) needs a value; DELETE ignores it.
@@ -277,11 +286,13 @@ fn batch_changes(batch: AlterBatch) -> Result<(Vec<ConfigChange>, bool), RestErr
             ));
         }
     }
-    Ok((changes, batch.validate_only))
+    Ok((changes, batch.validate_only.unwrap_or(false)))
 }
 
 async fn alter_batch(kafka: &Kafka, cluster_id: &str, scope: Scope, body: &Bytes) -> Result<(), RestError> {
-    let (changes, validate_only) = batch_changes(json_body(body)?)?;
+    let batch = crate::body::optional(body)?
+        .ok_or_else(|| crate::body::payload_error("Null input provided. Data is required."))?;
+    let (changes, validate_only) = batch_changes(batch)?;
     check_scope(kafka, cluster_id, &scope).await?;
     alter(kafka, &scope, changes, validate_only).await
 }
