@@ -367,6 +367,20 @@ def test_config_values_may_be_numbers_and_flags_null(proxy, cluster, bootstrap, 
 
     r = requests.post(f"{url}:alter", data=b"", headers={"Content-Type": "application/json"}, timeout=TIMEOUT_S)
     assert error(r) == (422, 42206), r.text
+
+
+def test_configs_must_exist_to_be_altered_or_reset(proxy, cluster, bootstrap, admin):
+    """kafka-rest looks a batch's configs up before altering any, and resets
+    only a cluster-wide default that is set."""
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/configs"
+    r = requests.post(f"{url}:alter", json={"data": [{"name": "retention.ms", "value": "1000"},
+                                                     {"name": "no.such.config", "value": "1"}]}, timeout=TIMEOUT_S)
+    assert error(r) == (404, 404), r.text
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    assert admin.describe_configs([res])[res].result(10)["retention.ms"].value != "1000"
+    r = requests.delete(f"{proxy}/v3/clusters/{cluster}/broker-configs/compression.gzip.level", timeout=TIMEOUT_S)
+    assert error(r) == (404, 404), r.text
     r = requests.put(f"{url}/retention.ms", json={"value": "1", "validate_only": True}, timeout=TIMEOUT_S)
     assert error(r) == (422, 422), r.text
 

@@ -2,7 +2,9 @@
 //! defaults: list, get, set (PUT), reset (DELETE) and batch alter
 //! (`configs:alter`), all through DescribeConfigs (with synonyms) and
 //! IncrementalAlterConfigs, so whatever the broker refuses is refused here
-//! with its reason.
+//! with its reason. As in kafka-rest, a topic or broker config must exist to
+//! be set, reset or named in a batch (404 otherwise); a cluster-wide default
+//! can be set at any time but reset only while it is set.
 //!
 //! ```text
 //! /topics/{t}/configs[/{name}|:alter]     KafkaTopicConfig     ConfigResource::Topic
@@ -11,6 +13,8 @@
 //! /brokers/-/configs                      every broker's configs
 //! /broker-configs[/{name}|:alter]         KafkaClusterConfig   ConfigResource::BrokerDefault
 //! ```
+
+use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
@@ -237,12 +241,9 @@ async fn set_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str, b
 }
 
 /// DELETE: removes the override, so the value falls back to the next level.
+/// The config must exist (for the cluster-wide defaults: be set), as in kafka-rest.
 async fn reset_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str) -> Result<(), RestError> {
-    if scope == Scope::Cluster {
-        check_scope(kafka, cluster_id, &scope).await?;
-    } else {
-        one_config(kafka, cluster_id, &scope, name).await?;
-    }
+    one_config(kafka, cluster_id, &scope, name).await?;
     alter(kafka, &scope, vec![ConfigChange::Delete { name: name.to_string() }], false).await
 }
 
@@ -294,6 +295,17 @@ async fn alter_batch(kafka: &Kafka, cluster_id: &str, scope: Scope, body: &Bytes
         .ok_or_else(|| crate::body::payload_error("Null input provided. Data is required."))?;
     let (changes, validate_only) = batch_changes(batch)?;
     check_scope(kafka, cluster_id, &scope).await?;
+    // Topic and broker configs must exist, as in kafka-rest; a cluster-wide
+    // default does not exist until it is set, so those are not checked.
+    if scope != Scope::Cluster {
+        let known: HashSet<String> = describe(kafka, &scope, None).await?.into_iter().map(|e| e.name).collect();
+        let names = changes.iter().map(|c| match c {
+            ConfigChange::Set { name, .. } | ConfigChange::Delete { name } => name,
+        });
+        if let Some(missing) = names.into_iter().find(|n| !known.contains(n.as_str())) {
+            return Err(scope.not_found(missing));
+        }
+    }
     alter(kafka, &scope, changes, validate_only).await
 }
 
