@@ -312,6 +312,23 @@ def test_v2_produce_bodies_as_kafka_rest_reads_them(proxy, bootstrap):
     assert watermarks(bootstrap, topic, 1) == (0, 1)
 
 
+def test_v2_schema_missing_codes_are_kafka_rests(broker_factory):
+    """42201 for keys without a key schema, 42202 for values without a value schema."""
+    b = broker_factory.start(schema_registry=True, rest_proxy=True)
+    topic = new_topic(b.bootstrap)
+    avro = "application/vnd.kafka.avro.v2+json"
+    schema = json.dumps({"type": "record", "name": "R", "fields": [{"name": "n", "type": "int"}]})
+    r = v2("POST", f"{b.rest_proxy_url}/topics/{topic}", {"records": [{"value": {"n": 1}}]}, avro)
+    assert error(r) == (422, 42202), r.text
+    r = v2("POST", f"{b.rest_proxy_url}/topics/{topic}",
+           {"value_schema": schema, "records": [{"key": {"n": 1}, "value": {"n": 1}}]}, avro)
+    assert error(r) == (422, 42201), r.text
+    r = v2("POST", f"{b.rest_proxy_url}/topics/{topic}", {"value_schema": schema, "records": [{"value": {"n": 1}}]},
+           avro)
+    assert r.status_code == 200 and r.json()["value_schema_id"] is not None, r.text
+    b.stop_cleanly()
+
+
 # ---- v3 admin
 
 

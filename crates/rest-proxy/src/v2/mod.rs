@@ -6,11 +6,12 @@
 //! plain `application/json` and `application/octet-stream` mean binary, as in
 //! kafka-rest) and from the instance's `format` when consuming; answers are
 //! `application/vnd.kafka.v2+json` or `application/vnd.kafka.{format}.v2+json`.
-//! Errors are `{"error_code", "message"}` with v2's codes: 40401 topic,
-//! 40402 partition, 40403 consumer instance not found, 40601 not acceptable,
-//! 40902 instance exists, 40903 subscription/assignment conflict, 42201 bad
-//! schema, 42202/42203 key/value schema missing, 42205 bad embedded data,
-//! 42204 a consumer setting the consumer cannot take. Bodies are read as
+//! Errors are `{"error_code", "message"}` with kafka-rest's v2 codes: 40401
+//! topic, 40402 partition, 40403 consumer instance not found, 40601 not
+//! acceptable, 40902 instance exists, 40903 subscription/assignment conflict,
+//! 42201/42202 key/value schema missing, 42204 a consumer setting the
+//! consumer cannot take, 400 embedded data that is not of its format (binary
+//! that is not base64), 40801/42201 from the schema registry. Bodies are read as
 //! kafka-rest reads them (`crate::body`): not JSON or a wrong type is 400,
 //! an unknown field 422.
 

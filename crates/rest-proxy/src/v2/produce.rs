@@ -85,21 +85,23 @@ async fn embedded(
         return Ok((None, None));
     }
     match format {
+        // kafka-rest's answers: 400 for data that is not base64, naming the data.
         Format::Binary => match data {
             Value::String(s) => BASE64
                 .decode(s)
                 .map(|b| (Some(b), None))
-                .map_err(|e| bad(42205, format!("The {which} is not valid base64: {e}"))),
-            _ => Err(bad(42205, format!("A binary {which} must be a base64 string"))),
+                .map_err(|_| RestError::status(400, format!("Bad Request: data={data} is not a valid base64 string."))),
+            _ => Err(RestError::status(400, format!("Bad Request: data={data} is not a base64 string."))),
         },
-        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| bad(42205, e.to_string()))?), None)),
+        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| RestError::status(400, e.to_string()))?), None)),
         Format::Avro => {
             let Some(schemas) = kafka.schemas.as_ref() else {
-                return Err(bad(42201, "avro needs a schema registry, and this REST proxy has none"));
+                return Err(unprocessable(422, "avro needs a schema registry, and this REST proxy has none"));
             };
             let (text, id) = schema;
             if text.is_none() && id.is_none() {
-                let code = if is_key { 42202 } else { 42203 };
+                // kafka-rest's codes: 42201 for a key, 42202 for a value.
+                let code = if is_key { 42201 } else { 42202 };
                 return Err(bad(code, format!("Request includes {which}s but does not include {which} schema")));
             }
             let request = SchemaRequest {
