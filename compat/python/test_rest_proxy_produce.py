@@ -231,7 +231,8 @@ def test_avro_records_match_confluents_serializer_byte_for_byte(platform):
         json.dumps({"partition_id": 0, "value": {"schema_id": schema_id,
                                                   "data": {"id": 2, "item": "café", "note": {"string": "hot"}}}}).encode(),
         json.dumps({"partition_id": 0, "value": {"data": {"id": 3, "item": "x", "note": None, "qty": 5}}}).encode(),
-        json.dumps({"partition_id": 0, "value": {"type": "AVRO", "data": {"id": "four", "item": "y"}}}).encode(),
+        json.dumps({"partition_id": 0, "value": {"type": "AVRO", "schema": AVRO_ORDER,
+                                                  "data": {"id": "four", "item": "y"}}}).encode(),
     ])
     assert status == 200
     assert [r["error_code"] for r in reports] == [200, 200, 400], reports

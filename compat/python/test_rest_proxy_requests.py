@@ -312,6 +312,36 @@ def test_v2_produce_bodies_as_kafka_rest_reads_them(proxy, bootstrap):
     assert watermarks(bootstrap, topic, 1) == (0, 1)
 
 
+def test_v3_schema_fields_kafka_rest_refuses_together(broker_factory):
+    """kafka-rest's ProduceRequestData takes one way to name a schema: by
+    id, by version or latest (no `type`), or inline with a `type`."""
+    b = broker_factory.start(schema_registry=True, rest_proxy=True)
+    proxy = b.rest_proxy_url
+    cluster = requests.get(f"{proxy}/v3/clusters", timeout=TIMEOUT_S).json()["data"][0]["cluster_id"]
+    topic = new_topic(b.bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    schema = json.dumps({"type": "record", "name": "R", "fields": [{"name": "n", "type": "int"}]})
+    r = requests.post(url, json={"value": {"type": "AVRO", "schema": schema, "data": {"n": 1}}}, timeout=TIMEOUT_S)
+    assert r.json()["error_code"] == 200, r.text
+    schema_id = r.json()["value"]["schema_id"]
+    for value, says in [
+        ({"type": "AVRO", "schema_id": schema_id, "data": {"n": 2}}, "'schema_id="),
+        ({"type": "AVRO", "schema_version": 1, "data": {"n": 2}}, "'schema_version=1'"),
+        ({"type": "AVRO", "data": {"n": 2}}, "'schema_version=latest'"),
+        ({"schema_id": schema_id, "schema_version": 1, "data": {"n": 2}}, "Only one of 'schema_id'"),
+        ({"subject": f"{topic}-value", "subject_name_strategy": "TOPIC_NAME", "data": {"n": 2}}, "Only one of"),
+    ]:
+        report = requests.post(url, json={"value": value}, timeout=TIMEOUT_S).json()
+        assert report["error_code"] == 400 and says in report["message"], (value, report)
+    # Each on its own is fine.
+    for value in [{"schema_id": schema_id, "data": {"n": 3}}, {"schema_version": 1, "data": {"n": 4}},
+                  {"data": {"n": 5}}, {"subject_name_strategy": "TOPIC_NAME", "data": {"n": 6}}]:
+        report = requests.post(url, json={"value": value}, timeout=TIMEOUT_S).json()
+        assert report["error_code"] == 200, (value, report)
+    assert watermarks(b.bootstrap, topic) == (0, 5)
+    b.stop_cleanly()
+
+
 def test_v2_schema_missing_codes_are_kafka_rests(broker_factory):
     """42201 for keys without a key schema, 42202 for values without a value schema."""
     b = broker_factory.start(schema_registry=True, rest_proxy=True)

@@ -112,6 +112,36 @@ fn bad(message: impl Into<String>) -> RestError {
     RestError::status(400, message)
 }
 
+/// The combinations of fields kafka-rest's `ProduceRequestData` refuses:
+/// `subject` with `subject_name_strategy`; more than one of `schema_id`,
+/// `schema_version` and `schema`; and a schema-registry `type` without an
+/// inline `schema` (by id or version, or for the latest, leave `type` out).
+fn check_fields(which: &str, d: &Data) -> Result<(), RestError> {
+    let refuse = |message: String| Err(bad(format!("{which}: {message}")));
+    if d.subject.is_some() && d.subject_name_strategy.is_some() {
+        return refuse("Only one of 'subject_name_strategy' or 'subject' can be used.".to_string());
+    }
+    let several = match d.schema_id {
+        Some(_) => d.schema_version.is_some() || d.schema.is_some(),
+        None => d.schema_version.is_some() && d.schema.is_some(),
+    };
+    if several {
+        return refuse("Only one of 'schema_id', 'schema_version' or 'schema' can be used.".to_string());
+    }
+    if matches!(d.format.as_deref(), Some("AVRO" | "JSONSCHEMA" | "PROTOBUF")) {
+        if let Some(id) = d.schema_id {
+            return refuse(format!("'schema_id={id}' cannot be used with 'serializer'."));
+        }
+        if let Some(version) = d.schema_version {
+            return refuse(format!("'schema_version={version}' cannot be used with 'serializer'."));
+        }
+        if d.schema.is_none() {
+            return refuse("'schema_version=latest' cannot be used with 'serializer'.".to_string());
+        }
+    }
+    Ok(())
+}
+
 /// Serializes a key or value: BINARY, JSON and STRING here, schema-registry
 /// formats (or no `type`: the subject's latest schema) through the registry.
 async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) -> Result<Encoded, RestError> {
@@ -119,6 +149,7 @@ async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) ->
     let Some(d) = data else {
         return Ok(Encoded { bytes: None, report: None });
     };
+    check_fields(which, &d)?;
     let uses_registry = d.schema.is_some()
         || d.schema_id.is_some()
         || d.schema_version.is_some()
