@@ -149,6 +149,17 @@ def test_produce_without_a_body_is_a_payload_error(proxy, cluster, bootstrap):
     assert error(r) == (422, 42206), r.text
 
 
+def test_a_key_or_value_needs_its_data_field(proxy, cluster, bootstrap):
+    """`data` may be null (a Kafka null) but not left out."""
+    topic = new_topic(bootstrap)
+    url = f"{proxy}/v3/clusters/{cluster}/topics/{topic}/records"
+    report = requests.post(url, json={"value": {"type": "STRING"}}, timeout=TIMEOUT_S).json()
+    assert report["error_code"] == 400 and "data" in report["message"], report
+    report = requests.post(url, json={"value": {"type": "STRING", "data": None}}, timeout=TIMEOUT_S).json()
+    assert report["error_code"] == 200, report
+    assert watermarks(bootstrap, topic) == (0, 1)
+
+
 def test_record_timestamps_in_epoch_seconds(proxy, cluster, bootstrap):
     """An Instant may come as seconds since the epoch, a number or a string;
     reports write whole seconds without a fraction, and leave out the key of

@@ -97,7 +97,8 @@ struct Data {
     schema_version: Option<i32>,
     #[serde(default)]
     schema: Option<String>,
-    #[serde(default)]
+    /// Required, as in kafka-rest (whose mapper refuses a key or value
+    /// without `data`); `null` is a Kafka null.
     data: Value,
 }
 
