@@ -431,14 +431,19 @@ impl PollQuery {
     }
 }
 
-/// Whether `Accept` allows the instance's format.
+/// Whether `Accept` allows the instance's format. As in kafka-rest, the
+/// plain `application/vnd.kafka.v2+json` is binary's; `application/json`
+/// and wildcards are taken for every format.
 fn acceptable(headers: &HeaderMap, format: Format) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
     let wanted = format!("application/vnd.kafka.{}.v2+json", format.name());
-    accept
-        .split(',')
-        .map(|part| part.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .any(|media| media == wanted || media == "application/json" || media == "*/*" || media == "application/*")
+    accept.split(',').map(|part| part.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).any(|media| {
+        media == wanted
+            || (format == Format::Binary && media == super::V2_JSON)
+            || media == "application/json"
+            || media == "*/*"
+            || media == "application/*"
+    })
 }
 
 /// A key or value as the instance's format shows it.

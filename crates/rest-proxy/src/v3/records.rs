@@ -61,7 +61,7 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProduceRecord {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     partition_id: Option<i32>,
     #[serde(default)]
     headers: Option<Vec<Header>>,
@@ -91,9 +91,9 @@ struct Data {
     subject: Option<String>,
     #[serde(default)]
     subject_name_strategy: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     schema_id: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     schema_version: Option<i32>,
     #[serde(default)]
     schema: Option<String>,
