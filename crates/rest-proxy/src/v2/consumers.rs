@@ -566,3 +566,45 @@ pub(super) async fn committed(
     .await;
     reply(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(body: serde_json::Value) -> Result<Settings, RestError> {
+        let request: CreateInstance = body::from_value(body)?;
+        settings(&request, false)
+    }
+
+    #[test]
+    fn instance_settings_take_kafka_rests_defaults_and_spellings() {
+        let s = instance(json!({})).expect("defaults");
+        assert_eq!((s.format, s.from_earliest, s.auto_commit), (Format::Binary, false, true));
+        assert_eq!(s.request_timeout, Duration::from_millis(1_000));
+        let s = instance(json!({"format": "JSON", "auto.offset.reset": "EARLIEST", "auto.commit.enable": false,
+                                "requestWaitMs": "250"}))
+        .expect("spellings");
+        assert_eq!((s.format, s.from_earliest, s.auto_commit), (Format::Json, true, false));
+        assert_eq!(s.request_timeout, Duration::from_millis(250));
+        let code = |body| instance(body).map(|_| ()).map_err(|e| (e.status, e.error_code));
+        assert_eq!(code(json!({"format": "xml"})), Err((422, 422)));
+        assert_eq!(code(json!({"fetch.min.bytes": -2})), Err((422, 40001)));
+        assert_eq!(code(json!({"responseMinBytes": 10_000_000})), Ok(()));
+        assert_eq!(code(json!({"auto.commit.enable": "yes"})), Err((422, 42204)));
+        assert_eq!(code(json!({"max.poll.records": 5})), Err((422, 422)));
+    }
+
+    #[test]
+    fn poll_limits_follow_kafka_rest() {
+        let query = |timeout, max_bytes| PollQuery { timeout, max_bytes };
+        let default = Duration::from_millis(1_000);
+        assert_eq!(query(None, None).wait(default), default);
+        assert_eq!(query(Some(-1), None).wait(default), default);
+        assert_eq!(query(Some(0), None).wait(default), default);
+        assert_eq!(query(Some(200), None).wait(default), Duration::from_millis(200));
+        assert_eq!(query(Some(5_000), None).wait(default), default);
+        assert_eq!(query(None, Some(-1)).max_bytes(), DEFAULT_MAX_BYTES);
+        assert_eq!(query(None, Some(10)).max_bytes(), 10);
+        assert_eq!(query(None, Some(i64::MAX)).max_bytes(), DEFAULT_MAX_BYTES);
+    }
+}

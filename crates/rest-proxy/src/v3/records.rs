@@ -541,7 +541,47 @@ async fn produce_batch(
 
 #[cfg(test)]
 mod tests {
-    use super::RecordEnds;
+    use serde_json::json;
+
+    use super::{Data, RecordEnds, check_fields, valid_entry_id};
+
+    fn data(value: serde_json::Value) -> Data {
+        serde_json::from_value(value).expect("a key or value")
+    }
+
+    #[test]
+    fn schema_fields_are_held_to_kafka_rests_combinations() {
+        for ok in [
+            json!({"type": "AVRO", "schema": "\"string\"", "data": "x"}),
+            json!({"schema_id": 3, "data": 1}),
+            json!({"schema_version": -1, "subject": "s", "data": 1}),
+            json!({"subject_name_strategy": "RECORD_NAME", "schema_id": 3, "data": 1}),
+            json!({"type": "BINARY", "data": "eA=="}),
+        ] {
+            assert!(check_fields("value", &data(ok.clone())).is_ok(), "{ok}");
+        }
+        for refused in [
+            json!({"type": "AVRO", "schema_id": 3, "data": 1}),
+            json!({"type": "PROTOBUF", "schema_version": 1, "data": 1}),
+            json!({"type": "JSONSCHEMA", "data": 1}),
+            json!({"schema_id": 3, "schema": "\"string\"", "data": 1}),
+            json!({"schema_version": 1, "schema": "\"string\"", "data": 1}),
+            json!({"subject": "s", "subject_name_strategy": "TOPIC_NAME", "data": 1}),
+        ] {
+            let e = check_fields("value", &data(refused.clone())).expect_err("refused");
+            assert_eq!(e.status, 400, "{refused}");
+        }
+    }
+
+    #[test]
+    fn batch_entry_ids_are_short_words() {
+        assert!(valid_entry_id("a-1_B"));
+        assert!(valid_entry_id(&"x".repeat(80)));
+        assert!(!valid_entry_id(""));
+        assert!(!valid_entry_id(&"x".repeat(81)));
+        assert!(!valid_entry_id("a b"));
+        assert!(!valid_entry_id("é"));
+    }
 
     /// Feeds `text` one byte at a time; returns the byte counts after which a record may have ended.
     fn ends_after_each_byte(text: &str) -> Vec<usize> {

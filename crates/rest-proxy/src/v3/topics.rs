@@ -295,3 +295,18 @@ async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): P
         Err(e) => e.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid_topic_name;
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(valid_topic_name("orders.v1_EU-2"));
+        assert!(valid_topic_name(&"t".repeat(249)));
+        for bad in ["", ".", "..", "a b", "a/b", "é"] {
+            assert!(!valid_topic_name(bad), "{bad:?}");
+        }
+        assert!(!valid_topic_name(&"t".repeat(250)));
+    }
+}
