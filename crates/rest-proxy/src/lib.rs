@@ -14,6 +14,8 @@
 //!            └──────▶ v2/ (at the root): produce ──▶ producer.rs;
 //!                       consumer instances ──▶ consumer.rs (own clients)
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
+//! bodies ──▶ body.rs: read as kafka-rest's JSON mapper reads them (unknown
+//!            fields 422, Jackson's coercions); instant.rs: its times
 //! ```
 //!
 //! Served: v3 clusters; topics (list, describe, create with configs, delete,
@@ -24,8 +26,10 @@
 //! produce (binary, json, avro) and consumer instances (`consumer.rs`).
 
 pub mod api;
+pub mod body;
 pub mod consumer;
 pub mod error;
+pub mod instant;
 pub mod kafka;
 pub mod producer;
 pub mod schemas;

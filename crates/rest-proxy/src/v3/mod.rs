@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::error::RestError;
@@ -55,10 +54,6 @@ pub(crate) fn answer(result: Result<Value, RestError>) -> Response {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => e.into_response(),
     }
-}
-
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RestError> {
-    serde_json::from_slice(body).map_err(|e| RestError::status(400, format!("Invalid request body: {e}")))
 }
 
 /// Every v3 route, relative to the prefix.
