@@ -37,7 +37,7 @@ macro_rules! resource_responses {
             .map(|((kind, name), outcome)| {
                 let resp = <$ty>::default().with_resource_type(kind).with_resource_name(name.clone());
                 match outcome {
-                    Ok(()) => resp.with_error_code(0),
+                    Ok(()) => resp.with_error_code(0).with_error_message(None),
                     Err(e) => resp.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
                 }
             })
@@ -151,10 +151,9 @@ fn describe_entry(e: DescribedConfig, v: i16, synonyms: bool, documentation: boo
         );
     }
     if v >= 3 {
-        r = r.with_config_type(e.config_type);
-        if documentation {
-            r = r.with_documentation(e.documentation.map(str_bytes));
-        }
+        // Kafka sends a null documentation unless it was asked for.
+        let doc = if documentation { e.documentation.map(str_bytes) } else { None };
+        r = r.with_config_type(e.config_type).with_documentation(doc);
     }
     r
 }
