@@ -201,6 +201,10 @@ def test_tributary_start_settings_are_static_broker_config(broker_factory):
             assert (static[key]["value"], static[key]["config_source"]) == (value, "STATIC_BROKER_CONFIG"), key
         assert static["log.dirs"]["config_source"] == "STATIC_BROKER_CONFIG"
         assert "num.partitions" not in static, "never set, so DEFAULT_CONFIG"
+        # read-only as in Kafka: only log.retention.ms of the three can change at runtime
+        assert static["log.retention.hours"]["read_only"] is True
+        assert chain(static["log.retention.hours"]) == [("log.retention.hours", "12", "STATIC_BROKER_CONFIG"),
+                                                        ("log.retention.hours", "168", "DEFAULT_CONFIG")]
     finally:
         adm.close()
     b.stop_cleanly()
