@@ -223,3 +223,42 @@ async fn describe_topic_partitions_pages_through_every_partition_once() {
     assert_eq!(response.topics[0].error_code, 42, "INVALID_REQUEST");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_key_no_longer_alterable_does_not_block_later_changes() {
+    let broker = TestBroker::start(&[]).await;
+    let dir = broker.stop().await;
+    // What an older release could have stored: log.retention.hours set dynamically.
+    {
+        let mut store =
+            tributary_metadata::MetadataStore::open(&dir.path().join("__cluster_metadata")).expect("metadata");
+        let configs = [("log.retention.hours", "1"), ("log.retention.ms", "5000")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        store.append(tributary_metadata::MetadataCommand::SetBrokerConfigs { broker: None, configs }).expect("append");
+    }
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let set = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default().with_resource_type(4).with_resource_name(s("")).with_configs(vec![
+            AlterableConfig::default()
+                .with_name(s("log.retention.ms"))
+                .with_config_operation(0)
+                .with_value(Some(s("6000"))),
+        ]),
+    ]);
+    let altered: IncrementalAlterConfigsResponse =
+        client.call(ApiKey::IncrementalAlterConfigs, 1, &set).await.expect("answer");
+    assert_eq!(altered.responses[0].error_code, 0, "{:?}", altered.responses[0].error_message);
+    let describe = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s(""))]);
+    let described: DescribeConfigsResponse = client.call(ApiKey::DescribeConfigs, 4, &describe).await.expect("answer");
+    let entries: Vec<(String, Option<String>)> = described.results[0]
+        .configs
+        .iter()
+        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+        .collect();
+    assert_eq!(entries, vec![("log.retention.ms".to_string(), Some("6000".to_string()))]);
+    broker.stop().await;
+}

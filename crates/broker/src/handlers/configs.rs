@@ -179,9 +179,19 @@ fn current(cluster: &Cluster, target: &Target) -> Result<BTreeMap<String, String
                 ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
             })
         }
-        Target::Broker(None) => Ok(cluster.layers().dynamic_default.clone()),
-        Target::Broker(Some(_)) => Ok(cluster.layers().dynamic_broker.clone()),
+        Target::Broker(broker) => {
+            let layers = cluster.layers();
+            let stored = if broker.is_none() { &layers.dynamic_default } else { &layers.dynamic_broker };
+            // A key stored by an older release that is no longer alterable
+            // (log.retention.hours, say) is dropped, as Kafka ignores such
+            // keys, rather than failing every later change of this resource.
+            Ok(stored.iter().filter(|(k, _)| alterable(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
     }
+}
+
+fn alterable(key: &str) -> bool {
+    broker_config(key).is_some_and(|d| d.dynamic)
 }
 
 pub(super) async fn alter(cluster: &Arc<Cluster>, header: &RequestHeader, request: AlterConfigsRequest) -> Reply {
