@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::defs::{BROKER_CONFIGS, broker_config};
+use crate::defs::broker_config;
 use crate::properties::parse_properties;
 use crate::value::{split_list, validate};
 
@@ -285,7 +285,7 @@ impl BrokerConfig {
 
     /// The default of a broker key, when it has one.
     pub fn default_of(key: &str) -> Option<&'static str> {
-        BROKER_CONFIGS.iter().find(|d| d.name == key).and_then(|d| d.default)
+        broker_config(key).and_then(|d| d.default)
     }
 }
 

@@ -35,7 +35,7 @@ pub struct ConfigDef {
     pub dynamic: bool,
 }
 
-const fn def(
+pub(crate) const fn def(
     name: &'static str,
     ty: ConfigType,
     default: Option<&'static str>,
@@ -51,8 +51,8 @@ const fn syn(key: &'static str) -> Synonym {
 
 const MS_PER_MINUTE: i64 = 60_000;
 const MS_PER_HOUR: i64 = 3_600_000;
-const LONG_MAX: &str = "9223372036854775807";
-const I32: i64 = i32::MAX as i64;
+pub(crate) const LONG_MAX: &str = "9223372036854775807";
+pub(crate) const I32: i64 = i32::MAX as i64;
 
 use ConfigType::*;
 use Validator::*;
@@ -187,15 +187,15 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Some(LONG_MAX),
         Range(0, i64::MAX),
         "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).",
-        [syn("log.flush.interval.ms")]
+        [syn("log.flush.interval.ms"), syn("log.flush.scheduler.interval.ms")]
     ),
     topic!(
         "follower.replication.throttled.replicas",
         List,
         Some(""),
-        Any,
+        ThrottledReplicas,
         "Replicas throttled on the follower side during reassignment: partition:broker pairs or *.",
-        [syn("follower.replication.throttled.replicas")]
+        []
     ),
     topic!(
         "index.interval.bytes",
@@ -209,9 +209,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "leader.replication.throttled.replicas",
         List,
         Some(""),
-        Any,
+        ThrottledReplicas,
         "Replicas throttled on the leader side during reassignment: partition:broker pairs or *.",
-        [syn("leader.replication.throttled.replicas")]
+        []
     ),
     topic!(
         "local.retention.bytes",
@@ -390,6 +390,9 @@ macro_rules! broker {
     ($name:literal, $ty:expr, $default:expr, $doc:literal) => {
         def($name, $ty, $default, Any, $doc)
     };
+    ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal) => {
+        def($name, $ty, $default, $validator, $doc)
+    };
     ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal, dynamic) => {
         ConfigDef { dynamic: true, ..def($name, $ty, $default, $validator, $doc) }
     };
@@ -398,17 +401,17 @@ macro_rules! broker {
 /// Broker keys Tributary reads (static unless marked dynamic).
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("node.id", Int, Some("1"), "This broker's id."),
-    broker!("broker.id", Int, None, "Older name of node.id."),
+    broker!("broker.id", Int, Some("-1"), "Older name of node.id."),
     broker!("broker.rack", String, None, "Rack of this broker, reported in Metadata."),
     broker!(
         "listeners",
-        List,
+        String,
         Some("PLAINTEXT://127.0.0.1:9092"),
         "Addresses the broker listens on: NAME://host:port, comma separated."
     ),
     broker!(
         "advertised.listeners",
-        List,
+        String,
         None,
         "Addresses given to clients, per listener name; defaults to listeners."
     ),
@@ -421,14 +424,20 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("inter.broker.listener.name", String, None, "Listener used between brokers."),
     broker!(
         "controller.listener.names",
-        List,
+        String,
         None,
         "Listeners of the metadata quorum; not served as Kafka listeners."
     ),
-    broker!("process.roles", List, None, "Accepted for compatibility: every Tributary node is broker and controller."),
-    broker!("controller.quorum.voters", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("controller.quorum.bootstrap.servers", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("log.dirs", List, None, "Data directory (the first is used)."),
+    broker!(
+        "process.roles",
+        List,
+        Some(""),
+        ListOf(&["broker", "controller"]),
+        "Accepted for compatibility: every Tributary node is broker and controller."
+    ),
+    broker!("controller.quorum.voters", List, Some(""), "Accepted for compatibility with KRaft configs."),
+    broker!("controller.quorum.bootstrap.servers", List, Some(""), "Accepted for compatibility with KRaft configs."),
+    broker!("log.dirs", String, None, "Data directory (the first is used)."),
     broker!("log.dir", String, Some("/tmp/kraft-combined-logs"), "Data directory when log.dirs is not set."),
     broker!(
         "num.partitions",
@@ -725,37 +734,38 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         None,
         Range(-1, I32),
-        "Default retention in minutes; overrides log.retention.hours.",
-        dynamic
+        "Default retention in minutes; overrides log.retention.hours. Static, as in Kafka: change log.retention.ms at runtime."
     ),
-    broker!("log.retention.hours", Int, Some("168"), Range(-1, I32), "Default retention in hours.", dynamic),
+    broker!(
+        "log.retention.hours",
+        Int,
+        Some("168"),
+        Range(-1, I32),
+        "Default retention in hours. Static, as in Kafka: change log.retention.ms at runtime."
+    ),
     broker!("log.segment.bytes", Int, Some("1073741824"), Range(14, I32), "Default segment.bytes.", dynamic),
     broker!("log.roll.jitter.ms", Long, None, Range(0, i64::MAX), "Default segment.jitter.ms.", dynamic),
-    broker!("log.roll.jitter.hours", Int, Some("0"), Range(0, I32), "Default segment jitter in hours.", dynamic),
+    broker!(
+        "log.roll.jitter.hours",
+        Int,
+        Some("0"),
+        Range(0, I32),
+        "Default segment jitter in hours. Static, as in Kafka: change log.roll.jitter.ms at runtime."
+    ),
     broker!("log.roll.ms", Long, None, Range(1, i64::MAX), "Default segment.ms; overrides log.roll.hours.", dynamic),
-    broker!("log.roll.hours", Int, Some("168"), Range(1, I32), "Default segment roll age in hours.", dynamic),
+    broker!(
+        "log.roll.hours",
+        Int,
+        Some("168"),
+        Range(1, I32),
+        "Default segment roll age in hours. Static, as in Kafka: change log.roll.ms at runtime."
+    ),
     broker!(
         "unclean.leader.election.enable",
         Boolean,
         Some("false"),
         Any,
         "Default unclean.leader.election.enable.",
-        dynamic
-    ),
-    broker!(
-        "leader.replication.throttled.replicas",
-        List,
-        Some(""),
-        Any,
-        "Default leader.replication.throttled.replicas.",
-        dynamic
-    ),
-    broker!(
-        "follower.replication.throttled.replicas",
-        List,
-        Some(""),
-        Any,
-        "Default follower.replication.throttled.replicas.",
         dynamic
     ),
 ];
@@ -765,9 +775,15 @@ pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).find(|d| d.name == name)
 }
 
-/// Looks up a broker config.
+/// Looks up a broker config: a key Tributary reads, or one of Kafka's it
+/// accepts for compatibility ([`crate::kafka::ACCEPTED_BROKER_CONFIGS`]).
 pub fn broker_config(name: &str) -> Option<&'static ConfigDef> {
-    BROKER_CONFIGS.iter().find(|d| d.name == name)
+    all_broker_configs().find(|d| d.name == name)
+}
+
+/// Every broker key: [`BROKER_CONFIGS`], then the keys accepted for compatibility.
+pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(crate::kafka::ACCEPTED_BROKER_CONFIGS)
 }
 
 #[cfg(test)]
@@ -777,7 +793,7 @@ mod tests {
 
     #[test]
     fn defaults_pass_their_own_validation() {
-        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(BROKER_CONFIGS) {
+        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(all_broker_configs()) {
             if let Some(v) = d.default {
                 if d.ty == ConfigType::List && v.is_empty() {
                     continue;

@@ -7,11 +7,16 @@
 //!   `KAFKA_*` environment variables (Confluent image mapping) and overrides;
 //! - [`topic::BrokerLayers`]: resolves a topic config through its layers
 //!   (topic override → dynamic broker → dynamic default → static → default)
-//!   with the source and synonyms DescribeConfigs reports, and yields the
-//!   typed [`topic::TopicConfig`] the log uses.
+//!   and yields the typed [`topic::TopicConfig`] the log uses;
+//! - [`describe`]: DescribeConfigs entries (source, synonym chain, read-only,
+//!   sensitivity, type) built by Kafka's rules;
+//! - [`kafka`]: which broker keys Kafka can update at runtime, and Kafka keys
+//!   accepted for compatibility.
 
 pub mod broker;
 pub mod defs;
+pub mod describe;
+pub mod kafka;
 pub mod properties;
 pub mod topic;
 pub mod value;
