@@ -21,6 +21,7 @@
 //! which stops accepting, drains in-flight requests, flushes and closes every
 //! segment and marks the stop clean.
 
+pub mod admin;
 pub mod cleaner;
 pub mod cluster;
 pub mod cpu;
@@ -28,9 +29,14 @@ pub mod error;
 pub mod flusher;
 pub mod groups;
 pub mod handlers;
+pub mod image;
 mod internal;
+pub mod node;
 pub mod outgoing;
 pub mod partition;
+pub mod reconciler;
+pub mod registry;
+pub mod replicas;
 pub mod schema_validation;
 mod server;
 

@@ -155,7 +155,7 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: De
         .and_then(|v| v.trim().parse::<i32>().ok())
         .unwrap_or(PARTITION_LIMIT_DEFAULT);
     let limit = request.response_partition_limit.min(broker_limit);
-    let counts = |name: &str| registry.topics.get(name).map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
+    let counts = |name: &str| registry.topics.get(name).map(|t| i32::try_from(t.partition_count()).unwrap_or(i32::MAX));
     let plan = page(&names, counts, cursor.as_ref().map(|(t, i)| (t.as_str(), *i)), limit, !list_all);
 
     let topics = plan
