@@ -22,6 +22,7 @@ use tributary_types::{TopicId, base64_url_no_pad, now_ms, validate_topic_name};
 use crate::error::ApiError;
 use crate::flusher::Flusher;
 use crate::groups::GroupService;
+use crate::limits::{ListenerLimits, effective_connection_limits};
 use crate::partition::{Partition, PartitionRef, Progress};
 use crate::schema_validation::SchemaValidation;
 
@@ -148,6 +149,8 @@ pub struct Cluster {
     pub schema_validation: SchemaValidation,
     producer_ids: Mutex<(i64, i64)>,
     advertised: RwLock<Vec<Listener>>,
+    /// Connection quotas and the request-memory budget of the listeners.
+    pub(crate) listener_limits: Arc<ListenerLimits>,
     _lock: File,
 }
 
@@ -235,6 +238,11 @@ impl Cluster {
         let block_start = state.producer_id_block_end;
         let groups = GroupService::new(&config);
         let schema_validation = SchemaValidation::new(config.schema_registry_topic.clone());
+        let connection_limits = effective_connection_limits(&layers).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored dynamic connection limits are invalid; using the static ones");
+            config.connection_limits.clone()
+        });
+        let listener_limits = Arc::new(ListenerLimits::new(&connection_limits, config.queued_max_request_bytes));
         Ok(Cluster {
             node_id: config.node_id,
             advertised: RwLock::new(config.advertised_listeners.clone()),
@@ -248,6 +256,7 @@ impl Cluster {
             groups,
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),
+            listener_limits,
             _lock: lock,
         })
     }
@@ -618,18 +627,22 @@ impl Cluster {
                 format!("Broker {id} is not this broker ({}).", self.node_id),
             ));
         }
+        let mut store = self.metadata();
+        let mut layers = (*self.layers()).clone();
+        match broker {
+            None => layers.dynamic_default = configs.clone(),
+            Some(_) => layers.dynamic_broker = configs.clone(),
+        }
+        // Cross-key rules of the connection limits (per.ip=0 needs overrides, override syntax).
+        let connection_limits =
+            effective_connection_limits(&layers).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         if validate_only {
             return Ok(());
         }
-        let mut store = self.metadata();
-        self.append(&mut store, MetadataCommand::SetBrokerConfigs { broker, configs: configs.clone() })?;
-        let mut layers = (*self.layers()).clone();
-        match broker {
-            None => layers.dynamic_default = configs,
-            Some(_) => layers.dynamic_broker = configs,
-        }
+        self.append(&mut store, MetadataCommand::SetBrokerConfigs { broker, configs })?;
         let layers = Arc::new(layers);
         *self.layers.write().unwrap_or_else(|p| p.into_inner()) = layers.clone();
+        self.listener_limits.reconfigure(&connection_limits);
         for topic in self.registry().topics.values() {
             let config = layers.topic_config(&topic.overrides);
             if config != topic.config {

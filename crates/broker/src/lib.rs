@@ -28,6 +28,7 @@ pub mod flusher;
 pub mod groups;
 pub mod handlers;
 mod internal;
+mod limits;
 pub mod outgoing;
 pub mod partition;
 pub mod schema_validation;
