@@ -2,8 +2,8 @@
 //! the connection quotas (`limits::connections`). Each connection owns its
 //! read buffer: frames are checked against `socket.request.max.bytes` before
 //! the buffer grows for them, the buffer grows with bytes that arrive (never
-//! by a size a peer claims) and is dropped when empty, and every read is
-//! charged to `queued.max.request.bytes`. Requests are handled in arrival
+//! by a size a peer claims) and is dropped when empty, and each request is
+//! reserved in `queued.max.request.bytes` before it is read. Requests are handled in arrival
 //! order and responses leave in that order even when some wait (produce
 //! durability, fetch long-polls).
 //!
@@ -31,7 +31,7 @@ use tributary_protocol::frame::{FrameError, SIZE_PREFIX_LEN, check_frame_size};
 use crate::cluster::Cluster;
 use crate::handlers::{ConnectionInfo, Reply, handle_frame};
 use crate::limits::connections::ConnectionSlot;
-use crate::limits::memory::ConnectionMemory;
+use crate::limits::memory::Reservation;
 use crate::limits::report::Limit;
 use crate::outgoing::{Outgoing, write_outgoing};
 
@@ -52,14 +52,14 @@ fn front_frame_size(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError>
     check_frame_size([buf[0], buf[1], buf[2], buf[3]], max).map(Some)
 }
 
-/// Takes one complete frame off the front of `buf`, if there is one.
-fn take_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
-    let Some(size) = front_frame_size(buf, max)? else { return Ok(None) };
+/// Takes the frame of `size` (checked by [`front_frame_size`]) off the front
+/// of `buf` once it is complete.
+fn take_frame(buf: &mut BytesMut, size: usize) -> Option<Bytes> {
     if buf.len() < SIZE_PREFIX_LEN + size {
-        return Ok(None);
+        return None;
     }
     buf.advance(SIZE_PREFIX_LEN);
-    Ok(Some(buf.split_to(size).freeze()))
+    Some(buf.split_to(size).freeze())
 }
 
 /// Bytes to make room for before the next read: what the frame at the front
@@ -141,32 +141,15 @@ async fn serve_connection(
     let idle = cluster.config.connections_max_idle_ms.map(Duration::from_millis);
     let (reader, mut writer) = stream.into_split();
     let mut buf = BytesMut::new();
-    let mut memory = ConnectionMemory::new(limits.memory.clone());
+    let mut reservation = Reservation::new(limits.memory.clone());
     let mut waiting_for_memory = false;
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut closing = *shutdown.borrow();
     let mut last_activity = Instant::now();
     loop {
-        while !closing && in_flight.len() < IN_FLIGHT_MAX {
-            match take_frame(&mut buf, max_request) {
-                Ok(Some(frame)) => {
-                    last_activity = Instant::now();
-                    slot.touch();
-                    let reply = handle_frame(&cluster, &conn, frame).await;
-                    // Handled: its bytes leave the request-memory budget, as Kafka releases them.
-                    memory.settle(buf.len());
-                    match reply {
-                        Reply::Now(bytes) => {
-                            in_flight.push_back(Box::pin(std::future::ready(Some(Outgoing::Frame(bytes)))))
-                        }
-                        Reply::Later(future) => in_flight.push_back(future),
-                        Reply::Nothing => {}
-                        Reply::Close(why) => {
-                            tracing::info!(%peer, reason = %why, "closing connection after an undecodable or unsupported request");
-                            closing = true;
-                        }
-                    }
-                }
+        while !closing && in_flight.len() < IN_FLIGHT_MAX && !waiting_for_memory {
+            let size = match front_frame_size(&buf, max_request) {
+                Ok(Some(size)) => size,
                 Ok(None) => break,
                 Err(e @ FrameError::TooLarge { .. }) => {
                     limits.reports.hit(Limit::SocketRequestMaxBytes, peer, &format!("closed the connection: {e}"));
@@ -175,6 +158,32 @@ async fn serve_connection(
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "closing connection");
                     return;
+                }
+            };
+            if !reservation.is_held() && !reservation.try_reserve(SIZE_PREFIX_LEN + size) {
+                limits.reports.hit(
+                    Limit::QueuedMaxRequestBytes,
+                    peer,
+                    "stopped reading requests from the connection until request memory frees",
+                );
+                waiting_for_memory = true;
+                break;
+            }
+            let Some(frame) = take_frame(&mut buf, size) else { break };
+            last_activity = Instant::now();
+            slot.touch();
+            // Boxed: the handler's state lives on the heap only while it runs, so an idle
+            // connection's task stays small.
+            let reply = Box::pin(handle_frame(&cluster, &conn, frame)).await;
+            // Handled: the request leaves the budget, as Kafka releases its buffer.
+            reservation.release();
+            match reply {
+                Reply::Now(bytes) => in_flight.push_back(Box::pin(std::future::ready(Some(Outgoing::Frame(bytes))))),
+                Reply::Later(future) => in_flight.push_back(future),
+                Reply::Nothing => {}
+                Reply::Close(why) => {
+                    tracing::info!(%peer, reason = %why, "closing connection after an undecodable or unsupported request");
+                    closing = true;
                 }
             }
         }
@@ -215,17 +224,8 @@ async fn serve_connection(
                     break;
                 }
                 let frame_size = front_frame_size(&buf, max_request).ok().flatten();
-                let room = read_room(buf.len(), frame_size);
-                if !memory.try_grow(room) {
-                    limits.reports.hit(Limit::QueuedMaxRequestBytes, peer,
-                        "stopped reading requests from the connection until request memory frees");
-                    waiting_for_memory = true;
-                    continue;
-                }
-                buf.reserve(room);
-                let read = reader.try_read_buf(&mut buf);
-                memory.settle(buf.len());
-                match read {
+                buf.reserve(read_room(buf.len(), frame_size));
+                match reader.try_read_buf(&mut buf) {
                     Ok(0) => closing = true,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -261,16 +261,18 @@ mod tests {
     #[test]
     fn frames_are_taken_whole_and_sizes_checked_first() {
         let mut buf = BytesMut::new();
+        assert_eq!(front_frame_size(&buf, 100), Ok(None));
         buf.extend_from_slice(&12i32.to_be_bytes());
         buf.extend_from_slice(&[1; 8]);
-        assert_eq!(take_frame(&mut buf, 100), Ok(None), "incomplete");
+        assert_eq!(front_frame_size(&buf, 100), Ok(Some(12)));
+        assert_eq!(take_frame(&mut buf, 12), None, "incomplete");
         buf.extend_from_slice(&[2; 4]);
         buf.extend_from_slice(&[0, 0]);
-        let frame = take_frame(&mut buf, 100).expect("ok").expect("frame");
+        let frame = take_frame(&mut buf, 12).expect("frame");
         assert_eq!(frame.len(), 12);
         assert_eq!(buf.len(), 2);
-        let mut big = BytesMut::from(&1_000_000i32.to_be_bytes()[..]);
-        assert!(matches!(take_frame(&mut big, 100), Err(FrameError::TooLarge { .. })));
+        let big = BytesMut::from(&1_000_000i32.to_be_bytes()[..]);
+        assert!(matches!(front_frame_size(&big, 100), Err(FrameError::TooLarge { .. })));
         assert!(big.capacity() < 1000, "no buffer was sized by the claim");
     }
 

@@ -49,8 +49,8 @@ struct Counts {
 /// What a connection shares with the quotas.
 #[derive(Debug)]
 struct SlotState {
-    /// Milliseconds since the quotas' epoch when the connection last did something.
-    last_active_ms: AtomicU64,
+    /// Microseconds since the quotas' epoch when the connection last did something.
+    last_active_us: AtomicU64,
     /// Set once the connection was told to close for `max.connections`.
     evicting: AtomicBool,
     evict: Notify,
@@ -185,8 +185,8 @@ impl ConnectionQuotas {
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
     }
 
     /// Records a new connection against `max.connection.creation.rate` and
@@ -214,7 +214,7 @@ impl ConnectionQuotas {
         let id = counts.next_id;
         counts.next_id += 1;
         let state = Arc::new(SlotState {
-            last_active_ms: AtomicU64::new(self.now_ms()),
+            last_active_us: AtomicU64::new(self.now_us()),
             evicting: AtomicBool::new(false),
             evict: Notify::new(),
         });
@@ -267,10 +267,11 @@ impl ConnectionQuotas {
         let evicting = counts.open.values().filter(|s| s.evicting.load(Ordering::Acquire)).count() as u32;
         let excess = counts.total.saturating_sub(evicting).saturating_sub(counts.limits.max_connections);
         if excess > 0 {
-            let mut candidates: Vec<&Arc<SlotState>> =
-                counts.open.values().filter(|s| !s.evicting.load(Ordering::Acquire)).collect();
-            candidates.sort_by_key(|s| s.last_active_ms.load(Ordering::Relaxed));
-            for s in candidates.into_iter().take(excess as usize) {
+            let mut candidates: Vec<(&u64, &Arc<SlotState>)> =
+                counts.open.iter().filter(|(_, s)| !s.evicting.load(Ordering::Acquire)).collect();
+            // Least recently active first; among equals, the older connection.
+            candidates.sort_by_key(|(id, s)| (s.last_active_us.load(Ordering::Relaxed), **id));
+            for (_, s) in candidates.into_iter().take(excess as usize) {
                 s.evicting.store(true, Ordering::Release);
                 s.evict.notify_one();
             }
@@ -311,7 +312,7 @@ impl ConnectionQuotas {
 impl ConnectionSlot {
     /// Marks the connection active now (it completed a request or a response).
     pub(crate) fn touch(&self) {
-        self.state.last_active_ms.store(self.quotas.now_ms(), Ordering::Relaxed);
+        self.state.last_active_us.store(self.quotas.now_us(), Ordering::Relaxed);
     }
 
     /// Completes when the connection must close because `max.connections`
@@ -429,7 +430,7 @@ mod tests {
         let slots: Vec<ConnectionSlot> = (0..4).map(|_| admitted_slot(&q)).collect();
         // Activity order: 2 oldest, then 0, then 3, then 1 most recent.
         for (i, ms) in [(2usize, 1u64), (0, 2), (3, 3), (1, 4)] {
-            slots[i].state.last_active_ms.store(ms, Ordering::Relaxed);
+            slots[i].state.last_active_us.store(ms, Ordering::Relaxed);
         }
         q.reconfigure(&limits(2, UNLIMITED, &[]));
         let evicted: Vec<usize> = (0..4).filter(|&i| slots[i].state.evicting.load(Ordering::Acquire)).collect();

@@ -1,16 +1,19 @@
 //! `queued.max.request.bytes`: one budget for the request bytes the broker
-//! holds across all connections (read from sockets, not yet handled).
+//! holds across all connections (requests being read or handled).
 //!
-//! A connection charges the budget before each read for the room it reads
-//! into, settles the charge to what it really buffers, and gives it back once
-//! a request has been handled. While the budget is spent, connections stop
-//! reading (their clients see requests wait) until memory frees. As in
-//! Kafka's memory pool, a charge succeeds while any budget is left, so one
-//! read may overshoot it by at most its own size and no request starves.
+//! As in Kafka's memory pool, a connection reserves the size a request
+//! announces once its 4-byte prefix has arrived, reads the rest without
+//! asking again, and gives the reservation back once the request has been
+//! handled. A reservation succeeds while any budget is left (so one request
+//! may overshoot it, and no request is too large to ever get through); when
+//! none is left, connections stop reading until a reservation is given back.
+//! A connection holds at most one reservation and waits holding none, so
+//! connections never wait on each other in a circle.
 //!
-//! Unlike Kafka, which reserves the size a request announces as soon as its
-//! 4-byte prefix is read, bytes are charged as they arrive: a peer that
-//! announces 100 MiB and then stalls holds the budget of what it sent.
+//! A peer that announces a large request and stalls holds its reservation
+//! until `connections.max.idle.ms` closes the connection, as in Kafka; the
+//! memory it really takes is what it sent (the read buffer grows with bytes
+//! that arrive).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,12 +47,6 @@ impl RequestMemory {
             .is_ok()
     }
 
-    fn add(&self, bytes: u64) {
-        if self.budget.is_some() {
-            self.used.fetch_add(bytes, Ordering::AcqRel);
-        }
-    }
-
     fn release(&self, bytes: u64) {
         if self.budget.is_some() && bytes > 0 {
             self.used.fetch_sub(bytes, Ordering::AcqRel);
@@ -72,43 +69,46 @@ impl RequestMemory {
     }
 }
 
-/// One connection's share of the budget: the bytes it has buffered.
+/// One connection's reservation: the request at the front of its buffer.
 #[derive(Debug)]
-pub(crate) struct ConnectionMemory {
+pub(crate) struct Reservation {
     pool: Arc<RequestMemory>,
-    held: u64,
+    /// Bytes reserved; `None` while the connection holds no reservation.
+    held: Option<u64>,
 }
 
-impl ConnectionMemory {
-    pub(crate) fn new(pool: Arc<RequestMemory>) -> ConnectionMemory {
-        ConnectionMemory { pool, held: 0 }
+impl Reservation {
+    pub(crate) fn new(pool: Arc<RequestMemory>) -> Reservation {
+        Reservation { pool, held: None }
     }
 
-    /// Charges `bytes` more before a read; false when the budget is spent
-    /// (the connection must wait for [`RequestMemory::available`]).
-    pub(crate) fn try_grow(&mut self, bytes: usize) -> bool {
+    /// Whether the request at the front is reserved.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Reserves `bytes` for the request at the front; false when the budget
+    /// is spent (wait for [`RequestMemory::available`] and try again).
+    pub(crate) fn try_reserve(&mut self, bytes: usize) -> bool {
+        debug_assert!(self.held.is_none(), "one reservation per connection");
         let ok = self.pool.try_add(bytes as u64);
         if ok {
-            self.held += bytes as u64;
+            self.held = Some(bytes as u64);
         }
         ok
     }
 
-    /// Sets the charge to exactly `bytes` (what the connection still holds).
-    pub(crate) fn settle(&mut self, bytes: usize) {
-        let bytes = bytes as u64;
-        if bytes < self.held {
-            self.pool.release(self.held - bytes);
-        } else {
-            self.pool.add(bytes - self.held);
+    /// Gives the reservation back (the request was handled).
+    pub(crate) fn release(&mut self) {
+        if let Some(bytes) = self.held.take() {
+            self.pool.release(bytes);
         }
-        self.held = bytes;
     }
 }
 
-impl Drop for ConnectionMemory {
+impl Drop for Reservation {
     fn drop(&mut self) {
-        self.pool.release(self.held);
+        self.release();
     }
 }
 
@@ -117,44 +117,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unbounded_budget_charges_nothing() {
+    fn unbounded_budget_reserves_without_counting() {
         let pool = RequestMemory::new(None);
-        let mut c = ConnectionMemory::new(pool.clone());
-        assert!(c.try_grow(usize::MAX / 2));
-        c.settle(10);
+        let mut r = Reservation::new(pool.clone());
+        assert!(r.try_reserve(usize::MAX / 2));
+        assert!(r.is_held());
         assert_eq!(pool.used(), 0);
+        r.release();
+        assert!(!r.is_held());
     }
 
     #[test]
-    fn charges_succeed_while_budget_is_left_and_free_on_settle_and_drop() {
+    fn reservations_succeed_while_budget_is_left_and_return_on_release_and_drop() {
         let pool = RequestMemory::new(Some(100));
-        let mut a = ConnectionMemory::new(pool.clone());
-        let mut b = ConnectionMemory::new(pool.clone());
-        assert!(a.try_grow(60));
-        assert!(b.try_grow(60), "non-strict: 40 bytes were left, so the charge goes through");
+        let mut a = Reservation::new(pool.clone());
+        let mut b = Reservation::new(pool.clone());
+        let mut c = Reservation::new(pool.clone());
+        assert!(a.try_reserve(60));
+        assert!(b.try_reserve(60), "non-strict: 40 bytes were left, so the reservation goes through");
         assert_eq!(pool.used(), 120);
-        assert!(!a.try_grow(1), "nothing left");
-        a.settle(10);
-        assert_eq!(pool.used(), 70);
-        assert!(a.try_grow(5));
+        assert!(!c.try_reserve(1), "nothing left");
+        assert!(!c.is_held());
+        a.release();
+        assert_eq!(pool.used(), 60);
+        assert!(c.try_reserve(1000), "larger than the budget, but some is left");
         drop(b);
-        assert_eq!(pool.used(), 15);
-        drop(a);
+        assert_eq!(pool.used(), 1000);
+        drop(c);
         assert_eq!(pool.used(), 0);
     }
 
     #[tokio::test]
     async fn a_waiting_connection_wakes_when_memory_frees() {
         let pool = RequestMemory::new(Some(10));
-        let mut holder = ConnectionMemory::new(pool.clone());
-        assert!(holder.try_grow(10));
+        let mut holder = Reservation::new(pool.clone());
+        assert!(holder.try_reserve(10));
         let waiter = tokio::spawn({
             let pool = pool.clone();
             async move { pool.available().await }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        holder.settle(0);
+        holder.release();
         tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await.expect("woken").expect("joined");
     }
 }
