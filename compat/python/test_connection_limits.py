@@ -158,6 +158,7 @@ def test_the_51st_connection_from_one_address_is_closed_and_the_50_stay_served(b
         assert refused(b.port), "the 51st connection from 127.0.0.1 was served"
         text = wait_for_log(b, 'limit="max.connections.per.ip"')
         assert "maximum of 50 connections" in text
+        assert "not used by Tributary" not in text, "the key is still reported as unused"
         for i, c in enumerate(conns):
             try:
                 metadata(c)

@@ -262,7 +262,7 @@ impl BrokerConfig {
             Some(dirs) if !dirs.trim().is_empty() => PathBuf::from(split_list(dirs)[0]),
             _ => PathBuf::from(get("log.dir").unwrap_or_default()),
         };
-        let connection_limits = ConnectionLimits::from_lookup(&get).map_err(ConfigError::Invalid)?;
+        let connection_limits = ConnectionLimits::from_lookup(get).map_err(ConfigError::Invalid)?;
         let socket_request_max_bytes = parse_i64("socket.request.max.bytes").max(1024) as usize;
         let queued_max_request_bytes =
             request_bytes_budget(parse_i64("queued.max.request.bytes"), socket_request_max_bytes)

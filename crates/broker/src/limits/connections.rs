@@ -288,7 +288,7 @@ impl ConnectionQuotas {
 
     /// Connections open from `ip`.
     #[cfg(test)]
-    fn from_ip(&self, ip: IpAddr) -> u32 {
+    fn count_of(&self, ip: IpAddr) -> u32 {
         lock(&self.counts).per_ip.get(&counted_address(ip)).copied().unwrap_or(0)
     }
 
@@ -359,11 +359,11 @@ mod tests {
         let a = admitted(q.try_admit(ip("10.0.0.1")));
         let _b = admitted(q.try_admit(ip("10.0.0.1")));
         assert!(matches!(q.try_admit(ip("10.0.0.1")), Admission::Refused(PerIpLimitReached { max: 2 })));
-        assert_eq!(q.from_ip(ip("10.0.0.1")), 2, "a refused connection is not counted");
+        assert_eq!(q.count_of(ip("10.0.0.1")), 2, "a refused connection is not counted");
         let _other = admitted(q.try_admit(ip("10.0.0.2")));
         assert_eq!(q.total(), 3);
         drop(a);
-        assert_eq!(q.from_ip(ip("10.0.0.1")), 1);
+        assert_eq!(q.count_of(ip("10.0.0.1")), 1);
         let _c = admitted(q.try_admit(ip("10.0.0.1")));
     }
 
