@@ -15,6 +15,7 @@ use tributary_types::{TopicId, validate_topic_name};
 
 use crate::cluster::Cluster;
 use crate::error::ApiError;
+use crate::limits::effective_connection_limits;
 use crate::registry::TopicState;
 
 /// A topic to create, as requested.
@@ -275,10 +276,17 @@ impl Cluster {
                 format!("Broker {id} is not this broker ({}).", self.node_id),
             ));
         }
+        let mut store = self.metadata();
+        let mut layers = (*self.layers()).clone();
+        match broker {
+            None => layers.dynamic_default = configs.clone(),
+            Some(_) => layers.dynamic_broker = configs.clone(),
+        }
+        // Cross-key rules of the connection limits (per.ip=0 needs overrides, override syntax).
+        effective_connection_limits(&layers).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
         if validate_only {
             return Ok(());
         }
-        let mut store = self.metadata();
         self.propose(&mut store, MetadataCommand::SetBrokerConfigs { broker, configs })?;
         Ok(())
     }

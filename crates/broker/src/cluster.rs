@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::flusher::Flusher;
 use crate::groups::GroupService;
 use crate::image::MetadataImage;
+use crate::limits::{ListenerLimits, effective_connection_limits};
 use crate::node::{DataDir, DataDirError};
 use crate::reconciler::reconcile;
 use crate::replicas::ReplicaManager;
@@ -80,6 +81,8 @@ pub struct Cluster {
     pub schema_validation: SchemaValidation,
     pub(crate) producer_ids: Mutex<(i64, i64)>,
     advertised: RwLock<Vec<Listener>>,
+    /// Connection quotas and the request-memory budget of the listeners.
+    pub(crate) listener_limits: Arc<ListenerLimits>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -138,6 +141,11 @@ impl Cluster {
         let block_start = image.producer_id_block_end;
         let groups = GroupService::new(&config);
         let schema_validation = SchemaValidation::new(config.schema_registry_topic.clone());
+        let connection_limits = effective_connection_limits(&image.layers).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored dynamic connection limits are invalid; using the static ones");
+            config.connection_limits.clone()
+        });
+        let listener_limits = Arc::new(ListenerLimits::new(&connection_limits, config.queued_max_request_bytes));
         Ok(Cluster {
             node_id: config.node_id,
             advertised: RwLock::new(config.advertised_listeners.clone()),
@@ -152,6 +160,7 @@ impl Cluster {
             groups,
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),
+            listener_limits,
         })
     }
 
@@ -220,6 +229,14 @@ impl Cluster {
             && let Err(e) = self.data_dir.sync()
         {
             tracing::warn!(error = %e, "cannot sync the data directory after creating partitions");
+        }
+        if !Arc::ptr_eq(&old.layers, &next.layers) {
+            match effective_connection_limits(&next.layers) {
+                Ok(limits) => self.listener_limits.reconfigure(&limits),
+                Err(e) => {
+                    tracing::warn!(error = %e, "committed connection limits are invalid; keeping the current ones")
+                }
+            }
         }
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = next;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reconciled.registry);

@@ -31,6 +31,7 @@ pub mod groups;
 pub mod handlers;
 pub mod image;
 mod internal;
+mod limits;
 pub mod node;
 pub mod outgoing;
 pub mod partition;

@@ -483,7 +483,61 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker!("num.recovery.threads.per.data.dir", Int, Some("1"), "Accepted for compatibility."),
     broker!("log.retention.check.interval.ms", Long, Some("300000"), "How often retention runs."),
-    broker!("connections.max.idle.ms", Long, Some("600000"), "Idle connections are closed after this long."),
+    broker!(
+        "connections.max.idle.ms",
+        Long,
+        Some("600000"),
+        "A connection with no complete request and no response written for this long is closed (also one stuck \
+         mid-request or not reading its responses); -1 never closes idle connections."
+    ),
+    broker!(
+        "max.connections",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "Most connections the broker holds at once; further connections are accepted but not served until one closes \
+         (lowering it closes the least recently active connections).",
+        dynamic
+    ),
+    broker!(
+        "max.connections.per.ip",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "Most connections from one IP address; a further connection is closed right after it is accepted. 0 needs \
+         max.connections.per.ip.overrides.",
+        dynamic
+    ),
+    broker!(
+        "max.connections.per.ip.overrides",
+        String,
+        Some(""),
+        Any,
+        "Per-address exceptions to max.connections.per.ip: host:count, comma separated (e.g. 127.0.0.1:200,host1:100).",
+        dynamic
+    ),
+    broker!(
+        "max.connection.creation.rate",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "New connections accepted per second, broker-wide; faster arrivals wait to be accepted.",
+        dynamic
+    ),
+    broker!(
+        "queued.max.request.bytes",
+        Long,
+        Some("-1"),
+        "Request bytes the broker holds across all connections (read, not yet handled); when reached, connections \
+         stop reading until memory frees. -1 (or 0) means no limit; otherwise at least socket.request.max.bytes."
+    ),
+    broker!(
+        "queued.max.requests",
+        Int,
+        Some("500"),
+        "Accepted for compatibility; Tributary has no shared request queue (each connection handles its requests \
+         in order, at most 128 pipelined)."
+    ),
     broker!("producer.id.expiration.ms", Int, Some("86400000"), "Idle producer ids are forgotten after this long."),
     broker!("offsets.topic.segment.bytes", Int, Some("104857600"), "segment.bytes of __consumer_offsets."),
     broker!(

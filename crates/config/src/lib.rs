@@ -3,6 +3,8 @@
 //! - [`defs`]: every topic config (default, type, validation, docs, broker
 //!   synonyms) and every broker key, as Kafka defines them;
 //! - [`properties`]: the `server.properties` file format;
+//! - [`connections::ConnectionLimits`]: the listeners' connection limits,
+//!   checked the same way at startup and on a dynamic update;
 //! - [`broker::BrokerConfig`]: the broker's static config from a file,
 //!   `KAFKA_*` environment variables (Confluent image mapping) and overrides;
 //! - [`topic::BrokerLayers`]: resolves a topic config through its layers
@@ -14,6 +16,7 @@
 //!   accepted for compatibility.
 
 pub mod broker;
+pub mod connections;
 pub mod defs;
 pub mod describe;
 pub mod kafka;
