@@ -7,7 +7,8 @@
 //!                  │    Produce: validate ─▶ Partition.log().append ─▶ Flusher.mark_dirty
 //!                  │             reply deferred until the partition's high watermark passes it
 //!                  │    Fetch:   read below the high watermark; long-poll on watermark changes
-//!                  │    Admin:   Cluster validates ─▶ metadata command (fsync) ─▶ registry + logs
+//!                  │    Admin:   validate ─▶ propose a metadata command (fsync, apply) ─▶ the
+//!                  │             reconciler changes local partitions ─▶ registry published
 //!                  ▼
 //!                responses in request order
 //! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
