@@ -1,0 +1,8 @@
+//! The KRaft-style metadata quorum (placeholder docs, replaced below).
+
+pub mod describe;
+pub mod net;
+pub mod quorum;
+pub mod runtime;
+pub mod storage;
+pub mod types;
