@@ -4,5 +4,6 @@ pub mod describe;
 pub mod net;
 pub mod quorum;
 pub mod runtime;
+pub mod sim;
 pub mod storage;
 pub mod types;

@@ -327,6 +327,8 @@ impl<A: QuorumApp, M> Quorum<A, M> {
                 }
             }
         }));
+        let inner = self.inner.clone();
+        tasks.push(tokio::spawn(async move { inner.break_split_votes().await }));
         if !self.inner.starts_as_voter() {
             let inner = self.inner.clone();
             tasks.push(tokio::spawn(async move { inner.join_as_observer().await }));
@@ -423,6 +425,42 @@ impl<A: QuorumApp> Inner<A> {
         match &self.options.voters {
             Voters::Static(voters) => voters.contains_key(&self.options.node_id),
             Voters::Dynamic { standalone, .. } => *standalone,
+        }
+    }
+
+    /// Campaigns again, after a freshly drawn random wait, while no leader
+    /// is known.
+    ///
+    /// openraft 0.9 draws a node's election timeout once, when the node
+    /// starts, and checks it on a tick of 1.5 × the heartbeat: two voters
+    /// whose draws land on the same tick, with ticks in step, split the
+    /// vote in every term, for ever (the simulator found such seeds). A new
+    /// random wait per attempt breaks the tie, as Raft intends. Campaigning
+    /// is always safe; only voters do it.
+    async fn break_split_votes(self: Arc<Self>) {
+        use rand::Rng;
+        let (lo, hi) = (self.options.timing.election_min, self.options.timing.election_max);
+        let mut leaderless_before = false;
+        loop {
+            let wait = {
+                let mut rng = <crate::runtime::QuorumRuntime as openraft::AsyncRuntime>::thread_rng();
+                let span = u64::try_from((hi.saturating_sub(lo)).as_millis()).unwrap_or(0);
+                lo + Duration::from_millis(rng.gen_range(0..=span))
+            };
+            tokio::time::sleep(wait).await;
+            let (leaderless, voter) = {
+                let metrics = self.raft.metrics();
+                let m = metrics.borrow();
+                let voter = m.membership_config.membership().voter_ids().any(|v| v == self.options.node_id);
+                (m.current_leader.is_none() && m.state != ServerState::Leader, voter)
+            };
+            if leaderless && leaderless_before && voter {
+                tracing::debug!(node = self.options.node_id, "no leader for a whole random wait: campaigning");
+                if self.raft.trigger().elect().await.is_err() {
+                    return;
+                }
+            }
+            leaderless_before = leaderless;
         }
     }
 

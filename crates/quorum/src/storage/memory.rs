@@ -38,6 +38,9 @@ struct DiskState<A: QuorumApp> {
     committed: Option<LogId>,
     snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     flushes: u64,
+    /// Flushes do nothing (a disk that lies about fsync), for tests that
+    /// show the simulator catches it.
+    lying_flush: bool,
 }
 
 /// A node's simulated disk (cheap to clone: clones share it).
@@ -76,6 +79,7 @@ impl<A: QuorumApp> MemDisk<A> {
                 committed: None,
                 snapshot: None,
                 flushes: 0,
+                lying_flush: false,
             })),
         }
     }
@@ -104,6 +108,12 @@ impl<A: QuorumApp> MemDisk<A> {
         s.written = survivors.clone();
         s.flushed = survivors;
         unflushed.len() - keep
+    }
+
+    /// Makes every later flush a no-op that reports success: the disk lies
+    /// about fsync. Only for tests that show the simulator catches it.
+    pub fn break_fsync(&self) {
+        self.lock().lying_flush = true;
     }
 
     /// The durable entries (for checks).
@@ -186,6 +196,9 @@ impl<A: QuorumApp> LogStore<A> for MemLog<A> {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         let mut s = self.live()?;
+        if s.lying_flush {
+            return Ok(());
+        }
         let from = s.flushed.keys().next_back().map_or(0, |l| l + 1);
         let new: Vec<(u64, Entry<A>)> = s.written.range(from..).map(|(k, v)| (*k, v.clone())).collect();
         s.flushed.extend(new);
