@@ -1,5 +1,6 @@
 //! The KRaft-style metadata quorum (placeholder docs, replaced below).
 
+pub mod config;
 pub mod describe;
 pub mod net;
 pub mod quorum;
