@@ -43,7 +43,11 @@ pub struct Endpoint {
 impl Endpoint {
     /// `host:port`, with brackets around an IPv6 address.
     pub fn address(&self) -> String {
-        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -241,8 +245,8 @@ mod tests {
             "controller.quorum.voters",
             "1@ctl-1:9093, 2@10.0.0.2:9093,3@[::1]:9094",
         )])))
-        .unwrap()
-        .unwrap();
+        .expect("test value")
+        .expect("test value");
         assert!(config.is_controller() && config.roles.contains(&Role::Broker));
         let QuorumVoters::Static(v) = &config.voters else { panic!("static") };
         assert_eq!(v[&3], Endpoint { host: "::1".into(), port: 9094 });
@@ -258,7 +262,7 @@ mod tests {
 
     #[test]
     fn no_roles_means_no_quorum() {
-        assert_eq!(KraftConfig::from_properties(&props(&[("node.id", "1")])).unwrap(), None);
+        assert_eq!(KraftConfig::from_properties(&props(&[("node.id", "1")])).expect("test value"), None);
     }
 
     #[test]
@@ -305,8 +309,11 @@ mod tests {
         assert!(error(&[("process.roles", "broker"), ("node.id", "-3")]).contains("not a non-negative integer"));
         assert!(error(&BASE).contains("is required"));
         assert!(
-            error(&with(&[("controller.quorum.voters", "1@a:9093"), ("controller.quorum.bootstrap.servers", "a:9093")]))
-                .contains("not both")
+            error(&with(&[
+                ("controller.quorum.voters", "1@a:9093"),
+                ("controller.quorum.bootstrap.servers", "a:9093")
+            ]))
+            .contains("not both")
         );
         let no_listener = [("process.roles", "controller"), ("node.id", "1"), ("controller.quorum.voters", "1@a:9093")];
         assert!(error(&no_listener).contains("controller.listener.names is required"));
@@ -315,8 +322,8 @@ mod tests {
     #[test]
     fn bootstrap_servers_give_dynamic_voters() {
         let config = KraftConfig::from_properties(&props(&with(&[("controller.quorum.bootstrap.servers", "a:9093")])))
-            .unwrap()
-            .unwrap();
+            .expect("test value")
+            .expect("test value");
         assert_eq!(
             config.quorum_voters("a:9093"),
             Voters::Dynamic { bootstrap_servers: vec!["a:9093".into()], standalone: true }

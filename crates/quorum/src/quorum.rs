@@ -282,8 +282,11 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
         let (sink, events, applied) = AppliedSink::new(last_applied);
         let machine_adapter = MachineAdapter::new(machine.clone(), sink);
         let log_adapter = LogAdapter::new(log, options.flush);
-        let sender =
-            Sender { cluster_id: options.cluster_id.clone(), node_id: options.node_id, voters: options.voters.fingerprint() };
+        let sender = Sender {
+            cluster_id: options.cluster_id.clone(),
+            node_id: options.node_id,
+            voters: options.voters.fingerprint(),
+        };
         let tracker = Arc::new(ReplicaTracker::default());
         let network = NetworkFactory::new(sender.clone(), transport.clone(), tracker.clone());
         let raft = Raft::new(options.node_id, config, network, log_adapter, machine_adapter)
@@ -409,8 +412,7 @@ impl<A: QuorumApp, M: Send + 'static> MetadataQuorum<A> for Quorum<A, M> {
         if self.inner.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        let tasks: Vec<JoinHandle<()>> =
-            self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
         for task in tasks {
             task.abort();
         }
@@ -630,16 +632,12 @@ impl<A: QuorumApp> Inner<A> {
     async fn describe_local(&self) -> Result<QuorumDescription, ForwardError> {
         let m = self.raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {
-            let leader_address = m
-                .current_leader
-                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+            let leader_address =
+                m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
             return Err(ForwardError::NotLeader { leader_id: m.current_leader, leader_address });
         }
-        let committed = self
-            .raft
-            .with_raft_state(|st| st.committed)
-            .await
-            .map_err(|e| ForwardError::Failed(e.to_string()))?;
+        let committed =
+            self.raft.with_raft_state(|st| st.committed).await.map_err(|e| ForwardError::Failed(e.to_string()))?;
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let now = now_ms();
@@ -679,11 +677,8 @@ impl<A: QuorumApp> Inner<A> {
     /// Waits until this node has applied `log_id`.
     async fn wait_applied(&self, log_id: LogId, deadline: Instant) -> Result<(), QuorumError> {
         let mut applied = self.applied.clone();
-        let reached = tokio::time::timeout_at(
-            deadline,
-            applied.wait_for(|a| a.is_some_and(|a| a.index >= log_id.index)),
-        )
-        .await;
+        let reached =
+            tokio::time::timeout_at(deadline, applied.wait_for(|a| a.is_some_and(|a| a.index >= log_id.index))).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(QuorumError::Stopped("the state machine stopped".into())),

@@ -64,7 +64,7 @@ async fn an_observer_joins_is_promoted_and_a_voter_is_removed() {
     })
     .await;
     let (log_id, _) = nodes[&4].propose(77).await.expect("an observer's proposal is forwarded");
-    assert_eq!(nodes[&4].machine().lock().unwrap().machine().applied.get(&log_id.index), Some(&77));
+    assert_eq!(nodes[&4].machine().lock().expect("lock").machine().applied.get(&log_id.index), Some(&77));
 
     let d = nodes[&2].describe().await.expect("describe");
     assert_eq!(d.voters.iter().map(|r| r.replica_id).collect::<Vec<_>>(), vec![1, 2, 3]);

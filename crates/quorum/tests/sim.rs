@@ -86,7 +86,7 @@ struct Shared {
 
 impl Shared {
     fn violation(&self, message: String) {
-        self.violations.lock().unwrap().push(message);
+        self.violations.lock().expect("lock").push(message);
     }
 }
 
@@ -172,7 +172,7 @@ impl Cluster {
                     (m.state, m.current_term)
                 };
                 if state == ServerState::Leader {
-                    let mut leaders = shared.leaders.lock().unwrap();
+                    let mut leaders = shared.leaders.lock().expect("lock");
                     let first = *leaders.entry(term).or_insert(id);
                     drop(leaders);
                     if first != id {
@@ -247,17 +247,17 @@ impl Cluster {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             if let Ok((log_id, _)) = quorum.propose(command).await {
-                shared.acked.lock().unwrap().insert(command, log_id);
+                shared.acked.lock().expect("lock").insert(command, log_id);
             }
         });
     }
 
     /// Every running node that applied an acknowledged index holds that command there.
     fn check_acked(&self) {
-        let acked = self.shared.acked.lock().unwrap().clone();
+        let acked = self.shared.acked.lock().expect("lock").clone();
         for (id, node) in &self.nodes {
             let Some(q) = &node.quorum else { continue };
-            let machine = q.machine().lock().unwrap();
+            let machine = q.machine().lock().expect("lock");
             let applied = machine.applied_state().0.map_or(0, |l| l.index);
             for (command, log_id) in &acked {
                 if log_id.index > applied {
@@ -290,7 +290,10 @@ impl Cluster {
         match self.scenario {
             Scenario::SteadyDrops => {}
             Scenario::LeaderCrash => {
-                if self.up().len() == self.ids.len() && self.rng.chance(8) && let Some(leader) = self.leader() {
+                if self.up().len() == self.ids.len()
+                    && self.rng.chance(8)
+                    && let Some(leader) = self.leader()
+                {
                     let back = now + Duration::from_millis(self.rng.between(200, 800));
                     self.crash(leader).await;
                     crashes += 1;
@@ -310,7 +313,10 @@ impl Cluster {
                 }
             }
             Scenario::PartitionLeader => {
-                if !pending.iter().any(|(_, a)| *a == Action::Heal) && self.rng.chance(8) && let Some(leader) = self.leader() {
+                if !pending.iter().any(|(_, a)| *a == Action::Heal)
+                    && self.rng.chance(8)
+                    && let Some(leader) = self.leader()
+                {
                     self.net.isolate(&BTreeSet::from([leader]), &self.ids);
                     pending.push((now + Duration::from_millis(self.rng.between(300, 1200)), Action::Heal));
                 }
@@ -344,7 +350,7 @@ const STEP: Duration = Duration::from_millis(10);
 async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Result<Outcome, Vec<String>> {
     seed_thread_rng(seed ^ 0x5eed);
     let mut rng = SimRng::new(seed);
-    let voters: NodeId = if seed % 2 == 0 { 3 } else { 5 };
+    let voters: NodeId = if seed.is_multiple_of(2) { 3 } else { 5 };
     let faults = match scenario {
         Scenario::SteadyDrops => NetFaults { drop_per_mille: 100, delay_ms: (0, 15) },
         _ => NetFaults { drop_per_mille: 10, delay_ms: (0, 5) },
@@ -380,7 +386,7 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
             cluster.propose_somewhere();
         }
         crashes += cluster.act(&mut pending, now).await;
-        if now.as_millis() % 250 == 0 {
+        if now.as_millis().is_multiple_of(250) {
             cluster.check_acked();
         }
     }
@@ -401,13 +407,13 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         let id = up[cluster.rng.below(up.len() as u64) as usize];
         let quorum = cluster.nodes[&id].quorum.clone().expect("up");
         if let Ok((log_id, _)) = quorum.propose(barrier).await {
-            cluster.shared.acked.lock().unwrap().insert(barrier, log_id);
+            cluster.shared.acked.lock().expect("lock").insert(barrier, log_id);
             barrier_at = Some(log_id);
             break;
         }
     }
     let Some(barrier_at) = barrier_at else {
-        let mut v = cluster.shared.violations.lock().unwrap().clone();
+        let mut v = cluster.shared.violations.lock().expect("lock").clone();
         v.push("no leader could commit a command after healing".into());
         for (id, node) in &cluster.nodes {
             if let Some(q) = &node.quorum {
@@ -437,7 +443,7 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
     let mut states = BTreeMap::new();
     for (id, node) in &cluster.nodes {
         let Some(q) = node.quorum.as_ref() else { continue };
-        let machine = q.machine().lock().unwrap();
+        let machine = q.machine().lock().expect("lock");
         let prefix: BTreeMap<u64, u64> =
             machine.machine().applied.range(..=barrier_at.index).map(|(k, v)| (*k, *v)).collect();
         let distinct: BTreeSet<u64> = prefix.values().copied().collect();
@@ -449,10 +455,12 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
     let first = states.values().next().cloned().unwrap_or_default();
     for (id, state) in &states {
         if *state != first {
-            cluster.shared.violation(format!("node {id}'s applied state differs from node {}'s", ids.first().unwrap_or(&0)));
+            cluster
+                .shared
+                .violation(format!("node {id}'s applied state differs from node {}'s", ids.first().unwrap_or(&0)));
         }
     }
-    let acked = cluster.shared.acked.lock().unwrap().clone();
+    let acked = cluster.shared.acked.lock().expect("lock").clone();
     for (command, log_id) in &acked {
         if log_id.index <= barrier_at.index && first.get(&log_id.index) != Some(command) {
             cluster.shared.violation(format!(
@@ -467,7 +475,7 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
             q.shutdown().await;
         }
     }
-    let violations = cluster.shared.violations.lock().unwrap().clone();
+    let violations = cluster.shared.violations.lock().expect("lock").clone();
     if !violations.is_empty() {
         return Err(violations);
     }
@@ -480,7 +488,7 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         crashes,
         lost_unflushed: cluster.lost_unflushed,
         final_index: barrier_at.index,
-        terms: cluster.shared.leaders.lock().unwrap().len(),
+        terms: cluster.shared.leaders.lock().expect("lock").len(),
         delivered: stats.delivered,
         lost_messages: stats.lost,
         digest,
@@ -488,11 +496,8 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
 }
 
 fn run_seed(scenario: Scenario, seed: u64, lying_disks: bool) -> Result<Outcome, Vec<String>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime");
     runtime.block_on(scenario_run(scenario, seed, lying_disks))
 }
 

@@ -47,9 +47,8 @@ async fn start(id: NodeId, listener: TcpListener, disk: &MemDisk<SimApp>, voters
     let address = voters[&id].clone();
     let transport = Arc::new(TcpTransport::for_listener(&address, Duration::from_secs(1)));
     let machine = disk.open_machine::<SimMachine>().expect("machine");
-    let quorum = Quorum::start(options(id, &address, voters), disk.open_log(), machine, transport)
-        .await
-        .expect("quorum starts");
+    let quorum =
+        Quorum::start(options(id, &address, voters), disk.open_log(), machine, transport).await.expect("quorum starts");
     let server = ControllerServer::serve(listener, quorum.handler()).expect("serve");
     Node { quorum: Arc::new(quorum), server }
 }
@@ -94,7 +93,7 @@ async fn three_voters_over_tcp_elect_replicate_fail_over_and_catch_up_from_a_sna
         let from = 1 + (command % 3) as NodeId;
         let (log_id, _) = nodes[&from].quorum.propose(command).await.expect("proposal commits");
         // Applied on the proposing node when propose returns.
-        let applied = nodes[&from].quorum.machine().lock().unwrap().machine().applied.get(&log_id.index).copied();
+        let applied = nodes[&from].quorum.machine().lock().expect("lock").machine().applied.get(&log_id.index).copied();
         assert_eq!(applied, Some(command), "node {from} had not applied its own proposal");
     }
 
@@ -151,8 +150,8 @@ async fn three_voters_over_tcp_elect_replicate_fail_over_and_catch_up_from_a_sna
     }
     assert!(installed.is_some(), "node {leader} caught up without a snapshot (applied {applied_before} before)");
     nodes.insert(leader, back);
-    let reference = nodes[&new_leader].quorum.machine().lock().unwrap().machine().applied.clone();
-    let caught_up = nodes[&leader].quorum.machine().lock().unwrap().machine().applied.clone();
+    let reference = nodes[&new_leader].quorum.machine().lock().expect("lock").machine().applied.clone();
+    let caught_up = nodes[&leader].quorum.machine().lock().expect("lock").machine().applied.clone();
     let upto = |m: &BTreeMap<u64, u64>| m.range(..=target.index).map(|(k, v)| (*k, *v)).collect::<Vec<_>>();
     assert_eq!(upto(&caught_up), upto(&reference));
     assert_eq!(reference.len(), 160);

@@ -95,10 +95,10 @@ mod tests {
     #[tokio::test]
     async fn a_frame_round_trips() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &vec!["a".to_string(), "b".to_string()], FRAME_BYTES_MAX).await.unwrap();
+        write_frame(&mut buf, &vec!["a".to_string(), "b".to_string()], FRAME_BYTES_MAX).await.expect("test value");
         assert_eq!(&buf[..4], &(buf.len() as u32 - 4).to_be_bytes());
         assert_eq!(buf[4], FRAME_VERSION);
-        let back: Option<Vec<String>> = read_frame(&mut buf.as_slice(), FRAME_BYTES_MAX).await.unwrap();
+        let back: Option<Vec<String>> = read_frame(&mut buf.as_slice(), FRAME_BYTES_MAX).await.expect("test value");
         assert_eq!(back, Some(vec!["a".to_string(), "b".to_string()]));
     }
 
@@ -106,7 +106,7 @@ mod tests {
     async fn an_oversized_length_is_refused_before_reading_the_body() {
         // Claims 4 GiB and provides nothing: refused from the header alone.
         let bytes = [0xff, 0xff, 0xff, 0xff, FRAME_VERSION];
-        let err = read_frame::<_, String>(&mut bytes.as_slice(), 1024).await.unwrap_err();
+        let err = read_frame::<_, String>(&mut bytes.as_slice(), 1024).await.expect_err("should fail");
         assert!(matches!(err, FrameError::BadLength { len: u32::MAX, max: 1024 }), "{err}");
         let zero = [0, 0, 0, 0];
         assert!(matches!(
@@ -125,7 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_clean_close_between_frames_is_not_an_error_but_a_torn_frame_is() {
-        assert!(read_frame::<_, String>(&mut [].as_slice(), 1024).await.unwrap().is_none());
+        assert!(read_frame::<_, String>(&mut [].as_slice(), 1024).await.expect("test value").is_none());
         let torn = [0, 0, 0, 9, FRAME_VERSION, b'"'];
         assert!(matches!(read_frame::<_, String>(&mut torn.as_slice(), 1024).await, Err(FrameError::Io(_))));
     }
@@ -133,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn writing_more_than_the_limit_is_refused() {
         let mut buf = Vec::new();
-        let err = write_frame(&mut buf, &"x".repeat(100), 50).await.unwrap_err();
+        let err = write_frame(&mut buf, &"x".repeat(100), 50).await.expect_err("should fail");
         assert!(matches!(err, FrameError::BadLength { .. }));
         assert!(buf.is_empty());
     }

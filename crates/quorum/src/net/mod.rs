@@ -162,7 +162,8 @@ impl<A: QuorumApp> RaftNetwork<QuorumTypes<A>> for Connection<A> {
         &mut self,
         rpc: InstallSnapshotRequest<QuorumTypes<A>>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>> {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
+    {
         match self.call(Request::InstallSnapshot(rpc), &option).await.map_err(network_error)? {
             Response::InstallSnapshot(Ok(response)) => Ok(response),
             Response::InstallSnapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),

@@ -19,11 +19,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine, Snapshot};
-use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageError, StorageIOError};
+use openraft::{
+    AnyError, ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageError, StorageIOError,
+};
 use tokio::sync::{mpsc, watch};
 
 use super::{LogStore, MachineStore, StoreError};
-use crate::types::{Applied, Entry, EntryPayload, LogId, NodeId, QuorumApp, QuorumTypes, SnapshotMeta, StoredMembership, Vote};
+use crate::types::{
+    Applied, Entry, EntryPayload, LogId, NodeId, QuorumApp, QuorumTypes, SnapshotMeta, StoredMembership, Vote,
+};
 
 type C<A> = QuorumTypes<A>;
 
@@ -94,6 +98,7 @@ impl<A: QuorumApp, L: LogStore<A>> LogAdapter<A, L> {
     }
 
     /// Runs a write after the pending flushes.
+    #[allow(clippy::result_large_err)] // openraft's error type, not ours
     fn write<T>(
         &self,
         subject: ErrorSubject<NodeId>,
@@ -261,10 +266,8 @@ impl<A: QuorumApp, M: MachineStore<A>> MachineAdapter<A, M> {
 
 impl<A: QuorumApp, M: MachineStore<A>> RaftSnapshotBuilder<C<A>> for MachineAdapter<A, M> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C<A>>, StorageError<NodeId>> {
-        let (meta, bytes) = self
-            .lock()
-            .build_snapshot()
-            .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e))?;
+        let (meta, bytes) =
+            self.lock().build_snapshot().map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, &e))?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
 }
@@ -289,7 +292,9 @@ impl<A: QuorumApp, M: MachineStore<A>> RaftStateMachine<C<A>> for MachineAdapter
                 (EntryPayload::<A>::Normal(command), Some(outcome)) => {
                     Applied::Command { log_id: entry.log_id, command, outcome: outcome.clone() }
                 }
-                (EntryPayload::<A>::Membership(membership), _) => Applied::Membership { log_id: entry.log_id, membership },
+                (EntryPayload::<A>::Membership(membership), _) => {
+                    Applied::Membership { log_id: entry.log_id, membership }
+                }
                 _ => Applied::Blank { log_id: entry.log_id },
             };
             self.sink.publish(event);
@@ -312,18 +317,16 @@ impl<A: QuorumApp, M: MachineStore<A>> RaftStateMachine<C<A>> for MachineAdapter
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let bytes = snapshot.into_inner();
-        self.lock().install_snapshot(meta, &bytes).map_err(|e| {
-            io_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, &e)
-        })?;
+        self.lock()
+            .install_snapshot(meta, &bytes)
+            .map_err(|e| io_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, &e))?;
         self.sink.publish(Applied::Restored { last_included: meta.last_log_id });
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C<A>>>, StorageError<NodeId>> {
-        let current = self
-            .lock()
-            .current_snapshot()
-            .map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
+        let current =
+            self.lock().current_snapshot().map_err(|e| io_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
         Ok(current.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
     }
 }

@@ -303,7 +303,8 @@ impl<A: QuorumApp, M: Machine<A>> MachineStore<A> for MemMachine<A, M> {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, self.snapshots_built),
             None => format!("none-{}", self.snapshots_built),
         };
-        let meta = SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
+        let meta =
+            SnapshotMeta { last_log_id: self.last_applied, last_membership: self.membership.clone(), snapshot_id };
         let mut s = self.disk.lock();
         if s.generation != self.generation {
             return Err(StoreError::new("the disk crashed under this handle"));
