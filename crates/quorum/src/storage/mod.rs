@@ -25,6 +25,8 @@
 
 pub mod adapter;
 pub mod memory;
+#[cfg(feature = "metadata-log")]
+pub mod metadata;
 
 use crate::types::{Entry, LogId, QuorumApp, SnapshotMeta, StoredMembership, Vote};
 
