@@ -303,7 +303,10 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             tasks: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
         });
-        inner.bootstrap().await?;
+        if let Err(e) = inner.bootstrap().await {
+            let _ = inner.raft.shutdown().await;
+            return Err(e);
+        }
         let quorum = Quorum { inner, machine, events: Mutex::new(Some(events)) };
         quorum.spawn_background();
         Ok(quorum)
