@@ -190,6 +190,15 @@ async fn a_node_of_another_cluster_or_with_other_voters_is_refused() {
     let theirs = Some(format!("1@{address},2@127.0.0.9:9093"));
     let reason = refused(transport.call(1, &address, call("tcp-test-cluster", theirs), Duration::from_secs(5)).await);
     assert!(reason.contains("controller.quorum.voters differs"), "{reason}");
+    // A frame claiming more than the limit is refused from its header alone.
+    let mut raw = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &[0xff, 0xff, 0xff, 0xff, 1]).await.expect("write");
+    let answer: Option<Response<SimApp>> =
+        tributary_quorum::net::frame::read_frame(&mut raw, 1 << 20).await.expect("an answer frame");
+    match answer {
+        Some(Response::Refused(reason)) => assert!(reason.contains("outside"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     // The same cluster and voters get an answer.
     let ours = Some(format!("1@{address}"));
     let until = tokio::time::Instant::now() + DEADLINE;
