@@ -19,7 +19,8 @@ use tributary_schema_registry::{RegistryConfig, SchemaRegistry, StartError};
     byte; a connection making no progress for idle.timeout.ms (30000) is closed (no request, a body \
     that stopped arriving, a response not read); at server.connection.limit (1000) open connections \
     the registry stops accepting until one closes; shutdown.graceful.ms (5000) bounds how long requests \
-    in flight may take at shutdown. 0 turns a limit off.\n\n\
+    in flight may take at shutdown. 0 turns a limit off. A request head over max.request.header.size \
+    (8192 bytes) gets 431.\n\n\
     Examples:\n  \
     tributary schema-registry --bootstrap-servers 127.0.0.1:9092 --listeners http://0.0.0.0:8081\n  \
     tributary schema-registry --config schema-registry.properties --override kafkastore.topic=_schemas_dev\n  \

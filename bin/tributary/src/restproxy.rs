@@ -16,7 +16,8 @@ use tributary_rest_proxy::{RestProxy, RestProxyConfig};
     of its first byte; a connection making no progress for --idle-timeout-ms (no request, a request body \
     that stopped arriving, a response not read) is closed, while time the proxy spends working (a long \
     poll, a streamed produce) never counts; at --server-connection-limit open connections the proxy \
-    stops accepting until one closes. 0 turns a limit off.\n\n\
+    stops accepting until one closes. 0 turns a limit off. A request head over --max-request-header-size \
+    gets 431.\n\n\
     Example:\n  tributary rest-proxy --bootstrap-servers 127.0.0.1:9092 --port 8082\n  \
     curl http://127.0.0.1:8082/v3/clusters")]
 pub struct RestProxyArgs {
@@ -44,6 +45,9 @@ pub struct RestProxyArgs {
     /// Connections served at once; more wait to be accepted (server.connection.limit; 0: no limit).
     #[arg(long, default_value_t = limits::DEFAULT_SERVER_CONNECTION_LIMIT, value_name = "COUNT")]
     server_connection_limit: u64,
+    /// Largest request head, in bytes: a larger one gets 431 (max.request.header.size).
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_REQUEST_HEADER_SIZE, value_name = "BYTES")]
+    max_request_header_size: usize,
     /// On shutdown, how long requests in flight may take to finish (shutdown.graceful.ms).
     #[arg(long, default_value_t = limits::DEFAULT_SHUTDOWN_GRACEFUL_MS, value_name = "MS")]
     shutdown_graceful_ms: u64,
@@ -68,6 +72,7 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
         idle_timeout: limits::timeout_from_ms(saturating_i64(args.idle_timeout_ms)),
         max_connections: limits::connections_from(saturating_i64(args.server_connection_limit)),
         shutdown_grace: Duration::from_millis(args.shutdown_graceful_ms),
+        max_header_bytes: args.max_request_header_size.max(limits::MIN_REQUEST_HEADER_SIZE),
     };
     let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,

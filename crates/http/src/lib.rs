@@ -13,6 +13,8 @@
 //!   waiting for Kafka) is never idle;
 //! - a connection cap, `server.connection.limit`: when reached, the server
 //!   stops accepting until a connection closes;
+//! - a request head size limit, `max.request.header.size`, which bounds what
+//!   a connection buffers while its head arrives;
 //! - a graceful shutdown bounded by `shutdown.graceful.ms`.
 //!
 //! Every limit hit is counted and logged as a rate-limited warning naming

@@ -13,6 +13,7 @@
 //! | `idle.timeout.ms` | 30000 | a connection making no progress this long is closed; 0 or less: no limit |
 //! | `server.connection.limit` | 1000 | connections served at once; the next waits to be accepted; 0 or less: no limit |
 //! | `shutdown.graceful.ms` | 5000 | on shutdown, how long requests in flight may take to finish |
+//! | `max.request.header.size` | 8192 | largest request head (request line and headers), in bytes; at least 1024 |
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub const IDLE_TIMEOUT_MS: &str = "idle.timeout.ms";
 pub const SERVER_CONNECTION_LIMIT: &str = "server.connection.limit";
 /// `shutdown.graceful.ms` (Confluent rest-utils).
 pub const SHUTDOWN_GRACEFUL_MS: &str = "shutdown.graceful.ms";
+/// `max.request.header.size` (Confluent rest-utils).
+pub const MAX_REQUEST_HEADER_SIZE: &str = "max.request.header.size";
 
 /// Default of `header.read.timeout.ms`, in milliseconds.
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 30_000;
@@ -33,6 +36,10 @@ pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_SERVER_CONNECTION_LIMIT: u64 = 1_000;
 /// Default of `shutdown.graceful.ms`, in milliseconds (rest-utils' default).
 pub const DEFAULT_SHUTDOWN_GRACEFUL_MS: u64 = 5_000;
+/// Default of `max.request.header.size`, in bytes (rest-utils' default).
+pub const DEFAULT_MAX_REQUEST_HEADER_SIZE: usize = 8_192;
+/// The smallest `max.request.header.size` taken; smaller values are raised to it.
+pub const MIN_REQUEST_HEADER_SIZE: usize = 1_024;
 
 /// The limits of one HTTP service's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +56,9 @@ pub struct Limits {
     /// On shutdown, how long requests in flight may take before their
     /// connections are closed anyway.
     pub shutdown_grace: Duration,
+    /// Largest request head, in bytes: what a connection buffers while its
+    /// head arrives. A larger head gets 431 and the connection is closed.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +68,7 @@ impl Default for Limits {
             idle_timeout: Some(Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS)),
             max_connections: Some(DEFAULT_SERVER_CONNECTION_LIMIT as usize),
             shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACEFUL_MS),
+            max_header_bytes: DEFAULT_MAX_REQUEST_HEADER_SIZE,
         }
     }
 }
@@ -72,10 +83,22 @@ pub fn connections_from(count: i64) -> Option<usize> {
     usize::try_from(count).ok().filter(|&n| n > 0)
 }
 
+/// A head size as `max.request.header.size` takes it: at least [`MIN_REQUEST_HEADER_SIZE`].
+pub fn header_bytes_from(bytes: i64) -> usize {
+    usize::try_from(bytes).unwrap_or(0).max(MIN_REQUEST_HEADER_SIZE)
+}
+
 impl Limits {
     /// Whether `key` is one of these limits' keys.
     pub fn is_key(key: &str) -> bool {
-        matches!(key, HEADER_READ_TIMEOUT_MS | IDLE_TIMEOUT_MS | SERVER_CONNECTION_LIMIT | SHUTDOWN_GRACEFUL_MS)
+        matches!(
+            key,
+            HEADER_READ_TIMEOUT_MS
+                | IDLE_TIMEOUT_MS
+                | SERVER_CONNECTION_LIMIT
+                | SHUTDOWN_GRACEFUL_MS
+                | MAX_REQUEST_HEADER_SIZE
+        )
     }
 
     /// Sets the limit named by `key` from its text value. `Ok(false)` when
@@ -90,6 +113,7 @@ impl Limits {
             HEADER_READ_TIMEOUT_MS => self.header_read_timeout = timeout_from_ms(number),
             IDLE_TIMEOUT_MS => self.idle_timeout = timeout_from_ms(number),
             SERVER_CONNECTION_LIMIT => self.max_connections = connections_from(number),
+            MAX_REQUEST_HEADER_SIZE => self.max_header_bytes = header_bytes_from(number),
             _ => {
                 let ms = u64::try_from(number).map_err(|_| format!("{key}={value:?}: must not be negative"))?;
                 self.shutdown_grace = Duration::from_millis(ms);
@@ -128,6 +152,10 @@ mod tests {
         assert_eq!(l.set("shutdown.graceful.ms", "250"), Ok(true));
         assert_eq!(l.shutdown_grace, Duration::from_millis(250));
         assert_eq!(l.shortest_timeout(), Some(Duration::from_millis(1500)));
+        assert_eq!(l.set("max.request.header.size", "16384"), Ok(true));
+        assert_eq!(l.max_header_bytes, 16384);
+        assert_eq!(l.set("max.request.header.size", "10"), Ok(true));
+        assert_eq!(l.max_header_bytes, MIN_REQUEST_HEADER_SIZE);
         assert_eq!(l.set("kafkastore.topic", "x"), Ok(false));
         let err = l.set("idle.timeout.ms", "soon").expect_err("not a number");
         assert!(err.contains("idle.timeout.ms"), "{err}");

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::activity::Stall;
-use crate::limits::{HEADER_READ_TIMEOUT_MS, IDLE_TIMEOUT_MS, SERVER_CONNECTION_LIMIT};
+use crate::limits::{HEADER_READ_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_REQUEST_HEADER_SIZE, SERVER_CONNECTION_LIMIT};
 
 /// At most one warning per limit in this interval.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -26,12 +26,14 @@ pub enum Limit {
     IdleTimeout,
     /// `server.connection.limit`: accepting waits for a connection to close.
     ConnectionLimit,
+    /// `max.request.header.size`: 431 and the connection is closed.
+    HeaderSize,
     /// The process cannot take another connection (open files, memory):
     /// accepting pauses briefly.
     Accept,
 }
 
-const LIMITS: usize = 4;
+const LIMITS: usize = 5;
 
 impl Limit {
     /// The config key, or what stands for it.
@@ -40,6 +42,7 @@ impl Limit {
             Limit::HeaderReadTimeout => HEADER_READ_TIMEOUT_MS,
             Limit::IdleTimeout => IDLE_TIMEOUT_MS,
             Limit::ConnectionLimit => SERVER_CONNECTION_LIMIT,
+            Limit::HeaderSize => MAX_REQUEST_HEADER_SIZE,
             Limit::Accept => "accept",
         }
     }

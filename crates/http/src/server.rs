@@ -203,7 +203,7 @@ impl Connection {
         // awaited, so it cannot tell a quiet keep-alive connection from a
         // trickled head; the Activity clocks below keep the two apart.
         let mut builder = http1::Builder::new();
-        builder.header_read_timeout(None);
+        builder.header_read_timeout(None).max_header_size(self.limits.max_header_bytes);
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let check = tokio::time::sleep(Duration::ZERO);
@@ -213,8 +213,14 @@ impl Connection {
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(peer = %self.peer, error = %e, "HTTP connection ended with an error");
+                    match result {
+                        Err(e) if e.is_parse_too_large() => self.reports.hit(
+                            Limit::HeaderSize,
+                            Some(self.peer),
+                            "answered 431 and closed: the request head is too large",
+                        ),
+                        Err(e) => tracing::debug!(peer = %self.peer, error = %e, "HTTP connection ended with an error"),
+                        Ok(()) => {}
                     }
                     return;
                 }

@@ -261,3 +261,21 @@ async fn shutdown_closes_requests_still_running_after_the_grace_period() {
     let n = tokio::time::timeout(DEADLINE, busy.read(&mut buf)).await.expect("closed");
     assert!(matches!(n, Ok(0) | Err(_)), "a response came after the grace period: {n:?}");
 }
+
+#[tokio::test]
+async fn a_head_over_the_size_limit_gets_431_and_is_closed() {
+    let limits = Limits { max_header_bytes: 2048, ..limits(None, None, None) };
+    let server = start(limits).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    // Larger than the limit and never ended: refused as soon as the limit is reached.
+    let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}", "a".repeat(4096));
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut answer)).await.expect("closed").ok();
+    assert!(answer.starts_with(b"HTTP/1.1 431"), "{:?}", String::from_utf8_lossy(&answer));
+    assert_eq!(server.reports.total(Limit::HeaderSize), 1);
+    let mut ok = TcpStream::connect(server.addr).await.expect("connect");
+    let fits = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Fits: {}\r\n\r\n", "a".repeat(1500));
+    ok.write_all(fits.as_bytes()).await.expect("write");
+    assert_eq!(read_response(&mut ok).await, "hello");
+}

@@ -18,8 +18,9 @@
 //! | `idle.timeout.ms` | 30000 | a connection making no progress this long is closed |
 //! | `server.connection.limit` | 1000 | connections served at once; more wait to be accepted (0 or less: none) |
 //! | `shutdown.graceful.ms` | 5000 | on shutdown, how long requests in flight may take |
+//! | `max.request.header.size` | 8192 | largest request head in bytes; a larger one gets 431 |
 //!
-//! The last four are the HTTP server's ([`tributary_http::limits`]).
+//! The last five are the HTTP server's ([`tributary_http::limits`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
