@@ -85,6 +85,8 @@ pub fn run(args: RegistryArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result: Result<(), String> = runtime.block_on(async move {
+        // Caught from the start, so a signal right after the announcement still stops cleanly.
+        let mut signals = crate::start::Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
         let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {
             StartError::Bind { addr, source } => format!(
                 "cannot listen on {addr}: {source}. Pass another address with --listeners http://0.0.0.0:<port>"
@@ -94,7 +96,7 @@ pub fn run(args: RegistryArgs) -> ExitCode {
         let registry = SchemaRegistry::start(config, listener).await.map_err(|e| e.to_string())?;
         let url = format!("http://{}", registry.local_addr());
         crate::output::announce_started(args.output, "schema-registry", "Schema registry", &url);
-        crate::wait_for_signal().await;
+        signals.recv().await;
         registry.shutdown().await;
         crate::output::announce_stopped(args.output, "schema-registry");
         Ok(())

@@ -80,13 +80,15 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     };
     let output = args.output;
     let result: Result<(), String> = runtime.block_on(async move {
+        // Caught from the start, so a signal right after the announcement still stops cleanly.
+        let mut signals = crate::start::Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
         let listener = tributary_rest_proxy::bind(&config)
             .await
             .map_err(|e| format!("{e}. Pass another port with --port <port> (0 picks a free one)"))?;
         let proxy = RestProxy::start(config, listener).map_err(|e| e.to_string())?;
         let url = format!("http://{}", proxy.local_addr());
         crate::output::announce_started(output, "rest-proxy", "REST proxy", &url);
-        crate::wait_for_signal().await;
+        signals.recv().await;
         proxy.shutdown().await;
         crate::output::announce_stopped(output, "rest-proxy");
         Ok(())
