@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   waiting for a request, nothing received ── idle.timeout.ms from the last response (or accept)
-//!   a request head arriving ────────────────── header.read.timeout.ms from its first byte
+//!   a request head arriving ────────────────── header.read.timeout.ms from its first byte, and
+//!                                               idle.timeout.ms from its last byte
 //!   a request in flight (head parsed, response not yet fully handed over):
 //!     the handler waits for body bytes ─────── idle.timeout.ms from when it started waiting
 //!     the handler works (Kafka, a long poll) ─ no limit: the server's time is not the client's
@@ -28,7 +29,7 @@ use crate::limits::Limits;
 /// Why a connection was closed by a timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stall {
-    /// No request for `idle.timeout.ms` and nothing received.
+    /// No request in flight and nothing received for `idle.timeout.ms`.
     Idle,
     /// A request head started and did not end within `header.read.timeout.ms`.
     Head,
@@ -56,6 +57,8 @@ pub struct Snapshot {
     pub quiet_since: Duration,
     /// When the first byte after `quiet_since` arrived, if one did.
     pub head_started: Option<Duration>,
+    /// When the last byte arrived, if one did.
+    pub last_received: Option<Duration>,
     /// Since when a handler has been waiting for request body bytes, if it is.
     pub body_waiting_since: Option<Duration>,
     /// Since when the socket has not taken bytes the server wants to write, if so.
@@ -67,10 +70,20 @@ impl Snapshot {
     pub fn verdict(&self, now: Duration, limits: &Limits) -> Verdict {
         let mut deadlines: Vec<(Duration, Stall)> = Vec::with_capacity(2);
         if self.in_flight == 0 {
-            match (self.head_started, limits.header_read_timeout, limits.idle_timeout) {
-                (Some(start), Some(t), _) => deadlines.push((start + t, Stall::Head)),
-                (None, _, Some(t)) => deadlines.push((self.quiet_since + t, Stall::Idle)),
-                _ => {}
+            match self.head_started {
+                Some(start) => {
+                    if let Some(t) = limits.header_read_timeout {
+                        deadlines.push((start + t, Stall::Head));
+                    }
+                    if let Some(t) = limits.idle_timeout {
+                        deadlines.push((self.last_received.unwrap_or(start).max(start) + t, Stall::Idle));
+                    }
+                }
+                None => {
+                    if let Some(t) = limits.idle_timeout {
+                        deadlines.push((self.quiet_since + t, Stall::Idle));
+                    }
+                }
             }
         } else if let (Some(since), Some(t)) = (self.body_waiting_since, limits.idle_timeout) {
             deadlines.push((since + t, Stall::Body));
@@ -105,6 +118,7 @@ pub struct Activity {
     quiet_since: AtomicU64,
     // The three below hold nanoseconds since `accepted` plus one; 0 is "not so".
     head_started: AtomicU64,
+    last_received: AtomicU64,
     body_waiting_since: AtomicU64,
     write_blocked_since: AtomicU64,
 }
@@ -121,6 +135,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             quiet_since: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
+            last_received: AtomicU64::new(0),
             body_waiting_since: AtomicU64::new(0),
             write_blocked_since: AtomicU64::new(0),
         })
@@ -142,8 +157,10 @@ impl Activity {
 
     /// Bytes arrived from the client.
     pub fn received(&self) {
+        let now = self.now_stamp();
+        self.last_received.store(now, Ordering::Release);
         if self.in_flight.load(Ordering::Acquire) == 0 && self.head_started.load(Ordering::Acquire) == 0 {
-            self.head_started.store(self.now_stamp(), Ordering::Release);
+            self.head_started.store(now, Ordering::Release);
         }
     }
 
@@ -184,6 +201,7 @@ impl Activity {
             in_flight: self.in_flight.load(Ordering::Acquire),
             quiet_since: Duration::from_nanos(self.quiet_since.load(Ordering::Acquire)),
             head_started: stamp(self.head_started.load(Ordering::Acquire)),
+            last_received: stamp(self.last_received.load(Ordering::Acquire)),
             body_waiting_since: stamp(self.body_waiting_since.load(Ordering::Acquire)),
             write_blocked_since: stamp(self.write_blocked_since.load(Ordering::Acquire)),
         }
@@ -231,11 +249,23 @@ mod tests {
     }
 
     #[test]
-    fn a_head_has_the_header_timeout_from_its_first_byte_whatever_the_idle_timeout() {
-        let s = Snapshot { quiet_since: S, head_started: Some(2 * S), ..Snapshot::default() };
-        assert_eq!(s.verdict(6 * S, &limits(5, 1)), Verdict::CheckAt(Some(7 * S)), "the idle timeout does not apply");
-        assert_eq!(s.verdict(7 * S, &limits(5, 1)), Verdict::Close(Stall::Head));
-        assert_eq!(s.verdict(100 * S, &limits(200, 1)), Verdict::CheckAt(Some(101 * S)));
+    fn a_head_has_the_header_timeout_from_its_first_byte_and_the_idle_timeout_from_its_last() {
+        let trickling = |now| Snapshot {
+            quiet_since: S,
+            head_started: Some(2 * S),
+            last_received: Some(now),
+            ..Snapshot::default()
+        };
+        // Bytes keep coming: only the header timeout can end it.
+        assert_eq!(trickling(6 * S).verdict(6 * S, &limits(5, 3)), Verdict::CheckAt(Some(7 * S)));
+        assert_eq!(trickling(7 * S).verdict(7 * S, &limits(5, 3)), Verdict::Close(Stall::Head));
+        assert_eq!(trickling(100 * S).verdict(100 * S, &limits(200, 3)), Verdict::CheckAt(Some(103 * S)));
+        // Bytes stopped: the idle timeout runs from the last one.
+        let stalled = Snapshot { last_received: Some(3 * S), ..trickling(Duration::ZERO) };
+        assert_eq!(stalled.verdict(5 * S, &limits(200, 3)), Verdict::CheckAt(Some(6 * S)));
+        assert_eq!(stalled.verdict(6 * S, &limits(200, 3)), Verdict::Close(Stall::Idle));
+        let no_header_limit = Limits { header_read_timeout: None, ..limits(0, 3) };
+        assert_eq!(stalled.verdict(6 * S, &no_header_limit), Verdict::Close(Stall::Idle));
     }
 
     #[test]

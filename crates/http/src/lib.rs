@@ -7,10 +7,11 @@
 //!   `header.read.timeout.ms` of its first byte (a slowloris client that
 //!   trickles a head is closed);
 //! - an idle timeout: a connection that makes no progress for
-//!   `idle.timeout.ms` is closed: no request and nothing received, a handler
-//!   waiting for body bytes that do not come, a response the client does not
-//!   read. Time a handler spends working (a long poll, a streamed produce
-//!   waiting for Kafka) is never idle;
+//!   `idle.timeout.ms` is closed: no request and nothing received, a head
+//!   whose bytes stopped arriving, a handler waiting for body bytes that do
+//!   not come, a response the client does not read. Time a handler spends
+//!   working (a long poll, a streamed produce waiting for Kafka) is never
+//!   idle;
 //! - a connection cap, `server.connection.limit`: when reached, the server
 //!   stops accepting until a connection closes;
 //! - a request head size limit, `max.request.header.size`, which bounds what

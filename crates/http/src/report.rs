@@ -51,7 +51,7 @@ impl Limit {
     pub fn of_stall(stall: Stall) -> (Limit, &'static str) {
         match stall {
             Stall::Head => (Limit::HeaderReadTimeout, "closed: the request head did not arrive in time"),
-            Stall::Idle => (Limit::IdleTimeout, "closed: no request came"),
+            Stall::Idle => (Limit::IdleTimeout, "closed: nothing was received"),
             Stall::Body => (Limit::IdleTimeout, "closed: the request body stopped arriving"),
             Stall::Write => (Limit::IdleTimeout, "closed: the client did not read the response"),
         }

@@ -279,3 +279,13 @@ async fn a_head_over_the_size_limit_gets_431_and_is_closed() {
     ok.write_all(fits.as_bytes()).await.expect("write");
     assert_eq!(read_response(&mut ok).await, "hello");
 }
+
+#[tokio::test]
+async fn a_head_whose_bytes_stop_is_closed_by_the_idle_timeout_before_the_header_timeout() {
+    let server = start(limits(Some(Duration::from_secs(600)), Some(SHORT), None)).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").await.expect("write");
+    assert!(closed(&mut s).await, "a stalled head stayed open");
+    assert_eq!(server.reports.total(Limit::IdleTimeout), 1);
+    assert_eq!(server.reports.total(Limit::HeaderReadTimeout), 0);
+}
