@@ -38,6 +38,9 @@ pub use crate::admin::NewTopic;
 pub use crate::registry::{INTERNAL_TOPICS, Registry, TopicState};
 pub use crate::replicas::log_config;
 
+/// Request jobs that may wait on storage at once (see [`Cluster::waiting`]).
+const WAITING_JOBS_MAX: usize = 64;
+
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -75,6 +78,9 @@ pub struct Cluster {
     pub flusher: Flusher,
     /// CPU-heavy request work (batch validation, recompression, timestamp scans).
     pub cpu: CpuPool,
+    /// Request work that may wait on storage (schema checks that catch up
+    /// with the schema storage topic): many slots, none of them a CPU slot.
+    pub waiting: CpuPool,
     /// The group coordinator.
     pub groups: GroupService,
     /// Topic schema validation and its index of registered schema ids.
@@ -157,6 +163,7 @@ impl Cluster {
             replicas: Mutex::new(replicas),
             flusher,
             cpu: CpuPool::per_core(),
+            waiting: CpuPool::new(WAITING_JOBS_MAX),
             groups,
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),

@@ -6,7 +6,9 @@
 //! milliseconds to decompress would otherwise stall every connection sharing
 //! that worker. Jobs run on tokio's blocking threads, at most
 //! [`CpuPool::parallelism`] at a time (one per core), so a burst of large
-//! compressed batches queues here instead of spawning a thread each.
+//! compressed batches queues here instead of spawning a thread each. The
+//! same type, with more slots, bounds request work that may wait on storage
+//! (`Cluster::waiting`), so such waits never hold a CPU slot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,15 +1,17 @@
-//! Produce (key 0), in three steps per request:
+//! Produce (key 0):
 //!
-//! 1. cheap checks in place: acks, topic and partition, min.insync.replicas,
-//!    one batch per partition, `max.message.bytes`;
-//! 2. the CPU-heavy part on the [`CpuPool`](crate::cpu::CpuPool) when any
-//!    batch is compressed, large or to be recompressed: each batch validated
-//!    end to end (CRC, codec, every record streamed through its decompressor,
-//!    keys on compacted topics, timestamps), schema ids checked on topics
-//!    with schema validation, recompression for the topic's `compression.type`;
-//! 3. appends under each partition's lock, in request order.
+//! 1. cheap checks of every partition in place: acks, topic and partition,
+//!    min.insync.replicas, one batch per partition, `max.message.bytes`;
+//! 2. then partition by partition, in request order (as Kafka's replica
+//!    manager does): the batch validated end to end (CRC, codec, every record
+//!    streamed through its decompressor, keys on compacted topics,
+//!    timestamps), schema ids checked on topics with schema validation,
+//!    recompression for the topic's `compression.type` — on the
+//!    [`CpuPool`](crate::cpu::CpuPool) when the batch is compressed, large or
+//!    to be recompressed, on the waiting pool when it checks schema ids, in
+//!    place otherwise — and then appended under the partition's lock.
 //!
-//! The connection awaits all three before it reads the next request, so
+//! The connection awaits both before it reads the next request, so
 //! appends keep request order; the reply then waits until the group-commit
 //! flusher has fsynced the batches (acks=1 and acks=all alike; acks=0 gets
 //! no reply at all).
@@ -89,37 +91,46 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
         // An owned copy: the request's name shares (and would keep alive) the frame.
         topics.push((TopicName(str_bytes(&name)), steps));
     }
-    // 2. Validation, schema checks and recompression, off the network runtime when heavy.
-    let heavy = topics.iter().flat_map(|(_, s)| s).any(|s| matches!(s, Step::Admitted(a) if a.is_heavy()));
-    let topics = if heavy {
-        let job_cluster = cluster.clone();
-        let job_registry = registry.clone();
-        match cluster.cpu.run(move || validate_all(&job_cluster, &job_registry, topics, v)).await {
-            Some(validated) => validated,
-            None => return Reply::Close("produce validation failed unexpectedly".to_string()),
-        }
-    } else {
-        validate_all(cluster, &registry, topics, v)
-    };
-    // 3. Appends, in request order.
-    let topics: Vec<(TopicName, Vec<Outcome>)> = topics
-        .into_iter()
-        .map(|(name, steps)| {
-            let outcomes = steps
-                .into_iter()
-                .map(|step| match step {
-                    Step::Validated(ready) => append(cluster, ready, v),
-                    Step::Done(outcome) => outcome,
-                    Step::Admitted(admitted) => {
-                        // validate_all turns every admitted batch into a result.
-                        let error = ApiError::new(ErrorCode::UnknownServerError, "the batch was not validated");
-                        Outcome::Done(error_response(admitted.index, &error, &[], v))
+    // 2. Partition by partition, in request order as Kafka's replica manager
+    //    does: validate (on a pool when heavy or when it may wait), then append.
+    let mut done: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(topics.len());
+    for (name, steps) in topics {
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for step in steps {
+            let admitted = match step {
+                Step::Admitted(admitted) => admitted,
+                Step::Done(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
+            let index = admitted.index;
+            let pool = if admitted.checks_schemas() {
+                // May wait for the schema storage topic: never in a CPU slot.
+                Some(&cluster.waiting)
+            } else if admitted.is_heavy() {
+                Some(&cluster.cpu)
+            } else {
+                None
+            };
+            let validated = match pool {
+                Some(pool) => {
+                    let (job_cluster, job_registry) = (cluster.clone(), registry.clone());
+                    match pool.run(move || validate(&job_cluster, &job_registry, admitted, v)).await {
+                        Some(validated) => validated,
+                        None => return Reply::Close("produce validation failed unexpectedly".to_string()),
                     }
-                })
-                .collect();
-            (name, outcomes)
-        })
-        .collect();
+                }
+                None => validate(cluster, &registry, admitted, v),
+            };
+            outcomes.push(match validated {
+                Ok(ready) => append(cluster, ready, v),
+                Err((error, records)) => Outcome::Done(error_response(index, &error, &records, v)),
+            });
+        }
+        done.push((name, outcomes));
+    }
+    let topics = done;
     if acks == 0 {
         return Reply::Nothing;
     }
@@ -194,12 +205,10 @@ fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> Pr
     )
 }
 
-/// Where one partition's batch stands between the steps.
+/// Where one partition's batch stands after the cheap checks.
 enum Step {
-    /// Passed the cheap checks.
+    /// Passed them: validation and the append follow.
     Admitted(Admitted),
-    /// Validated (and recompressed if asked): ready to append.
-    Validated(Ready),
     /// Answered already.
     Done(Outcome),
 }
@@ -214,17 +223,20 @@ struct Admitted {
 
 impl Admitted {
     /// Whether validating this batch is worth another thread: it is large,
-    /// compressed (decompression may expand it up to the cap), will be
-    /// recompressed for the topic, or its schema ids are checked (which may
-    /// read the schema storage topic from disk first).
+    /// compressed (decompression may expand it up to the cap), or will be
+    /// recompressed for the topic.
     fn is_heavy(&self) -> bool {
         let codec = BatchHeader::parse(&self.batch).ok().and_then(|h| h.compression().ok());
-        let config = &self.topic.config;
         self.batch.len() > INLINE_BYTES_MAX
             || codec != Some(Compression::None)
             || target_codec(&self.topic).is_some_and(|target| Some(target) != codec)
-            || config.key_schema_validation.is_some()
-            || config.value_schema_validation.is_some()
+    }
+
+    /// Whether its schema ids are checked: that may read the schema storage
+    /// topic from disk and wait (bounded) for a registration being written.
+    fn checks_schemas(&self) -> bool {
+        let config = &self.topic.config;
+        config.key_schema_validation.is_some() || config.value_schema_validation.is_some()
     }
 }
 
@@ -306,36 +318,6 @@ fn admit(
         ));
     }
     Ok(Admitted { index, topic: topic.clone(), partition: partition.clone(), batch })
-}
-
-/// Validates every admitted batch of a request (the CPU-heavy step).
-fn validate_all(
-    cluster: &Cluster,
-    registry: &Registry,
-    topics: Vec<(TopicName, Vec<Step>)>,
-    v: i16,
-) -> Vec<(TopicName, Vec<Step>)> {
-    topics
-        .into_iter()
-        .map(|(name, steps)| {
-            let steps = steps
-                .into_iter()
-                .map(|step| match step {
-                    Step::Admitted(admitted) => {
-                        let index = admitted.index;
-                        match validate(cluster, registry, admitted, v) {
-                            Ok(ready) => Step::Validated(ready),
-                            Err((error, records)) => {
-                                Step::Done(Outcome::Done(error_response(index, &error, &records, v)))
-                            }
-                        }
-                    }
-                    other => other,
-                })
-                .collect();
-            (name, steps)
-        })
-        .collect()
 }
 
 /// One batch end to end: records, transactional bit, schema ids, recompression.
