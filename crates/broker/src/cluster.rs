@@ -187,7 +187,7 @@ impl Cluster {
             File::open(&data_dir).and_then(|d| d.sync_all()).map_err(|e| dir_error(e.to_string()))?;
         }
 
-        let mut metadata = MetadataStore::open(&data_dir.join(METADATA_DIR))?;
+        let mut metadata = MetadataStore::open(&data_dir.join(METADATA_DIR), config.node_id)?;
         if metadata.state().cluster_id.is_none() {
             let cluster_id = base64_url_no_pad(&uuid_bytes());
             metadata.append(MetadataCommand::InitCluster { cluster_id })?;
@@ -442,7 +442,13 @@ impl Cluster {
     }
 
     fn fresh_partition(&self) -> PartitionMeta {
-        PartitionMeta { replicas: vec![self.node_id], leader: self.node_id, leader_epoch: 0, isr: vec![self.node_id] }
+        PartitionMeta {
+            replicas: vec![self.node_id],
+            leader: self.node_id,
+            leader_epoch: 0,
+            isr: vec![self.node_id],
+            partition_epoch: 0,
+        }
     }
 
     fn open_partitions(
