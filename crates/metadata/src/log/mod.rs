@@ -618,6 +618,13 @@ impl<D: Disk> MetadataLog<D> {
                 last.unsynced = false;
             }
         }
+        // Earlier segments were fsynced when they were rolled; with the
+        // directory synced too, the log is durable as it now stands.
+        if let Err(e) = self.disk.sync_dir() {
+            let error = MetadataError::io("fsync", self.disk.path_of(""))(e);
+            return Err(self.poison(error));
+        }
+        self.dir_unsynced = false;
         Ok(())
     }
 
