@@ -104,7 +104,8 @@ fn leader_of(term: u64) -> i32 {
 /// A random command; `n` makes names unique.
 fn command(rng: &mut SimRng, n: u64) -> MetadataCommand {
     let id = |k: u64| [(k % 6) as u8 + 1; 16];
-    let partition = PartitionMeta { replicas: vec![1, 2, 3], leader: 1, leader_epoch: 0, isr: vec![1, 2, 3], partition_epoch: 0 };
+    let partition =
+        PartitionMeta { replicas: vec![1, 2, 3], leader: 1, leader_epoch: 0, isr: vec![1, 2, 3], partition_epoch: 0 };
     match rng.below(9) {
         0 | 1 => MetadataCommand::CreateTopic {
             topic: TopicMeta {
@@ -255,7 +256,8 @@ impl RaftSim {
                 // A write cut back (and fsynced) is gone; one that could not
                 // be cut back poisons the log and may still be on disk.
                 let may_be_there = if self.log().poisoned().is_some() { batch.len() } else { got as usize };
-                self.entries.extend(batch.into_iter().take(may_be_there).map(|entry| Expected { entry, durable: false }));
+                self.entries
+                    .extend(batch.into_iter().take(may_be_there).map(|entry| Expected { entry, durable: false }));
                 self.failed("append", e)
             }
         }
@@ -278,7 +280,8 @@ impl RaftSim {
 
     fn op_commit(&mut self) -> Result<(), String> {
         let from = self.committed.map_or(0, |c| c.index).max(self.purged.map_or(0, |p| p.index));
-        let durable: Vec<LogId> = self.entries.iter().filter(|e| e.durable && e.entry.log_id.index > from).map(|e| e.entry.log_id).collect();
+        let durable: Vec<LogId> =
+            self.entries.iter().filter(|e| e.durable && e.entry.log_id.index > from).map(|e| e.entry.log_id).collect();
         if durable.is_empty() {
             return Ok(());
         }
@@ -303,7 +306,8 @@ impl RaftSim {
         if c.index <= applied {
             return Ok(());
         }
-        let entries = self.log.as_ref().expect("open").entries(applied + 1..=c.index).map_err(|e| format!("read: {e}"))?;
+        let entries =
+            self.log.as_ref().expect("open").entries(applied + 1..=c.index).map_err(|e| format!("read: {e}"))?;
         let machine = self.machine.as_mut().expect("open");
         for entry in &entries {
             machine.apply(entry);
@@ -330,7 +334,8 @@ impl RaftSim {
         let Some(snap) = self.machine.as_ref().and_then(|m| m.snapshot_meta()).map(|m| m.last_included) else {
             return Ok(());
         };
-        let candidates: Vec<LogId> = self.entries.iter().map(|e| e.entry.log_id).filter(|id| id.index <= snap.index).collect();
+        let candidates: Vec<LogId> =
+            self.entries.iter().map(|e| e.entry.log_id).filter(|id| id.index <= snap.index).collect();
         let Some(&upto) = candidates.get(self.rng.below_usize(candidates.len().max(1))) else {
             return Ok(());
         };
@@ -389,7 +394,8 @@ impl RaftSim {
         let extra = 1 + self.rng.below(5);
         for index in last + 1..=last + extra {
             self.n += 1;
-            let entry = Entry::command(LogId::new(self.term, leader_of(self.term), index), command(&mut self.rng, self.n));
+            let entry =
+                Entry::command(LogId::new(self.term, leader_of(self.term), index), command(&mut self.rng, self.n));
             state.apply_entry(&entry);
             self.history.insert(index, entry);
         }
@@ -427,7 +433,11 @@ impl RaftSim {
         let node = (self.rng.below(3) + 1) as i32;
         let vote = match self.rng.below(4) {
             0 if current.voted_for.is_some() => Vote { committed: true, ..current },
-            0 | 1 => Vote { term: current.term + 1 + self.rng.below(2), voted_for: Some(node), committed: self.rng.chance(400) },
+            0 | 1 => Vote {
+                term: current.term + 1 + self.rng.below(2),
+                voted_for: Some(node),
+                committed: self.rng.chance(400),
+            },
             2 => Vote { term: current.term + 1, voted_for: None, committed: false },
             _ if current.term > 0 => {
                 // Going back must be refused and change nothing.
@@ -502,7 +512,10 @@ impl RaftSim {
         let purged = state.last_purged;
         let purge_max = index(self.purge_attempt).max(index(self.purged));
         if index(purged) < index(self.purged) || index(purged) > purge_max {
-            return Err(format!("purge mark {purged:?}: acknowledged {:?}, attempted {:?}", self.purged, self.purge_attempt));
+            return Err(format!(
+                "purge mark {purged:?}: acknowledged {:?}, attempted {:?}",
+                self.purged, self.purge_attempt
+            ));
         }
         let vote = log.read_vote();
         if vote != self.vote && vote != self.vote_attempt {
@@ -515,7 +528,10 @@ impl RaftSim {
         }
         let committed = log.read_committed();
         if committed != self.committed && committed != self.committed_attempt {
-            return Err(format!("committed {committed:?}: acknowledged {:?}, attempted {:?}", self.committed, self.committed_attempt));
+            return Err(format!(
+                "committed {committed:?}: acknowledged {:?}, attempted {:?}",
+                self.committed, self.committed_attempt
+            ));
         }
 
         // Entries: the durable ones, then at most a contiguous run of the rest, exactly as appended.
@@ -757,7 +773,8 @@ impl StoreSim {
         self.n += 1;
         let command = command(&mut self.rng, self.n);
         let store = self.store.as_mut().expect("open");
-        let expected_id = LogId::new(store.term(), self.node_id, store.log().log_state().last.map_or(1, |l| l.index + 1));
+        let expected_id =
+            LogId::new(store.term(), self.node_id, store.log().log_state().last.map_or(1, |l| l.index + 1));
         match store.propose(command.clone()) {
             Ok((id, outcome)) => {
                 let entry = Entry::command(id, command);
@@ -803,7 +820,7 @@ impl StoreSim {
 }
 
 fn store_scenario(seed: u64) -> Result<Stats, String> {
-    let mut rng = SimRng::new(seed ^ 0x5EED_0F_5702E);
+    let mut rng = SimRng::new(seed ^ 0x05EE_D0F5_702E);
     let disk = SimDisk::new(rng.next_u64());
     let faults = fault_plan(&mut rng);
     let options =
@@ -831,7 +848,11 @@ fn store_scenario(seed: u64) -> Result<Stats, String> {
         let op = sim.rng.below(100);
         if trace {
             let last = sim.history.values().next_back().map(|e| e.log_id.to_string());
-            eprintln!("step {step}: op {op}; node {} history last {last:?} maybe {:?}", sim.node_id, sim.maybe.as_ref().map(|e| e.log_id.to_string()));
+            eprintln!(
+                "step {step}: op {op}; node {} history last {last:?} maybe {:?}",
+                sim.node_id,
+                sim.maybe.as_ref().map(|e| e.log_id.to_string())
+            );
         }
         match op {
             0..=79 => sim.op_propose()?,

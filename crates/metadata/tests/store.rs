@@ -14,7 +14,13 @@ fn topic(name: &str, id: u8) -> MetadataCommand {
         topic: TopicMeta {
             name: name.to_string(),
             topic_id: [id; 16],
-            partitions: vec![PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1], partition_epoch: 0 }],
+            partitions: vec![PartitionMeta {
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+                partition_epoch: 0,
+            }],
             configs: BTreeMap::new(),
         },
     }
@@ -96,7 +102,7 @@ fn snapshots_replace_the_log_they_cover() {
     assert!(purged >= 200, "purged up to {purged}");
     assert_eq!(files(&disk, "snapshot-").len(), 1, "older snapshots are deleted");
     let first_segment = files(&disk, "segment-").first().cloned().expect("a segment");
-    assert!(first_segment > "segment-00000000000000000150.log".to_string(), "{first_segment}");
+    assert!(first_segment.as_str() > "segment-00000000000000000150.log", "{first_segment}");
     drop(store);
     disk.crash();
     let store = MetadataStore::open_on(disk, 1, options(50)).expect("reopen");
@@ -119,7 +125,11 @@ fn a_failed_snapshot_does_not_fail_the_proposal_and_is_tried_again() {
         let proposed = store.propose(MetadataCommand::AllocateProducerIds { block_end: i });
         assert!(proposed.is_ok(), "proposal {i}: {proposed:?}");
     }
-    assert_eq!(store.machine().snapshot_meta().map(|m| m.last_included.index), Some(22), "retried after every/10 entries");
+    assert_eq!(
+        store.machine().snapshot_meta().map(|m| m.last_included.index),
+        Some(22),
+        "retried after every/10 entries"
+    );
     let expected = store.state().clone();
     drop(store);
     let store = MetadataStore::open_on(disk, 1, opts).expect("reopen");

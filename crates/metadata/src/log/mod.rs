@@ -637,11 +637,15 @@ impl<D: Disk> MetadataLog<D> {
         if self.last_purged.is_some_and(|p| upto.index <= p.index) {
             return Ok(());
         }
-        if let Some(id) = self.log_id_at(upto.index)
-            && id != upto
-        {
-            return Err(MetadataError::Refused(format!("cannot purge up to {upto}: the log has {id} there")));
-        }
+        // One leader per term: term and index name an entry; the mark keeps
+        // the log's own id when it has the entry.
+        let upto = match self.log_id_at(upto.index) {
+            Some(id) if id.term != upto.term => {
+                return Err(MetadataError::Refused(format!("cannot purge up to {upto}: the log has {id} there")));
+            }
+            Some(id) => id,
+            None => upto,
+        };
         let bytes = frame::encode_small(&upto).map_err(|e| MetadataError::Refused(e.to_string()))?;
         if let Err(e) = write_atomically(&mut self.disk, PURGED_FILE, &bytes) {
             let error = MetadataError::io("write", self.disk.path_of(PURGED_FILE))(e);
@@ -709,11 +713,13 @@ impl<D: Disk> MetadataLog<D> {
                 display_opt(end)
             )));
         }
-        if let Some(id) = self.log_id_at(committed.index)
-            && id != committed
-        {
-            return Err(MetadataError::Refused(format!("committed {committed} but the log has {id} there")));
-        }
+        let committed = match self.log_id_at(committed.index) {
+            Some(id) if id.term != committed.term => {
+                return Err(MetadataError::Refused(format!("committed {committed} but the log has {id} there")));
+            }
+            Some(id) => id,
+            None => committed,
+        };
         if self.committed == Some(committed) {
             return Ok(());
         }
