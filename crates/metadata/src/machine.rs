@@ -97,30 +97,41 @@ impl<D: Disk> MetadataStateMachine<D> {
     }
 
     /// Applies the log's entries after the last applied one, up to `upto`.
-    /// Every one of them must be present.
+    /// Every one of them must be present. With nothing applied yet, the
+    /// log's first entry is the first to apply (a Raft log may start at 0).
     pub(crate) fn apply_from<L: Disk>(&mut self, log: &MetadataLog<L>, upto: u64) -> Result<(), MetadataError> {
-        let applied = self.state.applied_index();
-        if upto <= applied {
+        let missing = |reason: String| MetadataError::Corrupt {
+            path: log.disk().path_of(""),
+            offset: 0,
+            reason,
+            remedy: crate::error::REMEDY_RESTORE,
+        };
+        let start = match (self.state.last_applied, log.log_state().last_purged) {
+            (Some(applied), _) => applied.index + 1,
+            (None, Some(purged)) => {
+                return Err(missing(format!("entries up to {purged} were purged but no snapshot holds them")));
+            }
+            (None, None) => match log.first_index() {
+                Some(first) => first,
+                None => return Ok(()),
+            },
+        };
+        if upto < start {
             return Ok(());
         }
-        let entries = log.entries(applied + 1..=upto)?;
-        let mut expected = applied + 1;
-        for entry in &entries {
+        let mut expected = start;
+        for entry in log.entries(start..=upto)? {
             if entry.log_id.index != expected {
                 break;
             }
-            self.state.apply_entry(entry);
+            self.state.apply_entry(&entry);
             expected += 1;
         }
         if expected <= upto {
-            return Err(MetadataError::Corrupt {
-                path: log.disk().path_of(""),
-                offset: 0,
-                reason: format!(
-                    "entry {expected} is needed (the state is at {applied}, the log is committed to {upto}) but the log does not have it"
-                ),
-                remedy: crate::error::REMEDY_RESTORE,
-            });
+            return Err(missing(format!(
+                "entry {expected} is needed (the state is at {:?}, the log is committed to {upto}) but the log does not have it",
+                self.state.last_applied.map(|l| l.index)
+            )));
         }
         Ok(())
     }
@@ -240,4 +251,53 @@ fn load_snapshot(disk: &dyn Disk, name: &str) -> Result<(SnapshotMeta, MetadataS
         });
     }
     Ok((meta, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::MetadataCommand;
+    use crate::disk::SimDisk;
+    use crate::log::LogOptions;
+    use crate::types::{EntryPayload, Membership};
+
+    /// openraft writes its first entry (the initial membership) at index 0.
+    #[test]
+    fn a_log_starting_at_index_zero_is_replayed_from_it() {
+        let disk = SimDisk::new(1);
+        let mut log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+        let voters = Membership::single(1, "a:9093");
+        let first = Entry { log_id: LogId::new(0, LogId::UNKNOWN_LEADER, 0), payload: EntryPayload::Membership(voters.clone()) };
+        let second =
+            Entry::command(LogId::new(1, 1, 1), MetadataCommand::InitCluster { cluster_id: "c".into() });
+        log.append(&[first, second]).expect("append");
+        log.save_committed(LogId::new(1, 1, 1)).expect("committed");
+        drop(log);
+        let log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+        let machine = MetadataStateMachine::open(disk, &log).expect("machine");
+        assert_eq!(machine.state().membership.membership, voters, "the entry at index 0 was applied");
+        assert_eq!(machine.state().cluster_id.as_deref(), Some("c"));
+        assert_eq!(machine.state().last_applied, Some(LogId::new(1, 1, 1)));
+    }
+
+    #[test]
+    fn a_purged_log_without_a_snapshot_cannot_be_replayed() {
+        let disk = SimDisk::new(2);
+        let mut log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+        let entries: Vec<Entry> = (1..=3).map(|i| Entry::blank(LogId::new(1, 1, i))).collect();
+        log.append(&entries).expect("append");
+        log.save_committed(LogId::new(1, 1, 3)).expect("committed");
+        log.purge(LogId::new(1, 1, 2)).expect("purge");
+        drop(log);
+        let log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+        let err = MetadataStateMachine::open(disk, &log).expect_err("refused");
+        assert!(err.to_string().contains("no snapshot"), "{err}");
+    }
+
+    #[test]
+    fn apply_outcomes_serialize() {
+        let outcome = ApplyOutcome::PartitionChanged { leader: 1, leader_epoch: 2, partition_epoch: 3 };
+        let json = serde_json::to_string(&outcome).expect("serialize");
+        assert_eq!(serde_json::from_str::<ApplyOutcome>(&json).expect("deserialize"), outcome);
+    }
 }

@@ -37,8 +37,9 @@ pub struct BrokerRegistration {
     pub fenced: bool,
 }
 
-/// What applying an entry did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What applying an entry did (serializable: a forwarded proposal's outcome
+/// travels back to the node that forwarded it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
     /// The entry is at or below the last applied one: nothing changed.
     AlreadyApplied,

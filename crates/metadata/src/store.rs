@@ -91,8 +91,10 @@ impl<D: Disk + Clone> MetadataStore<D> {
 
     /// Applies every entry in the log not applied yet (all are committed: this node is the only voter).
     fn apply_log(&mut self) -> Result<(), MetadataError> {
-        let last = self.log.log_state().last.map_or(0, |l| l.index);
-        self.machine.apply_from(&self.log, last)
+        match self.log.log_state().last {
+            Some(last) => self.machine.apply_from(&self.log, last.index),
+            None => Ok(()),
+        }
     }
 
     /// Makes this node the leader of a term, if it is not already.

@@ -19,8 +19,9 @@ pub type NodeId = i32;
 /// There is one leader per term, so within one log two ids with the same
 /// term always name the same leader; the leader is carried so that every
 /// entry says who wrote it (Kafka keeps the epoch's leader the same way).
-/// Order is by term, then index (the leader only breaks ties that a valid
-/// log never has).
+/// A writer that cannot know it uses [`LogId::UNKNOWN_LEADER`]. Term and
+/// index identify an entry; order is by term, then index (the leader only
+/// breaks ties that a valid log never has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogId {
     /// Term / leader epoch.
@@ -32,10 +33,15 @@ pub struct LogId {
 }
 
 impl LogId {
+    /// The leader of an entry whose writer does not know it (a Raft library
+    /// whose log ids are `(term, index)` only). It agrees with any leader.
+    pub const UNKNOWN_LEADER: NodeId = -1;
+
     /// A log id.
     pub fn new(term: u64, leader: NodeId, index: u64) -> LogId {
         LogId { term, leader, index }
     }
+
 }
 
 impl PartialOrd for LogId {

@@ -193,12 +193,25 @@ struct RaftSim {
     history: BTreeMap<u64, Entry>,
     term: u64,
     n: u64,
+    /// Index of the first entry (openraft starts at 0).
+    first_index: u64,
+    /// Entries carry no leader (a Raft library whose log ids are term and index).
+    unknown_leaders: bool,
     stats: Stats,
 }
 
 impl RaftSim {
+    fn leader(&self, term: u64) -> i32 {
+        if self.unknown_leaders { LogId::UNKNOWN_LEADER } else { leader_of(term) }
+    }
+
     fn log(&mut self) -> &mut MetadataLog<SimDisk> {
         self.log.as_mut().expect("open")
+    }
+
+    /// The highest index that may no longer be truncated or committed again.
+    fn floor(&self) -> Option<u64> {
+        [self.committed, self.purged].into_iter().flatten().map(|l| l.index).max()
     }
 
     fn last(&self) -> Option<LogId> {
@@ -226,14 +239,14 @@ impl RaftSim {
 
     fn op_append(&mut self) -> Result<(), String> {
         let mut batch = Vec::new();
-        let mut next = self.last().map_or(1, |l| l.index + 1);
+        let mut next = self.last().map_or(self.first_index, |l| l.index + 1);
         if self.rng.chance(80) || self.term == 0 {
             self.term += 1 + self.rng.below(2);
-            batch.push(Entry::blank(LogId::new(self.term, leader_of(self.term), next)));
+            batch.push(Entry::blank(LogId::new(self.term, self.leader(self.term), next)));
             next += 1;
         }
         for _ in 0..self.rng.below(4) + usize::from(batch.is_empty()) as u64 {
-            let id = LogId::new(self.term, leader_of(self.term), next);
+            let id = LogId::new(self.term, self.leader(self.term), next);
             let entry = if self.rng.chance(40) {
                 Entry { log_id: id, payload: EntryPayload::Membership(Membership::single(leader_of(self.term), "x:1")) }
             } else {
@@ -279,9 +292,13 @@ impl RaftSim {
     }
 
     fn op_commit(&mut self) -> Result<(), String> {
-        let from = self.committed.map_or(0, |c| c.index).max(self.purged.map_or(0, |p| p.index));
-        let durable: Vec<LogId> =
-            self.entries.iter().filter(|e| e.durable && e.entry.log_id.index > from).map(|e| e.entry.log_id).collect();
+        let floor = self.floor();
+        let durable: Vec<LogId> = self
+            .entries
+            .iter()
+            .filter(|e| e.durable && floor.is_none_or(|f| e.entry.log_id.index > f))
+            .map(|e| e.entry.log_id)
+            .collect();
         if durable.is_empty() {
             return Ok(());
         }
@@ -302,12 +319,11 @@ impl RaftSim {
     /// Applies committed entries to the state machine, as the Raft library would.
     fn apply_committed(&mut self) -> Result<(), String> {
         let Some(c) = self.committed else { return Ok(()) };
-        let applied = self.applied();
-        if c.index <= applied {
+        let next = self.machine.as_ref().and_then(|m| m.state().last_applied).map_or(0, |l| l.index + 1);
+        if c.index < next {
             return Ok(());
         }
-        let entries =
-            self.log.as_ref().expect("open").entries(applied + 1..=c.index).map_err(|e| format!("read: {e}"))?;
+        let entries = self.log.as_ref().expect("open").entries(next..=c.index).map_err(|e| format!("read: {e}"))?;
         let machine = self.machine.as_mut().expect("open");
         for entry in &entries {
             machine.apply(entry);
@@ -352,8 +368,9 @@ impl RaftSim {
     }
 
     fn op_truncate(&mut self) -> Result<(), String> {
-        let floor = self.committed.map_or(0, |c| c.index).max(self.purged.map_or(0, |p| p.index));
-        let candidates: Vec<u64> = self.entries.iter().map(|e| e.entry.log_id.index).filter(|&i| i > floor).collect();
+        let floor = self.floor();
+        let candidates: Vec<u64> =
+            self.entries.iter().map(|e| e.entry.log_id.index).filter(|&i| floor.is_none_or(|f| i > f)).collect();
         let Some(&from) = candidates.get(self.rng.below_usize(candidates.len().max(1))) else {
             return Ok(());
         };
@@ -395,7 +412,7 @@ impl RaftSim {
         for index in last + 1..=last + extra {
             self.n += 1;
             let entry =
-                Entry::command(LogId::new(self.term, leader_of(self.term), index), command(&mut self.rng, self.n));
+                Entry::command(LogId::new(self.term, self.leader(self.term), index), command(&mut self.rng, self.n));
             state.apply_entry(&entry);
             self.history.insert(index, entry);
         }
@@ -538,7 +555,7 @@ impl RaftSim {
         let present = log.entries(..).map_err(|e| format!("read: {e}"))?;
         let mut present_at: BTreeMap<u64, &Entry> = present.iter().map(|e| (e.log_id.index, e)).collect();
         let mut missing_from: Option<u64> = None;
-        for expected in self.entries.iter().filter(|e| e.entry.log_id.index > index(purged)) {
+        for expected in self.entries.iter().filter(|e| purged.is_none_or(|p| e.entry.log_id.index > p.index)) {
             let i = expected.entry.log_id.index;
             match present_at.remove(&i) {
                 Some(got) if *got == expected.entry => {
@@ -565,17 +582,17 @@ impl RaftSim {
 
         // A committed mark whose save failed may have reached the disk: its
         // entries (checked above) are committed now.
-        for entry in present.iter().filter(|e| e.log_id.index <= index(committed)) {
+        for entry in present.iter().filter(|e| committed.is_some_and(|c| e.log_id.index <= c.index)) {
             self.history.entry(entry.log_id.index).or_insert_with(|| entry.clone());
         }
 
         // The state: the snapshot plus the committed entries after it.
         let snapshot = machine.snapshot_meta().map(|m| m.last_included.index);
-        let upto = index(committed).max(snapshot.unwrap_or(0));
-        let expected = fold(&self.history, upto);
+        let upto = [committed.map(|c| c.index), snapshot].into_iter().flatten().max();
+        let expected = upto.map_or_else(MetadataState::default, |upto| fold(&self.history, upto));
         if machine.state() != &expected {
             return Err(format!(
-                "state after reopen differs from the committed entries up to {upto} (snapshot {snapshot:?}, committed {committed:?}):\n  got {:?}\n  want {:?}",
+                "state after reopen differs from the committed entries up to {upto:?} (snapshot {snapshot:?}, committed {committed:?}):\n  got {:?}\n  want {:?}",
                 machine.state(),
                 expected
             ));
@@ -589,9 +606,8 @@ impl RaftSim {
         self.vote_attempt = vote;
         self.committed = committed;
         self.committed_attempt = committed;
-        if let Some(c) = committed {
-            self.history.retain(|&i, _| i <= c.index.max(snapshot.unwrap_or(0)));
-        }
+        // Entries a failed install added but no durable snapshot holds are not history.
+        self.history.retain(|&i, _| upto.is_some_and(|u| i <= u));
         self.term = self.term.max(self.last().map_or(0, |l| l.term)) + 1;
         Ok(())
     }
@@ -602,6 +618,8 @@ fn raft_scenario(seed: u64) -> Result<Stats, String> {
     let disk = SimDisk::new(rng.next_u64());
     let faults = fault_plan(&mut rng);
     let options = LogOptions { segment_bytes: 200 + rng.below(800) };
+    let first_index = rng.below(2);
+    let unknown_leaders = rng.chance(300);
     let mut sim = RaftSim {
         rng,
         disk: disk.clone(),
@@ -619,6 +637,8 @@ fn raft_scenario(seed: u64) -> Result<Stats, String> {
         history: BTreeMap::new(),
         term: 0,
         n: 0,
+        first_index,
+        unknown_leaders,
         stats: Stats::default(),
     };
     sim.reopen(false)?;

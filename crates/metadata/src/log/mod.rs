@@ -36,7 +36,7 @@ use segment::{EntryPos, Segment};
 use crate::disk::{Disk, ReadWholeError, TEMP_SUFFIX, read_whole, write_atomically};
 use crate::error::{MetadataError, REMEDY_NEWER, REMEDY_RESTORE};
 use crate::frame::{self, ENTRY_BODY_BYTES_MAX, ENTRY_HEADER_BYTES, FrameError, SMALL_FILE_BYTES_MAX};
-use crate::types::{Entry, LogId, LogState, Vote};
+use crate::types::{Entry, LogId, LogState, NodeId, Vote};
 
 /// File holding the vote.
 pub const VOTE_FILE: &str = "vote";
@@ -78,8 +78,44 @@ pub struct MetadataLog<D: Disk> {
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// The newest term's leader, as far as the entries say.
+    term_leader: TermLeader,
     dir_unsynced: bool,
     poisoned: Option<String>,
+}
+
+/// The leader of the newest term seen: one leader per term, where an entry
+/// whose writer did not know the leader ([`LogId::UNKNOWN_LEADER`]) agrees
+/// with any.
+#[derive(Debug, Clone, Copy, Default)]
+struct TermLeader(Option<(u64, NodeId)>);
+
+impl TermLeader {
+    /// The other leader `id`'s term already has, if `id` names a different one.
+    fn conflict(&self, id: LogId) -> Option<NodeId> {
+        match self.0 {
+            Some((term, leader))
+                if term == id.term
+                    && leader != LogId::UNKNOWN_LEADER
+                    && id.leader != LogId::UNKNOWN_LEADER
+                    && leader != id.leader =>
+            {
+                Some(leader)
+            }
+            _ => None,
+        }
+    }
+
+    fn note(&mut self, id: LogId) {
+        match self.0 {
+            Some((term, leader)) if term == id.term => {
+                if leader == LogId::UNKNOWN_LEADER {
+                    self.0 = Some((term, id.leader));
+                }
+            }
+            _ => self.0 = Some((id.term, id.leader)),
+        }
+    }
 }
 
 /// Reads a small state file; a damaged one stops the open.
@@ -131,6 +167,7 @@ impl<D: Disk> MetadataLog<D> {
             last_purged,
             vote,
             committed,
+            term_leader: TermLeader::default(),
             dir_unsynced: false,
             poisoned: None,
         };
@@ -196,12 +233,17 @@ impl<D: Disk> MetadataLog<D> {
                 Some(format!("entry {} where index {expected} belongs", pos.log_id))
             } else if n == 0 && prev.is_some_and(|p| p.index + 1 != base) {
                 Some(format!("the segment starts at {base} but the previous one ends at {}", display_opt(prev)))
+            } else if let Some(p) = prev.filter(|p| pos.log_id.term < p.term) {
+                Some(format!("entry {} has a lower term than {p} before it", pos.log_id))
             } else {
-                prev.and_then(|p| break_of_term(p, pos.log_id))
+                self.term_leader
+                    .conflict(pos.log_id)
+                    .map(|other| format!("entry {} names another leader of term {} than {other}", pos.log_id, pos.log_id.term))
             };
             if let Some(reason) = broken {
                 return Err(MetadataError::Corrupt { path, offset: pos.offset, reason, remedy: REMEDY_RESTORE });
             }
+            self.term_leader.note(pos.log_id);
             prev = Some(pos.log_id);
         }
         if let Some(reason) = scanned.torn {
@@ -276,6 +318,19 @@ impl<D: Disk> MetadataLog<D> {
     /// The saved committed id.
     pub fn read_committed(&self) -> Option<LogId> {
         self.committed
+    }
+
+    /// The newest term's leader, from the entries (after a truncation).
+    fn newest_term_leader(&self) -> TermLeader {
+        let mut ids = self.segments.iter().rev().flat_map(|s| s.entries.iter().rev()).map(|p| p.log_id);
+        let Some(last) = ids.next() else {
+            return TermLeader::default();
+        };
+        let known = std::iter::once(last)
+            .chain(ids.take_while(|id| id.term == last.term))
+            .map(|id| id.leader)
+            .find(|&l| l != LogId::UNKNOWN_LEADER);
+        TermLeader(Some((last.term, known.unwrap_or(LogId::UNKNOWN_LEADER))))
     }
 
     fn last_entry(&self) -> Option<LogId> {
@@ -420,9 +475,9 @@ impl<D: Disk> MetadataLog<D> {
 
     /// Checks that `entries` continue the log and encodes them.
     fn encode_following(&self, entries: &[Entry]) -> Result<Vec<Vec<u8>>, MetadataError> {
-        let mut prev_entry = self.last_entry();
-        let mut prev_index = prev_entry.or(self.last_purged).map(|p| p.index);
-        let mut prev_term = prev_entry.or(self.last_purged).map_or(0, |p| p.term);
+        let mut term_leader = self.term_leader;
+        let mut prev_index = self.last_entry().or(self.last_purged).map(|p| p.index);
+        let mut prev_term = self.last_entry().or(self.last_purged).map_or(0, |p| p.term);
         let mut frames = Vec::with_capacity(entries.len());
         for entry in entries {
             let id = entry.log_id;
@@ -434,16 +489,10 @@ impl<D: Disk> MetadataLog<D> {
             if id.term < prev_term {
                 return Err(MetadataError::Refused(format!("entry {id} has a lower term than the log's {prev_term}")));
             }
-            if let Some(p) = prev_entry
-                && p.term == id.term
-                && p.leader != id.leader
-            {
-                return Err(MetadataError::Refused(format!(
-                    "entry {id} names another leader for term {} than {p}",
-                    id.term
-                )));
+            if let Some(other) = term_leader.conflict(id) {
+                return Err(MetadataError::Refused(format!("entry {id} names another leader of term {} than {other}", id.term)));
             }
-            let frame = frame::encode_entry(entry)
+            term_leader.note(id);            let frame = frame::encode_entry(entry)
                 .map_err(|e| MetadataError::Refused(format!("entry {id} does not serialize: {e}")))?;
             if frame.len() - ENTRY_HEADER_BYTES > ENTRY_BODY_BYTES_MAX {
                 return Err(MetadataError::TooLarge {
@@ -453,7 +502,6 @@ impl<D: Disk> MetadataLog<D> {
                 });
             }
             frames.push(frame);
-            prev_entry = Some(id);
             prev_index = Some(id.index);
             prev_term = id.term;
         }
@@ -513,6 +561,9 @@ impl<D: Disk> MetadataLog<D> {
             pending_entries.clear();
             let error = MetadataError::io("write", path.clone())(e);
             return Err(self.cut_back(&name, end, error));
+        }
+        for pos in pending_entries.iter() {
+            self.term_leader.note(pos.log_id);
         }
         if let Some(active) = self.segments.last_mut() {
             active.end += pending.len() as u64;
@@ -618,6 +669,7 @@ impl<D: Disk> MetadataLog<D> {
                 last.unsynced = false;
             }
         }
+        self.term_leader = self.newest_term_leader();
         // Earlier segments were fsynced when they were rolled; with the
         // directory synced too, the log is durable as it now stands.
         if let Err(e) = self.disk.sync_dir() {
@@ -736,17 +788,6 @@ impl<D: Disk> MetadataLog<D> {
 
 fn display_opt(id: Option<LogId>) -> String {
     id.map_or_else(|| "nothing".to_string(), |i| i.to_string())
-}
-
-/// Why two consecutive ids cannot both be in a log, if they cannot.
-fn break_of_term(prev: LogId, next: LogId) -> Option<String> {
-    if next.term < prev.term {
-        return Some(format!("entry {next} has a lower term than {prev} before it"));
-    }
-    if next.term == prev.term && next.leader != prev.leader {
-        return Some(format!("entry {next} names another leader of term {} than {prev}", next.term));
-    }
-    None
 }
 
 #[cfg(test)]
