@@ -85,10 +85,11 @@ pub fn run(args: RegistryArgs) -> ExitCode {
             ),
             other => other.to_string(),
         })?;
+        let stop = crate::wait_for_signal();
         let registry = SchemaRegistry::start(config, listener).await.map_err(|e| e.to_string())?;
         let url = format!("http://{}", registry.local_addr());
         crate::output::announce_started(args.output, "schema-registry", "Schema registry", &url);
-        crate::wait_for_signal().await;
+        stop.await;
         registry.shutdown().await;
         crate::output::announce_stopped(args.output, "schema-registry");
         Ok(())

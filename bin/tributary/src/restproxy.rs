@@ -54,10 +54,11 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
         let listener = tributary_rest_proxy::bind(&config)
             .await
             .map_err(|e| format!("{e}. Pass another port with --port <port> (0 picks a free one)"))?;
+        let stop = crate::wait_for_signal();
         let proxy = RestProxy::start(config, listener).map_err(|e| e.to_string())?;
         let url = format!("http://{}", proxy.local_addr());
         crate::output::announce_started(output, "rest-proxy", "REST proxy", &url);
-        crate::wait_for_signal().await;
+        stop.await;
         proxy.shutdown().await;
         crate::output::announce_stopped(output, "rest-proxy");
         Ok(())

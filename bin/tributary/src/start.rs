@@ -823,6 +823,7 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
             tracing::warn!(key = %key, "config key is not used by Tributary");
         }
         let data_dir = config.data_dir.clone();
+        let stop = crate::wait_for_signal();
         let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
         let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
         let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string();
@@ -843,7 +844,7 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
             println!("  Data dir   {data_dir}");
             println!("  Cluster id {}", broker.cluster().cluster_id());
         }
-        crate::wait_for_signal().await;
+        stop.await;
         broker.shutdown().await;
         output.emit(&json!({"event": "stopped"}));
         Ok(())

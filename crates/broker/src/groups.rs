@@ -138,7 +138,7 @@ impl GroupsState {
         let view = Arc::new(TopicsView::new(registry.topics.values().map(|t| {
             (
                 t.name.clone(),
-                TopicInfo { id: t.topic_id.0, partitions: t.partitions.len() as i32, internal: t.is_internal() },
+                TopicInfo { id: t.topic_id.0, partitions: t.partition_count() as i32, internal: t.is_internal() },
             )
         })));
         self.topics = Some((registry.clone(), view.clone()));

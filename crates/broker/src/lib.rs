@@ -7,7 +7,8 @@
 //!                  │    Produce: validate ─▶ Partition.log().append ─▶ Flusher.mark_dirty
 //!                  │             reply deferred until the partition's high watermark passes it
 //!                  │    Fetch:   read below the high watermark; long-poll on watermark changes
-//!                  │    Admin:   Cluster validates ─▶ metadata command (fsync) ─▶ registry + logs
+//!                  │    Admin:   validate ─▶ propose a metadata command (fsync, apply) ─▶ the
+//!                  │             reconciler changes local partitions ─▶ registry published
 //!                  ▼
 //!                responses in request order
 //! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
@@ -21,6 +22,7 @@
 //! which stops accepting, drains in-flight requests, flushes and closes every
 //! segment and marks the stop clean.
 
+pub mod admin;
 pub mod cleaner;
 pub mod cluster;
 pub mod cpu;
@@ -28,9 +30,15 @@ pub mod error;
 pub mod flusher;
 pub mod groups;
 pub mod handlers;
+pub mod image;
 mod internal;
+mod limits;
+pub mod node;
 pub mod outgoing;
 pub mod partition;
+pub mod reconciler;
+pub mod registry;
+pub mod replicas;
 pub mod schema_validation;
 mod server;
 

@@ -52,6 +52,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::OffsetDelete => dec!(OffsetDeleteResponse),
         ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeatResponse),
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribeResponse),
+        ApiKey::ListConfigResources => dec!(ListConfigResourcesResponse),
+        ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitionsResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }

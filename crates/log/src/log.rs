@@ -295,6 +295,31 @@ impl PartitionLog {
         PartitionLog::open_with(dir, config, clean_shutdown, leader_epoch, now_ms, writer)
     }
 
+    /// A log that could not be opened: no segments, offline for `reason`.
+    /// Every operation fails with [`LogError::Offline`]; nothing is read from
+    /// or written to `dir`. [`PartitionLog::reload`] tries to open it again.
+    pub fn failed(dir: &Path, config: LogConfig, reason: String) -> PartitionLog {
+        PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            next_offset: 0,
+            durable_offset: 0,
+            checkpointed: Checkpoint::default(),
+            unflushed: Vec::new(),
+            dir_dirty: false,
+            checkpoint_writer: CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() },
+            checkpoint_seq: 0,
+            checkpoint_dirty: false,
+            epochs: LeaderEpochCache::default(),
+            producers: ProducerState::default(),
+            offline: Some(reason),
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            tombstone_horizon: Err(()),
+        }
+    }
+
     /// Opens the log again from its directory, as after a crash (every batch
     /// past the recovery point validated, a bad tail cut, indexes and
     /// producer state rebuilt): for a partition whose in-memory state can no

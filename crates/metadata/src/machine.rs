@@ -267,9 +267,11 @@ mod tests {
         let disk = SimDisk::new(1);
         let mut log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
         let voters = Membership::single(1, "a:9093");
-        let first = Entry { log_id: LogId::new(0, LogId::UNKNOWN_LEADER, 0), payload: EntryPayload::Membership(voters.clone()) };
-        let second =
-            Entry::command(LogId::new(1, 1, 1), MetadataCommand::InitCluster { cluster_id: "c".into() });
+        let first = Entry {
+            log_id: LogId::new(0, LogId::UNKNOWN_LEADER, 0),
+            payload: EntryPayload::Membership(voters.clone()),
+        };
+        let second = Entry::command(LogId::new(1, 1, 1), MetadataCommand::InitCluster { cluster_id: "c".into() });
         log.append(&[first, second]).expect("append");
         log.save_committed(LogId::new(1, 1, 1)).expect("committed");
         drop(log);

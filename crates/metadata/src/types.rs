@@ -41,7 +41,6 @@ impl LogId {
     pub fn new(term: u64, leader: NodeId, index: u64) -> LogId {
         LogId { term, leader, index }
     }
-
 }
 
 impl PartialOrd for LogId {

@@ -24,7 +24,9 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 }
 
 /// The APIs of the broker core and the group coordinator: classic groups
-/// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69).
+/// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69),
+/// and the Kafka 4.1 admin listings ListConfigResources (74, KIP-1142) and
+/// DescribeTopicPartitions (75, KIP-966).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -54,6 +56,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    api(ApiKey::ListConfigResources, 0, 1),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// A feature in ApiVersions v3+ (`SupportedFeatures` and `FinalizedFeatures`).

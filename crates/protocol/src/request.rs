@@ -106,6 +106,8 @@ pub enum Request {
     OffsetDelete(OffsetDeleteRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    ListConfigResources(ListConfigResourcesRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
@@ -205,6 +207,8 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         ApiKey::OffsetDelete => dec!(OffsetDelete, OffsetDeleteRequest),
         ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest),
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribe, ConsumerGroupDescribeRequest),
+        ApiKey::ListConfigResources => dec!(ListConfigResources, ListConfigResourcesRequest),
+        ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitions, DescribeTopicPartitionsRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))

@@ -470,6 +470,23 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 .with_group_ids(vec![GroupId(s("group-a")), GroupId(s("group-b"))])
                 .with_include_authorized_operations(true)
         ),
+        ApiKey::ListConfigResources => {
+            let mut r = ListConfigResourcesRequest::default();
+            if v >= 1 {
+                r = r.with_resource_types(vec![2, 4]);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeTopicPartitions => {
+            use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+            let t = |name| TopicRequest::default().with_name(topic(name));
+            enc!(
+                DescribeTopicPartitionsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_response_partition_limit(3)
+                    .with_cursor(Some(Cursor::default().with_topic_name(topic("a")).with_partition_index(1)))
+            )
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

@@ -84,7 +84,7 @@ pub(super) async fn create_topics(
                     c.validate_new_topic(t).map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
                 } else {
                     c.create_topic(t)
-                        .map(|s| (t.name.clone(), Some(s.topic_id), s.partitions.len() as i32, 1, s.overrides.clone()))
+                        .map(|s| (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, 1, s.overrides.clone()))
                 }
             })
             .collect::<Vec<_>>()

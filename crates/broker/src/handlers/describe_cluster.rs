@@ -20,7 +20,7 @@ pub(super) fn handle(
     request: DescribeClusterRequest,
 ) -> Reply {
     let mut body = DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(cluster.cluster_id()))
+        .with_cluster_id(str_bytes(&cluster.cluster_id()))
         .with_controller_id(BrokerId(cluster.node_id))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()

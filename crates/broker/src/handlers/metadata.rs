@@ -123,7 +123,7 @@ pub(super) async fn handle(
     };
     let body = MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(cluster.cluster_id())))
+        .with_cluster_id(Some(str_bytes(&cluster.cluster_id())))
         .with_controller_id(BrokerId(cluster.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(

@@ -11,9 +11,11 @@ mod api_versions;
 mod configs;
 mod consumer_groups;
 mod describe_cluster;
+mod describe_topic_partitions;
 mod fetch;
 mod groups;
 mod init_producer_id;
+mod list_config_resources;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -145,6 +147,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::OffsetDelete(r) => groups::offset_delete(cluster, &header, r),
         Request::ConsumerGroupHeartbeat(r) => consumer_groups::heartbeat(cluster, conn, &header, r),
         Request::ConsumerGroupDescribe(r) => consumer_groups::describe(cluster, &header, r),
+        Request::ListConfigResources(r) => list_config_resources::handle(cluster, &header, r),
+        Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(cluster, &header, r),
     }
 }
 

@@ -236,9 +236,9 @@ impl<D: Disk> MetadataLog<D> {
             } else if let Some(p) = prev.filter(|p| pos.log_id.term < p.term) {
                 Some(format!("entry {} has a lower term than {p} before it", pos.log_id))
             } else {
-                self.term_leader
-                    .conflict(pos.log_id)
-                    .map(|other| format!("entry {} names another leader of term {} than {other}", pos.log_id, pos.log_id.term))
+                self.term_leader.conflict(pos.log_id).map(|other| {
+                    format!("entry {} names another leader of term {} than {other}", pos.log_id, pos.log_id.term)
+                })
             };
             if let Some(reason) = broken {
                 return Err(MetadataError::Corrupt { path, offset: pos.offset, reason, remedy: REMEDY_RESTORE });
@@ -490,9 +490,13 @@ impl<D: Disk> MetadataLog<D> {
                 return Err(MetadataError::Refused(format!("entry {id} has a lower term than the log's {prev_term}")));
             }
             if let Some(other) = term_leader.conflict(id) {
-                return Err(MetadataError::Refused(format!("entry {id} names another leader of term {} than {other}", id.term)));
+                return Err(MetadataError::Refused(format!(
+                    "entry {id} names another leader of term {} than {other}",
+                    id.term
+                )));
             }
-            term_leader.note(id);            let frame = frame::encode_entry(entry)
+            term_leader.note(id);
+            let frame = frame::encode_entry(entry)
                 .map_err(|e| MetadataError::Refused(format!("entry {id} does not serialize: {e}")))?;
             if frame.len() - ENTRY_HEADER_BYTES > ENTRY_BODY_BYTES_MAX {
                 return Err(MetadataError::TooLarge {

@@ -359,8 +359,12 @@ fn an_unknown_leader_agrees_with_any_but_two_known_leaders_of_a_term_do_not() {
     let disk = SimDisk::new(12);
     let mut log = open_sim(&disk);
     let id = |leader, index| LogId::new(5, leader, index);
-    log.append(&[Entry::blank(id(LogId::UNKNOWN_LEADER, 0)), Entry::blank(id(2, 1)), Entry::blank(id(LogId::UNKNOWN_LEADER, 2))])
-        .expect("unknown leaders fit a known one");
+    log.append(&[
+        Entry::blank(id(LogId::UNKNOWN_LEADER, 0)),
+        Entry::blank(id(2, 1)),
+        Entry::blank(id(LogId::UNKNOWN_LEADER, 2)),
+    ])
+    .expect("unknown leaders fit a known one");
     assert!(
         matches!(log.append(&[Entry::blank(id(3, 3))]), Err(MetadataError::Refused(_))),
         "term 5 has leader 2, even with an unknown one last"
@@ -369,7 +373,10 @@ fn an_unknown_leader_agrees_with_any_but_two_known_leaders_of_a_term_do_not() {
     log.flush().expect("flush");
     drop(log);
     let mut log = open_sim(&disk);
-    assert!(matches!(log.append(&[Entry::blank(id(3, 4))]), Err(MetadataError::Refused(_))), "remembered across a reopen");
+    assert!(
+        matches!(log.append(&[Entry::blank(id(3, 4))]), Err(MetadataError::Refused(_))),
+        "remembered across a reopen"
+    );
     log.truncate(2).expect("truncate");
     log.append(&[Entry::blank(id(LogId::UNKNOWN_LEADER, 2))]).expect("an unknown leader after a truncation");
 }

@@ -660,3 +660,31 @@ fn huge_response_counts_are_refused() {
     let body = [0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
     assert!(matches!(check_embedded(Embedded::ConsumerAssignment, 0, &body, 1000), Err(ShapeError::BadLength(..))));
 }
+
+/// DescribeTopicPartitions' nullable cursor: absent (-1), present (1), and a
+/// body that claims a cursor without the bytes for it.
+#[test]
+fn describe_topic_partitions_cursor_is_walked() {
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::protocol::Encodable;
+    let mut buf = BytesMut::new();
+    DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![TopicRequest::default()])
+        .with_response_partition_limit(5)
+        .encode(&mut buf, 0)
+        .expect("encode");
+    assert!(check_request(ApiKey::DescribeTopicPartitions, 0, &buf, 1000).is_ok());
+    // topics [""], limit, cursor marker 1 and no cursor bytes after it
+    let truncated = [0x02, 0x01, 0x00, 0, 0, 0, 5, 0x01];
+    assert!(matches!(
+        check_request(ApiKey::DescribeTopicPartitions, 0, &truncated, 1000),
+        Err(ShapeError::Truncated(_))
+    ));
+    // a cursor whose topic name claims more bytes than are present
+    let long_name = [0x01, 0, 0, 0, 5, 0x01, 0x7f, b'a', 0x00];
+    assert!(matches!(
+        check_request(ApiKey::DescribeTopicPartitions, 0, &long_name, 1000),
+        Err(ShapeError::BadLength(..))
+    ));
+}
