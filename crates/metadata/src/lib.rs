@@ -30,6 +30,7 @@ pub mod legacy;
 pub mod log;
 pub mod machine;
 pub mod partition_change;
+pub mod replay;
 pub mod state;
 pub mod store;
 pub mod types;
