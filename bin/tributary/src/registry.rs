@@ -15,6 +15,12 @@ use tributary_schema_registry::{RegistryConfig, SchemaRegistry, StartError};
 #[derive(Debug, Args)]
 #[command(after_long_help = "Confluent's keys work in --config, as SCHEMA_REGISTRY_* variables \
     (SCHEMA_REGISTRY_KAFKASTORE_TOPIC sets kafkastore.topic) and with --override.\n\n\
+    HTTP connections: a request head must arrive within header.read.timeout.ms (30000) of its first \
+    byte; a connection making no progress for idle.timeout.ms (30000) is closed (no request, a body \
+    that stopped arriving, a response not read); at server.connection.limit (1000) open connections \
+    the registry stops accepting until one closes; shutdown.graceful.ms (5000) bounds how long requests \
+    in flight may take at shutdown. 0 turns a limit off. A request head over max.request.header.size \
+    (8192 bytes) gets 431.\n\n\
     Examples:\n  \
     tributary schema-registry --bootstrap-servers 127.0.0.1:9092 --listeners http://0.0.0.0:8081\n  \
     tributary schema-registry --config schema-registry.properties --override kafkastore.topic=_schemas_dev\n  \
@@ -104,8 +110,12 @@ pub fn run(args: RegistryArgs) -> ExitCode {
 }
 
 /// Binds the port of the registry `tributary start` runs, before the broker starts.
-pub async fn bind_embedded(host: &str, port: u16) -> Result<(RegistryConfig, TcpListener), String> {
-    let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, ..RegistryConfig::default() };
+pub async fn bind_embedded(
+    host: &str,
+    port: u16,
+    http: tributary_http::Limits,
+) -> Result<(RegistryConfig, TcpListener), String> {
+    let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, http, ..RegistryConfig::default() };
     let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {
         StartError::Bind { addr, source } => {
             crate::start::port_error(crate::local::Service::SchemaRegistry, &addr, &source)

@@ -26,6 +26,7 @@ use clap::Args;
 use serde_json::json;
 use tributary_broker::{BoundListeners, Broker, BrokerError};
 use tributary_config::BrokerConfig;
+use tributary_http::{Limits, limits};
 use tributary_rest_proxy::RestProxy;
 use tributary_schema_registry::SchemaRegistry;
 
@@ -57,6 +58,12 @@ platform runs says so and exits 0 with --detach, and is refused (exit 1) in the 
 
 In the foreground the log goes to the same file and warnings also to stderr; Ctrl-C or SIGTERM
 stops every service cleanly.
+
+The schema registry and the REST proxy close a connection whose request head does not arrive
+within --http-header-read-timeout-ms of its first byte, or that makes no progress for
+--http-idle-timeout-ms (no request, a body that stopped arriving, a response not read; time a
+service spends working never counts), and each stops accepting while --http-connection-limit
+connections are open. These flags apply to that one start, like --override.
 
 Exit status: 0 once everything is up (--detach) or after a clean stop; 1 when a port is busy, the
 data directory cannot be used or a service fails to start; 2 for invalid arguments or config.
@@ -140,6 +147,15 @@ pub struct StartArgs {
     /// Do not run the REST proxy.
     #[arg(long)]
     no_rest_proxy: bool,
+    /// Registry and REST proxy: longest time for a request head, from its first byte (0: no limit).
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_HEADER_READ_TIMEOUT_MS)]
+    http_header_read_timeout_ms: u64,
+    /// Registry and REST proxy: close a connection making no progress this long (idle.timeout.ms; 0: never).
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_IDLE_TIMEOUT_MS)]
+    http_idle_timeout_ms: u64,
+    /// Registry and REST proxy, each: connections served at once (server.connection.limit; 0: no limit).
+    #[arg(long, value_name = "COUNT", default_value_t = limits::DEFAULT_SERVER_CONNECTION_LIMIT)]
+    http_connection_limit: u64,
     /// Run in the background; `tributary status|logs|stop` follow it.
     #[arg(short = 'd', long)]
     detach: bool,
@@ -247,6 +263,17 @@ fn resolve(args: &StartArgs, dir: &Path) -> Result<Settings, Failure> {
     settings.apply_overrides(&args.overrides).map_err(|e| (Exit::Usage, e))?;
     BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| (Exit::Usage, e.to_string()))?;
     Ok(settings)
+}
+
+/// The HTTP limits of this start's schema registry and REST proxy.
+fn http_limits(args: &StartArgs) -> Limits {
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Limits {
+        header_read_timeout: limits::timeout_from_ms(signed(args.http_header_read_timeout_ms)),
+        idle_timeout: limits::timeout_from_ms(signed(args.http_idle_timeout_ms)),
+        max_connections: limits::connections_from(signed(args.http_connection_limit)),
+        ..Limits::default()
+    }
 }
 
 /// The one-line error for a port a service cannot listen on.
@@ -431,7 +458,7 @@ impl Signals {
         Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -495,17 +522,18 @@ async fn serve_async(
     let config = BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| e.to_string())?;
 
     // Every port first: a busy one is reported before anything starts.
+    let http = http_limits(args);
     let kafka = BoundListeners::bind(&config).await.map_err(|e| match e {
         BrokerError::Bind { address, source, .. } => port_error(Service::Broker, &address, &source),
         other => other.to_string(),
     })?;
     let registry = match args.no_schema_registry {
         true => None,
-        false => Some(crate::registry::bind_embedded(&settings.host, settings.schema_registry_port).await?),
+        false => Some(crate::registry::bind_embedded(&settings.host, settings.schema_registry_port, http).await?),
     };
     let proxy = match args.no_rest_proxy {
         true => None,
-        false => Some(crate::restproxy::bind_embedded(&settings.host, settings.rest_proxy_port).await?),
+        false => Some(crate::restproxy::bind_embedded(&settings.host, settings.rest_proxy_port, http).await?),
     };
 
     // Then the directory, the log and the settings, with the ports actually bound.
@@ -700,6 +728,13 @@ fn detach(args: &StartArgs, dir: &Path, settings: &Settings, started: Instant, p
     }
     for o in &args.overrides {
         cmd.arg("--override").arg(o);
+    }
+    for (flag, value) in [
+        ("--http-header-read-timeout-ms", args.http_header_read_timeout_ms),
+        ("--http-idle-timeout-ms", args.http_idle_timeout_ms),
+        ("--http-connection-limit", args.http_connection_limit),
+    ] {
+        cmd.arg(flag).arg(value.to_string());
     }
     if args.no_schema_registry {
         cmd.arg("--no-schema-registry");

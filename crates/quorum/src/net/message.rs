@@ -1,0 +1,143 @@
+//! The controller network's messages: every request travels in an
+//! [`Envelope`] that names the cluster, the sender, the addressee and (with
+//! static voters) the voter set the sender was configured with, so a node
+//! of another cluster, or one configured with other voters, is refused
+//! before anything reaches Raft.
+
+use serde::{Deserialize, Serialize};
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+
+use crate::describe::QuorumDescription;
+use crate::types::{LogId, NodeId, QuorumApp, QuorumTypes};
+
+/// A node id that is not known yet (a bootstrap server reached by address).
+pub const UNKNOWN_NODE: NodeId = -1;
+
+/// A request with who sends it, to whom, in which cluster.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Envelope<A: QuorumApp> {
+    /// The sender's cluster id.
+    pub cluster_id: String,
+    /// The sender.
+    pub from: NodeId,
+    /// The addressee ([`UNKNOWN_NODE`] for a bootstrap server).
+    pub to: NodeId,
+    /// The sender's static voters (`controller.quorum.voters`, normalized),
+    /// `None` when it uses dynamic voters.
+    pub voters: Option<String>,
+    /// The request.
+    pub body: Request<A>,
+}
+
+/// What a node asks another.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Request<A: QuorumApp> {
+    /// Raft replication (and heartbeat).
+    AppendEntries(AppendEntriesRequest<QuorumTypes<A>>),
+    /// Raft election.
+    Vote(VoteRequest<NodeId>),
+    /// A chunk of a snapshot for a node too far behind.
+    InstallSnapshot(InstallSnapshotRequest<QuorumTypes<A>>),
+    /// Something only the leader can do, forwarded by another node.
+    Forward(Forward<A>),
+}
+
+impl<A: QuorumApp> Request<A> {
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::AppendEntries(_) => "AppendEntries",
+            Request::Vote(_) => "Vote",
+            Request::InstallSnapshot(_) => "InstallSnapshot",
+            Request::Forward(_) => "Forward",
+        }
+    }
+}
+
+/// Leader-only operations a follower or observer forwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Forward<A: QuorumApp> {
+    /// Append a command.
+    Propose(A::Command),
+    /// Add an observer (a learner: replicates, does not vote).
+    AddObserver {
+        /// Its node id.
+        node_id: NodeId,
+        /// Its controller listener.
+        address: String,
+    },
+    /// Make a node a voter (KIP-853 AddRaftVoter).
+    AddVoter {
+        /// Its node id.
+        node_id: NodeId,
+        /// Its controller listener.
+        address: String,
+    },
+    /// Stop a node voting (KIP-853 RemoveRaftVoter); it stays an observer.
+    RemoveVoter {
+        /// Its node id.
+        node_id: NodeId,
+    },
+    /// The quorum's state (DescribeQuorum).
+    Describe,
+}
+
+/// The answer to a request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Response<A: QuorumApp> {
+    /// To [`Request::AppendEntries`].
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// To [`Request::Vote`].
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// To [`Request::InstallSnapshot`].
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// To [`Request::Forward`].
+    Forward(Result<ForwardReply<A>, ForwardError>),
+    /// The envelope was refused (another cluster, other voters, wrong
+    /// addressee, a node shutting down); one line saying why.
+    Refused(String),
+}
+
+/// What a forwarded operation did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum ForwardReply<A: QuorumApp> {
+    /// The command is committed at `log_id`; `outcome` is what applying it did.
+    Proposed {
+        /// Its log id.
+        log_id: LogId,
+        /// What applying it did.
+        outcome: A::Outcome,
+    },
+    /// A membership change is committed.
+    MembershipChanged {
+        /// The entry that carries it.
+        log_id: LogId,
+    },
+    /// The quorum's state.
+    Described(QuorumDescription),
+}
+
+/// Why a forwarded operation was not done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardError {
+    /// The addressee is not the leader (nothing was appended); it names the
+    /// leader it knows of.
+    NotLeader {
+        /// The leader, if known.
+        leader_id: Option<NodeId>,
+        /// Its controller listener, if known.
+        leader_address: Option<String>,
+    },
+    /// The leader refused or failed it; one line.
+    Failed(String),
+}
