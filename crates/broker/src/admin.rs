@@ -168,7 +168,13 @@ impl Cluster {
     }
 
     fn fresh_partition(&self) -> PartitionMeta {
-        PartitionMeta { replicas: vec![self.node_id], leader: self.node_id, leader_epoch: 0, isr: vec![self.node_id] }
+        PartitionMeta {
+            replicas: vec![self.node_id],
+            leader: self.node_id,
+            leader_epoch: 0,
+            isr: vec![self.node_id],
+            partition_epoch: 0,
+        }
     }
 
     /// Deletes a topic. Once the deletion is applied the reconciler renames

@@ -111,7 +111,7 @@ impl Cluster {
     pub fn open(config: BrokerConfig) -> Result<Cluster, StartError> {
         let data_dir = DataDir::open(&config.data_dir)?;
         let dir_error = |reason: String| DataDirError { path: data_dir.path().to_path_buf(), reason };
-        let mut metadata = MetadataStore::open(&data_dir.metadata_dir())?;
+        let mut metadata = MetadataStore::open(&data_dir.metadata_dir(), config.node_id)?;
         if metadata.state().cluster_id.is_none() {
             let cluster_id = base64_url_no_pad(&uuid_bytes());
             metadata.append(MetadataCommand::InitCluster { cluster_id })?;

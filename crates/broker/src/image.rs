@@ -109,7 +109,7 @@ impl MetadataImage {
 
 #[cfg(test)]
 mod tests {
-    use tributary_metadata::MetadataCommand;
+    use tributary_metadata::{LogId, MetadataCommand};
 
     use super::*;
 
@@ -119,7 +119,13 @@ mod tests {
                 name: name.to_string(),
                 topic_id: [id; 16],
                 partitions: vec![
-                    PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] };
+                    PartitionMeta {
+                        replicas: vec![1],
+                        leader: 1,
+                        leader_epoch: 0,
+                        isr: vec![1],
+                        partition_epoch: 0
+                    };
                     partitions
                 ],
                 configs: BTreeMap::new(),
@@ -130,21 +136,21 @@ mod tests {
     #[test]
     fn unchanged_topics_are_shared_and_changed_ones_rebuilt() {
         let mut state = MetadataState::default();
-        state.apply(1, &topic("a", 1, 1));
-        state.apply(2, &topic("b", 2, 3));
+        state.apply(LogId::new(1, 1, 1), &topic("a", 1, 1));
+        state.apply(LogId::new(1, 1, 2), &topic("b", 2, 3));
         let first = MetadataImage::empty(BTreeMap::new()).next(&state, 1);
         assert_eq!(first.partition_count(), 4);
 
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
-        state.apply(3, &MetadataCommand::SetTopicConfigs { topic_id: [2; 16], configs });
+        state.apply(LogId::new(1, 1, 3), &MetadataCommand::SetTopicConfigs { topic_id: [2; 16], configs });
         let second = first.next(&state, 1);
         assert!(Arc::ptr_eq(&first.topics["a"], &second.topics["a"]), "a did not change");
         assert_eq!(second.topics["b"].config.retention_ms, 1000);
 
         let mut defaults = BTreeMap::new();
         defaults.insert("log.retention.ms".to_string(), "5000".to_string());
-        state.apply(4, &MetadataCommand::SetBrokerConfigs { broker: None, configs: defaults });
+        state.apply(LogId::new(1, 1, 4), &MetadataCommand::SetBrokerConfigs { broker: None, configs: defaults });
         let third = second.next(&state, 1);
         assert_eq!(third.topics["a"].config.retention_ms, 5000, "a new default reaches every topic");
         assert_eq!(third.topics["b"].config.retention_ms, 1000, "an override still wins");

@@ -95,12 +95,18 @@ mod tests {
     use std::collections::BTreeMap;
 
     use tributary_config::BrokerConfig;
-    use tributary_metadata::{MetadataCommand, MetadataState, PartitionMeta, TopicMeta};
+    use tributary_metadata::{LogId, MetadataCommand, MetadataState, PartitionMeta, TopicMeta};
 
     use super::*;
 
     fn create(name: &str, id: u8, partitions: usize, replicas: Vec<i32>) -> MetadataCommand {
-        let meta = PartitionMeta { leader: replicas[0], replicas: replicas.clone(), leader_epoch: 0, isr: replicas };
+        let meta = PartitionMeta {
+            leader: replicas[0],
+            replicas: replicas.clone(),
+            leader_epoch: 0,
+            isr: replicas,
+            partition_epoch: 0,
+        };
         MetadataCommand::CreateTopic {
             topic: TopicMeta {
                 name: name.to_string(),
@@ -136,7 +142,7 @@ mod tests {
 
         fn apply(&mut self, command: MetadataCommand) -> Reconciled {
             self.index += 1;
-            self.state.apply(self.index, &command);
+            self.state.apply(LogId::new(1, 1, self.index), &command);
             let next = self.image.next(&self.state, self.id);
             let done = reconcile(self.id, &self.image, &next, &self.registry, &mut self.replicas);
             self.image = next;
@@ -162,7 +168,13 @@ mod tests {
         // Added partitions are opened; existing ones kept.
         node.apply(MetadataCommand::CreatePartitions {
             topic_id: [1; 16],
-            partitions: vec![PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] }],
+            partitions: vec![PartitionMeta {
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+                partition_epoch: 0,
+            }],
         });
         assert_eq!(node.registry.topics["a"].partitions.len(), 3);
         assert!(Arc::ptr_eq(&a0, &node.registry.topics["a"].partitions[0]));

@@ -231,7 +231,7 @@ async fn a_stored_key_no_longer_alterable_does_not_block_later_changes() {
     // What an older release could have stored: log.retention.hours set dynamically.
     {
         let mut store =
-            tributary_metadata::MetadataStore::open(&dir.path().join("__cluster_metadata")).expect("metadata");
+            tributary_metadata::MetadataStore::open(&dir.path().join("__cluster_metadata"), 1).expect("metadata");
         let configs = [("log.retention.hours", "1"), ("log.retention.ms", "5000")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
