@@ -208,14 +208,41 @@ impl Cluster {
 
     /// Locks the metadata store: proposals are made one at a time, each
     /// validated against the image its predecessors produced.
+    ///
+    /// If an earlier holder panicked, the store's in-memory state may not
+    /// match its files: it is reopened from disk (what was acknowledged is
+    /// durable there) before the lock is handed on, and the image and the
+    /// local partitions are brought in line with what it holds.
     pub(crate) fn metadata(&self) -> std::sync::MutexGuard<'_, MetadataStore> {
-        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
+        match self.metadata.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                tracing::error!("a panic while the metadata store was locked; reopening it from disk");
+                match crate::cpu::off_workers(|| MetadataStore::open(&self.data_dir.metadata_dir(), self.node_id)) {
+                    Ok(store) => {
+                        *guard = store;
+                        self.metadata.clear_poison();
+                        self.publish(&guard);
+                    }
+                    // Left poisoned: the next holder tries again, and proposals fail meanwhile.
+                    Err(e) => tracing::error!(error = %e, "reopening the metadata store failed"),
+                }
+                guard
+            }
+        }
     }
 
     /// Proposes `command` (the store's lock held): once it is durable and
     /// applied, the image moves on and the reconciler brings this node's
     /// partitions in line before this returns. Returns the command's index.
     pub(crate) fn propose(&self, store: &mut MetadataStore, command: MetadataCommand) -> Result<u64, ApiError> {
+        if self.metadata.is_poisoned() {
+            return Err(ApiError::new(
+                ErrorCode::KafkaStorageError,
+                "the metadata store could not be reopened after a failure; see the broker log and restart it",
+            ));
+        }
         let index = store.append(command).map_err(|e| {
             tracing::error!(error = %e, "metadata append failed");
             ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))

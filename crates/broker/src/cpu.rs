@@ -70,6 +70,16 @@ impl CpuPool {
     }
 }
 
+/// Runs blocking `work` so that the other tasks of a multi-threaded
+/// runtime's worker are not held up; on any other runtime, on a blocking
+/// thread, or outside a runtime it runs in place.
+pub fn off_workers<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

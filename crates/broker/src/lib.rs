@@ -143,6 +143,7 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::Internal(e.to_string()))??;
         let cluster = Arc::new(cluster);
+        cluster.groups.attach(&cluster);
         let mut bound = Vec::new();
         let mut sockets = Vec::new();
         for (l, socket, local) in listeners.sockets {

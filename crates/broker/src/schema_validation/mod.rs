@@ -164,12 +164,49 @@ impl SchemaValidation {
     }
 
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, SchemaIndex> {
+        self.recover_if_poisoned();
         self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Half-changes the index and panics while holding its lock, on a thread
+    /// of its own, as a bug in applying a record would: every registered
+    /// version is forgotten, then the panic. For fault-injection tests.
+    #[doc(hidden)]
+    pub fn inject_panic_under_lock(&self) {
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+                    *index = SchemaIndex::default();
+                    panic!("injected: a bug while the schema index is locked");
+                })
+                .join();
+        });
+    }
+
+    /// A panic while the index or its cursor was locked may have left them
+    /// half-applied: they are never served as is. Both start over from the
+    /// beginning of the storage topic; until the index has caught up again,
+    /// an id it does not know makes a produce read the topic to its end
+    /// before refusing (see [`SchemaValidation::check`]).
+    fn recover_if_poisoned(&self) {
+        if !self.index.is_poisoned() && !self.cursor.is_poisoned() {
+            return;
+        }
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        *index = SchemaIndex::default();
+        *cursor = Cursor { topic_id: None, next_offset: 0 };
+        self.applied.store(0, Ordering::Release);
+        self.index.clear_poison();
+        self.cursor.clear_poison();
+        tracing::error!(topic = %self.storage_topic, "a panic left the schema index possibly inconsistent; rebuilding it from the start");
     }
 
     /// Reads the storage topic from where the index stands towards its high
     /// watermark, about `budget_bytes` of batches, and applies the records.
     pub fn catch_up(&self, registry: &Registry, budget_bytes: usize) -> Result<CatchUp, String> {
+        self.recover_if_poisoned();
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let topic = registry.topics.get(&self.storage_topic);
         let topic_id = topic.map(|t| t.topic_id);
@@ -259,7 +296,7 @@ impl SchemaValidation {
             // The registry may have written the id a moment ago, and the write
             // may not even be durable yet: read the storage topic to its end,
             // then look again. Only a complete index may call an id unknown.
-            let settled = off_workers(|| self.settle(registry, Instant::now() + UNKNOWN_ID_WAIT));
+            let settled = crate::cpu::off_workers(|| self.settle(registry, Instant::now() + UNKNOWN_ID_WAIT));
             outcome = run();
             if let Err(Ok(_)) = &outcome {
                 let retry = match settled {
@@ -383,16 +420,6 @@ impl SchemaValidation {
             tracing::info!(topic = %self.storage_topic, "a topic validates schema ids; indexing the schema storage topic");
         }
         wanted
-    }
-}
-
-/// Runs blocking `work` so that the other tasks of a multi-threaded
-/// runtime's worker are not held up; on any other runtime (or none) it runs
-/// in place.
-fn off_workers<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
-        _ => work(),
     }
 }
 
