@@ -283,6 +283,13 @@ impl GroupService {
         let _ = self.cluster.set(Arc::downgrade(cluster));
     }
 
+    /// Asks the timer task to rebuild the state (the `__consumer_offsets`
+    /// partitions this node leads changed).
+    pub(crate) fn request_reload(&self) {
+        self.reload_wanted.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
     /// Reloads the state after [`GroupService::state`] could not.
     /// Blocking; runs on the timer task's behalf.
     fn reload_if_wanted(&self, cluster: &Cluster) {

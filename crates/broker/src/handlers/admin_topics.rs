@@ -84,7 +84,10 @@ pub(super) async fn create_topics(
                     c.validate_new_topic(t).map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
                 } else {
                     c.create_topic(t)
-                        .map(|s| (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, 1, s.overrides.clone()))
+                        .map(|s| {
+                            let rf = s.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+                            (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, rf, s.overrides.clone())
+                        })
                 }
             })
             .collect::<Vec<_>>()
