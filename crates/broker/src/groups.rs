@@ -352,7 +352,7 @@ impl GroupService {
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
         let settings = &self.settings;
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
-            if settings.offsets_replication_factor > 1 {
+            if settings.offsets_replication_factor > 1 && cluster.quorum().is_none() {
                 return Err(format!(
                     "offsets.topic.replication.factor={} but this cluster has 1 broker; set offsets.topic.replication.factor=1",
                     settings.offsets_replication_factor
@@ -365,11 +365,16 @@ impl GroupService {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 num_partitions: settings.offsets_partitions,
-                replication_factor: 1,
+                replication_factor: if cluster.quorum().is_some() { settings.offsets_replication_factor.max(1) } else { 1 },
                 assignments: Vec::new(),
                 configs,
             };
-            cluster.create_topic(&topic).map_err(|e| format!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+            match cluster.create_topic(&topic) {
+                Ok(_) => {}
+                // Another broker of the cluster created it first.
+                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                Err(e) => return Err(format!("cannot create {OFFSETS_TOPIC}: {}", e.message)),
+            }
         }
         let fresh = self.replay(cluster)?;
         let mut state = self.state();
@@ -390,7 +395,8 @@ impl GroupService {
         let mut groups: HashMap<String, GroupValue> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let mut records = 0usize;
-        for partition in &topic.partitions {
+        // Only the partitions this node leads: their groups are coordinated here.
+        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
             // Everything appended must be read, also what is still being
             // fsynced (a reload while commits are in flight).
             let hw = wait_until_durable(partition, RELOAD_DURABLE_WAIT)

@@ -42,6 +42,7 @@ pub mod placement;
 pub mod reconciler;
 pub mod registry;
 pub mod replicas;
+pub mod routing;
 pub mod schema_validation;
 mod server;
 

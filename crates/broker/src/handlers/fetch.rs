@@ -81,7 +81,7 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
                     partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
                     target: topic.clone().and_then(|topic| {
-                        topic.partition(p.partition).cloned().ok_or(ErrorCode::UnknownTopicOrPartition)
+                        topic.led(p.partition).cloned()
                     }),
                 })
                 .collect();
