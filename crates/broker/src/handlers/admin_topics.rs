@@ -269,10 +269,14 @@ pub(super) fn delete_records(cluster: &Arc<Cluster>, header: &RequestHeader, req
                 .into_iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition_index)) else {
-                        return result
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            .with_low_watermark(-1);
+                    let partition = match topic.map(|topic| topic.led(p.partition_index)) {
+                        Some(Ok(partition)) => partition,
+                        Some(Err(code)) => return result.with_error_code(code.code()).with_low_watermark(-1),
+                        None => {
+                            return result
+                                .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                                .with_low_watermark(-1);
+                        }
                     };
                     let hw = partition.high_watermark();
                     let deleted = partition.log().delete_records(p.offset, hw, now);
