@@ -208,7 +208,7 @@ impl Cluster {
     ) -> Result<(), ApiError> {
         let mut store = self.metadata();
         let topic = self.topic(name)?;
-        let current = topic.partitions.len() as i32;
+        let current = topic.partition_count() as i32;
         if count <= current {
             let verb = if count == current { "already has" } else { "currently has" };
             return Err(ApiError::new(
