@@ -27,6 +27,13 @@ def create(node, name: str, partitions: int = 3) -> None:
     futures[name].result(timeout=60)
 
 
+def offsets_partition(group: str, partitions: int) -> int:
+    h = 0
+    for unit in group.encode("utf-16-be")[::2]:
+        h = (h * 31 + unit) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
 def leaders(node, topic: str) -> dict[int, int]:
     md = node.metadata()
     return {p: m.leader for p, m in md.topics[topic].partitions.items()}
@@ -79,14 +86,20 @@ def test_produce_and_consume_on_partitions_led_by_each_broker(cluster):
 def test_group_coordinated_on_another_node_than_the_bootstrap(cluster):
     create(cluster.nodes[1], "grouped", 3)
     bootstrap = cluster.nodes[1]
-    group = None
-    for i in range(200):
-        candidate = f"g-{i}"
-        described = bootstrap.admin().describe_consumer_groups([candidate])[candidate].result(timeout=30)
-        if described.coordinator.id != 1:
-            group, coordinator = candidate, described.coordinator.id
-            break
-    assert group, "no group id is coordinated elsewhere"
+    # The first FindCoordinator creates __consumer_offsets over the brokers, as in Kafka.
+    probe = Consumer({"bootstrap.servers": bootstrap.bootstrap, "group.id": "probe"})
+    try:
+        probe.committed([TopicPartition("grouped", 0)], timeout=30)
+    finally:
+        probe.close()
+    offsets = wait_for("__consumer_offsets led everywhere",
+                       lambda: (l := leaders(bootstrap, "__consumer_offsets")) and min(l.values()) > 0 and l)
+    assert set(offsets.values()) == {1, 2, 3}, offsets
+    # Kafka's placement of a group: abs(Java hashCode of the id) % partitions.
+    group = next(g for g in (f"g-{i}" for i in range(200)) if offsets[offsets_partition(g, len(offsets))] != 1)
+    coordinator = offsets[offsets_partition(group, len(offsets))]
+    described = bootstrap.admin().describe_consumer_groups([group])[group].result(timeout=30)
+    assert described.coordinator.id == coordinator
     producer = Producer({"bootstrap.servers": cluster.bootstrap})
     for i in range(9):
         producer.produce("grouped", value=b"m", partition=i % 3)

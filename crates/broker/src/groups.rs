@@ -283,6 +283,11 @@ impl GroupService {
         let _ = self.cluster.set(Arc::downgrade(cluster));
     }
 
+    /// The broker this coordinator belongs to, once attached.
+    pub(crate) fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.get().and_then(std::sync::Weak::upgrade)
+    }
+
     /// Asks the timer task to rebuild the state (the `__consumer_offsets`
     /// partitions this node leads changed).
     pub(crate) fn request_reload(&self) {
@@ -351,6 +356,12 @@ impl GroupService {
 
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
         let settings = &self.settings;
+        if cluster.quorum().is_some() && !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
+            // In a cluster the topic is created on the first FindCoordinator
+            // (as Kafka does), once brokers have joined, so its partitions
+            // spread over them; until then no group is coordinated here.
+            return Ok((0, 0));
+        }
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
             if settings.offsets_replication_factor > 1 && cluster.quorum().is_none() {
                 return Err(format!(
@@ -382,6 +393,22 @@ impl GroupService {
         *state = GroupsState { next_request, ..fresh };
         let groups = state.groups.len() + state.consumer_groups.len();
         Ok((groups, state.offsets.groups().count()))
+    }
+
+    /// The `__consumer_offsets` topic to create in a cluster.
+    pub(crate) fn offsets_topic(&self) -> NewTopic {
+        let settings = &self.settings;
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), settings.offsets_segment_bytes.to_string());
+        configs.insert("compression.type".to_string(), "producer".to_string());
+        NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: settings.offsets_partitions,
+            replication_factor: settings.offsets_replication_factor.max(1),
+            assignments: Vec::new(),
+            configs,
+        }
     }
 
     /// Rebuilds every group and committed offset from `__consumer_offsets`

@@ -87,13 +87,29 @@ impl Cluster {
         let image = self.image();
         let unavailable =
             || ApiError::new(ErrorCode::CoordinatorNotAvailable, "The coordinator is not available.");
-        let topic = image.topics.get(OFFSETS_TOPIC).ok_or_else(unavailable)?;
+        let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+            self.create_offsets_topic();
+            return Err(unavailable());
+        };
         let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         let partition = usize::try_from(offsets_partition_for(group, count)).unwrap_or(0);
         match topic.partitions.get(partition).map(|p| p.leader) {
             Some(leader) if leader >= 0 => Ok(leader),
             _ => Err(unavailable()),
         }
+    }
+
+    /// Creates `__consumer_offsets` in the background (the client that asked
+    /// for a coordinator retries meanwhile).
+    fn create_offsets_topic(&self) {
+        let Some(q) = self.quorum() else { return };
+        let Some(cluster) = self.groups.cluster() else { return };
+        let topic = self.groups.offsets_topic();
+        q.runtime.spawn_blocking(move || match cluster.create_topic(&topic) {
+            Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+            Err(e) => tracing::warn!(error = %e.message, "cannot create {OFFSETS_TOPIC} yet"),
+        });
     }
 
     /// NOT_COORDINATOR when another broker coordinates `group` (a cluster
