@@ -66,7 +66,9 @@ fn format(config: &std::path::Path, cluster_id: &str, ignore_formatted: bool) ->
     }
     let config = BrokerConfig::load(Some(config), std::iter::empty(), &[]).map_err(|e| e.to_string())?;
     if !config.properties.contains_key("process.roles") {
-        return Err("the config has no process.roles: storage format is for KRaft nodes (a node alone formats itself)".into());
+        return Err(
+            "the config has no process.roles: storage format is for KRaft nodes (a node alone formats itself)".into()
+        );
     }
     tributary_quorum::config::KraftConfig::from_properties(&config.properties).map_err(|e| e.0)?;
     let dir: PathBuf = config.data_dir.clone();

@@ -16,8 +16,8 @@ use tributary_types::{TopicId, validate_topic_name};
 use crate::backend::Turn;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::placement::{Candidate, check_assignments, place};
 use crate::limits::effective_connection_limits;
+use crate::placement::{Candidate, check_assignments, place};
 use crate::registry::TopicState;
 
 /// A topic to create, as requested.
@@ -130,7 +130,12 @@ impl Cluster {
             return vec![Candidate { id: self.node_id, rack: self.config.rack.clone() }];
         }
         let image = self.image();
-        image.brokers.values().filter(|b| !b.fenced).map(|b| Candidate { id: b.broker_id, rack: b.rack.clone() }).collect()
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| Candidate { id: b.broker_id, rack: b.rack.clone() })
+            .collect()
     }
 
     /// Every registered broker id (fenced ones too).
@@ -302,7 +307,9 @@ impl Cluster {
             None => layers.dynamic_default = configs.clone(),
             Some(id) if id == self.node_id => layers.dynamic_broker = configs.clone(),
             // Another broker's layers: its static configs are its own business.
-            Some(_) => layers = tributary_config::BrokerLayers { dynamic_broker: configs.clone(), ..Default::default() },
+            Some(_) => {
+                layers = tributary_config::BrokerLayers { dynamic_broker: configs.clone(), ..Default::default() }
+            }
         }
         // Cross-key rules of the connection limits (per.ip=0 needs overrides, override syntax).
         effective_connection_limits(&layers).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;

@@ -133,8 +133,14 @@ mod tests {
 
     #[test]
     fn outcomes_map_to_the_errors_kafka_admin_clients_know() {
-        assert_eq!(outcome_error(&ApplyOutcome::TopicAlreadyExists).map(|e| e.code), Some(ErrorCode::TopicAlreadyExists));
-        assert_eq!(outcome_error(&ApplyOutcome::TopicNotFound).map(|e| e.code), Some(ErrorCode::UnknownTopicOrPartition));
+        assert_eq!(
+            outcome_error(&ApplyOutcome::TopicAlreadyExists).map(|e| e.code),
+            Some(ErrorCode::TopicAlreadyExists)
+        );
+        assert_eq!(
+            outcome_error(&ApplyOutcome::TopicNotFound).map(|e| e.code),
+            Some(ErrorCode::UnknownTopicOrPartition)
+        );
         assert!(outcome_error(&ApplyOutcome::TopicCreated).is_none());
         assert!(outcome_error(&ApplyOutcome::ConfigsSet).is_none());
         let not_controller = QuorumError::NotController { leader_id: None, leader_address: None };

@@ -339,9 +339,8 @@ impl Cluster {
     /// Waits until the image and registry show metadata index `index`.
     fn wait_published(&self, q: &QuorumBackend, index: u64) -> Result<(), ApiError> {
         let mut published = q.published.subscribe();
-        let reached = q.runtime.block_on(async {
-            tokio::time::timeout(PUBLISH_WAIT, published.wait_for(|p| *p >= index)).await
-        });
+        let reached =
+            q.runtime.block_on(async { tokio::time::timeout(PUBLISH_WAIT, published.wait_for(|p| *p >= index)).await });
         match reached {
             Ok(Ok(_)) => Ok(()),
             _ => Err(ApiError::new(

@@ -61,7 +61,10 @@ fn metadata_log_id(log_id: tributary_quorum::LogId) -> md::LogId {
 }
 
 /// Opens and checks a KRaft node's data directory and starts its quorum.
-pub(crate) async fn start_quorum(config: &BrokerConfig, kraft: KraftConfig) -> Result<(DataDir, QuorumBackend), StartError> {
+pub(crate) async fn start_quorum(
+    config: &BrokerConfig,
+    kraft: KraftConfig,
+) -> Result<(DataDir, QuorumBackend), StartError> {
     let dir = config.data_dir.clone();
     let node_id = kraft.node_id;
     let opened = tokio::task::spawn_blocking(move || open_dir(&dir, node_id))
@@ -73,7 +76,9 @@ pub(crate) async fn start_quorum(config: &BrokerConfig, kraft: KraftConfig) -> R
     // broker-only observer a port of its own the leader can push entries to.
     let (bind, advertised) = quorum_address(config, &kraft)?;
     let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|e| {
-        StartError::Config(format!("cannot listen on {bind} (controller listener): {e}; free the port or choose another one"))
+        StartError::Config(format!(
+            "cannot listen on {bind} (controller listener): {e}; free the port or choose another one"
+        ))
     })?;
     let local = listener.local_addr().map_err(|e| StartError::Quorum(e.to_string()))?;
     let address = advertised.unwrap_or_else(|| local.to_string());
@@ -84,7 +89,8 @@ pub(crate) async fn start_quorum(config: &BrokerConfig, kraft: KraftConfig) -> R
     options.snapshot_every = config.metadata_snapshot_interval;
     options.keep_logs_after_snapshot = config.metadata_snapshot_interval.min(1000);
     let transport = Arc::new(TcpTransport::for_listener(&address, CONNECT_TIMEOUT));
-    let quorum = Quorum::start(options, log, machine, transport).await.map_err(|e| StartError::Quorum(e.to_string()))?;
+    let quorum =
+        Quorum::start(options, log, machine, transport).await.map_err(|e| StartError::Quorum(e.to_string()))?;
     let server = ControllerServer::serve(listener, quorum.handler()).map_err(|e| StartError::Quorum(e.to_string()))?;
     tracing::info!(node_id, address = %address, voter = kraft.is_controller(), "metadata quorum started");
     let published = watch::Sender::new(state.applied_index());
@@ -120,7 +126,8 @@ fn open_dir(dir: &std::path::Path, node_id: i32) -> Result<Opened, StartError> {
     }
     let formatted = meta.and_then(|m| m.cluster_id);
     let metadata_dir = data_dir.metadata_dir();
-    let disk = FsDisk::open(&metadata_dir).map_err(|e| refuse(format!("cannot create {}: {e}", metadata_dir.display())))?;
+    let disk =
+        FsDisk::open(&metadata_dir).map_err(|e| refuse(format!("cannot create {}: {e}", metadata_dir.display())))?;
     let log = MetadataLog::open(disk.clone(), LogOptions::default())?;
     let machine = MetadataStateMachine::open(disk, &log)?;
     if let (Some(formatted), Some(committed)) = (&formatted, &machine.state().cluster_id)
@@ -157,7 +164,12 @@ fn quorum_address(config: &BrokerConfig, kraft: &KraftConfig) -> Result<(String,
         let advertised = advertised.or_else(|| (!listener.host.is_empty()).then(|| bind.clone()));
         return Ok((bind, advertised));
     }
-    let host = config.listeners.first().map(|l| l.host.clone()).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+    let host = config
+        .listeners
+        .first()
+        .map(|l| l.host.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".into());
     Ok((join_host_port(&host, 0), None))
 }
 
@@ -336,17 +348,17 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 for command in leadership_moves(&state, broker.broker_id) {
                     propose_logged(q, command).await;
                 }
-                propose_logged(q, MetadataCommand::FenceBroker {
-                    broker_id: broker.broker_id,
-                    broker_epoch: broker.broker_epoch,
-                })
+                propose_logged(
+                    q,
+                    MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                )
                 .await;
             } else if broker.fenced && alive {
                 tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
-                propose_logged(q, MetadataCommand::UnfenceBroker {
-                    broker_id: broker.broker_id,
-                    broker_epoch: broker.broker_epoch,
-                })
+                propose_logged(
+                    q,
+                    MetadataCommand::UnfenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                )
                 .await;
                 let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 for command in leaderless_elections(&state) {

@@ -376,7 +376,11 @@ impl GroupService {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 num_partitions: settings.offsets_partitions,
-                replication_factor: if cluster.quorum().is_some() { settings.offsets_replication_factor.max(1) } else { 1 },
+                replication_factor: if cluster.quorum().is_some() {
+                    settings.offsets_replication_factor.max(1)
+                } else {
+                    1
+                },
                 assignments: Vec::new(),
                 configs,
             };

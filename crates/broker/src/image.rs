@@ -100,7 +100,11 @@ impl MetadataImage {
             topics,
             by_id,
             producer_id_block_end: state.producer_id_block_end,
-            brokers: if *self.brokers == state.brokers { self.brokers.clone() } else { Arc::new(state.brokers.clone()) },
+            brokers: if *self.brokers == state.brokers {
+                self.brokers.clone()
+            } else {
+                Arc::new(state.brokers.clone())
+            },
         }
     }
 

@@ -163,7 +163,10 @@ impl MetaProperties {
             match line.split_once('=') {
                 Some(("node.id", v)) => {
                     meta.node_id = Some(v.trim().parse().map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("meta.properties: node.id={v} is not a number"))
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("meta.properties: node.id={v} is not a number"),
+                        )
                     })?)
                 }
                 Some(("cluster.id", v)) if !v.trim().is_empty() => meta.cluster_id = Some(v.trim().to_string()),

@@ -108,7 +108,9 @@ pub fn check_assignments(
             )));
         }
         if brokers.iter().enumerate().any(|(k, b)| brokers[..k].contains(b)) {
-            return Err(invalid(format!("The manual partition assignment for partition {index} contains a duplicate broker.")));
+            return Err(invalid(format!(
+                "The manual partition assignment for partition {index} contains a duplicate broker."
+            )));
         }
         if let Some(b) = brokers.iter().find(|b| !registered.contains(b)) {
             return Err(ApiError::new(
@@ -150,7 +152,8 @@ mod tests {
                     assert_eq!(replicas.iter().collect::<BTreeSet<_>>().len(), rf as usize, "{replicas:?}");
                 }
                 let counts = leader_counts(&placed);
-                let (min, max) = (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
+                let (min, max) =
+                    (counts.values().min().copied().unwrap_or(0), counts.values().max().copied().unwrap_or(0));
                 assert!(max - min <= 1 || partitions < 3, "uneven leaders {counts:?} for {partitions} partitions");
             }
         }

@@ -85,8 +85,7 @@ impl Cluster {
 
     fn offsets_leader(&self, group: &str) -> Result<i32, ApiError> {
         let image = self.image();
-        let unavailable =
-            || ApiError::new(ErrorCode::CoordinatorNotAvailable, "The coordinator is not available.");
+        let unavailable = || ApiError::new(ErrorCode::CoordinatorNotAvailable, "The coordinator is not available.");
         let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
             self.create_offsets_topic();
             return Err(unavailable());

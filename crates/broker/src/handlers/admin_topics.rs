@@ -83,11 +83,10 @@ pub(super) async fn create_topics(
                 if validate_only {
                     c.validate_new_topic(t).map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
                 } else {
-                    c.create_topic(t)
-                        .map(|s| {
-                            let rf = s.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
-                            (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, rf, s.overrides.clone())
-                        })
+                    c.create_topic(t).map(|s| {
+                        let rf = s.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+                        (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, rf, s.overrides.clone())
+                    })
                 }
             })
             .collect::<Vec<_>>()

@@ -398,7 +398,11 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
             let metadata = p.committed_metadata.as_deref().unwrap_or_default().to_string();
             let outcome = if let Some(e) = &group_error {
                 Err(e.code())
-            } else if !registry.topics.get(topic.name.as_str()).is_some_and(|t| (0..t.partition_count() as i32).contains(&p.partition_index)) {
+            } else if !registry
+                .topics
+                .get(topic.name.as_str())
+                .is_some_and(|t| (0..t.partition_count() as i32).contains(&p.partition_index))
+            {
                 Err(ErrorCode::UnknownTopicOrPartition.code())
             } else if metadata.len() > cluster.groups.settings.metadata_max_bytes {
                 Err(ErrorCode::OffsetMetadataTooLarge.code())
