@@ -29,8 +29,8 @@ def create(node, name: str, partitions: int = 3) -> None:
 
 def offsets_partition(group: str, partitions: int) -> int:
     h = 0
-    for unit in group.encode("utf-16-be")[::2]:
-        h = (h * 31 + unit) & 0xFFFFFFFF
+    for ch in group:  # ASCII ids: one UTF-16 unit each
+        h = (h * 31 + ord(ch)) & 0xFFFFFFFF
     return (h & 0x7FFFFFFF) % partitions
 
 
@@ -143,7 +143,7 @@ def test_admin_through_any_node_is_seen_everywhere(cluster):
     next(iter(futures.values())).result(timeout=30)
     wait_for("4 partitions on node 1", lambda: len(cluster.nodes[1].metadata().topics["admin-any"].partitions) == 4)
     # A per-broker dynamic config for another broker id, set through node 1.
-    broker3 = ConfigResource(ConfigResource.Type.BROKER, "3", set_config={"log.cleaner.threads": "2"})
+    broker3 = ConfigResource(ConfigResource.Type.BROKER, "3", set_config={"log.cleanup.policy": "delete"})
     cluster.nodes[1].admin().alter_configs([broker3])[broker3].result(timeout=30)
     deleted = cluster.nodes[3].admin().delete_topics(["admin-any"], operation_timeout=30)
     deleted["admin-any"].result(timeout=30)

@@ -360,11 +360,14 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                     MetadataCommand::UnfenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
                 )
                 .await;
-                let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                for command in leaderless_elections(&state) {
-                    propose_logged(q, command).await;
-                }
             }
+        }
+        // Leaderless partitions with an ISR member that can lead again (a
+        // broker just unfenced) are elected on every tick, from the state
+        // as published, so a lost race is made good on the next one.
+        let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for command in leaderless_elections(&state) {
+            propose_logged(q, command).await;
         }
     }
 }
