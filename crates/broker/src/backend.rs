@@ -71,7 +71,7 @@ impl std::fmt::Debug for QuorumBackend {
 #[derive(Debug)]
 pub enum Backend {
     /// A node alone: its own store.
-    Local(Mutex<MetadataStore>),
+    Local(Box<Mutex<MetadataStore>>),
     /// A member of a metadata quorum.
     Quorum(Box<QuorumBackend>),
 }

@@ -131,7 +131,7 @@ impl Cluster {
         let state = metadata.state().clone();
         let cluster_id = state.cluster_id.clone().unwrap_or_default();
         data_dir.write_meta_properties(config.node_id, &cluster_id).map_err(|e| dir_error(e.to_string()))?;
-        Cluster::assemble(config, data_dir, Backend::Local(Mutex::new(metadata)), &state)
+        Cluster::assemble(config, data_dir, Backend::Local(Box::new(Mutex::new(metadata))), &state)
     }
 
     /// Opens a KRaft node's data directory (locked and checked beforehand by

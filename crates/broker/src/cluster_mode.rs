@@ -402,7 +402,7 @@ pub(crate) fn leadership_moves(state: &MetadataState, leaving: i32) -> Vec<Metad
                 .build();
             // A sole replica keeps its ISR (never empty): only its leadership goes.
             let change = change.or_else(|| {
-                (meta.leader == leaving).then(|| MetadataCommand::ChangePartition {
+                (meta.leader == leaving).then_some(MetadataCommand::ChangePartition {
                     topic_id: topic.topic_id,
                     partition: index as i32,
                     expected_partition_epoch: Some(meta.partition_epoch),
