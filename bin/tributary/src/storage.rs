@@ -13,6 +13,9 @@ use tributary_config::BrokerConfig;
 
 /// `tributary storage`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    tributary storage random-uuid\n  \
+    tributary storage format --config server.properties --cluster-id $(tributary storage random-uuid)")]
 pub struct StorageArgs {
     #[command(subcommand)]
     command: StorageCommand,
@@ -21,8 +24,24 @@ pub struct StorageArgs {
 #[derive(Debug, Subcommand)]
 enum StorageCommand {
     /// Print a new random cluster id.
-    RandomUuid,
+    #[command(after_long_help = "Prints a 22-character base64url id (a random UUID, as kafka-storage.sh \
+        random-uuid does); -o json prints {\"cluster_id\"}.\n\n\
+        Examples:\n  \
+        tributary storage random-uuid\n  \
+        tributary storage random-uuid -o json")]
+    RandomUuid {
+        /// Output format (json and yaml: `{"cluster_id"}`).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: crate::output::Format,
+    },
     /// Write meta.properties for a cluster id into the node's data directory (log.dirs).
+    #[command(after_long_help = "Writes meta.properties (node.id, cluster.id) into log.dirs of a KRaft \
+        node's server.properties, as kafka-storage.sh format does; the node then joins that cluster and \
+        refuses any other. -o json prints {\"data_dir\", \"cluster_id\", \"node_id\", \"formatted\"}; \
+        exit status 1 when the directory is formatted already (unless --ignore-formatted).\n\n\
+        Examples:\n  \
+        tributary storage format --config server.properties --cluster-id MkU3OEVBNTcwNTJENDM2Qg\n  \
+        tributary storage format -c server.properties -t $(tributary storage random-uuid) --ignore-formatted -o json")]
     Format {
         /// The node's server.properties (process.roles, node.id, log.dirs).
         #[arg(long, short = 'c')]
@@ -33,20 +52,34 @@ enum StorageCommand {
         /// Succeed when the directory is formatted already for this cluster and node.
         #[arg(long, short = 'g')]
         ignore_formatted: bool,
+        /// Output format (json and yaml: `{"data_dir", "cluster_id", "node_id", "formatted"}`).
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: crate::output::Format,
     },
 }
 
 /// Runs `tributary storage`.
 pub fn run(args: StorageArgs) -> ExitCode {
     match args.command {
-        StorageCommand::RandomUuid => {
-            println!("{}", random_cluster_id());
+        StorageCommand::RandomUuid { output } => {
+            let id = random_cluster_id();
+            if !output.print(&serde_json::json!({ "cluster_id": id })) {
+                println!("{id}");
+            }
             ExitCode::SUCCESS
         }
-        StorageCommand::Format { config, cluster_id, ignore_formatted } => {
+        StorageCommand::Format { config, cluster_id, ignore_formatted, output } => {
             match format(&config, &cluster_id, ignore_formatted) {
-                Ok(message) => {
-                    println!("{message}");
+                Ok(done) => {
+                    let value = serde_json::json!({
+                        "data_dir": done.data_dir.display().to_string(),
+                        "cluster_id": cluster_id,
+                        "node_id": done.node_id,
+                        "formatted": done.formatted_now,
+                    });
+                    if !output.print(&value) {
+                        println!("{}", done.message);
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(message) => {
@@ -58,7 +91,16 @@ pub fn run(args: StorageArgs) -> ExitCode {
     }
 }
 
-fn format(config: &std::path::Path, cluster_id: &str, ignore_formatted: bool) -> Result<String, String> {
+/// What `format` did.
+struct Formatted {
+    data_dir: PathBuf,
+    node_id: i32,
+    /// False when the directory was formatted already (and --ignore-formatted accepted it).
+    formatted_now: bool,
+    message: String,
+}
+
+fn format(config: &std::path::Path, cluster_id: &str, ignore_formatted: bool) -> Result<Formatted, String> {
     if !valid_cluster_id(cluster_id) {
         return Err(format!(
             "cluster id {cluster_id:?} is not a 22-character base64url id; make one with `tributary storage random-uuid`"
@@ -76,7 +118,12 @@ fn format(config: &std::path::Path, cluster_id: &str, ignore_formatted: bool) ->
     if let Some(meta) = data_dir.read_meta_properties().map_err(|e| format!("cannot read {}: {e}", dir.display()))? {
         let same = meta.cluster_id.as_deref() == Some(cluster_id) && meta.node_id == Some(config.node_id);
         if same && ignore_formatted {
-            return Ok(format!("{} is formatted already for cluster {cluster_id}", dir.display()));
+            return Ok(Formatted {
+                message: format!("{} is formatted already for cluster {cluster_id}", dir.display()),
+                data_dir: dir,
+                node_id: config.node_id,
+                formatted_now: false,
+            });
         }
         return Err(format!(
             "log directory {} is already formatted (cluster {}, node {}); use --ignore-formatted to accept it as it is",
@@ -88,5 +135,10 @@ fn format(config: &std::path::Path, cluster_id: &str, ignore_formatted: bool) ->
     data_dir
         .write_meta_properties(config.node_id, cluster_id)
         .map_err(|e| format!("cannot write {}/meta.properties: {e}", dir.display()))?;
-    Ok(format!("Formatted {} for cluster {cluster_id} as node {}", dir.display(), config.node_id))
+    Ok(Formatted {
+        message: format!("Formatted {} for cluster {cluster_id} as node {}", dir.display(), config.node_id),
+        data_dir: dir,
+        node_id: config.node_id,
+        formatted_now: true,
+    })
 }
