@@ -47,6 +47,7 @@ mod restproxy;
 mod schema;
 mod serdes;
 mod start;
+mod storage;
 mod table;
 mod template;
 mod topic;
@@ -85,6 +86,8 @@ enum Command {
     Broker(start::BrokerArgs),
     /// The cluster: its id, controller, brokers, and topic and partition counts.
     Cluster(cluster::ClusterArgs),
+    /// A KRaft node's data directory: format it for a cluster id, or make a new id (kafka-storage.sh).
+    Storage(storage::StorageArgs),
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
     /// Topics: list, describe, create, alter configs, add partitions, delete.
@@ -176,6 +179,7 @@ fn main() -> ExitCode {
         Command::Destroy(args) => lifecycle::destroy(args),
         Command::Broker(args) => start::run_broker(args, started),
         Command::Cluster(args) => cluster::run(args),
+        Command::Storage(args) => storage::run(args),
         Command::Group(args) => group::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Schema(args) => schema::run_schema(args),

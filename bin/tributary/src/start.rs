@@ -879,8 +879,14 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
             println!("  Data dir   {data_dir}");
             println!("  Cluster id {}", broker.cluster().cluster_id());
         }
-        stop.await;
+        let failed = tokio::select! {
+            _ = stop => None,
+            reason = broker.failed() => Some(reason),
+        };
         broker.shutdown().await;
+        if let Some(reason) = failed {
+            return Err(reason);
+        }
         output.emit(&json!({"event": "stopped"}));
         Ok(())
     });

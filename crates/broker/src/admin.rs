@@ -13,9 +13,11 @@ use tributary_metadata::{MetadataCommand, PRODUCER_ID_BLOCK_SIZE, PartitionMeta,
 use tributary_protocol::ErrorCode;
 use tributary_types::{TopicId, validate_topic_name};
 
+use crate::backend::Turn;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::limits::effective_connection_limits;
+use crate::placement::{Candidate, check_assignments, place};
 use crate::registry::TopicState;
 
 /// A topic to create, as requested.
@@ -78,13 +80,9 @@ impl Cluster {
                     "Replication factor must be larger than 0.",
                 ));
             }
-            if rf > 1 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicationFactor,
-                    format!(
-                        "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
-                    ),
-                ));
+            let live = self.placement_candidates().len();
+            if usize::try_from(rf).unwrap_or(0) > live {
+                return Err(crate::placement::replication_error(rf, live));
             }
             (partitions, rf)
         } else {
@@ -122,42 +120,65 @@ impl Cluster {
     }
 
     fn validate_assignments(&self, assignments: &[(i32, Vec<i32>)], first_index: i32) -> Result<(), ApiError> {
-        for (i, (index, brokers)) in assignments.iter().enumerate() {
-            if *index != first_index + i as i32 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    "Partitions should be a consecutive 0-based integer sequence.",
-                ));
-            }
-            if brokers.is_empty() || brokers.iter().any(|&b| b != self.node_id) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "Replica assignment {brokers:?} names brokers that are not registered (this cluster has broker {}).",
-                        self.node_id
-                    ),
-                ));
-            }
-            if brokers.len() > 1 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    "Duplicate brokers in the replica assignment.",
-                ));
-            }
+        check_assignments(assignments, first_index, &self.registered_brokers())
+    }
+
+    /// The brokers new replicas may go to: this node alone, or a cluster's
+    /// registered, unfenced brokers.
+    pub(crate) fn placement_candidates(&self) -> Vec<Candidate> {
+        if self.quorum().is_none() {
+            return vec![Candidate { id: self.node_id, rack: self.config.rack.clone() }];
         }
-        Ok(())
+        let image = self.image();
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| Candidate { id: b.broker_id, rack: b.rack.clone() })
+            .collect()
+    }
+
+    /// Every registered broker id (fenced ones too).
+    fn registered_brokers(&self) -> Vec<i32> {
+        if self.quorum().is_none() {
+            return vec![self.node_id];
+        }
+        self.image().brokers.keys().copied().collect()
+    }
+
+    /// New partitions' metadata: explicit replica lists, or placed over the live brokers.
+    fn new_partitions(&self, count: i32, rf: i16, explicit: &[Vec<i32>]) -> Result<Vec<PartitionMeta>, ApiError> {
+        let lists = if explicit.is_empty() {
+            place(&self.placement_candidates(), count, rf, self.image().partition_count())?
+        } else {
+            explicit.to_vec()
+        };
+        Ok(lists
+            .into_iter()
+            .map(|replicas| {
+                // A replica that cannot lead now (fenced) is not elected.
+                let leader = self.first_live(&replicas);
+                PartitionMeta { leader, leader_epoch: 0, isr: replicas.clone(), replicas, partition_epoch: 0 }
+            })
+            .collect())
+    }
+
+    fn first_live(&self, replicas: &[i32]) -> i32 {
+        let live: Vec<i32> = self.placement_candidates().iter().map(|c| c.id).collect();
+        replicas.iter().copied().find(|r| live.contains(r)).unwrap_or(-1)
     }
 
     /// Creates a topic: validates it, proposes its creation and returns the
     /// hosted topic once the command is applied (its logs opened by the reconciler).
     pub fn create_topic(&self, topic: &NewTopic) -> Result<Arc<TopicState>, ApiError> {
         let mut store = self.metadata();
-        let (partitions, _rf) = self.validate_new_topic(topic)?;
+        let (partitions, rf) = self.validate_new_topic(topic)?;
         let topic_id = uuid_bytes();
+        let explicit: Vec<Vec<i32>> = topic.assignments.iter().map(|(_, b)| b.clone()).collect();
         let meta = TopicMeta {
             name: topic.name.clone(),
             topic_id,
-            partitions: (0..partitions).map(|_| self.fresh_partition()).collect(),
+            partitions: self.new_partitions(partitions, rf, &explicit)?,
             configs: topic.configs.clone(),
         };
         self.propose(&mut store, MetadataCommand::CreateTopic { topic: meta })?;
@@ -165,16 +186,6 @@ impl Cluster {
         self.registry().by_id.get(&TopicId(topic_id)).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::UnknownServerError, format!("topic {} was created but is not hosted", topic.name))
         })
-    }
-
-    fn fresh_partition(&self) -> PartitionMeta {
-        PartitionMeta {
-            replicas: vec![self.node_id],
-            leader: self.node_id,
-            leader_epoch: 0,
-            isr: vec![self.node_id],
-            partition_epoch: 0,
-        }
     }
 
     /// Deletes a topic. Once the deletion is applied the reconciler renames
@@ -202,7 +213,7 @@ impl Cluster {
     ) -> Result<(), ApiError> {
         let mut store = self.metadata();
         let topic = self.topic(name)?;
-        let current = topic.partitions.len() as i32;
+        let current = topic.partition_count() as i32;
         if count <= current {
             let verb = if count == current { "already has" } else { "currently has" };
             return Err(ApiError::new(
@@ -224,12 +235,19 @@ impl Cluster {
             let indexed: Vec<(i32, Vec<i32>)> =
                 assignments.iter().enumerate().map(|(i, b)| (current + i as i32, b.clone())).collect();
             self.validate_assignments(&indexed, current)?;
+        } else {
+            let rf = topic.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+            let live = self.placement_candidates().len();
+            if usize::try_from(rf).unwrap_or(0) > live {
+                return Err(crate::placement::replication_error(rf, live));
+            }
         }
         self.check_partition_limit(count - current)?;
         if validate_only {
             return Ok(());
         }
-        let new: Vec<PartitionMeta> = (current..count).map(|_| self.fresh_partition()).collect();
+        let rf = topic.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+        let new = self.new_partitions(count - current, rf, assignments)?;
         self.propose(&mut store, MetadataCommand::CreatePartitions { topic_id: topic.topic_id.0, partitions: new })?;
         tracing::info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
@@ -276,17 +294,22 @@ impl Cluster {
         }
         if let Some(id) = broker
             && id != self.node_id
+            && !self.registered_brokers().contains(&id)
         {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
-                format!("Broker {id} is not this broker ({}).", self.node_id),
+                format!("Broker {id} is not a registered broker of this cluster."),
             ));
         }
         let mut store = self.metadata();
         let mut layers = (*self.layers()).clone();
         match broker {
             None => layers.dynamic_default = configs.clone(),
-            Some(_) => layers.dynamic_broker = configs.clone(),
+            Some(id) if id == self.node_id => layers.dynamic_broker = configs.clone(),
+            // Another broker's layers: its static configs are its own business.
+            Some(_) => {
+                layers = tributary_config::BrokerLayers { dynamic_broker: configs.clone(), ..Default::default() }
+            }
         }
         // Cross-key rules of the connection limits (per.ip=0 needs overrides, override syntax).
         effective_connection_limits(&layers).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
@@ -301,11 +324,25 @@ impl Cluster {
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
         if ids.0 >= ids.1 {
-            let mut store = self.metadata();
-            let start = store.state().producer_id_block_end.max(ids.1);
-            let end = start + PRODUCER_ID_BLOCK_SIZE;
-            self.propose(&mut store, MetadataCommand::AllocateProducerIds { block_end: end })?;
-            *ids = (start, end);
+            let mut turn = self.metadata();
+            if let Turn::Local(store) = &turn {
+                let start = store.state().producer_id_block_end.max(ids.1);
+                let end = start + PRODUCER_ID_BLOCK_SIZE;
+                self.propose(&mut turn, MetadataCommand::AllocateProducerIds { block_end: end })?;
+                *ids = (start, end);
+            } else {
+                // In a cluster the block is chosen when the entry applies, so two brokers never share one.
+                let command = MetadataCommand::AllocateProducerIdBlock { broker_id: self.node_id };
+                match self.propose(&mut turn, command)? {
+                    tributary_metadata::ApplyOutcome::ProducerIdBlockAllocated { start, end } => *ids = (start, end),
+                    other => {
+                        return Err(ApiError::new(
+                            ErrorCode::UnknownServerError,
+                            format!("unexpected outcome of a producer id block allocation: {other:?}"),
+                        ));
+                    }
+                }
+            }
         }
         let id = ids.0;
         ids.0 += 1;

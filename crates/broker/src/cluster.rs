@@ -4,7 +4,7 @@
 //! | part | owns |
 //! |---|---|
 //! | [`DataDir`](crate::node::DataDir) | the data directory: lock, clean-shutdown marker, `meta.properties` |
-//! | the metadata store (behind [`Cluster::propose`]) | the durable metadata log; proposals are serialised here |
+//! | the metadata backend (`backend.rs`, behind [`Cluster::propose`]) | the durable metadata log: a single-node store, or a quorum member in KRaft mode; proposals are serialised here |
 //! | [`MetadataImage`] | the committed metadata: topics, partitions, configs |
 //! | [`ReplicaManager`] | the partition logs this node holds |
 //! | [`reconcile`](crate::reconciler::reconcile) | turning each committed change into local partition changes |
@@ -18,11 +18,14 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::watch;
 use tributary_config::{BrokerConfig, BrokerLayers, Listener};
-use tributary_metadata::{MetadataCommand, MetadataStore};
+use tributary_metadata::{ApplyOutcome, MetadataCommand, MetadataState, MetadataStore};
 use tributary_protocol::ErrorCode;
+use tributary_quorum::MetadataQuorum;
 use tributary_types::base64_url_no_pad;
 
+use crate::backend::{Backend, PUBLISH_WAIT, QuorumBackend, Turn, outcome_error, quorum_error};
 use crate::cpu::CpuPool;
 use crate::error::ApiError;
 use crate::flusher::Flusher;
@@ -50,6 +53,12 @@ pub enum StartError {
     /// The metadata log cannot be opened.
     #[error(transparent)]
     Metadata(#[from] tributary_metadata::MetadataError),
+    /// The KRaft settings or this node's place in the quorum are wrong (one line).
+    #[error("{0}")]
+    Config(String),
+    /// The metadata quorum could not start.
+    #[error("cannot start the metadata quorum: {0}")]
+    Quorum(String),
     /// A partition log cannot be opened.
     #[error("cannot open partition {topic}-{partition}: {source}")]
     Partition {
@@ -70,7 +79,10 @@ pub struct Cluster {
     /// This node's id.
     pub node_id: i32,
     data_dir: DataDir,
-    metadata: Mutex<MetadataStore>,
+    backend: Backend,
+    /// Set when the node must stop (its data directory belongs to another
+    /// cluster, the quorum refuses it): one line for the operator.
+    fatal: watch::Sender<Option<String>>,
     image: RwLock<Arc<MetadataImage>>,
     registry: RwLock<Arc<Registry>>,
     replicas: Mutex<ReplicaManager>,
@@ -107,7 +119,7 @@ fn uuid_bytes() -> [u8; 16] {
 impl Cluster {
     /// Opens the data directory: lock, metadata replay, then every partition
     /// log of the committed metadata (recovering them if the last stop was
-    /// not clean).
+    /// not clean). A node alone: the single-node metadata store.
     pub fn open(config: BrokerConfig) -> Result<Cluster, StartError> {
         let data_dir = DataDir::open(&config.data_dir)?;
         let dir_error = |reason: String| DataDirError { path: data_dir.path().to_path_buf(), reason };
@@ -116,8 +128,28 @@ impl Cluster {
             let cluster_id = base64_url_no_pad(&uuid_bytes());
             metadata.append(MetadataCommand::InitCluster { cluster_id })?;
         }
-        let image = MetadataImage::empty(config.properties.clone()).next(metadata.state(), config.node_id);
-        data_dir.write_meta_properties(config.node_id, &image.cluster_id).map_err(|e| dir_error(e.to_string()))?;
+        let state = metadata.state().clone();
+        let cluster_id = state.cluster_id.clone().unwrap_or_default();
+        data_dir.write_meta_properties(config.node_id, &cluster_id).map_err(|e| dir_error(e.to_string()))?;
+        Cluster::assemble(config, data_dir, Backend::Local(Box::new(Mutex::new(metadata))), &state)
+    }
+
+    /// Opens a KRaft node's data directory (locked and checked beforehand by
+    /// the caller, which started `backend`'s quorum on its metadata log)
+    /// and its partition logs as the state the quorum restored says.
+    pub fn open_quorum(config: BrokerConfig, data_dir: DataDir, backend: QuorumBackend) -> Result<Cluster, StartError> {
+        let state = backend.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Cluster::assemble(config, data_dir, Backend::Quorum(Box::new(backend)), &state)
+    }
+
+    fn assemble(
+        config: BrokerConfig,
+        data_dir: DataDir,
+        backend: Backend,
+        state: &MetadataState,
+    ) -> Result<Cluster, StartError> {
+        let dir_error = |reason: String| DataDirError { path: data_dir.path().to_path_buf(), reason };
+        let image = MetadataImage::empty(config.properties.clone()).next(state, config.node_id);
 
         let started = std::time::Instant::now();
         let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
@@ -157,7 +189,8 @@ impl Cluster {
             advertised: RwLock::new(config.advertised_listeners.clone()),
             config,
             data_dir,
-            metadata: Mutex::new(metadata),
+            backend,
+            fatal: watch::Sender::new(None),
             image: RwLock::new(Arc::new(image)),
             registry: RwLock::new(Arc::new(registry)),
             replicas: Mutex::new(replicas),
@@ -169,6 +202,31 @@ impl Cluster {
             producer_ids: Mutex::new((block_start, block_start)),
             listener_limits,
         })
+    }
+
+    /// The quorum side of a KRaft node (`None` on a node alone).
+    pub fn quorum(&self) -> Option<&QuorumBackend> {
+        match &self.backend {
+            Backend::Quorum(q) => Some(q),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Stops the node with one line for the operator (see [`Cluster::fatal`]).
+    pub(crate) fn fail(&self, reason: String) {
+        tracing::error!(%reason, "stopping the broker");
+        self.fatal.send_if_modified(|f| {
+            let first = f.is_none();
+            if first {
+                *f = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// Resolves with a reason once the node must stop.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
     }
 
     /// The cluster id.
@@ -206,56 +264,97 @@ impl Cluster {
         *self.advertised.write().unwrap_or_else(|p| p.into_inner()) = listeners;
     }
 
-    /// Locks the metadata store: proposals are made one at a time, each
+    /// This node's turn to propose: proposals are made one at a time, each
     /// validated against the image its predecessors produced.
     ///
-    /// If an earlier holder panicked, the store's in-memory state may not
-    /// match its files: it is reopened from disk (what was acknowledged is
-    /// durable there) before the lock is handed on, and the image and the
-    /// local partitions are brought in line with what it holds.
-    pub(crate) fn metadata(&self) -> std::sync::MutexGuard<'_, MetadataStore> {
-        match self.metadata.lock() {
-            Ok(guard) => guard,
+    /// Alone, the turn is the store itself. If an earlier holder panicked,
+    /// the store's in-memory state may not match its files: it is reopened
+    /// from disk (what was acknowledged is durable there) before the lock is
+    /// handed on, and the image and the local partitions are brought in
+    /// line with what it holds.
+    pub(crate) fn metadata(&self) -> Turn<'_> {
+        let store = match &self.backend {
+            Backend::Quorum(q) => return Turn::Quorum(q.proposals.lock().unwrap_or_else(|p| p.into_inner())),
+            Backend::Local(store) => store,
+        };
+        match store.lock() {
+            Ok(guard) => Turn::Local(guard),
             Err(poisoned) => {
                 let mut guard = poisoned.into_inner();
                 tracing::error!("a panic while the metadata store was locked; reopening it from disk");
                 match crate::cpu::off_workers(|| MetadataStore::open(&self.data_dir.metadata_dir(), self.node_id)) {
-                    Ok(store) => {
-                        *guard = store;
-                        self.metadata.clear_poison();
-                        self.publish(&guard);
+                    Ok(reopened) => {
+                        *guard = reopened;
+                        store.clear_poison();
+                        self.publish(guard.state());
                     }
                     // Left poisoned: the next holder tries again, and proposals fail meanwhile.
                     Err(e) => tracing::error!(error = %e, "reopening the metadata store failed"),
                 }
-                guard
+                Turn::Local(guard)
             }
         }
     }
 
-    /// Proposes `command` (the store's lock held): once it is durable and
+    /// Proposes `command` (this node's turn held): once it is committed and
     /// applied, the image moves on and the reconciler brings this node's
-    /// partitions in line before this returns. Returns the command's index.
-    pub(crate) fn propose(&self, store: &mut MetadataStore, command: MetadataCommand) -> Result<u64, ApiError> {
-        if self.metadata.is_poisoned() {
-            return Err(ApiError::new(
-                ErrorCode::KafkaStorageError,
-                "the metadata store could not be reopened after a failure; see the broker log and restart it",
-            ));
+    /// partitions in line before this returns. An outcome that means the
+    /// change was not made (another proposal won a race) is the Kafka error
+    /// a client expects.
+    pub(crate) fn propose(&self, turn: &mut Turn<'_>, command: MetadataCommand) -> Result<ApplyOutcome, ApiError> {
+        let outcome = match turn {
+            Turn::Local(store) => {
+                if matches!(&self.backend, Backend::Local(m) if m.is_poisoned()) {
+                    return Err(ApiError::new(
+                        ErrorCode::KafkaStorageError,
+                        "the metadata store could not be reopened after a failure; see the broker log and restart it",
+                    ));
+                }
+                let (_, outcome) = store.propose(command).map_err(|e| {
+                    tracing::error!(error = %e, "metadata append failed");
+                    ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))
+                })?;
+                self.publish(store.state());
+                outcome
+            }
+            Turn::Quorum(_) => {
+                let Some(q) = self.quorum() else {
+                    return Err(ApiError::new(ErrorCode::UnknownServerError, "no metadata quorum"));
+                };
+                // Admin work runs on blocking threads (see backend.rs), so blocking on the runtime is fine here.
+                let (log_id, outcome) = q.runtime.block_on(q.quorum.propose(command)).map_err(|e| {
+                    tracing::warn!(error = %e, "metadata proposal failed");
+                    quorum_error(&e)
+                })?;
+                self.wait_published(q, crate::cluster_mode::metadata_index(log_id))?;
+                outcome
+            }
+        };
+        match outcome_error(&outcome) {
+            Some(e) => Err(e),
+            None => Ok(outcome),
         }
-        let index = store.append(command).map_err(|e| {
-            tracing::error!(error = %e, "metadata append failed");
-            ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))
-        })?;
-        self.publish(store);
-        Ok(index)
     }
 
-    /// Rebuilds the image from the store's applied state, reconciles the
-    /// local partitions and publishes both.
-    fn publish(&self, store: &MetadataStore) {
+    /// Waits until the image and registry show metadata index `index`.
+    fn wait_published(&self, q: &QuorumBackend, index: u64) -> Result<(), ApiError> {
+        let mut published = q.published.subscribe();
+        let reached =
+            q.runtime.block_on(async { tokio::time::timeout(PUBLISH_WAIT, published.wait_for(|p| *p >= index)).await });
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::new(
+                ErrorCode::RequestTimedOut,
+                "The metadata change is committed but this broker has not applied it yet.",
+            )),
+        }
+    }
+
+    /// Rebuilds the image from `state`, reconciles the local partitions and
+    /// publishes both.
+    pub(crate) fn publish(&self, state: &MetadataState) {
         let old = self.image();
-        let next = Arc::new(old.next(store.state(), self.node_id));
+        let next = Arc::new(old.next(state, self.node_id));
         let mut replicas = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
         let reconciled = reconcile(self.node_id, &old, &next, &self.registry(), &mut replicas);
         drop(replicas);
@@ -272,8 +371,17 @@ impl Cluster {
                 }
             }
         }
+        let offsets_moved = offsets_partitions(&self.registry()) != offsets_partitions(&reconciled.registry);
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = next;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reconciled.registry);
+        if offsets_moved {
+            self.groups.request_reload();
+        }
+    }
+
+    /// Writes `meta.properties` (a KRaft node learns its cluster id from the log).
+    pub(crate) fn write_meta_properties(&self, cluster_id: &str) -> std::io::Result<()> {
+        self.data_dir.write_meta_properties(self.node_id, cluster_id)
     }
 
     /// Closes every log cleanly and leaves the clean-shutdown marker.
@@ -298,4 +406,13 @@ impl Cluster {
             tracing::warn!(error = %e, "cannot write the clean shutdown marker; the next start will validate the logs");
         }
     }
+}
+
+/// The `__consumer_offsets` partitions a registry hosts and leads.
+fn offsets_partitions(registry: &Registry) -> Vec<i32> {
+    registry
+        .topics
+        .get(crate::groups::OFFSETS_TOPIC)
+        .map(|t| t.partitions.iter().filter(|p| p.is_leader()).map(|p| p.index).collect())
+        .unwrap_or_default()
 }

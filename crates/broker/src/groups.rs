@@ -283,6 +283,18 @@ impl GroupService {
         let _ = self.cluster.set(Arc::downgrade(cluster));
     }
 
+    /// The broker this coordinator belongs to, once attached.
+    pub(crate) fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    /// Asks the timer task to rebuild the state (the `__consumer_offsets`
+    /// partitions this node leads changed).
+    pub(crate) fn request_reload(&self) {
+        self.reload_wanted.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
     /// Reloads the state after [`GroupService::state`] could not.
     /// Blocking; runs on the timer task's behalf.
     fn reload_if_wanted(&self, cluster: &Cluster) {
@@ -344,8 +356,14 @@ impl GroupService {
 
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
         let settings = &self.settings;
+        if cluster.quorum().is_some() && !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
+            // In a cluster the topic is created on the first FindCoordinator
+            // (as Kafka does), once brokers have joined, so its partitions
+            // spread over them; until then no group is coordinated here.
+            return Ok((0, 0));
+        }
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
-            if settings.offsets_replication_factor > 1 {
+            if settings.offsets_replication_factor > 1 && cluster.quorum().is_none() {
                 return Err(format!(
                     "offsets.topic.replication.factor={} but this cluster has 1 broker; set offsets.topic.replication.factor=1",
                     settings.offsets_replication_factor
@@ -358,11 +376,20 @@ impl GroupService {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 num_partitions: settings.offsets_partitions,
-                replication_factor: 1,
+                replication_factor: if cluster.quorum().is_some() {
+                    settings.offsets_replication_factor.max(1)
+                } else {
+                    1
+                },
                 assignments: Vec::new(),
                 configs,
             };
-            cluster.create_topic(&topic).map_err(|e| format!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+            match cluster.create_topic(&topic) {
+                Ok(_) => {}
+                // Another broker of the cluster created it first.
+                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                Err(e) => return Err(format!("cannot create {OFFSETS_TOPIC}: {}", e.message)),
+            }
         }
         let fresh = self.replay(cluster)?;
         let mut state = self.state();
@@ -370,6 +397,22 @@ impl GroupService {
         *state = GroupsState { next_request, ..fresh };
         let groups = state.groups.len() + state.consumer_groups.len();
         Ok((groups, state.offsets.groups().count()))
+    }
+
+    /// The `__consumer_offsets` topic to create in a cluster.
+    pub(crate) fn offsets_topic(&self) -> NewTopic {
+        let settings = &self.settings;
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), settings.offsets_segment_bytes.to_string());
+        configs.insert("compression.type".to_string(), "producer".to_string());
+        NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: settings.offsets_partitions,
+            replication_factor: settings.offsets_replication_factor.max(1),
+            assignments: Vec::new(),
+            configs,
+        }
     }
 
     /// Rebuilds every group and committed offset from `__consumer_offsets`
@@ -383,7 +426,8 @@ impl GroupService {
         let mut groups: HashMap<String, GroupValue> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let mut records = 0usize;
-        for partition in &topic.partitions {
+        // Only the partitions this node leads: their groups are coordinated here.
+        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
             // Everything appended must be read, also what is still being
             // fsynced (a reload while commits are in flight).
             let hw = wait_until_durable(partition, RELOAD_DURABLE_WAIT)

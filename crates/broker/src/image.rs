@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tributary_config::{BrokerLayers, TopicConfig};
-use tributary_metadata::{MetadataState, PartitionMeta, TopicMeta};
+use tributary_metadata::{BrokerRegistration, MetadataState, PartitionMeta, TopicMeta};
 use tributary_types::TopicId;
 
 /// One topic as committed.
@@ -62,6 +62,8 @@ pub struct MetadataImage {
     pub by_id: HashMap<TopicId, Arc<TopicImage>>,
     /// End of the last reserved producer id block.
     pub producer_id_block_end: i64,
+    /// Registered brokers by id (a cluster's; empty on a node alone).
+    pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
 }
 
 impl MetadataImage {
@@ -98,6 +100,11 @@ impl MetadataImage {
             topics,
             by_id,
             producer_id_block_end: state.producer_id_block_end,
+            brokers: if *self.brokers == state.brokers {
+                self.brokers.clone()
+            } else {
+                Arc::new(state.brokers.clone())
+            },
         }
     }
 

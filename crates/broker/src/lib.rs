@@ -23,8 +23,10 @@
 //! segment and marks the stop clean.
 
 pub mod admin;
+pub mod backend;
 pub mod cleaner;
 pub mod cluster;
+pub mod cluster_mode;
 pub mod cpu;
 pub mod error;
 pub mod flusher;
@@ -36,9 +38,11 @@ mod limits;
 pub mod node;
 pub mod outgoing;
 pub mod partition;
+pub mod placement;
 pub mod reconciler;
 pub mod registry;
 pub mod replicas;
+pub mod routing;
 pub mod schema_validation;
 mod server;
 
@@ -55,6 +59,8 @@ pub use cluster::{Cluster, StartError};
 
 /// How long shutdown waits for in-flight requests before closing anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster member's controlled shutdown may take.
+const CONTROLLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 
 /// A running broker.
 #[derive(Debug)]
@@ -139,9 +145,25 @@ impl Broker {
     /// serves on listeners bound beforehand with [`BoundListeners::bind`], so
     /// a caller can report a busy port before anything else starts.
     pub async fn start_bound(config: BrokerConfig, listeners: BoundListeners) -> Result<Broker, BrokerError> {
-        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
-            .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        let kraft = tributary_quorum::config::KraftConfig::from_properties(&config.properties)
+            .map_err(|e| BrokerError::Start(StartError::Config(e.0)))?;
+        let cluster = match kraft {
+            None => tokio::task::spawn_blocking(move || Cluster::open(config))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??,
+            Some(kraft) => {
+                if kraft.node_id != config.node_id {
+                    return Err(BrokerError::Start(StartError::Config(format!(
+                        "node.id {} and broker.id {} disagree",
+                        kraft.node_id, config.node_id
+                    ))));
+                }
+                let (data_dir, backend) = cluster_mode::start_quorum(&config, kraft).await?;
+                tokio::task::spawn_blocking(move || Cluster::open_quorum(config, data_dir, backend))
+                    .await
+                    .map_err(|e| BrokerError::Internal(e.to_string()))??
+            }
+        };
         let cluster = Arc::new(cluster);
         cluster.groups.attach(&cluster);
         let mut bound = Vec::new();
@@ -174,6 +196,7 @@ impl Broker {
         for (name, socket) in sockets {
             tokio::spawn(server::accept_loop(cluster.clone(), socket, name, shutdown_rx.clone(), alive_sender.clone()));
         }
+        let shutdown_rx_for_cluster = shutdown_rx.clone();
         tokio::spawn(retention_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         tokio::spawn(schema_validation::tail_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         // Group state loads in the background; until then group requests get COORDINATOR_LOAD_IN_PROGRESS.
@@ -185,6 +208,7 @@ impl Broker {
             }
             groups::timer_loop(loading, shutdown_rx).await;
         });
+        cluster_mode::spawn(&cluster, shutdown_rx_for_cluster);
         let cleaner = cleaner::LogCleaner::start(cluster.clone());
         Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender), cleaner })
     }
@@ -199,11 +223,26 @@ impl Broker {
         &self.bound
     }
 
+    /// Resolves with one line once the node must stop on its own (its data
+    /// directory belongs to another cluster, the quorum refuses it).
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.cluster.fatal();
+        match fatal.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Stops accepting, drains in-flight requests, then flushes and closes
-    /// every log and marks the data directory cleanly stopped.
+    /// every log and marks the data directory cleanly stopped. In a cluster
+    /// the broker first hands its leaderships over and unregisters
+    /// (controlled shutdown), and the quorum member stops last.
     pub async fn shutdown(mut self) {
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = self.shutdown.send(true);
+        if self.cluster.fatal().borrow().is_none() {
+            cluster_mode::controlled_shutdown(&self.cluster, CONTROLLED_SHUTDOWN_LIMIT).await;
+        }
         drop(self.alive_sender.take());
         if tokio::time::timeout(DRAIN_TIMEOUT, self.alive.recv()).await.is_err() {
             tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");
@@ -217,6 +256,7 @@ impl Broker {
             cluster.close()
         })
         .await;
+        cluster_mode::stop(&self.cluster).await;
         tracing::info!("shutdown complete: segments flushed and closed");
     }
 }

@@ -79,6 +79,11 @@ impl DataDir {
         partition_dir(&self.path, topic, partition)
     }
 
+    /// Reads `meta.properties`, if the directory has one.
+    pub fn read_meta_properties(&self) -> std::io::Result<Option<MetaProperties>> {
+        MetaProperties::read(&self.path)
+    }
+
     /// Writes `meta.properties` once (node id and cluster id), as Kafka's storage tool does.
     pub fn write_meta_properties(&self, node_id: i32, cluster_id: &str) -> std::io::Result<()> {
         let path = self.path.join("meta.properties");
@@ -134,6 +139,52 @@ impl DataDir {
         }
         spawn_dir_removal(doomed);
     }
+}
+
+/// What `meta.properties` says (Kafka's format: `node.id`, `cluster.id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaProperties {
+    /// `node.id`.
+    pub node_id: Option<i32>,
+    /// `cluster.id`.
+    pub cluster_id: Option<String>,
+}
+
+impl MetaProperties {
+    /// Reads `<dir>/meta.properties`; `None` when there is none.
+    pub fn read(dir: &Path) -> std::io::Result<Option<MetaProperties>> {
+        let text = match fs::read_to_string(dir.join("meta.properties")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut meta = MetaProperties::default();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            match line.split_once('=') {
+                Some(("node.id", v)) => {
+                    meta.node_id = Some(v.trim().parse().map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("meta.properties: node.id={v} is not a number"),
+                        )
+                    })?)
+                }
+                Some(("cluster.id", v)) if !v.trim().is_empty() => meta.cluster_id = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+        Ok(Some(meta))
+    }
+}
+
+/// A new cluster id: 16 random bytes, base64url without padding (22 characters), as Kafka's `Uuid`.
+pub fn random_cluster_id() -> String {
+    tributary_types::base64_url_no_pad(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Whether `id` is a cluster id Kafka accepts (16 bytes, base64url, 22 characters).
+pub fn valid_cluster_id(id: &str) -> bool {
+    id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `<data>/<topic>-<partition>`, as Kafka names partition directories.

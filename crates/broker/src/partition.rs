@@ -44,6 +44,10 @@ pub struct Partition {
     /// Partition index.
     pub index: i32,
     leader_epoch: AtomicI32,
+    /// This node's role for the partition, from the committed metadata:
+    /// leader (serves produce and fetch) or follower (refuses produce with
+    /// NOT_LEADER_OR_FOLLOWER; replication arrives with the next issue).
+    leader: AtomicBool,
     log: Mutex<PartitionLog>,
     progress: watch::Sender<Progress>,
     /// This partition, for the reload thread.
@@ -63,6 +67,7 @@ impl Partition {
             topic_id,
             index,
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicBool::new(true),
             log: Mutex::new(log),
             progress: watch::Sender::new(progress),
             me: me.clone(),
@@ -143,6 +148,19 @@ impl Partition {
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Relaxed)
+    }
+
+    /// Whether this node leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// The role and leader epoch the committed metadata gives this node
+    /// (set by the reconciler). Returns whether anything changed.
+    pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> bool {
+        let was_leader = self.leader.swap(leader, Ordering::SeqCst);
+        let was_epoch = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
+        was_leader != leader || was_epoch != leader_epoch
     }
 
     /// The current durable progress.

@@ -78,6 +78,11 @@ pub fn reconcile(
                     p
                 }
             };
+            if partition.set_leadership(meta.leader == node_id, meta.leader_epoch) {
+                let role = if meta.leader == node_id { "leader" } else { "follower" };
+                tracing::info!(topic = %topic.name, partition = index, role, leader = meta.leader,
+                    leader_epoch = meta.leader_epoch, "partition role");
+            }
             partitions.push(partition);
         }
         if before.is_none() {

@@ -51,6 +51,21 @@ impl TopicState {
         self.partitions.binary_search_by_key(&index, |p| p.index).ok().map(|i| &self.partitions[i])
     }
 
+    /// The partition, if this node leads it; otherwise the error a client
+    /// sees: UNKNOWN_TOPIC_OR_PARTITION when the topic has no such
+    /// partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (or
+    /// none does), so the client refreshes its metadata and goes there.
+    pub fn led(&self, index: i32) -> Result<&PartitionRef, tributary_protocol::ErrorCode> {
+        use tributary_protocol::ErrorCode;
+        if usize::try_from(index).map_or(true, |i| i >= self.image.partitions.len()) {
+            return Err(ErrorCode::UnknownTopicOrPartition);
+        }
+        match self.partition(index) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(ErrorCode::NotLeaderOrFollower),
+        }
+    }
+
     /// Partitions the topic has in the cluster (hosted here or not).
     pub fn partition_count(&self) -> usize {
         self.image.partitions.len()

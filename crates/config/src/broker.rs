@@ -128,6 +128,15 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// Kafka listeners to bind (controller listeners excluded).
     pub listeners: Vec<Listener>,
+    /// The listeners named in `controller.listener.names` (the metadata
+    /// quorum's; bound only in KRaft mode, by a node with the controller role).
+    pub controller_listeners: Vec<Listener>,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
+    /// `metadata.log.max.snapshot.interval.entries`.
+    pub metadata_snapshot_interval: u64,
     /// What Metadata returns per listener name.
     pub advertised_listeners: Vec<Listener>,
     /// The data directory (first of `log.dirs`, else `log.dir`).
@@ -229,8 +238,8 @@ impl BrokerConfig {
             .map(|v| split_list(&v).iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
         let all_listeners = parse_listeners(&get("listeners").unwrap_or_default(), &protocol_map)?;
-        let listeners: Vec<Listener> =
-            all_listeners.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
+        let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
+            all_listeners.into_iter().partition(|l| controller_names.contains(&l.name));
         if listeners.is_empty() {
             return Err(ConfigError::Invalid(
                 "listeners holds no Kafka listener (only controller listeners); add e.g. PLAINTEXT://:9092".to_string(),
@@ -271,8 +280,12 @@ impl BrokerConfig {
             props.get("node.id").or_else(|| props.get("broker.id")).and_then(|v| v.trim().parse().ok()).unwrap_or(1);
         Ok(BrokerConfig {
             node_id,
-            rack: props.get("broker.rack").cloned(),
+            rack: props.get("broker.rack").cloned().filter(|r| !r.trim().is_empty()),
             listeners,
+            controller_listeners,
+            broker_heartbeat_interval_ms: parse_i64("broker.heartbeat.interval.ms").max(1) as u64,
+            broker_session_timeout_ms: parse_i64("broker.session.timeout.ms").max(1) as u64,
+            metadata_snapshot_interval: parse_i64("metadata.log.max.snapshot.interval.entries").max(1) as u64,
             advertised_listeners,
             data_dir,
             num_partitions: parse_i64("num.partitions") as i32,

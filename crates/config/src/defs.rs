@@ -433,10 +433,36 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         List,
         Some(""),
         ListOf(&["broker", "controller"]),
-        "Accepted for compatibility: every Tributary node is broker and controller."
+        "KRaft roles of this node. Unset: a single node with its own metadata store; set: a member of a metadata quorum (controller: a voter; broker only: an observer)."
     ),
-    broker!("controller.quorum.voters", List, Some(""), "Accepted for compatibility with KRaft configs."),
-    broker!("controller.quorum.bootstrap.servers", List, Some(""), "Accepted for compatibility with KRaft configs."),
+    broker!("controller.quorum.voters", List, Some(""), "Static quorum voters: id@host:port, comma separated."),
+    broker!(
+        "controller.quorum.bootstrap.servers",
+        List,
+        Some(""),
+        "Controllers to ask when the voters live in the log (dynamic quorum)."
+    ),
+    broker!(
+        "broker.heartbeat.interval.ms",
+        Long,
+        Some("2000"),
+        Range(1, i64::MAX),
+        "How often a broker in a cluster heartbeats to the active controller."
+    ),
+    broker!(
+        "broker.session.timeout.ms",
+        Long,
+        Some("9000"),
+        Range(1, i64::MAX),
+        "A broker whose heartbeats stop this long is fenced by the active controller."
+    ),
+    broker!(
+        "metadata.log.max.snapshot.interval.entries",
+        Long,
+        Some("1000"),
+        Range(1, i64::MAX),
+        "Metadata log entries applied between snapshots of the cluster metadata (KRaft mode)."
+    ),
     broker!("log.dirs", String, None, "Data directory (the first is used)."),
     broker!("log.dir", String, Some("/tmp/kraft-combined-logs"), "Data directory when log.dirs is not set."),
     broker!(

@@ -62,6 +62,9 @@ pub struct ReplicaTracker {
     progress: Mutex<BTreeMap<NodeId, Progress>>,
     /// The leader's last log index + 1 (0: none), kept current from metrics.
     leader_log_end: AtomicU64,
+    /// The last refusal another node sent this one (another cluster id,
+    /// other static voters), for the broker to report.
+    last_refusal: Mutex<Option<String>>,
 }
 
 impl ReplicaTracker {
@@ -82,6 +85,16 @@ impl ReplicaTracker {
     /// Sets the leader's log end (last index + 1).
     pub fn set_leader_log_end(&self, end: u64) {
         self.leader_log_end.store(end, Ordering::Relaxed);
+    }
+
+    /// Remembers why another node refused this one.
+    pub fn record_refusal(&self, reason: &str) {
+        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+
+    /// The last refusal another node sent, if any.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `(last fetch, last caught up)` of `node`, -1 for never.

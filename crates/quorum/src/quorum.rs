@@ -233,6 +233,10 @@ struct Inner<A: QuorumApp> {
     applied: watch::Receiver<Option<LogId>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stopped: AtomicBool,
+    /// When each broker last heartbeated to this node while it led (the
+    /// active controller's liveness table; emptied by nothing, read with
+    /// the time this node became leader in mind).
+    liveness: Mutex<BTreeMap<NodeId, std::time::Instant>>,
 }
 
 /// A running quorum member. `M` is the state machine store, shared with
@@ -302,6 +306,7 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             applied,
             tasks: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
+            liveness: Mutex::new(BTreeMap::new()),
         });
         if let Err(e) = inner.bootstrap().await {
             let _ = inner.raft.shutdown().await;
@@ -376,6 +381,32 @@ impl<A: QuorumApp, M> Quorum<A, M> {
     /// The openraft handle (tests, triggers).
     pub fn raft(&self) -> &Raft<A> {
         &self.inner.raft
+    }
+
+    /// Whether this node is the leader (the active controller) now.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Sends this node's broker heartbeat to the active controller (itself
+    /// if it leads), within `timeout`. Idempotent, so retried freely.
+    pub async fn heartbeat(&self, timeout: Duration) -> Result<(), QuorumError> {
+        let op = Forward::Heartbeat { node_id: self.inner.options.node_id };
+        match self.inner.execute(op, Instant::now() + timeout).await? {
+            ForwardReply::HeartbeatRecorded => Ok(()),
+            other => Err(QuorumError::Rejected(format!("unexpected answer to a heartbeat: {other:?}"))),
+        }
+    }
+
+    /// When each broker last heartbeated to this node as leader.
+    pub fn liveness(&self) -> BTreeMap<NodeId, std::time::Instant> {
+        self.inner.liveness.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last refusal another node sent this one (another cluster id,
+    /// other `controller.quorum.voters`), one line.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.inner.tracker.last_refusal()
     }
 }
 
@@ -537,7 +568,7 @@ impl<A: QuorumApp> Inner<A> {
     /// Runs a leader-only operation here if this node leads, else at the
     /// leader, until it is done or the deadline passes.
     async fn execute(&self, op: Forward<A>, deadline: Instant) -> Result<ForwardReply<A>, QuorumError> {
-        let retry_on_no_answer = matches!(op, Forward::Describe);
+        let retry_on_no_answer = matches!(op, Forward::Describe | Forward::Heartbeat { .. });
         let mut last_leader: (Option<NodeId>, Option<String>) = (None, None);
         loop {
             if self.stopped.load(Ordering::SeqCst) {
@@ -629,6 +660,17 @@ impl<A: QuorumApp> Inner<A> {
                 }
             }
             Forward::Describe => self.describe_local().await.map(ForwardReply::Described),
+            Forward::Heartbeat { node_id } => {
+                let m = self.raft.metrics().borrow().clone();
+                if m.state != ServerState::Leader {
+                    let leader_address = m
+                        .current_leader
+                        .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+                    return Err(ForwardError::NotLeader { leader_id: m.current_leader, leader_address });
+                }
+                self.liveness.lock().unwrap_or_else(|e| e.into_inner()).insert(node_id, std::time::Instant::now());
+                Ok(ForwardReply::HeartbeatRecorded)
+            }
         }
     }
 
@@ -691,7 +733,10 @@ impl<A: QuorumApp> Inner<A> {
 
     /// Checks an envelope and answers it.
     async fn handle(&self, envelope: Envelope<A>) -> Response<A> {
-        if envelope.cluster_id != self.options.cluster_id {
+        // An empty cluster id is a node whose data directory is not
+        // formatted yet: it learns the id from the log (InitCluster).
+        let known = !envelope.cluster_id.is_empty() && !self.options.cluster_id.is_empty();
+        if known && envelope.cluster_id != self.options.cluster_id {
             return Response::Refused(format!(
                 "node {} belongs to cluster {:?}, node {} to cluster {:?}",
                 self.options.node_id, self.options.cluster_id, envelope.from, envelope.cluster_id

@@ -200,7 +200,7 @@ pub(super) fn heartbeat(
     if let Err(f) = consumer::validate_request(&group_id, &req, header.api_version, &cluster.groups.settings.consumer) {
         return respond(ApiKey::ConsumerGroupHeartbeat, header, &failure_response(&f));
     }
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = cluster.group_not_ready(&group_id) {
         return respond(ApiKey::ConsumerGroupHeartbeat, header, &error_response(e.code(), e.message));
     }
     let (body, pending) = match run_heartbeat(cluster, &group_id, req) {

@@ -7,7 +7,6 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use tributary_protocol::{ErrorCode, RequestHeader};
 
-use super::metadata::advertised_endpoint;
 use super::{ConnectionInfo, Reply, cluster_operations, respond, str_bytes};
 use crate::cluster::Cluster;
 
@@ -19,9 +18,10 @@ pub(super) fn handle(
     header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> Reply {
+    let live = cluster.live_brokers(&conn.listener);
     let mut body = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&cluster.cluster_id()))
-        .with_controller_id(BrokerId(cluster.node_id))
+        .with_controller_id(BrokerId(cluster.controller_id(&live)))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()
         } else {
@@ -33,16 +33,15 @@ pub(super) fn handle(
         )));
         return respond(ApiKey::DescribeCluster, header, &body);
     }
-    let brokers = advertised_endpoint(cluster, &conn.listener)
-        .map(|l| {
-            vec![
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(cluster.node_id))
-                    .with_host(str_bytes(&l.host))
-                    .with_port(i32::from(l.port))
-                    .with_rack(cluster.config.rack.as_deref().map(str_bytes)),
-            ]
+    let brokers = live
+        .iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
-        .unwrap_or_default();
+        .collect();
     respond(ApiKey::DescribeCluster, header, &body.with_error_code(0).with_brokers(brokers))
 }

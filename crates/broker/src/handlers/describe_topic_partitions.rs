@@ -94,24 +94,25 @@ fn page(
 }
 
 fn partition_entry(
-    cluster: &Cluster,
+    _cluster: &Cluster,
     topic: &TopicState,
     index: i64,
 ) -> Option<DescribeTopicPartitionsResponsePartition> {
-    let p = topic.partition(i32::try_from(index).ok()?)?;
-    let node = BrokerId(cluster.node_id);
-    let offline = p.progress().offline;
+    let index = i32::try_from(index).ok()?;
+    let meta = topic.image.partitions.get(usize::try_from(index).ok()?)?;
+    let offline = topic.partition(index).is_some_and(|p| p.progress().offline);
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     Some(
         DescribeTopicPartitionsResponsePartition::default()
             .with_error_code(0)
-            .with_partition_index(p.index)
-            .with_leader_id(if offline { BrokerId(-1) } else { node })
-            .with_leader_epoch(p.leader_epoch())
-            .with_replica_nodes(vec![node])
-            .with_isr_nodes(if offline { Vec::new() } else { vec![node] })
+            .with_partition_index(index)
+            .with_leader_id(BrokerId(if offline { -1 } else { meta.leader }))
+            .with_leader_epoch(meta.leader_epoch)
+            .with_replica_nodes(ids(&meta.replicas))
+            .with_isr_nodes(if offline { Vec::new() } else { ids(&meta.isr) })
             .with_eligible_leader_replicas(Some(Vec::new()))
             .with_last_known_elr(Some(Vec::new()))
-            .with_offline_replicas(if offline { vec![node] } else { Vec::new() }),
+            .with_offline_replicas(if offline { ids(&meta.replicas) } else { Vec::new() }),
     )
 }
 

@@ -80,9 +80,7 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
-                    target: topic.clone().and_then(|topic| {
-                        topic.partition(p.partition).cloned().ok_or(ErrorCode::UnknownTopicOrPartition)
-                    }),
+                    target: topic.clone().and_then(|topic| topic.led(p.partition).cloned()),
                 })
                 .collect();
             TopicSlots { name: t.topic.clone(), topic_id: t.topic_id, slots }

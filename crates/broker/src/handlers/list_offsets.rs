@@ -85,8 +85,20 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
 
 /// Answers a partition's lookup in place, or plans its search by time.
 fn plan(registry: &Registry, topic: &str, p: &ListOffsetsPartition, v: i16) -> Lookup {
-    let Some(partition) = registry.partition(topic, p.partition_index) else {
-        return Lookup::Answered(Err(ApiError::new(ErrorCode::UnknownTopicOrPartition, "unknown topic or partition")));
+    let partition = match registry.topics.get(topic).map(|t| t.led(p.partition_index)) {
+        Some(Ok(partition)) => partition,
+        Some(Err(ErrorCode::NotLeaderOrFollower)) => {
+            return Lookup::Answered(Err(ApiError::new(
+                ErrorCode::NotLeaderOrFollower,
+                "this broker does not lead the partition",
+            )));
+        }
+        _ => {
+            return Lookup::Answered(Err(ApiError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                "unknown topic or partition",
+            )));
+        }
     };
     let epoch = partition.leader_epoch();
     if v >= 4 && p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

@@ -286,11 +286,23 @@ fn admit(
             Vec::new(),
         ));
     }
-    let Some(partition) = topic.partition(index) else {
-        return Err(fail(
-            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
-            Vec::new(),
-        ));
+    let partition = match topic.led(index) {
+        Ok(p) => p,
+        Err(ErrorCode::NotLeaderOrFollower) => {
+            return Err(fail(
+                ApiError::new(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!("this broker does not lead {topic_name}-{index}"),
+                ),
+                Vec::new(),
+            ));
+        }
+        Err(_) => {
+            return Err(fail(
+                ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
+                Vec::new(),
+            ));
+        }
     };
     // One node: the in-sync replica set is this broker alone.
     let isr = 1;

@@ -88,6 +88,12 @@ pub enum Forward<A: QuorumApp> {
     },
     /// The quorum's state (DescribeQuorum).
     Describe,
+    /// A broker's heartbeat to the active controller: recorded in the
+    /// leader's liveness table (never in the log), answered at once.
+    Heartbeat {
+        /// The broker's node id.
+        node_id: NodeId,
+    },
 }
 
 /// The answer to a request.
@@ -125,6 +131,8 @@ pub enum ForwardReply<A: QuorumApp> {
     },
     /// The quorum's state.
     Described(QuorumDescription),
+    /// The heartbeat was recorded by the leader.
+    HeartbeatRecorded,
 }
 
 /// Why a forwarded operation was not done.

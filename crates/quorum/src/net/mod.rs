@@ -131,6 +131,7 @@ impl<A: QuorumApp> Connection<A> {
         match self.transport.call(self.target, &self.address, envelope, option.hard_ttl()).await {
             Ok(Response::Refused(reason)) => {
                 tracing::warn!(target_node = self.target, address = %self.address, %reason, "controller refused {kind}");
+                self.tracker.record_refusal(&reason);
                 Err(format!("node {} refused {kind}: {reason}", self.target))
             }
             Ok(response) => Ok(response),
