@@ -224,7 +224,11 @@ fn apply_batch(cluster: &Cluster, batch: Vec<Applied<MetadataApp>>) {
     let mut state = q.state.lock().unwrap_or_else(|p| p.into_inner());
     for event in batch {
         match event {
-            Applied::Restored { .. } => {
+            Applied::Restored { last_included } => {
+                // At start (the local snapshot), or a snapshot the leader
+                // sent because this node was too far behind its log.
+                let index = last_included.map_or(0, metadata_index);
+                tracing::info!(snapshot_index = index, "metadata state restored from a snapshot");
                 *state = q.quorum.machine().lock().unwrap_or_else(|p| p.into_inner()).state().clone();
             }
             Applied::Command { log_id, command, .. } => {
