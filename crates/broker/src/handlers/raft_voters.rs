@@ -75,7 +75,7 @@ fn refusal(e: &QuorumError) -> ErrorCode {
 
 fn add_response(header: &RequestHeader, outcome: Result<(), Refusal>) -> Option<Outgoing> {
     let body = match outcome {
-        Ok(()) => AddRaftVoterResponse::default().with_error_code(0),
+        Ok(()) => AddRaftVoterResponse::default().with_error_code(0).with_error_message(None),
         Err((code, message)) => {
             AddRaftVoterResponse::default().with_error_code(code.code()).with_error_message(Some(str_bytes(&message)))
         }
@@ -85,7 +85,7 @@ fn add_response(header: &RequestHeader, outcome: Result<(), Refusal>) -> Option<
 
 fn remove_response(header: &RequestHeader, outcome: Result<(), Refusal>) -> Option<Outgoing> {
     let body = match outcome {
-        Ok(()) => RemoveRaftVoterResponse::default().with_error_code(0),
+        Ok(()) => RemoveRaftVoterResponse::default().with_error_code(0).with_error_message(None),
         Err((code, message)) => RemoveRaftVoterResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(&message))),
