@@ -239,7 +239,10 @@ fn format(
         .write_meta_properties(config.node_id, cluster_id)
         .map_err(|e| format!("cannot write {}/meta.properties: {e}", dir.display()))?;
     let voters = initial.map_or(String::new(), |v| {
-        format!(" with initial controllers {}", v.iter().map(|(id, a)| format!("{id}@{a}")).collect::<Vec<_>>().join(","))
+        format!(
+            " with initial controllers {}",
+            v.iter().map(|(id, a)| format!("{id}@{a}")).collect::<Vec<_>>().join(",")
+        )
     });
     Ok(Formatted {
         message: format!("Formatted {} for cluster {cluster_id} as node {}{voters}", dir.display(), config.node_id),

@@ -72,9 +72,9 @@ pub(crate) async fn start_quorum(
         .await
         .map_err(|e| StartError::Quorum(e.to_string()))??;
     let (data_dir, formatted, log, machine) = opened;
-    let initial = data_dir.read_initial_controllers().map_err(|reason| {
-        StartError::DataDir(DataDirError { path: config.data_dir.clone(), reason })
-    })?;
+    let initial = data_dir
+        .read_initial_controllers()
+        .map_err(|reason| StartError::DataDir(DataDirError { path: config.data_dir.clone(), reason }))?;
 
     // The controller listener (a voter's address others know), or for a
     // broker-only observer a port of its own the leader can push entries to.

@@ -115,8 +115,9 @@ impl DataDir {
             .lines()
             .find_map(|l| l.trim().strip_prefix("initial.controllers="))
             .ok_or_else(|| format!("{} has no initial.controllers line", path.display()))?;
-        let voters = tributary_quorum::config::parse_voters(value)
-            .map_err(|e| format!("{}: {}", path.display(), e.0.replace("controller.quorum.voters", "initial.controllers")))?;
+        let voters = tributary_quorum::config::parse_voters(value).map_err(|e| {
+            format!("{}: {}", path.display(), e.0.replace("controller.quorum.voters", "initial.controllers"))
+        })?;
         Ok(Some(voters.into_iter().map(|(id, e)| (id, e.address())).collect()))
     }
 

@@ -499,12 +499,9 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_listeners(vec![listener("CONTROLLER", 9093), listener("OTHER", 65535)])
             )
         }
-        ApiKey::RemoveRaftVoter => enc!(
-            RemoveRaftVoterRequest::default()
-                .with_cluster_id(None)
-                .with_voter_id(2)
-                .with_voter_directory_id(id())
-        ),
+        ApiKey::RemoveRaftVoter => {
+            enc!(RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(2).with_voter_directory_id(id()))
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

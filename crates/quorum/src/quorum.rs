@@ -24,8 +24,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::describe::{QuorumDescription, ReplicaState, ReplicaTracker, now_ms};
-use crate::net::message::{Envelope, Forward, ForwardError, ForwardReply, Request, Response, UNKNOWN_NODE};
 pub use crate::net::message::VoterRefusal;
+use crate::net::message::{Envelope, Forward, ForwardError, ForwardReply, Request, Response, UNKNOWN_NODE};
 use crate::net::{NetworkFactory, Sender, Transport, TransportError};
 use crate::storage::adapter::{AppliedSink, FlushPolicy, LogAdapter, MachineAdapter};
 use crate::storage::{LogStore, MachineStore};
@@ -582,7 +582,7 @@ impl<A: QuorumApp> Inner<A> {
             let timeout = self.options.timing.propose_timeout;
             match self.transport.call(target, &address, envelope, timeout).await {
                 Ok(Response::Forward(Ok(_))) => {}
-                Ok(Response::Forward(Err(ForwardError::NotLeader { .. }))) => {}
+                Ok(Response::Forward(Err(ForwardError::NotLeader { .. } | ForwardError::VoterChange { .. }))) => {}
                 Ok(other) => tracing::warn!(%address, answer = ?other, "cannot join the metadata quorum yet"),
                 Err(e) => tracing::debug!(%address, error = %e, "cannot reach a bootstrap controller"),
             }

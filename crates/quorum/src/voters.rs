@@ -88,9 +88,9 @@ impl<A: QuorumApp> Inner<A> {
             RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
                 refuse(VoterRefusal::ChangeInProgress, format!("a membership change is not committed yet: {p}"))
             }
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::EmptyMembership(
-                e,
-            ))) => refuse(VoterRefusal::VoterNotFound, e.to_string()),
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::EmptyMembership(e))) => {
+                refuse(VoterRefusal::VoterNotFound, e.to_string())
+            }
             other => Err(ForwardError::Failed(other.to_string())),
         }
     }
@@ -257,7 +257,10 @@ impl<A: QuorumApp> Inner<A> {
             return refuse(VoterRefusal::VoterNotFound, format!("node {node_id} is not one of the voters {voters:?}"));
         }
         if voters.len() == 1 {
-            return refuse(VoterRefusal::VoterNotFound, format!("node {node_id} is the last voter; it cannot be removed"));
+            return refuse(
+                VoterRefusal::VoterNotFound,
+                format!("node {node_id} is the last voter; it cannot be removed"),
+            );
         }
         tracing::info!(node_id, "removing a voter");
         match self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true).await {

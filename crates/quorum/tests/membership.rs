@@ -115,7 +115,10 @@ async fn an_observer_of_static_voters_replicates_and_moves_when_restarted_elsewh
         .expect("the restarted observer catches up")
         .expect("applied watch");
     let d = nodes[&3].describe().await.expect("describe");
-    assert_eq!(d.observers.iter().map(|r| (r.replica_id, r.address.as_str())).collect::<Vec<_>>(), vec![(4, "sim-4-again:9093")]);
+    assert_eq!(
+        d.observers.iter().map(|r| (r.replica_id, r.address.as_str())).collect::<Vec<_>>(),
+        vec![(4, "sim-4-again:9093")]
+    );
     assert_eq!(observer.machine().lock().expect("lock").machine().applied.get(&last.index), Some(&129));
     for node in nodes.values().chain([&observer]) {
         node.shutdown().await;
@@ -160,10 +163,7 @@ async fn dynamic_voters_grow_from_one_and_shrink_with_kafkas_refusals() {
     let results = [a.map(|_| ()), b.map(|_| ())];
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let refused = results.into_iter().find_map(Result::err).expect("one refused");
-    assert!(
-        matches!(refused, QuorumError::VoterChange { refusal: VoterRefusal::ChangeInProgress, .. }),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, QuorumError::VoterChange { refusal: VoterRefusal::ChangeInProgress, .. }), "{refused:?}");
 
     // Remove the leader itself: another voter takes over, the removed one observes.
     let leader = nodes[&1].leader().expect("leader");

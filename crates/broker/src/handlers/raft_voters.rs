@@ -104,7 +104,10 @@ fn controller_address(cluster: &Cluster, request: &AddRaftVoterRequest) -> Resul
             let sent: Vec<&str> = request.listeners.iter().map(|l| l.name.as_str()).collect();
             (
                 ErrorCode::InvalidRequest,
-                format!("the request has no endpoint for the controller listener {} (it has {sent:?})", names.join(",")),
+                format!(
+                    "the request has no endpoint for the controller listener {} (it has {sent:?})",
+                    names.join(",")
+                ),
             )
         })?;
     let host = listener.host.as_str();
@@ -124,7 +127,9 @@ pub(super) fn add_raft_voter(cluster: &Arc<Cluster>, header: &RequestHeader, req
             Ok(a) => a,
             Err(refused) => return add_response(&header, Err(refused)),
         };
-        let Some(q) = cluster.quorum() else { return add_response(&header, Err((ErrorCode::UnsupportedVersion, String::new()))) };
+        let Some(q) = cluster.quorum() else {
+            return add_response(&header, Err((ErrorCode::UnsupportedVersion, String::new())));
+        };
         let voter = request.voter_id;
         let outcome = match q.quorum.add_voter(voter, &address).await {
             Ok(log_id) => {
