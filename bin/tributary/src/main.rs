@@ -10,7 +10,8 @@
 //!   (`logging.rs`).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
-//! - `tributary cluster info` describes any Kafka-compatible cluster (`cluster.rs`).
+//! - `tributary cluster info` describes any Kafka-compatible cluster: brokers,
+//!   fenced or not, and the metadata quorum (`cluster.rs`).
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
 //! - `tributary topic list|describe|create|alter-config|add-partitions|delete`
@@ -84,7 +85,7 @@ enum Command {
     Destroy(lifecycle::DestroyArgs),
     /// Run a broker from a Kafka server.properties file.
     Broker(start::BrokerArgs),
-    /// The cluster: its id, controller, brokers, and topic and partition counts.
+    /// The cluster: its id, controller, brokers (fenced or not), metadata quorum, topic and partition counts.
     Cluster(cluster::ClusterArgs),
     /// A KRaft node's data directory: format it for a cluster id, or make a new id (kafka-storage.sh).
     Storage(storage::StorageArgs),
