@@ -7,7 +7,8 @@
 //!   `--detach`ed (`start.rs`); `tributary status|stop|logs|destroy` follow
 //!   the platform running on a data directory (`lifecycle.rs`) through the
 //!   files it keeps there (`local.rs`); its log lines name their service
-//!   (`logging.rs`).
+//!   (`logging.rs`). `start --nodes 3` runs a local KRaft cluster of three
+//!   broker processes under one supervising process instead (`nodes.rs`).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
 //! - `tributary cluster info` describes any Kafka-compatible cluster: brokers,
@@ -39,6 +40,7 @@ mod group;
 mod lifecycle;
 mod local;
 mod logging;
+mod nodes;
 mod output;
 mod produce;
 mod profile;
