@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from confluent_kafka.admin import AdminClient
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0
+# Helpers shared with the single-node suite (kio_wire), after this directory's own modules.
+sys.path.append(str(ROOT / "compat" / "python"))
 
 
 def binary() -> Path:
