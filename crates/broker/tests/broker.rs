@@ -55,6 +55,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribeResponse),
         ApiKey::ListConfigResources => dec!(ListConfigResourcesResponse),
         ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitionsResponse),
+        ApiKey::AddRaftVoter => dec!(AddRaftVoterResponse),
+        ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoterResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
