@@ -615,3 +615,46 @@ def record_batch(records: list[Record], base_timestamp: int | None = None, *,
         crc ^= 0xDEADBEEF
     after_length = i32(-1) + i8(magic) + u32(crc) + after_crc  # partitionLeaderEpoch, magic, crc
     return i64(0) + i32(len(after_length) + batch_length_delta) + after_length
+
+
+# --------------------------------------------------------------------------
+# KIP-853 voter changes: AddRaftVoter (80) v0 and RemoveRaftVoter (81) v0,
+# both flexible (request header v2, response header v1).
+# --------------------------------------------------------------------------
+
+ADD_RAFT_VOTER = 80
+REMOVE_RAFT_VOTER = 81
+
+
+def add_raft_voter_v0_body(cluster_id: str | None, voter_id: int, directory_id: bytes,
+                           listeners: list[tuple[str, str, int]], timeout_ms: int = 30000) -> bytes:
+    """ClusterId, TimeoutMs, VoterId, VoterDirectoryId (16 bytes), Listeners [(name, host, port)]."""
+    assert len(directory_id) == 16
+
+    def listener(l):
+        name, host, port = l
+        return compact_string(name) + compact_string(host) + struct.pack(">H", port) + EMPTY_TAGS
+
+    return (compact_string(cluster_id) + i32(timeout_ms) + i32(voter_id) + directory_id
+            + compact_array(listeners, listener) + EMPTY_TAGS)
+
+
+def remove_raft_voter_v0_body(cluster_id: str | None, voter_id: int, directory_id: bytes) -> bytes:
+    assert len(directory_id) == 16
+    return compact_string(cluster_id) + i32(voter_id) + directory_id + EMPTY_TAGS
+
+
+def parse_raft_voter_response_v0(r: Reader) -> tuple[int, str | None]:
+    """AddRaftVoter / RemoveRaftVoter response v0: (error code, error message)."""
+    r.i32()  # ThrottleTimeMs
+    code = r.i16()
+    message = r.compact_string()
+    r.tagged_fields()
+    return code, message
+
+
+def raft_voter_request(host: str, port: int, api_key: int, body: bytes,
+                       timeout: float = 60.0) -> tuple[int, str | None]:
+    with Connection(host, port, timeout=timeout) as c:
+        cid = c.send_request(api_key, 0, body, flexible=True)
+        return parse_raft_voter_response_v0(c.recv_response(cid, flexible_header=True))

@@ -93,9 +93,10 @@ pub(crate) fn quorum_error(e: &QuorumError) -> ApiError {
         QuorumError::OutcomeUnknown(_) | QuorumError::NotYetApplied { .. } => {
             ApiError::new(ErrorCode::RequestTimedOut, format!("The metadata change did not complete in time: {e}"))
         }
-        QuorumError::Rejected(_) | QuorumError::Refused(_) | QuorumError::Config(_) => {
-            ApiError::new(ErrorCode::UnknownServerError, e.to_string())
-        }
+        QuorumError::Rejected(_)
+        | QuorumError::Refused(_)
+        | QuorumError::Config(_)
+        | QuorumError::VoterChange { .. } => ApiError::new(ErrorCode::UnknownServerError, e.to_string()),
     }
 }
 

@@ -25,6 +25,7 @@
 //! liveness table (`Quorum::liveness`). A new leader's table starts empty,
 //! so it fences nobody until it has led for a whole session timeout.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,9 @@ pub(crate) async fn start_quorum(
         .await
         .map_err(|e| StartError::Quorum(e.to_string()))??;
     let (data_dir, formatted, log, machine) = opened;
+    let initial = data_dir
+        .read_initial_controllers()
+        .map_err(|reason| StartError::DataDir(DataDirError { path: config.data_dir.clone(), reason }))?;
 
     // The controller listener (a voter's address others know), or for a
     // broker-only observer a port of its own the leader can push entries to.
@@ -84,8 +88,16 @@ pub(crate) async fn start_quorum(
     let address = advertised.unwrap_or_else(|| local.to_string());
 
     let state = machine.state().clone();
-    let mut options =
-        QuorumOptions::new(node_id, formatted.as_deref().unwrap_or(""), &address, kraft.quorum_voters(&address));
+    // Dynamic voters: the first voter set the directory was formatted with;
+    // formatted without one, join; never formatted, a controller that is its
+    // own only bootstrap server starts alone (as `format --standalone`).
+    let initial = match (initial, &formatted) {
+        (Some(voters), _) => voters,
+        (None, Some(_)) => BTreeMap::new(),
+        (None, None) => kraft.unformatted_initial_voters(&address),
+    };
+    let voters = kraft.quorum_voters(initial);
+    let mut options = QuorumOptions::new(node_id, formatted.as_deref().unwrap_or(""), &address, voters);
     options.snapshot_every = config.metadata_snapshot_interval;
     options.keep_logs_after_snapshot = config.metadata_snapshot_interval.min(1000);
     let transport = Arc::new(TcpTransport::for_listener(&address, CONNECT_TIMEOUT));
@@ -212,13 +224,23 @@ fn apply_batch(cluster: &Cluster, batch: Vec<Applied<MetadataApp>>) {
     let mut state = q.state.lock().unwrap_or_else(|p| p.into_inner());
     for event in batch {
         match event {
-            Applied::Restored { .. } => {
+            Applied::Restored { last_included } => {
+                // At start (the local snapshot), or a snapshot the leader
+                // sent because this node was too far behind its log.
+                let index = last_included.map_or(0, metadata_index);
+                tracing::info!(snapshot_index = index, "metadata state restored from a snapshot");
                 *state = q.quorum.machine().lock().unwrap_or_else(|p| p.into_inner()).state().clone();
             }
             Applied::Command { log_id, command, .. } => {
                 state.apply(metadata_log_id(log_id), &command);
             }
-            Applied::Blank { log_id } | Applied::Membership { log_id, .. } => {
+            Applied::Membership { log_id, membership } => {
+                let voters: Vec<i32> = membership.voter_ids().collect();
+                let observers: Vec<i32> = membership.learner_ids().collect();
+                tracing::info!(?voters, ?observers, %log_id, joint = membership.get_joint_config().len() > 1, "metadata quorum membership");
+                state.apply_entry(&md::Entry { log_id: metadata_log_id(log_id), payload: md::EntryPayload::Blank });
+            }
+            Applied::Blank { log_id } => {
                 state.apply_entry(&md::Entry { log_id: metadata_log_id(log_id), payload: md::EntryPayload::Blank });
             }
         }

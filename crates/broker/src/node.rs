@@ -7,16 +7,21 @@
 //!   .lock                       held (flock) while a broker uses the directory
 //!   .tributary_cleanshutdown    present only between a clean stop and the next start
 //!   meta.properties             node.id and cluster.id (Kafka's format)
+//!   initial-controllers.properties   the first voters, written by `storage format --standalone`
+//!                               or `--initial-controllers` (dynamic voters only)
 //!   __cluster_metadata/         the metadata log
 //!   <topic>-<partition>/        one partition's log (crates/log)
 //!   <topic>-<partition>.<id>-delete/   a deleted partition, removed in the background
 //! ```
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 /// File whose presence at start means the last stop was clean.
 const CLEAN_SHUTDOWN_FILE: &str = ".tributary_cleanshutdown";
+/// The first voters of a dynamic quorum, as `storage format` wrote them.
+const INITIAL_CONTROLLERS_FILE: &str = "initial-controllers.properties";
 /// Directory of the metadata log inside the data directory.
 pub(crate) const METADATA_DIR: &str = "__cluster_metadata";
 
@@ -95,6 +100,39 @@ impl DataDir {
         fs::write(&tmp, text)?;
         File::open(&tmp)?.sync_all()?;
         fs::rename(tmp, path)
+    }
+
+    /// The first voter set `storage format --standalone` or
+    /// `--initial-controllers` wrote (`None`: not formatted that way).
+    pub fn read_initial_controllers(&self) -> Result<Option<BTreeMap<i32, String>>, String> {
+        let path = self.path.join(INITIAL_CONTROLLERS_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let value = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("initial.controllers="))
+            .ok_or_else(|| format!("{} has no initial.controllers line", path.display()))?;
+        let voters = tributary_quorum::config::parse_voters(value).map_err(|e| {
+            format!("{}: {}", path.display(), e.0.replace("controller.quorum.voters", "initial.controllers"))
+        })?;
+        Ok(Some(voters.into_iter().map(|(id, e)| (id, e.address())).collect()))
+    }
+
+    /// Writes the first voter set (once, durably).
+    pub fn write_initial_controllers(&self, voters: &BTreeMap<i32, String>) -> std::io::Result<()> {
+        let list: Vec<String> = voters.iter().map(|(id, address)| format!("{id}@{address}")).collect();
+        let text = format!(
+            "#\n#The metadata quorum's first voters (storage format); read when the metadata log is empty\ninitial.controllers={}\n",
+            list.join(",")
+        );
+        let tmp = self.path.join(format!("{INITIAL_CONTROLLERS_FILE}.tmp"));
+        fs::write(&tmp, text)?;
+        File::open(&tmp)?.sync_all()?;
+        fs::rename(tmp, self.path.join(INITIAL_CONTROLLERS_FILE))?;
+        self.sync()
     }
 
     /// Fsyncs the directory itself (after creating or renaming entries).

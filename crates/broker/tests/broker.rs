@@ -55,6 +55,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribeResponse),
         ApiKey::ListConfigResources => dec!(ListConfigResourcesResponse),
         ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitionsResponse),
+        ApiKey::AddRaftVoter => dec!(AddRaftVoterResponse),
+        ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoterResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
@@ -430,6 +432,25 @@ async fn only_partition_like_directories_are_removed_as_strays() {
     assert!(!dir.path().join("gone-0.0123abcd-delete").exists(), "a delete leftover is removed");
     assert_eq!(std::fs::read_to_string(dir.path().join("logs/tributary.log")).expect("log kept"), "kept");
     assert!(dir.path().join("notes").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_refuses_voter_changes_with_unsupported_version() {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let listener = Listener::default()
+        .with_name(StrBytes::from_static_str("CONTROLLER"))
+        .with_host(StrBytes::from_static_str("127.0.0.1"))
+        .with_port(19093);
+    let add = AddRaftVoterRequest::default().with_voter_id(2).with_listeners(vec![listener]);
+    let added: AddRaftVoterResponse = client.call(ApiKey::AddRaftVoter, 0, &add).await.expect("answer");
+    assert_eq!(added.error_code, 35, "{added:?}");
+    assert!(added.error_message.as_deref().is_some_and(|m| m.contains("process.roles")), "{added:?}");
+    let remove = RemoveRaftVoterRequest::default().with_voter_id(2);
+    let removed: RemoveRaftVoterResponse = client.call(ApiKey::RemoveRaftVoter, 0, &remove).await.expect("answer");
+    assert_eq!(removed.error_code, 35, "{removed:?}");
+    broker.stop().await;
 }
 
 fn describe_quorum_request(name: &str, partitions: &[i32]) -> DescribeQuorumRequest {

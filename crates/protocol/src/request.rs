@@ -109,6 +109,8 @@ pub enum Request {
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     ListConfigResources(ListConfigResourcesRequest),
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    AddRaftVoter(AddRaftVoterRequest),
+    RemoveRaftVoter(RemoveRaftVoterRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
@@ -211,6 +213,8 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribe, ConsumerGroupDescribeRequest),
         ApiKey::ListConfigResources => dec!(ListConfigResources, ListConfigResourcesRequest),
         ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitions, DescribeTopicPartitionsRequest),
+        ApiKey::AddRaftVoter => dec!(AddRaftVoter, AddRaftVoterRequest),
+        ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoter, RemoveRaftVoterRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))

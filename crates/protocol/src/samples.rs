@@ -500,6 +500,21 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                     .with_cursor(Some(Cursor::default().with_topic_name(topic("a")).with_partition_index(1)))
             )
         }
+        ApiKey::AddRaftVoter => {
+            use kafka_protocol::messages::add_raft_voter_request::Listener;
+            let listener = |name, port| Listener::default().with_name(s(name)).with_host(s("ctl-4")).with_port(port);
+            enc!(
+                AddRaftVoterRequest::default()
+                    .with_cluster_id(Some(s("MkU3OEVBNTcwNTJENDM2Qg")))
+                    .with_timeout_ms(30_000)
+                    .with_voter_id(4)
+                    .with_voter_directory_id(id())
+                    .with_listeners(vec![listener("CONTROLLER", 9093), listener("OTHER", 65535)])
+            )
+        }
+        ApiKey::RemoveRaftVoter => {
+            enc!(RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(2).with_voter_directory_id(id()))
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

@@ -307,6 +307,20 @@ const DESCRIBE_TOPIC_PARTITIONS: &[F] = &[
     f(NullableStruct(DESCRIBE_TOPIC_PARTITIONS_CURSOR), 0, MAX),
 ];
 
+// ---- AddRaftVoter (80), flexible from 0 (KIP-853); Port is a uint16
+const RAFT_VOTER_LISTENER: &[F] = &[f(Str, 0, MAX), f(Str, 0, MAX), f(I16, 0, MAX)];
+const ADD_RAFT_VOTER: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(I32, 0, MAX),
+    f(Uuid, 0, MAX),
+    f(Arr(RAFT_VOTER_LISTENER), 0, MAX),
+    f(Bool, 1, MAX),
+];
+
+// ---- RemoveRaftVoter (81), flexible from 0 (KIP-853)
+const REMOVE_RAFT_VOTER: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Uuid, 0, MAX)];
+
 /// The layout of a request body and the first flexible version of its API.
 fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -341,6 +355,8 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
         ApiKey::ListConfigResources => (LIST_CONFIG_RESOURCES, 0),
         ApiKey::DescribeTopicPartitions => (DESCRIBE_TOPIC_PARTITIONS, 0),
+        ApiKey::AddRaftVoter => (ADD_RAFT_VOTER, 0),
+        ApiKey::RemoveRaftVoter => (REMOVE_RAFT_VOTER, 0),
         _ => return None,
     })
 }

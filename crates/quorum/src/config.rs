@@ -203,19 +203,69 @@ impl KraftConfig {
         self.roles.contains(&Role::Controller)
     }
 
-    /// The quorum's view of the voters. With bootstrap servers, a
-    /// controller whose own listener is the only bootstrap server starts a
-    /// quorum of itself (Kafka's `format --standalone`).
-    pub fn quorum_voters(&self, own_listener: &str) -> Voters {
+    /// The quorum's view of the voters. With bootstrap servers,
+    /// `initial_voters` is the first voter set the data directory was
+    /// formatted with (`storage format --standalone` or
+    /// `--initial-controllers`; empty: join an existing quorum).
+    pub fn quorum_voters(&self, initial_voters: BTreeMap<NodeId, String>) -> Voters {
         match &self.voters {
             QuorumVoters::Static(v) => Voters::Static(v.iter().map(|(id, e)| (*id, e.address())).collect()),
             QuorumVoters::Bootstrap(servers) => {
                 let bootstrap_servers: Vec<String> = servers.iter().map(Endpoint::address).collect();
-                let standalone = self.is_controller() && bootstrap_servers == [own_listener.to_string()];
-                Voters::Dynamic { bootstrap_servers, standalone }
+                Voters::Dynamic { bootstrap_servers, initial_voters }
             }
         }
     }
+
+    /// For a data directory never formatted: a controller whose own
+    /// listener is the only bootstrap server starts a quorum of itself, as
+    /// if formatted with `--standalone`; any other node joins.
+    pub fn unformatted_initial_voters(&self, own_listener: &str) -> BTreeMap<NodeId, String> {
+        match &self.voters {
+            QuorumVoters::Bootstrap(servers)
+                if self.is_controller() && servers.len() == 1 && servers[0].address() == own_listener =>
+            {
+                BTreeMap::from([(self.node_id, own_listener.to_string())])
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
+/// Parses Kafka's `--initial-controllers` value: `id@host:port:directory-id`
+/// entries (the directory id, a base64url UUID, may be left out; it is not
+/// modelled), comma-separated.
+pub fn parse_initial_controllers(value: &str) -> Result<BTreeMap<NodeId, Endpoint>, ConfigError> {
+    const KEY: &str = "--initial-controllers";
+    let mut out = BTreeMap::new();
+    for entry in list(value) {
+        let Some((id, rest)) = entry.split_once('@') else {
+            return err(format!("{KEY}: {entry:?} is not id@host:port:directory-id"));
+        };
+        let id: NodeId = match id.trim().parse() {
+            Ok(id) if id >= 0 => id,
+            _ => return err(format!("{KEY}: {entry:?} has an invalid node id {id:?}")),
+        };
+        // host:port or host:port:dirid ([v6]:port:dirid): the directory id
+        // never contains ':' and is not all digits.
+        let endpoint = match rest.rsplit_once(':') {
+            Some((head, tail)) if !tail.is_empty() && !tail.chars().all(|c| c.is_ascii_digit()) => {
+                if !tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return err(format!("{KEY}: {entry:?} has an invalid directory id {tail:?}"));
+                }
+                head
+            }
+            _ => rest,
+        };
+        let endpoint = parse_endpoint(KEY, endpoint.trim())?;
+        if out.insert(id, endpoint).is_some() {
+            return err(format!("{KEY}: node id {id} is listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return err(format!("{KEY} is empty"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -251,7 +301,7 @@ mod tests {
         let QuorumVoters::Static(v) = &config.voters else { panic!("static") };
         assert_eq!(v[&3], Endpoint { host: "::1".into(), port: 9094 });
         assert_eq!(
-            config.quorum_voters("ctl-1:9093"),
+            config.quorum_voters(BTreeMap::new()),
             Voters::Static(BTreeMap::from([
                 (1, "ctl-1:9093".to_string()),
                 (2, "10.0.0.2:9093".to_string()),
@@ -324,17 +374,37 @@ mod tests {
         let config = KraftConfig::from_properties(&props(&with(&[("controller.quorum.bootstrap.servers", "a:9093")])))
             .expect("test value")
             .expect("test value");
+        assert_eq!(config.unformatted_initial_voters("a:9093"), BTreeMap::from([(1, "a:9093".to_string())]));
+        assert!(config.unformatted_initial_voters("b:9093").is_empty());
+        let initial = BTreeMap::from([(1, "a:9093".to_string()), (2, "b:9093".to_string())]);
         assert_eq!(
-            config.quorum_voters("a:9093"),
-            Voters::Dynamic { bootstrap_servers: vec!["a:9093".into()], standalone: true }
-        );
-        assert_eq!(
-            config.quorum_voters("b:9093"),
-            Voters::Dynamic { bootstrap_servers: vec!["a:9093".into()], standalone: false }
+            config.quorum_voters(initial.clone()),
+            Voters::Dynamic { bootstrap_servers: vec!["a:9093".into()], initial_voters: initial }
         );
         assert!(
             error(&with(&[("controller.quorum.bootstrap.servers", "a:9093,b")]))
                 .starts_with("controller.quorum.bootstrap.servers: \"b\"")
         );
+    }
+
+    #[test]
+    fn initial_controllers_take_kafkas_form() {
+        let parsed =
+            parse_initial_controllers("1@a:9093:MvDxzVmcRsaTz33bUuRU6A,2@[::1]:9094:xLa1OaVDQ7-e1tXBO8SWYQ,3@c:9095")
+                .expect("valid");
+        assert_eq!(parsed[&1], Endpoint { host: "a".into(), port: 9093 });
+        assert_eq!(parsed[&2], Endpoint { host: "::1".into(), port: 9094 });
+        assert_eq!(parsed[&3], Endpoint { host: "c".into(), port: 9095 });
+        for (value, says) in [
+            ("", "is empty"),
+            ("a:9093", "is not id@host"),
+            ("x@a:9093", "invalid node id"),
+            ("1@a:9093,1@b:9093", "listed twice"),
+            ("1@a:9093:bad!id", "invalid directory id"),
+            ("1@a:0:MvDxzVmcRsaTz33bUuRU6A", "invalid port"),
+        ] {
+            let e = parse_initial_controllers(value).expect_err(value).0;
+            assert!(e.contains(says), "{value}: {e}");
+        }
     }
 }

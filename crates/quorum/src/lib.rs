@@ -23,6 +23,9 @@
 //! - [`net`]: controller messages (cluster id and static voters in every
 //!   envelope), length-prefixed versioned frames, the TCP transport (bound
 //!   to the node's own host) and listener.
+//! - `voters` (private): membership changes on the leader: observers
+//!   joining or moving, KIP-853 voter changes one at a time with Kafka's
+//!   refusals ([`VoterRefusal`]).
 //! - [`config`]: Kafka's KRaft settings, checked.
 //! - [`describe`]: what DescribeQuorum (API 55) reports.
 //! - [`sim`]: the seeded in-process network and test application behind
@@ -39,7 +42,8 @@ pub mod runtime;
 pub mod sim;
 pub mod storage;
 pub mod types;
+mod voters;
 
 pub use describe::{QuorumDescription, ReplicaState};
-pub use quorum::{MetadataQuorum, Quorum, QuorumError, QuorumOptions, RpcHandler, Timing, Voters};
+pub use quorum::{MetadataQuorum, Quorum, QuorumError, QuorumOptions, RpcHandler, Timing, VoterRefusal, Voters};
 pub use types::{Applied, LogId, NodeId, QuorumApp};

@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use openraft::{ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::describe::{QuorumDescription, ReplicaState, ReplicaTracker, now_ms};
+pub use crate::net::message::VoterRefusal;
 use crate::net::message::{Envelope, Forward, ForwardError, ForwardReply, Request, Response, UNKNOWN_NODE};
 use crate::net::{NetworkFactory, Sender, Transport, TransportError};
 use crate::storage::adapter::{AppliedSink, FlushPolicy, LogAdapter, MachineAdapter};
@@ -39,15 +40,16 @@ pub enum Voters {
     /// as an observer.
     Static(BTreeMap<NodeId, String>),
     /// `controller.quorum.bootstrap.servers`: voters live in the log and
-    /// change with [`MetadataQuorum::add_voter`] / `remove_voter`. A node
-    /// with `standalone` and an empty log starts a quorum of itself (Kafka's
-    /// `format --standalone`); any other asks a bootstrap server to add it
-    /// as an observer.
+    /// change with [`MetadataQuorum::add_voter`] / `remove_voter` (KIP-853).
+    /// A node listed in `initial_voters` whose log is empty initializes the
+    /// quorum with exactly that set (Kafka's `format --standalone` or
+    /// `--initial-controllers`); any other asks a bootstrap server to add it
+    /// as an observer, and becomes a voter only through `add_voter`.
     Dynamic {
         /// Addresses to ask.
         bootstrap_servers: Vec<String>,
-        /// Start a new quorum of this node alone if the log is empty.
-        standalone: bool,
+        /// The first voter set, id → `host:port` (empty: join an existing quorum).
+        initial_voters: BTreeMap<NodeId, String>,
     },
 }
 
@@ -172,10 +174,17 @@ pub enum QuorumError {
         /// Where it is committed.
         log_id: LogId,
     },
-    /// The leader refused the operation (e.g. a membership change while
-    /// another is in progress).
+    /// The leader refused the operation (an unexpected failure).
     #[error("the controller refused the change: {0}")]
     Rejected(String),
+    /// A voter change (KIP-853) was refused for a reason Kafka names.
+    #[error("{message}")]
+    VoterChange {
+        /// Which of Kafka's reasons.
+        refusal: VoterRefusal,
+        /// One line saying why.
+        message: String,
+    },
     /// A node refused to talk to this one (another cluster id, other static voters).
     #[error("the controller network refused this node: {0}")]
     Refused(String),
@@ -224,15 +233,23 @@ pub trait MetadataQuorum<A: QuorumApp>: Send + Sync {
     fn shutdown(&self) -> impl std::future::Future<Output = ()> + Send;
 }
 
-struct Inner<A: QuorumApp> {
-    options: QuorumOptions,
-    raft: Raft<A>,
+pub(crate) struct Inner<A: QuorumApp> {
+    pub(crate) options: QuorumOptions,
+    pub(crate) raft: Raft<A>,
     sender: Sender,
     transport: Arc<dyn Transport<A>>,
     tracker: Arc<ReplicaTracker>,
     applied: watch::Receiver<Option<LogId>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stopped: AtomicBool,
+    /// Held by the leader for the whole of one membership change, so
+    /// voter changes happen one at a time (KIP-853).
+    pub(crate) membership_lock: tokio::sync::Mutex<()>,
+    /// This leader removed itself from the voters: it sends no more
+    /// heartbeats and takes no more requests, so the voters elect a new
+    /// leader (KIP-853: a removed leader resigns). Cleared once it no
+    /// longer leads.
+    pub(crate) resigning: AtomicBool,
     /// When each broker last heartbeated to this node while it led (the
     /// active controller's liveness table; emptied by nothing, read with
     /// the time this node became leader in mind).
@@ -306,6 +323,8 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             applied,
             tasks: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
+            membership_lock: tokio::sync::Mutex::new(()),
+            resigning: AtomicBool::new(false),
             liveness: Mutex::new(BTreeMap::new()),
         });
         if let Err(e) = inner.bootstrap().await {
@@ -340,9 +359,13 @@ impl<A: QuorumApp, M> Quorum<A, M> {
         }));
         let inner = self.inner.clone();
         tasks.push(tokio::spawn(async move { inner.break_split_votes().await }));
-        if !self.inner.starts_as_voter() {
+        if self.inner.announces_itself() {
             let inner = self.inner.clone();
             tasks.push(tokio::spawn(async move { inner.join_as_observer().await }));
+        }
+        if matches!(self.inner.options.voters, Voters::Dynamic { .. }) {
+            let inner = self.inner.clone();
+            tasks.push(tokio::spawn(async move { inner.finish_joint_membership().await }));
         }
     }
 
@@ -385,7 +408,7 @@ impl<A: QuorumApp, M> Quorum<A, M> {
 
     /// Whether this node is the leader (the active controller) now.
     pub fn is_leader(&self) -> bool {
-        self.inner.raft.metrics().borrow().state == ServerState::Leader
+        self.inner.raft.metrics().borrow().state == ServerState::Leader && !self.inner.resigning.load(Ordering::SeqCst)
     }
 
     /// Sends this node's broker heartbeat to the active controller (itself
@@ -457,10 +480,14 @@ impl<A: QuorumApp, M: Send + 'static> MetadataQuorum<A> for Quorum<A, M> {
 }
 
 impl<A: QuorumApp> Inner<A> {
-    fn starts_as_voter(&self) -> bool {
+    /// Whether this node asks the leader to know it: every node but a
+    /// static voter (whose address is in every node's configuration). A
+    /// member at another address (an observer restarted on a new port) is
+    /// moved, which is what Kafka's UpdateRaftVoter does for a voter.
+    fn announces_itself(&self) -> bool {
         match &self.options.voters {
-            Voters::Static(voters) => voters.contains_key(&self.options.node_id),
-            Voters::Dynamic { standalone, .. } => *standalone,
+            Voters::Static(voters) => !voters.contains_key(&self.options.node_id),
+            Voters::Dynamic { .. } => true,
         }
     }
 
@@ -484,6 +511,10 @@ impl<A: QuorumApp> Inner<A> {
                 lo + Duration::from_millis(rng.gen_range(0..=span))
             };
             tokio::time::sleep(wait).await;
+            if self.resigning.load(Ordering::SeqCst) && !self.is_leading_raw() {
+                self.raft.runtime_config().heartbeat(true);
+                self.resigning.store(false, Ordering::SeqCst);
+            }
             let (leaderless, voter) = {
                 let metrics = self.raft.metrics();
                 let m = metrics.borrow();
@@ -506,8 +537,8 @@ impl<A: QuorumApp> Inner<A> {
             Voters::Static(voters) if voters.contains_key(&self.options.node_id) => {
                 voters.iter().map(|(id, address)| (*id, Member::new(address.clone()))).collect()
             }
-            Voters::Dynamic { standalone: true, .. } => {
-                BTreeMap::from([(self.options.node_id, Member::new(self.options.address.clone()))])
+            Voters::Dynamic { initial_voters, .. } if initial_voters.contains_key(&self.options.node_id) => {
+                initial_voters.iter().map(|(id, address)| (*id, Member::new(address.clone()))).collect()
             }
             _ => return Ok(()),
         };
@@ -523,14 +554,16 @@ impl<A: QuorumApp> Inner<A> {
         }
     }
 
+    /// Whether the membership this node knows has it at its own address.
     fn is_member(&self) -> bool {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        m.membership_config.membership().get_node(&self.options.node_id).is_some()
+        m.membership_config.membership().get_node(&self.options.node_id).is_some_and(|n| n.addr == self.options.address)
     }
 
     /// Asks the leader (found through the voters or bootstrap servers) to
-    /// add this node as an observer, until the membership has it.
+    /// add this node as an observer, until the membership has it at its
+    /// own address.
     async fn join_as_observer(self: Arc<Self>) {
         let servers: Vec<(NodeId, String)> = match &self.options.voters {
             Voters::Static(voters) => voters.iter().map(|(id, a)| (*id, a.clone())).collect(),
@@ -549,7 +582,7 @@ impl<A: QuorumApp> Inner<A> {
             let timeout = self.options.timing.propose_timeout;
             match self.transport.call(target, &address, envelope, timeout).await {
                 Ok(Response::Forward(Ok(_))) => {}
-                Ok(Response::Forward(Err(ForwardError::NotLeader { .. }))) => {}
+                Ok(Response::Forward(Err(ForwardError::NotLeader { .. } | ForwardError::VoterChange { .. }))) => {}
                 Ok(other) => tracing::warn!(%address, answer = ?other, "cannot join the metadata quorum yet"),
                 Err(e) => tracing::debug!(%address, error = %e, "cannot reach a bootstrap controller"),
             }
@@ -587,6 +620,9 @@ impl<A: QuorumApp> Inner<A> {
                 }
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(ForwardError::Failed(reason))) => return Err(QuorumError::Rejected(reason)),
+                Ok(Err(ForwardError::VoterChange { refusal, message })) => {
+                    return Err(QuorumError::VoterChange { refusal, message });
+                }
                 Ok(Err(ForwardError::NotLeader { leader_id, leader_address })) => (leader_id, leader_address),
             };
             let (Some(leader), Some(address)) = not_leader.clone() else {
@@ -604,6 +640,9 @@ impl<A: QuorumApp> Inner<A> {
             match self.transport.call(leader, &address, envelope, remaining).await {
                 Ok(Response::Forward(Ok(reply))) => return Ok(reply),
                 Ok(Response::Forward(Err(ForwardError::Failed(reason)))) => return Err(QuorumError::Rejected(reason)),
+                Ok(Response::Forward(Err(ForwardError::VoterChange { refusal, message }))) => {
+                    return Err(QuorumError::VoterChange { refusal, message });
+                }
                 Ok(Response::Forward(Err(ForwardError::NotLeader { .. }))) => {
                     tokio::time::sleep(self.options.timing.retry_backoff).await;
                 }
@@ -630,6 +669,9 @@ impl<A: QuorumApp> Inner<A> {
 
     /// A leader-only operation on this node.
     async fn leader_op(&self, op: Forward<A>) -> Result<ForwardReply<A>, ForwardError> {
+        if self.resigning.load(Ordering::SeqCst) {
+            return Err(ForwardError::NotLeader { leader_id: None, leader_address: None });
+        }
         match op {
             Forward::Propose(command) => match self.raft.client_write(command).await {
                 Ok(response) => match response.data {
@@ -638,27 +680,9 @@ impl<A: QuorumApp> Inner<A> {
                 },
                 Err(e) => self.not_leader(&e),
             },
-            Forward::AddObserver { node_id, address } => {
-                match self.raft.add_learner(node_id, Member::new(address), false).await {
-                    Ok(r) => Ok(ForwardReply::MembershipChanged { log_id: r.log_id }),
-                    Err(e) => self.not_leader(&e),
-                }
-            }
-            Forward::AddVoter { node_id, address } => {
-                if let Err(e) = self.raft.add_learner(node_id, Member::new(address), true).await {
-                    return self.not_leader(&e);
-                }
-                match self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false).await {
-                    Ok(r) => Ok(ForwardReply::MembershipChanged { log_id: r.log_id }),
-                    Err(e) => self.not_leader(&e),
-                }
-            }
-            Forward::RemoveVoter { node_id } => {
-                match self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true).await {
-                    Ok(r) => Ok(ForwardReply::MembershipChanged { log_id: r.log_id }),
-                    Err(e) => self.not_leader(&e),
-                }
-            }
+            Forward::AddObserver { node_id, address } => self.add_observer(node_id, address).await,
+            Forward::AddVoter { node_id, address } => self.add_voter(node_id, address).await,
+            Forward::RemoveVoter { node_id } => self.remove_voter(node_id).await,
             Forward::Describe => self.describe_local().await.map(ForwardReply::Described),
             Forward::Heartbeat { node_id } => {
                 let m = self.raft.metrics().borrow().clone();
@@ -777,5 +801,10 @@ impl<A: QuorumApp> RpcHandler<A> {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.options.node_id
+    }
+
+    /// This node's controller address.
+    pub fn address(&self) -> &str {
+        &self.inner.options.address
     }
 }

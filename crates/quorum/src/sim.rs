@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::message::{Envelope, Response};
+use crate::net::message::{Envelope, Response, UNKNOWN_NODE};
 use crate::net::{BoxFuture, Transport, TransportError};
 use crate::quorum::RpcHandler;
 use crate::storage::StoreError;
@@ -118,6 +118,9 @@ struct NetState<A: QuorumApp> {
     rng: SimRng,
     faults: NetFaults,
     nodes: BTreeMap<NodeId, RpcHandler<A>>,
+    /// Every address a node was ever attached at (a bootstrap server is
+    /// reached by address alone).
+    addresses: BTreeMap<String, NodeId>,
     /// Directed links that carry nothing.
     cut: BTreeSet<(NodeId, NodeId)>,
     stats: NetStats,
@@ -148,6 +151,7 @@ impl<A: QuorumApp> SimNet<A> {
                 rng: SimRng::new(seed),
                 faults,
                 nodes: BTreeMap::new(),
+                addresses: BTreeMap::new(),
                 cut: BTreeSet::new(),
                 stats: NetStats::default(),
             })),
@@ -160,7 +164,9 @@ impl<A: QuorumApp> SimNet<A> {
 
     /// Connects a running node.
     pub fn attach(&self, handler: RpcHandler<A>) {
-        self.lock().nodes.insert(handler.node_id(), handler);
+        let mut s = self.lock();
+        s.addresses.insert(handler.address().to_string(), handler.node_id());
+        s.nodes.insert(handler.node_id(), handler);
     }
 
     /// Disconnects a node (it crashed).
@@ -241,12 +247,16 @@ impl<A: QuorumApp> Transport<A> for SimTransport<A> {
     fn call(
         &self,
         target: NodeId,
-        _address: &str,
+        address: &str,
         request: Envelope<A>,
         timeout: Duration,
     ) -> BoxFuture<Result<Response<A>, TransportError>> {
         let net = self.net.clone();
         let from = self.from;
+        let target = match target {
+            UNKNOWN_NODE => net.lock().addresses.get(address).copied().unwrap_or(UNKNOWN_NODE),
+            known => known,
+        };
         Box::pin(async move {
             if !net.lock().nodes.contains_key(&from) {
                 // A crashed node's leftover tasks send nothing.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant as WallInstant};
 
 use openraft::ServerState;
 use tokio::task::JoinHandle;
-use tributary_quorum::quorum::{MetadataQuorum, Quorum, QuorumOptions, Timing, Voters};
+use tributary_quorum::quorum::{MetadataQuorum, Quorum, QuorumError, QuorumOptions, Timing, Voters};
 use tributary_quorum::runtime::seed_thread_rng;
 use tributary_quorum::sim::{NetFaults, SimApp, SimMachine, SimNet, SimRng};
 use tributary_quorum::storage::MachineStore;
@@ -49,15 +49,22 @@ enum Scenario {
     /// Any node (several at once too) crashes with appends written but not
     /// flushed; what was not flushed is lost, or partly kept.
     CrashUnflushed,
+    /// Dynamic voters (KIP-853): five nodes, one (odd seeds) or three (even
+    /// seeds) of them formatted as the first voters, the others joining as
+    /// observers; voters are added and removed at random from random nodes,
+    /// concurrently too, while 5% of messages are lost and nodes crash with
+    /// unflushed appends.
+    Membership,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Scenario::SteadyDrops,
         Scenario::LeaderCrash,
         Scenario::PartitionLeader,
         Scenario::MinorityPartition,
         Scenario::CrashUnflushed,
+        Scenario::Membership,
     ];
 
     fn name(self) -> &'static str {
@@ -67,11 +74,12 @@ impl Scenario {
             Scenario::PartitionLeader => "partition_leader",
             Scenario::MinorityPartition => "minority_partition",
             Scenario::CrashUnflushed => "crash_unflushed",
+            Scenario::Membership => "membership",
         }
     }
 
     fn crashes(self) -> bool {
-        matches!(self, Scenario::LeaderCrash | Scenario::CrashUnflushed)
+        matches!(self, Scenario::LeaderCrash | Scenario::CrashUnflushed | Scenario::Membership)
     }
 }
 
@@ -82,6 +90,10 @@ struct Shared {
     /// Command → where it was acknowledged.
     acked: Mutex<BTreeMap<u64, LogId>>,
     next_command: AtomicU64,
+    /// Voter changes: (acknowledged, refused, outcome unknown).
+    voter_changes: Mutex<(u64, u64, u64)>,
+    /// Voter changes under way.
+    changing: AtomicU64,
 }
 
 impl Shared {
@@ -100,6 +112,8 @@ struct Node {
 struct Cluster {
     scenario: Scenario,
     ids: BTreeSet<NodeId>,
+    /// The first voters, for the membership scenario (empty: static voters `ids`).
+    initial_voters: BTreeSet<NodeId>,
     net: SimNet<SimApp>,
     rng: SimRng,
     nodes: BTreeMap<NodeId, Node>,
@@ -118,6 +132,8 @@ struct Outcome {
     delivered: u64,
     lost_messages: u64,
     digest: u64,
+    voter_changes: (u64, u64, u64),
+    final_voters: Vec<NodeId>,
 }
 
 fn address(id: NodeId) -> String {
@@ -126,8 +142,15 @@ fn address(id: NodeId) -> String {
 
 impl Cluster {
     fn options(&self, id: NodeId) -> QuorumOptions {
-        let voters = self.ids.iter().map(|i| (*i, address(*i))).collect();
-        let mut options = QuorumOptions::new(id, "sim-cluster", &address(id), Voters::Static(voters));
+        let voters = if self.initial_voters.is_empty() {
+            Voters::Static(self.ids.iter().map(|i| (*i, address(*i))).collect())
+        } else {
+            Voters::Dynamic {
+                bootstrap_servers: self.ids.iter().map(|i| address(*i)).collect(),
+                initial_voters: self.initial_voters.iter().map(|i| (*i, address(*i))).collect(),
+            }
+        };
+        let mut options = QuorumOptions::new(id, "sim-cluster", &address(id), voters);
         options.timing = Timing {
             heartbeat: Duration::from_millis(50),
             election_min: Duration::from_millis(150),
@@ -252,6 +275,54 @@ impl Cluster {
         });
     }
 
+    /// The voters as some running node knows them.
+    fn known_voters(&self) -> BTreeSet<NodeId> {
+        let leader = self.leader();
+        let source = leader.or_else(|| self.up().first().copied());
+        source
+            .and_then(|id| self.nodes[&id].quorum.as_ref())
+            .map(|q| q.metrics().borrow().membership_config.membership().voter_ids().collect())
+            .unwrap_or_default()
+    }
+
+    /// Asks a random running node to add a random non-voter or remove a
+    /// random voter; at most two changes under way at once.
+    fn change_voters_somewhere(&mut self) {
+        let up = self.up();
+        if up.is_empty() || self.shared.changing.load(Ordering::SeqCst) >= 2 {
+            return;
+        }
+        let via = up[self.rng.below(up.len() as u64) as usize];
+        let voters = self.known_voters();
+        let others: Vec<NodeId> = self.ids.difference(&voters).copied().collect();
+        let add = !others.is_empty() && (voters.len() <= 1 || self.rng.chance(500));
+        let quorum = self.nodes[&via].quorum.clone().expect("up");
+        let shared = self.shared.clone();
+        shared.changing.fetch_add(1, Ordering::SeqCst);
+        let target = if add {
+            others[self.rng.below(others.len() as u64) as usize]
+        } else {
+            let v: Vec<NodeId> = voters.into_iter().collect();
+            if v.is_empty() {
+                shared.changing.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            v[self.rng.below(v.len() as u64) as usize]
+        };
+        tokio::spawn(async move {
+            let result =
+                if add { quorum.add_voter(target, &address(target)).await } else { quorum.remove_voter(target).await };
+            let mut counts = shared.voter_changes.lock().expect("lock");
+            match result {
+                Ok(_) => counts.0 += 1,
+                Err(QuorumError::VoterChange { .. }) | Err(QuorumError::NotController { .. }) => counts.1 += 1,
+                Err(_) => counts.2 += 1,
+            }
+            drop(counts);
+            shared.changing.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
     /// Every running node that applied an acknowledged index holds that command there.
     fn check_acked(&self) {
         let acked = self.shared.acked.lock().expect("lock").clone();
@@ -300,9 +371,12 @@ impl Cluster {
                     pending.push((back, Action::Restart(leader)));
                 }
             }
-            Scenario::CrashUnflushed => {
+            Scenario::CrashUnflushed | Scenario::Membership => {
+                if self.scenario == Scenario::Membership && self.rng.chance(40) {
+                    self.change_voters_somewhere();
+                }
                 let up = self.up();
-                if !up.is_empty() && self.rng.chance(10) {
+                if !up.is_empty() && self.rng.chance(if self.scenario == Scenario::Membership { 5 } else { 10 }) {
                     let id = up[self.rng.below(up.len() as u64) as usize];
                     // Somewhere inside the step, so some appends are in their flush window.
                     tokio::time::sleep(Duration::from_millis(self.rng.below(STEP.as_millis() as u64))).await;
@@ -350,9 +424,11 @@ const STEP: Duration = Duration::from_millis(10);
 async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Result<Outcome, Vec<String>> {
     seed_thread_rng(seed ^ 0x5eed);
     let mut rng = SimRng::new(seed);
-    let voters: NodeId = if seed.is_multiple_of(2) { 3 } else { 5 };
+    let membership = scenario == Scenario::Membership;
+    let voters: NodeId = if seed.is_multiple_of(2) && !membership { 3 } else { 5 };
     let faults = match scenario {
         Scenario::SteadyDrops => NetFaults { drop_per_mille: 100, delay_ms: (0, 15) },
+        Scenario::Membership => NetFaults { drop_per_mille: 50, delay_ms: (0, 10) },
         _ => NetFaults { drop_per_mille: 10, delay_ms: (0, 5) },
     };
     let net = SimNet::new(rng.next_u64(), faults);
@@ -370,8 +446,21 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         }
         nodes.insert(*id, Node { disk, flush, quorum: None, tasks: Vec::new() });
     }
-    let mut cluster =
-        Cluster { scenario, ids: ids.clone(), net, rng, nodes, shared: Arc::new(Shared::default()), lost_unflushed: 0 };
+    let initial_voters: BTreeSet<NodeId> = match (membership, seed.is_multiple_of(2)) {
+        (false, _) => BTreeSet::new(),
+        (true, true) => BTreeSet::from([1, 2, 3]),
+        (true, false) => BTreeSet::from([1]),
+    };
+    let mut cluster = Cluster {
+        scenario,
+        ids: ids.clone(),
+        initial_voters,
+        net,
+        rng,
+        nodes,
+        shared: Arc::new(Shared::default()),
+        lost_unflushed: 0,
+    };
     for id in &ids {
         cluster.start(*id).await;
     }
@@ -439,6 +528,41 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
     }
     cluster.check_acked();
 
+    // One membership everywhere, no half-done (joint) change left behind:
+    // a leader finishes one a crashed leader left.
+    let mut final_voters = Vec::new();
+    let mut agreed = false;
+    for _ in 0..200 {
+        let memberships: BTreeSet<String> = cluster
+            .nodes
+            .values()
+            .filter_map(|n| n.quorum.as_ref())
+            .map(|q| q.metrics().borrow().membership_config.membership().to_string())
+            .collect();
+        let joint = cluster.nodes.values().filter_map(|n| n.quorum.as_ref()).any(|q| {
+            let m = q.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().get_joint_config().len() > 1
+        });
+        if memberships.len() == 1 && !joint {
+            agreed = true;
+            final_voters = cluster.known_voters().into_iter().collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !agreed {
+        let seen: Vec<String> = cluster
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| n.quorum.as_ref().map(|q| format!("node {id}: {}", *q.metrics().borrow())))
+            .collect();
+        cluster.shared.violation(format!("the nodes do not settle on one uniform membership: {seen:?}"));
+    }
+    if final_voters.is_empty() && agreed {
+        cluster.shared.violation("no voter is left".into());
+    }
+
     // Same state everywhere, up to the barrier, holding every acknowledged command.
     let mut states = BTreeMap::new();
     for (id, node) in &cluster.nodes {
@@ -492,6 +616,8 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         delivered: stats.delivered,
         lost_messages: stats.lost,
         digest,
+        voter_changes: *cluster.shared.voter_changes.lock().expect("lock"),
+        final_voters,
     })
 }
 
@@ -519,6 +645,7 @@ fn run_scenario(scenario: Scenario) {
     let seeds = seeds();
     let mut failures = Vec::new();
     let (mut acked, mut crashes, mut terms, mut lost) = (0usize, 0u64, 0usize, 0usize);
+    let mut changes = (0u64, 0u64, 0u64);
     for &seed in &seeds {
         match run_seed(scenario, seed, false) {
             Ok(outcome) => {
@@ -526,6 +653,9 @@ fn run_scenario(scenario: Scenario) {
                 crashes += outcome.crashes;
                 terms += outcome.terms;
                 lost += outcome.lost_unflushed;
+                changes.0 += outcome.voter_changes.0;
+                changes.1 += outcome.voter_changes.1;
+                changes.2 += outcome.voter_changes.2;
             }
             Err(violations) => {
                 eprintln!(
@@ -547,6 +677,13 @@ fn run_scenario(scenario: Scenario) {
         lost,
         terms
     );
+    if scenario == Scenario::Membership {
+        eprintln!(
+            "sim membership: voter changes {} acknowledged, {} refused, {} with an unknown outcome",
+            changes.0, changes.1, changes.2
+        );
+        assert!(seeds.len() < 20 || changes.0 > seeds.len() as u64, "too few voter changes happened: {changes:?}");
+    }
     assert!(failures.is_empty(), "{} failing seeds in {}: {failures:?}", failures.len(), scenario.name());
 }
 
@@ -573,6 +710,11 @@ fn sim_minority_partition() {
 #[test]
 fn sim_crash_with_unflushed_loss() {
     run_scenario(Scenario::CrashUnflushed);
+}
+
+#[test]
+fn sim_membership_changes() {
+    run_scenario(Scenario::Membership);
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod raft_voters;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -151,6 +152,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::ConsumerGroupDescribe(r) => consumer_groups::describe(cluster, &header, r),
         Request::ListConfigResources(r) => list_config_resources::handle(cluster, &header, r),
         Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(cluster, &header, r),
+        Request::AddRaftVoter(r) => raft_voters::add_raft_voter(cluster, &header, r),
+        Request::RemoveRaftVoter(r) => raft_voters::remove_raft_voter(cluster, &header, r),
     }
 }
 

@@ -148,4 +148,30 @@ pub enum ForwardError {
     },
     /// The leader refused or failed it; one line.
     Failed(String),
+    /// The leader refused a voter change for a reason Kafka names.
+    VoterChange {
+        /// Which reason.
+        refusal: VoterRefusal,
+        /// One line saying why.
+        message: String,
+    },
+}
+
+/// Why a voter change (KIP-853 AddRaftVoter / RemoveRaftVoter) was
+/// refused; each maps onto the error code Kafka's Raft client answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoterRefusal {
+    /// The voters are static (`controller.quorum.voters`, Kafka's
+    /// kraft.version 0): UNSUPPORTED_VERSION.
+    StaticVoters,
+    /// The node is a voter already: DUPLICATE_VOTER.
+    DuplicateVoter,
+    /// The node is not a voter, or is the last one: VOTER_NOT_FOUND.
+    VoterNotFound,
+    /// Another voter change is under way or not committed yet, or the
+    /// leader has not committed an entry of its term: REQUEST_TIMED_OUT.
+    ChangeInProgress,
+    /// The new voter did not catch up with the leader's log in time (it
+    /// cannot be reached, or is too slow): REQUEST_TIMED_OUT.
+    NotCaughtUp,
 }
