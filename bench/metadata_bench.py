@@ -396,9 +396,13 @@ class Quorum:
         return ctl.pop() if len(ctl) == 1 and next(iter(ctl)) in expected else None
 
     def shown_props(self) -> dict:
-        return {k: (v if k not in ("log.dirs",) else "<dir>") for k, v in self.props.items()
-                if k not in ("controller.quorum.voters", "listeners")} | {
-            "controller.quorum.voters": "1@127.0.0.1:C1,...", "listeners": "PLAINTEXT://127.0.0.1:P,CONTROLLER://127.0.0.1:C"}
+        """The last node's server.properties with its ports and directory as placeholders."""
+        placeholders = {
+            "controller.quorum.voters": ",".join(f"{i}@{HOST}:CPORT{i}" for i in self.nodes),
+            "listeners": f"PLAINTEXT://{HOST}:PORT,CONTROLLER://{HOST}:CPORT",
+            "log.dirs": "DATA_DIR",
+        }
+        return {k: placeholders.get(k, v) for k, v in self.props.items()}
 
 
 def wait_for(what: str, check, timeout: float, every: float = 0.05, alive=None):
@@ -420,10 +424,11 @@ def wait_for(what: str, check, timeout: float, every: float = 0.05, alive=None):
         time.sleep(every)
 
 
-def admin_client(bootstrap: str):
+def admin_client(bootstrap: str, quiet: bool = False):
+    """An AdminClient; quiet ones log nothing (after a kill librdkafka logs every refused connect)."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0 if quiet else 3})
 
 
 def create_one(client, name: str, timeout: float, exists_ok: bool = False) -> None:
@@ -446,7 +451,7 @@ def wait_ready(q: Quorum, prefix: str) -> dict:
     t0 = time.perf_counter()
     leader = wait_for(f"every node to list brokers {sorted(q.ids)} and agree on a controller",
                       lambda: q.agreement(q.ids), READY_TIMEOUT_S, 0.1, q.check_alive)
-    client = admin_client(q.bootstrap())
+    client = admin_client(q.bootstrap(), quiet=True)
     warm = f"{prefix}warm"
     wait_for("a first CreateTopics to succeed", lambda: create_one(client, warm, 10.0, True) or True,
              READY_TIMEOUT_S, 0.5, q.check_alive)
@@ -667,7 +672,7 @@ def fresh_client_attempt(bootstrap: str, timeout: float):
     """One CreateTopics through a new confluent-kafka AdminClient (it asks the bootstrap nodes for the
     metadata and sends the request to the controller they name)."""
     def attempt(name: str) -> None:
-        client = admin_client(bootstrap)
+        client = admin_client(bootstrap, quiet=True)
         create_one(client, name, timeout)
     return attempt
 

@@ -14,6 +14,10 @@ directory) it measures:
     latency p50/p99 at 5,000 records/s, with shared/tools/bench_kafka.py (through
     a consumer group) and with bench/assign_bench.py (the same with assign(), no
     consumer group)
+  * for Tributary, in phases that start their own processes: platform start-up
+    (bench/startup_bench.py), and topics/s through a 3-node cluster's metadata
+    quorum beside a single node plus quorum leader failover
+    (bench/metadata_bench.py)
 
 then writes docs/benchmarks.md and the raw results to bench/out/.
 
@@ -1097,6 +1101,7 @@ class Runner:
             raise PhaseError(f"metadata_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
         d["cmd"] = shlex.join(["python3", "bench/metadata_bench.py", "--tributary-bin", "BIN"] + argv[4:-2])
         d["rc"] = r["rc"]
+        d["stderr_tail"] = tail("\n".join(ln for ln in (r["stderr"] or "").splitlines() if not ln.startswith("%")), 30)
         if not d.get("error") and (d.get("failover") or {}).get("failed_rounds"):
             d["error"] = f"no committed CreateTopics after kill(s) {d['failover']['failed_rounds']}"
         return d
@@ -2104,6 +2109,9 @@ def render(results):
     w(f"- bench/assign_bench.py: the same confluent-kafka and Python; sha256 {str(v.get('assign_bench_sha256'))[:12]}")
     w(f"- bench/rebalance_bench.py and bench/cleaner_bench.py: the same confluent-kafka and Python; sha256 "
       f"{str(v.get('rebalance_bench_sha256'))[:12]} and {str(v.get('cleaner_bench_sha256'))[:12]}")
+    if v.get("metadata_bench_sha256"):
+        w(f"- bench/metadata_bench.py: the same confluent-kafka and Python; sha256 "
+          f"{str(v['metadata_bench_sha256'])[:12]}")
     w(f"- Command: `{results['command']}`")
     for name in BROKERS:
         b = R.broker(name)
