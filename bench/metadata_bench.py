@@ -366,6 +366,7 @@ class Quorum:
                       for i in range(1, n + 1)}
         self.voters = ",".join(f"{i}@{HOST}:{nd.controller_port}" for i, nd in self.nodes.items())
         self.props = {}
+        self.logs = LogEvents()
 
     @property
     def ids(self) -> set[int]:
@@ -689,41 +690,63 @@ def kafka_error(e: Exception) -> tuple[str, str]:
     return type(e).__name__, str(e)
 
 
-def log_events(nodes: list[Node], since_wall: float, until_wall: float, last: bool = False) -> dict:
-    """From these nodes' logs, between the two wall-clock times: the first committed vote (the last
-    one with last=True) and the first fencing line."""
-    elected = None
-    fenced = None
-    for nd in nodes:
+class LogEvents:
+    """Committed votes and fencing lines from the nodes' logs, read incrementally: a quorum leader whose
+    follower is down logs thousands of lines a second, so the logs reach hundreds of MB."""
+
+    def __init__(self):
+        self.pos: dict[str, int] = {}
+        self.votes: dict[int, list[tuple[float, int, int]]] = {}  # node -> (wall time, term, leader)
+        self.fences: dict[int, list[tuple[float, int]]] = {}  # node -> (wall time, fenced broker)
+
+    @staticmethod
+    def _ts(text: str) -> float | None:
         try:
-            with open(nd.log_path, errors="replace") as f:
-                lines = f.readlines()
+            return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            return None
+
+    def scan(self, nd: Node) -> None:
+        start = self.pos.get(nd.log_path, 0)
+        try:
+            with open(nd.log_path, "rb") as f:
+                f.seek(start)
+                data = f.read()
         except OSError:
-            continue
-        for line in lines:
-            for pat, kind in ((VOTE_COMMITTED, "vote"), (FENCING, "fence")):
-                m = pat.match(line)
-                if not m:
-                    continue
-                try:
-                    ts = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                        tzinfo=dt.timezone.utc).timestamp()
-                except ValueError:
-                    continue
-                if not since_wall <= ts <= until_wall:
-                    continue
-                if kind == "vote" and (elected is None or (ts > elected[0] if last else ts < elected[0])):
-                    elected = (ts, int(m.group(2)), int(m.group(3)))
-                if kind == "fence" and (fenced is None or ts < fenced[0]):
-                    fenced = (ts, int(m.group(2)))
-    out = {}
-    if elected:
-        out["elected_s"] = round(elected[0] - since_wall, 3)
-        out["new_term"] = elected[1]
-        out["new_leader"] = elected[2]
-    if fenced:
-        out["fenced_in_log_s"] = round(fenced[0] - since_wall, 3)
-    return out
+            return
+        end = data.rfind(b"\n") + 1  # complete lines only
+        self.pos[nd.log_path] = start + end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            if "vote is changing" in line:
+                m = VOTE_COMMITTED.match(line)
+                ts = m and self._ts(m.group(1))
+                if ts:
+                    self.votes.setdefault(nd.node_id, []).append((ts, int(m.group(2)), int(m.group(3))))
+            elif "fencing broker" in line:
+                m = FENCING.match(line)
+                ts = m and self._ts(m.group(1))
+                if ts:
+                    self.fences.setdefault(nd.node_id, []).append((ts, int(m.group(2))))
+
+    def leader_before(self, nd: Node, wall: float) -> int | None:
+        """The leader of the last committed vote this node logged before `wall`."""
+        self.scan(nd)
+        before = [v for v in self.votes.get(nd.node_id, []) if v[0] <= wall]
+        return max(before)[2] if before else None
+
+    def after(self, nodes: list[Node], wall: float) -> dict:
+        """The first committed vote and the first fencing line any of these nodes logged after `wall`."""
+        for nd in nodes:
+            self.scan(nd)
+        votes = [v for nd in nodes for v in self.votes.get(nd.node_id, []) if v[0] >= wall]
+        fences = [f for nd in nodes for f in self.fences.get(nd.node_id, []) if f[0] >= wall]
+        out = {}
+        if votes:
+            ts, term, leader = min(votes)
+            out.update({"elected_s": round(ts - wall, 3), "new_term": term, "new_leader": leader})
+        if fences:
+            out["fenced_in_log_s"] = round(min(fences)[0] - wall, 3)
+        return out
 
 
 def failover_round(q: Quorum, r: int, prefix: str, attempt_timeout: float, observe_s: float = 0.0) -> dict:
@@ -758,6 +781,8 @@ def failover_round(q: Quorum, r: int, prefix: str, attempt_timeout: float, obser
         raise RuntimeError("the controller kept changing before the kill")
     victim = q.nodes[leader]
     survivors = [nd for i, nd in sorted(q.nodes.items()) if i != leader]
+    for nd in q.nodes.values():
+        q.logs.scan(nd)  # so the reads after the kill are short
     t_ref = [0.0]
     watcher = Watcher(survivors, leader, t_ref)
     server = [Attempts(f"server{nd.node_id}", f"{prefix}fo{r}-raw{nd.node_id}", t_ref, raw_attempt(nd.port))
@@ -794,9 +819,8 @@ def failover_round(q: Quorum, r: int, prefix: str, attempt_timeout: float, obser
     }
     ok = [p.ok_s for p in server if p.ok_s is not None]
     out["server_s"] = round(min(ok), 3) if ok else None
-    out.update(log_events(survivors, wall_kill, time.time()))
-    before = log_events([victim], 0.0, wall_kill, last=True)
-    out["leader_before_kill_in_log"] = before.get("new_leader")
+    out.update(q.logs.after(survivors, wall_kill))
+    out["leader_before_kill_in_log"] = q.logs.leader_before(victim, wall_kill)
     if out.get("new_leader") is not None:
         out["survivor_names_new_leader_s"] = watcher.first_naming(out["new_leader"])
     if observe_s > 0:
