@@ -932,11 +932,11 @@ def run(args, work: str, result: dict) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tributary-bin", required=True, help="the tributary binary")
-    ap.add_argument("--topics", type=int, default=1000, help="topics to create per run (default %(default)s)")
+    ap.add_argument("--topics", type=int, default=1000, help="topics per set (default %(default)s)")
     ap.add_argument("--partitions", type=int, default=3, help="partitions per topic (default %(default)s)")
     ap.add_argument("--batch", type=int, default=100, help="topics per CreateTopics request (default %(default)s)")
     ap.add_argument("--no-rf3", action="store_true",
-                    help="skip the second cluster run with replication factor 3")
+                    help="skip the cluster's set with replication factor 3")
     ap.add_argument("--kills", type=int, default=10, help="quorum leader kills (default %(default)s; 0: none)")
     ap.add_argument("--attempt-timeout", type=float, default=1.0,
                     help="request and operation timeout of each fresh-client CreateTopics attempt after a kill, "
@@ -946,7 +946,7 @@ def main() -> int:
                          "AdminClient per attempt, and two long-lived ones (librdkafka defaults; metadata refresh "
                          "every 1 s) watched for up to S seconds; 0: skip (default %(default)s)")
     ap.add_argument("--goal-s", type=float, default=1.0, help="the failover goal, in seconds (default %(default)s)")
-    ap.add_argument("--skip-create", action="store_true", help="skip topic creation (and the single node)")
+    ap.add_argument("--skip-create", action="store_true", help="skip the topic sets (and the single node)")
     ap.add_argument("--data-root", default=tempfile.gettempdir(),
                     help="where the work directory goes (default %(default)s; a real disk, not tmpfs)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, data) for inspection")
