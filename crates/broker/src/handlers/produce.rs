@@ -13,8 +13,10 @@
 //!
 //! The connection awaits both before it reads the next request, so
 //! appends keep request order; the reply then waits until the group-commit
-//! flusher has fsynced the batches (acks=1 and acks=all alike; acks=0 gets
-//! no reply at all).
+//! flusher has fsynced the batches (acks=1: the durable offset passed them)
+//! and, for acks=all, committed them (the high watermark passed them: the
+//! same moment while a leader is its only in-sync replica); acks=0 gets no
+//! reply at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +38,7 @@ use super::{Reply, encode_later, respond, str_bytes};
 use crate::cluster::{Cluster, Registry, TopicState};
 use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
-use crate::partition::{PartitionRef, Progress, wait_durable};
+use crate::partition::{PartitionRef, Progress, Wait, wait_for};
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
@@ -140,6 +142,9 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
     }
     let header = header.clone();
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // acks=1: this node made the batch durable; acks=all: it is committed
+    // (the same offset while a leader is its only in-sync replica).
+    let wait = if acks == 1 { Wait::Durable } else { Wait::Committed };
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut done = Vec::with_capacity(topics.len());
@@ -149,7 +154,7 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
                 partitions.push(match outcome {
                     Outcome::Done(r) => r,
                     Outcome::Pending { response, progress, target } => {
-                        match tokio::time::timeout_at(deadline, wait_durable(progress, target)).await {
+                        match tokio::time::timeout_at(deadline, wait_for(progress, target, wait)).await {
                             Ok(p) if !p.offline => response,
                             Ok(_) => error_response(
                                 response.index,
