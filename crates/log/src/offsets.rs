@@ -56,10 +56,7 @@ impl LogOffsets {
     /// Asserts the invariants every replica keeps (see the module docs).
     /// `what` names the log in the panic message.
     pub fn check(&self, what: &dyn std::fmt::Display) {
-        assert!(
-            self.durable_offset >= 0 && self.high_watermark >= 0,
-            "negative offsets {self:?} in {what}"
-        );
+        assert!(self.durable_offset >= 0 && self.high_watermark >= 0, "negative offsets {self:?} in {what}");
         assert!(
             self.durable_offset <= self.log_end_offset,
             "durable offset {} past the log end {} of {what}",
