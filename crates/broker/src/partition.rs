@@ -198,8 +198,15 @@ impl Partition {
     }
 
     /// The role and leader epoch the committed metadata gives this node
-    /// (set by the reconciler). Returns whether anything changed.
+    /// (set by the reconciler). Returns whether anything changed. A change
+    /// is made under the log's lock, so an append (which checks the role
+    /// under that lock) lands either before it, stamped with the epoch it
+    /// was led in, or is refused after it.
     pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> bool {
+        if self.is_leader() == leader && self.leader_epoch() == leader_epoch {
+            return false;
+        }
+        let _log = self.log();
         let was_leader = self.leader.swap(leader, Ordering::SeqCst);
         let was_epoch = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
         was_leader != leader || was_epoch != leader_epoch
