@@ -77,12 +77,22 @@ def fetch(node, version: int, tid: bytes, partition: int, epoch: int = -1):
     return answers[(tid, partition)], endpoints
 
 
+def advertised(node, api_key: int) -> int:
+    """The highest version of `api_key` that `node` advertises in ApiVersions."""
+    with kwire.Connection(HOST, node.client_port) as c:
+        cid = c.send_request(kwire.API_VERSIONS, 0, kwire.api_versions_v0_body())
+        return kwire.parse_api_versions_v0(c.recv_response(cid)).api_keys[api_key][1]
+
+
 def test_produce_and_fetch_sent_elsewhere_name_the_leader(cluster):
     # Three replicas: every broker hosts every partition, the others as followers.
     create(cluster, "hinted", 3, 3)
     placed = wait_for("a leader on every broker",
                       lambda: (l := leaders(cluster.nodes[1], "hinted")) and set(l.values()) == {1, 2, 3} and l)
     tid = topic_id(cluster.nodes[1], "hinted")
+    produce_max, fetch_max = advertised(cluster.nodes[1], kwire.PRODUCE), advertised(cluster.nodes[1], kwire.FETCH)
+    # The layouts kwire reads (Produce 9-12, Fetch 15-17) cover what is advertised.
+    assert 10 <= produce_max <= 12 and 16 <= fetch_max <= 17, (produce_max, fetch_max)
     for partition, leader in placed.items():
         endpoint = kwire.NodeEndpoint(leader, HOST, cluster.nodes[leader].client_port, None)
         # The leader takes the record; its answer names no other leader.
@@ -96,12 +106,12 @@ def test_produce_and_fetch_sent_elsewhere_name_the_leader(cluster):
             epoch = refused.current_leader.leader_epoch
             assert epoch >= 0
             assert endpoints == [endpoint]
-            # Every advertised version that has the fields fills them (ApiVersions: Produce 12, Fetch 17).
-            for version in (10, 12):
+            # Every advertised version that has the fields fills them.
+            for version in range(10, produce_max + 1):
                 refused, endpoints = produce(node, version, "hinted", partition)
                 assert (refused.error_code, refused.current_leader, endpoints) == \
                     (NOT_LEADER_OR_FOLLOWER, kwire.LeaderHint(leader, epoch), [endpoint]), version
-            for version in (16, 17):
+            for version in range(16, fetch_max + 1):
                 refused, endpoints = fetch(node, version, tid, partition)
                 assert refused.error_code == NOT_LEADER_OR_FOLLOWER and not refused.records
                 assert refused.current_leader == kwire.LeaderHint(leader, epoch), version
