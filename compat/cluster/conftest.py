@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import kraft
 from kraft import DEADLINE, HOST, ROOT, Cluster, Node, free_ports, wait_for  # noqa: F401 - re-exported to the tests
+
+# Helpers shared with the single-node suite (kio_wire, kwire), after this directory's own modules.
+sys.path.append(str(ROOT / "compat" / "python"))
 
 
 def binary() -> Path:

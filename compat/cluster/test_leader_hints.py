@@ -11,17 +11,13 @@ from __future__ import annotations
 import logging
 import signal
 import struct
-import sys
 import threading
-from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import NewTopic
 
+import kwire  # compat/python, on the path through conftest
 from conftest import HOST, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-import kwire  # noqa: E402
 
 NOT_LEADER_OR_FOLLOWER = 6
 FENCED_LEADER_EPOCH = 74

@@ -7,10 +7,12 @@
 //!   `--detach`ed (`start.rs`); `tributary status|stop|logs|destroy` follow
 //!   the platform running on a data directory (`lifecycle.rs`) through the
 //!   files it keeps there (`local.rs`); its log lines name their service
-//!   (`logging.rs`).
+//!   (`logging.rs`). `start --nodes 3` runs a local KRaft cluster of three
+//!   broker processes under one supervising process instead (`nodes.rs`).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
-//! - `tributary cluster info` describes any Kafka-compatible cluster (`cluster.rs`).
+//! - `tributary cluster info` describes any Kafka-compatible cluster: brokers,
+//!   fenced or not, and the metadata quorum (`cluster.rs`).
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
 //! - `tributary topic list|describe|create|alter-config|add-partitions|delete`
@@ -38,6 +40,7 @@ mod group;
 mod lifecycle;
 mod local;
 mod logging;
+mod nodes;
 mod output;
 mod produce;
 mod profile;
@@ -84,7 +87,7 @@ enum Command {
     Destroy(lifecycle::DestroyArgs),
     /// Run a broker from a Kafka server.properties file.
     Broker(start::BrokerArgs),
-    /// The cluster: its id, controller, brokers, and topic and partition counts.
+    /// The cluster: its id, controller, brokers (fenced or not), metadata quorum, topic and partition counts.
     Cluster(cluster::ClusterArgs),
     /// A KRaft node's data directory: format it for a cluster id, or make a new id (kafka-storage.sh).
     Storage(storage::StorageArgs),

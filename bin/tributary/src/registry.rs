@@ -3,7 +3,6 @@
 //! variables, flags); and the registry `tributary start` runs in-process.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -125,12 +124,12 @@ pub async fn bind_embedded(
     Ok((config, listener))
 }
 
-/// Starts the in-process registry against the local broker.
+/// Starts the in-process registry against the local broker or cluster (a bootstrap list).
 pub async fn start_embedded(
     mut config: RegistryConfig,
     listener: TcpListener,
-    kafka: SocketAddr,
+    bootstrap: &str,
 ) -> Result<SchemaRegistry, String> {
-    config.bootstrap = kafka.to_string();
+    config.bootstrap = bootstrap.to_string();
     SchemaRegistry::start(config, listener).await.map_err(|e| format!("the schema registry did not start: {e}"))
 }

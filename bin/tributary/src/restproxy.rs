@@ -117,14 +117,14 @@ pub async fn bind_embedded(host: &str, port: u16, http: Limits) -> Result<(RestP
     Ok((config, listener))
 }
 
-/// Starts the in-process REST proxy against the local broker (and registry, if it runs).
+/// Starts the in-process REST proxy against the local broker or cluster (a bootstrap list), and the registry if it runs.
 pub fn start_embedded(
     mut config: RestProxyConfig,
     listener: TcpListener,
-    kafka: SocketAddr,
+    bootstrap: &str,
     schema_registry: Option<SocketAddr>,
 ) -> Result<RestProxy, String> {
-    config.bootstrap = kafka.to_string();
+    config.bootstrap = bootstrap.to_string();
     config.schema_registry_url = schema_registry.map(|a| format!("http://{a}"));
     RestProxy::start(config, listener).map_err(|e| format!("the REST proxy did not start: {e}"))
 }

@@ -25,8 +25,9 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 
 /// The APIs of the broker core and the group coordinator: classic groups
 /// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69),
-/// and the Kafka 4.1 admin listings ListConfigResources (74, KIP-1142) and
-/// DescribeTopicPartitions (75, KIP-966).
+/// the Kafka 4.1 admin listings ListConfigResources (74, KIP-1142) and
+/// DescribeTopicPartitions (75, KIP-966), and DescribeQuorum (55, the
+/// metadata quorum as KRaft reports it; a node alone is a quorum of itself).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -42,7 +43,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),

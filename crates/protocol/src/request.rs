@@ -93,6 +93,7 @@ pub enum Request {
     CreatePartitions(CreatePartitionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    DescribeQuorum(DescribeQuorumRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     Heartbeat(HeartbeatRequest),
@@ -194,6 +195,7 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
             dec!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeCluster => dec!(DescribeCluster, DescribeClusterRequest),
+        ApiKey::DescribeQuorum => dec!(DescribeQuorum, DescribeQuorumRequest),
         ApiKey::FindCoordinator => dec!(FindCoordinator, FindCoordinatorRequest),
         ApiKey::JoinGroup => dec!(JoinGroup, JoinGroupRequest),
         ApiKey::Heartbeat => dec!(Heartbeat, HeartbeatRequest),

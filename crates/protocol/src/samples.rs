@@ -277,7 +277,20 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             if v >= 1 {
                 r = r.with_endpoint_type(1);
             }
+            if v >= 2 {
+                r = r.with_include_fenced_brokers(true);
+            }
             enc!(r)
+        }
+        ApiKey::DescribeQuorum => {
+            use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+            let t = |name| {
+                TopicData::default().with_topic_name(topic(name)).with_partitions(vec![
+                    PartitionData::default().with_partition_index(0),
+                    PartitionData::default().with_partition_index(1),
+                ])
+            };
+            enc!(DescribeQuorumRequest::default().with_topics(vec![t("__cluster_metadata"), t("b")]))
         }
         ApiKey::FindCoordinator => {
             let mut r = FindCoordinatorRequest::default();

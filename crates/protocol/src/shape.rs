@@ -203,6 +203,11 @@ const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(Arr(INCREMENTAL_RESOURCE), 0, MAX), 
 // ---- DescribeCluster (60), flexible from 0
 const DESCRIBE_CLUSTER: &[F] = &[f(Bool, 0, MAX), f(I8, 1, MAX), f(Bool, 2, MAX)];
 
+// ---- DescribeQuorum (55), flexible from 0
+const DESCRIBE_QUORUM_PARTITION: &[F] = &[f(I32, 0, MAX)];
+const DESCRIBE_QUORUM_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(DESCRIBE_QUORUM_PARTITION), 0, MAX)];
+const DESCRIBE_QUORUM: &[F] = &[f(Arr(DESCRIBE_QUORUM_TOPIC), 0, MAX)];
+
 // ---- FindCoordinator (10), flexible from 3
 const FIND_COORDINATOR: &[F] = &[f(Str, 0, 3), f(I8, 1, MAX), f(PrimArr(&Str), 4, MAX)];
 
@@ -320,6 +325,7 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
         ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::Heartbeat => (HEARTBEAT, 4),

@@ -1,5 +1,7 @@
 //! DescribeCluster (key 60): cluster id, controller and brokers, as the
-//! AdminClient's describeCluster reports them.
+//! AdminClient's describeCluster reports them. From v2 (Kafka 4.0,
+//! KIP-1073) a client may ask for fenced brokers too (`include_fenced_brokers`):
+//! registered brokers whose heartbeats stopped, listed with `is_fenced`.
 
 use std::sync::Arc;
 
@@ -33,15 +35,24 @@ pub(super) fn handle(
         )));
         return respond(ApiKey::DescribeCluster, header, &body);
     }
-    let brokers = live
-        .iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id))
-                .with_host(str_bytes(&b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.as_deref().map(str_bytes))
-        })
-        .collect();
+    let broker = |id: i32, host: &str, port: u16, rack: Option<&str>| {
+        DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(id))
+            .with_host(str_bytes(host))
+            .with_port(i32::from(port))
+            .with_rack(rack.map(str_bytes))
+    };
+    let mut brokers: Vec<DescribeClusterBroker> =
+        live.iter().map(|b| broker(b.id, &b.host, b.port, b.rack.as_deref())).collect();
+    if header.api_version >= 2 && request.include_fenced_brokers {
+        let image = cluster.image();
+        for b in image.brokers.values().filter(|b| b.fenced) {
+            let Some(l) = b.listeners.iter().find(|l| l.name == conn.listener).or_else(|| b.listeners.first()) else {
+                continue;
+            };
+            brokers.push(broker(b.broker_id, &l.host, l.port, b.rack.as_deref()).with_is_fenced(true));
+        }
+        brokers.sort_by_key(|b| b.broker_id.0);
+    }
     respond(ApiKey::DescribeCluster, header, &body.with_error_code(0).with_brokers(brokers))
 }

@@ -11,6 +11,7 @@ mod api_versions;
 mod configs;
 mod consumer_groups;
 mod describe_cluster;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod groups;
@@ -134,6 +135,7 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::AlterConfigs(r) => configs::alter(cluster, &header, r).await,
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(cluster, &header, r).await,
         Request::DescribeCluster(r) => describe_cluster::handle(cluster, conn, &header, r),
+        Request::DescribeQuorum(r) => describe_quorum::handle(cluster, &header, r).await,
         Request::FindCoordinator(r) => groups::find_coordinator(cluster, conn, &header, r),
         Request::JoinGroup(r) => groups::join_group(cluster, conn, &header, r),
         Request::SyncGroup(r) => groups::sync_group(cluster, &header, r),
