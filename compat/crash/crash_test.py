@@ -118,7 +118,10 @@ def main() -> int:
     for f in adm.create_topics([NewTopic("jq", a.keys, 1, config={"min.insync.replicas": "1"})]).values():
         f.result(30)
 
-    duration = a.cycles * a.every + 1
+    # Each kill takes its interval plus the restart, which a loaded machine
+    # stretches; the run is twice as long as the kills need, and kills stop
+    # once --cycles have happened, so a slow restart cannot leave the run short.
+    duration = 2 * a.cycles * a.every + 10
     history = out / "history.jsonl"
     nemesis_requests, nemesis_done = out / "nemesis.cmd", out / "nemesis.done"
     # The driver runs --nemesis as a shell command; it asks this process, which owns the
@@ -142,7 +145,10 @@ def main() -> int:
         while driver.poll() is None:
             requests = nemesis_requests.read_text().count("kill")
             while handled < requests:
-                msg = broker.kill_and_restart()
+                if broker.kills < a.cycles:
+                    msg = broker.kill_and_restart()
+                else:
+                    msg = f"no kill: {broker.kills} kill -9 cycles done"
                 handled += 1
                 with open(nemesis_done, "a") as done_log:
                     done_log.write(msg + "\n")

@@ -355,12 +355,13 @@ class BrokerFactory:
 
     def start(self, data_dir: Path | None = None, port: int | None = None,
               overrides: dict[str, str] | None = None, schema_registry: bool = False,
-              rest_proxy: bool = False) -> BrokerProcess:
-        """`tributary start --kafka-port P --data-dir D [--override k=v ...]` (a new process);
-        with `schema_registry`, its registry runs on a free port (`b.registry_url`);
-        with `rest_proxy`, its REST proxy does (`b.rest_proxy_url`)."""
+              rest_proxy: bool = False, argv_extra: list[str] | None = None) -> BrokerProcess:
+        """`tributary start --kafka-port P --data-dir D [--override k=v ...] [argv_extra ...]`
+        (a new process); with `schema_registry`, its registry runs on a free port
+        (`b.registry_url`); with `rest_proxy`, its REST proxy does (`b.rest_proxy_url`)."""
         data_dir = data_dir or self.new_data_dir()
         extra = [a for k, v in (overrides or {}).items() for a in ("--override", f"{k}={v}")]
+        extra += list(argv_extra or [])
         b = launch(lambda p: start_args(self.bin_path, p, data_dir, schema_registry, rest_proxy) + extra,
                    self._log("start"), data_dir, port=port)
         self.started.append(b)

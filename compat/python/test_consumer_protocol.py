@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from confluent_kafka import (
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
@@ -206,3 +207,70 @@ def test_broker_restart_keeps_the_group_and_committed_offsets(broker_factory):
     assert all(v not in {f"v{i}".encode() for i in range(90)} for (_, _, _, v) in seen), \
         "nothing before the committed offsets is read again"
     c.close()
+
+
+@pytest.mark.parametrize("partition_count", [6, 12])
+def test_a_member_that_stops_polling_loses_its_partitions_to_the_others(broker_factory, partition_count):
+    """Three members consume 30,000 records; the third stops calling poll()
+    without closing just as a fourth joins. The coordinator must hand the
+    third member's partitions to the others: it fences the member when it
+    does not revoke within its rebalance timeout (max.poll.interval.ms, sent
+    by the client) or when its heartbeats stop (librdkafka stops them once
+    max.poll.interval.ms passes without a poll) and its session expires.
+    Every record must then be consumed by the others. With 12 partitions the
+    third member has one to give up when the fourth joins (the rebalance
+    timeout path); with 6 it may keep both and only its session expires.
+
+    The third member stops only after it has served its first assignment and
+    read a record: librdkafka arms max.poll.interval.ms when the application
+    first serves an assignment, so a member that never does keeps
+    heartbeating and keeps its partitions, on any broker."""
+    b = broker_factory.start(overrides={"group.consumer.session.timeout.ms": "10000",
+                                        "group.consumer.heartbeat.interval.ms": "1000"})
+    topic, group = unique("kip848-stuck"), unique("g")
+    total = 30_000
+    create_topic(b.bootstrap, topic, partition_count)
+    produce(b.bootstrap, topic, total)
+    values: set[bytes] = set()
+
+    def poll(c: Consumer) -> int:
+        got = 0
+        for m in c.consume(500, 0.1):
+            assert m.error() is None, m.error()
+            values.add(m.value())
+            got += 1
+        return got
+
+    conf = {"max.poll.interval.ms": 10_000}
+    first, second, third = (member(b.bootstrap, group, **conf) for _ in range(3))
+    for c in (first, second, third):
+        c.subscribe([topic])
+    deadline = time.monotonic() + TIMEOUT_S
+    third_read = 0
+    while not (all(partitions(c) for c in (first, second, third)) and third_read):
+        assert time.monotonic() < deadline, "the three members did not all start consuming"
+        poll(first)
+        poll(second)
+        if not third_read:  # the third stops right after its first records
+            third_read = poll(third)
+    stuck = partitions(third)
+
+    # The third member stops polling (it is not closed); a fourth joins.
+    fourth = member(b.bootstrap, group, **conf)
+    fourth.subscribe([topic])
+    live = (first, second, fourth)
+    deadline = time.monotonic() + 180
+
+    def others_own_everything() -> bool:
+        return set().union(*(partitions(c) for c in live)) == set(range(partition_count))
+
+    while len(values) < total or not others_own_everything():
+        assert time.monotonic() < deadline, (
+            f"{len(values)} of {total} records consumed; the stuck member owned {sorted(stuck)}; "
+            f"the others own {[sorted(partitions(c)) for c in live]}")
+        for c in live:
+            poll(c)
+    assert values == {f"v{i}".encode() for i in range(total)}
+    for c in live:
+        c.close()
+    third.close()

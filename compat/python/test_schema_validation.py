@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import warnings
 
@@ -297,6 +298,55 @@ def test_avro_serializer_with_the_registry(registry_platform, schema_registry_ur
     assert code == KafkaError.INVALID_RECORD and "has no schema id" in message, message
     sr.delete_subject(f"{topic}-value")
     eventually_rejected(bootstrap, topic, value)
+
+
+def test_every_id_the_registry_returns_is_accepted_at_once(registry_platform, schema_registry_url):
+    """Many rounds of: an AvroSerializer with a client of its own registers a
+    new version of the subject, and the record goes straight to the broker.
+    Each id the registry returned must be accepted the first time; an id it
+    never returned is still refused. Several writers run at once, each with
+    its own topic, so registrations land in the storage topic while others
+    are being checked."""
+    bootstrap = registry_platform.bootstrap
+    adm = ck.admin(bootstrap)
+    writers, rounds = 3, 25
+    topics = [validated_topic(adm, f"sv-rounds-{w}") for w in range(writers)]
+    refused: list = []
+    failures: list = []
+
+    def writer(topic: str) -> None:
+        try:
+            producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+            ctx = SerializationContext(topic, MessageField.VALUE)
+            for n in range(rounds):
+                # Each round adds an optional field: a new, backward compatible version.
+                fields = [{"name": "id", "type": "long"}] + [
+                    {"name": f"f{i}", "type": ["null", "long"], "default": None} for i in range(n)]
+                schema = json.dumps({"type": "record", "name": "Order", "namespace": "shop.rounds",
+                                     "fields": fields})
+                serialize = AvroSerializer(SchemaRegistryClient({"url": schema_registry_url}), schema)
+                value = serialize({"id": n}, ctx)
+                errors: list = []
+                producer.produce(topic, value=value, on_delivery=lambda err, _msg: errors.append(err))
+                assert producer.flush(TIMEOUT_S) == 0, "the record got a delivery report"
+                if errors != [None]:
+                    schema_id = int.from_bytes(value[1:5], "big")
+                    refused.append((topic, n, schema_id, [e and e.str() for e in errors]))
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in topics]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert not refused, f"ids the registry had just returned were refused: {refused}"
+
+    latest = SchemaRegistryClient({"url": schema_registry_url}).get_latest_version(f"{topics[0]}-value")
+    never_returned = latest.schema_id + 1_000_000
+    [err] = produce(bootstrap, topics[0], [(None, framed(never_returned, b""))])
+    assert_rejected(err)
 
 
 def test_record_name_strategy_with_the_registry(registry_platform, schema_registry_url):

@@ -1,7 +1,9 @@
 //! `tributary status|stop|logs|destroy`: the local platform a `tributary
 //! start` runs on a data directory, found through the files it keeps there
 //! (`local.rs`): the broker's lock says whether something runs, the run file
-//! says what (pid, services, URLs), the log says what it did.
+//! says what (pid, services, URLs), the log says what it did. A local
+//! cluster (`start --nodes`) is one supervising process holding the lock
+//! and one process per node, each named in the run file.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -28,7 +30,8 @@ Exit status: 0 when every service of the platform is up; 1 when any is down or n
 
 JSON output (-o json): {\"data_dir\": str, \"running\": bool, \"pid\": int|null, \"detached\": bool|null,
 \"uptime_s\": int|null, \"log_file\": str, \"services\": [{\"service\": str, \"state\": \"up\"|\"down\",
-\"url\": str, \"pid\": int|null, \"uptime_s\": int|null}]}
+\"url\": str, \"pid\": int|null, \"uptime_s\": int|null}]}; each node of a local cluster (`start --nodes`)
+is a broker entry with \"node_id\": int and its own pid.
 
 Examples:
   tributary status
@@ -52,7 +55,8 @@ Examples:
 const LOGS_HELP: &str = "\
 Prints <data-dir>/logs/tributary.log, the log of the platform `tributary start` runs on that data
 directory (detached or not). Each line names the service that wrote it; give one to see only its
-lines (lines of the process as a whole are tagged `tributary`).
+lines (lines of the process as a whole are tagged `tributary`). The nodes of a local cluster
+(`start --nodes`) write theirs to the same log tagged broker-1, broker-2, ...: `broker` shows them all.
 
 Exit status: 0; 4 when the data directory has no log yet.
 
@@ -160,6 +164,9 @@ struct StatusJson<'a> {
 #[derive(Debug, Serialize)]
 struct ServiceStatus {
     service: Service,
+    /// A node of a local cluster (`start --nodes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<i32>,
     state: &'static str,
     url: String,
     pid: Option<u32>,
@@ -183,32 +190,37 @@ pub fn status(args: StatusArgs) -> ExitCode {
                 let up = accepts(&s.host, s.port);
                 ServiceStatus {
                     service: s.service,
+                    node_id: s.node_id,
                     state: if up { "up" } else { "down" },
                     url: s.url.clone(),
-                    pid: up.then_some(run.pid),
+                    pid: up.then_some(s.pid.unwrap_or(run.pid)),
                     uptime_s: if up { uptime_s } else { None },
                 }
             })
             .collect(),
         None => {
             let settings = Settings::load(&dir).ok().flatten().unwrap_or_default();
-            Service::ALL
-                .into_iter()
-                .map(|service| {
-                    let port = match service {
-                        Service::Broker => settings.kafka_port,
-                        Service::SchemaRegistry => settings.schema_registry_port,
-                        Service::RestProxy => settings.rest_proxy_port,
-                    };
-                    ServiceStatus {
-                        service,
-                        state: "down",
-                        url: service.url(&settings.host, port),
-                        pid: None,
-                        uptime_s: None,
-                    }
-                })
-                .collect()
+            let down = |service: Service, node_id: Option<i32>, port: u16| ServiceStatus {
+                service,
+                node_id,
+                state: "down",
+                url: service.url(&settings.host, port),
+                pid: None,
+                uptime_s: None,
+            };
+            let mut services: Vec<ServiceStatus> = if settings.nodes > 1 {
+                settings
+                    .node_ports()
+                    .iter()
+                    .zip(1..)
+                    .map(|(&(kafka, _), id)| down(Service::Broker, Some(id), kafka))
+                    .collect()
+            } else {
+                vec![down(Service::Broker, None, settings.kafka_port)]
+            };
+            services.push(down(Service::SchemaRegistry, None, settings.schema_registry_port));
+            services.push(down(Service::RestProxy, None, settings.rest_proxy_port));
+            services
         }
     };
     let all_up = run.is_some() && services.iter().all(|s| s.state == "up");
@@ -241,7 +253,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
         let mut table = Table::new(&["SERVICE", "STATE", "URL", "PID", "UPTIME"]);
         for s in &services {
             table.row(vec![
-                s.service.name().to_string(),
+                crate::start::label(s.service, s.node_id),
                 s.state.to_string(),
                 s.url.clone(),
                 s.pid.map_or_else(|| "-".to_string(), |p| p.to_string()),
@@ -276,7 +288,11 @@ enum Stopped {
 fn stop_platform(dir: &Path, timeout: Duration, force: bool) -> Result<(Stopped, Option<u32>), String> {
     let run = match local::dir_state(dir) {
         DirState::Free => {
-            // A run file left by a platform that was killed describes nothing.
+            // A run file left by a platform that was killed describes nothing, unless a node of
+            // its cluster still runs (it stops by itself soon after its platform is gone).
+            if let Ok(Some(run)) = RunFile::load(dir) {
+                stop_nodes(&run, timeout);
+            }
             let _ = std::fs::remove_file(dir.join(local::RUN_FILE));
             return Ok((Stopped::NotRunning, None));
         }
@@ -293,6 +309,7 @@ fn stop_platform(dir: &Path, timeout: Duration, force: bool) -> Result<(Stopped,
     local::signal(pid, rustix::process::Signal::TERM)
         .map_err(|e| format!("cannot signal the platform's process {pid}: {e}"))?;
     if wait_until_free(dir, pid, timeout) {
+        stop_nodes(&run, timeout);
         return Ok((Stopped::Clean, Some(pid)));
     }
     if !force {
@@ -303,10 +320,24 @@ fn stop_platform(dir: &Path, timeout: Duration, force: bool) -> Result<(Stopped,
     }
     local::signal(pid, rustix::process::Signal::KILL).map_err(|e| format!("cannot kill process {pid}: {e}"))?;
     if wait_until_free(dir, pid, Duration::from_secs(10)) {
+        stop_nodes(&run, Duration::from_secs(10));
         RunFile::remove_if_owned(dir, pid);
         Ok((Stopped::Killed, Some(pid)))
     } else {
         Err(format!("process {pid} was sent SIGKILL and still holds {}", dir.display()))
+    }
+}
+
+/// The nodes of a local cluster still running after their platform stopped
+/// (normally none: the platform waits for them): SIGTERM, then SIGKILL
+/// after `timeout`; each is gone once its directory's lock is free.
+fn stop_nodes(run: &RunFile, timeout: Duration) {
+    for (dir, pid) in crate::nodes::nodes_still_running(run) {
+        let _ = local::signal(pid, rustix::process::Signal::TERM);
+        if !wait_until_free(&dir, pid, timeout) {
+            let _ = local::signal(pid, rustix::process::Signal::KILL);
+            wait_until_free(&dir, pid, Duration::from_secs(10));
+        }
     }
 }
 
@@ -469,7 +500,7 @@ impl LineFilter {
         }
         match self.service {
             None => true,
-            Some(wanted) => self.current.as_deref() == Some(wanted.name()),
+            Some(wanted) => self.current.as_deref().is_some_and(|tag| logging::tag_is(tag, wanted)),
         }
     }
 }

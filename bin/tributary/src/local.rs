@@ -8,6 +8,7 @@
 //! | `tributary-run.json` | the running platform | pid, state, services with ports and URLs, start time; removed at a clean stop |
 //! | `logs/tributary.log` | the running platform | its log, each line tagged with the service that wrote it |
 //! | `.lock` | the broker | an advisory lock (`flock`) held while a broker uses the directory |
+//! | `node-N/` | `start --nodes N` | one cluster node's own data directory (`server.properties` generated from `tributary.properties` on every start, its `.lock`, `meta.properties`, topics, `__cluster_metadata`); the root `.lock` is then held by the process that supervises the nodes |
 //!
 //! Whether a platform runs is decided by the lock, not by the run file: a
 //! run file left by a killed process names a pid that may since belong to
@@ -45,6 +46,13 @@ const KEY_HOST: &str = "tributary.start.host";
 const KEY_KAFKA_PORT: &str = "tributary.start.kafka.port";
 const KEY_REGISTRY_PORT: &str = "tributary.start.schema.registry.port";
 const KEY_PROXY_PORT: &str = "tributary.start.rest.proxy.port";
+const KEY_NODES: &str = "tributary.start.nodes";
+const KEY_NODE_KAFKA_PORTS: &str = "tributary.start.nodes.kafka.ports";
+const KEY_NODE_CONTROLLER_PORTS: &str = "tributary.start.nodes.controller.ports";
+/// The most nodes `start --nodes` runs on one machine.
+pub const MAX_NODES: u16 = 9;
+/// The name of the controller listener of a local cluster's nodes.
+pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
 const START_PREFIX: &str = "tributary.start.";
 
 /// The services of the local platform, in the order they start.
@@ -130,6 +138,12 @@ pub struct Settings {
     pub schema_registry_port: u16,
     /// The REST proxy's port.
     pub rest_proxy_port: u16,
+    /// How many broker processes: 1 runs the broker in the platform's
+    /// process, more run a local KRaft cluster (`start --nodes`).
+    pub nodes: u16,
+    /// With more than one node: each node's (Kafka, controller) ports, once
+    /// known (empty before a first start: derived from `kafka_port`).
+    pub node_ports: Vec<(u16, u16)>,
     /// Broker config in `server.properties` keys (`listeners` and `log.dirs`
     /// come from the host, port and directory, unless set here).
     pub broker: BTreeMap<String, String>,
@@ -145,6 +159,8 @@ impl Default for Settings {
             kafka_port: DEFAULT_KAFKA_PORT,
             schema_registry_port: DEFAULT_SCHEMA_REGISTRY_PORT,
             rest_proxy_port: DEFAULT_REST_PROXY_PORT,
+            nodes: 1,
+            node_ports: Vec::new(),
             broker: dev_defaults(),
             overrides: BTreeMap::new(),
         }
@@ -167,11 +183,36 @@ impl Settings {
             kafka_port: port(&props, KEY_KAFKA_PORT, DEFAULT_KAFKA_PORT)?,
             schema_registry_port: port(&props, KEY_REGISTRY_PORT, DEFAULT_SCHEMA_REGISTRY_PORT)?,
             rest_proxy_port: port(&props, KEY_PROXY_PORT, DEFAULT_REST_PROXY_PORT)?,
+            nodes: match props.get(KEY_NODES) {
+                None => 1,
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_NODES).contains(n))
+                    .ok_or_else(|| format!("{KEY_NODES}={v} is not a node count from 1 to {MAX_NODES}"))?,
+            },
+            node_ports: Vec::new(),
             broker: BTreeMap::new(),
             overrides: BTreeMap::new(),
         };
+        let list = |key: &str| -> Result<Vec<u16>, String> {
+            match props.get(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .split(',')
+                    .map(|p| p.trim().parse().map_err(|_| format!("{key}={v} is not a list of port numbers")))
+                    .collect(),
+            }
+        };
+        let (kafka, controller) = (list(KEY_NODE_KAFKA_PORTS)?, list(KEY_NODE_CONTROLLER_PORTS)?);
+        let node_ports = if kafka.len() == usize::from(settings.nodes) && controller.len() == kafka.len() {
+            kafka.into_iter().zip(controller).collect()
+        } else {
+            Vec::new()
+        };
         props.retain(|k, _| !k.starts_with(START_PREFIX));
-        Ok(Settings { broker: props, ..settings })
+        Ok(Settings { broker: props, node_ports, ..settings })
     }
 
     /// Applies `--override key=value` items to the broker config of this start.
@@ -203,6 +244,53 @@ impl Settings {
         props
     }
 
+    /// Each node's (Kafka, controller) ports: the stored ones, else from
+    /// `kafka_port` on (node 1 on it and the next, node 2 two further, ...),
+    /// else 0 (any free port) for every one.
+    pub fn node_ports(&self) -> Vec<(u16, u16)> {
+        if self.node_ports.len() == usize::from(self.nodes) {
+            return self.node_ports.clone();
+        }
+        (0..self.nodes)
+            .map(|i| match self.kafka_port {
+                0 => (0, 0),
+                base => {
+                    let kafka = base.saturating_add(2 * i);
+                    (kafka, kafka.saturating_add(1))
+                }
+            })
+            .collect()
+    }
+
+    /// `node-<id>` under the platform's data directory.
+    pub fn node_dir(data_dir: &Path, node_id: u16) -> PathBuf {
+        data_dir.join(format!("node-{node_id}"))
+    }
+
+    /// The `server.properties` of node `node_id` (from 1) of a local cluster
+    /// whose nodes listen on `ports`: the stored broker config with each
+    /// node's KRaft keys over it (its id, both roles, its listeners, the
+    /// voters, its own directory). Overrides are not in it: they go to the
+    /// node's process for one start.
+    pub fn node_properties(&self, data_dir: &Path, node_id: u16, ports: &[(u16, u16)]) -> BTreeMap<String, String> {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let (kafka, controller) = ports.get(usize::from(node_id) - 1).copied().unwrap_or((0, 0));
+        let voters: Vec<String> = ports.iter().zip(1..).map(|((_, c), id)| format!("{id}@{host}:{c}")).collect();
+        let mut props = self.broker.clone();
+        props.remove("advertised.listeners");
+        for (key, value) in [
+            ("process.roles", "broker,controller".to_string()),
+            ("node.id", node_id.to_string()),
+            ("controller.quorum.voters", voters.join(",")),
+            ("listeners", format!("PLAINTEXT://{host}:{kafka},{CONTROLLER_LISTENER}://{host}:{controller}")),
+            ("controller.listener.names", CONTROLLER_LISTENER.to_string()),
+            ("log.dirs", Settings::node_dir(data_dir, node_id).display().to_string()),
+        ] {
+            props.insert(key.to_string(), value);
+        }
+        props
+    }
+
     /// The text of `tributary.properties`.
     pub fn to_properties_text(&self) -> String {
         let mut text = String::from(
@@ -224,6 +312,22 @@ impl Settings {
         ] {
             text.push_str(&format_property(key, &value));
             text.push('\n');
+        }
+        if self.nodes > 1 {
+            text.push_str(
+                "#\n# A local cluster of this many nodes (tributary start --nodes), each node's Kafka and\n\
+                 # controller ports; every node's server.properties is made from this file on each start.\n",
+            );
+            let ports = self.node_ports();
+            let join = |f: fn(&(u16, u16)) -> u16| ports.iter().map(|p| f(p).to_string()).collect::<Vec<_>>().join(",");
+            for (key, value) in [
+                (KEY_NODES, self.nodes.to_string()),
+                (KEY_NODE_KAFKA_PORTS, join(|p| p.0)),
+                (KEY_NODE_CONTROLLER_PORTS, join(|p| p.1)),
+            ] {
+                text.push_str(&format_property(key, &value));
+                text.push('\n');
+            }
         }
         text.push_str("#\n# Broker config: the development defaults, and what you add.\n");
         for (key, value) in &self.broker {
@@ -273,6 +377,34 @@ pub struct RunService {
     pub port: u16,
     /// Bootstrap address (Kafka) or URL (HTTP services).
     pub url: String,
+    /// A node of a local cluster (`start --nodes`): its node id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<i32>,
+    /// A node of a local cluster: its own process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// A node of a local cluster: its controller listener, `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+    /// A node of a local cluster: its data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+}
+
+impl RunService {
+    /// A service at `host:port`, not a cluster node.
+    pub fn new(service: Service, host: String, port: u16) -> RunService {
+        RunService {
+            service,
+            url: service.url(&host, port),
+            host,
+            port,
+            node_id: None,
+            pid: None,
+            controller: None,
+            data_dir: None,
+        }
+    }
 }
 
 /// `tributary-run.json`: what runs on a data directory.
@@ -335,9 +467,15 @@ impl RunFile {
         self.services.iter().find(|s| s.service == service)
     }
 
-    /// Kafka's bootstrap address, if the broker runs.
-    pub fn bootstrap(&self) -> Option<&str> {
-        self.service(Service::Broker).map(|s| s.url.as_str())
+    /// Every broker's bootstrap address (one, or each node of a cluster).
+    pub fn brokers(&self) -> Vec<&str> {
+        self.services.iter().filter(|s| s.service == Service::Broker).map(|s| s.url.as_str()).collect()
+    }
+
+    /// Kafka's bootstrap list (comma-separated), if a broker runs.
+    pub fn bootstrap(&self) -> Option<String> {
+        let brokers = self.brokers();
+        (!brokers.is_empty()).then(|| brokers.join(","))
     }
 }
 
@@ -365,6 +503,20 @@ pub fn lock_held(data_dir: &Path) -> bool {
         }
         Err(_) => true,
     }
+}
+
+/// Takes the lock of `data_dir` for as long as the returned file is open
+/// (the supervisor of a local cluster holds it, as a single broker does).
+pub fn hold_lock(data_dir: &Path) -> Result<File, String> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    file.try_lock().map_err(|_| format!("{} is in use by another Tributary process", data_dir.display()))?;
+    Ok(file)
 }
 
 /// What holds `data_dir` now.
@@ -463,18 +615,8 @@ mod tests {
             cluster_id: "abc".to_string(),
             node_id: 1,
             services: vec![
-                RunService {
-                    service: Service::Broker,
-                    host: "127.0.0.1".to_string(),
-                    port: 9092,
-                    url: "127.0.0.1:9092".to_string(),
-                },
-                RunService {
-                    service: Service::RestProxy,
-                    host: "127.0.0.1".to_string(),
-                    port: 8082,
-                    url: "http://127.0.0.1:8082".to_string(),
-                },
+                RunService::new(Service::Broker, "127.0.0.1".to_string(), 9092),
+                RunService::new(Service::RestProxy, "127.0.0.1".to_string(), 8082),
             ],
         }
     }
@@ -487,10 +629,12 @@ mod tests {
         run.save(dir.path()).expect("save");
         let back = RunFile::load(dir.path()).expect("load").expect("present");
         assert_eq!(back, run);
-        assert_eq!(back.bootstrap(), Some("127.0.0.1:9092"));
+        assert_eq!(back.bootstrap().as_deref(), Some("127.0.0.1:9092"));
         assert!(back.service(Service::SchemaRegistry).is_none());
         let text = fs::read_to_string(dir.path().join(RUN_FILE)).expect("read");
         assert!(text.contains("\"service\": \"rest-proxy\"") && text.contains("\"state\": \"running\""), "{text}");
+        // A single node's run file has no node fields.
+        assert!(text.matches("node_id").count() == 1 && !text.contains("controller"), "{text}");
         // Someone else's pid: left alone; our own: removed.
         RunFile::remove_if_owned(dir.path(), 1);
         assert!(dir.path().join(RUN_FILE).exists());
@@ -553,6 +697,44 @@ mod tests {
         assert!(s.apply_overrides(&["no-equals".to_string()]).is_err());
         assert!(s.apply_overrides(&["=v".to_string()]).is_err());
         assert!(s.apply_overrides(&["tributary.start.kafka.port=1".to_string()]).is_err());
+    }
+
+    #[test]
+    fn a_local_cluster_keeps_its_node_count_and_ports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Settings { nodes: 3, ..Settings::default() };
+        assert_eq!(s.node_ports(), vec![(9092, 9093), (9094, 9095), (9096, 9097)]);
+        let props = s.node_properties(dir.path(), 2, &s.node_ports());
+        assert_eq!(props["node.id"], "2");
+        assert_eq!(props["process.roles"], "broker,controller");
+        assert_eq!(props["controller.quorum.voters"], "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097");
+        assert_eq!(props["listeners"], "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095");
+        assert_eq!(props["controller.listener.names"], "CONTROLLER");
+        assert_eq!(Path::new(&props["log.dirs"]), dir.path().join("node-2"));
+        assert_eq!(props["group.initial.rebalance.delay.ms"], "0", "the shared broker config is in every node's");
+        assert_eq!(Settings { kafka_port: 0, ..s.clone() }.node_ports(), vec![(0, 0); 3]);
+
+        // The ports picked are stored and come back.
+        let picked = Settings { node_ports: vec![(41, 42), (43, 44), (45, 46)], ..s };
+        picked.save(dir.path()).expect("save");
+        let back = Settings::load(dir.path()).expect("load").expect("present");
+        assert_eq!((back.nodes, back.node_ports()), (3, vec![(41, 42), (43, 44), (45, 46)]));
+        assert!(!back.broker.keys().any(|k| k.starts_with("tributary.")));
+
+        // A single node's file says nothing about nodes.
+        Settings::default().save(dir.path()).expect("save");
+        let text = fs::read_to_string(dir.path().join(PROPERTIES_FILE)).expect("read");
+        assert!(!text.contains("nodes"), "{text}");
+        assert_eq!(Settings::load(dir.path()).expect("load").expect("present").nodes, 1);
+        for bad in ["tributary.start.nodes=0\n", "tributary.start.nodes=10\n", "tributary.start.nodes=x\n"] {
+            let err = Settings::from_properties(parse_properties(bad)).expect_err(bad);
+            assert!(err.contains("tributary.start.nodes"), "{err}");
+        }
+        let err = Settings::from_properties(parse_properties(
+            "tributary.start.nodes=2\ntributary.start.nodes.kafka.ports=1,x\n",
+        ))
+        .expect_err("not a port");
+        assert!(err.contains("kafka.ports"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! The service comes from the event's target: the crates each service is
 //! built from map to it (`tributary_broker`, `tributary_log`, ... →
 //! `broker`), and the startup code logs with the service's name as target.
-//! Anything else is `tributary` (the process itself).
+//! Anything else is `tributary` (the process itself). The nodes of a local
+//! cluster (`start --nodes`) are processes of their own writing to the same
+//! log, every line tagged with the node's name (`[broker-2]`).
 
 use std::fmt;
 use std::fs::{self, File};
@@ -64,9 +66,23 @@ pub fn line_message(line: &str) -> Option<&str> {
     line.find(&tag).map(|at| &line[at + tag.len()..])
 }
 
-/// Formats an event as `<time> <LEVEL> [<service>] <message> <fields>`.
+/// Whether a line tagged `tag` belongs to `service`: its own name, or one
+/// of its nodes (`broker-2` is the broker's).
+pub fn tag_is(tag: &str, service: Service) -> bool {
+    tag.strip_prefix(service.name()).is_some_and(|rest| rest.is_empty() || node_suffix(rest).is_some())
+}
+
+/// `-<id>` → id.
+fn node_suffix(rest: &str) -> Option<i32> {
+    rest.strip_prefix('-')?.parse().ok()
+}
+
+/// Formats an event as `<time> <LEVEL> [<service>] <message> <fields>`;
+/// with a tag, every line is that tag's (a cluster node's process).
 #[derive(Debug, Clone, Copy)]
-pub struct ServiceFormat;
+pub struct ServiceFormat {
+    tag: Option<&'static str>,
+}
 
 impl<S, N> FormatEvent<S, N> for ServiceFormat
 where
@@ -76,7 +92,8 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         SystemTime.format_time(&mut writer)?;
         let meta = event.metadata();
-        write!(writer, " {:>5} [{}] ", meta.level().as_str(), service_of(meta.target()))?;
+        let tag = self.tag.unwrap_or_else(|| service_of(meta.target()));
+        write!(writer, " {:>5} [{tag}] ", meta.level().as_str())?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
@@ -94,7 +111,7 @@ pub fn init_foreground(log: File) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_ansi(false)
-        .event_format(ServiceFormat)
+        .event_format(ServiceFormat { tag: None })
         .with_writer(writer)
         .try_init();
 }
@@ -104,7 +121,20 @@ pub fn init_detached() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_ansi(false)
-        .event_format(ServiceFormat)
+        .event_format(ServiceFormat { tag: None })
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Logging of one node of a local cluster (`tributary broker --log-tag
+/// broker-2`, which `start --nodes` runs): stderr, which is the platform's
+/// log, every line tagged with the node's name.
+pub fn init_node(tag: &str) {
+    let tag: &'static str = Box::leak(tag.to_string().into_boxed_str());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_ansi(false)
+        .event_format(ServiceFormat { tag: Some(tag) })
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -174,12 +204,14 @@ impl Follower {
 /// A startup step, as the platform logs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    /// `Starting <service>`.
-    Starting(Service),
-    /// `<service> is up at <url> (<ms> ms)`.
+    /// `Starting <service>` or `Starting <service>-<node>`.
+    Starting(Service, Option<i32>),
+    /// `<service>[-<node>] is up at <url> (<ms> ms)`.
     Up {
         /// Which.
         service: Service,
+        /// Which node of a local cluster.
+        node: Option<i32>,
         /// Where.
         url: String,
         /// How long its start took.
@@ -192,12 +224,19 @@ impl Progress {
     pub fn parse(line: &str) -> Option<Progress> {
         let service = Service::ALL.into_iter().find(|s| Some(s.name()) == line_service(line))?;
         let message = line_message(line)?.trim_end();
-        if message == format!("Starting {}", service.name()) {
-            return Some(Progress::Starting(service));
+        let (name, rest) = message.split_once(' ').unwrap_or((message, ""));
+        if name == "Starting" {
+            return match rest.strip_prefix(service.name())? {
+                "" => Some(Progress::Starting(service, None)),
+                node => Some(Progress::Starting(service, Some(node_suffix(node)?))),
+            };
         }
-        let rest = message.strip_prefix(service.name())?.strip_prefix(" is up at ")?;
-        let (url, ms) = rest.strip_suffix(" ms)")?.rsplit_once(" (")?;
-        Some(Progress::Up { service, url: url.to_string(), ms: ms.parse().ok()? })
+        let node = match name.strip_prefix(service.name())? {
+            "" => None,
+            node => Some(node_suffix(node)?),
+        };
+        let (url, ms) = rest.strip_prefix("is up at ")?.strip_suffix(" ms)")?.rsplit_once(" (")?;
+        Some(Progress::Up { service, node, url: url.to_string(), ms: ms.parse().ok()? })
     }
 }
 
@@ -232,12 +271,25 @@ mod tests {
         let t = "2026-11-22T14:18:03.512345Z  INFO";
         assert_eq!(
             Progress::parse(&format!("{t} [schema-registry] Starting schema-registry")),
-            Some(Progress::Starting(Service::SchemaRegistry))
+            Some(Progress::Starting(Service::SchemaRegistry, None))
         );
         assert_eq!(
             Progress::parse(&format!("{t} [broker] broker is up at 127.0.0.1:9092 (41 ms)")),
-            Some(Progress::Up { service: Service::Broker, url: "127.0.0.1:9092".to_string(), ms: 41 })
+            Some(Progress::Up { service: Service::Broker, node: None, url: "127.0.0.1:9092".to_string(), ms: 41 })
         );
+        assert_eq!(
+            Progress::parse(&format!("{t} [broker] Starting broker-2")),
+            Some(Progress::Starting(Service::Broker, Some(2)))
+        );
+        assert_eq!(
+            Progress::parse(&format!("{t} [broker] broker-3 is up at 127.0.0.1:9096 (900 ms)")),
+            Some(Progress::Up { service: Service::Broker, node: Some(3), url: "127.0.0.1:9096".to_string(), ms: 900 })
+        );
+        assert_eq!(Progress::parse(&format!("{t} [broker] Starting broker-x")), None);
+        assert_eq!(Progress::parse(&format!("{t} [broker] brokers is up at x (1 ms)")), None);
+        assert!(tag_is("broker", Service::Broker) && tag_is("broker-12", Service::Broker));
+        assert!(!tag_is("brokers", Service::Broker) && !tag_is("broker-", Service::Broker));
+        assert!(!tag_is("rest-proxy", Service::Broker));
         assert_eq!(Progress::parse(&format!("{t} [broker] Starting schema-registry")), None);
         assert_eq!(Progress::parse(&format!("{t} [broker] broker is up at x (soon)")), None);
         assert_eq!(Progress::parse("error: Starting broker"), None);

@@ -7,10 +7,12 @@
 //!   `--detach`ed (`start.rs`); `tributary status|stop|logs|destroy` follow
 //!   the platform running on a data directory (`lifecycle.rs`) through the
 //!   files it keeps there (`local.rs`); its log lines name their service
-//!   (`logging.rs`).
+//!   (`logging.rs`). `start --nodes 3` runs a local KRaft cluster of three
+//!   broker processes under one supervising process instead (`nodes.rs`).
 //! - `tributary broker --config server.properties` runs a broker from Kafka's
 //!   own config keys, with `KAFKA_*` environment and `--override` on top.
-//! - `tributary cluster info` describes any Kafka-compatible cluster (`cluster.rs`).
+//! - `tributary cluster info` describes any Kafka-compatible cluster: brokers,
+//!   fenced or not, and the metadata quorum (`cluster.rs`).
 //! - `tributary group list|describe|seek|delete` administers consumer groups
 //!   of any Kafka-compatible cluster (`group.rs`).
 //! - `tributary topic list|describe|create|alter-config|add-partitions|delete`
@@ -38,6 +40,7 @@ mod group;
 mod lifecycle;
 mod local;
 mod logging;
+mod nodes;
 mod output;
 mod produce;
 mod profile;
@@ -47,6 +50,7 @@ mod restproxy;
 mod schema;
 mod serdes;
 mod start;
+mod storage;
 mod table;
 mod template;
 mod topic;
@@ -83,8 +87,10 @@ enum Command {
     Destroy(lifecycle::DestroyArgs),
     /// Run a broker from a Kafka server.properties file.
     Broker(start::BrokerArgs),
-    /// The cluster: its id, controller, brokers, and topic and partition counts.
+    /// The cluster: its id, controller, brokers (fenced or not), metadata quorum, topic and partition counts.
     Cluster(cluster::ClusterArgs),
+    /// A KRaft node's data directory: format it for a cluster id, or make a new id (kafka-storage.sh).
+    Storage(storage::StorageArgs),
     /// Consumer groups: list, describe with lag, seek offsets, delete.
     Group(group::GroupArgs),
     /// Topics: list, describe, create, alter configs, add partitions, delete.
@@ -134,24 +140,35 @@ pub(crate) fn init_logging() {
         .init();
 }
 
-pub(crate) async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for Ctrl-C and SIGTERM at once (a signal arriving from this
+/// call on is caught, never fatal) and returns a future that completes on the
+/// first of them. Call it before announcing that a service is up, so a
+/// supervisor that sends SIGTERM right after the announcement gets a clean
+/// stop. Must be called inside the runtime.
+pub(crate) fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async move {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn main() -> ExitCode {
@@ -165,6 +182,7 @@ fn main() -> ExitCode {
         Command::Destroy(args) => lifecycle::destroy(args),
         Command::Broker(args) => start::run_broker(args, started),
         Command::Cluster(args) => cluster::run(args),
+        Command::Storage(args) => storage::run(args),
         Command::Group(args) => group::run(args),
         Command::Topic(args) => topic::run(args),
         Command::Schema(args) => schema::run_schema(args),

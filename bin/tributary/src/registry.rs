@@ -3,7 +3,6 @@
 //! variables, flags); and the registry `tributary start` runs in-process.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +14,12 @@ use tributary_schema_registry::{RegistryConfig, SchemaRegistry, StartError};
 #[derive(Debug, Args)]
 #[command(after_long_help = "Confluent's keys work in --config, as SCHEMA_REGISTRY_* variables \
     (SCHEMA_REGISTRY_KAFKASTORE_TOPIC sets kafkastore.topic) and with --override.\n\n\
+    HTTP connections: a request head must arrive within header.read.timeout.ms (30000) of its first \
+    byte; a connection making no progress for idle.timeout.ms (30000) is closed (no request, a body \
+    that stopped arriving, a response not read); at server.connection.limit (1000) open connections \
+    the registry stops accepting until one closes; shutdown.graceful.ms (5000) bounds how long requests \
+    in flight may take at shutdown. 0 turns a limit off. A request head over max.request.header.size \
+    (8192 bytes) gets 431.\n\n\
     Examples:\n  \
     tributary schema-registry --bootstrap-servers 127.0.0.1:9092 --listeners http://0.0.0.0:8081\n  \
     tributary schema-registry --config schema-registry.properties --override kafkastore.topic=_schemas_dev\n  \
@@ -85,10 +90,11 @@ pub fn run(args: RegistryArgs) -> ExitCode {
             ),
             other => other.to_string(),
         })?;
+        let stop = crate::wait_for_signal();
         let registry = SchemaRegistry::start(config, listener).await.map_err(|e| e.to_string())?;
         let url = format!("http://{}", registry.local_addr());
         crate::output::announce_started(args.output, "schema-registry", "Schema registry", &url);
-        crate::wait_for_signal().await;
+        stop.await;
         registry.shutdown().await;
         crate::output::announce_stopped(args.output, "schema-registry");
         Ok(())
@@ -103,8 +109,12 @@ pub fn run(args: RegistryArgs) -> ExitCode {
 }
 
 /// Binds the port of the registry `tributary start` runs, before the broker starts.
-pub async fn bind_embedded(host: &str, port: u16) -> Result<(RegistryConfig, TcpListener), String> {
-    let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, ..RegistryConfig::default() };
+pub async fn bind_embedded(
+    host: &str,
+    port: u16,
+    http: tributary_http::Limits,
+) -> Result<(RegistryConfig, TcpListener), String> {
+    let config = RegistryConfig { listen_host: host.to_string(), listen_port: port, http, ..RegistryConfig::default() };
     let listener = tributary_schema_registry::bind(&config).await.map_err(|e| match e {
         StartError::Bind { addr, source } => {
             crate::start::port_error(crate::local::Service::SchemaRegistry, &addr, &source)
@@ -114,12 +124,12 @@ pub async fn bind_embedded(host: &str, port: u16) -> Result<(RegistryConfig, Tcp
     Ok((config, listener))
 }
 
-/// Starts the in-process registry against the local broker.
+/// Starts the in-process registry against the local broker or cluster (a bootstrap list).
 pub async fn start_embedded(
     mut config: RegistryConfig,
     listener: TcpListener,
-    kafka: SocketAddr,
+    bootstrap: &str,
 ) -> Result<SchemaRegistry, String> {
-    config.bootstrap = kafka.to_string();
+    config.bootstrap = bootstrap.to_string();
     SchemaRegistry::start(config, listener).await.map_err(|e| format!("the schema registry did not start: {e}"))
 }

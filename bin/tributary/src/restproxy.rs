@@ -7,11 +7,18 @@ use std::time::Duration;
 
 use clap::Args;
 use tokio::net::TcpListener;
+use tributary_http::{Limits, limits};
 use tributary_rest_proxy::{RestProxy, RestProxyConfig};
 
 /// Flags of `tributary rest-proxy`.
 #[derive(Debug, Args)]
-#[command(after_long_help = "Example:\n  tributary rest-proxy --bootstrap-servers 127.0.0.1:9092 --port 8082\n  \
+#[command(after_long_help = "HTTP connections: a request head must arrive within --header-read-timeout-ms \
+    of its first byte; a connection making no progress for --idle-timeout-ms (no request, a request body \
+    that stopped arriving, a response not read) is closed, while time the proxy spends working (a long \
+    poll, a streamed produce) never counts; at --server-connection-limit open connections the proxy \
+    stops accepting until one closes. 0 turns a limit off. A request head over --max-request-header-size \
+    gets 431.\n\n\
+    Example:\n  tributary rest-proxy --bootstrap-servers 127.0.0.1:9092 --port 8082\n  \
     curl http://127.0.0.1:8082/v3/clusters")]
 pub struct RestProxyArgs {
     /// Kafka bootstrap servers.
@@ -29,6 +36,21 @@ pub struct RestProxyArgs {
     /// Close a v2 consumer instance idle this long (consumer.instance.timeout.ms).
     #[arg(long, default_value_t = 300_000, value_name = "MS")]
     consumer_instance_timeout_ms: u64,
+    /// Longest time for a request head, from its first byte (0: no limit).
+    #[arg(long, default_value_t = limits::DEFAULT_HEADER_READ_TIMEOUT_MS, value_name = "MS")]
+    header_read_timeout_ms: u64,
+    /// Close a connection that makes no progress this long (idle.timeout.ms; 0: never).
+    #[arg(long, default_value_t = limits::DEFAULT_IDLE_TIMEOUT_MS, value_name = "MS")]
+    idle_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted (server.connection.limit; 0: no limit).
+    #[arg(long, default_value_t = limits::DEFAULT_SERVER_CONNECTION_LIMIT, value_name = "COUNT")]
+    server_connection_limit: u64,
+    /// Largest request head, in bytes: a larger one gets 431 (max.request.header.size).
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_REQUEST_HEADER_SIZE, value_name = "BYTES")]
+    max_request_header_size: usize,
+    /// On shutdown, how long requests in flight may take to finish (shutdown.graceful.ms).
+    #[arg(long, default_value_t = limits::DEFAULT_SHUTDOWN_GRACEFUL_MS, value_name = "MS")]
+    shutdown_graceful_ms: u64,
     /// Schema registry for AVRO keys and values (schema.registry.url).
     #[arg(long, value_name = "URL", env = "TRIBUTARY_SCHEMA_REGISTRY_URL")]
     schema_registry_url: Option<String>,
@@ -45,6 +67,13 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     config.timeout = Duration::from_millis(args.timeout_ms.max(100));
     config.schema_registry_url = args.schema_registry_url;
     config.consumer_instance_timeout = Duration::from_millis(args.consumer_instance_timeout_ms.max(1_000));
+    config.http = Limits {
+        header_read_timeout: limits::timeout_from_ms(saturating_i64(args.header_read_timeout_ms)),
+        idle_timeout: limits::timeout_from_ms(saturating_i64(args.idle_timeout_ms)),
+        max_connections: limits::connections_from(saturating_i64(args.server_connection_limit)),
+        shutdown_grace: Duration::from_millis(args.shutdown_graceful_ms),
+        max_header_bytes: args.max_request_header_size.max(limits::MIN_REQUEST_HEADER_SIZE),
+    };
     let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -54,10 +83,11 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
         let listener = tributary_rest_proxy::bind(&config)
             .await
             .map_err(|e| format!("{e}. Pass another port with --port <port> (0 picks a free one)"))?;
+        let stop = crate::wait_for_signal();
         let proxy = RestProxy::start(config, listener).map_err(|e| e.to_string())?;
         let url = format!("http://{}", proxy.local_addr());
         crate::output::announce_started(output, "rest-proxy", "REST proxy", &url);
-        crate::wait_for_signal().await;
+        stop.await;
         proxy.shutdown().await;
         crate::output::announce_stopped(output, "rest-proxy");
         Ok(())
@@ -71,25 +101,30 @@ pub fn run(args: RestProxyArgs) -> ExitCode {
     }
 }
 
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Binds the port of the REST proxy `tributary start` runs, before the broker starts.
-pub async fn bind_embedded(host: &str, port: u16) -> Result<(RestProxyConfig, TcpListener), String> {
+pub async fn bind_embedded(host: &str, port: u16, http: Limits) -> Result<(RestProxyConfig, TcpListener), String> {
     let mut config = RestProxyConfig::new("");
     config.listen_host = host.to_string();
     config.listen_port = port;
+    config.http = http;
     let listener = tributary_rest_proxy::bind(&config)
         .await
         .map_err(|e| crate::start::port_error(crate::local::Service::RestProxy, &e.addr, &e.source))?;
     Ok((config, listener))
 }
 
-/// Starts the in-process REST proxy against the local broker (and registry, if it runs).
+/// Starts the in-process REST proxy against the local broker or cluster (a bootstrap list), and the registry if it runs.
 pub fn start_embedded(
     mut config: RestProxyConfig,
     listener: TcpListener,
-    kafka: SocketAddr,
+    bootstrap: &str,
     schema_registry: Option<SocketAddr>,
 ) -> Result<RestProxy, String> {
-    config.bootstrap = kafka.to_string();
+    config.bootstrap = bootstrap.to_string();
     config.schema_registry_url = schema_registry.map(|a| format!("http://{a}"));
     RestProxy::start(config, listener).map_err(|e| format!("the REST proxy did not start: {e}"))
 }

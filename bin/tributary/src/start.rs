@@ -26,6 +26,7 @@ use clap::Args;
 use serde_json::json;
 use tributary_broker::{BoundListeners, Broker, BrokerError};
 use tributary_config::BrokerConfig;
+use tributary_http::{Limits, limits};
 use tributary_rest_proxy::RestProxy;
 use tributary_schema_registry::SchemaRegistry;
 
@@ -58,6 +59,22 @@ platform runs says so and exits 0 with --detach, and is refused (exit 1) in the 
 In the foreground the log goes to the same file and warnings also to stderr; Ctrl-C or SIGTERM
 stops every service cleanly.
 
+The schema registry and the REST proxy close a connection whose request head does not arrive
+within --http-header-read-timeout-ms of its first byte, or that makes no progress for
+--http-idle-timeout-ms (no request, a body that stopped arriving, a response not read; time a
+service spends working never counts), and each stops accepting while --http-connection-limit
+connections are open. These flags apply to that one start, like --override.
+
+--nodes 3 runs a local KRaft cluster instead of one broker: three `tributary broker` processes, each
+a broker and a controller (process.roles=broker,controller) with its own directory
+<data-dir>/node-N and its own Kafka and controller ports (from --kafka-port on: node 1 on 9092 and
+9093, node 2 on 9094 and 9095, ...; 0 picks free ones), supervised by this process, which runs the
+schema registry and the REST proxy against the whole cluster. Each node's server.properties is
+written from tributary.properties on every start; its log lines are tagged broker-N. The count and
+the ports are stored: a later plain `tributary start` starts the same cluster again, and `status`,
+`stop`, `logs` and `destroy` cover every node. A data directory keeps its node count (a different
+--nodes is refused).
+
 Exit status: 0 once everything is up (--detach) or after a clean stop; 1 when a port is busy, the
 data directory cannot be used or a service fails to start; 2 for invalid arguments or config.
 
@@ -67,14 +84,17 @@ data directory cannot be used or a service fails to start; 2 for invalid argumen
 \"rest_proxy\": str|null, \"services\": [{\"service\": str, \"host\": str, \"port\": int, \"url\": str}],
 \"data_dir\": str, \"log_file\": str, \"node_id\": int, \"cluster_id\": str, \"startup_ms\": int}, and at
 the end {\"event\": \"stopping\", \"service\": str} per service and {\"event\": \"stopped\"}. -o yaml prints
-the same events as YAML documents.
+the same events as YAML documents. With --nodes, each node's events and its entry in services also
+have \"node_id\": int, and its entry \"pid\": int, \"controller\": str (host:port) and \"data_dir\": str;
+\"kafka\" lists every node.
 
 Examples:
   tributary start                                   # Kafka :9092, registry :8081, REST proxy :8082
   tributary start --detach && tributary status      # in the background
   tributary start --kafka-port 19092 --no-rest-proxy --data-dir /tmp/dev
   tributary start --override num.partitions=3 --override log.retention.hours=1
-  tributary start --kafka-port 0 --schema-registry-port 0 --rest-proxy-port 0 -o json   # any free ports";
+  tributary start --kafka-port 0 --schema-registry-port 0 --rest-proxy-port 0 -o json   # any free ports
+  tributary start --nodes 3 --detach && tributary cluster info --brokers 127.0.0.1:9092,127.0.0.1:9094";
 
 const BROKER_HELP: &str = "\
 Reads Kafka's own keys (listeners, advertised.listeners, log.dirs, num.partitions,
@@ -119,39 +139,52 @@ impl DataDirArg {
 pub struct StartArgs {
     /// Port of the Kafka listener (0 = any free port) [default: the data dir's, else 9092].
     #[arg(long, env = "TRIBUTARY_KAFKA_PORT", value_name = "PORT")]
-    kafka_port: Option<u16>,
+    pub(crate) kafka_port: Option<u16>,
     /// Host to listen on and advertise [default: the data dir's, else 127.0.0.1].
     #[arg(long, value_name = "HOST")]
-    host: Option<String>,
+    pub(crate) host: Option<String>,
     #[command(flatten)]
-    data_dir: DataDirArg,
+    pub(crate) data_dir: DataDirArg,
     /// Broker config, as in server.properties (repeatable), for this start (the data dir's file keeps settings).
     #[arg(long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    pub(crate) overrides: Vec<String>,
     /// Port of the schema registry (0 = any free port) [default: the data dir's, else 8081].
     #[arg(long, env = "TRIBUTARY_SCHEMA_REGISTRY_PORT", value_name = "PORT")]
-    schema_registry_port: Option<u16>,
+    pub(crate) schema_registry_port: Option<u16>,
     /// Do not run the schema registry.
     #[arg(long)]
-    no_schema_registry: bool,
+    pub(crate) no_schema_registry: bool,
     /// Port of the REST proxy (0 = any free port) [default: the data dir's, else 8082].
     #[arg(long, env = "TRIBUTARY_REST_PROXY_PORT", value_name = "PORT")]
-    rest_proxy_port: Option<u16>,
+    pub(crate) rest_proxy_port: Option<u16>,
     /// Do not run the REST proxy.
     #[arg(long)]
-    no_rest_proxy: bool,
+    pub(crate) no_rest_proxy: bool,
+    /// Registry and REST proxy: longest time for a request head, from its first byte (0: no limit).
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_HEADER_READ_TIMEOUT_MS)]
+    pub(crate) http_header_read_timeout_ms: u64,
+    /// Registry and REST proxy: close a connection making no progress this long (idle.timeout.ms; 0: never).
+    #[arg(long, value_name = "MS", default_value_t = limits::DEFAULT_IDLE_TIMEOUT_MS)]
+    pub(crate) http_idle_timeout_ms: u64,
+    /// Registry and REST proxy, each: connections served at once (server.connection.limit; 0: no limit).
+    #[arg(long, value_name = "COUNT", default_value_t = limits::DEFAULT_SERVER_CONNECTION_LIMIT)]
+    pub(crate) http_connection_limit: u64,
+    /// Run a local KRaft cluster of this many broker processes (each a controller too), each node
+    /// in <data-dir>/node-N [default: the data dir's, else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(local::MAX_NODES)))]
+    pub(crate) nodes: Option<u16>,
     /// Run in the background; `tributary status|logs|stop` follow it.
     #[arg(short = 'd', long)]
-    detach: bool,
+    pub(crate) detach: bool,
     /// With --detach: longest wait for every service to come up.
     #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Output format: a table for people, or one JSON/YAML event per step.
     #[arg(short = 'o', long, value_enum, default_value_t)]
-    output: Format,
+    pub(crate) output: Format,
     /// Internal: this process is the platform a `start --detach` spawned.
     #[arg(long, hide = true)]
-    detached_child: bool,
+    pub(crate) detached_child: bool,
 }
 
 /// Flags of `tributary broker`.
@@ -167,6 +200,12 @@ pub struct BrokerArgs {
     /// Output format of the startup summary (json and yaml also print a `stopped` event at the end).
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: Format,
+    /// Internal: a node of `start --nodes`; log to stderr with every line tagged with this name.
+    #[arg(long, hide = true, value_name = "NAME")]
+    log_tag: Option<String>,
+    /// Internal: a node of `start --nodes`; stop cleanly when this process (the platform) is gone.
+    #[arg(long, hide = true, value_name = "PID")]
+    parent_pid: Option<u32>,
 }
 
 fn fail((exit, message): Failure) -> ExitCode {
@@ -231,7 +270,18 @@ pub fn run(args: StartArgs, started: Instant) -> ExitCode {
 /// The settings of this start: the flags, over what the data directory
 /// stored, over the defaults; checked as the broker would check them.
 fn resolve(args: &StartArgs, dir: &Path) -> Result<Settings, Failure> {
-    let mut settings = Settings::load(dir).map_err(|e| (Exit::Failed, e))?.unwrap_or_default();
+    let stored = Settings::load(dir).map_err(|e| (Exit::Failed, e))?;
+    let mut settings = match (&stored, args.nodes) {
+        (Some(s), Some(n)) if s.nodes != n => {
+            return Err((Exit::Failed, node_count_mismatch(dir, s.nodes, n)));
+        }
+        // A directory a single broker has used holds its data at the top, not in node-N.
+        (None, Some(n)) if n > 1 && local::looks_like_data_dir(dir) => {
+            return Err((Exit::Failed, node_count_mismatch(dir, 1, n)));
+        }
+        (Some(s), _) => s.clone(),
+        (None, nodes) => Settings { nodes: nodes.unwrap_or(1), ..Settings::default() },
+    };
     if let Some(host) = &args.host {
         settings.host = host.trim().to_string();
     }
@@ -245,8 +295,37 @@ fn resolve(args: &StartArgs, dir: &Path) -> Result<Settings, Failure> {
         settings.rest_proxy_port = port;
     }
     settings.apply_overrides(&args.overrides).map_err(|e| (Exit::Usage, e))?;
-    BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| (Exit::Usage, e.to_string()))?;
+    let props = if settings.nodes > 1 {
+        let mut props = settings.node_properties(dir, 1, &settings.node_ports());
+        props.extend(settings.overrides.clone());
+        props
+    } else {
+        settings.broker_properties(dir)
+    };
+    BrokerConfig::from_properties(props).map_err(|e| (Exit::Usage, e.to_string()))?;
     Ok(settings)
+}
+
+fn node_count_mismatch(dir: &Path, stored: u16, asked: u16) -> String {
+    let what = |n: u16| if n == 1 { "a single node".to_string() } else { format!("a {n}-node cluster") };
+    format!(
+        "{} holds {} and --nodes {asked} asks for {}; pick another --data-dir, or `tributary destroy --data-dir {}` first",
+        dir.display(),
+        what(stored),
+        what(asked),
+        dir.display()
+    )
+}
+
+/// The HTTP limits of this start's schema registry and REST proxy.
+pub(crate) fn http_limits(args: &StartArgs) -> Limits {
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Limits {
+        header_read_timeout: limits::timeout_from_ms(signed(args.http_header_read_timeout_ms)),
+        idle_timeout: limits::timeout_from_ms(signed(args.http_idle_timeout_ms)),
+        max_connections: limits::connections_from(signed(args.http_connection_limit)),
+        ..Limits::default()
+    }
 }
 
 /// The one-line error for a port a service cannot listen on.
@@ -272,20 +351,19 @@ fn capitalize(s: &str) -> String {
 }
 
 /// The host a local client connects to for a listener bound to `addr`.
-fn connect_host(addr: SocketAddr) -> String {
+pub(crate) fn connect_host(addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() }
 }
 
-fn run_service(service: Service, addr: SocketAddr) -> RunService {
-    let host = connect_host(addr);
-    RunService { service, url: service.url(&host, addr.port()), host, port: addr.port() }
+pub(crate) fn run_service(service: Service, addr: SocketAddr) -> RunService {
+    RunService::new(service, connect_host(addr), addr.port())
 }
 
 // ---------------------------------------------------------------- output
 
 /// Prints start's progress: lines for people or one event per step.
 #[derive(Debug)]
-struct Printer {
+pub(crate) struct Printer {
     format: Format,
     /// The detached platform itself: its stdout is the log file, so it prints nothing.
     quiet: bool,
@@ -313,32 +391,49 @@ impl Printer {
     }
 
     fn starting(&self, service: Service) {
-        self.event(&json!({"event": "starting", "service": service}), || format!("Starting {}", service.name()));
+        self.starting_node(service, None);
+    }
+
+    /// `Starting broker-2`: a node of a local cluster (`node_id` in JSON).
+    pub(crate) fn starting_node(&self, service: Service, node: Option<i32>) {
+        let mut event = json!({"event": "starting", "service": service});
+        with_node(&mut event, node);
+        self.event(&event, || format!("Starting {}", label(service, node)));
     }
 
     fn up(&self, service: Service, url: &str, ms: u128) {
-        self.event(&json!({"event": "up", "service": service, "url": url, "ms": ms}), || {
-            format!("{} is up at {url} ({ms} ms)", service.name())
-        });
+        self.up_node(service, None, url, ms);
+    }
+
+    pub(crate) fn up_node(&self, service: Service, node: Option<i32>, url: &str, ms: u128) {
+        let mut event = json!({"event": "up", "service": service, "url": url, "ms": ms});
+        with_node(&mut event, node);
+        self.event(&event, || format!("{} is up at {url} ({ms} ms)", label(service, node)));
     }
 
     fn stopping(&self, service: Service) {
-        self.event(&json!({"event": "stopping", "service": service}), || format!("Stopping {}", service.name()));
+        self.stopping_node(service, None);
     }
 
-    fn stopped(&self) {
+    pub(crate) fn stopping_node(&self, service: Service, node: Option<i32>) {
+        let mut event = json!({"event": "stopping", "service": service});
+        with_node(&mut event, node);
+        self.event(&event, || format!("Stopping {}", label(service, node)));
+    }
+
+    pub(crate) fn stopped(&self) {
         self.event(&json!({"event": "stopped"}), || "Tributary stopped".to_string());
     }
 
     /// The started event, or for people the headline, the table of services and next steps.
-    fn started(&self, run: &RunFile, headline: &str, already: bool, startup_ms: Option<u128>, hint: &str) {
+    pub(crate) fn started(&self, run: &RunFile, headline: &str, already: bool, startup_ms: Option<u128>, hint: &str) {
         let url = |s: Service| run.service(s).map(|r| r.url.as_str());
         let event = StartedEvent {
             event: "started",
             already_running: already,
             pid: run.pid,
             detached: run.detached,
-            kafka: run.bootstrap().into_iter().collect(),
+            kafka: run.brokers(),
             schema_registry: url(Service::SchemaRegistry),
             rest_proxy: url(Service::RestProxy),
             services: &run.services,
@@ -349,6 +444,20 @@ impl Printer {
             startup_ms,
         };
         self.event(&event, || render_started(run, headline, hint));
+    }
+}
+
+/// `broker`, or `broker-2` for node 2 of a local cluster.
+pub(crate) fn label(service: Service, node: Option<i32>) -> String {
+    match node {
+        Some(id) => format!("{}-{id}", service.name()),
+        None => service.name().to_string(),
+    }
+}
+
+fn with_node(event: &mut serde_json::Value, node: Option<i32>) {
+    if let (Some(id), Some(map)) = (node, event.as_object_mut()) {
+        map.insert("node_id".to_string(), json!(id));
     }
 }
 
@@ -371,16 +480,34 @@ struct StartedEvent<'a> {
 }
 
 fn render_started(run: &RunFile, headline: &str, hint: &str) -> String {
-    let mut table = Table::new(&["SERVICE", "URL"]);
-    for s in &run.services {
-        table.row(vec![s.service.name().to_string(), s.url.clone()]);
-    }
+    let cluster = run.services.iter().any(|s| s.node_id.is_some());
+    let table = if cluster {
+        // A local cluster: each node's own process and controller listener.
+        let mut table = Table::new(&["SERVICE", "URL", "CONTROLLER", "PID"]);
+        for s in &run.services {
+            let dash = || "-".to_string();
+            table.row(vec![
+                label(s.service, s.node_id),
+                s.url.clone(),
+                s.controller.clone().unwrap_or_else(dash),
+                s.pid.map_or_else(dash, |p| p.to_string()),
+            ]);
+        }
+        table
+    } else {
+        let mut table = Table::new(&["SERVICE", "URL"]);
+        for s in &run.services {
+            table.row(vec![s.service.name().to_string(), s.url.clone()]);
+        }
+        table
+    };
     let mut out = format!("{headline}\n\n{}\n", table.render());
-    out.push_str(&pairs(&[
-        ("Data dir", run.data_dir.clone()),
-        ("Log", run.log_file.clone()),
-        ("Cluster id", run.cluster_id.clone()),
-    ]));
+    let mut facts =
+        vec![("Data dir", run.data_dir.clone()), ("Log", run.log_file.clone()), ("Cluster id", run.cluster_id.clone())];
+    if cluster {
+        facts.push(("Bootstrap", run.bootstrap().unwrap_or_default()));
+    }
+    out.push_str(&pairs(&facts));
     out.push_str("\nNext steps:\n");
     let mut exports = Vec::new();
     if let Some(b) = run.bootstrap() {
@@ -395,6 +522,9 @@ fn render_started(run: &RunFile, headline: &str, hint: &str) -> String {
     if !exports.is_empty() {
         out.push_str(&format!("  export {}\n", exports.join(" ")));
     }
+    if cluster {
+        out.push_str("  tributary cluster info\n");
+    }
     out.push_str("  tributary topic create demo --partitions 3\n");
     if let Some(p) = run.service(Service::RestProxy) {
         out.push_str(&format!("  curl {}/v3/clusters\n", p.url));
@@ -408,7 +538,7 @@ fn render_started(run: &RunFile, headline: &str, hint: &str) -> String {
 }
 
 /// Logs a line under a service's name (the tag `tributary logs` filters on).
-fn log_as(service: Service, message: &str) {
+pub(crate) fn log_as(service: Service, message: &str) {
     match service {
         Service::Broker => tracing::info!(target: "broker", "{message}"),
         Service::SchemaRegistry => tracing::info!(target: "schema-registry", "{message}"),
@@ -420,18 +550,18 @@ fn log_as(service: Service, message: &str) {
 
 /// SIGINT and SIGTERM, caught from the start so that one arriving while the
 /// services start still stops them cleanly.
-struct Signals {
+pub(crate) struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn new() -> io::Result<Signals> {
+    pub(crate) fn new() -> io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -441,14 +571,14 @@ impl Signals {
 
 /// What has started so far, stopped in reverse order.
 #[derive(Default)]
-struct Started {
-    broker: Option<Broker>,
-    registry: Option<SchemaRegistry>,
-    proxy: Option<RestProxy>,
+pub(crate) struct Started {
+    pub(crate) broker: Option<Broker>,
+    pub(crate) registry: Option<SchemaRegistry>,
+    pub(crate) proxy: Option<RestProxy>,
 }
 
 impl Started {
-    async fn stop(self, printer: &Printer) {
+    pub(crate) async fn stop(self, printer: &Printer) {
         if let Some(p) = self.proxy {
             printer.stopping(Service::RestProxy);
             log_as(Service::RestProxy, "Stopping rest-proxy");
@@ -473,7 +603,12 @@ fn serve(args: &StartArgs, dir: &Path, settings: Settings, started: Instant, pri
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(serve_async(args, dir, settings, started, printer)) {
+    let served = if settings.nodes > 1 {
+        runtime.block_on(crate::nodes::serve(args, dir, settings, started, printer))
+    } else {
+        runtime.block_on(serve_async(args, dir, settings, started, printer))
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -495,17 +630,18 @@ async fn serve_async(
     let config = BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| e.to_string())?;
 
     // Every port first: a busy one is reported before anything starts.
+    let http = http_limits(args);
     let kafka = BoundListeners::bind(&config).await.map_err(|e| match e {
         BrokerError::Bind { address, source, .. } => port_error(Service::Broker, &address, &source),
         other => other.to_string(),
     })?;
     let registry = match args.no_schema_registry {
         true => None,
-        false => Some(crate::registry::bind_embedded(&settings.host, settings.schema_registry_port).await?),
+        false => Some(crate::registry::bind_embedded(&settings.host, settings.schema_registry_port, http).await?),
     };
     let proxy = match args.no_rest_proxy {
         true => None,
-        false => Some(crate::restproxy::bind_embedded(&settings.host, settings.rest_proxy_port).await?),
+        false => Some(crate::restproxy::bind_embedded(&settings.host, settings.rest_proxy_port, http).await?),
     };
 
     // Then the directory, the log and the settings, with the ports actually bound.
@@ -602,7 +738,7 @@ async fn start_services(
     let mut registry_addr = None;
     if let Some((config, listener)) = registry {
         let t = step(Service::SchemaRegistry);
-        let r = crate::registry::start_embedded(config, listener, kafka_addr).await?;
+        let r = crate::registry::start_embedded(config, listener, &kafka_addr.to_string()).await?;
         registry_addr = Some(r.local_addr());
         let entry = run_service(Service::SchemaRegistry, r.local_addr());
         running.registry = Some(r);
@@ -612,7 +748,7 @@ async fn start_services(
     }
     if let Some((config, listener)) = proxy {
         let t = step(Service::RestProxy);
-        let p = crate::restproxy::start_embedded(config, listener, kafka_addr, registry_addr)?;
+        let p = crate::restproxy::start_embedded(config, listener, &kafka_addr.to_string(), registry_addr)?;
         let entry = run_service(Service::RestProxy, p.local_addr());
         running.proxy = Some(p);
         up(&entry, t);
@@ -626,7 +762,7 @@ async fn start_services(
     Ok(())
 }
 
-fn save_run(run: &RunFile, dir: &Path) -> Result<(), String> {
+pub(crate) fn save_run(run: &RunFile, dir: &Path) -> Result<(), String> {
     run.save(dir).map_err(|e| format!("cannot write {}: {e}", dir.join(local::RUN_FILE).display()))
 }
 
@@ -635,15 +771,20 @@ fn save_run(run: &RunFile, dir: &Path) -> Result<(), String> {
 /// Checks in this process that every port is free (binding and releasing
 /// it), so `--detach` fails before spawning anything.
 fn check_ports(args: &StartArgs, settings: &Settings, dir: &Path) -> Result<(), String> {
-    let config = BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| e.to_string())?;
-    let mut wanted: Vec<(Service, String)> = config
-        .listeners
-        .iter()
-        .map(|l| {
-            let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
-            (Service::Broker, host_port(host, l.port))
-        })
-        .collect();
+    let mut wanted: Vec<(Service, String)> = if settings.nodes > 1 {
+        let ports = settings.node_ports();
+        ports.iter().flat_map(|&(k, c)| [k, c]).map(|p| (Service::Broker, host_port(&settings.host, p))).collect()
+    } else {
+        let config = BrokerConfig::from_properties(settings.broker_properties(dir)).map_err(|e| e.to_string())?;
+        config
+            .listeners
+            .iter()
+            .map(|l| {
+                let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
+                (Service::Broker, host_port(host, l.port))
+            })
+            .collect()
+    };
     if !args.no_schema_registry {
         wanted.push((Service::SchemaRegistry, host_port(&settings.host, settings.schema_registry_port)));
     }
@@ -661,7 +802,7 @@ fn check_ports(args: &StartArgs, settings: &Settings, dir: &Path) -> Result<(), 
     Ok(())
 }
 
-fn host_port(host: &str, port: u16) -> String {
+pub(crate) fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
@@ -701,6 +842,16 @@ fn detach(args: &StartArgs, dir: &Path, settings: &Settings, started: Instant, p
     for o in &args.overrides {
         cmd.arg("--override").arg(o);
     }
+    for (flag, value) in [
+        ("--http-header-read-timeout-ms", args.http_header_read_timeout_ms),
+        ("--http-idle-timeout-ms", args.http_idle_timeout_ms),
+        ("--http-connection-limit", args.http_connection_limit),
+    ] {
+        cmd.arg(flag).arg(value.to_string());
+    }
+    if let Some(n) = args.nodes {
+        cmd.arg("--nodes").arg(n.to_string());
+    }
     if args.no_schema_registry {
         cmd.arg("--no-schema-registry");
     }
@@ -725,8 +876,8 @@ fn detach(args: &StartArgs, dir: &Path, settings: &Settings, started: Instant, p
             }
             if let Some(progress) = logging::Progress::parse(&line) {
                 match progress {
-                    logging::Progress::Starting(s) => printer.starting(s),
-                    logging::Progress::Up { service, url, ms } => printer.up(service, &url, ms),
+                    logging::Progress::Starting(s, node) => printer.starting_node(s, node),
+                    logging::Progress::Up { service, node, url, ms } => printer.up_node(service, node, &url, ms),
                 }
             }
         }
@@ -812,7 +963,10 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail((Exit::Usage, e.to_string())),
     };
-    crate::init_logging();
+    match &args.log_tag {
+        Some(tag) => logging::init_node(tag),
+        None => crate::init_logging(),
+    }
     let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -823,6 +977,7 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
             tracing::warn!(key = %key, "config key is not used by Tributary");
         }
         let data_dir = config.data_dir.clone();
+        let stop = crate::wait_for_signal();
         let broker = Broker::start(config).await.map_err(|e| e.to_string())?;
         let kafka: Vec<String> = broker.bound_addresses().iter().map(|(l, a)| format!("{}://{a}", l.name)).collect();
         let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir).display().to_string();
@@ -843,14 +998,39 @@ pub fn run_broker(args: BrokerArgs, started: Instant) -> ExitCode {
             println!("  Data dir   {data_dir}");
             println!("  Cluster id {}", broker.cluster().cluster_id());
         }
-        crate::wait_for_signal().await;
+        let failed = tokio::select! {
+            _ = stop => None,
+            () = parent_gone(args.parent_pid) => {
+                tracing::warn!("the platform that started this node is gone; stopping");
+                None
+            }
+            reason = broker.failed() => Some(reason),
+        };
         broker.shutdown().await;
+        if let Some(reason) = failed {
+            return Err(reason);
+        }
         output.emit(&json!({"event": "stopped"}));
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail((Exit::Failed, e)),
+    }
+}
+
+/// Completes when `parent` is no longer this process's parent (it exited
+/// and this process was adopted); never without one.
+async fn parent_gone(parent: Option<u32>) {
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
+    loop {
+        let current = rustix::process::getppid().map(|p| p.as_raw_pid().unsigned_abs());
+        if current != Some(parent) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -901,6 +1081,45 @@ mod tests {
             "tributary topic create demo",
             "curl http://127.0.0.1:8082/v3/clusters",
             "tributary stop --data-dir /d",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+        }
+        assert!(!text.contains("CONTROLLER") && !text.contains("cluster info"), "{text}");
+    }
+
+    #[test]
+    fn a_local_cluster_table_lists_every_node_with_its_controller_and_pid() {
+        let node = |id: i32, port: u16| RunService {
+            node_id: Some(id),
+            pid: Some(100 + id.unsigned_abs()),
+            controller: Some(format!("127.0.0.1:{}", port + 1)),
+            data_dir: Some(format!("/d/node-{id}")),
+            ..RunService::new(Service::Broker, "127.0.0.1".into(), port)
+        };
+        let run = RunFile {
+            pid: 7,
+            state: RunState::Running,
+            detached: true,
+            started_at_ms: 0,
+            version: "0".into(),
+            data_dir: "/d".into(),
+            log_file: "/d/logs/tributary.log".into(),
+            cluster_id: "c".into(),
+            node_id: 1,
+            services: vec![
+                node(1, 9092),
+                node(2, 9094),
+                node(3, 9096),
+                run_service(Service::SchemaRegistry, "127.0.0.1:8081".parse().expect("addr")),
+            ],
+        };
+        let text = render_started(&run, "Tributary is up", "");
+        for needle in [
+            "broker-2         127.0.0.1:9094         127.0.0.1:9095  102",
+            "schema-registry  http://127.0.0.1:8081  -               -",
+            "Bootstrap   127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096",
+            "export TRIBUTARY_BROKERS=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096 ",
+            "tributary cluster info",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }

@@ -1,106 +1,64 @@
-//! The broker's state: the metadata store, the registry of hosted topics and
-//! partitions, config layers, the group-commit flusher and producer id
-//! allocation. Admin operations validate here, append a metadata command,
-//! then bring the registry and the on-disk partitions in line with it.
+//! The broker's shared state, put together from parts that each own one
+//! thing:
+//!
+//! | part | owns |
+//! |---|---|
+//! | [`DataDir`](crate::node::DataDir) | the data directory: lock, clean-shutdown marker, `meta.properties` |
+//! | the metadata backend (`backend.rs`, behind [`Cluster::propose`]) | the durable metadata log: a single-node store, or a quorum member in KRaft mode; proposals are serialised here |
+//! | [`MetadataImage`] | the committed metadata: topics, partitions, configs |
+//! | [`ReplicaManager`] | the partition logs this node holds |
+//! | [`reconcile`](crate::reconciler::reconcile) | turning each committed change into local partition changes |
+//! | [`Registry`] | what request handlers see: topics with their hosted partitions |
+//! | admin (`admin.rs`) | validating admin requests and proposing their commands |
+//! | coordinators and services | group coordinator, flusher, CPU pool, schema validation |
+//!
+//! An admin request validates against the image, proposes a command and
+//! returns once it is committed and applied; the reconciler, not the
+//! request, opens, changes or removes partition logs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
-use tributary_config::defs::broker_config;
-use tributary_config::value::{ConfigType, validate};
-use tributary_config::{BrokerConfig, BrokerLayers, Listener, TopicConfig, validate_topic_config};
-use tributary_log::{AppendInfo, AppendOutcome, CompactionConfig, LogConfig, PartitionLog};
-use tributary_metadata::{MetadataCommand, MetadataStore, PRODUCER_ID_BLOCK_SIZE, PartitionMeta, TopicMeta};
+use tributary_config::{BrokerConfig, BrokerLayers, Listener};
+use tributary_metadata::{ApplyOutcome, MetadataCommand, MetadataState, MetadataStore};
 use tributary_protocol::ErrorCode;
-use tributary_record::Compression;
-use tributary_record::builder::{BatchBuilder, RecordSpec};
-use tributary_types::{TopicId, base64_url_no_pad, now_ms, validate_topic_name};
+use tributary_quorum::MetadataQuorum;
+use tributary_types::base64_url_no_pad;
 
+use crate::backend::{Backend, PUBLISH_WAIT, QuorumBackend, Turn, outcome_error, quorum_error};
+use crate::cpu::CpuPool;
 use crate::error::ApiError;
 use crate::flusher::Flusher;
 use crate::groups::GroupService;
-use crate::partition::{Partition, PartitionRef, Progress};
+use crate::image::MetadataImage;
+use crate::limits::{ListenerLimits, effective_connection_limits};
+use crate::node::{DataDir, DataDirError};
+use crate::reconciler::reconcile;
+use crate::replicas::ReplicaManager;
 use crate::schema_validation::SchemaValidation;
 
-/// File whose presence at start means the last stop was clean.
-const CLEAN_SHUTDOWN_FILE: &str = ".tributary_cleanshutdown";
-/// Directory of the metadata log inside the data directory.
-const METADATA_DIR: &str = "__cluster_metadata";
+pub use crate::admin::NewTopic;
+pub use crate::registry::{INTERNAL_TOPICS, Registry, TopicState};
+pub use crate::replicas::log_config;
 
-/// Topics that belong to the platform itself.
-pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
-
-/// A hosted topic.
-#[derive(Debug)]
-pub struct TopicState {
-    /// Name.
-    pub name: String,
-    /// Id.
-    pub topic_id: TopicId,
-    /// Partitions by index.
-    pub partitions: Vec<PartitionRef>,
-    /// Topic-level overrides.
-    pub overrides: BTreeMap<String, String>,
-    /// Effective typed config.
-    pub config: TopicConfig,
-}
-
-impl TopicState {
-    /// The partition with this index, if the topic has it.
-    pub fn partition(&self, index: i32) -> Option<&PartitionRef> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
-    }
-
-    /// Whether the topic is internal to the platform.
-    pub fn is_internal(&self) -> bool {
-        INTERNAL_TOPICS.contains(&self.name.as_str())
-    }
-}
-
-/// Immutable snapshot of hosted topics; replaced as a whole on change.
-#[derive(Debug, Default, Clone)]
-pub struct Registry {
-    /// Topics by name.
-    pub topics: BTreeMap<String, Arc<TopicState>>,
-    /// Topics by id.
-    pub by_id: HashMap<TopicId, Arc<TopicState>>,
-}
-
-impl Registry {
-    /// A partition by topic name and index.
-    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionRef> {
-        self.topics.get(topic).and_then(|t| t.partition(index))
-    }
-
-    fn insert(&mut self, topic: Arc<TopicState>) {
-        self.by_id.insert(topic.topic_id, topic.clone());
-        self.topics.insert(topic.name.clone(), topic);
-    }
-
-    fn remove(&mut self, name: &str) -> Option<Arc<TopicState>> {
-        let topic = self.topics.remove(name)?;
-        self.by_id.remove(&topic.topic_id);
-        Some(topic)
-    }
-}
+/// Request jobs that may wait on storage at once (see [`Cluster::waiting`]).
+const WAITING_JOBS_MAX: usize = 64;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The data directory cannot be used.
-    #[error("cannot use data directory {path}: {reason}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why, with what to do.
-        reason: String,
-    },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// The metadata log cannot be opened.
     #[error(transparent)]
     Metadata(#[from] tributary_metadata::MetadataError),
+    /// The KRaft settings or this node's place in the quorum are wrong (one line).
+    #[error("{0}")]
+    Config(String),
+    /// The metadata quorum could not start.
+    #[error("cannot start the metadata quorum: {0}")]
+    Quorum(String),
     /// A partition log cannot be opened.
     #[error("cannot open partition {topic}-{partition}: {source}")]
     Partition {
@@ -114,48 +72,42 @@ pub enum StartError {
     },
 }
 
-/// A topic to create, as requested.
-#[derive(Debug, Clone)]
-pub struct NewTopic {
-    /// Name.
-    pub name: String,
-    /// Partitions (-1 = `num.partitions`).
-    pub num_partitions: i32,
-    /// Replication factor (-1 = `default.replication.factor`).
-    pub replication_factor: i16,
-    /// Explicit replica assignments by partition, if any.
-    pub assignments: Vec<(i32, Vec<i32>)>,
-    /// Topic configs.
-    pub configs: BTreeMap<String, String>,
-}
-
 /// The broker's shared state.
 pub struct Cluster {
     /// Static configuration.
     pub config: BrokerConfig,
     /// This node's id.
     pub node_id: i32,
-    cluster_id: String,
-    data_dir: PathBuf,
-    metadata: Mutex<MetadataStore>,
+    data_dir: DataDir,
+    backend: Backend,
+    /// Set when the node must stop (its data directory belongs to another
+    /// cluster, the quorum refuses it): one line for the operator.
+    fatal: watch::Sender<Option<String>>,
+    image: RwLock<Arc<MetadataImage>>,
     registry: RwLock<Arc<Registry>>,
-    layers: RwLock<Arc<BrokerLayers>>,
+    replicas: Mutex<ReplicaManager>,
     /// Group commit.
     pub flusher: Flusher,
+    /// CPU-heavy request work (batch validation, recompression, timestamp scans).
+    pub cpu: CpuPool,
+    /// Request work that may wait on storage (schema checks that catch up
+    /// with the schema storage topic): many slots, none of them a CPU slot.
+    pub waiting: CpuPool,
     /// The group coordinator.
     pub groups: GroupService,
     /// Topic schema validation and its index of registered schema ids.
     pub schema_validation: SchemaValidation,
-    producer_ids: Mutex<(i64, i64)>,
+    pub(crate) producer_ids: Mutex<(i64, i64)>,
     advertised: RwLock<Vec<Listener>>,
-    _lock: File,
+    /// Connection quotas and the request-memory budget of the listeners.
+    pub(crate) listener_limits: Arc<ListenerLimits>,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("node_id", &self.node_id)
-            .field("data_dir", &self.data_dir)
+            .field("data_dir", &self.data_dir.path())
             .finish_non_exhaustive()
     }
 }
@@ -165,101 +117,131 @@ fn uuid_bytes() -> [u8; 16] {
 }
 
 impl Cluster {
-    /// Opens the data directory: lock, metadata replay, every partition log
-    /// (recovering them if the last stop was not clean).
+    /// Opens the data directory: lock, metadata replay, then every partition
+    /// log of the committed metadata (recovering them if the last stop was
+    /// not clean). A node alone: the single-node metadata store.
     pub fn open(config: BrokerConfig) -> Result<Cluster, StartError> {
-        let data_dir = config.data_dir.clone();
-        let dir_error = |reason: String| StartError::DataDir { path: data_dir.clone(), reason };
-        fs::create_dir_all(&data_dir).map_err(|e| dir_error(format!("{e}; check the path and its permissions")))?;
-        let lock = File::create(data_dir.join(".lock")).map_err(|e| dir_error(e.to_string()))?;
-        if lock.try_lock().is_err() {
-            return Err(dir_error(
-                "another Tributary process is using it; stop that process or pick another --data-dir".to_string(),
-            ));
-        }
-        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        if clean {
-            fs::remove_file(&marker).map_err(|e| dir_error(e.to_string()))?;
-            File::open(&data_dir).and_then(|d| d.sync_all()).map_err(|e| dir_error(e.to_string()))?;
-        }
-
-        let mut metadata = MetadataStore::open(&data_dir.join(METADATA_DIR))?;
+        let data_dir = DataDir::open(&config.data_dir)?;
+        let dir_error = |reason: String| DataDirError { path: data_dir.path().to_path_buf(), reason };
+        let mut metadata = MetadataStore::open(&data_dir.metadata_dir(), config.node_id)?;
         if metadata.state().cluster_id.is_none() {
             let cluster_id = base64_url_no_pad(&uuid_bytes());
             metadata.append(MetadataCommand::InitCluster { cluster_id })?;
         }
         let state = metadata.state().clone();
         let cluster_id = state.cluster_id.clone().unwrap_or_default();
-        write_meta_properties(&data_dir, config.node_id, &cluster_id).map_err(|e| dir_error(e.to_string()))?;
+        data_dir.write_meta_properties(config.node_id, &cluster_id).map_err(|e| dir_error(e.to_string()))?;
+        Cluster::assemble(config, data_dir, Backend::Local(Box::new(Mutex::new(metadata))), &state)
+    }
 
-        let layers = Arc::new(BrokerLayers {
-            dynamic_broker: state.broker_configs.get(&config.node_id).cloned().unwrap_or_default(),
-            dynamic_default: state.default_broker_configs.clone(),
-            static_props: config.properties.clone(),
-        });
+    /// Opens a KRaft node's data directory (locked and checked beforehand by
+    /// the caller, which started `backend`'s quorum on its metadata log)
+    /// and its partition logs as the state the quorum restored says.
+    pub fn open_quorum(config: BrokerConfig, data_dir: DataDir, backend: QuorumBackend) -> Result<Cluster, StartError> {
+        let state = backend.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Cluster::assemble(config, data_dir, Backend::Quorum(Box::new(backend)), &state)
+    }
+
+    fn assemble(
+        config: BrokerConfig,
+        data_dir: DataDir,
+        backend: Backend,
+        state: &MetadataState,
+    ) -> Result<Cluster, StartError> {
+        let dir_error = |reason: String| DataDirError { path: data_dir.path().to_path_buf(), reason };
+        let image = MetadataImage::empty(config.properties.clone()).next(state, config.node_id);
+
         let started = std::time::Instant::now();
-        let mut registry = Registry::default();
-        for topic in state.topics.values() {
-            let overrides = topic.configs.clone();
-            let topic_config = layers.topic_config(&overrides);
-            let log_config = log_config(&topic_config, &config);
-            let topic_id = TopicId(topic.topic_id);
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for (index, meta) in topic.partitions.iter().enumerate() {
-                let index = index as i32;
-                let dir = partition_dir(&data_dir, &topic.name, index);
-                let log = PartitionLog::open(&dir, log_config, clean, meta.leader_epoch, now_ms())
-                    .map_err(|source| StartError::Partition { topic: topic.name.clone(), partition: index, source })?;
-                partitions.push(Arc::new(Partition::new(topic.name.clone(), topic_id, index, meta.leader_epoch, log)));
-            }
-            registry.insert(Arc::new(TopicState {
-                name: topic.name.clone(),
-                topic_id,
-                partitions,
-                overrides,
-                config: topic_config,
-            }));
+        let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
+        let empty = MetadataImage::empty(config.properties.clone());
+        let reconciled = reconcile(config.node_id, &empty, &image, &Registry::default(), &mut replicas);
+        if let Some(failure) = reconciled.failures.into_iter().next() {
+            return Err(StartError::Partition {
+                topic: failure.topic,
+                partition: failure.partition,
+                source: failure.error,
+            });
         }
-        let partition_count: usize = registry.topics.values().map(|t| t.partitions.len()).sum();
+        replicas.started();
+        let registry = reconciled.registry;
         tracing::info!(
             topics = registry.topics.len(),
-            partitions = partition_count,
-            clean_shutdown = clean,
+            partitions = registry.topics.values().map(|t| t.partitions.len()).sum::<usize>(),
+            clean_shutdown = data_dir.clean_start(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "opened logs"
         );
-        remove_stray_partition_dirs(&data_dir, &registry);
+        data_dir.remove_stray_partition_dirs(|topic, p| {
+            registry.topics.get(topic).is_some_and(|t| t.partition(p).is_some())
+        });
 
         let flusher = Flusher::start().map_err(|e| dir_error(format!("cannot start the flusher thread: {e}")))?;
-        let block_start = state.producer_id_block_end;
+        let block_start = image.producer_id_block_end;
         let groups = GroupService::new(&config);
         let schema_validation = SchemaValidation::new(config.schema_registry_topic.clone());
+        let connection_limits = effective_connection_limits(&image.layers).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "stored dynamic connection limits are invalid; using the static ones");
+            config.connection_limits.clone()
+        });
+        let listener_limits = Arc::new(ListenerLimits::new(&connection_limits, config.queued_max_request_bytes));
         Ok(Cluster {
             node_id: config.node_id,
             advertised: RwLock::new(config.advertised_listeners.clone()),
             config,
-            cluster_id,
             data_dir,
-            metadata: Mutex::new(metadata),
+            backend,
+            fatal: watch::Sender::new(None),
+            image: RwLock::new(Arc::new(image)),
             registry: RwLock::new(Arc::new(registry)),
-            layers: RwLock::new(layers),
+            replicas: Mutex::new(replicas),
             flusher,
+            cpu: CpuPool::per_core(),
+            waiting: CpuPool::new(WAITING_JOBS_MAX),
             groups,
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),
-            _lock: lock,
+            listener_limits,
         })
     }
 
+    /// The quorum side of a KRaft node (`None` on a node alone).
+    pub fn quorum(&self) -> Option<&QuorumBackend> {
+        match &self.backend {
+            Backend::Quorum(q) => Some(q),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Stops the node with one line for the operator (see [`Cluster::fatal`]).
+    pub(crate) fn fail(&self, reason: String) {
+        tracing::error!(%reason, "stopping the broker");
+        self.fatal.send_if_modified(|f| {
+            let first = f.is_none();
+            if first {
+                *f = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// Resolves with a reason once the node must stop.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.subscribe()
+    }
+
     /// The cluster id.
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
+    pub fn cluster_id(&self) -> String {
+        self.image().cluster_id.clone()
     }
 
     /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// The committed metadata.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The current registry snapshot.
@@ -269,7 +251,7 @@ impl Cluster {
 
     /// The current config layers.
     pub fn layers(&self) -> Arc<BrokerLayers> {
-        self.layers.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.image().layers.clone()
     }
 
     /// Advertised listeners (ports resolved after binding).
@@ -282,413 +264,124 @@ impl Cluster {
         *self.advertised.write().unwrap_or_else(|p| p.into_inner()) = listeners;
     }
 
-    fn metadata(&self) -> std::sync::MutexGuard<'_, MetadataStore> {
-        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn swap_registry(&self, f: impl FnOnce(&mut Registry)) {
-        let mut guard = self.registry.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = (**guard).clone();
-        f(&mut next);
-        *guard = Arc::new(next);
-    }
-
-    fn append(&self, store: &mut MetadataStore, command: MetadataCommand) -> Result<(), ApiError> {
-        store.append(command).map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "metadata append failed");
-            ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))
-        })
-    }
-
-    /// A hosted topic, or UNKNOWN_TOPIC_OR_PARTITION.
-    fn topic(&self, name: &str) -> Result<Arc<TopicState>, ApiError> {
-        self.registry().topics.get(name).cloned().ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("The topic '{name}' does not exist."))
-        })
-    }
-
-    /// Validates a new topic; returns the resolved partition count and replication factor.
-    pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(i32, i16), ApiError> {
-        validate_topic_name(&topic.name).map_err(|e| ApiError::new(ErrorCode::InvalidTopicException, e.to_string()))?;
-        let registry = self.registry();
-        if registry.topics.contains_key(&topic.name) {
-            return Err(ApiError::new(
-                ErrorCode::TopicAlreadyExists,
-                format!("Topic '{}' already exists.", topic.name),
-            ));
-        }
-        let collision_key = |n: &str| n.replace('.', "_");
-        if let Some(other) = registry.topics.keys().find(|n| collision_key(n) == collision_key(&topic.name)) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTopicException,
-                format!("Topic '{}' collides with existing topic: {other}", topic.name),
-            ));
-        }
-        let (partitions, rf) = if topic.assignments.is_empty() {
-            let partitions = if topic.num_partitions == -1 { self.config.num_partitions } else { topic.num_partitions };
-            let rf = if topic.replication_factor == -1 {
-                self.config.default_replication_factor
-            } else {
-                topic.replication_factor
-            };
-            if partitions <= 0 {
-                return Err(ApiError::new(ErrorCode::InvalidPartitions, "Number of partitions must be larger than 0."));
-            }
-            if rf <= 0 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicationFactor,
-                    "Replication factor must be larger than 0.",
-                ));
-            }
-            if rf > 1 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicationFactor,
-                    format!(
-                        "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
-                    ),
-                ));
-            }
-            (partitions, rf)
-        } else {
-            if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
-                ));
-            }
-            self.validate_assignments(&topic.assignments, 0)?;
-            (topic.assignments.len() as i32, topic.assignments[0].1.len() as i16)
+    /// This node's turn to propose: proposals are made one at a time, each
+    /// validated against the image its predecessors produced.
+    ///
+    /// Alone, the turn is the store itself. If an earlier holder panicked,
+    /// the store's in-memory state may not match its files: it is reopened
+    /// from disk (what was acknowledged is durable there) before the lock is
+    /// handed on, and the image and the local partitions are brought in
+    /// line with what it holds.
+    pub(crate) fn metadata(&self) -> Turn<'_> {
+        let store = match &self.backend {
+            Backend::Quorum(q) => return Turn::Quorum(q.proposals.lock().unwrap_or_else(|p| p.into_inner())),
+            Backend::Local(store) => store,
         };
-        for (name, value) in &topic.configs {
-            validate_topic_config(name, Some(value)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
-        }
-        self.check_partition_limit(partitions)?;
-        Ok((partitions, rf))
-    }
-
-    /// Refuses `adding` partitions when the cluster would hold more than
-    /// `max.partitions`; checked before anything is allocated for them.
-    fn check_partition_limit(&self, adding: i32) -> Result<(), ApiError> {
-        let held: usize = self.registry().topics.values().map(|t| t.partitions.len()).sum();
-        let limit = self.config.max_partitions;
-        if i64::try_from(held).unwrap_or(i64::MAX).saturating_add(i64::from(adding)) > i64::from(limit) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidPartitions,
-                format!(
-                    "Adding {adding} partitions would exceed the cluster's limit of {limit} (max.partitions); \
-                     it holds {held}. Ask for fewer, or raise max.partitions."
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_assignments(&self, assignments: &[(i32, Vec<i32>)], first_index: i32) -> Result<(), ApiError> {
-        for (i, (index, brokers)) in assignments.iter().enumerate() {
-            if *index != first_index + i as i32 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    "Partitions should be a consecutive 0-based integer sequence.",
-                ));
-            }
-            if brokers.is_empty() || brokers.iter().any(|&b| b != self.node_id) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "Replica assignment {brokers:?} names brokers that are not registered (this cluster has broker {}).",
-                        self.node_id
-                    ),
-                ));
-            }
-            if brokers.len() > 1 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    "Duplicate brokers in the replica assignment.",
-                ));
+        match store.lock() {
+            Ok(guard) => Turn::Local(guard),
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                tracing::error!("a panic while the metadata store was locked; reopening it from disk");
+                match crate::cpu::off_workers(|| MetadataStore::open(&self.data_dir.metadata_dir(), self.node_id)) {
+                    Ok(reopened) => {
+                        *guard = reopened;
+                        store.clear_poison();
+                        self.publish(guard.state());
+                    }
+                    // Left poisoned: the next holder tries again, and proposals fail meanwhile.
+                    Err(e) => tracing::error!(error = %e, "reopening the metadata store failed"),
+                }
+                Turn::Local(guard)
             }
         }
-        Ok(())
     }
 
-    /// Creates a topic (after [`Cluster::validate_new_topic`]).
-    pub fn create_topic(&self, topic: &NewTopic) -> Result<Arc<TopicState>, ApiError> {
-        let mut store = self.metadata();
-        let (partitions, _rf) = self.validate_new_topic(topic)?;
-        let topic_id = uuid_bytes();
-        let meta = TopicMeta {
-            name: topic.name.clone(),
-            topic_id,
-            partitions: (0..partitions).map(|_| self.fresh_partition()).collect(),
-            configs: topic.configs.clone(),
+    /// Proposes `command` (this node's turn held): once it is committed and
+    /// applied, the image moves on and the reconciler brings this node's
+    /// partitions in line before this returns. An outcome that means the
+    /// change was not made (another proposal won a race) is the Kafka error
+    /// a client expects.
+    pub(crate) fn propose(&self, turn: &mut Turn<'_>, command: MetadataCommand) -> Result<ApplyOutcome, ApiError> {
+        let outcome = match turn {
+            Turn::Local(store) => {
+                if matches!(&self.backend, Backend::Local(m) if m.is_poisoned()) {
+                    return Err(ApiError::new(
+                        ErrorCode::KafkaStorageError,
+                        "the metadata store could not be reopened after a failure; see the broker log and restart it",
+                    ));
+                }
+                let (_, outcome) = store.propose(command).map_err(|e| {
+                    tracing::error!(error = %e, "metadata append failed");
+                    ApiError::new(ErrorCode::KafkaStorageError, format!("cannot persist the metadata change: {e}"))
+                })?;
+                self.publish(store.state());
+                outcome
+            }
+            Turn::Quorum(_) => {
+                let Some(q) = self.quorum() else {
+                    return Err(ApiError::new(ErrorCode::UnknownServerError, "no metadata quorum"));
+                };
+                // Admin work runs on blocking threads (see backend.rs), so blocking on the runtime is fine here.
+                let (log_id, outcome) = q.runtime.block_on(q.quorum.propose(command)).map_err(|e| {
+                    tracing::warn!(error = %e, "metadata proposal failed");
+                    quorum_error(&e)
+                })?;
+                self.wait_published(q, crate::cluster_mode::metadata_index(log_id))?;
+                outcome
+            }
         };
-        self.append(&mut store, MetadataCommand::CreateTopic { topic: meta })?;
-        let overrides = topic.configs.clone();
-        let config = self.layers().topic_config(&overrides);
-        let opened = self.open_partitions(&topic.name, TopicId(topic_id), 0..partitions, &config)?;
-        let state = Arc::new(TopicState {
-            name: topic.name.clone(),
-            topic_id: TopicId(topic_id),
-            partitions: opened,
-            overrides,
-            config,
-        });
-        self.swap_registry(|r| r.insert(state.clone()));
-        tracing::info!(topic = %topic.name, partitions, "created topic");
-        Ok(state)
+        match outcome_error(&outcome) {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
     }
 
-    fn fresh_partition(&self) -> PartitionMeta {
-        PartitionMeta { replicas: vec![self.node_id], leader: self.node_id, leader_epoch: 0, isr: vec![self.node_id] }
+    /// Waits until the image and registry show metadata index `index`.
+    fn wait_published(&self, q: &QuorumBackend, index: u64) -> Result<(), ApiError> {
+        let mut published = q.published.subscribe();
+        let reached =
+            q.runtime.block_on(async { tokio::time::timeout(PUBLISH_WAIT, published.wait_for(|p| *p >= index)).await });
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::new(
+                ErrorCode::RequestTimedOut,
+                "The metadata change is committed but this broker has not applied it yet.",
+            )),
+        }
     }
 
-    fn open_partitions(
-        &self,
-        topic: &str,
-        topic_id: TopicId,
-        indexes: std::ops::Range<i32>,
-        config: &TopicConfig,
-    ) -> Result<Vec<PartitionRef>, ApiError> {
-        let log_config = log_config(config, &self.config);
-        let mut out = Vec::new();
-        for index in indexes {
-            let dir = partition_dir(&self.data_dir, topic, index);
-            let log = PartitionLog::open(&dir, log_config, true, 0, now_ms()).map_err(|e| {
-                tracing::error!(topic, partition = index, error = %e, "cannot create partition log");
-                ApiError::new(ErrorCode::KafkaStorageError, format!("cannot create the partition log: {e}"))
-            })?;
-            out.push(Arc::new(Partition::new(topic.to_string(), topic_id, index, 0, log)));
+    /// Rebuilds the image from `state`, reconciles the local partitions and
+    /// publishes both.
+    pub(crate) fn publish(&self, state: &MetadataState) {
+        let old = self.image();
+        let next = Arc::new(old.next(state, self.node_id));
+        let mut replicas = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
+        let reconciled = reconcile(self.node_id, &old, &next, &self.registry(), &mut replicas);
+        drop(replicas);
+        if reconciled.opened
+            && let Err(e) = self.data_dir.sync()
+        {
+            tracing::warn!(error = %e, "cannot sync the data directory after creating partitions");
         }
-        if let Err(e) = File::open(&self.data_dir).and_then(|d| d.sync_all()) {
-            return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("cannot sync the data directory: {e}")));
-        }
-        Ok(out)
-    }
-
-    /// Deletes a topic: metadata first, then its partitions leave the
-    /// registry and their directories are removed in the background.
-    pub fn delete_topic(&self, name: &str) -> Result<TopicId, ApiError> {
-        if !self.config.delete_topic_enable {
-            return Err(ApiError::new(
-                ErrorCode::TopicDeletionDisabled,
-                "Topic deletion is disabled (delete.topic.enable=false).",
-            ));
-        }
-        let mut store = self.metadata();
-        let topic = self.topic(name)?;
-        self.append(&mut store, MetadataCommand::DeleteTopic { topic_id: topic.topic_id.0 })?;
-        self.swap_registry(|r| {
-            r.remove(name);
-        });
-        drop(store);
-        let mut doomed = Vec::new();
-        for p in &topic.partitions {
-            let log = p.log();
-            let from = log.dir().to_path_buf();
-            let to = from.with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, hex(&topic.topic_id.0)));
-            match fs::rename(&from, &to) {
-                Ok(()) => doomed.push(to),
+        if !Arc::ptr_eq(&old.layers, &next.layers) {
+            match effective_connection_limits(&next.layers) {
+                Ok(limits) => self.listener_limits.reconfigure(&limits),
                 Err(e) => {
-                    tracing::warn!(dir = %from.display(), error = %e, "cannot rename deleted partition directory")
+                    tracing::warn!(error = %e, "committed connection limits are invalid; keeping the current ones")
                 }
             }
         }
-        spawn_dir_removal(doomed);
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic.topic_id)
+        let offsets_moved = offsets_partitions(&self.registry()) != offsets_partitions(&reconciled.registry);
+        *self.image.write().unwrap_or_else(|p| p.into_inner()) = next;
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reconciled.registry);
+        if offsets_moved {
+            self.groups.request_reload();
+        }
     }
 
-    /// Adds partitions so the topic has `count`.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        assignments: &[Vec<i32>],
-        validate_only: bool,
-    ) -> Result<(), ApiError> {
-        let mut store = self.metadata();
-        let topic = self.topic(name)?;
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            let verb = if count == current { "already has" } else { "currently has" };
-            return Err(ApiError::new(
-                ErrorCode::InvalidPartitions,
-                format!("Topic {verb} {current} partitions, which is higher than or equal to the requested {count}."),
-            ));
-        }
-        if !assignments.is_empty() {
-            if assignments.len() as i32 != count - current {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "Increasing the number of partitions by {} but {} assignments provided.",
-                        count - current,
-                        assignments.len()
-                    ),
-                ));
-            }
-            let indexed: Vec<(i32, Vec<i32>)> =
-                assignments.iter().enumerate().map(|(i, b)| (current + i as i32, b.clone())).collect();
-            self.validate_assignments(&indexed, current)?;
-        }
-        self.check_partition_limit(count - current)?;
-        if validate_only {
-            return Ok(());
-        }
-        let new: Vec<PartitionMeta> = (current..count).map(|_| self.fresh_partition()).collect();
-        self.append(&mut store, MetadataCommand::CreatePartitions { topic_id: topic.topic_id.0, partitions: new })?;
-        let opened = self.open_partitions(name, topic.topic_id, current..count, &topic.config)?;
-        let mut partitions = topic.partitions.clone();
-        partitions.extend(opened);
-        let next = Arc::new(TopicState {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions,
-            overrides: topic.overrides.clone(),
-            config: topic.config.clone(),
-        });
-        self.swap_registry(|r| r.insert(next));
-        tracing::info!(topic = name, from = current, to = count, "added partitions");
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides.
-    pub fn set_topic_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), ApiError> {
-        for (k, v) in &configs {
-            validate_topic_config(k, Some(v)).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
-        }
-        let mut store = self.metadata();
-        let topic = self.topic(name)?;
-        if validate_only {
-            return Ok(());
-        }
-        self.append(
-            &mut store,
-            MetadataCommand::SetTopicConfigs { topic_id: topic.topic_id.0, configs: configs.clone() },
-        )?;
-        let config = self.layers().topic_config(&configs);
-        self.replace_topic_config(&topic, configs, config);
-        Ok(())
-    }
-
-    fn replace_topic_config(&self, topic: &Arc<TopicState>, overrides: BTreeMap<String, String>, config: TopicConfig) {
-        let log_config = log_config(&config, &self.config);
-        for p in &topic.partitions {
-            p.log().set_config(log_config);
-        }
-        let next = Arc::new(TopicState {
-            name: topic.name.clone(),
-            topic_id: topic.topic_id,
-            partitions: topic.partitions.clone(),
-            overrides,
-            config,
-        });
-        self.swap_registry(|r| r.insert(next));
-    }
-
-    /// Replaces dynamic broker configs (`broker` = None for the cluster-wide default).
-    pub fn set_broker_configs(
-        &self,
-        broker: Option<i32>,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), ApiError> {
-        for (k, v) in &configs {
-            let def = broker_config(k)
-                .ok_or_else(|| ApiError::new(ErrorCode::InvalidConfig, format!("Unknown broker config name: {k}")))?;
-            if !def.dynamic {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidConfig,
-                    format!("Cannot update these configs dynamically: {k}; set it in server.properties and restart"),
-                ));
-            }
-            if !(v.is_empty() && def.ty == ConfigType::List) {
-                validate(k, def.ty, def.validator, v).map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
-            }
-        }
-        if let Some(id) = broker
-            && id != self.node_id
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("Broker {id} is not this broker ({}).", self.node_id),
-            ));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut store = self.metadata();
-        self.append(&mut store, MetadataCommand::SetBrokerConfigs { broker, configs: configs.clone() })?;
-        let mut layers = (*self.layers()).clone();
-        match broker {
-            None => layers.dynamic_default = configs,
-            Some(_) => layers.dynamic_broker = configs,
-        }
-        let layers = Arc::new(layers);
-        *self.layers.write().unwrap_or_else(|p| p.into_inner()) = layers.clone();
-        for topic in self.registry().topics.values() {
-            let config = layers.topic_config(&topic.overrides);
-            if config != topic.config {
-                self.replace_topic_config(topic, topic.overrides.clone(), config);
-            }
-        }
-        Ok(())
-    }
-
-    /// Allocates a producer id, reserving a new block in the metadata log when needed.
-    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
-        if ids.0 >= ids.1 {
-            let mut store = self.metadata();
-            let start = store.state().producer_id_block_end.max(ids.1);
-            let end = start + PRODUCER_ID_BLOCK_SIZE;
-            self.append(&mut store, MetadataCommand::AllocateProducerIds { block_end: end })?;
-            *ids = (start, end);
-        }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
-    }
-
-    /// Appends records to a partition of an internal topic (uncompressed,
-    /// timestamped by the caller). Returns the partition's progress channel,
-    /// the offset that must become durable, and the first offset assigned.
-    pub fn append_internal(
-        &self,
-        topic: &str,
-        partition: i32,
-        records: Vec<RecordSpec>,
-    ) -> Result<(watch::Receiver<Progress>, i64, i64), ApiError> {
-        let registry = self.registry();
-        let target = registry.partition(topic, partition).cloned().ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
-        })?;
-        let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-        let offset_delta_of_max = records.iter().position(|r| r.timestamp == max_timestamp).unwrap_or(0) as i32;
-        let mut builder = BatchBuilder::new(Compression::None);
-        for r in records {
-            builder.push(r);
-        }
-        let batch = builder.build();
-        let info = AppendInfo {
-            leader_epoch: target.leader_epoch(),
-            max_timestamp,
-            offset_delta_of_max_timestamp: offset_delta_of_max,
-            now_ms: now_ms(),
-            log_append_time: false,
-        };
-        let progress = target.subscribe();
-        let outcome = target.log().append(&batch, &info).map_err(ApiError::from)?;
-        let (base, last) = match outcome {
-            AppendOutcome::Appended { base_offset, last_offset, .. } => (base_offset, last_offset),
-            AppendOutcome::Duplicate { base_offset, last_offset } => (base_offset, last_offset),
-        };
-        self.flusher.mark_dirty(&target);
-        Ok((progress, last + 1, base))
+    /// Writes `meta.properties` (a KRaft node learns its cluster id from the log).
+    pub(crate) fn write_meta_properties(&self, cluster_id: &str) -> std::io::Result<()> {
+        self.data_dir.write_meta_properties(self.node_id, cluster_id)
     }
 
     /// Closes every log cleanly and leaves the clean-shutdown marker.
@@ -697,112 +390,29 @@ impl Cluster {
         let mut all_clean = true;
         for topic in self.registry().topics.values() {
             for p in &topic.partitions {
-                if let Err(e) = p.log().close() {
+                let mut log = p.log();
+                if log.offline_reason().is_some() {
+                    // Whatever it holds was not flushed by this close: the next start validates it.
+                    all_clean = false;
+                    continue;
+                }
+                if let Err(e) = log.close() {
                     all_clean = false;
                     tracing::error!(topic = %topic.name, partition = p.index, error = %e, "closing partition failed");
                 }
             }
         }
-        if all_clean {
-            let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
-            let written = File::create(&marker)
-                .and_then(|f| f.sync_all())
-                .and_then(|_| File::open(&self.data_dir))
-                .and_then(|d| d.sync_all());
-            if let Err(e) = written {
-                tracing::warn!(error = %e, "cannot write the clean shutdown marker; the next start will validate the logs");
-            }
+        if all_clean && let Err(e) = self.data_dir.mark_clean_shutdown() {
+            tracing::warn!(error = %e, "cannot write the clean shutdown marker; the next start will validate the logs");
         }
     }
 }
 
-/// The log's view of a topic's config.
-pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
-    LogConfig {
-        segment_bytes: topic.segment_bytes,
-        segment_ms: topic.segment_ms.saturating_sub(topic.segment_jitter_ms).max(1),
-        index_interval_bytes: topic.index_interval_bytes,
-        retention_ms: topic.retention_ms,
-        retention_bytes: topic.retention_bytes,
-        delete_policy: topic.delete,
-        producer_id_expiration_ms: broker.producer_id_expiration_ms,
-        compaction: CompactionConfig {
-            enabled: topic.compact,
-            min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio,
-            min_compaction_lag_ms: topic.min_compaction_lag_ms,
-            max_compaction_lag_ms: topic.max_compaction_lag_ms,
-            delete_retention_ms: topic.delete_retention_ms,
-        },
-    }
-}
-
-/// `<data>/<topic>-<partition>`, as Kafka names partition directories.
-pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
-    data_dir.join(format!("{topic}-{partition}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> std::io::Result<()> {
-    let path = dir.join("meta.properties");
-    if path.exists() {
-        return Ok(());
-    }
-    let text = format!("#\n#Tributary node metadata\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
-    let tmp = dir.join("meta.properties.tmp");
-    fs::write(&tmp, text)?;
-    File::open(&tmp)?.sync_all()?;
-    fs::rename(tmp, path)
-}
-
-/// Removes partition directories of topics no longer in the metadata (a
-/// delete interrupted by a crash) and leftovers marked `-delete`.
-fn remove_stray_partition_dirs(data_dir: &Path, registry: &Registry) {
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
-    let mut doomed = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == METADATA_DIR || name.starts_with('.') {
-            continue;
-        }
-        // Only what looks like a partition directory (`<topic>-<n>`, or a
-        // `...-delete` leftover) is ours to remove: anything else (`logs/`
-        // of `tributary start`, a user's own folder) is left alone.
-        let partition =
-            name.rsplit_once('-').and_then(|(topic, p)| p.parse::<i32>().ok().map(|p| (topic.to_string(), p)));
-        if partition.is_none() && !name.ends_with("-delete") {
-            continue;
-        }
-        let known = partition
-            .is_some_and(|(topic, p)| registry.topics.get(&topic).is_some_and(|t| (p as usize) < t.partitions.len()));
-        if !known {
-            tracing::info!(dir = %path.display(), "removing a partition directory no topic owns");
-            doomed.push(path);
-        }
-    }
-    spawn_dir_removal(doomed);
-}
-
-fn spawn_dir_removal(dirs: Vec<PathBuf>) {
-    if dirs.is_empty() {
-        return;
-    }
-    let spawned = std::thread::Builder::new().name("delete-dirs".to_string()).spawn(move || {
-        for dir in dirs {
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove directory");
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the directory removal thread");
-    }
+/// The `__consumer_offsets` partitions a registry hosts and leads.
+fn offsets_partitions(registry: &Registry) -> Vec<i32> {
+    registry
+        .topics
+        .get(crate::groups::OFFSETS_TOPIC)
+        .map(|t| t.partitions.iter().filter(|p| p.is_leader()).map(|p| p.index).collect())
+        .unwrap_or_default()
 }

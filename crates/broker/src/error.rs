@@ -31,6 +31,7 @@ impl From<LogError> for ApiError {
             LogError::Io { .. } | LogError::Offline(_) => ErrorCode::KafkaStorageError,
             LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             LogError::BatchLargerThanSegment { .. } => ErrorCode::RecordListTooLarge,
+            LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         };

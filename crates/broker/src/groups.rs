@@ -18,6 +18,7 @@
 //! replay rebuilds the same group.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -37,7 +38,7 @@ use tributary_types::now_ms;
 
 use crate::cluster::{Cluster, NewTopic, Registry};
 use crate::error::ApiError;
-use crate::partition::{Progress, wait_durable};
+use crate::partition::{Progress, wait_committed};
 
 /// The internal topic of group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -138,7 +139,7 @@ impl GroupsState {
         let view = Arc::new(TopicsView::new(registry.topics.values().map(|t| {
             (
                 t.name.clone(),
-                TopicInfo { id: t.topic_id.0, partitions: t.partitions.len() as i32, internal: t.is_internal() },
+                TopicInfo { id: t.topic_id.0, partitions: t.partition_count() as i32, internal: t.is_internal() },
             )
         })));
         self.topics = Some((registry.clone(), view.clone()));
@@ -187,6 +188,10 @@ pub struct GroupService {
     started: Instant,
     /// Wakes the timer task when deadlines may have moved earlier.
     pub(crate) wake: Notify,
+    /// The state was reset after a panic and waits to be reloaded.
+    reload_wanted: AtomicBool,
+    /// The broker, once attached (for reloads).
+    cluster: std::sync::OnceLock<std::sync::Weak<Cluster>>,
 }
 
 fn group_error_code(e: GroupError) -> ErrorCode {
@@ -219,6 +224,8 @@ impl GroupService {
             availability: Mutex::new(Availability::Loading),
             started: Instant::now(),
             wake: Notify::new(),
+            reload_wanted: AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -227,8 +234,93 @@ impl GroupService {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Locks the coordinator state. If an earlier holder panicked, the state
+    /// may be inconsistent and is never served as is: it is rebuilt from
+    /// `__consumer_offsets`, the source of truth, before the lock is handed
+    /// on (off the async workers; the caller waits for the replay). Parked
+    /// joins and syncs are dropped, so their members get
+    /// COORDINATOR_NOT_AVAILABLE, find the coordinator again and rejoin. If
+    /// even the replay fails, the coordinator answers
+    /// COORDINATOR_NOT_AVAILABLE and the timer task tries again.
     pub(crate) fn state(&self) -> MutexGuard<'_, GroupsState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                tracing::error!(
+                    "a panic while the group coordinator's lock was held may have left group state inconsistent; \
+                     reloading it from {OFFSETS_TOPIC}"
+                );
+                let next_request = guard.next_request;
+                *guard = GroupsState { next_request, ..GroupsState::default() };
+                self.state.clear_poison();
+                let cluster = self.cluster.get().and_then(std::sync::Weak::upgrade);
+                let replayed = match &cluster {
+                    Some(cluster) => crate::cpu::off_workers(|| self.replay(cluster)),
+                    None => Err("the coordinator is not attached to a broker".to_string()),
+                };
+                let availability = match replayed {
+                    Ok(fresh) => {
+                        *guard = GroupsState { next_request, ..fresh };
+                        tracing::warn!("group coordinator state reloaded from {OFFSETS_TOPIC}");
+                        Availability::Ready
+                    }
+                    Err(why) => {
+                        tracing::error!(reason = %why, "reloading the group coordinator failed; retrying from the timer");
+                        self.reload_wanted.store(true, Ordering::SeqCst);
+                        self.wake.notify_one();
+                        Availability::Unavailable(format!("the group coordinator is reloading its state: {why}"))
+                    }
+                };
+                *self.availability.lock().unwrap_or_else(|p| p.into_inner()) = availability;
+                guard
+            }
+        }
+    }
+
+    /// Lets the coordinator reach its broker (to reload after a panic).
+    pub fn attach(&self, cluster: &Arc<Cluster>) {
+        let _ = self.cluster.set(Arc::downgrade(cluster));
+    }
+
+    /// The broker this coordinator belongs to, once attached.
+    pub(crate) fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.get().and_then(std::sync::Weak::upgrade)
+    }
+
+    /// Asks the timer task to rebuild the state (the `__consumer_offsets`
+    /// partitions this node leads changed).
+    pub(crate) fn request_reload(&self) {
+        self.reload_wanted.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Reloads the state after [`GroupService::state`] could not.
+    /// Blocking; runs on the timer task's behalf.
+    fn reload_if_wanted(&self, cluster: &Cluster) {
+        if self.reload_wanted.swap(false, Ordering::SeqCst) {
+            self.load(cluster);
+        }
+    }
+
+    /// Half-changes the state and panics while holding the coordinator's
+    /// lock, on a thread of its own, as a bug in a group state machine
+    /// would: every group and committed offset is forgotten, then the panic.
+    /// For fault-injection tests: the next request finds the lock poisoned,
+    /// and nothing of the damaged state may be served.
+    #[doc(hidden)]
+    pub fn inject_panic_under_lock(&self) {
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.groups.clear();
+                    state.consumer_groups.clear();
+                    state.offsets = OffsetStore::default();
+                    panic!("injected: a bug while the group coordinator's lock is held");
+                })
+                .join();
+        });
     }
 
     /// Whether requests can be served now.
@@ -264,8 +356,14 @@ impl GroupService {
 
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
         let settings = &self.settings;
+        if cluster.quorum().is_some() && !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
+            // In a cluster the topic is created on the first FindCoordinator
+            // (as Kafka does), once brokers have joined, so its partitions
+            // spread over them; until then no group is coordinated here.
+            return Ok((0, 0));
+        }
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
-            if settings.offsets_replication_factor > 1 {
+            if settings.offsets_replication_factor > 1 && cluster.quorum().is_none() {
                 return Err(format!(
                     "offsets.topic.replication.factor={} but this cluster has 1 broker; set offsets.topic.replication.factor=1",
                     settings.offsets_replication_factor
@@ -278,12 +376,48 @@ impl GroupService {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 num_partitions: settings.offsets_partitions,
-                replication_factor: 1,
+                replication_factor: if cluster.quorum().is_some() {
+                    settings.offsets_replication_factor.max(1)
+                } else {
+                    1
+                },
                 assignments: Vec::new(),
                 configs,
             };
-            cluster.create_topic(&topic).map_err(|e| format!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+            match cluster.create_topic(&topic) {
+                Ok(_) => {}
+                // Another broker of the cluster created it first.
+                Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                Err(e) => return Err(format!("cannot create {OFFSETS_TOPIC}: {}", e.message)),
+            }
         }
+        let fresh = self.replay(cluster)?;
+        let mut state = self.state();
+        let next_request = state.next_request;
+        *state = GroupsState { next_request, ..fresh };
+        let groups = state.groups.len() + state.consumer_groups.len();
+        Ok((groups, state.offsets.groups().count()))
+    }
+
+    /// The `__consumer_offsets` topic to create in a cluster.
+    pub(crate) fn offsets_topic(&self) -> NewTopic {
+        let settings = &self.settings;
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), settings.offsets_segment_bytes.to_string());
+        configs.insert("compression.type".to_string(), "producer".to_string());
+        NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: settings.offsets_partitions,
+            replication_factor: settings.offsets_replication_factor.max(1),
+            assignments: Vec::new(),
+            configs,
+        }
+    }
+
+    /// Rebuilds every group and committed offset from `__consumer_offsets`
+    /// (everything appended to it, once durable), without the state lock.
+    fn replay(&self, cluster: &Cluster) -> Result<GroupsState, String> {
         let registry = cluster.registry();
         let Some(topic) = registry.topics.get(OFFSETS_TOPIC) else {
             return Err(format!("{OFFSETS_TOPIC} disappeared during load"));
@@ -292,8 +426,12 @@ impl GroupService {
         let mut groups: HashMap<String, GroupValue> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let mut records = 0usize;
-        for partition in &topic.partitions {
-            let hw = partition.high_watermark();
+        // Only the partitions this node leads: their groups are coordinated here.
+        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
+            // Everything appended must be read, also what is still being
+            // fsynced (a reload while commits are in flight).
+            let hw = wait_until_durable(partition, RELOAD_DURABLE_WAIT)
+                .map_err(|e| format!("cannot read {OFFSETS_TOPIC}-{}: {e}", partition.index))?;
             crate::internal::for_each_record(partition, hw, |offset, key, value| {
                 records += 1;
                 match OffsetsKey::decode(key) {
@@ -326,8 +464,7 @@ impl GroupService {
         }
         let now = self.now();
         let wall = now_ms();
-        let mut state = self.state();
-        let group_count = groups.len() + consumer_groups.len();
+        let mut state = GroupsState::default();
         for (id, value) in groups {
             if consumer_groups.contains_key(&id) {
                 tracing::warn!(group = %id, "both a classic and a consumer group are recorded; keeping the consumer group");
@@ -341,7 +478,7 @@ impl GroupService {
         }
         state.offsets = offsets;
         tracing::debug!(records, "replayed {OFFSETS_TOPIC}");
-        Ok((group_count, state.offsets.groups().count()))
+        Ok(state)
     }
 
     /// The `__consumer_offsets` partition of a group.
@@ -354,7 +491,7 @@ impl GroupService {
     pub async fn persist(&self, cluster: &Cluster, group: &str, records: Vec<RecordSpec>) -> Result<i64, ApiError> {
         let partition = self.partition_for(group);
         let (progress, target, base_offset) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
-        let progress = wait_durable(progress, target).await;
+        let progress = wait_committed(progress, target).await;
         if progress.offline {
             return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("{OFFSETS_TOPIC}-{partition} is offline")));
         }
@@ -558,7 +695,7 @@ pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, staged: Vec<Staged>) {
 /// Waits until appended records are durable; the error to answer if they cannot be.
 pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
     let Some((progress, target)) = pending else { return Ok(()) };
-    let p = wait_durable(progress, target).await;
+    let p = wait_committed(progress, target).await;
     if p.offline {
         return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} is offline")));
     }
@@ -631,6 +768,29 @@ impl GroupService {
     }
 }
 
+/// Longest a reload waits for what `__consumer_offsets` holds to be durable.
+const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits (blocking) until everything appended to `partition` is durable;
+/// returns the high watermark then.
+fn wait_until_durable(partition: &crate::partition::Partition, limit: std::time::Duration) -> Result<i64, String> {
+    let end = partition.log().log_end_offset();
+    let deadline = Instant::now() + limit;
+    loop {
+        let progress = partition.progress();
+        if progress.offline {
+            return Err("the partition is offline".to_string());
+        }
+        if progress.high_watermark >= end {
+            return Ok(progress.high_watermark);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("offsets up to {end} did not become durable within {limit:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Runs group deadlines (session expiry, join deadlines) and offset retention.
 pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let service = &cluster.groups;
@@ -644,6 +804,12 @@ pub(crate) async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: tokio::sync:
     );
     let mut next_retention = tokio::time::Instant::now() + retention_check;
     loop {
+        if service.reload_wanted.load(Ordering::SeqCst) {
+            let c = cluster.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || c.groups.reload_if_wanted(&c)).await {
+                tracing::error!(error = %e, "reloading the group coordinator failed");
+            }
+        }
         let next = run_due_timers(&cluster, Selection::All);
         if tokio::time::Instant::now() >= next_retention {
             next_retention = tokio::time::Instant::now() + retention_check;

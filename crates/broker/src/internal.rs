@@ -1,11 +1,22 @@
-//! Reading the records of a partition from the local log: group state replay
-//! (`__consumer_offsets`) and the schema index (the registry's storage topic).
+//! Internal topics from the inside: appending the group coordinator's records
+//! to `__consumer_offsets`, and reading the records of a partition from the
+//! local log for group state replay and the schema index (the registry's
+//! storage topic).
 
 use tributary_record::BatchIter;
 use tributary_record::batch::BATCH_HEADER_LEN;
 use tributary_record::records::RecordIter;
 
-use crate::partition::Partition;
+use tokio::sync::watch;
+use tributary_log::{AppendInfo, AppendOutcome};
+use tributary_protocol::ErrorCode;
+use tributary_record::Compression;
+use tributary_record::builder::{BatchBuilder, RecordSpec};
+use tributary_types::now_ms;
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::partition::{Partition, Progress};
 
 /// Largest decompressed batch of an internal topic.
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
@@ -64,4 +75,43 @@ pub(crate) fn read_records(
         }
     }
     Ok(offset)
+}
+
+impl Cluster {
+    /// Appends records to a partition of an internal topic (uncompressed,
+    /// timestamped by the caller). Returns the partition's progress channel,
+    /// the offset that must become durable, and the first offset assigned.
+    pub fn append_internal(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<RecordSpec>,
+    ) -> Result<(watch::Receiver<Progress>, i64, i64), ApiError> {
+        let registry = self.registry();
+        let target = registry.partition(topic, partition).cloned().ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
+        })?;
+        let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let offset_delta_of_max = records.iter().position(|r| r.timestamp == max_timestamp).unwrap_or(0) as i32;
+        let mut builder = BatchBuilder::new(Compression::None);
+        for r in records {
+            builder.push(r);
+        }
+        let batch = builder.build();
+        let info = AppendInfo {
+            leader_epoch: target.leader_epoch(),
+            max_timestamp,
+            offset_delta_of_max_timestamp: offset_delta_of_max,
+            now_ms: now_ms(),
+            log_append_time: false,
+        };
+        let progress = target.subscribe();
+        let outcome = target.log().append(&batch, &info).map_err(ApiError::from)?;
+        let (base, last) = match outcome {
+            AppendOutcome::Appended { base_offset, last_offset, .. } => (base_offset, last_offset),
+            AppendOutcome::Duplicate { base_offset, last_offset } => (base_offset, last_offset),
+        };
+        self.flusher.mark_dirty(&target);
+        Ok((progress, last + 1, base))
+    }
 }

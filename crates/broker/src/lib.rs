@@ -7,7 +7,8 @@
 //!                  │    Produce: validate ─▶ Partition.log().append ─▶ Flusher.mark_dirty
 //!                  │             reply deferred until the partition's high watermark passes it
 //!                  │    Fetch:   read below the high watermark; long-poll on watermark changes
-//!                  │    Admin:   Cluster validates ─▶ metadata command (fsync) ─▶ registry + logs
+//!                  │    Admin:   validate ─▶ propose a metadata command (fsync, apply) ─▶ the
+//!                  │             reconciler changes local partitions ─▶ registry published
 //!                  ▼
 //!                responses in request order
 //! Flusher thread: dirty partitions ─▶ fsync (no lock) ─▶ publish high watermark
@@ -21,15 +22,27 @@
 //! which stops accepting, drains in-flight requests, flushes and closes every
 //! segment and marks the stop clean.
 
+pub mod admin;
+pub mod backend;
 pub mod cleaner;
 pub mod cluster;
+pub mod cluster_mode;
+pub mod cpu;
 pub mod error;
 pub mod flusher;
 pub mod groups;
 pub mod handlers;
+pub mod image;
 mod internal;
+mod limits;
+pub mod node;
 pub mod outgoing;
 pub mod partition;
+pub mod placement;
+pub mod reconciler;
+pub mod registry;
+pub mod replicas;
+pub mod routing;
 pub mod schema_validation;
 mod server;
 
@@ -46,13 +59,19 @@ pub use cluster::{Cluster, StartError};
 
 /// How long shutdown waits for in-flight requests before closing anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster member's controlled shutdown may take.
+const CONTROLLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
     cluster: Arc<Cluster>,
     bound: Vec<(Listener, SocketAddr)>,
+    /// Stops the listeners, connections and background loops.
     shutdown: watch::Sender<bool>,
+    /// Stops a KRaft node's own tasks (heartbeats, the controller's duties)
+    /// before its controlled shutdown, while clients are still served.
+    cluster_tasks: watch::Sender<bool>,
     alive: mpsc::Receiver<()>,
     alive_sender: Option<mpsc::Sender<()>>,
     cleaner: Option<cleaner::LogCleaner>,
@@ -130,10 +149,27 @@ impl Broker {
     /// serves on listeners bound beforehand with [`BoundListeners::bind`], so
     /// a caller can report a busy port before anything else starts.
     pub async fn start_bound(config: BrokerConfig, listeners: BoundListeners) -> Result<Broker, BrokerError> {
-        let cluster = tokio::task::spawn_blocking(move || Cluster::open(config))
-            .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))??;
+        let kraft = tributary_quorum::config::KraftConfig::from_properties(&config.properties)
+            .map_err(|e| BrokerError::Start(StartError::Config(e.0)))?;
+        let cluster = match kraft {
+            None => tokio::task::spawn_blocking(move || Cluster::open(config))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??,
+            Some(kraft) => {
+                if kraft.node_id != config.node_id {
+                    return Err(BrokerError::Start(StartError::Config(format!(
+                        "node.id {} and broker.id {} disagree",
+                        kraft.node_id, config.node_id
+                    ))));
+                }
+                let (data_dir, backend) = cluster_mode::start_quorum(&config, kraft).await?;
+                tokio::task::spawn_blocking(move || Cluster::open_quorum(config, data_dir, backend))
+                    .await
+                    .map_err(|e| BrokerError::Internal(e.to_string()))??
+            }
+        };
         let cluster = Arc::new(cluster);
+        cluster.groups.attach(&cluster);
         let mut bound = Vec::new();
         let mut sockets = Vec::new();
         for (l, socket, local) in listeners.sockets {
@@ -164,6 +200,7 @@ impl Broker {
         for (name, socket) in sockets {
             tokio::spawn(server::accept_loop(cluster.clone(), socket, name, shutdown_rx.clone(), alive_sender.clone()));
         }
+        let (cluster_tasks, cluster_tasks_rx) = watch::channel(false);
         tokio::spawn(retention_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         tokio::spawn(schema_validation::tail_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         // Group state loads in the background; until then group requests get COORDINATOR_LOAD_IN_PROGRESS.
@@ -175,8 +212,9 @@ impl Broker {
             }
             groups::timer_loop(loading, shutdown_rx).await;
         });
+        cluster_mode::spawn(&cluster, cluster_tasks_rx);
         let cleaner = cleaner::LogCleaner::start(cluster.clone());
-        Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender), cleaner })
+        Ok(Broker { cluster, bound, shutdown, cluster_tasks, alive, alive_sender: Some(alive_sender), cleaner })
     }
 
     /// The shared state (for embedding and tests).
@@ -189,9 +227,29 @@ impl Broker {
         &self.bound
     }
 
+    /// Resolves with one line once the node must stop on its own (its data
+    /// directory belongs to another cluster, the quorum refuses it).
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.cluster.fatal();
+        match fatal.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Stops accepting, drains in-flight requests, then flushes and closes
-    /// every log and marks the data directory cleanly stopped.
+    /// every log and marks the data directory cleanly stopped. In a cluster
+    /// the broker first hands its leaderships over and unregisters
+    /// (controlled shutdown) while it still serves, as Kafka's brokers do:
+    /// a client that sends a partition here meanwhile is answered
+    /// NOT_LEADER_OR_FOLLOWER with the new leader (KIP-951) instead of
+    /// losing its connection; the quorum member stops last.
     pub async fn shutdown(mut self) {
+        let _ = self.cluster_tasks.send(true);
+        if self.cluster.quorum().is_some() && self.cluster.fatal().borrow().is_none() {
+            tracing::info!("shutting down: controlled shutdown while still serving clients");
+            cluster_mode::controlled_shutdown(&self.cluster, CONTROLLED_SHUTDOWN_LIMIT).await;
+        }
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = self.shutdown.send(true);
         drop(self.alive_sender.take());
@@ -207,6 +265,7 @@ impl Broker {
             cluster.close()
         })
         .await;
+        cluster_mode::stop(&self.cluster).await;
         tracing::info!("shutdown complete: segments flushed and closed");
     }
 }

@@ -39,6 +39,7 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::CreatePartitions => dec!(CreatePartitionsResponse),
         ApiKey::IncrementalAlterConfigs => dec!(IncrementalAlterConfigsResponse),
         ApiKey::DescribeCluster => dec!(DescribeClusterResponse),
+        ApiKey::DescribeQuorum => dec!(DescribeQuorumResponse),
         ApiKey::FindCoordinator => dec!(FindCoordinatorResponse),
         ApiKey::JoinGroup => dec!(JoinGroupResponse),
         ApiKey::Heartbeat => dec!(HeartbeatResponse),
@@ -52,6 +53,10 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::OffsetDelete => dec!(OffsetDeleteResponse),
         ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeatResponse),
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribeResponse),
+        ApiKey::ListConfigResources => dec!(ListConfigResourcesResponse),
+        ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitionsResponse),
+        ApiKey::AddRaftVoter => dec!(AddRaftVoterResponse),
+        ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoterResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }
@@ -427,4 +432,81 @@ async fn only_partition_like_directories_are_removed_as_strays() {
     assert!(!dir.path().join("gone-0.0123abcd-delete").exists(), "a delete leftover is removed");
     assert_eq!(std::fs::read_to_string(dir.path().join("logs/tributary.log")).expect("log kept"), "kept");
     assert!(dir.path().join("notes").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_refuses_voter_changes_with_unsupported_version() {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let listener = Listener::default()
+        .with_name(StrBytes::from_static_str("CONTROLLER"))
+        .with_host(StrBytes::from_static_str("127.0.0.1"))
+        .with_port(19093);
+    let add = AddRaftVoterRequest::default().with_voter_id(2).with_listeners(vec![listener]);
+    let added: AddRaftVoterResponse = client.call(ApiKey::AddRaftVoter, 0, &add).await.expect("answer");
+    assert_eq!(added.error_code, 35, "{added:?}");
+    assert!(added.error_message.as_deref().is_some_and(|m| m.contains("process.roles")), "{added:?}");
+    let remove = RemoveRaftVoterRequest::default().with_voter_id(2);
+    let removed: RemoveRaftVoterResponse = client.call(ApiKey::RemoveRaftVoter, 0, &remove).await.expect("answer");
+    assert_eq!(removed.error_code, 35, "{removed:?}");
+    broker.stop().await;
+}
+
+fn describe_quorum_request(name: &str, partitions: &[i32]) -> DescribeQuorumRequest {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    DescribeQuorumRequest::default().with_topics(vec![
+        TopicData::default()
+            .with_topic_name(topic(name))
+            .with_partitions(partitions.iter().map(|&p| PartitionData::default().with_partition_index(p)).collect()),
+    ])
+}
+
+/// A node alone is a quorum of one voter, itself, at every version; its
+/// high watermark moves with every metadata change; any other partition
+/// than `__cluster_metadata`-0 is UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_describes_itself_as_the_only_voter() {
+    let broker = TestBroker::start(&[("node.id", "7")]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    let describe = describe_quorum_request("__cluster_metadata", &[0]);
+    let mut high_watermarks = Vec::new();
+    for v in 0..=2 {
+        let r: DescribeQuorumResponse = client.call(ApiKey::DescribeQuorum, v, &describe).await.expect("an answer");
+        assert_eq!(r.error_code, 0, "v{v}");
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((r.topics[0].topic_name.0.as_str(), p.partition_index, p.error_code), ("__cluster_metadata", 0, 0));
+        assert_eq!(p.leader_id.0, 7, "v{v}");
+        assert!(p.leader_epoch >= 1, "v{v}: epoch {}", p.leader_epoch);
+        assert!(p.high_watermark >= 1, "v{v}: the cluster's init entry at least");
+        let voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+        assert_eq!(voters, vec![7], "v{v}");
+        assert!(p.observers.is_empty());
+        assert_eq!(p.current_voters[0].log_end_offset, p.high_watermark);
+        if v >= 1 {
+            assert!(p.current_voters[0].last_fetch_timestamp > 0 && p.current_voters[0].last_caught_up_timestamp > 0);
+        }
+        if v >= 2 {
+            assert_eq!(r.nodes.len(), 1);
+            assert_eq!(r.nodes[0].node_id.0, 7);
+        }
+        high_watermarks.push(p.high_watermark);
+        create(&mut client, &format!("quorum-{v}")).await;
+    }
+    assert!(
+        high_watermarks.windows(2).all(|w| w[1] > w[0]),
+        "a topic creation is a metadata entry: {high_watermarks:?}"
+    );
+    for (name, partitions) in
+        [("__cluster_metadata", &[1][..]), ("orders", &[0][..]), ("__cluster_metadata", &[0, 0][..])]
+    {
+        let r: DescribeQuorumResponse = client
+            .call(ApiKey::DescribeQuorum, 2, &describe_quorum_request(name, partitions))
+            .await
+            .expect("an answer");
+        let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+        assert_eq!(codes, vec![3; partitions.len()], "{name} {partitions:?}");
+        assert!(r.topics[0].partitions[0].error_message.is_some());
+    }
+    broker.stop().await;
 }

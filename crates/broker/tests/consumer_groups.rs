@@ -363,3 +363,34 @@ async fn empty_groups_change_protocol_and_keep_their_offsets() {
     assert_eq!(describe(&mut c, "shared").await.error_code, 69, "the consumer group stays deleted");
     broker.stop().await;
 }
+
+/// A panic while the coordinator's lock is held may leave group state
+/// inconsistent (the injected one forgets every group and offset first): it
+/// is never served as is. The request that finds the lock poisoned waits
+/// while the state is rebuilt from `__consumer_offsets`, with every committed
+/// offset, group and member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_under_the_coordinator_lock_reloads_groups_from_the_offsets_topic() {
+    let broker = start(&[]).await;
+    let mut c = RawClient::connect(broker.addr).await;
+    create(&mut c, "reload", 1).await;
+    let r = heartbeat(&mut c, &join("g", "m", &["reload"])).await;
+    assert_eq!(r.error_code, 0);
+    let epoch = r.member_epoch;
+    assert_eq!(commit(&mut c, "g", "m", epoch, "reload").await, 0);
+    // A plain (generation -1) commit of another group, too.
+    assert_eq!(commit(&mut c, "simple", "", -1, "reload").await, 0);
+    assert_eq!(fetch_error(&mut c, "simple", None, -1).await, (0, 42));
+
+    broker.broker().cluster().groups.inject_panic_under_lock();
+
+    assert_eq!(fetch_error(&mut c, "simple", None, -1).await, (0, 42), "offsets come back from the offsets topic");
+    let described = describe(&mut c, "g").await;
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.members.len(), 1, "the member's records rebuilt it");
+    assert_eq!(fetch_error(&mut c, "g", Some("m"), epoch).await, (0, 42));
+    // The member carries on with its epoch.
+    let r = heartbeat(&mut c, &beat("g", "m", epoch, &assigned(&r).expect("assignment"))).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, epoch));
+    broker.stop().await;
+}

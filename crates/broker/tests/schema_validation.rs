@@ -160,3 +160,72 @@ async fn without_a_storage_topic_every_id_is_unknown() {
     assert!(message.contains("found no schemas in _elsewhere"), "{message}");
     broker.stop().await;
 }
+
+/// A registration already appended to the storage topic but not yet durable
+/// when the produce that uses its id is checked (a registry writing with
+/// acks=1 that answers at once, or a write still in flight) is waited for,
+/// not refused. Each round sends the registration and a record framed with
+/// its id in one Produce request, the storage topic first: the record is
+/// checked right after the registration was appended, before it is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_still_being_written_is_waited_for() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    create(&mut client, "_schemas", &[("cleanup.policy", "compact")]).await;
+    create(&mut client, "orders", &[("confluent.value.schema.validation", "true")]).await;
+    register(&mut client, "orders-value", 1, 100).await;
+    for round in 0..20 {
+        let (version, id) = (round + 2, round + 101);
+        let key = format!(r#"{{"keytype":"SCHEMA","subject":"orders-value","version":{version},"magic":1}}"#);
+        let value = format!(
+            r#"{{"subject":"orders-value","version":{version},"id":{id},"schema":"\"string\"","deleted":false}}"#
+        );
+        let registration = batch(Compression::None, &[(Some(key.as_bytes()), Some(value.as_bytes()))]);
+        let framed_value = framed(id, b"payload");
+        let record = batch(Compression::None, &[(None, Some(&framed_value))]);
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(
+            [("_schemas", registration), ("orders", record)]
+                .into_iter()
+                .map(|(topic, b)| {
+                    TopicProduceData::default().with_name(TopicName(s(topic))).with_partition_data(vec![
+                        PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(b))),
+                    ])
+                })
+                .collect(),
+        );
+        let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request).await.expect("answer");
+        for topic in &response.responses {
+            let r = &topic.partition_responses[0];
+            assert_eq!(r.error_code, 0, "round {round}, {}: {:?}", topic.name.0, r.error_message);
+        }
+    }
+    // An id nobody registered is still refused once the index is complete.
+    let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&framed(99_999, b"")))])).await;
+    assert_eq!(r.error_code, INVALID_RECORD);
+    broker.stop().await;
+}
+
+/// A panic while the schema index is locked may leave it half-applied (the
+/// injected one forgets every registered version first): it is never
+/// served as is, but rebuilt from the storage topic, so a registered id is
+/// still accepted and an unknown one still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_under_the_index_lock_rebuilds_the_index() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    create(&mut client, "_schemas", &[("cleanup.policy", "compact")]).await;
+    create(&mut client, "orders", &[("confluent.value.schema.validation", "true")]).await;
+    register(&mut client, "orders-value", 1, 7).await;
+    let good = framed(7, b"payload");
+    let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&good))])).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+
+    broker.broker().cluster().schema_validation.inject_panic_under_lock();
+
+    let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&good))])).await;
+    assert_eq!(r.error_code, 0, "a registered id is accepted after the rebuild: {:?}", r.error_message);
+    let unknown = framed(8, b"payload");
+    let r = produce(&mut client, "orders", batch(Compression::None, &[(None, Some(&unknown))])).await;
+    assert_eq!(r.error_code, INVALID_RECORD);
+    broker.stop().await;
+}

@@ -11,6 +11,8 @@
 //!      │                     size-checked frames, response shape check, timeouts)
 //!      ├── metadata ───────────▶ brokers and partition leaders
 //!      ├── group_coordinator ──▶ FindCoordinator, cached per group
+//!      ├── cluster (cluster.rs) ▶ brokers, fenced or not (DescribeCluster), the metadata
+//!      │                         quorum (DescribeQuorum)
 //!      ├── admin (admin.rs) ───▶ list / describe groups, committed offsets,
 //!      │                         list offsets, lag, seek plan + admin commit,
 //!      │                         delete groups, delete offsets
@@ -35,6 +37,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod cluster;
 pub mod configs;
 pub mod connection;
 pub mod consumer;
@@ -50,6 +53,7 @@ pub use admin::{
     SeekPlan, TopicPartition,
 };
 pub use client::{Client, ClusterMetadata, Node, PartitionMetadata, TopicMetadata};
+pub use cluster::{BrokerDescription, ClusterDescription, QuorumDescription, QuorumEndpoint, QuorumReplica};
 pub use configs::{ConfigChange, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, DescribedConfigs};
 pub use connection::{ClientConfig, Connection};
 pub use consumer::{Consumer, ConsumerConfig, PollLimits, StartOffset, Topics};

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::defs::{BROKER_CONFIGS, broker_config};
+use crate::connections::{ConnectionLimits, request_bytes_budget};
+use crate::defs::broker_config;
 use crate::properties::parse_properties;
 use crate::value::{split_list, validate};
 
@@ -127,6 +128,15 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// Kafka listeners to bind (controller listeners excluded).
     pub listeners: Vec<Listener>,
+    /// The listeners named in `controller.listener.names` (the metadata
+    /// quorum's; bound only in KRaft mode, by a node with the controller role).
+    pub controller_listeners: Vec<Listener>,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: u64,
+    /// `metadata.log.max.snapshot.interval.entries`.
+    pub metadata_snapshot_interval: u64,
     /// What Metadata returns per listener name.
     pub advertised_listeners: Vec<Listener>,
     /// The data directory (first of `log.dirs`, else `log.dir`).
@@ -147,8 +157,13 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
-    /// `connections.max.idle.ms`.
-    pub connections_max_idle_ms: u64,
+    /// `connections.max.idle.ms`; `None` (a negative value) never closes idle connections.
+    pub connections_max_idle_ms: Option<u64>,
+    /// The connection limits at startup (`max.connections*`,
+    /// `max.connection.creation.rate`); dynamic configs may change them.
+    pub connection_limits: ConnectionLimits,
+    /// `queued.max.request.bytes` as a budget; `None` means unbounded.
+    pub queued_max_request_bytes: Option<u64>,
     /// `producer.id.expiration.ms`.
     pub producer_id_expiration_ms: i64,
     /// `tributary.schema.registry.topic`: the registry's storage topic,
@@ -223,8 +238,8 @@ impl BrokerConfig {
             .map(|v| split_list(&v).iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
         let all_listeners = parse_listeners(&get("listeners").unwrap_or_default(), &protocol_map)?;
-        let listeners: Vec<Listener> =
-            all_listeners.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
+        let (controller_listeners, listeners): (Vec<Listener>, Vec<Listener>) =
+            all_listeners.into_iter().partition(|l| controller_names.contains(&l.name));
         if listeners.is_empty() {
             return Err(ConfigError::Invalid(
                 "listeners holds no Kafka listener (only controller listeners); add e.g. PLAINTEXT://:9092".to_string(),
@@ -256,12 +271,21 @@ impl BrokerConfig {
             Some(dirs) if !dirs.trim().is_empty() => PathBuf::from(split_list(dirs)[0]),
             _ => PathBuf::from(get("log.dir").unwrap_or_default()),
         };
+        let connection_limits = ConnectionLimits::from_lookup(get).map_err(ConfigError::Invalid)?;
+        let socket_request_max_bytes = parse_i64("socket.request.max.bytes").max(1024) as usize;
+        let queued_max_request_bytes =
+            request_bytes_budget(parse_i64("queued.max.request.bytes"), socket_request_max_bytes)
+                .map_err(ConfigError::Invalid)?;
         let node_id =
             props.get("node.id").or_else(|| props.get("broker.id")).and_then(|v| v.trim().parse().ok()).unwrap_or(1);
         Ok(BrokerConfig {
             node_id,
-            rack: props.get("broker.rack").cloned(),
+            rack: props.get("broker.rack").cloned().filter(|r| !r.trim().is_empty()),
             listeners,
+            controller_listeners,
+            broker_heartbeat_interval_ms: parse_i64("broker.heartbeat.interval.ms").max(1) as u64,
+            broker_session_timeout_ms: parse_i64("broker.session.timeout.ms").max(1) as u64,
+            metadata_snapshot_interval: parse_i64("metadata.log.max.snapshot.interval.entries").max(1) as u64,
             advertised_listeners,
             data_dir,
             num_partitions: parse_i64("num.partitions") as i32,
@@ -269,10 +293,12 @@ impl BrokerConfig {
             default_replication_factor: parse_i64("default.replication.factor") as i16,
             auto_create_topics: parse_bool("auto.create.topics.enable"),
             delete_topic_enable: parse_bool("delete.topic.enable"),
-            socket_request_max_bytes: parse_i64("socket.request.max.bytes").max(1024) as usize,
+            socket_request_max_bytes,
             fetch_max_bytes: parse_i64("fetch.max.bytes").max(1024) as usize,
             retention_check_interval_ms: parse_i64("log.retention.check.interval.ms").max(1) as u64,
-            connections_max_idle_ms: parse_i64("connections.max.idle.ms").max(1) as u64,
+            connections_max_idle_ms: u64::try_from(parse_i64("connections.max.idle.ms")).ok().map(|ms| ms.max(1)),
+            connection_limits,
+            queued_max_request_bytes,
             producer_id_expiration_ms: parse_i64("producer.id.expiration.ms"),
             schema_registry_topic: get("tributary.schema.registry.topic")
                 .map(|t| t.trim().to_string())
@@ -285,13 +311,14 @@ impl BrokerConfig {
 
     /// The default of a broker key, when it has one.
     pub fn default_of(key: &str) -> Option<&'static str> {
-        BROKER_CONFIGS.iter().find(|d| d.name == key).and_then(|d| d.default)
+        broker_config(key).and_then(|d| d.default)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connections::ConnectionLimits;
 
     #[test]
     fn kraft_combined_server_properties() {
@@ -347,6 +374,34 @@ mod tests {
         assert!(BrokerConfig::load(None, vec![], &["nonsense".to_string()]).is_err());
         let err = BrokerConfig::load(None, vec![], &["listeners=SSL://:9093".to_string()]).expect_err("ssl");
         assert!(err.to_string().contains("PLAINTEXT"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_idle_and_request_budget() {
+        let c = BrokerConfig::load(None, vec![], &[]).expect("defaults");
+        assert_eq!(c.connection_limits, ConnectionLimits::default());
+        assert_eq!(c.queued_max_request_bytes, None);
+        assert_eq!(c.connections_max_idle_ms, Some(600_000));
+        let set =
+            |items: &[&str]| BrokerConfig::load(None, vec![], &items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let c = set(&[
+            "max.connections.per.ip=50",
+            "max.connections.per.ip.overrides=127.0.0.1:200",
+            "max.connections=1000",
+            "connections.max.idle.ms=-1",
+            "queued.max.request.bytes=104857600",
+        ])
+        .expect("valid");
+        assert_eq!(c.connection_limits.max_connections_per_ip, 50);
+        assert_eq!(c.connection_limits.max_connections, 1000);
+        assert_eq!(c.connection_limits.per_ip_overrides[0].max, 200);
+        assert_eq!(c.connections_max_idle_ms, None, "-1 disables the idle timeout, as in Kafka");
+        assert_eq!(c.queued_max_request_bytes, Some(104_857_600));
+        for bad in ["max.connections.per.ip.overrides=127.0.0.1", "queued.max.request.bytes=1000", "max.connections=-1"]
+        {
+            let err = set(&[bad]).expect_err(bad);
+            assert!(err.to_string().contains(bad.split('=').next().unwrap_or_default()), "{bad}: {err}");
+        }
     }
 
     #[test]

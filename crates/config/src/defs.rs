@@ -35,7 +35,7 @@ pub struct ConfigDef {
     pub dynamic: bool,
 }
 
-const fn def(
+pub(crate) const fn def(
     name: &'static str,
     ty: ConfigType,
     default: Option<&'static str>,
@@ -51,8 +51,8 @@ const fn syn(key: &'static str) -> Synonym {
 
 const MS_PER_MINUTE: i64 = 60_000;
 const MS_PER_HOUR: i64 = 3_600_000;
-const LONG_MAX: &str = "9223372036854775807";
-const I32: i64 = i32::MAX as i64;
+pub(crate) const LONG_MAX: &str = "9223372036854775807";
+pub(crate) const I32: i64 = i32::MAX as i64;
 
 use ConfigType::*;
 use Validator::*;
@@ -187,15 +187,15 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         Some(LONG_MAX),
         Range(0, i64::MAX),
         "Accepted for compatibility. Tributary fsyncs every acknowledged batch (group commit).",
-        [syn("log.flush.interval.ms")]
+        [syn("log.flush.interval.ms"), syn("log.flush.scheduler.interval.ms")]
     ),
     topic!(
         "follower.replication.throttled.replicas",
         List,
         Some(""),
-        Any,
+        ThrottledReplicas,
         "Replicas throttled on the follower side during reassignment: partition:broker pairs or *.",
-        [syn("follower.replication.throttled.replicas")]
+        []
     ),
     topic!(
         "index.interval.bytes",
@@ -209,9 +209,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "leader.replication.throttled.replicas",
         List,
         Some(""),
-        Any,
+        ThrottledReplicas,
         "Replicas throttled on the leader side during reassignment: partition:broker pairs or *.",
-        [syn("leader.replication.throttled.replicas")]
+        []
     ),
     topic!(
         "local.retention.bytes",
@@ -390,6 +390,9 @@ macro_rules! broker {
     ($name:literal, $ty:expr, $default:expr, $doc:literal) => {
         def($name, $ty, $default, Any, $doc)
     };
+    ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal) => {
+        def($name, $ty, $default, $validator, $doc)
+    };
     ($name:literal, $ty:expr, $default:expr, $validator:expr, $doc:literal, dynamic) => {
         ConfigDef { dynamic: true, ..def($name, $ty, $default, $validator, $doc) }
     };
@@ -398,17 +401,17 @@ macro_rules! broker {
 /// Broker keys Tributary reads (static unless marked dynamic).
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("node.id", Int, Some("1"), "This broker's id."),
-    broker!("broker.id", Int, None, "Older name of node.id."),
+    broker!("broker.id", Int, Some("-1"), "Older name of node.id."),
     broker!("broker.rack", String, None, "Rack of this broker, reported in Metadata."),
     broker!(
         "listeners",
-        List,
+        String,
         Some("PLAINTEXT://127.0.0.1:9092"),
         "Addresses the broker listens on: NAME://host:port, comma separated."
     ),
     broker!(
         "advertised.listeners",
-        List,
+        String,
         None,
         "Addresses given to clients, per listener name; defaults to listeners."
     ),
@@ -421,14 +424,46 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("inter.broker.listener.name", String, None, "Listener used between brokers."),
     broker!(
         "controller.listener.names",
-        List,
+        String,
         None,
         "Listeners of the metadata quorum; not served as Kafka listeners."
     ),
-    broker!("process.roles", List, None, "Accepted for compatibility: every Tributary node is broker and controller."),
-    broker!("controller.quorum.voters", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("controller.quorum.bootstrap.servers", List, None, "Accepted for compatibility with KRaft configs."),
-    broker!("log.dirs", List, None, "Data directory (the first is used)."),
+    broker!(
+        "process.roles",
+        List,
+        Some(""),
+        ListOf(&["broker", "controller"]),
+        "KRaft roles of this node. Unset: a single node with its own metadata store; set: a member of a metadata quorum (controller: a voter; broker only: an observer)."
+    ),
+    broker!("controller.quorum.voters", List, Some(""), "Static quorum voters: id@host:port, comma separated."),
+    broker!(
+        "controller.quorum.bootstrap.servers",
+        List,
+        Some(""),
+        "Controllers to ask when the voters live in the log (dynamic quorum)."
+    ),
+    broker!(
+        "broker.heartbeat.interval.ms",
+        Long,
+        Some("2000"),
+        Range(1, i64::MAX),
+        "How often a broker in a cluster heartbeats to the active controller."
+    ),
+    broker!(
+        "broker.session.timeout.ms",
+        Long,
+        Some("9000"),
+        Range(1, i64::MAX),
+        "A broker whose heartbeats stop this long is fenced by the active controller."
+    ),
+    broker!(
+        "metadata.log.max.snapshot.interval.entries",
+        Long,
+        Some("1000"),
+        Range(1, i64::MAX),
+        "Metadata log entries applied between snapshots of the cluster metadata (KRaft mode)."
+    ),
+    broker!("log.dirs", String, None, "Data directory (the first is used)."),
     broker!("log.dir", String, Some("/tmp/kraft-combined-logs"), "Data directory when log.dirs is not set."),
     broker!(
         "num.partitions",
@@ -474,7 +509,61 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker!("num.recovery.threads.per.data.dir", Int, Some("1"), "Accepted for compatibility."),
     broker!("log.retention.check.interval.ms", Long, Some("300000"), "How often retention runs."),
-    broker!("connections.max.idle.ms", Long, Some("600000"), "Idle connections are closed after this long."),
+    broker!(
+        "connections.max.idle.ms",
+        Long,
+        Some("600000"),
+        "A connection with no complete request and no response written for this long is closed (also one stuck \
+         mid-request or not reading its responses); -1 never closes idle connections."
+    ),
+    broker!(
+        "max.connections",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "Most connections the broker holds at once; further connections are accepted but not served until one closes \
+         (lowering it closes the least recently active connections).",
+        dynamic
+    ),
+    broker!(
+        "max.connections.per.ip",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "Most connections from one IP address; a further connection is closed right after it is accepted. 0 needs \
+         max.connections.per.ip.overrides.",
+        dynamic
+    ),
+    broker!(
+        "max.connections.per.ip.overrides",
+        String,
+        Some(""),
+        Any,
+        "Per-address exceptions to max.connections.per.ip: host:count, comma separated (e.g. 127.0.0.1:200,host1:100).",
+        dynamic
+    ),
+    broker!(
+        "max.connection.creation.rate",
+        Int,
+        Some("2147483647"),
+        Range(0, I32),
+        "New connections accepted per second, broker-wide; faster arrivals wait to be accepted.",
+        dynamic
+    ),
+    broker!(
+        "queued.max.request.bytes",
+        Long,
+        Some("-1"),
+        "Request bytes the broker holds across all connections (read, not yet handled); when reached, connections \
+         stop reading until memory frees. -1 (or 0) means no limit; otherwise at least socket.request.max.bytes."
+    ),
+    broker!(
+        "queued.max.requests",
+        Int,
+        Some("500"),
+        "Accepted for compatibility; Tributary has no shared request queue (each connection handles its requests \
+         in order, at most 128 pipelined)."
+    ),
     broker!("producer.id.expiration.ms", Int, Some("86400000"), "Idle producer ids are forgotten after this long."),
     broker!("offsets.topic.segment.bytes", Int, Some("104857600"), "segment.bytes of __consumer_offsets."),
     broker!(
@@ -725,37 +814,38 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         None,
         Range(-1, I32),
-        "Default retention in minutes; overrides log.retention.hours.",
-        dynamic
+        "Default retention in minutes; overrides log.retention.hours. Static, as in Kafka: change log.retention.ms at runtime."
     ),
-    broker!("log.retention.hours", Int, Some("168"), Range(-1, I32), "Default retention in hours.", dynamic),
+    broker!(
+        "log.retention.hours",
+        Int,
+        Some("168"),
+        Range(-1, I32),
+        "Default retention in hours. Static, as in Kafka: change log.retention.ms at runtime."
+    ),
     broker!("log.segment.bytes", Int, Some("1073741824"), Range(14, I32), "Default segment.bytes.", dynamic),
     broker!("log.roll.jitter.ms", Long, None, Range(0, i64::MAX), "Default segment.jitter.ms.", dynamic),
-    broker!("log.roll.jitter.hours", Int, Some("0"), Range(0, I32), "Default segment jitter in hours.", dynamic),
+    broker!(
+        "log.roll.jitter.hours",
+        Int,
+        Some("0"),
+        Range(0, I32),
+        "Default segment jitter in hours. Static, as in Kafka: change log.roll.jitter.ms at runtime."
+    ),
     broker!("log.roll.ms", Long, None, Range(1, i64::MAX), "Default segment.ms; overrides log.roll.hours.", dynamic),
-    broker!("log.roll.hours", Int, Some("168"), Range(1, I32), "Default segment roll age in hours.", dynamic),
+    broker!(
+        "log.roll.hours",
+        Int,
+        Some("168"),
+        Range(1, I32),
+        "Default segment roll age in hours. Static, as in Kafka: change log.roll.ms at runtime."
+    ),
     broker!(
         "unclean.leader.election.enable",
         Boolean,
         Some("false"),
         Any,
         "Default unclean.leader.election.enable.",
-        dynamic
-    ),
-    broker!(
-        "leader.replication.throttled.replicas",
-        List,
-        Some(""),
-        Any,
-        "Default leader.replication.throttled.replicas.",
-        dynamic
-    ),
-    broker!(
-        "follower.replication.throttled.replicas",
-        List,
-        Some(""),
-        Any,
-        "Default follower.replication.throttled.replicas.",
         dynamic
     ),
 ];
@@ -765,9 +855,15 @@ pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).find(|d| d.name == name)
 }
 
-/// Looks up a broker config.
+/// Looks up a broker config: a key Tributary reads, or one of Kafka's it
+/// accepts for compatibility ([`crate::kafka::ACCEPTED_BROKER_CONFIGS`]).
 pub fn broker_config(name: &str) -> Option<&'static ConfigDef> {
-    BROKER_CONFIGS.iter().find(|d| d.name == name)
+    all_broker_configs().find(|d| d.name == name)
+}
+
+/// Every broker key: [`BROKER_CONFIGS`], then the keys accepted for compatibility.
+pub fn all_broker_configs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(crate::kafka::ACCEPTED_BROKER_CONFIGS)
 }
 
 #[cfg(test)]
@@ -777,7 +873,7 @@ mod tests {
 
     #[test]
     fn defaults_pass_their_own_validation() {
-        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(BROKER_CONFIGS) {
+        for d in TOPIC_CONFIGS.iter().chain(LEGACY_TOPIC_CONFIGS).chain(all_broker_configs()) {
             if let Some(v) = d.default {
                 if d.ty == ConfigType::List && v.is_empty() {
                     continue;

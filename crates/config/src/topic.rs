@@ -39,7 +39,7 @@ impl ConfigSource {
 }
 
 /// The broker-side layers a topic config falls back to.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrokerLayers {
     /// Dynamic configs of this broker.
     pub dynamic_broker: BTreeMap<String, String>,

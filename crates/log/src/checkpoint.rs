@@ -25,7 +25,7 @@ impl Checkpoint {
     /// Reads the checkpoint; a missing or malformed file gives zeros (every
     /// segment is then validated).
     pub fn load(dir: &Path) -> Checkpoint {
-        let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).unwrap_or_default();
+        let text = crate::files::read_bounded_text(&dir.join(CHECKPOINT_FILE), crate::files::CHECKPOINT_FILE_BYTES_MAX);
         let mut c = Checkpoint::default();
         let mut lines = text.lines();
         if lines.next() != Some("version 0") {

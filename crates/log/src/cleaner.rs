@@ -35,15 +35,13 @@ use std::time::{Duration, Instant};
 use tributary_record::batch::{ATTR_DELETE_HORIZON, BATCH_HEADER_LEN};
 use tributary_record::builder::{BatchFields, assemble_batch, encode_record};
 use tributary_record::records::RecordIter;
-use tributary_record::{BatchHeader, Compression};
+use tributary_record::{BatchHeader, Compression, DECOMPRESSED_BATCH_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 
 use crate::error::{LogError, Result};
 use crate::log::LogConfig;
 use crate::retired::DELETED_SUFFIX;
 use crate::segment::{Segment, file_stem, read_header_at};
 
-/// Largest decompressed batch the cleaner reads (produce accepts less).
-const DECOMPRESSED_BATCH_BYTES_MAX: usize = 256 << 20;
 /// Every this many bytes the cleaner starts writeback of what it wrote
 /// (without waiting for it) and drops it from the page cache. On ext4 a
 /// produce's fsync commits the journal, which first writes out every file's
@@ -404,8 +402,10 @@ fn for_each_batch(
     let mut position = 0u64;
     while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(io)? {
         let len = h.total_len() as u64;
-        if position + len > segment.size {
-            return Err(io(std::io::Error::other("a batch runs past the end of its segment")));
+        if position + len > segment.size || len > STORED_BATCH_BYTES_MAX as u64 {
+            return Err(io(std::io::Error::other(format!(
+                "the batch at position {position} claims {len} bytes, past the end of its segment or the largest batch a log holds"
+            ))));
         }
         buf.resize(len as usize, 0);
         segment.file.read_exact_at(buf, position).map_err(io)?;
@@ -769,7 +769,7 @@ mod tests {
         log.roll(1).expect("roll");
         let plan = log.flush_plan().expect("plan");
         let r = plan.execute();
-        log.complete_flush(plan.target, r).expect("flush");
+        log.complete_flush(&plan, r).expect("flush");
         let snapshot = log.clean_snapshot(log.durable_offset()).expect("snapshot");
         let cleaned = clean(&snapshot, &CleanerLimits::default(), 2, &AtomicBool::new(false)).expect("clean");
         (log, cleaned.expect("something to clean"))

@@ -18,7 +18,7 @@ pub struct LeaderEpochCache {
 impl LeaderEpochCache {
     /// Reads the checkpoint; a missing or unreadable file gives an empty cache.
     pub fn load(dir: &Path) -> LeaderEpochCache {
-        let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).unwrap_or_default();
+        let text = crate::files::read_bounded_text(&dir.join(CHECKPOINT_FILE), crate::files::EPOCH_FILE_BYTES_MAX);
         let mut lines = text.lines();
         let (Some("0"), Some(count)) = (lines.next(), lines.next()) else {
             return LeaderEpochCache::default();

@@ -35,6 +35,14 @@ pub enum LogError {
         /// The topic's segment.bytes.
         segment_bytes: u64,
     },
+    /// A batch larger than any log holds (MESSAGE_TOO_LARGE).
+    #[error("batch of {size} bytes exceeds the largest batch a log holds ({max} bytes)")]
+    BatchTooLarge {
+        /// Batch size.
+        size: usize,
+        /// The bound.
+        max: usize,
+    },
     /// The producer epoch is older than the last one seen (INVALID_PRODUCER_EPOCH).
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
     InvalidProducerEpoch {

@@ -11,17 +11,24 @@
 //!   kind u8 | a u16 | b u16 | len u16 | bytes[len]      (integers big-endian)
 //! ```
 //!
-//! `kind % 9` names the file: 0 `<a>.log`, 1 `<a>.index`, 2 `<a>.timeindex`,
-//! 3 `<a>.snapshot`, 4 `leader-epoch-checkpoint`, 5 `tributary-checkpoint`,
-//! 6 `<a>.<b>.swap` (an interrupted clean), 7 `<a>.log.cleaned`,
-//! 8 `<a>.log.deleted`. Flags: bit 0 = the last shutdown was clean; bit 1 =
-//! recompute the CRCs of batches and producer snapshots before writing them,
-//! so mutations reach the code behind the checksums; bits 2-4 pick
-//! `index.interval.bytes` (64 << n).
+//! `(kind & 0x7f) % 9` names the file: 0 `<a>.log`, 1 `<a>.index`, 2
+//! `<a>.timeindex`, 3 `<a>.snapshot`, 4 `leader-epoch-checkpoint`, 5
+//! `tributary-checkpoint`, 6 `<a>.<b>.swap` (an interrupted clean), 7
+//! `<a>.log.cleaned`, 8 `<a>.log.deleted`. Bit 7 of the kind repeats the
+//! bytes until the file is `b & 0xff` KiB long, so a few input bytes make a
+//! file larger than the bounds recovery reads small files with (a 64 KiB
+//! checkpoint, an index larger than its segment can need). A later entry for
+//! the same name replaces the earlier one. Flags: bit 0 = the last shutdown
+//! was clean; bit 1 = recompute the CRCs of batches and producer snapshots
+//! before writing them, so mutations reach the code behind the checksums;
+//! bits 2-4 pick `index.interval.bytes` (64 << n).
 //!
 //! Besides "no panic", the harness checks what recovery promises: a batch
-//! appended after recovery is read back at its offset, and closing then
-//! reopening the log keeps its start and end offsets.
+//! appended after recovery is read back at its offset; after its flush the
+//! high watermark reaches the log end (a replica alone commits what it made
+//! durable); closing then reopening the log keeps its start and end
+//! offsets; and reloading it as after a panic (every batch validated) never
+//! makes it longer.
 
 use std::path::{Path, PathBuf};
 
@@ -37,10 +44,13 @@ const NOW_MS: i64 = 1_700_000_000_000;
 /// Entry header: kind, a, b, len.
 const ENTRY_HEADER_LEN: usize = 7;
 
+/// Bit of the kind that repeats the file's bytes (see the module docs).
+const REPEAT_BIT: u8 = 0x80;
+
 /// What a file kind is called for `a` and `b`.
 fn file_name(kind: u8, a: u16, b: u16) -> String {
     let (a, b) = (i64::from(a), i64::from(b));
-    match kind % 9 {
+    match (kind & !REPEAT_BIT) % 9 {
         0 => format!("{}.log", file_stem(a)),
         1 => format!("{}.index", file_stem(a)),
         2 => format!("{}.timeindex", file_stem(a)),
@@ -56,7 +66,7 @@ fn file_name(kind: u8, a: u16, b: u16) -> String {
 /// One file of a directory image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageFile {
-    /// `kind % 9` as in the module docs.
+    /// The kind byte, as in the module docs.
     pub kind: u8,
     /// Base offset (or swap start).
     pub a: u16,
@@ -176,8 +186,12 @@ fn materialize(dir: &Path, flags: u8, files: &[ImageFile]) -> std::io::Result<()
     std::fs::create_dir_all(dir)?;
     for f in files {
         let mut bytes = f.bytes.clone();
+        if f.kind & REPEAT_BIT != 0 {
+            let len = usize::from(f.b & 0xff) * 1024;
+            bytes = if bytes.is_empty() { vec![0; len] } else { bytes.iter().copied().cycle().take(len).collect() };
+        }
         if flags & 2 != 0 {
-            match f.kind % 9 {
+            match (f.kind & !REPEAT_BIT) % 9 {
                 0 | 6 | 7 => reseal_batches(&mut bytes),
                 3 => reseal_snapshot(&mut bytes),
                 _ => {}
@@ -206,24 +220,39 @@ pub fn log_recovery(dir: &Path, data: &[u8]) -> Option<(i64, i64)> {
     let mut log = PartitionLog::open(dir, config(flags), clean_shutdown, 0, NOW_MS).ok()?;
     read_everything(&log);
     let (base, last) = append_one(&mut log)?;
-    let end = log.next_offset();
+    let end = log.log_end_offset();
     let plan = log.plan_read(base, end).expect("the appended batch is readable").expect("and not past the end");
     let bytes = plan.execute(1 << 20, true).expect("reading the appended batch");
     let first = BatchIter::new(&bytes).next().and_then(Result::ok).map(|(h, _)| (h.base_offset, h.last_offset()));
     assert_eq!(first, Some((base, last)), "reading at {base} right after appending there");
+    if let Some(flush) = log.flush_plan() {
+        let outcome = flush.execute();
+        let durable = log.complete_flush(&flush, outcome).ok()?;
+        log.advance_high_watermark(durable);
+    }
+    assert_eq!(log.high_watermark(), end, "the high watermark of a flushed log alone");
+    log.offsets().check_sole_replica(&dir.display());
     log.close().ok()?;
     let start = log.log_start_offset();
     drop(log);
     let reopened = PartitionLog::open(dir, config(flags), true, 0, NOW_MS).expect("reopening a closed log");
-    assert_eq!((reopened.log_start_offset(), reopened.next_offset()), (start, end), "offsets after a clean reopen");
+    let offsets = (reopened.log_start_offset(), reopened.log_end_offset());
+    assert_eq!(offsets, (start, end), "offsets after a clean reopen");
     read_everything(&reopened);
+    let reloaded = reopened.reload(0, NOW_MS).expect("reloading a log that opened");
+    assert!(
+        reloaded.log_end_offset() <= end,
+        "a reload made the log longer: {} after {end}",
+        reloaded.log_end_offset()
+    );
+    read_everything(&reloaded);
     Some((start, end))
 }
 
 /// Reads at a few offsets and timestamps; results are not checked, only
 /// that nothing panics or allocates beyond the files.
 fn read_everything(log: &PartitionLog) {
-    let (start, end) = (log.log_start_offset(), log.next_offset());
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
     for offset in [start, start.saturating_add(end.saturating_sub(start) / 2), end.saturating_sub(1)] {
         if let Ok(Some(plan)) = log.plan_read(offset, end) {
             let _ = plan.execute(1 << 20, true);

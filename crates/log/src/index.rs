@@ -9,6 +9,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use tributary_record::batch::BATCH_HEADER_LEN;
+
 /// Sparse offset index: relative offset → byte position.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OffsetIndex {
@@ -16,9 +18,14 @@ pub struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    /// Adds an entry; entries must ascend.
+    /// Adds an entry; entries must ascend (a lookup on an index that does
+    /// not would read the wrong batches).
     pub fn push(&mut self, relative_offset: u32, position: u32) {
-        debug_assert!(self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position));
+        assert!(
+            self.entries.last().is_none_or(|&(o, p)| o < relative_offset && p < position),
+            "offset index entries must ascend: ({relative_offset}, {position}) after {:?}",
+            self.entries.last()
+        );
         self.entries.push((relative_offset, position));
     }
 
@@ -61,7 +68,7 @@ impl OffsetIndex {
     /// Reads an index file, returning `None` if it is absent or not
     /// trustworthy (torn, not ascending, or pointing past `log_size`).
     pub fn read(path: &Path, log_size: u64) -> Option<OffsetIndex> {
-        let bytes = fs::read(path).ok()?;
+        let bytes = read_index_file(path, 8, log_size)?;
         if bytes.len() % 8 != 0 {
             return None;
         }
@@ -120,9 +127,10 @@ impl TimeIndex {
         write_file_synced(path, &buf)
     }
 
-    /// Reads a time index file, `None` if absent or not trustworthy.
-    pub fn read(path: &Path, next_relative_offset: u32) -> Option<TimeIndex> {
-        let bytes = fs::read(path).ok()?;
+    /// Reads a time index file of a segment of `log_size` bytes, `None` if
+    /// absent or not trustworthy.
+    pub fn read(path: &Path, next_relative_offset: u32, log_size: u64) -> Option<TimeIndex> {
+        let bytes = read_index_file(path, 12, log_size)?;
         if bytes.len() % 12 != 0 {
             return None;
         }
@@ -139,6 +147,18 @@ impl TimeIndex {
         }
         Some(index)
     }
+}
+
+/// Reads an index file whose entries are `entry_len` bytes, refusing (as not
+/// trustworthy) one larger than a segment of `log_size` bytes can need before
+/// reading it: entries ascend and each names a different batch, and a batch
+/// is at least a header long.
+fn read_index_file(path: &Path, entry_len: u64, log_size: u64) -> Option<Vec<u8>> {
+    let entries_max = log_size / BATCH_HEADER_LEN as u64 + 1;
+    if fs::metadata(path).ok()?.len() > entries_max.saturating_mul(entry_len) {
+        return None;
+    }
+    fs::read(path).ok()
 }
 
 /// Writes `bytes` to `path` via a temporary file, fsyncs it and renames it
@@ -197,6 +217,10 @@ mod tests {
         t.maybe_push(5, 1);
         let tpath = dir.path().join("0.timeindex");
         t.write(&tpath).expect("write");
-        assert_eq!(TimeIndex::read(&tpath, 10), Some(t));
+        assert_eq!(TimeIndex::read(&tpath, 10, 1000), Some(t));
+
+        // A file larger than any segment of that size can need is refused unread.
+        std::fs::write(&path, vec![0u8; 8 * 1000]).expect("write");
+        assert_eq!(OffsetIndex::read(&path, 1000), None, "more entries than batches fit");
     }
 }

@@ -5,20 +5,22 @@
 //! partition's lock; durability is a separate step. [`PartitionLog::flush_plan`]
 //! hands the files to fsync to the group-commit flusher, which syncs them
 //! without the lock and reports back with [`PartitionLog::complete_flush`];
-//! only then does the durable offset (the high watermark on one node) move.
+//! only then does the durable offset move. The high watermark is a third
+//! number the log keeps but does not decide (see [`crate::offsets`]).
 //! Reads likewise take a [`ReadPlan`] under the lock and copy bytes without it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tributary_record::BatchHeader;
 use tributary_record::batch::{
     BATCH_HEADER_LEN, mark_log_append_time, reseal, set_base_offset, set_max_timestamp_field,
     set_partition_leader_epoch,
 };
 use tributary_record::validate::first_record_at_or_after;
+use tributary_record::{BatchHeader, DECOMPRESSED_BATCH_BYTES_MAX, STORED_BATCH_BYTES_MAX};
 
 use crate::checkpoint::Checkpoint;
 use crate::cleaner::{
@@ -26,12 +28,10 @@ use crate::cleaner::{
 };
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
+use crate::offsets::LogOffsets;
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
 use crate::retired::RetiredFiles;
 use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
-
-/// Largest decompressed batch scanned for a timestamp lookup.
-const TIMESTAMP_SCAN_BYTES_MAX: usize = 256 << 20;
 
 /// The topic configs the log acts on.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +68,10 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// Numbers every opened [`PartitionLog`], so work planned on one instance
+/// (a flush) is never applied to another opened on the same directory later.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// Facts about a validated batch the append needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +118,8 @@ pub struct FlushPlan {
     checkpoint: Option<(CheckpointWriter, u64, Checkpoint)>,
     /// The durable offset once the plan has run.
     pub target: i64,
+    /// The log instance that planned it.
+    instance: u64,
 }
 
 impl FlushPlan {
@@ -155,6 +161,76 @@ impl CheckpointWriter {
     }
 }
 
+/// ListOffsets by time, planned under the partition's lock and run without
+/// it: the segments that may hold a record at or after the timestamp, each
+/// with the position its time index points at. The open file handles keep
+/// the bytes readable even if retention or compaction replaces a segment
+/// meanwhile (the answer is then the one the log gave when planned).
+#[derive(Debug)]
+pub struct TimestampSearch {
+    timestamp: i64,
+    upper_bound: i64,
+    log_start_offset: i64,
+    segments: Vec<SearchSegment>,
+}
+
+#[derive(Debug)]
+struct SearchSegment {
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+    start: u64,
+}
+
+impl TimestampSearch {
+    /// Walks the planned segments' batches: the first record at or after the
+    /// timestamp, and that timestamp. CPU-heavy for compressed batches
+    /// (each is decompressed, streaming, up to [`DECOMPRESSED_BATCH_BYTES_MAX`]):
+    /// run it off the network runtime. Every batch length read from the file
+    /// is checked against the segment's end and [`STORED_BATCH_BYTES_MAX`]
+    /// before a buffer is sized by it.
+    pub fn run(&self) -> Result<Option<(i64, i64)>> {
+        let (timestamp, upper_bound) = (self.timestamp, self.upper_bound);
+        let mut batch = Vec::new();
+        for segment in &self.segments {
+            let io = io_at(&segment.path);
+            let mut position = segment.start;
+            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
+                if h.base_offset >= upper_bound {
+                    return Ok(None);
+                }
+                let len = h.total_len();
+                if len > STORED_BATCH_BYTES_MAX || position + len as u64 > segment.size {
+                    return Err(LogError::io(
+                        &segment.path,
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "the batch at position {position} claims {len} bytes, past the segment's end ({} bytes) or the largest batch a log holds ({STORED_BATCH_BYTES_MAX})",
+                                segment.size
+                            ),
+                        ),
+                    ));
+                }
+                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
+                    batch.resize(len, 0);
+                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
+                    let found = first_record_at_or_after(&batch, timestamp, DECOMPRESSED_BATCH_BYTES_MAX)
+                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
+                    if let Some((offset, ts)) = found
+                        && offset >= self.log_start_offset
+                        && offset < upper_bound
+                    {
+                        return Ok(Some((offset, ts)));
+                    }
+                }
+                position += len as u64;
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Where to read from, captured under the lock.
 #[derive(Debug, Clone)]
 pub struct ReadPlan {
@@ -183,8 +259,10 @@ pub struct PartitionLog {
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
-    next_offset: i64,
+    /// The log end offset, durable offset and high watermark (see [`crate::offsets`]).
+    log_end_offset: i64,
     durable_offset: i64,
+    high_watermark: i64,
     checkpointed: Checkpoint,
     unflushed: Vec<Arc<File>>,
     dir_dirty: bool,
@@ -196,6 +274,8 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     producers: ProducerState,
     offline: Option<String>,
+    /// This instance's number (see [`NEXT_INSTANCE`]).
+    instance: u64,
     /// Earliest delete horizon of a kept tombstone; `Err` until known.
     tombstone_horizon: std::result::Result<Option<i64>, ()>,
 }
@@ -214,6 +294,56 @@ impl PartitionLog {
         clean_shutdown: bool,
         leader_epoch: i32,
         now_ms: i64,
+    ) -> Result<PartitionLog> {
+        let writer = (CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() }, 0);
+        PartitionLog::open_with(dir, config, clean_shutdown, leader_epoch, now_ms, writer)
+    }
+
+    /// A log that could not be opened: no segments, offline for `reason`.
+    /// Every operation fails with [`LogError::Offline`]; nothing is read from
+    /// or written to `dir`. [`PartitionLog::reload`] tries to open it again.
+    pub fn failed(dir: &Path, config: LogConfig, reason: String) -> PartitionLog {
+        PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            log_end_offset: 0,
+            durable_offset: 0,
+            high_watermark: 0,
+            checkpointed: Checkpoint::default(),
+            unflushed: Vec::new(),
+            dir_dirty: false,
+            checkpoint_writer: CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() },
+            checkpoint_seq: 0,
+            checkpoint_dirty: false,
+            epochs: LeaderEpochCache::default(),
+            producers: ProducerState::default(),
+            offline: Some(reason),
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            tombstone_horizon: Err(()),
+        }
+    }
+
+    /// Opens the log again from its directory, as after a crash (every batch
+    /// past the recovery point validated, a bad tail cut, indexes and
+    /// producer state rebuilt): for a partition whose in-memory state can no
+    /// longer be trusted (a panic while its lock was held). The new instance
+    /// keeps this one's checkpoint writer, so a checkpoint this one still has
+    /// in flight can never overwrite a newer one; flushes planned by this
+    /// instance are ignored by the new one.
+    pub fn reload(&self, leader_epoch: i32, now_ms: i64) -> Result<PartitionLog> {
+        let writer = (self.checkpoint_writer.clone(), self.checkpoint_seq);
+        PartitionLog::open_with(&self.dir, self.config, false, leader_epoch, now_ms, writer)
+    }
+
+    fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+        (checkpoint_writer, checkpoint_seq): (CheckpointWriter, u64),
     ) -> Result<PartitionLog> {
         let io = io_at(dir);
         fs::create_dir_all(dir).map_err(&io)?;
@@ -275,17 +405,21 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset,
-            next_offset,
+            // Recovery fsynced what it kept, and a replica alone commits
+            // what is durable: all three offsets start at the log end.
+            log_end_offset: next_offset,
             durable_offset: next_offset,
+            high_watermark: next_offset,
             checkpointed: checkpoint,
             unflushed: Vec::new(),
             dir_dirty: false,
-            checkpoint_writer: CheckpointWriter { dir: dir.to_path_buf(), written: Arc::default() },
-            checkpoint_seq: 0,
+            checkpoint_writer,
+            checkpoint_seq,
             checkpoint_dirty: false,
             epochs,
             producers: ProducerState::default(),
             offline: None,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             tombstone_horizon: Err(()),
         };
         log.recover_producer_state()?;
@@ -305,11 +439,13 @@ impl PartitionLog {
         snapshots.sort_by_key(|(o, _)| *o);
         let mut from = self.segments.keys().next().copied().unwrap_or(0);
         for (offset, path) in snapshots.iter().rev() {
-            if *offset > self.next_offset {
+            if *offset > self.log_end_offset {
                 let _ = fs::remove_file(path);
                 continue;
             }
-            if let Some(state) = fs::read(path).ok().and_then(|b| ProducerState::decode(&b)) {
+            if let Some(state) = crate::files::read_bounded(path, crate::files::PRODUCER_SNAPSHOT_BYTES_MAX)
+                .and_then(|b| ProducerState::decode(&b))
+            {
                 self.producers = state;
                 from = *offset;
                 break;
@@ -344,14 +480,47 @@ impl PartitionLog {
         self.log_start_offset
     }
 
-    /// Offset the next append gets (log end offset).
-    pub fn next_offset(&self) -> i64 {
-        self.next_offset
+    /// The log end offset: the offset the next append gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
     }
 
     /// Every offset below this is on disk (fsynced).
     pub fn durable_offset(&self) -> i64 {
         self.durable_offset
+    }
+
+    /// Every offset below this is committed (see [`crate::offsets`]).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The log end offset, durable offset and high watermark together,
+    /// their invariants checked.
+    pub fn offsets(&self) -> LogOffsets {
+        let offsets = LogOffsets {
+            log_end_offset: self.log_end_offset,
+            durable_offset: self.durable_offset,
+            high_watermark: self.high_watermark,
+        };
+        offsets.check(&self.dir.display());
+        offsets
+    }
+
+    /// Moves the high watermark forward to `committed` (never back: a
+    /// lower value leaves it where it is) and returns it. The caller decides
+    /// what is committed: a leader that is its own only in-sync replica
+    /// passes its durable offset after each flush. Committing past the log
+    /// end is a bug and panics.
+    pub fn advance_high_watermark(&mut self, committed: i64) -> i64 {
+        assert!(
+            committed <= self.log_end_offset,
+            "high watermark {committed} asked for past the log end {} of {}",
+            self.log_end_offset,
+            self.dir.display()
+        );
+        self.high_watermark = self.high_watermark.max(committed);
+        self.offsets().high_watermark
     }
 
     /// Bytes held by all segments.
@@ -396,6 +565,16 @@ impl PartitionLog {
         self.offline = Some(reason);
     }
 
+    /// Takes the log offline: every later operation fails with
+    /// [`LogError::Offline`] and nothing is flushed, until the log is
+    /// reopened ([`PartitionLog::reload`]).
+    pub fn take_offline(&mut self, reason: String) {
+        if self.offline.is_none() {
+            tracing::error!(dir = %self.dir.display(), %reason, "partition is going offline");
+            self.offline = Some(reason);
+        }
+    }
+
     /// Checks the idempotent producer state for a batch without appending.
     pub fn check_sequence(&self, header: &BatchHeader) -> Result<SequenceCheck> {
         self.producers.check(header)
@@ -415,6 +594,9 @@ impl PartitionLog {
                 last_offset: b.base_offset + i64::from(b.last_offset_delta),
             });
         }
+        if batch.len() > STORED_BATCH_BYTES_MAX {
+            return Err(LogError::BatchTooLarge { size: batch.len(), max: STORED_BATCH_BYTES_MAX });
+        }
         if batch.len() as u64 > self.config.segment_bytes {
             return Err(LogError::BatchLargerThanSegment {
                 size: batch.len(),
@@ -428,7 +610,7 @@ impl PartitionLog {
         let (head_bytes, records) = batch.split_at(BATCH_HEADER_LEN);
         let mut head = [0u8; BATCH_HEADER_LEN];
         head.copy_from_slice(head_bytes);
-        let base_offset = self.next_offset;
+        let base_offset = self.log_end_offset;
         set_base_offset(&mut head, base_offset);
         set_partition_leader_epoch(&mut head, info.leader_epoch);
         let (max_timestamp, offset_of_max, log_append_time_ms) = if info.log_append_time {
@@ -443,6 +625,15 @@ impl PartitionLog {
             (info.max_timestamp, base_offset + i64::from(info.offset_delta_of_max_timestamp), -1)
         };
         let header = BatchHeader { base_offset, partition_leader_epoch: info.leader_epoch, max_timestamp, ..header };
+        // Offsets strictly increase: a batch holds at least one offset and
+        // starts at the log end (validation refused anything else).
+        assert!(
+            header.last_offset_delta >= 0 && header.next_offset() > self.log_end_offset,
+            "a batch at {base_offset} with last offset delta {} would not advance the log end {} of {}",
+            header.last_offset_delta,
+            self.log_end_offset,
+            self.dir.display()
+        );
 
         if self.epochs.assign(info.leader_epoch, base_offset)
             && let Err(e) = self.epochs.save(&self.dir)
@@ -463,7 +654,7 @@ impl PartitionLog {
             return Err(LogError::io(path, e));
         }
         self.producers.update(&header);
-        self.next_offset = header.next_offset();
+        self.log_end_offset = header.next_offset();
         Ok(AppendOutcome::Appended { base_offset, last_offset: header.last_offset(), log_append_time_ms })
     }
 
@@ -485,7 +676,7 @@ impl PartitionLog {
         };
         let aged = waited > self.config.segment_ms;
         let offsets_overflow =
-            self.next_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
+            self.log_end_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
         if full || aged || offsets_overflow {
             self.roll(now_ms)?;
         }
@@ -499,7 +690,7 @@ impl PartitionLog {
             active.write_indexes(&self.dir).map_err(&io)?;
             self.unflushed.push(active.file.clone());
         }
-        let base = self.next_offset;
+        let base = self.log_end_offset;
         let segment = Segment::create(&self.dir, base, now_ms).map_err(&io)?;
         self.segments.insert(base, segment);
         self.dir_dirty = true;
@@ -530,7 +721,7 @@ impl PartitionLog {
     /// What to fsync to make every appended batch durable, or `None` if all is.
     pub fn flush_plan(&mut self) -> Option<FlushPlan> {
         if self.offline.is_some()
-            || (self.durable_offset == self.next_offset
+            || (self.durable_offset == self.log_end_offset
                 && self.unflushed.is_empty()
                 && !self.dir_dirty
                 && !self.checkpoint_dirty)
@@ -547,17 +738,29 @@ impl PartitionLog {
             let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
             (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
         });
-        Some(FlushPlan { files, dir, checkpoint, target: self.next_offset })
+        Some(FlushPlan { files, dir, checkpoint, target: self.log_end_offset, instance: self.instance })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
-    /// partition offline: what the OS dropped cannot be known.
-    pub fn complete_flush(&mut self, target: i64, outcome: std::io::Result<()>) -> Result<i64> {
+    /// partition offline: what the OS dropped cannot be known. A plan made
+    /// by another instance of the log (before a reload) changes nothing.
+    pub fn complete_flush(&mut self, plan: &FlushPlan, outcome: std::io::Result<()>) -> Result<i64> {
+        if plan.instance != self.instance {
+            return Ok(self.durable_offset);
+        }
         if let Err(e) = outcome {
             self.go_offline(format!("fsync failed: {e}"));
             return Err(LogError::io(&self.dir, e));
         }
+        let target = plan.target;
+        assert!(
+            target <= self.log_end_offset,
+            "a flush made offsets durable up to {target}, past the log end {} ({})",
+            self.log_end_offset,
+            self.dir.display()
+        );
         self.durable_offset = self.durable_offset.max(target);
+        self.offsets();
         let rolled_since_checkpoint =
             self.segments.keys().next_back().is_some_and(|&b| b > self.checkpointed.recovery_point);
         if rolled_since_checkpoint {
@@ -584,6 +787,10 @@ impl PartitionLog {
     /// watermark). `Ok(None)` when `offset == upper_bound` (nothing yet).
     pub fn plan_read(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadPlan>> {
         self.check_online()?;
+        self.offsets();
+        // The caller's bound (a published high watermark) may predate a
+        // reload that cut a corrupt tail: never read past what the log holds.
+        let upper_bound = upper_bound.min(self.log_end_offset);
         if offset < self.log_start_offset || offset > upper_bound {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -611,33 +818,29 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// First offset whose record timestamp is at least `timestamp`, and that
-    /// timestamp (ListOffsets by time). Only records in `[log start, upper_bound)`.
-    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
+    /// Plans ListOffsets by time: the first offset whose record timestamp is
+    /// at least `timestamp`, among records in `[log start, upper_bound)`. The
+    /// plan holds the segment files to search; [`TimestampSearch::run`] reads
+    /// and decompresses them without the partition's lock.
+    pub fn plan_timestamp_search(&self, timestamp: i64, upper_bound: i64) -> Result<TimestampSearch> {
         self.check_online()?;
-        for segment in self.segments.values().filter(|s| s.max_timestamp >= timestamp) {
-            let io = io_at(&segment.path);
-            let mut position = segment.position_for_timestamp(timestamp);
-            while let Some(h) = read_header_at(&segment.file, position, segment.size).map_err(&io)? {
-                if h.base_offset >= upper_bound {
-                    return Ok(None);
-                }
-                if h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset {
-                    let mut batch = vec![0u8; h.total_len()];
-                    std::os::unix::fs::FileExt::read_exact_at(&*segment.file, &mut batch, position).map_err(&io)?;
-                    let found = first_record_at_or_after(&batch, timestamp, TIMESTAMP_SCAN_BYTES_MAX)
-                        .map_err(|e| LogError::io(&segment.path, std::io::Error::other(e.to_string())))?;
-                    if let Some((offset, ts)) = found
-                        && offset >= self.log_start_offset
-                        && offset < upper_bound
-                    {
-                        return Ok(Some((offset, ts)));
-                    }
-                }
-                position += h.total_len() as u64;
-            }
-        }
-        Ok(None)
+        let segments = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp >= timestamp)
+            .map(|s| SearchSegment {
+                file: s.file.clone(),
+                path: s.path.clone(),
+                size: s.size,
+                start: s.position_for_timestamp(timestamp),
+            })
+            .collect();
+        Ok(TimestampSearch { timestamp, upper_bound, log_start_offset: self.log_start_offset, segments })
+    }
+
+    /// [`PartitionLog::plan_timestamp_search`] and its run in one step (under the lock).
+    pub fn offset_for_timestamp(&self, timestamp: i64, upper_bound: i64) -> Result<Option<(i64, i64)>> {
+        self.plan_timestamp_search(timestamp, upper_bound)?.run()
     }
 
     /// The record with the largest timestamp below `upper_bound` (ListOffsets -3):
@@ -669,7 +872,7 @@ impl PartitionLog {
 
     /// Records that `epoch` starts at the log end (leadership change).
     pub fn assign_epoch(&mut self, epoch: i32) -> Result<()> {
-        if self.epochs.assign(epoch, self.next_offset) {
+        if self.epochs.assign(epoch, self.log_end_offset) {
             self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
         }
         Ok(())
@@ -763,7 +966,7 @@ impl PartitionLog {
             }
         }
         self.dir_dirty = true;
-        let first = self.segments.keys().next().copied().unwrap_or(self.next_offset);
+        let first = self.segments.keys().next().copied().unwrap_or(self.log_end_offset);
         if first > self.log_start_offset {
             self.log_start_offset = first;
             self.write_checkpoint()?;
@@ -906,17 +1109,17 @@ impl PartitionLog {
         }
         if let Some(plan) = self.flush_plan() {
             let outcome = plan.execute();
-            self.complete_flush(plan.target, outcome)?;
+            self.complete_flush(&plan, outcome)?;
         }
         let dir = self.dir.clone();
         let io = io_at(&dir);
         if let Some(active) = self.segments.values().next_back() {
             active.write_indexes(&dir).map_err(&io)?;
         }
-        let snapshot = dir.join(snapshot_file_name(self.next_offset));
+        let snapshot = dir.join(snapshot_file_name(self.log_end_offset));
         crate::index::write_file_synced(&snapshot, &self.producers.encode()).map_err(&io)?;
-        self.delete_old_snapshots(self.next_offset);
-        self.checkpointed.recovery_point = self.next_offset;
+        self.delete_old_snapshots(self.log_end_offset);
+        self.checkpointed.recovery_point = self.log_end_offset;
         self.write_checkpoint()?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)
     }

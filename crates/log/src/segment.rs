@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tributary_record::BatchHeader;
 use tributary_record::batch::{BATCH_HEADER_LEN, CRC_START};
+use tributary_record::{BatchHeader, STORED_BATCH_BYTES_MAX};
 
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::retired::RetiredFiles;
@@ -169,7 +169,8 @@ impl Segment {
             .map_or(0, |d| d.as_millis() as i64);
         let mut segment = Segment::empty(base_offset, Arc::new(file), path, created_ms);
         if !validate {
-            let indexes = OffsetIndex::read(&index_path, file_size).zip(TimeIndex::read(&time_path, u32::MAX));
+            let indexes =
+                OffsetIndex::read(&index_path, file_size).zip(TimeIndex::read(&time_path, u32::MAX, file_size));
             if let Some((offset_index, time_index)) = indexes
                 && segment.load_summary(file_size, offset_index, time_index)?
             {
@@ -205,6 +206,7 @@ impl Segment {
             if h.base_offset < expected
                 || !offsets_plausible(&h, self.base_offset)
                 || position + h.total_len() as u64 > file_size
+                || h.total_len() > STORED_BATCH_BYTES_MAX
             {
                 return Ok(false);
             }
@@ -256,6 +258,7 @@ impl Segment {
             if header.base_offset < expected
                 || !offsets_plausible(&header, self.base_offset)
                 || position + len > file_size
+                || len > STORED_BATCH_BYTES_MAX as u64
             {
                 break;
             }
@@ -305,6 +308,15 @@ impl Segment {
         _: i64,
     ) {
         if position == 0 || self.bytes_since_index >= u64::from(index_interval_bytes) {
+            // An entry must point inside this segment, at an offset it holds.
+            assert!(
+                header.base_offset >= self.base_offset
+                    && header.base_offset - self.base_offset <= i64::from(u32::MAX)
+                    && position <= u64::from(u32::MAX),
+                "index entry for offset {} at position {position} does not fit segment {}",
+                header.base_offset,
+                self.base_offset
+            );
             let relative = (header.base_offset - self.base_offset) as u32;
             if position > 0 {
                 self.offset_index.push(relative, position as u32);
@@ -474,7 +486,7 @@ pub fn locate_batches(
             break;
         }
         let len = header.total_len() as u64;
-        if end + len > available {
+        if end + len > available || len > STORED_BATCH_BYTES_MAX as u64 {
             break;
         }
         if end + len > max_bytes as u64 {

@@ -54,7 +54,7 @@ fn append(log: &mut PartitionLog, codec: Compression, records: &[(String, Option
 fn flush(log: &mut PartitionLog) {
     if let Some(plan) = log.flush_plan() {
         let r = plan.execute();
-        log.complete_flush(plan.target, r).expect("flush");
+        log.complete_flush(&plan, r).expect("flush");
     }
 }
 

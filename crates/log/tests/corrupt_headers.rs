@@ -53,7 +53,7 @@ fn corrupt_third_batch(dir: &Path, at: usize, value: &[u8]) {
 
 fn reopen(dir: &Path, clean: bool) -> (i64, i64) {
     let log = PartitionLog::open(dir, LogConfig::default(), clean, 0, NOW).expect("reopen");
-    (log.log_start_offset(), log.next_offset())
+    (log.log_start_offset(), log.log_end_offset())
 }
 
 #[test]

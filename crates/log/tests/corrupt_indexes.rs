@@ -60,7 +60,7 @@ fn write_index(dir: &Path, entries: &[(u32, u32)]) {
 fn assert_every_offset_reads(dir: &Path) {
     let mut log = PartitionLog::open(dir, config(), true, 0, NOW).expect("reopen");
     let appended = append(&mut log);
-    let end = log.next_offset();
+    let end = log.log_end_offset();
     assert_eq!((appended, end), (8, 10));
     for offset in 0..end {
         let plan = log.plan_read(offset, end).expect("plan").unwrap_or_else(|| panic!("offset {offset} is lost"));

@@ -124,7 +124,7 @@ fn write_log_recovery_corpus() {
         }),
         ("closed-after-delete-records", |d| {
             let mut log = build_log(d, 10, 600);
-            let end = log.next_offset();
+            let end = log.log_end_offset();
             log.delete_records(end / 2, end, NOW).expect("delete records").1.remove();
             log.close().expect("close");
             1

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use tributary_log::producer::SequenceCheck;
-use tributary_log::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog};
+use tributary_log::{AppendInfo, AppendOutcome, LogConfig, LogError, LogOffsets, PartitionLog};
 use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_record::{BatchHeader, BatchIter, Compression};
 
@@ -51,7 +51,7 @@ fn append(log: &mut PartitionLog, bytes: Vec<u8>) -> AppendOutcome {
 fn flush(log: &mut PartitionLog) {
     if let Some(plan) = log.flush_plan() {
         let r = plan.execute();
-        log.complete_flush(plan.target, r).expect("flush");
+        log.complete_flush(&plan, r).expect("flush");
     }
 }
 
@@ -92,7 +92,7 @@ fn append_assigns_offsets_and_reads_respect_the_watermark() {
         append(&mut log, batch(2, 10, 200)),
         AppendOutcome::Appended { base_offset: 3, last_offset: 4, log_append_time_ms: -1 }
     );
-    assert_eq!(log.next_offset(), 5);
+    assert_eq!(log.log_end_offset(), 5);
     assert_eq!(log.durable_offset(), 0, "nothing is durable before a flush");
     assert!(log.plan_read(0, log.durable_offset()).expect("plan").is_none());
     flush(&mut log);
@@ -159,7 +159,7 @@ fn recovery_cuts_a_torn_tail_and_keeps_what_was_durable() {
     let partial = batch(1, 200, 99);
     OpenOptions::new().append(true).open(&active).expect("open").write_all(&partial[..100]).expect("write");
     let log = open(dir.path(), small_segments(), false);
-    assert_eq!(log.next_offset(), 30);
+    assert_eq!(log.log_end_offset(), 30);
     assert_eq!(read_all(&log, 0).len(), 30);
 }
 
@@ -190,7 +190,7 @@ fn recovery_cuts_at_a_corrupt_batch_and_drops_later_segments() {
     std::fs::remove_file(dir.path().join("tributary-checkpoint")).expect("rm");
     let log = open(dir.path(), small_segments(), false);
     let base_of_victim: i64 = victim.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("base");
-    assert_eq!(log.next_offset(), base_of_victim + 1, "log ends before the corrupt batch");
+    assert_eq!(log.log_end_offset(), base_of_victim + 1, "log ends before the corrupt batch");
     assert_eq!(log.segment_count(), 2);
     assert_eq!(read_all(&log, 0).len() as i64, base_of_victim + 1);
 }
@@ -212,7 +212,7 @@ fn missing_indexes_are_rebuilt() {
         }
     }
     let log = open(dir.path(), small_segments(), true);
-    assert_eq!(log.next_offset(), 50);
+    assert_eq!(log.log_end_offset(), 50);
     assert_eq!(read_all(&log, 17).first().map(|h| h.base_offset), Some(17));
 }
 
@@ -295,7 +295,7 @@ fn retention_by_size_and_time_and_delete_records() {
     let mut log = open(dir.path(), LogConfig { retention_ms: 10, retention_bytes: -1, ..config }, false);
     assert_eq!(deleted_files(dir.path()), 0, "open removes files a crash left renamed");
     assert_eq!(log.log_start_offset(), 100);
-    assert_eq!(log.next_offset(), 100);
+    assert_eq!(log.log_end_offset(), 100);
     assert_eq!(
         append(&mut log, batch(1, 10, 5)),
         AppendOutcome::Appended { base_offset: 100, last_offset: 100, log_append_time_ms: -1 }
@@ -365,7 +365,7 @@ proptest! {
         let recovered: Vec<(i64, i64)> = read_all(&log, 0).iter().map(|h| (h.base_offset, h.last_offset())).collect();
         prop_assert!(recovered.len() <= appended.len());
         prop_assert_eq!(&appended[..recovered.len()], &recovered[..]);
-        prop_assert_eq!(log.next_offset(), recovered.last().map_or(0, |r| r.1 + 1));
+        prop_assert_eq!(log.log_end_offset(), recovered.last().map_or(0, |r| r.1 + 1));
     }
 }
 
@@ -410,4 +410,98 @@ fn deleted_files(dir: &std::path::Path) -> usize {
         .expect("read dir")
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".deleted")))
         .count()
+}
+
+/// A batch that would not advance the log end (here: a last offset delta of
+/// -1, which validation refuses before a batch gets this far) stops the
+/// append with a panic before anything reaches the file.
+#[test]
+fn an_append_that_breaks_offset_order_panics_before_writing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments(), true);
+    append(&mut log, batch(3, 10, 1_000));
+    flush(&mut log);
+    let mut bad = batch(1, 10, 2_000);
+    bad[23..27].copy_from_slice(&(-1i32).to_be_bytes()); // last offset delta
+    let (head, records) = bad.split_at_mut(tributary_record::batch::BATCH_HEADER_LEN);
+    tributary_record::batch::reseal(head, records);
+    let i = info(&bad);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.append(&bad, &i)));
+    assert!(panicked.is_err(), "the broken invariant is asserted");
+    drop(log);
+    let log = open(dir.path(), small_segments(), false);
+    assert_eq!(log.log_end_offset(), 3, "nothing of the bad batch reached the file");
+    assert_eq!(read_all(&log, 0).len(), 1);
+}
+
+/// A flush planned by one instance of a log changes nothing in another
+/// (the broker reopens a partition's log after a panic; the old instance's
+/// flushes may still be running).
+#[test]
+fn a_flush_planned_by_another_instance_is_ignored() {
+    let (a_dir, b_dir) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = open(a_dir.path(), small_segments(), true);
+    let mut b = open(b_dir.path(), small_segments(), true);
+    append(&mut a, batch(10, 10, 1_000));
+    append(&mut b, batch(5, 10, 1_000));
+    let plan = a.flush_plan().expect("something to flush");
+    let r = plan.execute();
+    assert_eq!(b.complete_flush(&plan, r).expect("ignored"), 0);
+    assert_eq!(b.durable_offset(), 0, "b's own data is not durable yet");
+    flush(&mut b);
+    assert_eq!(b.durable_offset(), 5);
+}
+
+#[test]
+fn reload_reopens_from_disk_and_keeps_what_was_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments(), true);
+    for i in 0..30 {
+        append(&mut log, batch(2, 100, 1_000 + i * 10));
+    }
+    flush(&mut log);
+    append(&mut log, batch(2, 100, 5_000)); // written, not yet flushed
+    let stale = log.flush_plan().expect("pending flush");
+    let mut fresh = log.reload(0, 0).expect("reload");
+    assert_eq!(fresh.log_end_offset(), 62);
+    assert_eq!(fresh.durable_offset(), 62, "recovery fsynced what it kept");
+    let r = stale.execute();
+    assert_eq!(fresh.complete_flush(&stale, r).expect("ignored"), 62);
+    assert_eq!(read_all(&fresh, 0).len(), 31);
+    append(&mut fresh, batch(1, 10, 6_000));
+    flush(&mut fresh);
+    assert_eq!(fresh.durable_offset(), 63);
+}
+
+/// The log end offset, the durable offset and the high watermark are three
+/// numbers: an append moves only the first, a flush only the second, and
+/// the high watermark moves only when the caller commits (never back, never
+/// past the log end).
+#[test]
+fn log_end_durable_offset_and_high_watermark_move_separately() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    assert_eq!(log.offsets(), LogOffsets::all_at(0));
+    append(&mut log, batch(3, 10, 100));
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 3, durable_offset: 0, high_watermark: 0 });
+    flush(&mut log);
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 3, durable_offset: 3, high_watermark: 0 });
+    assert_eq!(log.advance_high_watermark(2), 2);
+    assert_eq!(log.advance_high_watermark(1), 2, "the high watermark never moves back");
+    append(&mut log, batch(2, 10, 200));
+    assert_eq!(log.advance_high_watermark(log.durable_offset()), 3);
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 5, durable_offset: 3, high_watermark: 3 });
+    log.offsets().check_sole_replica(&"this log");
+    drop(log);
+    let reopened = open(dir.path(), LogConfig::default(), false);
+    assert_eq!(reopened.offsets(), LogOffsets::all_at(5), "recovery makes all it keeps durable and committed");
+}
+
+#[test]
+#[should_panic(expected = "past the log end 3")]
+fn committing_past_the_log_end_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    append(&mut log, batch(3, 10, 100));
+    log.advance_high_watermark(4);
 }

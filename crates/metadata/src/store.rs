@@ -1,292 +1,220 @@
-//! The durable metadata log: each command is framed, checksummed, appended
-//! and fsynced before it is applied; a snapshot of the state is written every
-//! [`SNAPSHOT_EVERY_COMMANDS`] commands and the log restarts after it. On
-//! open, the newest snapshot is loaded and the commands after it replayed; a
-//! torn final record is cut off.
+//! The single-node store the broker uses until the quorum exists: a quorum
+//! of one voter (this node) over the same log and state machine the quorum
+//! will use. [`MetadataStore::propose`] appends at the current term, fsyncs,
+//! and (being the only voter) commits and applies at once.
 //!
-//! Frame: `u32 length | u32 crc32c(index ‖ payload) | u64 index | payload (JSON)`.
+//! At open: old-format directories are migrated; the log is opened and the
+//! state machine loads its snapshot; every entry in the log is applied (for
+//! one voter, durable means committed); then this node makes sure it leads:
+//! if the saved vote is not "this node, leader", it starts a new term (vote
+//! saved first), appends the term's blank entry and, if the membership is
+//! not this node alone, a membership entry making it so. A directory whose
+//! membership has several voters is refused: it belongs to a quorum.
 //!
-//! The log is local on one node. It has the shape a Raft log needs (ordered,
-//! indexed, durable entries applied by a deterministic state machine), so the
-//! replication work can put a quorum under [`MetadataStore::append`].
+//! Every [`StoreOptions::snapshot_every`] entries a snapshot is written and
+//! the log up to it purged. A failed snapshot does not fail the proposal
+//! that triggered it (that change is durable already): it is logged and
+//! tried again later.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 
-use crate::state::{MetadataCommand, MetadataState};
+use crate::command::MetadataCommand;
+use crate::disk::{Disk, FsDisk};
+use crate::error::MetadataError;
+use crate::legacy;
+use crate::log::{LogOptions, MetadataLog};
+use crate::machine::MetadataStateMachine;
+use crate::state::{ApplyOutcome, MetadataState};
+use crate::types::{Entry, EntryPayload, LogId, Membership, NodeId, Vote};
 
-/// Commands between snapshots.
+/// Entries between snapshots.
 pub const SNAPSHOT_EVERY_COMMANDS: u64 = 1000;
-/// Largest accepted record, so a corrupt length cannot size an allocation.
-const RECORD_BYTES_MAX: u32 = 64 << 20;
 
-const LOG_FILE: &str = "metadata.log";
-const SNAPSHOT_FILE: &str = "metadata.snapshot";
-
-/// A metadata store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
-    /// Disk trouble.
-    #[error("metadata storage error on {path}: {source}")]
-    Io {
-        /// File or directory.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A snapshot that cannot be read (the log after it cannot be trusted either).
-    #[error("metadata snapshot {path} is unreadable: {reason}; restore it from a backup or remove the data directory")]
-    BadSnapshot {
-        /// File.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+/// Store tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Log options.
+    pub log: LogOptions,
+    /// Entries applied between snapshots.
+    pub snapshot_every: u64,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> MetadataError + '_ {
-    move |source| MetadataError::Io { path: path.to_path_buf(), source }
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { log: LogOptions::default(), snapshot_every: SNAPSHOT_EVERY_COMMANDS }
+    }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Snapshot {
-    index: u64,
-    state: MetadataState,
-}
-
-/// The metadata log and its applied state.
+/// The metadata log and its applied state, on one node.
 #[derive(Debug)]
-pub struct MetadataStore {
-    dir: PathBuf,
-    log: File,
-    state: MetadataState,
-    next_index: u64,
-    snapshot_index: u64,
+pub struct MetadataStore<D: Disk + Clone = FsDisk> {
+    node_id: NodeId,
+    term: u64,
+    log: MetadataLog<D>,
+    machine: MetadataStateMachine<D>,
+    options: StoreOptions,
+    /// The applied index at which the next snapshot is tried.
+    snapshot_due_at: u64,
 }
 
-impl MetadataStore {
-    /// Opens the store in `dir`, creating it if needed.
-    pub fn open(dir: &Path) -> Result<MetadataStore, MetadataError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        let snapshot_path = dir.join(SNAPSHOT_FILE);
-        let (mut state, snapshot_index) = match fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let snap: Snapshot = serde_json::from_slice(&bytes)
-                    .map_err(|e| MetadataError::BadSnapshot { path: snapshot_path.clone(), reason: e.to_string() })?;
-                if snap.index == u64::MAX {
-                    let reason = "its index is the last one there is, so no command can follow".to_string();
-                    return Err(MetadataError::BadSnapshot { path: snapshot_path, reason });
-                }
-                (snap.state, snap.index)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (MetadataState::default(), 0),
-            Err(e) => return Err(io(&snapshot_path)(e)),
+impl MetadataStore<FsDisk> {
+    /// Opens the store in directory `dir` as node `node_id`, creating it if needed.
+    pub fn open(dir: &Path, node_id: NodeId) -> Result<MetadataStore<FsDisk>, MetadataError> {
+        let disk = FsDisk::open(dir).map_err(MetadataError::io("create", dir.to_path_buf()))?;
+        MetadataStore::open_on(disk, node_id, StoreOptions::default())
+    }
+}
+
+impl<D: Disk + Clone> MetadataStore<D> {
+    /// Opens the store on `disk`.
+    pub fn open_on(disk: D, node_id: NodeId, options: StoreOptions) -> Result<MetadataStore<D>, MetadataError> {
+        legacy::migrate_if_needed(&mut disk.clone(), node_id)?;
+        let mut log = MetadataLog::open(disk.clone(), options.log)?;
+        let machine = MetadataStateMachine::open(disk, &log)?;
+        // A snapshot past the end of the log (never left by this store, but
+        // what a quorum's snapshot install looks like before its purge): the
+        // log continues after the snapshot.
+        if let Some(meta) = machine.snapshot_meta()
+            && log.log_state().last.is_none_or(|l| l.index < meta.last_included.index)
+        {
+            log.purge(meta.last_included)?;
+        }
+        let mut store = MetadataStore { node_id, term: 0, log, machine, options, snapshot_due_at: 0 };
+        store.apply_log()?;
+        store.lead()?;
+        store.apply_log()?;
+        store.snapshot_due_at =
+            store.machine.snapshot_meta().map_or(0, |m| m.last_included.index) + options.snapshot_every;
+        Ok(store)
+    }
+
+    /// Applies every entry in the log not applied yet (all are committed: this node is the only voter).
+    fn apply_log(&mut self) -> Result<(), MetadataError> {
+        match self.log.log_state().last {
+            Some(last) => self.machine.apply_from(&self.log, last.index),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes this node the leader of a term, if it is not already.
+    fn lead(&mut self) -> Result<(), MetadataError> {
+        let membership = self.machine.state().membership.membership.clone();
+        let voters = membership.voters();
+        let only_me = BTreeSet::from([self.node_id]);
+        if voters.len() > 1 {
+            return Err(MetadataError::Refused(format!(
+                "this metadata directory belongs to a quorum with voters {voters:?}; the single-node store cannot open it"
+            )));
+        }
+        let vote = self.log.read_vote();
+        if let Some(v) = vote
+            && v.voted_for == Some(self.node_id)
+            && v.committed
+            && voters == only_me
+        {
+            self.term = v.term;
+            return Ok(());
+        }
+        let term = match vote {
+            None => 1,
+            Some(v) => v.term.checked_add(1).ok_or_else(|| {
+                MetadataError::Refused(format!(
+                    "the saved vote {v} is in the last term there is; no new term can start"
+                ))
+            })?,
         };
-        let log_path = dir.join(LOG_FILE);
-        let mut log = OpenOptions::new().create(true).read(true).append(true).open(&log_path).map_err(io(&log_path))?;
-        let mut bytes = Vec::new();
-        log.read_to_end(&mut bytes).map_err(io(&log_path))?;
-        let (records, valid_len) = parse_records(&bytes);
-        if valid_len < bytes.len() {
-            tracing::warn!(path = %log_path.display(), valid_len, total = bytes.len(), "cutting a torn tail off the metadata log");
-            log.set_len(valid_len as u64).map_err(io(&log_path))?;
-            log.sync_all().map_err(io(&log_path))?;
+        let next = self.next_index()?;
+        let mut entries = vec![Entry::blank(LogId::new(term, self.node_id, next))];
+        if voters != only_me {
+            entries.push(Entry {
+                log_id: LogId::new(term, self.node_id, following(next)?),
+                payload: EntryPayload::Membership(Membership::single(self.node_id, "")),
+            });
         }
-        let mut next_index = snapshot_index + 1;
-        for (index, command) in records {
-            if index < next_index {
-                continue; // already in the snapshot
-            }
-            state.apply(index, &command);
-            next_index = index + 1;
-        }
-        Ok(MetadataStore { dir: dir.to_path_buf(), log, state, next_index, snapshot_index })
+        self.log.save_vote(&Vote { term, voted_for: Some(self.node_id), committed: true })?;
+        self.term = term;
+        self.log.append(&entries)?;
+        self.log.flush()?;
+        Ok(())
+    }
+
+    /// The index the next entry gets; refused when the log already holds
+    /// (or has purged) the last index there is.
+    fn next_index(&self) -> Result<u64, MetadataError> {
+        self.log.log_state().last.map_or(Ok(1), |l| following(l.index))
     }
 
     /// The applied state.
     pub fn state(&self) -> &MetadataState {
-        &self.state
+        self.machine.state()
     }
 
-    /// Appends a command durably, then applies it. Returns its index.
+    /// This node.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The term this node leads.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The log.
+    pub fn log(&self) -> &MetadataLog<D> {
+        &self.log
+    }
+
+    /// The state machine.
+    pub fn machine(&self) -> &MetadataStateMachine<D> {
+        &self.machine
+    }
+
+    /// Appends `command` at the current term, makes it durable, and applies
+    /// it. `Ok` means the change is durable and applied; the outcome says
+    /// what it did. An error means it is not applied; after a failed write
+    /// the store stays usable, after a failed fsync it refuses writes until
+    /// reopened (the entry may or may not be found then).
+    pub fn propose(&mut self, command: MetadataCommand) -> Result<(LogId, ApplyOutcome), MetadataError> {
+        let entry = Entry::command(LogId::new(self.term, self.node_id, self.next_index()?), command);
+        self.log.append(std::slice::from_ref(&entry))?;
+        self.log.flush()?;
+        let outcome = self.machine.apply(&entry);
+        self.snapshot_if_due();
+        Ok((entry.log_id, outcome))
+    }
+
+    /// [`MetadataStore::propose`], returning the entry's index only.
     pub fn append(&mut self, command: MetadataCommand) -> Result<u64, MetadataError> {
-        let index = self.next_index;
-        let payload = serde_json::to_vec(&command).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
-        let mut frame = Vec::with_capacity(16 + payload.len());
-        let mut covered = Vec::with_capacity(8 + payload.len());
-        covered.extend_from_slice(&index.to_be_bytes());
-        covered.extend_from_slice(&payload);
-        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&crc32c::crc32c(&covered).to_be_bytes());
-        frame.extend_from_slice(&covered);
-        let log_path = self.dir.join(LOG_FILE);
-        self.log.write_all(&frame).map_err(io(&log_path))?;
-        self.log.sync_data().map_err(io(&log_path))?;
-        self.state.apply(index, &command);
-        self.next_index += 1;
-        if index - self.snapshot_index >= SNAPSHOT_EVERY_COMMANDS {
-            self.snapshot()?;
-        }
-        Ok(index)
+        self.propose(command).map(|(id, _)| id.index)
     }
 
-    /// Writes a snapshot of the state and starts an empty log after it.
+    fn snapshot_if_due(&mut self) {
+        let applied = self.machine.state().applied_index();
+        if applied < self.snapshot_due_at {
+            return;
+        }
+        if let Err(e) = self.snapshot() {
+            let retry_in = (self.options.snapshot_every / 10).max(1);
+            self.snapshot_due_at = applied + retry_in;
+            tracing::warn!(error = %e, retry_in_entries = retry_in, "metadata snapshot failed; the change is durable in the log, the snapshot will be tried again");
+        }
+    }
+
+    /// Writes a snapshot of the applied state and purges the log it covers.
     pub fn snapshot(&mut self) -> Result<(), MetadataError> {
-        let index = self.next_index - 1;
-        let snapshot = Snapshot { index, state: self.state.clone() };
-        let bytes = serde_json::to_vec(&snapshot).map_err(|e| io(&self.dir)(std::io::Error::other(e)))?;
-        write_synced(&self.dir, SNAPSHOT_FILE, &bytes)?;
-        // Records up to `index` are now redundant; a crash before this leaves them, and replay skips them.
-        write_synced(&self.dir, LOG_FILE, &[])?;
-        let log_path = self.dir.join(LOG_FILE);
-        self.log = OpenOptions::new().read(true).append(true).open(&log_path).map_err(io(&log_path))?;
-        self.snapshot_index = index;
-        Ok(())
-    }
-}
-
-fn write_synced(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetadataError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-}
-
-/// Parses frames until the first incomplete or corrupt one; returns the
-/// commands and the length of the valid prefix. A frame with index
-/// `u64::MAX` is corrupt too: no command could follow it.
-fn parse_records(bytes: &[u8]) -> (Vec<(u64, MetadataCommand)>, usize) {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while bytes.len() - pos >= 16 {
-        let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]);
-        let crc = u32::from_be_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]);
-        if len > RECORD_BYTES_MAX || bytes.len() - pos - 16 < len as usize {
-            break;
-        }
-        let covered = &bytes[pos + 8..pos + 16 + len as usize];
-        if crc32c::crc32c(covered) != crc {
-            break;
-        }
-        let mut index = [0u8; 8];
-        index.copy_from_slice(&covered[..8]);
-        let index = u64::from_be_bytes(index);
-        if index == u64::MAX {
-            break;
-        }
-        let Ok(command) = serde_json::from_slice::<MetadataCommand>(&covered[8..]) else {
-            break;
+        let Some(meta) = self.machine.build_snapshot()? else {
+            return Ok(());
         };
-        out.push((index, command));
-        pos += 16 + len as usize;
+        self.snapshot_due_at = meta.last_included.index + self.options.snapshot_every;
+        self.log.purge(meta.last_included)
     }
-    (out, pos)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{PartitionMeta, TopicMeta};
-
-    fn create(name: &str, id: u8) -> MetadataCommand {
-        MetadataCommand::CreateTopic {
-            topic: TopicMeta {
-                name: name.to_string(),
-                topic_id: [id; 16],
-                partitions: vec![PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1] }],
-                configs: Default::default(),
-            },
-        }
-    }
-
-    #[test]
-    fn replays_after_restart_and_cuts_torn_tail() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let mut s = MetadataStore::open(dir.path()).expect("open");
-            s.append(MetadataCommand::InitCluster { cluster_id: "c".into() }).expect("append");
-            s.append(create("a", 1)).expect("append");
-            s.append(create("b", 2)).expect("append");
-        }
-        // A torn record after the last good one.
-        let mut f = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).expect("open");
-        f.write_all(&[0, 0, 0, 50, 1, 2, 3]).expect("write");
-        drop(f);
-        let mut s = MetadataStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.state().topics.len(), 2);
-        assert_eq!(s.state().cluster_id.as_deref(), Some("c"));
-        assert_eq!(s.append(create("c", 3)).expect("append"), 4);
-        drop(s);
-        let s = MetadataStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.state().topics.len(), 3);
-    }
-
-    #[test]
-    fn snapshots_replace_the_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = MetadataStore::open(dir.path()).expect("open");
-        for i in 0..(SNAPSHOT_EVERY_COMMANDS + 10) {
-            s.append(MetadataCommand::AllocateProducerIds { block_end: i as i64 }).expect("append");
-        }
-        s.append(create("t", 9)).expect("append");
-        let expected = s.state().clone();
-        drop(s);
-        let log_len = std::fs::metadata(dir.path().join(LOG_FILE)).expect("meta").len();
-        assert!(log_len < 2000, "log restarted after the snapshot ({log_len} bytes)");
-        let s = MetadataStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.state(), &expected);
-    }
-
-    /// Found by the `metadata_replay` fuzz target: a record (CRC intact) with
-    /// index `u64::MAX` overflowed the next index during replay.
-    #[test]
-    fn a_record_with_the_last_index_ends_the_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let mut s = MetadataStore::open(dir.path()).expect("open");
-            s.append(create("a", 1)).expect("append");
-        }
-        let payload = serde_json::to_vec(&create("b", 2)).expect("json");
-        let mut covered = u64::MAX.to_be_bytes().to_vec();
-        covered.extend_from_slice(&payload);
-        let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&crc32c::crc32c(&covered).to_be_bytes());
-        frame.extend_from_slice(&covered);
-        let mut f = OpenOptions::new().append(true).open(dir.path().join(LOG_FILE)).expect("open");
-        f.write_all(&frame).expect("write");
-        drop(f);
-        let mut s = MetadataStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.state().topics.keys().collect::<Vec<_>>(), vec!["a"]);
-        assert_eq!(s.append(create("c", 3)).expect("append"), 2);
-    }
-
-    #[test]
-    fn a_snapshot_with_the_last_index_is_unreadable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = Snapshot { index: u64::MAX, state: MetadataState::default() };
-        std::fs::write(dir.path().join(SNAPSHOT_FILE), serde_json::to_vec(&snapshot).expect("json")).expect("write");
-        assert!(matches!(MetadataStore::open(dir.path()), Err(MetadataError::BadSnapshot { .. })));
-    }
-
-    #[test]
-    fn corrupt_record_stops_replay_there() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let mut s = MetadataStore::open(dir.path()).expect("open");
-            s.append(create("a", 1)).expect("append");
-            s.append(create("b", 2)).expect("append");
-        }
-        let path = dir.path().join(LOG_FILE);
-        let mut bytes = std::fs::read(&path).expect("read");
-        let last = bytes.len() - 3;
-        bytes[last] ^= 0x20;
-        std::fs::write(&path, &bytes).expect("write");
-        let s = MetadataStore::open(dir.path()).expect("reopen");
-        assert_eq!(s.state().topics.keys().collect::<Vec<_>>(), vec!["a"]);
-    }
+/// The index after `index`; refused at the last index there is (only a
+/// damaged or hostile directory gets there: no entry can follow it).
+fn following(index: u64) -> Result<u64, MetadataError> {
+    index.checked_add(1).ok_or_else(|| {
+        MetadataError::Refused(format!("the log reached index {index}, the last there is; no entry can follow"))
+    })
 }

@@ -24,7 +24,15 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 }
 
 /// The APIs of the broker core and the group coordinator: classic groups
-/// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69).
+/// and consumer groups (KIP-848) (CONTRACT A.3.1, R1 subset plus 68 and 69),
+/// the Kafka 4.1 admin listings ListConfigResources (74, KIP-1142) and
+/// DescribeTopicPartitions (75, KIP-966), DescribeQuorum (55, the metadata
+/// quorum as KRaft reports it; a node alone is a quorum of itself), and the
+/// KIP-853 voter changes AddRaftVoter (80) and RemoveRaftVoter (81), which a
+/// node with dynamic voters carries out and any other answers with Kafka's
+/// UNSUPPORTED_VERSION for a static quorum (kraft.version 0), as Kafka 3.9+
+/// brokers do. AddRaftVoter v1 (AckWhenCommitted, Kafka 4.1) is not served:
+/// v0 always answers once the new voter set is committed, which is v1's default.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -40,7 +48,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),
@@ -54,6 +63,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    api(ApiKey::ListConfigResources, 0, 1),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
+    api(ApiKey::AddRaftVoter, 0, 0),
+    api(ApiKey::RemoveRaftVoter, 0, 0),
 ];
 
 /// A feature in ApiVersions v3+ (`SupportedFeatures` and `FinalizedFeatures`).

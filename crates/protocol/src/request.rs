@@ -93,6 +93,7 @@ pub enum Request {
     CreatePartitions(CreatePartitionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    DescribeQuorum(DescribeQuorumRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     Heartbeat(HeartbeatRequest),
@@ -106,6 +107,10 @@ pub enum Request {
     OffsetDelete(OffsetDeleteRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    ListConfigResources(ListConfigResourcesRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    AddRaftVoter(AddRaftVoterRequest),
+    RemoveRaftVoter(RemoveRaftVoterRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
@@ -192,6 +197,7 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
             dec!(IncrementalAlterConfigs, IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeCluster => dec!(DescribeCluster, DescribeClusterRequest),
+        ApiKey::DescribeQuorum => dec!(DescribeQuorum, DescribeQuorumRequest),
         ApiKey::FindCoordinator => dec!(FindCoordinator, FindCoordinatorRequest),
         ApiKey::JoinGroup => dec!(JoinGroup, JoinGroupRequest),
         ApiKey::Heartbeat => dec!(Heartbeat, HeartbeatRequest),
@@ -205,6 +211,10 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         ApiKey::OffsetDelete => dec!(OffsetDelete, OffsetDeleteRequest),
         ApiKey::ConsumerGroupHeartbeat => dec!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatRequest),
         ApiKey::ConsumerGroupDescribe => dec!(ConsumerGroupDescribe, ConsumerGroupDescribeRequest),
+        ApiKey::ListConfigResources => dec!(ListConfigResources, ListConfigResourcesRequest),
+        ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitions, DescribeTopicPartitionsRequest),
+        ApiKey::AddRaftVoter => dec!(AddRaftVoter, AddRaftVoterRequest),
+        ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoter, RemoveRaftVoterRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))

@@ -277,7 +277,20 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             if v >= 1 {
                 r = r.with_endpoint_type(1);
             }
+            if v >= 2 {
+                r = r.with_include_fenced_brokers(true);
+            }
             enc!(r)
+        }
+        ApiKey::DescribeQuorum => {
+            use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+            let t = |name| {
+                TopicData::default().with_topic_name(topic(name)).with_partitions(vec![
+                    PartitionData::default().with_partition_index(0),
+                    PartitionData::default().with_partition_index(1),
+                ])
+            };
+            enc!(DescribeQuorumRequest::default().with_topics(vec![t("__cluster_metadata"), t("b")]))
         }
         ApiKey::FindCoordinator => {
             let mut r = FindCoordinatorRequest::default();
@@ -470,6 +483,38 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
                 .with_group_ids(vec![GroupId(s("group-a")), GroupId(s("group-b"))])
                 .with_include_authorized_operations(true)
         ),
+        ApiKey::ListConfigResources => {
+            let mut r = ListConfigResourcesRequest::default();
+            if v >= 1 {
+                r = r.with_resource_types(vec![2, 4]);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeTopicPartitions => {
+            use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+            let t = |name| TopicRequest::default().with_name(topic(name));
+            enc!(
+                DescribeTopicPartitionsRequest::default()
+                    .with_topics(vec![t("a"), t("b")])
+                    .with_response_partition_limit(3)
+                    .with_cursor(Some(Cursor::default().with_topic_name(topic("a")).with_partition_index(1)))
+            )
+        }
+        ApiKey::AddRaftVoter => {
+            use kafka_protocol::messages::add_raft_voter_request::Listener;
+            let listener = |name, port| Listener::default().with_name(s(name)).with_host(s("ctl-4")).with_port(port);
+            enc!(
+                AddRaftVoterRequest::default()
+                    .with_cluster_id(Some(s("MkU3OEVBNTcwNTJENDM2Qg")))
+                    .with_timeout_ms(30_000)
+                    .with_voter_id(4)
+                    .with_voter_directory_id(id())
+                    .with_listeners(vec![listener("CONTROLLER", 9093), listener("OTHER", 65535)])
+            )
+        }
+        ApiKey::RemoveRaftVoter => {
+            enc!(RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(2).with_voter_directory_id(id()))
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

@@ -74,6 +74,9 @@ enum Ty {
     PrimArr(&'static Ty),
     /// A struct held directly (not in an array).
     Struct(&'static [F]),
+    /// A nullable struct: an int8 marker (1 present, anything else null,
+    /// as the decoder reads it), then the struct when present.
+    NullableStruct(&'static [F]),
 }
 
 /// A field present in versions `min..=max`, or a tagged field when `tag >= 0`.
@@ -200,6 +203,11 @@ const INCREMENTAL_ALTER_CONFIGS: &[F] = &[f(Arr(INCREMENTAL_RESOURCE), 0, MAX), 
 // ---- DescribeCluster (60), flexible from 0
 const DESCRIBE_CLUSTER: &[F] = &[f(Bool, 0, MAX), f(I8, 1, MAX), f(Bool, 2, MAX)];
 
+// ---- DescribeQuorum (55), flexible from 0
+const DESCRIBE_QUORUM_PARTITION: &[F] = &[f(I32, 0, MAX)];
+const DESCRIBE_QUORUM_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(DESCRIBE_QUORUM_PARTITION), 0, MAX)];
+const DESCRIBE_QUORUM: &[F] = &[f(Arr(DESCRIBE_QUORUM_TOPIC), 0, MAX)];
+
 // ---- FindCoordinator (10), flexible from 3
 const FIND_COORDINATOR: &[F] = &[f(Str, 0, 3), f(I8, 1, MAX), f(PrimArr(&Str), 4, MAX)];
 
@@ -287,6 +295,32 @@ const CONSUMER_GROUP_HEARTBEAT: &[F] = &[
 // ---- ConsumerGroupDescribe (69), flexible from 0
 const CONSUMER_GROUP_DESCRIBE: &[F] = &[f(PrimArr(&Str), 0, MAX), f(Bool, 0, MAX)];
 
+// ---- ListConfigResources (74), flexible from 0; v0 has no fields
+const LIST_CONFIG_RESOURCES: &[F] = &[f(PrimArr(&I8), 1, MAX)];
+
+// ---- DescribeTopicPartitions (75), flexible from 0
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: &[F] = &[f(Str, 0, MAX)];
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX)];
+const DESCRIBE_TOPIC_PARTITIONS: &[F] = &[
+    f(Arr(DESCRIBE_TOPIC_PARTITIONS_TOPIC), 0, MAX),
+    f(I32, 0, MAX),
+    f(NullableStruct(DESCRIBE_TOPIC_PARTITIONS_CURSOR), 0, MAX),
+];
+
+// ---- AddRaftVoter (80), flexible from 0 (KIP-853); Port is a uint16
+const RAFT_VOTER_LISTENER: &[F] = &[f(Str, 0, MAX), f(Str, 0, MAX), f(I16, 0, MAX)];
+const ADD_RAFT_VOTER: &[F] = &[
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(I32, 0, MAX),
+    f(Uuid, 0, MAX),
+    f(Arr(RAFT_VOTER_LISTENER), 0, MAX),
+    f(Bool, 1, MAX),
+];
+
+// ---- RemoveRaftVoter (81), flexible from 0 (KIP-853)
+const REMOVE_RAFT_VOTER: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Uuid, 0, MAX)];
+
 /// The layout of a request body and the first flexible version of its API.
 fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -305,6 +339,7 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
         ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::Heartbeat => (HEARTBEAT, 4),
@@ -318,6 +353,10 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),
         ApiKey::ConsumerGroupHeartbeat => (CONSUMER_GROUP_HEARTBEAT, 0),
         ApiKey::ConsumerGroupDescribe => (CONSUMER_GROUP_DESCRIBE, 0),
+        ApiKey::ListConfigResources => (LIST_CONFIG_RESOURCES, 0),
+        ApiKey::DescribeTopicPartitions => (DESCRIBE_TOPIC_PARTITIONS, 0),
+        ApiKey::AddRaftVoter => (ADD_RAFT_VOTER, 0),
+        ApiKey::RemoveRaftVoter => (REMOVE_RAFT_VOTER, 0),
         _ => return None,
     })
 }
@@ -430,6 +469,10 @@ impl Walker<'_> {
             Arr(fields) => self.array(|w| w.walk_struct(fields)),
             PrimArr(inner) => self.array(|w| w.walk(inner)),
             Struct(fields) => self.walk_struct(fields),
+            NullableStruct(fields) => {
+                let present = self.int(1, "a nullable struct marker")?;
+                if present == 1 { self.walk_struct(fields) } else { Ok(()) }
+            }
         }
     }
 

@@ -24,5 +24,16 @@ pub mod validate;
 pub mod varint;
 
 pub use batch::{BatchHeader, BatchIter};
+
+/// Largest decompressed size of one batch the broker accepts from a producer
+/// (and so the most any batch in a log expands to). Validation streams and
+/// holds none of it; recompression holds it once.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
+
+/// Largest batch, as stored, that a log will append or read back: a batch
+/// whose records expand to at most [`DECOMPRESSED_BATCH_BYTES_MAX`], plus room
+/// for a codec's framing of incompressible data. A length read from disk
+/// beyond it is corruption, refused before anything is allocated for it.
+pub const STORED_BATCH_BYTES_MAX: usize = DECOMPRESSED_BATCH_BYTES_MAX + (8 << 20);
 pub use compression::Compression;
 pub use error::BatchError;

@@ -53,6 +53,11 @@ impl Kafka {
         })
     }
 
+    /// The longest wait for one Kafka operation.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.config.timeout
+    }
+
     /// Client settings for a connection of its own (a consumer instance's).
     pub fn client_config(&self, client_id: &str) -> ClientConfig {
         let mut config = self.config.clone();

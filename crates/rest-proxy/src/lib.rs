@@ -14,6 +14,8 @@
 //!            └──────▶ v2/ (at the root): produce ──▶ producer.rs;
 //!                       consumer instances ──▶ consumer.rs (own clients)
 //! errors ──▶ error.rs: {"error_code", "message"} with kafka-rest's codes
+//! bodies ──▶ body.rs: read as kafka-rest's JSON mapper reads them (unknown
+//!            fields 422, Jackson's coercions); instant.rs: its times
 //! ```
 //!
 //! Served: v3 clusters; topics (list, describe, create with configs, delete,
@@ -22,11 +24,16 @@
 //! groups with members, assignments and lag (read-only); records (produce,
 //! streamed, BINARY/JSON/STRING/AVRO through the schema registry). v2:
 //! produce (binary, json, avro) and consumer instances (`consumer.rs`).
+//!
+//! The HTTP connections are served by `tributary-http`, with its timeouts and
+//! connection cap ([`RestProxyConfig::http`]).
 
 pub mod api;
+pub mod body;
 pub mod consumer;
 pub mod error;
 pub mod fuzzing;
+pub mod instant;
 pub mod kafka;
 pub mod producer;
 pub mod schemas;
@@ -58,6 +65,8 @@ pub struct RestProxyConfig {
     pub schema_registry_url: Option<String>,
     /// `consumer.instance.timeout.ms`: a v2 consumer instance idle this long is closed.
     pub consumer_instance_timeout: Duration,
+    /// The HTTP server's timeouts and connection cap.
+    pub http: tributary_http::Limits,
 }
 
 impl RestProxyConfig {
@@ -70,9 +79,13 @@ impl RestProxyConfig {
             timeout: Duration::from_secs(30),
             schema_registry_url: None,
             consumer_instance_timeout: Duration::from_secs(300),
+            http: tributary_http::Limits::default(),
         }
     }
 }
+
+/// Beyond `shutdown.graceful.ms`, how long stopping the HTTP server may take.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(3);
 
 /// The HTTP port could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +124,8 @@ pub struct RestProxy {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// How long stopping the HTTP server may take: its grace period and a margin.
+    shutdown_wait: Duration,
     consumers: std::sync::Arc<consumer::Instances>,
     maintenance: JoinHandle<()>,
 }
@@ -136,21 +151,18 @@ impl RestProxy {
         let maintenance = tokio::spawn(consumers.clone().maintain(config.consumer_instance_timeout));
         let app = api::router(kafka);
         let (shutdown, mut stop) = watch::channel(false);
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "REST proxy HTTP server stopped");
-            }
-        });
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let server = tokio::spawn(tributary_http::serve(listener, app, stopped, config.http, "rest-proxy"));
+        let shutdown_wait = config.http.shutdown_grace + SHUTDOWN_MARGIN;
         tracing::info!(
             listen = %addr,
             bootstrap = %config.bootstrap,
             schema_registry = config.schema_registry_url.as_deref().unwrap_or("none"),
             "REST proxy listening on http://{addr}"
         );
-        Ok(RestProxy { addr, shutdown, server, consumers, maintenance })
+        Ok(RestProxy { addr, shutdown, server, shutdown_wait, consumers, maintenance })
     }
 
     /// The address the HTTP API listens on.
@@ -163,6 +175,10 @@ impl RestProxy {
         self.shutdown.send_replace(true);
         self.maintenance.abort();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.consumers.close_all()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        let server = self.server;
+        let abort = server.abort_handle();
+        if tokio::time::timeout(self.shutdown_wait, server).await.is_err() {
+            abort.abort();
+        }
     }
 }

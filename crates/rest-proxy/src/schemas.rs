@@ -3,7 +3,9 @@
 //! and the data serialized as Confluent's serializers do (magic byte 0, the
 //! schema id as 4 big-endian bytes, then the datum).
 //!
-//! The schema is chosen as kafka-rest does:
+//! The schema is chosen as kafka-rest does (v3 records are first held to
+//! its field combinations in `v3/records.rs`; v2 names its schema by
+//! `*_schema` or `*_schema_id` with the format of its Content-Type):
 //! - `schema_id`: that schema (not with `schema_version` or `schema`);
 //! - `schema_version` (-1 = latest): that version of the subject (not with `schema`);
 //! - `schema` with `type`: registered under the subject (or found, if it is there);

@@ -45,7 +45,8 @@ fn v2_produce(content_type: &str, body: &str) -> Vec<u8> {
     out
 }
 
-/// v2 consumer instance bodies: selector 3 + 4 * kind.
+/// v2 consumer instance bodies: selector 3 + 4 * kind (0 create instance,
+/// 1 subscribe, 2 a partition list, 3 seek, 4 commit).
 fn v2_consumer(kind: u8, body: &str) -> Vec<u8> {
     let mut out = vec![3 + 4 * kind];
     out.extend_from_slice(body.as_bytes());
@@ -77,6 +78,15 @@ fn write_rest_proxy_json_corpus() {
             ),
         ),
         (
+            "v3-create-topic-assignments",
+            v3(
+                0,
+                &json!({"topic_name": "t.2", "replicas_assignments": {"0": [1, 2], " 1": [2]},
+                          "configs": null, "validate_only": "true", "partitions_count": "4"})
+                .to_string(),
+            ),
+        ),
+        (
             "v3-configs-alter",
             v3(
                 2,
@@ -87,6 +97,7 @@ fn write_rest_proxy_json_corpus() {
         ),
         ("v3-config-update", v3(2, &json!({"value": "10"}).to_string())),
         ("v3-partitions", v3(4, &json!({"partitions_count": 6}).to_string())),
+        ("v3-partitions-text", v3(4, &json!({"partitions_count": "6"}).to_string())),
         (
             "v3-records-stream",
             v3(6, &format!("{record}\n{avro} {string}{{\"value\":{{\"type\":\"STRING\",\"data\":\"s\\\"}}\"}}}}")),
@@ -125,13 +136,31 @@ fn write_rest_proxy_json_corpus() {
             v2_consumer(
                 0,
                 &json!({"name": "c1", "format": "json", "auto.offset.reset": "earliest",
-                                   "auto.commit.enable": "false", "consumer.request.timeout.ms": 500})
+                                   "auto.commit.enable": "false", "consumer.request.timeout.ms": 500,
+                                   "fetch.min.bytes": "1024"})
                 .to_string(),
             ),
         ),
         ("v2-subscribe-pattern", v2_consumer(1, &json!({"topic_pattern": "ord.*|pay[0-9]+"}).to_string())),
         ("v2-assign", v2_consumer(2, &json!({"partitions": [{"topic": "t", "partition": 0}]}).to_string())),
         ("v2-seek", v2_consumer(3, &json!({"offsets": [{"topic": "t", "partition": 0, "offset": 5}]}).to_string())),
+        (
+            "v2-seek-timestamps",
+            v2_consumer(
+                3,
+                &json!({"timestamps": [{"topic": "t", "partition": "1", "timestamp": "2024-05-01T12:00:00.5Z",
+                                         "metadata": "m"}, {"topic": "t", "timestamp": 1714564800000i64}]})
+                .to_string(),
+            ),
+        ),
+        (
+            "v2-commit",
+            v2_consumer(
+                4,
+                &json!({"offsets": [{"topic": "t", "partition": 0, "offset": 9, "metadata": "x"}]}).to_string(),
+            ),
+        ),
+        ("v2-subscribe-topics", v2_consumer(1, &json!({"topics": ["a", "b"]}).to_string())),
     ];
     for (name, data) in seeds {
         request_body(&data);

@@ -14,6 +14,13 @@
 //! | `leader.eligibility` | `true` | whether this instance may write |
 //! | `host.name` | the listener host, or `localhost` for 0.0.0.0 | advertised to the other instances |
 //! | `request.max.bytes` | 20971520 | largest request body |
+//! | `header.read.timeout.ms` | 30000 | a request head must arrive within this of its first byte (Tributary's key) |
+//! | `idle.timeout.ms` | 30000 | a connection making no progress this long is closed |
+//! | `server.connection.limit` | 1000 | connections served at once; more wait to be accepted (0 or less: none) |
+//! | `shutdown.graceful.ms` | 5000 | on shutdown, how long requests in flight may take |
+//! | `max.request.header.size` | 8192 | largest request head in bytes; a larger one gets 431 |
+//!
+//! The last five are the HTTP server's ([`tributary_http::limits`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,6 +52,8 @@ pub struct RegistryConfig {
     pub host_name: Option<String>,
     /// Largest request body.
     pub body_limit: usize,
+    /// The HTTP server's timeouts and connection cap.
+    pub http: tributary_http::Limits,
 }
 
 impl Default for RegistryConfig {
@@ -61,6 +70,7 @@ impl Default for RegistryConfig {
             leader_eligibility: true,
             host_name: None,
             body_limit: 20 * 1024 * 1024,
+            http: tributary_http::Limits::default(),
         }
     }
 }
@@ -142,7 +152,11 @@ impl RegistryConfig {
                 }
                 "host.name" => c.host_name = Some(value.to_string()).filter(|h| !h.is_empty()),
                 "request.max.bytes" => c.body_limit = value.parse().map_err(|_| bad("not a number of bytes"))?,
-                _ => unknown.push(key.clone()),
+                _ => {
+                    if !c.http.set(key, value)? {
+                        unknown.push(key.clone());
+                    }
+                }
             }
         }
         if c.bootstrap.is_empty() {
@@ -177,6 +191,8 @@ mod tests {
             ("listeners", "http://0.0.0.0:18081"),
             ("kafkastore.bootstrap.servers", "PLAINTEXT://b1:9092, b2:9092"),
             ("schema.compatibility.level", "full_transitive"),
+            ("idle.timeout.ms", "1500"),
+            ("server.connection.limit", "0"),
             ("something.else", "x"),
         ]
         .into_iter()
@@ -187,8 +203,15 @@ mod tests {
         assert_eq!(c.bootstrap, "b1:9092,b2:9092");
         assert_eq!(c.compatibility, CompatibilityLevel::FullTransitive);
         assert_eq!(unknown, vec!["something.else".to_string()]);
+        assert_eq!(c.http.idle_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(c.http.max_connections, None);
+        assert_eq!(c.http.header_read_timeout, tributary_http::Limits::default().header_read_timeout);
         assert_eq!(c.advertised_host(), "localhost");
         assert!(RegistryConfig::from_properties(&BTreeMap::new()).is_err());
         assert!(parse_listener("https://x:1").is_err());
+        let mut bad = props.clone();
+        bad.insert("header.read.timeout.ms".to_string(), "soon".to_string());
+        let err = RegistryConfig::from_properties(&bad).expect_err("not a number");
+        assert!(err.contains("header.read.timeout.ms"), "{err}");
     }
 }

@@ -17,7 +17,9 @@
 //! reader builds), [`store`] (topic, reader, writes), [`election`],
 //! [`registry`] (the operations), [`api`] (HTTP), [`forward`], [`error`],
 //! [`config`]. Schema parsing, canonical forms and compatibility rules live
-//! in the `tributary-schema` crate.
+//! in the `tributary-schema` crate. The HTTP connections are served by
+//! `tributary-http`, with its timeouts and connection cap
+//! ([`RegistryConfig::http`]).
 
 pub mod api;
 pub mod config;
@@ -49,6 +51,9 @@ use crate::election::{ElectionConfig, Identity, Leadership};
 use crate::registry::{Registry, RegistrySettings};
 use crate::store::{Store, StoreConfig, StoreError};
 
+/// Beyond `shutdown.graceful.ms`, how long stopping the HTTP server may take.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(3);
+
 /// Why the registry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -71,6 +76,8 @@ pub struct SchemaRegistry {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// How long stopping the HTTP server may take: its grace period and a margin.
+    shutdown_wait: Duration,
     election: JoinHandle<()>,
     leadership: watch::Receiver<Leadership>,
 }
@@ -131,21 +138,18 @@ impl SchemaRegistry {
         };
         let app = api::router(state, config.body_limit);
         let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "schema registry HTTP server stopped");
-            }
-        });
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let server = tokio::spawn(tributary_http::serve(listener, app, stopped, config.http, "schema-registry"));
+        let shutdown_wait = config.http.shutdown_grace + SHUTDOWN_MARGIN;
         tracing::info!(
             listen = %addr,
             store = %config.topic,
             group = %config.group_id,
             "schema registry listening on http://{addr}"
         );
-        Ok(SchemaRegistry { addr, shutdown, server, election, leadership })
+        Ok(SchemaRegistry { addr, shutdown, server, shutdown_wait, election, leadership })
     }
 
     /// The address the HTTP API listens on.
@@ -161,7 +165,11 @@ impl SchemaRegistry {
     /// Stops serving, leaves the election group and stops the reader.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        let server = self.server;
+        let abort = server.abort_handle();
+        if tokio::time::timeout(self.shutdown_wait, server).await.is_err() {
+            abort.abort();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.election).await;
     }
 }

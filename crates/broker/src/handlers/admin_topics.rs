@@ -83,8 +83,10 @@ pub(super) async fn create_topics(
                 if validate_only {
                     c.validate_new_topic(t).map(|(p, rf)| (t.name.clone(), None, p, rf, t.configs.clone()))
                 } else {
-                    c.create_topic(t)
-                        .map(|s| (t.name.clone(), Some(s.topic_id), s.partitions.len() as i32, 1, s.overrides.clone()))
+                    c.create_topic(t).map(|s| {
+                        let rf = s.image.partitions.first().map_or(1, |p| p.replicas.len() as i16);
+                        (t.name.clone(), Some(s.topic_id), s.partition_count() as i32, rf, s.overrides.clone())
+                    })
                 }
             })
             .collect::<Vec<_>>()
@@ -266,10 +268,14 @@ pub(super) fn delete_records(cluster: &Arc<Cluster>, header: &RequestHeader, req
                 .into_iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition_index)) else {
-                        return result
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            .with_low_watermark(-1);
+                    let partition = match topic.map(|topic| topic.led(p.partition_index)) {
+                        Some(Ok(partition)) => partition,
+                        Some(Err(code)) => return result.with_error_code(code.code()).with_low_watermark(-1),
+                        None => {
+                            return result
+                                .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                                .with_low_watermark(-1);
+                        }
                     };
                     let hw = partition.high_watermark();
                     let deleted = partition.log().delete_records(p.offset, hw, now);

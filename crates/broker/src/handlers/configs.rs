@@ -12,11 +12,12 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use tributary_config::defs::{BROKER_CONFIGS, ConfigDef, broker_config, topic_config};
-use tributary_config::topic::ConfigValue;
+use tributary_config::defs::{broker_config, topic_config};
+use tributary_config::describe::{self, DescribedConfig};
+use tributary_config::validate_topic_config;
 use tributary_config::value::{ConfigType, split_list};
-use tributary_config::{ConfigSource, validate_topic_config};
 use tributary_protocol::{ErrorCode, RequestHeader};
+use tributary_types::validate_topic_name;
 
 use super::{Reply, blocking, respond, str_bytes};
 use crate::cluster::Cluster;
@@ -36,7 +37,7 @@ macro_rules! resource_responses {
             .map(|((kind, name), outcome)| {
                 let resp = <$ty>::default().with_resource_type(kind).with_resource_name(name.clone());
                 match outcome {
-                    Ok(()) => resp.with_error_code(0),
+                    Ok(()) => resp.with_error_code(0).with_error_message(None),
                     Err(e) => resp.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message))),
                 }
             })
@@ -75,53 +76,25 @@ fn target(cluster: &Cluster, resource_type: i8, name: &str) -> Result<Target, Ap
     }
 }
 
-struct Entry {
-    def: &'static ConfigDef,
-    value: Option<String>,
-    source: ConfigSource,
-    read_only: bool,
-    synonyms: Vec<ConfigValue>,
+/// A topic resource's name as Kafka checks it before looking the topic up.
+fn check_topic_name(name: &str) -> Result<(), ApiError> {
+    validate_topic_name(name).map_err(|e| ApiError::new(ErrorCode::InvalidTopicException, e.to_string()))
 }
 
-fn entries(cluster: &Cluster, target: &Target) -> Result<Vec<Entry>, ApiError> {
+/// Every config of the resource, as Kafka describes it.
+fn describe_target(cluster: &Cluster, target: &Target) -> Result<Vec<DescribedConfig>, ApiError> {
     let layers = cluster.layers();
     match target {
         Target::Topic(name) => {
+            check_topic_name(name)?;
             let registry = cluster.registry();
-            let topic = registry.topics.get(name).ok_or_else(|| {
-                ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
-            })?;
-            Ok(layers
-                .describe_topic(&topic.overrides)
-                .into_iter()
-                .map(|r| Entry { def: r.def, value: r.value, source: r.source, read_only: false, synonyms: r.synonyms })
-                .collect())
+            // Kafka answers an unknown topic without a message.
+            let topic =
+                registry.topics.get(name).ok_or_else(|| ApiError::new(ErrorCode::UnknownTopicOrPartition, ""))?;
+            Ok(describe::describe_topic(&layers, &topic.overrides))
         }
-        Target::Broker(None) => Ok(layers
-            .dynamic_default
-            .iter()
-            .filter_map(|(k, v)| broker_config(k).map(|def| (def, v)))
-            .map(|(def, v)| Entry {
-                def,
-                value: Some(v.clone()),
-                source: ConfigSource::DynamicDefaultBroker,
-                read_only: false,
-                synonyms: vec![ConfigValue {
-                    name: def.name.to_string(),
-                    value: Some(v.clone()),
-                    source: ConfigSource::DynamicDefaultBroker,
-                }],
-            })
-            .collect()),
-        Target::Broker(Some(_)) => Ok(BROKER_CONFIGS
-            .iter()
-            .map(|def| {
-                let synonyms = layers.broker_synonyms(def.name);
-                let (value, source) =
-                    synonyms.first().map_or((None, ConfigSource::Default), |s| (s.value.clone(), s.source));
-                Entry { def, value, source, read_only: !def.dynamic, synonyms }
-            })
-            .collect()),
+        Target::Broker(None) => Ok(describe::describe_cluster_default(&layers)),
+        Target::Broker(Some(_)) => Ok(describe::describe_broker(&layers)),
     }
 }
 
@@ -134,21 +107,21 @@ pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: 
             let result = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            let found = target(cluster, res.resource_type, &res.resource_name).and_then(|t| entries(cluster, &t));
+            let found =
+                target(cluster, res.resource_type, &res.resource_name).and_then(|t| describe_target(cluster, &t));
             let list = match found {
                 Ok(list) => list,
                 Err(e) => {
-                    return result
-                        .with_error_code(e.code())
-                        .with_error_message(Some(str_bytes(&e.message)))
-                        .with_configs(Vec::new());
+                    let message = (!e.message.is_empty()).then(|| str_bytes(&e.message));
+                    return result.with_error_code(e.code()).with_error_message(message).with_configs(Vec::new());
                 }
             };
+            // Kafka: no keys, or an empty list of keys, means every config.
             let wanted: Option<HashSet<String>> =
-                res.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
+                res.configuration_keys.filter(|k| !k.is_empty()).map(|k| k.iter().map(|s| s.to_string()).collect());
             let configs = list
                 .into_iter()
-                .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(e.def.name)))
+                .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
                 .map(|e| describe_entry(e, v, request.include_synonyms, request.include_documentation))
                 .collect();
             result.with_error_code(0).with_configs(configs)
@@ -157,13 +130,13 @@ pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: 
     respond(ApiKey::DescribeConfigs, header, &DescribeConfigsResponse::default().with_results(results))
 }
 
-fn describe_entry(e: Entry, v: i16, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+fn describe_entry(e: DescribedConfig, v: i16, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
     let mut r = DescribeConfigsResourceResult::default()
-        .with_name(str_bytes(e.def.name))
-        .with_value(if e.def.sensitive { None } else { e.value.as_deref().map(str_bytes) })
+        .with_name(str_bytes(&e.name))
+        .with_value(e.value.as_deref().map(str_bytes))
         .with_read_only(e.read_only)
         .with_config_source(e.source.code())
-        .with_is_sensitive(e.def.sensitive);
+        .with_is_sensitive(e.sensitive);
     if synonyms {
         r = r.with_synonyms(
             e.synonyms
@@ -171,17 +144,16 @@ fn describe_entry(e: Entry, v: i16, synonyms: bool, documentation: bool) -> Desc
                 .map(|s| {
                     DescribeConfigsSynonym::default()
                         .with_name(str_bytes(&s.name))
-                        .with_value(if e.def.sensitive { None } else { s.value.as_deref().map(str_bytes) })
+                        .with_value(s.value.as_deref().map(str_bytes))
                         .with_source(s.source.code())
                 })
                 .collect(),
         );
     }
     if v >= 3 {
-        r = r.with_config_type(e.def.ty.code());
-        if documentation {
-            r = r.with_documentation(Some(str_bytes(e.def.doc)));
-        }
+        // Kafka sends a null documentation unless it was asked for.
+        let doc = if documentation { e.documentation.map(str_bytes) } else { None };
+        r = r.with_config_type(e.config_type).with_documentation(doc);
     }
     r
 }
@@ -207,9 +179,19 @@ fn current(cluster: &Cluster, target: &Target) -> Result<BTreeMap<String, String
                 ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("Topic {name} does not exist."))
             })
         }
-        Target::Broker(None) => Ok(cluster.layers().dynamic_default.clone()),
-        Target::Broker(Some(_)) => Ok(cluster.layers().dynamic_broker.clone()),
+        Target::Broker(broker) => {
+            let layers = cluster.layers();
+            let stored = if broker.is_none() { &layers.dynamic_default } else { &layers.dynamic_broker };
+            // A key stored by an older release that is no longer alterable
+            // (log.retention.hours, say) is dropped, as Kafka ignores such
+            // keys, rather than failing every later change of this resource.
+            Ok(stored.iter().filter(|(k, _)| alterable(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
     }
+}
+
+fn alterable(key: &str) -> bool {
+    broker_config(key).is_some_and(|d| d.dynamic)
 }
 
 pub(super) async fn alter(cluster: &Arc<Cluster>, header: &RequestHeader, request: AlterConfigsRequest) -> Reply {

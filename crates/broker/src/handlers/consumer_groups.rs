@@ -128,6 +128,7 @@ fn run_heartbeat(cluster: &Cluster, group_id: &str, mut req: HeartbeatRequest) -
     }
     let group = state.consumer_groups.entry(group_id.to_string()).or_insert_with(|| ConsumerGroup::new(group_id));
     let (result, records) = group.heartbeat(&req, &topics, now, &config);
+    log_heartbeat(group_id, &req, &result, group);
     if created && result.is_err() {
         state.consumer_groups.remove(group_id);
     }
@@ -137,6 +138,55 @@ fn run_heartbeat(cluster: &Cluster, group_id: &str, mut req: HeartbeatRequest) -
     let pending = service.append_now(cluster, group_id, extra)?;
     drop(state);
     Ok((result, pending))
+}
+
+/// `topic-id-prefix:[partitions]` pairs, short enough for a log line.
+fn brief(a: &[(consumer::TopicUuid, Vec<i32>)]) -> String {
+    let parts: Vec<String> = a.iter().map(|(t, ps)| format!("{:02x}{:02x}:{ps:?}", t[0], t[1])).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+/// One debug line per heartbeat: what the member said and what it was told,
+/// with its state in the group afterwards (RUST_LOG=tributary_broker=debug).
+fn log_heartbeat(
+    group_id: &str,
+    req: &HeartbeatRequest,
+    result: &Result<HeartbeatResponse, Failure>,
+    group: &ConsumerGroup,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let owned = req.owned.as_deref().map_or_else(|| "null".to_string(), brief);
+    let member = group.member(&req.member_id);
+    let state = member.map(|m| format!("{:?}", m.state)).unwrap_or_else(|| "gone".to_string());
+    let assigned = member.map(|m| brief(&consumer::to_value(&m.assigned))).unwrap_or_default();
+    let pending = member.map(|m| brief(&consumer::to_value(&m.pending_revocation))).unwrap_or_default();
+    match result {
+        Ok(r) => tracing::debug!(
+            group = %group_id,
+            member = %req.member_id,
+            epoch = req.member_epoch,
+            owned = %owned,
+            answer_epoch = r.member_epoch,
+            assignment = %r.assignment.as_ref().map_or_else(|| "null".to_string(), |a| brief(&consumer::to_value(a))),
+            %state,
+            %assigned,
+            %pending,
+            group_epoch = group.epoch(),
+            assignment_epoch = group.assignment_epoch(),
+            "consumer group heartbeat"
+        ),
+        Err(f) => tracing::debug!(
+            group = %group_id,
+            member = %req.member_id,
+            epoch = req.member_epoch,
+            owned = %owned,
+            error = ?f.error,
+            message = %f.message,
+            "consumer group heartbeat refused"
+        ),
+    }
 }
 
 pub(super) fn heartbeat(
@@ -150,7 +200,7 @@ pub(super) fn heartbeat(
     if let Err(f) = consumer::validate_request(&group_id, &req, header.api_version, &cluster.groups.settings.consumer) {
         return respond(ApiKey::ConsumerGroupHeartbeat, header, &failure_response(&f));
     }
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = cluster.group_not_ready(&group_id) {
         return respond(ApiKey::ConsumerGroupHeartbeat, header, &error_response(e.code(), e.message));
     }
     let (body, pending) = match run_heartbeat(cluster, &group_id, req) {

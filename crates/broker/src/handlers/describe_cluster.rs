@@ -1,5 +1,7 @@
 //! DescribeCluster (key 60): cluster id, controller and brokers, as the
-//! AdminClient's describeCluster reports them.
+//! AdminClient's describeCluster reports them. From v2 (Kafka 4.0,
+//! KIP-1073) a client may ask for fenced brokers too (`include_fenced_brokers`):
+//! registered brokers whose heartbeats stopped, listed with `is_fenced`.
 
 use std::sync::Arc;
 
@@ -7,7 +9,6 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use tributary_protocol::{ErrorCode, RequestHeader};
 
-use super::metadata::advertised_endpoint;
 use super::{ConnectionInfo, Reply, cluster_operations, respond, str_bytes};
 use crate::cluster::Cluster;
 
@@ -19,9 +20,10 @@ pub(super) fn handle(
     header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> Reply {
+    let live = cluster.live_brokers(&conn.listener);
     let mut body = DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(cluster.cluster_id()))
-        .with_controller_id(BrokerId(cluster.node_id))
+        .with_cluster_id(str_bytes(&cluster.cluster_id()))
+        .with_controller_id(BrokerId(cluster.controller_id(&live)))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()
         } else {
@@ -33,16 +35,24 @@ pub(super) fn handle(
         )));
         return respond(ApiKey::DescribeCluster, header, &body);
     }
-    let brokers = advertised_endpoint(cluster, &conn.listener)
-        .map(|l| {
-            vec![
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(cluster.node_id))
-                    .with_host(str_bytes(&l.host))
-                    .with_port(i32::from(l.port))
-                    .with_rack(cluster.config.rack.as_deref().map(str_bytes)),
-            ]
-        })
-        .unwrap_or_default();
+    let broker = |id: i32, host: &str, port: u16, rack: Option<&str>| {
+        DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(id))
+            .with_host(str_bytes(host))
+            .with_port(i32::from(port))
+            .with_rack(rack.map(str_bytes))
+    };
+    let mut brokers: Vec<DescribeClusterBroker> =
+        live.iter().map(|b| broker(b.id, &b.host, b.port, b.rack.as_deref())).collect();
+    if header.api_version >= 2 && request.include_fenced_brokers {
+        let image = cluster.image();
+        for b in image.brokers.values().filter(|b| b.fenced) {
+            let Some(l) = b.listeners.iter().find(|l| l.name == conn.listener).or_else(|| b.listeners.first()) else {
+                continue;
+            };
+            brokers.push(broker(b.broker_id, &l.host, l.port, b.rack.as_deref()).with_is_fenced(true));
+        }
+        brokers.sort_by_key(|b| b.broker_id.0);
+    }
     respond(ApiKey::DescribeCluster, header, &body.with_error_code(0).with_brokers(brokers))
 }

@@ -32,12 +32,11 @@ use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_record::builder::RecordSpec;
 use tributary_types::now_ms;
 
-use super::metadata::advertised_endpoint;
 use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::groups::{Selection, api_error, observe, spawn_dispatch};
-use crate::partition::wait_durable;
+use crate::partition::wait_committed;
 
 const TRANSACTION_KEY: i8 = 1;
 
@@ -52,8 +51,7 @@ pub(super) fn find_coordinator(
     request: FindCoordinatorRequest,
 ) -> Reply {
     let v = header.api_version;
-    let endpoint = advertised_endpoint(cluster, &conn.listener);
-    let answer = || -> (i16, Option<String>, i32, String, i32) {
+    let answer = |key: &str| -> (i16, Option<String>, i32, String, i32) {
         if request.key_type == TRANSACTION_KEY {
             return (
                 ErrorCode::InvalidRequest.code(),
@@ -63,12 +61,14 @@ pub(super) fn find_coordinator(
                 -1,
             );
         }
-        if let Some(e) = cluster.groups.not_ready() {
-            return (e.code(), Some(e.message), -1, String::new(), -1);
-        }
-        match &endpoint {
-            Some(l) => (0, None, cluster.node_id, l.host.clone(), i32::from(l.port)),
-            None => (ErrorCode::CoordinatorNotAvailable.code(), Some("no listener".to_string()), -1, String::new(), -1),
+        match cluster.coordinator_for(key, &conn.listener) {
+            // The coordinator here must have loaded its groups first.
+            Ok(b) if b.id == cluster.node_id => match cluster.groups.not_ready() {
+                Some(e) => (e.code(), Some(e.message), -1, String::new(), -1),
+                None => (0, None, b.id, b.host, i32::from(b.port)),
+            },
+            Ok(b) => (0, None, b.id, b.host, i32::from(b.port)),
+            Err(e) => (e.code(), Some(e.message), -1, String::new(), -1),
         }
     };
     let body = if v >= 4 {
@@ -76,7 +76,7 @@ pub(super) fn find_coordinator(
             .coordinator_keys
             .iter()
             .map(|key| {
-                let (code, message, node, host, port) = answer();
+                let (code, message, node, host, port) = answer(key.as_str());
                 Coordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(node))
@@ -88,7 +88,7 @@ pub(super) fn find_coordinator(
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        let (code, message, node, host, port) = answer();
+        let (code, message, node, host, port) = answer(request.key.as_str());
         let mut body = FindCoordinatorResponse::default()
             .with_error_code(code)
             .with_node_id(BrokerId(node))
@@ -147,7 +147,7 @@ pub(super) fn join_group(
     if request.group_id.0.is_empty() {
         return immediate_join_error(header, &api_error(GroupError::InvalidGroupId), &request.member_id);
     }
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = cluster.group_not_ready(&request.group_id.0) {
         return immediate_join_error(header, &e, &request.member_id);
     }
     if let Err(e) = leave_consumer_protocol(cluster, &request.group_id.0) {
@@ -226,7 +226,7 @@ pub(super) fn sync_group(cluster: &Arc<Cluster>, header: &RequestHeader, request
     if request.group_id.0.is_empty() {
         return immediate(api_error(GroupError::InvalidGroupId));
     }
-    if let Some(e) = cluster.groups.not_ready() {
+    if let Some(e) = cluster.group_not_ready(&request.group_id.0) {
         return immediate(e);
     }
     let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.to_vec())).collect();
@@ -255,7 +255,7 @@ pub(super) fn sync_group(cluster: &Arc<Cluster>, header: &RequestHeader, request
 
 pub(super) fn heartbeat(cluster: &Arc<Cluster>, header: &RequestHeader, request: HeartbeatRequest) -> Reply {
     let v = header.api_version;
-    let code = if let Some(e) = cluster.groups.not_ready() {
+    let code = if let Some(e) = cluster.group_not_ready(&request.group_id.0) {
         e.code()
     } else {
         let now = cluster.groups.now();
@@ -282,7 +282,7 @@ pub(super) fn leave_group(cluster: &Arc<Cluster>, header: &RequestHeader, reques
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let (results, staged) = if let Some(e) = cluster.groups.not_ready() {
+    let (results, staged) = if let Some(e) = cluster.group_not_ready(&request.group_id.0) {
         (leaving.into_iter().map(|(m, i)| (m, i, e.code())).collect(), Vec::new())
     } else {
         let now = cluster.groups.now();
@@ -379,7 +379,7 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     let registry = cluster.registry();
     let group_error = if group_id.is_empty() {
         Some(api_error(GroupError::InvalidGroupId))
-    } else if let Some(e) = cluster.groups.not_ready() {
+    } else if let Some(e) = cluster.group_not_ready(&group_id) {
         Some(e)
     } else {
         let instance = if v >= 7 { request.group_instance_id.as_deref() } else { None };
@@ -398,7 +398,11 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
             let metadata = p.committed_metadata.as_deref().unwrap_or_default().to_string();
             let outcome = if let Some(e) = &group_error {
                 Err(e.code())
-            } else if registry.partition(&topic.name, p.partition_index).is_none() {
+            } else if !registry
+                .topics
+                .get(topic.name.as_str())
+                .is_some_and(|t| (0..t.partition_count() as i32).contains(&p.partition_index))
+            {
                 Err(ErrorCode::UnknownTopicOrPartition.code())
             } else if metadata.len() > cluster.groups.settings.metadata_max_bytes {
                 Err(ErrorCode::OffsetMetadataTooLarge.code())
@@ -456,7 +460,7 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         let failure = match appended {
             Err(e) => Some(e.code()),
             Ok((progress, target, base)) => {
-                let p = wait_durable(progress, target).await;
+                let p = wait_committed(progress, target).await;
                 if p.offline {
                     Some(ErrorCode::KafkaStorageError.code())
                 } else {

@@ -9,7 +9,6 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use tributary_config::Listener;
 use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_types::{TopicId, validate_topic_name};
 use uuid::Uuid;
@@ -19,27 +18,33 @@ use crate::cluster::{Cluster, NewTopic, TopicState};
 
 const NOT_REQUESTED: i32 = i32::MIN;
 
-/// The advertised endpoint for clients of `listener`.
-pub(crate) fn advertised_endpoint(cluster: &Cluster, listener: &str) -> Option<Listener> {
-    let all = cluster.advertised_listeners();
-    all.iter().find(|l| l.name == listener).or_else(|| all.first()).cloned()
-}
-
-fn topic_entry(cluster: &Cluster, topic: &TopicState, version: i16, with_ops: bool) -> MetadataResponseTopic {
-    let node = BrokerId(cluster.node_id);
+fn topic_entry(topic: &TopicState, version: i16, with_ops: bool) -> MetadataResponseTopic {
     let partitions = topic
+        .image
         .partitions
         .iter()
-        .map(|p| {
-            let offline = p.progress().offline;
+        .enumerate()
+        .map(|(index, meta)| {
+            let index = index as i32;
+            // A replica hosted here whose log is offline (a storage error).
+            let offline = topic.partition(index).is_some_and(|p| p.progress().offline);
+            let leader = if offline { -1 } else { meta.leader };
+            let code = if offline {
+                ErrorCode::KafkaStorageError.code()
+            } else if leader < 0 {
+                ErrorCode::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
             MetadataResponsePartition::default()
-                .with_error_code(if offline { ErrorCode::KafkaStorageError.code() } else { 0 })
-                .with_partition_index(p.index)
-                .with_leader_id(if offline { BrokerId(-1) } else { node })
-                .with_leader_epoch(if version >= 7 { p.leader_epoch() } else { -1 })
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(if offline { Vec::new() } else { vec![node] })
-                .with_offline_replicas(if offline && version >= 5 { vec![node] } else { Vec::new() })
+                .with_error_code(code)
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(if version >= 7 { meta.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&meta.replicas))
+                .with_isr_nodes(if offline { Vec::new() } else { ids(&meta.isr) })
+                .with_offline_replicas(if offline && version >= 5 { ids(&meta.replicas) } else { Vec::new() })
         })
         .collect();
     MetadataResponseTopic::default()
@@ -79,7 +84,7 @@ pub(super) async fn handle(
     match requested {
         None => {
             let registry = cluster.registry();
-            topics.extend(registry.topics.values().map(|t| topic_entry(cluster, t, v, with_topic_ops)));
+            topics.extend(registry.topics.values().map(|t| topic_entry(t, v, with_topic_ops)));
         }
         Some(list) => {
             for wanted in list {
@@ -92,7 +97,7 @@ pub(super) async fn handle(
                     (None, None) => None,
                 };
                 if let Some(topic) = found {
-                    topics.push(topic_entry(cluster, &topic, v, with_topic_ops));
+                    topics.push(topic_entry(&topic, v, with_topic_ops));
                     continue;
                 }
                 let Some(name) = name else {
@@ -111,20 +116,22 @@ pub(super) async fn handle(
             }
         }
     }
-    let brokers = match advertised_endpoint(cluster, &conn.listener) {
-        Some(l) => vec![
+    let live = cluster.live_brokers(&conn.listener);
+    let controller = cluster.controller_id(&live);
+    let brokers = live
+        .iter()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(cluster.node_id))
-                .with_host(str_bytes(&l.host))
-                .with_port(i32::from(l.port))
-                .with_rack(cluster.config.rack.as_deref().map(str_bytes)),
-        ],
-        None => Vec::new(),
-    };
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
     let body = MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(str_bytes(cluster.cluster_id())))
-        .with_controller_id(BrokerId(cluster.node_id))
+        .with_cluster_id(Some(str_bytes(&cluster.cluster_id())))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics)
         .with_cluster_authorized_operations(
             if (8..=10).contains(&v) && request.include_cluster_authorized_operations {
@@ -148,7 +155,7 @@ async fn auto_create(cluster: &Arc<Cluster>, name: &str, v: i16, with_ops: bool)
     match blocking(move || c.create_topic(&new)).await {
         Some(Ok(_)) => error_entry(Some(name), None, ErrorCode::LeaderNotAvailable, v),
         Some(Err(e)) if e.code == ErrorCode::TopicAlreadyExists => match cluster.registry().topics.get(name) {
-            Some(t) => topic_entry(cluster, t, v, with_ops),
+            Some(t) => topic_entry(t, v, with_ops),
             None => error_entry(Some(name), None, ErrorCode::LeaderNotAvailable, v),
         },
         Some(Err(e)) => {

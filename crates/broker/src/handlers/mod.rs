@@ -11,13 +11,17 @@ mod api_versions;
 mod configs;
 mod consumer_groups;
 mod describe_cluster;
+mod describe_quorum;
+mod describe_topic_partitions;
 mod fetch;
 mod groups;
 mod init_producer_id;
+mod list_config_resources;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod raft_voters;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,9 +123,9 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
     match request {
         Request::ApiVersions(r) => api_versions::handle(&header, r),
         Request::Metadata(r) => metadata::handle(cluster, conn, &header, r).await,
-        Request::Produce(r) => produce::handle(cluster, &header, r),
-        Request::Fetch(r) => fetch::handle(cluster, &header, r),
-        Request::ListOffsets(r) => list_offsets::handle(cluster, &header, r),
+        Request::Produce(r) => produce::handle(cluster, conn, &header, r).await,
+        Request::Fetch(r) => fetch::handle(cluster, conn, &header, r),
+        Request::ListOffsets(r) => list_offsets::handle(cluster, &header, r).await,
         Request::InitProducerId(r) => init_producer_id::handle(cluster, &header, r).await,
         Request::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(cluster, &header, r),
         Request::CreateTopics(r) => admin_topics::create_topics(cluster, &header, r).await,
@@ -132,6 +136,7 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::AlterConfigs(r) => configs::alter(cluster, &header, r).await,
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(cluster, &header, r).await,
         Request::DescribeCluster(r) => describe_cluster::handle(cluster, conn, &header, r),
+        Request::DescribeQuorum(r) => describe_quorum::handle(cluster, &header, r).await,
         Request::FindCoordinator(r) => groups::find_coordinator(cluster, conn, &header, r),
         Request::JoinGroup(r) => groups::join_group(cluster, conn, &header, r),
         Request::SyncGroup(r) => groups::sync_group(cluster, &header, r),
@@ -145,6 +150,10 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::OffsetDelete(r) => groups::offset_delete(cluster, &header, r),
         Request::ConsumerGroupHeartbeat(r) => consumer_groups::heartbeat(cluster, conn, &header, r),
         Request::ConsumerGroupDescribe(r) => consumer_groups::describe(cluster, &header, r),
+        Request::ListConfigResources(r) => list_config_resources::handle(cluster, &header, r),
+        Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(cluster, &header, r),
+        Request::AddRaftVoter(r) => raft_voters::add_raft_voter(cluster, &header, r),
+        Request::RemoveRaftVoter(r) => raft_voters::remove_raft_voter(cluster, &header, r),
     }
 }
 

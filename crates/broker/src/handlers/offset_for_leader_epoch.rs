@@ -22,11 +22,17 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Of
                 .into_iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = topic.and_then(|topic| topic.partition(p.partition)) else {
-                        return answer
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
+                    let partition = match topic.map(|topic| topic.led(p.partition)) {
+                        Some(Ok(partition)) => partition,
+                        Some(Err(code)) => {
+                            return answer.with_error_code(code.code()).with_leader_epoch(-1).with_end_offset(-1);
+                        }
+                        None => {
+                            return answer
+                                .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1);
+                        }
                     };
                     let epoch = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

@@ -1,9 +1,22 @@
-//! Produce (key 0). Each partition's batch is validated (size, CRC, codec,
-//! every record, keys on compacted topics, timestamps, schema ids on topics
-//! with schema validation), recompressed if the topic's `compression.type`
-//! asks, then appended under the partition lock; the reply waits until the
-//! group-commit flusher has fsynced it (acks=1 and acks=all alike; acks=0
-//! gets no reply at all).
+//! Produce (key 0):
+//!
+//! 1. cheap checks of every partition in place: acks, topic and partition,
+//!    min.insync.replicas, one batch per partition, `max.message.bytes`;
+//! 2. then partition by partition, in request order (as Kafka's replica
+//!    manager does): the batch validated end to end (CRC, codec, every record
+//!    streamed through its decompressor, keys on compacted topics,
+//!    timestamps), schema ids checked on topics with schema validation,
+//!    recompression for the topic's `compression.type` — on the
+//!    [`CpuPool`](crate::cpu::CpuPool) when the batch is compressed, large or
+//!    to be recompressed, on the waiting pool when it checks schema ids, in
+//!    place otherwise — and then appended under the partition's lock.
+//!
+//! The connection awaits both before it reads the next request, so
+//! appends keep request order; the reply then waits until the group-commit
+//! flusher has fsynced the batches (acks=1: the durable offset passed them)
+//! and, for acks=all, committed them (the high watermark passed them: the
+//! same moment while a leader is its only in-sync replica); acks=0 gets no
+//! reply at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,25 +24,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use tokio::sync::watch;
 use tributary_log::{AppendInfo, AppendOutcome};
 use tributary_protocol::{ErrorCode, RequestHeader};
 use tributary_record::validate::{TimestampBounds, ValidationRules, recompress, validate_batch};
-use tributary_record::{BatchError, BatchIter, Compression};
+use tributary_record::{BatchError, BatchHeader, BatchIter, Compression, DECOMPRESSED_BATCH_BYTES_MAX};
 use tributary_types::now_ms;
 
-use super::{Reply, encode_later, respond, str_bytes};
+use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::{Cluster, Registry, TopicState};
+use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
-use crate::partition::{Progress, wait_durable};
-
-/// Largest decompressed size of one produced batch. Validation streams and
-/// holds none of it; recompression (topic `compression.type` other than
-/// `producer`) holds it in memory once.
-const DECOMPRESSED_BATCH_BYTES_MAX: usize = 128 << 20;
+use crate::partition::{PartitionRef, Progress, Wait, wait_for};
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
@@ -61,31 +70,88 @@ fn error_response(index: i32, error: &ApiError, records: &[(usize, String)], ver
         .with_error_message(Some(str_bytes(&error.message)))
 }
 
-pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ProduceRequest) -> Reply {
+pub(super) async fn handle(
+    cluster: &Arc<Cluster>,
+    conn: &ConnectionInfo,
+    header: &RequestHeader,
+    request: ProduceRequest,
+) -> Reply {
     let v = header.api_version;
     let acks = request.acks;
     let transactional = request.transactional_id.is_some();
     let registry = cluster.registry();
-    let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(request.topic_data.len());
+    // 1. Cheap checks; what passes carries its batch on to validation.
+    let mut topics: Vec<(TopicName, Vec<Step>)> = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let outcomes = topic
+        let steps = topic
             .partition_data
             .into_iter()
-            .map(|p| produce_partition(cluster, &registry, &name, p, v, acks, transactional))
+            .map(|p| {
+                let index = p.index;
+                match admit(&registry, &name, p, v, acks, transactional) {
+                    Ok(admitted) => Step::Admitted(admitted),
+                    Err((error, records)) => Step::Done(Outcome::Done(error_response(index, &error, &records, v))),
+                }
+            })
             .collect();
         // An owned copy: the request's name shares (and would keep alive) the frame.
-        topics.push((TopicName(str_bytes(&name)), outcomes));
+        topics.push((TopicName(str_bytes(&name)), steps));
     }
+    // 2. Partition by partition, in request order as Kafka's replica manager
+    //    does: validate (on a pool when heavy or when it may wait), then append.
+    let mut done: Vec<(TopicName, Vec<Outcome>)> = Vec::with_capacity(topics.len());
+    for (name, steps) in topics {
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for step in steps {
+            let admitted = match step {
+                Step::Admitted(admitted) => admitted,
+                Step::Done(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
+            let index = admitted.index;
+            let pool = if admitted.checks_schemas() {
+                // May wait for the schema storage topic: never in a CPU slot.
+                Some(&cluster.waiting)
+            } else if admitted.is_heavy() {
+                Some(&cluster.cpu)
+            } else {
+                None
+            };
+            let validated = match pool {
+                Some(pool) => {
+                    let (job_cluster, job_registry) = (cluster.clone(), registry.clone());
+                    match pool.run(move || validate(&job_cluster, &job_registry, admitted, v)).await {
+                        Some(validated) => validated,
+                        None => return Reply::Close("produce validation failed unexpectedly".to_string()),
+                    }
+                }
+                None => validate(cluster, &registry, admitted, v),
+            };
+            outcomes.push(match validated {
+                Ok(ready) => append(cluster, ready, v),
+                Err((error, records)) => Outcome::Done(error_response(index, &error, &records, v)),
+            });
+        }
+        done.push((name, outcomes));
+    }
+    let mut topics = done;
     if acks == 0 {
         return Reply::Nothing;
     }
+    let node_endpoints =
+        if v >= 10 { point_to_leaders(cluster, &registry, &conn.listener, &mut topics) } else { Vec::new() };
     let any_pending = topics.iter().any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
     if !any_pending {
-        return respond(ApiKey::Produce, header, &build_response(resolved(topics)));
+        return respond(ApiKey::Produce, header, &build_response(resolved(topics), node_endpoints));
     }
     let header = header.clone();
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // acks=1: this node made the batch durable; acks=all: it is committed
+    // (the same offset while a leader is its only in-sync replica).
+    let wait = if acks == 1 { Wait::Durable } else { Wait::Committed };
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut done = Vec::with_capacity(topics.len());
@@ -95,7 +161,7 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Pr
                 partitions.push(match outcome {
                     Outcome::Done(r) => r,
                     Outcome::Pending { response, progress, target } => {
-                        match tokio::time::timeout_at(deadline, wait_durable(progress, target)).await {
+                        match tokio::time::timeout_at(deadline, wait_for(progress, target, wait)).await {
                             Ok(p) if !p.offline => response,
                             Ok(_) => error_response(
                                 response.index,
@@ -121,7 +187,7 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Pr
             }
             done.push((name, partitions));
         }
-        encode_later(ApiKey::Produce, &header, &build_response(done))
+        encode_later(ApiKey::Produce, &header, &build_response(done, node_endpoints))
     }))
 }
 
@@ -140,62 +206,161 @@ fn resolved(topics: Vec<(TopicName, Vec<Outcome>)>) -> Vec<(TopicName, Vec<Parti
         .collect()
 }
 
-fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> ProduceResponse {
-    ProduceResponse::default().with_responses(
-        topics
-            .into_iter()
-            .map(|(name, partitions)| {
-                TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
-            })
-            .collect(),
-    )
+fn build_response(
+    topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>,
+    node_endpoints: Vec<NodeEndpoint>,
+) -> ProduceResponse {
+    ProduceResponse::default()
+        .with_responses(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
+                })
+                .collect(),
+        )
+        .with_node_endpoints(node_endpoints)
 }
 
-fn produce_partition(
-    cluster: &Arc<Cluster>,
+/// KIP-951 (Produce v10+): every NOT_LEADER_OR_FOLLOWER answer names the
+/// partition's current leader and epoch, and the response lists each named
+/// leader's endpoint for this listener, so the client sends the batch there
+/// without a Metadata round trip. Returns the endpoints, by broker id.
+fn point_to_leaders(
+    cluster: &Cluster,
+    registry: &Registry,
+    listener: &str,
+    topics: &mut [(TopicName, Vec<Outcome>)],
+) -> Vec<NodeEndpoint> {
+    let mut endpoints = std::collections::BTreeMap::new();
+    for (name, outcomes) in topics.iter_mut() {
+        let Some(topic) = registry.topics.get(name.0.as_str()) else { continue };
+        for outcome in outcomes.iter_mut() {
+            let Outcome::Done(response) = outcome else { continue };
+            if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
+                continue;
+            }
+            let hint = cluster.leader_hint(topic, response.index, listener);
+            response.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if let Some(b) = hint.endpoint {
+                endpoints.entry(b.id).or_insert_with(|| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                });
+            }
+        }
+    }
+    endpoints.into_values().collect()
+}
+
+/// Where one partition's batch stands after the cheap checks.
+enum Step {
+    /// Passed them: validation and the append follow.
+    Admitted(Admitted),
+    /// Answered already.
+    Done(Outcome),
+}
+
+/// A batch that passed the cheap checks.
+struct Admitted {
+    index: i32,
+    topic: Arc<TopicState>,
+    partition: PartitionRef,
+    batch: Bytes,
+}
+
+impl Admitted {
+    /// Whether validating this batch is worth another thread: it is large,
+    /// compressed (decompression may expand it up to the cap), or will be
+    /// recompressed for the topic.
+    fn is_heavy(&self) -> bool {
+        let codec = BatchHeader::parse(&self.batch).ok().and_then(|h| h.compression().ok());
+        self.batch.len() > INLINE_BYTES_MAX
+            || codec != Some(Compression::None)
+            || target_codec(&self.topic).is_some_and(|target| Some(target) != codec)
+    }
+
+    /// Whether its schema ids are checked: that may read the schema storage
+    /// topic from disk and wait (bounded) for a registration being written.
+    fn checks_schemas(&self) -> bool {
+        let config = &self.topic.config;
+        config.key_schema_validation.is_some() || config.value_schema_validation.is_some()
+    }
+}
+
+/// A validated batch, ready to append.
+struct Ready {
+    index: i32,
+    topic: Arc<TopicState>,
+    partition: PartitionRef,
+    batch: Bytes,
+    max_timestamp: i64,
+    offset_delta_of_max_timestamp: i32,
+    now: i64,
+}
+
+/// The cheap checks of one partition's data.
+fn admit(
     registry: &Registry,
     topic_name: &str,
     data: PartitionProduceData,
     v: i16,
     acks: i16,
     transactional: bool,
-) -> Outcome {
+) -> Result<Admitted, (ApiError, RecordErrors)> {
     let index = data.index;
-    let fail = |e: ApiError, records: RecordErrors| Outcome::Done(error_response(index, &e, &records, v));
+    let fail = |e: ApiError, records: RecordErrors| (e, records);
     if !matches!(acks, -1..=1) {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidRequiredAcks, format!("acks={acks} is not 0, 1 or -1")),
             Vec::new(),
-        );
+        ));
     }
     if transactional {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidRequest, "transactional produce is not supported by this broker yet"),
             Vec::new(),
-        );
+        ));
     }
     let Some(topic) = registry.topics.get(topic_name) else {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("topic {topic_name} does not exist")),
             Vec::new(),
-        );
+        ));
     };
     if topic.is_internal() {
-        return fail(
+        return Err(fail(
             ApiError::new(ErrorCode::InvalidTopicException, format!("cannot produce to internal topic {topic_name}")),
             Vec::new(),
-        );
+        ));
     }
-    let Some(partition) = topic.partition(index) else {
-        return fail(
-            ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
-            Vec::new(),
-        );
+    let partition = match topic.led(index) {
+        Ok(p) => p,
+        Err(ErrorCode::NotLeaderOrFollower) => {
+            return Err(fail(
+                ApiError::new(
+                    ErrorCode::NotLeaderOrFollower,
+                    format!("this broker does not lead {topic_name}-{index}"),
+                ),
+                Vec::new(),
+            ));
+        }
+        Err(_) => {
+            return Err(fail(
+                ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic_name} has no partition {index}")),
+                Vec::new(),
+            ));
+        }
     };
     // One node: the in-sync replica set is this broker alone.
     let isr = 1;
     if acks == -1 && topic.config.min_insync_replicas > isr {
-        return fail(
+        return Err(fail(
             ApiError::new(
                 ErrorCode::NotEnoughReplicas,
                 format!(
@@ -204,83 +369,104 @@ fn produce_partition(
                 ),
             ),
             Vec::new(),
-        );
+        ));
     }
     let records = data.records.unwrap_or_default();
-    let mut batch = match single_batch(&records, v) {
-        Ok(b) => b,
-        Err((e, records)) => return fail(e, records),
-    };
+    let batch = single_batch(&records, v)?;
     if batch.len() > topic.config.max_message_bytes {
-        return fail(
+        return Err(fail(
             ApiError::new(
                 ErrorCode::MessageTooLarge,
                 format!("batch of {} bytes exceeds max.message.bytes={}", batch.len(), topic.config.max_message_bytes),
             ),
             Vec::new(),
-        );
+        ));
     }
+    Ok(Admitted { index, topic: topic.clone(), partition: partition.clone(), batch })
+}
+
+/// One batch end to end: records, transactional bit, schema ids, recompression.
+fn validate(
+    cluster: &Cluster,
+    registry: &Registry,
+    admitted: Admitted,
+    v: i16,
+) -> Result<Ready, (ApiError, RecordErrors)> {
+    let Admitted { index, topic, partition, mut batch } = admitted;
     let now = now_ms();
-    let validated = match validate_batch(&batch, &rules(topic, v, now)) {
-        Ok(info) => info,
-        Err(e) => {
-            let (error, records) = batch_error(&e, v);
-            return fail(error, records);
-        }
-    };
+    let validated = validate_batch(&batch, &rules(&topic, v, now)).map_err(|e| batch_error(&e, v))?;
     if validated.header.is_transactional() {
-        return fail(
+        return Err((
             ApiError::new(
                 ErrorCode::InvalidRequest,
                 "transactional batches need a transactional producer, which this broker does not support yet",
             ),
             Vec::new(),
-        );
+        ));
     }
     // Off unless the topic turned it on: then every key/value needs a registered schema id.
-    if (topic.config.key_schema_validation.is_some() || topic.config.value_schema_validation.is_some())
-        && let Err((error, records)) = cluster.schema_validation.check(
+    if topic.config.key_schema_validation.is_some() || topic.config.value_schema_validation.is_some() {
+        cluster.schema_validation.check(
             registry,
-            topic_name,
+            &topic.name,
             &topic.config,
             &batch,
             v,
             DECOMPRESSED_BATCH_BYTES_MAX,
-        )
-    {
-        return fail(error, records);
+        )?;
     }
-    if let Some(target) = target_codec(topic)
+    if let Some(target) = target_codec(&topic)
         && validated.header.compression().ok() != Some(target)
     {
-        match recompress(&batch, target, codec_level(topic, target), DECOMPRESSED_BATCH_BYTES_MAX) {
-            Ok(b) => batch = Bytes::from(b),
-            Err(e) => {
-                let (error, records) = batch_error(&e, v);
-                return fail(error, records);
-            }
-        }
+        let recompressed = recompress(&batch, target, codec_level(&topic, target), DECOMPRESSED_BATCH_BYTES_MAX)
+            .map_err(|e| batch_error(&e, v))?;
+        batch = Bytes::from(recompressed);
     }
-    let info = AppendInfo {
-        leader_epoch: partition.leader_epoch(),
+    Ok(Ready {
+        index,
+        topic,
+        partition,
+        batch,
         max_timestamp: validated.max_timestamp,
         offset_delta_of_max_timestamp: validated.offset_delta_of_max_timestamp,
-        now_ms: now,
-        log_append_time: topic.config.log_append_time,
-    };
+        now,
+    })
+}
+
+/// Appends a validated batch under its partition's lock, if this node still
+/// leads the partition (a leadership that moved while the batch was being
+/// validated answers NOT_LEADER_OR_FOLLOWER; roles change under the same
+/// lock, so the batch is stamped with the epoch of a leadership it holds).
+fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
+    let Ready { index, topic, partition, batch, max_timestamp, offset_delta_of_max_timestamp, now } = ready;
     let progress = partition.subscribe();
     let (outcome, log_start_offset) = {
         let mut log = partition.log();
+        if !partition.is_leader() {
+            drop(log);
+            let error = ApiError::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("this broker no longer leads {}-{index}", topic.name),
+            );
+            return Outcome::Done(error_response(index, &error, &[], v));
+        }
+        let info = AppendInfo {
+            leader_epoch: partition.leader_epoch(),
+            max_timestamp,
+            offset_delta_of_max_timestamp,
+            now_ms: now,
+            log_append_time: topic.config.log_append_time,
+        };
         let outcome = log.append(&batch, &info);
         (outcome, log.log_start_offset())
     };
     let (base_offset, last_offset, log_append_time_ms) = match outcome {
         Ok(AppendOutcome::Appended { base_offset, last_offset, log_append_time_ms }) => {
-            cluster.flusher.mark_dirty(partition);
+            cluster.flusher.mark_dirty(&partition);
             (base_offset, last_offset, log_append_time_ms)
         }
         Ok(AppendOutcome::Duplicate { base_offset, last_offset }) => (base_offset, last_offset, -1),
-        Err(e) => return fail(ApiError::from(e), Vec::new()),
+        Err(e) => return Outcome::Done(error_response(index, &ApiError::from(e), &[], v)),
     };
     let response = PartitionProduceResponse::default()
         .with_index(index)

@@ -19,8 +19,12 @@
 //! Produce ──▶ validate_batch ──▶ check (only if the topic validates) ──▶ append
 //!                 index behind the storage topic's high watermark? catch up ≤ 1 MiB
 //!                 right there first, so a registration or deletion the registry had
-//!                 acknowledged is seen; an id still not found and the index still
-//!                 behind ⇒ REQUEST_TIMED_OUT (retriable), else INVALID_RECORD
+//!                 acknowledged is seen
+//!                 an id still not found ⇒ settle (at most UNKNOWN_ID_WAIT, off the
+//!                 runtime's workers): read the storage topic to its end, and wait for
+//!                 records already appended to it but not yet durable, then look again
+//!                 still not found ⇒ INVALID_RECORD; the storage topic could not be
+//!                 read to its end in time ⇒ REQUEST_TIMED_OUT (retriable)
 //! ```
 //!
 //! The broker reads the registry's storage topic from its own log, so it
@@ -35,7 +39,7 @@ pub mod names;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tributary_config::TopicConfig;
@@ -50,9 +54,16 @@ use index::SchemaIndex;
 
 /// Bytes of the storage topic one background step reads.
 const STEP_BYTES: usize = 4 << 20;
-/// Bytes of the storage topic a produce request may read itself when an id
-/// is missing (on the network runtime, so kept small).
+/// Bytes of the storage topic a produce request reads itself, before its
+/// check, when the index is behind (on the network runtime, so kept small).
 const PRODUCE_CATCH_UP_BYTES: usize = 1 << 20;
+/// How long a produce naming an id the index does not hold may spend reading
+/// the storage topic to its end (and waiting for writes to it that are not
+/// durable yet) before it is answered; past it the client is told to retry.
+const UNKNOWN_ID_WAIT: Duration = Duration::from_secs(5);
+/// Longest pause between two looks at the storage topic's high watermark
+/// while waiting for a write to it to become durable.
+const DURABLE_POLL_MAX: Duration = Duration::from_millis(10);
 /// How often the tailer looks for the storage topic and for topics that
 /// turned validation on, besides waking on the storage topic's progress.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -93,6 +104,23 @@ impl CatchUp {
     pub fn behind(&self) -> bool {
         self.next_offset < self.high_watermark
     }
+}
+
+/// Where [`SchemaValidation::settle`] left the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Everything the storage topic held when the settling began is applied.
+    Complete,
+    /// Time ran out first: the index stands at `next_offset`, the storage
+    /// topic's records reach `end` (some of them perhaps not durable yet).
+    Behind {
+        /// Next offset of the storage topic to apply.
+        next_offset: i64,
+        /// The offset the index had to reach.
+        end: i64,
+    },
+    /// The storage topic could not be read.
+    Unreadable(String),
 }
 
 impl SchemaValidation {
@@ -136,12 +164,49 @@ impl SchemaValidation {
     }
 
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, SchemaIndex> {
+        self.recover_if_poisoned();
         self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Half-changes the index and panics while holding its lock, on a thread
+    /// of its own, as a bug in applying a record would: every registered
+    /// version is forgotten, then the panic. For fault-injection tests.
+    #[doc(hidden)]
+    pub fn inject_panic_under_lock(&self) {
+        std::thread::scope(|scope| {
+            let _ = scope
+                .spawn(|| {
+                    let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+                    *index = SchemaIndex::default();
+                    panic!("injected: a bug while the schema index is locked");
+                })
+                .join();
+        });
+    }
+
+    /// A panic while the index or its cursor was locked may have left them
+    /// half-applied: they are never served as is. Both start over from the
+    /// beginning of the storage topic; until the index has caught up again,
+    /// an id it does not know makes a produce read the topic to its end
+    /// before refusing (see [`SchemaValidation::check`]).
+    fn recover_if_poisoned(&self) {
+        if !self.index.is_poisoned() && !self.cursor.is_poisoned() {
+            return;
+        }
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        *index = SchemaIndex::default();
+        *cursor = Cursor { topic_id: None, next_offset: 0 };
+        self.applied.store(0, Ordering::Release);
+        self.index.clear_poison();
+        self.cursor.clear_poison();
+        tracing::error!(topic = %self.storage_topic, "a panic left the schema index possibly inconsistent; rebuilding it from the start");
     }
 
     /// Reads the storage topic from where the index stands towards its high
     /// watermark, about `budget_bytes` of batches, and applies the records.
     pub fn catch_up(&self, registry: &Registry, budget_bytes: usize) -> Result<CatchUp, String> {
+        self.recover_if_poisoned();
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let topic = registry.topics.get(&self.storage_topic);
         let topic_id = topic.map(|t| t.topic_id);
@@ -228,26 +293,29 @@ impl SchemaValidation {
         if let Err(Ok(rejection)) = &outcome
             && rejection.problems.iter().any(|p| matches!(p.kind, ProblemKind::NotRegistered { .. }))
         {
-            // The registry may have written the id a moment ago: read what the
-            // storage topic gained, then look again.
-            let position = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES);
-            if let Err(e) = &position {
-                tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
-            }
+            // The registry may have written the id a moment ago, and the write
+            // may not even be durable yet: read the storage topic to its end,
+            // then look again. Only a complete index may call an id unknown.
+            let settled = crate::cpu::off_workers(|| self.settle(registry, Instant::now() + UNKNOWN_ID_WAIT));
             outcome = run();
-            if let (Err(Ok(_)), Ok(position)) = (&outcome, position)
-                && position.behind()
-            {
-                return Err((
-                    ApiError::new(
-                        ErrorCode::RequestTimedOut,
-                        format!(
-                            "schema validation is still reading {} (offset {} of {}); retry shortly",
-                            self.storage_topic, position.next_offset, position.high_watermark
-                        ),
-                    ),
-                    Vec::new(),
-                ));
+            if let Err(Ok(_)) = &outcome {
+                let retry = match settled {
+                    Settled::Complete => None,
+                    Settled::Behind { next_offset, end } => Some(format!(
+                        "schema validation is still reading {} (offset {next_offset} of {end}); retry shortly",
+                        self.storage_topic
+                    )),
+                    Settled::Unreadable(e) => {
+                        tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
+                        Some(format!(
+                            "schema validation cannot read {} to check the schema id ({e}); retry shortly",
+                            self.storage_topic
+                        ))
+                    }
+                };
+                if let Some(message) = retry {
+                    return Err((ApiError::new(ErrorCode::RequestTimedOut, message), Vec::new()));
+                }
             }
         }
         // INVALID_RECORD and per-record errors arrived with Produce v8.
@@ -262,6 +330,39 @@ impl SchemaValidation {
                 tracing::debug!(topic, records = rejection.rejected, %message, "schema validation rejected a batch");
                 let records = rejection.problems.into_iter().map(|p| (p.index, p.reason)).collect();
                 Err((ApiError::new(code, message), records))
+            }
+        }
+    }
+
+    /// Brings the index up to everything the storage topic holds now: reads
+    /// it to its high watermark, and waits for records appended to it but not
+    /// yet durable (a writer answered before its write reached disk, or a
+    /// write in flight) to become durable and reads those too. Gives up at
+    /// `deadline`. Blocks: call it off the runtime's workers.
+    pub fn settle(&self, registry: &Registry, deadline: Instant) -> Settled {
+        let partition = registry.topics.get(&self.storage_topic).and_then(|t| t.partition(0));
+        // Appended records past this point arrived after the produce being checked.
+        let end = partition.map_or(0, |p| p.log().log_end_offset());
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let position = match self.catch_up(registry, STEP_BYTES) {
+                Ok(p) => p,
+                Err(e) => return Settled::Unreadable(e),
+            };
+            if !position.behind() && position.next_offset >= end {
+                return Settled::Complete;
+            }
+            let Some(partition) = partition else { return Settled::Complete };
+            if partition.progress().offline {
+                return Settled::Unreadable(format!("{}-0 is offline", self.storage_topic));
+            }
+            if Instant::now() >= deadline {
+                return Settled::Behind { next_offset: position.next_offset, end: end.max(position.high_watermark) };
+            }
+            if !position.behind() {
+                // Read to the high watermark; the rest is on its way to disk.
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(DURABLE_POLL_MAX);
             }
         }
     }

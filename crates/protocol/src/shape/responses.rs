@@ -225,6 +225,39 @@ const HEARTBEAT: &[F] = &[f(I32, 1, MAX), f(I16, 0, MAX)];
 const LEAVE_GROUP_MEMBER: &[F] = &[f(Str, 3, MAX), f(Str, 3, MAX), f(I16, 3, MAX)];
 const LEAVE_GROUP: &[F] = &[f(I32, 1, MAX), f(I16, 0, MAX), f(Arr(LEAVE_GROUP_MEMBER), 3, MAX)];
 
+// ---- DescribeCluster (60), flexible from 0; endpoint type from v1, fenced brokers from v2
+const DESCRIBE_CLUSTER_BROKER: &[F] =
+    &[f(I32, 0, MAX), f(Str, 0, MAX), f(I32, 0, MAX), f(Str, 0, MAX), f(Bool, 2, MAX)];
+const DESCRIBE_CLUSTER: &[F] = &[
+    f(I32, 0, MAX),
+    f(I16, 0, MAX),
+    f(Str, 0, MAX),
+    f(I8, 1, MAX),
+    f(Str, 0, MAX),
+    f(I32, 0, MAX),
+    f(Arr(DESCRIBE_CLUSTER_BROKER), 0, MAX),
+    f(I32, 0, MAX),
+];
+
+// ---- DescribeQuorum (55), flexible from 0; timestamps from v1, directory ids, messages and nodes from v2
+const DESCRIBE_QUORUM_REPLICA: &[F] =
+    &[f(I32, 0, MAX), f(Uuid, 2, MAX), f(I64, 0, MAX), f(I64, 1, MAX), f(I64, 1, MAX)];
+const DESCRIBE_QUORUM_PARTITION: &[F] = &[
+    f(I32, 0, MAX),
+    f(I16, 0, MAX),
+    f(Str, 2, MAX),
+    f(I32, 0, MAX),
+    f(I32, 0, MAX),
+    f(I64, 0, MAX),
+    f(Arr(DESCRIBE_QUORUM_REPLICA), 0, MAX),
+    f(Arr(DESCRIBE_QUORUM_REPLICA), 0, MAX),
+];
+const DESCRIBE_QUORUM_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(DESCRIBE_QUORUM_PARTITION), 0, MAX)];
+const DESCRIBE_QUORUM_LISTENER: &[F] = &[f(Str, 2, MAX), f(Str, 2, MAX), f(I16, 2, MAX)];
+const DESCRIBE_QUORUM_NODE: &[F] = &[f(I32, 2, MAX), f(Arr(DESCRIBE_QUORUM_LISTENER), 2, MAX)];
+const DESCRIBE_QUORUM: &[F] =
+    &[f(I16, 0, MAX), f(Str, 2, MAX), f(Arr(DESCRIBE_QUORUM_TOPIC), 0, MAX), f(Arr(DESCRIBE_QUORUM_NODE), 2, MAX)];
+
 // ---- Consumer protocol (embedded in JoinGroup metadata and SyncGroup assignments), never flexible
 const CONSUMER_TOPIC_PARTITION: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
 const CONSUMER_SUBSCRIPTION: &[F] = &[
@@ -260,6 +293,8 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::SyncGroup => (SYNC_GROUP, 4),
         ApiKey::Heartbeat => (HEARTBEAT, 4),
         ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
+        ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
         _ => return None,
     })
 }

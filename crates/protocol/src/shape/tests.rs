@@ -604,6 +604,62 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::DescribeCluster => {
+            use describe_cluster_response::*;
+            let b = |id: i32| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(id))
+                    .with_host(s("h"))
+                    .with_port(9092)
+                    .with_rack(Some(s("r")))
+                    .with_is_fenced(v >= 2)
+            };
+            let r = DescribeClusterResponse::default()
+                .with_error_message(Some(s("m")))
+                .with_cluster_id(s("c"))
+                .with_controller_id(BrokerId(1))
+                .with_brokers(vec![b(1), b(2)])
+                .with_cluster_authorized_operations(8)
+                .with_unknown_tagged_field(42, extra);
+            enc!(r)
+        }
+        ApiKey::DescribeQuorum => {
+            use describe_quorum_response::*;
+            let replica = |id: i32| {
+                let mut r = ReplicaState::default().with_replica_id(BrokerId(id)).with_log_end_offset(9);
+                if v >= 1 {
+                    r = r.with_last_fetch_timestamp(5).with_last_caught_up_timestamp(4);
+                }
+                if v >= 2 {
+                    r = r.with_replica_directory_id(uuid::Uuid::from_u128(id.unsigned_abs().into()));
+                }
+                r
+            };
+            let partition = |index: i32| {
+                PartitionData::default()
+                    .with_partition_index(index)
+                    .with_error_message(if v >= 2 { Some(s("m")) } else { None })
+                    .with_leader_id(BrokerId(1))
+                    .with_leader_epoch(3)
+                    .with_high_watermark(9)
+                    .with_current_voters(vec![replica(1), replica(2)])
+                    .with_observers(vec![replica(3), replica(4)])
+            };
+            let topic = |name| {
+                TopicData::default()
+                    .with_topic_name(TopicName(s(name)))
+                    .with_partitions(vec![partition(0), partition(1)])
+            };
+            let mut r = DescribeQuorumResponse::default()
+                .with_topics(vec![topic("__cluster_metadata"), topic("b")])
+                .with_unknown_tagged_field(42, extra);
+            if v >= 2 {
+                let l = |name| Listener::default().with_name(s(name)).with_host(s("h")).with_port(9093);
+                let n = |id: i32| Node::default().with_node_id(BrokerId(id)).with_listeners(vec![l("A"), l("B")]);
+                r = r.with_error_message(Some(s("m"))).with_nodes(vec![n(1), n(2)]);
+            }
+            enc!(r)
+        }
         other => panic!("no sample response for {other:?}"),
     }
     buf.freeze()
@@ -636,6 +692,8 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::SyncGroup, SyncGroupResponse::VERSIONS),
         (ApiKey::Heartbeat, HeartbeatResponse::VERSIONS),
         (ApiKey::LeaveGroup, LeaveGroupResponse::VERSIONS),
+        (ApiKey::DescribeCluster, DescribeClusterResponse::VERSIONS),
+        (ApiKey::DescribeQuorum, DescribeQuorumResponse::VERSIONS),
     ];
     for (key, versions) in apis {
         for v in versions.min..=versions.max {
@@ -661,4 +719,32 @@ fn huge_response_counts_are_refused() {
     // Consumer assignment: partitions claiming 2^31-1 int32s.
     let body = [0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
     assert!(matches!(check_embedded(Embedded::ConsumerAssignment, 0, &body, 1000), Err(ShapeError::BadLength(..))));
+}
+
+/// DescribeTopicPartitions' nullable cursor: absent (-1), present (1), and a
+/// body that claims a cursor without the bytes for it.
+#[test]
+fn describe_topic_partitions_cursor_is_walked() {
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::protocol::Encodable;
+    let mut buf = BytesMut::new();
+    DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![TopicRequest::default()])
+        .with_response_partition_limit(5)
+        .encode(&mut buf, 0)
+        .expect("encode");
+    assert!(check_request(ApiKey::DescribeTopicPartitions, 0, &buf, 1000).is_ok());
+    // topics [""], limit, cursor marker 1 and no cursor bytes after it
+    let truncated = [0x02, 0x01, 0x00, 0, 0, 0, 5, 0x01];
+    assert!(matches!(
+        check_request(ApiKey::DescribeTopicPartitions, 0, &truncated, 1000),
+        Err(ShapeError::Truncated(_))
+    ));
+    // a cursor whose topic name claims more bytes than are present
+    let long_name = [0x01, 0, 0, 0, 5, 0x01, 0x7f, b'a', 0x00];
+    assert!(matches!(
+        check_request(ApiKey::DescribeTopicPartitions, 0, &long_name, 1000),
+        Err(ShapeError::BadLength(..))
+    ));
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::admin::{OffsetSpec, TopicPartition};
 
-use super::{bad, body, reply};
+use super::{bad, reply, required, unprocessable, v2_json};
+use crate::body;
 use crate::consumer::{Format, Instance, Settings};
 use crate::error::RestError;
 use crate::kafka::Kafka;
@@ -25,43 +26,91 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
 /// `max_bytes` of a records poll when none is given.
 const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /consumers/{group}` (kafka-rest's `CreateConsumerInstanceRequest`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateInstance {
-    #[serde(default)]
+    /// The old name of `name`; when given it wins.
+    #[serde(default, deserialize_with = "body::opt_text")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "body::opt_text")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "body::opt_text")]
     format: Option<String>,
-    #[serde(rename = "auto.offset.reset", default)]
+    #[serde(rename = "auto.offset.reset", default, deserialize_with = "body::opt_text")]
     auto_offset_reset: Option<String>,
-    #[serde(rename = "auto.commit.enable", default)]
-    auto_commit_enable: Option<Value>,
-    #[serde(rename = "fetch.min.bytes", default)]
-    _fetch_min_bytes: Option<Value>,
-    #[serde(rename = "consumer.request.timeout.ms", default)]
-    request_timeout_ms: Option<Value>,
+    #[serde(rename = "auto.commit.enable", default, deserialize_with = "body::opt_text")]
+    auto_commit_enable: Option<String>,
+    #[serde(rename = "fetch.min.bytes", alias = "responseMinBytes", default, deserialize_with = "body::opt_int")]
+    fetch_min_bytes: Option<i32>,
+    #[serde(
+        rename = "consumer.request.timeout.ms",
+        alias = "requestWaitMs",
+        default,
+        deserialize_with = "body::opt_int"
+    )]
+    request_timeout_ms: Option<i32>,
 }
 
-fn flag(v: &Option<Value>, name: &str, default: bool) -> Result<bool, RestError> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
-        Some(other) => Err(bad(42200, format!("{name} must be true or false, got {other}"))),
-    }
-}
+/// `fetch.min.bytes` kafka-rest takes: -1 (off) up to 10 MB.
+const FETCH_MIN_BYTES: std::ops::RangeInclusive<i32> = -1..=10_000_000;
 
-fn number(v: &Option<Value>, name: &str, default: u64) -> Result<u64, RestError> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(42200, format!("{name} must be a positive integer"))),
-        Some(Value::String(s)) => s.parse().map_err(|_| bad(42200, format!("{name} must be a positive integer"))),
-        Some(other) => Err(bad(42200, format!("{name} must be a positive integer, got {other}"))),
-    }
+/// A setting the consumer cannot take: 422 (42204), as kafka-rest answers the consumer's ConfigException.
+fn invalid_config(message: String) -> RestError {
+    unprocessable(42204, format!("Invalid consumer configuration: {message}"))
 }
 
 fn host(headers: &HeaderMap) -> String {
     headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string()
+}
+
+/// The settings of a new instance, with kafka-rest's defaults and answers.
+fn settings(request: &CreateInstance, has_registry: bool) -> Result<Settings, RestError> {
+    let format_name = request.format.as_deref().unwrap_or("binary").to_ascii_lowercase();
+    let format = Format::parse(&format_name).ok_or_else(|| unprocessable(422, "Invalid format type."))?;
+    if format == Format::Protobuf {
+        return Err(bad(42200, "protobuf consumers are not served by this REST proxy yet"));
+    }
+    if format == Format::Avro && !has_registry {
+        return Err(bad(42200, "avro consumers need a schema registry, and this REST proxy has none"));
+    }
+    if let Some(n) = request.fetch_min_bytes
+        && !FETCH_MIN_BYTES.contains(&n)
+    {
+        return Err(unprocessable(
+            40001,
+            format!(
+                "Invalid consumer configuration. It does not abide by the constraints: Invalid value {n} for \
+                 configuration fetch.min.bytes: Value must be between -1 and {}",
+                FETCH_MIN_BYTES.end()
+            ),
+        ));
+    }
+    let from_earliest = match request.auto_offset_reset.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("latest" | "largest") => false,
+        Some("earliest" | "smallest") => true,
+        Some(other) => {
+            return Err(invalid_config(format!(
+                "Invalid value {other} for configuration auto.offset.reset: String must be one of: latest, earliest"
+            )));
+        }
+    };
+    let auto_commit = match request.auto_commit_enable.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(invalid_config(format!(
+                "Invalid value {other} for configuration enable.auto.commit: Expected value to be either true or false"
+            )));
+        }
+    };
+    let request_timeout_ms = request.request_timeout_ms.map_or(1_000, |ms| u64::try_from(ms).unwrap_or(0));
+    Ok(Settings {
+        format,
+        from_earliest,
+        auto_commit,
+        request_timeout: Duration::from_millis(request_timeout_ms.min(60_000)),
+    })
 }
 
 pub(super) async fn create_instance(
@@ -71,33 +120,10 @@ pub(super) async fn create_instance(
     bytes: Bytes,
 ) -> Response {
     let result = (|| {
-        let request: CreateInstance = if bytes.is_empty() { body(&Bytes::from_static(b"{}"))? } else { body(&bytes)? };
-        let format_name = request.format.as_deref().unwrap_or("binary");
-        let format = Format::parse(format_name).ok_or_else(|| {
-            bad(42200, format!("Unknown format {format_name:?}; use binary, json, avro, jsonschema or protobuf"))
-        })?;
-        if format == Format::Protobuf {
-            return Err(bad(42200, "protobuf consumers are not served by this REST proxy yet"));
-        }
-        if format == Format::Avro && kafka.schemas.is_none() {
-            return Err(bad(42200, "avro consumers need a schema registry, and this REST proxy has none"));
-        }
-        let from_earliest = match request.auto_offset_reset.as_deref() {
-            None | Some("latest") => false,
-            Some("earliest" | "smallest") => true,
-            Some(other) => {
-                return Err(bad(42200, format!("auto.offset.reset must be earliest or latest, got {other:?}")));
-            }
-        };
-        let settings = Settings {
-            format,
-            from_earliest,
-            auto_commit: flag(&request.auto_commit_enable, "auto.commit.enable", true)?,
-            request_timeout: Duration::from_millis(
-                number(&request.request_timeout_ms, "consumer.request.timeout.ms", 1_000)?.min(60_000),
-            ),
-        };
-        let name = request.name.unwrap_or_else(|| format!("rest-consumer-{}", next_instance_number()));
+        // No body at all takes every default, as in kafka-rest.
+        let request: CreateInstance = body::optional(&bytes)?.unwrap_or_default();
+        let settings = settings(&request, kafka.schemas.is_some())?;
+        let name = request.id.or(request.name).unwrap_or_else(|| format!("rest-consumer-{}", next_instance_number()));
         if name.is_empty() || name.contains('/') {
             return Err(bad(42200, "The instance name must be non-empty and contain no '/'"));
         }
@@ -151,29 +177,58 @@ pub(super) async fn delete_instance(
     reply(result)
 }
 
+/// kafka-rest's `ConsumerSubscriptionRecord`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SubscribeBody {
     #[serde(default)]
     topics: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "body::opt_text")]
     topic_pattern: Option<String>,
 }
 
+/// What a subscribe body asks for.
+enum SubscriptionChange {
+    /// An empty `topics` list.
+    Unsubscribe,
+    /// Topics, or a pattern (anchored at both ends, as Java's `matches`).
+    Subscribe(Vec<String>, Option<Regex>),
+    /// Neither topics nor a pattern.
+    None,
+}
+
+fn subscription_change(request: SubscribeBody) -> Result<SubscriptionChange, RestError> {
+    Ok(match (request.topics, request.topic_pattern) {
+        (Some(t), _) if t.is_empty() => SubscriptionChange::Unsubscribe,
+        (Some(t), _) => SubscriptionChange::Subscribe(t, None),
+        (None, Some(p)) => {
+            let anchored = format!("^(?:{p})$");
+            let re = Regex::new(&anchored).map_err(|e| bad(42200, format!("topic_pattern is not a regex: {e}")))?;
+            SubscriptionChange::Subscribe(Vec::new(), Some(re))
+        }
+        (None, None) => SubscriptionChange::None,
+    })
+}
+
+/// Subscribes as kafka-rest's consumer does: `topics` when given (an empty
+/// list unsubscribes), else `topic_pattern`, else nothing changes.
 pub(super) async fn subscribe(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: SubscribeBody = body(&bytes)?;
-        let (topics, pattern) = match (request.topics, request.topic_pattern) {
-            (Some(t), None) if !t.is_empty() => (t, None),
-            (None, Some(p)) => {
-                let anchored = format!("^(?:{p})$");
-                let re = Regex::new(&anchored).map_err(|e| bad(42200, format!("topic_pattern is not a regex: {e}")))?;
-                (Vec::new(), Some(re))
+        let request: SubscribeBody = required(&bytes)?;
+        let (topics, pattern) = match subscription_change(request)? {
+            SubscriptionChange::Unsubscribe => {
+                with_instance(&kafka, &group, &name, async |i: &mut Instance| i.unsubscribe().await).await?;
+                return Ok(None);
             }
-            _ => return Err(bad(42200, "Give either \"topics\" (a non-empty list) or \"topic_pattern\"")),
+            SubscriptionChange::Subscribe(topics, pattern) => (topics, pattern),
+            SubscriptionChange::None => {
+                kafka.consumers.get(&group, &name)?;
+                return Ok(None);
+            }
         };
         with_instance(&kafka, &group, &name, async |i: &mut Instance| i.subscribe(topics, pattern).await).await?;
         Ok(None)
@@ -198,27 +253,84 @@ pub(super) async fn unsubscribe(
     reply(result.map(|()| None))
 }
 
+/// kafka-rest's v2 `TopicPartition`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PartitionRef {
+    #[serde(deserialize_with = "body::text")]
     topic: String,
+    #[serde(deserialize_with = "body::int")]
     partition: i32,
 }
 
+/// `{"partitions": [...]}`: assignments, seeks to an end, committed offsets.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PartitionsBody {
+    #[serde(default, deserialize_with = "body::list")]
     partitions: Vec<PartitionRef>,
 }
 
+/// One entry of a seek's `offsets` (kafka-rest's `PartitionOffset`, whose
+/// partition and offset are plain numbers: 0 when left out).
 #[derive(Debug, Deserialize)]
-struct OffsetRef {
+#[serde(deny_unknown_fields)]
+struct SeekOffset {
+    #[serde(deserialize_with = "body::text")]
     topic: String,
+    #[serde(default, deserialize_with = "body::int")]
     partition: i32,
+    #[serde(default, deserialize_with = "body::int")]
     offset: i64,
+    /// Taken and not used: a seek commits nothing.
+    #[serde(default, rename = "metadata", deserialize_with = "body::opt_text")]
+    _metadata: Option<String>,
 }
 
+/// One entry of a seek's `timestamps`: the first offset at or after the time.
 #[derive(Debug, Deserialize)]
-struct OffsetsBody {
-    offsets: Vec<OffsetRef>,
+#[serde(deny_unknown_fields)]
+struct SeekTimestamp {
+    #[serde(deserialize_with = "body::text")]
+    topic: String,
+    #[serde(default, deserialize_with = "body::int")]
+    partition: i32,
+    timestamp: Value,
+    #[serde(default, rename = "metadata", deserialize_with = "body::opt_text")]
+    _metadata: Option<String>,
+}
+
+/// kafka-rest's `ConsumerSeekRequest`: either list may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeekBody {
+    #[serde(default, deserialize_with = "body::list")]
+    offsets: Vec<SeekOffset>,
+    #[serde(default, deserialize_with = "body::list")]
+    timestamps: Vec<SeekTimestamp>,
+}
+
+/// One entry of a commit (kafka-rest's `TopicPartitionOffsetMetadata`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitOffset {
+    #[serde(deserialize_with = "body::text")]
+    topic: String,
+    #[serde(deserialize_with = "body::int")]
+    partition: i32,
+    #[serde(deserialize_with = "body::int")]
+    offset: i64,
+    /// Taken, but committed as "" (the group client commits no metadata yet).
+    #[serde(default, rename = "metadata", deserialize_with = "body::opt_text")]
+    _metadata: Option<String>,
+}
+
+/// kafka-rest's `ConsumerOffsetCommitRequest`: no `offsets` commits every record fetched.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitBody {
+    #[serde(default)]
+    offsets: Option<Vec<CommitOffset>>,
 }
 
 fn tps(list: Vec<PartitionRef>) -> Vec<TopicPartition> {
@@ -235,7 +347,7 @@ pub(super) async fn assign(
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: PartitionsBody = body(&bytes)?;
+        let request: PartitionsBody = required(&bytes)?;
         let list = tps(request.partitions);
         with_instance(&kafka, &group, &name, async |i: &mut Instance| i.assign(list)).await?;
         Ok(None)
@@ -253,16 +365,36 @@ pub(super) async fn assignments(
     reply(result.map(|p| Some(json!({"partitions": p}))))
 }
 
+/// Offsets (or times, in milliseconds) by partition.
+type PartitionPositions = Vec<(TopicPartition, i64)>;
+
+/// The offsets and the times (milliseconds) a seek body names.
+fn seek_targets(request: SeekBody) -> Result<(PartitionPositions, PartitionPositions), RestError> {
+    let offsets = request.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
+    let mut times = Vec::with_capacity(request.timestamps.len());
+    for t in request.timestamps {
+        let ms = crate::instant::timestamp_ms(&t.timestamp).map_err(|e| bad(400, format!("timestamp: {e}")))?;
+        times.push((TopicPartition::new(&t.topic, t.partition), ms));
+    }
+    Ok((offsets, times))
+}
+
+/// Seeks to offsets, then to the first offsets at or after times, as kafka-rest does.
 pub(super) async fn seek(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: OffsetsBody = body(&bytes)?;
-        let offsets: Vec<(TopicPartition, i64)> =
-            request.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
-        with_instance(&kafka, &group, &name, async |i: &mut Instance| i.seek(offsets)).await?;
+        let (offsets, times) = seek_targets(required(&bytes)?)?;
+        with_instance(&kafka, &group, &name, async |i: &mut Instance| {
+            i.seek(offsets)?;
+            for (tp, ms) in times {
+                i.seek_to(vec![tp], OffsetSpec::Timestamp(ms)).await?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(None)
     }
     .await;
@@ -271,7 +403,7 @@ pub(super) async fn seek(
 
 async fn seek_edge(kafka: AppState, group: String, name: String, bytes: Bytes, spec: OffsetSpec) -> Response {
     let result = async {
-        let request: PartitionsBody = body(&bytes)?;
+        let request: PartitionsBody = required(&bytes)?;
         let list = tps(request.partitions);
         with_instance(&kafka, &group, &name, async |i: &mut Instance| i.seek_to(list, spec).await).await?;
         Ok(None)
@@ -296,22 +428,47 @@ pub(super) async fn seek_to_end(
     seek_edge(kafka, group, name, bytes, OffsetSpec::Latest).await
 }
 
+/// `?timeout=&max_bytes=`: -1 (kafka-rest's default) or 0 means the instance's setting.
 #[derive(Debug, Deserialize)]
 pub(super) struct PollQuery {
     #[serde(default)]
-    timeout: Option<u64>,
+    timeout: Option<i64>,
     #[serde(default)]
-    max_bytes: Option<usize>,
+    max_bytes: Option<i64>,
 }
 
-/// Whether `Accept` allows the instance's format.
+impl PollQuery {
+    /// How long a poll waits: `timeout` when positive, but never longer than
+    /// the instance's `consumer.request.timeout.ms`, as in kafka-rest.
+    fn wait(&self, instance_default: Duration) -> Duration {
+        match self.timeout.and_then(|ms| u64::try_from(ms).ok()).filter(|ms| *ms > 0) {
+            Some(ms) => Duration::from_millis(ms).min(instance_default),
+            None => instance_default,
+        }
+    }
+
+    /// The most bytes a poll returns: `max_bytes` when positive, up to `consumer.request.max.bytes`.
+    fn max_bytes(&self) -> usize {
+        self.max_bytes
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .map_or(DEFAULT_MAX_BYTES, |n| n.min(DEFAULT_MAX_BYTES))
+    }
+}
+
+/// Whether `Accept` allows the instance's format. As in kafka-rest, the
+/// plain `application/vnd.kafka.v2+json` is binary's; `application/json`
+/// and wildcards are taken for every format.
 fn acceptable(headers: &HeaderMap, format: Format) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return true };
     let wanted = format!("application/vnd.kafka.{}.v2+json", format.name());
-    accept
-        .split(',')
-        .map(|part| part.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .any(|media| media == wanted || media == "application/json" || media == "*/*" || media == "application/*")
+    accept.split(',').map(|part| part.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).any(|media| {
+        media == wanted
+            || (format == Format::Binary && media == super::V2_JSON)
+            || media == "application/json"
+            || media == "*/*"
+            || media == "application/*"
+    })
 }
 
 /// A key or value as the instance's format shows it.
@@ -360,8 +517,8 @@ pub(super) async fn records(
             });
         }
         // Heartbeats wait while a poll holds the instance: a poll stays well within the session timeout.
-        let timeout = query.timeout.map_or(instance.settings.request_timeout, Duration::from_millis);
-        let polled = instance.poll(timeout.min(MAX_POLL_WAIT), query.max_bytes.unwrap_or(DEFAULT_MAX_BYTES)).await;
+        let timeout = query.wait(instance.settings.request_timeout);
+        let polled = instance.poll(timeout.min(MAX_POLL_WAIT), query.max_bytes()).await;
         instance.last_used = tokio::time::Instant::now();
         drop(instance);
         let mut out = Vec::new();
@@ -386,32 +543,45 @@ pub(super) async fn records(
     }
 }
 
+/// The offsets a commit body names; `None`: every record fetched.
+fn commit_offsets(request: Option<CommitBody>) -> Option<PartitionPositions> {
+    request
+        .and_then(|r| r.offsets)
+        .map(|list| list.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect())
+}
+
+/// Commits the offsets named, or every record the instance has fetched when
+/// the body is empty or has no `offsets`; answers 200 with `[]`, as kafka-rest does.
 pub(super) async fn commit(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let offsets = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            let request: OffsetsBody = body(&bytes)?;
-            Some(request.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect())
-        };
+        let offsets = commit_offsets(body::optional(&bytes)?);
         with_instance(&kafka, &group, &name, async |i: &mut Instance| i.commit(offsets).await).await?;
-        Ok(None)
+        Ok::<_, RestError>(json!([]))
     }
     .await;
-    reply(result)
+    match result {
+        Ok(v) => v2_json(StatusCode::OK, v),
+        Err(e) => e.into_response(),
+    }
 }
 
+/// The group's committed offsets for the partitions named; a request
+/// without a body names no partition, which kafka-rest answers with 404 (40402).
 pub(super) async fn committed(
     State(kafka): State<AppState>,
     Path((group, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: PartitionsBody = body(&bytes)?;
+        let request: PartitionsBody = body::optional(&bytes)?.ok_or_else(|| RestError {
+            status: 404,
+            error_code: 40402,
+            message: "Partition not found.".to_string(),
+        })?;
         let list = tps(request.partitions);
         let found = with_instance(&kafka, &group, &name, async |i: &mut Instance| i.committed(list).await).await?;
         let offsets: Vec<Value> = found
@@ -427,32 +597,71 @@ pub(super) async fn committed(
 }
 
 /// Fuzzing entry (see `crate::fuzzing`): `bytes` as each body these
-/// handlers read (`kind % 4`: create instance, subscribe, assign or seek to
-/// an edge, seek), with the checks the handlers make before they act.
+/// handlers read (`kind % 5`: create instance, subscribe, a partition list
+/// (assign, seek to an edge, committed), seek, commit), read and checked as
+/// the handlers do before they reach an instance.
 pub(super) fn fuzz_body(kind: u8, bytes: &Bytes) {
-    match kind % 4 {
+    match kind % 5 {
         0 => {
-            if let Ok(r) = body::<CreateInstance>(bytes) {
-                let _ = r.format.as_deref().map(Format::parse);
-                let _ = flag(&r.auto_commit_enable, "auto.commit.enable", true);
-                let _ = number(&r.request_timeout_ms, "consumer.request.timeout.ms", 1_000);
+            if let Ok(request) = body::optional::<CreateInstance>(bytes) {
+                let request = request.unwrap_or_default();
+                let _ = settings(&request, false);
+                let _ = settings(&request, true);
             }
         }
         1 => {
-            if let Ok(SubscribeBody { topic_pattern: Some(p), .. }) = body::<SubscribeBody>(bytes) {
-                let _ = Regex::new(&format!("^(?:{p})$"));
-            }
+            let _ = required::<SubscribeBody>(bytes).and_then(subscription_change);
         }
         2 => {
-            if let Ok(r) = body::<PartitionsBody>(bytes) {
-                let _ = partitions_json(&tps(r.partitions));
-            }
+            let _ = required::<PartitionsBody>(bytes).map(|r| partitions_json(&tps(r.partitions)));
+        }
+        3 => {
+            let _ = required::<SeekBody>(bytes).and_then(seek_targets);
         }
         _ => {
-            if let Ok(r) = body::<OffsetsBody>(bytes) {
-                let _: Vec<(TopicPartition, i64)> =
-                    r.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
-            }
+            let _ = body::optional::<CommitBody>(bytes).map(commit_offsets);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(body: serde_json::Value) -> Result<Settings, RestError> {
+        let request: CreateInstance = body::from_value(body)?;
+        settings(&request, false)
+    }
+
+    #[test]
+    fn instance_settings_take_kafka_rests_defaults_and_spellings() {
+        let s = instance(json!({})).expect("defaults");
+        assert_eq!((s.format, s.from_earliest, s.auto_commit), (Format::Binary, false, true));
+        assert_eq!(s.request_timeout, Duration::from_millis(1_000));
+        let s = instance(json!({"format": "JSON", "auto.offset.reset": "EARLIEST", "auto.commit.enable": false,
+                                "requestWaitMs": "250"}))
+        .expect("spellings");
+        assert_eq!((s.format, s.from_earliest, s.auto_commit), (Format::Json, true, false));
+        assert_eq!(s.request_timeout, Duration::from_millis(250));
+        let code = |body| instance(body).map(|_| ()).map_err(|e| (e.status, e.error_code));
+        assert_eq!(code(json!({"format": "xml"})), Err((422, 422)));
+        assert_eq!(code(json!({"fetch.min.bytes": -2})), Err((422, 40001)));
+        assert_eq!(code(json!({"responseMinBytes": 10_000_000})), Ok(()));
+        assert_eq!(code(json!({"auto.commit.enable": "yes"})), Err((422, 42204)));
+        assert_eq!(code(json!({"max.poll.records": 5})), Err((422, 422)));
+    }
+
+    #[test]
+    fn poll_limits_follow_kafka_rest() {
+        let query = |timeout, max_bytes| PollQuery { timeout, max_bytes };
+        let default = Duration::from_millis(1_000);
+        assert_eq!(query(None, None).wait(default), default);
+        assert_eq!(query(Some(-1), None).wait(default), default);
+        assert_eq!(query(Some(0), None).wait(default), default);
+        assert_eq!(query(Some(200), None).wait(default), Duration::from_millis(200));
+        assert_eq!(query(Some(5_000), None).wait(default), default);
+        assert_eq!(query(None, Some(-1)).max_bytes(), DEFAULT_MAX_BYTES);
+        assert_eq!(query(None, Some(10)).max_bytes(), 10);
+        assert_eq!(query(None, Some(i64::MAX)).max_bytes(), DEFAULT_MAX_BYTES);
     }
 }

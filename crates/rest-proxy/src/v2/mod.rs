@@ -6,10 +6,14 @@
 //! plain `application/json` and `application/octet-stream` mean binary, as in
 //! kafka-rest) and from the instance's `format` when consuming; answers are
 //! `application/vnd.kafka.v2+json` or `application/vnd.kafka.{format}.v2+json`.
-//! Errors are `{"error_code", "message"}` with v2's codes: 40401 topic,
-//! 40402 partition, 40403 consumer instance not found, 40601 not acceptable,
-//! 40902 instance exists, 40903 subscription/assignment conflict, 42201 bad
-//! schema, 42202/42203 key/value schema missing, 42205 bad embedded data.
+//! Errors are `{"error_code", "message"}` with kafka-rest's v2 codes: 40401
+//! topic, 40402 partition, 40403 consumer instance not found, 40601 not
+//! acceptable, 40902 instance exists, 40903 subscription/assignment conflict,
+//! 42201/42202 key/value schema missing, 42204 a consumer setting the
+//! consumer cannot take, 400 embedded data that is not of its format (binary
+//! that is not base64), 40801/42201 from the schema registry. Bodies are read as
+//! kafka-rest reads them (`crate::body`): not JSON or a wrong type is 400,
+//! an unknown field 422.
 
 mod consumers;
 mod produce;
@@ -61,8 +65,14 @@ fn bad(error_code: u32, message: impl Into<String>) -> RestError {
     RestError { status: if error_code >= 42200 { 422 } else { 400 }, error_code, message: message.into() }
 }
 
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RestError> {
-    serde_json::from_slice(bytes).map_err(|e| bad(42200, format!("Invalid request body: {e}")))
+/// A 422 with kafka-rest's code for it (its constraint violations all answer 422).
+fn unprocessable(error_code: u32, message: impl Into<String>) -> RestError {
+    RestError { status: 422, error_code, message: message.into() }
+}
+
+/// A body the endpoint cannot do without (kafka-rest's `@NotNull`): none is a 422.
+fn required<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RestError> {
+    crate::body::optional(bytes)?.ok_or_else(|| unprocessable(422, "The request body must not be empty."))
 }
 
 /// Fuzzing entry (see `crate::fuzzing`): `kind` picks a produce body (with

@@ -1,5 +1,6 @@
 //! v2 produce: `POST /topics/{t}` and `/topics/{t}/partitions/{p}` with
-//! binary, json or avro embedded data, through the proxy's producer.
+//! binary, json or avro embedded data, through the proxy's producer. A
+//! record's own `partition` wins over the path's, as in kafka-rest.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::RecordSpec;
 
-use super::{bad, body, reply};
+use super::{bad, reply, required, unprocessable};
 use crate::consumer::Format;
 use crate::error::RestError;
 use crate::kafka::{Kafka, topic_in};
@@ -42,26 +43,31 @@ fn request_format(headers: &HeaderMap) -> Result<Format, RestError> {
         })
 }
 
+/// kafka-rest's v2 `ProduceRequest`; `records` must not be empty.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProduceBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     key_schema: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     key_schema_id: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value_schema: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     value_schema_id: Option<i32>,
+    #[serde(default, deserialize_with = "crate::body::list")]
     records: Vec<ProduceRecord>,
 }
 
+/// One record; its `partition` wins over the one in the path, as in kafka-rest.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ProduceRecord {
     #[serde(default)]
     key: Value,
     #[serde(default)]
     value: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     partition: Option<i32>,
 }
 
@@ -79,21 +85,23 @@ async fn embedded(
         return Ok((None, None));
     }
     match format {
+        // kafka-rest's answers: 400 for data that is not base64, naming the data.
         Format::Binary => match data {
             Value::String(s) => BASE64
                 .decode(s)
                 .map(|b| (Some(b), None))
-                .map_err(|e| bad(42205, format!("The {which} is not valid base64: {e}"))),
-            _ => Err(bad(42205, format!("A binary {which} must be a base64 string"))),
+                .map_err(|_| RestError::status(400, format!("Bad Request: data={data} is not a valid base64 string."))),
+            _ => Err(RestError::status(400, format!("Bad Request: data={data} is not a base64 string."))),
         },
-        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| bad(42205, e.to_string()))?), None)),
+        Format::Json => Ok((Some(serde_json::to_vec(data).map_err(|e| RestError::status(400, e.to_string()))?), None)),
         Format::Avro => {
             let Some(schemas) = kafka.schemas.as_ref() else {
-                return Err(bad(42201, "avro needs a schema registry, and this REST proxy has none"));
+                return Err(unprocessable(422, "avro needs a schema registry, and this REST proxy has none"));
             };
             let (text, id) = schema;
             if text.is_none() && id.is_none() {
-                let code = if is_key { 42202 } else { 42203 };
+                // kafka-rest's codes: 42201 for a key, 42202 for a value.
+                let code = if is_key { 42201 } else { 42202 };
                 return Err(bad(code, format!("Request includes {which}s but does not include {which} schema")));
             }
             let request = SchemaRequest {
@@ -113,6 +121,20 @@ async fn embedded(
     }
 }
 
+/// The embedded format and the body of a produce request, checked as far
+/// as can be without the cluster.
+fn read_request(headers: &HeaderMap, bytes: &Bytes) -> Result<(Format, ProduceBody), RestError> {
+    let format = request_format(headers)?;
+    let request: ProduceBody = required(bytes)?;
+    if request.records.is_empty() {
+        return Err(unprocessable(422, "records must not be empty"));
+    }
+    if request.records.len() > MAX_RECORDS {
+        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
+    }
+    Ok((format, request))
+}
+
 async fn produce_v2(
     kafka: AppState,
     topic: String,
@@ -120,11 +142,7 @@ async fn produce_v2(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Value, RestError> {
-    let format = request_format(&headers)?;
-    let request: ProduceBody = body(&bytes)?;
-    if request.records.len() > MAX_RECORDS {
-        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
-    }
+    let (format, request) = read_request(&headers, &bytes)?;
     let metadata = kafka.metadata(Some(vec![topic.clone()])).await?;
     // v2 names an unknown topic 40401 where v3 says 40403.
     let count = match topic_in(&metadata, &topic) {
@@ -149,7 +167,7 @@ async fn produce_v2(
         let (value, vid) = embedded(&kafka, &topic, format, false, value_schema, &r.value).await?;
         key_schema_id = key_schema_id.or(kid);
         value_schema_id = value_schema_id.or(vid);
-        let target = partition.or(r.partition);
+        let target = r.partition.or(partition);
         if let Some(p) = target
             && !(0..count).contains(&p)
         {
@@ -190,15 +208,15 @@ pub(super) async fn produce_to_partition(
 }
 
 /// Fuzzing entry (see `crate::fuzzing`): `bytes` as a produce body sent with
-/// `content_type`, every key and value decoded as `produce_v2` decodes it.
+/// `content_type`, read and every key and value decoded as `produce_v2`
+/// does before it talks to the cluster.
 pub(super) async fn fuzz_body(kafka: &Kafka, content_type: &str, bytes: &Bytes) {
     let mut headers = HeaderMap::new();
     if let Ok(v) = axum::http::HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    let Ok(format) = request_format(&headers) else { return };
-    let Ok(request) = body::<ProduceBody>(bytes) else { return };
-    for r in request.records.iter().take(MAX_RECORDS) {
+    let Ok((format, request)) = read_request(&headers, bytes) else { return };
+    for r in &request.records {
         let key_schema = (&request.key_schema, request.key_schema_id);
         let value_schema = (&request.value_schema, request.value_schema_id);
         let _ = embedded(kafka, "t", format, true, key_schema, &r.key).await;

@@ -2,7 +2,9 @@
 //! defaults: list, get, set (PUT), reset (DELETE) and batch alter
 //! (`configs:alter`), all through DescribeConfigs (with synonyms) and
 //! IncrementalAlterConfigs, so whatever the broker refuses is refused here
-//! with its reason.
+//! with its reason. As in kafka-rest, a topic or broker config must exist to
+//! be set, reset or named in a batch (404 otherwise); a cluster-wide default
+//! can be set at any time but reset only while it is set.
 //!
 //! ```text
 //! /topics/{t}/configs[/{name}|:alter]     KafkaTopicConfig     ConfigResource::Topic
@@ -11,6 +13,8 @@
 //! /brokers/-/configs                      every broker's configs
 //! /broker-configs[/{name}|:alter]         KafkaClusterConfig   ConfigResource::BrokerDefault
 //! ```
+
+use std::collections::HashSet;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
@@ -22,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::{Client, ConfigChange, ConfigEntry, ConfigResource};
 
-use super::{AppState, Links, answer, json_body, list};
+use super::{AppState, Links, answer, list};
 use crate::error::RestError;
 use crate::kafka::Kafka;
 
@@ -213,17 +217,24 @@ async fn alter(kafka: &Kafka, scope: &Scope, changes: Vec<ConfigChange>, validat
     )
 }
 
+/// kafka-rest's `Update*ConfigRequest`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value: Option<String>,
+}
+
+/// The value a PUT body sets.
+fn read_value(body: &Bytes) -> Result<String, RestError> {
+    let request: Option<UpdateConfig> = crate::body::optional(body)?;
+    request.and_then(|r| r.value).ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))
 }
 
 /// PUT: sets one config. Topic and broker configs must exist (a 404
 /// otherwise); a cluster-wide default does not exist until it is set.
 async fn set_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str, body: &Bytes) -> Result<(), RestError> {
-    let request: UpdateConfig = json_body(body)?;
-    let value = request.value.ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))?;
+    let value = read_value(body)?;
     if scope == Scope::Cluster {
         check_scope(kafka, cluster_id, &scope).await?;
     } else {
@@ -233,29 +244,31 @@ async fn set_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str, b
 }
 
 /// DELETE: removes the override, so the value falls back to the next level.
+/// The config must exist (for the cluster-wide defaults: be set), as in kafka-rest.
 async fn reset_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str) -> Result<(), RestError> {
-    if scope == Scope::Cluster {
-        check_scope(kafka, cluster_id, &scope).await?;
-    } else {
-        one_config(kafka, cluster_id, &scope, name).await?;
-    }
+    one_config(kafka, cluster_id, &scope, name).await?;
     alter(kafka, &scope, vec![ConfigChange::Delete { name: name.to_string() }], false).await
 }
 
+/// One change of kafka-rest's `AlterConfigBatchRequestData`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlterEntry {
+    #[serde(deserialize_with = "crate::body::text")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     value: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_text")]
     operation: Option<String>,
 }
 
+/// kafka-rest's `AlterConfigBatchRequestData`; `validate_only` may be `null`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AlterBatch {
     data: Vec<AlterEntry>,
-    #[serde(default)]
-    validate_only: bool,
+    #[serde(default, deserialize_with = "crate::body::opt_bool")]
+    validate_only: Option<bool>,
 }
 
 /// The changes of a `configs:alter` body: `operation` SET (the default) needs a value; DELETE ignores it.
@@ -277,12 +290,30 @@ fn batch_changes(batch: AlterBatch) -> Result<(Vec<ConfigChange>, bool), RestErr
             ));
         }
     }
-    Ok((changes, batch.validate_only))
+    Ok((changes, batch.validate_only.unwrap_or(false)))
+}
+
+/// The changes of a `configs:alter` body and whether to only validate them.
+fn read_batch(body: &Bytes) -> Result<(Vec<ConfigChange>, bool), RestError> {
+    let batch = crate::body::optional(body)?
+        .ok_or_else(|| crate::body::payload_error("Null input provided. Data is required."))?;
+    batch_changes(batch)
 }
 
 async fn alter_batch(kafka: &Kafka, cluster_id: &str, scope: Scope, body: &Bytes) -> Result<(), RestError> {
-    let (changes, validate_only) = batch_changes(json_body(body)?)?;
+    let (changes, validate_only) = read_batch(body)?;
     check_scope(kafka, cluster_id, &scope).await?;
+    // Topic and broker configs must exist, as in kafka-rest; a cluster-wide
+    // default does not exist until it is set, so those are not checked.
+    if scope != Scope::Cluster {
+        let known: HashSet<String> = describe(kafka, &scope, None).await?.into_iter().map(|e| e.name).collect();
+        let names = changes.iter().map(|c| match c {
+            ConfigChange::Set { name, .. } | ConfigChange::Delete { name } => name,
+        });
+        if let Some(missing) = names.into_iter().find(|n| !known.contains(n.as_str())) {
+            return Err(scope.not_found(missing));
+        }
+    }
     alter(kafka, &scope, changes, validate_only).await
 }
 
@@ -489,10 +520,8 @@ async fn alter_cluster_configs(State(kafka): State<AppState>, Path(cluster_id): 
 /// Fuzzing entry (see `crate::fuzzing`): `bytes` as a config update body and
 /// as a `configs:alter` body.
 pub(super) fn fuzz_body(bytes: &Bytes) {
-    let _ = json_body::<UpdateConfig>(bytes);
-    if let Ok(batch) = json_body::<AlterBatch>(bytes) {
-        let _ = batch_changes(batch);
-    }
+    let _ = read_value(bytes);
+    let _ = read_batch(bytes);
 }
 
 #[cfg(test)]

@@ -57,10 +57,6 @@ pub(crate) fn answer(result: Result<Value, RestError>) -> Response {
     }
 }
 
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RestError> {
-    serde_json::from_slice(body).map_err(|e| RestError::status(400, format!("Invalid request body: {e}")))
-}
-
 /// Every v3 route, relative to the prefix.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

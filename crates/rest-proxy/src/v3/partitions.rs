@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, patch};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tributary_client::{Client, ClientError, PartitionMetadata};
 
-use super::{AppState, Links, answer, json_body, list, topics};
+use super::{AppState, Links, answer, list, topics};
 use crate::error::RestError;
 use crate::kafka::Kafka;
 
@@ -128,16 +128,30 @@ async fn partition(
     answer(found.map(|(id, p)| partition_body(&links, &cluster_id, &topic, id, &p)))
 }
 
+/// `?offset_type=`: kafka-rest knows only its default, `earliest_and_latest`.
+#[derive(Debug, Deserialize)]
+struct OffsetsQuery {
+    #[serde(default)]
+    offset_type: Option<String>,
+}
+
+const EARLIEST_AND_LATEST: &str = "earliest_and_latest";
+
 /// `GET .../partitions/{p}/offset`: the partition's earliest and latest
-/// offsets (`offset_type` in the query is accepted; both are always given).
+/// offsets; another `offset_type` than `earliest_and_latest` is a 400.
 async fn offsets(
     State(kafka): State<AppState>,
     Path((cluster_id, topic, raw)): Path<(String, String, String)>,
+    Query(query): Query<OffsetsQuery>,
     headers: HeaderMap,
     uri: OriginalUri,
 ) -> Response {
     let links = Links::of(&headers, &uri);
     let result = async {
+        let offset_type = query.offset_type.as_deref().unwrap_or(EARLIEST_AND_LATEST);
+        if offset_type != EARLIEST_AND_LATEST {
+            return Err(RestError::status(400, format!("Bad Request: offset_type:{offset_type} is invalid")));
+        }
         let (id, _) = one_partition(&kafka, &cluster_id, &topic, &raw).await?;
         let tp = tributary_client::admin::TopicPartition::new(&topic, id);
         let mut ends = Vec::new();
@@ -155,7 +169,9 @@ async fn offsets(
             "kind": "KafkaPartitionWithOffsets",
             "metadata": {
                 "self": format!("{}/{path}", links.cluster(&cluster_id)),
-                "resource_name": format!("crn:///kafka={cluster_id}/topic={topic}/partition={id}/offset"),
+                "resource_name": format!(
+                    "crn:///kafka={cluster_id}/topic={topic}/partition={id}/offset_type={EARLIEST_AND_LATEST}"
+                ),
             },
             "cluster_id": cluster_id,
             "topic_name": topic,
@@ -207,9 +223,19 @@ async fn replica(
     answer(result.await)
 }
 
+/// kafka-rest's `PartitionsCountRequest`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdatePartitionCount {
+    #[serde(deserialize_with = "crate::body::int")]
     partitions_count: i32,
+}
+
+/// The partition count a PATCH body asks for.
+fn read_count(body: &Bytes) -> Result<i32, RestError> {
+    let request: UpdatePartitionCount = crate::body::optional(body)?
+        .ok_or_else(|| crate::body::payload_error("Request body is empty. Partitions_count is required."))?;
+    Ok(request.partitions_count)
 }
 
 /// PATCH `/topics/{topic}`: grows the topic to `partitions_count` and answers
@@ -224,8 +250,7 @@ async fn update_partition_count(
 ) -> Response {
     let links = Links::of(&headers, &uri);
     let result = async {
-        let request: UpdatePartitionCount = json_body(&body)?;
-        let count = request.partitions_count;
+        let count = read_count(&body)?;
         let current = topic_partitions(&kafka, &cluster_id, &topic).await?.len();
         let name = topic.clone();
         kafka
@@ -248,7 +273,7 @@ async fn update_partition_count(
 
 /// Fuzzing entry (see `crate::fuzzing`): `bytes` as a partition count update body.
 pub(super) fn fuzz_body(bytes: &Bytes) {
-    let _ = json_body::<UpdatePartitionCount>(bytes).map(|r| usize::try_from(r.partitions_count));
+    let _ = read_count(bytes);
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 //!
 //! `/records` takes one record, or many as concatenated JSON in one
 //! (typically chunked) request, and answers one delivery report per record,
-//! in order, as concatenated JSON, streamed while the request is still
+//! in order, each followed by `\r\n` (one JSON object a line, as kafka-rest
+//! writes them, a single record's too), streamed while the request is still
 //! arriving; the HTTP status is 200 once the stream is under way and each
 //! report carries its own `error_code` (200 = written). A syntax error ends
 //! the stream with a report naming the record; a record that parses but is
 //! wrong (unknown field, bad base64, ...) gets a 400 report and the stream goes
 //! on. `/records:batch` takes `{"entries":[{"id", ...record}]}` and answers 207
-//! with `successes` and `failures` by id.
+//! with `successes` and `failures` by id; a batch that is not well formed
+//! (no entries, ids not distinct or not `[0-9a-zA-Z_-]{1,80}`, an entry
+//! kafka-rest's mapper would refuse) fails whole, as in kafka-rest.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -28,16 +31,21 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tributary_client::RecordSpec;
-use tributary_client::seek::{format_rfc3339_ms, parse_rfc3339_ms};
 
-use super::{AppState, json_body};
+use super::AppState;
+use crate::body::payload_error;
 use crate::error::RestError;
+use crate::instant::{format_instant, timestamp_ms};
 use crate::kafka::Kafka;
 use crate::producer::{Delivery, delivery_error, now_ms};
 use crate::schemas::SchemaRequest;
 
 /// Largest JSON text of one record in a stream; a longer one ends the stream with 413.
 pub const MAX_RECORD_JSON_BYTES: usize = 8 * 1024 * 1024;
+/// What follows every report of `/records`, a record's or an error's, as in
+/// kafka-rest, whose chunked output ends each element with it: a client can
+/// read the answer line by line.
+const REPORT_SEPARATOR: &[u8] = b"\r\n";
 /// Reports waiting to be written before the request is read further.
 const REPORTS_AHEAD: usize = 10_000;
 /// Most entries in one `records:batch` request.
@@ -53,7 +61,7 @@ pub(super) fn routes() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProduceRecord {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     partition_id: Option<i32>,
     #[serde(default)]
     headers: Option<Vec<Header>>,
@@ -62,7 +70,7 @@ struct ProduceRecord {
     #[serde(default)]
     value: Option<Data>,
     #[serde(default)]
-    timestamp: Option<String>,
+    timestamp: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,24 +91,56 @@ struct Data {
     subject: Option<String>,
     #[serde(default)]
     subject_name_strategy: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     schema_id: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::body::opt_int")]
     schema_version: Option<i32>,
     #[serde(default)]
     schema: Option<String>,
-    #[serde(default)]
+    /// Required, as in kafka-rest (whose mapper refuses a key or value
+    /// without `data`); `null` is a Kafka null.
     data: Value,
 }
 
-/// A key or value as bytes, and what its report says about it.
+/// A key or value as bytes, and what its report says about it (nothing
+/// when the request has no key or value object: kafka-rest leaves it out).
 struct Encoded {
     bytes: Option<Vec<u8>>,
-    report: Value,
+    report: Option<Value>,
 }
 
 fn bad(message: impl Into<String>) -> RestError {
     RestError::status(400, message)
+}
+
+/// The combinations of fields kafka-rest's `ProduceRequestData` refuses:
+/// `subject` with `subject_name_strategy`; more than one of `schema_id`,
+/// `schema_version` and `schema`; and a schema-registry `type` without an
+/// inline `schema` (by id or version, or for the latest, leave `type` out).
+fn check_fields(which: &str, d: &Data) -> Result<(), RestError> {
+    let refuse = |message: String| Err(bad(format!("{which}: {message}")));
+    if d.subject.is_some() && d.subject_name_strategy.is_some() {
+        return refuse("Only one of 'subject_name_strategy' or 'subject' can be used.".to_string());
+    }
+    let several = match d.schema_id {
+        Some(_) => d.schema_version.is_some() || d.schema.is_some(),
+        None => d.schema_version.is_some() && d.schema.is_some(),
+    };
+    if several {
+        return refuse("Only one of 'schema_id', 'schema_version' or 'schema' can be used.".to_string());
+    }
+    if matches!(d.format.as_deref(), Some("AVRO" | "JSONSCHEMA" | "PROTOBUF")) {
+        if let Some(id) = d.schema_id {
+            return refuse(format!("'schema_id={id}' cannot be used with 'serializer'."));
+        }
+        if let Some(version) = d.schema_version {
+            return refuse(format!("'schema_version={version}' cannot be used with 'serializer'."));
+        }
+        if d.schema.is_none() {
+            return refuse("'schema_version=latest' cannot be used with 'serializer'.".to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Serializes a key or value: BINARY, JSON and STRING here, schema-registry
@@ -108,8 +148,9 @@ fn bad(message: impl Into<String>) -> RestError {
 async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) -> Result<Encoded, RestError> {
     let which = if is_key { "key" } else { "value" };
     let Some(d) = data else {
-        return Ok(Encoded { bytes: None, report: Value::Null });
+        return Ok(Encoded { bytes: None, report: None });
     };
+    check_fields(which, &d)?;
     let uses_registry = d.schema.is_some()
         || d.schema_id.is_some()
         || d.schema_version.is_some()
@@ -131,7 +172,7 @@ async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) ->
                 )));
             };
             if d.data.is_null() {
-                return Ok(Encoded { bytes: None, report: Value::Null });
+                return Ok(Encoded { bytes: None, report: Some(Value::Null) });
             }
             let request = SchemaRequest {
                 format: d.format,
@@ -142,7 +183,7 @@ async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) ->
                 schema: d.schema,
             };
             let s = schemas.serialize(topic, is_key, &request, &d.data).await?;
-            return Ok(Encoded { bytes: Some(s.bytes), report: s.report });
+            return Ok(Encoded { bytes: Some(s.bytes), report: Some(s.report) });
         }
         Some(other) => {
             return Err(bad(format!(
@@ -161,21 +202,21 @@ async fn encode(kafka: &Kafka, topic: &str, is_key: bool, data: Option<Data>) ->
         (_, v) => Some(serde_json::to_vec(v).map_err(|e| bad(format!("{which}: {e}")))?),
     };
     let report = json!({"type": format, "size": bytes.as_ref().map_or(0, Vec::len)});
-    Ok(Encoded { bytes, report })
+    Ok(Encoded { bytes, report: Some(report) })
 }
 
 /// A record ready for the producer, and the parts of its report known before it is written.
 struct Prepared {
     partition: Option<i32>,
     record: RecordSpec,
-    key: Value,
-    value: Value,
+    key: Option<Value>,
+    value: Option<Value>,
 }
 
 async fn prepare(kafka: &Kafka, topic: &str, record: ProduceRecord, now_ms: i64) -> Result<Prepared, RestError> {
-    let timestamp = match record.timestamp.as_deref() {
-        Some(t) => parse_rfc3339_ms(t).map_err(|e| bad(format!("timestamp: {e}")))?,
-        None => now_ms,
+    let timestamp = match &record.timestamp {
+        None | Some(Value::Null) => now_ms,
+        Some(t) => timestamp_ms(t).map_err(|e| bad(format!("timestamp: {e}")))?,
     };
     let mut headers = Vec::new();
     for h in record.headers.unwrap_or_default() {
@@ -200,7 +241,7 @@ async fn prepare(kafka: &Kafka, topic: &str, record: ProduceRecord, now_ms: i64)
 /// One report, in request order: known at once (an error) or waiting for the producer.
 enum Report {
     Ready(Value),
-    Pending { delivery: Delivery, timestamp: i64, key: Value, value: Value },
+    Pending { delivery: Delivery, timestamp: i64, key: Option<Value>, value: Option<Value> },
 }
 
 fn error_report(e: &RestError) -> Value {
@@ -212,16 +253,21 @@ impl Report {
         match self {
             Report::Ready(v) => v,
             Report::Pending { delivery, timestamp, key, value } => match delivery.wait().await {
-                Ok(d) => json!({
-                    "error_code": 200,
-                    "cluster_id": cluster_id,
-                    "topic_name": topic,
-                    "partition_id": d.partition,
-                    "offset": d.offset,
-                    "timestamp": format_rfc3339_ms(timestamp),
-                    "key": key,
-                    "value": value,
-                }),
+                Ok(d) => {
+                    let mut report = json!({
+                        "error_code": 200,
+                        "cluster_id": cluster_id,
+                        "topic_name": topic,
+                        "partition_id": d.partition,
+                        "offset": d.offset,
+                        "timestamp": format_instant(timestamp),
+                    });
+                    if let Some(o) = report.as_object_mut() {
+                        o.extend(key.map(|k| ("key".to_string(), k)));
+                        o.extend(value.map(|v| ("value".to_string(), v)));
+                    }
+                    report
+                }
                 Err(e) => error_report(&delivery_error(&e)),
             },
         }
@@ -230,10 +276,14 @@ impl Report {
 
 /// Hands one parsed JSON value to the producer and returns its report-to-be.
 async fn submit(kafka: &Kafka, topic: &str, value: Value) -> Report {
-    let record = match serde_json::from_value::<ProduceRecord>(value) {
-        Ok(r) => r,
-        Err(e) => return Report::Ready(error_report(&bad(format!("Invalid record: {e}")))),
-    };
+    match serde_json::from_value::<ProduceRecord>(value) {
+        Ok(record) => submit_record(kafka, topic, record).await,
+        Err(e) => Report::Ready(error_report(&bad(format!("Invalid record: {e}")))),
+    }
+}
+
+/// Hands one record to the producer and returns its report-to-be.
+async fn submit_record(kafka: &Kafka, topic: &str, record: ProduceRecord) -> Report {
     match prepare(kafka, topic, record, now_ms()).await {
         Ok(p) => {
             let timestamp = p.record.timestamp;
@@ -395,7 +445,7 @@ async fn produce(
     // A request without a single record is refused before the stream (and its 200) starts.
     let stream = match first_record_start(body).await {
         Ok(Some(stream)) => stream,
-        Ok(None) => return bad("The request body is empty: send one record, or a stream of them").into_response(),
+        Ok(None) => return payload_error("Request body is empty. Data is required.").into_response(),
         Err(e) => return e.into_response(),
     };
     let (tx, rx) = mpsc::channel::<Report>(REPORTS_AHEAD);
@@ -403,7 +453,9 @@ async fn produce(
     let answers = futures::stream::unfold((rx, cluster_id, topic), |(mut rx, cluster_id, topic)| async move {
         let report = rx.recv().await?;
         let value = report.resolve(&cluster_id, &topic).await;
-        let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+        bytes.extend_from_slice(REPORT_SEPARATOR);
+        let bytes = Bytes::from(bytes);
         Some((Ok::<_, Infallible>(bytes), (rx, cluster_id, topic)))
     });
     ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(answers)).into_response()
@@ -412,7 +464,44 @@ async fn produce(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    #[serde(default, deserialize_with = "crate::body::list")]
     entries: Vec<Value>,
+}
+
+/// kafka-rest's answer to a batch that is not well formed: 422 (42208).
+fn batch_error(message: &str) -> RestError {
+    RestError { status: 422, error_code: 42208, message: message.to_string() }
+}
+
+/// An entry id kafka-rest takes: a JSON string of 1 to 80 of `[0-9a-zA-Z_-]`.
+fn valid_entry_id(id: &str) -> bool {
+    (1..=80).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The entries of a batch with their ids, each read as a record; any entry
+/// that is not one fails the whole batch, before anything is produced.
+fn batch_entries(body: &Bytes) -> Result<Vec<(String, ProduceRecord)>, RestError> {
+    let request: BatchRequest =
+        crate::body::optional(body)?.ok_or_else(|| batch_error("Request body is empty. Data is required."))?;
+    let mut entries = Vec::with_capacity(request.entries.len().min(MAX_BATCH_ENTRIES));
+    for mut entry in request.entries {
+        let id = match entry.as_object_mut().and_then(|o| o.remove("id")) {
+            Some(Value::String(id)) if valid_entry_id(&id) => id,
+            _ => return Err(batch_error("Batch entry identifier is not a valid string.")),
+        };
+        entries.push((id, crate::body::from_value::<ProduceRecord>(entry)?));
+    }
+    let mut ids = HashSet::new();
+    if !entries.iter().all(|(id, _)| ids.insert(id.as_str())) {
+        return Err(batch_error("Batch entry IDs are not distinct."));
+    }
+    if entries.is_empty() {
+        return Err(batch_error("Empty batch."));
+    }
+    if entries.len() > MAX_BATCH_ENTRIES {
+        return Err(batch_error("Too many entries in batch."));
+    }
+    Ok(entries)
 }
 
 async fn produce_batch(
@@ -421,26 +510,11 @@ async fn produce_batch(
     body: Bytes,
 ) -> Response {
     let result = async {
-        let request: BatchRequest = json_body(&body)?;
-        if request.entries.len() > MAX_BATCH_ENTRIES {
-            return Err(bad(format!("A batch holds at most {MAX_BATCH_ENTRIES} entries")));
-        }
-        let mut ids = HashSet::new();
-        let mut entries = Vec::with_capacity(request.entries.len());
-        for mut entry in request.entries {
-            let id = match entry.as_object_mut().and_then(|o| o.remove("id")) {
-                Some(Value::String(id)) if !id.is_empty() && id.len() <= 80 => id,
-                _ => return Err(bad("Every entry needs an \"id\": a string of 1 to 80 characters")),
-            };
-            if !ids.insert(id.clone()) {
-                return Err(bad(format!("Entry id {id:?} appears more than once")));
-            }
-            entries.push((id, entry));
-        }
+        let entries = batch_entries(&body)?;
         kafka.topic(&cluster_id, &topic).await?;
         let mut pending = Vec::with_capacity(entries.len());
-        for (id, entry) in entries {
-            pending.push((id, submit(&kafka, &topic, entry).await));
+        for (id, record) in entries {
+            pending.push((id, submit_record(&kafka, &topic, record).await));
         }
         let (mut successes, mut failures) = (Vec::new(), Vec::new());
         for (id, report) in pending {
@@ -456,7 +530,7 @@ async fn produce_batch(
                 }
             }
         }
-        Ok(json!({"successes": successes, "failures": failures}))
+        Ok::<_, RestError>(json!({"successes": successes, "failures": failures}))
     }
     .await;
     match result {
@@ -473,14 +547,12 @@ async fn produce_batch(
 /// # Panics
 /// When a whole record is held back.
 pub(super) async fn fuzz_body(kafka: &Kafka, bytes: &Bytes, chunk: usize) {
-    if let Ok(request) = json_body::<BatchRequest>(bytes) {
-        for entry in request.entries.into_iter().take(MAX_BATCH_ENTRIES) {
-            if let Ok(record) = serde_json::from_value::<ProduceRecord>(entry) {
-                let _ = prepare(kafka, "t", record, 0).await;
-            }
+    if let Ok(entries) = batch_entries(bytes) {
+        for (_, record) in entries {
+            let _ = prepare(kafka, "t", record, 0).await;
         }
     }
-    // The loop of `read_records`, with `submit` replaced by `prepare`.
+    // The loop of `read_records`, with `submit` replaced by `prepare` (no producer).
     let mut buf: Vec<u8> = Vec::new();
     let mut ends = RecordEnds::default();
     let mut chunks = bytes.chunks(chunk.max(1)).peekable();
@@ -513,12 +585,55 @@ pub(super) async fn fuzz_body(kafka: &Kafka, bytes: &Bytes, chunk: usize) {
                 String::from_utf8_lossy(&buf)
             );
         }
+        if buf.len() > MAX_RECORD_JSON_BYTES {
+            return;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::RecordEnds;
+    use serde_json::json;
+
+    use super::{Data, RecordEnds, check_fields, valid_entry_id};
+
+    fn data(value: serde_json::Value) -> Data {
+        serde_json::from_value(value).expect("a key or value")
+    }
+
+    #[test]
+    fn schema_fields_are_held_to_kafka_rests_combinations() {
+        for ok in [
+            json!({"type": "AVRO", "schema": "\"string\"", "data": "x"}),
+            json!({"schema_id": 3, "data": 1}),
+            json!({"schema_version": -1, "subject": "s", "data": 1}),
+            json!({"subject_name_strategy": "RECORD_NAME", "schema_id": 3, "data": 1}),
+            json!({"type": "BINARY", "data": "eA=="}),
+        ] {
+            assert!(check_fields("value", &data(ok.clone())).is_ok(), "{ok}");
+        }
+        for refused in [
+            json!({"type": "AVRO", "schema_id": 3, "data": 1}),
+            json!({"type": "PROTOBUF", "schema_version": 1, "data": 1}),
+            json!({"type": "JSONSCHEMA", "data": 1}),
+            json!({"schema_id": 3, "schema": "\"string\"", "data": 1}),
+            json!({"schema_version": 1, "schema": "\"string\"", "data": 1}),
+            json!({"subject": "s", "subject_name_strategy": "TOPIC_NAME", "data": 1}),
+        ] {
+            let e = check_fields("value", &data(refused.clone())).expect_err("refused");
+            assert_eq!(e.status, 400, "{refused}");
+        }
+    }
+
+    #[test]
+    fn batch_entry_ids_are_short_words() {
+        assert!(valid_entry_id("a-1_B"));
+        assert!(valid_entry_id(&"x".repeat(80)));
+        assert!(!valid_entry_id(""));
+        assert!(!valid_entry_id(&"x".repeat(81)));
+        assert!(!valid_entry_id("a b"));
+        assert!(!valid_entry_id("é"));
+    }
 
     /// Feeds `text` one byte at a time; returns the byte counts after which a record may have ended.
     fn ends_after_each_byte(text: &str) -> Vec<usize> {

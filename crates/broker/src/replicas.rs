@@ -1,0 +1,144 @@
+//! The partition manager: the partition logs this node holds, keyed by topic
+//! id and index. Only the reconciler changes it (from committed metadata);
+//! request handlers reach the logs through the registry it publishes.
+//!
+//! Opening a log at start recovers it after an unclean stop; a partition
+//! created later starts empty. A log that cannot be opened after start is
+//! hosted offline (every request on it gets KAFKA_STORAGE_ERROR) rather than
+//! left out, so the metadata and what this node serves never disagree about
+//! which partitions exist. A deleted topic's directories are renamed to
+//! `<topic>-<p>.<id>-delete` at once and removed in the background.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+
+use tributary_config::{BrokerConfig, TopicConfig};
+use tributary_log::{CompactionConfig, LogConfig, LogError, PartitionLog};
+use tributary_metadata::PartitionMeta;
+use tributary_types::{TopicId, now_ms};
+
+use crate::image::TopicImage;
+use crate::node::{partition_dir, spawn_dir_removal};
+use crate::partition::{Partition, PartitionRef};
+
+/// The log's view of a topic's config.
+pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: topic.segment_bytes,
+        segment_ms: topic.segment_ms.saturating_sub(topic.segment_jitter_ms).max(1),
+        index_interval_bytes: topic.index_interval_bytes,
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes,
+        delete_policy: topic.delete,
+        producer_id_expiration_ms: broker.producer_id_expiration_ms,
+        compaction: CompactionConfig {
+            enabled: topic.compact,
+            min_cleanable_dirty_ratio: topic.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: topic.min_compaction_lag_ms,
+            max_compaction_lag_ms: topic.max_compaction_lag_ms,
+            delete_retention_ms: topic.delete_retention_ms,
+        },
+    }
+}
+
+/// A partition log that could not be opened.
+#[derive(Debug)]
+pub struct OpenFailure {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Why.
+    pub error: LogError,
+}
+
+/// The partition logs this node holds.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    data_dir: PathBuf,
+    broker: BrokerConfig,
+    /// Whether logs found on disk were closed cleanly (recovery skips validation).
+    clean_start: bool,
+    hosted: HashMap<(TopicId, i32), PartitionRef>,
+}
+
+impl ReplicaManager {
+    /// A manager of the logs under `data_dir`, none open yet.
+    pub fn new(data_dir: PathBuf, broker: BrokerConfig, clean_start: bool) -> ReplicaManager {
+        ReplicaManager { data_dir, broker, clean_start, hosted: HashMap::new() }
+    }
+
+    /// The hosted partition, if any.
+    pub fn get(&self, topic_id: TopicId, index: i32) -> Option<&PartitionRef> {
+        self.hosted.get(&(topic_id, index))
+    }
+
+    /// Every hosted partition.
+    pub fn all(&self) -> impl Iterator<Item = &PartitionRef> {
+        self.hosted.values()
+    }
+
+    /// Opens (recovering) or creates the log of one partition of `topic`. A
+    /// failure is reported and the partition hosted offline.
+    pub fn host(
+        &mut self,
+        topic: &TopicImage,
+        index: i32,
+        meta: &PartitionMeta,
+    ) -> (PartitionRef, Option<OpenFailure>) {
+        let dir = partition_dir(&self.data_dir, &topic.name, index);
+        let config = log_config(&topic.config, &self.broker);
+        let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, meta.leader_epoch, now_ms()) {
+            Ok(log) => (log, None),
+            Err(error) => {
+                tracing::error!(topic = %topic.name, partition = index, %error, "cannot open the partition log; it is offline");
+                let log = PartitionLog::failed(&dir, config, error.to_string());
+                (log, Some(OpenFailure { topic: topic.name.clone(), partition: index, error }))
+            }
+        };
+        let partition = Partition::new(topic.name.clone(), topic.topic_id, index, meta.leader_epoch, log);
+        self.hosted.insert((topic.topic_id, index), partition.clone());
+        (partition, failure)
+    }
+
+    /// Applies a changed topic config to every hosted partition of the topic.
+    pub fn set_config(&self, topic: &TopicImage) {
+        let config = log_config(&topic.config, &self.broker);
+        for index in 0..topic.partitions.len() as i32 {
+            if let Some(p) = self.get(topic.topic_id, index) {
+                p.log().set_config(config);
+            }
+        }
+    }
+
+    /// Stops hosting a deleted topic: its directories are renamed out of the
+    /// way at once and removed in the background. Readers holding a
+    /// partition keep reading its open files meanwhile.
+    pub fn remove_topic(&mut self, topic: &TopicImage) {
+        let mut doomed = Vec::new();
+        for index in 0..topic.partitions.len() as i32 {
+            let Some(p) = self.hosted.remove(&(topic.topic_id, index)) else {
+                continue;
+            };
+            let from = p.log().dir().to_path_buf();
+            let to = from.with_file_name(format!("{}-{}.{}-delete", topic.name, index, hex(&topic.topic_id.0)));
+            match fs::rename(&from, &to) {
+                Ok(()) => doomed.push(to),
+                Err(e) => {
+                    tracing::warn!(dir = %from.display(), error = %e, "cannot rename deleted partition directory")
+                }
+            }
+        }
+        spawn_dir_removal(doomed);
+    }
+
+    /// Logs opened from now on are new or were open before: no recovery.
+    pub fn started(&mut self) {
+        self.clean_start = true;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
