@@ -108,19 +108,24 @@ impl<D: Disk + Clone> MetadataStore<D> {
             )));
         }
         let vote = self.log.read_vote();
+        let last = self.log.log_state().last;
         if let Some(v) = vote
             && v.voted_for == Some(self.node_id)
             && v.committed
             && voters == only_me
+            && self.log_allows_leading(v.term, last)
         {
             self.term = v.term;
             return Ok(());
         }
-        let term = match vote {
+        // Above the vote's term and every term in the log: a vote file older
+        // than the log (restored, or damaged) must not leave this node
+        // leading a term the log is already past.
+        let term = match vote.map(|v| v.term).max(last.map(|l| l.term)) {
             None => 1,
-            Some(v) => v.term.checked_add(1).ok_or_else(|| {
+            Some(newest) => newest.checked_add(1).ok_or_else(|| {
                 MetadataError::Refused(format!(
-                    "the saved vote {v} is in the last term there is; no new term can start"
+                    "the log or the vote is in term {newest}, the last there is; no new term can start"
                 ))
             })?,
         };
@@ -137,6 +142,14 @@ impl<D: Disk + Clone> MetadataStore<D> {
         self.log.append(&entries)?;
         self.log.flush()?;
         Ok(())
+    }
+
+    /// Whether this node can go on appending in `term` after `last`: the log
+    /// is not past that term, nor does another node lead it there.
+    fn log_allows_leading(&self, term: u64, last: Option<LogId>) -> bool {
+        last.is_none_or(|l| {
+            l.term < term || (l.term == term && (l.leader == self.node_id || l.leader == LogId::UNKNOWN_LEADER))
+        })
     }
 
     /// The index the next entry gets; refused when the log already holds

@@ -76,7 +76,7 @@ fn a_snapshot_at_the_last_index_refuses_the_open() {
 fn a_vote_in_the_last_term_refuses_the_open() {
     let vote = encode_small(&Vote { term: LAST, voted_for: Some(2), committed: false }).expect("encode");
     let line = refusal(&[("vote".into(), vote)]);
-    assert!(line.contains("last term there is"), "{line}");
+    assert!(line.contains("the last there is"), "{line}");
 }
 
 #[test]
