@@ -32,6 +32,7 @@ fn replay_metadata_replay_corpus() {
             count += 1;
         }
     }
+    eprintln!("metadata_replay: {count} inputs, {opened} opened a store");
     assert!(count >= 8, "expected the seed corpus, found {count} files");
     assert!(opened >= 4, "the seeds of sound directories must open: {opened} of {count} did");
 }
