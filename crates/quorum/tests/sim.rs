@@ -151,12 +151,12 @@ impl Cluster {
             }
         };
         let mut options = QuorumOptions::new(id, "sim-cluster", &address(id), voters);
+        // The production timeouts (timing.rs), so the simulator checks the
+        // elections a real cluster runs; only a proposal's deadline is
+        // shorter, so proposals do not outlast a seed's fault phase.
         options.timing = Timing {
-            heartbeat: Duration::from_millis(50),
-            election_min: Duration::from_millis(150),
-            election_max: Duration::from_millis(300),
             propose_timeout: Duration::from_millis(1500),
-            retry_backoff: Duration::from_millis(20),
+            ..Timing::default()
         };
         options.snapshot_every = 16;
         options.keep_logs_after_snapshot = 4;
@@ -493,6 +493,10 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
     let mut barrier_at = None;
     for _ in 0..20 {
         let up = cluster.up();
+        if up.is_empty() {
+            // Every node failed to restart (its violation is recorded).
+            break;
+        }
         let id = up[cluster.rng.below(up.len() as u64) as usize];
         let quorum = cluster.nodes[&id].quorum.clone().expect("up");
         if let Ok((log_id, _)) = quorum.propose(barrier).await {
