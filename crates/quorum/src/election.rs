@@ -33,9 +33,9 @@
 //! log" delay), so the voter with the longer log wins the next election.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
@@ -157,7 +157,9 @@ impl<A: QuorumApp> Inner<A> {
                     (plan, campaigned, failed) = (None, None, 0);
                     None
                 }
-                (Role::Alone, Some((at, _))) if now < at + timing.election_timeout => Some(at + timing.election_timeout),
+                (Role::Alone, Some((at, _))) if now < at + timing.election_timeout => {
+                    Some(at + timing.election_timeout)
+                }
                 (Role::Alone, _) => {
                     campaigned = Some((now, term + 1));
                     if !self.campaign("it is the only voter").await {

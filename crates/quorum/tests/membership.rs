@@ -21,10 +21,7 @@ fn address(id: NodeId) -> String {
 }
 
 fn timing() -> Timing {
-    Timing {
-        propose_timeout: Duration::from_secs(5),
-        ..Timing::default()
-    }
+    Timing { propose_timeout: Duration::from_secs(5), ..Timing::default() }
 }
 
 async fn start_on(net: &SimNet<SimApp>, disk: &MemDisk<SimApp>, id: NodeId, at: &str, voters: Voters) -> Arc<Member> {

@@ -154,10 +154,7 @@ impl Cluster {
         // The production timeouts (timing.rs), so the simulator checks the
         // elections a real cluster runs; only a proposal's deadline is
         // shorter, so proposals do not outlast a seed's fault phase.
-        options.timing = Timing {
-            propose_timeout: Duration::from_millis(1500),
-            ..Timing::default()
-        };
+        options.timing = Timing { propose_timeout: Duration::from_millis(1500), ..Timing::default() };
         options.snapshot_every = 16;
         options.keep_logs_after_snapshot = 4;
         options.snapshot_chunk_bytes = 512;

@@ -174,7 +174,9 @@ impl Failure {
 
 /// An answer of the wrong kind: a peer of another version, most likely.
 fn unexpected<E: std::error::Error>(what: &str, answer: &impl std::fmt::Debug) -> RPCError<NodeId, Member, E> {
-    RPCError::Unreachable(Unreachable::new(&TransportError::NotSent(format!("unexpected answer to {what}: {answer:?}"))))
+    RPCError::Unreachable(Unreachable::new(&TransportError::NotSent(format!(
+        "unexpected answer to {what}: {answer:?}"
+    ))))
 }
 
 impl<A: QuorumApp> Connection<A> {
@@ -184,7 +186,10 @@ impl<A: QuorumApp> Connection<A> {
         let failure = match self.transport.call(self.target, &self.address, envelope, option.hard_ttl()).await {
             Ok(Response::Refused(reason)) => {
                 self.tracker.record_refusal(&reason);
-                Failure { kind: FailureKind::Unreachable, message: format!("node {} refused {kind}: {reason}", self.target) }
+                Failure {
+                    kind: FailureKind::Unreachable,
+                    message: format!("node {} refused {kind}: {reason}", self.target),
+                }
             }
             Ok(response) => {
                 self.reachability.answered(self.target, &self.address);
