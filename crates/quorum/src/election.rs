@@ -11,7 +11,7 @@
 //! | this node | campaigns |
 //! |---|---|
 //! | a follower (knows a leader) | after a random wait in [F/2, 2F/3) without contact, unless a leader check (≤ F/3) answers that the leader still leads a quorum it heard from within F |
-//! | a voter that knows no leader | after a random wait in [E, 2E) since its last contact |
+//! | a voter that knows no leader | after a random wait in [E, 2E) since its last contact, or since it lost its leader (granted a vote); in [F/2, 2F/3) after it started, so a running leader reaches it first |
 //! | a candidate whose campaign did not end | after a random wait in [E, 2E) plus a random back-off up to min(B, 50 ms × 2^failures) |
 //! | the only voter | at once |
 //! | a leader, an observer | never |
@@ -49,12 +49,17 @@ use crate::types::{NodeId, QuorumApp};
 #[derive(Debug)]
 pub struct ElectionSignals {
     contact: Mutex<Instant>,
+    heard: AtomicBool,
     behind: AtomicBool,
 }
 
 impl Default for ElectionSignals {
     fn default() -> ElectionSignals {
-        ElectionSignals { contact: Mutex::new(Instant::now()), behind: AtomicBool::new(false) }
+        ElectionSignals {
+            contact: Mutex::new(Instant::now()),
+            heard: AtomicBool::new(false),
+            behind: AtomicBool::new(false),
+        }
     }
 }
 
@@ -62,6 +67,12 @@ impl ElectionSignals {
     /// Records contact with a live leader or election, now.
     pub fn touch(&self) {
         *self.contact.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.heard.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this node had any contact since it started.
+    pub fn heard_anything(&self) -> bool {
+        self.heard.load(Ordering::SeqCst)
     }
 
     /// When this node last had contact.
@@ -142,11 +153,19 @@ impl<A: QuorumApp> Inner<A> {
         // leader is seen.
         let mut campaigned: Option<(Instant, u64)> = None;
         let mut failed: u32 = 0;
+        // When this node last became leaderless: the metrics can show a
+        // vote granted before the request handler records the contact.
+        let mut leaderless_since: Option<Instant> = None;
         loop {
             self.end_resignation_if_done();
             let (role, term) = self.election_role();
             let now = Instant::now();
             let contact = self.election.last_contact();
+            if role == Role::Leaderless {
+                leaderless_since.get_or_insert(now);
+            } else {
+                leaderless_since = None;
+            }
             let due = match (role, campaigned) {
                 // A campaign this node started is not in the metrics yet:
                 // wait for it (at most an election timeout).
@@ -188,9 +207,16 @@ impl<A: QuorumApp> Inner<A> {
                     }
                 }
                 (Role::Leaderless, _) => {
-                    let anchor = campaigned.map_or(contact, |(at, _)| at.max(contact));
+                    let anchor = [campaigned.map(|(at, _)| at), leaderless_since]
+                        .into_iter()
+                        .flatten()
+                        .fold(contact, Instant::max);
                     let p = replan(&mut plan, role, anchor, || {
-                        let mut wait = draw(timing.election_wait());
+                        // A node that just started gives a running leader
+                        // the fetch timeout to reach it: a campaign would
+                        // end that leader's term on its first heartbeat.
+                        let first = campaigned.is_none() && !self.election.heard_anything();
+                        let mut wait = draw(if first { timing.suspicion() } else { timing.election_wait() });
                         if campaigned.is_some() {
                             wait += draw((Duration::ZERO, timing.election_backoff_bound(failed)));
                         }
