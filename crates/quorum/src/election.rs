@@ -31,6 +31,15 @@
 //! A campaign whose vote request a voter refused for having a longer log
 //! makes this node wait 4E more before its next one (openraft's "smaller
 //! log" delay), so the voter with the longer log wins the next election.
+//!
+//! Split votes: two followers that lose the same leader campaign for the
+//! same term within a few milliseconds more often than a random wait
+//! suggests, because each one's vote request leaves only after its own
+//! vote is on disk (an fsync, tens of milliseconds on a busy disk). Each
+//! then refuses the other. The one of the two that would win on log
+//! (longer, or equal and the lower node id) campaigns again at once
+//! ([`ElectionSignals::refused_vote`]); the other, whose vote in the next
+//! term is free, grants it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,12 +47,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use openraft::ServerState;
+use openraft::raft::VoteResponse;
+use openraft::{ServerState, Vote};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::net::message::{LeaderStatus, Request, Response};
 use crate::quorum::Inner;
-use crate::types::{NodeId, QuorumApp};
+use crate::types::{LogId, NodeId, QuorumApp};
 
 /// What the network and the request handler tell the election driver.
 #[derive(Debug)]
@@ -51,6 +62,10 @@ pub struct ElectionSignals {
     contact: Mutex<Instant>,
     heard: AtomicBool,
     behind: AtomicBool,
+    /// A split vote this node should end by campaigning again at once: the
+    /// term it split in.
+    retry_split: Mutex<Option<u64>>,
+    wake: Notify,
 }
 
 impl Default for ElectionSignals {
@@ -59,6 +74,8 @@ impl Default for ElectionSignals {
             contact: Mutex::new(Instant::now()),
             heard: AtomicBool::new(false),
             behind: AtomicBool::new(false),
+            retry_split: Mutex::new(None),
+            wake: Notify::new(),
         }
     }
 }
@@ -87,6 +104,39 @@ impl ElectionSignals {
 
     fn take_behind(&self) -> bool {
         self.behind.swap(false, Ordering::SeqCst)
+    }
+
+    /// This node refused `their_vote`'s request, answering with `answer`.
+    /// When both are candidates of the same term (a split vote: each voted
+    /// for itself), the one that would win on log (longer, or equal and
+    /// the lower node id) campaigns again at once; the other grants that
+    /// next term's request, since its own vote there is free. A split then
+    /// costs one more round, not an election timeout.
+    pub fn refused_vote(
+        &self,
+        me: NodeId,
+        their_vote: &Vote<NodeId>,
+        their_last: Option<LogId>,
+        answer: &VoteResponse<NodeId>,
+    ) {
+        let ours = &answer.vote;
+        let split = !ours.is_committed()
+            && ours.leader_id().voted_for() == Some(me)
+            && ours.leader_id().get_term() == their_vote.leader_id().get_term()
+            && their_vote.leader_id().voted_for() != Some(me);
+        if !split {
+            return;
+        }
+        let them = their_vote.leader_id().voted_for().unwrap_or(NodeId::MAX);
+        let we_win = answer.last_log_id > their_last || (answer.last_log_id == their_last && me < them);
+        if we_win {
+            *self.retry_split.lock().unwrap_or_else(|e| e.into_inner()) = Some(ours.leader_id().get_term());
+            self.wake.notify_one();
+        }
+    }
+
+    fn take_retry_split(&self) -> Option<u64> {
+        self.retry_split.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -166,6 +216,20 @@ impl<A: QuorumApp> Inner<A> {
             } else {
                 leaderless_since = None;
             }
+            if let Some(split_term) = self.election.take_retry_split()
+                && role == Role::Leaderless
+                && term == split_term
+            {
+                plan = None;
+                campaigned = Some((now, term + 1));
+                if !self
+                    .campaign(&format!("split vote in term {term}; this node has the longer log or the lower id"))
+                    .await
+                {
+                    return;
+                }
+                continue;
+            }
             let due = match (role, campaigned) {
                 // A campaign this node started is not in the metrics yet:
                 // wait for it (at most an election timeout).
@@ -244,8 +308,12 @@ impl<A: QuorumApp> Inner<A> {
                 Some(due) => tokio::select! {
                     changed = metrics.changed() => changed,
                     () = tokio::time::sleep_until(due) => Ok(()),
+                    () = self.election.wake.notified() => Ok(()),
                 },
-                None => metrics.changed().await,
+                None => tokio::select! {
+                    changed = metrics.changed() => changed,
+                    () = self.election.wake.notified() => Ok(()),
+                },
             };
             if changed.is_err() {
                 return;

@@ -751,9 +751,12 @@ impl<A: QuorumApp> Inner<A> {
                 Response::AppendEntries(answer)
             }
             Request::Vote(rpc) => {
+                let (their_vote, their_last) = (rpc.vote, rpc.last_log_id);
                 let answer = self.raft.vote(rpc).await;
-                if matches!(&answer, Ok(r) if r.vote_granted) {
-                    self.election.touch();
+                match &answer {
+                    Ok(r) if r.vote_granted => self.election.touch(),
+                    Ok(r) => self.election.refused_vote(self.options.node_id, &their_vote, their_last, r),
+                    Err(_) => {}
                 }
                 Response::Vote(answer)
             }

@@ -486,7 +486,8 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         }
     }
     // A last command must commit, and every node must apply it.
-    let barrier = cluster.shared.next_command.fetch_add(1, Ordering::SeqCst);
+    // Every attempt is a new command: an attempt whose outcome is unknown
+    // may still commit, and the same command twice would be applied twice.
     let mut barrier_at = None;
     for _ in 0..20 {
         let up = cluster.up();
@@ -496,6 +497,7 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         }
         let id = up[cluster.rng.below(up.len() as u64) as usize];
         let quorum = cluster.nodes[&id].quorum.clone().expect("up");
+        let barrier = cluster.shared.next_command.fetch_add(1, Ordering::SeqCst);
         if let Ok((log_id, _)) = quorum.propose(barrier).await {
             cluster.shared.acked.lock().expect("lock").insert(barrier, log_id);
             barrier_at = Some(log_id);
