@@ -107,7 +107,9 @@ where
 /// targets turns them back on.
 const QUIET_BY_DEFAULT: &str = "openraft::replication=off,openraft::engine::handler::replication_handler=error";
 
-fn filter() -> tracing_subscriber::EnvFilter {
+/// The filter every log of the binary uses: `RUST_LOG` (default `info`)
+/// after [`QUIET_BY_DEFAULT`].
+pub fn filter() -> tracing_subscriber::EnvFilter {
     filter_for(std::env::var("RUST_LOG").ok().as_deref())
 }
 
