@@ -14,6 +14,10 @@ directory) it measures:
     latency p50/p99 at 5,000 records/s, with shared/tools/bench_kafka.py (through
     a consumer group) and with bench/assign_bench.py (the same with assign(), no
     consumer group)
+  * for Tributary, in phases that start their own processes: platform start-up
+    (bench/startup_bench.py), and topics/s through a 3-node cluster's metadata
+    quorum beside a single node plus quorum leader failover
+    (bench/metadata_bench.py)
 
 then writes docs/benchmarks.md and the raw results to bench/out/.
 
@@ -62,6 +66,7 @@ REGISTRY_BENCH = REPO / "bench" / "registry_bench.py"
 REGISTRY_CLIENTS = 4  # registry_bench.py client processes
 REST_PROXY_BENCH = REPO / "bench" / "rest_proxy_bench.py"
 STARTUP_BENCH = REPO / "bench" / "startup_bench.py"
+METADATA_BENCH = REPO / "bench" / "metadata_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -74,6 +79,8 @@ TARGET_RSS_HOLD_MB = 100.0
 TARGET_START_MS = 100.0
 # `tributary start`: exec to every service (Kafka, schema registry, REST proxy) answering.
 TARGET_PLATFORM_START_MS = 1000.0
+# 3-node cluster: kill -9 of the quorum leader to the next committed CreateTopics, every kill.
+TARGET_FAILOVER_S = 1.0
 
 RDK_CASES = [(100, 1), (100, 6), (1024, 1), (1024, 6)]  # (record bytes, partitions)
 
@@ -97,6 +104,9 @@ PLANS = {
         "registry_seconds": 10,
         "rest_records": 300_000,
         "startup_runs": 10,
+        "metadata_topics": 1000,
+        "metadata_kills": 10,
+        "metadata_client_round_s": 15,
     },
     "quick": {
         "phase_s": 3.0,
@@ -115,12 +125,17 @@ PLANS = {
         "registry_seconds": 3,
         "rest_records": 50_000,
         "startup_runs": 3,
+        "metadata_topics": 200,
+        "metadata_kills": 3,
+        "metadata_client_round_s": 15,
     },
 }
 
 HOLD_RECORD = 1024
 RSS_PERIOD_S = 0.05
 STOP_GRACE_S = 10.0
+# A phase script stopped early gets this long to stop what it started and delete its temp dirs.
+SCRIPT_STOP_GRACE_S = 30.0
 LISTEN_TIMEOUT_S = 30.0
 # Tansu holds a new group's JoinGroup for about session.timeout.ms / 2 (22.5 s
 # with librdkafka's default 45 s), longer than bench_kafka.py's default 20 s
@@ -229,8 +244,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_group(p, grace=STOP_GRACE_S):
+    """SIGTERM to the process group of p (a script cleans up: it stops what it started and deletes its temp
+    dirs), then SIGKILL to whatever is left after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def run_cmd(argv, timeout, cwd=None):
-    """Run a command in its own process group; kill the whole group on timeout."""
+    """Run a command in its own process group; stop the whole group on timeout, and on Ctrl-C (which the
+    group, in a session of its own, does not receive from the terminal)."""
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=cwd, start_new_session=True)
@@ -239,11 +270,11 @@ def run_cmd(argv, timeout, cwd=None):
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(p, SCRIPT_STOP_GRACE_S)
         out, err = p.communicate()
+    except BaseException:
+        stop_group(p, SCRIPT_STOP_GRACE_S)
+        raise
     return {
         "argv": argv,
         "rc": p.returncode,
@@ -1053,6 +1084,28 @@ class Runner:
         d["cmd"] = shlex.join(["python3", "bench/startup_bench.py", flag, "BIN", "--runs", str(runs)])
         return d
 
+    def metadata_quorum(self, binary):
+        """metadata_bench.py: topics/s through a 3-node cluster's quorum beside a single node, and kill -9 of the
+        quorum leader to the next committed CreateTopics. It starts and stops its own brokers."""
+        p = self.plan
+        argv = [sys.executable, str(METADATA_BENCH), "--tributary-bin", str(binary),
+                "--topics", str(p["metadata_topics"]), "--partitions", "3", "--batch", "100",
+                "--kills", str(p["metadata_kills"]), "--client-round", f"{p['metadata_client_round_s']:g}",
+                "--goal-s", f"{TARGET_FAILOVER_S:g}", "--data-root", self.args.data_root]
+        r = run_cmd(argv, 1800)
+        if r["timed_out"]:
+            raise PhaseError(f"metadata_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
+        try:
+            d = json.loads(r["stdout"])
+        except ValueError:
+            raise PhaseError(f"metadata_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d["cmd"] = shlex.join(["python3", "bench/metadata_bench.py", "--tributary-bin", "BIN"] + argv[4:-2])
+        d["rc"] = r["rc"]
+        d["stderr_tail"] = tail("\n".join(ln for ln in (r["stderr"] or "").splitlines() if not ln.startswith("%")), 30)
+        if not d.get("error") and (d.get("failover") or {}).get("failed_rounds"):
+            d["error"] = f"no committed CreateTopics after kill(s) {d['failover']['failed_rounds']}"
+        return d
+
     def extra_broker(self, res, name, binary, label, overrides, phases, registry=False, rest_proxy=False):
         """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
 
@@ -1163,6 +1216,8 @@ class Runner:
             res["stop"] = b.stop()
             res["log_tail"] = b.log_tail(10)
         self.standalone_phase(res, "platform_startup", lambda: self.platform_startup(name, binary))
+        if name == "tributary":
+            self.standalone_phase(res, "metadata_quorum", lambda: self.metadata_quorum(binary))
         if name == "tributary":
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
@@ -1366,6 +1421,134 @@ def summary_line(summary):
 
 def size_label(size):
     return "1 KiB" if size == 1024 else f"{size} B"
+
+
+def render_metadata(w, row, judge, tb, plan):
+    """The metadata quorum section: topics/s on a 3-node cluster beside a single node, and quorum leader
+    failover (metadata_bench.py)."""
+    w("## Metadata quorum (metadata_bench.py, Tributary only)")
+    w("")
+    topics = plan.get("metadata_topics")
+    kills = plan.get("metadata_kills")
+    w(f"Three `tributary broker` processes (process.roles=broker,controller) form a KRaft-style cluster on "
+      "127.0.0.1, from server.properties that set only roles, node.id, voters, listeners and log.dirs: the quorum's "
+      "election and heartbeat timeouts and the brokers' session timeout are Tributary's defaults. "
+      f"*Topics*: {fmt_int(topics)} topics of 3 partitions, replication factor 1, created with confluent-kafka's "
+      "AdminClient in CreateTopics requests of 100 topics, one request at a time, on the cluster and on the peer: a "
+      "single `tributary broker` whose quorum has one voter (itself), the same code path without replication, up "
+      "beside the cluster. A third set goes to the cluster with replication factor 3. The sets take turns, one "
+      "request each, and each set's clock is the sum of its own requests; *visible* adds the wait, after its last "
+      "request, until every node, asked alone (a Metadata request to its own port), lists every topic with a "
+      f"leader for each partition. *Failover*: {fmt_int(kills)} times, on the cluster before its topics, kill -9 "
+      "of the quorum leader (the controller id every node's Metadata names), then the time to the first "
+      "CreateTopics sent to a surviving node that succeeds (each survivor gets one on a raw socket, re-sent every "
+      "20 ms after a failure; the node forwards it to the quorum leader); the killed node is restarted and rejoins "
+      "before the next kill. Tansu has no cluster mode.")
+    w("")
+    ph = (tb or {}).get("phases", {}).get("metadata_quorum") if tb else None
+    cr = (ph or {}).get("create") or {}
+    fo = (ph or {}).get("failover") or {}
+
+    def need(x, what):
+        if ph is None:
+            raise _NotRun()
+        if not x:
+            raise _CellError(ph.get("error") or f"no {what}")
+        return x
+
+    def ratio_cell(b):
+        c = need(cr.get("cluster"), "cluster run")
+        s = need(cr.get("single"), "single-node run")
+        return (f"{cr['ratio_visible']:.2f}× ({fmt_num(c['topics_per_s_visible'])} vs "
+                f"{fmt_num(s['topics_per_s_visible'])} topics/s)")
+
+    def failover_cell(b):
+        x = need((fo.get("server_s") or {}).get("n") and fo["server_s"], "failover measured")
+        return f"median {fmt_num(x['median'], 2)} s, max {fmt_num(x['max'], 2)} s ({x['n']} kills)"
+
+    def failover_judged(b):
+        need(fo, "failover")
+        if fo.get("failed_rounds") or not (fo.get("server_s") or {}).get("n"):
+            raise _CellError("a kill had no committed CreateTopics")
+        return fo["server_s"]["max"]
+
+    w("| | Tributary | Tansu | target | met? |\n|---|---:|---:|---|---|")
+    row("topics/s through the quorum, 3-node cluster / single node (until every node lists them)", ratio_cell,
+        lambda b: "— (no cluster mode)", "—", None)
+    row("quorum leader failover: kill -9 to the next committed CreateTopics (every kill)", failover_cell,
+        lambda b: "— (no cluster mode)", f"≤ {TARGET_FAILOVER_S:g} s",
+        judge(failover_judged, lambda vt, _: vt <= TARGET_FAILOVER_S), section="metadata quorum")
+    w("")
+    if ph is None:
+        return
+    if ph.get("error"):
+        w(f"> **Phase failed:** {str(ph['error']).strip().splitlines()[0]}")
+        w("")
+    runs = (("single", "single node (1 voter)"), ("cluster", "3-node cluster"), ("cluster_rf3", "3-node cluster, RF 3"))
+    present = [(k, lab) for k, lab in runs if cr.get(k)]
+    if present:
+        w("| topics | " + " | ".join(lab for _, lab in present) + " |")
+        w("|---|" + "---:|" * len(present))
+
+        def crow(label, fn):
+            cells = []
+            for k, _ in present:
+                try:
+                    cells.append(fn(cr[k]))
+                except (KeyError, TypeError, ZeroDivisionError):
+                    cells.append("—")
+            w(f"| {label} | " + " | ".join(cells) + " |")
+
+        single = (cr.get("single") or {}).get("topics_per_s_visible")
+        crow("topics/s until every node lists them", lambda x: fmt_num(x["topics_per_s_visible"]))
+        crow("topics/s until the last CreateTopics answer", lambda x: fmt_num(x["topics_per_s_acked"]))
+        crow("vs the single node (every node lists them)",
+             lambda x: f"{x['topics_per_s_visible'] / single:.2f}×" if single else "—")
+        crow("own requests / plus the wait until every node lists them",
+             lambda x: f"{fmt_num(x['acked_s'], 2)} s / {fmt_num(x['visible_s'], 2)} s")
+        crow("one CreateTopics of 100 topics: median / max",
+             lambda x: f"{fmt_num(x['request_s']['median'], 2)} s / {fmt_num(x['request_s']['max'], 2)} s")
+        crow("topics × partitions, replication factor",
+             lambda x: f"{fmt_int(x['topics'])} × {x['partitions']}, RF {x['replication_factor']}")
+        w("")
+    if fo.get("server_s", {}).get("n"):
+        w(f"| failover, seconds after the kill ({fo['server_s']['n']} kills) | median | min | max |")
+        w("|---|---:|---:|---:|")
+        for key, label in (("server_s", f"next committed CreateTopics through a survivor (target ≤ {TARGET_FAILOVER_S:g} s)"),
+                           ("elected_s", "new leader elected (first survivor log line of the committed vote)"),
+                           ("survivor_names_new_leader_s", "a survivor's Metadata names the new leader"),
+                           ("rejoin_s", "killed node: restart until it is unfenced and caught up")):
+            x = fo.get(key) or {}
+            if x.get("n"):
+                w(f"| {label} | {fmt_num(x['median'], 2)} | {fmt_num(x['min'], 2)} | {fmt_num(x['max'], 2)} |")
+        w("")
+        share = fo.get("election_share_of_median")
+        if share is not None:
+            w(f"The election accounts for {share * 100:.0f}% of the median failover: the surviving voters campaign "
+              "only once the old leader's lease and their own election timeout have passed since its last "
+              "heartbeat (`bench/README.md`, *Metadata quorum*, says which settings that is). Every kill: "
+              + ", ".join(f"{fmt_num(x.get('server_s'), 2)}" for x in fo.get("rounds", [])) + " s.")
+            w("")
+    cl = fo.get("client_round") or {}
+    if cl.get("fresh_client") or cl.get("long_lived"):
+        def said(x):
+            return f"{fmt_num(x['s'], 2)} s" if x.get("s") is not None else f"nothing within {x.get('waited_s', '?'):g} s"
+
+        fresh = cl.get("fresh_client") or {}
+        ll = cl.get("long_lived") or {}
+        w(f"Clients (one more kill, not in the numbers above; a survivor committed after "
+          f"{fmt_num(cl.get('server_s'), 2)} s, the election logged after {fmt_num(cl.get('elected_s'), 2)} s): "
+          f"a new confluent-kafka AdminClient per attempt ({fmt_num(fresh.get('attempt_timeout_s'), 0)} s timeout "
+          f"each), bootstrapped with the survivors, committed after {said(fresh) if fresh else '—'}; a long-lived "
+          f"one with librdkafka's defaults: {said(ll['defaults']) if ll.get('defaults') else '—'}; a long-lived "
+          f"one with topic.metadata.refresh.interval.ms=1000: "
+          f"{said(ll['metadata_refresh_1s']) if ll.get('metadata_refresh_1s') else '—'}. librdkafka sends admin "
+          "requests to the controller its cached metadata names and waits for that broker while it is down; it "
+          "refreshes the broker list only on its periodic metadata refresh (see `bench/README.md`).")
+        w("")
+    if ph.get("cmd"):
+        w(f"Command: `{ph['cmd']}`")
+        w("")
 
 
 def render(results):
@@ -1798,6 +1981,9 @@ def render(results):
             w(f"{TITLE[b_name]}: `{ph['cmd']}`")
     w("")
 
+    # --- metadata quorum (metadata_bench.py; Tributary only)
+    render_metadata(w, row, judge, tb, plan)
+
     # --- resources
     w("## Broker resources")
     w("")
@@ -1923,6 +2109,9 @@ def render(results):
     w(f"- bench/assign_bench.py: the same confluent-kafka and Python; sha256 {str(v.get('assign_bench_sha256'))[:12]}")
     w(f"- bench/rebalance_bench.py and bench/cleaner_bench.py: the same confluent-kafka and Python; sha256 "
       f"{str(v.get('rebalance_bench_sha256'))[:12]} and {str(v.get('cleaner_bench_sha256'))[:12]}")
+    if v.get("metadata_bench_sha256"):
+        w(f"- bench/metadata_bench.py: the same confluent-kafka and Python; sha256 "
+          f"{str(v['metadata_bench_sha256'])[:12]}")
     w(f"- Command: `{results['command']}`")
     for name in BROKERS:
         b = R.broker(name)
@@ -2100,6 +2289,7 @@ def main():
         "rebalance_bench_sha256": sha256_file(REBALANCE_BENCH),
         "cleaner_bench_sha256": sha256_file(CLEANER_BENCH),
         "startup_bench_sha256": sha256_file(STARTUP_BENCH),
+        "metadata_bench_sha256": sha256_file(METADATA_BENCH),
         "repo_rev": git_rev(),
     }
     if "tributary" in bins:

@@ -1,181 +1,35 @@
-"""Process tier for a Tributary cluster: three `tributary broker` processes,
-each started from a generated KRaft server.properties (process.roles =
-broker,controller) on 127.0.0.1 with its own free client and controller
-ports, checked through real clients (confluent-kafka, kafka-python, kcat).
-
-TRIBUTARY_BIN names the binary (default: target/debug/tributary).
-Every wait is a deadline on an observed outcome, never a fixed sleep.
+"""Process tier for a Tributary cluster: three `tributary broker` processes
+(kraft.py) checked through real clients (confluent-kafka, kafka-python,
+kcat). TRIBUTARY_BIN names the binary (default: target/debug/tributary).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
-HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 60.0
-# Helpers shared with the single-node suite (kio_wire), after this directory's own modules.
+import kraft
+from kraft import DEADLINE, HOST, ROOT, Cluster, Node, free_ports, wait_for  # noqa: F401 - re-exported to the tests
+
+# Helpers shared with the single-node suite (kio_wire, kwire), after this directory's own modules.
 sys.path.append(str(ROOT / "compat" / "python"))
 
 
 def binary() -> Path:
-    path = Path(os.environ.get("TRIBUTARY_BIN", ROOT / "target" / "debug" / "tributary"))
+    path = kraft.binary()
     if not path.exists():
         pytest.skip(f"{path} not built (cargo build -p tributary)")
     return path
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind((HOST, 0))
-        sockets.append(s)
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def wait_for(what: str, check, deadline: float = DEADLINE, every: float = 0.2):
-    """Calls `check` until it returns a truthy value; fails after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    last = None
-    while time.monotonic() < end:
-        try:
-            value = check()
-            if value:
-                return value
-            last = value
-        except Exception as e:  # noqa: BLE001 - the last failure is reported
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
-class Node:
-    def __init__(self, cluster: "Cluster", node_id: int, client_port: int, controller_port: int):
-        self.cluster = cluster
-        self.node_id = node_id
-        self.client_port = client_port
-        self.controller_port = controller_port
-        self.data_dir = cluster.root / f"data{node_id}"
-        self.config = cluster.root / f"node{node_id}.properties"
-        self.log = cluster.root / f"node{node_id}.log"
-        self.process: subprocess.Popen | None = None
-        self._admin: AdminClient | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.client_port}"
-
-    def write_config(self, extra: dict[str, str] | None = None) -> None:
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": str(self.node_id),
-            "controller.quorum.voters": self.cluster.voters,
-            "listeners": f"PLAINTEXT://{HOST}:{self.client_port},CONTROLLER://{HOST}:{self.controller_port}",
-            "controller.listener.names": "CONTROLLER",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "3",
-            "offsets.topic.num.partitions": "6",
-            "offsets.topic.replication.factor": "1",
-            "broker.heartbeat.interval.ms": "500",
-            "broker.session.timeout.ms": "4000",
-            "metadata.log.max.snapshot.interval.entries": "25",
-            "group.initial.rebalance.delay.ms": "0",
-        }
-        props.update(extra or {})
-        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-
-    def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        log = open(self.log, "ab")
-        self.process = subprocess.Popen(
-            [str(binary()), "broker", "--config", str(self.config)],
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")},
-        )
-        log.close()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=DEADLINE)
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def admin(self) -> AdminClient:
-        """One admin client per node, kept (a dropped client cancels its futures)."""
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 5000})
-        return self._admin
-
-    def metadata(self):
-        """Metadata as this node alone answers it (only its own address is bootstrapped)."""
-        return self.admin().list_topics(timeout=5)
-
-
-class Cluster:
-    def __init__(self, root: Path):
-        self.root = root
-        ports = free_ports(6)
-        self.nodes = {i: Node(self, i, ports[2 * (i - 1)], ports[2 * (i - 1) + 1]) for i in (1, 2, 3)}
-        self.voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items())
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.nodes.values())
-
-    def start(self) -> None:
-        for n in self.nodes.values():
-            n.write_config()
-            n.start()
-        self.wait_brokers({1, 2, 3})
-
-    def brokers_seen_by(self, node_id: int) -> set[int]:
-        return set(self.nodes[node_id].metadata().brokers)
-
-    def wait_brokers(self, expected: set[int], via: list[int] | None = None) -> None:
-        for node_id in via or sorted(expected):
-            wait_for(
-                f"node {node_id} to report brokers {sorted(expected)}",
-                lambda node_id=node_id: self.brokers_seen_by(node_id) == expected,
-            )
-
-    def controller(self, via: int) -> int:
-        return self.nodes[via].metadata().controller_id
-
-    def logs(self) -> str:
-        return "\n".join(f"--- node {i} ---\n{n.log.read_text(errors='replace')[-4000:]}" for i, n in self.nodes.items() if n.log.exists())
-
-    def stop(self) -> None:
-        for n in self.nodes.values():
-            if n.running():
-                n.process.send_signal(signal.SIGTERM)
-        for n in self.nodes.values():
-            if n.process is not None:
-                try:
-                    n.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    n.process.kill()
-                    n.process.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    binary()
     root = tmp_path_factory.mktemp("cluster")
     c = Cluster(root)
     try:

@@ -46,6 +46,7 @@ class DynamicCluster:
         ports = free_ports(8)
         self.nodes = {i: Node(self, i, ports[2 * (i - 1)], ports[2 * (i - 1) + 1]) for i in (1, 2, 3, 4)}
         self.voters = None  # Node.write_config reads it; replaced below
+        self.overrides: dict[str, str] = {}  # Node.write_config reads it
         self.cluster_id = subprocess.run([str(binary()), "storage", "random-uuid"], capture_output=True, text=True,
                                          check=True).stdout.strip()
 

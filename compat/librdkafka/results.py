@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Writes compat/librdkafka/RESULTS.md from a run of the whole broker suite.
+"""Writes compat/librdkafka/RESULTS.md from runs of the whole broker suite
+against one node and against a three-node cluster.
 
+    T=$(compat/librdkafka/results.py --broker-tests)
     RESULTS_DIR=/tmp/rdk-all scripts/with-broker --override num.partitions=4 -- \\
-        compat/librdkafka/run.sh {bootstrap} $(compat/librdkafka/results.py --broker-tests)
-    compat/librdkafka/results.py /tmp/rdk-all/summary.tsv > compat/librdkafka/RESULTS.md
+        compat/librdkafka/run.sh {bootstrap} $T
+    RESULTS_DIR=/tmp/rdk-all3 scripts/with-cluster --override num.partitions=4 -- \\
+        compat/librdkafka/run.sh {bootstrap} $T
+    compat/librdkafka/results.py /tmp/rdk-all/summary.tsv --cluster /tmp/rdk-all3/summary.tsv \\
+        > compat/librdkafka/RESULTS.md
 
 Every test of librdkafka's tests/test.c appears once: its outcome against
-Tributary (or why it was not run), its category from classification.tsv and
-that file's reason. Local-only tests (mock cluster, unit tests) and manual
-tests are listed as not run.
+Tributary on one node and on three (or why it was not run), its category
+from classification.tsv and that file's reason. Local-only tests (mock
+cluster, unit tests) and manual tests are listed as not run. Tests whose
+outcome differs between the two are listed again with both details.
 """
 import argparse
 import csv
@@ -39,12 +45,42 @@ def broker_tests(rows):
     return sorted({r["test"] for r in rows if r["category"] != "local-only" and "MANUAL" not in r["suite_flags"]})
 
 
+def read_outcomes(path):
+    """Each test number's outcome in a summary.tsv. A number may have several
+    runs (sub-tests, "[...]", or another group protocol, "@consumer"); the
+    worst is kept."""
+    outcomes = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            number = r["test"].split("[")[0].split("@")[0]
+            prev = outcomes.get(number)
+            if prev is None or (prev["result"] == "PASS" and r["result"] != "PASS"):
+                outcomes[number] = r
+    return outcomes
+
+
+def outcome(row, outcomes):
+    """(status, detail) of one classification row in a run."""
+    o = outcomes.get(row["test"])
+    if row["category"] == "local-only":
+        return "not run", "local (mock cluster or unit test): no broker"
+    if o:
+        return o["result"], o["detail"].replace("|", "\\|")
+    if "MANUAL" in row["suite_flags"]:
+        return "not run", "manual test"
+    return "not run", "not in the run"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("summary", nargs="?", help="summary.tsv written by run.sh")
+    ap.add_argument("summary", nargs="?", help="summary.tsv written by run.sh against one node")
+    ap.add_argument("--cluster", help="summary.tsv written by run.sh against a three-node cluster")
     ap.add_argument("--broker-tests", action="store_true", help="print the test numbers to run and exit")
-    ap.add_argument("--command", default="RESULTS_DIR=... scripts/with-broker --override num.partitions=4 -- "
-                    "compat/librdkafka/run.sh {bootstrap} $(compat/librdkafka/results.py --broker-tests)")
+    ap.add_argument("--command", default="T=$(compat/librdkafka/results.py --broker-tests)\n"
+                    "RESULTS_DIR=/tmp/rdk-all scripts/with-broker --override num.partitions=4 -- "
+                    "compat/librdkafka/run.sh {bootstrap} $T\n"
+                    "RESULTS_DIR=/tmp/rdk-all3 scripts/with-cluster --override num.partitions=4 -- "
+                    "compat/librdkafka/run.sh {bootstrap} $T")
     a = ap.parse_args()
     rows = classification()
     if a.broker_tests:
@@ -52,47 +88,65 @@ def main() -> int:
         return 0
     if not a.summary:
         ap.error("give the summary.tsv of a run")
-    outcomes = {}
-    with open(a.summary, newline="") as f:
-        for r in csv.DictReader(f, delimiter="\t"):
-            # A test number may have several runs (sub-tests, "[...]", or
-            # another group protocol, "@consumer"); keep the worst.
-            number = r["test"].split("[")[0].split("@")[0]
-            prev = outcomes.get(number)
-            if prev is None or (prev["result"] == "PASS" and r["result"] != "PASS"):
-                outcomes[number] = r
+    outcomes = read_outcomes(a.summary)
+    cluster = read_outcomes(a.cluster) if a.cluster else None
     counts = Counter()
     lines = []
     for r in rows:
-        t = r["test"]
-        o = outcomes.get(t)
-        if r["category"] == "local-only":
-            status, detail = "not run", "local (mock cluster or unit test): no broker"
-        elif o:
-            status = o["result"]
-            detail = o["detail"].replace("|", "\\|")
-        elif "MANUAL" in r["suite_flags"]:
-            status, detail = "not run", "manual test"
-        else:
-            status, detail = "not run", "not in the run"
+        status, detail = outcome(r, outcomes)
         counts[(r["category"], status)] += 1
-        lines.append({"test": t, "name": r["name"], "category": r["category"], "status": status,
-                      "reason": r["reason"].replace("|", "\\|"), "detail": detail[:160]})
+        line = {"test": r["test"], "name": r["name"], "category": r["category"], "status": status,
+                "reason": r["reason"].replace("|", "\\|"), "detail": detail[:160]}
+        if cluster is not None:
+            status3, detail3 = outcome(r, cluster)
+            counts[(r["category"], status3, 3)] += 1
+            line.update(status3=status3, detail3=detail3[:160])
+        lines.append(line)
 
     out = sys.stdout
+    nodes = "one node and a three-node cluster (KRaft, every node broker and controller)" if cluster is not None \
+        else "one node"
     out.write("# librdkafka's test suite against Tributary\n\n")
-    out.write(f"Generated by `compat/librdkafka/results.py` on {date.today().isoformat()} from a run of every broker "
-              "test of librdkafka 2.15.1's suite (quick mode, `TEST_KAFKA_VERSION=3.9.0`, broker started with "
-              "`num.partitions=4` as librdkafka's own test clusters are). Regenerate rather than edit:\n\n")
-    out.write(f"```sh\n{a.command}\ncompat/librdkafka/results.py <RESULTS_DIR>/summary.tsv > compat/librdkafka/RESULTS.md\n```\n\n")
-    out.write("CI runs the `curated` tests on every change (`curated.txt`); this page records the whole suite.\n\n")
-    out.write("## Summary\n\n| category | what it needs | PASS | FAIL | SKIP | not run |\n|---|---|---:|---:|---:|---:|\n")
-    for cat in ["curated", "needs-groups", "needs-transactions", "needs-sasl-ssl", "other", "local-only"]:
-        out.write(f"| {cat} | {CATEGORY_TEXT[cat]} | {counts[(cat, 'PASS')]} | {counts[(cat, 'FAIL')]} | "
-                  f"{counts[(cat, 'SKIP')]} | {counts[(cat, 'not run')]} |\n")
-    out.write("\n## Every test\n\n| test | category | result | why it is in this category | outcome detail |\n|---|---|---|---|---|\n")
-    for x in lines:
-        out.write(f"| {x['name']} | {x['category']} | {x['status']} | {x['reason']} | {x['detail']} |\n")
+    out.write(f"Generated by `compat/librdkafka/results.py` on {date.today().isoformat()} from runs of every broker "
+              f"test of librdkafka 2.15.1's suite against {nodes} (quick mode, `TEST_KAFKA_VERSION=3.9.0`, brokers "
+              "started with `num.partitions=4` as librdkafka's own test clusters are). Regenerate rather than "
+              "edit:\n\n")
+    cluster_arg = " --cluster /tmp/rdk-all3/summary.tsv" if cluster is not None else ""
+    out.write(f"```sh\n{a.command}\ncompat/librdkafka/results.py /tmp/rdk-all/summary.tsv{cluster_arg} "
+              "> compat/librdkafka/RESULTS.md\n```\n\n")
+    out.write("CI runs the `curated` tests on every change (`curated.txt`), against one node and against a "
+              "three-node cluster; this page records the whole suite.\n\n")
+    cats = ["curated", "needs-groups", "needs-transactions", "needs-sasl-ssl", "other", "local-only"]
+    states = ["PASS", "FAIL", "SKIP", "not run"]
+    if cluster is None:
+        out.write("## Summary\n\n| category | what it needs | PASS | FAIL | SKIP | not run |\n|---|---|---:|---:|---:|---:|\n")
+        for cat in cats:
+            out.write(f"| {cat} | {CATEGORY_TEXT[cat]} | " + " | ".join(str(counts[(cat, s)]) for s in states) + " |\n")
+    else:
+        out.write("## Summary\n\nEach cell: one node / three nodes.\n\n"
+                  "| category | what it needs | PASS | FAIL | SKIP | not run |\n|---|---|---:|---:|---:|---:|\n")
+        for cat in cats:
+            out.write(f"| {cat} | {CATEGORY_TEXT[cat]} | "
+                      + " | ".join(f"{counts[(cat, s)]} / {counts[(cat, s, 3)]}" for s in states) + " |\n")
+        differing = [x for x in lines if x["status"] != x["status3"]]
+        out.write("\n## Different on three nodes\n\n")
+        if not differing:
+            out.write("No test has another outcome on three nodes than on one.\n")
+        else:
+            out.write("| test | category | one node | three nodes | three-node detail |\n|---|---|---|---|---|\n")
+            for x in differing:
+                out.write(f"| {x['name']} | {x['category']} | {x['status']} | {x['status3']} | {x['detail3']} |\n")
+    if cluster is None:
+        out.write("\n## Every test\n\n| test | category | result | why it is in this category | outcome detail |\n"
+                  "|---|---|---|---|---|\n")
+        for x in lines:
+            out.write(f"| {x['name']} | {x['category']} | {x['status']} | {x['reason']} | {x['detail']} |\n")
+    else:
+        out.write("\n## Every test\n\n| test | category | one node | three nodes | why it is in this category | "
+                  "outcome detail (one node) |\n|---|---|---|---|---|---|\n")
+        for x in lines:
+            out.write(f"| {x['name']} | {x['category']} | {x['status']} | {x['status3']} | {x['reason']} | "
+                      f"{x['detail']} |\n")
     return 0
 
 

@@ -2,7 +2,10 @@
 # Run librdkafka's own integration tests (tests/test-runner) against a
 # Kafka-compatible broker, one test number at a time, and summarise.
 #
-#   compat/librdkafka/run.sh [--local] [--full] [--raw] <bootstrap host:port> [test numbers...]
+#   compat/librdkafka/run.sh [--local] [--full] [--raw] <bootstrap host:port[,host:port...]> [test numbers...]
+#
+# The bootstrap may list several brokers of one cluster (comma separated);
+# the first is checked before any test runs.
 #
 # Without test numbers it runs the curated list (curated.txt next to this
 # script) and exits non-zero if any of them fails. With test numbers it runs
@@ -155,8 +158,9 @@ runner_args() {
 DEFAULT_TIMEOUT="${TEST_TIMEOUT:-300}"
 
 # --- Pre-flight: is anything listening? ------------------------------------------------
-host="${BOOTSTRAP%:*}"
-port="${BOOTSTRAP##*:}"
+first="${BOOTSTRAP%%,*}"
+host="${first%:*}"
+port="${first##*:}"
 host="${host#[}"
 host="${host%]}"
 if ! timeout 5 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then

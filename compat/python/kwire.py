@@ -10,6 +10,9 @@ Only the handful of requests the tests need are implemented:
   always v0 for ApiVersions)
 * Metadata v1 (non-flexible)
 * Produce v7 (non-flexible, magic-2 record batches)
+* Produce v11 and Fetch v16 (flexible), with the KIP-951 leader hints they
+  answer (current_leader per partition, node_endpoints per response); Produce
+  v9-v12 and Fetch v15-v17 have the same layouts
 * CreateTopics v2 (non-flexible)
 * ListOffsets v1 (non-flexible)
 
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 # API keys used here
 # --------------------------------------------------------------------------
 PRODUCE = 0
+FETCH = 1
 LIST_OFFSETS = 2
 METADATA = 3
 API_VERSIONS = 18
@@ -658,3 +662,163 @@ def raft_voter_request(host: str, port: int, api_key: int, body: bytes,
     with Connection(host, port, timeout=timeout) as c:
         cid = c.send_request(api_key, 0, body, flexible=True)
         return parse_raft_voter_response_v0(c.recv_response(cid, flexible_header=True))
+
+
+# --------------------------------------------------------------------------
+# Produce v11 and Fetch v16 (flexible), with KIP-951's leader hints
+# --------------------------------------------------------------------------
+
+
+def compact_bytes(b: bytes | None) -> bytes:
+    if b is None:
+        return uvarint(0)
+    return uvarint(len(b) + 1) + b
+
+
+@dataclass
+class LeaderHint:
+    """KIP-951: a partition answer's current leader (-1, -1 when absent)."""
+    leader_id: int = -1
+    leader_epoch: int = -1
+
+
+@dataclass
+class NodeEndpoint:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+
+
+def _leader_hint(raw: bytes) -> LeaderHint:
+    r = Reader(raw)
+    hint = LeaderHint(r.i32(), r.i32())
+    r.tagged_fields()
+    return hint
+
+
+def _node_endpoints(raw: bytes) -> list[NodeEndpoint]:
+    def one(x: Reader) -> NodeEndpoint:
+        e = NodeEndpoint(x.i32(), x.compact_string(), x.i32(), x.compact_string())
+        x.tagged_fields()
+        return e
+
+    return Reader(raw).compact_array(one) or []
+
+
+def produce_v11_body(topic: str, partition: int, records: bytes | None, acks: int = -1,
+                     timeout_ms: int = 30000) -> bytes:
+    part = i32(partition) + compact_bytes(records) + EMPTY_TAGS
+    return (
+        compact_string(None)  # transactional_id
+        + i16(acks)
+        + i32(timeout_ms)
+        + compact_array([topic], lambda t: compact_string(t) + compact_array([part], lambda p: p) + EMPTY_TAGS)
+        + EMPTY_TAGS
+    )
+
+
+@dataclass
+class ProduceV11Partition:
+    error_code: int
+    base_offset: int
+    current_leader: LeaderHint
+
+
+def parse_produce_v11(r: Reader) -> tuple[dict[tuple[str, int], ProduceV11Partition], list[NodeEndpoint]]:
+    """Partition answers by (topic, partition), and the response's node endpoints."""
+    out = {}
+
+    def partition(x: Reader):
+        index, error_code, base_offset = x.i32(), x.i16(), x.i64()
+        x.i64()  # log_append_time_ms
+        x.i64()  # log_start_offset
+        x.compact_array(lambda e: (e.i32(), e.compact_string(), e.tagged_fields()))  # record_errors
+        x.compact_string()  # error_message
+        tags = x.tagged_fields()
+        hint = _leader_hint(tags[0]) if 0 in tags else LeaderHint()
+        return index, ProduceV11Partition(error_code, base_offset, hint)
+
+    def topic(x: Reader):
+        name = x.compact_string()
+        parts = x.compact_array(partition) or []
+        x.tagged_fields()
+        return name, parts
+
+    for name, parts in r.compact_array(topic) or []:
+        for index, answer in parts:
+            out[(name, index)] = answer
+    r.i32()  # throttle_time_ms
+    tags = r.tagged_fields()
+    return out, _node_endpoints(tags[0]) if 0 in tags else []
+
+
+def fetch_v16_body(topic_id: bytes, partition: int, fetch_offset: int, current_leader_epoch: int = -1,
+                   max_wait_ms: int = 0, max_bytes: int = 1 << 20) -> bytes:
+    """One partition of the topic with `topic_id` (16 bytes), from `fetch_offset`."""
+    assert len(topic_id) == 16
+    part = (
+        i32(partition)
+        + i32(current_leader_epoch)
+        + i64(fetch_offset)
+        + i32(-1)  # last_fetched_epoch
+        + i64(-1)  # log_start_offset (a consumer's)
+        + i32(max_bytes)  # partition_max_bytes
+        + EMPTY_TAGS
+    )
+    return (
+        i32(max_wait_ms)
+        + i32(1)  # min_bytes
+        + i32(max_bytes)
+        + i8(0)  # isolation_level: read uncommitted
+        + i32(0)  # session_id
+        + i32(-1)  # session_epoch: a full request, no session
+        + compact_array([topic_id], lambda t: t + compact_array([part], lambda p: p) + EMPTY_TAGS)
+        + compact_array([], lambda f: f)  # forgotten_topics_data
+        + compact_string("")  # rack_id
+        + EMPTY_TAGS
+    )
+
+
+@dataclass
+class FetchV16Partition:
+    error_code: int
+    high_watermark: int
+    records: bytes | None
+    current_leader: LeaderHint
+
+
+def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Partition], list[NodeEndpoint]]:
+    """The top-level error code, partition answers by (topic id, partition), and node endpoints."""
+    r.i32()  # throttle_time_ms
+    error_code = r.i16()
+    r.i32()  # session_id
+    out = {}
+
+    def aborted(x: Reader):
+        x.i64(), x.i64()
+        x.tagged_fields()
+
+    def partition(x: Reader):
+        index, code, hw = x.i32(), x.i16(), x.i64()
+        x.i64()  # last_stable_offset
+        x.i64()  # log_start_offset
+        x.compact_array(aborted)
+        x.i32()  # preferred_read_replica
+        n = x.uvarint()
+        records = None if n == 0 else x._take(n - 1)
+        tags = x.tagged_fields()
+        hint = _leader_hint(tags[1]) if 1 in tags else LeaderHint()
+        return index, FetchV16Partition(code, hw, records, hint)
+
+    def topic(x: Reader):
+        topic_id = x._take(16)
+        parts = x.compact_array(partition) or []
+        x.tagged_fields()
+        return topic_id, parts
+
+    for topic_id, parts in r.compact_array(topic) or []:
+        for index, answer in parts:
+            out[(topic_id, index)] = answer
+    tags = r.tagged_fields()
+    return error_code, out, _node_endpoints(tags[0]) if 0 in tags else []

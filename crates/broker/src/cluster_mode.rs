@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tributary_config::BrokerConfig;
 use tributary_metadata::{
-    self as md, BrokerListener, Election, FsDisk, LogOptions, MetadataCommand, MetadataLog, MetadataState,
-    MetadataStateMachine, PartitionChangeBuilder,
+    self as md, ApplyOutcome, BrokerListener, Election, FsDisk, LogOptions, MetadataCommand, MetadataLog,
+    MetadataState, MetadataStateMachine, PartitionChangeBuilder,
 };
 use tributary_quorum::config::KraftConfig;
 use tributary_quorum::net::tcp::{ControllerServer, TcpTransport};
@@ -366,16 +366,27 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for broker in state.brokers.values() {
             let alive = liveness.get(&broker.broker_id).is_some_and(|t| now.duration_since(*t) < session);
-            if !broker.fenced && !alive && now.duration_since(since) >= session {
-                tracing::warn!(broker = broker.broker_id, "no heartbeat within broker.session.timeout.ms: fencing");
-                for command in leadership_moves(&state, broker.broker_id) {
-                    propose_logged(q, command).await;
+            if !alive && now.duration_since(since) >= session {
+                // Leaderships go first, and on every tick until none is
+                // left: a move that failed (a lost race, a leader change) is
+                // retried, and the broker is fenced only once all went, so a
+                // fenced broker never stays the leader clients are sent to.
+                let moves = leadership_moves(&state, broker.broker_id);
+                if !broker.fenced {
+                    tracing::warn!(broker = broker.broker_id, "no heartbeat within broker.session.timeout.ms: fencing");
                 }
-                propose_logged(
-                    q,
-                    MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
-                )
-                .await;
+                let mut all_moved = true;
+                for command in moves {
+                    let outcome = propose_logged(q, command).await;
+                    all_moved &= outcome.as_ref().is_some_and(partition_moved);
+                }
+                if !broker.fenced && all_moved {
+                    propose_logged(
+                        q,
+                        MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                    )
+                    .await;
+                }
             } else if broker.fenced && alive {
                 tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
                 propose_logged(
@@ -395,11 +406,32 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn propose_logged(q: &QuorumBackend, command: MetadataCommand) {
+/// Proposes a controller change; what applying it did, if it was committed.
+async fn propose_logged(q: &QuorumBackend, command: MetadataCommand) -> Option<ApplyOutcome> {
     match q.quorum.propose(command).await {
-        Ok((_, outcome)) => tracing::debug!(?outcome, "controller change applied"),
-        Err(e) => tracing::warn!(error = %e, "controller change failed"),
+        Ok((_, outcome)) => {
+            tracing::debug!(?outcome, "controller change applied");
+            Some(outcome)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "controller change failed");
+            None
+        }
     }
+}
+
+/// Whether a leadership move left the partition without the leaving
+/// broker: changed, or nothing to change, or the partition is gone. A
+/// partition epoch that moved on (the move was planned from an older image)
+/// is not: the next tick plans again.
+fn partition_moved(outcome: &ApplyOutcome) -> bool {
+    matches!(
+        outcome,
+        ApplyOutcome::PartitionChanged { .. }
+            | ApplyOutcome::PartitionUnchanged
+            | ApplyOutcome::PartitionNotFound
+            | ApplyOutcome::TopicNotFound
+    )
 }
 
 /// A broker may lead when it is registered and unfenced.

@@ -1,6 +1,7 @@
 //! Group commit. Appends mark their partition dirty; a few flusher threads
 //! take dirty partitions one at a time, fsync what each has appended
-//! (without the partition lock), then advance its high watermark. While a
+//! (without the partition lock), then advance its durable offset and
+//! commit it (the high watermark; see `partition.rs`). While a
 //! partition syncs, new appends to it queue up and are covered together by
 //! its next flush, so many producers share one fsync.
 //!
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use crate::partition::{Partition, Progress};
+use crate::partition::Partition;
 
 /// Flusher threads. fsyncs of different files proceed in parallel on any
 /// SSD; more threads than this rarely help one data directory.
@@ -149,15 +150,7 @@ fn flush(partition: &Partition, syncs: &AtomicU64) {
     syncs.fetch_add(1, Ordering::Relaxed);
     let mut log = partition.log();
     let result = log.complete_flush(&plan, outcome);
-    let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
-    assert!(
-        progress.high_watermark <= log.next_offset(),
-        "high watermark {} past the log end {} of {}-{}",
-        progress.high_watermark,
-        log.next_offset(),
-        partition.topic,
-        partition.index
-    );
+    let progress = partition.commit_durable(&mut log);
     drop(log);
     if let Err(e) = result {
         tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");

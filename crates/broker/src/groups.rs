@@ -38,7 +38,7 @@ use tributary_types::now_ms;
 
 use crate::cluster::{Cluster, NewTopic, Registry};
 use crate::error::ApiError;
-use crate::partition::{Progress, wait_durable};
+use crate::partition::{Progress, wait_committed};
 
 /// The internal topic of group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -491,7 +491,7 @@ impl GroupService {
     pub async fn persist(&self, cluster: &Cluster, group: &str, records: Vec<RecordSpec>) -> Result<i64, ApiError> {
         let partition = self.partition_for(group);
         let (progress, target, base_offset) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
-        let progress = wait_durable(progress, target).await;
+        let progress = wait_committed(progress, target).await;
         if progress.offline {
             return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("{OFFSETS_TOPIC}-{partition} is offline")));
         }
@@ -695,7 +695,7 @@ pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, staged: Vec<Staged>) {
 /// Waits until appended records are durable; the error to answer if they cannot be.
 pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
     let Some((progress, target)) = pending else { return Ok(()) };
-    let p = wait_durable(progress, target).await;
+    let p = wait_committed(progress, target).await;
     if p.offline {
         return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} is offline")));
     }
@@ -774,7 +774,7 @@ const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// Waits (blocking) until everything appended to `partition` is durable;
 /// returns the high watermark then.
 fn wait_until_durable(partition: &crate::partition::Partition, limit: std::time::Duration) -> Result<i64, String> {
-    let end = partition.log().next_offset();
+    let end = partition.log().log_end_offset();
     let deadline = Instant::now() + limit;
     loop {
         let progress = partition.progress();

@@ -67,7 +67,11 @@ const CONTROLLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 pub struct Broker {
     cluster: Arc<Cluster>,
     bound: Vec<(Listener, SocketAddr)>,
+    /// Stops the listeners, connections and background loops.
     shutdown: watch::Sender<bool>,
+    /// Stops a KRaft node's own tasks (heartbeats, the controller's duties)
+    /// before its controlled shutdown, while clients are still served.
+    cluster_tasks: watch::Sender<bool>,
     alive: mpsc::Receiver<()>,
     alive_sender: Option<mpsc::Sender<()>>,
     cleaner: Option<cleaner::LogCleaner>,
@@ -196,7 +200,7 @@ impl Broker {
         for (name, socket) in sockets {
             tokio::spawn(server::accept_loop(cluster.clone(), socket, name, shutdown_rx.clone(), alive_sender.clone()));
         }
-        let shutdown_rx_for_cluster = shutdown_rx.clone();
+        let (cluster_tasks, cluster_tasks_rx) = watch::channel(false);
         tokio::spawn(retention_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         tokio::spawn(schema_validation::tail_loop(cluster.clone(), shutdown_rx.clone(), alive_sender.clone()));
         // Group state loads in the background; until then group requests get COORDINATOR_LOAD_IN_PROGRESS.
@@ -208,9 +212,9 @@ impl Broker {
             }
             groups::timer_loop(loading, shutdown_rx).await;
         });
-        cluster_mode::spawn(&cluster, shutdown_rx_for_cluster);
+        cluster_mode::spawn(&cluster, cluster_tasks_rx);
         let cleaner = cleaner::LogCleaner::start(cluster.clone());
-        Ok(Broker { cluster, bound, shutdown, alive, alive_sender: Some(alive_sender), cleaner })
+        Ok(Broker { cluster, bound, shutdown, cluster_tasks, alive, alive_sender: Some(alive_sender), cleaner })
     }
 
     /// The shared state (for embedding and tests).
@@ -236,13 +240,18 @@ impl Broker {
     /// Stops accepting, drains in-flight requests, then flushes and closes
     /// every log and marks the data directory cleanly stopped. In a cluster
     /// the broker first hands its leaderships over and unregisters
-    /// (controlled shutdown), and the quorum member stops last.
+    /// (controlled shutdown) while it still serves, as Kafka's brokers do:
+    /// a client that sends a partition here meanwhile is answered
+    /// NOT_LEADER_OR_FOLLOWER with the new leader (KIP-951) instead of
+    /// losing its connection; the quorum member stops last.
     pub async fn shutdown(mut self) {
-        tracing::info!("shutting down: no new connections, draining in-flight requests");
-        let _ = self.shutdown.send(true);
-        if self.cluster.fatal().borrow().is_none() {
+        let _ = self.cluster_tasks.send(true);
+        if self.cluster.quorum().is_some() && self.cluster.fatal().borrow().is_none() {
+            tracing::info!("shutting down: controlled shutdown while still serving clients");
             cluster_mode::controlled_shutdown(&self.cluster, CONTROLLED_SHUTDOWN_LIMIT).await;
         }
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = self.shutdown.send(true);
         drop(self.alive_sender.take());
         if tokio::time::timeout(DRAIN_TIMEOUT, self.alive.recv()).await.is_err() {
             tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway");

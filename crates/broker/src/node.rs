@@ -216,8 +216,15 @@ impl MetaProperties {
 }
 
 /// A new cluster id: 16 random bytes, base64url without padding (22 characters), as Kafka's `Uuid`.
+/// Never one that starts with `-` (as Kafka's `Uuid.randomUuid`), which a command line would
+/// take for an option: `--cluster-id $(tributary storage random-uuid)` must always work.
 pub fn random_cluster_id() -> String {
-    tributary_types::base64_url_no_pad(uuid::Uuid::new_v4().as_bytes())
+    loop {
+        let id = tributary_types::base64_url_no_pad(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 /// Whether `id` is a cluster id Kafka accepts (16 bytes, base64url, 22 characters).
@@ -264,5 +271,15 @@ mod tests {
         assert!(second.clean_start());
         drop(second);
         assert!(!DataDir::open(dir.path()).expect("reopen").clean_start(), "the marker is used once");
+    }
+
+    #[test]
+    fn random_cluster_ids_are_valid_and_never_look_like_an_option() {
+        // One id in 64 would start with '-' if nothing prevented it.
+        for _ in 0..20_000 {
+            let id = random_cluster_id();
+            assert!(valid_cluster_id(&id), "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+        }
     }
 }

@@ -1,6 +1,14 @@
 //! A hosted partition: its log behind a lock, and a watch channel carrying
-//! its durable progress (the high watermark on one node), which wakes
-//! acks waiting for fsync and fetches waiting for data.
+//! its progress (log end offset, durable offset, high watermark; see
+//! [`tributary_log::offsets`]), which wakes acks waiting for their offsets
+//! and fetches waiting for data.
+//!
+//! **Who moves the high watermark.** Until replication lands, a partition's
+//! leader is in effect its only in-sync replica: after each flush it commits
+//! what it has made durable ([`Partition::commit_durable`]), so the high
+//! watermark equals the durable offset, as on a node alone. acks=1 waits
+//! for the durable offset and acks=all for the high watermark; fetches read
+//! below the high watermark.
 //!
 //! **A panic while the log's lock is held** (a broken invariant asserted in
 //! the log, a bug) may leave the in-memory log inconsistent with its files.
@@ -25,13 +33,47 @@ const RELOAD_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait before a reload.
 pub const RELOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// Durable progress of a partition.
+/// A partition's progress, as last published (after a flush, a reload, or
+/// going offline): the log's three offsets at that moment. Appends between
+/// flushes move only the log's own log end offset and publish nothing, so
+/// no waiter wakes for each append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Offsets below this are fsynced and visible to consumers.
+    /// The log end offset when this was published.
+    pub log_end_offset: i64,
+    /// Offsets below this are fsynced on this node (what acks=1 waits for).
+    pub durable_offset: i64,
+    /// Offsets below this are committed: consumers read them, acks=all waits for them.
     pub high_watermark: i64,
     /// The partition is offline (a storage error, or a reload under way).
     pub offline: bool,
+}
+
+impl Progress {
+    /// The progress of `log` as it stands.
+    fn of(log: &PartitionLog) -> Progress {
+        let offsets = log.offsets();
+        Progress {
+            log_end_offset: offsets.log_end_offset,
+            durable_offset: offsets.durable_offset,
+            high_watermark: offsets.high_watermark,
+            offline: log.offline_reason().is_some(),
+        }
+    }
+
+    /// This progress, offline.
+    fn offline(self) -> Progress {
+        Progress { offline: true, ..self }
+    }
+}
+
+/// Which of a partition's offsets a writer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The durable offset: fsynced on this node (acks=1).
+    Durable,
+    /// The high watermark: committed (acks=all, and the coordinators' own writes).
+    Committed,
 }
 
 /// One partition this broker leads.
@@ -61,7 +103,7 @@ pub struct Partition {
 impl Partition {
     /// Wraps an opened log.
     pub fn new(topic: String, topic_id: TopicId, index: i32, leader_epoch: i32, log: PartitionLog) -> PartitionRef {
-        let progress = Progress { high_watermark: log.durable_offset(), offline: log.offline_reason().is_some() };
+        let progress = Progress::of(&log);
         Arc::new_cyclic(|me| Partition {
             topic,
             topic_id,
@@ -94,7 +136,7 @@ impl Partition {
             "a panic while the partition's lock was held may have left its state inconsistent; it is being reloaded from disk"
                 .to_string(),
         );
-        self.publish(Progress { high_watermark: self.high_watermark(), offline: true });
+        self.publish(self.progress().offline());
         if self.reloading.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -131,7 +173,7 @@ impl Partition {
             Ok(Ok(fresh)) => {
                 *guard = fresh;
                 self.log.clear_poison();
-                let progress = Progress { high_watermark: guard.durable_offset(), offline: false };
+                let progress = self.commit_durable(&mut guard);
                 drop(guard);
                 self.reloading.store(false, Ordering::SeqCst);
                 self.publish(progress);
@@ -156,14 +198,32 @@ impl Partition {
     }
 
     /// The role and leader epoch the committed metadata gives this node
-    /// (set by the reconciler). Returns whether anything changed.
+    /// (set by the reconciler). Returns whether anything changed. A change
+    /// is made under the log's lock, so an append (which checks the role
+    /// under that lock) lands either before it, stamped with the epoch it
+    /// was led in, or is refused after it.
     pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> bool {
+        if self.is_leader() == leader && self.leader_epoch() == leader_epoch {
+            return false;
+        }
+        let _log = self.log();
         let was_leader = self.leader.swap(leader, Ordering::SeqCst);
         let was_epoch = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
         was_leader != leader || was_epoch != leader_epoch
     }
 
-    /// The current durable progress.
+    /// What a leader that is its own only in-sync replica commits: every
+    /// offset it has made durable. Moves the high watermark to the durable
+    /// offset, checks the offsets' invariants (the high watermark never
+    /// passes the durable offset here) and returns the progress to publish.
+    pub fn commit_durable(&self, log: &mut PartitionLog) -> Progress {
+        log.advance_high_watermark(log.durable_offset());
+        let progress = Progress::of(log);
+        log.offsets().check_sole_replica(&format_args!("{}-{}", self.topic, self.index));
+        progress
+    }
+
+    /// The current progress.
     pub fn progress(&self) -> Progress {
         *self.progress.borrow()
     }
@@ -188,14 +248,49 @@ impl Partition {
     }
 }
 
-/// Waits until the partition's high watermark reaches `target`. Returns the
-/// final progress (offline, or caught up).
-pub async fn wait_durable(mut rx: watch::Receiver<Progress>, target: i64) -> Progress {
-    match rx.wait_for(|p| p.offline || p.high_watermark >= target).await {
+/// Waits until the partition's durable offset or high watermark (`wait`)
+/// reaches `target`. Returns the final progress (offline, or caught up).
+pub async fn wait_for(mut rx: watch::Receiver<Progress>, target: i64, wait: Wait) -> Progress {
+    let reached = |p: &Progress| match wait {
+        Wait::Durable => p.durable_offset >= target,
+        Wait::Committed => p.high_watermark >= target,
+    };
+    match rx.wait_for(|p| p.offline || reached(p)).await {
         Ok(p) => *p,
-        Err(_) => Progress { high_watermark: -1, offline: true },
+        Err(_) => Progress { log_end_offset: -1, durable_offset: -1, high_watermark: -1, offline: true },
     }
+}
+
+/// Waits until the partition's high watermark reaches `target` (what the
+/// coordinators' own writes wait for). Returns the final progress.
+pub async fn wait_committed(rx: watch::Receiver<Progress>, target: i64) -> Progress {
+    wait_for(rx, target, Wait::Committed).await
 }
 
 /// Shared handle to a partition.
 pub type PartitionRef = Arc<Partition>;
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn progress(durable_offset: i64, high_watermark: i64) -> Progress {
+        Progress { log_end_offset: 10, durable_offset, high_watermark, offline: false }
+    }
+
+    /// acks=1 is answered once the batch is durable here, acks=all once it
+    /// is committed: two offsets that differ once followers count.
+    #[tokio::test]
+    async fn writers_wait_for_the_offset_their_acks_name() {
+        let (tx, rx) = watch::channel(progress(5, 3));
+        assert_eq!(wait_for(rx.clone(), 5, Wait::Durable).await.durable_offset, 5);
+        let mut committed = Box::pin(wait_for(rx.clone(), 5, Wait::Committed));
+        assert!((&mut committed).now_or_never().is_none(), "high watermark 3 does not cover offset 4");
+        tx.send_replace(progress(5, 5));
+        assert_eq!(committed.await.high_watermark, 5);
+        tx.send_replace(progress(5, 5).offline());
+        assert!(wait_for(rx, 9, Wait::Committed).await.offline, "going offline answers every waiter");
+    }
+}

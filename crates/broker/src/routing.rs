@@ -4,6 +4,10 @@
 //! is shown, who leads a partition, and which broker coordinates a group
 //! (the leader of the group's `__consumer_offsets` partition). A node alone
 //! answers for itself, as before.
+//!
+//! A client that sends a produce or fetch to a broker that does not lead the
+//! partition is told where the leader is in the same answer (KIP-951,
+//! [`Cluster::leader_hint`]), so it goes there without asking Metadata first.
 
 use tributary_config::Listener;
 use tributary_group::records::offsets_partition_for;
@@ -12,6 +16,7 @@ use tributary_protocol::ErrorCode;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::groups::OFFSETS_TOPIC;
+use crate::registry::TopicState;
 
 /// A broker as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,21 @@ pub struct BrokerEndpoint {
     pub port: u16,
     /// Rack.
     pub rack: Option<String>,
+}
+
+/// Where a partition's leader is, for a client that asked another broker
+/// (KIP-951): Produce v10+ answers NOT_LEADER_OR_FOLLOWER, and Fetch v16+
+/// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH, with the leader's id and
+/// epoch per partition and its endpoint among the response's node endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The leader's broker id, -1 when the partition has none.
+    pub leader_id: i32,
+    /// Its leader epoch, -1 when unknown.
+    pub leader_epoch: i32,
+    /// The leader's endpoint for the request's listener, when it is a live
+    /// broker (a fenced or unregistered leader is named without one).
+    pub endpoint: Option<BrokerEndpoint>,
 }
 
 fn pick<'a>(listeners: &'a [Listener], name: &str) -> Option<&'a Listener> {
@@ -55,6 +75,24 @@ impl Cluster {
                 Some(BrokerEndpoint { id: b.broker_id, host: l.host.clone(), port: l.port, rack: b.rack.clone() })
             })
             .collect()
+    }
+
+    /// Where `topic`'s partition `index` is led now, for clients of
+    /// `listener`: from the newest committed image (the request may have
+    /// started on an older one), else from the image the request saw; a
+    /// partition unknown to both has no leader (-1, -1).
+    pub fn leader_hint(&self, topic: &TopicState, index: i32, listener: &str) -> LeaderHint {
+        let image = self.image();
+        let current = image.topics.get(&topic.name).filter(|t| t.topic_id == topic.topic_id);
+        let meta = usize::try_from(index)
+            .ok()
+            .and_then(|i| current.and_then(|t| t.partitions.get(i)).or_else(|| topic.image.partitions.get(i)));
+        let Some(meta) = meta else {
+            return LeaderHint { leader_id: -1, leader_epoch: -1, endpoint: None };
+        };
+        let endpoint =
+            (meta.leader >= 0).then(|| self.live_brokers(listener).into_iter().find(|b| b.id == meta.leader)).flatten();
+        LeaderHint { leader_id: meta.leader, leader_epoch: meta.leader_epoch, endpoint }
     }
 
     /// The controller id clients are shown: the active controller when it

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tributary_broker::partition::{Partition, Progress};
+use tributary_broker::partition::Partition;
 use tributary_log::{AppendInfo, LogConfig, LogError, PartitionLog};
 use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_record::{BatchHeader, BatchIter, Compression};
@@ -38,10 +38,11 @@ fn append_durably(partition: &Partition, records: usize) -> i64 {
     let plan = log.flush_plan().expect("something to flush");
     let r = plan.execute();
     log.complete_flush(&plan, r).expect("flush");
-    let hw = log.durable_offset();
+    let progress = partition.commit_durable(&mut log);
     drop(log);
-    partition.publish(Progress { high_watermark: hw, offline: false });
-    hw
+    partition.publish(progress);
+    assert_eq!(progress.high_watermark, progress.durable_offset, "a sole replica commits what is durable");
+    progress.high_watermark
 }
 
 #[test]

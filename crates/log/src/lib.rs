@@ -13,9 +13,11 @@
 //!   *.deleted                       a dropped segment's file, unlinked after the lock (removed on open)
 //! ```
 //!
-//! Append writes to the page cache under the partition's lock; a group-commit
-//! flusher fsyncs via [`log::FlushPlan`] and only then does the durable offset
-//! move. Recovery after an unclean stop validates every batch past the
+//! Append writes to the page cache under the partition's lock and moves the
+//! log end offset; a group-commit flusher fsyncs via [`log::FlushPlan`] and
+//! only then does the durable offset move; the high watermark is moved by
+//! whoever decides what is committed ([`offsets`] has the three offsets and
+//! their invariants). Recovery after an unclean stop validates every batch past the
 //! recovery point (length, CRC-32C, ascending offsets), cuts a torn tail and
 //! rebuilds indexes; producer state is restored from the newest snapshot plus
 //! the batches after it. Compacted topics are cleaned by [`cleaner`] off
@@ -30,6 +32,7 @@ pub mod error;
 mod files;
 pub mod index;
 pub mod log;
+pub mod offsets;
 pub mod producer;
 pub mod retired;
 pub mod segment;
@@ -37,5 +40,6 @@ pub mod segment;
 pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean};
 pub use error::{LogError, Result};
 pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan, TimestampSearch};
+pub use offsets::LogOffsets;
 pub use retired::RetiredFiles;
 pub use segment::FileSlice;

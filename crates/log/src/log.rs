@@ -5,7 +5,8 @@
 //! partition's lock; durability is a separate step. [`PartitionLog::flush_plan`]
 //! hands the files to fsync to the group-commit flusher, which syncs them
 //! without the lock and reports back with [`PartitionLog::complete_flush`];
-//! only then does the durable offset (the high watermark on one node) move.
+//! only then does the durable offset move. The high watermark is a third
+//! number the log keeps but does not decide (see [`crate::offsets`]).
 //! Reads likewise take a [`ReadPlan`] under the lock and copy bytes without it.
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::cleaner::{
 };
 use crate::epoch::LeaderEpochCache;
 use crate::error::{LogError, Result};
+use crate::offsets::LogOffsets;
 use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot_offset};
 use crate::retired::RetiredFiles;
 use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
@@ -257,8 +259,10 @@ pub struct PartitionLog {
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
-    next_offset: i64,
+    /// The log end offset, durable offset and high watermark (see [`crate::offsets`]).
+    log_end_offset: i64,
     durable_offset: i64,
+    high_watermark: i64,
     checkpointed: Checkpoint,
     unflushed: Vec<Arc<File>>,
     dir_dirty: bool,
@@ -304,8 +308,9 @@ impl PartitionLog {
             config,
             segments: BTreeMap::new(),
             log_start_offset: 0,
-            next_offset: 0,
+            log_end_offset: 0,
             durable_offset: 0,
+            high_watermark: 0,
             checkpointed: Checkpoint::default(),
             unflushed: Vec::new(),
             dir_dirty: false,
@@ -400,8 +405,11 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset,
-            next_offset,
+            // Recovery fsynced what it kept, and a replica alone commits
+            // what is durable: all three offsets start at the log end.
+            log_end_offset: next_offset,
             durable_offset: next_offset,
+            high_watermark: next_offset,
             checkpointed: checkpoint,
             unflushed: Vec::new(),
             dir_dirty: false,
@@ -431,7 +439,7 @@ impl PartitionLog {
         snapshots.sort_by_key(|(o, _)| *o);
         let mut from = self.segments.keys().next().copied().unwrap_or(0);
         for (offset, path) in snapshots.iter().rev() {
-            if *offset > self.next_offset {
+            if *offset > self.log_end_offset {
                 let _ = fs::remove_file(path);
                 continue;
             }
@@ -472,14 +480,47 @@ impl PartitionLog {
         self.log_start_offset
     }
 
-    /// Offset the next append gets (log end offset).
-    pub fn next_offset(&self) -> i64 {
-        self.next_offset
+    /// The log end offset: the offset the next append gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
     }
 
     /// Every offset below this is on disk (fsynced).
     pub fn durable_offset(&self) -> i64 {
         self.durable_offset
+    }
+
+    /// Every offset below this is committed (see [`crate::offsets`]).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The log end offset, durable offset and high watermark together,
+    /// their invariants checked.
+    pub fn offsets(&self) -> LogOffsets {
+        let offsets = LogOffsets {
+            log_end_offset: self.log_end_offset,
+            durable_offset: self.durable_offset,
+            high_watermark: self.high_watermark,
+        };
+        offsets.check(&self.dir.display());
+        offsets
+    }
+
+    /// Moves the high watermark forward to `committed` (never back: a
+    /// lower value leaves it where it is) and returns it. The caller decides
+    /// what is committed: a leader that is its own only in-sync replica
+    /// passes its durable offset after each flush. Committing past the log
+    /// end is a bug and panics.
+    pub fn advance_high_watermark(&mut self, committed: i64) -> i64 {
+        assert!(
+            committed <= self.log_end_offset,
+            "high watermark {committed} asked for past the log end {} of {}",
+            self.log_end_offset,
+            self.dir.display()
+        );
+        self.high_watermark = self.high_watermark.max(committed);
+        self.offsets().high_watermark
     }
 
     /// Bytes held by all segments.
@@ -569,7 +610,7 @@ impl PartitionLog {
         let (head_bytes, records) = batch.split_at(BATCH_HEADER_LEN);
         let mut head = [0u8; BATCH_HEADER_LEN];
         head.copy_from_slice(head_bytes);
-        let base_offset = self.next_offset;
+        let base_offset = self.log_end_offset;
         set_base_offset(&mut head, base_offset);
         set_partition_leader_epoch(&mut head, info.leader_epoch);
         let (max_timestamp, offset_of_max, log_append_time_ms) = if info.log_append_time {
@@ -587,10 +628,10 @@ impl PartitionLog {
         // Offsets strictly increase: a batch holds at least one offset and
         // starts at the log end (validation refused anything else).
         assert!(
-            header.last_offset_delta >= 0 && header.next_offset() > self.next_offset,
+            header.last_offset_delta >= 0 && header.next_offset() > self.log_end_offset,
             "a batch at {base_offset} with last offset delta {} would not advance the log end {} of {}",
             header.last_offset_delta,
-            self.next_offset,
+            self.log_end_offset,
             self.dir.display()
         );
 
@@ -613,7 +654,7 @@ impl PartitionLog {
             return Err(LogError::io(path, e));
         }
         self.producers.update(&header);
-        self.next_offset = header.next_offset();
+        self.log_end_offset = header.next_offset();
         Ok(AppendOutcome::Appended { base_offset, last_offset: header.last_offset(), log_append_time_ms })
     }
 
@@ -635,7 +676,7 @@ impl PartitionLog {
         };
         let aged = waited > self.config.segment_ms;
         let offsets_overflow =
-            self.next_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
+            self.log_end_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
         if full || aged || offsets_overflow {
             self.roll(now_ms)?;
         }
@@ -649,7 +690,7 @@ impl PartitionLog {
             active.write_indexes(&self.dir).map_err(&io)?;
             self.unflushed.push(active.file.clone());
         }
-        let base = self.next_offset;
+        let base = self.log_end_offset;
         let segment = Segment::create(&self.dir, base, now_ms).map_err(&io)?;
         self.segments.insert(base, segment);
         self.dir_dirty = true;
@@ -680,7 +721,7 @@ impl PartitionLog {
     /// What to fsync to make every appended batch durable, or `None` if all is.
     pub fn flush_plan(&mut self) -> Option<FlushPlan> {
         if self.offline.is_some()
-            || (self.durable_offset == self.next_offset
+            || (self.durable_offset == self.log_end_offset
                 && self.unflushed.is_empty()
                 && !self.dir_dirty
                 && !self.checkpoint_dirty)
@@ -697,7 +738,7 @@ impl PartitionLog {
             let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
             (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
         });
-        Some(FlushPlan { files, dir, checkpoint, target: self.next_offset, instance: self.instance })
+        Some(FlushPlan { files, dir, checkpoint, target: self.log_end_offset, instance: self.instance })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
@@ -713,12 +754,13 @@ impl PartitionLog {
         }
         let target = plan.target;
         assert!(
-            target <= self.next_offset,
+            target <= self.log_end_offset,
             "a flush made offsets durable up to {target}, past the log end {} ({})",
-            self.next_offset,
+            self.log_end_offset,
             self.dir.display()
         );
         self.durable_offset = self.durable_offset.max(target);
+        self.offsets();
         let rolled_since_checkpoint =
             self.segments.keys().next_back().is_some_and(|&b| b > self.checkpointed.recovery_point);
         if rolled_since_checkpoint {
@@ -745,16 +787,10 @@ impl PartitionLog {
     /// watermark). `Ok(None)` when `offset == upper_bound` (nothing yet).
     pub fn plan_read(&self, offset: i64, upper_bound: i64) -> Result<Option<ReadPlan>> {
         self.check_online()?;
-        assert!(
-            self.durable_offset <= self.next_offset,
-            "durable offset {} past the log end {} of {}",
-            self.durable_offset,
-            self.next_offset,
-            self.dir.display()
-        );
+        self.offsets();
         // The caller's bound (a published high watermark) may predate a
         // reload that cut a corrupt tail: never read past what the log holds.
-        let upper_bound = upper_bound.min(self.next_offset);
+        let upper_bound = upper_bound.min(self.log_end_offset);
         if offset < self.log_start_offset || offset > upper_bound {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -836,7 +872,7 @@ impl PartitionLog {
 
     /// Records that `epoch` starts at the log end (leadership change).
     pub fn assign_epoch(&mut self, epoch: i32) -> Result<()> {
-        if self.epochs.assign(epoch, self.next_offset) {
+        if self.epochs.assign(epoch, self.log_end_offset) {
             self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;
         }
         Ok(())
@@ -930,7 +966,7 @@ impl PartitionLog {
             }
         }
         self.dir_dirty = true;
-        let first = self.segments.keys().next().copied().unwrap_or(self.next_offset);
+        let first = self.segments.keys().next().copied().unwrap_or(self.log_end_offset);
         if first > self.log_start_offset {
             self.log_start_offset = first;
             self.write_checkpoint()?;
@@ -1080,10 +1116,10 @@ impl PartitionLog {
         if let Some(active) = self.segments.values().next_back() {
             active.write_indexes(&dir).map_err(&io)?;
         }
-        let snapshot = dir.join(snapshot_file_name(self.next_offset));
+        let snapshot = dir.join(snapshot_file_name(self.log_end_offset));
         crate::index::write_file_synced(&snapshot, &self.producers.encode()).map_err(&io)?;
-        self.delete_old_snapshots(self.next_offset);
-        self.checkpointed.recovery_point = self.next_offset;
+        self.delete_old_snapshots(self.log_end_offset);
+        self.checkpointed.recovery_point = self.log_end_offset;
         self.write_checkpoint()?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(&io)
     }

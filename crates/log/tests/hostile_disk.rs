@@ -132,7 +132,7 @@ fn recovery_cuts_a_batch_claiming_gigabytes_without_allocating_for_it() {
 
     let (reopened, largest) = allocated_by(|| PartitionLog::open(dir.path(), config(), false, 0, 0));
     let log = reopened.expect("recovery truncates instead of failing");
-    assert_eq!(log.next_offset(), 50, "everything before the forged batch survives");
+    assert_eq!(log.log_end_offset(), 50, "everything before the forged batch survives");
     assert!(largest < ALLOCATION_BOUND, "allocated {largest} bytes for a claimed length");
 }
 
@@ -156,7 +156,7 @@ fn an_index_file_larger_than_its_segment_can_need_is_rebuilt_not_read() {
     }
     let (reopened, largest) = allocated_by(|| PartitionLog::open(dir.path(), config(), true, 0, 0));
     let log = reopened.expect("open");
-    assert_eq!(log.next_offset(), 100);
+    assert_eq!(log.log_end_offset(), 100);
     assert_eq!(log.offset_for_timestamp(1_050, 100).expect("lookup"), Some((25, 1_050)), "indexes were rebuilt");
     assert!(largest < ALLOCATION_BOUND, "allocated {largest} bytes for an index file");
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use tributary_log::producer::SequenceCheck;
-use tributary_log::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog};
+use tributary_log::{AppendInfo, AppendOutcome, LogConfig, LogError, LogOffsets, PartitionLog};
 use tributary_record::builder::{BatchBuilder, RecordSpec};
 use tributary_record::{BatchHeader, BatchIter, Compression};
 
@@ -92,7 +92,7 @@ fn append_assigns_offsets_and_reads_respect_the_watermark() {
         append(&mut log, batch(2, 10, 200)),
         AppendOutcome::Appended { base_offset: 3, last_offset: 4, log_append_time_ms: -1 }
     );
-    assert_eq!(log.next_offset(), 5);
+    assert_eq!(log.log_end_offset(), 5);
     assert_eq!(log.durable_offset(), 0, "nothing is durable before a flush");
     assert!(log.plan_read(0, log.durable_offset()).expect("plan").is_none());
     flush(&mut log);
@@ -159,7 +159,7 @@ fn recovery_cuts_a_torn_tail_and_keeps_what_was_durable() {
     let partial = batch(1, 200, 99);
     OpenOptions::new().append(true).open(&active).expect("open").write_all(&partial[..100]).expect("write");
     let log = open(dir.path(), small_segments(), false);
-    assert_eq!(log.next_offset(), 30);
+    assert_eq!(log.log_end_offset(), 30);
     assert_eq!(read_all(&log, 0).len(), 30);
 }
 
@@ -190,7 +190,7 @@ fn recovery_cuts_at_a_corrupt_batch_and_drops_later_segments() {
     std::fs::remove_file(dir.path().join("tributary-checkpoint")).expect("rm");
     let log = open(dir.path(), small_segments(), false);
     let base_of_victim: i64 = victim.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("base");
-    assert_eq!(log.next_offset(), base_of_victim + 1, "log ends before the corrupt batch");
+    assert_eq!(log.log_end_offset(), base_of_victim + 1, "log ends before the corrupt batch");
     assert_eq!(log.segment_count(), 2);
     assert_eq!(read_all(&log, 0).len() as i64, base_of_victim + 1);
 }
@@ -212,7 +212,7 @@ fn missing_indexes_are_rebuilt() {
         }
     }
     let log = open(dir.path(), small_segments(), true);
-    assert_eq!(log.next_offset(), 50);
+    assert_eq!(log.log_end_offset(), 50);
     assert_eq!(read_all(&log, 17).first().map(|h| h.base_offset), Some(17));
 }
 
@@ -295,7 +295,7 @@ fn retention_by_size_and_time_and_delete_records() {
     let mut log = open(dir.path(), LogConfig { retention_ms: 10, retention_bytes: -1, ..config }, false);
     assert_eq!(deleted_files(dir.path()), 0, "open removes files a crash left renamed");
     assert_eq!(log.log_start_offset(), 100);
-    assert_eq!(log.next_offset(), 100);
+    assert_eq!(log.log_end_offset(), 100);
     assert_eq!(
         append(&mut log, batch(1, 10, 5)),
         AppendOutcome::Appended { base_offset: 100, last_offset: 100, log_append_time_ms: -1 }
@@ -365,7 +365,7 @@ proptest! {
         let recovered: Vec<(i64, i64)> = read_all(&log, 0).iter().map(|h| (h.base_offset, h.last_offset())).collect();
         prop_assert!(recovered.len() <= appended.len());
         prop_assert_eq!(&appended[..recovered.len()], &recovered[..]);
-        prop_assert_eq!(log.next_offset(), recovered.last().map_or(0, |r| r.1 + 1));
+        prop_assert_eq!(log.log_end_offset(), recovered.last().map_or(0, |r| r.1 + 1));
     }
 }
 
@@ -430,7 +430,7 @@ fn an_append_that_breaks_offset_order_panics_before_writing() {
     assert!(panicked.is_err(), "the broken invariant is asserted");
     drop(log);
     let log = open(dir.path(), small_segments(), false);
-    assert_eq!(log.next_offset(), 3, "nothing of the bad batch reached the file");
+    assert_eq!(log.log_end_offset(), 3, "nothing of the bad batch reached the file");
     assert_eq!(read_all(&log, 0).len(), 1);
 }
 
@@ -463,7 +463,7 @@ fn reload_reopens_from_disk_and_keeps_what_was_written() {
     append(&mut log, batch(2, 100, 5_000)); // written, not yet flushed
     let stale = log.flush_plan().expect("pending flush");
     let mut fresh = log.reload(0, 0).expect("reload");
-    assert_eq!(fresh.next_offset(), 62);
+    assert_eq!(fresh.log_end_offset(), 62);
     assert_eq!(fresh.durable_offset(), 62, "recovery fsynced what it kept");
     let r = stale.execute();
     assert_eq!(fresh.complete_flush(&stale, r).expect("ignored"), 62);
@@ -471,4 +471,37 @@ fn reload_reopens_from_disk_and_keeps_what_was_written() {
     append(&mut fresh, batch(1, 10, 6_000));
     flush(&mut fresh);
     assert_eq!(fresh.durable_offset(), 63);
+}
+
+/// The log end offset, the durable offset and the high watermark are three
+/// numbers: an append moves only the first, a flush only the second, and
+/// the high watermark moves only when the caller commits (never back, never
+/// past the log end).
+#[test]
+fn log_end_durable_offset_and_high_watermark_move_separately() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    assert_eq!(log.offsets(), LogOffsets::all_at(0));
+    append(&mut log, batch(3, 10, 100));
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 3, durable_offset: 0, high_watermark: 0 });
+    flush(&mut log);
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 3, durable_offset: 3, high_watermark: 0 });
+    assert_eq!(log.advance_high_watermark(2), 2);
+    assert_eq!(log.advance_high_watermark(1), 2, "the high watermark never moves back");
+    append(&mut log, batch(2, 10, 200));
+    assert_eq!(log.advance_high_watermark(log.durable_offset()), 3);
+    assert_eq!(log.offsets(), LogOffsets { log_end_offset: 5, durable_offset: 3, high_watermark: 3 });
+    log.offsets().check_sole_replica(&"this log");
+    drop(log);
+    let reopened = open(dir.path(), LogConfig::default(), false);
+    assert_eq!(reopened.offsets(), LogOffsets::all_at(5), "recovery makes all it keeps durable and committed");
+}
+
+#[test]
+#[should_panic(expected = "past the log end 3")]
+fn committing_past_the_log_end_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    append(&mut log, batch(3, 10, 100));
+    log.advance_high_watermark(4);
 }

@@ -263,6 +263,17 @@ impl MetadataState {
                 isr,
                 replicas,
             } => {
+                // Fenced brokers lead nothing: an election planned from an
+                // image older than the fence is refused here, where the
+                // order of commands is final.
+                if let Some(l) = leader
+                    && *l >= 0
+                    && self.brokers.get(l).is_none_or(|b| b.fenced)
+                {
+                    return ApplyOutcome::InvalidPartitionChange {
+                        reason: format!("broker {l} is fenced or not registered and may not lead"),
+                    };
+                }
                 let Some(topic) = self.topic_by_id_mut(topic_id) else {
                     return ApplyOutcome::TopicNotFound;
                 };
@@ -599,6 +610,17 @@ mod tests {
             partition_epoch: 7,
         };
         s.apply(id(1), &MetadataCommand::CreateTopic { topic: t });
+        for broker_id in [1, 2, 3] {
+            let registration = BrokerRegistration {
+                broker_id,
+                incarnation_id: [0; 16],
+                broker_epoch: 1,
+                listeners: Vec::new(),
+                rack: None,
+                fenced: broker_id == 3,
+            };
+            s.brokers.insert(broker_id, registration);
+        }
         let p = |s: &MetadataState| s.topics["t"].partitions[0].clone();
 
         // ISR shrink without a leader change: only the partition epoch moves.
@@ -655,6 +677,13 @@ mod tests {
             replicas: None,
         };
         assert_eq!(s.apply(id(12), &unknown), ApplyOutcome::PartitionNotFound);
+        assert_eq!(p(&s).partition_epoch, 11);
+        // A fenced broker (3) may not be elected, nor an unknown one (9, above).
+        let fenced = s.apply(id(13), &change(None, Some(3), Some(vec![3]), None));
+        assert!(
+            matches!(&fenced, ApplyOutcome::InvalidPartitionChange { reason } if reason.contains("broker 3 is fenced")),
+            "{fenced:?}"
+        );
         assert_eq!(p(&s).partition_epoch, 11);
     }
 

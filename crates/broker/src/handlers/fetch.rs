@@ -8,19 +8,23 @@
 //! Records are not copied into the response: each partition's run of batches
 //! is measured by its headers and sent from the segment file when the
 //! response is written (short runs are read inline).
+//!
+//! From v16 a partition answered NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH names its current leader and epoch, and the response
+//! lists that leader's endpoint (KIP-951), so the consumer goes there at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use tributary_log::LogError;
 use tributary_protocol::{ErrorCode, RecordsSource, RequestHeader, encode_fetch_response};
 use tributary_types::TopicId;
 use uuid::Uuid;
 
-use super::Reply;
-use crate::cluster::Cluster;
+use super::{ConnectionInfo, Reply, str_bytes};
+use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
 
@@ -36,14 +40,22 @@ struct Slot {
 struct TopicSlots {
     name: TopicName,
     topic_id: Uuid,
+    /// The topic as this request resolved it, if it exists.
+    topic: Option<Arc<TopicState>>,
     slots: Vec<Slot>,
 }
 
-pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: FetchRequest) -> Reply {
+pub(super) fn handle(
+    cluster: &Arc<Cluster>,
+    conn: &ConnectionInfo,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> Reply {
     let cluster = cluster.clone();
     let header = header.clone();
+    let listener = conn.listener.clone();
     Reply::Later(Box::pin(async move {
-        let (body, records) = fetch(&cluster, header.api_version, request).await;
+        let (body, records) = fetch(&cluster, header.api_version, request, &listener).await;
         match encode_fetch_response(header.api_version, header.correlation_id, &body, records) {
             Ok(parts) => Some(Outgoing::Parts(parts)),
             Err(e) => {
@@ -83,13 +95,23 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
                     target: topic.clone().and_then(|topic| topic.led(p.partition).cloned()),
                 })
                 .collect();
-            TopicSlots { name: t.topic.clone(), topic_id: t.topic_id, slots }
+            TopicSlots { name: t.topic.clone(), topic_id: t.topic_id, topic: topic.ok(), slots }
         })
         .collect()
 }
 
-async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> Answer {
+async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str) -> Answer {
     let topics = resolve(cluster, &request, v);
+    let (mut body, records) = read_until_ready(cluster, &topics, &request).await;
+    if v >= 16 {
+        point_to_leaders(cluster, &topics, listener, &mut body);
+    }
+    (body, records)
+}
+
+/// Reads every partition, and again each time a high watermark moves, until
+/// `min_bytes` are ready, an error needs answering, or `max_wait_ms` passes.
+async fn read_until_ready(cluster: &Cluster, topics: &[TopicSlots], request: &FetchRequest) -> Answer {
     let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -102,15 +124,42 @@ async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest) -> Answer {
             .filter_map(|s| s.target.as_ref().ok())
             .map(|p| p.subscribe())
             .collect();
-        let pass = read_pass(&topics, max_bytes);
+        let pass = read_pass(topics, max_bytes);
         if pass.bytes >= min_bytes || pass.errors || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
             return answer(pass);
         }
         let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            return answer(read_pass(&topics, max_bytes));
+            return answer(read_pass(topics, max_bytes));
         }
     }
+}
+
+/// KIP-951 (Fetch v16+): every partition answered NOT_LEADER_OR_FOLLOWER or
+/// FENCED_LEADER_EPOCH names its current leader and epoch, and the response
+/// lists each named leader's endpoint for this listener.
+fn point_to_leaders(cluster: &Cluster, topics: &[TopicSlots], listener: &str, body: &mut FetchResponse) {
+    let redirect = [ErrorCode::NotLeaderOrFollower.code(), ErrorCode::FencedLeaderEpoch.code()];
+    let mut endpoints = std::collections::BTreeMap::new();
+    for (response, slots) in body.responses.iter_mut().zip(topics) {
+        let Some(topic) = &slots.topic else { continue };
+        for partition in response.partitions.iter_mut().filter(|p| redirect.contains(&p.error_code)) {
+            let hint = cluster.leader_hint(topic, partition.partition_index, listener);
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if let Some(b) = hint.endpoint {
+                endpoints.entry(b.id).or_insert_with(|| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                });
+            }
+        }
+    }
+    body.node_endpoints = endpoints.into_values().collect();
 }
 
 /// One read of every partition.

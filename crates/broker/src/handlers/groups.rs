@@ -36,7 +36,7 @@ use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::groups::{Selection, api_error, observe, spawn_dispatch};
-use crate::partition::wait_durable;
+use crate::partition::wait_committed;
 
 const TRANSACTION_KEY: i8 = 1;
 
@@ -460,7 +460,7 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         let failure = match appended {
             Err(e) => Some(e.code()),
             Ok((progress, target, base)) => {
-                let p = wait_durable(progress, target).await;
+                let p = wait_committed(progress, target).await;
                 if p.offline {
                     Some(ErrorCode::KafkaStorageError.code())
                 } else {

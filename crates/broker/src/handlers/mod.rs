@@ -123,8 +123,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
     match request {
         Request::ApiVersions(r) => api_versions::handle(&header, r),
         Request::Metadata(r) => metadata::handle(cluster, conn, &header, r).await,
-        Request::Produce(r) => produce::handle(cluster, &header, r).await,
-        Request::Fetch(r) => fetch::handle(cluster, &header, r),
+        Request::Produce(r) => produce::handle(cluster, conn, &header, r).await,
+        Request::Fetch(r) => fetch::handle(cluster, conn, &header, r),
         Request::ListOffsets(r) => list_offsets::handle(cluster, &header, r).await,
         Request::InitProducerId(r) => init_producer_id::handle(cluster, &header, r).await,
         Request::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(cluster, &header, r),

@@ -13,8 +13,10 @@
 //!
 //! The connection awaits both before it reads the next request, so
 //! appends keep request order; the reply then waits until the group-commit
-//! flusher has fsynced the batches (acks=1 and acks=all alike; acks=0 gets
-//! no reply at all).
+//! flusher has fsynced the batches (acks=1: the durable offset passed them)
+//! and, for acks=all, committed them (the high watermark passed them: the
+//! same moment while a leader is its only in-sync replica); acks=0 gets no
+//! reply at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +24,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use tokio::sync::watch;
 use tributary_log::{AppendInfo, AppendOutcome};
 use tributary_protocol::{ErrorCode, RequestHeader};
@@ -32,11 +34,11 @@ use tributary_record::validate::{TimestampBounds, ValidationRules, recompress, v
 use tributary_record::{BatchError, BatchHeader, BatchIter, Compression, DECOMPRESSED_BATCH_BYTES_MAX};
 use tributary_types::now_ms;
 
-use super::{Reply, encode_later, respond, str_bytes};
+use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::{Cluster, Registry, TopicState};
 use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
-use crate::partition::{PartitionRef, Progress, wait_durable};
+use crate::partition::{PartitionRef, Progress, Wait, wait_for};
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
@@ -68,7 +70,12 @@ fn error_response(index: i32, error: &ApiError, records: &[(usize, String)], ver
         .with_error_message(Some(str_bytes(&error.message)))
 }
 
-pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ProduceRequest) -> Reply {
+pub(super) async fn handle(
+    cluster: &Arc<Cluster>,
+    conn: &ConnectionInfo,
+    header: &RequestHeader,
+    request: ProduceRequest,
+) -> Reply {
     let v = header.api_version;
     let acks = request.acks;
     let transactional = request.transactional_id.is_some();
@@ -130,16 +137,21 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
         }
         done.push((name, outcomes));
     }
-    let topics = done;
+    let mut topics = done;
     if acks == 0 {
         return Reply::Nothing;
     }
+    let node_endpoints =
+        if v >= 10 { point_to_leaders(cluster, &registry, &conn.listener, &mut topics) } else { Vec::new() };
     let any_pending = topics.iter().any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
     if !any_pending {
-        return respond(ApiKey::Produce, header, &build_response(resolved(topics)));
+        return respond(ApiKey::Produce, header, &build_response(resolved(topics), node_endpoints));
     }
     let header = header.clone();
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // acks=1: this node made the batch durable; acks=all: it is committed
+    // (the same offset while a leader is its only in-sync replica).
+    let wait = if acks == 1 { Wait::Durable } else { Wait::Committed };
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut done = Vec::with_capacity(topics.len());
@@ -149,7 +161,7 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
                 partitions.push(match outcome {
                     Outcome::Done(r) => r,
                     Outcome::Pending { response, progress, target } => {
-                        match tokio::time::timeout_at(deadline, wait_durable(progress, target)).await {
+                        match tokio::time::timeout_at(deadline, wait_for(progress, target, wait)).await {
                             Ok(p) if !p.offline => response,
                             Ok(_) => error_response(
                                 response.index,
@@ -175,7 +187,7 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
             }
             done.push((name, partitions));
         }
-        encode_later(ApiKey::Produce, &header, &build_response(done))
+        encode_later(ApiKey::Produce, &header, &build_response(done, node_endpoints))
     }))
 }
 
@@ -194,15 +206,56 @@ fn resolved(topics: Vec<(TopicName, Vec<Outcome>)>) -> Vec<(TopicName, Vec<Parti
         .collect()
 }
 
-fn build_response(topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>) -> ProduceResponse {
-    ProduceResponse::default().with_responses(
-        topics
-            .into_iter()
-            .map(|(name, partitions)| {
-                TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
-            })
-            .collect(),
-    )
+fn build_response(
+    topics: Vec<(TopicName, Vec<PartitionProduceResponse>)>,
+    node_endpoints: Vec<NodeEndpoint>,
+) -> ProduceResponse {
+    ProduceResponse::default()
+        .with_responses(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
+                })
+                .collect(),
+        )
+        .with_node_endpoints(node_endpoints)
+}
+
+/// KIP-951 (Produce v10+): every NOT_LEADER_OR_FOLLOWER answer names the
+/// partition's current leader and epoch, and the response lists each named
+/// leader's endpoint for this listener, so the client sends the batch there
+/// without a Metadata round trip. Returns the endpoints, by broker id.
+fn point_to_leaders(
+    cluster: &Cluster,
+    registry: &Registry,
+    listener: &str,
+    topics: &mut [(TopicName, Vec<Outcome>)],
+) -> Vec<NodeEndpoint> {
+    let mut endpoints = std::collections::BTreeMap::new();
+    for (name, outcomes) in topics.iter_mut() {
+        let Some(topic) = registry.topics.get(name.0.as_str()) else { continue };
+        for outcome in outcomes.iter_mut() {
+            let Outcome::Done(response) = outcome else { continue };
+            if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
+                continue;
+            }
+            let hint = cluster.leader_hint(topic, response.index, listener);
+            response.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if let Some(b) = hint.endpoint {
+                endpoints.entry(b.id).or_insert_with(|| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.as_deref().map(str_bytes))
+                });
+            }
+        }
+    }
+    endpoints.into_values().collect()
 }
 
 /// Where one partition's batch stands after the cheap checks.
@@ -380,19 +433,30 @@ fn validate(
     })
 }
 
-/// Appends a validated batch under its partition's lock.
+/// Appends a validated batch under its partition's lock, if this node still
+/// leads the partition (a leadership that moved while the batch was being
+/// validated answers NOT_LEADER_OR_FOLLOWER; roles change under the same
+/// lock, so the batch is stamped with the epoch of a leadership it holds).
 fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
     let Ready { index, topic, partition, batch, max_timestamp, offset_delta_of_max_timestamp, now } = ready;
-    let info = AppendInfo {
-        leader_epoch: partition.leader_epoch(),
-        max_timestamp,
-        offset_delta_of_max_timestamp,
-        now_ms: now,
-        log_append_time: topic.config.log_append_time,
-    };
     let progress = partition.subscribe();
     let (outcome, log_start_offset) = {
         let mut log = partition.log();
+        if !partition.is_leader() {
+            drop(log);
+            let error = ApiError::new(
+                ErrorCode::NotLeaderOrFollower,
+                format!("this broker no longer leads {}-{index}", topic.name),
+            );
+            return Outcome::Done(error_response(index, &error, &[], v));
+        }
+        let info = AppendInfo {
+            leader_epoch: partition.leader_epoch(),
+            max_timestamp,
+            offset_delta_of_max_timestamp,
+            now_ms: now,
+            log_append_time: topic.config.log_append_time,
+        };
         let outcome = log.append(&batch, &info);
         (outcome, log.log_start_offset())
     };

@@ -342,7 +342,7 @@ impl SchemaValidation {
     pub fn settle(&self, registry: &Registry, deadline: Instant) -> Settled {
         let partition = registry.topics.get(&self.storage_topic).and_then(|t| t.partition(0));
         // Appended records past this point arrived after the produce being checked.
-        let end = partition.map_or(0, |p| p.log().next_offset());
+        let end = partition.map_or(0, |p| p.log().log_end_offset());
         let mut pause = Duration::from_millis(1);
         loop {
             let position = match self.catch_up(registry, STEP_BYTES) {
