@@ -300,8 +300,7 @@ mod tests {
             tracing::info!(target: "openraft::engine::handler::vote_handler", "vote-changing");
             tracing::warn!(target: "tributary_quorum::net::reachability", "peer-unreachable");
         });
-        let text = String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned();
-        text
+        String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned()
     }
 
     #[test]
