@@ -16,6 +16,14 @@
 //! | the only voter | at once |
 //! | a leader, an observer | never |
 //!
+//! A decision to campaign is dropped when this node's vote changed while it
+//! was being made (a vote granted to another candidate while the leader
+//! check was out): campaigning then would end that candidate's term as soon
+//! as it won. (openraft offers no conditional `elect()`, so a vote granted
+//! between that last look and openraft acting on the trigger still slips
+//! through; the window is the time one message takes to reach openraft's
+//! core.)
+//!
 //! *Contact* is anything that shows a live leader or election: an
 //! AppendEntries or InstallSnapshot this node accepted, a vote it granted, a
 //! leader check answered "leading".
@@ -165,6 +173,17 @@ enum Role {
     Leaderless,
 }
 
+/// What became of a decision to campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Campaign {
+    /// The election is started.
+    Started,
+    /// The vote changed meanwhile: decide again.
+    Skipped,
+    /// The Raft is stopped.
+    Stopped,
+}
+
 /// The wait drawn for one situation, kept until the situation changes (a
 /// fresh draw on every metrics change would shorten every wait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +194,8 @@ struct Plan {
 }
 
 impl<A: QuorumApp> Inner<A> {
-    /// This node's role in elections, and its current term.
-    fn election_role(&self) -> (Role, u64) {
+    /// This node's role in elections, its current term and vote.
+    fn election_role(&self) -> (Role, u64, Vote<NodeId>) {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let me = self.options.node_id;
@@ -191,7 +210,7 @@ impl<A: QuorumApp> Inner<A> {
                 _ => Role::Leaderless,
             }
         };
-        (role, m.current_term)
+        (role, m.current_term, m.vote)
     }
 
     /// Runs elections for this node until its Raft stops (see the module docs).
@@ -208,7 +227,7 @@ impl<A: QuorumApp> Inner<A> {
         let mut leaderless_since: Option<Instant> = None;
         loop {
             self.end_resignation_if_done();
-            let (role, term) = self.election_role();
+            let (role, term, vote) = self.election_role();
             let now = Instant::now();
             let contact = self.election.last_contact();
             if role == Role::Leaderless {
@@ -221,12 +240,11 @@ impl<A: QuorumApp> Inner<A> {
                 && term == split_term
             {
                 plan = None;
-                campaigned = Some((now, term + 1));
-                if !self
-                    .campaign(&format!("split vote in term {term}; this node has the longer log or the lower id"))
-                    .await
-                {
-                    return;
+                let reason = format!("split vote in term {term}; this node has the longer log or the lower id");
+                match self.campaign(&reason, &vote).await {
+                    Campaign::Started => campaigned = Some((now, term + 1)),
+                    Campaign::Skipped => {}
+                    Campaign::Stopped => return,
                 }
                 continue;
             }
@@ -244,9 +262,10 @@ impl<A: QuorumApp> Inner<A> {
                     Some(at + timing.election_timeout)
                 }
                 (Role::Alone, _) => {
-                    campaigned = Some((now, term + 1));
-                    if !self.campaign("it is the only voter").await {
-                        return;
+                    match self.campaign("it is the only voter", &vote).await {
+                        Campaign::Started => campaigned = Some((now, term + 1)),
+                        Campaign::Skipped => {}
+                        Campaign::Stopped => return,
                     }
                     continue;
                 }
@@ -262,10 +281,11 @@ impl<A: QuorumApp> Inner<A> {
                             self.election.touch();
                             continue;
                         }
-                        campaigned = Some((Instant::now(), term + 1));
                         let reason = format!("no contact with leader {leader} of term {term} within the fetch timeout");
-                        if !self.campaign(&reason).await {
-                            return;
+                        match self.campaign(&reason, &vote).await {
+                            Campaign::Started => campaigned = Some((Instant::now(), term + 1)),
+                            Campaign::Skipped => {}
+                            Campaign::Stopped => return,
                         }
                         continue;
                     }
@@ -293,12 +313,15 @@ impl<A: QuorumApp> Inner<A> {
                         Some(p.anchor + p.wait)
                     } else {
                         plan = None;
-                        if campaigned.is_some() {
-                            failed = failed.saturating_add(1);
-                        }
-                        campaigned = Some((Instant::now(), term + 1));
-                        if !self.campaign("no leader within the election timeout").await {
-                            return;
+                        match self.campaign("no leader within the election timeout", &vote).await {
+                            Campaign::Started => {
+                                if campaigned.is_some() {
+                                    failed = failed.saturating_add(1);
+                                }
+                                campaigned = Some((Instant::now(), term + 1));
+                            }
+                            Campaign::Skipped => {}
+                            Campaign::Stopped => return,
                         }
                         continue;
                     }
@@ -321,11 +344,22 @@ impl<A: QuorumApp> Inner<A> {
         }
     }
 
-    /// Starts an election; false once the Raft is stopped.
-    async fn campaign(&self, reason: &str) -> bool {
-        let term = self.raft.metrics().borrow().current_term;
+    /// Starts an election, unless this node's vote changed since the
+    /// decision (`decided_on`): a vote granted meanwhile (while the leader
+    /// check was out, say) means another candidate is winning, and a
+    /// campaign now would end its term as soon as it began.
+    async fn campaign(&self, reason: &str, decided_on: &Vote<NodeId>) -> Campaign {
+        let (vote, term) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.vote, m.current_term)
+        };
+        if vote != *decided_on {
+            tracing::debug!(node = self.options.node_id, %vote, "the vote changed while deciding to campaign; not campaigning");
+            return Campaign::Skipped;
+        }
         tracing::info!(node = self.options.node_id, next_term = term + 1, "campaigning: {reason}");
-        self.raft.trigger().elect().await.is_ok()
+        if self.raft.trigger().elect().await.is_ok() { Campaign::Started } else { Campaign::Stopped }
     }
 
     /// Asks `leader` whether it still leads `term` with a quorum it heard
