@@ -16,13 +16,13 @@
 //! | the only voter | at once |
 //! | a leader, an observer | never |
 //!
-//! A decision to campaign is dropped when this node's vote changed while it
-//! was being made (a vote granted to another candidate while the leader
-//! check was out): campaigning then would end that candidate's term as soon
-//! as it won. (openraft offers no conditional `elect()`, so a vote granted
-//! between that last look and openraft acting on the trigger still slips
-//! through; the window is the time one message takes to reach openraft's
-//! core.)
+//! A decision to campaign is dropped when this node's vote or contact
+//! changed while it was being made (a vote granted to another candidate,
+//! or its first AppendEntries, while the leader check was out): campaigning
+//! then would end that candidate's term as soon as it won. openraft has no
+//! conditional `elect()`, so the request handler passes Vote and
+//! AppendEntries to openraft under a gate that the driver holds from that
+//! last look until openraft has taken the campaign up.
 //!
 //! *Contact* is anything that shows a live leader or election: an
 //! AppendEntries or InstallSnapshot this node accepted, a vote it granted, a
@@ -74,6 +74,11 @@ pub struct ElectionSignals {
     /// term it split in.
     retry_split: Mutex<Option<u64>>,
     wake: Notify,
+    /// Held while the request handler passes a Vote or AppendEntries to
+    /// openraft, and while the driver decides to campaign and openraft
+    /// takes the campaign up: a vote granted or a new leader heard just
+    /// before a campaign is then seen by it (and the campaign dropped).
+    gate: tokio::sync::Mutex<()>,
 }
 
 impl Default for ElectionSignals {
@@ -84,6 +89,7 @@ impl Default for ElectionSignals {
             behind: AtomicBool::new(false),
             retry_split: Mutex::new(None),
             wake: Notify::new(),
+            gate: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -141,6 +147,12 @@ impl ElectionSignals {
             *self.retry_split.lock().unwrap_or_else(|e| e.into_inner()) = Some(ours.leader_id().get_term());
             self.wake.notify_one();
         }
+    }
+
+    /// Hold while passing a Vote or AppendEntries to openraft and recording
+    /// what it answered.
+    pub async fn gate(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.gate.lock().await
     }
 
     fn take_retry_split(&self) -> Option<u64> {
@@ -241,7 +253,7 @@ impl<A: QuorumApp> Inner<A> {
             {
                 plan = None;
                 let reason = format!("split vote in term {term}; this node has the longer log or the lower id");
-                match self.campaign(&reason, &vote).await {
+                match self.campaign(&reason, &vote, contact).await {
                     Campaign::Started => campaigned = Some((now, term + 1)),
                     Campaign::Skipped => {}
                     Campaign::Stopped => return,
@@ -262,7 +274,7 @@ impl<A: QuorumApp> Inner<A> {
                     Some(at + timing.election_timeout)
                 }
                 (Role::Alone, _) => {
-                    match self.campaign("it is the only voter", &vote).await {
+                    match self.campaign("it is the only voter", &vote, contact).await {
                         Campaign::Started => campaigned = Some((now, term + 1)),
                         Campaign::Skipped => {}
                         Campaign::Stopped => return,
@@ -282,7 +294,7 @@ impl<A: QuorumApp> Inner<A> {
                             continue;
                         }
                         let reason = format!("no contact with leader {leader} of term {term} within the fetch timeout");
-                        match self.campaign(&reason, &vote).await {
+                        match self.campaign(&reason, &vote, contact).await {
                             Campaign::Started => campaigned = Some((Instant::now(), term + 1)),
                             Campaign::Skipped => {}
                             Campaign::Stopped => return,
@@ -313,7 +325,7 @@ impl<A: QuorumApp> Inner<A> {
                         Some(p.anchor + p.wait)
                     } else {
                         plan = None;
-                        match self.campaign("no leader within the election timeout", &vote).await {
+                        match self.campaign("no leader within the election timeout", &vote, contact).await {
                             Campaign::Started => {
                                 if campaigned.is_some() {
                                     failed = failed.saturating_add(1);
@@ -344,22 +356,37 @@ impl<A: QuorumApp> Inner<A> {
         }
     }
 
-    /// Starts an election, unless this node's vote changed since the
-    /// decision (`decided_on`): a vote granted meanwhile (while the leader
-    /// check was out, say) means another candidate is winning, and a
-    /// campaign now would end its term as soon as it began.
-    async fn campaign(&self, reason: &str, decided_on: &Vote<NodeId>) -> Campaign {
+    /// Starts an election, unless this node's vote or contact changed
+    /// since the decision (`decided_on`, `contact`): a vote granted or a
+    /// leader heard meanwhile (while the leader check was out, say) means
+    /// another candidate is winning or won, and a campaign now would end
+    /// its term as soon as it began. The gate keeps votes and AppendEntries
+    /// out from this look until openraft has taken the campaign up.
+    async fn campaign(&self, reason: &str, decided_on: &Vote<NodeId>, contact: Instant) -> Campaign {
+        let _gate = self.election.gate().await;
+        let mut metrics = self.raft.metrics();
         let (vote, term) = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
+            let m = metrics.borrow_and_update();
             (m.vote, m.current_term)
         };
-        if vote != *decided_on {
-            tracing::debug!(node = self.options.node_id, %vote, "the vote changed while deciding to campaign; not campaigning");
+        if vote != *decided_on || self.election.last_contact() != contact {
+            tracing::debug!(node = self.options.node_id, %vote, "a vote or a leader came while deciding to campaign; not campaigning");
             return Campaign::Skipped;
         }
         tracing::info!(node = self.options.node_id, next_term = term + 1, "campaigning: {reason}");
-        if self.raft.trigger().elect().await.is_ok() { Campaign::Started } else { Campaign::Stopped }
+        if self.raft.trigger().elect().await.is_err() {
+            return Campaign::Stopped;
+        }
+        // Until openraft has moved to the new term (or anywhere else).
+        let moved = tokio::time::timeout(
+            self.options.timing.election_timeout,
+            metrics.wait_for(|m| m.vote != vote || m.current_term != term),
+        )
+        .await;
+        match moved {
+            Ok(Err(_)) => Campaign::Stopped,
+            _ => Campaign::Started,
+        }
     }
 
     /// Asks `leader` whether it still leads `term` with a quorum it heard

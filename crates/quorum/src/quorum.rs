@@ -743,6 +743,7 @@ impl<A: QuorumApp> Inner<A> {
         }
         match envelope.body {
             Request::AppendEntries(rpc) => {
+                let _gate = self.election.gate().await;
                 let answer = self.raft.append_entries(rpc).await;
                 // Anything but "your term is over" is the current leader's.
                 if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
@@ -752,6 +753,7 @@ impl<A: QuorumApp> Inner<A> {
             }
             Request::Vote(rpc) => {
                 let (their_vote, their_last) = (rpc.vote, rpc.last_log_id);
+                let _gate = self.election.gate().await;
                 let answer = self.raft.vote(rpc).await;
                 match &answer {
                     Ok(r) if r.vote_granted => self.election.touch(),
