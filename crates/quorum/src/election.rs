@@ -40,11 +40,11 @@
 //! makes this node wait 4E more before its next one (openraft's "smaller
 //! log" delay), so the voter with the longer log wins the next election.
 //!
-//! Split votes: two followers that lose the same leader campaign for the
-//! same term within a few milliseconds more often than a random wait
-//! suggests, because each one's vote request leaves only after its own
-//! vote is on disk (an fsync, tens of milliseconds on a busy disk). Each
-//! then refuses the other. The one of the two that would win on log
+//! Split votes: two followers that lose the same leader draw their waits
+//! from the same F/6-wide range, and each one's vote request leaves only
+//! after its own vote is on disk (an fsync, tens of milliseconds on a busy
+//! disk); when the second campaigns before the first one's request
+//! arrives, each has voted for itself and refuses the other. The one of the two that would win on log
 //! (longer, or equal and the lower node id) campaigns again at once
 //! ([`ElectionSignals::refused_vote`]); the other, whose vote in the next
 //! term is free, grants it.
