@@ -13,6 +13,7 @@ written here.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import io
 import itertools
@@ -22,7 +23,7 @@ import struct
 from kio.schema.request_header.v2.header import RequestHeader
 from kio.schema.response_header.v1.header import ResponseHeader
 from kio.serial import entity_reader, entity_writer
-from kio.static.primitive import i16, i32
+from kio.static.primitive import i16, i32, i32Timedelta
 
 METADATA_TOPIC = "__cluster_metadata"
 _correlation = itertools.count(1)
@@ -72,6 +73,18 @@ def describe_quorum(host: str, port: int, version: int, topics=((METADATA_TOPIC,
         rq.TopicData(topic_name=name, partitions=tuple(rq.PartitionData(partition_index=i32(p)) for p in parts))
         for name, parts in topics))
     return call(host, port, request, rs.DescribeQuorumResponse)
+
+
+def create_topics(host: str, port: int, topics, version: int = 5, timeout_ms: int = 30000):
+    """CreateTopics at `version` (5-7) for (name, partitions, replication factor) triples."""
+    rq = _schema("create_topics", version, "request")
+    rs = _schema("create_topics", version, "response")
+    request = rq.CreateTopicsRequest(
+        topics=tuple(rq.CreatableTopic(name=name, num_partitions=i32(partitions), replication_factor=i16(rf),
+                                       assignments=(), configs=()) for name, partitions, rf in topics),
+        timeout=i32Timedelta.parse(datetime.timedelta(milliseconds=timeout_ms)),
+        validate_only=False)
+    return call(host, port, request, rs.CreateTopicsResponse)
 
 
 def describe_cluster(host: str, port: int, version: int = 2, include_fenced: bool = True):

@@ -99,9 +99,26 @@ where
     }
 }
 
-fn filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+/// openraft's lines about each failed replication attempt (four per retry
+/// of an unreachable peer, warnings and errors, several retries a second
+/// for as long as a node is down) are off: the quorum logs once when a
+/// peer becomes unreachable and once when it answers again
+/// (`tributary_quorum::net::reachability`). `RUST_LOG` naming these
+/// targets turns them back on.
+const QUIET_BY_DEFAULT: &str = "openraft::replication=off,openraft::engine::handler::replication_handler=error";
+
+/// The filter every log of the binary uses: `RUST_LOG` (default `info`)
+/// after [`QUIET_BY_DEFAULT`].
+pub fn filter() -> tracing_subscriber::EnvFilter {
+    filter_for(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+/// [`QUIET_BY_DEFAULT`], then `RUST_LOG` (default `info`; an invalid
+/// value counts as unset).
+fn filter_for(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let user = rust_log.map(str::trim).filter(|v| !v.is_empty()).unwrap_or("info");
+    tracing_subscriber::EnvFilter::try_new(format!("{QUIET_BY_DEFAULT},{user}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{QUIET_BY_DEFAULT},info")))
 }
 
 /// Logging of a platform in the foreground: everything (`RUST_LOG`, default
@@ -253,6 +270,50 @@ mod tests {
         assert_eq!(service_of("rest-proxy"), "rest-proxy");
         assert_eq!(service_of("tributary::start"), "tributary");
         assert_eq!(service_of("hyper::proto"), "tributary");
+    }
+
+    /// The lines each `(target, level)` event leaves under `RUST_LOG`.
+    fn logged(rust_log: Option<&str>) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter_for(rust_log))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "openraft::replication", "retry-error");
+            tracing::warn!(target: "openraft::replication", "retry-warning");
+            tracing::warn!(target: "openraft::engine::handler::replication_handler", "progress-warning");
+            tracing::error!(target: "openraft::engine::handler::replication_handler", "progress-error");
+            tracing::info!(target: "openraft::engine::handler::vote_handler", "vote-changing");
+            tracing::warn!(target: "tributary_quorum::net::reachability", "peer-unreachable");
+        });
+        String::from_utf8_lossy(&buffer.0.lock().expect("lock")).into_owned()
+    }
+
+    #[test]
+    fn openraft_retry_lines_are_off_unless_asked_for() {
+        for rust_log in [None, Some("info"), Some("not a = valid [filter")] {
+            let text = logged(rust_log);
+            assert!(!text.contains("retry-") && !text.contains("progress-warning"), "{rust_log:?}: {text}");
+            for kept in ["progress-error", "vote-changing", "peer-unreachable"] {
+                assert!(text.contains(kept), "{rust_log:?} lost {kept}: {text}");
+            }
+        }
+        let asked = logged(Some("info,openraft::replication=warn"));
+        assert!(asked.contains("retry-error") && asked.contains("retry-warning"), "{asked}");
     }
 
     #[test]

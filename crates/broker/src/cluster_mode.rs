@@ -98,6 +98,7 @@ pub(crate) async fn start_quorum(
     };
     let voters = kraft.quorum_voters(initial);
     let mut options = QuorumOptions::new(node_id, formatted.as_deref().unwrap_or(""), &address, voters);
+    options.timing = kraft.timing;
     options.snapshot_every = config.metadata_snapshot_interval;
     options.keep_logs_after_snapshot = config.metadata_snapshot_interval.min(1000);
     let transport = Arc::new(TcpTransport::for_listener(&address, CONNECT_TIMEOUT));
@@ -546,4 +547,26 @@ pub(crate) async fn stop(cluster: &Cluster) {
 /// `meta.properties` for `tributary storage format`.
 pub fn format_meta(node_id: i32, cluster_id: &str) -> MetaProperties {
     MetaProperties { node_id: Some(node_id), cluster_id: Some(cluster_id.to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tributary_quorum::Timing;
+
+    #[test]
+    fn the_documented_quorum_timeouts_are_the_quorums_defaults() {
+        let d = Timing::default();
+        for (key, value) in [
+            ("controller.quorum.fetch.timeout.ms", d.fetch_timeout),
+            ("controller.quorum.election.timeout.ms", d.election_timeout),
+            ("controller.quorum.election.backoff.max.ms", d.election_backoff_max),
+            ("controller.quorum.retry.backoff.ms", d.retry_backoff),
+        ] {
+            let def = tributary_config::defs::broker_config(key).expect("a known broker key");
+            let documented = def.default.and_then(|v| v.parse().ok()).map(Duration::from_millis);
+            assert_eq!(documented, Some(value), "{key}");
+        }
+    }
 }

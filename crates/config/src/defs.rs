@@ -443,6 +443,34 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Controllers to ask when the voters live in the log (dynamic quorum)."
     ),
     broker!(
+        "controller.quorum.fetch.timeout.ms",
+        Int,
+        Some("600"),
+        Range(60, I32),
+        "Longest a voter goes without hearing from the quorum leader before it campaigns (it asks the leader first; Tributary's default is shorter than Kafka's 2000 for a failover within a second)."
+    ),
+    broker!(
+        "controller.quorum.election.timeout.ms",
+        Int,
+        Some("200"),
+        Range(1, I32),
+        "A candidate, or a voter that knows no leader, campaigns (again) after a random wait between this and twice this (Kafka: 1000)."
+    ),
+    broker!(
+        "controller.quorum.election.backoff.max.ms",
+        Int,
+        Some("300"),
+        Range(0, I32),
+        "Cap of the random binary exponential back-off between failed elections (Kafka: 1000)."
+    ),
+    broker!(
+        "controller.quorum.retry.backoff.ms",
+        Int,
+        Some("20"),
+        Range(0, I32),
+        "Pause before a failed request to the quorum leader is retried; first delay of the back-off from an unreachable controller."
+    ),
+    broker!(
         "broker.heartbeat.interval.ms",
         Long,
         Some("2000"),

@@ -7,6 +7,7 @@
 //! | `controller.quorum.voters` | static voters: `1@host:9093,2@host:9093` (`[::1]` for IPv6) |
 //! | `controller.quorum.bootstrap.servers` | dynamic voters: `host:9093,host:9093` |
 //! | `controller.listener.names` | listener names, e.g. `CONTROLLER` |
+//! | `controller.quorum.fetch.timeout.ms`, `.election.timeout.ms`, `.election.backoff.max.ms`, `.retry.backoff.ms` | milliseconds ([`Timing`], which says what each does) |
 //!
 //! Every error is one line naming the key and the problem. What one node's
 //! settings cannot show (voters that differ between nodes, a data
@@ -15,8 +16,10 @@
 //! node refuses messages that do not match its own (`quorum.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use crate::quorum::Voters;
+use crate::timing::Timing;
 use crate::types::NodeId;
 
 /// Default controller listener port.
@@ -71,6 +74,8 @@ pub struct KraftConfig {
     pub voters: QuorumVoters,
     /// `controller.listener.names`.
     pub controller_listener_names: Vec<String>,
+    /// `controller.quorum.*.ms`: the quorum's timeouts.
+    pub timing: Timing,
 }
 
 /// A settings error: one line.
@@ -106,6 +111,30 @@ pub fn parse_endpoint(key: &str, entry: &str) -> Result<Endpoint, ConfigError> {
         Ok(port) if port > 0 => Ok(Endpoint { host: host.to_string(), port }),
         _ => err(format!("{key}: {entry:?} has an invalid port {port:?} (1-65535)")),
     }
+}
+
+/// Reads Kafka's `controller.quorum.*.ms` timeouts (unset: [`Timing`]'s
+/// defaults) and checks them together.
+pub fn parse_timing(props: &BTreeMap<String, String>) -> Result<Timing, ConfigError> {
+    let defaults = Timing::default();
+    let ms = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        match props.get(key).map(|v| v.trim()) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<u32>()
+                .map(|ms| Duration::from_millis(u64::from(ms)))
+                .map_err(|_| ConfigError(format!("{key}: {v:?} is not a number of milliseconds"))),
+        }
+    };
+    let timing = Timing {
+        fetch_timeout: ms("controller.quorum.fetch.timeout.ms", defaults.fetch_timeout)?,
+        election_timeout: ms("controller.quorum.election.timeout.ms", defaults.election_timeout)?,
+        election_backoff_max: ms("controller.quorum.election.backoff.max.ms", defaults.election_backoff_max)?,
+        retry_backoff: ms("controller.quorum.retry.backoff.ms", defaults.retry_backoff)?,
+        propose_timeout: defaults.propose_timeout,
+    };
+    timing.validate().map_err(ConfigError)?;
+    Ok(timing)
 }
 
 /// Parses `controller.quorum.voters` (`id@host:port,...`).
@@ -195,7 +224,8 @@ impl KraftConfig {
         if controller_listener_names.is_empty() {
             return err("controller.listener.names is required when process.roles is set (e.g. CONTROLLER)".into());
         }
-        Ok(Some(KraftConfig { roles, node_id, voters, controller_listener_names }))
+        let timing = parse_timing(props)?;
+        Ok(Some(KraftConfig { roles, node_id, voters, controller_listener_names, timing }))
     }
 
     /// Whether this node votes.
@@ -385,6 +415,41 @@ mod tests {
             error(&with(&[("controller.quorum.bootstrap.servers", "a:9093,b")]))
                 .starts_with("controller.quorum.bootstrap.servers: \"b\"")
         );
+    }
+
+    #[test]
+    fn quorum_timeouts_take_kafkas_keys() {
+        let config = KraftConfig::from_properties(&props(&with(&[("controller.quorum.voters", "1@a:9093")])))
+            .expect("test value")
+            .expect("test value");
+        assert_eq!(config.timing, Timing::default());
+        let config = KraftConfig::from_properties(&props(&with(&[
+            ("controller.quorum.voters", "1@a:9093"),
+            ("controller.quorum.fetch.timeout.ms", "2000"),
+            ("controller.quorum.election.timeout.ms", "1000"),
+            ("controller.quorum.election.backoff.max.ms", "1000"),
+            ("controller.quorum.retry.backoff.ms", " 50 "),
+        ])))
+        .expect("test value")
+        .expect("test value");
+        let ms = Duration::from_millis;
+        assert_eq!(
+            (config.timing.fetch_timeout, config.timing.election_timeout),
+            (ms(2000), ms(1000)),
+            "{:?}",
+            config.timing
+        );
+        assert_eq!((config.timing.election_backoff_max, config.timing.retry_backoff), (ms(1000), ms(50)));
+        assert_eq!(config.timing.heartbeat().as_millis(), 333);
+        for (key, value, says) in [
+            ("controller.quorum.fetch.timeout.ms", "59", "at least 60"),
+            ("controller.quorum.fetch.timeout.ms", "soon", "not a number"),
+            ("controller.quorum.election.timeout.ms", "0", "at least 1"),
+            ("controller.quorum.retry.backoff.ms", "-1", "not a number"),
+        ] {
+            let e = error(&with(&[("controller.quorum.voters", "1@a:9093"), (key, value)]));
+            assert!(e.starts_with(key) && e.contains(says), "{key}={value}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! and the high watermark is the committed index + 1. `-1` means unknown.
 //! Timestamps are milliseconds since the Unix epoch, `-1` when never.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,6 +65,9 @@ pub struct ReplicaTracker {
     /// The last refusal another node sent this one (another cluster id,
     /// other static voters), for the broker to report.
     last_refusal: Mutex<Option<String>>,
+    /// When each node last answered a replication request of this node's
+    /// (runtime clock: paused time in the simulator), for leader checks.
+    heard: Mutex<BTreeMap<NodeId, tokio::time::Instant>>,
 }
 
 impl ReplicaTracker {
@@ -80,6 +83,18 @@ impl ReplicaTracker {
         if caught_up {
             p.last_caught_up_ms = Some(now);
         }
+    }
+
+    /// Records that `node` answered a replication request (any answer but
+    /// "your term is over").
+    pub fn record_heard(&self, node: NodeId) {
+        self.heard.lock().unwrap_or_else(|e| e.into_inner()).insert(node, tokio::time::Instant::now());
+    }
+
+    /// The nodes heard from at `since` or later.
+    pub fn heard_from_since(&self, since: tokio::time::Instant) -> BTreeSet<NodeId> {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.iter().filter(|(_, at)| **at >= since).map(|(id, _)| *id).collect()
     }
 
     /// Sets the leader's log end (last index + 1).

@@ -26,6 +26,11 @@
 //! - `voters` (private): membership changes on the leader: observers
 //!   joining or moving, KIP-853 voter changes one at a time with Kafka's
 //!   refusals ([`VoterRefusal`]).
+//! - [`election`]: when a voter campaigns (openraft's own timer is off):
+//!   Kafka's fetch and election timeouts, a leader check before an
+//!   election, randomized back-off.
+//! - [`timing`]: Kafka's `controller.quorum.*` timeouts and what each
+//!   becomes in openraft's configuration.
 //! - [`config`]: Kafka's KRaft settings, checked.
 //! - [`describe`]: what DescribeQuorum (API 55) reports.
 //! - [`sim`]: the seeded in-process network and test application behind
@@ -36,11 +41,13 @@
 
 pub mod config;
 pub mod describe;
+pub mod election;
 pub mod net;
 pub mod quorum;
 pub mod runtime;
 pub mod sim;
 pub mod storage;
+pub mod timing;
 pub mod types;
 mod voters;
 

@@ -18,12 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesResponse;
 use openraft::{ServerState, SnapshotPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::describe::{QuorumDescription, ReplicaState, ReplicaTracker, now_ms};
+use crate::election::ElectionSignals;
 pub use crate::net::message::VoterRefusal;
 use crate::net::message::{Envelope, Forward, ForwardError, ForwardReply, Request, Response, UNKNOWN_NODE};
 use crate::net::{NetworkFactory, Sender, Transport, TransportError};
@@ -66,33 +68,7 @@ impl Voters {
     }
 }
 
-/// Timeouts (Kafka's `controller.quorum.*.ms` map onto these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    /// Leader heartbeat interval (also the AppendEntries timeout).
-    pub heartbeat: Duration,
-    /// Election timeout, drawn between these two.
-    pub election_min: Duration,
-    /// See `election_min`.
-    pub election_max: Duration,
-    /// How long a proposal or membership change may take, forwarding and
-    /// waiting for a leader included.
-    pub propose_timeout: Duration,
-    /// Pause between attempts while no leader is known.
-    pub retry_backoff: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Timing {
-        Timing {
-            heartbeat: Duration::from_millis(150),
-            election_min: Duration::from_millis(1000),
-            election_max: Duration::from_millis(2000),
-            propose_timeout: Duration::from_secs(10),
-            retry_backoff: Duration::from_millis(100),
-        }
-    }
-}
+pub use crate::timing::Timing;
 
 /// A node's quorum settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,14 +111,24 @@ impl QuorumOptions {
         }
     }
 
+    /// openraft's configuration (see `timing.rs` for how Kafka's timeouts
+    /// map onto it). openraft's own election timer is off: `election.rs`
+    /// decides when to campaign.
     fn raft_config(&self) -> Result<RaftConfig, QuorumError> {
+        self.timing.validate().map_err(QuorumError::Config)?;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let lease = millis(self.timing.lease());
         let config = RaftConfig {
             cluster_name: self.cluster_id.clone(),
-            heartbeat_interval: millis(self.timing.heartbeat),
-            election_timeout_min: millis(self.timing.election_min),
-            election_timeout_max: millis(self.timing.election_max),
-            install_snapshot_timeout: millis(self.timing.heartbeat * 10),
+            heartbeat_interval: millis(self.timing.heartbeat()),
+            // Only a Vote request's timeout once the timer is off; openraft
+            // wants it below the maximum.
+            election_timeout_min: lease - 1,
+            // The leader lease: a voter that heard from its leader this
+            // recently refuses to vote.
+            election_timeout_max: lease,
+            enable_elect: false,
+            install_snapshot_timeout: millis(self.timing.install_snapshot_timeout()),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs_after_snapshot,
             snapshot_max_chunk_size: self.snapshot_chunk_bytes,
@@ -236,9 +222,11 @@ pub trait MetadataQuorum<A: QuorumApp>: Send + Sync {
 pub(crate) struct Inner<A: QuorumApp> {
     pub(crate) options: QuorumOptions,
     pub(crate) raft: Raft<A>,
-    sender: Sender,
-    transport: Arc<dyn Transport<A>>,
-    tracker: Arc<ReplicaTracker>,
+    pub(crate) sender: Sender,
+    pub(crate) transport: Arc<dyn Transport<A>>,
+    pub(crate) tracker: Arc<ReplicaTracker>,
+    /// Contact with a live leader, for the election driver.
+    pub(crate) election: Arc<ElectionSignals>,
     applied: watch::Receiver<Option<LogId>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stopped: AtomicBool,
@@ -309,7 +297,14 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             voters: options.voters.fingerprint(),
         };
         let tracker = Arc::new(ReplicaTracker::default());
-        let network = NetworkFactory::new(sender.clone(), transport.clone(), tracker.clone());
+        let election = Arc::new(ElectionSignals::default());
+        let network = NetworkFactory::new(
+            sender.clone(),
+            transport.clone(),
+            tracker.clone(),
+            election.clone(),
+            options.timing.reconnect_backoff(),
+        );
         let raft = Raft::new(options.node_id, config, network, log_adapter, machine_adapter)
             .await
             .map_err(|e| QuorumError::Stopped(e.to_string()))?;
@@ -320,6 +315,7 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             sender,
             transport,
             tracker,
+            election,
             applied,
             tasks: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
@@ -358,7 +354,7 @@ impl<A: QuorumApp, M> Quorum<A, M> {
             }
         }));
         let inner = self.inner.clone();
-        tasks.push(tokio::spawn(async move { inner.break_split_votes().await }));
+        tasks.push(tokio::spawn(async move { inner.run_elections().await }));
         if self.inner.announces_itself() {
             let inner = self.inner.clone();
             tasks.push(tokio::spawn(async move { inner.join_as_observer().await }));
@@ -491,46 +487,6 @@ impl<A: QuorumApp> Inner<A> {
         }
     }
 
-    /// Campaigns again, after a freshly drawn random wait, while no leader
-    /// is known.
-    ///
-    /// openraft 0.9 draws a node's election timeout once, when the node
-    /// starts, and checks it on a tick of 1.5 × the heartbeat: two voters
-    /// whose draws land on the same tick, with ticks in step, split the
-    /// vote in every term, for ever (the simulator found such seeds). A new
-    /// random wait per attempt breaks the tie, as Raft intends. Campaigning
-    /// is always safe; only voters do it.
-    async fn break_split_votes(self: Arc<Self>) {
-        use rand::Rng;
-        let (lo, hi) = (self.options.timing.election_min, self.options.timing.election_max);
-        let mut leaderless_before = false;
-        loop {
-            let wait = {
-                let mut rng = <crate::runtime::QuorumRuntime as openraft::AsyncRuntime>::thread_rng();
-                let span = u64::try_from((hi.saturating_sub(lo)).as_millis()).unwrap_or(0);
-                lo + Duration::from_millis(rng.gen_range(0..=span))
-            };
-            tokio::time::sleep(wait).await;
-            if self.resigning.load(Ordering::SeqCst) && !self.is_leading_raw() {
-                self.raft.runtime_config().heartbeat(true);
-                self.resigning.store(false, Ordering::SeqCst);
-            }
-            let (leaderless, voter) = {
-                let metrics = self.raft.metrics();
-                let m = metrics.borrow();
-                let voter = m.membership_config.membership().voter_ids().any(|v| v == self.options.node_id);
-                (m.current_leader.is_none() && m.state != ServerState::Leader, voter)
-            };
-            if leaderless && leaderless_before && voter {
-                tracing::debug!(node = self.options.node_id, "no leader for a whole random wait: campaigning");
-                if self.raft.trigger().elect().await.is_err() {
-                    return;
-                }
-            }
-            leaderless_before = leaderless;
-        }
-    }
-
     /// A voter with an empty log writes the first membership entry.
     async fn bootstrap(&self) -> Result<(), QuorumError> {
         let members: BTreeMap<NodeId, Member> = match &self.options.voters {
@@ -649,10 +605,12 @@ impl<A: QuorumApp> Inner<A> {
                 Ok(Response::Refused(reason)) => return Err(QuorumError::Refused(reason)),
                 Ok(other) => return Err(QuorumError::Rejected(format!("unexpected answer to a forward: {other:?}"))),
                 Err(TransportError::NotSent(_)) => tokio::time::sleep(self.options.timing.retry_backoff).await,
-                Err(TransportError::NoAnswer(reason)) if !retry_on_no_answer => {
+                Err(TransportError::NoAnswer(reason) | TransportError::TimedOut(reason)) if !retry_on_no_answer => {
                     return Err(QuorumError::OutcomeUnknown(format!("node {leader} did not answer: {reason}")));
                 }
-                Err(TransportError::NoAnswer(_)) => tokio::time::sleep(self.options.timing.retry_backoff).await,
+                Err(TransportError::NoAnswer(_) | TransportError::TimedOut(_)) => {
+                    tokio::time::sleep(self.options.timing.retry_backoff).await
+                }
             }
         }
     }
@@ -784,9 +742,35 @@ impl<A: QuorumApp> Inner<A> {
             return Response::Refused(format!("node {} is shutting down", self.options.node_id));
         }
         match envelope.body {
-            Request::AppendEntries(rpc) => Response::AppendEntries(self.raft.append_entries(rpc).await),
-            Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::InstallSnapshot(rpc) => Response::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+            Request::AppendEntries(rpc) => {
+                let _gate = self.election.gate().await;
+                let answer = self.raft.append_entries(rpc).await;
+                // Anything but "your term is over" is the current leader's.
+                if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                    self.election.touch();
+                }
+                Response::AppendEntries(answer)
+            }
+            Request::Vote(rpc) => {
+                let (their_vote, their_last) = (rpc.vote, rpc.last_log_id);
+                let _gate = self.election.gate().await;
+                let answer = self.raft.vote(rpc).await;
+                match &answer {
+                    Ok(r) if r.vote_granted => self.election.touch(),
+                    Ok(r) => self.election.refused_vote(self.options.node_id, &their_vote, their_last, r),
+                    Err(_) => {}
+                }
+                Response::Vote(answer)
+            }
+            Request::InstallSnapshot(rpc) => {
+                let vote = rpc.vote;
+                let answer = self.raft.install_snapshot(rpc).await;
+                if matches!(&answer, Ok(r) if r.vote == vote) {
+                    self.election.touch();
+                }
+                Response::InstallSnapshot(answer)
+            }
+            Request::LeaderCheck => Response::LeaderCheck(self.leader_status()),
             Request::Forward(op) => Response::Forward(self.leader_op(op).await),
         }
     }

@@ -289,7 +289,7 @@ impl<A: QuorumApp> Transport<A> for SimTransport<A> {
             };
             match tokio::time::timeout(timeout, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(TransportError::NoAnswer("timed out".into())),
+                Err(_) => Err(TransportError::TimedOut("timed out".into())),
             }
         })
     }

@@ -147,7 +147,7 @@ impl<A: QuorumApp> Inner<A> {
     /// half changed.
     pub(crate) async fn finish_joint_membership(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(self.options.timing.election_max).await;
+            tokio::time::sleep(self.options.timing.fetch_timeout).await;
             if !self.is_leading() {
                 continue;
             }

@@ -21,13 +21,7 @@ fn address(id: NodeId) -> String {
 }
 
 fn timing() -> Timing {
-    Timing {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(150),
-        election_max: Duration::from_millis(300),
-        propose_timeout: Duration::from_secs(5),
-        retry_backoff: Duration::from_millis(20),
-    }
+    Timing { propose_timeout: Duration::from_secs(5), ..Timing::default() }
 }
 
 async fn start_on(net: &SimNet<SimApp>, disk: &MemDisk<SimApp>, id: NodeId, at: &str, voters: Voters) -> Arc<Member> {
@@ -114,6 +108,14 @@ async fn an_observer_of_static_voters_replicates_and_moves_when_restarted_elsewh
         .await
         .expect("the restarted observer catches up")
         .expect("applied watch");
+    // The leader may reach it by node id before the move is committed
+    // (the simulated network routes by id): wait for the move.
+    wait_until("node 4 is known at its new address", || {
+        let m = nodes[&3].metrics();
+        let m = m.borrow();
+        m.membership_config.membership().get_node(&4).is_some_and(|n| n.addr == "sim-4-again:9093")
+    })
+    .await;
     let d = nodes[&3].describe().await.expect("describe");
     assert_eq!(
         d.observers.iter().map(|r| (r.replica_id, r.address.as_str())).collect::<Vec<_>>(),

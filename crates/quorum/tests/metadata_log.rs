@@ -27,13 +27,7 @@ fn address(id: NodeId) -> String {
 async fn start(net: &SimNet<MetadataApp>, id: NodeId, disk: &SimDisk) -> Arc<Member> {
     let voters: BTreeMap<NodeId, String> = (1..=3).map(|i| (i, address(i))).collect();
     let mut options = QuorumOptions::new(id, "md-cluster", &address(id), Voters::Static(voters));
-    options.timing = Timing {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(150),
-        election_max: Duration::from_millis(300),
-        propose_timeout: Duration::from_secs(5),
-        retry_backoff: Duration::from_millis(20),
-    };
+    options.timing = Timing { propose_timeout: Duration::from_secs(5), ..Timing::default() };
     options.snapshot_every = 10;
     options.keep_logs_after_snapshot = 2;
     let log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log opens");

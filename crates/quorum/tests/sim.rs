@@ -151,13 +151,10 @@ impl Cluster {
             }
         };
         let mut options = QuorumOptions::new(id, "sim-cluster", &address(id), voters);
-        options.timing = Timing {
-            heartbeat: Duration::from_millis(50),
-            election_min: Duration::from_millis(150),
-            election_max: Duration::from_millis(300),
-            propose_timeout: Duration::from_millis(1500),
-            retry_backoff: Duration::from_millis(20),
-        };
+        // The production timeouts (timing.rs), so the simulator checks the
+        // elections a real cluster runs; only a proposal's deadline is
+        // shorter, so proposals do not outlast a seed's fault phase.
+        options.timing = Timing { propose_timeout: Duration::from_millis(1500), ..Timing::default() };
         options.snapshot_every = 16;
         options.keep_logs_after_snapshot = 4;
         options.snapshot_chunk_bytes = 512;
@@ -489,12 +486,18 @@ async fn scenario_run(scenario: Scenario, seed: u64, lying_disks: bool) -> Resul
         }
     }
     // A last command must commit, and every node must apply it.
-    let barrier = cluster.shared.next_command.fetch_add(1, Ordering::SeqCst);
+    // Every attempt is a new command: an attempt whose outcome is unknown
+    // may still commit, and the same command twice would be applied twice.
     let mut barrier_at = None;
     for _ in 0..20 {
         let up = cluster.up();
+        if up.is_empty() {
+            // Every node failed to restart (its violation is recorded).
+            break;
+        }
         let id = up[cluster.rng.below(up.len() as u64) as usize];
         let quorum = cluster.nodes[&id].quorum.clone().expect("up");
+        let barrier = cluster.shared.next_command.fetch_add(1, Ordering::SeqCst);
         if let Ok((log_id, _)) = quorum.propose(barrier).await {
             cluster.shared.acked.lock().expect("lock").insert(barrier, log_id);
             barrier_at = Some(log_id);

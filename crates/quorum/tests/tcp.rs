@@ -30,13 +30,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn options(id: NodeId, address: &str, voters: &BTreeMap<NodeId, String>) -> QuorumOptions {
     let mut options = QuorumOptions::new(id, "tcp-test-cluster", address, Voters::Static(voters.clone()));
-    options.timing = Timing {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(300),
-        election_max: Duration::from_millis(600),
-        propose_timeout: Duration::from_secs(10),
-        retry_backoff: Duration::from_millis(50),
-    };
+    options.timing = Timing { propose_timeout: Duration::from_secs(10), ..Timing::default() };
     options.snapshot_every = 10;
     options.keep_logs_after_snapshot = 2;
     options.snapshot_chunk_bytes = 256;

@@ -47,6 +47,9 @@ pub enum Request<A: QuorumApp> {
     InstallSnapshot(InstallSnapshotRequest<QuorumTypes<A>>),
     /// Something only the leader can do, forwarded by another node.
     Forward(Forward<A>),
+    /// "Do you still lead?": a follower whose heartbeats stopped asks
+    /// before it campaigns (`election.rs`).
+    LeaderCheck,
 }
 
 impl<A: QuorumApp> Request<A> {
@@ -57,6 +60,7 @@ impl<A: QuorumApp> Request<A> {
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
             Request::Forward(_) => "Forward",
+            Request::LeaderCheck => "LeaderCheck",
         }
     }
 }
@@ -108,9 +112,21 @@ pub enum Response<A: QuorumApp> {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// To [`Request::Forward`].
     Forward(Result<ForwardReply<A>, ForwardError>),
+    /// To [`Request::LeaderCheck`].
+    LeaderCheck(LeaderStatus),
     /// The envelope was refused (another cluster, other voters, wrong
     /// addressee, a node shutting down); one line saying why.
     Refused(String),
+}
+
+/// A node's answer to a leader check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderStatus {
+    /// Its current term.
+    pub term: u64,
+    /// Whether it leads that term, has not resigned, and heard from a
+    /// quorum of every voter set within the fetch timeout.
+    pub leading: bool,
 }
 
 /// What a forwarded operation did.

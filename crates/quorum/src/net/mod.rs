@@ -2,9 +2,19 @@
 //! socket ([`frame`]), the TCP transport and listener ([`tcp`]), and
 //! openraft's `RaftNetworkFactory` over any [`Transport`] (the simulator
 //! plugs its in-process network in here).
+//!
+//! A peer that cannot be reached (connection refused or reset, a refusal
+//! by its checks) is openraft's `Unreachable`: openraft's replication to it
+//! then waits out [`RaftNetwork::backoff`] (the reconnect back-off of
+//! `timing.rs`, doubling up to F/3) instead of retrying at once, which
+//! without it meant thousands of attempts a second to a dead voter. The
+//! back-off ends with the first answer. [`reachability`] logs the change,
+//! not the attempts. A timeout stays openraft's `Network` error (retried at
+//! once): each attempt already took the timeout.
 
 pub mod frame;
 pub mod message;
+pub mod reachability;
 pub mod tcp;
 
 use std::future::Future;
@@ -12,16 +22,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
 
 use crate::describe::ReplicaTracker;
+use crate::election::ElectionSignals;
+use crate::timing::ExponentialBackoff;
 use crate::types::{Member, NodeId, QuorumApp, QuorumTypes};
 use message::{Envelope, Request, Response};
+use reachability::{FailureKind, Reachability};
 
 /// A boxed future, for transports behind a trait object.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -33,10 +46,14 @@ pub enum TransportError {
     /// safe to send again, even a proposal.
     #[error("not sent: {0}")]
     NotSent(String),
-    /// Sent, but no answer (timeout, connection lost): the addressee may
-    /// have acted on it.
+    /// Sent, but the connection failed before an answer (closed, reset):
+    /// the addressee may have acted on it.
     #[error("no answer: {0}")]
     NoAnswer(String),
+    /// Sent, and no answer within the timeout: the addressee may have
+    /// acted on it.
+    #[error("no answer in time: {0}")]
+    TimedOut(String),
 }
 
 /// Sends a request to a node and waits for its answer.
@@ -75,6 +92,9 @@ pub struct NetworkFactory<A: QuorumApp> {
     sender: Sender,
     transport: Arc<dyn Transport<A>>,
     tracker: Arc<ReplicaTracker>,
+    election: Arc<ElectionSignals>,
+    reachability: Arc<Reachability>,
+    backoff: (Duration, Duration),
 }
 
 impl<A: QuorumApp> std::fmt::Debug for NetworkFactory<A> {
@@ -84,9 +104,19 @@ impl<A: QuorumApp> std::fmt::Debug for NetworkFactory<A> {
 }
 
 impl<A: QuorumApp> NetworkFactory<A> {
-    /// A factory sending through `transport`.
-    pub fn new(sender: Sender, transport: Arc<dyn Transport<A>>, tracker: Arc<ReplicaTracker>) -> NetworkFactory<A> {
-        NetworkFactory { sender, transport, tracker }
+    /// A factory sending through `transport`; an unreachable peer is
+    /// retried after `backoff.0`, doubling up to `backoff.1`.
+    pub fn new(
+        sender: Sender,
+        transport: Arc<dyn Transport<A>>,
+        tracker: Arc<ReplicaTracker>,
+        election: Arc<ElectionSignals>,
+        backoff: (Duration, Duration),
+    ) -> NetworkFactory<A> {
+        // Timeouts are logged once they last longer than the back-off's cap
+        // lets a dead peer go unnoticed.
+        let reachability = Arc::new(Reachability::new(backoff.1 * 3));
+        NetworkFactory { sender, transport, tracker, election, reachability, backoff }
     }
 }
 
@@ -98,6 +128,9 @@ impl<A: QuorumApp> RaftNetworkFactory<QuorumTypes<A>> for NetworkFactory<A> {
             sender: self.sender.clone(),
             transport: self.transport.clone(),
             tracker: self.tracker.clone(),
+            election: self.election.clone(),
+            reachability: self.reachability.clone(),
+            backoff: self.backoff,
             target,
             address: node.addr.clone(),
         }
@@ -109,6 +142,9 @@ pub struct Connection<A: QuorumApp> {
     sender: Sender,
     transport: Arc<dyn Transport<A>>,
     tracker: Arc<ReplicaTracker>,
+    election: Arc<ElectionSignals>,
+    reachability: Arc<Reachability>,
+    backoff: (Duration, Duration),
     target: NodeId,
     address: String,
 }
@@ -119,24 +155,55 @@ impl<A: QuorumApp> std::fmt::Debug for Connection<A> {
     }
 }
 
-/// A transport failure or refusal as openraft's "retry later" error.
-fn network_error<E: std::error::Error>(message: String) -> RPCError<NodeId, Member, E> {
-    RPCError::Network(NetworkError::new(&TransportError::NoAnswer(message)))
+/// Why a call got no usable answer.
+#[derive(Debug)]
+struct Failure {
+    kind: FailureKind,
+    message: String,
+}
+
+impl Failure {
+    /// As openraft's error: `Unreachable` (back off) or `Network` (retry).
+    fn into_rpc<E: std::error::Error>(self) -> RPCError<NodeId, Member, E> {
+        match self.kind {
+            FailureKind::Unreachable => RPCError::Unreachable(Unreachable::new(&TransportError::NotSent(self.message))),
+            FailureKind::TimedOut => RPCError::Network(NetworkError::new(&TransportError::TimedOut(self.message))),
+        }
+    }
+}
+
+/// An answer of the wrong kind: a peer of another version, most likely.
+fn unexpected<E: std::error::Error>(what: &str, answer: &impl std::fmt::Debug) -> RPCError<NodeId, Member, E> {
+    RPCError::Unreachable(Unreachable::new(&TransportError::NotSent(format!(
+        "unexpected answer to {what}: {answer:?}"
+    ))))
 }
 
 impl<A: QuorumApp> Connection<A> {
-    async fn call(&self, body: Request<A>, option: &RPCOption) -> Result<Response<A>, String> {
+    async fn call(&self, body: Request<A>, option: &RPCOption) -> Result<Response<A>, Failure> {
         let kind = body.kind();
         let envelope = self.sender.envelope(self.target, body);
-        match self.transport.call(self.target, &self.address, envelope, option.hard_ttl()).await {
+        let failure = match self.transport.call(self.target, &self.address, envelope, option.hard_ttl()).await {
             Ok(Response::Refused(reason)) => {
-                tracing::warn!(target_node = self.target, address = %self.address, %reason, "controller refused {kind}");
                 self.tracker.record_refusal(&reason);
-                Err(format!("node {} refused {kind}: {reason}", self.target))
+                Failure {
+                    kind: FailureKind::Unreachable,
+                    message: format!("node {} refused {kind}: {reason}", self.target),
+                }
             }
-            Ok(response) => Ok(response),
-            Err(e) => Err(format!("{kind} to node {} at {}: {e}", self.target, self.address)),
-        }
+            Ok(response) => {
+                self.reachability.answered(self.target, &self.address);
+                return Ok(response);
+            }
+            Err(e @ TransportError::TimedOut(_)) => {
+                Failure { kind: FailureKind::TimedOut, message: format!("{kind} to node {}: {e}", self.target) }
+            }
+            Err(e @ (TransportError::NotSent(_) | TransportError::NoAnswer(_))) => {
+                Failure { kind: FailureKind::Unreachable, message: format!("{kind} to node {}: {e}", self.target) }
+            }
+        };
+        self.reachability.failed(self.target, &self.address, failure.kind, &failure.message);
+        Err(failure)
     }
 }
 
@@ -147,15 +214,18 @@ impl<A: QuorumApp> RaftNetwork<QuorumTypes<A>> for Connection<A> {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
         let acked = rpc.entries.last().map(|e| e.log_id.index).or(rpc.prev_log_id.map(|p| p.index));
-        match self.call(Request::AppendEntries(rpc), &option).await.map_err(network_error)? {
+        match self.call(Request::AppendEntries(rpc), &option).await.map_err(Failure::into_rpc)? {
             Response::AppendEntries(Ok(response)) => {
+                if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+                    self.tracker.record_heard(self.target);
+                }
                 if matches!(response, AppendEntriesResponse::Success) {
                     self.tracker.record_ack(self.target, acked);
                 }
                 Ok(response)
             }
             Response::AppendEntries(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(network_error(format!("unexpected answer to AppendEntries: {other:?}"))),
+            other => Err(unexpected("AppendEntries", &other)),
         }
     }
 
@@ -165,10 +235,16 @@ impl<A: QuorumApp> RaftNetwork<QuorumTypes<A>> for Connection<A> {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
     {
-        match self.call(Request::InstallSnapshot(rpc), &option).await.map_err(network_error)? {
-            Response::InstallSnapshot(Ok(response)) => Ok(response),
+        let vote = rpc.vote;
+        match self.call(Request::InstallSnapshot(rpc), &option).await.map_err(Failure::into_rpc)? {
+            Response::InstallSnapshot(Ok(response)) => {
+                if response.vote == vote {
+                    self.tracker.record_heard(self.target);
+                }
+                Ok(response)
+            }
             Response::InstallSnapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(network_error(format!("unexpected answer to InstallSnapshot: {other:?}"))),
+            other => Err(unexpected("InstallSnapshot", &other)),
         }
     }
 
@@ -177,10 +253,22 @@ impl<A: QuorumApp> RaftNetwork<QuorumTypes<A>> for Connection<A> {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        match self.call(Request::Vote(rpc), &option).await.map_err(network_error)? {
-            Response::Vote(Ok(response)) => Ok(response),
+        let ours = rpc.last_log_id;
+        match self.call(Request::Vote(rpc), &option).await.map_err(Failure::into_rpc)? {
+            Response::Vote(Ok(response)) => {
+                if !response.vote_granted && response.last_log_id > ours {
+                    self.election.saw_longer_log();
+                }
+                Ok(response)
+            }
             Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(network_error(format!("unexpected answer to Vote: {other:?}"))),
+            other => Err(unexpected("Vote", &other)),
         }
+    }
+
+    /// openraft waits these out after an `Unreachable` error, until an
+    /// answer comes back.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(ExponentialBackoff::new(self.backoff.0, self.backoff.1))
     }
 }

@@ -6,9 +6,11 @@
 //! it connects, so a peer sees the connection come from the address this
 //! node is known by (on a test machine several nodes share one network
 //! namespace on 127.0.0.1/.2/.3, and an unbound socket would leave from
-//! 127.0.0.1). A failed connect backs the peer off, doubling from 50 ms up
-//! to 2 s; while backing off, calls fail at once as
-//! [`TransportError::NotSent`].
+//! 127.0.0.1). A failed connect is [`TransportError::NotSent`]; the
+//! transport itself does not hold a peer back (a held-back peer would be
+//! refused even after it returned): callers pace their attempts, openraft's
+//! replication with the back-off of `net::Connection`, forwards with
+//! `retry.backoff.ms`.
 //!
 //! [`ControllerServer`] accepts connections and hands each request to the
 //! local [`RpcHandler`].
@@ -21,7 +23,6 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
 
 use super::frame::{FRAME_BYTES_MAX, FrameError, read_frame, write_frame};
 use super::message::{Envelope, Response};
@@ -31,14 +32,10 @@ use crate::types::{NodeId, QuorumApp};
 
 /// Idle connections kept per peer.
 const IDLE_PER_PEER: usize = 4;
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Peer {
     idle: Vec<TcpStream>,
-    failures: u32,
-    retry_at: Option<Instant>,
 }
 
 /// Client side of the controller network.
@@ -104,32 +101,12 @@ impl<A: QuorumApp> Transport<A> for TcpTransport {
         let address = address.to_string();
         let (local_host, connect_timeout, max_frame) = (self.local_host, self.connect_timeout, self.max_frame);
         Box::pin(async move {
-            let pooled = {
-                let mut peers = lock(&peers);
-                let peer = peers.entry(address.clone()).or_default();
-                if peer.retry_at.is_some_and(|at| Instant::now() < at) {
-                    return Err(TransportError::NotSent(format!("backing off from {address} after failed connects")));
-                }
-                peer.idle.pop()
-            };
+            let pooled = lock(&peers).entry(address.clone()).or_default().idle.pop();
             let mut stream = match pooled {
                 Some(stream) => stream,
                 None => match connect(&address, local_host, connect_timeout.min(timeout)).await {
-                    Ok(stream) => {
-                        let mut peers = lock(&peers);
-                        let peer = peers.entry(address.clone()).or_default();
-                        peer.failures = 0;
-                        peer.retry_at = None;
-                        stream
-                    }
-                    Err(e) => {
-                        let mut peers = lock(&peers);
-                        let peer = peers.entry(address.clone()).or_default();
-                        peer.failures = peer.failures.saturating_add(1);
-                        let backoff = BACKOFF_MIN.saturating_mul(1 << peer.failures.min(6)).min(BACKOFF_MAX);
-                        peer.retry_at = Some(Instant::now() + backoff);
-                        return Err(TransportError::NotSent(format!("cannot connect to {address}: {e}")));
-                    }
+                    Ok(stream) => stream,
+                    Err(e) => return Err(TransportError::NotSent(format!("cannot connect to {address}: {e}"))),
                 },
             };
             let exchange = async {
@@ -147,7 +124,7 @@ impl<A: QuorumApp> Transport<A> for TcpTransport {
                 }
                 Ok(Ok(None)) => Err(TransportError::NoAnswer(format!("{address} closed the connection"))),
                 Ok(Err(e)) => Err(TransportError::NoAnswer(format!("{address}: {e}"))),
-                Err(_) => Err(TransportError::NoAnswer(format!("{address} did not answer within {timeout:?}"))),
+                Err(_) => Err(TransportError::TimedOut(format!("{address} did not answer within {timeout:?}"))),
             }
         })
     }
