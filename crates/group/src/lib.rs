@@ -7,5 +7,6 @@
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
+pub mod fuzzing;
 pub mod offsets;
 pub mod records;

@@ -40,6 +40,11 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    /// The entries (relative offset, position), ascending.
+    pub fn entries(&self) -> &[(u32, u32)] {
+        &self.entries
+    }
+
     /// Whether the index has no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -100,6 +105,11 @@ impl TimeIndex {
     pub fn lookup(&self, timestamp: i64) -> u32 {
         let i = self.entries.partition_point(|&(t, _)| t <= timestamp);
         if i == 0 { 0 } else { self.entries[i - 1].1 }
+    }
+
+    /// The entries (timestamp, relative offset), ascending.
+    pub fn entries(&self) -> &[(i64, u32)] {
+        &self.entries
     }
 
     /// Drops entries at or beyond `relative_offset`.

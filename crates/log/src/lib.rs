@@ -30,6 +30,7 @@ pub mod cleaner;
 pub mod epoch;
 pub mod error;
 mod files;
+pub mod fuzzing;
 pub mod index;
 pub mod log;
 pub mod offsets;

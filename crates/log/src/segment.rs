@@ -57,6 +57,21 @@ pub(crate) fn read_header_at(file: &File, position: u64, size: u64) -> std::io::
     Ok(BatchHeader::parse(&buf).ok())
 }
 
+/// Whether a header found on disk in the segment at `segment_base` can be
+/// a batch this log wrote: offsets not negative, not running backwards
+/// inside the batch, the next offset representable, and every offset within
+/// `u32` of the segment's base (the log rolls before that). Recovery ends
+/// the valid log at one that is not (the base offset is not covered by the
+/// CRC, and after a clean shutdown headers are walked without checksums).
+fn offsets_plausible(header: &BatchHeader, segment_base: i64) -> bool {
+    header.base_offset >= segment_base
+        && header.last_offset_delta >= 0
+        && header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta))
+            .is_some_and(|last| last - segment_base < i64::from(u32::MAX))
+}
+
 /// A segment of a partition log.
 #[derive(Debug)]
 pub struct Segment {
@@ -170,9 +185,12 @@ impl Segment {
         Ok((segment, outcome))
     }
 
-    /// Uses indexes read from disk; walks only the batches after the last
-    /// index entry to find the end offset and timestamps. Returns false if the
-    /// walk finds anything inconsistent (then the caller rebuilds).
+    /// Uses indexes read from disk, after checking them against a walk of
+    /// the batch headers (which also finds the end offset and timestamps):
+    /// every offset index entry must name the start of a batch and that
+    /// batch's first offset, every time index entry a batch's first offset.
+    /// Returns false if the walk finds anything inconsistent (then the caller
+    /// rebuilds).
     fn load_summary(
         &mut self,
         file_size: u64,
@@ -182,18 +200,38 @@ impl Segment {
         // Timestamps need a full header walk anyway; headers are 61 bytes per batch.
         let mut position = 0u64;
         let mut expected = self.base_offset;
+        let mut offset_entries = offset_index.entries().iter().peekable();
+        let mut time_entries = time_index.entries().iter().peekable();
         while let Some(h) = read_header_at(&self.file, position, file_size)? {
             if h.base_offset < expected
+                || !offsets_plausible(&h, self.base_offset)
                 || position + h.total_len() as u64 > file_size
                 || h.total_len() > STORED_BATCH_BYTES_MAX
             {
                 return Ok(false);
             }
+            let relative = h.base_offset - self.base_offset;
+            if let Some(&&(offset, at)) = offset_entries.peek()
+                && u64::from(at) <= position
+            {
+                if u64::from(at) < position || i64::from(offset) != relative {
+                    return Ok(false);
+                }
+                offset_entries.next();
+            }
+            if let Some(&&(_, offset)) = time_entries.peek()
+                && i64::from(offset) <= relative
+            {
+                if i64::from(offset) < relative {
+                    return Ok(false);
+                }
+                time_entries.next();
+            }
             self.note_batch(&h, h.max_timestamp, h.last_offset());
             expected = h.next_offset();
             position += h.total_len() as u64;
         }
-        if position != file_size {
+        if position != file_size || offset_entries.next().is_some() || time_entries.next().is_some() {
             return Ok(false);
         }
         self.size = file_size;
@@ -217,7 +255,11 @@ impl Segment {
                 None => break,
             };
             let len = header.total_len() as u64;
-            if header.base_offset < expected || position + len > file_size || len > STORED_BATCH_BYTES_MAX as u64 {
+            if header.base_offset < expected
+                || !offsets_plausible(&header, self.base_offset)
+                || position + len > file_size
+                || len > STORED_BATCH_BYTES_MAX as u64
+            {
                 break;
             }
             if validate && !self.crc_ok(position, &header, &mut chunk)? {

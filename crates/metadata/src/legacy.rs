@@ -125,6 +125,12 @@ fn read_legacy(disk: &dyn Disk, node_id: NodeId) -> Result<MetadataState, Metada
             path: disk.path_of(LEGACY_SNAPSHOT_FILE),
             reason: e.to_string(),
         })?;
+        if snap.index == u64::MAX {
+            return Err(MetadataError::BadSnapshot {
+                path: disk.path_of(LEGACY_SNAPSHOT_FILE),
+                reason: "its index is the last one there is, so no command can follow".into(),
+            });
+        }
         state = MetadataState {
             cluster_id: snap.state.cluster_id,
             topics: snap.state.topics,
@@ -160,7 +166,8 @@ fn read_bounded(disk: &dyn Disk, name: &str, max: u64) -> Result<Option<Vec<u8>>
     }
 }
 
-/// The old frames up to the first torn one (as the old code read them),
+/// The old frames up to the first torn one or the first at index `u64::MAX` (as
+/// the old code read them),
 /// refusing a frame whose checksum holds but whose command does not parse.
 fn parse_legacy_log(disk: &dyn Disk, bytes: &[u8]) -> Result<Vec<(u64, MetadataCommand)>, MetadataError> {
     let mut out = Vec::new();
@@ -177,13 +184,19 @@ fn parse_legacy_log(disk: &dyn Disk, bytes: &[u8]) -> Result<Vec<(u64, MetadataC
         }
         let mut index = [0u8; 8];
         index.copy_from_slice(&covered[..8]);
+        let index = u64::from_be_bytes(index);
+        if index == u64::MAX {
+            // No command can follow the last index there is: the old code
+            // (since it was fuzzed) ended the valid log here, as at a torn frame.
+            break;
+        }
         let command = serde_json::from_slice::<MetadataCommand>(&covered[8..]).map_err(|e| MetadataError::Corrupt {
             path: disk.path_of(LEGACY_LOG_FILE),
             offset: pos as u64,
             reason: format!("a command with a valid checksum does not parse ({e})"),
             remedy: REMEDY_NEWER,
         })?;
-        out.push((u64::from_be_bytes(index), command));
+        out.push((index, command));
         pos += LEGACY_HEADER_BYTES + len;
     }
     if pos < bytes.len() {

@@ -26,6 +26,7 @@ pub mod command;
 pub mod disk;
 pub mod error;
 pub mod frame;
+pub mod fuzzing;
 pub mod legacy;
 pub mod log;
 pub mod machine;

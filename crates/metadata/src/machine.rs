@@ -107,7 +107,11 @@ impl<D: Disk> MetadataStateMachine<D> {
             remedy: crate::error::REMEDY_RESTORE,
         };
         let start = match (self.state.last_applied, log.log_state().last_purged) {
-            (Some(applied), _) => applied.index + 1,
+            // Nothing can follow the last index there is.
+            (Some(applied), _) => match applied.index.checked_add(1) {
+                Some(start) => start,
+                None => return Ok(()),
+            },
             (None, Some(purged)) => {
                 return Err(missing(format!("entries up to {purged} were purged but no snapshot holds them")));
             }
@@ -119,15 +123,18 @@ impl<D: Disk> MetadataStateMachine<D> {
         if upto < start {
             return Ok(());
         }
-        let mut expected = start;
+        // `None` once the entry at the last index there is was applied.
+        let mut expected = Some(start);
         for entry in log.entries(start..=upto)? {
-            if entry.log_id.index != expected {
+            if Some(entry.log_id.index) != expected {
                 break;
             }
             self.state.apply_entry(&entry);
-            expected += 1;
+            expected = entry.log_id.index.checked_add(1);
         }
-        if expected <= upto {
+        if let Some(expected) = expected
+            && expected <= upto
+        {
             return Err(missing(format!(
                 "entry {expected} is needed (the state is at {:?}, the log is committed to {upto}) but the log does not have it",
                 self.state.last_applied.map(|l| l.index)

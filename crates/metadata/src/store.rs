@@ -108,32 +108,54 @@ impl<D: Disk + Clone> MetadataStore<D> {
             )));
         }
         let vote = self.log.read_vote();
+        let last = self.log.log_state().last;
         if let Some(v) = vote
             && v.voted_for == Some(self.node_id)
             && v.committed
             && voters == only_me
+            && self.log_allows_leading(v.term, last)
         {
             self.term = v.term;
             return Ok(());
         }
-        let term = vote.map_or(1, |v| v.term + 1);
-        self.log.save_vote(&Vote { term, voted_for: Some(self.node_id), committed: true })?;
-        self.term = term;
-        let next = self.next_index();
+        // Above the vote's term and every term in the log: a vote file older
+        // than the log (restored, or damaged) must not leave this node
+        // leading a term the log is already past.
+        let term = match vote.map(|v| v.term).max(last.map(|l| l.term)) {
+            None => 1,
+            Some(newest) => newest.checked_add(1).ok_or_else(|| {
+                MetadataError::Refused(format!(
+                    "the log or the vote is in term {newest}, the last there is; no new term can start"
+                ))
+            })?,
+        };
+        let next = self.next_index()?;
         let mut entries = vec![Entry::blank(LogId::new(term, self.node_id, next))];
         if voters != only_me {
             entries.push(Entry {
-                log_id: LogId::new(term, self.node_id, next + 1),
+                log_id: LogId::new(term, self.node_id, following(next)?),
                 payload: EntryPayload::Membership(Membership::single(self.node_id, "")),
             });
         }
+        self.log.save_vote(&Vote { term, voted_for: Some(self.node_id), committed: true })?;
+        self.term = term;
         self.log.append(&entries)?;
         self.log.flush()?;
         Ok(())
     }
 
-    fn next_index(&self) -> u64 {
-        self.log.log_state().last.map_or(1, |l| l.index + 1)
+    /// Whether this node can go on appending in `term` after `last`: the log
+    /// is not past that term, nor does another node lead it there.
+    fn log_allows_leading(&self, term: u64, last: Option<LogId>) -> bool {
+        last.is_none_or(|l| {
+            l.term < term || (l.term == term && (l.leader == self.node_id || l.leader == LogId::UNKNOWN_LEADER))
+        })
+    }
+
+    /// The index the next entry gets; refused when the log already holds
+    /// (or has purged) the last index there is.
+    fn next_index(&self) -> Result<u64, MetadataError> {
+        self.log.log_state().last.map_or(Ok(1), |l| following(l.index))
     }
 
     /// The applied state.
@@ -167,7 +189,7 @@ impl<D: Disk + Clone> MetadataStore<D> {
     /// the store stays usable, after a failed fsync it refuses writes until
     /// reopened (the entry may or may not be found then).
     pub fn propose(&mut self, command: MetadataCommand) -> Result<(LogId, ApplyOutcome), MetadataError> {
-        let entry = Entry::command(LogId::new(self.term, self.node_id, self.next_index()), command);
+        let entry = Entry::command(LogId::new(self.term, self.node_id, self.next_index()?), command);
         self.log.append(std::slice::from_ref(&entry))?;
         self.log.flush()?;
         let outcome = self.machine.apply(&entry);
@@ -200,4 +222,12 @@ impl<D: Disk + Clone> MetadataStore<D> {
         self.snapshot_due_at = meta.last_included.index + self.options.snapshot_every;
         self.log.purge(meta.last_included)
     }
+}
+
+/// The index after `index`; refused at the last index there is (only a
+/// damaged or hostile directory gets there: no entry can follow it).
+fn following(index: u64) -> Result<u64, MetadataError> {
+    index.checked_add(1).ok_or_else(|| {
+        MetadataError::Refused(format!("the log reached index {index}, the last there is; no entry can follow"))
+    })
 }

@@ -191,3 +191,52 @@ fn a_snapshot_larger_than_the_limit_is_refused_unread() {
     assert!(matches!(err, MetadataError::BadSnapshot { .. }), "{err}");
     assert!(err.to_string().contains("nothing was read"), "{err}");
 }
+
+/// Found by the `metadata_replay` fuzz target: a saved vote "this node leads
+/// term 1" over a log holding entries of a later term (a vote file older
+/// than the log: restored from a backup, or damaged). The store opened
+/// leading term 1 and then refused every proposal, its term being below the
+/// log's. It now starts a term above both.
+#[test]
+fn a_vote_older_than_the_log_starts_a_term_above_both() {
+    let disk = SimDisk::new(1);
+    let mut log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+    log.save_vote(&tributary_metadata::Vote { term: 1, voted_for: Some(1), committed: true }).expect("vote");
+    let entries = [
+        Entry::blank(LogId::new(1, 1, 1)),
+        Entry { log_id: LogId::new(1, 1, 2), payload: EntryPayload::Membership(Membership::single(1, "")) },
+        Entry::command(LogId::new(256, 1, 3), MetadataCommand::InitCluster { cluster_id: "c".into() }),
+    ];
+    log.append(&entries).expect("append");
+    log.flush().expect("flush");
+    drop(log);
+
+    let mut store = MetadataStore::open_on(disk.clone(), 1, StoreOptions::default()).expect("open");
+    assert_eq!(store.term(), 257);
+    let (id, outcome) = store.propose(topic("a", 1)).expect("a proposal after the open");
+    assert_eq!((id.term, outcome), (257, ApplyOutcome::TopicCreated));
+    assert_eq!(store.state().cluster_id.as_deref(), Some("c"));
+    drop(store);
+    let store = MetadataStore::open_on(disk, 1, StoreOptions::default()).expect("reopen");
+    assert_eq!(store.term(), 257, "the new term was saved");
+}
+
+/// The same with a vote naming this node leader of the log's last term
+/// while the log says another node led it.
+#[test]
+fn a_vote_for_a_term_another_node_led_starts_a_new_term() {
+    let disk = SimDisk::new(2);
+    let mut log = MetadataLog::open(disk.clone(), LogOptions::default()).expect("log");
+    log.save_vote(&tributary_metadata::Vote { term: 5, voted_for: Some(1), committed: true }).expect("vote");
+    let entries = [
+        Entry { log_id: LogId::new(1, 1, 1), payload: EntryPayload::Membership(Membership::single(1, "")) },
+        Entry::command(LogId::new(5, 2, 2), MetadataCommand::InitCluster { cluster_id: "c".into() }),
+    ];
+    log.append(&entries).expect("append");
+    log.flush().expect("flush");
+    drop(log);
+
+    let mut store = MetadataStore::open_on(disk, 1, StoreOptions::default()).expect("open");
+    assert_eq!(store.term(), 6);
+    assert_eq!(store.propose(topic("a", 1)).expect("a proposal after the open").0.term, 6);
+}

@@ -7,10 +7,17 @@ fn corpus_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/record_batch")
 }
 
+/// Crash inputs the fuzzer found, kept apart from the corpus so that
+/// minimizing the corpus never drops them.
+fn regressions_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/record_batch")
+}
+
 #[test]
 fn replay_record_batch_corpus() {
     let mut count = 0;
-    for entry in std::fs::read_dir(corpus_dir()).expect("corpus directory") {
+    let regressions = std::fs::read_dir(regressions_dir()).into_iter().flatten();
+    for entry in std::fs::read_dir(corpus_dir()).expect("corpus directory").chain(regressions) {
         let data = std::fs::read(entry.expect("entry").path()).expect("read");
         tributary_record::fuzzing::record_batch(&data);
         for cut in (0..data.len()).step_by(5) {

@@ -32,6 +32,7 @@ pub mod api;
 pub mod body;
 pub mod consumer;
 pub mod error;
+pub mod fuzzing;
 pub mod instant;
 pub mod kafka;
 pub mod producer;

@@ -89,7 +89,7 @@ fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     serde_json::from_slice(&body).map_err(|e| ApiError::new(400, format!("Invalid JSON in the request body: {e}")))
 }
 
-fn schema_request(body: Result<Bytes, BytesRejection>) -> Result<SchemaRequest, ApiError> {
+pub(crate) fn schema_request(body: Result<Bytes, BytesRejection>) -> Result<SchemaRequest, ApiError> {
     let value = body_json(body)?;
     if !value.is_object() {
         return Err(ApiError::new(422, "The request body must be a JSON object"));
@@ -366,7 +366,7 @@ async fn compatibility_one(
     }))
 }
 
-fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
     match body_json(body)? {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::new(422, "The request body must be a JSON object")),
@@ -417,7 +417,7 @@ async fn get_mode(State(st): State<AppState>, subject: Subject, Query(q): Params
     answer(st.registry.get_mode(subject.as_deref(), subject.is_none() || flag(&q, "defaultToGlobal")))
 }
 
-fn mode_of_body(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+pub(crate) fn mode_of_body(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     let m = object_body(body)?;
     m.get("mode")
         .and_then(Value::as_str)

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fields;
 pub mod format;
 pub mod forward;
+pub mod fuzzing;
 pub mod index;
 pub mod registry;
 pub mod store;

@@ -228,7 +228,9 @@ fn write(
 /// (the inverse of [`encode`]): unions wrapped in their branch name, bytes
 /// and fixed as strings of byte values, NaN and infinities as strings.
 pub(crate) fn decode(model: &AvroModel, bytes: &[u8]) -> Result<Value, String> {
-    let mut reader = Reader { bytes, pos: 0 };
+    // Items that take bytes are bounded by the bytes; nulls and empty
+    // records take none, so the datum as a whole gets a million of those.
+    let mut reader = Reader { bytes, pos: 0, items_left: bytes.len().saturating_add(MAX_EMPTY_ITEMS) };
     let value = read(model, model.root, &mut reader, 0)?;
     if reader.pos != bytes.len() {
         return Err(format!("{} bytes left after the datum", bytes.len() - reader.pos));
@@ -236,9 +238,14 @@ pub(crate) fn decode(model: &AvroModel, bytes: &[u8]) -> Result<Value, String> {
     Ok(value)
 }
 
+/// How many array and map items that take no bytes (nulls, empty records) one datum may hold.
+const MAX_EMPTY_ITEMS: usize = 1_000_000;
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Array and map items the rest of the datum may still hold.
+    items_left: usize,
 }
 
 impl Reader<'_> {
@@ -286,11 +293,8 @@ fn block_count(r: &mut Reader<'_>) -> Result<usize, String> {
         r.long()?;
     }
     let n = usize::try_from(count.unsigned_abs()).map_err(|_| "a block count is too large".to_string())?;
-    // Items of most types take at least a byte each; nulls take none, so a
-    // count is also capped outright rather than trusted.
-    if n > (r.bytes.len() - r.pos).max(1_000_000) {
-        return Err(format!("a block claims {n} items, more than the datum can hold"));
-    }
+    r.items_left =
+        r.items_left.checked_sub(n).ok_or_else(|| format!("a block claims {n} items, more than the datum can hold"))?;
     Ok(n)
 }
 
@@ -378,4 +382,42 @@ fn read(model: &AvroModel, id: NodeId, r: &mut Reader<'_>, depth: usize) -> Resu
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NoReferences, ParseOptions, SchemaSource, SchemaType, parse};
+
+    fn write_long(v: i64, out: &mut Vec<u8>) {
+        super::write_long(v, out);
+    }
+
+    #[test]
+    fn items_that_take_no_bytes_are_bounded_across_blocks() {
+        let source = SchemaSource {
+            schema_type: SchemaType::Avro,
+            schema: r#"{"type":"array","items":"null"}"#.to_string(),
+            references: Vec::new(),
+        };
+        let schema = parse(&source, &NoReferences, &ParseOptions::default()).expect("valid schema");
+        // Three nulls in one block decode.
+        let mut small = Vec::new();
+        write_long(3, &mut small);
+        write_long(0, &mut small);
+        assert_eq!(schema.avro_datum_to_json(&small).expect("avro"), Ok(serde_json::json!([null, null, null])));
+        // A thousand blocks of 900,000 nulls each would be 900 million values
+        // from 4 KB: refused once the datum's budget runs out.
+        let mut huge = Vec::new();
+        for _ in 0..1000 {
+            write_long(900_000, &mut huge);
+        }
+        write_long(0, &mut huge);
+        let err = schema.avro_datum_to_json(&huge).expect("avro").expect_err("too many items");
+        assert!(err.contains("more than the datum can hold"), "{err}");
+        // A negative count (with a byte size) is counted the same way.
+        let mut negative = Vec::new();
+        write_long(-(i64::MAX), &mut negative);
+        write_long(0, &mut negative);
+        assert!(schema.avro_datum_to_json(&negative).expect("avro").is_err());
+    }
 }

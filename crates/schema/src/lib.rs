@@ -41,6 +41,7 @@ mod avro_json;
 mod compat;
 pub mod datum;
 pub mod framing;
+pub mod fuzzing;
 mod json;
 mod protobuf;
 mod references;

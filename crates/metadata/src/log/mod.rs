@@ -228,10 +228,14 @@ impl<D: Disk> MetadataLog<D> {
         let scanned = segment::scan(&self.disk, &name, base, self.options.segment_file_bytes_max())?;
         let mut prev = self.last_entry();
         for (n, pos) in scanned.segment.entries.iter().enumerate() {
-            let expected = if n == 0 { base } else { prev.map_or(base, |p| p.index + 1) };
-            let broken = if pos.log_id.index != expected {
-                Some(format!("entry {} where index {expected} belongs", pos.log_id))
-            } else if n == 0 && prev.is_some_and(|p| p.index + 1 != base) {
+            // `None`: the entry before is at the last index there is.
+            let expected = if n == 0 { Some(base) } else { prev.map_or(Some(base), |p| p.index.checked_add(1)) };
+            let broken = if expected != Some(pos.log_id.index) {
+                Some(match expected {
+                    Some(expected) => format!("entry {} where index {expected} belongs", pos.log_id),
+                    None => format!("entry {} follows the last index there is", pos.log_id),
+                })
+            } else if n == 0 && prev.is_some_and(|p| p.index.checked_add(1) != Some(base)) {
                 Some(format!("the segment starts at {base} but the previous one ends at {}", display_opt(prev)))
             } else if let Some(p) = prev.filter(|p| pos.log_id.term < p.term) {
                 Some(format!("entry {} has a lower term than {p} before it", pos.log_id))
@@ -399,7 +403,10 @@ impl<D: Disk> MetadataLog<D> {
                 let at = usize::try_from(p.offset - pos.offset).unwrap_or(usize::MAX);
                 out.push(self.decode_at(segment, *p, &bytes[at..at + p.len as usize])?);
             }
-            index = run.last().map_or(end + 1, |p| p.log_id.index + 1);
+            match run.last().map_or(end.checked_add(1), |p| p.log_id.index.checked_add(1)) {
+                Some(next) => index = next,
+                None => break, // read up to the last index there is
+            }
         }
         Ok(out)
     }

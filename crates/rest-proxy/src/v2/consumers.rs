@@ -187,6 +187,29 @@ struct SubscribeBody {
     topic_pattern: Option<String>,
 }
 
+/// What a subscribe body asks for.
+enum SubscriptionChange {
+    /// An empty `topics` list.
+    Unsubscribe,
+    /// Topics, or a pattern (anchored at both ends, as Java's `matches`).
+    Subscribe(Vec<String>, Option<Regex>),
+    /// Neither topics nor a pattern.
+    None,
+}
+
+fn subscription_change(request: SubscribeBody) -> Result<SubscriptionChange, RestError> {
+    Ok(match (request.topics, request.topic_pattern) {
+        (Some(t), _) if t.is_empty() => SubscriptionChange::Unsubscribe,
+        (Some(t), _) => SubscriptionChange::Subscribe(t, None),
+        (None, Some(p)) => {
+            let anchored = format!("^(?:{p})$");
+            let re = Regex::new(&anchored).map_err(|e| bad(42200, format!("topic_pattern is not a regex: {e}")))?;
+            SubscriptionChange::Subscribe(Vec::new(), Some(re))
+        }
+        (None, None) => SubscriptionChange::None,
+    })
+}
+
 /// Subscribes as kafka-rest's consumer does: `topics` when given (an empty
 /// list unsubscribes), else `topic_pattern`, else nothing changes.
 pub(super) async fn subscribe(
@@ -196,18 +219,13 @@ pub(super) async fn subscribe(
 ) -> Response {
     let result = async {
         let request: SubscribeBody = required(&bytes)?;
-        let (topics, pattern) = match (request.topics, request.topic_pattern) {
-            (Some(t), _) if t.is_empty() => {
+        let (topics, pattern) = match subscription_change(request)? {
+            SubscriptionChange::Unsubscribe => {
                 with_instance(&kafka, &group, &name, async |i: &mut Instance| i.unsubscribe().await).await?;
                 return Ok(None);
             }
-            (Some(t), _) => (t, None),
-            (None, Some(p)) => {
-                let anchored = format!("^(?:{p})$");
-                let re = Regex::new(&anchored).map_err(|e| bad(42200, format!("topic_pattern is not a regex: {e}")))?;
-                (Vec::new(), Some(re))
-            }
-            (None, None) => {
+            SubscriptionChange::Subscribe(topics, pattern) => (topics, pattern),
+            SubscriptionChange::None => {
                 kafka.consumers.get(&group, &name)?;
                 return Ok(None);
             }
@@ -347,6 +365,20 @@ pub(super) async fn assignments(
     reply(result.map(|p| Some(json!({"partitions": p}))))
 }
 
+/// Offsets (or times, in milliseconds) by partition.
+type PartitionPositions = Vec<(TopicPartition, i64)>;
+
+/// The offsets and the times (milliseconds) a seek body names.
+fn seek_targets(request: SeekBody) -> Result<(PartitionPositions, PartitionPositions), RestError> {
+    let offsets = request.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
+    let mut times = Vec::with_capacity(request.timestamps.len());
+    for t in request.timestamps {
+        let ms = crate::instant::timestamp_ms(&t.timestamp).map_err(|e| bad(400, format!("timestamp: {e}")))?;
+        times.push((TopicPartition::new(&t.topic, t.partition), ms));
+    }
+    Ok((offsets, times))
+}
+
 /// Seeks to offsets, then to the first offsets at or after times, as kafka-rest does.
 pub(super) async fn seek(
     State(kafka): State<AppState>,
@@ -354,14 +386,7 @@ pub(super) async fn seek(
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: SeekBody = required(&bytes)?;
-        let offsets: Vec<(TopicPartition, i64)> =
-            request.offsets.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect();
-        let mut times = Vec::with_capacity(request.timestamps.len());
-        for t in request.timestamps {
-            let ms = crate::instant::timestamp_ms(&t.timestamp).map_err(|e| bad(400, format!("timestamp: {e}")))?;
-            times.push((TopicPartition::new(&t.topic, t.partition), ms));
-        }
+        let (offsets, times) = seek_targets(required(&bytes)?)?;
         with_instance(&kafka, &group, &name, async |i: &mut Instance| {
             i.seek(offsets)?;
             for (tp, ms) in times {
@@ -518,6 +543,13 @@ pub(super) async fn records(
     }
 }
 
+/// The offsets a commit body names; `None`: every record fetched.
+fn commit_offsets(request: Option<CommitBody>) -> Option<PartitionPositions> {
+    request
+        .and_then(|r| r.offsets)
+        .map(|list| list.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect())
+}
+
 /// Commits the offsets named, or every record the instance has fetched when
 /// the body is empty or has no `offsets`; answers 200 with `[]`, as kafka-rest does.
 pub(super) async fn commit(
@@ -526,10 +558,7 @@ pub(super) async fn commit(
     bytes: Bytes,
 ) -> Response {
     let result = async {
-        let request: Option<CommitBody> = body::optional(&bytes)?;
-        let offsets = request
-            .and_then(|r| r.offsets)
-            .map(|list| list.into_iter().map(|o| (TopicPartition::new(&o.topic, o.partition), o.offset)).collect());
+        let offsets = commit_offsets(body::optional(&bytes)?);
         with_instance(&kafka, &group, &name, async |i: &mut Instance| i.commit(offsets).await).await?;
         Ok::<_, RestError>(json!([]))
     }
@@ -565,6 +594,34 @@ pub(super) async fn committed(
     }
     .await;
     reply(result)
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as each body these
+/// handlers read (`kind % 5`: create instance, subscribe, a partition list
+/// (assign, seek to an edge, committed), seek, commit), read and checked as
+/// the handlers do before they reach an instance.
+pub(super) fn fuzz_body(kind: u8, bytes: &Bytes) {
+    match kind % 5 {
+        0 => {
+            if let Ok(request) = body::optional::<CreateInstance>(bytes) {
+                let request = request.unwrap_or_default();
+                let _ = settings(&request, false);
+                let _ = settings(&request, true);
+            }
+        }
+        1 => {
+            let _ = required::<SubscribeBody>(bytes).and_then(subscription_change);
+        }
+        2 => {
+            let _ = required::<PartitionsBody>(bytes).map(|r| partitions_json(&tps(r.partitions)));
+        }
+        3 => {
+            let _ = required::<SeekBody>(bytes).and_then(seek_targets);
+        }
+        _ => {
+            let _ = body::optional::<CommitBody>(bytes).map(commit_offsets);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -74,3 +74,12 @@ fn unprocessable(error_code: u32, message: impl Into<String>) -> RestError {
 fn required<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RestError> {
     crate::body::optional(bytes)?.ok_or_else(|| unprocessable(422, "The request body must not be empty."))
 }
+
+/// Fuzzing entry (see `crate::fuzzing`): `kind` picks a produce body (with
+/// `content_type`) or a consumer instance body.
+pub(crate) async fn fuzz_body(kafka: &crate::kafka::Kafka, kind: u8, content_type: &str, bytes: &Bytes) {
+    match kind % 2 {
+        0 => produce::fuzz_body(kafka, content_type, bytes).await,
+        _ => consumers::fuzz_body(kind / 2, bytes),
+    }
+}

@@ -121,6 +121,20 @@ async fn embedded(
     }
 }
 
+/// The embedded format and the body of a produce request, checked as far
+/// as can be without the cluster.
+fn read_request(headers: &HeaderMap, bytes: &Bytes) -> Result<(Format, ProduceBody), RestError> {
+    let format = request_format(headers)?;
+    let request: ProduceBody = required(bytes)?;
+    if request.records.is_empty() {
+        return Err(unprocessable(422, "records must not be empty"));
+    }
+    if request.records.len() > MAX_RECORDS {
+        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
+    }
+    Ok((format, request))
+}
+
 async fn produce_v2(
     kafka: AppState,
     topic: String,
@@ -128,14 +142,7 @@ async fn produce_v2(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Value, RestError> {
-    let format = request_format(&headers)?;
-    let request: ProduceBody = required(&bytes)?;
-    if request.records.is_empty() {
-        return Err(unprocessable(422, "records must not be empty"));
-    }
-    if request.records.len() > MAX_RECORDS {
-        return Err(bad(42200, format!("A request holds at most {MAX_RECORDS} records")));
-    }
+    let (format, request) = read_request(&headers, &bytes)?;
     let metadata = kafka.metadata(Some(vec![topic.clone()])).await?;
     // v2 names an unknown topic 40401 where v3 says 40403.
     let count = match topic_in(&metadata, &topic) {
@@ -198,4 +205,21 @@ pub(super) async fn produce_to_partition(
     bytes: Bytes,
 ) -> Response {
     reply(produce_v2(kafka, topic, Some(partition), headers, bytes).await.map(Some))
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a produce body sent with
+/// `content_type`, read and every key and value decoded as `produce_v2`
+/// does before it talks to the cluster.
+pub(super) async fn fuzz_body(kafka: &Kafka, content_type: &str, bytes: &Bytes) {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = axum::http::HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    let Ok((format, request)) = read_request(&headers, bytes) else { return };
+    for r in &request.records {
+        let key_schema = (&request.key_schema, request.key_schema_id);
+        let value_schema = (&request.value_schema, request.value_schema_id);
+        let _ = embedded(kafka, "t", format, true, key_schema, &r.key).await;
+        let _ = embedded(kafka, "t", format, false, value_schema, &r.value).await;
+    }
 }

@@ -225,13 +225,16 @@ struct UpdateConfig {
     value: Option<String>,
 }
 
+/// The value a PUT body sets.
+fn read_value(body: &Bytes) -> Result<String, RestError> {
+    let request: Option<UpdateConfig> = crate::body::optional(body)?;
+    request.and_then(|r| r.value).ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))
+}
+
 /// PUT: sets one config. Topic and broker configs must exist (a 404
 /// otherwise); a cluster-wide default does not exist until it is set.
 async fn set_config(kafka: &Kafka, cluster_id: &str, scope: Scope, name: &str, body: &Bytes) -> Result<(), RestError> {
-    let request: Option<UpdateConfig> = crate::body::optional(body)?;
-    let value = request
-        .and_then(|r| r.value)
-        .ok_or_else(|| RestError::status(400, "value is required: {\"value\": \"...\"}"))?;
+    let value = read_value(body)?;
     if scope == Scope::Cluster {
         check_scope(kafka, cluster_id, &scope).await?;
     } else {
@@ -290,10 +293,15 @@ fn batch_changes(batch: AlterBatch) -> Result<(Vec<ConfigChange>, bool), RestErr
     Ok((changes, batch.validate_only.unwrap_or(false)))
 }
 
-async fn alter_batch(kafka: &Kafka, cluster_id: &str, scope: Scope, body: &Bytes) -> Result<(), RestError> {
+/// The changes of a `configs:alter` body and whether to only validate them.
+fn read_batch(body: &Bytes) -> Result<(Vec<ConfigChange>, bool), RestError> {
     let batch = crate::body::optional(body)?
         .ok_or_else(|| crate::body::payload_error("Null input provided. Data is required."))?;
-    let (changes, validate_only) = batch_changes(batch)?;
+    batch_changes(batch)
+}
+
+async fn alter_batch(kafka: &Kafka, cluster_id: &str, scope: Scope, body: &Bytes) -> Result<(), RestError> {
+    let (changes, validate_only) = read_batch(body)?;
     check_scope(kafka, cluster_id, &scope).await?;
     // Topic and broker configs must exist, as in kafka-rest; a cluster-wide
     // default does not exist until it is set, so those are not checked.
@@ -507,6 +515,13 @@ async fn reset_cluster_config(
 
 async fn alter_cluster_configs(State(kafka): State<AppState>, Path(cluster_id): Path<String>, body: Bytes) -> Response {
     no_content(alter_batch(&kafka, &cluster_id, Scope::Cluster, &body).await)
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a config update body and
+/// as a `configs:alter` body.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    let _ = read_value(bytes);
+    let _ = read_batch(bytes);
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use axum::Router;
 use axum::extract::OriginalUri;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::error::RestError;
@@ -66,4 +67,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(brokers::routes())
         .merge(groups::routes())
         .merge(records::routes())
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `kind % 4` picks the body: create
+/// topic, configs, partition count, produce records (streamed in chunks of
+/// `chunk` bytes).
+pub(crate) async fn fuzz_body(kafka: &Kafka, kind: u8, bytes: &Bytes, chunk: usize) {
+    match kind % 4 {
+        0 => topics::fuzz_body(bytes),
+        1 => configs::fuzz_body(bytes),
+        2 => partitions::fuzz_body(bytes),
+        _ => records::fuzz_body(kafka, bytes, chunk).await,
+    }
 }

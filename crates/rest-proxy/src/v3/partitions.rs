@@ -231,6 +231,13 @@ struct UpdatePartitionCount {
     partitions_count: i32,
 }
 
+/// The partition count a PATCH body asks for.
+fn read_count(body: &Bytes) -> Result<i32, RestError> {
+    let request: UpdatePartitionCount = crate::body::optional(body)?
+        .ok_or_else(|| crate::body::payload_error("Request body is empty. Partitions_count is required."))?;
+    Ok(request.partitions_count)
+}
+
 /// PATCH `/topics/{topic}`: grows the topic to `partitions_count` and answers
 /// the topic as it then is. A count not above the current one is Kafka's
 /// INVALID_PARTITIONS, a 400 (40002).
@@ -243,9 +250,7 @@ async fn update_partition_count(
 ) -> Response {
     let links = Links::of(&headers, &uri);
     let result = async {
-        let request: UpdatePartitionCount = crate::body::optional(&body)?
-            .ok_or_else(|| crate::body::payload_error("Request body is empty. Partitions_count is required."))?;
-        let count = request.partitions_count;
+        let count = read_count(&body)?;
         let current = topic_partitions(&kafka, &cluster_id, &topic).await?.len();
         let name = topic.clone();
         kafka
@@ -264,6 +269,11 @@ async fn update_partition_count(
         topics::describe(&kafka, &links, &cluster_id, &topic).await
     };
     answer(result.await)
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a partition count update body.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    let _ = read_count(bytes);
 }
 
 #[cfg(test)]

@@ -539,6 +539,58 @@ async fn produce_batch(
     }
 }
 
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a `records:batch` body
+/// and as a `records` stream arriving in chunks of `chunk` bytes, each
+/// record prepared as the handlers prepare it. Checks that the stream
+/// reader never holds back a record that has arrived whole.
+///
+/// # Panics
+/// When a whole record is held back.
+pub(super) async fn fuzz_body(kafka: &Kafka, bytes: &Bytes, chunk: usize) {
+    if let Ok(entries) = batch_entries(bytes) {
+        for (_, record) in entries {
+            let _ = prepare(kafka, "t", record, 0).await;
+        }
+    }
+    // The loop of `read_records`, with `submit` replaced by `prepare` (no producer).
+    let mut buf: Vec<u8> = Vec::new();
+    let mut ends = RecordEnds::default();
+    let mut chunks = bytes.chunks(chunk.max(1)).peekable();
+    while let Some(piece) = chunks.next() {
+        buf.extend_from_slice(piece);
+        let ended = chunks.peek().is_none();
+        if ends.advance(&buf) || ended {
+            let mut parsed = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+            let mut consumed = 0;
+            loop {
+                match parsed.next() {
+                    Some(Ok(value)) => {
+                        consumed = parsed.byte_offset();
+                        if let Ok(record) = serde_json::from_value::<ProduceRecord>(value) {
+                            let _ = prepare(kafka, "t", record, 0).await;
+                        }
+                    }
+                    Some(Err(e)) if e.is_eof() && !ended => break,
+                    Some(Err(_)) => return,
+                    None => break,
+                }
+            }
+            buf.drain(..consumed);
+            ends.consumed(consumed);
+        } else {
+            let next = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>().next();
+            assert!(
+                !matches!(next, Some(Ok(Value::Object(_) | Value::Array(_)))),
+                "a whole record waits for more bytes: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+        }
+        if buf.len() > MAX_RECORD_JSON_BYTES {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

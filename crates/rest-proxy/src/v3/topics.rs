@@ -135,8 +135,11 @@ fn valid_topic_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Replicas by partition index.
+type Assignments = Vec<(i32, Vec<i32>)>;
+
 /// The replicas of each partition, by partition index.
-fn assignments(request: &CreateTopic) -> Result<Vec<(i32, Vec<i32>)>, RestError> {
+fn assignments(request: &CreateTopic) -> Result<Assignments, RestError> {
     let Some(map) = &request.replicas_assignments else { return Ok(Vec::new()) };
     map.iter()
         .map(|(partition, replicas)| match partition.trim().parse::<i32>() {
@@ -148,21 +151,26 @@ fn assignments(request: &CreateTopic) -> Result<Vec<(i32, Vec<i32>)>, RestError>
         .collect()
 }
 
-/// Sends CreateTopics (or only validates it), with explicit replica
-/// assignments when given, and returns the partition count and replication
-/// factor the cluster answered.
-async fn create(
-    kafka: &Kafka,
-    request: &CreateTopic,
-    assignments: Vec<(i32, Vec<i32>)>,
-    validate_only: bool,
-) -> Result<(i32, i16), RestError> {
+/// Reads a create-topic body and checks what can be checked without the
+/// cluster: the name, and the partitions of explicit assignments.
+fn read_create(bytes: &Bytes) -> Result<(CreateTopic, Assignments), RestError> {
+    let request: CreateTopic =
+        body::optional(bytes)?.ok_or_else(|| payload_error("Request body is empty. Data is required."))?;
+    if !valid_topic_name(&request.topic_name) {
+        return Err(payload_error("Invalid topic name."));
+    }
+    let assignments = assignments(&request)?;
+    Ok((request, assignments))
+}
+
+/// The CreateTopics entry for a request, with explicit replica assignments when given.
+fn creatable_topic(request: &CreateTopic, assignments: Assignments) -> CreatableTopic {
     let (partitions, replication_factor) = if assignments.is_empty() {
         (request.partitions_count.unwrap_or(-1), request.replication_factor.unwrap_or(-1))
     } else {
         (-1, -1)
     };
-    let topic = CreatableTopic::default()
+    CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(request.topic_name.clone())))
         .with_num_partitions(partitions)
         .with_replication_factor(replication_factor)
@@ -189,7 +197,19 @@ async fn create(
                     )
                 })
                 .collect(),
-        );
+        )
+}
+
+/// Sends CreateTopics (or only validates it), with explicit replica
+/// assignments when given, and returns the partition count and replication
+/// factor the cluster answered.
+async fn create(
+    kafka: &Kafka,
+    request: &CreateTopic,
+    assignments: Vec<(i32, Vec<i32>)>,
+    validate_only: bool,
+) -> Result<(i32, i16), RestError> {
+    let topic = creatable_topic(request, assignments);
     let name = request.topic_name.clone();
     let timeout = kafka.timeout();
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -244,12 +264,7 @@ async fn create_topic(
 ) -> Response {
     let links = Links::of(&headers, &uri);
     let result = async {
-        let request: CreateTopic =
-            body::optional(&body)?.ok_or_else(|| payload_error("Request body is empty. Data is required."))?;
-        if !valid_topic_name(&request.topic_name) {
-            return Err(payload_error("Invalid topic name."));
-        }
-        let assignments = assignments(&request)?;
+        let (request, assignments) = read_create(&body)?;
         let validate_only = request.validate_only.unwrap_or(false);
         kafka.cluster(&cluster_id, Some(Vec::new())).await?;
         let (partitions, replication_factor) = create(&kafka, &request, assignments, validate_only).await?;
@@ -293,6 +308,14 @@ async fn delete_topic(State(kafka): State<AppState>, Path((cluster_id, name)): P
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Fuzzing entry (see `crate::fuzzing`): `bytes` as a create-topic body,
+/// read, checked and made into the CreateTopics entry the handler sends.
+pub(super) fn fuzz_body(bytes: &Bytes) {
+    if let Ok((request, assignments)) = read_create(bytes) {
+        let _ = creatable_topic(&request, assignments);
     }
 }
 
