@@ -70,6 +70,15 @@ METADATA_BENCH = REPO / "bench" / "metadata_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
+# --baseline-bin: another Tributary build (main before a change) run through the same single-node phases
+# in the same run, compared with --tributary-bin in a table of its own. It is a Tributary to the harness.
+BASELINE = "baseline"
+TITLE[BASELINE] = "Baseline build"
+
+
+def kind(name):
+    """Which broker program a run name starts: the baseline is a Tributary too."""
+    return "tributary" if name == BASELINE else name
 
 # Targets from the benchmark requirement.
 TARGET_CONSUME_DEFAULT_FACTOR = 10.0  # x Tansu's, consume with default settings
@@ -490,7 +499,7 @@ class Broker:
         return text
 
     def argv(self):
-        if self.name == "tributary":
+        if kind(self.name) == "tributary":
             extra = [a for k, v in self.overrides.items() for a in ("--override", f"{k}={v}")]
             registry = (["--schema-registry-port", str(self.registry_port)] if self.registry
                         else ["--no-schema-registry"])
@@ -938,7 +947,7 @@ class Runner:
         """rebalance_bench.py: 10 members, 60 partitions; a timed-out step is a result, reported as a warning."""
         p = self.plan
         budget = p["rebalance_budget_s"]
-        step_timeout = REBALANCE_STEP_TIMEOUT_S[broker.name]
+        step_timeout = REBALANCE_STEP_TIMEOUT_S[kind(broker.name)]
         d = self.script_run(
             REBALANCE_BENCH, broker,
             ["--assignor", assignor, "--members", str(REBALANCE_MEMBERS), "--partitions", str(REBALANCE_PARTITIONS),
@@ -1070,7 +1079,7 @@ class Runner:
         """startup_bench.py: exec of `tributary start` to every service answering (fresh and existing data
         dir, --detach), or Tansu's exec to its first ApiVersions answer."""
         runs = self.plan["startup_runs"]
-        flag = "--tributary-bin" if name == "tributary" else "--tansu-bin"
+        flag = "--tributary-bin" if kind(name) == "tributary" else "--tansu-bin"
         argv = [sys.executable, str(STARTUP_BENCH), flag, str(binary), "--runs", str(runs),
                 "--data-root", self.args.data_root]
         r = run_cmd(argv, 600)
@@ -1217,8 +1226,9 @@ class Runner:
             res["log_tail"] = b.log_tail(10)
         self.standalone_phase(res, "platform_startup", lambda: self.platform_startup(name, binary))
         if name == "tributary":
+            # The cluster phase is not a single-node row: the baseline (which may predate clusters) skips it.
             self.standalone_phase(res, "metadata_quorum", lambda: self.metadata_quorum(binary))
-        if name == "tributary":
+        if kind(name) == "tributary":
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
             # does); the config default, Kafka's too, is 3000: the first join measured with that.
@@ -1549,6 +1559,76 @@ def render_metadata(w, row, judge, tb, plan):
     if ph.get("cmd"):
         w(f"Command: `{ph['cmd']}`")
         w("")
+
+
+# How far a baseline comparison may move before it is called a change: run-to-run spread on these
+# machines (docs/benchmarks.md history) is about this much for the throughput rows.
+BASELINE_NOISE = 0.15
+
+
+def baseline_rows(plan):
+    """(label, fn(broker) -> number, higher_is_better) for the single-node rows compared with the baseline."""
+    rows = []
+    for size, parts in RDK_CASES:
+        lab = f"{size_label(size)}, {parts} partition{'s' if parts > 1 else ''}"
+        rows.append((f"produce {lab} (msg/s)", lambda b, s=size, p=parts: rdk_produce(b, s, p)["msgs_per_s"], True))
+    for size, parts in RDK_CASES:
+        lab = f"{size_label(size)}, {parts} partition{'s' if parts > 1 else ''}"
+        rows.append((f"consume {lab} (msg/s)", lambda b, s=size, p=parts: rdk_consume(b, s, p)["msgs_per_s"], True))
+    for prefix, how in (("bk_consume", "consumer group"), ("assign_consume", "assign()")):
+        for size, parts, _ in plan["bk_consume"]:
+            rows.append((f"consume, default settings, {how}: {size_label(size)}, {parts} partition"
+                         f"{'s' if parts > 1 else ''} (msg/s, first to last)",
+                         lambda b, s=size, p=parts, px=prefix: cons_of(b, px, s, p)["msgs_per_s_from_first"], True))
+    for phase, how in (("bk_latency", "consumer group"), ("assign_latency", "assign()")):
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            rows.append((f"end-to-end latency {label}, {how} (ms)", lambda b, ph=phase, k=key: lat_of(b, ph)[k], False))
+    rows += [
+        ("start to first accepted connection, median (ms)", lambda b: b["startup"]["median_ms"], False),
+        ("`tributary start`, fresh data dir, every service answering, median (ms)",
+         lambda b: phase_of(b, "platform_startup")["fresh"]["median_ms"], False),
+        ("RSS idle (MB)", lambda b: b["rss_idle_MB"], False),
+        (f"RSS holding {plan['hold_bytes'] / 1e9:g} GB (MB)", lambda b: phase_of(b, "hold")["rss_holding_MB"], False),
+        ("CPU s per GB produced, 1 KiB records", lambda b: phase_of(b, "hold")["produce"]["broker_cpu_s_per_GB"], False),
+        ("CPU s per GB produced, 100 B records, 6 partitions",
+         lambda b: rdk_produce(b, 100, 6)["broker_cpu_s_per_GB"], False),
+    ]
+    return rows
+
+
+def render_baseline(w, R, plan):
+    """The single-node rows of --tributary-bin against --baseline-bin, both from this run."""
+    base, new = R.broker(BASELINE), R.broker("tributary")
+    if base is None or new is None:
+        return
+    label = R.r["versions"].get("baseline_label") or "baseline"
+    w("## Single node: this build against a baseline build")
+    w("")
+    w(f"The baseline (`--baseline-bin`: {label}) ran the same single-node phases just before this build, in this "
+      "run, on the same machine. *Change* is this build's number over the baseline's; it is called faster or "
+      f"slower only beyond ±{BASELINE_NOISE:.0%}, about the spread between runs of one build here.")
+    w("")
+    w("| | baseline | this build | this / baseline | change |")
+    w("|---|---:|---:|---:|---|")
+    for what, fn, higher in baseline_rows(plan):
+        vals = []
+        for b in (base, new):
+            try:
+                v = fn(b)
+            except (_CellError, KeyError, TypeError):
+                v = None
+            vals.append(v)
+        vb, vn = vals
+        cells = [fmt_num(v, 2) if isinstance(v, float) and v < 100 else (fmt_int(v) if v is not None else "—")
+                 for v in vals]
+        if vb and vn is not None:
+            ratio = vn / vb
+            better = ratio > 1 if higher else ratio < 1
+            change = ("same" if abs(ratio - 1) <= BASELINE_NOISE else ("**better**" if better else "**worse**"))
+            w(f"| {what} | {cells[0]} | {cells[1]} | {ratio:.2f}× | {change} |")
+        else:
+            w(f"| {what} | {cells[0]} | {cells[1]} | — | not measured |")
+    w("")
 
 
 def render(results):
@@ -2056,6 +2136,8 @@ def render(results):
                    else f"killed after {STOP_GRACE_S:g} s"), "—", None)
     w("")
 
+    render_baseline(w, R, plan)
+
     # --- targets at a glance, placed under the title
     if summary:
         block = ["## Targets at a glance", "",
@@ -2069,7 +2151,7 @@ def render(results):
 
     # --- errors
     errs = []
-    for name in BROKERS:
+    for name in (BASELINE,) + BROKERS:
         b = R.broker(name)
         if not b:
             continue
@@ -2100,6 +2182,9 @@ def render(results):
       f"(`{m.get('data_root')}`). Load average at start / end: "
       f"{results.get('loadavg_start')} / {results.get('loadavg_end')}.")
     w(f"- Tributary: {v.get('tributary') or 'not run'}" + (f" (repo at {v['repo_rev']})" if v.get("repo_rev") else ""))
+    if v.get("baseline"):
+        w(f"- Baseline build (`--baseline-bin`): {v['baseline_label']}, `{v['baseline']}`, "
+          f"sha256 {v['baseline_sha256'][:12]}")
     w(f"- Tansu: {v.get('tansu') or 'not run'}" + (f"; {v['tansu_source']}" if v.get("tansu_source") else ""))
     w(f"- rdkafka_performance: librdkafka {v.get('rdkafka_performance_librdkafka')} "
       "(built from source by `compat/librdkafka/build.sh`)")
@@ -2225,6 +2310,10 @@ def main():
                                                   "compat/librdkafka/build.sh built, as recorded by bench/setup.sh)")
     ap.add_argument("--bench-kafka", default=str(DEFAULT_BENCH_KAFKA), help="path to shared/tools/bench_kafka.py")
     ap.add_argument("--only", choices=BROKERS, help="benchmark only this broker")
+    ap.add_argument("--baseline-bin", help="another tributary binary (e.g. main before a change) run through the "
+                                           "same single-node phases in the same run; the report compares the two")
+    ap.add_argument("--baseline-label", help="what to call the baseline build in the report (default: its "
+                                             "--version line)")
     ap.add_argument("--quick", action="store_true", help="short phases, smaller held data set (smoke test)")
     ap.add_argument("--data-root", default=tempfile.gettempdir(),
                     help="where the brokers' fresh data directories are created (default: %(default)s)")
@@ -2252,6 +2341,15 @@ def main():
         if not t:
             problems.append("no tansu binary: run bash bench/setup.sh, or pass --tansu-bin")
         bins["tansu"] = t
+    if args.baseline_bin:
+        if "tributary" not in wanted:
+            problems.append("--baseline-bin compares with --tributary-bin: do not combine it with --only tansu")
+        elif not (os.path.isfile(args.baseline_bin) and os.access(args.baseline_bin, os.X_OK)):
+            problems.append(f"--baseline-bin {args.baseline_bin} is not an executable file")
+        else:
+            bins[BASELINE] = os.path.abspath(args.baseline_bin)
+            # Just before the build it is compared with, so both see the machine in the same state.
+            wanted.insert(wanted.index("tributary"), BASELINE)
     perf = resolve_perf(args.rdkafka_performance)
     needs_perf = not args.phases or any(fnmatch.fnmatchcase(f"rdk_{s}b_{p}p", pat)
                                         for s, p in RDK_CASES for pat in args.phases)
@@ -2295,6 +2393,10 @@ def main():
     if "tributary" in bins:
         versions["tributary"] = binary_version(bins["tributary"]) or "unknown version"
         versions["tributary_sha256"] = sha256_file(bins["tributary"])
+    if BASELINE in bins:
+        versions["baseline"] = binary_version(bins[BASELINE]) or "unknown version"
+        versions["baseline_sha256"] = sha256_file(bins[BASELINE])
+        versions["baseline_label"] = args.baseline_label or versions["baseline"]
     if bins.get("tansu"):
         versions["tansu"] = binary_version(bins["tansu"]) or "unknown version"
         versions["tansu_sha256"] = sha256_file(bins["tansu"])
