@@ -84,8 +84,10 @@ impl<D: Disk + Clone> MetadataStore<D> {
         store.apply_log()?;
         store.lead()?;
         store.apply_log()?;
+        // Saturating: a snapshot near the last index there is (a damaged or
+        // hostile directory) leaves no snapshot due rather than overflowing.
         store.snapshot_due_at =
-            store.machine.snapshot_meta().map_or(0, |m| m.last_included.index) + options.snapshot_every;
+            store.machine.snapshot_meta().map_or(0, |m| m.last_included.index).saturating_add(options.snapshot_every);
         Ok(store)
     }
 
@@ -209,7 +211,7 @@ impl<D: Disk + Clone> MetadataStore<D> {
         }
         if let Err(e) = self.snapshot() {
             let retry_in = (self.options.snapshot_every / 10).max(1);
-            self.snapshot_due_at = applied + retry_in;
+            self.snapshot_due_at = applied.saturating_add(retry_in);
             tracing::warn!(error = %e, retry_in_entries = retry_in, "metadata snapshot failed; the change is durable in the log, the snapshot will be tried again");
         }
     }
@@ -219,7 +221,7 @@ impl<D: Disk + Clone> MetadataStore<D> {
         let Some(meta) = self.machine.build_snapshot()? else {
             return Ok(());
         };
-        self.snapshot_due_at = meta.last_included.index + self.options.snapshot_every;
+        self.snapshot_due_at = meta.last_included.index.saturating_add(self.options.snapshot_every);
         self.log.purge(meta.last_included)
     }
 }
