@@ -23,7 +23,8 @@ producer goes (off the clock); the window starts --warmup-s after the paced
 overwrites have begun and, for "cleaner", after the broker has logged at least one
 "compacted" line for the topic (the cleaner has started on it).
 
-For each window the broker log (--broker-log, the broker's stderr) is read from
+For each window the broker log (--broker-log: the file with its INFO lines; `tributary start` writes
+<data dir>/logs/tributary.log) is read from
 where it stood at the window's start to where it stands at its end: the
 "compacted" lines that appeared, and the sum of their bytes_before (bytes the
 cleaner read and processed) and bytes_after. With --broker-pid, the broker's CPU
@@ -444,7 +445,7 @@ def median_round(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bootstrap", default="127.0.0.1:9092", help="broker address (default %(default)s)")
-    ap.add_argument("--broker-log", help="the broker's log file (its stderr), to count 'compacted' lines")
+    ap.add_argument("--broker-log", help="the broker's log file with its INFO lines (for tributary start: <data dir>/logs/tributary.log), to count 'compacted' lines")
     ap.add_argument("--broker-pid", type=int, help="the broker's pid, for its CPU and its log-cleaner thread's")
     ap.add_argument("--windows", default="quiet,control,cleaner",
                     help="which windows, in order (default %(default)s)")

@@ -512,6 +512,13 @@ class Broker:
         return [self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
                 "--storage-engine", "memory://"]
 
+    def service_log(self):
+        """The file with the broker's whole log: `tributary start` writes it under its data directory
+        (its stderr carries only warnings); Tansu's is its stderr."""
+        if kind(self.name) == "tributary":
+            return os.path.join(self.data_dir, "logs", "tributary.log")
+        return self.log_path
+
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
@@ -979,13 +986,13 @@ class Runner:
         secs = p["cleaner_seconds"]
         d = self.script_run(
             CLEANER_BENCH, broker,
-            ["--broker-log", broker.log_path, "--broker-pid", str(broker.proc.pid),
+            ["--broker-log", broker.service_log(), "--broker-pid", str(broker.proc.pid),
              "--seconds", f"{secs:g}", "--rate", str(CLEANER_RATE), "--size", "100",
              "--keys", str(CLEANER_KEYS), "--value-size", "1024", "--overwrite-rate", str(CLEANER_OVERWRITE_RATE),
              "--segment-bytes", str(CLEANER_SEGMENT_BYTES), "--rounds", str(p["cleaner_rounds"]),
              "--topic-prefix", f"{self.prefix}cl"],
             timeout=p["cleaner_rounds"] * 3 * (secs + 120) + 120,
-            shown_subs=((broker.log_path, "<broker log>"), (f"--broker-pid {broker.proc.pid}", "--broker-pid <broker pid>")))
+            shown_subs=((broker.service_log(), "<broker log>"), (f"--broker-pid {broker.proc.pid}", "--broker-pid <broker pid>")))
         errs = [f"{w}: {x['error']}" for w, x in (d.get("windows") or {}).items() if x.get("error")]
         warns = [x["warning"] for x in (d.get("windows") or {}).values() if x.get("warning")]
         if errs:
@@ -1089,7 +1096,7 @@ class Runner:
             d = json.loads(r["stdout"])
         except ValueError:
             raise PhaseError(f"startup_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
-        d = d.get(name) or {}
+        d = d.get(kind(name)) or {}
         d["cmd"] = shlex.join(["python3", "bench/startup_bench.py", flag, "BIN", "--runs", str(runs)])
         return d
 
@@ -1232,15 +1239,15 @@ class Runner:
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
             # does); the config default, Kafka's too, is 3000: the first join measured with that.
-            self.extra_broker(res, name, binary, "tributary-delay3000",
+            self.extra_broker(res, name, binary, f"{name}-delay3000",
                               {"group.initial.rebalance.delay.ms": str(KAFKA_INITIAL_REBALANCE_DELAY_MS)},
                               [(f"rebalance_delay3000_{a}", lambda br, a=a: self.rebalance(br, a, steps="a"))
                                for a in REBALANCE_ASSIGNORS])
-            self.extra_broker(res, name, binary, "tributary-cleaner", {"log.cleaner.backoff.ms": "100"},
+            self.extra_broker(res, name, binary, f"{name}-cleaner", {"log.cleaner.backoff.ms": "100"},
                               [("cleaner_latency", self.cleaner_latency)])
-            self.extra_broker(res, name, binary, "tributary-registry", {},
+            self.extra_broker(res, name, binary, f"{name}-registry", {},
                               [("registry_throughput", self.registry_throughput)], registry=True)
-            self.extra_broker(res, name, binary, "tributary-rest", {},
+            self.extra_broker(res, name, binary, f"{name}-rest", {},
                               [("rest_proxy_throughput", self.rest_proxy_throughput)], rest_proxy=True)
         return res
 
