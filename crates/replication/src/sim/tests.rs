@@ -81,29 +81,32 @@ fn run(scenario: Scenario) -> Stats {
 }
 
 /// A full run must have exercised what it claims to test.
-fn assert_exercised(stats: &Stats) {
+fn assert_exercised(scenario: Scenario, stats: &Stats) {
     if stats.seeds < 100 {
         return;
     }
-    assert!(stats.acked_all > stats.seeds, "too few acks=all successes: {stats:?}");
-    assert!(stats.acked_leader > 0 && stats.crashes > stats.seeds && stats.partitions > 0, "{stats:?}");
-    assert!(stats.elections > stats.seeds && stats.truncations > 0 && stats.isr_changes > stats.seeds, "{stats:?}");
-    assert!(stats.refused > 0 && stats.failed > 0, "{stats:?}");
+    assert!(stats.acked_all > stats.seeds && stats.acked_leader > 0, "too few acknowledgements: {stats:?}");
+    assert!(stats.crashes > stats.seeds && stats.partitions > stats.seeds / 2, "too few faults: {stats:?}");
+    assert!(stats.elections > stats.seeds / 2 && stats.truncations > 0 && stats.isr_changes > stats.seeds, "{stats:?}");
+    assert!(stats.failed > 0, "no produce ever failed: {stats:?}");
+    if scenario.min_insync > 1 {
+        assert!(stats.refused > 0, "the ISR never fell below min.insync.replicas: {stats:?}");
+    }
 }
 
 #[test]
 fn rf3_min2() {
-    assert_exercised(&run(RF3_MIN2));
+    assert_exercised(RF3_MIN2, &run(RF3_MIN2));
 }
 
 #[test]
 fn rf5_min3() {
-    assert_exercised(&run(RF5_MIN3));
+    assert_exercised(RF5_MIN3, &run(RF5_MIN3));
 }
 
 #[test]
 fn rf3_min1() {
-    assert_exercised(&run(RF3_MIN1));
+    assert_exercised(RF3_MIN1, &run(RF3_MIN1));
 }
 
 #[test]
@@ -149,7 +152,7 @@ fn the_checker_catches_a_follower_reporting_unflushed_records() {
 
 #[test]
 fn the_checker_catches_a_high_watermark_over_the_committed_isr() {
-    expect_caught(RF3_MIN2, Some(Bug::HighWatermarkOverCommittedIsr), 300, &["controller ISR member"]);
+    expect_caught(RF3_MIN2, Some(Bug::HighWatermarkOverCommittedIsr), 300, &["ISR member"]);
 }
 
 #[test]
@@ -158,7 +161,7 @@ fn the_checker_catches_a_leader_keeping_its_epoch_across_a_restart() {
         RF3_MIN2,
         Some(Bug::LeaderKeepsEpochAcrossRestart),
         300,
-        &["committed", "disk", "acknowledged", "both wrote"],
+        &["committed", "disk", "acknowledged", "went back"],
     );
 }
 

@@ -547,7 +547,7 @@ impl World {
         match (outcome.result, batch.acks) {
             (Ok(()), Acks::All) => {
                 self.stats.acked_all += 1;
-                self.checker.on_acknowledged_all(id, &self.node(id).log, batch.first, &batch.ids)
+                self.checker.on_acknowledged_all(id, &self.nodes[(id - 1) as usize].log, batch.first, &batch.ids)
             }
             (Ok(()), Acks::Leader) => {
                 self.stats.acked_leader += 1;
@@ -560,7 +560,8 @@ impl World {
         }
     }
 
-    /// A broker's turn: register, heartbeat, and its role's periodic work.
+    /// A broker's turn: register, heartbeat, perhaps a flush (a slow disk
+    /// flushes rarely), and its role's periodic work.
     fn run_node(&mut self, id: NodeId) -> Result<(), String> {
         let now_ms = self.now_ms;
         if !self.node(id).alive {
@@ -579,38 +580,30 @@ impl World {
             self.node_mut(id).last_heartbeat_ms = now_ms;
             self.send(Endpoint::Node(id), Endpoint::Controller, Message::Heartbeat { node: id, broker_epoch });
         }
-        let flush_per_mille = self.node(id).flush_per_mille;
-        let node = self.node_mut(id);
+        if self.rng.chance(self.node(id).flush_per_mille) {
+            self.flush(id)?;
+        }
+        let node = &mut self.nodes[(id - 1) as usize];
         let Some(replica) = node.replica.as_mut() else {
             return Ok(());
         };
-        match replica.role() {
-            Role::Follower(_) => {
-                if node.log.durable_offset() < node.log.log_end_offset() && self.rng.chance(flush_per_mille) {
-                    node.log.flush();
-                }
-                let Some(follower) = replica.follower_mut() else {
-                    return Ok(());
+        if let Some(follower) = replica.follower_mut() {
+            let request = follower.poll(now_ms, &node.log);
+            let leader = follower.leader();
+            if let Some(request) = request {
+                let message = match request {
+                    FollowerRequest::Fetch(r) => Message::Fetch(r),
+                    FollowerRequest::OffsetForLeaderEpoch(r) => Message::OffsetForLeaderEpoch(r),
                 };
-                if let Some(request) = follower.poll(now_ms, &node.log) {
-                    let to = Endpoint::Node(follower.leader());
-                    let message = match request {
-                        FollowerRequest::Fetch(r) => Message::Fetch(r),
-                        FollowerRequest::OffsetForLeaderEpoch(r) => Message::OffsetForLeaderEpoch(r),
-                    };
-                    self.send(Endpoint::Node(id), to, message);
-                }
-                Ok(())
+                self.send(Endpoint::Node(id), Endpoint::Node(leader), message);
             }
-            Role::Leader(_) => {
-                let Some(leader) = replica.leader_mut() else {
-                    return Ok(());
-                };
-                let effects = leader.tick(now_ms, &mut node.log);
-                self.apply_effects(id, effects)
-            }
-            Role::None => Ok(()),
+            return Ok(());
         }
+        if let Some(leader) = replica.leader_mut() {
+            let effects = leader.tick(now_ms, &mut node.log);
+            return self.apply_effects(id, effects);
+        }
+        Ok(())
     }
 
     fn flush(&mut self, id: NodeId) -> Result<(), String> {
