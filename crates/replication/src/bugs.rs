@@ -18,7 +18,8 @@ pub enum Bug {
     /// The controller lets a restarted broker keep leading in the leader
     /// epoch it led before its crash, so one epoch has two histories.
     LeaderKeepsEpochAcrossRestart,
-    /// The controller elects any live replica, in sync or not.
+    /// The controller elects any live replica, in sync or not, and puts it
+    /// in the ISR.
     ElectOutsideIsr,
 }
 

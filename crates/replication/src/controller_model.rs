@@ -83,10 +83,7 @@ impl ControllerModel {
         self.brokers.insert(id, BrokerStatus { epoch, fenced: true, shutting_down: false });
         #[cfg(test)]
         if crate::bugs::active(crate::bugs::Bug::LeaderKeepsEpochAcrossRestart) {
-            // The bug: the registration neither fences nor moves anything.
-            if let Some(b) = self.brokers.get_mut(&id) {
-                b.fenced = false;
-            }
+            // The bug: the broker's leaderships and ISR places stay.
             self.version += 1;
             return epoch;
         }
@@ -183,9 +180,7 @@ impl ControllerModel {
         }
         let ineligible = request.new_isr.iter().any(|m| {
             self.brokers.get(&m.broker_id).is_none_or(|b| {
-                b.fenced
-                    || b.shutting_down
-                    || (m.broker_epoch != UNKNOWN_BROKER_EPOCH && m.broker_epoch != b.epoch)
+                b.fenced || b.shutting_down || (m.broker_epoch != UNKNOWN_BROKER_EPOCH && m.broker_epoch != b.epoch)
             })
         });
         if ineligible {
@@ -231,7 +226,12 @@ impl ControllerModel {
             && !self.acceptable_leader(p.leader, excluded)
             && let Some(&r) = p.replicas.iter().find(|&&r| self.acceptable_leader(r, excluded))
         {
-            return (r, isr.to_vec());
+            // The bug: any live replica leads, and joins the ISR.
+            let mut isr = isr.to_vec();
+            if !isr.contains(&r) {
+                isr.push(r);
+            }
+            return (r, in_replica_order(&p.replicas, &isr));
         }
         if p.leader != NO_LEADER && isr.contains(&p.leader) && self.acceptable_leader(p.leader, excluded) {
             return (p.leader, isr.to_vec());

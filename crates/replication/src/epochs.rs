@@ -32,16 +32,16 @@ impl EpochCache {
     }
 
     /// Records that `epoch` starts at `start_offset` when it is newer than
-    /// the latest. Returns whether the cache changed.
+    /// the latest, dropping epochs that start at or after it (epochs a
+    /// leader began without writing anything, as Kafka's cache does).
+    /// Returns whether the cache changed.
     pub fn assign(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> bool {
         if epoch < 0 || self.latest_epoch().is_some_and(|latest| latest >= epoch) {
             return false;
         }
-        assert!(
-            self.entries.last().is_none_or(|&(_, start)| start <= start_offset),
-            "epoch {epoch} would start at {start_offset}, before the latest epoch's start {:?}",
-            self.entries.last()
-        );
+        while self.entries.last().is_some_and(|&(_, start)| start >= start_offset) {
+            self.entries.pop();
+        }
         self.entries.push((epoch, start_offset));
         true
     }
@@ -103,7 +103,9 @@ pub fn truncation_target<L: ReplicaLog>(log: &L, leader_answer: Option<EpochEndO
         Some(local) if local.epoch != leader.epoch => {
             TruncationTarget { offset: local.end_offset.min(log_end), complete: false }
         }
-        Some(local) => TruncationTarget { offset: local.end_offset.min(leader.end_offset).min(log_end), complete: true },
+        Some(local) => {
+            TruncationTarget { offset: local.end_offset.min(leader.end_offset).min(log_end), complete: true }
+        }
         None => TruncationTarget { offset: leader.end_offset.min(log_end), complete: true },
     }
 }
@@ -144,6 +146,15 @@ mod tests {
         assert_eq!(c.entries(), &[(0, 0)]);
         c.truncate_from_end(0);
         assert_eq!(c.latest_epoch(), None);
+    }
+
+    #[test]
+    fn a_newer_epoch_at_the_same_start_replaces_an_empty_one() {
+        let mut c = cache(&[(0, 0), (3, 40)]);
+        assert!(c.assign(5, 40), "epoch 3 never wrote a record");
+        assert_eq!(c.entries(), &[(0, 0), (5, 40)]);
+        assert!(c.assign(6, 30), "a start before the latest's drops it too");
+        assert_eq!(c.entries(), &[(0, 0), (6, 30)]);
     }
 
     /// A log with only an epoch cache, for the truncation rule.

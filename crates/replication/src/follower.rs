@@ -257,13 +257,18 @@ impl FollowerState {
         true
     }
 
-    fn truncate<L: ReplicaLog>(&mut self, log: &mut L, leader_answer: Option<EpochEndOffset>) -> Result<FollowerEvent, LogError> {
+    fn truncate<L: ReplicaLog>(
+        &mut self,
+        log: &mut L,
+        leader_answer: Option<EpochEndOffset>,
+    ) -> Result<FollowerEvent, LogError> {
         let target = truncation_target(&*log, leader_answer);
         let log_end_offset = log.log_end_offset();
         let high_watermark = log.high_watermark();
-        if target.offset < log_end_offset {
-            log.truncate_to(target.offset)?;
-        }
+        // Also at the log end: an epoch this replica began as leader without
+        // writing a record starts there and must go (Kafka does the same),
+        // or the next fetch would name it again.
+        log.truncate_to(target.offset.min(log_end_offset))?;
         if high_watermark > target.offset {
             log.set_high_watermark(target.offset);
         }
@@ -312,12 +317,14 @@ mod tests {
     use crate::sim::log::{SimBatch, SimLog, SimRecord};
 
     fn follower(mode: TruncationMode) -> FollowerState {
-        let config = ReplicationConfig { truncation: mode, fetch_timeout_ms: 100, fetch_backoff_ms: 10, ..Default::default() };
+        let config =
+            ReplicationConfig { truncation: mode, fetch_timeout_ms: 100, fetch_backoff_ms: 10, ..Default::default() };
         FollowerState::new(2, 12, 1, 3, 1, config)
     }
 
     fn records(base_offset: Offset, epochs: &[LeaderEpoch]) -> SimBatch {
-        let records = epochs.iter().enumerate().map(|(i, &epoch)| SimRecord { id: base_offset as u64 + i as u64, epoch });
+        let records =
+            epochs.iter().enumerate().map(|(i, &epoch)| SimRecord { id: base_offset as u64 + i as u64, epoch });
         SimBatch { base_offset, records: records.collect() }
     }
 
@@ -358,14 +365,16 @@ mod tests {
         assert_eq!(f.handle_fetch_response(101, late, &mut log), Ok(FollowerEvent::Ignored));
         f.request_failed(second.request_id);
         let third = fetch_of(f.poll(102, &log));
-        let unknown = FetchResponse { request_id: third.request_id, result: Err(ReplicaRequestError::UnknownLeaderEpoch) };
+        let unknown =
+            FetchResponse { request_id: third.request_id, result: Err(ReplicaRequestError::UnknownLeaderEpoch) };
         assert_eq!(
             f.handle_fetch_response(103, unknown, &mut log),
             Ok(FollowerEvent::Backoff(ReplicaRequestError::UnknownLeaderEpoch))
         );
         assert_eq!(f.poll(112, &log), None, "backing off");
         let fourth = fetch_of(f.poll(113, &log));
-        let fenced = FetchResponse { request_id: fourth.request_id, result: Err(ReplicaRequestError::FencedLeaderEpoch) };
+        let fenced =
+            FetchResponse { request_id: fourth.request_id, result: Err(ReplicaRequestError::FencedLeaderEpoch) };
         assert_eq!(f.handle_fetch_response(114, fenced, &mut log), Ok(FollowerEvent::Fenced));
         assert_eq!(f.poll(10_000, &log), None, "waits for metadata");
     }

@@ -234,8 +234,7 @@ impl LeaderState {
         let mut effects = LeaderEffects::default();
         self.acks.expire(now_ms, &mut effects.acks);
         if let Some(pending) = self.isr.pending_mut() {
-            if !self.awaiting_metadata
-                && now_ms.saturating_sub(pending.sent_ms) >= self.config.alter_partition_retry_ms
+            if !self.awaiting_metadata && now_ms.saturating_sub(pending.sent_ms) >= self.config.alter_partition_retry_ms
             {
                 pending.sent_ms = now_ms;
                 self.attempt += 1;
@@ -315,7 +314,10 @@ impl LeaderState {
                 pending.sent_ms = now_ms;
                 self.attempt += 1;
                 LeaderEffects {
-                    alter_partition: Some(AlterPartitionSend { attempt: self.attempt, request: pending.request.clone() }),
+                    alter_partition: Some(AlterPartitionSend {
+                        attempt: self.attempt,
+                        request: pending.request.clone(),
+                    }),
                     ..LeaderEffects::default()
                 }
             }
@@ -368,7 +370,11 @@ impl LeaderState {
         Ok(())
     }
 
-    fn check_fetch<L: ReplicaLog>(&self, request: &FetchRequest, log: &L) -> Result<FetchDecision, ReplicaRequestError> {
+    fn check_fetch<L: ReplicaLog>(
+        &self,
+        request: &FetchRequest,
+        log: &L,
+    ) -> Result<FetchDecision, ReplicaRequestError> {
         self.check_epoch(request.current_leader_epoch, request.replica_id)?;
         if let Some(broker) = self.brokers.get(&request.replica_id)
             && request.replica_epoch != UNKNOWN_BROKER_EPOCH
@@ -496,7 +502,8 @@ impl LeaderState {
             hw = hw.min(self.followers.get(&member).map_or(-1, |p| p.position));
         }
         for (&replica, progress) in &self.followers {
-            if !maximal.contains(&replica) && progress.is_caught_up(log_end, now_ms, lag_max) && self.eligible(replica) {
+            if !maximal.contains(&replica) && progress.is_caught_up(log_end, now_ms, lag_max) && self.eligible(replica)
+            {
                 hw = hw.min(progress.position);
             }
         }
@@ -533,10 +540,18 @@ mod tests {
         }
     }
 
+    /// A fetch that must be read; its effects.
+    fn fetched(leader: &mut LeaderState, now_ms: u64, request: &FetchRequest, log: &mut SimLog) -> LeaderEffects {
+        let (decision, effects) = leader.handle_fetch(now_ms, request, log);
+        assert!(matches!(decision, Ok(FetchDecision::Read { .. })), "{decision:?}");
+        effects
+    }
+
     /// Replica 1 leads `isr` with `min.insync.replicas = min`; four records
     /// appended (not flushed), an acks=all and an acks=1 produce waiting.
     fn leading(isr: &[NodeId], min: usize) -> (LeaderState, SimLog) {
-        let config = ReplicationConfig { min_insync_replicas: min, replica_lag_time_max_ms: LAG_MS, ..Default::default() };
+        let config =
+            ReplicationConfig { min_insync_replicas: min, replica_lag_time_max_ms: LAG_MS, ..Default::default() };
         let mut log = SimLog::default();
         let (mut leader, effects) = LeaderState::start(0, 1, 11, &view(isr), None, config, &mut log).expect("start");
         assert_eq!(effects, LeaderEffects::default());
@@ -560,14 +575,14 @@ mod tests {
     #[test]
     fn the_high_watermark_is_the_lowest_durable_offset_in_the_isr_the_leaders_included() {
         let (mut leader, mut log) = leading(&[1, 2, 3], 2);
-        leader.handle_fetch(1, &fetch(2, 4), &mut log);
-        let (_, effects) = leader.handle_fetch(1, &fetch(3, 3), &mut log);
+        fetched(&mut leader, 1, &fetch(2, 4), &mut log);
+        let effects = fetched(&mut leader, 1, &fetch(3, 3), &mut log);
         assert_eq!((log.high_watermark(), effects.high_watermark), (0, None), "the leader has fsynced nothing");
         log.flush();
         let effects = leader.on_flushed(2, &mut log);
         assert_eq!(effects.high_watermark, Some(3));
         assert_eq!(effects.acks, vec![AckOutcome { id: AckId(2), result: Ok(()) }], "acks=1: on the leader's disk");
-        let (_, effects) = leader.handle_fetch(3, &fetch(3, 4), &mut log);
+        let effects = fetched(&mut leader, 3, &fetch(3, 4), &mut log);
         assert_eq!(effects.high_watermark, Some(4));
         assert_eq!(effects.acks, vec![AckOutcome { id: AckId(1), result: Ok(()) }]);
         assert_eq!(leader.high_watermark_for_clients(&log), Some(4));
@@ -577,8 +592,8 @@ mod tests {
     fn a_lagging_member_holds_the_high_watermark_until_its_removal_is_committed() {
         let (mut leader, mut log) = leading(&[1, 2, 3], 2);
         log.flush();
-        leader.handle_fetch(10, &fetch(2, 4), &mut log);
-        leader.handle_fetch(10, &fetch(3, 1), &mut log);
+        fetched(&mut leader, 10, &fetch(2, 4), &mut log);
+        fetched(&mut leader, 10, &fetch(3, 1), &mut log);
         assert_eq!(log.high_watermark(), 1);
         let effects = leader.tick(10 + LAG_MS + 1, &mut log);
         let sent = effects.alter_partition.expect("a shrink");
@@ -596,7 +611,10 @@ mod tests {
         let effects = leader.tick(LAG_MS + 1, &mut log);
         let sent = effects.alter_partition.expect("2 never fetched: shrink");
         let effects = leader.handle_alter_partition_response(200, &sent, &accept(&leader, &[1], 1), &mut log);
-        assert_eq!(effects.acks, vec![AckOutcome { id: AckId(1), result: Err(ProduceError::NotEnoughReplicasAfterAppend) }]);
+        assert_eq!(
+            effects.acks,
+            vec![AckOutcome { id: AckId(1), result: Err(ProduceError::NotEnoughReplicasAfterAppend) }]
+        );
         assert_eq!(log.high_watermark(), 0, "frozen though the leader alone has everything");
         assert_eq!(leader.check_produce(Some(Acks::All)), Err(ProduceError::NotEnoughReplicas));
         assert_eq!(leader.check_produce(Some(Acks::Leader)), Ok(()));
@@ -610,17 +628,17 @@ mod tests {
     fn a_joining_replica_counts_for_the_high_watermark_before_the_controller_answers() {
         let (mut leader, mut log) = leading(&[1, 2], 2);
         log.flush();
-        leader.handle_fetch(1, &fetch(2, 2), &mut log);
+        fetched(&mut leader, 1, &fetch(2, 2), &mut log);
         assert_eq!(log.high_watermark(), 2);
         // 3 reaches the high watermark and the epoch start: proposed in.
-        let (_, effects) = leader.handle_fetch(2, &fetch(3, 2), &mut log);
+        let effects = fetched(&mut leader, 2, &fetch(3, 2), &mut log);
         let sent = effects.alter_partition.expect("an expansion");
         assert_eq!(sent.request.isr_ids(), vec![1, 2, 3]);
         assert_eq!(sent.request.new_isr[2].broker_epoch, 13, "the epoch 3 fetched with");
         // 2 catches up; the high watermark still waits for 3.
-        leader.handle_fetch(3, &fetch(2, 4), &mut log);
+        fetched(&mut leader, 3, &fetch(2, 4), &mut log);
         assert_eq!(log.high_watermark(), 2);
-        leader.handle_fetch(4, &fetch(3, 4), &mut log);
+        fetched(&mut leader, 4, &fetch(3, 4), &mut log);
         assert_eq!(log.high_watermark(), 4);
     }
 

@@ -73,7 +73,8 @@ pub trait ReplicaLog {
     fn append_as_follower(&mut self, records: Self::Records) -> Result<(), LogError>;
 
     /// Removes every record at or above `offset` and the epochs that start
-    /// there. Must be durable before it returns (the shortened files and the
+    /// there, also when `offset` is the log end (an epoch this replica began
+    /// as leader without writing starts there). Must be durable before it returns (the shortened files and the
     /// epoch checkpoint fsynced): a crash must not bring back records the
     /// follower has already replaced in its reports to the leader.
     fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError>;

@@ -58,7 +58,13 @@ impl FollowerProgress {
 
     /// Records a fetch at `fetch_offset` received at `now_ms`, when the
     /// leader's log ended at `leader_log_end`.
-    pub fn record_fetch(&mut self, fetch_offset: Offset, now_ms: u64, leader_log_end: Offset, broker_epoch: BrokerEpoch) {
+    pub fn record_fetch(
+        &mut self,
+        fetch_offset: Offset,
+        now_ms: u64,
+        leader_log_end: Offset,
+        broker_epoch: BrokerEpoch,
+    ) {
         if fetch_offset >= leader_log_end {
             self.last_caught_up_ms = self.last_caught_up_ms.max(now_ms);
         } else if fetch_offset >= self.last_fetch_leader_log_end {

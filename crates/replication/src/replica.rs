@@ -290,7 +290,10 @@ mod tests {
         leader.on_appended(0, AckId(9), Acks::All, 0, 1_000, &mut log);
         let outcome = apply(&mut replica, &view(8, 3, 2, 3), &mut log);
         assert_eq!(outcome.transition, Transition::BecameFollower);
-        assert_eq!(outcome.effects.acks, vec![AckOutcome { id: AckId(9), result: Err(ProduceError::NotLeaderOrFollower) }]);
+        assert_eq!(
+            outcome.effects.acks,
+            vec![AckOutcome { id: AckId(9), result: Err(ProduceError::NotLeaderOrFollower) }]
+        );
 
         let mut gone = view(9, 3, 3, 4);
         gone.partition.replicas = vec![1, 3];

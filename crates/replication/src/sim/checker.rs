@@ -113,10 +113,14 @@ impl Checker {
 
     fn check_shown(&mut self, epoch: LeaderEpoch, shown: Offset) -> Result<(), String> {
         if let Some((older, (_, max))) = self.shown.range(..epoch).find(|entry| entry.1.1 > shown) {
-            return Err(format!("clients saw high watermark {max} in epoch {older}, then {shown} in newer epoch {epoch}"));
+            return Err(format!(
+                "clients saw high watermark {max} in epoch {older}, then {shown} in newer epoch {epoch}"
+            ));
         }
         if let Some((newer, (min, _))) = self.shown.range(epoch + 1..).find(|entry| entry.1.0 < shown) {
-            return Err(format!("clients saw high watermark {min} in epoch {newer}, then {shown} in older epoch {epoch}"));
+            return Err(format!(
+                "clients saw high watermark {min} in epoch {newer}, then {shown} in older epoch {epoch}"
+            ));
         }
         let entry = self.shown.entry(epoch).or_insert((shown, shown));
         if shown < entry.1 {
@@ -132,17 +136,20 @@ impl Checker {
     fn verify(&mut self, node: NodeId, log: &SimLog, upto: usize, durable: bool) -> Result<(), String> {
         let records = if durable { log.durable_records() } else { log.records() };
         if records.len() < upto {
-            return Err(format!("holds only {} records{}, not {upto}", records.len(), if durable { " durably" } else { "" }));
+            return Err(format!(
+                "holds only {} records{}, not {upto}",
+                records.len(),
+                if durable { " durably" } else { "" }
+            ));
         }
         let (generation, done) = self.verified.get(&node).copied().unwrap_or((u64::MAX, 0));
         let from = if generation == log.generation() { done.min(upto) } else { 0 };
-        for offset in from..upto {
-            if records[offset] != self.committed[offset] {
-                return Err(format!(
-                    "has {:?} at offset {offset} where {:?} was committed",
-                    records[offset], self.committed[offset]
-                ));
-            }
+        let mismatch = (from..upto).find(|&offset| records[offset] != self.committed[offset]);
+        if let Some(offset) = mismatch {
+            return Err(format!(
+                "has {:?} at offset {offset} where {:?} was committed",
+                records[offset], self.committed[offset]
+            ));
         }
         let done = if generation == log.generation() { done.max(upto) } else { upto };
         self.verified.insert(node, (log.generation(), done));
@@ -169,7 +176,10 @@ impl Checker {
         use crate::log::ReplicaLog;
         let last = first + ids.len() as Offset - 1;
         if log.high_watermark() <= last {
-            return Err(format!("leader {leader} acknowledged {first}..={last} below high watermark {}", log.high_watermark()));
+            return Err(format!(
+                "leader {leader} acknowledged {first}..={last} below high watermark {}",
+                log.high_watermark()
+            ));
         }
         for (i, &id) in ids.iter().enumerate() {
             let offset = first + i as Offset;

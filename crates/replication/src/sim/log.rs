@@ -151,14 +151,22 @@ impl ReplicaLog for SimLog {
 
     fn append_as_follower(&mut self, batch: SimBatch) -> Result<(), LogError> {
         if batch.base_offset != self.log_end_offset() {
-            return Err(LogError(format!("batch at {} but the log ends at {}", batch.base_offset, self.log_end_offset())));
+            return Err(LogError(format!(
+                "batch at {} but the log ends at {}",
+                batch.base_offset,
+                self.log_end_offset()
+            )));
         }
         for record in batch.records {
             let offset = self.log_end_offset();
             if self.cache.latest_epoch().is_none_or(|latest| latest < record.epoch) {
                 self.cache.assign(record.epoch, offset);
             } else if self.cache.latest_epoch() != Some(record.epoch) {
-                return Err(LogError(format!("record of epoch {} after epoch {:?}", record.epoch, self.cache.latest_epoch())));
+                return Err(LogError(format!(
+                    "record of epoch {} after epoch {:?}",
+                    record.epoch,
+                    self.cache.latest_epoch()
+                )));
             }
             self.records.push(record);
         }

@@ -142,12 +142,7 @@ fn expect_caught(scenario: Scenario, bug: Option<Bug>, seeds: u64, rules: &[&str
 
 #[test]
 fn the_checker_catches_a_follower_reporting_unflushed_records() {
-    expect_caught(
-        RF3_MIN2,
-        Some(Bug::FollowerReportsWrittenOffset),
-        300,
-        &["disk", "acknowledged", "committed"],
-    );
+    expect_caught(RF3_MIN2, Some(Bug::FollowerReportsWrittenOffset), 300, &["disk", "acknowledged", "committed"]);
 }
 
 #[test]

@@ -22,9 +22,7 @@ use crate::messages::{
     OffsetForLeaderEpochResponse,
 };
 use crate::replica::{PartitionReplica, Role, Transition};
-use crate::types::{
-    BrokerEpoch, MetadataView, NO_LEADER, NodeId, Offset, ReplicationConfig, TruncationMode,
-};
+use crate::types::{BrokerEpoch, MetadataView, NO_LEADER, NodeId, Offset, ReplicationConfig, TruncationMode};
 
 /// A configuration to run many seeds of.
 #[derive(Debug, Clone, Copy)]
