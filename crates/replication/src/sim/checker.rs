@@ -27,7 +27,9 @@
 //! On events: at most one node writes in a leader epoch; an acks=all
 //! success is below the leader's high watermark with the batch's records
 //! there; an acks=1 success is on the leader's disk; a replica that becomes
-//! leader holds every acknowledged acks=all record.
+//! leader in the controller's current leader epoch holds every acknowledged
+//! acks=all record (a broker applying an old metadata image may lead an old
+//! epoch for a while, a zombie whose high watermark the checks above bound).
 
 use std::collections::BTreeMap;
 

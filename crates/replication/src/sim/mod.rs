@@ -10,8 +10,8 @@
 //! A failing seed prints its scenario, seed, the broken rule and the last
 //! events. Rerun one seed with
 //! `SIM_SEED=<seed> cargo test -p tributary-replication sim::tests::<scenario>`,
-//! more seeds with `SIM_SEEDS=<n>`; keep a failing seed in
-//! `tests::REGRESSION_SEEDS`.
+//! more seeds with `SIM_SEEDS=<n>`, longer runs with `SIM_STEPS=<n>` (chaos
+//! steps per seed); keep a failing seed in `tests::REGRESSION_SEEDS`.
 
 mod checker;
 pub(crate) mod log;

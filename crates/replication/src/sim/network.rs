@@ -40,14 +40,20 @@ impl<M> Network<M> {
         self.links.values().map(VecDeque::len).sum()
     }
 
-    /// Takes the head of a random link whose head is due. A message on a
+    /// Takes the head of a random link whose head is due and whose
+    /// receiver is `ready` (a paused process reads nothing). A message on a
     /// cut link is lost when it would be delivered (returned as `None` in
     /// the message slot).
-    pub(crate) fn take_due(&mut self, now_ms: u64, rng: &mut SimRng) -> Option<(Endpoint, Endpoint, Option<M>)> {
+    pub(crate) fn take_due(
+        &mut self,
+        now_ms: u64,
+        rng: &mut SimRng,
+        ready: impl Fn(Endpoint) -> bool,
+    ) -> Option<(Endpoint, Endpoint, Option<M>)> {
         let due: Vec<(Endpoint, Endpoint)> = self
             .links
             .iter()
-            .filter(|(_, q)| q.front().is_some_and(|e| e.deliver_at_ms <= now_ms))
+            .filter(|((_, to), q)| ready(*to) && q.front().is_some_and(|e| e.deliver_at_ms <= now_ms))
             .map(|(&k, _)| k)
             .collect();
         if due.is_empty() {

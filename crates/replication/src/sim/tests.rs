@@ -9,8 +9,16 @@ use crate::bugs::{self, Bug};
 /// Seeds run for each scenario by default (`SIM_SEEDS` overrides).
 const SEEDS_PER_SCENARIO: u64 = 1000;
 
-/// Seeds that once failed, per scenario; they run first, always.
-const REGRESSION_SEEDS: &[(&str, u64)] = &[];
+/// Seeds that once failed: (scenario, seed, chaos steps). They run first,
+/// always.
+const REGRESSION_SEEDS: &[(&str, u64, usize)] = &[
+    // A broker paused while metadata electing it was in flight became leader
+    // of that old epoch after newer leaders had committed records it lacks
+    // (a zombie, not a clean election: the checker now holds only the
+    // controller's current choice to "holds every acknowledged record").
+    ("rf3_min2", 15556, 700),
+    ("rf5_min3", 10245, 700),
+];
 
 /// Replication factor 3, `min.insync.replicas=2`: the setting Tributary's
 /// acks=all promise is about.
@@ -63,16 +71,22 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs the scenario's regression seeds and then `seeds()`; the first
-/// failure panics with what to rerun.
+/// failure panics with what to rerun. `SIM_STEPS` lengthens the chaos.
 fn run(scenario: Scenario) -> Stats {
-    let regressions = REGRESSION_SEEDS.iter().filter(|(name, _)| *name == scenario.name).map(|&(_, seed)| seed);
+    let steps = std::env::var("SIM_STEPS").ok().and_then(|s| s.parse().ok());
+    let scenario = Scenario { chaos_steps: steps.unwrap_or(scenario.chaos_steps), ..scenario };
+    let regressions = REGRESSION_SEEDS
+        .iter()
+        .filter(|(name, _, _)| *name == scenario.name)
+        .map(|&(_, seed, chaos_steps)| (seed, Scenario { chaos_steps, ..scenario }));
     let mut total = Stats::default();
-    for seed in regressions.chain(seeds()) {
+    for (seed, scenario) in regressions.chain(seeds().into_iter().map(|seed| (seed, scenario))) {
         match run_seed(scenario, seed) {
             Ok(stats) => total.add(&stats),
             Err(why) => panic!(
-                "replication simulation {name}, seed {seed}: {why}\n  rerun: SIM_SEED={seed} cargo test -p tributary-replication sim::tests::{name}\n  keep it: add (\"{name}\", {seed}) to REGRESSION_SEEDS in src/sim/tests.rs",
-                name = scenario.name
+                "replication simulation {name}, seed {seed}: {why}\n  rerun: SIM_SEED={seed} SIM_STEPS={steps} cargo test -p tributary-replication sim::tests::{name}\n  keep it: add (\"{name}\", {seed}, {steps}) to REGRESSION_SEEDS in src/sim/tests.rs",
+                name = scenario.name,
+                steps = scenario.chaos_steps,
             ),
         }
     }

@@ -20,6 +20,7 @@ pub(crate) enum Event {
     Partition(String),
     Heal,
     TimeJump(u64),
+    Pause { node: NodeId, ms: u64 },
     Lost { from: String, to: String, what: &'static str },
     Dropped,
     Flush { node: NodeId, durable: Offset },

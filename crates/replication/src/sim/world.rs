@@ -81,6 +81,9 @@ struct Node {
     id: NodeId,
     alive: bool,
     incarnation: u64,
+    /// A paused process (SIGSTOP, a long GC) neither runs nor reads its
+    /// sockets until then; time goes on around it.
+    paused_until_ms: u64,
     registered: Option<BrokerEpoch>,
     register_sent_ms: Option<u64>,
     last_heartbeat_ms: u64,
@@ -207,6 +210,7 @@ impl World {
                 id,
                 alive: true,
                 incarnation: 0,
+                paused_until_ms: 0,
                 registered: Some(broker_epoch),
                 register_sent_ms: None,
                 last_heartbeat_ms: 0,
@@ -251,7 +255,7 @@ impl World {
         let faults = u64::from(self.faults);
         let any_dead = self.nodes.iter().any(|n| !n.alive);
         // deliver, run a node, produce, flush, controller, drop, crash,
-        // restart, partition, heal, time jump
+        // restart, partition, heal, time jump, pause a broker
         let weights = [
             400,
             300,
@@ -264,10 +268,15 @@ impl World {
             4 * faults,
             if self.net.has_cuts() { 12 } else { 0 },
             3 * faults,
+            3 * faults,
         ];
         match self.rng.weighted(&weights) {
             0 => {
-                if let Some((from, to, message)) = self.net.take_due(self.now_ms, &mut self.rng) {
+                let now_ms = self.now_ms;
+                let paused: Vec<Endpoint> =
+                    self.nodes.iter().filter(|n| n.paused_until_ms > now_ms).map(|n| Endpoint::Node(n.id)).collect();
+                let ready = |to: Endpoint| !paused.contains(&to);
+                if let Some((from, to, message)) = self.net.take_due(now_ms, &mut self.rng, ready) {
                     self.deliver(from, to, message)?;
                 }
             }
@@ -294,10 +303,16 @@ impl World {
                 self.net.heal();
                 self.trace.push(self.now_ms, Event::Heal);
             }
-            _ => {
+            10 => {
                 let jump = self.rng.between(50, 300);
                 self.now_ms += jump;
                 self.trace.push(self.now_ms, Event::TimeJump(jump));
+            }
+            _ => {
+                let id = self.nodes[self.rng.index(self.nodes.len())].id;
+                let pause = self.rng.between(50, 400);
+                self.node_mut(id).paused_until_ms = self.now_ms + pause;
+                self.trace.push(self.now_ms, Event::Pause { node: id, ms: pause });
             }
         }
         Ok(())
@@ -308,6 +323,9 @@ impl World {
     fn heal(&mut self) -> Result<usize, String> {
         self.healing = true;
         self.net.heal();
+        for node in &mut self.nodes {
+            node.paused_until_ms = 0;
+        }
         self.trace.push(self.now_ms, Event::Heal);
         for i in 0..self.nodes.len() {
             if !self.nodes[i].alive {
@@ -461,7 +479,13 @@ impl World {
                 }
                 if outcome.transition == Transition::BecameLeader {
                     self.stats.elections += 1;
-                    self.checker.on_become_leader(id, leader_epoch, &self.node(id).log)?;
+                    // A broker applying an old image (it was paused, its
+                    // metadata was slow) leads an old epoch for a while: a
+                    // zombie, which can commit nothing the current leader
+                    // lacks. The rule is for the controller's current choice.
+                    if leader_epoch == self.controller.partition().leader_epoch {
+                        self.checker.on_become_leader(id, leader_epoch, &self.node(id).log)?;
+                    }
                 }
                 self.apply_effects(id, outcome.effects)
             }
@@ -562,7 +586,7 @@ impl World {
     /// flushes rarely), and its role's periodic work.
     fn run_node(&mut self, id: NodeId) -> Result<(), String> {
         let now_ms = self.now_ms;
-        if !self.node(id).alive {
+        if !self.node(id).alive || self.node(id).paused_until_ms > now_ms {
             return Ok(());
         }
         let Some(broker_epoch) = self.node(id).registered else {
@@ -607,7 +631,7 @@ impl World {
     fn flush(&mut self, id: NodeId) -> Result<(), String> {
         let now_ms = self.now_ms;
         let node = self.node_mut(id);
-        if !node.alive || node.log.durable_offset() == node.log.log_end_offset() {
+        if !node.alive || node.paused_until_ms > now_ms || node.log.durable_offset() == node.log.log_end_offset() {
             return Ok(());
         }
         node.log.flush();
@@ -640,7 +664,7 @@ impl World {
         } else {
             self.nodes[self.rng.index(self.nodes.len())].id
         };
-        if target == NO_LEADER || !self.node(target).alive {
+        if target == NO_LEADER || !self.node(target).alive || self.node(target).paused_until_ms > now_ms {
             return Ok(());
         }
         let acks = if self.rng.chance(750) { Acks::All } else { Acks::Leader };
@@ -677,6 +701,7 @@ impl World {
         let id = alive[self.rng.index(alive.len())];
         let node = self.node_mut(id);
         node.alive = false;
+        node.paused_until_ms = 0;
         node.log.crash();
         node.replica = None;
         node.registered = None;
