@@ -510,8 +510,7 @@ impl World {
                 let event = follower
                     .handle_fetch_response(now_ms, response, log)
                     .map_err(|e| format!("node {id} fetch response: {e}"))?;
-                self.on_follower_event(id, event);
-                Ok(())
+                self.on_follower_event(id, event)
             }
             Message::OffsetForLeaderEpoch(request) => {
                 let response = replica.handle_offset_for_leader_epoch(&request, log);
@@ -525,8 +524,7 @@ impl World {
                 let event = follower
                     .handle_offset_for_leader_epoch_response(now_ms, &response, log)
                     .map_err(|e| format!("node {id} OffsetForLeaderEpoch response: {e}"))?;
-                self.on_follower_event(id, event);
-                Ok(())
+                self.on_follower_event(id, event)
             }
             Message::AlterPartitionResponse(send, response) => {
                 let Some(leader) = replica.leader_mut() else {
@@ -539,15 +537,22 @@ impl World {
         }
     }
 
-    fn on_follower_event(&mut self, id: NodeId, event: FollowerEvent) {
+    /// Counts and traces a follower's event. Without unclean elections a
+    /// follower never cuts below its high watermark: everything below it
+    /// is committed, and every leader it can follow holds that.
+    fn on_follower_event(&mut self, id: NodeId, event: FollowerEvent) -> Result<(), String> {
         match event {
             FollowerEvent::Ignored | FollowerEvent::Appended { .. } => {}
-            FollowerEvent::Truncated { offset, .. } => {
+            FollowerEvent::Truncated { offset, below_high_watermark } => {
                 self.stats.truncations += 1;
                 self.trace.push(self.now_ms, Event::Follower { node: id, event: format!("truncated to {offset}") });
+                if below_high_watermark && !self.scenario.unclean_leader_election {
+                    return Err(format!("follower {id} truncated to {offset}, below its high watermark"));
+                }
             }
             other => self.trace.push(self.now_ms, Event::Follower { node: id, event: format!("{other:?}") }),
         }
+        Ok(())
     }
 
     fn apply_effects(&mut self, id: NodeId, effects: LeaderEffects) -> Result<(), String> {
