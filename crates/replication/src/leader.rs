@@ -305,7 +305,10 @@ impl LeaderState {
             }
             Err(AlterPartitionError::IneligibleReplica) => {
                 // Not applied, and the partition epoch is current: back to
-                // the committed ISR; a later fetch may propose again.
+                // the committed ISR; a later fetch may propose again. Safe
+                // because attempts reach the controller in order, so no
+                // earlier one can still be applied (the design note's
+                // ordering requirement on the AlterPartition manager).
                 self.isr.abandon();
                 self.advance(now_ms, log)
             }
