@@ -29,7 +29,8 @@
 //! durable); closing then reopening the log keeps its start and end
 //! offsets; reloading it as after a panic (every batch validated) never
 //! makes it longer; and a follower's truncation to the middle of it ends the
-//! log at or below that offset, where a reopen after a crash finds it too.
+//! log at or below that offset, and a reopen after a crash never finds
+//! anything past the cut.
 
 use std::path::{Path, PathBuf};
 
@@ -253,7 +254,9 @@ pub fn log_recovery(dir: &Path, data: &[u8]) -> Option<(i64, i64)> {
 
 /// A follower's truncation to the middle of what the log holds: the log
 /// then ends at or below that offset, and a crash right after (no close)
-/// reopens to the same end.
+/// never brings back what was cut. (It may reopen shorter: the cut segment
+/// is validated then, and on a hostile disk the part below the old recovery
+/// point, trusted until now, may not pass.)
 fn truncate_and_reopen(dir: &Path, flags: u8, mut log: PartitionLog) {
     let (start, end) = (log.log_start_offset(), log.log_end_offset());
     let middle = start + (end - start) / 2;
@@ -266,7 +269,7 @@ fn truncate_and_reopen(dir: &Path, flags: u8, mut log: PartitionLog) {
     read_everything(&log);
     drop(log);
     let reopened = PartitionLog::open(dir, config(flags), false, 0, NOW_MS).expect("reopening a truncated log");
-    assert_eq!(reopened.log_end_offset(), cut, "a truncated log reopens where it was cut");
+    assert!(reopened.log_end_offset() <= cut, "a log cut at {cut} reopened ending at {}", reopened.log_end_offset());
 }
 
 /// Reads at a few offsets and timestamps; results are not checked, only
