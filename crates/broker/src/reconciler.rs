@@ -72,7 +72,7 @@ pub fn reconcile(
             let partition = match replicas.get(topic.topic_id, index) {
                 Some(p) => p.clone(),
                 None => {
-                    let (p, failure) = replicas.host(topic, index, meta);
+                    let (p, failure) = replicas.host(topic, index, meta, meta.leader == node_id);
                     out.failures.extend(failure);
                     out.opened = true;
                     p
@@ -205,6 +205,48 @@ mod tests {
         assert!(node.registry.topics["elsewhere"].partitions.is_empty());
         assert_eq!(node.registry.topics["here"].partitions.len(), 2);
         assert!(!dir.path().join("elsewhere-0").exists());
+    }
+
+    /// A follower's leader epochs come from its leader's batches only: an
+    /// epoch of its own at its log end would tell OffsetForLeaderEpoch that
+    /// a divergent tail is fine. A leader's epoch starts at its log end when
+    /// it becomes leader, so it answers for its epoch before any append.
+    #[test]
+    fn only_a_leader_assigns_its_epoch_at_the_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut follower = Node::new(2, dir.path().join("two").as_path());
+        let mut leader = Node::new(1, dir.path().join("one").as_path());
+        for node in [&mut follower, &mut leader] {
+            node.apply(create("t", 1, 1, vec![1, 2]));
+        }
+        let on = |node: &Node| node.registry.topics["t"].partitions[0].clone();
+        assert_eq!(on(&follower).log().epoch_entries(), &[] as &[(i32, i64)]);
+        assert_eq!(on(&leader).log().epoch_entries(), &[(0, 0)]);
+        assert!(!on(&follower).is_leader() && on(&leader).is_leader());
+        // Leadership moves to broker 2 in epoch 1: it assigns epoch 1; broker 1 assigns nothing.
+        let change = MetadataCommand::ChangePartition {
+            topic_id: [1; 16],
+            partition: 0,
+            expected_partition_epoch: None,
+            leader: Some(2),
+            isr: None,
+            replicas: None,
+        };
+        for node in [&mut follower, &mut leader] {
+            let register = MetadataCommand::RegisterBroker {
+                broker_id: 2,
+                incarnation_id: [2; 16],
+                listeners: Vec::new(),
+                rack: None,
+            };
+            node.apply(register);
+            let broker_epoch = node.state.brokers[&2].broker_epoch;
+            node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+            node.apply(change.clone());
+        }
+        assert_eq!(on(&follower).log().epoch_entries(), &[(1, 0)]);
+        assert_eq!(on(&leader).log().epoch_entries(), &[(0, 0)]);
+        assert!(on(&follower).is_leader() && !on(&leader).is_leader());
     }
 
     #[test]

@@ -80,16 +80,20 @@ impl ReplicaManager {
     }
 
     /// Opens (recovering) or creates the log of one partition of `topic`. A
-    /// failure is reported and the partition hosted offline.
+    /// failure is reported and the partition hosted offline. `leads` says
+    /// whether this node leads it: only a leader's epoch is assigned at the
+    /// log end (a follower's epochs come from its leader's batches).
     pub fn host(
         &mut self,
         topic: &TopicImage,
         index: i32,
         meta: &PartitionMeta,
+        leads: bool,
     ) -> (PartitionRef, Option<OpenFailure>) {
         let dir = partition_dir(&self.data_dir, &topic.name, index);
         let config = log_config(&topic.config, &self.broker);
-        let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, meta.leader_epoch, now_ms()) {
+        let epoch = if leads { meta.leader_epoch } else { -1 };
+        let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, epoch, now_ms()) {
             Ok(log) => (log, None),
             Err(error) => {
                 tracing::error!(topic = %topic.name, partition = index, %error, "cannot open the partition log; it is offline");
