@@ -1,0 +1,310 @@
+//! The replication driver of a KRaft node: the tasks that move the
+//! replication core besides the request handlers (see `replication.rs`).
+//!
+//! - **Timer**: every [`TICK`], each replicated partition this node leads
+//!   gets `tick` (ISR shrink, AlterPartition resends, produce timeouts), and
+//!   the set of follower fetchers is brought in line with the roles.
+//! - **AlterPartition worker**: one task sends the core's AlterPartition
+//!   requests through [`Cluster::alter_partition`], one at a time in the
+//!   order they were made, and hands each answer back to its partition.
+//!   Sending one at a time keeps every partition's attempts in order (the
+//!   design note's ordering requirement).
+//! - **Follower fetchers**: one task per followed partition and leader
+//!   epoch. It polls the core, sends the Fetch (v12: replica id and
+//!   `LastFetchedEpoch`) over a connection bound to this node's own
+//!   address, appends the answer through the core, asks the flusher to make
+//!   it durable and polls again once the flush is published (the core
+//!   fetches again only once what it appended is fsynced). It stops when
+//!   the partition's role or epoch changes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tributary_client::connection::ClientConfig;
+use tributary_client::connection::Connection;
+use tributary_metadata::BrokerState;
+use tributary_protocol::ErrorCode;
+use tributary_replication::messages::{
+    AlterPartitionAccepted, AlterPartitionError, AlterPartitionResponse, FetchResponse, FetchedData,
+};
+use tributary_replication::{EpochEndOffset, FollowerEvent, FollowerRequest};
+use tributary_types::TopicId;
+
+use crate::cluster::Cluster;
+use crate::isr_change::IsrChange;
+use crate::partition::PartitionRef;
+use crate::replication::{AlterJob, replica_error_of};
+
+/// How often leaders tick and fetchers are reconciled with the roles.
+const TICK: Duration = Duration::from_millis(200);
+/// How long a follower's fetch waits at the leader for new records.
+const FETCH_MAX_WAIT_MS: i32 = 500;
+/// Bytes a follower asks for per fetch.
+const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
+/// Pause after a failed connection or request.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Starts the driver's tasks (KRaft mode only; a node alone has no followers).
+pub fn spawn(cluster: &Arc<Cluster>, shutdown: watch::Receiver<bool>) {
+    if cluster.quorum().is_none() {
+        return;
+    }
+    let queue = cluster.alter_queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(queue) = queue {
+        tokio::spawn(alter_worker(cluster.clone(), queue));
+    }
+    tokio::spawn(timer_loop(cluster.clone(), shutdown));
+}
+
+/// Sends AlterPartition requests one at a time and hands back the answers.
+async fn alter_worker(cluster: Arc<Cluster>, mut queue: tokio::sync::mpsc::UnboundedReceiver<AlterJob>) {
+    while let Some(AlterJob { partition, send }) = queue.recv().await {
+        let request = &send.request;
+        let change = IsrChange {
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            leader_epoch: request.leader_epoch,
+            partition_epoch: request.partition_epoch,
+            new_isr: request
+                .new_isr
+                .iter()
+                .map(|m| BrokerState { broker_id: m.broker_id, broker_epoch: m.broker_epoch })
+                .collect(),
+        };
+        tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?request.isr_ids(),
+            "asking the controller to change the ISR");
+        let result = match cluster.alter_partition(change).await {
+            Ok(state) => Ok(AlterPartitionAccepted {
+                leader: state.leader_id,
+                leader_epoch: state.leader_epoch,
+                isr: state.isr,
+                partition_epoch: state.partition_epoch,
+            }),
+            Err(code) => {
+                tracing::info!(topic = %partition.topic, partition = partition.index, error = ?code,
+                    "the controller refused the ISR change");
+                Err(alter_error(code))
+            }
+        };
+        let response = AlterPartitionResponse { result };
+        let p = partition.clone();
+        let answered = tokio::task::spawn_blocking(move || p.replica_alter_answered(&send, &response)).await;
+        if answered.is_err() {
+            tracing::error!(topic = %partition.topic, partition = partition.index,
+                "handing the AlterPartition answer to the replica panicked");
+        }
+    }
+}
+
+/// The core's reading of the controller's refusal.
+fn alter_error(code: ErrorCode) -> AlterPartitionError {
+    match code {
+        ErrorCode::StaleBrokerEpoch => AlterPartitionError::StaleBrokerEpoch,
+        ErrorCode::NotController => AlterPartitionError::NotController,
+        ErrorCode::FencedLeaderEpoch => AlterPartitionError::FencedLeaderEpoch,
+        ErrorCode::InvalidRequest | ErrorCode::UnknownTopicId | ErrorCode::UnknownTopicOrPartition => {
+            AlterPartitionError::InvalidRequest
+        }
+        ErrorCode::InvalidUpdateVersion => AlterPartitionError::InvalidUpdateVersion,
+        ErrorCode::IneligibleReplica => AlterPartitionError::IneligibleReplica,
+        ErrorCode::NewLeaderElected => AlterPartitionError::NewLeaderElected,
+        _ => AlterPartitionError::Transport,
+    }
+}
+
+/// A running follower fetcher: which leader and epoch it follows.
+struct Fetcher {
+    leader: (i32, i32),
+    task: JoinHandle<()>,
+}
+
+/// Ticks leaders and keeps one fetcher per followed partition.
+async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let mut fetchers: HashMap<(TopicId, i32), Fetcher> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        let registry = cluster.registry();
+        let mut followed = HashMap::new();
+        let mut leaders = Vec::new();
+        for topic in registry.topics.values() {
+            for partition in topic.partitions.iter().filter(|p| p.is_replicated()) {
+                match partition.following() {
+                    Some(leader) if leader.0 >= 0 => {
+                        followed.insert((partition.topic_id, partition.index), (partition.clone(), leader));
+                    }
+                    _ => leaders.push(partition.clone()),
+                }
+            }
+        }
+        let ticked = tokio::task::spawn_blocking(move || {
+            for p in leaders {
+                p.replica_tick();
+            }
+        })
+        .await;
+        if ticked.is_err() {
+            tracing::error!("ticking the replicated partitions panicked");
+        }
+        fetchers.retain(|key, f| {
+            let keep = followed.get(key).is_some_and(|(_, leader)| *leader == f.leader) && !f.task.is_finished();
+            if !keep {
+                f.task.abort();
+            }
+            keep
+        });
+        for (key, (partition, leader)) in followed {
+            fetchers.entry(key).or_insert_with(|| {
+                tracing::info!(topic = %partition.topic, partition = partition.index, leader = leader.0,
+                    leader_epoch = leader.1, "following");
+                Fetcher { leader, task: tokio::spawn(follow(cluster.clone(), partition, leader)) }
+            });
+        }
+    }
+    for (_, f) in fetchers {
+        f.task.abort();
+    }
+}
+
+/// The host of this node's first advertised listener, when it is an IP
+/// address: where its connections to other brokers leave from.
+fn own_host(cluster: &Cluster) -> Option<IpAddr> {
+    let listeners = cluster.advertised_listeners();
+    let host = listeners.first()?.host.trim_start_matches('[').trim_end_matches(']').to_string();
+    host.parse().ok()
+}
+
+/// `host:port` of broker `id` on the listener of this node's first
+/// advertised listener's name (else its first listener).
+fn broker_address(cluster: &Cluster, id: i32) -> Option<String> {
+    let image = cluster.image();
+    let broker = image.brokers.get(&id)?;
+    let ours = cluster.advertised_listeners().first().map(|l| l.name.clone());
+    let listener = broker.listeners.iter().find(|l| Some(&l.name) == ours.as_ref()).or(broker.listeners.first())?;
+    let host = if listener.host.contains(':') { format!("[{}]", listener.host) } else { listener.host.clone() };
+    Some(format!("{host}:{}", listener.port))
+}
+
+/// Follows one partition from `leader` (id, leader epoch) until its role changes.
+async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i32)) {
+    let mut progress = partition.subscribe();
+    let mut connection: Option<Connection> = None;
+    let mut config = ClientConfig::new("");
+    config.client_id = format!("tributary-replica-{}", cluster.node_id);
+    config.timeout = Duration::from_secs(10);
+    loop {
+        if partition.following() != Some(leader) {
+            return;
+        }
+        let p = partition.clone();
+        let Ok(request) = tokio::task::spawn_blocking(move || p.follower_poll()).await else { return };
+        let Some(request) = request else {
+            // Waiting for a flush, a backoff or a response timeout.
+            let _ = tokio::time::timeout(Duration::from_millis(100), progress.changed()).await;
+            continue;
+        };
+        let request_id = request.request_id();
+        let FollowerRequest::Fetch(fetch) = request else {
+            // Truncation on fetch (the default mode) asks no OffsetForLeaderEpoch.
+            partition.follower_request_failed(request_id);
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        };
+        if connection.as_ref().is_none_or(Connection::is_broken) {
+            connection = None;
+            let Some(address) = broker_address(&cluster, leader.0) else {
+                partition.follower_request_failed(request_id);
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            };
+            match Connection::connect_from(&address, own_host(&cluster), &config).await {
+                Ok(c) => connection = Some(c),
+                Err(e) => {
+                    tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e,
+                        "cannot connect to the leader");
+                    partition.follower_request_failed(request_id);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            }
+        }
+        let Some(conn) = connection.as_mut() else { continue };
+        let body = FetchRequest::default()
+            .with_replica_id(BrokerId(cluster.node_id))
+            .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_MAX_BYTES)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default().with_topic(TopicName(partition.topic.clone().into())).with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition.index)
+                        .with_current_leader_epoch(fetch.current_leader_epoch)
+                        .with_fetch_offset(fetch.fetch_offset)
+                        .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(FETCH_MAX_BYTES),
+                ]),
+            ]);
+        let answer = conn.call_within(&body, 12, Duration::from_secs(10)).await;
+        let result = match answer {
+            Ok(response) => {
+                let data = response
+                    .responses
+                    .into_iter()
+                    .filter(|t| t.topic.0.as_str() == partition.topic)
+                    .flat_map(|t| t.partitions)
+                    .find(|p| p.partition_index == partition.index);
+                match data {
+                    None => None,
+                    Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(Err),
+                    Some(d) if d.diverging_epoch.epoch >= 0 => Some(Ok(FetchedData::Diverging(EpochEndOffset {
+                        epoch: d.diverging_epoch.epoch,
+                        end_offset: d.diverging_epoch.end_offset,
+                    }))),
+                    Some(d) => Some(Ok(FetchedData::Records {
+                        records: d.records.unwrap_or_else(Bytes::new),
+                        high_watermark: d.high_watermark,
+                    })),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e,
+                    "fetch from the leader failed");
+                connection = None;
+                None
+            }
+        };
+        let Some(result) = result else {
+            partition.follower_request_failed(request_id);
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        };
+        let p = partition.clone();
+        let response = FetchResponse { request_id, result };
+        let Ok(event) = tokio::task::spawn_blocking(move || p.follower_fetched(response)).await else { return };
+        match event {
+            Ok(FollowerEvent::Appended { .. }) => cluster.flusher.mark_dirty(&partition),
+            Ok(FollowerEvent::Truncated { offset, below_high_watermark }) => {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, offset, below_high_watermark,
+                    "truncated to the leader's log");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e,
+                    "the follower's log refused the leader's records");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The replication core (`tributary_replication`) driven from a hosted
+//! partition: the [`ReplicaLog`] seam over the partition's log, the core's
+//! state beside the log, and the calls every part of the broker makes.
+//!
+//! ```text
+//!  reconciler ──▶ Partition::apply_replica_metadata ──▶ PartitionReplica::apply_metadata
+//!  produce    ──▶ check_produce, append, on_appended ──▶ a waiter answered from the core's acks
+//!  flusher    ──▶ Partition::after_flush ─────────────▶ on_flushed (leader): the high watermark
+//!  Fetch from a follower ──▶ Partition::replica_fetch ──▶ handle_fetch: Read or DivergingEpoch
+//!  driver (driver.rs) ──▶ tick, AlterPartition answers; follower fetchers ──▶ poll / handle_fetch_response
+//! ```
+//!
+//! Only partitions with more than one replica are driven by the core. A
+//! partition with a single replica keeps the single-node path: the flusher
+//! commits its durable offset ([`Partition::commit_durable`]).
+//!
+//! **Who publishes the high watermark.** On a replicated partition the
+//! log's high watermark moves only through the seam: on a leader, by the
+//! core's effects (over the durable offsets of the ISR); on a follower, from
+//! its leader's fetch responses. Every core call ends by publishing the
+//! log's progress, which wakes acks=all waiters, consumers' fetches, and
+//! (on a leader's append) followers' fetches waiting for new records.
+//!
+//! **Locks.** The core's state is behind its own mutex, always taken after
+//! the log's: every path here holds the log's lock first.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tributary_log::{BelowHighWatermark, PartitionLog};
+use tributary_replication::messages::AlterPartitionResponse;
+use tributary_replication::messages::{FetchDecision, FetchRequest, FetchResponse, ReplicaRequestError};
+use tributary_replication::{
+    AckId, Acks, AlterPartitionSend, EpochEndOffset, FollowerEvent, FollowerRequest, LeaderEffects, LogError,
+    MetadataView, PartitionReplica, ProduceError, ReplicaLog, ReplicationConfig, Role,
+};
+use tributary_types::now_ms;
+
+use crate::partition::{Partition, PartitionRef, Progress};
+
+/// Milliseconds on a clock that never goes back, for the core's timers.
+pub fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// The [`ReplicaLog`] seam over a partition log (its lock held).
+#[derive(Debug)]
+pub struct LogSeam<'a> {
+    log: &'a mut PartitionLog,
+}
+
+impl<'a> LogSeam<'a> {
+    /// The seam over `log`.
+    pub fn new(log: &'a mut PartitionLog) -> LogSeam<'a> {
+        LogSeam { log }
+    }
+}
+
+fn log_error(e: impl std::fmt::Display) -> LogError {
+    LogError(e.to_string())
+}
+
+impl ReplicaLog for LogSeam<'_> {
+    type Records = Bytes;
+
+    fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    fn durable_offset(&self) -> i64 {
+        self.log.durable_offset()
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.log.high_watermark()
+    }
+
+    fn set_high_watermark(&mut self, offset: i64) {
+        // The log keeps the high watermark in memory; a reopened log sets it
+        // to its log end (no checkpoint yet, see docs/design/replication.md).
+        self.log.advance_high_watermark(offset.min(self.log.log_end_offset()));
+    }
+
+    fn latest_epoch(&self) -> Option<i32> {
+        self.log.latest_epoch()
+    }
+
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<EpochEndOffset> {
+        let (epoch, end_offset) = self.log.end_offset_for_epoch(epoch);
+        (epoch >= 0 && end_offset >= 0).then_some(EpochEndOffset { epoch, end_offset })
+    }
+
+    fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        if start_offset != self.log.log_end_offset() {
+            return Err(LogError(format!(
+                "epoch {epoch} asked to start at {start_offset}, not at the log end {}",
+                self.log.log_end_offset()
+            )));
+        }
+        self.log.assign_epoch(epoch).map_err(log_error)
+    }
+
+    fn append_as_follower(&mut self, records: Bytes) -> Result<(), LogError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.log.append_as_follower(&records, now_ms()).map(|_| ()).map_err(log_error)
+    }
+
+    fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        // A reopened replica's high watermark is its log end until a
+        // checkpoint exists, so the log's own bound would refuse a cut the
+        // core decided from the leader's epochs.
+        self.log.truncate_to(offset, BelowHighWatermark::Allow).map(|_| ()).map_err(log_error)
+    }
+}
+
+/// An AlterPartition the driver sends for a partition this node leads.
+#[derive(Debug)]
+pub struct AlterJob {
+    /// The partition.
+    pub partition: PartitionRef,
+    /// What the core asked for.
+    pub send: AlterPartitionSend,
+}
+
+/// Where a partition's AlterPartition requests go (the driver's queue: one
+/// worker sends them in order, so a partition's attempts are applied in the
+/// order the core made them).
+pub type AlterQueue = mpsc::UnboundedSender<AlterJob>;
+
+/// The core's state of one replicated partition.
+#[derive(Debug)]
+pub struct Replication {
+    replica: PartitionReplica,
+    waiters: HashMap<AckId, oneshot::Sender<Result<(), ProduceError>>>,
+    next_ack: u64,
+    broker_epoch: i64,
+    alter: Option<AlterQueue>,
+}
+
+/// A produce request waiting for the core's answer.
+pub type AckWaiter = oneshot::Receiver<Result<(), ProduceError>>;
+
+/// What the reconciler hands a replicated partition.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    /// This node.
+    pub node_id: i32,
+    /// This node's broker epoch (-1 before it registered).
+    pub broker_epoch: i64,
+    /// The topic's settings.
+    pub config: ReplicationConfig,
+    /// Where AlterPartition requests go (none in unit tests without a driver).
+    pub alter: Option<AlterQueue>,
+}
+
+impl Partition {
+    fn replication(&self) -> MutexGuard<'_, Option<Replication>> {
+        self.replication.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the replication core drives this partition (more than one replica).
+    pub fn is_replicated(&self) -> bool {
+        self.replicated.load(Ordering::Relaxed)
+    }
+
+    /// Applies a metadata image to the core (the reconciler, after
+    /// [`Partition::set_leadership`]). A new broker epoch of this node
+    /// starts the core afresh.
+    pub fn apply_replica_metadata(&self, settings: &ReplicaSettings, view: &MetadataView) {
+        let mut log = self.log();
+        let mut state = self.replication();
+        let fresh = match &*state {
+            Some(r) => r.replica.node_id() != settings.node_id || r.broker_epoch != settings.broker_epoch,
+            None => true,
+        };
+        if fresh {
+            if let Some(old) = state.take() {
+                for (_, waiter) in old.waiters {
+                    let _ = waiter.send(Err(ProduceError::NotLeaderOrFollower));
+                }
+            }
+            *state = Some(Replication {
+                replica: PartitionReplica::new(settings.node_id, settings.broker_epoch, settings.config),
+                waiters: HashMap::new(),
+                next_ack: 1,
+                broker_epoch: settings.broker_epoch,
+                alter: settings.alter.clone(),
+            });
+        }
+        self.replicated.store(true, Ordering::Relaxed);
+        let Some(r) = state.as_mut() else { return };
+        r.alter = settings.alter.clone();
+        match r.replica.apply_metadata(monotonic_ms(), view, &mut LogSeam::new(&mut log)) {
+            Ok(outcome) => {
+                tracing::debug!(topic = %self.topic, partition = self.index, transition = ?outcome.transition,
+                    "replica metadata applied");
+                self.deliver(r, outcome.effects);
+            }
+            Err(e) => tracing::error!(topic = %self.topic, partition = self.index, error = %e,
+                "applying metadata to the replica failed"),
+        }
+        self.publish(Progress::of(&log));
+    }
+
+    /// acks=all refused before the append while the ISR is below
+    /// `min.insync.replicas` (the log's lock held by the caller).
+    pub fn replica_check_produce(&self, acks: i16) -> Result<(), ProduceError> {
+        let state = self.replication();
+        let Some(r) = state.as_ref() else { return Ok(()) };
+        match r.replica.leader() {
+            Some(leader) => leader.check_produce(acks_of(acks)),
+            None => Err(ProduceError::NotLeaderOrFollower),
+        }
+    }
+
+    /// A batch was appended up to `last_offset` (the log's lock held):
+    /// returns the waiter the core answers, for acks 1 and -1.
+    pub fn replica_on_appended(
+        &self,
+        log: &mut PartitionLog,
+        acks: i16,
+        last_offset: i64,
+        timeout_ms: u64,
+    ) -> Option<AckWaiter> {
+        let mut state = self.replication();
+        let r = state.as_mut()?;
+        let acks = acks_of(acks);
+        let id = AckId(r.next_ack);
+        r.next_ack += 1;
+        let waiter = acks.map(|_| {
+            let (tx, rx) = oneshot::channel();
+            r.waiters.insert(id, tx);
+            rx
+        });
+        let effects = match (r.replica.leader_mut(), acks) {
+            (Some(leader), Some(acks)) => {
+                leader.on_appended(monotonic_ms(), id, acks, last_offset, timeout_ms, &mut LogSeam::new(log))
+            }
+            (Some(leader), None) => leader.on_flushed(monotonic_ms(), &mut LogSeam::new(log)),
+            (None, _) => {
+                if let Some(tx) = r.waiters.remove(&id) {
+                    let _ = tx.send(Err(ProduceError::NotLeaderOrFollower));
+                }
+                LeaderEffects::default()
+            }
+        };
+        self.deliver(r, effects);
+        drop(state);
+        // Wakes followers' fetches waiting for new records.
+        self.publish(Progress::of(log));
+        waiter
+    }
+
+    /// After a flush of a replicated partition (the log's lock held): the
+    /// leader's durable offset moved. Returns the progress to publish.
+    pub fn after_flush(&self, log: &mut PartitionLog) -> Progress {
+        if !self.is_replicated() {
+            return self.commit_durable(log);
+        }
+        let mut state = self.replication();
+        if let Some(r) = state.as_mut()
+            && let Some(leader) = r.replica.leader_mut()
+        {
+            let effects = leader.on_flushed(monotonic_ms(), &mut LogSeam::new(log));
+            self.deliver(r, effects);
+        }
+        Progress::of(log)
+    }
+
+    /// A follower's fetch, as the core judges it (the log's lock held).
+    pub fn replica_fetch(
+        &self,
+        log: &mut PartitionLog,
+        request: &FetchRequest,
+    ) -> Result<FetchDecision, ReplicaRequestError> {
+        let mut state = self.replication();
+        let Some(r) = state.as_mut() else { return Err(ReplicaRequestError::NotLeaderOrFollower) };
+        let (decision, effects) = r.replica.handle_fetch(monotonic_ms(), request, &mut LogSeam::new(log));
+        self.deliver(r, effects);
+        drop(state);
+        self.publish(Progress::of(log));
+        decision
+    }
+
+    /// The timer: ISR shrink, AlterPartition resends, produce timeouts.
+    pub fn replica_tick(&self) {
+        let mut log = self.log();
+        let mut state = self.replication();
+        let Some(r) = state.as_mut() else { return };
+        let Some(leader) = r.replica.leader_mut() else { return };
+        let effects = leader.tick(monotonic_ms(), &mut LogSeam::new(&mut log));
+        self.deliver(r, effects);
+        drop(state);
+        self.publish(Progress::of(&log));
+    }
+
+    /// The controller's answer to an AlterPartition the core asked for.
+    pub fn replica_alter_answered(&self, sent: &AlterPartitionSend, response: &AlterPartitionResponse) {
+        let mut log = self.log();
+        let mut state = self.replication();
+        let Some(r) = state.as_mut() else { return };
+        let Some(leader) = r.replica.leader_mut() else { return };
+        let effects =
+            leader.handle_alter_partition_response(monotonic_ms(), sent, response, &mut LogSeam::new(&mut log));
+        self.deliver(r, effects);
+        drop(state);
+        self.publish(Progress::of(&log));
+    }
+
+    /// The leader and leader epoch this node follows the partition under, if it follows.
+    pub fn following(&self) -> Option<(i32, i32)> {
+        let state = self.replication();
+        match state.as_ref()?.replica.role() {
+            Role::Follower(f) => Some((f.leader(), f.leader_epoch())),
+            _ => None,
+        }
+    }
+
+    /// The follower's next request to its leader, if one is due.
+    pub fn follower_poll(&self) -> Option<FollowerRequest> {
+        let log = self.log();
+        let mut state = self.replication();
+        let follower = state.as_mut()?.replica.follower_mut()?;
+        let seam = ReadSeam(&log);
+        follower.poll(monotonic_ms(), &seam)
+    }
+
+    /// The request in flight got no answer (a connection failure).
+    pub fn follower_request_failed(&self, request_id: u64) {
+        let _log = self.log();
+        let mut state = self.replication();
+        if let Some(follower) = state.as_mut().and_then(|r| r.replica.follower_mut()) {
+            follower.request_failed(request_id);
+        }
+    }
+
+    /// The leader's answer to the follower's fetch: records appended (not
+    /// yet durable: the caller asks the flusher) or the log truncated.
+    pub fn follower_fetched(&self, response: FetchResponse<Bytes>) -> Result<FollowerEvent, LogError> {
+        let mut log = self.log();
+        let mut state = self.replication();
+        let Some(follower) = state.as_mut().and_then(|r| r.replica.follower_mut()) else {
+            return Ok(FollowerEvent::Ignored);
+        };
+        let event = follower.handle_fetch_response(monotonic_ms(), response, &mut LogSeam::new(&mut log));
+        drop(state);
+        self.publish(Progress::of(&log));
+        event
+    }
+
+    /// Delivers a core step's effects: produce answers to their waiters,
+    /// an AlterPartition to the driver's queue.
+    fn deliver(&self, r: &mut Replication, effects: LeaderEffects) {
+        for outcome in effects.acks {
+            if let Some(tx) = r.waiters.remove(&outcome.id) {
+                let _ = tx.send(outcome.result);
+            }
+        }
+        if let Some(send) = effects.alter_partition {
+            let Some(me) = self.me.upgrade() else { return };
+            match &r.alter {
+                Some(queue) => {
+                    if queue.send(AlterJob { partition: me, send }).is_err() {
+                        tracing::warn!(topic = %self.topic, partition = self.index,
+                            "the AlterPartition queue is closed; the ISR change waits for a resend");
+                    }
+                }
+                None => tracing::debug!(topic = %self.topic, partition = self.index,
+                    "no AlterPartition queue; the ISR change is not sent"),
+            }
+        }
+    }
+}
+
+/// A read-only view for `poll` (which only reads offsets and epochs).
+struct ReadSeam<'a>(&'a PartitionLog);
+
+impl ReplicaLog for ReadSeam<'_> {
+    type Records = Bytes;
+
+    fn log_end_offset(&self) -> i64 {
+        self.0.log_end_offset()
+    }
+
+    fn durable_offset(&self) -> i64 {
+        self.0.durable_offset()
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.0.high_watermark()
+    }
+
+    fn set_high_watermark(&mut self, _offset: i64) {}
+
+    fn latest_epoch(&self) -> Option<i32> {
+        self.0.latest_epoch()
+    }
+
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<EpochEndOffset> {
+        let (epoch, end_offset) = self.0.end_offset_for_epoch(epoch);
+        (epoch >= 0 && end_offset >= 0).then_some(EpochEndOffset { epoch, end_offset })
+    }
+
+    fn assign_epoch_start(&mut self, _epoch: i32, _start_offset: i64) -> Result<(), LogError> {
+        Err(LogError("read-only".to_string()))
+    }
+
+    fn append_as_follower(&mut self, _records: Bytes) -> Result<(), LogError> {
+        Err(LogError("read-only".to_string()))
+    }
+
+    fn truncate_to(&mut self, _offset: i64) -> Result<(), LogError> {
+        Err(LogError("read-only".to_string()))
+    }
+}
+
+/// The core's acks for a produce request's `acks` (0 is not tracked).
+fn acks_of(acks: i16) -> Option<Acks> {
+    match acks {
+        -1 => Some(Acks::All),
+        1 => Some(Acks::Leader),
+        _ => None,
+    }
+}
+
+/// The Kafka error a produce gets for the core's refusal.
+pub fn produce_error_code(e: ProduceError) -> tributary_protocol::ErrorCode {
+    use tributary_protocol::ErrorCode;
+    match e {
+        ProduceError::NotLeaderOrFollower => ErrorCode::NotLeaderOrFollower,
+        ProduceError::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
+        ProduceError::NotEnoughReplicasAfterAppend => ErrorCode::NotEnoughReplicasAfterAppend,
+        ProduceError::RequestTimedOut => ErrorCode::RequestTimedOut,
+    }
+}
+
+/// The Kafka error a follower's fetch gets for the core's refusal.
+pub fn replica_error_code(e: ReplicaRequestError) -> tributary_protocol::ErrorCode {
+    use tributary_protocol::ErrorCode;
+    match e {
+        ReplicaRequestError::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+        ReplicaRequestError::UnknownLeaderEpoch => ErrorCode::UnknownLeaderEpoch,
+        ReplicaRequestError::NotLeaderOrFollower => ErrorCode::NotLeaderOrFollower,
+        ReplicaRequestError::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+    }
+}
+
+/// The core's reading of a follower fetch's error code, if it has one.
+pub fn replica_error_of(code: i16) -> Option<ReplicaRequestError> {
+    use tributary_protocol::ErrorCode;
+    [
+        (ErrorCode::FencedLeaderEpoch, ReplicaRequestError::FencedLeaderEpoch),
+        (ErrorCode::UnknownLeaderEpoch, ReplicaRequestError::UnknownLeaderEpoch),
+        (ErrorCode::NotLeaderOrFollower, ReplicaRequestError::NotLeaderOrFollower),
+        (ErrorCode::OffsetOutOfRange, ReplicaRequestError::OffsetOutOfRange),
+    ]
+    .into_iter()
+    .find(|(c, _)| c.code() == code)
+    .map(|(_, e)| e)
+}
