@@ -33,6 +33,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tributary_log::{BelowHighWatermark, PartitionLog};
 use tributary_replication::messages::AlterPartitionResponse;
+#[cfg(test)]
+use tributary_replication::messages::FetchedData;
 use tributary_replication::messages::{FetchDecision, FetchRequest, FetchResponse, ReplicaRequestError};
 use tributary_replication::{
     AckId, Acks, AlterPartitionSend, EpochEndOffset, FollowerEvent, FollowerRequest, LeaderEffects, LogError,
@@ -464,4 +466,157 @@ pub fn replica_error_of(code: i16) -> Option<ReplicaRequestError> {
     .into_iter()
     .find(|(c, _)| c.code() == code)
     .map(|(_, e)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use tributary_log::{AppendInfo, AppendOutcome, LogConfig};
+    use tributary_record::Compression;
+    use tributary_record::builder::{BatchBuilder, RecordSpec};
+    use tributary_replication::{BrokerStatus, PartitionRegistration};
+    use tributary_types::TopicId;
+
+    use super::*;
+    use crate::partition::Partition;
+
+    fn partition(dir: &Path, leads: bool) -> PartitionRef {
+        let log = PartitionLog::open(dir, LogConfig::default(), true, if leads { 0 } else { -1 }, 0).expect("open");
+        Partition::new("t".to_string(), TopicId([1; 16]), 0, 0, log)
+    }
+
+    fn settings(node_id: i32, min_insync_replicas: usize) -> ReplicaSettings {
+        let config = ReplicationConfig { min_insync_replicas, ..ReplicationConfig::default() };
+        ReplicaSettings { node_id, broker_epoch: 1, config, alter: None }
+    }
+
+    fn view(version: u64, isr: Vec<i32>) -> MetadataView {
+        let brokers: BTreeMap<i32, BrokerStatus> =
+            (1..=3).map(|id| (id, BrokerStatus { epoch: 1, fenced: false, shutting_down: false })).collect();
+        let partition = PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            isr,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: version as i32,
+        };
+        MetadataView { version, partition, brokers }
+    }
+
+    /// Appends one record as the leader; the core's waiter for `acks`.
+    fn produce(p: &Partition, acks: i16) -> Option<AckWaiter> {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(RecordSpec::new(None, Some(b"v"), 1_000));
+        let info = AppendInfo {
+            leader_epoch: 0,
+            max_timestamp: 1_000,
+            offset_delta_of_max_timestamp: 0,
+            now_ms: 1_000,
+            log_append_time: false,
+        };
+        let mut log = p.log();
+        let Ok(AppendOutcome::Appended { last_offset, .. }) = log.append(&builder.build(), &info) else {
+            panic!("append refused")
+        };
+        p.replica_on_appended(&mut log, acks, last_offset, 30_000)
+    }
+
+    /// What the flusher does for one partition.
+    fn flush(p: &Partition) {
+        let Some(plan) = p.log().flush_plan() else { return };
+        let outcome = plan.execute();
+        let mut log = p.log();
+        log.complete_flush(&plan, outcome).expect("flush");
+        let progress = p.after_flush(&mut log);
+        drop(log);
+        p.publish(progress);
+    }
+
+    fn follower_fetch(p: &Partition, replica_id: i32, fetch_offset: i64) -> Result<FetchDecision, ReplicaRequestError> {
+        let request = FetchRequest {
+            request_id: 0,
+            replica_id,
+            replica_epoch: 1,
+            current_leader_epoch: 0,
+            fetch_offset,
+            last_fetched_epoch: (fetch_offset > 0).then_some(0),
+        };
+        let mut log = p.log();
+        p.replica_fetch(&mut log, &request)
+    }
+
+    /// The high watermark of a replicated partition is the core's: the
+    /// flush alone (the single-node rule) does not move it; it moves once
+    /// every in-sync replica has fetched past the batch, and then the
+    /// acks=all produce is answered and consumers see it.
+    #[test]
+    fn acks_all_waits_for_every_in_sync_replica() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        assert!(p.is_replicated() && p.following().is_none());
+        let mut acks_all = produce(&p, -1).expect("acks=all waits");
+        let mut acks_one = produce(&p, 1).expect("acks=1 waits");
+        flush(&p);
+        assert_eq!((p.progress().durable_offset, p.progress().high_watermark), (2, 0), "flushed, not committed");
+        assert_eq!(acks_one.try_recv(), Ok(Ok(())), "acks=1 needs the leader's disk only");
+        assert!(acks_all.try_recv().is_err(), "acks=all waits for the followers");
+        assert!(matches!(follower_fetch(&p, 2, 2), Ok(FetchDecision::Read { .. })));
+        assert_eq!(p.progress().high_watermark, 0, "replica 3 has not fetched");
+        assert!(acks_all.try_recv().is_err());
+        assert!(matches!(follower_fetch(&p, 3, 1), Ok(FetchDecision::Read { .. })));
+        assert_eq!(p.progress().high_watermark, 1, "the smallest position in the ISR");
+        assert!(follower_fetch(&p, 4, 0).is_err(), "not a replica");
+        assert!(matches!(follower_fetch(&p, 3, 2), Ok(FetchDecision::Read { .. })));
+        assert_eq!(p.progress().high_watermark, 2);
+        assert_eq!(acks_all.try_recv(), Ok(Ok(())));
+    }
+
+    #[test]
+    fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1]));
+        assert_eq!(p.replica_check_produce(-1), Err(ProduceError::NotEnoughReplicas));
+        assert_eq!(p.replica_check_produce(1), Ok(()));
+        p.apply_replica_metadata(&settings(1, 2), &view(2, vec![1, 3]));
+        assert_eq!(p.replica_check_produce(-1), Ok(()));
+    }
+
+    /// A follower appends its leader's records through the seam and asks
+    /// for more only once they are durable, from its log end with the epoch
+    /// of its last batch; its high watermark is the leader's, capped at its
+    /// own log end.
+    #[test]
+    fn a_follower_fetches_again_only_once_its_records_are_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leader = partition(&dir.path().join("leader"), true);
+        leader.apply_replica_metadata(&settings(1, 1), &view(1, vec![1, 2, 3]));
+        produce(&leader, 1);
+        flush(&leader);
+        let bytes: Vec<u8> = std::fs::read_dir(dir.path().join("leader"))
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|x| x == "log"))
+            .map(|path| std::fs::read(path).expect("segment"))
+            .next()
+            .expect("a segment");
+
+        let follower = partition(&dir.path().join("follower"), false);
+        follower.apply_replica_metadata(&settings(2, 1), &view(1, vec![1, 2, 3]));
+        assert_eq!(follower.following(), Some((1, 0)));
+        let Some(FollowerRequest::Fetch(first)) = follower.follower_poll() else { panic!("a fetch") };
+        assert_eq!((first.fetch_offset, first.last_fetched_epoch), (0, None));
+        let records = FetchedData::Records { records: Bytes::from(bytes), high_watermark: 5 };
+        let response = FetchResponse { request_id: first.request_id, result: Ok(records) };
+        assert_eq!(follower.follower_fetched(response), Ok(FollowerEvent::Appended { log_end_offset: 1 }));
+        assert_eq!(follower.progress().high_watermark, 1, "the leader's, capped at the log end");
+        assert!(follower.follower_poll().is_none(), "the appended record is not durable yet");
+        flush(&follower);
+        let Some(FollowerRequest::Fetch(next)) = follower.follower_poll() else { panic!("a fetch") };
+        assert_eq!((next.fetch_offset, next.last_fetched_epoch), (1, Some(0)));
+        assert_eq!(follower.progress().high_watermark, 1, "a follower's flush does not commit");
+    }
 }

@@ -40,6 +40,7 @@ use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
 use crate::partition::{PartitionRef, Progress, Wait, wait_for};
 use crate::replication::{AckWaiter, produce_error_code};
+use tributary_replication::ProduceError;
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
@@ -163,8 +164,10 @@ pub(super) async fn handle(
     // acks=1: this node made the batch durable; acks=all: it is committed
     // (the same offset while a leader is its only in-sync replica).
     let wait = if acks == 1 { Wait::Durable } else { Wait::Committed };
+    let (cluster, listener) = (cluster.clone(), conn.listener.clone());
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut stepped_down = false;
         let mut done = Vec::with_capacity(topics.len());
         for (name, outcomes) in topics {
             let mut partitions = Vec::with_capacity(outcomes.len());
@@ -173,12 +176,15 @@ pub(super) async fn handle(
                     Outcome::Done(r) => r,
                     Outcome::Replicated { response, waiter } => match tokio::time::timeout_at(deadline, waiter).await {
                         Ok(Ok(Ok(()))) => response,
-                        Ok(Ok(Err(e))) => error_response(
-                            response.index,
-                            &ApiError::new(produce_error_code(e), format!("the batch was not acknowledged: {e:?}")),
-                            &[],
-                            header.api_version,
-                        ),
+                        Ok(Ok(Err(e))) => {
+                            stepped_down |= e == ProduceError::NotLeaderOrFollower;
+                            error_response(
+                                response.index,
+                                &ApiError::new(produce_error_code(e), format!("the batch was not acknowledged: {e:?}")),
+                                &[],
+                                header.api_version,
+                            )
+                        }
                         Ok(Err(_)) => error_response(
                             response.index,
                             &ApiError::new(
@@ -224,6 +230,20 @@ pub(super) async fn handle(
                 });
             }
             done.push((name, partitions));
+        }
+        // A replicated partition's waiting batch fails with NOT_LEADER_OR_FOLLOWER
+        // when this node steps down: those answers name the new leader too.
+        let mut node_endpoints = node_endpoints;
+        if header.api_version >= 10 && stepped_down {
+            let mut endpoints: std::collections::BTreeMap<i32, NodeEndpoint> =
+                node_endpoints.into_iter().map(|e| (e.node_id.0, e)).collect();
+            let registry = cluster.registry();
+            for (name, partitions) in done.iter_mut() {
+                for response in partitions.iter_mut() {
+                    hint_leader(&cluster, &registry, &listener, name, response, &mut endpoints);
+                }
+            }
+            node_endpoints = endpoints.into_values().collect();
         }
         encode_later(ApiKey::Produce, &header, &build_response(done, node_endpoints))
     }))
@@ -274,28 +294,40 @@ fn point_to_leaders(
 ) -> Vec<NodeEndpoint> {
     let mut endpoints = std::collections::BTreeMap::new();
     for (name, outcomes) in topics.iter_mut() {
-        let Some(topic) = registry.topics.get(name.0.as_str()) else { continue };
         for outcome in outcomes.iter_mut() {
             let Outcome::Done(response) = outcome else { continue };
-            if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
-                continue;
-            }
-            let hint = cluster.leader_hint(topic, response.index, listener);
-            response.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(hint.leader_id))
-                .with_leader_epoch(hint.leader_epoch);
-            if let Some(b) = hint.endpoint {
-                endpoints.entry(b.id).or_insert_with(|| {
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(b.id))
-                        .with_host(str_bytes(&b.host))
-                        .with_port(i32::from(b.port))
-                        .with_rack(b.rack.as_deref().map(str_bytes))
-                });
-            }
+            hint_leader(cluster, registry, listener, name, response, &mut endpoints);
         }
     }
     endpoints.into_values().collect()
+}
+
+/// Names the partition's current leader in a NOT_LEADER_OR_FOLLOWER
+/// answer and adds its endpoint to `endpoints` (KIP-951).
+fn hint_leader(
+    cluster: &Cluster,
+    registry: &Registry,
+    listener: &str,
+    name: &TopicName,
+    response: &mut PartitionProduceResponse,
+    endpoints: &mut std::collections::BTreeMap<i32, NodeEndpoint>,
+) {
+    if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
+        return;
+    }
+    let Some(topic) = registry.topics.get(name.0.as_str()) else { return };
+    let hint = cluster.leader_hint(topic, response.index, listener);
+    response.current_leader =
+        LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader_id)).with_leader_epoch(hint.leader_epoch);
+    if let Some(b) = hint.endpoint {
+        endpoints.entry(b.id).or_insert_with(|| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        });
+    }
 }
 
 /// Where one partition's batch stands after the cheap checks.
