@@ -24,22 +24,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tributary_client::connection::ClientConfig;
-use tributary_client::connection::Connection;
+use tributary_client::connection::{ClientConfig, Connection};
+use tributary_client::error::ClientError;
 use tributary_metadata::BrokerState;
 use tributary_protocol::ErrorCode;
 use tributary_replication::messages::{
-    AlterPartitionAccepted, AlterPartitionError, AlterPartitionResponse, FetchResponse, FetchedData,
+    AlterPartitionAccepted, AlterPartitionError, AlterPartitionResponse, FetchRequest as CoreFetch, FetchResponse,
+    FetchedData, OffsetForLeaderEpochRequest as CoreEpochRequest, OffsetForLeaderEpochResponse, ReplicaRequestError,
 };
 use tributary_replication::{EpochEndOffset, FollowerEvent, FollowerRequest};
 use tributary_types::TopicId;
 
 use crate::cluster::Cluster;
 use crate::isr_change::IsrChange;
-use crate::partition::PartitionRef;
+use crate::partition::{Partition, PartitionRef};
 use crate::replication::{AlterJob, replica_error_of};
 
 /// How often leaders tick and fetchers are reconciled with the roles.
@@ -213,86 +215,42 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             continue;
         };
         let request_id = request.request_id();
-        let FollowerRequest::Fetch(fetch) = request else {
-            // Truncation on fetch (the default mode) asks no OffsetForLeaderEpoch.
+        if connection.as_ref().is_none_or(Connection::is_broken) {
+            connection = connect(&cluster, &partition, leader.0, &config).await;
+        }
+        let Some(conn) = connection.as_mut() else {
             partition.follower_request_failed(request_id);
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
-        if connection.as_ref().is_none_or(Connection::is_broken) {
-            connection = None;
-            let Some(address) = broker_address(&cluster, leader.0) else {
-                partition.follower_request_failed(request_id);
-                tokio::time::sleep(RETRY_PAUSE).await;
-                continue;
-            };
-            match Connection::connect_from(&address, own_host(&cluster), &config).await {
-                Ok(c) => connection = Some(c),
-                Err(e) => {
-                    tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e,
-                        "cannot connect to the leader");
-                    partition.follower_request_failed(request_id);
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                    continue;
-                }
+        let answer = match request {
+            FollowerRequest::Fetch(fetch) => {
+                send_fetch(conn, &partition, &cluster, &fetch).await.map(|a| a.map(Answer::Fetch))
             }
-        }
-        let Some(conn) = connection.as_mut() else { continue };
-        let body = FetchRequest::default()
-            .with_replica_id(BrokerId(cluster.node_id))
-            .with_max_wait_ms(FETCH_MAX_WAIT_MS)
-            .with_min_bytes(1)
-            .with_max_bytes(FETCH_MAX_BYTES)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default().with_topic(TopicName(partition.topic.clone().into())).with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(partition.index)
-                        .with_current_leader_epoch(fetch.current_leader_epoch)
-                        .with_fetch_offset(fetch.fetch_offset)
-                        .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
-                        .with_log_start_offset(-1)
-                        .with_partition_max_bytes(FETCH_MAX_BYTES),
-                ]),
-            ]);
-        let answer = conn.call_within(&body, 12, Duration::from_secs(10)).await;
-        let result = match answer {
-            Ok(response) => {
-                let data = response
-                    .responses
-                    .into_iter()
-                    .filter(|t| t.topic.0.as_str() == partition.topic)
-                    .flat_map(|t| t.partitions)
-                    .find(|p| p.partition_index == partition.index);
-                match data {
-                    None => None,
-                    Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(Err),
-                    Some(d) if d.diverging_epoch.epoch >= 0 => Some(Ok(FetchedData::Diverging(EpochEndOffset {
-                        epoch: d.diverging_epoch.epoch,
-                        end_offset: d.diverging_epoch.end_offset,
-                    }))),
-                    Some(d) => Some(Ok(FetchedData::Records {
-                        records: d.records.unwrap_or_else(Bytes::new),
-                        high_watermark: d.high_watermark,
-                    })),
-                }
+            FollowerRequest::OffsetForLeaderEpoch(ask) => {
+                send_offset_for_leader_epoch(conn, &partition, &cluster, &ask).await.map(|a| a.map(Answer::Epoch))
             }
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(e) => {
                 tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e,
-                    "fetch from the leader failed");
+                    "request to the leader failed");
                 connection = None;
                 None
             }
         };
-        let Some(result) = result else {
+        let Some(answer) = answer else {
             partition.follower_request_failed(request_id);
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
         let p = partition.clone();
-        let response = FetchResponse { request_id, result };
-        let Ok(event) = tokio::task::spawn_blocking(move || p.follower_fetched(response)).await else { return };
+        let handled = tokio::task::spawn_blocking(move || match answer {
+            Answer::Fetch(result) => p.follower_fetched(FetchResponse { request_id, result }),
+            Answer::Epoch(result) => p.follower_epoch_end(OffsetForLeaderEpochResponse { request_id, result }),
+        });
+        let Ok(event) = handled.await else { return };
         match event {
             Ok(FollowerEvent::Appended { .. }) => cluster.flusher.mark_dirty(&partition),
             Ok(FollowerEvent::Truncated { offset, below_high_watermark }) => {
@@ -307,4 +265,101 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             }
         }
     }
+}
+
+/// A leader's answer, as the core reads it.
+enum Answer {
+    Fetch(Result<FetchedData<Bytes>, ReplicaRequestError>),
+    Epoch(Result<Option<EpochEndOffset>, ReplicaRequestError>),
+}
+
+/// A connection to broker `leader` from this node's own address.
+async fn connect(cluster: &Cluster, partition: &Partition, leader: i32, config: &ClientConfig) -> Option<Connection> {
+    let address = broker_address(cluster, leader)?;
+    match Connection::connect_from(&address, own_host(cluster), config).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e,
+                "cannot connect to the leader");
+            None
+        }
+    }
+}
+
+/// Sends the core's fetch; `None` when the answer says nothing the core reads
+/// (another error, or the partition missing from it).
+async fn send_fetch(
+    conn: &mut Connection,
+    partition: &Partition,
+    cluster: &Cluster,
+    fetch: &CoreFetch,
+) -> Result<Option<Result<FetchedData<Bytes>, ReplicaRequestError>>, ClientError> {
+    let body = FetchRequest::default()
+        .with_replica_id(BrokerId(cluster.node_id))
+        .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_MAX_BYTES)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default().with_topic(TopicName(partition.topic.clone().into())).with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(partition.index)
+                    .with_current_leader_epoch(fetch.current_leader_epoch)
+                    .with_fetch_offset(fetch.fetch_offset)
+                    .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(FETCH_MAX_BYTES),
+            ]),
+        ]);
+    let response = conn.call_within(&body, 12, Duration::from_secs(10)).await?;
+    let data = response
+        .responses
+        .into_iter()
+        .filter(|t| t.topic.0.as_str() == partition.topic)
+        .flat_map(|t| t.partitions)
+        .find(|p| p.partition_index == partition.index);
+    Ok(match data {
+        None => None,
+        Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(Err),
+        Some(d) if d.diverging_epoch.epoch >= 0 => Some(Ok(FetchedData::Diverging(EpochEndOffset {
+            epoch: d.diverging_epoch.epoch,
+            end_offset: d.diverging_epoch.end_offset,
+        }))),
+        Some(d) => Some(Ok(FetchedData::Records {
+            records: d.records.unwrap_or_else(Bytes::new),
+            high_watermark: d.high_watermark,
+        })),
+    })
+}
+
+/// Asks the leader where the follower's latest epoch ends.
+async fn send_offset_for_leader_epoch(
+    conn: &mut Connection,
+    partition: &Partition,
+    cluster: &Cluster,
+    ask: &CoreEpochRequest,
+) -> Result<Option<Result<Option<EpochEndOffset>, ReplicaRequestError>>, ClientError> {
+    let version = conn.version(ApiKey::OffsetForLeaderEpoch)?;
+    let body = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(cluster.node_id)).with_topics(vec![
+        OffsetForLeaderTopic::default().with_topic(TopicName(partition.topic.clone().into())).with_partitions(vec![
+            OffsetForLeaderPartition::default()
+                .with_partition(partition.index)
+                .with_current_leader_epoch(ask.current_leader_epoch)
+                .with_leader_epoch(ask.leader_epoch),
+        ]),
+    ]);
+    let response = conn.call(&body, version).await?;
+    let data = response
+        .topics
+        .into_iter()
+        .filter(|t| t.topic.0.as_str() == partition.topic)
+        .flat_map(|t| t.partitions)
+        .find(|p| p.partition == partition.index);
+    Ok(match data {
+        None => None,
+        Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(Err),
+        Some(d) if d.leader_epoch < 0 || d.end_offset < 0 => Some(Ok(None)),
+        Some(d) => Some(Ok(Some(EpochEndOffset { epoch: d.leader_epoch, end_offset: d.end_offset }))),
+    })
 }

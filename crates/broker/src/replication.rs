@@ -35,7 +35,9 @@ use tributary_log::{BelowHighWatermark, PartitionLog};
 use tributary_replication::messages::AlterPartitionResponse;
 #[cfg(test)]
 use tributary_replication::messages::FetchedData;
-use tributary_replication::messages::{FetchDecision, FetchRequest, FetchResponse, ReplicaRequestError};
+use tributary_replication::messages::{
+    FetchDecision, FetchRequest, FetchResponse, OffsetForLeaderEpochResponse, ReplicaRequestError,
+};
 use tributary_replication::{
     AckId, Acks, AlterPartitionSend, EpochEndOffset, FollowerEvent, FollowerRequest, LeaderEffects, LogError,
     MetadataView, PartitionReplica, ProduceError, ReplicaLog, ReplicationConfig, Role,
@@ -352,6 +354,21 @@ impl Partition {
             return Ok(FollowerEvent::Ignored);
         };
         let event = follower.handle_fetch_response(monotonic_ms(), response, &mut LogSeam::new(&mut log));
+        drop(state);
+        self.publish(Progress::of(&log));
+        event
+    }
+
+    /// The leader's answer to the follower's OffsetForLeaderEpoch: the log
+    /// truncated to where it stops agreeing with the leader's.
+    pub fn follower_epoch_end(&self, response: OffsetForLeaderEpochResponse) -> Result<FollowerEvent, LogError> {
+        let mut log = self.log();
+        let mut state = self.replication();
+        let Some(follower) = state.as_mut().and_then(|r| r.replica.follower_mut()) else {
+            return Ok(FollowerEvent::Ignored);
+        };
+        let event =
+            follower.handle_offset_for_leader_epoch_response(monotonic_ms(), &response, &mut LogSeam::new(&mut log));
         drop(state);
         self.publish(Progress::of(&log));
         event

@@ -80,6 +80,8 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),
+        // v3+ names the asking replica; brokers send it to their leaders.
+        ApiKey::OffsetForLeaderEpoch => (3, 4),
         ApiKey::JoinGroup => (0, 9),
         ApiKey::SyncGroup => (0, 5),
         ApiKey::Heartbeat => (0, 4),
