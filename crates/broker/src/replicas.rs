@@ -153,8 +153,11 @@ impl ReplicaManager {
     /// image, with the image's version.
     pub fn next_replica_settings(&mut self, node_id: i32, broker_epoch: i64) -> (ReplicaSettings, u64) {
         self.generation += 1;
-        let settings =
-            ReplicaSettings { node_id, broker_epoch, config: ReplicationConfig::default(), alter: self.alter.clone() };
+        let config = ReplicationConfig {
+            replica_lag_time_max_ms: self.broker.replica_lag_time_max_ms,
+            ..ReplicationConfig::default()
+        };
+        let settings = ReplicaSettings { node_id, broker_epoch, config, alter: self.alter.clone() };
         (settings, self.generation)
     }
 
