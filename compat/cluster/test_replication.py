@@ -156,3 +156,41 @@ def test_acks_all_is_refused_while_the_isr_is_below_min_insync_replicas(cluster)
 
     cluster.nodes[down].start()
     leader_with_isr(cluster, name, {1, 2, 3}, alive)
+
+
+def test_the_leader_takes_a_stalled_follower_out_of_the_isr_and_back(tmp_path):
+    """A follower that stops fetching (SIGSTOP) while its broker's session
+    has not expired leaves the ISR after replica.lag.time.max.ms, by the
+    leader's AlterPartition: acks=all writes go on with the two replicas
+    left. Resumed, it catches up and the leader brings it back."""
+    from kraft import Cluster
+
+    cluster = Cluster(tmp_path, {"replica.lag.time.max.ms": "2000", "broker.session.timeout.ms": "120000"})
+    stalled = None
+    try:
+        cluster.start()
+        name = "stalls"
+        create(cluster, name, {"min.insync.replicas": "2"})
+        every = [1, 2, 3]
+        leader = leader_with_isr(cluster, name, {1, 2, 3}, every)
+        assert produce(cluster.bootstrap, name, ["before"]) == [0]
+
+        stalled = next(i for i in every if i != leader)
+        cluster.nodes[stalled].process.send_signal(signal.SIGSTOP)
+        alive = [i for i in every if i != stalled]
+        bootstrap = ",".join(cluster.nodes[i].bootstrap for i in alive)
+        # Waits for the shrink: the high watermark cannot pass the stalled replica before.
+        reports = produce(bootstrap, name, [f"during-{i}" for i in range(20)])
+        assert reports == list(range(1, 21)), reports[:3]
+        leader_with_isr(cluster, name, set(alive), alive)
+        # The broker itself is still registered and unfenced: the leader, not
+        # the controller's session timeout, took it out.
+        assert stalled in cluster.nodes[leader].metadata().brokers
+
+        cluster.nodes[stalled].process.send_signal(signal.SIGCONT)
+        stalled = None
+        leader_with_isr(cluster, name, {1, 2, 3}, every)
+    finally:
+        if stalled is not None:
+            cluster.nodes[stalled].process.send_signal(signal.SIGCONT)
+        cluster.stop()
