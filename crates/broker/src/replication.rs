@@ -602,6 +602,30 @@ mod tests {
         assert_eq!(p.replica_check_produce(-1), Ok(()));
     }
 
+    /// A waiting acks=all batch fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    /// as soon as the committed ISR drops below min.insync.replicas; a step
+    /// down fails the others with NOT_LEADER_OR_FOLLOWER.
+    #[test]
+    fn waiting_batches_fail_when_the_isr_shrinks_or_the_leader_steps_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        let mut first = produce(&p, -1).expect("waits");
+        flush(&p);
+        p.apply_replica_metadata(&settings(1, 2), &view(2, vec![1]));
+        assert_eq!(first.try_recv(), Ok(Err(ProduceError::NotEnoughReplicasAfterAppend)));
+        assert_eq!(produce_error_code(ProduceError::NotEnoughReplicasAfterAppend).code(), 20);
+
+        p.apply_replica_metadata(&settings(1, 2), &view(3, vec![1, 2]));
+        let mut second = produce(&p, -1).expect("waits");
+        let mut moved = view(4, vec![2, 3]);
+        moved.partition.leader = 2;
+        moved.partition.leader_epoch = 1;
+        p.apply_replica_metadata(&settings(1, 2), &moved);
+        assert_eq!(second.try_recv(), Ok(Err(ProduceError::NotLeaderOrFollower)));
+        assert_eq!(p.following(), Some((2, 1)));
+    }
+
     /// A follower appends its leader's records through the seam and asks
     /// for more only once they are durable, from its log end with the epoch
     /// of its last batch; its high watermark is the leader's, capped at its
