@@ -318,6 +318,22 @@ impl Partition {
         self.publish(Progress::of(&log));
     }
 
+    /// The high watermark clients may be shown (the log's lock held): a
+    /// replicated partition's leader shows its high watermark only once it
+    /// has reached the start of its leader epoch (a new leader's may still
+    /// be below what the previous leader showed); `None` until then, which
+    /// clients get as OFFSET_NOT_AVAILABLE and retry.
+    pub fn client_high_watermark(&self, log: &PartitionLog) -> Option<i64> {
+        if !self.is_replicated() {
+            return Some(self.progress().high_watermark);
+        }
+        let state = self.replication();
+        match state.as_ref().and_then(|r| r.replica.leader()) {
+            Some(leader) => leader.high_watermark_for_clients(&ReadSeam(log)),
+            None => Some(self.progress().high_watermark),
+        }
+    }
+
     /// The leader and leader epoch this node follows the partition under, if it follows.
     pub fn following(&self) -> Option<(i32, i32)> {
         let state = self.replication();
@@ -624,6 +640,37 @@ mod tests {
         p.apply_replica_metadata(&settings(1, 2), &moved);
         assert_eq!(second.try_recv(), Ok(Err(ProduceError::NotLeaderOrFollower)));
         assert_eq!(p.following(), Some((2, 1)));
+    }
+
+    /// A leader in a new epoch shows clients no high watermark until it has
+    /// reached the epoch's start: below it, it may be less than what the
+    /// previous epoch's leader showed.
+    #[test]
+    fn a_new_epochs_high_watermark_is_shown_once_it_reaches_the_epoch_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        produce(&p, 1);
+        produce(&p, 1);
+        flush(&p);
+        assert_eq!(p.client_high_watermark(&p.log()), Some(0), "epoch 0 starts at 0");
+        let mut next_epoch = view(2, vec![1, 2, 3]);
+        next_epoch.partition.leader_epoch = 1;
+        p.apply_replica_metadata(&settings(1, 2), &next_epoch);
+        assert_eq!(p.client_high_watermark(&p.log()), None, "0 is below epoch 1's start, 2");
+        let fetch = |replica_id| FetchRequest {
+            request_id: 0,
+            replica_id,
+            replica_epoch: 1,
+            current_leader_epoch: 1,
+            fetch_offset: 2,
+            last_fetched_epoch: Some(0),
+        };
+        for replica in [2, 3] {
+            let mut log = p.log();
+            assert!(matches!(p.replica_fetch(&mut log, &fetch(replica)), Ok(FetchDecision::Read { .. })));
+        }
+        assert_eq!(p.client_high_watermark(&p.log()), Some(2));
     }
 
     /// A follower appends its leader's records through the seam and asks

@@ -348,7 +348,11 @@ fn read_partition(
             }
         }
         // Read after the core's step: the high watermark it may have moved.
-        let high_watermark = partition.progress().high_watermark;
+        // Consumers see it only once a new leader's has reached its epoch's start.
+        let high_watermark = match reader.fetcher {
+            Fetcher::Replica { .. } => partition.progress().high_watermark,
+            Fetcher::Consumer => partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?,
+        };
         // A follower reads everything the leader holds; a consumer what is committed.
         let upper_bound = match reader.fetcher {
             Fetcher::Replica { .. } => log.log_end_offset(),
