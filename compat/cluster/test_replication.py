@@ -185,7 +185,8 @@ def test_the_leader_takes_a_stalled_follower_out_of_the_isr_and_back(tmp_path):
         leader_with_isr(cluster, name, set(alive), alive)
         # The broker itself is still registered and unfenced: the leader, not
         # the controller's session timeout, took it out.
-        assert stalled in cluster.nodes[leader].metadata().brokers
+        wait_for(f"broker {stalled} listed as registered and unfenced",
+                 lambda: stalled in cluster.nodes[leader].metadata().brokers)
 
         cluster.nodes[stalled].process.send_signal(signal.SIGCONT)
         stalled = None

@@ -10,8 +10,8 @@
 //!   Sending one at a time keeps every partition's attempts in order (the
 //!   design note's ordering requirement).
 //! - **Follower fetchers**: one task per followed partition and leader
-//!   epoch. It polls the core, sends the Fetch (v12: replica id and
-//!   `LastFetchedEpoch`) over a connection bound to this node's own
+//!   epoch. It polls the core, sends the Fetch (v15: `ReplicaState` with the
+//!   broker epoch, and `LastFetchedEpoch`) over a connection bound to this node's own
 //!   address, appends the answer through the core, asks the flusher to make
 //!   it durable and polls again once the flush is published (the core
 //!   fetches again only once what it appended is fsynced). It stops when
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use tokio::sync::watch;
@@ -294,29 +294,40 @@ async fn send_fetch(
     cluster: &Cluster,
     fetch: &CoreFetch,
 ) -> Result<Option<Result<FetchedData<Bytes>, ReplicaRequestError>>, ClientError> {
-    let body = FetchRequest::default()
-        .with_replica_id(BrokerId(cluster.node_id))
+    // v15+ names the follower with its broker epoch (ReplicaState) and the
+    // topic by id; a leader that serves no v15 gets v12 (ReplicaId, name).
+    let version = if conn.broker_versions(ApiKey::Fetch).is_some_and(|r| r.max >= 15) { 15 } else { 12 };
+    let topic_id = uuid::Uuid::from_bytes(partition.topic_id.0);
+    let mut topic = FetchTopic::default().with_partitions(vec![
+        FetchPartition::default()
+            .with_partition(partition.index)
+            .with_current_leader_epoch(fetch.current_leader_epoch)
+            .with_fetch_offset(fetch.fetch_offset)
+            .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(FETCH_MAX_BYTES),
+    ]);
+    let mut body = FetchRequest::default()
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(FETCH_MAX_BYTES)
         .with_session_id(0)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default().with_topic(TopicName(partition.topic.clone().into())).with_partitions(vec![
-                FetchPartition::default()
-                    .with_partition(partition.index)
-                    .with_current_leader_epoch(fetch.current_leader_epoch)
-                    .with_fetch_offset(fetch.fetch_offset)
-                    .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(FETCH_MAX_BYTES),
-            ]),
-        ]);
-    let response = conn.call_within(&body, 12, Duration::from_secs(10)).await?;
+        .with_session_epoch(-1);
+    if version >= 15 {
+        topic = topic.with_topic_id(topic_id);
+        body = body.with_replica_state(
+            ReplicaState::default().with_replica_id(BrokerId(cluster.node_id)).with_replica_epoch(fetch.replica_epoch),
+        );
+    } else {
+        topic = topic.with_topic(TopicName(partition.topic.clone().into()));
+        body = body.with_replica_id(BrokerId(cluster.node_id));
+    }
+    let body = body.with_topics(vec![topic]);
+    let response = conn.call_within(&body, version, Duration::from_secs(10)).await?;
     let data = response
         .responses
         .into_iter()
-        .filter(|t| t.topic.0.as_str() == partition.topic)
+        .filter(|t| if version >= 13 { t.topic_id == topic_id } else { t.topic.0.as_str() == partition.topic })
         .flat_map(|t| t.partitions)
         .find(|p| p.partition_index == partition.index);
     Ok(match data {
