@@ -82,7 +82,9 @@ def test_a_fetch_with_the_replica_id_of_a_non_broker_is_refused(cluster):
     leader, replicas = leader_and_replicas(cluster, "followed")
     assert sorted(replicas) == [1, 2, 3]
     follower = next(r for r in replicas if r != leader)
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "1"})
+    # acks=all: answered once every in-sync replica holds the records, so the
+    # leader's high watermark covers them (acks=1 answers before the followers fetched).
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
     for i in range(3):
         producer.produce("followed", value=f"v{i}".encode(), partition=0)
     assert producer.flush(30) == 0

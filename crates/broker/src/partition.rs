@@ -53,7 +53,7 @@ pub struct Progress {
 
 impl Progress {
     /// The progress of `log` as it stands.
-    fn of(log: &PartitionLog) -> Progress {
+    pub fn of(log: &PartitionLog) -> Progress {
         let offsets = log.offsets();
         Progress {
             log_end_offset: offsets.log_end_offset,
@@ -94,8 +94,8 @@ pub struct Partition {
     leader: AtomicBool,
     log: Mutex<PartitionLog>,
     progress: watch::Sender<Progress>,
-    /// This partition, for the reload thread.
-    me: Weak<Partition>,
+    /// This partition, for the reload thread and the replication driver.
+    pub(crate) me: Weak<Partition>,
     /// A reload is scheduled or running.
     reloading: AtomicBool,
     /// Reloads done since the broker started (for the backoff).
@@ -104,6 +104,11 @@ pub struct Partition {
     followers: FollowerPositions,
     /// Where follower fetches go besides `followers`: the replication core's.
     replica_fetch_observer: RwLock<Option<Arc<dyn ReplicaFetchObserver>>>,
+    /// The replication core's state, for a partition with several
+    /// replicas (see `replication.rs`); locked after `log`.
+    pub(crate) replication: Mutex<Option<crate::replication::Replication>>,
+    /// Whether the core drives the high watermark (set with `replication`).
+    pub(crate) replicated: AtomicBool,
 }
 
 impl Partition {
@@ -123,6 +128,8 @@ impl Partition {
             reloads: AtomicU32::new(0),
             followers: FollowerPositions::default(),
             replica_fetch_observer: RwLock::new(None),
+            replication: Mutex::new(None),
+            replicated: AtomicBool::new(false),
         })
     }
 
@@ -182,7 +189,7 @@ impl Partition {
             Ok(Ok(fresh)) => {
                 *guard = fresh;
                 self.log.clear_poison();
-                let progress = self.commit_durable(&mut guard);
+                let progress = self.after_flush(&mut guard);
                 drop(guard);
                 self.reloading.store(false, Ordering::SeqCst);
                 self.publish(progress);

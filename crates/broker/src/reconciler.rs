@@ -19,9 +19,14 @@
 //!                         reconcile(old image, new image) ─▶ ReplicaManager ─▶ Registry
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::image::MetadataImage;
+use tributary_metadata::PartitionMeta;
+use tributary_replication::{BrokerStatus, MetadataView, PartitionRegistration};
+
+use crate::image::{MetadataImage, TopicImage};
+use crate::partition::PartitionRef;
 use crate::registry::{Registry, TopicState};
 use crate::replicas::{OpenFailure, ReplicaManager};
 
@@ -46,6 +51,37 @@ pub fn reconcile(
     replicas: &mut ReplicaManager,
 ) -> Reconciled {
     let mut out = Reconciled::default();
+    let broker_epoch = new.brokers.get(&node_id).map_or(-1, |b| b.broker_epoch);
+    let (settings, version) = replicas.next_replica_settings(node_id, broker_epoch);
+    let brokers_changed = !Arc::ptr_eq(&old.brokers, &new.brokers);
+    let brokers: BTreeMap<i32, BrokerStatus> = new
+        .brokers
+        .values()
+        .map(|b| {
+            let status =
+                BrokerStatus { epoch: b.broker_epoch, fenced: b.fenced, shutting_down: b.in_controlled_shutdown };
+            (b.broker_id, status)
+        })
+        .collect();
+    let replicate = |partition: &PartitionRef, topic: &TopicImage, meta: &PartitionMeta| {
+        if meta.replicas.len() < 2 {
+            return;
+        }
+        let view = MetadataView {
+            version,
+            partition: PartitionRegistration {
+                replicas: meta.replicas.clone(),
+                isr: meta.isr.clone(),
+                leader: meta.leader,
+                leader_epoch: meta.leader_epoch,
+                partition_epoch: meta.partition_epoch,
+            },
+            brokers: brokers.clone(),
+        };
+        let mut settings = settings.clone();
+        settings.config.min_insync_replicas = usize::try_from(topic.config.min_insync_replicas).unwrap_or(1).max(1);
+        partition.apply_replica_metadata(&settings, &view);
+    };
     for (id, topic) in &old.by_id {
         if !new.by_id.contains_key(id) {
             replicas.remove_topic(topic);
@@ -56,6 +92,13 @@ pub fn reconcile(
         if let Some(state) = previous.by_id.get(&topic.topic_id)
             && Arc::ptr_eq(&state.image, topic)
         {
+            if brokers_changed {
+                for partition in &state.partitions {
+                    if let Some(meta) = usize::try_from(partition.index).ok().and_then(|i| topic.partitions.get(i)) {
+                        replicate(partition, topic, meta);
+                    }
+                }
+            }
             out.registry.insert(state.clone());
             continue;
         }
@@ -83,6 +126,7 @@ pub fn reconcile(
                 tracing::info!(topic = %topic.name, partition = index, role, leader = meta.leader,
                     leader_epoch = meta.leader_epoch, "partition role");
             }
+            replicate(&partition, topic, meta);
             partitions.push(partition);
         }
         if before.is_none() {

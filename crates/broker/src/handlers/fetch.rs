@@ -48,6 +48,8 @@ use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
 use crate::replica_fetch::{Fetcher, ReplicaFetch, check_replica};
+use crate::replication::replica_error_code;
+use tributary_replication::messages::{FetchDecision, FetchRequest as CoreFetch};
 
 /// One requested partition, resolved.
 struct Slot {
@@ -317,10 +319,40 @@ fn read_partition(
     if progress.offline {
         return Err(ErrorCode::KafkaStorageError);
     }
-    let high_watermark = progress.high_watermark;
-    let (plan, log_start_offset, log_end_offset, divergence) = {
-        let log = partition.log();
-        let divergence = divergence(&log, slot);
+    let (plan, log_start_offset, log_end_offset, divergence, high_watermark) = {
+        let mut log = partition.log();
+        let mut divergence = divergence(&log, slot);
+        // A replicated partition's follower fetch is the core's to judge:
+        // it records the follower's position and may move the high watermark.
+        if let (Fetcher::Replica { id, epoch }, true, true) =
+            (reader.fetcher, reader.observe, partition.is_replicated())
+        {
+            let request = CoreFetch {
+                request_id: 0,
+                replica_id: id,
+                replica_epoch: epoch,
+                current_leader_epoch: if slot.current_leader_epoch >= 0 {
+                    slot.current_leader_epoch
+                } else {
+                    partition.leader_epoch()
+                },
+                fetch_offset: slot.fetch_offset,
+                last_fetched_epoch: (slot.last_fetched_epoch >= 0).then_some(slot.last_fetched_epoch),
+            };
+            match partition.replica_fetch(&mut log, &request) {
+                Ok(FetchDecision::Read { .. }) => {}
+                Ok(FetchDecision::Diverging(end)) => {
+                    divergence = Divergence::At { epoch: end.epoch, end_offset: end.end_offset };
+                }
+                Err(e) => return Err(replica_error_code(e)),
+            }
+        }
+        // Read after the core's step: the high watermark it may have moved.
+        // Consumers see it only once a new leader's has reached its epoch's start.
+        let high_watermark = match reader.fetcher {
+            Fetcher::Replica { .. } => partition.progress().high_watermark,
+            Fetcher::Consumer => partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?,
+        };
         // A follower reads everything the leader holds; a consumer what is committed.
         let upper_bound = match reader.fetcher {
             Fetcher::Replica { .. } => log.log_end_offset(),
@@ -330,7 +362,7 @@ fn read_partition(
             Divergence::None => Some(log.plan_read(slot.fetch_offset, upper_bound)),
             _ => None,
         };
-        (plan, log.log_start_offset(), log.log_end_offset(), divergence)
+        (plan, log.log_start_offset(), log.log_end_offset(), divergence, high_watermark)
     };
     let base = PartitionData::default()
         .with_partition_index(slot.index)
