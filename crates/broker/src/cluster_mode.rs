@@ -13,9 +13,11 @@
 //!        lifecycle  RegisterBroker (listeners, rack, incarnation) ─▶ heartbeat every
 //!                   broker.heartbeat.interval.ms to the active controller (Forward::Heartbeat)
 //!        controller on the leader only: a registered broker without a heartbeat for
-//!                   broker.session.timeout.ms is fenced (its leaderships moved away first),
-//!                   a fenced one heartbeating again is unfenced (leaderless partitions it
-//!                   can lead get it back)
+//!                   broker.session.timeout.ms, or whose listener refused a connection after
+//!                   its last heartbeat (checked when its connection to this node closed or
+//!                   a heartbeat is overdue: `death_watch.rs`), is fenced (its leaderships
+//!                   moved away first); a fenced one heartbeating again is unfenced
+//!                   (leaderless partitions it can lead get it back)
 //!        watchdog   a node refused by its peers (another cluster id, other voters) and with
 //!                   no leader stops with one line
 //! stop:  controlled shutdown: leaderships moved to other ISR members, registration removed
@@ -23,9 +25,11 @@
 //!
 //! Heartbeats never enter the log: the active controller keeps them in a
 //! liveness table (`Quorum::liveness`). A new leader's table starts empty,
-//! so it fences nobody until it has led for a whole session timeout.
+//! so it fences nobody for missed heartbeats until it has led for a whole
+//! session timeout; a broker whose listener refuses connections is fenced
+//! at once (a dead controller's partitions move as soon as a new one leads).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,12 +47,23 @@ use tributary_types::base64_url_no_pad;
 
 use crate::backend::QuorumBackend;
 use crate::cluster::{Cluster, StartError};
+use crate::death_watch::{self, Check, DeathWatch};
 use crate::node::{DataDir, DataDirError, MetaProperties};
+use crate::replica_driver::{broker_address, own_host};
 
 /// How long a controller connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the controller checks liveness and the init task checks for a cluster id.
 const CONTROLLER_TICK: Duration = Duration::from_millis(500);
+/// The active controller's tick while a broker whose connection closed is
+/// checked again and again.
+const SUSPECT_TICK: Duration = Duration::from_millis(50);
+/// How long after its connection closed a broker's listener is checked on
+/// every [`SUSPECT_TICK`].
+const SUSPECT_WINDOW: Duration = Duration::from_secs(2);
+/// How long after its listener refused a connection a broker is fenced
+/// (its leaderships move at once).
+const FENCE_AFTER_MOVES: Duration = Duration::from_secs(2);
 /// How long a node refused by its peers waits for a leader before it stops.
 const REFUSED_GRACE: Duration = Duration::from_secs(10);
 
@@ -345,42 +360,93 @@ async fn lifecycle_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
     }
 }
 
-/// The active controller's duties: fence brokers whose heartbeats stopped,
-/// unfence those that came back.
+/// The active controller's duties: fence brokers whose heartbeats stopped
+/// or whose process is gone (`death_watch.rs`), unfence those that came
+/// back.
 async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let Some(q) = cluster.quorum() else { return };
     let session = Duration::from_millis(cluster.config.broker_session_timeout_ms);
+    // A heartbeat this late is overdue: the broker's listener is checked.
+    let overdue = Duration::from_millis(cluster.config.broker_heartbeat_interval_ms) + CONTROLLER_TICK;
+    let mut losses = q.quorum.connection_losses();
+    let mut deaths = DeathWatch::default();
+    // Brokers whose connection to this node closed, until when their
+    // listener is checked on every (short) tick: a process being killed
+    // closes its connections before its listener, so the first check may
+    // still be accepted.
+    let mut suspects: BTreeMap<i32, Instant> = BTreeMap::new();
+    // Brokers whose fencing was logged (once per fencing).
+    let mut announced: BTreeSet<i32> = BTreeSet::new();
+    // When each broker's listener was last checked.
+    let mut checked: BTreeMap<i32, Instant> = BTreeMap::new();
     let mut leading_since: Option<Instant> = None;
     loop {
+        // Short ticks while not leading (to start at once on becoming the
+        // leader: a dead leader's own partitions wait for that) and while
+        // a broker is suspect.
+        let tick = if suspects.is_empty() && leading_since.is_some() { CONTROLLER_TICK } else { SUSPECT_TICK };
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(CONTROLLER_TICK) => {}
+            _ = tokio::time::sleep(tick) => {}
+            loss = losses.recv() => match loss {
+                Ok(node) => { suspects.insert(node, Instant::now() + SUSPECT_WINDOW); }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
         }
+        while let Ok(node) = losses.try_recv() {
+            suspects.insert(node, Instant::now() + SUSPECT_WINDOW);
+        }
+        let now = Instant::now();
+        suspects.retain(|_, until| *until > now);
         if !q.quorum.is_leader() {
             leading_since = None;
+            suspects.clear();
+            checked.clear();
             continue;
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
-        let liveness = q.quorum.liveness();
-        let now = Instant::now();
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let lost: BTreeSet<i32> = suspects.keys().copied().collect();
+        check_listeners(&cluster, &state, &q.quorum.liveness(), &lost, overdue, &mut checked, &mut deaths).await;
+        suspects.retain(|b, _| !deaths.is_gone(*b, None) && state.brokers.get(b).is_some_and(|r| !r.fenced));
+        let liveness = q.quorum.liveness();
+        deaths.prune(&liveness, |b| state.brokers.contains_key(&b));
+        let now = Instant::now();
         for broker in state.brokers.values() {
-            let alive = liveness.get(&broker.broker_id).is_some_and(|t| now.duration_since(*t) < session);
-            if !alive && now.duration_since(since) >= session {
+            let last_heartbeat = liveness.get(&broker.broker_id).copied();
+            let gone = deaths.is_gone(broker.broker_id, last_heartbeat);
+            let alive = !gone && last_heartbeat.is_some_and(|t| now.duration_since(t) < session);
+            if !alive && (gone || now.duration_since(since) >= session) {
                 // Leaderships go first, and on every tick until none is
                 // left: a move that failed (a lost race, a leader change) is
                 // retried, and the broker is fenced only once all went, so a
                 // fenced broker never stays the leader clients are sent to.
                 let moves = leadership_moves(&state, broker.broker_id);
-                if !broker.fenced {
-                    tracing::warn!(broker = broker.broker_id, "no heartbeat within broker.session.timeout.ms: fencing");
+                if !broker.fenced && announced.insert(broker.broker_id) {
+                    if gone {
+                        tracing::warn!(broker = broker.broker_id, "the broker's listener refuses connections: fencing");
+                    } else {
+                        tracing::warn!(
+                            broker = broker.broker_id,
+                            "no heartbeat within broker.session.timeout.ms: fencing"
+                        );
+                    }
                 }
                 let mut all_moved = true;
                 for command in moves {
                     let outcome = propose_logged(q, command).await;
                     all_moved &= outcome.as_ref().is_some_and(partition_moved);
                 }
-                if !broker.fenced && all_moved {
+                // A broker found gone is fenced a little after its
+                // leaderships moved, not with them: a fenced broker leaves
+                // the Metadata answers' broker list, and librdkafka, seeing
+                // a partition's new leader and its old leader's removal in
+                // one answer, parks the partition until its next 1 s
+                // metadata scan.
+                let settled = !gone
+                    || deaths.refused_at(broker.broker_id).is_some_and(|t| now.duration_since(t) >= FENCE_AFTER_MOVES);
+                if !broker.fenced && all_moved && settled {
                     propose_logged(
                         q,
                         MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
@@ -388,6 +454,7 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                     .await;
                 }
             } else if broker.fenced && alive {
+                announced.remove(&broker.broker_id);
                 tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
                 propose_logged(
                     q,
@@ -402,6 +469,48 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for command in leaderless_elections(&state) {
             propose_logged(q, command).await;
+        }
+    }
+}
+
+/// Checks, at once, the listeners of the unfenced brokers (other than this
+/// node) whose connection to this node closed (every call) or whose
+/// heartbeat is overdue (once per [`CONTROLLER_TICK`]), and records the
+/// refusals.
+async fn check_listeners(
+    cluster: &Cluster,
+    state: &MetadataState,
+    liveness: &BTreeMap<i32, Instant>,
+    lost: &BTreeSet<i32>,
+    overdue: Duration,
+    checked: &mut BTreeMap<i32, Instant>,
+    deaths: &mut DeathWatch,
+) {
+    let now = Instant::now();
+    let suspects: Vec<(i32, String)> = state
+        .brokers
+        .values()
+        .filter(|b| b.broker_id != cluster.node_id && !b.fenced)
+        .filter(|b| {
+            let heartbeat_overdue = liveness.get(&b.broker_id).is_none_or(|t| now.duration_since(*t) >= overdue);
+            let due = checked.get(&b.broker_id).is_none_or(|t| now.duration_since(*t) >= CONTROLLER_TICK);
+            lost.contains(&b.broker_id) || (heartbeat_overdue && due)
+        })
+        .filter_map(|b| Some((b.broker_id, broker_address(cluster, b.broker_id)?)))
+        .collect();
+    if suspects.is_empty() {
+        return;
+    }
+    for (broker, _) in &suspects {
+        checked.insert(*broker, now);
+    }
+    let local = own_host(cluster);
+    let checks = suspects.iter().map(|(_, address)| death_watch::check(address, local));
+    let results = futures::future::join_all(checks).await;
+    for ((broker, address), result) in suspects.iter().zip(results) {
+        if result == Check::Refused {
+            tracing::info!(broker, %address, "the broker's listener refused a connection");
+            deaths.record_refusal(*broker, Instant::now());
         }
     }
 }

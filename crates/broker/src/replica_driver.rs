@@ -179,7 +179,7 @@ async fn timer_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) 
 
 /// The host of this node's first advertised listener, when it is an IP
 /// address: where its connections to other brokers leave from.
-fn own_host(cluster: &Cluster) -> Option<IpAddr> {
+pub(crate) fn own_host(cluster: &Cluster) -> Option<IpAddr> {
     let listeners = cluster.advertised_listeners();
     let host = listeners.first()?.host.trim_start_matches('[').trim_end_matches(']').to_string();
     host.parse().ok()
@@ -187,7 +187,7 @@ fn own_host(cluster: &Cluster) -> Option<IpAddr> {
 
 /// `host:port` of broker `id` on the listener of this node's first
 /// advertised listener's name (else its first listener).
-fn broker_address(cluster: &Cluster, id: i32) -> Option<String> {
+pub(crate) fn broker_address(cluster: &Cluster, id: i32) -> Option<String> {
     let image = cluster.image();
     let broker = image.brokers.get(&id)?;
     let ours = cluster.advertised_listeners().first().map(|l| l.name.clone());

@@ -33,6 +33,10 @@ use crate::storage::adapter::{AppliedSink, FlushPolicy, LogAdapter, MachineAdapt
 use crate::storage::{LogStore, MachineStore};
 use crate::types::{Applied, LogId, Member, NodeId, QuorumApp, Raft, RaftConfig};
 
+/// Connection losses a slow reader of [`Quorum::connection_losses`] may
+/// fall behind by before it is told it lagged.
+const CONNECTION_LOSSES_QUEUED: usize = 256;
+
 /// How the voters are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Voters {
@@ -242,6 +246,10 @@ pub(crate) struct Inner<A: QuorumApp> {
     /// active controller's liveness table; emptied by nothing, read with
     /// the time this node became leader in mind).
     liveness: Mutex<BTreeMap<NodeId, std::time::Instant>>,
+    /// Nodes whose connection to this node's controller listener closed
+    /// (a process that dies has every socket closed by its kernel): a
+    /// hint for the active controller to check whether it is still there.
+    connection_losses: tokio::sync::broadcast::Sender<NodeId>,
 }
 
 /// A running quorum member. `M` is the state machine store, shared with
@@ -322,6 +330,7 @@ impl<A: QuorumApp, M: MachineStore<A>> Quorum<A, M> {
             membership_lock: tokio::sync::Mutex::new(()),
             resigning: AtomicBool::new(false),
             liveness: Mutex::new(BTreeMap::new()),
+            connection_losses: tokio::sync::broadcast::channel(CONNECTION_LOSSES_QUEUED).0,
         });
         if let Err(e) = inner.bootstrap().await {
             let _ = inner.raft.shutdown().await;
@@ -420,6 +429,13 @@ impl<A: QuorumApp, M> Quorum<A, M> {
     /// When each broker last heartbeated to this node as leader.
     pub fn liveness(&self) -> BTreeMap<NodeId, std::time::Instant> {
         self.inner.liveness.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Node ids whose connection to this node's controller listener
+    /// closed, from now on (see [`RpcHandler::connection_closed`]). A
+    /// receiver that falls behind gets `Lagged` and should check every node.
+    pub fn connection_losses(&self) -> tokio::sync::broadcast::Receiver<NodeId> {
+        self.inner.connection_losses.subscribe()
     }
 
     /// The last refusal another node sent this one (another cluster id,
@@ -777,6 +793,16 @@ impl<A: QuorumApp> Inner<A> {
 }
 
 impl<A: QuorumApp> RpcHandler<A> {
+    /// A connection on which `from` sent requests closed. Only a hint:
+    /// a node may close a pooled connection and open another; but when a
+    /// process dies its kernel closes all of them at once.
+    pub fn connection_closed(&self, from: NodeId) {
+        if from != UNKNOWN_NODE && from != self.inner.options.node_id {
+            // No receiver (not the active controller's loop): nobody to tell.
+            let _ = self.inner.connection_losses.send(from);
+        }
+    }
+
     /// Answers one request from another node.
     pub async fn handle(&self, envelope: Envelope<A>) -> Response<A> {
         self.inner.handle(envelope).await

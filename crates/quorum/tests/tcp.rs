@@ -230,3 +230,34 @@ async fn a_follower_without_a_leader_reports_not_controller() {
     server.shutdown();
     quorum.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_is_reported_with_the_node_that_sent_on_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    let voters = BTreeMap::from([(1, address.clone())]);
+    let disk = MemDisk::new();
+    let transport = Arc::new(TcpTransport::for_listener(&address, Duration::from_secs(1)));
+    let machine = disk.open_machine::<SimMachine>().expect("machine");
+    let quorum: Member =
+        Quorum::start(options(1, &address, &voters), disk.open_log(), machine, transport).await.expect("start");
+    let server = ControllerServer::serve(listener, quorum.handler()).expect("serve");
+    let mut losses = quorum.connection_losses();
+
+    // Node 5 (a broker) heartbeats on a connection of its own, then goes away.
+    let client = TcpTransport::for_listener("127.0.0.1:0", Duration::from_secs(1));
+    let envelope: Envelope<SimApp> = Envelope {
+        cluster_id: "tcp-test-cluster".into(),
+        from: 5,
+        to: 1,
+        voters: None,
+        body: Request::Forward(Forward::Heartbeat { node_id: 5 }),
+    };
+    Transport::<SimApp>::call(&client, 1, &address, envelope, DEADLINE).await.expect("an answer");
+    assert!(losses.try_recv().is_err(), "nothing closed yet");
+    drop(client);
+    let lost = tokio::time::timeout(DEADLINE, losses.recv()).await.expect("reported in time").expect("a node id");
+    assert_eq!(lost, 5);
+    server.shutdown();
+    quorum.shutdown().await;
+}

@@ -196,23 +196,30 @@ impl Drop for ControllerServer {
 
 async fn serve_connection<A: QuorumApp>(mut stream: TcpStream, peer: SocketAddr, handler: RpcHandler<A>) {
     let _ = stream.set_nodelay(true);
+    // Who sent on this connection: told to the handler when it closes, for
+    // whatever reason (a peer that died has every connection closed).
+    let mut sender: Option<NodeId> = None;
     loop {
         let envelope = match read_frame::<_, Envelope<A>>(&mut stream, FRAME_BYTES_MAX).await {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "bad controller request; closing the connection");
                 if matches!(e, FrameError::BadLength { .. } | FrameError::Version(_) | FrameError::Body(_)) {
                     let refusal: Response<A> = Response::Refused(e.to_string());
                     let _ = write_frame(&mut stream, &refusal, FRAME_BYTES_MAX).await;
                 }
-                return;
+                break;
             }
         };
+        sender = Some(envelope.from);
         let response = handler.handle(envelope).await;
         if let Err(e) = write_frame(&mut stream, &response, FRAME_BYTES_MAX).await {
             tracing::debug!(%peer, error = %e, "cannot answer a controller request");
-            return;
+            break;
         }
+    }
+    if let Some(from) = sender {
+        handler.connection_closed(from);
     }
 }
