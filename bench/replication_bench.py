@@ -21,8 +21,8 @@ Phases (each can be skipped with --phases):
             assign()s the partition; 100-byte records, 1 partition), replication
             factor 3 on the cluster and 1 on the single node.
   failover  --kills rounds on a topic of three partitions, replication factor 3,
-            min.insync.replicas=2; the victim takes turns among the nodes (the
-            active controller too): the round's partition is one its node leads.
+            min.insync.replicas=2; odd rounds kill the active controller, even
+            rounds another node: the round's partition is one its node leads.
             Two confluent-kafka producers send one record every 2 ms each to the
             partition, one with librdkafka's defaults and
             acks=all (linger.ms=0), one also idempotent; the partition's leader is
@@ -305,14 +305,17 @@ FAILOVER_PRODUCERS = {
 
 
 def failover_round(q: mb.Quorum, topic: str, r: int) -> dict:
-    # Victims take turns among the nodes (the quorum leader, the active controller, among them): the
-    # partition the round's node leads, else partition 0.
-    parts = partitions_of(next(iter(q.nodes.values())).port, topic)
-    wanted = sorted(q.nodes)[r % len(q.nodes)]
+    # Odd rounds kill the active controller (a dead controller's partitions wait for a new one to be
+    # elected), even rounds another node, taking turns: the partition the round's node leads, else
+    # partition 0.
+    first = next(iter(q.nodes.values())).port
+    parts = partitions_of(first, topic)
+    controller = mb.metadata(first, [])["controller_id"]
+    others = sorted(i for i in q.nodes if i != controller)
+    wanted = controller if r % 2 else others[(r // 2) % len(others)]
     partition = next((p for p, st in sorted(parts.items()) if st["leader"] == wanted), 0)
     leader = parts[partition]["leader"]
     victim = q.nodes[leader]
-    controller = mb.metadata(next(nd for nd in q.nodes.values() if nd is not victim).port, [])["controller_id"]
     senders = {name: Sender(q.bootstrap(), topic, partition, 0.002, cfg) for name, cfg in FAILOVER_PRODUCERS.items()}
     for s in senders.values():
         s.start()

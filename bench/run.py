@@ -17,7 +17,9 @@ directory) it measures:
   * for Tributary, in phases that start their own processes: platform start-up
     (bench/startup_bench.py), and topics/s through a 3-node cluster's metadata
     quorum beside a single node plus quorum leader failover
-    (bench/metadata_bench.py)
+    (bench/metadata_bench.py), and replication: RF=3 against one node for
+    acks=all produce and end-to-end latency, partition leader failover after
+    kill -9, a rolling restart under load (bench/replication_bench.py)
 
 then writes docs/benchmarks.md and the raw results to bench/out/.
 
@@ -67,6 +69,7 @@ REGISTRY_CLIENTS = 4  # registry_bench.py client processes
 REST_PROXY_BENCH = REPO / "bench" / "rest_proxy_bench.py"
 STARTUP_BENCH = REPO / "bench" / "startup_bench.py"
 METADATA_BENCH = REPO / "bench" / "metadata_bench.py"
+REPLICATION_BENCH = REPO / "bench" / "replication_bench.py"
 
 BROKERS = ("tributary", "tansu")
 TITLE = {"tributary": "Tributary", "tansu": "Tansu"}
@@ -90,6 +93,11 @@ TARGET_START_MS = 100.0
 TARGET_PLATFORM_START_MS = 1000.0
 # 3-node cluster: kill -9 of the quorum leader to the next committed CreateTopics, every kill.
 TARGET_FAILOVER_S = 1.0
+# Replication (issue 15): RF=3 acks=all produce, end-to-end p99, partition leader failover.
+TARGET_RF3_PRODUCE_MBPS = 250.0
+TARGET_RF3_P99_MS = 15.0
+TARGET_PARTITION_FAILOVER_MEDIAN_S = 1.0
+TARGET_PARTITION_FAILOVER_MAX_S = 3.0
 
 RDK_CASES = [(100, 1), (100, 6), (1024, 1), (1024, 6)]  # (record bytes, partitions)
 
@@ -116,6 +124,11 @@ PLANS = {
         "metadata_topics": 1000,
         "metadata_kills": 10,
         "metadata_client_round_s": 15,
+        "replication_messages": 300_000,
+        "replication_rounds": 3,
+        "replication_lat_seconds": 20,
+        "replication_kills": 12,
+        "replication_rolling_rate": 1000,
     },
     "quick": {
         "phase_s": 3.0,
@@ -137,6 +150,11 @@ PLANS = {
         "metadata_topics": 200,
         "metadata_kills": 3,
         "metadata_client_round_s": 15,
+        "replication_messages": 30_000,
+        "replication_rounds": 1,
+        "replication_lat_seconds": 5,
+        "replication_kills": 3,
+        "replication_rolling_rate": 500,
     },
 }
 
@@ -1122,6 +1140,25 @@ class Runner:
             d["error"] = f"no committed CreateTopics after kill(s) {d['failover']['failed_rounds']}"
         return d
 
+    def replication(self, binary):
+        """replication_bench.py: RF=3 against one node for acks=all produce and end-to-end latency, partition
+        leader failover after kill -9, a rolling restart under load. It starts and stops its own brokers."""
+        p = self.plan
+        argv = [sys.executable, str(REPLICATION_BENCH), "--tributary-bin", str(binary), "--perf", self.perf,
+                "--messages", str(p["replication_messages"]), "--rounds", str(p["replication_rounds"]),
+                "--lat-seconds", str(p["replication_lat_seconds"]), "--kills", str(p["replication_kills"]),
+                "--rolling-rate", str(p["replication_rolling_rate"]), "--data-root", self.args.data_root]
+        r = run_cmd(argv, 3600)
+        if r["timed_out"]:
+            raise PhaseError(f"replication_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
+        try:
+            d = json.loads(r["stdout"])
+        except ValueError:
+            raise PhaseError(f"replication_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d["cmd"] = shlex.join(["python3", "bench/replication_bench.py", "--tributary-bin", "BIN"] + argv[6:-2])
+        d["rc"] = r["rc"]
+        return d
+
     def extra_broker(self, res, name, binary, label, overrides, phases, registry=False, rest_proxy=False):
         """Phases that need their own broker start with config overrides: a fresh Tributary, run, stopped.
 
@@ -1235,6 +1272,7 @@ class Runner:
         if name == "tributary":
             # The cluster phase is not a single-node row: the baseline (which may predate clusters) skips it.
             self.standalone_phase(res, "metadata_quorum", lambda: self.metadata_quorum(binary))
+            self.standalone_phase(res, "replication", lambda: self.replication(binary))
         if kind(name) == "tributary":
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
@@ -1562,6 +1600,122 @@ def render_metadata(w, row, judge, tb, plan):
           f"{said(ll['metadata_refresh_1s']) if ll.get('metadata_refresh_1s') else '—'}. librdkafka sends admin "
           "requests to the controller its cached metadata names and waits for that broker while it is down; it "
           "refreshes the broker list only on its periodic metadata refresh (see `bench/README.md`).")
+        w("")
+    if ph.get("cmd"):
+        w(f"Command: `{ph['cmd']}`")
+        w("")
+
+
+def render_replication(w, row, judge, tb, plan):
+    """The replication section (replication_bench.py): RF=3 on three nodes against RF=1 on one."""
+    w("## Replication (replication_bench.py, Tributary only)")
+    w("")
+    w("A 3-node cluster and a single node run side by side, from server.properties that set only roles, node.id, "
+      "voters, listeners and log.dirs (every other setting is Tributary's default); the three nodes share this "
+      "machine's two cores and one disk with the clients. *Produce*: rdkafka_performance, 1 KiB records, acks=all, "
+      "linger.ms=5, to a fresh topic of 6 partitions per run: replication factor 3 with min.insync.replicas=2 on "
+      f"the cluster, replication factor 1 on the single node, {fmt_int(plan.get('replication_rounds'))} rounds "
+      f"of {fmt_int(plan.get('replication_messages'))} records each, taking turns; the median of each side. "
+      "acks=all on the cluster is answered once every in-sync replica has fsynced the batch. *Latency*: "
+      "bench/assign_bench.py latency, 100-byte records at 5,000/s to one partition, acks=all. *Failover*: kill -9 "
+      "of a partition's leader (every other round the active controller, else another node) while two "
+      "producers send a record every 2 ms to that partition, one with librdkafka's defaults and acks=all, one "
+      "also idempotent; the time from the kill to the first acknowledged record produced after it. *Rolling "
+      "restart*: SIGTERM (controlled shutdown) and restart of each node in turn, the next once every partition's "
+      "ISR is full again, under a producer with librdkafka's defaults and acks=all; every acknowledged record is "
+      "read back afterwards.")
+    w("")
+    ph = (tb or {}).get("phases", {}).get("replication") if tb else None
+
+    def part(name):
+        if ph is None:
+            raise _NotRun()
+        x = ph.get(name)
+        if not x:
+            raise _CellError(ph.get("error") or f"no {name} phase")
+        if x.get("error"):
+            raise _CellError(x["error"])
+        return x
+
+    def produce_cell(b):
+        x = part("produce")
+        return (f"{fmt_num(x['cluster_rf3']['median'])} MB/s ({x['ratio']:.2f}× one node at RF 1: "
+                f"{fmt_num(x['single_rf1']['median'])} MB/s)")
+
+    def latency_cell(b):
+        x = part("latency")
+        c, sgl = x["cluster_rf3"], x["single_rf1"]
+        return (f"p50 {fmt_num(c['p50_ms'], 2)} ms, p99 {fmt_num(c['p99_ms'], 2)} ms (one node at RF 1: "
+                f"p99 {fmt_num(sgl['p99_ms'], 2)} ms)")
+
+    def failover_cell(b, producer="default"):
+        x = part("failover")[producer]
+        f = x["failover_s"]
+        if not f.get("n"):
+            raise _CellError("no acknowledged send after a kill")
+        failed = f", {len(x['failed_rounds'])} kills without one" if x.get("failed_rounds") else ""
+        return f"median {fmt_num(f['median'], 2)} s, max {fmt_num(f['max'], 2)} s ({f['n']} kills{failed})"
+
+    def failover_judged(b):
+        x = part("failover")["default"]
+        if x.get("failed_rounds") or not x["failover_s"].get("n"):
+            raise _CellError("a kill without an acknowledged send")
+        return x["failover_s"]
+
+    def rolling_cell(b):
+        x = part("rolling")
+        return (f"{fmt_int(x['failed_sends'])} failed of {fmt_int(x['sent'])} sends, {fmt_int(x['missing_acked'])} "
+                f"acknowledged missing, {fmt_num(x['total_s'])} s")
+
+    w("| | Tributary | Tansu | target | met? |\n|---|---:|---:|---|---|")
+    row("acks=all produce, 1 KiB records, 6 partitions, RF 3 on 3 nodes", produce_cell,
+        lambda b: "— (no replication)", f"≥ {TARGET_RF3_PRODUCE_MBPS:g} MB/s",
+        judge(lambda b: part("produce")["cluster_rf3"]["median"], lambda vt, _: vt >= TARGET_RF3_PRODUCE_MBPS),
+        section="replication")
+    row("end-to-end latency at 5,000 records/s, RF 3, acks=all", latency_cell, lambda b: "— (no replication)",
+        f"p99 ≤ {TARGET_RF3_P99_MS:g} ms",
+        judge(lambda b: part("latency")["cluster_rf3"]["p99_ms"], lambda vt, _: vt <= TARGET_RF3_P99_MS),
+        section="replication")
+    row("partition leader failover: kill -9 to the first acknowledged send (librdkafka defaults, acks=all)",
+        failover_cell, lambda b: "— (no replication)",
+        f"median ≤ {TARGET_PARTITION_FAILOVER_MEDIAN_S:g} s, max ≤ {TARGET_PARTITION_FAILOVER_MAX_S:g} s",
+        judge(failover_judged, lambda vt, _: vt["median"] <= TARGET_PARTITION_FAILOVER_MEDIAN_S
+              and vt["max"] <= TARGET_PARTITION_FAILOVER_MAX_S), section="replication")
+    row("the same, idempotent producer", lambda b: failover_cell(b, "idempotent"), lambda b: "— (no replication)",
+        "—", None)
+    row("rolling restart of all 3 nodes under load", rolling_cell, lambda b: "— (no replication)",
+        "0 failed sends",
+        judge(lambda b: part("rolling"), lambda vt, _: vt["failed_sends"] == 0 and vt["missing_acked"] == 0),
+        section="replication")
+    w("")
+    if ph is None:
+        return
+    if ph.get("error"):
+        w(f"> **Phase failed:** {str(ph['error']).strip().splitlines()[0]}")
+        w("")
+    pr = ph.get("produce") or {}
+    if pr.get("runs"):
+        w("| produce run | " + " | ".join(f"round {i + 1}" for i in range(len(pr['runs']['cluster_rf3']))) + " |")
+        w("|---|" + "---:|" * len(pr["runs"]["cluster_rf3"]))
+        for key, label in (("cluster_rf3", "3 nodes, RF 3, MB/s"), ("single_rf1", "1 node, RF 1, MB/s")):
+            w(f"| {label} | " + " | ".join(fmt_num(x["MB_per_s"]) for x in pr["runs"][key]) + " |")
+        w("")
+    fo = ph.get("failover") or {}
+    if fo.get("rounds"):
+        w("| kill | victim | partition | new leader | defaults: first ack (s) | idempotent: first ack (s) | "
+          "victim back in the ISR (s) |")
+        w("|---:|---|---:|---:|---:|---:|---:|")
+        for x in fo["rounds"]:
+            victim = f"{x['killed']}" + (" (active controller)" if x.get("killed_was_controller") else "")
+            w(f"| {x['round'] + 1} | {victim} | {x['partition']} | {x['new_leader']} | "
+              f"{fmt_num(x['default']['failover_s'], 3)} | {fmt_num(x['idempotent']['failover_s'], 3)} | "
+              f"{fmt_num(x['rejoin_s'], 2)} |")
+        w("")
+        w("The server's part is short: the active controller learns that a killed broker's process is gone when "
+          "its listener refuses a connection (docs/design/replication.md, *Detecting a dead broker*) and moves "
+          "its leaderships within tens of milliseconds (a killed controller's after the quorum elects a new one). "
+          "The rest is librdkafka's: its first metadata request after the disconnect, within a millisecond, still "
+          "names the old leader, and it asks again on its one-second scan of partitions whose leader is down.")
         w("")
     if ph.get("cmd"):
         w(f"Command: `{ph['cmd']}`")
@@ -2070,6 +2224,7 @@ def render(results):
 
     # --- metadata quorum (metadata_bench.py; Tributary only)
     render_metadata(w, row, judge, tb, plan)
+    render_replication(w, row, judge, tb, plan)
 
     # --- resources
     w("## Broker resources")
