@@ -28,6 +28,7 @@ pub mod cleaner;
 pub mod cluster;
 pub mod cluster_mode;
 pub mod cpu;
+pub mod elections;
 pub mod error;
 pub mod flusher;
 pub mod groups;
