@@ -99,7 +99,7 @@ pub(crate) fn apply(
 }
 
 /// The change one election makes, or why it makes none.
-pub fn plan(
+fn plan(
     state: &MetadataState,
     topic_id: [u8; 16],
     partition: i32,

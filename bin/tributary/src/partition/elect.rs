@@ -64,7 +64,7 @@ impl ElectionType {
 #[derive(Debug, Args)]
 pub(super) struct ElectArgs {
     /// preferred or unclean.
-    #[arg(long = "type", value_enum)]
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
     election: ElectionType,
     /// Elect for this topic's partitions.
     #[arg(long, conflicts_with = "all", required_unless_present = "all")]

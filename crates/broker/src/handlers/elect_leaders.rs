@@ -25,12 +25,11 @@ fn outcome_error(outcome: &ElectionOutcome) -> Option<ApiError> {
     let (code, message) = match outcome {
         ElectionOutcome::Elected { .. } => return None,
         ElectionOutcome::NotNeeded => (ErrorCode::ElectionNotNeeded, "Leader election not needed for topic partition."),
-        ElectionOutcome::PreferredLeaderNotAvailable => (
-            ErrorCode::PreferredLeaderNotAvailable,
-            "The preferred leader is not alive or not in the ISR; wait until it has caught up, then try again.",
-        ),
+        ElectionOutcome::PreferredLeaderNotAvailable => {
+            (ErrorCode::PreferredLeaderNotAvailable, "The preferred replica is not alive or not in the ISR.")
+        }
         ElectionOutcome::EligibleLeadersNotAvailable => {
-            (ErrorCode::EligibleLeadersNotAvailable, "No replica of the partition is alive; start one of its brokers.")
+            (ErrorCode::EligibleLeadersNotAvailable, "No replica of the partition is alive.")
         }
         ElectionOutcome::UnknownTopicOrPartition => {
             (ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition.")
