@@ -120,3 +120,31 @@ def test_cluster_info_is_what_the_admin_client_sees(bootstrap):
     human = subprocess.run([str(broker_binary()), "cluster", "info", "--brokers", bootstrap],
                            capture_output=True, text=True, timeout=TIMEOUT_S)
     assert human.returncode == 0 and md.cluster_id in human.stdout and "BROKER" in human.stdout, human.stdout
+
+
+def test_a_node_alone_has_no_under_replicated_or_offline_partitions_and_nothing_to_elect(bootstrap):
+    """On one node every partition is led by its only replica: describe marks
+    none offline or under-replicated, the filtered listings are empty, and a
+    preferred or unclean election is not needed (ElectLeaders through
+    `tributary partition elect-leaders`)."""
+    topic = name()
+    cli_json(bootstrap, "create", topic, "-p", "2")
+    described = cli_json(bootstrap, "describe", topic)["topics"][0]
+    assert [(p["offline"], p["under_replicated"]) for p in described["partitions"]] == [(False, False)] * 2
+    assert cli_json(bootstrap, "list", "--under-replicated", "--unavailable") == {"partitions": []}
+    table = cli(bootstrap, "describe", topic)
+    assert table.returncode == 0 and "STATUS" in table.stdout and table.stdout.count(" ok") == 2, table.stdout
+
+    def elect(*args: str) -> tuple[int, dict]:
+        argv = [str(broker_binary()), "partition", "elect-leaders", *args, "--brokers", bootstrap, "-o", "json"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else {"stderr": r.stderr}
+
+    for kind in ("preferred", "unclean"):
+        status, out = elect("--type", kind, "--topic", topic)
+        assert status == 0, out
+        assert out == {"type": kind, "partitions": [
+            {"topic": topic, "partition": p, "result": "not-needed", "leader": 1, "error": None} for p in (0, 1)]}
+    assert elect("--type", "preferred", "--all") == (0, {"type": "preferred", "partitions": []})
+    status, out = elect("--type", "preferred", "--topic", name())
+    assert status == 4 and "UNKNOWN_TOPIC_OR_PARTITION" in out["stderr"], out

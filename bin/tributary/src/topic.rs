@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! tributary topic list                          Metadata (all topics)
+//! tributary topic list --under-replicated       Metadata: partitions whose ISR is smaller than their replicas
+//! tributary topic list --unavailable            Metadata: partitions without a leader
 //! tributary topic describe <topic>...           Metadata + DescribeConfigs
 //! tributary topic create <topic> -p 6 -c k=v    CreateTopics
 //! tributary topic alter-config <topic> --set k=v --delete k
@@ -47,17 +49,27 @@ Examples:
 const LIST_HELP: &str = "\
 JSON output:
   {\"topics\": [{\"topic\": str, \"partitions\": int, \"replication_factor\": int, \"internal\": bool}]}
+With --under-replicated or --unavailable (or both: partitions that are either), partitions instead:
+  {\"partitions\": [{\"topic\": str, \"partition\": int, \"leader\": int, \"replicas\": [int], \"isr\": [int],
+                   \"offline\": bool, \"under_replicated\": bool}]}
+offline: no leader (-1): the partition takes no reads or writes. under_replicated: fewer in-sync
+replicas than replicas.
 
 Examples:
   tributary topic list
-  tributary topic list --all -o json";
+  tributary topic list --all -o json
+  tributary topic list --under-replicated
+  tributary topic list --unavailable -o json";
 
 const DESCRIBE_HELP: &str = "\
 JSON output:
   {\"topics\": [{\"topic\": str, \"internal\": bool,
-               \"partitions\": [{\"partition\": int, \"leader\": int, \"replicas\": [int], \"isr\": [int]}],
+               \"partitions\": [{\"partition\": int, \"leader\": int, \"replicas\": [int], \"isr\": [int],
+                               \"offline\": bool, \"under_replicated\": bool}],
                \"configs\": {str: str}}]}
-configs holds the values set on the topic itself (dynamic topic configs).
+configs holds the values set on the topic itself (dynamic topic configs). offline: the partition
+has no leader (-1); under_replicated: fewer in-sync replicas than replicas. The table's STATUS
+column says offline, under-replicated or ok.
 
 Examples:
   tributary topic describe orders
@@ -127,6 +139,12 @@ enum AdminCommand {
         /// Also list internal topics (__consumer_offsets, ...).
         #[arg(short = 'a', long)]
         all: bool,
+        /// List only partitions with fewer in-sync replicas than replicas.
+        #[arg(long)]
+        under_replicated: bool,
+        /// List only partitions without a leader (offline).
+        #[arg(long)]
+        unavailable: bool,
     },
     /// Describe topics: partitions with leader, replicas and in-sync replicas, and configs set on them.
     #[command(after_long_help = DESCRIBE_HELP)]
@@ -204,7 +222,10 @@ async fn execute(command: TopicCommand, target: KafkaTarget, format: Format) -> 
     };
     let mut client = crate::cli::connect(&target).await?;
     match command {
-        AdminCommand::List { all } => list(&mut client, all, format).await,
+        AdminCommand::List { all, under_replicated: false, unavailable: false } => list(&mut client, all, format).await,
+        AdminCommand::List { all, under_replicated, unavailable } => {
+            list_partitions(&mut client, all, under_replicated, unavailable, format).await
+        }
         AdminCommand::Describe { topics } => describe(&mut client, &topics, format).await,
         AdminCommand::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
             let mut new = NewTopic::new(&topic, partitions.unwrap_or(-1));
@@ -267,6 +288,93 @@ struct PartitionJson {
     leader: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
+    offline: bool,
+    under_replicated: bool,
+}
+
+impl PartitionJson {
+    fn new(partition: i32, p: &tributary_client::PartitionMetadata) -> PartitionJson {
+        PartitionJson {
+            partition,
+            leader: p.leader,
+            replicas: p.replicas.clone(),
+            isr: p.isr.clone(),
+            offline: p.leader < 0,
+            under_replicated: p.isr.len() < p.replicas.len(),
+        }
+    }
+
+    /// `offline`, `under-replicated` or `ok`, for tables.
+    fn status(&self) -> &'static str {
+        if self.offline {
+            "offline"
+        } else if self.under_replicated {
+            "under-replicated"
+        } else {
+            "ok"
+        }
+    }
+}
+
+fn id_list(ids: &[i32]) -> String {
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[derive(Serialize)]
+struct TopicPartitionJson {
+    topic: String,
+    #[serde(flatten)]
+    partition: PartitionJson,
+}
+
+/// Partitions that are under-replicated or offline (as asked), of every
+/// topic (internal ones with `all`).
+async fn list_partitions(
+    client: &mut Client,
+    all: bool,
+    under_replicated: bool,
+    unavailable: bool,
+    format: Format,
+) -> Result<Exit, ClientError> {
+    let metadata = client.metadata(None).await?;
+    let partitions: Vec<TopicPartitionJson> = metadata
+        .topics
+        .iter()
+        .filter(|(_, t)| t.error_code == 0 && (all || !t.is_internal))
+        .flat_map(|(name, t)| {
+            t.partitions
+                .iter()
+                .map(|(i, p)| TopicPartitionJson { topic: name.clone(), partition: PartitionJson::new(*i, p) })
+        })
+        .filter(|tp| (under_replicated && tp.partition.under_replicated) || (unavailable && tp.partition.offline))
+        .collect();
+    match format {
+        Format::Json | Format::Yaml => format.emit(&serde_json::json!({ "partitions": partitions })),
+        Format::Table if partitions.is_empty() => {
+            let what = match (under_replicated, unavailable) {
+                (true, true) => "under-replicated or offline",
+                (true, false) => "under-replicated",
+                _ => "offline",
+            };
+            println!("No {what} partitions");
+        }
+        Format::Table => {
+            let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "STATUS"]);
+            for tp in &partitions {
+                let p = &tp.partition;
+                table.row(vec![
+                    tp.topic.clone(),
+                    p.partition.to_string(),
+                    p.leader.to_string(),
+                    id_list(&p.replicas),
+                    id_list(&p.isr),
+                    p.status().to_string(),
+                ]);
+            }
+            print!("{}", table.render());
+        }
+    }
+    Ok(Exit::Success)
 }
 
 #[derive(Serialize)]
@@ -302,16 +410,7 @@ async fn describe(client: &mut Client, names: &[String], format: Format) -> Resu
         described.push(DescribedJson {
             topic: name.clone(),
             internal: t.is_internal,
-            partitions: t
-                .partitions
-                .iter()
-                .map(|(i, p)| PartitionJson {
-                    partition: *i,
-                    leader: p.leader,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                })
-                .collect(),
+            partitions: t.partitions.iter().map(|(i, p)| PartitionJson::new(*i, p)).collect(),
             configs,
         });
     }
@@ -333,10 +432,15 @@ async fn describe(client: &mut Client, names: &[String], format: Format) -> Resu
                     ])
                 );
                 println!();
-                let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR"]);
+                let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "STATUS"]);
                 for p in &d.partitions {
-                    let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-                    table.row(vec![p.partition.to_string(), p.leader.to_string(), list(&p.replicas), list(&p.isr)]);
+                    table.row(vec![
+                        p.partition.to_string(),
+                        p.leader.to_string(),
+                        id_list(&p.replicas),
+                        id_list(&p.isr),
+                        p.status().to_string(),
+                    ]);
                 }
                 print!("{}", table.render());
             }

@@ -17,7 +17,12 @@
 //!                   its last heartbeat (checked when its connection to this node closed or
 //!                   a heartbeat is overdue: `death_watch.rs`), is fenced (its leaderships
 //!                   moved away first); a fenced one heartbeating again is unfenced
-//!                   (leaderless partitions it can lead get it back)
+//!                   (leaderless partitions it can lead get it back; with
+//!                   unclean.leader.election.enable, a leaderless partition without a live
+//!                   ISR member gets any live replica); every
+//!                   leader.imbalance.check.interval.seconds, brokers whose share of
+//!                   preferred partitions led by others is over
+//!                   leader.imbalance.per.broker.percentage get them back (elections.rs)
 //!        watchdog   a node refused by its peers (another cluster id, other voters) and with
 //!                   no leader stops with one line
 //! stop:  controlled shutdown: leaderships moved to other ISR members, registration removed
@@ -48,6 +53,7 @@ use tributary_types::base64_url_no_pad;
 use crate::backend::QuorumBackend;
 use crate::cluster::{Cluster, StartError};
 use crate::death_watch::{self, Check, DeathWatch};
+use crate::elections::{rebalance_targets, unclean_election_enabled};
 use crate::node::{DataDir, DataDirError, MetaProperties};
 use crate::replica_driver::{broker_address, own_host};
 
@@ -379,7 +385,9 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
     let mut announced: BTreeSet<i32> = BTreeSet::new();
     // When each broker's listener was last checked.
     let mut checked: BTreeMap<i32, Instant> = BTreeMap::new();
+    let rebalance_every = Duration::from_secs(cluster.config.leader_imbalance_check_interval_seconds);
     let mut leading_since: Option<Instant> = None;
+    let mut last_rebalance = Instant::now();
     loop {
         // Short ticks while not leading (to start at once on becoming the
         // leader: a dead leader's own partitions wait for that) and while
@@ -413,6 +421,8 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         let liveness = q.quorum.liveness();
         deaths.prune(&liveness, |b| state.brokers.contains_key(&b));
         let now = Instant::now();
+        let layers = cluster.image().layers.clone();
+        let unclean = |topic: &md::TopicMeta| unclean_election_enabled(&layers, topic);
         for broker in state.brokers.values() {
             let last_heartbeat = liveness.get(&broker.broker_id).copied();
             let gone = deaths.is_gone(broker.broker_id, last_heartbeat);
@@ -422,7 +432,7 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 // left: a move that failed (a lost race, a leader change) is
                 // retried, and the broker is fenced only once all went, so a
                 // fenced broker never stays the leader clients are sent to.
-                let moves = leadership_moves(&state, broker.broker_id);
+                let moves = leadership_moves(&state, broker.broker_id, &unclean);
                 if !broker.fenced && announced.insert(broker.broker_id) {
                     if gone {
                         tracing::warn!(broker = broker.broker_id, "the broker's listener refuses connections: fencing");
@@ -467,8 +477,20 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         // broker just unfenced) are elected on every tick, from the state
         // as published, so a lost race is made good on the next one.
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for command in leaderless_elections(&state) {
+        for command in leaderless_elections(&state, &unclean) {
             propose_logged(q, command).await;
+        }
+        if cluster.config.auto_leader_rebalance_enable && now.duration_since(last_rebalance) >= rebalance_every {
+            last_rebalance = now;
+            let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(targets) = rebalance_targets(&state, cluster.config.leader_imbalance_per_broker_percentage) {
+                tracing::info!(?targets, "leader imbalance: preferred leader elections");
+                propose_logged(
+                    q,
+                    MetadataCommand::ElectLeaders { election: md::ElectionType::Preferred, targets: Some(targets) },
+                )
+                .await;
+            }
         }
     }
 }
@@ -550,8 +572,14 @@ fn can_lead(state: &MetadataState, broker: i32) -> bool {
 
 /// The partition changes that take every leadership and ISR membership
 /// away from `leaving` (fenced, or shutting down): each partition it leads
-/// gets another ISR member that can lead, or no leader.
-pub(crate) fn leadership_moves(state: &MetadataState, leaving: i32) -> Vec<MetadataCommand> {
+/// gets another ISR member that can lead; failing that, when its topic
+/// allows unclean elections, any other replica that can lead (the ISR
+/// becomes that replica); else no leader.
+pub(crate) fn leadership_moves(
+    state: &MetadataState,
+    leaving: i32,
+    unclean: &dyn Fn(&md::TopicMeta) -> bool,
+) -> Vec<MetadataCommand> {
     let acceptable = |b: i32| b != leaving && can_lead(state, b);
     let mut out = Vec::new();
     for topic in state.topics.values() {
@@ -560,9 +588,10 @@ pub(crate) fn leadership_moves(state: &MetadataState, leaving: i32) -> Vec<Metad
                 continue;
             }
             let isr: Vec<i32> = meta.isr.iter().copied().filter(|b| *b != leaving).collect();
+            let election = if unclean(topic) { Election::Unclean } else { Election::Online };
             let change = PartitionChangeBuilder::new(meta, topic.topic_id, index as i32, &acceptable)
                 .target_isr(isr)
-                .election(Election::Online)
+                .election(election)
                 .build();
             // A sole replica keeps its ISR (never empty): only its leadership goes.
             let change = change.or_else(|| {
@@ -582,19 +611,30 @@ pub(crate) fn leadership_moves(state: &MetadataState, leaving: i32) -> Vec<Metad
 }
 
 /// Leader elections for partitions without a leader whose ISR has a broker
-/// that can lead now.
-fn leaderless_elections(state: &MetadataState) -> Vec<MetadataCommand> {
+/// that can lead now, or, when the topic allows unclean elections
+/// (`unclean.leader.election.enable`), any replica that can.
+pub(crate) fn leaderless_elections(
+    state: &MetadataState,
+    unclean: &dyn Fn(&md::TopicMeta) -> bool,
+) -> Vec<MetadataCommand> {
     let acceptable = |b: i32| can_lead(state, b);
     let mut out = Vec::new();
     for topic in state.topics.values() {
         for (index, meta) in topic.partitions.iter().enumerate() {
-            if meta.leader != -1 || !meta.isr.iter().any(|b| acceptable(*b)) {
+            if meta.leader != -1 {
                 continue;
             }
+            let election = if meta.isr.iter().any(|b| acceptable(*b)) {
+                Election::Online
+            } else if unclean(topic) && meta.replicas.iter().any(|b| acceptable(*b)) {
+                tracing::warn!(topic = %topic.name, partition = index, isr = ?meta.isr,
+                    "no in-sync replica is alive: unclean leader election (unclean.leader.election.enable)");
+                Election::Unclean
+            } else {
+                continue;
+            };
             out.extend(
-                PartitionChangeBuilder::new(meta, topic.topic_id, index as i32, &acceptable)
-                    .election(Election::Online)
-                    .build(),
+                PartitionChangeBuilder::new(meta, topic.topic_id, index as i32, &acceptable).election(election).build(),
             );
         }
     }
@@ -637,7 +677,9 @@ pub(crate) async fn controlled_shutdown(cluster: &Cluster, limit: Duration) {
             MetadataCommand::BeginControlledShutdown { broker_id: me.broker_id, broker_epoch: me.broker_epoch };
         propose_logged(q, shutting_down).await;
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let moves = leadership_moves(&state, cluster.node_id);
+        let layers = cluster.image().layers.clone();
+        let unclean = |topic: &md::TopicMeta| unclean_election_enabled(&layers, topic);
+        let moves = leadership_moves(&state, cluster.node_id, &unclean);
         tracing::info!(partitions = moves.len(), "controlled shutdown: moving leaderships away");
         for command in moves {
             propose_logged(q, command).await;
@@ -666,9 +708,71 @@ pub fn format_meta(node_id: i32, cluster_id: &str) -> MetaProperties {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
+    use tributary_metadata::{BrokerRegistration, MetadataCommand, MetadataState, PartitionMeta, TopicMeta};
     use tributary_quorum::Timing;
+
+    use super::{leaderless_elections, leadership_moves};
+
+    /// Brokers 1-3 (those in `fenced` fenced); topic "t" with one partition.
+    fn state(fenced: &[i32], replicas: &[i32], leader: i32, isr: &[i32]) -> MetadataState {
+        let mut s = MetadataState::default();
+        for id in 1..=3 {
+            s.brokers.insert(
+                id,
+                BrokerRegistration {
+                    broker_id: id,
+                    incarnation_id: [0; 16],
+                    broker_epoch: 1,
+                    listeners: vec![],
+                    rack: None,
+                    fenced: fenced.contains(&id),
+                    in_controlled_shutdown: false,
+                },
+            );
+        }
+        let partition = PartitionMeta {
+            replicas: replicas.to_vec(),
+            leader,
+            leader_epoch: 3,
+            isr: isr.to_vec(),
+            partition_epoch: 3,
+        };
+        let topic =
+            TopicMeta { name: "t".into(), topic_id: [1; 16], partitions: vec![partition], configs: BTreeMap::new() };
+        s.topics.insert("t".into(), topic);
+        s
+    }
+
+    fn leader_and_isr(commands: &[MetadataCommand]) -> Vec<(Option<i32>, Option<Vec<i32>>)> {
+        commands
+            .iter()
+            .map(|c| match c {
+                MetadataCommand::ChangePartition { leader, isr, .. } => (*leader, isr.clone()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_leaderless_partition_gets_an_out_of_sync_replica_only_when_its_topic_allows_it() {
+        // The only ISR member (1) is fenced; 2 and 3 are alive but out of sync.
+        let s = state(&[1], &[1, 2, 3], -1, &[1]);
+        assert!(leaderless_elections(&s, &|_| false).is_empty(), "clean: the partition stays offline");
+        assert_eq!(leader_and_isr(&leaderless_elections(&s, &|_| true)), vec![(Some(2), Some(vec![2]))]);
+        // An ISR member that can lead again is elected either way, cleanly.
+        let s = state(&[], &[1, 2, 3], -1, &[1]);
+        assert_eq!(leader_and_isr(&leaderless_elections(&s, &|_| false)), vec![(Some(1), None)]);
+    }
+
+    #[test]
+    fn fencing_the_last_isr_member_elects_uncleanly_only_when_allowed() {
+        let s = state(&[], &[1, 2, 3], 1, &[1]);
+        assert_eq!(leader_and_isr(&leadership_moves(&s, 1, &|_| false)), vec![(Some(-1), None)]);
+        assert_eq!(leader_and_isr(&leadership_moves(&s, 1, &|_| true)), vec![(Some(2), Some(vec![2]))]);
+    }
 
     #[test]
     fn the_documented_quorum_timeouts_are_the_quorums_defaults() {

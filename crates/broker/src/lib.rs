@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod cluster_mode;
 pub mod cpu;
 mod death_watch;
+pub mod elections;
 pub mod error;
 pub mod flusher;
 pub mod groups;

@@ -40,6 +40,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::IncrementalAlterConfigs => dec!(IncrementalAlterConfigsResponse),
         ApiKey::DescribeCluster => dec!(DescribeClusterResponse),
         ApiKey::DescribeQuorum => dec!(DescribeQuorumResponse),
+        ApiKey::ElectLeaders => dec!(ElectLeadersResponse),
+        ApiKey::DescribeLogDirs => dec!(DescribeLogDirsResponse),
         ApiKey::FindCoordinator => dec!(FindCoordinatorResponse),
         ApiKey::JoinGroup => dec!(JoinGroupResponse),
         ApiKey::Heartbeat => dec!(HeartbeatResponse),
@@ -73,7 +75,9 @@ async fn every_served_version_gets_an_answer() {
                 .await
                 .unwrap_or_else(|| panic!("{:?} v{v}: connection closed instead of an answer", api.key));
             assert_eq!(got, id);
-            decodes(api.key, v, body).unwrap_or_else(|e| panic!("{:?} v{v}: response does not decode: {e}", api.key));
+            let codec = tributary_protocol::apis::codec_version(api.key, v);
+            decodes(api.key, codec, body)
+                .unwrap_or_else(|e| panic!("{:?} v{v}: response does not decode: {e}", api.key));
         }
     }
     broker.stop().await;
@@ -508,5 +512,99 @@ async fn a_node_alone_describes_itself_as_the_only_voter() {
         assert_eq!(codes, vec![3; partitions.len()], "{name} {partitions:?}");
         assert!(r.topics[0].partitions[0].error_message.is_some());
     }
+    broker.stop().await;
+}
+
+fn elect_request(election_type: i8, topics: Option<&[(&str, &[i32])]>) -> ElectLeadersRequest {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    ElectLeadersRequest::default().with_election_type(election_type).with_timeout_ms(10_000).with_topic_partitions(
+        topics.map(|ts| {
+            ts.iter()
+                .map(|(name, ps)| TopicPartitions::default().with_topic(topic(name)).with_partitions(ps.to_vec()))
+                .collect()
+        }),
+    )
+}
+
+fn election_codes(r: &ElectLeadersResponse) -> Vec<(String, i32, i16)> {
+    r.replica_election_results
+        .iter()
+        .flat_map(|t| t.partition_result.iter().map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code)))
+        .collect()
+}
+
+/// On a node alone every partition is led by its only (preferred) replica:
+/// preferred and unclean elections are not needed, unknown partitions are
+/// named, an unknown election type fails the request, and "all partitions"
+/// answers nothing (nothing to elect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elect_leaders_on_a_node_alone() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    create(&mut client, "elect").await;
+    for v in 0..=2 {
+        let r: ElectLeadersResponse = client
+            .call(ApiKey::ElectLeaders, v, &elect_request(0, Some(&[("elect", &[0, 5]), ("nope", &[0])])))
+            .await
+            .expect("an answer");
+        assert_eq!(
+            election_codes(&r),
+            vec![("elect".into(), 0, 84), ("elect".into(), 5, 3), ("nope".into(), 0, 3)],
+            "v{v}: {r:?}"
+        );
+        assert_eq!(r.error_code, 0);
+    }
+    let unclean: ElectLeadersResponse =
+        client.call(ApiKey::ElectLeaders, 1, &elect_request(1, Some(&[("elect", &[0])]))).await.expect("an answer");
+    assert_eq!(election_codes(&unclean), vec![("elect".into(), 0, 84)]);
+    let all: ElectLeadersResponse =
+        client.call(ApiKey::ElectLeaders, 2, &elect_request(0, None)).await.expect("answer");
+    assert_eq!((all.error_code, all.replica_election_results.len()), (0, 0), "{all:?}");
+    let bad: ElectLeadersResponse =
+        client.call(ApiKey::ElectLeaders, 2, &elect_request(7, Some(&[("elect", &[0])]))).await.expect("an answer");
+    assert_eq!(bad.error_code, 42, "{bad:?}");
+    assert_eq!(election_codes(&bad), vec![("elect".into(), 0, 42)]);
+    broker.stop().await;
+}
+
+/// The node's data directory with its partitions' sizes; filtered by the
+/// topics asked for; total and usable bytes from v4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_log_dirs_lists_the_data_directory_and_its_partitions() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let broker = TestBroker::start(&[]).await;
+    let mut client = RawClient::connect(broker.addr).await;
+    create(&mut client, "dirs-a").await;
+    create(&mut client, "dirs-b").await;
+    let produced: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request("dirs-a", -1, batch(&["x", "y"]))).await.expect("produce");
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let all = DescribeLogDirsRequest::default().with_topics(None);
+    for v in 1..=4 {
+        let r: DescribeLogDirsResponse = client.call(ApiKey::DescribeLogDirs, v, &all).await.expect("an answer");
+        assert_eq!(r.results.len(), 1, "v{v}");
+        let dir = &r.results[0];
+        assert_eq!(dir.error_code, 0);
+        assert!(std::path::Path::new(dir.log_dir.as_str()).is_absolute(), "{:?}", dir.log_dir);
+        let names: Vec<&str> = dir.topics.iter().map(|t| t.name.0.as_str()).collect();
+        assert!(names.contains(&"dirs-a") && names.contains(&"dirs-b"), "v{v}: {names:?}");
+        let a = dir.topics.iter().find(|t| t.name.0.as_str() == "dirs-a").expect("dirs-a");
+        assert!(a.partitions[0].partition_size > 0, "v{v}: {a:?}");
+        assert_eq!((a.partitions[0].offset_lag, a.partitions[0].is_future_key), (0, false));
+        if v >= 4 {
+            assert!(dir.total_bytes > 0 && dir.usable_bytes >= 0 && dir.usable_bytes <= dir.total_bytes, "{dir:?}");
+        }
+    }
+    let only_b = DescribeLogDirsRequest::default().with_topics(Some(vec![
+        DescribableLogDirTopic::default().with_topic(topic("dirs-b")).with_partitions(vec![0, 9]),
+        DescribableLogDirTopic::default().with_topic(topic("missing")).with_partitions(vec![0]),
+    ]));
+    let r: DescribeLogDirsResponse = client.call(ApiKey::DescribeLogDirs, 4, &only_b).await.expect("an answer");
+    let listed: Vec<(String, Vec<i32>)> = r.results[0]
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.partitions.iter().map(|p| p.partition_index).collect()))
+        .collect();
+    assert_eq!(listed, vec![("dirs-b".to_string(), vec![0])]);
     broker.stop().await;
 }

@@ -210,6 +210,12 @@ pub fn hint(code: i16) -> &'static str {
         35 => "The broker and this tool share no version of this request; use matching versions",
         68 => "The group still has active members; stop its consumers (or wait for their session timeout) and retry",
         69 => "No group has this id; list the groups to check the name",
+        80 => {
+            "The preferred replica is not alive or not in sync; start its broker, wait until it is back in the ISR \
+             (tributary topic describe), then retry"
+        }
+        83 => "No replica of the partition is alive; start one of its brokers",
+        84 => "Nothing to do: the partition already has the leader asked for",
         86 => "Active members still subscribe to this topic; stop them or change their subscription first",
         88 => "A transaction with pending offsets is open for this group; retry when it has completed",
         _ => "The broker log may have more details",

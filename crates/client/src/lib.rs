@@ -18,6 +18,7 @@
 //!      │                         delete groups, delete offsets
 //!      ├── topics (topics.rs) ─▶ create a topic with configs, delete it, add partitions
 //!      ├── configs (configs.rs) ▶ describe topic / broker configs, change them one by one
+//!      ├── elections.rs ───────▶ preferred / unclean leader elections (ElectLeaders)
 //!      ├── records (records.rs) ▶ produce batches (one request per leader), fetch one or
 //!      │                         many partitions, decode batches (keys, values, headers)
 //!      ├── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
@@ -41,6 +42,7 @@ pub mod cluster;
 pub mod configs;
 pub mod connection;
 pub mod consumer;
+pub mod elections;
 pub mod error;
 pub mod membership;
 pub mod producer;
@@ -57,6 +59,7 @@ pub use cluster::{BrokerDescription, ClusterDescription, QuorumDescription, Quor
 pub use configs::{ConfigChange, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, DescribedConfigs};
 pub use connection::{ClientConfig, Connection};
 pub use consumer::{Consumer, ConsumerConfig, PollLimits, StartOffset, Topics};
+pub use elections::{ELECTION_NOT_NEEDED, ElectionKind, PartitionElection};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};
 pub use producer::{Acks, Delivered, Delivery, ProduceError, Producer, ProducerConfig};

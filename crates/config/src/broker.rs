@@ -137,6 +137,12 @@ pub struct BrokerConfig {
     pub broker_session_timeout_ms: u64,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: u64,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// `metadata.log.max.snapshot.interval.entries`.
     pub metadata_snapshot_interval: u64,
     /// What Metadata returns per listener name.
@@ -288,6 +294,10 @@ impl BrokerConfig {
             broker_heartbeat_interval_ms: parse_i64("broker.heartbeat.interval.ms").max(1) as u64,
             broker_session_timeout_ms: parse_i64("broker.session.timeout.ms").max(1) as u64,
             replica_lag_time_max_ms: parse_i64("replica.lag.time.max.ms").max(1) as u64,
+            auto_leader_rebalance_enable: parse_bool("auto.leader.rebalance.enable"),
+            leader_imbalance_check_interval_seconds: parse_i64("leader.imbalance.check.interval.seconds").max(1) as u64,
+            leader_imbalance_per_broker_percentage: parse_i64("leader.imbalance.per.broker.percentage")
+                .clamp(0, i64::from(i32::MAX)) as u32,
             metadata_snapshot_interval: parse_i64("metadata.log.max.snapshot.interval.entries").max(1) as u64,
             advertised_listeners,
             data_dir,

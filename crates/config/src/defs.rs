@@ -485,6 +485,27 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "A broker whose heartbeats stop this long is fenced by the active controller."
     ),
     broker!(
+        "auto.leader.rebalance.enable",
+        Boolean,
+        Some("true"),
+        Any,
+        "The active controller moves leadership back to preferred replicas when a broker's share of partitions led by others exceeds leader.imbalance.per.broker.percentage."
+    ),
+    broker!(
+        "leader.imbalance.check.interval.seconds",
+        Long,
+        Some("300"),
+        Range(1, i64::MAX),
+        "How often the active controller checks for leader imbalance."
+    ),
+    broker!(
+        "leader.imbalance.per.broker.percentage",
+        Int,
+        Some("10"),
+        Range(0, I32),
+        "Percentage of a broker's preferred partitions led by others above which a rebalance is triggered."
+    ),
+    broker!(
         "replica.lag.time.max.ms",
         Long,
         Some("30000"),

@@ -179,6 +179,7 @@ impl BrokerLayers {
             max_compaction_lag_ms: long("max.compaction.lag.ms"),
             min_cleanable_dirty_ratio: double("min.cleanable.dirty.ratio"),
             min_insync_replicas: long("min.insync.replicas") as i32,
+            unclean_leader_election_enable: get("unclean.leader.election.enable").trim().eq_ignore_ascii_case("true"),
             retention_bytes: long("retention.bytes"),
             retention_ms: long("retention.ms"),
             segment_bytes: long("segment.bytes").max(14) as u64,
@@ -285,6 +286,9 @@ pub struct TopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: a leaderless partition may get an
+    /// out-of-sync replica as leader (the active controller's config layers).
+    pub unclean_leader_election_enable: bool,
     /// `retention.bytes` (-1 = unlimited).
     pub retention_bytes: i64,
     /// `retention.ms` (-1 = forever).

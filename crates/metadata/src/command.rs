@@ -64,6 +64,25 @@ pub struct BrokerState {
     pub broker_epoch: i64,
 }
 
+/// The kind of election an ElectLeaders request asks for (Kafka's
+/// `ElectionType`: 0 preferred, 1 unclean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    /// Move leadership to the first replica when it can lead.
+    Preferred,
+    /// Give a partition without a leader one, from outside the ISR if need be.
+    Unclean,
+}
+
+/// Partitions of one topic named in an ElectLeaders request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectionTarget {
+    /// Topic name.
+    pub topic: String,
+    /// Partition indexes.
+    pub partitions: Vec<i32>,
+}
+
 /// A metadata change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
@@ -201,5 +220,16 @@ pub enum MetadataCommand {
         partition_epoch: i32,
         /// The ISR to have, each member with its broker epoch.
         new_isr: Vec<BrokerState>,
+    },
+    /// Leader elections asked for by an admin (Kafka's ElectLeaders).
+    /// Decided when applied, against the state at that point of the log,
+    /// as Kafka's controller decides them (see [`crate::elect_leaders`]);
+    /// the outcome lists each partition's result.
+    ElectLeaders {
+        /// Preferred or unclean.
+        election: ElectionType,
+        /// The partitions; `None`: every partition of every topic (only
+        /// those where something was elected, or could not be, are reported).
+        targets: Option<Vec<ElectionTarget>>,
     },
 }

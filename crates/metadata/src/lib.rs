@@ -25,6 +25,7 @@
 pub mod alter_partition;
 pub mod command;
 pub mod disk;
+pub mod elect_leaders;
 pub mod error;
 pub mod frame;
 pub mod fuzzing;
@@ -38,8 +39,11 @@ pub mod store;
 pub mod types;
 
 pub use alter_partition::AlterPartitionError;
-pub use command::{BrokerListener, BrokerState, MetadataCommand, PartitionMeta, TopicMeta};
+pub use command::{
+    BrokerListener, BrokerState, ElectionTarget, ElectionType, MetadataCommand, PartitionMeta, TopicMeta,
+};
 pub use disk::{Disk, FsDisk, SimDisk};
+pub use elect_leaders::{ElectionOutcome, ElectionResult};
 pub use error::MetadataError;
 pub use log::{LogOptions, MetadataLog};
 pub use machine::MetadataStateMachine;

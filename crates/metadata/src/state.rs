@@ -146,6 +146,12 @@ pub enum ApplyOutcome {
         /// Partition epoch now.
         partition_epoch: i32,
     },
+    /// An ElectLeaders command was decided: each partition's result.
+    LeadersElected {
+        /// One per partition named (or, for all partitions, each one with
+        /// something to report).
+        results: Vec<crate::elect_leaders::ElectionResult>,
+    },
     /// The partition changed.
     PartitionChanged {
         /// Leader now.
@@ -281,6 +287,9 @@ impl MetadataState {
                 }
             }
             MetadataCommand::AlterPartition { .. } => crate::alter_partition::apply(self, command),
+            MetadataCommand::ElectLeaders { election, targets } => {
+                crate::elect_leaders::apply(self, *election, targets.as_deref())
+            }
             MetadataCommand::UnregisterBroker { broker_id, broker_epoch } => match self.brokers.get(broker_id) {
                 None => ApplyOutcome::BrokerNotFound,
                 Some(b) if b.broker_epoch != *broker_epoch => {

@@ -33,6 +33,8 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 /// UNSUPPORTED_VERSION for a static quorum (kraft.version 0), as Kafka 3.9+
 /// brokers do. AddRaftVoter v1 (AckWhenCommitted, Kafka 4.1) is not served:
 /// v0 always answers once the new voter set is committed, which is v1's default.
+/// Replica operations: ElectLeaders (43, decided by the active controller)
+/// and DescribeLogDirs (35; v0 is v1's layout, kept for older clients).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -50,6 +52,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::DescribeLogDirs, 0, 4),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),
@@ -85,6 +89,16 @@ pub struct Feature {
 /// Features this broker supports and has finalized. `group.version` 1 tells
 /// clients the consumer group protocol (KIP-848) is served.
 pub const FEATURES: &[Feature] = &[Feature { name: "group.version", min: 0, max: 1, finalized: 1 }];
+
+/// The version a body of `api_key` at `version` is decoded and encoded at:
+/// DescribeLogDirs v0 has exactly v1's layout (v1 only changed how
+/// throttling is reported), and the message codec starts at v1.
+pub fn codec_version(api_key: ApiKey, version: i16) -> i16 {
+    match api_key {
+        ApiKey::DescribeLogDirs => version.max(1),
+        _ => version,
+    }
+}
 
 /// Looks up a supported API by its key.
 pub fn supported_api(key: i16) -> Option<&'static SupportedApi> {

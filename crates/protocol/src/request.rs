@@ -94,6 +94,8 @@ pub enum Request {
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
     DescribeQuorum(DescribeQuorumRequest),
+    ElectLeaders(ElectLeadersRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     Heartbeat(HeartbeatRequest),
@@ -173,7 +175,7 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
     let (header, body_at) = parse_header(&frame, flexible)?;
     check_request(api.key, api_version, &frame[body_at..], elements_max).map_err(DecodeError::Shape)?;
     let mut body = frame.slice(body_at..);
-    let v = api_version;
+    let v = crate::apis::codec_version(api.key, api_version);
     macro_rules! dec {
         ($variant:ident, $ty:ty) => {
             Request::$variant(<$ty>::decode(&mut body, v).map_err(|e| DecodeError::Body(e.to_string()))?)
@@ -198,6 +200,8 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         }
         ApiKey::DescribeCluster => dec!(DescribeCluster, DescribeClusterRequest),
         ApiKey::DescribeQuorum => dec!(DescribeQuorum, DescribeQuorumRequest),
+        ApiKey::ElectLeaders => dec!(ElectLeaders, ElectLeadersRequest),
+        ApiKey::DescribeLogDirs => dec!(DescribeLogDirs, DescribeLogDirsRequest),
         ApiKey::FindCoordinator => dec!(FindCoordinator, FindCoordinatorRequest),
         ApiKey::JoinGroup => dec!(JoinGroup, JoinGroupRequest),
         ApiKey::Heartbeat => dec!(Heartbeat, HeartbeatRequest),

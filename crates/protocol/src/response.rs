@@ -30,6 +30,7 @@ pub fn encode_response<T: Encodable>(
     body: &T,
 ) -> Result<Bytes, EncodeError> {
     let header_version = api_key.response_header_version(version);
+    let version = crate::apis::codec_version(api_key, version);
     let size_hint = body.compute_size(version).map_err(|e| EncodeError(e.to_string()))?;
     let mut buf = BytesMut::with_capacity(4 + 5 + size_hint);
     buf.put_i32(0);

@@ -292,6 +292,24 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
             };
             enc!(DescribeQuorumRequest::default().with_topics(vec![t("__cluster_metadata"), t("b")]))
         }
+        ApiKey::ElectLeaders => {
+            use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+            let t = |name| TopicPartitions::default().with_topic(topic(name)).with_partitions(vec![0, 2]);
+            let mut r = ElectLeadersRequest::default()
+                .with_topic_partitions(Some(vec![t("a"), t("b")]))
+                .with_timeout_ms(30_000);
+            if v >= 1 {
+                r = r.with_election_type(1);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeLogDirs => {
+            use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+            let t = |name| DescribableLogDirTopic::default().with_topic(topic(name)).with_partitions(vec![0, 2]);
+            let r = DescribeLogDirsRequest::default().with_topics(Some(vec![t("a"), t("b")]));
+            // v0 is v1's layout (see `codec_version`).
+            r.encode(&mut buf, v.max(1)).unwrap_or_else(|e| panic!("{api_key:?} v{v}: {e}"))
+        }
         ApiKey::FindCoordinator => {
             let mut r = FindCoordinatorRequest::default();
             if v <= 3 {

@@ -208,6 +208,14 @@ const DESCRIBE_QUORUM_PARTITION: &[F] = &[f(I32, 0, MAX)];
 const DESCRIBE_QUORUM_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(DESCRIBE_QUORUM_PARTITION), 0, MAX)];
 const DESCRIBE_QUORUM: &[F] = &[f(Arr(DESCRIBE_QUORUM_TOPIC), 0, MAX)];
 
+// ---- ElectLeaders (43), flexible from 2; election type from v1
+const ELECT_LEADERS_TOPIC: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const ELECT_LEADERS: &[F] = &[f(I8, 1, MAX), f(Arr(ELECT_LEADERS_TOPIC), 0, MAX), f(I32, 0, MAX)];
+
+// ---- DescribeLogDirs (35), flexible from 2
+const DESCRIBE_LOG_DIRS_TOPIC: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const DESCRIBE_LOG_DIRS: &[F] = &[f(Arr(DESCRIBE_LOG_DIRS_TOPIC), 0, MAX)];
+
 // ---- FindCoordinator (10), flexible from 3
 const FIND_COORDINATOR: &[F] = &[f(Str, 0, 3), f(I8, 1, MAX), f(PrimArr(&Str), 4, MAX)];
 
@@ -340,6 +348,8 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
         ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
+        ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
+        ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::Heartbeat => (HEARTBEAT, 4),

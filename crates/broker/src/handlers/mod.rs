@@ -11,8 +11,10 @@ mod api_versions;
 mod configs;
 mod consumer_groups;
 mod describe_cluster;
+mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -137,6 +139,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(cluster, &header, r).await,
         Request::DescribeCluster(r) => describe_cluster::handle(cluster, conn, &header, r),
         Request::DescribeQuorum(r) => describe_quorum::handle(cluster, &header, r).await,
+        Request::ElectLeaders(r) => elect_leaders::handle(cluster, &header, r).await,
+        Request::DescribeLogDirs(r) => describe_log_dirs::handle(cluster, &header, r),
         Request::FindCoordinator(r) => groups::find_coordinator(cluster, conn, &header, r),
         Request::JoinGroup(r) => groups::join_group(cluster, conn, &header, r),
         Request::SyncGroup(r) => groups::sync_group(cluster, &header, r),

@@ -263,6 +263,18 @@ const DESCRIBE_QUORUM_NODE: &[F] = &[f(I32, 2, MAX), f(Arr(DESCRIBE_QUORUM_LISTE
 const DESCRIBE_QUORUM: &[F] =
     &[f(I16, 0, MAX), f(Str, 2, MAX), f(Arr(DESCRIBE_QUORUM_TOPIC), 0, MAX), f(Arr(DESCRIBE_QUORUM_NODE), 2, MAX)];
 
+// ---- ElectLeaders (43), flexible from 2; top-level error from v1
+const ELECT_LEADERS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I16, 0, MAX), f(Str, 0, MAX)];
+const ELECT_LEADERS_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(ELECT_LEADERS_PARTITION), 0, MAX)];
+const ELECT_LEADERS: &[F] = &[f(I32, 0, MAX), f(I16, 1, MAX), f(Arr(ELECT_LEADERS_TOPIC), 0, MAX)];
+
+// ---- DescribeLogDirs (35), flexible from 2; top-level error from v3, sizes from v4
+const DESCRIBE_LOG_DIRS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I64, 0, MAX), f(I64, 0, MAX), f(Bool, 0, MAX)];
+const DESCRIBE_LOG_DIRS_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(DESCRIBE_LOG_DIRS_PARTITION), 0, MAX)];
+const DESCRIBE_LOG_DIRS_RESULT: &[F] =
+    &[f(I16, 0, MAX), f(Str, 0, MAX), f(Arr(DESCRIBE_LOG_DIRS_TOPIC), 0, MAX), f(I64, 4, MAX), f(I64, 4, MAX)];
+const DESCRIBE_LOG_DIRS: &[F] = &[f(I32, 0, MAX), f(I16, 3, MAX), f(Arr(DESCRIBE_LOG_DIRS_RESULT), 0, MAX)];
+
 // ---- Consumer protocol (embedded in JoinGroup metadata and SyncGroup assignments), never flexible
 const CONSUMER_TOPIC_PARTITION: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
 const CONSUMER_SUBSCRIPTION: &[F] = &[
@@ -301,6 +313,8 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
         ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
+        ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
+        ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         _ => return None,
     })
 }

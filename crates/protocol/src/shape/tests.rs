@@ -678,6 +678,43 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::ElectLeaders => {
+            use elect_leaders_response::*;
+            let p = |id: i32| {
+                PartitionResult::default().with_partition_id(id).with_error_code(84).with_error_message(Some(s("m")))
+            };
+            let t = |name| {
+                ReplicaElectionResult::default().with_topic(TopicName(s(name))).with_partition_result(vec![p(0), p(1)])
+            };
+            let mut r = ElectLeadersResponse::default()
+                .with_throttle_time_ms(1)
+                .with_replica_election_results(vec![t("a"), t("b")]);
+            if v >= 1 {
+                r = r.with_error_code(42);
+            }
+            if v >= 2 {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
+        ApiKey::DescribeLogDirs => {
+            use describe_log_dirs_response::*;
+            let p = |i: i32| {
+                DescribeLogDirsPartition::default().with_partition_index(i).with_partition_size(100).with_offset_lag(3)
+            };
+            let t =
+                |name| DescribeLogDirsTopic::default().with_name(TopicName(s(name))).with_partitions(vec![p(0), p(1)]);
+            let d = DescribeLogDirsResult::default().with_log_dir(s("/d")).with_topics(vec![t("a"), t("b")]);
+            let d = if v >= 4 { d.with_total_bytes(9).with_usable_bytes(8) } else { d };
+            let mut r = DescribeLogDirsResponse::default().with_results(vec![d.clone(), d]);
+            if v >= 3 {
+                r = r.with_error_code(1);
+            }
+            if v >= 2 {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
         other => panic!("no sample response for {other:?}"),
     }
     buf.freeze()
@@ -713,6 +750,8 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::LeaveGroup, LeaveGroupResponse::VERSIONS),
         (ApiKey::DescribeCluster, DescribeClusterResponse::VERSIONS),
         (ApiKey::DescribeQuorum, DescribeQuorumResponse::VERSIONS),
+        (ApiKey::ElectLeaders, ElectLeadersResponse::VERSIONS),
+        (ApiKey::DescribeLogDirs, DescribeLogDirsResponse::VERSIONS),
     ];
     for (key, versions) in apis {
         for v in versions.min..=versions.max {
