@@ -186,11 +186,7 @@ impl Partition {
         let reopened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.reload(epoch, now_ms())));
         self.reloads.fetch_add(1, Ordering::SeqCst);
         match reopened {
-            Ok(Ok(mut fresh)) => {
-                if self.is_replicated() {
-                    // As at start: the log end may hold uncommitted records.
-                    fresh.restart_high_watermark();
-                }
+            Ok(Ok(fresh)) => {
                 *guard = fresh;
                 self.log.clear_poison();
                 let progress = self.after_flush(&mut guard);

@@ -101,14 +101,7 @@ impl ReplicaManager {
         let config = log_config(&topic.config, &self.broker);
         let epoch = if leads { meta.leader_epoch } else { -1 };
         let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, epoch, now_ms()) {
-            Ok(mut log) => {
-                if meta.replicas.len() > 1 {
-                    // Its log end may hold records never committed: the
-                    // core starts from the checkpointed high watermark.
-                    log.restart_high_watermark();
-                }
-                (log, None)
-            }
+            Ok(log) => (log, None),
             Err(error) => {
                 tracing::error!(topic = %topic.name, partition = index, %error, "cannot open the partition log; it is offline");
                 let log = PartitionLog::failed(&dir, config, error.to_string());
@@ -176,70 +169,4 @@ impl ReplicaManager {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use tributary_record::Compression;
-    use tributary_record::builder::{BatchBuilder, RecordSpec};
-
-    use super::*;
-
-    fn topic(replicas: Vec<i32>) -> (TopicImage, PartitionMeta) {
-        let meta =
-            PartitionMeta { replicas: replicas.clone(), leader: 1, leader_epoch: 0, isr: replicas, partition_epoch: 0 };
-        let image = TopicImage {
-            name: "t".into(),
-            topic_id: TopicId([7; 16]),
-            partitions: vec![meta.clone()],
-            overrides: BTreeMap::new(),
-            config: TopicConfig::default(),
-        };
-        (image, meta)
-    }
-
-    /// Writes 3 records that were never committed (high watermark 0) and
-    /// leaves the log as a crash would.
-    fn uncommitted_records(dir: &std::path::Path) {
-        let mut log = PartitionLog::open(dir, LogConfig::default(), true, 0, 0).expect("open");
-        let mut b = BatchBuilder::new(Compression::None);
-        for _ in 0..3 {
-            b.push(RecordSpec::new(None, Some(b"v"), 1_000));
-        }
-        let info = tributary_log::AppendInfo {
-            leader_epoch: 0,
-            max_timestamp: 1_000,
-            offset_delta_of_max_timestamp: 2,
-            now_ms: 1_000,
-            log_append_time: false,
-        };
-        log.append(&b.build(), &info).expect("append");
-        let plan = log.flush_plan().expect("something to flush");
-        let outcome = plan.execute();
-        log.complete_flush(&plan, outcome).expect("flush");
-        assert_eq!((log.log_end_offset(), log.high_watermark()), (3, 0));
-    }
-
-    #[test]
-    fn a_replicated_partition_reopens_below_its_uncommitted_log_end() {
-        let data = tempfile::tempdir().expect("tempdir");
-        let config = BrokerConfig::from_properties(BTreeMap::new()).expect("defaults are valid");
-        uncommitted_records(&partition_dir(data.path(), "t", 0));
-        let mut manager = ReplicaManager::new(data.path().to_path_buf(), config.clone(), false);
-        let (image, meta) = topic(vec![1, 2, 3]);
-        let (p, failure) = manager.host(&image, 0, &meta, true);
-        assert!(failure.is_none());
-        let offsets = p.log().offsets();
-        assert_eq!((offsets.log_end_offset, offsets.high_watermark), (3, 0), "never committed, never shown");
-
-        // A partition with one replica commits what it kept, as before.
-        let single = tempfile::tempdir().expect("tempdir");
-        uncommitted_records(&partition_dir(single.path(), "t", 0));
-        let mut manager = ReplicaManager::new(single.path().to_path_buf(), config, false);
-        let (image, meta) = topic(vec![1]);
-        let (p, _) = manager.host(&image, 0, &meta, true);
-        assert_eq!(p.log().high_watermark(), 3);
-    }
 }

@@ -85,8 +85,8 @@ impl ReplicaLog for LogSeam<'_> {
     }
 
     fn set_high_watermark(&mut self, offset: i64) {
-        // A replica reopened restarts from its checkpointed high watermark
-        // (`PartitionLog::restart_high_watermark`), never its log end.
+        // The log keeps the high watermark in memory; a reopened log sets it
+        // to its log end (no checkpoint yet, see docs/design/replication.md).
         self.log.advance_high_watermark(offset.min(self.log.log_end_offset()));
     }
 
@@ -117,12 +117,9 @@ impl ReplicaLog for LogSeam<'_> {
     }
 
     fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        // Below the high watermark only after an unclean leader election
-        // (the new leader lacked committed records): allowed, and said.
-        if offset < self.log.high_watermark() {
-            tracing::warn!(dir = %self.log.dir().display(), offset, high_watermark = self.log.high_watermark(),
-                "truncating below the high watermark: committed records are dropped (an unclean leader election?)");
-        }
+        // A reopened replica's high watermark is its log end until a
+        // checkpoint exists, so the log's own bound would refuse a cut the
+        // core decided from the leader's epochs.
         self.log.truncate_to(offset, BelowHighWatermark::Allow).map(|_| ()).map_err(log_error)
     }
 }

@@ -1,10 +1,7 @@
 //! The partition checkpoint: how far the log is known to be on disk (the
 //! recovery point; batches after it are validated on an unclean start) and
-//! the log start offset (moved by DeleteRecords and retention), for
-//! compacted logs the first offset the cleaner has not cleaned yet, and the
-//! high watermark when the checkpoint was written (a replica of a
-//! replicated partition restarts from it: see
-//! [`crate::PartitionLog::restart_high_watermark`]).
+//! the log start offset (moved by DeleteRecords and retention), and for
+//! compacted logs the first offset the cleaner has not cleaned yet.
 
 use std::path::Path;
 
@@ -22,10 +19,6 @@ pub struct Checkpoint {
     pub log_start_offset: i64,
     /// Offsets below this were compacted (0 when never).
     pub cleaner_offset: i64,
-    /// The high watermark when this was written: committed then, so a lower
-    /// bound of what is committed now (`None` in checkpoints written before
-    /// it was kept).
-    pub high_watermark: Option<i64>,
 }
 
 impl Checkpoint {
@@ -43,7 +36,6 @@ impl Checkpoint {
                 Some(("recovery_point", v)) => c.recovery_point = v.trim().parse().unwrap_or(0),
                 Some(("log_start_offset", v)) => c.log_start_offset = v.trim().parse().unwrap_or(0),
                 Some(("cleaner_offset", v)) => c.cleaner_offset = v.trim().parse().unwrap_or(0),
-                Some(("high_watermark", v)) => c.high_watermark = v.trim().parse().ok(),
                 _ => {}
             }
         }
@@ -52,13 +44,10 @@ impl Checkpoint {
 
     /// Writes the checkpoint durably.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let mut text = format!(
+        let text = format!(
             "version 0\nrecovery_point {}\nlog_start_offset {}\ncleaner_offset {}\n",
             self.recovery_point, self.log_start_offset, self.cleaner_offset
         );
-        if let Some(hw) = self.high_watermark {
-            text.push_str(&format!("high_watermark {hw}\n"));
-        }
         write_file_synced(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 }
@@ -71,19 +60,9 @@ mod tests {
     fn round_trip_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
-        let c = Checkpoint { recovery_point: 42, log_start_offset: 7, cleaner_offset: 5, high_watermark: None };
+        let c = Checkpoint { recovery_point: 42, log_start_offset: 7, cleaner_offset: 5 };
         c.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), c);
-        let c = Checkpoint { high_watermark: Some(40), ..c };
-        c.save(dir.path()).expect("save");
-        assert_eq!(Checkpoint::load(dir.path()), c);
-        // A checkpoint from before the high watermark was kept.
-        std::fs::write(
-            dir.path().join(CHECKPOINT_FILE),
-            "version 0\nrecovery_point 3\nlog_start_offset 1\ncleaner_offset 0\n",
-        )
-        .expect("write");
-        assert_eq!(Checkpoint::load(dir.path()).high_watermark, None);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").expect("write");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
     }

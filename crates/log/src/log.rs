@@ -445,10 +445,7 @@ impl PartitionLog {
             tombstone_horizon: Err(()),
         };
         log.recover_producer_state()?;
-        // The high watermark recorded stays the checkpoint's (the log end is
-        // this instance's high watermark only while it has one replica).
-        let recorded = checkpoint.high_watermark.map(|hw| hw.clamp(log_start_offset, next_offset));
-        log.write_checkpoint_recording(recorded)?;
+        log.write_checkpoint()?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(&io)?;
         Ok(log)
     }
@@ -530,21 +527,6 @@ impl PartitionLog {
         };
         offsets.check(&self.dir.display());
         offsets
-    }
-
-    /// Restarts the high watermark of a replica of a replicated partition,
-    /// right after [`PartitionLog::open`] or [`PartitionLog::reload`]
-    /// (which start it at the log end, right for a partition with one
-    /// replica: it alone commits what it made durable). With other replicas
-    /// the log end may hold records never committed, so the high watermark
-    /// goes back to the one the last checkpoint recorded (committed then,
-    /// so still committed), or the log start offset without one; the
-    /// replication core moves it on from there (a follower from its
-    /// leader's answers). Returns it.
-    pub fn restart_high_watermark(&mut self) -> i64 {
-        let recorded = self.checkpointed.high_watermark.unwrap_or(self.log_start_offset);
-        self.high_watermark = recorded.clamp(self.log_start_offset, self.log_end_offset);
-        self.offsets().high_watermark
     }
 
     /// Moves the high watermark forward to `committed` (never back: a
@@ -783,11 +765,7 @@ impl PartitionLog {
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
         let checkpoint = std::mem::take(&mut self.checkpoint_dirty).then(|| {
             self.checkpoint_seq += 1;
-            let c = Checkpoint {
-                log_start_offset: self.log_start_offset,
-                high_watermark: Some(self.high_watermark),
-                ..self.checkpointed
-            };
+            let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
             (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
         });
         Some(FlushPlan {
@@ -839,11 +817,7 @@ impl PartitionLog {
     }
 
     fn write_checkpoint(&mut self) -> Result<()> {
-        self.write_checkpoint_recording(Some(self.high_watermark))
-    }
-
-    fn write_checkpoint_recording(&mut self, high_watermark: Option<i64>) -> Result<()> {
-        let c = Checkpoint { log_start_offset: self.log_start_offset, high_watermark, ..self.checkpointed };
+        let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
         self.checkpoint_seq += 1;
         self.checkpoint_writer.write(self.checkpoint_seq, &c).map_err(io_at(&self.dir))?;
         self.checkpointed = c;
@@ -1210,8 +1184,8 @@ mod tests {
     fn a_deferred_checkpoint_never_overwrites_a_newer_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let writer = CheckpointWriter { dir: dir.path().to_path_buf(), written: Arc::default() };
-        let older = Checkpoint { recovery_point: 10, log_start_offset: 0, cleaner_offset: 5, high_watermark: None };
-        let newer = Checkpoint { recovery_point: 20, log_start_offset: 7, cleaner_offset: 5, high_watermark: Some(20) };
+        let older = Checkpoint { recovery_point: 10, log_start_offset: 0, cleaner_offset: 5 };
+        let newer = Checkpoint { recovery_point: 20, log_start_offset: 7, cleaner_offset: 5 };
         // Version 1 was planned first, but version 2 (written under the lock) reached the disk first.
         writer.write(2, &newer).expect("write newer");
         writer.write(1, &older).expect("skip older");

@@ -498,38 +498,6 @@ fn log_end_durable_offset_and_high_watermark_move_separately() {
 }
 
 #[test]
-fn a_replica_restarts_from_the_checkpointed_high_watermark_never_its_log_end() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = open(dir.path(), small_segments(), true);
-    // Nothing checkpointed with a high watermark yet: the log start.
-    assert_eq!(log.restart_high_watermark(), 0);
-    for i in 0..40 {
-        append(&mut log, batch(2, 100, 100 + i));
-        flush(&mut log);
-        log.advance_high_watermark(log.durable_offset() - 2);
-    }
-    assert!(log.segment_count() > 1, "rolled, so checkpoints were written while it ran");
-    let committed = log.high_watermark();
-    assert_eq!(committed, 78);
-    drop(log); // a crash: the last checkpoint was written at a roll
-    let mut reopened = open(dir.path(), small_segments(), false);
-    assert_eq!(reopened.high_watermark(), 80, "a sole replica commits what it kept");
-    let restarted = reopened.restart_high_watermark();
-    assert!(restarted <= committed && restarted > 0, "{restarted} is a checkpointed, committed offset");
-    // A reopen keeps the recorded value: opening again does not replace it with the log end.
-    drop(reopened);
-    let mut again = open(dir.path(), small_segments(), false);
-    assert_eq!(again.restart_high_watermark(), restarted);
-    // A clean close records the high watermark exactly.
-    again.advance_high_watermark(79);
-    again.close().expect("close");
-    drop(again);
-    let mut clean = open(dir.path(), small_segments(), true);
-    assert_eq!(clean.restart_high_watermark(), 79);
-    assert_eq!(clean.offsets(), LogOffsets { log_end_offset: 80, durable_offset: 80, high_watermark: 79 });
-}
-
-#[test]
 #[should_panic(expected = "past the log end 3")]
 fn committing_past_the_log_end_panics() {
     let dir = tempfile::tempdir().expect("tempdir");
