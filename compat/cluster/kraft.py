@@ -88,6 +88,10 @@ class Node:
             "broker.session.timeout.ms": "4000",
             "metadata.log.max.snapshot.interval.entries": "25",
             "group.initial.rebalance.delay.ms": "0",
+            # Tests that move leaders check where they went; a rebalance
+            # 300 s into a long module would move them back (the tests of
+            # the rebalance itself switch it on).
+            "auto.leader.rebalance.enable": "false",
         }
         props.update(self.cluster.overrides)
         props.update(extra or {})

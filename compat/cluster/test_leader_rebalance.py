@@ -34,7 +34,7 @@ def leaders(cluster, via: list[int]) -> dict[int, tuple[int, set[int]]] | None:
 
 def test_a_restarted_broker_gets_its_preferred_leaderships_back(tmp_path):
     binary()
-    cluster = Cluster(tmp_path, {"leader.imbalance.check.interval.seconds": "1"})
+    cluster = Cluster(tmp_path, {"auto.leader.rebalance.enable": "true", "leader.imbalance.check.interval.seconds": "1"})
     try:
         cluster.start()
         admin = cluster.nodes[1].admin()

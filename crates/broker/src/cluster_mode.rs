@@ -423,6 +423,10 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         let now = Instant::now();
         let layers = cluster.image().layers.clone();
         let unclean = |topic: &md::TopicMeta| unclean_election_enabled(&layers, topic);
+        // Brokers found gone lead nothing new while their fencing waits.
+        let gone: BTreeSet<i32> =
+            state.brokers.keys().copied().filter(|b| deaths.is_gone(*b, liveness.get(b).copied())).collect();
+        let electable = as_fenced(&state, &gone);
         for broker in state.brokers.values() {
             let last_heartbeat = liveness.get(&broker.broker_id).copied();
             let gone = deaths.is_gone(broker.broker_id, last_heartbeat);
@@ -432,7 +436,7 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 // left: a move that failed (a lost race, a leader change) is
                 // retried, and the broker is fenced only once all went, so a
                 // fenced broker never stays the leader clients are sent to.
-                let moves = leadership_moves(&state, broker.broker_id, &unclean);
+                let moves = leadership_moves(&electable, broker.broker_id, &unclean);
                 if !broker.fenced && announced.insert(broker.broker_id) {
                     if gone {
                         tracing::warn!(broker = broker.broker_id, "the broker's listener refuses connections: fencing");
@@ -476,13 +480,13 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         // Leaderless partitions with an ISR member that can lead again (a
         // broker just unfenced) are elected on every tick, from the state
         // as published, so a lost race is made good on the next one.
-        let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let state = as_fenced(&q.state.lock().unwrap_or_else(|p| p.into_inner()), &gone);
         for command in leaderless_elections(&state, &unclean) {
             propose_logged(q, command).await;
         }
         if cluster.config.auto_leader_rebalance_enable && now.duration_since(last_rebalance) >= rebalance_every {
             last_rebalance = now;
-            let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let state = as_fenced(&q.state.lock().unwrap_or_else(|p| p.into_inner()), &gone);
             if let Some(targets) = rebalance_targets(&state, cluster.config.leader_imbalance_per_broker_percentage) {
                 tracing::info!(?targets, "leader imbalance: preferred leader elections");
                 propose_logged(
@@ -493,6 +497,19 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
             }
         }
     }
+}
+
+/// A copy of `state` in which the brokers of `gone` count as fenced: the
+/// controller's elections pass them over while their own fencing waits
+/// ([`FENCE_AFTER_MOVES`]).
+fn as_fenced(state: &MetadataState, gone: &BTreeSet<i32>) -> MetadataState {
+    let mut view = state.clone();
+    for broker in gone {
+        if let Some(b) = view.brokers.get_mut(broker) {
+            b.fenced = true;
+        }
+    }
+    view
 }
 
 /// Checks, at once, the listeners of the unfenced brokers (other than this
