@@ -464,6 +464,8 @@ pub(crate) fn leadership_moves(state: &MetadataState, leaving: i32) -> Vec<Metad
                     leader: Some(-1),
                     isr: None,
                     replicas: None,
+                    adding: None,
+                    removing: None,
                 })
             });
             out.extend(change);

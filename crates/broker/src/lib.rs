@@ -40,6 +40,7 @@ pub mod node;
 pub mod outgoing;
 pub mod partition;
 pub mod placement;
+pub mod reassign;
 pub mod reconciler;
 pub mod registry;
 pub mod replica_driver;

@@ -4,7 +4,13 @@
 //!
 //! - stops hosting the partitions of deleted topics (directories renamed and
 //!   removed in the background),
-//! - opens or creates the logs of partitions this node is a replica of,
+//! - opens or creates the logs of partitions this node is a replica of
+//!   (a replica a reassignment adds starts empty and fetches from the
+//!   leader),
+//! - stops hosting a partition this node is no longer a replica of (a
+//!   reassignment removed it): the replication core resigns, the follower
+//!   fetcher stops (the partition leaves the registry), and its directory
+//!   is renamed and removed in the background,
 //! - hands a changed topic config to the logs of that topic,
 //!
 //! then publishes the registry request handlers read. Local state changes
@@ -64,7 +70,11 @@ pub fn reconcile(
         })
         .collect();
     let replicate = |partition: &PartitionRef, topic: &TopicImage, meta: &PartitionMeta| {
-        if meta.replicas.len() < 2 {
+        // A partition the core drives stays driven when a reassignment
+        // shrinks it to one replica (its waiters and high watermark are the
+        // core's); one that never had a second replica keeps the
+        // single-node path.
+        if meta.replicas.len() < 2 && !partition.is_replicated() {
             return;
         }
         let view = MetadataView {
@@ -110,6 +120,13 @@ pub fn reconcile(
         for (index, meta) in topic.partitions.iter().enumerate() {
             let index = index as i32;
             if !meta.replicas.contains(&node_id) {
+                if let Some(removed) = replicas.get(topic.topic_id, index).cloned() {
+                    // The core resigns first (waiting produce requests are answered).
+                    replicate(&removed, topic, meta);
+                    replicas.remove_partition(&topic.name, topic.topic_id, index);
+                    tracing::info!(topic = %topic.name, partition = index, replicas = ?meta.replicas,
+                        "no longer a replica; deleting the local copy");
+                }
                 continue;
             }
             let partition = match replicas.get(topic.topic_id, index) {
@@ -155,6 +172,8 @@ mod tests {
             leader_epoch: 0,
             isr: replicas,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         MetadataCommand::CreateTopic {
             topic: TopicMeta {
@@ -223,6 +242,8 @@ mod tests {
                 leader_epoch: 0,
                 isr: vec![1],
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
         });
         assert_eq!(node.registry.topics["a"].partitions.len(), 3);
@@ -275,6 +296,8 @@ mod tests {
             leader: Some(2),
             isr: None,
             replicas: None,
+            adding: None,
+            removing: None,
         };
         for node in [&mut follower, &mut leader] {
             let register = MetadataCommand::RegisterBroker {

@@ -144,6 +144,21 @@ impl ReplicaManager {
         spawn_dir_removal(doomed);
     }
 
+    /// Stops hosting one partition this node is no longer a replica of (a
+    /// reassignment moved it away): its directory is renamed out of the way
+    /// at once and removed in the background, as a deleted topic's are.
+    pub fn remove_partition(&mut self, topic: &str, topic_id: TopicId, index: i32) {
+        let Some(p) = self.hosted.remove(&(topic_id, index)) else {
+            return;
+        };
+        let from = p.log().dir().to_path_buf();
+        let to = from.with_file_name(format!("{topic}-{index}.{}-delete", hex(&topic_id.0)));
+        match fs::rename(&from, &to) {
+            Ok(()) => spawn_dir_removal(vec![to]),
+            Err(e) => tracing::warn!(dir = %from.display(), error = %e, "cannot rename a removed replica's directory"),
+        }
+    }
+
     /// Sets where replicated partitions send AlterPartition requests.
     pub fn set_alter_queue(&mut self, queue: AlterQueue) {
         self.alter = Some(queue);

@@ -33,6 +33,9 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 /// UNSUPPORTED_VERSION for a static quorum (kraft.version 0), as Kafka 3.9+
 /// brokers do. AddRaftVoter v1 (AckWhenCommitted, Kafka 4.1) is not served:
 /// v0 always answers once the new voter set is committed, which is v1's default.
+/// The KIP-455 reassignment APIs AlterPartitionReassignments (45) and
+/// ListPartitionReassignments (46) are served at v0 (v1 of 45, KIP-860's
+/// AllowReplicationFactorChange, is not).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -67,6 +70,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::AddRaftVoter, 0, 0),
     api(ApiKey::RemoveRaftVoter, 0, 0),
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// A feature in ApiVersions v3+ (`SupportedFeatures` and `FinalizedFeatures`).
