@@ -10,6 +10,9 @@ kafka-python's AlterPartitionReassignments / ListPartitionReassignments
   producer keeps writing: nothing lost, nothing duplicated;
 - a reassignment that cannot finish (its new replica's broker is down) is
   listed with its adding replicas, then cancelled back to the original set;
+- a move held back by a replication throttle (leader.replication.throttled.rate
+  set with IncrementalAlterConfigs) holds only part of the data on its new
+  replica while listed in progress, and is cancelled;
 - Kafka's errors: unknown broker, duplicate ids, empty list, unknown topic
   or partition, cancelling nothing.
 
@@ -23,7 +26,7 @@ import uuid
 
 import kafka.errors as Errors
 from confluent_kafka import Consumer, Producer, TopicPartition as CTopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.admin import AlterPartitionReassignmentsRequest
 
@@ -221,6 +224,52 @@ def test_an_unfinishable_reassignment_is_listed_and_cancelled(cluster):
     # The other broker fetched for a while as an adding replica: its copy is gone again.
     wait_for(f"broker {other} to delete its copy",
              lambda: not (cluster.nodes[other].data_dir / f"{name}-0").exists())
+
+
+def alter_configs(cluster, kind, name: str, entries: dict[str, str | None]) -> None:
+    """IncrementalAlterConfigs through confluent-kafka: SET each value, DELETE each None."""
+    res = ConfigResource(kind, name, incremental_configs=[
+        ConfigEntry(k, v or "", incremental_operation=AlterConfigOpType.SET if v is not None
+                    else AlterConfigOpType.DELETE) for k, v in entries.items()])
+    assert cluster.nodes[1].admin().incremental_alter_configs([res])[res].result(60) is None
+
+
+def describe(cluster, kind, name: str) -> dict[str, str]:
+    res = ConfigResource(kind, name)
+    return {k: v.value for k, v in cluster.nodes[1].admin().describe_configs([res])[res].result(60).items()}
+
+
+def test_a_throttled_move_holds_back_and_is_cancelled(cluster):
+    name = "throttle-me"
+    create(cluster, name, [1])
+    # 3 MB in 10 kB records: more than one fetch (replica.fetch.max.bytes, 1 MB).
+    values = [f"{i:06d}" + "x" * 10_000 for i in range(300)]
+    assert produce(cluster.bootstrap, name, values) == list(range(300))
+    leader_copy = sum(f.stat().st_size for f in (cluster.nodes[1].data_dir / f"{name}-0").glob("*.log"))
+
+    # 1 byte/s for broker 2's new replica, on the leader (broker 1).
+    alter_configs(cluster, ResourceType.BROKER, "1", {"leader.replication.throttled.rate": "1"})
+    alter_configs(cluster, ResourceType.TOPIC, name, {"leader.replication.throttled.replicas": "0:2"})
+    assert describe(cluster, ResourceType.BROKER, "1")["leader.replication.throttled.rate"] == "1"
+    admin = kadmin(cluster)
+    tp = TopicPartition(name, 0)
+    copy = cluster.nodes[2].data_dir / f"{name}-0"
+    try:
+        assert admin.alter_partition_reassignments({tp: [1, 2]}) == {tp: None}
+        # The first fetch passes (the quota is charged after it); the next ones wait.
+        wait_for("broker 2 to fetch a first part",
+                 lambda: sum(f.stat().st_size for f in copy.glob("*.log")) > 0)
+        fetched = sum(f.stat().st_size for f in copy.glob("*.log"))
+        assert 0 < fetched < leader_copy, (fetched, leader_copy)
+        assert admin.list_partition_reassignments([tp])[tp]["adding_replicas"] == [2]
+        assert admin.alter_partition_reassignments({tp: None}) == {tp: None}
+        assert admin.list_partition_reassignments() == {}
+    finally:
+        admin.close()
+        alter_configs(cluster, ResourceType.BROKER, "1", {"leader.replication.throttled.rate": None})
+        alter_configs(cluster, ResourceType.TOPIC, name, {"leader.replication.throttled.replicas": None})
+    wait_for("broker 2 to delete its partial copy", lambda: not copy.exists())
+    assert list(partition(cluster, name, [1]).replicas) == [1]
 
 
 def test_refusals_are_kafkas(cluster):

@@ -104,6 +104,8 @@ pub struct Cluster {
     /// AlterPartition requests of replicated partitions, taken by the
     /// replication driver (`replica_driver.rs`) when it starts.
     pub(crate) alter_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::replication::AlterJob>>>,
+    /// Reassignment traffic measured against the replication throttles.
+    pub replication_quotas: crate::replication_quota::ReplicationQuotas,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -207,6 +209,7 @@ impl Cluster {
             producer_ids: Mutex::new((block_start, block_start)),
             listener_limits,
             alter_queue: Mutex::new(Some(alter_rx)),
+            replication_quotas: Default::default(),
         })
     }
 

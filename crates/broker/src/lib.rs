@@ -47,6 +47,7 @@ pub mod replica_driver;
 pub mod replica_fetch;
 pub mod replicas;
 pub mod replication;
+pub mod replication_quota;
 pub mod routing;
 pub mod schema_validation;
 mod server;

@@ -15,7 +15,12 @@
 //!   address, appends the answer through the core, asks the flusher to make
 //!   it durable and polls again once the flush is published (the core
 //!   fetches again only once what it appended is fsynced). It stops when
-//!   the partition's role or epoch changes.
+//!   the partition's role or epoch changes. A partition the topic's
+//!   `follower.replication.throttled.replicas` lists for this broker, while
+//!   this broker is out of its ISR, is not fetched while the follower-side
+//!   replication throttle is exceeded, and what it fetches is charged to it
+//!   (see `replication_quota.rs`). Each fetch asks for at most
+//!   `replica.fetch.max.bytes` of the partition.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,14 +47,17 @@ use tributary_types::TopicId;
 use crate::cluster::Cluster;
 use crate::isr_change::IsrChange;
 use crate::partition::{Partition, PartitionRef};
-use crate::replication::{AlterJob, replica_error_of};
+use crate::replication::{AlterJob, monotonic_ms, replica_error_of};
+use crate::replication_quota::{FOLLOWER_RATE, FOLLOWER_REPLICAS, Throttle, lists_replica};
 
 /// How often leaders tick and fetchers are reconciled with the roles.
 const TICK: Duration = Duration::from_millis(200);
 /// How long a follower's fetch waits at the leader for new records.
 const FETCH_MAX_WAIT_MS: i32 = 500;
-/// Bytes a follower asks for per fetch.
+/// Bytes a follower asks for per fetch (per partition: `replica.fetch.max.bytes`).
 const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
+/// Pause before looking again at an exceeded follower-side throttle.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Pause after a failed connection or request.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -207,6 +215,11 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
         if partition.following() != Some(leader) {
             return;
         }
+        let throttle = follower_throttle(&cluster, &partition);
+        if cluster.replication_quotas.follower.is_exceeded(monotonic_ms(), throttle) {
+            tokio::time::sleep(THROTTLE_PAUSE).await;
+            continue;
+        }
         let p = partition.clone();
         let Ok(request) = tokio::task::spawn_blocking(move || p.follower_poll()).await else { return };
         let Some(request) = request else {
@@ -245,6 +258,11 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
+        if let (Some(throttle), Answer::Fetch(Ok(FetchedData::Records { records, .. }))) = (throttle, &answer)
+            && !records.is_empty()
+        {
+            cluster.replication_quotas.follower.record(monotonic_ms(), records.len() as u64, throttle.window);
+        }
         let p = partition.clone();
         let handled = tokio::task::spawn_blocking(move || match answer {
             Answer::Fetch(result) => p.follower_fetched(FetchResponse { request_id, result }),
@@ -265,6 +283,34 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             }
         }
     }
+}
+
+/// The follower-side throttle that applies to this node's replica of
+/// `partition`: its topic lists it in `follower.replication.throttled.replicas`,
+/// it is out of the ISR, and `follower.replication.throttled.rate` is set.
+fn follower_throttle(cluster: &Cluster, partition: &Partition) -> Option<Throttle> {
+    let image = cluster.image();
+    let topic = image.by_id.get(&partition.topic_id)?;
+    let meta = usize::try_from(partition.index).ok().and_then(|i| topic.partitions.get(i))?;
+    let listed = topic
+        .overrides
+        .get(FOLLOWER_REPLICAS)
+        .is_some_and(|list| lists_replica(list, partition.index, cluster.node_id));
+    if !listed || meta.isr.contains(&cluster.node_id) {
+        return None;
+    }
+    Throttle::of(&image.layers, FOLLOWER_RATE)
+}
+
+/// `replica.fetch.max.bytes`: what a fetch asks for per partition.
+fn partition_fetch_bytes(cluster: &Cluster) -> i32 {
+    let layers = cluster.image().layers.clone();
+    layers
+        .broker_value("replica.fetch.max.bytes")
+        .and_then(|v| v.value)
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(1024 * 1024)
 }
 
 /// A leader's answer, as the core reads it.
@@ -305,7 +351,7 @@ async fn send_fetch(
             .with_fetch_offset(fetch.fetch_offset)
             .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
             .with_log_start_offset(-1)
-            .with_partition_max_bytes(FETCH_MAX_BYTES),
+            .with_partition_max_bytes(partition_fetch_bytes(cluster)),
     ]);
     let mut body = FetchRequest::default()
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
