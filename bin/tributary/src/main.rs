@@ -42,6 +42,8 @@ mod local;
 mod logging;
 mod nodes;
 mod output;
+mod partition;
+mod partition_reassign;
 mod produce;
 mod profile;
 mod progress;
@@ -95,6 +97,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Topics: list, describe, create, alter configs, add partitions, delete.
     Topic(topic::TopicArgs),
+    /// Partitions across brokers: reassign (move replicas, change the replication factor).
+    Partition(partition::PartitionArgs),
     /// Run a schema registry against a Kafka cluster.
     SchemaRegistry(registry::RegistryArgs),
     /// Run a REST proxy (Confluent's v3 API) against a Kafka cluster.
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
         Command::Storage(args) => storage::run(args),
         Command::Group(args) => group::run(args),
         Command::Topic(args) => topic::run(args),
+        Command::Partition(args) => partition::run(args),
         Command::Schema(args) => schema::run_schema(args),
         Command::Subject(args) => schema::run_subject(args),
         Command::Profile(args) => profile::run(args),

@@ -77,6 +77,8 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::DescribeCluster => (0, 2),
         ApiKey::DescribeQuorum => (0, 2),
+        ApiKey::AlterPartitionReassignments => (0, 0),
+        ApiKey::ListPartitionReassignments => (0, 0),
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),

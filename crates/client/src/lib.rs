@@ -18,6 +18,7 @@
 //!      │                         delete groups, delete offsets
 //!      ├── topics (topics.rs) ─▶ create a topic with configs, delete it, add partitions
 //!      ├── configs (configs.rs) ▶ describe topic / broker configs, change them one by one
+//!      ├── reassignments.rs ───▶ start / cancel / list partition reassignments, a replica's log end
 //!      ├── records (records.rs) ▶ produce batches (one request per leader), fetch one or
 //!      │                         many partitions, decode batches (keys, values, headers)
 //!      ├── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
@@ -44,6 +45,7 @@ pub mod consumer;
 pub mod error;
 pub mod membership;
 pub mod producer;
+pub mod reassignments;
 pub mod records;
 pub mod seek;
 pub mod topics;
@@ -60,6 +62,7 @@ pub use consumer::{Consumer, ConsumerConfig, PollLimits, StartOffset, Topics};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};
 pub use producer::{Acks, Delivered, Delivery, ProduceError, Producer, ProducerConfig};
+pub use reassignments::Reassignment;
 pub use records::{FetchedRecord, FetchedRecords};
 pub use seek::{SeekTarget, TopicSelection};
 pub use topics::{NewTopic, TopicCreated};
