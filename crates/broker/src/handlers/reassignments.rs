@@ -18,6 +18,9 @@ use tributary_protocol::RequestHeader;
 use super::{Reply, blocking, respond, str_bytes};
 use crate::cluster::Cluster;
 
+/// A topic's partitions and the replicas each moves to (`None`: cancel).
+type Wanted = (String, Vec<(i32, Option<Vec<i32>>)>);
+
 /// Starts, replaces or cancels each partition's reassignment, one metadata
 /// change each; every partition gets its own error code.
 pub(super) async fn alter(
@@ -25,7 +28,7 @@ pub(super) async fn alter(
     header: &RequestHeader,
     request: AlterPartitionReassignmentsRequest,
 ) -> Reply {
-    let wanted: Vec<(String, Vec<(i32, Option<Vec<i32>>)>)> = request
+    let wanted: Vec<Wanted> = request
         .topics
         .iter()
         .map(|t| {

@@ -158,9 +158,12 @@ fn reassigning_to_the_current_replicas_changes_nothing() {
     assert_eq!(p(&s), before);
 }
 
+/// A request and what its refusal must look like.
+type Case = (MetadataCommand, fn(&E) -> bool);
+
 #[test]
 fn refusals_are_kafkas_and_change_nothing() {
-    let cases: Vec<(MetadataCommand, fn(&E) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (reassign(Some(&[])), |e| matches!(e, E::InvalidReplicaAssignment { reason } if reason.contains("empty"))),
         (
             reassign(Some(&[2, 2])),
