@@ -12,11 +12,15 @@
 //! once caught up, and that ISR change completes the reassignment; the
 //! removed replicas stop fetching and delete their copy.
 //!
+//! A node alone (no quorum) registers no brokers: it takes only a target
+//! that is itself (changing nothing) and answers the rest as Kafka would a
+//! cluster of one.
+//!
 //! Listing reads this node's committed image: every node applies the same
 //! log, so any node answers what the controller would, as of the entries it
 //! has applied.
 
-use tributary_metadata::{MetadataCommand, PartitionMeta};
+use tributary_metadata::{MetadataCommand, PartitionMeta, ReassignmentError};
 use tributary_protocol::ErrorCode;
 
 use crate::cluster::Cluster;
@@ -65,6 +69,9 @@ impl Cluster {
         if usize::try_from(partition).ok().is_none_or(|p| p >= t.partitions.len()) {
             return Err(unknown());
         }
+        if self.quorum().is_none() {
+            return self.reassign_alone(usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)), target);
+        }
         let command = MetadataCommand::ReassignPartition { topic_id: t.topic_id.0, partition, target: target.clone() };
         self.propose(&mut turn, command)?;
         match target {
@@ -72,6 +79,29 @@ impl Cluster {
             None => tracing::info!(topic, partition, "partition reassignment cancelled"),
         }
         Ok(())
+    }
+
+    /// A node alone registers no brokers and is the only one there is: its
+    /// partitions can only be "moved" to itself (nothing to do).
+    fn reassign_alone(&self, meta: Option<&PartitionMeta>, target: Option<Vec<i32>>) -> Result<(), ApiError> {
+        let Some(target) = target else {
+            return Err(ApiError::new(
+                ErrorCode::NoReassignmentInProgress,
+                "No partition reassignment is in progress for this partition.",
+            ));
+        };
+        tributary_metadata::reassignment::check_target(&target, |b| b == self.node_id).map_err(|e| match e {
+            ReassignmentError::InvalidReplicaAssignment { reason } => {
+                ApiError::new(ErrorCode::InvalidReplicaAssignment, reason)
+            }
+            other => ApiError::new(ErrorCode::InvalidReplicaAssignment, format!("{other:?}")),
+        })?;
+        match meta {
+            Some(m) if m.replicas == target => Ok(()),
+            _ => {
+                Err(ApiError::new(ErrorCode::InvalidReplicaAssignment, "A node alone has no other broker to move to."))
+            }
+        }
     }
 
     /// The reassignments in progress: of every partition (`None`), or of

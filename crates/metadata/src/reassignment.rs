@@ -112,8 +112,13 @@ fn invalid(reason: String) -> ReassignmentError {
     ReassignmentError::InvalidReplicaAssignment { reason }
 }
 
-/// Kafka's `validateManualPartitionAssignment`.
 fn validate_target(state: &MetadataState, target: &[i32]) -> Result<(), ReassignmentError> {
+    check_target(target, |b| state.brokers.contains_key(&b))
+}
+
+/// Kafka's `validateManualPartitionAssignment`: a target that is not empty,
+/// names no broker twice, and only brokers `registered` knows.
+pub fn check_target(target: &[i32], registered: impl Fn(i32) -> bool) -> Result<(), ReassignmentError> {
     if target.is_empty() {
         return Err(invalid("The manual partition assignment includes an empty replica list.".into()));
     }
@@ -124,7 +129,7 @@ fn validate_target(state: &MetadataState, target: &[i32]) -> Result<(), Reassign
             )));
         }
     }
-    if let Some(unknown) = target.iter().find(|b| !state.brokers.contains_key(b)) {
+    if let Some(unknown) = target.iter().find(|&&b| !registered(b)) {
         return Err(invalid(format!(
             "The manual partition assignment includes broker {unknown}, but no such broker is registered."
         )));
