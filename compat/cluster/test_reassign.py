@@ -13,6 +13,8 @@ kafka-python's AlterPartitionReassignments / ListPartitionReassignments
 - a move held back by a replication throttle (leader.replication.throttled.rate
   set with IncrementalAlterConfigs) holds only part of the data on its new
   replica while listed in progress, and is cancelled;
+- a replica added to a partition whose log no longer starts at 0 (DeleteRecords
+  moved its start) starts its log at the leader's log start;
 - Kafka's errors: unknown broker, duplicate ids, empty list, unknown topic
   or partition, cancelling nothing.
 
@@ -70,10 +72,10 @@ def settled(cluster, admin: KafkaAdminClient, name: str, replicas: list[int], is
     wait_for(f"{name} on {replicas} with ISR {sorted(isr)}", done, deadline=90)
 
 
-def produce(bootstrap: str, name: str, values: list[str]) -> list:
+def produce(bootstrap: str, name: str, values: list[str], **extra) -> list:
     reports: dict[int, object] = {}
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5})
+                         "linger.ms": 5, **extra})
 
     def done(i):
         return lambda err, msg: reports.__setitem__(i, err if err is not None else msg.offset())
@@ -127,6 +129,27 @@ def test_an_rf1_topic_moves_to_another_broker_with_every_record(cluster):
     wait_for("broker 1 to delete its copy", lambda: not (cluster.nodes[1].data_dir / f"{name}-0").exists())
     assert (cluster.nodes[2].data_dir / f"{name}-0").is_dir()
     assert consume_all(cluster.nodes[2].bootstrap, name, len(values)) == values
+
+
+def test_a_new_replica_starts_at_the_leaders_log_start(cluster):
+    name = "moved-start"
+    create(cluster, name, [1], {"segment.bytes": "16384"})
+    values = [f"{i:04d}" + "y" * 1000 for i in range(300)]
+    # Batches well under a segment, so there are many segments to delete.
+    assert produce(cluster.bootstrap, name, values, **{"batch.size": 8000}) == list(range(300))
+    deleted = cluster.nodes[1].admin().delete_records([CTopicPartition(name, 0, 150)])
+    assert list(deleted.values())[0].result(60).low_watermark == 150
+    # What broker 1 serves from its log start on (the batch holding offset 150 may start before it).
+    before = consume_all(cluster.nodes[1].bootstrap, name, 150)
+    assert before[-150:] == values[150:]
+    admin = kadmin(cluster)
+    try:
+        tp = TopicPartition(name, 0)
+        assert admin.alter_partition_reassignments({tp: [2]}) == {tp: None}
+        settled(cluster, admin, name, [2], {2})
+    finally:
+        admin.close()
+    assert consume_all(cluster.nodes[2].bootstrap, name, len(before)) == before
 
 
 def test_the_replication_factor_grows_from_one_to_three(cluster):

@@ -316,6 +316,39 @@ mod tests {
         assert!(on(&follower).is_leader() && !on(&leader).is_leader());
     }
 
+    /// A reassignment that adds this node creates the partition (empty,
+    /// following); one that removes it stops hosting it and deletes its copy.
+    #[test]
+    fn a_replica_a_reassignment_adds_is_created_and_one_it_removes_is_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node = Node::new(2, dir.path());
+        for broker_id in [1, 2] {
+            let register = MetadataCommand::RegisterBroker {
+                broker_id,
+                incarnation_id: [broker_id as u8; 16],
+                listeners: Vec::new(),
+                rack: None,
+            };
+            node.apply(register);
+        }
+        node.apply(create("t", 1, 1, vec![1]));
+        assert!(node.registry.topics["t"].partitions.is_empty());
+        let reassign = |target: Vec<i32>| MetadataCommand::ReassignPartition {
+            topic_id: [1; 16],
+            partition: 0,
+            target: Some(target),
+        };
+        node.apply(reassign(vec![1, 2]));
+        let hosted = node.registry.topics["t"].partitions[0].clone();
+        assert!(!hosted.is_leader() && hosted.is_replicated(), "an added replica follows");
+        assert!(dir.path().join("t-0").is_dir());
+        node.apply(reassign(vec![1]));
+        assert!(node.registry.topics["t"].partitions.is_empty());
+        assert!(node.replicas.get(tributary_types::TopicId([1; 16]), 0).is_none());
+        assert!(!dir.path().join("t-0").exists(), "the removed replica's directory is renamed away at once");
+        assert_eq!(hosted.following(), None, "the core resigned");
+    }
+
     #[test]
     fn a_log_that_cannot_be_opened_is_hosted_offline() {
         let dir = tempfile::tempdir().expect("tempdir");
