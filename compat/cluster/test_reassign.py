@@ -15,6 +15,8 @@ kafka-python's AlterPartitionReassignments / ListPartitionReassignments
   replica while listed in progress, and is cancelled;
 - a replica added to a partition whose log no longer starts at 0 (DeleteRecords
   moved its start) starts its log at the leader's log start;
+- a broker that was down while its replica was moved away deletes its copy
+  once it is back (unfenced);
 - Kafka's errors: unknown broker, duplicate ids, empty list, unknown topic
   or partition, cancelling nothing.
 
@@ -247,6 +249,33 @@ def test_an_unfinishable_reassignment_is_listed_and_cancelled(cluster):
     # The other broker fetched for a while as an adding replica: its copy is gone again.
     wait_for(f"broker {other} to delete its copy",
              lambda: not (cluster.nodes[other].data_dir / f"{name}-0").exists())
+
+
+def test_a_copy_moved_away_while_its_broker_was_down_is_deleted_when_it_returns(cluster):
+    name = "moved-while-down"
+    down = 3 if cluster.controller(1) != 3 else 2
+    other = 5 - down
+    create(cluster, name, [1, down])
+    values = [f"d-{i}" for i in range(100)]
+    assert produce(cluster.bootstrap, name, values) == list(range(100))
+    copy = cluster.nodes[down].data_dir / f"{name}-0"
+    wait_for(f"broker {down} to hold a copy", lambda: sum(f.stat().st_size for f in copy.glob("*.log")) > 0)
+    cluster.nodes[down].kill(signal.SIGKILL)
+    try:
+        cluster.wait_brokers({1, other}, via=[1, other])
+        admin = kadmin(cluster)
+        try:
+            tp = TopicPartition(name, 0)
+            assert admin.alter_partition_reassignments({tp: [1, other]}) == {tp: None}
+            settled(cluster, admin, name, [1, other], {1, other}, via=[1, other])
+        finally:
+            admin.close()
+        assert copy.is_dir(), "the broker is down: its copy is still there"
+    finally:
+        cluster.nodes[down].start()
+        cluster.wait_brokers({1, 2, 3})
+    wait_for(f"broker {down} to delete its stray copy", lambda: not copy.exists())
+    assert consume_all(cluster.nodes[other].bootstrap, name, len(values)) == values
 
 
 def alter_configs(cluster, kind, name: str, entries: dict[str, str | None]) -> None:

@@ -160,6 +160,9 @@ impl Cluster {
         let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
         let (alter_tx, alter_rx) = tokio::sync::mpsc::unbounded_channel();
         replicas.set_alter_queue(alter_tx);
+        if let Backend::Quorum(q) = &backend {
+            replicas.set_incarnation(q.incarnation);
+        }
         let empty = MetadataImage::empty(config.properties.clone());
         let reconciled = reconcile(config.node_id, &empty, &image, &Registry::default(), &mut replicas);
         if let Some(failure) = reconciled.failures.into_iter().next() {

@@ -10,7 +10,11 @@
 //! - stops hosting a partition this node is no longer a replica of (a
 //!   reassignment removed it): the replication core resigns, the follower
 //!   fetcher stops (the partition leaves the registry), and its directory
-//!   is renamed and removed in the background,
+//!   is renamed and removed in the background; when this node is unfenced
+//!   (it has caught up with the metadata log, so its image is at least as
+//!   new as what its directories were made from), the directory of any
+//!   partition it is not a replica of (moved away while it was down) is
+//!   deleted the same way,
 //! - hands a changed topic config to the logs of that topic,
 //!
 //! then publishes the registry request handlers read. Local state changes
@@ -92,6 +96,23 @@ pub fn reconcile(
         settings.config.min_insync_replicas = usize::try_from(topic.config.min_insync_replicas).unwrap_or(1).max(1);
         partition.apply_replica_metadata(&settings, &view);
     };
+    // This process's own registration, unfenced: its image now holds every
+    // entry before that unfence, so everything its directories were made from.
+    let incarnation = replicas.incarnation();
+    let unfenced = |image: &MetadataImage| {
+        image.brokers.get(&node_id).is_some_and(|b| !b.fenced && Some(b.incarnation_id) == incarnation)
+    };
+    if !unfenced(old) && unfenced(new) {
+        for topic in new.topics.values() {
+            for (index, meta) in topic.partitions.iter().enumerate() {
+                let index = index as i32;
+                if !meta.replicas.contains(&node_id) && replicas.remove_stray(&topic.name, topic.topic_id, index) {
+                    tracing::info!(topic = %topic.name, partition = index, replicas = ?meta.replicas,
+                        "deleting a stray copy of a partition this node is not a replica of");
+                }
+            }
+        }
+    }
     for (id, topic) in &old.by_id {
         if !new.by_id.contains_key(id) {
             replicas.remove_topic(topic);
@@ -347,6 +368,47 @@ mod tests {
         assert!(node.replicas.get(tributary_types::TopicId([1; 16]), 0).is_none());
         assert!(!dir.path().join("t-0").exists(), "the removed replica's directory is renamed away at once");
         assert_eq!(hosted.following(), None, "the core resigned");
+    }
+
+    /// A copy of a partition moved away while the node was down is deleted
+    /// once the node is unfenced (caught up with the metadata), not before:
+    /// an image behind the log may not yet show a replica the node holds.
+    #[test]
+    fn a_stray_copy_is_deleted_once_the_node_is_unfenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("t-0")).expect("stray dir");
+        std::fs::write(dir.path().join("t-0").join("00000000000000000000.log"), b"").expect("file");
+        let mut node = Node::new(2, dir.path());
+        node.replicas.set_incarnation([2; 16]);
+        let mut topic = create("t", 1, 2, vec![1]);
+        if let MetadataCommand::CreateTopic { topic } = &mut topic {
+            topic.partitions[1] = PartitionMeta::new(vec![2], 2, 0, vec![2], 0);
+        }
+        node.apply(topic);
+        // A registration of an earlier run, unfenced: not this process's.
+        let earlier = MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: [9; 16],
+            listeners: Vec::new(),
+            rack: None,
+        };
+        node.apply(earlier);
+        let broker_epoch = node.state.brokers[&2].broker_epoch;
+        node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+        assert!(dir.path().join("t-0").is_dir(), "an earlier run's registration says nothing about this image");
+        let register = MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: [2; 16],
+            listeners: Vec::new(),
+            rack: None,
+        };
+        node.apply(register);
+        assert!(dir.path().join("t-0").is_dir(), "fenced: the image may be behind");
+        let broker_epoch = node.state.brokers[&2].broker_epoch;
+        node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+        assert!(!dir.path().join("t-0").exists(), "not a replica of t-0: its copy goes");
+        assert!(dir.path().join("t-1").is_dir(), "t-1 is this node's");
+        assert_eq!(node.registry.topics["t"].partitions.len(), 1);
     }
 
     #[test]
