@@ -9,8 +9,17 @@ use clap::{Args, Subcommand};
 use crate::cli::KafkaArgs;
 use crate::partition_reassign::ReassignArgs;
 
+const PARTITION_HELP: &str = "\
+Connection flags (--brokers, --profile, --timeout, -o) may come before or after the subcommand.
+
+Examples:
+  tributary partition reassign --generate --topics orders --broker-list 1,2,3
+  tributary partition reassign --execute --plan plan.json --throttle 10000000
+  tributary partition reassign --verify --plan plan.json --wait";
+
 /// `tributary partition ...`
 #[derive(Debug, Args)]
+#[command(after_long_help = PARTITION_HELP)]
 pub struct PartitionArgs {
     #[command(flatten)]
     connection: KafkaArgs,
