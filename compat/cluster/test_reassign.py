@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition as CTopicPartitio
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.admin import AlterPartitionReassignmentsRequest
+from kafka.protocol.consumer import ListOffsetsRequest
 
 from conftest import wait_for
 
@@ -167,6 +168,24 @@ def test_the_replication_factor_grows_from_one_to_three(cluster):
     finally:
         admin.close()
     assert partition(cluster, name).leader == 3
+    # Kafka's debugging replica id (-2): every replica answers ListOffsets
+    # with its own log end offset; a consumer's (-1) only the leader.
+    admin = kadmin(cluster)
+    try:
+        _Topic = ListOffsetsRequest.ListOffsetsTopic
+
+        def latest(node_id: int, replica_id: int):
+            request = ListOffsetsRequest(replica_id=replica_id, isolation_level=0, topics=[
+                _Topic(name=name, partitions=[_Topic.ListOffsetsPartition(partition_index=0, timestamp=-1)])])
+            (topic,) = admin._manager.run(admin._manager.send, request, node_id).topics
+            (answer,) = topic.partitions
+            return answer.error_code, answer.offset
+
+        for node_id in (1, 2, 3):
+            wait_for(f"broker {node_id}'s replica to end at 200", lambda node_id=node_id: latest(node_id, -2) == (0, 200))
+        assert latest(1, -1)[0] == Errors.NotLeaderForPartitionError.errno
+    finally:
+        admin.close()
     # Each new replica holds the leader's records.
     for node_id in (1, 2):
         wait_for(f"broker {node_id} to hold a copy",
