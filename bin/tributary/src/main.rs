@@ -43,6 +43,7 @@ mod logging;
 mod nodes;
 mod output;
 mod partition;
+mod partition_reassign;
 mod produce;
 mod profile;
 mod progress;
@@ -96,7 +97,7 @@ enum Command {
     Group(group::GroupArgs),
     /// Topics: list, describe, create, alter configs, add partitions, delete.
     Topic(topic::TopicArgs),
-    /// Partitions: elect leaders (preferred or unclean).
+    /// Partitions: elect leaders (preferred or unclean), reassign (move replicas, change the replication factor).
     Partition(partition::PartitionArgs),
     /// Run a schema registry against a Kafka cluster.
     SchemaRegistry(registry::RegistryArgs),

@@ -158,7 +158,15 @@ impl Cluster {
             .map(|replicas| {
                 // A replica that cannot lead now (fenced) is not elected.
                 let leader = self.first_live(&replicas);
-                PartitionMeta { leader, leader_epoch: 0, isr: replicas.clone(), replicas, partition_epoch: 0 }
+                PartitionMeta {
+                    leader,
+                    leader_epoch: 0,
+                    isr: replicas.clone(),
+                    replicas,
+                    partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
+                }
             })
             .collect())
     }

@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tributary_metadata::{ApplyOutcome, FsDisk, MetadataState, MetadataStateMachine, MetadataStore};
+use tributary_metadata::{ApplyOutcome, FsDisk, MetadataState, MetadataStateMachine, MetadataStore, ReassignmentError};
 use tributary_protocol::ErrorCode;
 use tributary_quorum::QuorumError;
 use tributary_quorum::config::KraftConfig;
@@ -123,6 +123,18 @@ pub(crate) fn outcome_error(outcome: &ApplyOutcome) -> Option<ApiError> {
             (ErrorCode::InvalidUpdateVersion, format!("The partition changed meanwhile (partition epoch {current})."))
         }
         ApplyOutcome::InvalidPartitionChange { reason } => (ErrorCode::InvalidRequest, reason.clone()),
+        ApplyOutcome::ReassignmentRefused { error } => match error {
+            ReassignmentError::UnknownTopicOrPartition => {
+                (ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition.".to_string())
+            }
+            ReassignmentError::NoReassignmentInProgress => (
+                ErrorCode::NoReassignmentInProgress,
+                "No partition reassignment is in progress for this partition.".to_string(),
+            ),
+            ReassignmentError::InvalidReplicaAssignment { reason } => {
+                (ErrorCode::InvalidReplicaAssignment, reason.clone())
+            }
+        },
         _ => return None,
     };
     Some(ApiError::new(code, message))

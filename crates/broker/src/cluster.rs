@@ -104,6 +104,8 @@ pub struct Cluster {
     /// AlterPartition requests of replicated partitions, taken by the
     /// replication driver (`replica_driver.rs`) when it starts.
     pub(crate) alter_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::replication::AlterJob>>>,
+    /// Reassignment traffic measured against the replication throttles.
+    pub replication_quotas: crate::replication_quota::ReplicationQuotas,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -158,6 +160,9 @@ impl Cluster {
         let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
         let (alter_tx, alter_rx) = tokio::sync::mpsc::unbounded_channel();
         replicas.set_alter_queue(alter_tx);
+        if let Backend::Quorum(q) = &backend {
+            replicas.set_incarnation(q.incarnation);
+        }
         let empty = MetadataImage::empty(config.properties.clone());
         let reconciled = reconcile(config.node_id, &empty, &image, &Registry::default(), &mut replicas);
         if let Some(failure) = reconciled.failures.into_iter().next() {
@@ -207,6 +212,7 @@ impl Cluster {
             producer_ids: Mutex::new((block_start, block_start)),
             listener_limits,
             alter_queue: Mutex::new(Some(alter_rx)),
+            replication_quotas: Default::default(),
         })
     }
 

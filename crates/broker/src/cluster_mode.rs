@@ -619,6 +619,8 @@ pub(crate) fn leadership_moves(
                     leader: Some(-1),
                     isr: None,
                     replicas: None,
+                    adding: None,
+                    removing: None,
                 })
             });
             out.extend(change);
@@ -756,6 +758,8 @@ mod tests {
             leader_epoch: 3,
             isr: isr.to_vec(),
             partition_epoch: 3,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         let topic =
             TopicMeta { name: "t".into(), topic_id: [1; 16], partitions: vec![partition], configs: BTreeMap::new() };

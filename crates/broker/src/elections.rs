@@ -113,6 +113,8 @@ mod tests {
                 leader_epoch: 0,
                 isr: isr.to_vec(),
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             })
             .collect();
         s.topics.insert(

@@ -131,7 +131,9 @@ mod tests {
                         leader: 1,
                         leader_epoch: 0,
                         isr: vec![1],
-                        partition_epoch: 0
+                        partition_epoch: 0,
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new()
                     };
                     partitions
                 ],

@@ -95,14 +95,17 @@ impl Cluster {
             })
             .map_err(|e| e.code)?,
         };
-        answer(outcome)
+        answer(outcome, self.node_id)
     }
 }
 
-/// The answer for an applied AlterPartition's outcome.
-fn answer(outcome: ApplyOutcome) -> Result<PartitionState, ErrorCode> {
+/// The answer for an applied AlterPartition's outcome, to broker `asker`.
+/// An ISR change that completed a reassignment removing the asker elected
+/// another leader: applied, and answered NEW_LEADER_ELECTED, as Kafka does.
+fn answer(outcome: ApplyOutcome, asker: i32) -> Result<PartitionState, ErrorCode> {
     use tributary_metadata::AlterPartitionError as E;
     match outcome {
+        ApplyOutcome::AlterPartitionApplied { leader, .. } if leader != asker => Err(ErrorCode::NewLeaderElected),
         ApplyOutcome::AlterPartitionApplied { leader, leader_epoch, isr, partition_epoch } => {
             Ok(PartitionState { leader_id: leader, leader_epoch, isr, partition_epoch })
         }
@@ -148,15 +151,16 @@ mod tests {
             (E::IneligibleReplica { reason: String::new() }, 107),
         ];
         for (error, code) in cases {
-            let got = answer(ApplyOutcome::AlterPartitionRefused { error: error.clone() }).expect_err("refused");
+            let got = answer(ApplyOutcome::AlterPartitionRefused { error: error.clone() }, 1).expect_err("refused");
             assert_eq!(got.code(), code, "{error:?}");
         }
         let applied =
             ApplyOutcome::AlterPartitionApplied { leader: 1, leader_epoch: 2, isr: vec![1, 3], partition_epoch: 4 };
         assert_eq!(
-            answer(applied),
+            answer(applied.clone(), 1),
             Ok(PartitionState { leader_id: 1, leader_epoch: 2, isr: vec![1, 3], partition_epoch: 4 })
         );
-        assert_eq!(answer(ApplyOutcome::TopicCreated), Err(ErrorCode::UnknownServerError));
+        assert_eq!(answer(applied, 3), Err(ErrorCode::NewLeaderElected), "a completed reassignment moved the leader");
+        assert_eq!(answer(ApplyOutcome::TopicCreated, 1), Err(ErrorCode::UnknownServerError));
     }
 }

@@ -4,7 +4,17 @@
 //!
 //! - stops hosting the partitions of deleted topics (directories renamed and
 //!   removed in the background),
-//! - opens or creates the logs of partitions this node is a replica of,
+//! - opens or creates the logs of partitions this node is a replica of
+//!   (a replica a reassignment adds starts empty and fetches from the
+//!   leader),
+//! - stops hosting a partition this node is no longer a replica of (a
+//!   reassignment removed it): the replication core resigns, the follower
+//!   fetcher stops (the partition leaves the registry), and its directory
+//!   is renamed and removed in the background; when this node is unfenced
+//!   (it has caught up with the metadata log, so its image is at least as
+//!   new as what its directories were made from), the directory of any
+//!   partition it is not a replica of (moved away while it was down) is
+//!   deleted the same way,
 //! - hands a changed topic config to the logs of that topic,
 //!
 //! then publishes the registry request handlers read. Local state changes
@@ -64,7 +74,11 @@ pub fn reconcile(
         })
         .collect();
     let replicate = |partition: &PartitionRef, topic: &TopicImage, meta: &PartitionMeta| {
-        if meta.replicas.len() < 2 {
+        // A partition the core drives stays driven when a reassignment
+        // shrinks it to one replica (its waiters and high watermark are the
+        // core's); one that never had a second replica keeps the
+        // single-node path.
+        if meta.replicas.len() < 2 && !partition.is_replicated() {
             return;
         }
         let view = MetadataView {
@@ -82,6 +96,23 @@ pub fn reconcile(
         settings.config.min_insync_replicas = usize::try_from(topic.config.min_insync_replicas).unwrap_or(1).max(1);
         partition.apply_replica_metadata(&settings, &view);
     };
+    // This process's own registration, unfenced: its image now holds every
+    // entry before that unfence, so everything its directories were made from.
+    let incarnation = replicas.incarnation();
+    let unfenced = |image: &MetadataImage| {
+        image.brokers.get(&node_id).is_some_and(|b| !b.fenced && Some(b.incarnation_id) == incarnation)
+    };
+    if !unfenced(old) && unfenced(new) {
+        for topic in new.topics.values() {
+            for (index, meta) in topic.partitions.iter().enumerate() {
+                let index = index as i32;
+                if !meta.replicas.contains(&node_id) && replicas.remove_stray(&topic.name, topic.topic_id, index) {
+                    tracing::info!(topic = %topic.name, partition = index, replicas = ?meta.replicas,
+                        "deleting a stray copy of a partition this node is not a replica of");
+                }
+            }
+        }
+    }
     for (id, topic) in &old.by_id {
         if !new.by_id.contains_key(id) {
             replicas.remove_topic(topic);
@@ -110,6 +141,13 @@ pub fn reconcile(
         for (index, meta) in topic.partitions.iter().enumerate() {
             let index = index as i32;
             if !meta.replicas.contains(&node_id) {
+                if let Some(removed) = replicas.get(topic.topic_id, index).cloned() {
+                    // The core resigns first (waiting produce requests are answered).
+                    replicate(&removed, topic, meta);
+                    replicas.remove_partition(&topic.name, topic.topic_id, index);
+                    tracing::info!(topic = %topic.name, partition = index, replicas = ?meta.replicas,
+                        "no longer a replica; deleting the local copy");
+                }
                 continue;
             }
             let partition = match replicas.get(topic.topic_id, index) {
@@ -155,6 +193,8 @@ mod tests {
             leader_epoch: 0,
             isr: replicas,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         MetadataCommand::CreateTopic {
             topic: TopicMeta {
@@ -223,6 +263,8 @@ mod tests {
                 leader_epoch: 0,
                 isr: vec![1],
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
         });
         assert_eq!(node.registry.topics["a"].partitions.len(), 3);
@@ -275,6 +317,8 @@ mod tests {
             leader: Some(2),
             isr: None,
             replicas: None,
+            adding: None,
+            removing: None,
         };
         for node in [&mut follower, &mut leader] {
             let register = MetadataCommand::RegisterBroker {
@@ -291,6 +335,80 @@ mod tests {
         assert_eq!(on(&follower).log().epoch_entries(), &[(1, 0)]);
         assert_eq!(on(&leader).log().epoch_entries(), &[(0, 0)]);
         assert!(on(&follower).is_leader() && !on(&leader).is_leader());
+    }
+
+    /// A reassignment that adds this node creates the partition (empty,
+    /// following); one that removes it stops hosting it and deletes its copy.
+    #[test]
+    fn a_replica_a_reassignment_adds_is_created_and_one_it_removes_is_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node = Node::new(2, dir.path());
+        for broker_id in [1, 2] {
+            let register = MetadataCommand::RegisterBroker {
+                broker_id,
+                incarnation_id: [broker_id as u8; 16],
+                listeners: Vec::new(),
+                rack: None,
+            };
+            node.apply(register);
+        }
+        node.apply(create("t", 1, 1, vec![1]));
+        assert!(node.registry.topics["t"].partitions.is_empty());
+        let reassign = |target: Vec<i32>| MetadataCommand::ReassignPartition {
+            topic_id: [1; 16],
+            partition: 0,
+            target: Some(target),
+        };
+        node.apply(reassign(vec![1, 2]));
+        let hosted = node.registry.topics["t"].partitions[0].clone();
+        assert!(!hosted.is_leader() && hosted.is_replicated(), "an added replica follows");
+        assert!(dir.path().join("t-0").is_dir());
+        node.apply(reassign(vec![1]));
+        assert!(node.registry.topics["t"].partitions.is_empty());
+        assert!(node.replicas.get(tributary_types::TopicId([1; 16]), 0).is_none());
+        assert!(!dir.path().join("t-0").exists(), "the removed replica's directory is renamed away at once");
+        assert_eq!(hosted.following(), None, "the core resigned");
+    }
+
+    /// A copy of a partition moved away while the node was down is deleted
+    /// once the node is unfenced (caught up with the metadata), not before:
+    /// an image behind the log may not yet show a replica the node holds.
+    #[test]
+    fn a_stray_copy_is_deleted_once_the_node_is_unfenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("t-0")).expect("stray dir");
+        std::fs::write(dir.path().join("t-0").join("00000000000000000000.log"), b"").expect("file");
+        let mut node = Node::new(2, dir.path());
+        node.replicas.set_incarnation([2; 16]);
+        let mut topic = create("t", 1, 2, vec![1]);
+        if let MetadataCommand::CreateTopic { topic } = &mut topic {
+            topic.partitions[1] = PartitionMeta::new(vec![2], 2, 0, vec![2], 0);
+        }
+        node.apply(topic);
+        // A registration of an earlier run, unfenced: not this process's.
+        let earlier = MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: [9; 16],
+            listeners: Vec::new(),
+            rack: None,
+        };
+        node.apply(earlier);
+        let broker_epoch = node.state.brokers[&2].broker_epoch;
+        node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+        assert!(dir.path().join("t-0").is_dir(), "an earlier run's registration says nothing about this image");
+        let register = MetadataCommand::RegisterBroker {
+            broker_id: 2,
+            incarnation_id: [2; 16],
+            listeners: Vec::new(),
+            rack: None,
+        };
+        node.apply(register);
+        assert!(dir.path().join("t-0").is_dir(), "fenced: the image may be behind");
+        let broker_epoch = node.state.brokers[&2].broker_epoch;
+        node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+        assert!(!dir.path().join("t-0").exists(), "not a replica of t-0: its copy goes");
+        assert!(dir.path().join("t-1").is_dir(), "t-1 is this node's");
+        assert_eq!(node.registry.topics["t"].partitions.len(), 1);
     }
 
     #[test]

@@ -15,7 +15,16 @@
 //!   address, appends the answer through the core, asks the flusher to make
 //!   it durable and polls again once the flush is published (the core
 //!   fetches again only once what it appended is fsynced). It stops when
-//!   the partition's role or epoch changes.
+//!   the partition's role or epoch changes. A partition the topic's
+//!   `follower.replication.throttled.replicas` lists for this broker, while
+//!   this broker is out of its ISR, is not fetched while the follower-side
+//!   replication throttle is exceeded, and what it fetches is charged to it
+//!   (see `replication_quota.rs`). Each fetch asks for at most
+//!   `replica.fetch.max.bytes` of the partition. The follower's log start
+//!   follows the leader's (from each answer), and OFFSET_OUT_OF_RANGE for a
+//!   fetch below the leader's log start starts the log again there (a new
+//!   replica of a log whose start retention or DeleteRecords moved), as
+//!   Kafka's follower does.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,14 +51,17 @@ use tributary_types::TopicId;
 use crate::cluster::Cluster;
 use crate::isr_change::IsrChange;
 use crate::partition::{Partition, PartitionRef};
-use crate::replication::{AlterJob, replica_error_of};
+use crate::replication::{AlterJob, monotonic_ms, replica_error_of};
+use crate::replication_quota::{FOLLOWER_RATE, FOLLOWER_REPLICAS, Throttle, lists_replica};
 
 /// How often leaders tick and fetchers are reconciled with the roles.
 const TICK: Duration = Duration::from_millis(200);
 /// How long a follower's fetch waits at the leader for new records.
 const FETCH_MAX_WAIT_MS: i32 = 500;
-/// Bytes a follower asks for per fetch.
+/// Bytes a follower asks for per fetch (per partition: `replica.fetch.max.bytes`).
 const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
+/// Pause before looking again at an exceeded follower-side throttle.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(100);
 /// Pause after a failed connection or request.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -207,6 +219,11 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
         if partition.following() != Some(leader) {
             return;
         }
+        let throttle = follower_throttle(&cluster, &partition);
+        if cluster.replication_quotas.follower.is_exceeded(monotonic_ms(), throttle) {
+            tokio::time::sleep(THROTTLE_PAUSE).await;
+            continue;
+        }
         let p = partition.clone();
         let Ok(request) = tokio::task::spawn_blocking(move || p.follower_poll()).await else { return };
         let Some(request) = request else {
@@ -224,9 +241,7 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             continue;
         };
         let answer = match request {
-            FollowerRequest::Fetch(fetch) => {
-                send_fetch(conn, &partition, &cluster, &fetch).await.map(|a| a.map(Answer::Fetch))
-            }
+            FollowerRequest::Fetch(fetch) => send_fetch(conn, &partition, &cluster, &fetch).await,
             FollowerRequest::OffsetForLeaderEpoch(ask) => {
                 send_offset_for_leader_epoch(conn, &partition, &cluster, &ask).await.map(|a| a.map(Answer::Epoch))
             }
@@ -245,10 +260,46 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
             tokio::time::sleep(RETRY_PAUSE).await;
             continue;
         };
+        if let Answer::BelowLogStart(start) = answer {
+            // The leader no longer holds what this replica would fetch next
+            // (a new replica, or one away while retention or DeleteRecords
+            // moved the leader's log start): start the log again there, as
+            // Kafka's follower does, then fetch from it.
+            let p = partition.clone();
+            match tokio::task::spawn_blocking(move || p.follower_start_at(start)).await {
+                Ok(Ok(())) => tracing::info!(topic = %partition.topic, partition = partition.index, offset = start,
+                    "the leader's log starts past this replica's end; the replica starts again there"),
+                Ok(Err(e)) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e,
+                    "cannot start the replica's log at the leader's log start"),
+                Err(_) => return,
+            }
+            partition.follower_request_failed(request_id);
+            continue;
+        }
+        let leader_log_start = match &answer {
+            Answer::Fetch(Ok(FetchedData::Records { .. }), start) => *start,
+            _ => -1,
+        };
+        if let (Some(throttle), Answer::Fetch(Ok(FetchedData::Records { records, .. }), _)) = (throttle, &answer)
+            && !records.is_empty()
+        {
+            cluster.replication_quotas.follower.record(monotonic_ms(), records.len() as u64, throttle.window);
+        }
         let p = partition.clone();
         let handled = tokio::task::spawn_blocking(move || match answer {
-            Answer::Fetch(result) => p.follower_fetched(FetchResponse { request_id, result }),
+            Answer::Fetch(result, _) => {
+                let event = p.follower_fetched(FetchResponse { request_id, result });
+                // Kafka's follower keeps its log start at its leader's.
+                if leader_log_start > 0
+                    && let Err(e) = p.follower_log_start(leader_log_start)
+                {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e,
+                        "cannot move the replica's log start to the leader's");
+                }
+                event
+            }
             Answer::Epoch(result) => p.follower_epoch_end(OffsetForLeaderEpochResponse { request_id, result }),
+            Answer::BelowLogStart(_) => Ok(FollowerEvent::Ignored),
         });
         let Ok(event) = handled.await else { return };
         match event {
@@ -267,10 +318,42 @@ async fn follow(cluster: Arc<Cluster>, partition: PartitionRef, leader: (i32, i3
     }
 }
 
+/// The follower-side throttle that applies to this node's replica of
+/// `partition`: its topic lists it in `follower.replication.throttled.replicas`,
+/// it is out of the ISR, and `follower.replication.throttled.rate` is set.
+fn follower_throttle(cluster: &Cluster, partition: &Partition) -> Option<Throttle> {
+    let image = cluster.image();
+    let topic = image.by_id.get(&partition.topic_id)?;
+    let meta = usize::try_from(partition.index).ok().and_then(|i| topic.partitions.get(i))?;
+    let listed = topic
+        .overrides
+        .get(FOLLOWER_REPLICAS)
+        .is_some_and(|list| lists_replica(list, partition.index, cluster.node_id));
+    if !listed || meta.isr.contains(&cluster.node_id) {
+        return None;
+    }
+    Throttle::of(&image.layers, FOLLOWER_RATE)
+}
+
+/// `replica.fetch.max.bytes`: what a fetch asks for per partition.
+fn partition_fetch_bytes(cluster: &Cluster) -> i32 {
+    let layers = cluster.image().layers.clone();
+    layers
+        .broker_value("replica.fetch.max.bytes")
+        .and_then(|v| v.value)
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(1024 * 1024)
+}
+
 /// A leader's answer, as the core reads it.
 enum Answer {
-    Fetch(Result<FetchedData<Bytes>, ReplicaRequestError>),
+    /// A fetch's answer, and the leader's log start offset (-1 when not told).
+    Fetch(Result<FetchedData<Bytes>, ReplicaRequestError>, i64),
     Epoch(Result<Option<EpochEndOffset>, ReplicaRequestError>),
+    /// OFFSET_OUT_OF_RANGE for a fetch below the leader's log start: the
+    /// log start the leader answered with.
+    BelowLogStart(i64),
 }
 
 /// A connection to broker `leader` from this node's own address.
@@ -293,7 +376,7 @@ async fn send_fetch(
     partition: &Partition,
     cluster: &Cluster,
     fetch: &CoreFetch,
-) -> Result<Option<Result<FetchedData<Bytes>, ReplicaRequestError>>, ClientError> {
+) -> Result<Option<Answer>, ClientError> {
     // v15+ names the follower with its broker epoch (ReplicaState) and the
     // topic by id; a leader that serves no v15 gets v12 (ReplicaId, name).
     let version = if conn.broker_versions(ApiKey::Fetch).is_some_and(|r| r.max >= 15) { 15 } else { 12 };
@@ -305,7 +388,7 @@ async fn send_fetch(
             .with_fetch_offset(fetch.fetch_offset)
             .with_last_fetched_epoch(fetch.last_fetched_epoch.unwrap_or(-1))
             .with_log_start_offset(-1)
-            .with_partition_max_bytes(FETCH_MAX_BYTES),
+            .with_partition_max_bytes(partition_fetch_bytes(cluster)),
     ]);
     let mut body = FetchRequest::default()
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
@@ -332,15 +415,24 @@ async fn send_fetch(
         .find(|p| p.partition_index == partition.index);
     Ok(match data {
         None => None,
-        Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(Err),
-        Some(d) if d.diverging_epoch.epoch >= 0 => Some(Ok(FetchedData::Diverging(EpochEndOffset {
-            epoch: d.diverging_epoch.epoch,
-            end_offset: d.diverging_epoch.end_offset,
-        }))),
-        Some(d) => Some(Ok(FetchedData::Records {
-            records: d.records.unwrap_or_else(Bytes::new),
-            high_watermark: d.high_watermark,
-        })),
+        Some(d) if d.error_code == ErrorCode::OffsetOutOfRange.code() && d.log_start_offset > fetch.fetch_offset => {
+            Some(Answer::BelowLogStart(d.log_start_offset))
+        }
+        Some(d) if d.error_code != 0 => replica_error_of(d.error_code).map(|e| Answer::Fetch(Err(e), -1)),
+        Some(d) if d.diverging_epoch.epoch >= 0 => Some(Answer::Fetch(
+            Ok(FetchedData::Diverging(EpochEndOffset {
+                epoch: d.diverging_epoch.epoch,
+                end_offset: d.diverging_epoch.end_offset,
+            })),
+            -1,
+        )),
+        Some(d) => Some(Answer::Fetch(
+            Ok(FetchedData::Records {
+                records: d.records.unwrap_or_else(Bytes::new),
+                high_watermark: d.high_watermark,
+            }),
+            d.log_start_offset,
+        )),
     })
 }
 

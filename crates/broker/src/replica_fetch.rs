@@ -178,7 +178,15 @@ mod tests {
     }
 
     fn partition() -> PartitionMeta {
-        PartitionMeta { replicas: vec![1, 2, 3, 5], leader: 1, leader_epoch: 4, isr: vec![1, 2], partition_epoch: 7 }
+        PartitionMeta {
+            replicas: vec![1, 2, 3, 5],
+            leader: 1,
+            leader_epoch: 4,
+            isr: vec![1, 2],
+            partition_epoch: 7,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
     }
 
     #[test]

@@ -68,12 +68,23 @@ pub struct ReplicaManager {
     /// Reconciliations done: the version of the metadata views handed to
     /// the replication core (they only grow, as the metadata log does).
     generation: u64,
+    /// This process's registration incarnation (KRaft only): stray copies
+    /// are swept once a registration of this process is unfenced.
+    incarnation: Option<[u8; 16]>,
 }
 
 impl ReplicaManager {
     /// A manager of the logs under `data_dir`, none open yet.
     pub fn new(data_dir: PathBuf, broker: BrokerConfig, clean_start: bool) -> ReplicaManager {
-        ReplicaManager { data_dir, broker, clean_start, hosted: HashMap::new(), alter: None, generation: 0 }
+        ReplicaManager {
+            data_dir,
+            broker,
+            clean_start,
+            hosted: HashMap::new(),
+            alter: None,
+            generation: 0,
+            incarnation: None,
+        }
     }
 
     /// The hosted partition, if any.
@@ -144,6 +155,40 @@ impl ReplicaManager {
         spawn_dir_removal(doomed);
     }
 
+    /// Stops hosting one partition this node is no longer a replica of (a
+    /// reassignment moved it away): its directory is renamed out of the way
+    /// at once and removed in the background, as a deleted topic's are.
+    pub fn remove_partition(&mut self, topic: &str, topic_id: TopicId, index: i32) {
+        let Some(p) = self.hosted.remove(&(topic_id, index)) else {
+            return;
+        };
+        let from = p.log().dir().to_path_buf();
+        retire_dir(&from, topic, topic_id, index);
+    }
+
+    /// Deletes the copy a partition's directory holds when this node is not
+    /// one of its replicas and does not host it: a replica moved away while
+    /// this node was down (Kafka calls these stray logs). Returns whether
+    /// there was one.
+    pub fn remove_stray(&mut self, topic: &str, topic_id: TopicId, index: i32) -> bool {
+        let dir = partition_dir(&self.data_dir, topic, index);
+        if self.hosted.contains_key(&(topic_id, index)) || !dir.is_dir() {
+            return false;
+        }
+        retire_dir(&dir, topic, topic_id, index);
+        true
+    }
+
+    /// Sets this process's registration incarnation.
+    pub fn set_incarnation(&mut self, incarnation: [u8; 16]) {
+        self.incarnation = Some(incarnation);
+    }
+
+    /// This process's registration incarnation, when it registers.
+    pub fn incarnation(&self) -> Option<[u8; 16]> {
+        self.incarnation
+    }
+
     /// Sets where replicated partitions send AlterPartition requests.
     pub fn set_alter_queue(&mut self, queue: AlterQueue) {
         self.alter = Some(queue);
@@ -164,6 +209,15 @@ impl ReplicaManager {
     /// Logs opened from now on are new or were open before: no recovery.
     pub fn started(&mut self) {
         self.clean_start = true;
+    }
+}
+
+/// Renames a partition directory out of the way and removes it in the background.
+fn retire_dir(from: &std::path::Path, topic: &str, topic_id: TopicId, index: i32) {
+    let to = from.with_file_name(format!("{topic}-{index}.{}-delete", hex(&topic_id.0)));
+    match fs::rename(from, &to) {
+        Ok(()) => spawn_dir_removal(vec![to]),
+        Err(e) => tracing::warn!(dir = %from.display(), error = %e, "cannot rename a removed replica's directory"),
     }
 }
 

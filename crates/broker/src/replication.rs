@@ -375,6 +375,40 @@ impl Partition {
         event
     }
 
+    /// The leader's log starts at `offset`, past this follower's log end:
+    /// the log starts again, empty, there (Kafka's `truncateFullyAndStartAt`).
+    /// Nothing happens when the log already reaches `offset` or this node no
+    /// longer follows.
+    pub fn follower_start_at(&self, offset: i64) -> Result<(), tributary_log::LogError> {
+        let mut log = self.log();
+        if log.log_end_offset() >= offset || self.following().is_none() {
+            return Ok(());
+        }
+        let truncated = log.truncate_fully_and_start_at(offset, BelowHighWatermark::Allow)?;
+        self.publish(Progress::of(&log));
+        drop(log);
+        truncated.retired.remove();
+        Ok(())
+    }
+
+    /// The leader's log start offset, from a fetch answer: a follower's log
+    /// start follows it (up to its own log end), as Kafka's follower does
+    /// (`maybeIncrementLogStartOffset`), so DeleteRecords and retention on
+    /// the leader reach the followers, and a replica that started inside a
+    /// batch reports the leader's log start rather than the batch's base.
+    pub fn follower_log_start(&self, leader_log_start: i64) -> Result<(), tributary_log::LogError> {
+        let mut log = self.log();
+        let target = leader_log_start.min(log.log_end_offset());
+        if target <= log.log_start_offset() || self.following().is_none() {
+            return Ok(());
+        }
+        let end = log.log_end_offset();
+        let (_, retired) = log.delete_records(target, end, now_ms())?;
+        drop(log);
+        retired.remove();
+        Ok(())
+    }
+
     /// The leader's answer to the follower's OffsetForLeaderEpoch: the log
     /// truncated to where it stops agreeing with the leader's.
     pub fn follower_epoch_end(&self, response: OffsetForLeaderEpochResponse) -> Result<FollowerEvent, LogError> {

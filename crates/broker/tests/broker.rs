@@ -59,6 +59,8 @@ fn decodes(key: ApiKey, version: i16, mut body: Bytes) -> Result<(), String> {
         ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitionsResponse),
         ApiKey::AddRaftVoter => dec!(AddRaftVoterResponse),
         ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoterResponse),
+        ApiKey::AlterPartitionReassignments => dec!(AlterPartitionReassignmentsResponse),
+        ApiKey::ListPartitionReassignments => dec!(ListPartitionReassignmentsResponse),
         other => Err(format!("no decoder for {other:?}")),
     }
 }

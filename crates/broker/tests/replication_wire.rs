@@ -86,8 +86,15 @@ async fn cluster() -> TestBroker {
         let epoch = broker_epoch(&cluster, id).await;
         propose(&cluster, MetadataCommand::UnfenceBroker { broker_id: id, broker_epoch: epoch }).await;
     }
-    let partition =
-        PartitionMeta { replicas: vec![1, 2, 3], leader: 1, leader_epoch: 0, isr: vec![1, 2, 3], partition_epoch: 0 };
+    let partition = PartitionMeta {
+        replicas: vec![1, 2, 3],
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2, 3],
+        partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    };
     let topic =
         TopicMeta { name: TOPIC.into(), topic_id: TOPIC_ID, partitions: vec![partition], configs: BTreeMap::new() };
     propose(&cluster, MetadataCommand::CreateTopic { topic }).await;
@@ -244,6 +251,8 @@ async fn a_follower_told_where_its_log_diverges() {
             leader: Some(1),
             isr: None,
             replicas: None,
+            adding: None,
+            removing: None,
         },
     )
     .await;

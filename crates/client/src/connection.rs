@@ -78,6 +78,8 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         ApiKey::DescribeCluster => (0, 2),
         ApiKey::DescribeQuorum => (0, 2),
         ApiKey::ElectLeaders => (0, 2),
+        ApiKey::AlterPartitionReassignments => (0, 0),
+        ApiKey::ListPartitionReassignments => (0, 0),
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),

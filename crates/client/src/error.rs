@@ -208,6 +208,11 @@ pub fn hint(code: i16) -> &'static str {
         30 => "Ask an administrator for access to the group",
         31 => "Ask an administrator for cluster access",
         35 => "The broker and this tool share no version of this request; use matching versions",
+        39 => {
+            "The replica list is empty, names a broker twice, or names a broker that is not registered; list the \
+             brokers with `tributary cluster info` and fix the plan"
+        }
+        85 => "No reassignment of this partition is in progress; nothing to cancel",
         68 => "The group still has active members; stop its consumers (or wait for their session timeout) and retry",
         69 => "No group has this id; list the groups to check the name",
         80 => {

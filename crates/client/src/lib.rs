@@ -19,6 +19,7 @@
 //!      ├── topics (topics.rs) ─▶ create a topic with configs, delete it, add partitions
 //!      ├── configs (configs.rs) ▶ describe topic / broker configs, change them one by one
 //!      ├── elections.rs ───────▶ preferred / unclean leader elections (ElectLeaders)
+//!      ├── reassignments.rs ───▶ start / cancel / list partition reassignments, a replica's log end
 //!      ├── records (records.rs) ▶ produce batches (one request per leader), fetch one or
 //!      │                         many partitions, decode batches (keys, values, headers)
 //!      ├── membership.rs ──────▶ join / sync / heartbeat / leave a classic group
@@ -46,6 +47,7 @@ pub mod elections;
 pub mod error;
 pub mod membership;
 pub mod producer;
+pub mod reassignments;
 pub mod records;
 pub mod seek;
 pub mod topics;
@@ -63,6 +65,7 @@ pub use elections::{ELECTION_NOT_NEEDED, ElectionKind, PartitionElection};
 pub use error::{ClientError, KafkaError};
 pub use membership::{GroupMembership, Heartbeat, Joined, JoinedMember};
 pub use producer::{Acks, Delivered, Delivery, ProduceError, Producer, ProducerConfig};
+pub use reassignments::Reassignment;
 pub use records::{FetchedRecord, FetchedRecords};
 pub use seek::{SeekTarget, TopicSelection};
 pub use topics::{NewTopic, TopicCreated};

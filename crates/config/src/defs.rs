@@ -506,6 +506,45 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Percentage of a broker's preferred partitions led by others above which a rebalance is triggered."
     ),
     broker!(
+        "leader.replication.throttled.rate",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Bytes per second a leader sends to followers of the replicas its topics list in \
+         leader.replication.throttled.replicas (reassignment traffic), measured over the replication quota window.",
+        dynamic
+    ),
+    broker!(
+        "follower.replication.throttled.rate",
+        Long,
+        Some(LONG_MAX),
+        Range(0, i64::MAX),
+        "Bytes per second a follower fetches for the replicas its topics list in \
+         follower.replication.throttled.replicas (reassignment traffic), measured over the replication quota window.",
+        dynamic
+    ),
+    broker!(
+        "replication.quota.window.num",
+        Int,
+        Some("11"),
+        Range(1, I32),
+        "Number of samples the replication throttles measure their rate over."
+    ),
+    broker!(
+        "replication.quota.window.size.seconds",
+        Int,
+        Some("1"),
+        Range(1, I32),
+        "Length of one replication throttle sample."
+    ),
+    broker!(
+        "replica.fetch.max.bytes",
+        Int,
+        Some("1048576"),
+        Range(0, I32),
+        "Bytes a follower asks its leader for per partition and fetch (at least one batch is returned)."
+    ),
+    broker!(
         "replica.lag.time.max.ms",
         Long,
         Some("30000"),

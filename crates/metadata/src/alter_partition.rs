@@ -28,9 +28,10 @@
 //! controller builds it ([`PartitionChangeBuilder`], online election): an
 //! ISR-only change bumps the partition epoch and keeps the leader epoch; no
 //! change at all changes nothing and answers with the partition as it is.
-//! The leader is in the new ISR and eligible, so it stays leader: Kafka's
-//! NEW_LEADER_ELECTED comes only from a reassignment that an ISR change
-//! completes, and reassignments are not modelled yet. Kafka's
+//! The leader is in the new ISR and eligible, so it stays leader, unless
+//! the ISR change completes a reassignment that removes it: then the
+//! change elects another leader, and the asking broker answers the leader
+//! with NEW_LEADER_ELECTED (see `isr_change.rs` in the broker). Kafka's
 //! version-dependent answers follow its newest request version (3): topics
 //! by id, ISR members with broker epochs. Leader recovery state (KIP-704)
 //! and unclean election on ISR changes are not modelled.
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{BrokerState, MetadataCommand};
 use crate::partition_change::{Election, PartitionChangeBuilder};
-use crate::state::{ApplyOutcome, MetadataState, change_partition};
+use crate::state::{ApplyOutcome, Change, MetadataState, change_partition};
 
 /// Why an AlterPartition was refused (each is one of Kafka's error codes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +111,7 @@ pub(crate) fn apply(state: &mut MetadataState, command: &MetadataCommand) -> App
         .target_isr(target)
         .election(Election::Online)
         .build();
-    let Some(MetadataCommand::ChangePartition { leader, isr, replicas, .. }) = change else {
+    let Some(change) = change else {
         return applied(current);
     };
     let Some(meta) = state
@@ -119,7 +120,7 @@ pub(crate) fn apply(state: &mut MetadataState, command: &MetadataCommand) -> App
     else {
         return refuse(AlterPartitionError::UnknownTopicOrPartition);
     };
-    match change_partition(meta, Some(*partition_epoch), leader, isr.as_deref(), replicas.as_deref()) {
+    match change_partition(meta, Some(*partition_epoch), Change::of(&change)) {
         ApplyOutcome::InvalidPartitionChange { reason } => refuse(AlterPartitionError::InvalidRequest { reason }),
         // Changed, or (the epochs were checked above) nothing to change.
         _ => applied(meta),

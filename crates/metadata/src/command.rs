@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// One partition's replica placement and leadership (Kafka's
-/// `PartitionRegistration` without directories, ELR and reassignment state).
+/// `PartitionRegistration` without directories and ELR).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionMeta {
     /// Replica node ids, preferred leader first.
@@ -26,6 +26,46 @@ pub struct PartitionMeta {
     /// carry it, so a stale one is refused).
     #[serde(default)]
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress is adding (KIP-455): in
+    /// `replicas`, not yet in the target's ISR. Empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress will drop once the adding ones
+    /// are in the ISR. Empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionMeta {
+    /// A partition with no reassignment in progress.
+    pub fn new(
+        replicas: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    ) -> PartitionMeta {
+        PartitionMeta {
+            replicas,
+            leader,
+            leader_epoch,
+            isr,
+            partition_epoch,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the reassignment in progress moves to (`replicas`
+    /// without the removing ones); the replicas when none is.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
 }
 
 /// A topic.
@@ -198,6 +238,25 @@ pub enum MetadataCommand {
         isr: Option<Vec<i32>>,
         /// New replica list; `None` keeps it.
         replicas: Option<Vec<i32>>,
+        /// New adding replicas of a reassignment (empty: none); `None` keeps them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding: Option<Vec<i32>>,
+        /// New removing replicas of a reassignment (empty: none); `None` keeps them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing: Option<Vec<i32>>,
+    },
+    /// Starts, replaces or cancels one partition's reassignment (Kafka's
+    /// AlterPartitionReassignments, one partition). Checked when applied,
+    /// against the state at that point of the log (see
+    /// [`crate::reassignment`]); if it passes, applied as the
+    /// [`MetadataCommand::ChangePartition`] Kafka's controller would build.
+    ReassignPartition {
+        /// The topic.
+        topic_id: [u8; 16],
+        /// Partition index.
+        partition: i32,
+        /// The replicas to move to; `None` cancels the reassignment in progress.
+        target: Option<Vec<i32>>,
     },
     /// An ISR change asked for by a partition's leader (Kafka's
     /// AlterPartition, one partition). Checked when applied, in Kafka's

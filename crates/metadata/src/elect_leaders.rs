@@ -138,15 +138,16 @@ fn elect_one(state: &mut MetadataState, topic: &str, partition: i32, election: E
         Ok(command) => command,
         Err(outcome) => return outcome,
     };
-    let MetadataCommand::ChangePartition { expected_partition_epoch, leader, isr, replicas, .. } = command else {
+    let MetadataCommand::ChangePartition { expected_partition_epoch, .. } = &command else {
         return ElectionOutcome::EligibleLeadersNotAvailable;
     };
+    let expected_partition_epoch = *expected_partition_epoch;
     let Some(meta) =
         state.topics.get_mut(topic).and_then(|t| usize::try_from(partition).ok().and_then(|p| t.partitions.get_mut(p)))
     else {
         return ElectionOutcome::UnknownTopicOrPartition;
     };
-    match change_partition(meta, expected_partition_epoch, leader, isr.as_deref(), replicas.as_deref()) {
+    match change_partition(meta, expected_partition_epoch, crate::state::Change::of(&command)) {
         ApplyOutcome::PartitionChanged { leader, leader_epoch, .. } => {
             ElectionOutcome::Elected { leader, leader_epoch }
         }
@@ -192,6 +193,8 @@ mod tests {
                 leader_epoch: 4,
                 isr: isr.to_vec(),
                 partition_epoch: 7,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             })
             .collect();
         s.topics.insert(

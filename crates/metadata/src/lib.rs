@@ -33,6 +33,7 @@ pub mod legacy;
 pub mod log;
 pub mod machine;
 pub mod partition_change;
+pub mod reassignment;
 pub mod replay;
 pub mod state;
 pub mod store;
@@ -48,6 +49,7 @@ pub use error::MetadataError;
 pub use log::{LogOptions, MetadataLog};
 pub use machine::MetadataStateMachine;
 pub use partition_change::{Election, PartitionChangeBuilder};
+pub use reassignment::ReassignmentError;
 pub use state::{ApplyOutcome, BrokerRegistration, MetadataState, PRODUCER_ID_BLOCK_SIZE};
 pub use store::{MetadataStore, SNAPSHOT_EVERY_COMMANDS, StoreOptions};
 pub use types::{

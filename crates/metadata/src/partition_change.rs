@@ -4,8 +4,13 @@
 //! the [`MetadataCommand::ChangePartition`] to propose, or nothing when
 //! nothing would change.
 //!
-//! Rules carried over (eligible leader replicas, directories, reassignment
-//! state and leader recovery are not modelled yet):
+//! Rules carried over (eligible leader replicas, directories and leader
+//! recovery are not modelled yet):
+//! - a reassignment in progress completes as soon as every adding replica
+//!   is in the target ISR (Kafka's `completeReassignmentIfNeeded`): the
+//!   removing replicas leave the replica list and the ISR, and the adding
+//!   and removing lists are cleared; a completion that would leave the ISR
+//!   empty waits;
 //! - the current leader stays while it is in the target ISR and acceptable
 //!   (alive, unfenced); otherwise the first acceptable ISR member in replica
 //!   order leads, else nobody (-1);
@@ -43,6 +48,8 @@ pub struct PartitionChangeBuilder<'a> {
     is_acceptable_leader: &'a dyn Fn(i32) -> bool,
     target_isr: Vec<i32>,
     target_replicas: Vec<i32>,
+    target_adding: Vec<i32>,
+    target_removing: Vec<i32>,
     election: Election,
 }
 
@@ -74,6 +81,8 @@ impl<'a> PartitionChangeBuilder<'a> {
             is_acceptable_leader,
             target_isr: current.isr.clone(),
             target_replicas: current.replicas.clone(),
+            target_adding: current.adding_replicas.clone(),
+            target_removing: current.removing_replicas.clone(),
             election: Election::Online,
         }
     }
@@ -90,6 +99,18 @@ impl<'a> PartitionChangeBuilder<'a> {
         self
     }
 
+    /// The replicas a reassignment is adding (empty: none).
+    pub fn target_adding(mut self, adding: Vec<i32>) -> Self {
+        self.target_adding = adding;
+        self
+    }
+
+    /// The replicas a reassignment is removing (empty: none).
+    pub fn target_removing(mut self, removing: Vec<i32>) -> Self {
+        self.target_removing = removing;
+        self
+    }
+
     /// The election kind.
     pub fn election(mut self, election: Election) -> Self {
         self.election = election;
@@ -97,7 +118,8 @@ impl<'a> PartitionChangeBuilder<'a> {
     }
 
     /// The command to propose, or `None` when nothing would change.
-    pub fn build(self) -> Option<MetadataCommand> {
+    pub fn build(mut self) -> Option<MetadataCommand> {
+        self.complete_reassignment_if_needed();
         let mut leader = None;
         let mut isr = None;
         let (elected, unclean) = self.elect();
@@ -115,7 +137,9 @@ impl<'a> PartitionChangeBuilder<'a> {
         }
         let replicas = (!self.target_replicas.is_empty() && self.target_replicas != self.current.replicas)
             .then(|| self.target_replicas.clone());
-        if leader.is_none() && isr.is_none() && replicas.is_none() {
+        let adding = (self.target_adding != self.current.adding_replicas).then(|| self.target_adding.clone());
+        let removing = (self.target_removing != self.current.removing_replicas).then(|| self.target_removing.clone());
+        if leader.is_none() && isr.is_none() && replicas.is_none() && adding.is_none() && removing.is_none() {
             return None;
         }
         Some(MetadataCommand::ChangePartition {
@@ -125,7 +149,27 @@ impl<'a> PartitionChangeBuilder<'a> {
             leader,
             isr,
             replicas,
+            adding,
+            removing,
         })
+    }
+
+    /// Kafka's `maybeCompleteReassignment`: once every adding replica is in
+    /// the target ISR (the removing ones left out), the targets become the
+    /// reassignment's end state.
+    fn complete_reassignment_if_needed(&mut self) {
+        if self.target_adding.is_empty() && self.target_removing.is_empty() {
+            return;
+        }
+        let removing = &self.target_removing;
+        let isr: Vec<i32> = self.target_isr.iter().copied().filter(|r| !removing.contains(r)).collect();
+        if isr.is_empty() || !self.target_adding.iter().all(|r| isr.contains(r)) {
+            return;
+        }
+        self.target_replicas.retain(|r| !removing.contains(r));
+        self.target_isr = isr;
+        self.target_adding.clear();
+        self.target_removing.clear();
     }
 
     fn can_lead(&self, replica: i32) -> bool {
@@ -160,7 +204,7 @@ mod tests {
     use super::*;
 
     fn partition(replicas: &[i32], leader: i32, isr: &[i32]) -> PartitionMeta {
-        PartitionMeta { replicas: replicas.to_vec(), leader, leader_epoch: 10, isr: isr.to_vec(), partition_epoch: 20 }
+        PartitionMeta::new(replicas.to_vec(), leader, 10, isr.to_vec(), 20)
     }
 
     /// (leader, isr, replicas) of a built change.

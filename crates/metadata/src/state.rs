@@ -152,6 +152,11 @@ pub enum ApplyOutcome {
         /// something to report).
         results: Vec<crate::elect_leaders::ElectionResult>,
     },
+    /// A reassignment request was refused; nothing changed.
+    ReassignmentRefused {
+        /// Why, as Kafka's controller says it.
+        error: crate::reassignment::ReassignmentError,
+    },
     /// The partition changed.
     PartitionChanged {
         /// Leader now.
@@ -290,6 +295,9 @@ impl MetadataState {
             MetadataCommand::ElectLeaders { election, targets } => {
                 crate::elect_leaders::apply(self, *election, targets.as_deref())
             }
+            MetadataCommand::ReassignPartition { topic_id, partition, target } => {
+                crate::reassignment::apply(self, topic_id, *partition, target.as_deref())
+            }
             MetadataCommand::UnregisterBroker { broker_id, broker_epoch } => match self.brokers.get(broker_id) {
                 None => ApplyOutcome::BrokerNotFound,
                 Some(b) if b.broker_epoch != *broker_epoch => {
@@ -307,6 +315,8 @@ impl MetadataState {
                 leader,
                 isr,
                 replicas,
+                adding,
+                removing,
             } => {
                 // Fenced brokers lead nothing: an election planned from an
                 // image older than the fence is refused here, where the
@@ -325,7 +335,14 @@ impl MetadataState {
                 let Some(meta) = usize::try_from(*partition).ok().and_then(|p| topic.partitions.get_mut(p)) else {
                     return ApplyOutcome::PartitionNotFound;
                 };
-                change_partition(meta, *expected_partition_epoch, *leader, isr.as_deref(), replicas.as_deref())
+                let change = Change {
+                    leader: *leader,
+                    isr: isr.as_deref(),
+                    replicas: replicas.as_deref(),
+                    adding: adding.as_deref(),
+                    removing: removing.as_deref(),
+                };
+                change_partition(meta, *expected_partition_epoch, change)
             }
         }
     }
@@ -404,33 +421,68 @@ impl MetadataState {
     }
 }
 
+/// The parts of a partition a change sets (`None` keeps them).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Change<'a> {
+    pub(crate) leader: Option<i32>,
+    pub(crate) isr: Option<&'a [i32]>,
+    pub(crate) replicas: Option<&'a [i32]>,
+    pub(crate) adding: Option<&'a [i32]>,
+    pub(crate) removing: Option<&'a [i32]>,
+}
+
+impl<'a> Change<'a> {
+    /// The parts a [`MetadataCommand::ChangePartition`] sets (nothing for another command).
+    pub(crate) fn of(command: &'a MetadataCommand) -> Change<'a> {
+        match command {
+            MetadataCommand::ChangePartition { leader, isr, replicas, adding, removing, .. } => Change {
+                leader: *leader,
+                isr: isr.as_deref(),
+                replicas: replicas.as_deref(),
+                adding: adding.as_deref(),
+                removing: removing.as_deref(),
+            },
+            _ => Change::default(),
+        }
+    }
+}
+
 /// Kafka's `PartitionRegistration.merge`: a set leader (even the same one)
 /// bumps the leader epoch, any change bumps the partition epoch, and a
 /// change that changes nothing is not applied at all.
 pub(crate) fn change_partition(
     meta: &mut PartitionMeta,
     expected_partition_epoch: Option<i32>,
-    leader: Option<i32>,
-    isr: Option<&[i32]>,
-    replicas: Option<&[i32]>,
+    change: Change<'_>,
 ) -> ApplyOutcome {
     if let Some(expected) = expected_partition_epoch
         && expected != meta.partition_epoch
     {
         return ApplyOutcome::PartitionEpochMismatch { current: meta.partition_epoch };
     }
-    let new_replicas = replicas.unwrap_or(&meta.replicas);
-    let new_isr = isr.unwrap_or(&meta.isr);
-    let new_leader = leader.unwrap_or(meta.leader);
-    if let Err(reason) = check_partition(new_replicas, new_isr, new_leader) {
+    let new_replicas = change.replicas.unwrap_or(&meta.replicas);
+    let new_isr = change.isr.unwrap_or(&meta.isr);
+    let new_leader = change.leader.unwrap_or(meta.leader);
+    let new_adding = change.adding.unwrap_or(&meta.adding_replicas);
+    let new_removing = change.removing.unwrap_or(&meta.removing_replicas);
+    if let Err(reason) = check_partition(new_replicas, new_isr, new_leader)
+        .and_then(|()| check_reassignment(new_replicas, new_adding, new_removing))
+    {
         return ApplyOutcome::InvalidPartitionChange { reason };
     }
-    if leader.is_none() && new_isr == meta.isr.as_slice() && new_replicas == meta.replicas.as_slice() {
+    if change.leader.is_none()
+        && new_isr == meta.isr.as_slice()
+        && new_replicas == meta.replicas.as_slice()
+        && new_adding == meta.adding_replicas.as_slice()
+        && new_removing == meta.removing_replicas.as_slice()
+    {
         return ApplyOutcome::PartitionUnchanged;
     }
     meta.replicas = new_replicas.to_vec();
     meta.isr = new_isr.to_vec();
-    if leader.is_some() {
+    meta.adding_replicas = new_adding.to_vec();
+    meta.removing_replicas = new_removing.to_vec();
+    if change.leader.is_some() {
         meta.leader = new_leader;
         meta.leader_epoch = meta.leader_epoch.saturating_add(1);
     }
@@ -458,6 +510,23 @@ fn check_partition(replicas: &[i32], isr: &[i32], leader: i32) -> Result<(), Str
     Ok(())
 }
 
+/// Adding and removing replicas are replicas, each named once, none in both.
+fn check_reassignment(replicas: &[i32], adding: &[i32], removing: &[i32]) -> Result<(), String> {
+    if has_duplicates(adding) || has_duplicates(removing) {
+        return Err("adding and removing replicas may not name a broker twice".into());
+    }
+    if let Some(stray) = adding.iter().chain(removing).find(|b| !replicas.contains(b)) {
+        return Err(format!("reassigned replica {stray} is not a replica"));
+    }
+    if let Some(both) = adding.iter().find(|b| removing.contains(b)) {
+        return Err(format!("replica {both} is both being added and removed"));
+    }
+    if !removing.is_empty() && removing.len() >= replicas.len() {
+        return Err("a reassignment may not remove every replica".into());
+    }
+    Ok(())
+}
+
 fn has_duplicates(ids: &[i32]) -> bool {
     ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id))
 }
@@ -478,6 +547,8 @@ mod tests {
                     leader_epoch: 0,
                     isr: vec![1],
                     partition_epoch: 0,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 })
                 .collect(),
             configs: BTreeMap::new(),
@@ -641,6 +712,8 @@ mod tests {
             leader,
             isr,
             replicas,
+            adding: None,
+            removing: None,
         }
     }
 
@@ -654,6 +727,8 @@ mod tests {
             leader_epoch: 4,
             isr: vec![1, 2, 3],
             partition_epoch: 7,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         };
         s.apply(id(1), &MetadataCommand::CreateTopic { topic: t });
         for broker_id in [1, 2, 3] {
@@ -722,6 +797,8 @@ mod tests {
             leader: Some(1),
             isr: None,
             replicas: None,
+            adding: None,
+            removing: None,
         };
         assert_eq!(s.apply(id(12), &unknown), ApplyOutcome::PartitionNotFound);
         assert_eq!(p(&s).partition_epoch, 11);

@@ -51,7 +51,15 @@ fn topic(name: &str, id: u8, partitions: usize) -> TopicMeta {
         name: name.to_string(),
         topic_id: [id; 16],
         partitions: (0..partitions)
-            .map(|_| PartitionMeta { replicas: vec![1], leader: 1, leader_epoch: 0, isr: vec![1], partition_epoch: 0 })
+            .map(|_| PartitionMeta {
+                replicas: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                isr: vec![1],
+                partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+            })
             .collect(),
         configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
     }
@@ -83,6 +91,8 @@ fn commands() -> Vec<MetadataCommand> {
             leader: Some(1),
             isr: Some(vec![1]),
             replicas: None,
+            adding: None,
+            removing: None,
         },
         MetadataCommand::SetTopicConfigs {
             topic_id: [1; 16],

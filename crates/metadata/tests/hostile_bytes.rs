@@ -28,6 +28,8 @@ fn new_format_files() -> BTreeMap<String, Vec<u8>> {
                 leader_epoch: 0,
                 isr: vec![1],
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
             configs: BTreeMap::from([("retention.ms".to_string(), i.to_string())]),
         };

@@ -104,8 +104,15 @@ fn leader_of(term: u64) -> i32 {
 /// A random command; `n` makes names unique.
 fn command(rng: &mut SimRng, n: u64) -> MetadataCommand {
     let id = |k: u64| [(k % 6) as u8 + 1; 16];
-    let partition =
-        PartitionMeta { replicas: vec![1, 2, 3], leader: 1, leader_epoch: 0, isr: vec![1, 2, 3], partition_epoch: 0 };
+    let partition = PartitionMeta {
+        replicas: vec![1, 2, 3],
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2, 3],
+        partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    };
     match rng.below(9) {
         0 | 1 => MetadataCommand::CreateTopic {
             topic: TopicMeta {
@@ -140,6 +147,8 @@ fn command(rng: &mut SimRng, n: u64) -> MetadataCommand {
             leader: Some((rng.below(3) + 1) as i32),
             isr: Some(vec![1, 2]),
             replicas: None,
+            adding: None,
+            removing: None,
         },
         _ => MetadataCommand::SetBrokerConfigs {
             broker: Some(1),

@@ -20,6 +20,8 @@ fn topic(name: &str, id: u8) -> MetadataCommand {
                 leader_epoch: 0,
                 isr: vec![1],
                 partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             }],
             configs: BTreeMap::new(),
         },

@@ -113,6 +113,8 @@ pub enum Request {
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
     AddRaftVoter(AddRaftVoterRequest),
     RemoveRaftVoter(RemoveRaftVoterRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
 
 /// Parses the header after the first eight bytes: nullable client id, and
@@ -219,6 +221,8 @@ pub fn decode_request(frame: Bytes, elements_max: usize) -> Result<(RequestHeade
         ApiKey::DescribeTopicPartitions => dec!(DescribeTopicPartitions, DescribeTopicPartitionsRequest),
         ApiKey::AddRaftVoter => dec!(AddRaftVoter, AddRaftVoterRequest),
         ApiKey::RemoveRaftVoter => dec!(RemoveRaftVoter, RemoveRaftVoterRequest),
+        ApiKey::AlterPartitionReassignments => dec!(AlterPartitionReassignments, AlterPartitionReassignmentsRequest),
+        ApiKey::ListPartitionReassignments => dec!(ListPartitionReassignments, ListPartitionReassignmentsRequest),
         _ => return Err(DecodeError::UnsupportedApi(api_key)),
     };
     Ok((header, request))

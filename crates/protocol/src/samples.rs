@@ -533,6 +533,33 @@ pub fn sample_body(api_key: ApiKey, v: i16) -> Bytes {
         ApiKey::RemoveRaftVoter => {
             enc!(RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(2).with_voter_directory_id(id()))
         }
+        ApiKey::AlterPartitionReassignments => {
+            use kafka_protocol::messages::alter_partition_reassignments_request::{
+                ReassignablePartition, ReassignableTopic,
+            };
+            let part = |i, replicas: Option<Vec<i32>>| {
+                ReassignablePartition::default()
+                    .with_partition_index(i)
+                    .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+            };
+            let t = |name| ReassignableTopic::default().with_name(topic(name));
+            let mut r = AlterPartitionReassignmentsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+                t("a").with_partitions(vec![part(0, Some(vec![1, 2])), part(1, None)]),
+                t("b").with_partitions(vec![part(0, Some(vec![3])), part(2, Some(vec![]))]),
+            ]);
+            if v >= 1 {
+                r = r.with_allow_replication_factor_change(false);
+            }
+            enc!(r)
+        }
+        ApiKey::ListPartitionReassignments => {
+            use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+            let t = |name| ListPartitionReassignmentsTopics::default().with_name(topic(name));
+            enc!(ListPartitionReassignmentsRequest::default().with_timeout_ms(30_000).with_topics(Some(vec![
+                t("a").with_partition_indexes(vec![0, 1]),
+                t("b").with_partition_indexes(vec![]),
+            ])))
+        }
         other => panic!("no sample for {other:?}"),
     }
     buf.freeze()

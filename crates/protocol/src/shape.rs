@@ -329,6 +329,17 @@ const ADD_RAFT_VOTER: &[F] = &[
 // ---- RemoveRaftVoter (81), flexible from 0 (KIP-853)
 const REMOVE_RAFT_VOTER: &[F] = &[f(Str, 0, MAX), f(I32, 0, MAX), f(Uuid, 0, MAX)];
 
+// ---- AlterPartitionReassignments (45), flexible from 0; AllowReplicationFactorChange from v1 (KIP-860)
+const ALTER_PARTITION_REASSIGNMENTS_PARTITION: &[F] = &[f(I32, 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const ALTER_PARTITION_REASSIGNMENTS_TOPIC: &[F] =
+    &[f(Str, 0, MAX), f(Arr(ALTER_PARTITION_REASSIGNMENTS_PARTITION), 0, MAX)];
+const ALTER_PARTITION_REASSIGNMENTS: &[F] =
+    &[f(I32, 0, MAX), f(Bool, 1, MAX), f(Arr(ALTER_PARTITION_REASSIGNMENTS_TOPIC), 0, MAX)];
+
+// ---- ListPartitionReassignments (46), flexible from 0; Topics nullable
+const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[F] = &[f(Str, 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const LIST_PARTITION_REASSIGNMENTS: &[F] = &[f(I32, 0, MAX), f(Arr(LIST_PARTITION_REASSIGNMENTS_TOPIC), 0, MAX)];
+
 /// The layout of a request body and the first flexible version of its API.
 fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -367,6 +378,8 @@ fn layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeTopicPartitions => (DESCRIBE_TOPIC_PARTITIONS, 0),
         ApiKey::AddRaftVoter => (ADD_RAFT_VOTER, 0),
         ApiKey::RemoveRaftVoter => (REMOVE_RAFT_VOTER, 0),
+        ApiKey::AlterPartitionReassignments => (ALTER_PARTITION_REASSIGNMENTS, 0),
+        ApiKey::ListPartitionReassignments => (LIST_PARTITION_REASSIGNMENTS, 0),
         _ => return None,
     })
 }

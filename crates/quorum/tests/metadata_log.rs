@@ -132,8 +132,15 @@ async fn isr_changes_are_judged_where_they_land_in_the_log() {
         nodes[&id].propose(MetadataCommand::UnfenceBroker { broker_id: id, broker_epoch }).await.expect("unfence");
         epochs.insert(id, broker_epoch);
     }
-    let partition =
-        PartitionMeta { replicas: vec![1, 2, 3], leader: 2, leader_epoch: 0, isr: vec![2], partition_epoch: 0 };
+    let partition = PartitionMeta {
+        replicas: vec![1, 2, 3],
+        leader: 2,
+        leader_epoch: 0,
+        isr: vec![2],
+        partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    };
     let topic =
         TopicMeta { name: "t".into(), topic_id: [5; 16], partitions: vec![partition], configs: BTreeMap::new() };
     nodes[&1].propose(MetadataCommand::CreateTopic { topic }).await.expect("create");

@@ -23,6 +23,12 @@
 //! once per request. With no fetch sessions, a follower's fetch is never
 //! counted as a consumer's in one.
 //!
+//! **Replication throttle (leader side).** A follower out of the ISR whose
+//! replica the topic's `leader.replication.throttled.replicas` lists gets no
+//! records while this broker's `leader.replication.throttled.rate` is
+//! exceeded; the records it does get are charged to it (see
+//! `replication_quota.rs`).
+//!
 //! **Diverging epochs (KIP-320, v12+).** A fetch that says which epoch its
 //! last batch has (`LastFetchedEpoch`) is checked against this log's epochs
 //! first, as Kafka's `Partition.readRecords` does: if that epoch ends here
@@ -48,7 +54,8 @@ use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
 use crate::replica_fetch::{Fetcher, ReplicaFetch, check_replica};
-use crate::replication::replica_error_code;
+use crate::replication::{monotonic_ms, replica_error_code};
+use crate::replication_quota::{LEADER_RATE, LEADER_REPLICAS, QuotaWindow, Throttle, lists_replica};
 use tributary_replication::messages::{FetchDecision, FetchRequest as CoreFetch};
 
 /// One requested partition, resolved.
@@ -65,6 +72,9 @@ struct Slot {
     /// For a follower's fetch, whether it may fetch this partition as one
     /// (checked after the leader epoch, as Kafka does).
     replica: Result<(), ErrorCode>,
+    /// A follower's fetch of a replica its topic's
+    /// `leader.replication.throttled.replicas` lists (see `replication_quota.rs`).
+    leader_throttled: bool,
 }
 
 struct TopicSlots {
@@ -129,6 +139,23 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
                             }),
                         _ => Ok(()),
                     };
+                    // Only a replica out of the ISR is throttled (as Kafka's
+                    // leader does): a throttle never holds back acks=all.
+                    let leader_throttled = match (fetcher, &topic) {
+                        (Fetcher::Replica { id, .. }, Ok(topic)) => {
+                            let in_sync = usize::try_from(p.partition)
+                                .ok()
+                                .and_then(|i| topic.image.partitions.get(i))
+                                .is_some_and(|meta| meta.isr.contains(&id));
+                            !in_sync
+                                && topic
+                                    .image
+                                    .overrides
+                                    .get(LEADER_REPLICAS)
+                                    .is_some_and(|list| lists_replica(list, p.partition, id))
+                        }
+                        _ => false,
+                    };
                     Slot {
                         index: p.partition,
                         fetch_offset: p.fetch_offset,
@@ -138,6 +165,7 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
                         log_start_offset: if v >= 5 { p.log_start_offset } else { -1 },
                         target,
                         replica,
+                        leader_throttled,
                     }
                 })
                 .collect();
@@ -150,6 +178,7 @@ async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str)
     let fetcher = Fetcher::of(v, &request);
     let topics = resolve(cluster, &request, v, fetcher);
     let (mut body, records) = read_until_ready(cluster, &topics, &request, fetcher).await;
+    charge_leader_throttle(cluster, &topics, &records);
     if v >= 16 {
         point_to_leaders(cluster, &topics, listener, &mut body);
     }
@@ -170,8 +199,14 @@ async fn read_until_ready(
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let mut reader = Reader { fetcher, observe: true };
+    let mut reader = Reader { fetcher, observe: true, throttled: false };
+    let throttle = topics
+        .iter()
+        .any(|t| t.slots.iter().any(|s| s.leader_throttled))
+        .then(|| Throttle::of(&cluster.image().layers, LEADER_RATE))
+        .flatten();
     loop {
+        reader.throttled = cluster.replication_quotas.leader.is_exceeded(monotonic_ms(), throttle);
         // Subscribe before reading so an append during the read wakes us.
         let mut watchers: Vec<_> = topics
             .iter()
@@ -235,6 +270,20 @@ struct Pass {
 struct Reader {
     fetcher: Fetcher,
     observe: bool,
+    /// The leader-side replication throttle is above its limit: throttled
+    /// replicas get no records.
+    throttled: bool,
+}
+
+/// Charges the records sent to throttled followers to the leader's quota.
+fn charge_leader_throttle(cluster: &Cluster, topics: &[TopicSlots], records: &[Option<Records>]) {
+    let slots = topics.iter().flat_map(|t| t.slots.iter());
+    let bytes: usize =
+        slots.zip(records).filter(|(s, _)| s.leader_throttled).map(|(_, r)| r.as_ref().map_or(0, Records::len)).sum();
+    if bytes > 0 {
+        let window = QuotaWindow::of(&cluster.image().layers);
+        cluster.replication_quotas.leader.record(monotonic_ms(), bytes as u64, window);
+    }
 }
 
 /// Reads every partition once, within `max_bytes` in total.
@@ -381,6 +430,7 @@ fn read_partition(
         (Divergence::None, Some(plan)) => plan,
     };
     let records = match plan {
+        _ if slot.leader_throttled && reader.throttled => Records::empty(),
         Ok(None) => Records::empty(),
         Ok(Some(plan)) => {
             let limit = slot.partition_max_bytes.min(budget);

@@ -3,6 +3,11 @@
 //! tiered storage), and the first offset at or after a timestamp via the
 //! time index.
 //!
+//! A request with Kafka's debugging replica id (-2) may ask any replica,
+//! leader or follower, and "latest" is then that replica's log end offset
+//! (Kafka answers it from the local log the same way); the reassignment
+//! tools read how far a new replica has come with it.
+//!
 //! A lookup by time may decompress whole batches, so it is planned under the
 //! partition's lock (which segments, from which position) and run without it
 //! on the [`CpuPool`](crate::cpu::CpuPool); the other lookups answer in place.
@@ -24,6 +29,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`.
+const DEBUGGING_REPLICA_ID: i32 = -2;
 
 /// One partition's answer: offset, timestamp, leader epoch of the offset.
 type Found = Result<(i64, i64, i32), ApiError>;
@@ -41,10 +48,13 @@ enum Lookup {
 pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: ListOffsetsRequest) -> Reply {
     let v = header.api_version;
     let registry = cluster.registry();
+    let debug = request.replica_id.0 == DEBUGGING_REPLICA_ID;
     let mut lookups: Vec<Vec<(i32, Lookup)>> = request
         .topics
         .iter()
-        .map(|t| t.partitions.iter().map(|p| (p.partition_index, plan(&registry, t.name.0.as_str(), p, v))).collect())
+        .map(|t| {
+            t.partitions.iter().map(|p| (p.partition_index, plan(&registry, t.name.0.as_str(), p, v, debug))).collect()
+        })
         .collect();
     let any_search = lookups.iter().flatten().any(|(_, l)| matches!(l, Lookup::ByTime { .. }));
     if any_search {
@@ -84,8 +94,13 @@ pub(super) async fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, reque
 }
 
 /// Answers a partition's lookup in place, or plans its search by time.
-fn plan(registry: &Registry, topic: &str, p: &ListOffsetsPartition, v: i16) -> Lookup {
-    let partition = match registry.topics.get(topic).map(|t| t.led(p.partition_index)) {
+fn plan(registry: &Registry, topic: &str, p: &ListOffsetsPartition, v: i16, debug: bool) -> Lookup {
+    let partition = match registry.topics.get(topic).map(|t| match t.led(p.partition_index) {
+        Err(ErrorCode::NotLeaderOrFollower) if debug => {
+            t.partition(p.partition_index).ok_or(ErrorCode::NotLeaderOrFollower)
+        }
+        other => other,
+    }) {
         Some(Ok(partition)) => partition,
         Some(Err(ErrorCode::NotLeaderOrFollower)) => {
             return Lookup::Answered(Err(ApiError::new(
@@ -111,6 +126,9 @@ fn plan(registry: &Registry, topic: &str, p: &ListOffsetsPartition, v: i16) -> L
         return Lookup::Answered(Err(ApiError::new(ErrorCode::KafkaStorageError, "partition is offline")));
     }
     let log = partition.log();
+    if debug && p.timestamp == LATEST {
+        return Lookup::Answered(Ok((log.log_end_offset(), -1, epoch)));
+    }
     // A new leader of a replicated partition shows no high watermark until it
     // has reached its epoch's start (it may be below what the previous leader showed).
     let Some(hw) = partition.client_high_watermark(&log) else {

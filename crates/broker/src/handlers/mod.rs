@@ -24,6 +24,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
 mod raft_voters;
+mod reassignments;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -158,6 +159,8 @@ pub async fn handle_frame(cluster: &Arc<Cluster>, conn: &ConnectionInfo, frame: 
         Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(cluster, &header, r),
         Request::AddRaftVoter(r) => raft_voters::add_raft_voter(cluster, &header, r),
         Request::RemoveRaftVoter(r) => raft_voters::remove_raft_voter(cluster, &header, r),
+        Request::AlterPartitionReassignments(r) => reassignments::alter(cluster, &header, r).await,
+        Request::ListPartitionReassignments(r) => reassignments::list(cluster, &header, r),
     }
 }
 

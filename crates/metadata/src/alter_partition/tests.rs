@@ -41,8 +41,15 @@ fn cluster() -> MetadataState {
     for id in 1..=3 {
         apply(&mut s, MetadataCommand::UnfenceBroker { broker_id: id, broker_epoch: i64::from(id) });
     }
-    let partition =
-        PartitionMeta { replicas: vec![1, 2, 3, 4], leader: 1, leader_epoch: 5, isr: vec![1, 2], partition_epoch: 9 };
+    let partition = PartitionMeta {
+        replicas: vec![1, 2, 3, 4],
+        leader: 1,
+        leader_epoch: 5,
+        isr: vec![1, 2],
+        partition_epoch: 9,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    };
     let topic = TopicMeta { name: "t".into(), topic_id: TOPIC, partitions: vec![partition], configs: BTreeMap::new() };
     apply(&mut s, MetadataCommand::CreateTopic { topic });
     s
@@ -246,6 +253,8 @@ fn a_request_is_judged_where_its_entry_lands_in_the_log() {
             leader: None,
             isr: Some(vec![1]),
             replicas: None,
+            adding: None,
+            removing: None,
         },
     );
     assert_eq!(apply(&mut s, &expand()), ApplyOutcome::AlterPartitionRefused { error: E::InvalidUpdateVersion });
@@ -260,6 +269,8 @@ fn a_request_is_judged_where_its_entry_lands_in_the_log() {
             leader: Some(2),
             isr: None,
             replicas: None,
+            adding: None,
+            removing: None,
         },
     );
     assert_eq!(apply(&mut s, &expand()), ApplyOutcome::AlterPartitionRefused { error: E::FencedLeaderEpoch });

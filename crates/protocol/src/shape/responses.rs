@@ -286,6 +286,26 @@ const CONSUMER_SUBSCRIPTION: &[F] = &[
 ];
 const CONSUMER_ASSIGNMENT: &[F] = &[f(Arr(CONSUMER_TOPIC_PARTITION), 0, MAX), f(Bytes, 0, MAX)];
 
+// ---- AlterPartitionReassignments (45), flexible from 0; AllowReplicationFactorChange from v1
+const ALTER_PARTITION_REASSIGNMENTS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I16, 0, MAX), f(Str, 0, MAX)];
+const ALTER_PARTITION_REASSIGNMENTS_TOPIC: &[F] =
+    &[f(Str, 0, MAX), f(Arr(ALTER_PARTITION_REASSIGNMENTS_PARTITION), 0, MAX)];
+const ALTER_PARTITION_REASSIGNMENTS: &[F] = &[
+    f(I32, 0, MAX),
+    f(Bool, 1, MAX),
+    f(I16, 0, MAX),
+    f(Str, 0, MAX),
+    f(Arr(ALTER_PARTITION_REASSIGNMENTS_TOPIC), 0, MAX),
+];
+
+// ---- ListPartitionReassignments (46), flexible from 0
+const LIST_PARTITION_REASSIGNMENTS_PARTITION: &[F] =
+    &[f(I32, 0, MAX), f(PrimArr(&I32), 0, MAX), f(PrimArr(&I32), 0, MAX), f(PrimArr(&I32), 0, MAX)];
+const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[F] =
+    &[f(Str, 0, MAX), f(Arr(LIST_PARTITION_REASSIGNMENTS_PARTITION), 0, MAX)];
+const LIST_PARTITION_REASSIGNMENTS: &[F] =
+    &[f(I32, 0, MAX), f(I16, 0, MAX), f(Str, 0, MAX), f(Arr(LIST_PARTITION_REASSIGNMENTS_TOPIC), 0, MAX)];
+
 /// The layout of a response body and the first flexible version of its API.
 pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
     Some(match api_key {
@@ -315,6 +335,8 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeQuorum => (DESCRIBE_QUORUM, 0),
         ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
+        ApiKey::AlterPartitionReassignments => (ALTER_PARTITION_REASSIGNMENTS, 0),
+        ApiKey::ListPartitionReassignments => (LIST_PARTITION_REASSIGNMENTS, 0),
         _ => return None,
     })
 }

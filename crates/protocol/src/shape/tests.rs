@@ -568,6 +568,52 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::AlterPartitionReassignments => {
+            use alter_partition_reassignments_response::*;
+            let part = |i| {
+                ReassignablePartitionResponse::default()
+                    .with_partition_index(i)
+                    .with_error_code(39)
+                    .with_error_message(Some(s("m")))
+            };
+            let topic = |name: &'static str| {
+                ReassignableTopicResponse::default()
+                    .with_name(TopicName(s(name)))
+                    .with_partitions(vec![part(0), part(1)])
+            };
+            let mut r = AlterPartitionReassignmentsResponse::default()
+                .with_throttle_time_ms(5)
+                .with_error_code(0)
+                .with_error_message(None)
+                .with_responses(vec![topic("a"), topic("bb")])
+                .with_unknown_tagged_field(42, extra);
+            if v >= 1 {
+                r = r.with_allow_replication_factor_change(true);
+            }
+            enc!(r)
+        }
+        ApiKey::ListPartitionReassignments => {
+            use list_partition_reassignments_response::*;
+            let ids = |a: i32, b: i32| vec![BrokerId(a), BrokerId(b)];
+            let part = |i| {
+                OngoingPartitionReassignment::default()
+                    .with_partition_index(i)
+                    .with_replicas(ids(1, 2))
+                    .with_adding_replicas(ids(3, 4))
+                    .with_removing_replicas(ids(5, 6))
+            };
+            let topic = |name: &'static str| {
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(s(name)))
+                    .with_partitions(vec![part(0), part(1)])
+            };
+            enc!(
+                ListPartitionReassignmentsResponse::default()
+                    .with_error_message(Some(s("m")))
+                    .with_topics(vec![topic("a"), topic("bb")])
+                    .with_unknown_tagged_field(42, extra)
+            )
+        }
         ApiKey::JoinGroup => {
             use join_group_response::*;
             let m = |name: &'static str| {
@@ -752,6 +798,8 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::DescribeQuorum, DescribeQuorumResponse::VERSIONS),
         (ApiKey::ElectLeaders, ElectLeadersResponse::VERSIONS),
         (ApiKey::DescribeLogDirs, DescribeLogDirsResponse::VERSIONS),
+        (ApiKey::AlterPartitionReassignments, AlterPartitionReassignmentsResponse::VERSIONS),
+        (ApiKey::ListPartitionReassignments, ListPartitionReassignmentsResponse::VERSIONS),
     ];
     for (key, versions) in apis {
         for v in versions.min..=versions.max {

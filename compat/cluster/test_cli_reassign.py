@@ -1,0 +1,106 @@
+"""`tributary partition reassign` against three KRaft processes, -o json in a
+subprocess: --generate proposes Kafka's reassignment JSON from the current
+assignment; --execute --throttle starts the move and sets the throttle
+configs (as confluent-kafka's DescribeConfigs reads them); --verify --wait
+reports the move complete, the partition ends where the plan says (as
+confluent-kafka's Metadata sees it, every record still readable), and the
+throttles are gone; --cancel of a finished plan cancels nothing; a plan
+naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+
+from conftest import binary, wait_for
+from test_reassign import consume_all, partition, produce
+
+
+def reassign(cluster, *args: str, expect: int = 0) -> dict:
+    r = subprocess.run([str(binary()), "partition", "reassign", "--brokers", cluster.nodes[1].bootstrap,
+                        "--timeout", "30s", "-o", "json", *args], capture_output=True, text=True, timeout=180)
+    assert r.returncode == expect, r.stdout + r.stderr
+    return json.loads(r.stdout) if r.stdout.strip() else {"stderr": r.stderr}
+
+
+def configs(cluster, kind, name: str) -> dict[str, str]:
+    res = ConfigResource(kind, name)
+    return {k: v.value for k, v in cluster.nodes[1].admin().describe_configs([res])[res].result(60).items()}
+
+
+def test_generate_execute_verify_with_a_throttle(cluster, tmp_path):
+    name = "cli-move"
+    admin = cluster.nodes[1].admin()
+    admin.create_topics([NewTopic(name, num_partitions=2, replica_assignment=[[1], [1]])],
+                        operation_timeout=30)[name].result(60)
+    values = [f"c-{i}" for i in range(200)]
+    assert produce(cluster.bootstrap, name, values) == list(range(200))
+
+    generated = reassign(cluster, "--generate", "--topics", name, "--broker-list", "2,3")
+    assert generated["current"] == {"version": 1, "partitions": [
+        {"topic": name, "partition": 0, "replicas": [1]}, {"topic": name, "partition": 1, "replicas": [1]}]}
+    proposed = generated["proposed"]
+    assert proposed["version"] == 1
+    assert [(p["topic"], p["partition"]) for p in proposed["partitions"]] == [(name, 0), (name, 1)]
+    assert sorted(p["replicas"][0] for p in proposed["partitions"]) == [2, 3], "spread over the brokers given"
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(proposed))
+    started = reassign(cluster, "--execute", "--plan", str(plan), "--throttle", "50000000")
+    assert started["current"] == generated["current"], "the rollback plan"
+    assert started["throttle"] == 50000000 and started["complete"] is None
+    assert [(r["partition"], r["status"], r["error"]) for r in started["partitions"]] == \
+        [(0, "started", None), (1, "started", None)]
+    # The throttle is set on the brokers taking part and the moving replicas are listed.
+    for broker in ("1", "2", "3"):
+        got = configs(cluster, ResourceType.BROKER, broker)
+        assert got["leader.replication.throttled.rate"] == "50000000", (broker, got)
+        assert got["follower.replication.throttled.rate"] == "50000000", (broker, got)
+    topic = configs(cluster, ResourceType.TOPIC, name)
+    assert sorted(topic["leader.replication.throttled.replicas"].split(",")) == ["0:1", "1:1"]
+    new = {p["partition"]: p["replicas"][0] for p in proposed["partitions"]}
+    assert sorted(topic["follower.replication.throttled.replicas"].split(",")) == \
+        sorted(f"{p}:{b}" for p, b in new.items())
+
+    verified = reassign(cluster, "--verify", "--plan", str(plan), "--wait")
+    assert verified["complete"] is True and verified["throttles_removed"] is True, verified
+    assert [(s["partition"], s["status"], s["replicas"]) for s in verified["partitions"]] == \
+        [(p, "complete", [b]) for p, b in sorted(new.items())]
+    for p, b in new.items():
+        wait_for(f"{name}-{p} on broker {b}", lambda p=p, b=b: (m := cluster.nodes[1].metadata().topics.get(name))
+                 is not None and list(m.partitions[p].replicas) == [b])
+    assert list(partition(cluster, name).replicas) == [new[0]]
+    # The throttles are gone: back to the defaults.
+    for broker in ("1", "2", "3"):
+        got = configs(cluster, ResourceType.BROKER, broker)
+        assert got["leader.replication.throttled.rate"] == str(2**63 - 1), (broker, got)
+    topic = configs(cluster, ResourceType.TOPIC, name)
+    assert topic["leader.replication.throttled.replicas"] == "" and topic["follower.replication.throttled.replicas"] == ""
+    assert consume_all(cluster.bootstrap, name, len(values)) == values
+
+    # Cancelling a finished plan cancels nothing.
+    cancelled = reassign(cluster, "--cancel", "--plan", str(plan))
+    assert [r["status"] for r in cancelled["partitions"]] == ["not_in_progress", "not_in_progress"]
+
+
+def test_execute_refusals_say_what_to_do(cluster, tmp_path):
+    name = "cli-refuse"
+    cluster.nodes[1].admin().create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[1]])],
+                                           operation_timeout=30)[name].result(60)
+    plan = tmp_path / "bad.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 42]}]}))
+    got = reassign(cluster, "--execute", "--plan", str(plan), expect=1)
+    [result] = got["partitions"]
+    assert result["status"] == "failed" and result["error"]["code"] == 39, result
+    assert result["error"]["name"] == "INVALID_REPLICA_ASSIGNMENT"
+    assert "broker 42" in result["error"]["message"] and "tributary cluster info" in result["error"]["message"]
+
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "no-such", "partition": 0, "replicas": [1]}]}))
+    missing = reassign(cluster, "--execute", "--plan", str(plan), expect=4)
+    assert "does not exist" in missing["stderr"]
+
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 1]}]}))
+    invalid = reassign(cluster, "--verify", "--plan", str(plan), expect=2)
+    assert "broker twice" in invalid["stderr"]
