@@ -91,7 +91,8 @@ class Node:
         }
         props.update(self.cluster.overrides)
         props.update(extra or {})
-        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # An override of None leaves the key out: the broker's own default applies.
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items() if v is not None))
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -126,7 +127,8 @@ class Node:
 class Cluster:
     def __init__(self, root: Path, overrides: dict[str, str] | None = None):
         """Three nodes whose data lives under `root`; `overrides` are broker
-        settings every node's server.properties gets on top of the defaults."""
+        settings every node's server.properties gets on top of the defaults
+        (None leaves a key out)."""
         self.root = root
         self.overrides = dict(overrides or {})
         ports = free_ports(6)
