@@ -65,7 +65,8 @@ impl GroupService {
             drop(state);
             tracing::info!(partitions = ?stale, "unloaded the groups of {OFFSETS_TOPIC} partitions this broker no longer leads");
         }
-        let wanted: BTreeSet<i32> = led.keys().filter(|p| !loaded.contains_key(p) || stale.contains(p)).copied().collect();
+        let wanted: BTreeSet<i32> =
+            led.keys().filter(|p| !loaded.contains_key(p) || stale.contains(p)).copied().collect();
         if !wanted.is_empty() {
             match self.replay(cluster, Some(&wanted)) {
                 Ok((fresh, read)) => {

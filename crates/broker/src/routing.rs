@@ -197,3 +197,17 @@ impl Cluster {
         self.groups.not_ready()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::capped_replication_factor;
+
+    #[test]
+    fn internal_topics_take_at_most_the_live_brokers() {
+        assert_eq!(capped_replication_factor(3, 3), Some(3));
+        assert_eq!(capped_replication_factor(3, 5), Some(3));
+        assert_eq!(capped_replication_factor(3, 1), Some(1));
+        assert_eq!(capped_replication_factor(3, 0), None, "no broker to place on yet");
+        assert_eq!(capped_replication_factor(0, 3), Some(1), "a misconfigured 0 still gets one replica");
+    }
+}

@@ -285,3 +285,25 @@ async fn read_loop(
         applied.send_replace(offset);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replication_factor: i16) -> StoreConfig {
+        StoreConfig {
+            bootstrap: String::new(),
+            topic: "_schemas".to_string(),
+            replication_factor,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_store_topic_takes_at_most_the_live_brokers() {
+        assert_eq!(store_replication_factor(&config(3), 3), 3);
+        assert_eq!(store_replication_factor(&config(3), 1), 1);
+        assert_eq!(store_replication_factor(&config(2), 5), 2);
+        assert_eq!(store_replication_factor(&config(-1), 1), -1, "-1 leaves it to the broker");
+    }
+}

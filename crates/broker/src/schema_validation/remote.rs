@@ -131,11 +131,14 @@ pub(crate) async fn follow_step(cluster: &Cluster, follower: &mut Follower, topi
 /// A client of the cluster's live brokers, as this node's listener reaches them.
 fn client_config(cluster: &Cluster) -> ClientConfig {
     let listener = cluster.advertised_listeners().first().map(|l| l.name.clone()).unwrap_or_default();
-    let bootstrap: Vec<String> = cluster
-        .live_brokers(&listener)
-        .iter()
-        .map(|b| if b.host.contains(':') { format!("[{}]:{}", b.host, b.port) } else { format!("{}:{}", b.host, b.port) })
-        .collect();
+    let bootstrap: Vec<String> =
+        cluster
+            .live_brokers(&listener)
+            .iter()
+            .map(|b| {
+                if b.host.contains(':') { format!("[{}]:{}", b.host, b.port) } else { format!("{}:{}", b.host, b.port) }
+            })
+            .collect();
     let mut config = ClientConfig::new(&bootstrap.join(","));
     config.client_id = format!("broker-{}-schema-validation", cluster.node_id);
     config.timeout = Duration::from_secs(5);
