@@ -79,17 +79,31 @@ def commit(c: Consumer) -> None:
     wait_for("the commit to be acknowledged", done, deadline=120, every=0.5)
 
 
+def offsets_partition(group: str, partitions: int) -> int:
+    """The `__consumer_offsets` partition of `group`, as Kafka picks it (Java's String.hashCode)."""
+    h = 0
+    units = group.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
+    return (h & 0x7FFFFFFF) % partitions
+
+
 def coordinator_of(cluster: Cluster, group: str, via: list[int]) -> int:
+    """The leader of the group's `__consumer_offsets` partition, as the first of `via` that
+    answers reports it. (Metadata only: librdkafka's group admin calls can abort the
+    process when a request to a killed broker times out.)"""
     def ask():
         for node_id in via:
             try:
-                futures = cluster.nodes[node_id].admin().describe_consumer_groups([group], request_timeout=5)
-                return futures[group].result(timeout=10).coordinator.id
-            except Exception as e:  # noqa: BLE001 - the next node may answer
-                last = e
-        raise AssertionError(last)
+                topic = cluster.nodes[node_id].metadata().topics["__consumer_offsets"]
+            except Exception:  # noqa: BLE001 - the next node may answer
+                continue
+            leader = topic.partitions[offsets_partition(group, len(topic.partitions))].leader
+            if leader in via:
+                return leader
+        return None
 
-    return wait_for(f"the coordinator of {group}", ask, deadline=60)
+    return wait_for(f"the coordinator of {group}", ask, deadline=90)
 
 
 def offsets_topic_replicas(cluster: Cluster, node_id: int) -> set[int]:

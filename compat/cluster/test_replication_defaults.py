@@ -26,9 +26,13 @@ from kraft import Service
 
 
 def describe(admin: KafkaAdminClient, name: str) -> list[int]:
-    """The replica count of each partition of `name`, by DescribeTopics (Metadata)."""
-    [topic] = admin.describe_topics([name])
-    assert topic["error_code"] == 0, topic
+    """The replica count of each partition of `name`, by DescribeTopics (Metadata), once
+    the broker asked knows the topic."""
+    def described():
+        [topic] = admin.describe_topics([name])
+        return topic if topic["error_code"] == 0 and topic["partitions"] else None
+
+    topic = wait_for(f"{name} described", described)
     return [len(p["replica_nodes"]) for p in sorted(topic["partitions"], key=lambda p: p["partition_index"])]
 
 

@@ -31,6 +31,10 @@ use crate::groups::{GroupService, OFFSETS_TOPIC};
 
 /// Pause before a failed load is tried again (by the timer task).
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// Longest one load waits for a newly led partition's log to be committed
+/// (its followers to catch up); past it the load is tried again, so the
+/// timer task stays responsive (to shutdown, to other partitions).
+const COMMITTED_WAIT: Duration = Duration::from_secs(1);
 
 impl GroupService {
     /// The offsets partitions loaded here, with their epochs.
@@ -67,41 +71,49 @@ impl GroupService {
         }
         let wanted: BTreeSet<i32> =
             led.keys().filter(|p| !loaded.contains_key(p) || stale.contains(p)).copied().collect();
-        if !wanted.is_empty() {
-            match self.replay(cluster, Some(&wanted)) {
-                Ok((fresh, read)) => {
-                    let groups = fresh.groups.len() + fresh.consumer_groups.len();
-                    let mut state = self.state();
-                    // Still led in the epoch read? (Leadership may have moved meanwhile.)
-                    let current = cluster.registry();
-                    let still: BTreeMap<i32, i32> = read
-                        .into_iter()
-                        .filter(|(p, epoch)| {
-                            current
-                                .partition(OFFSETS_TOPIC, *p)
-                                .is_some_and(|part| part.is_leader() && part.leader_epoch() == *epoch)
-                        })
-                        .collect();
-                    let count = self.settings.offsets_partitions;
-                    let mut fresh = fresh;
-                    fresh.unload(|group| {
-                        !still.contains_key(&tributary_group::records::offsets_partition_for(group, count))
-                    });
-                    state.merge(fresh);
-                    tracing::info!(partitions = ?still.keys().collect::<Vec<_>>(), groups,
-                        "loaded the groups of {OFFSETS_TOPIC} partitions this broker now leads");
-                    // Marked loaded under the state lock: a commit that checks it sees the merged state.
-                    self.loaded.lock().unwrap_or_else(|p| p.into_inner()).extend(still);
-                    drop(state);
-                }
+        let mut retry = false;
+        // One partition at a time: one whose followers lag does not hold up the others.
+        for partition in wanted {
+            match self.replay(cluster, Some(&BTreeSet::from([partition])), COMMITTED_WAIT) {
+                Ok((fresh, read)) => self.merge_loaded(cluster, fresh, read),
                 Err(why) => {
-                    tracing::warn!(reason = %why, partitions = ?wanted, "cannot load group state yet; retrying");
-                    std::thread::sleep(RETRY_AFTER);
-                    self.request_reload();
+                    tracing::debug!(reason = %why, partition, "cannot load group state yet; retrying");
+                    retry = true;
                 }
             }
         }
+        if retry {
+            std::thread::sleep(RETRY_AFTER);
+            self.request_reload();
+        }
         self.set_ready();
+    }
+
+    /// Adds what was replayed from newly led partitions to the coordinator's
+    /// state, for those still led in the epoch they were read in (leadership
+    /// may have moved meanwhile), and marks them loaded.
+    fn merge_loaded(&self, cluster: &Cluster, mut fresh: crate::groups::GroupsState, read: BTreeMap<i32, i32>) {
+        let groups = fresh.groups.len() + fresh.consumer_groups.len();
+        let mut state = self.state();
+        let current = cluster.registry();
+        let still: BTreeMap<i32, i32> = read
+            .into_iter()
+            .filter(|(p, epoch)| {
+                current
+                    .partition(OFFSETS_TOPIC, *p)
+                    .is_some_and(|part| part.is_leader() && part.leader_epoch() == *epoch)
+            })
+            .collect();
+        let count = self.settings.offsets_partitions;
+        fresh.unload(|group| !still.contains_key(&tributary_group::records::offsets_partition_for(group, count)));
+        state.merge(fresh);
+        if !still.is_empty() {
+            tracing::info!(partitions = ?still.keys().collect::<Vec<_>>(), groups,
+                "loaded the groups of {OFFSETS_TOPIC} partitions this broker now leads");
+        }
+        // Marked loaded under the state lock: a commit that checks it sees the merged state.
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).extend(still);
+        drop(state);
     }
 
     /// COORDINATOR_LOAD_IN_PROGRESS while the groups of `group`'s offsets

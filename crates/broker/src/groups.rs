@@ -287,7 +287,7 @@ impl GroupService {
                 self.state.clear_poison();
                 let cluster = self.cluster.get().and_then(std::sync::Weak::upgrade);
                 let replayed = match &cluster {
-                    Some(cluster) => crate::cpu::off_workers(|| self.replay(cluster, None)),
+                    Some(cluster) => crate::cpu::off_workers(|| self.replay(cluster, None, RELOAD_DURABLE_WAIT)),
                     None => Err("the coordinator is not attached to a broker".to_string()),
                 };
                 let availability = match replayed {
@@ -423,7 +423,7 @@ impl GroupService {
                 Err(e) => return Err(format!("cannot create {OFFSETS_TOPIC}: {}", e.message)),
             }
         }
-        let (fresh, _) = self.replay(cluster, None)?;
+        let (fresh, _) = self.replay(cluster, None, RELOAD_DURABLE_WAIT)?;
         let mut state = self.state();
         let next_request = state.next_request;
         *state = GroupsState { next_request, ..fresh };
@@ -449,13 +449,14 @@ impl GroupService {
 
     /// Rebuilds the groups and committed offsets of the `__consumer_offsets`
     /// partitions this node leads (those of `only`, when given) from the
-    /// log (everything appended to it, once committed), without the state
-    /// lock. Returns them and the partitions read, each with the leader
-    /// epoch it was read in.
+    /// log (everything appended to it, once committed, waiting at most
+    /// `wait` for that), without the state lock. Returns them and the
+    /// partitions read, each with the leader epoch it was read in.
     pub(crate) fn replay(
         &self,
         cluster: &Cluster,
         only: Option<&std::collections::BTreeSet<i32>>,
+        wait: std::time::Duration,
     ) -> Result<(GroupsState, BTreeMap<i32, i32>), String> {
         let registry = cluster.registry();
         let Some(topic) = registry.topics.get(OFFSETS_TOPIC) else {
@@ -472,7 +473,7 @@ impl GroupService {
             let epoch = partition.leader_epoch();
             // Everything appended must be read, also what is still being
             // fsynced (a reload while commits are in flight).
-            let hw = wait_until_durable(partition, RELOAD_DURABLE_WAIT)
+            let hw = wait_until_durable(partition, wait)
                 .map_err(|e| format!("cannot read {OFFSETS_TOPIC}-{}: {e}", partition.index))?;
             crate::internal::for_each_record(partition, hw, |offset, key, value| {
                 records += 1;
@@ -807,7 +808,7 @@ impl GroupService {
 }
 
 /// Longest a reload waits for what `__consumer_offsets` holds to be durable.
-const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits (blocking) until everything appended to `partition` is durable;
 /// returns the high watermark then.
