@@ -19,10 +19,14 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from conftest import Cluster, binary, wait_for
+import kwire
+from conftest import HOST, Cluster, binary, wait_for
 
 RECORDS = 300
 PARTITIONS = 3
+DESCRIBE_GROUPS = 15
+OFFSET_FETCH = 9
+NOT_COORDINATOR = 16
 
 
 @pytest.fixture
@@ -106,6 +110,22 @@ def coordinator_of(cluster: Cluster, group: str, via: list[int]) -> int:
     return wait_for(f"the coordinator of {group}", ask, deadline=90)
 
 
+def group_errors(node, group: str, topic: str) -> tuple[int, int]:
+    """The error codes of DescribeGroups v0 and OffsetFetch v1 for `group` (on `topic`'s
+    partition 0) as `node` alone answers them."""
+    with kwire.Connection(HOST, node.client_port, timeout=30) as c:
+        cid = c.send_request(DESCRIBE_GROUPS, 0, kwire.array([group], kwire.string))
+        r = c.recv_response(cid)
+        r.i32()  # one group
+        described = r.i16()
+        body = kwire.string(group) + kwire.array([topic], lambda t: kwire.string(t) + kwire.array([0], kwire.i32))
+        cid = c.send_request(OFFSET_FETCH, 1, body)
+        r = c.recv_response(cid)
+        r.i32(), r.string(), r.i32()  # one topic, its name, one partition
+        r.i32(), r.i64(), r.string()  # index, offset, metadata
+        return described, r.i16()
+
+
 def offsets_topic_replicas(cluster: Cluster, node_id: int) -> set[int]:
     topic = cluster.nodes[node_id].metadata().topics["__consumer_offsets"]
     return {len(p.replicas) for p in topic.partitions.values()}
@@ -131,6 +151,12 @@ def test_a_group_survives_the_death_of_its_coordinator(replicated_cluster):
     alive = [i for i in (1, 2, 3) if i != dead]
     new = coordinator_of(cluster, group, alive)
     assert new in alive
+
+    # Only the new coordinator answers for the group; the other survivor says NOT_COORDINATOR.
+    other = next(i for i in alive if i != new)
+    assert wait_for("the new coordinator to serve the group",
+                    lambda: group_errors(cluster.nodes[new], group, topic) == (0, 0), deadline=90)
+    assert group_errors(cluster.nodes[other], group, topic) == (NOT_COORDINATOR, NOT_COORDINATOR)
 
     # The consumer that stays goes on, and commits on the new coordinator.
     read(first, 100, by_first)

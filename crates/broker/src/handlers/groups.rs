@@ -678,16 +678,20 @@ pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, re
     let v = header.api_version;
     let named: Vec<&str> = request.groups.iter().map(|g| g.0.as_str()).collect();
     let not_ready = observe(cluster, Selection::Named(&named));
+    // Per group: another broker coordinates it, or its partition still loads here.
+    let elsewhere: Vec<Option<ApiError>> =
+        named.iter().map(|g| not_ready.clone().or_else(|| cluster.group_not_ready(g))).collect();
     let registry = cluster.registry();
     let mut state = cluster.groups.state();
     let topics = state.topics_view(&registry);
     let groups = request
         .groups
         .iter()
-        .map(|id| {
+        .zip(&elsewhere)
+        .map(|(id, not_ready)| {
             let ops = if v >= 3 && request.include_authorized_operations { group_operations() } else { i32::MIN };
             let base = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(ops);
-            if let Some(e) = &not_ready {
+            if let Some(e) = not_ready {
                 return base.with_error_code(e.code());
             }
             if let Some(group) = state.consumer_groups.get(id.0.as_str()) {
@@ -821,7 +825,7 @@ pub(super) fn delete_groups(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         .groups_names
         .iter()
         .map(|g| {
-            let outcome = match &not_ready {
+            let outcome = match not_ready.clone().or_else(|| cluster.group_not_ready(&g.0)) {
                 Some(e) => Err(e.code()),
                 None => tombstones_for_group(cluster, &g.0),
             };
@@ -876,7 +880,7 @@ pub(super) fn offset_delete(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     let group = request.group_id.0.to_string();
     let fail =
         |code: i16| respond(ApiKey::OffsetDelete, header, &OffsetDeleteResponse::default().with_error_code(code));
-    if let Some(e) = observe(cluster, Selection::Named(&[group.as_str()])) {
+    if let Some(e) = observe(cluster, Selection::Named(&[group.as_str()])).or_else(|| cluster.group_not_ready(&group)) {
         return fail(e.code());
     }
     {
