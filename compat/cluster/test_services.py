@@ -139,8 +139,6 @@ def test_rest_proxy_produces_and_consumes_on_a_survivor(platform):
     cluster.nodes[1].admin().create_topics([NewTopic(topic, 1, 3)])[topic].result(timeout=60)
     victim = wait_for(f"{topic} led", lambda: (t := cluster.nodes[1].metadata().topics.get(topic)) is not None
                       and t.partitions[0].leader > 0 and t.partitions[0].leader)
-    cluster.nodes[victim].kill(signal.SIGKILL)
-    proxies[victim].kill(signal.SIGKILL)
     survivor = proxies[next(i for i in (1, 2, 3) if i != victim)].url
     cid = cluster_id(survivor)
 
@@ -149,10 +147,7 @@ def test_rest_proxy_produces_and_consumes_on_a_survivor(platform):
                           json={"value": {"type": "JSON", "data": {"n": i}}}, timeout=60)
         return r.status_code == 200 and r.json().get("error_code") == 200 and r.json()
 
-    offsets = [wait_for(f"record {i} produced", lambda i=i: produce(i), deadline=120)["offset"] for i in range(5)]
-    assert offsets == list(range(offsets[0], offsets[0] + 5))
-
-    # A v2 consumer on the same survivor reads them back.
+    # A v2 consumer on the survivor, reading before and after the topic's leader is killed.
     group = f"g-{uuid.uuid4().hex[:6]}"
     headers = {"Content-Type": "application/vnd.kafka.v2+json"}
     r = requests.post(f"{survivor}/consumers/{group}", headers=headers, timeout=60,
@@ -163,15 +158,29 @@ def test_rest_proxy_produces_and_consumes_on_a_survivor(platform):
     assert r.status_code == 204, r.text
     got: list[dict] = []
 
-    def fetch():
-        r = requests.get(f"{base}/records", headers={"Accept": "application/vnd.kafka.json.v2+json"}, timeout=60)
-        if r.status_code == 200:
-            got.extend(rec["value"] for rec in r.json())
-        return len(got) >= 5
+    def fetch(count: int):
+        def more():
+            r = requests.get(f"{base}/records", headers={"Accept": "application/vnd.kafka.json.v2+json"},
+                             timeout=60)
+            if r.status_code == 200:
+                got.extend(rec["value"] for rec in r.json())
+            return len(got) >= count
+        return more
 
-    wait_for("the records through the v2 consumer", fetch, deadline=120, every=0.3)
-    assert got == [{"n": i} for i in range(5)]
-    requests.delete(base, headers=headers, timeout=60)
+    try:
+        offsets = [wait_for(f"record {i} produced", lambda i=i: produce(i), deadline=120)["offset"] for i in range(5)]
+        assert offsets == list(range(5))
+        wait_for("the first records through the v2 consumer", fetch(5), deadline=120, every=0.3)
+
+        cluster.nodes[victim].kill(signal.SIGKILL)
+        proxies[victim].kill(signal.SIGKILL)
+        offsets = [wait_for(f"record {i} produced", lambda i=i: produce(i), deadline=120)["offset"]
+                   for i in range(5, 10)]
+        assert offsets == list(range(5, 10))
+        wait_for("the records after the kill through the same consumer", fetch(10), deadline=120, every=0.3)
+        assert got == [{"n": i} for i in range(10)]
+    finally:
+        requests.delete(base, headers=headers, timeout=60)
 
 
 @pytest.fixture
