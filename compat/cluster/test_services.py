@@ -171,6 +171,9 @@ def test_rest_proxy_produces_and_consumes_on_a_survivor(platform):
         offsets = [wait_for(f"record {i} produced", lambda i=i: produce(i), deadline=120)["offset"] for i in range(5)]
         assert offsets == list(range(5))
         wait_for("the first records through the v2 consumer", fetch(5), deadline=120, every=0.3)
+        # Committed (everything fetched), so a rebalance after the kill resumes after them.
+        r = requests.post(f"{base}/offsets", headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
 
         cluster.nodes[victim].kill(signal.SIGKILL)
         proxies[victim].kill(signal.SIGKILL)
