@@ -284,6 +284,8 @@ impl GroupService {
                 );
                 let next_request = guard.next_request;
                 *guard = GroupsState { next_request, ..GroupsState::default() };
+                // Nothing is loaded any more: a failed replay leaves every partition to load again.
+                self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 self.state.clear_poison();
                 let cluster = self.cluster.get().and_then(std::sync::Weak::upgrade);
                 let replayed = match &cluster {
