@@ -129,3 +129,62 @@ impl GroupService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tributary_group::classic::ClassicGroup;
+    use tributary_group::offsets::CommittedOffset;
+    use tributary_group::records::offsets_partition_for;
+
+    use crate::groups::GroupsState;
+
+    const PARTITIONS: i32 = 6;
+
+    fn offset(at: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: at,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 0,
+            expire_timestamp_ms: -1,
+            log_offset: at,
+        }
+    }
+
+    /// Two group ids whose offsets partitions differ.
+    fn two_groups() -> (String, String) {
+        let first = "group-0".to_string();
+        let p = offsets_partition_for(&first, PARTITIONS);
+        let second = (1..).map(|i| format!("group-{i}")).find(|g| offsets_partition_for(g, PARTITIONS) != p);
+        (first, second.expect("some group lands elsewhere"))
+    }
+
+    fn state_with(groups: &[&str]) -> GroupsState {
+        let mut state = GroupsState::default();
+        for g in groups {
+            state.groups.insert(g.to_string(), ClassicGroup::new(g));
+            state.offsets.put(g, "orders", 0, offset(7));
+        }
+        state
+    }
+
+    #[test]
+    fn unloading_a_partition_forgets_only_its_groups_and_offsets() {
+        let (kept, gone) = two_groups();
+        let gone_partition = offsets_partition_for(&gone, PARTITIONS);
+        let mut state = state_with(&[&kept, &gone]);
+        state.unload(|g| offsets_partition_for(g, PARTITIONS) == gone_partition);
+        assert!(state.groups.contains_key(&kept) && !state.groups.contains_key(&gone));
+        assert!(state.offsets.has_group(&kept) && !state.offsets.has_group(&gone));
+    }
+
+    #[test]
+    fn merging_a_loaded_partition_keeps_what_was_there() {
+        let (here, loaded) = two_groups();
+        let mut state = state_with(&[&here]);
+        state.merge(state_with(&[&loaded]));
+        assert!(state.groups.contains_key(&here) && state.groups.contains_key(&loaded));
+        assert_eq!(state.offsets.get(&loaded, "orders", 0).map(|o| o.offset), Some(7));
+        assert_eq!(state.offsets.get(&here, "orders", 0).map(|o| o.offset), Some(7));
+    }
+}
