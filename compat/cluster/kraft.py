@@ -95,7 +95,8 @@ class Node:
         }
         props.update(self.cluster.overrides)
         props.update(extra or {})
-        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # An override of None leaves the key out: the broker's own default applies.
+        self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items() if v is not None))
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -130,7 +131,8 @@ class Node:
 class Cluster:
     def __init__(self, root: Path, overrides: dict[str, str] | None = None):
         """Three nodes whose data lives under `root`; `overrides` are broker
-        settings every node's server.properties gets on top of the defaults."""
+        settings every node's server.properties gets on top of the defaults
+        (None leaves a key out)."""
         self.root = root
         self.overrides = dict(overrides or {})
         ports = free_ports(6)
@@ -176,3 +178,62 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     n.process.kill()
                     n.process.wait()
+
+
+class Service:
+    """A `tributary schema-registry` or `tributary rest-proxy` process that
+    runs next to one node, as on a host of a three-host cluster: it names
+    its own node first in its bootstrap list, then the others."""
+
+    def __init__(self, cluster: "Cluster", kind: str, node_id: int, extra: list[str] | None = None):
+        self.cluster = cluster
+        self.kind = kind
+        self.node_id = node_id
+        self.port = free_ports(1)[0]
+        self.extra = list(extra or [])
+        self.log = cluster.root / f"{kind}{node_id}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def bootstrap(self) -> str:
+        first = self.cluster.nodes[self.node_id]
+        rest = [n for i, n in sorted(self.cluster.nodes.items()) if i != self.node_id]
+        return ",".join(n.bootstrap for n in [first, *rest])
+
+    def start(self) -> None:
+        if self.kind == "schema-registry":
+            args = ["schema-registry", "--bootstrap-servers", self.bootstrap(), "--listeners", self.url,
+                    "--override", f"host.name={HOST}"]
+        else:
+            args = ["rest-proxy", "--bootstrap-servers", self.bootstrap(), "--host", HOST, "--port", str(self.port)]
+        log = open(self.log, "ab")
+        self.process = subprocess.Popen([str(binary()), *args, *self.extra], stdout=log, stderr=log,
+                                        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")})
+        log.close()
+
+    def wait_up(self, path: str, deadline: float = 120.0) -> None:
+        import urllib.request
+
+        def up():
+            assert self.process is not None and self.process.poll() is None, self.log.read_text(errors="replace")[-2000:]
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return r.status == 200
+
+        wait_for(f"{self.kind} next to node {self.node_id}", up, deadline=deadline)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=DEADLINE)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from conftest import binary, wait_for
 
@@ -129,7 +129,8 @@ def test_start_nodes_3_runs_a_cluster_that_stop_and_destroy_remove(local_cluster
     # confluent-kafka through the printed bootstrap: partitions on every node take records and give them back.
     topic = f"nodes-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 3, 1)], operation_timeout=30)[topic].result(timeout=60)
+    # Three replicas each (default.replication.factor): acks=all needs two in sync (min.insync.replicas).
+    admin.create_topics([NewTopic(topic, 3)], operation_timeout=30)[topic].result(timeout=60)
     leaders = wait_for("a leader for every partition", lambda: (
         (t := admin.list_topics(topic, timeout=10).topics[topic]) and len(t.partitions) == 3
         and all(p.leader >= 0 for p in t.partitions.values()) and {p.leader for p in t.partitions.values()}))
@@ -163,6 +164,22 @@ def test_start_nodes_3_runs_a_cluster_that_stop_and_destroy_remove(local_cluster
     assert posted.status_code == 200, posted.text
     listed = requests.get(f"{registry}/subjects/{topic}-value/versions", timeout=30)
     assert listed.json() == [1], listed.text
+
+    # Kafka's production defaults on a three-node cluster: three replicas of a topic created
+    # without a replication factor and of the internal topics, acks=all needing two in sync.
+    defaulted = f"defaulted-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(defaulted, 1)], operation_timeout=30)[defaulted].result(timeout=60)
+
+    def replicas(name):
+        t = admin.list_topics(name, timeout=10).topics.get(name)
+        return t is not None and t.error is None and {len(p.replicas) for p in t.partitions.values()}
+
+    assert wait_for(f"{defaulted} described", lambda: replicas(defaulted)) == {3}
+    assert wait_for("_schemas described", lambda: replicas("_schemas")) == {3}
+    assert wait_for("__consumer_offsets described", lambda: replicas("__consumer_offsets")) == {3}
+    resource = ConfigResource("topic", defaulted)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["min.insync.replicas"].value == "2"
 
     # status and logs cover every node.
     st = tributary("status", "--data-dir", d, "-o", "json")

@@ -113,12 +113,24 @@ impl Service {
 /// replication factors of 1, topics created on first use, and groups that
 /// rebalance at once.
 pub fn dev_defaults() -> BTreeMap<String, String> {
+    dev_defaults_for(1)
+}
+
+/// The broker config of a local platform of `nodes` nodes: on one node,
+/// replication factors of 1; on a cluster, Kafka's production defaults as
+/// far as the node count allows: three replicas of every new topic and of
+/// the internal topics, and acks=all needing two of them in sync (so a
+/// write acknowledged survives the loss of any one broker).
+pub fn dev_defaults_for(nodes: u16) -> BTreeMap<String, String> {
+    let replicas = nodes.clamp(1, 3).to_string();
+    let min_isr = if nodes >= 3 { "2" } else { "1" };
     [
         ("auto.create.topics.enable", "true"),
-        ("default.replication.factor", "1"),
-        ("offsets.topic.replication.factor", "1"),
-        ("transaction.state.log.replication.factor", "1"),
-        ("transaction.state.log.min.isr", "1"),
+        ("default.replication.factor", replicas.as_str()),
+        ("min.insync.replicas", min_isr),
+        ("offsets.topic.replication.factor", replicas.as_str()),
+        ("transaction.state.log.replication.factor", replicas.as_str()),
+        ("transaction.state.log.min.isr", min_isr),
         ("group.initial.rebalance.delay.ms", "0"),
     ]
     .into_iter()

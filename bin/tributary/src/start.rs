@@ -280,7 +280,10 @@ fn resolve(args: &StartArgs, dir: &Path) -> Result<Settings, Failure> {
             return Err((Exit::Failed, node_count_mismatch(dir, 1, n)));
         }
         (Some(s), _) => s.clone(),
-        (None, nodes) => Settings { nodes: nodes.unwrap_or(1), ..Settings::default() },
+        (None, nodes) => {
+            let nodes = nodes.unwrap_or(1);
+            Settings { nodes, broker: local::dev_defaults_for(nodes), ..Settings::default() }
+        }
     };
     if let Some(host) = &args.host {
         settings.host = host.trim().to_string();
@@ -736,8 +739,10 @@ async fn start_services(
     save_run(&run, dir)?;
 
     let mut registry_addr = None;
-    if let Some((config, listener)) = registry {
+    if let Some((mut config, listener)) = registry {
         let t = step(Service::SchemaRegistry);
+        // One broker: `_schemas` takes the broker's replication factor (1) without a warning.
+        config.replication_factor = -1;
         let r = crate::registry::start_embedded(config, listener, &kafka_addr.to_string()).await?;
         registry_addr = Some(r.local_addr());
         let entry = run_service(Service::SchemaRegistry, r.local_addr());

@@ -367,6 +367,8 @@ impl Cluster {
     pub(crate) fn publish(&self, state: &MetadataState) {
         let old = self.image();
         let next = Arc::new(old.next(state, self.node_id));
+        // Read before reconciling: it changes the roles of the partitions both registries share.
+        let offsets_led_before = offsets_partitions(&self.registry());
         let mut replicas = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
         let reconciled = reconcile(self.node_id, &old, &next, &self.registry(), &mut replicas);
         drop(replicas);
@@ -383,7 +385,7 @@ impl Cluster {
                 }
             }
         }
-        let offsets_moved = offsets_partitions(&self.registry()) != offsets_partitions(&reconciled.registry);
+        let offsets_moved = offsets_led_before != offsets_partitions(&reconciled.registry);
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = next;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reconciled.registry);
         if offsets_moved {
@@ -420,11 +422,12 @@ impl Cluster {
     }
 }
 
-/// The `__consumer_offsets` partitions a registry hosts and leads.
-fn offsets_partitions(registry: &Registry) -> Vec<i32> {
+/// The `__consumer_offsets` partitions a registry hosts and leads, with
+/// their leader epochs (the coordinator reloads a partition led anew).
+fn offsets_partitions(registry: &Registry) -> Vec<(i32, i32)> {
     registry
         .topics
         .get(crate::groups::OFFSETS_TOPIC)
-        .map(|t| t.partitions.iter().filter(|p| p.is_leader()).map(|p| p.index).collect())
+        .map(|t| t.partitions.iter().filter(|p| p.is_leader()).map(|p| (p.index, p.leader_epoch())).collect())
         .unwrap_or_default()
 }

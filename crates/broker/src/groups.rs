@@ -17,12 +17,11 @@
 //! their order in the log is the order the changes were made in, and a
 //! replay rebuilds the same group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tokio::sync::watch;
 use tokio::sync::{Notify, oneshot};
 use tributary_config::BrokerConfig;
 use tributary_group::assignor::AssignorKind;
@@ -38,7 +37,7 @@ use tributary_types::now_ms;
 
 use crate::cluster::{Cluster, NewTopic, Registry};
 use crate::error::ApiError;
-use crate::partition::{Progress, wait_committed};
+use crate::internal::Appended;
 
 /// The internal topic of group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -123,8 +122,10 @@ pub(crate) struct GroupsState {
     pub(crate) offsets: OffsetStore,
     /// The topics as consumer groups see them, for the registry snapshot it was built from.
     topics: Option<(Arc<Registry>, Arc<TopicsView>)>,
-    joins: HashMap<RequestId, oneshot::Sender<JoinResult>>,
-    syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
+    /// Parked joins and syncs, with the group each is for (dropped when the
+    /// group is unloaded, so its members look for the coordinator again).
+    joins: HashMap<RequestId, (String, oneshot::Sender<JoinResult>)>,
+    syncs: HashMap<RequestId, (String, oneshot::Sender<SyncResult>)>,
     next_request: RequestId,
 }
 
@@ -152,18 +153,44 @@ impl GroupsState {
             && self.consumer_groups.get(group).is_none_or(|g| g.member_count() == 0)
     }
 
-    fn park_join(&mut self) -> (RequestId, oneshot::Receiver<JoinResult>) {
+    fn park_join(&mut self, group: &str) -> (RequestId, oneshot::Receiver<JoinResult>) {
         self.next_request += 1;
         let (tx, rx) = oneshot::channel();
-        self.joins.insert(self.next_request, tx);
+        self.joins.insert(self.next_request, (group.to_string(), tx));
         (self.next_request, rx)
     }
 
-    fn park_sync(&mut self) -> (RequestId, oneshot::Receiver<SyncResult>) {
+    fn park_sync(&mut self, group: &str) -> (RequestId, oneshot::Receiver<SyncResult>) {
         self.next_request += 1;
         let (tx, rx) = oneshot::channel();
-        self.syncs.insert(self.next_request, tx);
+        self.syncs.insert(self.next_request, (group.to_string(), tx));
         (self.next_request, rx)
+    }
+
+    /// Forgets every group of the selected `__consumer_offsets` partitions
+    /// (another broker coordinates them now); their parked joins and syncs
+    /// are dropped, so those members find the coordinator again.
+    pub(crate) fn unload(&mut self, gone: impl Fn(&str) -> bool) {
+        self.groups.retain(|id, _| !gone(id));
+        self.consumer_groups.retain(|id, _| !gone(id));
+        let offsets: Vec<String> = self.offsets.groups().filter(|g| gone(g)).map(str::to_string).collect();
+        for group in offsets {
+            self.offsets.remove_group(&group);
+        }
+        self.joins.retain(|_, (group, _)| !gone(group));
+        self.syncs.retain(|_, (group, _)| !gone(group));
+    }
+
+    /// Adds the groups and offsets replayed from partitions just loaded.
+    pub(crate) fn merge(&mut self, fresh: GroupsState) {
+        self.groups.extend(fresh.groups);
+        self.consumer_groups.extend(fresh.consumer_groups);
+        let groups: Vec<String> = fresh.offsets.groups().map(str::to_string).collect();
+        for group in groups {
+            for ((topic, partition), offset) in fresh.offsets.all(&group) {
+                self.offsets.put(&group, topic, *partition, offset.clone());
+            }
+        }
     }
 }
 
@@ -192,6 +219,9 @@ pub struct GroupService {
     reload_wanted: AtomicBool,
     /// The broker, once attached (for reloads).
     cluster: std::sync::OnceLock<std::sync::Weak<Cluster>>,
+    /// In a cluster: the `__consumer_offsets` partitions whose groups are
+    /// loaded here, each with the leader epoch it was loaded in.
+    pub(crate) loaded: Mutex<BTreeMap<i32, i32>>,
 }
 
 fn group_error_code(e: GroupError) -> ErrorCode {
@@ -226,6 +256,7 @@ impl GroupService {
             wake: Notify::new(),
             reload_wanted: AtomicBool::new(false),
             cluster: std::sync::OnceLock::new(),
+            loaded: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -253,15 +284,18 @@ impl GroupService {
                 );
                 let next_request = guard.next_request;
                 *guard = GroupsState { next_request, ..GroupsState::default() };
+                // Nothing is loaded any more: a failed replay leaves every partition to load again.
+                self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 self.state.clear_poison();
                 let cluster = self.cluster.get().and_then(std::sync::Weak::upgrade);
                 let replayed = match &cluster {
-                    Some(cluster) => crate::cpu::off_workers(|| self.replay(cluster)),
+                    Some(cluster) => crate::cpu::off_workers(|| self.replay(cluster, None, RELOAD_DURABLE_WAIT)),
                     None => Err("the coordinator is not attached to a broker".to_string()),
                 };
                 let availability = match replayed {
-                    Ok(fresh) => {
+                    Ok((fresh, loaded)) => {
                         *guard = GroupsState { next_request, ..fresh };
+                        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = loaded;
                         tracing::warn!("group coordinator state reloaded from {OFFSETS_TOPIC}");
                         Availability::Ready
                     }
@@ -328,6 +362,12 @@ impl GroupService {
         self.availability.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Marks the coordinator as serving (its partitions' own state is
+    /// tracked apart, see `coordinator_load.rs`).
+    pub(crate) fn set_ready(&self) {
+        *self.availability.lock().unwrap_or_else(|p| p.into_inner()) = Availability::Ready;
+    }
+
     /// The error for requests while not ready, if any.
     pub(crate) fn not_ready(&self) -> Option<ApiError> {
         match self.availability() {
@@ -340,6 +380,10 @@ impl GroupService {
     /// Creates `__consumer_offsets` if needed and rebuilds groups and offsets
     /// from it. Blocking; runs once at start.
     pub fn load(&self, cluster: &Cluster) {
+        if cluster.quorum().is_some() {
+            self.load_led_partitions(cluster);
+            return;
+        }
         let outcome = self.load_inner(cluster);
         let availability = match outcome {
             Ok((groups, offsets)) => {
@@ -356,14 +400,8 @@ impl GroupService {
 
     fn load_inner(&self, cluster: &Cluster) -> Result<(usize, usize), String> {
         let settings = &self.settings;
-        if cluster.quorum().is_some() && !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
-            // In a cluster the topic is created on the first FindCoordinator
-            // (as Kafka does), once brokers have joined, so its partitions
-            // spread over them; until then no group is coordinated here.
-            return Ok((0, 0));
-        }
         if !cluster.registry().topics.contains_key(OFFSETS_TOPIC) {
-            if settings.offsets_replication_factor > 1 && cluster.quorum().is_none() {
+            if settings.offsets_replication_factor > 1 {
                 return Err(format!(
                     "offsets.topic.replication.factor={} but this cluster has 1 broker; set offsets.topic.replication.factor=1",
                     settings.offsets_replication_factor
@@ -376,11 +414,7 @@ impl GroupService {
             let topic = NewTopic {
                 name: OFFSETS_TOPIC.to_string(),
                 num_partitions: settings.offsets_partitions,
-                replication_factor: if cluster.quorum().is_some() {
-                    settings.offsets_replication_factor.max(1)
-                } else {
-                    1
-                },
+                replication_factor: 1,
                 assignments: Vec::new(),
                 configs,
             };
@@ -391,7 +425,7 @@ impl GroupService {
                 Err(e) => return Err(format!("cannot create {OFFSETS_TOPIC}: {}", e.message)),
             }
         }
-        let fresh = self.replay(cluster)?;
+        let (fresh, _) = self.replay(cluster, None, RELOAD_DURABLE_WAIT)?;
         let mut state = self.state();
         let next_request = state.next_request;
         *state = GroupsState { next_request, ..fresh };
@@ -415,9 +449,17 @@ impl GroupService {
         }
     }
 
-    /// Rebuilds every group and committed offset from `__consumer_offsets`
-    /// (everything appended to it, once durable), without the state lock.
-    fn replay(&self, cluster: &Cluster) -> Result<GroupsState, String> {
+    /// Rebuilds the groups and committed offsets of the `__consumer_offsets`
+    /// partitions this node leads (those of `only`, when given) from the
+    /// log (everything appended to it, once committed, waiting at most
+    /// `wait` for that), without the state lock. Returns them and the
+    /// partitions read, each with the leader epoch it was read in.
+    pub(crate) fn replay(
+        &self,
+        cluster: &Cluster,
+        only: Option<&std::collections::BTreeSet<i32>>,
+        wait: std::time::Duration,
+    ) -> Result<(GroupsState, BTreeMap<i32, i32>), String> {
         let registry = cluster.registry();
         let Some(topic) = registry.topics.get(OFFSETS_TOPIC) else {
             return Err(format!("{OFFSETS_TOPIC} disappeared during load"));
@@ -426,11 +468,14 @@ impl GroupService {
         let mut groups: HashMap<String, GroupValue> = HashMap::new();
         let mut consumer_groups: HashMap<String, ConsumerGroup> = HashMap::new();
         let mut records = 0usize;
+        let mut read = BTreeMap::new();
         // Only the partitions this node leads: their groups are coordinated here.
-        for partition in topic.partitions.iter().filter(|p| p.is_leader()) {
+        let selected = topic.partitions.iter().filter(|p| p.is_leader() && only.is_none_or(|o| o.contains(&p.index)));
+        for partition in selected {
+            let epoch = partition.leader_epoch();
             // Everything appended must be read, also what is still being
             // fsynced (a reload while commits are in flight).
-            let hw = wait_until_durable(partition, RELOAD_DURABLE_WAIT)
+            let hw = wait_until_durable(partition, wait)
                 .map_err(|e| format!("cannot read {OFFSETS_TOPIC}-{}: {e}", partition.index))?;
             crate::internal::for_each_record(partition, hw, |offset, key, value| {
                 records += 1;
@@ -461,6 +506,7 @@ impl GroupService {
                 }
             })
             .map_err(|e| format!("cannot read {OFFSETS_TOPIC}-{}: {e}", partition.index))?;
+            read.insert(partition.index, epoch);
         }
         let now = self.now();
         let wall = now_ms();
@@ -478,7 +524,7 @@ impl GroupService {
         }
         state.offsets = offsets;
         tracing::debug!(records, "replayed {OFFSETS_TOPIC}");
-        Ok(state)
+        Ok((state, read))
     }
 
     /// The `__consumer_offsets` partition of a group.
@@ -489,12 +535,9 @@ impl GroupService {
     /// Appends records of `group` to its partition of `__consumer_offsets` and
     /// waits until they are durable. Returns the offset of the first record.
     pub async fn persist(&self, cluster: &Cluster, group: &str, records: Vec<RecordSpec>) -> Result<i64, ApiError> {
-        let partition = self.partition_for(group);
-        let (progress, target, base_offset) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
-        let progress = wait_committed(progress, target).await;
-        if progress.offline {
-            return Err(ApiError::new(ErrorCode::KafkaStorageError, format!("{OFFSETS_TOPIC}-{partition} is offline")));
-        }
+        let appended = cluster.append_internal(OFFSETS_TOPIC, self.partition_for(group), records)?;
+        let base_offset = appended.base;
+        appended.committed().await?;
         Ok(base_offset)
     }
 
@@ -542,12 +585,12 @@ impl GroupService {
                     }
                 }
                 Staged::Join(id, result) => {
-                    if let Some(tx) = self.state().joins.remove(&id) {
+                    if let Some((_, tx)) = self.state().joins.remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
                 Staged::Sync(id, result) => {
-                    if let Some(tx) = self.state().syncs.remove(&id) {
+                    if let Some((_, tx)) = self.state().syncs.remove(&id) {
                         let _ = tx.send(result);
                     }
                 }
@@ -562,8 +605,8 @@ impl GroupService {
         let now = self.now();
         let wall = now_ms();
         let mut state = self.state();
-        let (id, rx) = state.park_join();
         let group_id = req.group_id.clone();
+        let (id, rx) = state.park_join(&group_id);
         let config = self.settings.group;
         let group = state.groups.entry(group_id.clone()).or_insert_with(|| ClassicGroup::new(&group_id));
         let mut new_id = || uuid::Uuid::new_v4().to_string();
@@ -587,7 +630,7 @@ impl GroupService {
         let now = self.now();
         let wall = now_ms();
         let mut state = self.state();
-        let (id, rx) = state.park_sync();
+        let (id, rx) = state.park_sync(group_id);
         let effects = match state.groups.get_mut(group_id) {
             Some(group) => {
                 group.sync(id, generation, member_id, instance_id, protocol_type, protocol_name, assignments, now, wall)
@@ -670,8 +713,8 @@ pub(crate) fn encode_records(records: &[GroupRecord]) -> Vec<RecordSpec> {
         .collect()
 }
 
-/// Records appended and not yet durable.
-pub(crate) type Pending = Option<(watch::Receiver<Progress>, i64)>;
+/// Records appended and not yet committed.
+pub(crate) type Pending = Option<Appended>;
 
 /// A coordinator effect whose records are already appended (see
 /// [`GroupService::stage`]).
@@ -694,12 +737,11 @@ pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, staged: Vec<Staged>) {
 
 /// Waits until appended records are durable; the error to answer if they cannot be.
 pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
-    let Some((progress, target)) = pending else { return Ok(()) };
-    let p = wait_committed(progress, target).await;
-    if p.offline {
-        return Err(ApiError::new(ErrorCode::CoordinatorNotAvailable, format!("{OFFSETS_TOPIC} is offline")));
-    }
-    Ok(())
+    let Some(appended) = pending else { return Ok(()) };
+    appended.committed().await.map_err(|e| match e.code {
+        ErrorCode::KafkaStorageError => ApiError::new(ErrorCode::CoordinatorNotAvailable, e.message),
+        _ => e,
+    })
 }
 
 impl GroupService {
@@ -716,8 +758,7 @@ impl GroupService {
             return Ok(None);
         }
         let partition = self.partition_for(group);
-        let (progress, target, _) = cluster.append_internal(OFFSETS_TOPIC, partition, records)?;
-        Ok(Some((progress, target)))
+        Ok(Some(cluster.append_internal(OFFSETS_TOPIC, partition, records)?))
     }
 
     /// Fences consumer group members whose session or revocation deadline
@@ -769,7 +810,7 @@ impl GroupService {
 }
 
 /// Longest a reload waits for what `__consumer_offsets` holds to be durable.
-const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const RELOAD_DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits (blocking) until everything appended to `partition` is durable;
 /// returns the high watermark then.

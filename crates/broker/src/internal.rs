@@ -7,6 +7,8 @@ use tributary_record::BatchIter;
 use tributary_record::batch::BATCH_HEADER_LEN;
 use tributary_record::records::RecordIter;
 
+use std::time::Duration;
+
 use tokio::sync::watch;
 use tributary_log::{AppendInfo, AppendOutcome};
 use tributary_protocol::ErrorCode;
@@ -16,7 +18,7 @@ use tributary_types::now_ms;
 
 use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::partition::{Partition, Progress};
+use crate::partition::{Partition, PartitionRef, Progress, wait_committed};
 
 /// Largest decompressed batch of an internal topic.
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
@@ -77,16 +79,65 @@ pub(crate) fn read_records(
     Ok(offset)
 }
 
+/// Records appended to a partition this node leads, not yet known to be committed.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// The partition's progress.
+    pub(crate) progress: watch::Receiver<Progress>,
+    /// The offset after the last record: the high watermark must reach it.
+    pub(crate) end: i64,
+    /// The offset of the first record.
+    pub(crate) base: i64,
+    partition: PartitionRef,
+    leader_epoch: i32,
+}
+
+/// How often a wait for the high watermark checks that this node still leads.
+const LEADERSHIP_CHECK: Duration = Duration::from_millis(250);
+
+impl Appended {
+    /// Waits until the high watermark passes the records (acks=all: every
+    /// in-sync replica has them), as long as this node leads the partition
+    /// in the epoch they were appended in. NOT_COORDINATOR once it does not
+    /// (the new leader may not have them; the client retries there),
+    /// KAFKA_STORAGE_ERROR if the partition went offline.
+    pub(crate) async fn committed(self) -> Result<(), ApiError> {
+        let lost = || {
+            ApiError::new(
+                ErrorCode::NotCoordinator,
+                format!(
+                    "this broker no longer leads {}-{}; the write may not survive, retry on the new coordinator",
+                    self.partition.topic, self.partition.index
+                ),
+            )
+        };
+        let leads = || self.partition.is_leader() && self.partition.leader_epoch() == self.leader_epoch;
+        loop {
+            match tokio::time::timeout(LEADERSHIP_CHECK, wait_committed(self.progress.clone(), self.end)).await {
+                Ok(p) if p.offline => {
+                    return Err(ApiError::new(
+                        ErrorCode::KafkaStorageError,
+                        format!("{}-{} is offline", self.partition.topic, self.partition.index),
+                    ));
+                }
+                Ok(_) => return if leads() { Ok(()) } else { Err(lost()) },
+                Err(_) if !leads() => return Err(lost()),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
 impl Cluster {
-    /// Appends records to a partition of an internal topic (uncompressed,
-    /// timestamped by the caller). Returns the partition's progress channel,
-    /// the offset that must become durable, and the first offset assigned.
-    pub fn append_internal(
+    /// Appends records to a partition of an internal topic this node leads
+    /// (uncompressed, timestamped by the caller); NOT_COORDINATOR when it
+    /// does not lead it (checked under the log's lock, as produce does).
+    pub(crate) fn append_internal(
         &self,
         topic: &str,
         partition: i32,
         records: Vec<RecordSpec>,
-    ) -> Result<(watch::Receiver<Progress>, i64, i64), ApiError> {
+    ) -> Result<Appended, ApiError> {
         let registry = self.registry();
         let target = registry.partition(topic, partition).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
@@ -98,20 +149,29 @@ impl Cluster {
             builder.push(r);
         }
         let batch = builder.build();
+        let progress = target.subscribe();
+        let mut log = target.log();
+        if !target.is_leader() {
+            return Err(ApiError::new(
+                ErrorCode::NotCoordinator,
+                format!("this broker does not lead {topic}-{partition}"),
+            ));
+        }
+        let leader_epoch = target.leader_epoch();
         let info = AppendInfo {
-            leader_epoch: target.leader_epoch(),
+            leader_epoch,
             max_timestamp,
             offset_delta_of_max_timestamp: offset_delta_of_max,
             now_ms: now_ms(),
             log_append_time: false,
         };
-        let progress = target.subscribe();
-        let outcome = target.log().append(&batch, &info).map_err(ApiError::from)?;
+        let outcome = log.append(&batch, &info).map_err(ApiError::from)?;
+        drop(log);
         let (base, last) = match outcome {
             AppendOutcome::Appended { base_offset, last_offset, .. } => (base_offset, last_offset),
             AppendOutcome::Duplicate { base_offset, last_offset } => (base_offset, last_offset),
         };
         self.flusher.mark_dirty(&target);
-        Ok((progress, last + 1, base))
+        Ok(Appended { progress, end: last + 1, base, partition: target, leader_epoch })
     }
 }

@@ -27,6 +27,7 @@ pub mod backend;
 pub mod cleaner;
 pub mod cluster;
 pub mod cluster_mode;
+mod coordinator_load;
 pub mod cpu;
 mod death_watch;
 pub mod elections;

@@ -18,6 +18,13 @@ use crate::error::ApiError;
 use crate::groups::OFFSETS_TOPIC;
 use crate::registry::TopicState;
 
+/// The replication factor of an internal topic created now: the wanted
+/// one, capped by the `live` brokers; `None` while no broker is live.
+pub fn capped_replication_factor(wanted: i16, live: usize) -> Option<i16> {
+    let live = i16::try_from(live).unwrap_or(i16::MAX);
+    (live > 0).then(|| wanted.max(1).min(live))
+}
+
 /// A broker as clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerEndpoint {
@@ -137,13 +144,27 @@ impl Cluster {
     }
 
     /// Creates `__consumer_offsets` in the background (the client that asked
-    /// for a coordinator retries meanwhile).
+    /// for a coordinator retries meanwhile), with
+    /// `offsets.topic.replication.factor` replicas, or as many as there are
+    /// live brokers when there are fewer (said in the log).
     fn create_offsets_topic(&self) {
         let Some(q) = self.quorum() else { return };
         let Some(cluster) = self.groups.cluster() else { return };
-        let topic = self.groups.offsets_topic();
+        let mut topic = self.groups.offsets_topic();
+        let live = self.placement_candidates().len();
+        let Some(capped) = capped_replication_factor(topic.replication_factor, live) else { return };
+        if capped < topic.replication_factor {
+            tracing::warn!(
+                wanted = topic.replication_factor,
+                live_brokers = live,
+                replication_factor = capped,
+                "creating {OFFSETS_TOPIC} with fewer replicas than offsets.topic.replication.factor: only {live} \
+                 broker(s) are live; add brokers and reassign its partitions for the full replication factor"
+            );
+        }
+        topic.replication_factor = capped;
         q.runtime.spawn_blocking(move || match cluster.create_topic(&topic) {
-            Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
+            Ok(_) => tracing::info!(replication_factor = topic.replication_factor, "created {OFFSETS_TOPIC}"),
             Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
             Err(e) => tracing::warn!(error = %e.message, "cannot create {OFFSETS_TOPIC} yet"),
         });
@@ -161,8 +182,32 @@ impl Cluster {
     }
 
     /// Why this node cannot serve `group` now: another broker coordinates
-    /// it (NOT_COORDINATOR), or its state is loading or unavailable.
+    /// it (NOT_COORDINATOR), its `__consumer_offsets` partition is still
+    /// loading here (COORDINATOR_LOAD_IN_PROGRESS), or the coordinator is
+    /// unavailable.
     pub(crate) fn group_not_ready(&self, group: &str) -> Option<ApiError> {
-        self.not_coordinator(group).or_else(|| self.groups.not_ready())
+        if let Some(e) = self.not_coordinator(group) {
+            return Some(e);
+        }
+        if self.quorum().is_some()
+            && let Some(e) = self.groups.partition_not_loaded(group)
+        {
+            return Some(e);
+        }
+        self.groups.not_ready()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped_replication_factor;
+
+    #[test]
+    fn internal_topics_take_at_most_the_live_brokers() {
+        assert_eq!(capped_replication_factor(3, 3), Some(3));
+        assert_eq!(capped_replication_factor(3, 5), Some(3));
+        assert_eq!(capped_replication_factor(3, 1), Some(1));
+        assert_eq!(capped_replication_factor(3, 0), None, "no broker to place on yet");
+        assert_eq!(capped_replication_factor(0, 3), Some(1), "a misconfigured 0 still gets one replica");
     }
 }

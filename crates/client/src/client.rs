@@ -277,6 +277,11 @@ impl Client {
     /// A connection to the coordinator of `group`.
     pub(crate) async fn coordinator_connection(&mut self, group: &str) -> Result<&mut Connection, ClientError> {
         let node = self.group_coordinator(group).await?;
+        if let Err(e) = self.connection_to(&node).await {
+            // The coordinator is gone (its broker stopped): look it up again next time.
+            self.forget_coordinator(group);
+            return Err(e);
+        }
         self.connection_to(&node).await
     }
 

@@ -186,7 +186,14 @@ impl Client {
             let response_max = self.config().response_bytes_max;
             let wait = max_wait.saturating_add(self.config().timeout);
             let wait_ms = i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX);
-            let conn = self.connection_to(&leader).await?;
+            let conn = match self.connection_to(&leader).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // The leader's broker is gone: look the leader up again next time.
+                    self.leaders.remove(tp);
+                    return Err(e);
+                }
+            };
             let v = conn.version(ApiKey::Fetch)?;
             let request = FetchRequest::default()
                 .with_max_wait_ms(wait_ms)
@@ -202,7 +209,13 @@ impl Client {
                         .with_partition_max_bytes(max_bytes),
                 ])]);
             let addr = conn.addr().to_string();
-            let response = conn.call_within(&request, v, wait).await?;
+            let response = match conn.call_within(&request, v, wait).await {
+                Ok(response) => response,
+                Err(e) => {
+                    self.leaders.remove(tp);
+                    return Err(e);
+                }
+            };
             if response.error_code != 0 {
                 return Err(KafkaError::new(response.error_code, context()).into());
             }
@@ -279,7 +292,16 @@ impl Client {
         let max_bytes = i32::try_from(response_max).unwrap_or(i32::MAX);
         for (node, wanted) in by_leader.into_values() {
             let timeout = wait.saturating_add(self.config().timeout);
-            let conn = self.connection_to(&node).await?;
+            let conn = match self.connection_to(&node).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // The leader's broker is gone: look the leaders up again next time.
+                    for (tp, _) in &wanted {
+                        self.leaders.remove(tp);
+                    }
+                    return Err(e);
+                }
+            };
             let v = conn.version(ApiKey::Fetch)?;
             let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
             for (tp, offset) in &wanted {
@@ -304,7 +326,15 @@ impl Client {
                         .collect(),
                 );
             let addr = conn.addr().to_string();
-            let response = conn.call_within(&request, v, timeout).await?;
+            let response = match conn.call_within(&request, v, timeout).await {
+                Ok(response) => response,
+                Err(e) => {
+                    for (tp, _) in &wanted {
+                        self.leaders.remove(tp);
+                    }
+                    return Err(e);
+                }
+            };
             if response.error_code != 0 {
                 return Err(KafkaError::new(response.error_code, format!("fetch from broker {}", node.node_id)).into());
             }

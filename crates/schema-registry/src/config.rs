@@ -7,7 +7,7 @@
 //! | `listeners` | `http://0.0.0.0:8081` | where the REST API listens (the first entry is used) |
 //! | `kafkastore.bootstrap.servers` | — | the Kafka cluster (a `PLAINTEXT://` prefix is accepted) |
 //! | `kafkastore.topic` | `_schemas` | the store topic |
-//! | `kafkastore.topic.replication.factor` | broker default | for a new store topic |
+//! | `kafkastore.topic.replication.factor` | 3 | for a new store topic, capped by the live brokers (with a warning); -1 = the broker's `default.replication.factor` |
 //! | `kafkastore.timeout.ms` | 10000 | one Kafka operation, and waiting for the reader |
 //! | `schema.compatibility.level` | `backward` | level when no config is set |
 //! | `schema.registry.group.id` | `schema-registry` | election group |
@@ -38,7 +38,8 @@ pub struct RegistryConfig {
     pub bootstrap: String,
     /// Store topic.
     pub topic: String,
-    /// Replication factor of a new store topic (-1 = broker default).
+    /// Replication factor of a new store topic, capped by the live brokers
+    /// (-1 = the broker's default).
     pub replication_factor: i16,
     /// Kafka operation timeout.
     pub timeout: Duration,
@@ -63,7 +64,7 @@ impl Default for RegistryConfig {
             listen_port: 8081,
             bootstrap: String::new(),
             topic: "_schemas".to_string(),
-            replication_factor: -1,
+            replication_factor: 3,
             timeout: Duration::from_secs(10),
             compatibility: CompatibilityLevel::Backward,
             group_id: "schema-registry".to_string(),

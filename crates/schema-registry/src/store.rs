@@ -1,7 +1,8 @@
 //! The store: the `_schemas` topic read into an [`Index`], and writes to it.
 //!
 //! ```text
-//! start ── CreateTopics _schemas (1 partition, cleanup.policy=compact), check it has 1 partition
+//! start ── CreateTopics _schemas (1 partition, cleanup.policy=compact, kafkastore.topic.replication.factor
+//!           replicas capped by the live brokers), check it has 1 partition
 //!   └── reader task: Fetch from offset 0 ─▶ Key::decode + Index::apply ─▶ applied offset (watch)
 //! write(records) ── Produce acks=all ─▶ wait until the reader applied that offset (read-your-writes)
 //! catch_up ── ListOffsets latest ─▶ wait until the reader got there (the leader does this
@@ -93,13 +94,27 @@ impl Store {
     pub async fn open(config: StoreConfig, shutdown: watch::Receiver<bool>) -> Result<Arc<Store>, StoreError> {
         let kafka = |source| StoreError::Kafka { topic: config.topic.clone(), source };
         let mut writer = Client::connect(client_config(&config, "schema-registry-writer")).await.map_err(kafka)?;
-        let mut topic = NewTopic::new(&config.topic, 1).with_config("cleanup.policy", "compact");
-        topic.replication_factor = config.replication_factor;
-        writer.create_topic(&topic).await.map_err(kafka)?;
+        let existing = writer.metadata(Some(std::slice::from_ref(&config.topic))).await.map_err(kafka)?;
+        if existing.topics.get(&config.topic).is_none_or(|t| t.error_code != 0) {
+            let mut topic = NewTopic::new(&config.topic, 1).with_config("cleanup.policy", "compact");
+            topic.replication_factor = store_replication_factor(&config, existing.brokers.len());
+            writer.create_topic(&topic).await.map_err(kafka)?;
+        }
         let metadata = writer.metadata(Some(std::slice::from_ref(&config.topic))).await.map_err(kafka)?;
-        let partitions = metadata.topics.get(&config.topic).map_or(0, |t| t.partitions.len());
+        let described = metadata.topics.get(&config.topic);
+        let partitions = described.map_or(0, |t| t.partitions.len());
         if partitions != 1 {
             return Err(StoreError::Partitions { topic: config.topic.clone(), partitions });
+        }
+        let replicas = described.and_then(|t| t.partitions.get(&0)).map_or(0, |p| p.replicas.len());
+        if config.replication_factor > 0 && replicas < usize::try_from(config.replication_factor).unwrap_or(0) {
+            tracing::warn!(
+                topic = %config.topic,
+                replicas,
+                wanted = config.replication_factor,
+                "the schema store topic has fewer replicas than kafkastore.topic.replication.factor; in production, \
+                 add brokers and raise its replication factor"
+            );
         }
         let reader = Client::connect(client_config(&config, "schema-registry-reader")).await.map_err(kafka)?;
         let tp = TopicPartition::new(&config.topic, 0);
@@ -168,6 +183,28 @@ impl Store {
         };
         self.wait_for(base + specs.len() as i64).await
     }
+}
+
+/// The replication factor to create the store topic with: the configured
+/// one, capped by the `live` brokers (as Confluent's registry does, with a
+/// warning); -1 leaves it to the broker's `default.replication.factor`.
+fn store_replication_factor(config: &StoreConfig, live: usize) -> i16 {
+    let wanted = config.replication_factor;
+    if wanted <= 0 || live == 0 {
+        return wanted;
+    }
+    let capped = wanted.min(i16::try_from(live).unwrap_or(i16::MAX));
+    if capped < wanted {
+        tracing::warn!(
+            topic = %config.topic,
+            replication_factor = capped,
+            wanted,
+            "creating the schema store topic with a replication factor of {capped}, less than \
+             kafkastore.topic.replication.factor={wanted}: only {live} broker(s) are live; in production, add \
+             brokers and raise its replication factor"
+        );
+    }
+    capped
 }
 
 fn now_ms() -> i64 {
@@ -246,5 +283,27 @@ async fn read_loop(
         }
         offset = next;
         applied.send_replace(offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replication_factor: i16) -> StoreConfig {
+        StoreConfig {
+            bootstrap: String::new(),
+            topic: "_schemas".to_string(),
+            replication_factor,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_store_topic_takes_at_most_the_live_brokers() {
+        assert_eq!(store_replication_factor(&config(3), 3), 3);
+        assert_eq!(store_replication_factor(&config(3), 1), 1);
+        assert_eq!(store_replication_factor(&config(2), 5), 2);
+        assert_eq!(store_replication_factor(&config(-1), 1), -1, "-1 leaves it to the broker");
     }
 }

@@ -242,6 +242,9 @@ pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: 
     let v = header.api_version;
     let named: Vec<&str> = request.group_ids.iter().map(|g| g.0.as_str()).collect();
     let not_ready = observe(cluster, Selection::Named(&named));
+    // Per group: another broker coordinates it, or its partition still loads here.
+    let elsewhere: Vec<Option<ApiError>> =
+        named.iter().map(|g| not_ready.clone().or_else(|| cluster.group_not_ready(g))).collect();
     let registry = cluster.registry();
     let config = cluster.groups.settings.consumer.clone();
     let mut state = cluster.groups.state();
@@ -250,9 +253,10 @@ pub(super) fn describe(cluster: &Arc<Cluster>, header: &RequestHeader, request: 
     let groups = request
         .group_ids
         .iter()
-        .map(|id| {
+        .zip(&elsewhere)
+        .map(|(id, not_ready)| {
             let base = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(ops);
-            if let Some(e) = &not_ready {
+            if let Some(e) = not_ready {
                 return base.with_error_code(e.code()).with_error_message(Some(str_bytes(&e.message)));
             }
             let Some(group) = state.consumer_groups.get(id.0.as_str()) else {

@@ -36,7 +36,6 @@ use super::{ConnectionInfo, Reply, encode_later, respond, str_bytes};
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::groups::{Selection, api_error, observe, spawn_dispatch};
-use crate::partition::wait_committed;
 
 const TRANSACTION_KEY: i8 = 1;
 
@@ -63,7 +62,7 @@ pub(super) fn find_coordinator(
         }
         match cluster.coordinator_for(key, &conn.listener) {
             // The coordinator here must have loaded its groups first.
-            Ok(b) if b.id == cluster.node_id => match cluster.groups.not_ready() {
+            Ok(b) if b.id == cluster.node_id => match cluster.group_not_ready(key) {
                 Some(e) => (e.code(), Some(e.message), -1, String::new(), -1),
                 None => (0, None, b.id, b.host, i32::from(b.port)),
             },
@@ -459,24 +458,30 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     Reply::Later(Box::pin(async move {
         let failure = match appended {
             Err(e) => Some(e.code()),
-            Ok((progress, target, base)) => {
-                let p = wait_committed(progress, target).await;
-                if p.offline {
-                    Some(ErrorCode::KafkaStorageError.code())
-                } else {
-                    let mut state = cluster.groups.state();
-                    // Records were appended in plan order: the n-th committed partition is at base + n.
-                    let committed =
-                        plan.iter().flat_map(|(_, parts)| parts.iter()).filter_map(|(_, o)| o.as_ref().ok());
-                    for (log_offset, ((topic, partition), offset)) in (base..).zip(keys.iter().zip(committed)) {
-                        state.offsets.put(
-                            &group_id,
-                            topic,
-                            *partition,
-                            CommittedOffset { log_offset, ..offset.clone() },
-                        );
+            Ok(appended) => {
+                let base = appended.base;
+                match appended.committed().await {
+                    Err(e) => Some(e.code()),
+                    Ok(()) => {
+                        let mut state = cluster.groups.state();
+                        if cluster.quorum().is_some() && !cluster.groups.is_loaded(partition) {
+                            // Unloaded while the commit replicated: the new coordinator reads it from the log.
+                            Some(ErrorCode::NotCoordinator.code())
+                        } else {
+                            // Records were appended in plan order: the n-th committed partition is at base + n.
+                            let committed =
+                                plan.iter().flat_map(|(_, parts)| parts.iter()).filter_map(|(_, o)| o.as_ref().ok());
+                            for (log_offset, ((topic, partition), offset)) in (base..).zip(keys.iter().zip(committed)) {
+                                state.offsets.put(
+                                    &group_id,
+                                    topic,
+                                    *partition,
+                                    CommittedOffset { log_offset, ..offset.clone() },
+                                );
+                            }
+                            None
+                        }
                     }
-                    None
                 }
             }
         };
@@ -514,14 +519,15 @@ fn fetch_offsets(
 
 pub(super) fn offset_fetch(cluster: &Arc<Cluster>, header: &RequestHeader, request: OffsetFetchRequest) -> Reply {
     let v = header.api_version;
-    let not_ready = cluster.groups.not_ready();
-    let group_code = not_ready.as_ref().map_or(0, ApiError::code);
     let epoch = |o: &Option<CommittedOffset>| if v >= 5 { o.as_ref().map_or(-1, |o| o.leader_epoch) } else { -1 };
     if v >= 8 {
         let groups = request
             .groups
             .iter()
             .map(|g| {
+                // Another broker coordinates it, or its partition still loads here.
+                let not_ready = cluster.group_not_ready(&g.group_id.0);
+                let group_code = not_ready.as_ref().map_or(0, ApiError::code);
                 let requested = g
                     .topics
                     .as_ref()
@@ -572,6 +578,8 @@ pub(super) fn offset_fetch(cluster: &Arc<Cluster>, header: &RequestHeader, reque
             .collect();
         return respond(ApiKey::OffsetFetch, header, &OffsetFetchResponse::default().with_groups(groups));
     }
+    let not_ready = cluster.group_not_ready(&request.group_id.0);
+    let group_code = not_ready.as_ref().map_or(0, ApiError::code);
     let requested = request
         .topics
         .as_ref()
@@ -670,16 +678,20 @@ pub(super) fn describe_groups(cluster: &Arc<Cluster>, header: &RequestHeader, re
     let v = header.api_version;
     let named: Vec<&str> = request.groups.iter().map(|g| g.0.as_str()).collect();
     let not_ready = observe(cluster, Selection::Named(&named));
+    // Per group: another broker coordinates it, or its partition still loads here.
+    let elsewhere: Vec<Option<ApiError>> =
+        named.iter().map(|g| not_ready.clone().or_else(|| cluster.group_not_ready(g))).collect();
     let registry = cluster.registry();
     let mut state = cluster.groups.state();
     let topics = state.topics_view(&registry);
     let groups = request
         .groups
         .iter()
-        .map(|id| {
+        .zip(&elsewhere)
+        .map(|(id, not_ready)| {
             let ops = if v >= 3 && request.include_authorized_operations { group_operations() } else { i32::MIN };
             let base = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(ops);
-            if let Some(e) = &not_ready {
+            if let Some(e) = not_ready {
                 return base.with_error_code(e.code());
             }
             if let Some(group) = state.consumer_groups.get(id.0.as_str()) {
@@ -813,7 +825,7 @@ pub(super) fn delete_groups(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         .groups_names
         .iter()
         .map(|g| {
-            let outcome = match &not_ready {
+            let outcome = match not_ready.clone().or_else(|| cluster.group_not_ready(&g.0)) {
                 Some(e) => Err(e.code()),
                 None => tombstones_for_group(cluster, &g.0),
             };
@@ -868,7 +880,7 @@ pub(super) fn offset_delete(cluster: &Arc<Cluster>, header: &RequestHeader, requ
     let group = request.group_id.0.to_string();
     let fail =
         |code: i16| respond(ApiKey::OffsetDelete, header, &OffsetDeleteResponse::default().with_error_code(code));
-    if let Some(e) = observe(cluster, Selection::Named(&[group.as_str()])) {
+    if let Some(e) = observe(cluster, Selection::Named(&[group.as_str()])).or_else(|| cluster.group_not_ready(&group)) {
         return fail(e.code());
     }
     {

@@ -29,13 +29,16 @@
 //!
 //! The broker reads the registry's storage topic from its own log, so it
 //! needs no HTTP client and no registry address; a registry elsewhere
-//! (writing to this cluster) works the same. Tailing starts once some topic
+//! (writing to this cluster) works the same. A broker of a cluster that
+//! holds no replica of the storage topic follows it from its leader over
+//! the network instead (`remote.rs`). Tailing starts once some topic
 //! turns validation on. A topic without validation pays one branch on two
 //! config fields per batch.
 
 pub mod check;
 pub mod index;
 pub mod names;
+mod remote;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -85,6 +88,11 @@ pub struct SchemaValidation {
     /// The cursor's next offset, readable without its lock.
     applied: AtomicI64,
     active: AtomicBool,
+    /// This broker belongs to a cluster (another broker may hold the storage topic).
+    clustered: AtomicBool,
+    /// The storage topic is followed over the network (no replica here).
+    remote: AtomicBool,
+    follow: remote::FollowProgress,
     rejected_batches: AtomicU64,
     rejected_records: AtomicU64,
     skipped_records: AtomicU64,
@@ -132,6 +140,9 @@ impl SchemaValidation {
             cursor: Mutex::new(Cursor::default()),
             applied: AtomicI64::new(0),
             active: AtomicBool::new(false),
+            clustered: AtomicBool::new(false),
+            remote: AtomicBool::new(false),
+            follow: remote::FollowProgress::default(),
             rejected_batches: AtomicU64::new(0),
             rejected_records: AtomicU64::new(0),
             skipped_records: AtomicU64::new(0),
@@ -280,9 +291,11 @@ impl SchemaValidation {
         decompressed_bytes_max: usize,
     ) -> Result<(), (ApiError, RecordErrors)> {
         self.active.store(true, Ordering::Relaxed);
+        let remote = self.clustered.load(Ordering::Acquire) && !self.hosted(registry);
         // Read your writes: what the registry had acknowledged (a registration,
         // a deletion) before this produce arrived is applied before it is checked.
-        if self.lagging(registry)
+        if !remote
+            && self.lagging(registry)
             && let Err(e) = self.catch_up(registry, PRODUCE_CATCH_UP_BYTES)
         {
             tracing::warn!(topic = %self.storage_topic, error = %e, "cannot read the schema storage topic");
@@ -296,7 +309,10 @@ impl SchemaValidation {
             // The registry may have written the id a moment ago, and the write
             // may not even be durable yet: read the storage topic to its end,
             // then look again. Only a complete index may call an id unknown.
-            let settled = crate::cpu::off_workers(|| self.settle(registry, Instant::now() + UNKNOWN_ID_WAIT));
+            let deadline = Instant::now() + UNKNOWN_ID_WAIT;
+            let settled = crate::cpu::off_workers(|| {
+                if remote { self.settle_remote(deadline) } else { self.settle(registry, deadline) }
+            });
             outcome = run();
             if let Err(Ok(_)) = &outcome {
                 let retry = match settled {
@@ -367,6 +383,63 @@ impl SchemaValidation {
         }
     }
 
+    /// Whether this node holds a replica of the storage topic.
+    fn hosted(&self, registry: &Registry) -> bool {
+        registry.topics.get(&self.storage_topic).and_then(|t| t.partition(0)).is_some()
+    }
+
+    /// Where the network follower reads next in the storage topic instance
+    /// `topic_id` (another instance than the one indexed starts over).
+    pub(crate) fn remote_position(&self, topic_id: TopicId) -> i64 {
+        self.recover_if_poisoned();
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        if cursor.topic_id != Some(topic_id) {
+            *self.index.write().unwrap_or_else(|p| p.into_inner()) = SchemaIndex::default();
+            *cursor = Cursor { topic_id: Some(topic_id), next_offset: 0 };
+            self.applied.store(0, Ordering::Release);
+        }
+        cursor.next_offset
+    }
+
+    /// Applies records fetched from `from` on (offset, key, value) and moves
+    /// the cursor to `next`; ignored if the cursor moved meanwhile.
+    pub(crate) fn apply_fetched<'a>(
+        &self,
+        topic_id: TopicId,
+        from: i64,
+        records: impl Iterator<Item = (i64, &'a [u8], Option<&'a [u8]>)>,
+        next: i64,
+    ) {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+        if cursor.topic_id != Some(topic_id) || cursor.next_offset != from {
+            return;
+        }
+        let mut skipped = 0u64;
+        {
+            let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+            for (offset, key, value) in records.filter(|(offset, _, _)| *offset >= from) {
+                match index::parse_record(key, value) {
+                    Ok(Some(change)) => {
+                        if let Err(e) = index.apply(change) {
+                            skipped += 1;
+                            tracing::warn!(topic = %self.storage_topic, error = %e, "schema index is full");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        skipped += 1;
+                        tracing::debug!(topic = %self.storage_topic, offset, error = %e, "skipping an unreadable schema record");
+                    }
+                }
+            }
+        }
+        if skipped > 0 {
+            self.skipped_records.fetch_add(skipped, Ordering::Relaxed);
+        }
+        cursor.next_offset = next;
+        self.applied.store(next, Ordering::Release);
+    }
+
     /// Whether the storage topic's high watermark differs from what the
     /// index has applied (a recreated topic differs too).
     fn lagging(&self, registry: &Registry) -> bool {
@@ -428,7 +501,23 @@ impl SchemaValidation {
 /// steps on the blocking pool. Idle until some topic validates.
 pub(crate) async fn tail_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
     let mut progress: Option<(TopicId, watch::Receiver<Progress>)> = None;
+    let mut follower = remote::Follower::default();
+    cluster.schema_validation.clustered.store(cluster.quorum().is_some(), Ordering::Release);
     loop {
+        cluster.schema_validation.follow.next_pass();
+        // No replica here: follow the storage topic from its leader (each
+        // fetch waits at the end of the topic, so this loop is paced by it).
+        let followed = remote::followed_remotely(&cluster);
+        cluster.schema_validation.remote.store(followed.is_some(), Ordering::Release);
+        if let Some(topic_id) = followed
+            && cluster.schema_validation.is_active(&cluster.registry())
+        {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = remote::follow_step(&cluster, &mut follower, topic_id) => {}
+            }
+            continue;
+        }
         let changed = async {
             match progress.as_mut() {
                 Some((_, rx)) => rx.changed().await.is_ok(),
