@@ -89,7 +89,8 @@ class Node:
             "metadata.log.max.snapshot.interval.entries": "25",
             "group.initial.rebalance.delay.ms": "0",
         }
-        props.update(self.cluster.overrides)
+        # An override may name the node: "{node_id}" in its value is this node's id.
+        props.update({k: v.replace("{node_id}", str(self.node_id)) for k, v in self.cluster.overrides.items()})
         props.update(extra or {})
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
@@ -126,7 +127,8 @@ class Node:
 class Cluster:
     def __init__(self, root: Path, overrides: dict[str, str] | None = None):
         """Three nodes whose data lives under `root`; `overrides` are broker
-        settings every node's server.properties gets on top of the defaults."""
+        settings every node's server.properties gets on top of the defaults
+        ("{node_id}" in a value becomes each node's id, e.g. broker.rack=RACK{node_id})."""
         self.root = root
         self.overrides = dict(overrides or {})
         ports = free_ports(6)

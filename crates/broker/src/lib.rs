@@ -41,6 +41,7 @@ pub mod node;
 pub mod outgoing;
 pub mod partition;
 pub mod placement;
+pub mod read_replica;
 pub mod reconciler;
 pub mod registry;
 pub mod replica_driver;

@@ -47,6 +47,7 @@ use super::{ConnectionInfo, Reply, str_bytes};
 use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
+use crate::read_replica::preferred_read_replica;
 use crate::replica_fetch::{Fetcher, ReplicaFetch, check_replica};
 use crate::replication::replica_error_code;
 use tributary_replication::messages::{FetchDecision, FetchRequest as CoreFetch};
@@ -105,6 +106,8 @@ fn answer(pass: Pass) -> Answer {
 
 fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) -> Vec<TopicSlots> {
     let registry = cluster.registry();
+    // KIP-392: from v11 a consumer may read from a follower.
+    let follower_reads = v >= 11 && fetcher == Fetcher::Consumer;
     let brokers = cluster.image().brokers.clone();
     request
         .topics
@@ -119,7 +122,12 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
                 .partitions
                 .iter()
                 .map(|p| {
-                    let target = topic.clone().and_then(|topic| topic.led(p.partition).cloned());
+                    let target = topic.clone().and_then(|topic| match topic.led(p.partition) {
+                        Err(ErrorCode::NotLeaderOrFollower) if follower_reads => {
+                            topic.partition(p.partition).cloned().ok_or(ErrorCode::NotLeaderOrFollower)
+                        }
+                        led => led.cloned(),
+                    });
                     let replica = match (fetcher, &topic) {
                         (Fetcher::Replica { id, epoch }, Ok(topic)) => usize::try_from(p.partition)
                             .ok()
@@ -149,7 +157,10 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
 async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str) -> Answer {
     let fetcher = Fetcher::of(v, &request);
     let topics = resolve(cluster, &request, v, fetcher);
-    let (mut body, records) = read_until_ready(cluster, &topics, &request, fetcher).await;
+    // KIP-392: a consumer's rack (v11+) lets the leader name a closer replica.
+    let client_rack = (v >= 11 && fetcher == Fetcher::Consumer).then(|| request.rack_id.as_str());
+    let reader = Reader { fetcher, observe: true, client_rack, cluster, listener };
+    let (mut body, records) = read_until_ready(cluster, &topics, &request, reader).await;
     if v >= 16 {
         point_to_leaders(cluster, &topics, listener, &mut body);
     }
@@ -164,13 +175,12 @@ async fn read_until_ready(
     cluster: &Cluster,
     topics: &[TopicSlots],
     request: &FetchRequest,
-    fetcher: Fetcher,
+    mut reader: Reader<'_>,
 ) -> Answer {
     let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let mut reader = Reader { fetcher, observe: true };
     loop {
         // Subscribe before reading so an append during the read wakes us.
         let mut watchers: Vec<_> = topics
@@ -225,20 +235,26 @@ struct Pass {
     records: Vec<Option<Records>>,
     /// Record bytes gathered.
     bytes: usize,
-    /// Whether any partition has an error or a diverging epoch (which
-    /// answers the fetch at once).
+    /// Whether any partition has an error, a diverging epoch or a
+    /// preferred read replica (which answers the fetch at once, as Kafka's).
     errors: bool,
 }
 
 /// How this request reads: as whom, and whether a follower's read is
 /// handed to the replica-fetch seam.
-struct Reader {
+struct Reader<'a> {
     fetcher: Fetcher,
     observe: bool,
+    /// A consumer's `rack_id` (v11+, perhaps empty); `None` before v11 and
+    /// for followers, who get no preferred read replica.
+    client_rack: Option<&'a str>,
+    cluster: &'a Cluster,
+    /// The listener the request came in on (the preferred replica must have one).
+    listener: &'a str,
 }
 
 /// Reads every partition once, within `max_bytes` in total.
-fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader) -> Pass {
+fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader<'_>) -> Pass {
     let mut pass = Pass { topics: Vec::with_capacity(topics.len()), records: Vec::new(), bytes: 0, errors: false };
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.slots.len());
@@ -246,7 +262,9 @@ fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader) -> Pass {
             let budget = max_bytes.saturating_sub(pass.bytes);
             let (data, records) = match read_partition(slot, budget, pass.bytes == 0, reader) {
                 Ok((data, records)) => {
-                    pass.errors |= data.error_code != 0 || data.diverging_epoch != EpochEndOffset::default();
+                    pass.errors |= data.error_code != 0
+                        || data.diverging_epoch != EpochEndOffset::default()
+                        || data.preferred_read_replica.0 >= 0;
                     (data, records)
                 }
                 Err(code) => {
@@ -302,7 +320,7 @@ fn read_partition(
     slot: &Slot,
     budget: usize,
     first: bool,
-    reader: &Reader,
+    reader: &Reader<'_>,
 ) -> Result<(PartitionData, Records), ErrorCode> {
     let partition = slot.target.as_ref().map_err(|c| *c)?;
     let epoch = partition.leader_epoch();
@@ -319,6 +337,13 @@ fn read_partition(
     if progress.offline {
         return Err(ErrorCode::KafkaStorageError);
     }
+    // A consumer's fetch reaching the leader: the selector may name a closer replica.
+    let preferred = match (reader.fetcher, reader.client_rack) {
+        (Fetcher::Consumer, Some(rack)) if partition.is_leader() => {
+            preferred_read_replica(reader.cluster, partition, reader.listener, rack, slot.fetch_offset)
+        }
+        _ => None,
+    };
     let (plan, log_start_offset, log_end_offset, divergence, high_watermark) = {
         let mut log = partition.log();
         let mut divergence = divergence(&log, slot);
@@ -351,14 +376,29 @@ fn read_partition(
         // Consumers see it only once a new leader's has reached its epoch's start.
         let high_watermark = match reader.fetcher {
             Fetcher::Replica { .. } => partition.progress().high_watermark,
-            Fetcher::Consumer => partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?,
+            Fetcher::Consumer if preferred.is_some() => partition.progress().high_watermark,
+            Fetcher::Consumer if partition.is_leader() => {
+                partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?
+            }
+            // A consumer reading from a follower (KIP-392).
+            Fetcher::Consumer => partition.follower_high_watermark(&log)?,
         };
-        // A follower reads everything the leader holds; a consumer what is committed.
+        // A follower reads everything the leader holds; a consumer what is
+        // committed, and nothing (no error) from an offset between the high
+        // watermark and the log end, as Kafka's log read answers it.
         let upper_bound = match reader.fetcher {
             Fetcher::Replica { .. } => log.log_end_offset(),
             Fetcher::Consumer => high_watermark,
         };
         let plan = match divergence {
+            Divergence::None if preferred.is_some() => Some(Ok(None)),
+            Divergence::None
+                if reader.fetcher == Fetcher::Consumer
+                    && slot.fetch_offset > upper_bound
+                    && slot.fetch_offset <= log.log_end_offset() =>
+            {
+                Some(Ok(None))
+            }
             Divergence::None => Some(log.plan_read(slot.fetch_offset, upper_bound)),
             _ => None,
         };
@@ -380,6 +420,10 @@ fn read_partition(
         }
         (Divergence::None, Some(plan)) => plan,
     };
+    if let Some(replica) = preferred {
+        let data = base.with_error_code(0).with_preferred_read_replica(BrokerId(replica));
+        return Ok((data, Records::empty()));
+    }
     let records = match plan {
         Ok(None) => Records::empty(),
         Ok(Some(plan)) => {
