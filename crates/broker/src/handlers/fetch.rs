@@ -23,6 +23,18 @@
 //! once per request. With no fetch sessions, a follower's fetch is never
 //! counted as a consumer's in one.
 //!
+//! **Fetch from the closest replica (KIP-392, v11+).** A consumer's fetch
+//! may reach a follower of the partition, which serves it below the high
+//! watermark its leader last reported ([`crate::partition::Partition::follower_high_watermark`];
+//! OFFSET_NOT_AVAILABLE before the first), checking leader epochs against
+//! the epoch it knows. A consumer's fetch reaching the leader carries its
+//! `client.rack`: with `replica.selector.class` set, the partition may be
+//! answered with `preferred_read_replica` and no records
+//! ([`crate::read_replica`]), and the fetch is answered at once. A consumer
+//! fetching from an offset between the high watermark and the log end gets
+//! no records and no error, as Kafka's log read answers; past the log end,
+//! OFFSET_OUT_OF_RANGE. Before v11 a consumer reads from the leader only.
+//!
 //! **Diverging epochs (KIP-320, v12+).** A fetch that says which epoch its
 //! last batch has (`LastFetchedEpoch`) is checked against this log's epochs
 //! first, as Kafka's `Partition.readRecords` does: if that epoch ends here
