@@ -29,7 +29,8 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import ConfigSource
+from confluent_kafka.admin import ConfigResource, NewTopic
 
 import kwire  # compat/python, on the path through conftest
 from conftest import HOST, Cluster, binary, wait_for
@@ -153,6 +154,16 @@ def fetched_from(stats: dict, name: str) -> tuple[int, int]:
 
 def rxbytes(stats: dict, node_id: int) -> int:
     return next(b["rxbytes"] for b in stats["brokers"].values() if b["nodeid"] == node_id)
+
+
+def test_describe_configs_shows_each_brokers_rack_and_selector(racks):
+    for node_id, node in racks.nodes.items():
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(node_id))
+        configs = node.admin().describe_configs([resource])[resource].result(timeout=30)
+        assert configs["broker.rack"].value == f"RACK{node_id}"
+        selector = configs["replica.selector.class"]
+        assert selector.value == RACK_AWARE and selector.is_read_only
+        assert ConfigSource(selector.source) == ConfigSource.STATIC_BROKER_CONFIG
 
 
 def test_a_consumer_reads_from_the_follower_in_its_rack(racks):
