@@ -14,8 +14,10 @@ brokers are in racks RACK1-RACK3 with Kafka's RackAwareReplicaSelector.
 - A follower never returns records above the high watermark: with the
   third replica stopped (SIGSTOP: still in the ISR, so the high watermark
   cannot move), acks=1 records reach the follower's log, and a fetch from
-  the follower returns only the committed ones; once the third replica
-  resumes, the consumer on the follower reads them all.
+  the follower returns only the committed ones, also after the follower is
+  killed and restarted (its reopened log's own high watermark is its log
+  end); once the third replica resumes, the consumer on the follower reads
+  them all.
 
 Every wait is a deadline on an observed outcome."""
 
@@ -250,6 +252,25 @@ def test_a_follower_returns_nothing_above_the_high_watermark(racks):
         # A consumer already past the high watermark (but not past the log end) gets nothing, no error.
         ahead = fetch(racks.nodes[reader], tid, offset=len(committed) + 5)
         assert ahead.error_code == 0 and not ahead.records
+
+        # Restarted, the reader's log takes its log end as its high watermark
+        # (none is kept on disk): it serves consumers again only below the
+        # high watermark its leader reports.
+        racks.nodes[reader].kill(signal.SIGKILL)
+        racks.nodes[reader].start()
+
+        def served_again():
+            try:
+                a = fetch(racks.nodes[reader], tid)
+            except (OSError, kwire.ConnectionClosed):
+                return None
+            # (NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_ID while it reloads, then
+            # OFFSET_NOT_AVAILABLE until its leader answers: retried.)
+            return a if a.error_code == 0 else None
+
+        again = wait_for("the restarted reader to serve consumers", served_again, deadline=90)
+        assert again.high_watermark == len(committed)
+        assert record_offsets(again.records) == list(range(len(committed)))
     finally:
         racks.nodes[stopped].process.send_signal(signal.SIGCONT)
 
