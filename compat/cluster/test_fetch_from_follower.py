@@ -35,7 +35,7 @@ from confluent_kafka.admin import ConfigSource
 from confluent_kafka.admin import ConfigResource, NewTopic
 
 import kwire  # compat/python, on the path through conftest
-from conftest import HOST, Cluster, binary, wait_for
+from conftest import HOST, Cluster, binary, free_ports, refused_start, wait_for
 
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 RECORDS = 200
@@ -156,6 +156,20 @@ def fetched_from(stats: dict, name: str) -> tuple[int, int]:
 
 def rxbytes(stats: dict, node_id: int) -> int:
     return next(b["rxbytes"] for b in stats["brokers"].values() if b["nodeid"] == node_id)
+
+
+def test_an_unknown_replica_selector_refuses_to_start_naming_the_ones_that_work(tmp_path):
+    binary()
+    client, controller = free_ports(2)
+    path = tmp_path / "selector.properties"
+    path.write_text(
+        "process.roles=broker,controller\nnode.id=7\ncontroller.listener.names=CONTROLLER\n"
+        f"listeners=PLAINTEXT://{HOST}:{client},CONTROLLER://{HOST}:{controller}\nlog.dirs={tmp_path}/d\n"
+        f"controller.quorum.voters=7@{HOST}:{controller}\nreplica.selector.class=com.example.Nearest\n")
+    code, lines = refused_start(path)
+    assert code != 0
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert "com.example.Nearest" in lines[0] and RACK_AWARE in lines[0] and "LeaderSelector" in lines[0], lines
 
 
 def test_describe_configs_shows_each_brokers_rack_and_selector(racks):
