@@ -93,7 +93,8 @@ class Node:
             # the rebalance itself switch it on).
             "auto.leader.rebalance.enable": "false",
         }
-        props.update(self.cluster.overrides)
+        # An override may name the node: "{node_id}" in its value is this node's id.
+        props.update({k: v.replace("{node_id}", str(self.node_id)) for k, v in self.cluster.overrides.items()})
         props.update(extra or {})
         # An override of None leaves the key out: the broker's own default applies.
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items() if v is not None))
@@ -132,7 +133,8 @@ class Cluster:
     def __init__(self, root: Path, overrides: dict[str, str] | None = None):
         """Three nodes whose data lives under `root`; `overrides` are broker
         settings every node's server.properties gets on top of the defaults
-        (None leaves a key out)."""
+        (None leaves a key out;
+        "{node_id}" in a value becomes each node's id, e.g. broker.rack=RACK{node_id})."""
         self.root = root
         self.overrides = dict(overrides or {})
         ports = free_ports(6)

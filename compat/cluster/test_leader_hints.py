@@ -1,8 +1,9 @@
-"""KIP-951 leader discovery on a three-node cluster: a produce or fetch sent
-to a broker that does not lead the partition is answered
-NOT_LEADER_OR_FOLLOWER with the leader's id and epoch in the partition's
-CurrentLeader and the leader's endpoint in the response's NodeEndpoints
-(Produce v10+, Fetch v16+; older versions carry neither). Checked with raw
+"""KIP-951 leader discovery on a three-node cluster: a produce sent to a
+broker that does not lead the partition, or a fetch sent to one that holds
+no replica of it, is answered NOT_LEADER_OR_FOLLOWER with the leader's id and
+epoch in the partition's CurrentLeader and the leader's endpoint in the
+response's NodeEndpoints (Produce v10+, Fetch v16+; older versions carry
+neither). A follower serves a consumer's fetch (KIP-392), as Kafka's do. Checked with raw
 requests (compat/python/kwire.py), and with librdkafka, which follows the
 hint without a Metadata round trip, producing across a leader move."""
 
@@ -107,16 +108,15 @@ def test_produce_and_fetch_sent_elsewhere_name_the_leader(cluster):
                 refused, endpoints = produce(node, version, "hinted", partition)
                 assert (refused.error_code, refused.current_leader, endpoints) == \
                     (NOT_LEADER_OR_FOLLOWER, kwire.LeaderHint(leader, epoch), [endpoint]), version
-            for version in range(16, fetch_max + 1):
-                refused, endpoints = fetch(node, version, tid, partition)
-                assert refused.error_code == NOT_LEADER_OR_FOLLOWER and not refused.records
-                assert refused.current_leader == kwire.LeaderHint(leader, epoch), version
-                assert endpoints == [endpoint], version
-            # Versions before the fields carry no hint (Produce v9, Fetch v15), as Kafka's brokers answer.
+            # A follower serves a consumer's fetch (KIP-392, Fetch v11+): no hint.
+            # (OFFSET_NOT_AVAILABLE until the follower has heard the high watermark from its leader.)
+            for version in range(15, fetch_max + 1):
+                served, endpoints = wait_for(
+                    f"node {other} to serve a consumer's Fetch v{version}",
+                    lambda version=version: (a := fetch(node, version, tid, partition))[0].error_code == 0 and a)
+                assert served.current_leader == kwire.LeaderHint() and endpoints == [], version
+            # Versions before the fields carry no hint (Produce v9), as Kafka's brokers answer.
             refused, endpoints = produce(node, 9, "hinted", partition)
-            assert refused.error_code == NOT_LEADER_OR_FOLLOWER
-            assert refused.current_leader == kwire.LeaderHint() and endpoints == []
-            refused, endpoints = fetch(node, 15, tid, partition)
             assert refused.error_code == NOT_LEADER_OR_FOLLOWER
             assert refused.current_leader == kwire.LeaderHint() and endpoints == []
         # The epoch named is the leader's: the leader serves it, and refuses a newer one.
@@ -125,6 +125,30 @@ def test_produce_and_fetch_sent_elsewhere_name_the_leader(cluster):
         assert served.current_leader == kwire.LeaderHint() and endpoints == []
         ahead, _ = fetch(cluster.nodes[leader], 16, tid, partition, epoch + 1)
         assert ahead.error_code == UNKNOWN_LEADER_EPOCH
+
+
+def test_a_fetch_sent_to_a_broker_without_a_replica_names_the_leader(cluster):
+    # One replica per partition: the other brokers hold none of it.
+    create(cluster, "hinted-single", 3, 1)
+    placed = wait_for("a leader on every broker",
+                      lambda: (l := leaders(cluster.nodes[1], "hinted-single")) and set(l.values()) == {1, 2, 3} and l)
+    tid = topic_id(cluster.nodes[1], "hinted-single")
+    fetch_max = advertised(cluster.nodes[1], kwire.FETCH)
+    for partition, leader in placed.items():
+        endpoint = kwire.NodeEndpoint(leader, HOST, cluster.nodes[leader].client_port, None)
+        for other in (i for i in (1, 2, 3) if i != leader):
+            node = cluster.nodes[other]
+            epoch = produce(node, 11, "hinted-single", partition)[0].current_leader.leader_epoch
+            assert epoch >= 0
+            for version in range(16, fetch_max + 1):
+                refused, endpoints = fetch(node, version, tid, partition)
+                assert refused.error_code == NOT_LEADER_OR_FOLLOWER and not refused.records
+                assert refused.current_leader == kwire.LeaderHint(leader, epoch), version
+                assert endpoints == [endpoint], version
+            # Fetch v15 has no field for it.
+            refused, endpoints = fetch(node, 15, tid, partition)
+            assert refused.error_code == NOT_LEADER_OR_FOLLOWER
+            assert refused.current_leader == kwire.LeaderHint() and endpoints == []
 
 
 def test_hints_follow_a_leader_that_moves(cluster):

@@ -19,6 +19,7 @@ import kwire  # compat/python, on the path through conftest
 from conftest import HOST, wait_for
 
 NOT_LEADER_OR_FOLLOWER = 6
+FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
 NOT_A_BROKER = 99
 
@@ -70,11 +71,14 @@ def fetch(node, version: int, tid: bytes, epoch: int = -1, replica: tuple[int, i
 
 
 def current_epoch(cluster, leader: int, tid: bytes) -> int:
-    """The partition's leader epoch, as a broker that does not lead it names it (KIP-951)."""
-    other = next(i for i in (1, 2, 3) if i != leader)
-    hint = fetch(cluster.nodes[other], 16, tid)
-    assert hint.error_code == NOT_LEADER_OR_FOLLOWER and hint.current_leader.leader_id == leader
-    return hint.current_leader.leader_epoch
+    """The partition's leader epoch, as its leader names it: a consumer fetch
+    naming epoch 0 is served when that is the epoch, and otherwise fenced
+    with the current leader and epoch (KIP-951)."""
+    answer = fetch(cluster.nodes[leader], 16, tid, 0)
+    if answer.error_code == 0:
+        return 0
+    assert answer.error_code == FENCED_LEADER_EPOCH and answer.current_leader.leader_id == leader
+    return answer.current_leader.leader_epoch
 
 
 def test_a_fetch_with_the_replica_id_of_a_non_broker_is_refused(cluster):

@@ -5,7 +5,8 @@
 #     (run it after bumping the librdkafka version: new tests show up here);
 #   - its categories are known ones;
 #   - the numbers in curated.txt and curated-kafka-delay.txt are exactly the
-#     numbers classified "curated".
+#     numbers classified "curated", and those in curated-cluster.txt the
+#     numbers classified "cluster".
 #
 #   compat/librdkafka/check.sh        (LIBRDKAFKA_SRC=<tree> to skip build.sh)
 set -euo pipefail
@@ -17,16 +18,16 @@ else
     SRC="$("$HERE/build.sh" | tail -n 1)"
 fi
 
-python3 - "$SRC/tests/test.c" "$HERE/classification.tsv" "$HERE/curated.txt" "$HERE/curated-kafka-delay.txt" <<'PY'
+python3 - "$SRC/tests/test.c" "$HERE/classification.tsv" "$HERE/curated-cluster.txt" "$HERE/curated.txt" "$HERE/curated-kafka-delay.txt" <<'PY'
 import re, sys
-test_c, tsv, *curated_lists = sys.argv[1:]
+test_c, tsv, cluster_list, *curated_lists = sys.argv[1:]
 src = open(test_c, errors="replace").read()
 m = re.search(r"struct test tests\[\] = \{(.*?)\n\s*\{NULL\}\};", src, re.S)
 if not m:
     sys.exit(f"{test_c}: cannot find the tests[] table")
 names = re.findall(r"_TEST\((\w+),", re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S))
 
-cats = {"curated", "needs-groups", "needs-transactions", "needs-sasl-ssl", "local-only", "other"}
+cats = {"curated", "cluster", "needs-groups", "needs-transactions", "needs-sasl-ssl", "local-only", "other"}
 rows, errors = {}, []
 with open(tsv) as f:
     header = f.readline().rstrip("\n").split("\t")
@@ -55,17 +56,22 @@ for name in rows:
     if name not in names:
         errors.append(f"classification.tsv: {name} is not in {test_c}")
 
-listed = set()
-for curated in curated_lists:
-    for line in open(curated):
-        line = line.split("#", 1)[0].split()
-        if line:
-            listed.add(line[0])
-classified = {name[:4] for name, cat in rows.items() if cat == "curated"}
-for num in sorted(listed - classified):
-    errors.append(f"curated.txt: {num} has no row classified 'curated'")
-for num in sorted(classified - listed):
-    errors.append(f"classification.tsv: {num} is 'curated' but not in curated.txt")
+def numbers(paths):
+    out = set()
+    for path in paths:
+        for line in open(path):
+            line = line.split("#", 1)[0].split()
+            if line:
+                out.add(line[0])
+    return out
+
+listed = numbers(curated_lists)
+for cat, file, nums in (("curated", "curated.txt", listed), ("cluster", "curated-cluster.txt", numbers([cluster_list]))):
+    classified = {name[:4] for name, c in rows.items() if c == cat}
+    for num in sorted(nums - classified):
+        errors.append(f"{file}: {num} has no row classified '{cat}'")
+    for num in sorted(classified - nums):
+        errors.append(f"classification.tsv: {num} is '{cat}' but not in {file}")
 
 for e in errors:
     print(e)

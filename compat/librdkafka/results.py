@@ -7,8 +7,12 @@ against one node and against a three-node cluster.
         compat/librdkafka/run.sh {bootstrap} $T
     RESULTS_DIR=/tmp/rdk-all3 scripts/with-cluster --override num.partitions=4 -- \\
         compat/librdkafka/run.sh {bootstrap} $T
+    RESULTS_DIR=/tmp/rdk-cl3 CURATED=compat/librdkafka/curated-cluster.txt scripts/with-cluster \\
+        --override num.partitions=4 --override 'broker.rack=RACK{node_id}' \\
+        --override replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector \\
+        --override auto.create.topics.enable=false -- compat/librdkafka/run.sh {bootstrap}
     compat/librdkafka/results.py /tmp/rdk-all/summary.tsv --cluster /tmp/rdk-all3/summary.tsv \\
-        > compat/librdkafka/RESULTS.md
+        --cluster-curated /tmp/rdk-cl3/summary.tsv > compat/librdkafka/RESULTS.md
 
 Every test of librdkafka's tests/test.c appears once: its outcome against
 Tributary on one node and on three (or why it was not run), its category
@@ -27,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 CATEGORY_TEXT = {
     "curated": "runs in CI on every change",
+    "cluster": "needs three brokers: runs in CI on the three-node cluster",
     "needs-groups": "consumer groups: not passing yet",
     "needs-transactions": "needs transactions",
     "needs-sasl-ssl": "needs SASL/SSL/ACLs",
@@ -75,12 +80,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("summary", nargs="?", help="summary.tsv written by run.sh against one node")
     ap.add_argument("--cluster", help="summary.tsv written by run.sh against a three-node cluster")
+    ap.add_argument("--cluster-curated", help="summary.tsv written by run.sh with curated-cluster.txt against a "
+                    "three-node cluster in racks: the three-node outcome of the 'cluster' tests")
     ap.add_argument("--broker-tests", action="store_true", help="print the test numbers to run and exit")
     ap.add_argument("--command", default="T=$(compat/librdkafka/results.py --broker-tests)\n"
                     "RESULTS_DIR=/tmp/rdk-all scripts/with-broker --override num.partitions=4 -- "
                     "compat/librdkafka/run.sh {bootstrap} $T\n"
                     "RESULTS_DIR=/tmp/rdk-all3 scripts/with-cluster --override num.partitions=4 -- "
-                    "compat/librdkafka/run.sh {bootstrap} $T")
+                    "compat/librdkafka/run.sh {bootstrap} $T\n"
+                    "RESULTS_DIR=/tmp/rdk-cl3 CURATED=compat/librdkafka/curated-cluster.txt scripts/with-cluster "
+                    "--override num.partitions=4 --override 'broker.rack=RACK{node_id}' --override "
+                    "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector --override "
+                    "auto.create.topics.enable=false -- compat/librdkafka/run.sh {bootstrap}")
     a = ap.parse_args()
     rows = classification()
     if a.broker_tests:
@@ -90,6 +101,9 @@ def main() -> int:
         ap.error("give the summary.tsv of a run")
     outcomes = read_outcomes(a.summary)
     cluster = read_outcomes(a.cluster) if a.cluster else None
+    if cluster is not None and a.cluster_curated:
+        racked = read_outcomes(a.cluster_curated)
+        cluster.update({r["test"]: racked[r["test"]] for r in rows if r["category"] == "cluster" and r["test"] in racked})
     counts = Counter()
     lines = []
     for r in rows:
@@ -112,11 +126,15 @@ def main() -> int:
               "started with `num.partitions=4` as librdkafka's own test clusters are). Regenerate rather than "
               "edit:\n\n")
     cluster_arg = " --cluster /tmp/rdk-all3/summary.tsv" if cluster is not None else ""
+    if cluster is not None and a.cluster_curated:
+        cluster_arg += " --cluster-curated /tmp/rdk-cl3/summary.tsv"
     out.write(f"```sh\n{a.command}\ncompat/librdkafka/results.py /tmp/rdk-all/summary.tsv{cluster_arg} "
               "> compat/librdkafka/RESULTS.md\n```\n\n")
     out.write("CI runs the `curated` tests on every change (`curated.txt`), against one node and against a "
-              "three-node cluster; this page records the whole suite.\n\n")
-    cats = ["curated", "needs-groups", "needs-transactions", "needs-sasl-ssl", "other", "local-only"]
+              "three-node cluster, and the `cluster` tests (`curated-cluster.txt`) against a three-node cluster "
+              "whose nodes are in racks RACK1-RACK3 with the rack-aware replica selector and no topic "
+              "auto-creation (their three-node outcome is from that run); this page records the whole suite.\n\n")
+    cats = ["curated", "cluster", "needs-groups", "needs-transactions", "needs-sasl-ssl", "other", "local-only"]
     states = ["PASS", "FAIL", "SKIP", "not run"]
     if cluster is None:
         out.write("## Summary\n\n| category | what it needs | PASS | FAIL | SKIP | not run |\n|---|---|---:|---:|---:|---:|\n")

@@ -264,9 +264,11 @@ for ((i = 0; i < n; i++)); do
     envs=()
     label="$num"
     protocol=""
+    fail_on=""
     for kv in ${E_OPTS[$i]}; do
         case "$kv" in
         timeout=*) tmo="${kv#timeout=}" ;;
+        fail_on=*) fail_on="${kv#fail_on=}" ;;
         quick=*) quick="${kv#quick=}" ;;
         local=*) local_="${kv#local=}" ;;
         SUBTESTS=*) envs+=("$kv"); label="$num[${kv#SUBTESTS=}]" ;;
@@ -300,6 +302,12 @@ for ((i = 0; i < n; i++)); do
     CURRENT_PID=""
     secs=$((SECONDS - start))
     IFS=$'\t' read -r result detail < <(classify "$num" "$report" "$log" "$rc")
+    # Some tests only print a failed check (C++ tests' Test::Say): fail_on
+    # names what such a line says.
+    if [[ "$result" == PASS && -n "$fail_on" ]] && sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -Eq -- "$fail_on"; then
+        result=FAIL
+        detail="the log says: $(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -Eo -m1 -- "$fail_on" | head -n1) (fail_on)"
+    fi
     case "$result" in
     PASS) PASSED+=("$label") ;;
     SKIP) SKIPPED+=("$label") ;;

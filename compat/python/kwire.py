@@ -756,7 +756,7 @@ def parse_produce_v11(r: Reader) -> tuple[dict[tuple[str, int], ProduceV11Partit
 def fetch_v16_body(topic_id: bytes, partition: int, fetch_offset: int, current_leader_epoch: int = -1,
                    max_wait_ms: int = 0, max_bytes: int = 1 << 20, *,
                    replica: tuple[int, int] | None = None, last_fetched_epoch: int = -1,
-                   log_start_offset: int = -1) -> bytes:
+                   log_start_offset: int = -1, rack_id: str = "") -> bytes:
     """One partition of the topic with `topic_id` (16 bytes), from `fetch_offset`
     (the body of Fetch v15-17). `replica` = (broker id, broker epoch) sends the
     request as a follower does, in the ReplicaState tagged field."""
@@ -783,7 +783,7 @@ def fetch_v16_body(topic_id: bytes, partition: int, fetch_offset: int, current_l
         + i32(-1)  # session_epoch: a full request, no session
         + compact_array([topic_id], lambda t: t + compact_array([part], lambda p: p) + EMPTY_TAGS)
         + compact_array([], lambda f: f)  # forgotten_topics_data
-        + compact_string("")  # rack_id
+        + compact_string(rack_id)  # the consumer's client.rack (KIP-392)
         + tags
     )
 
@@ -803,6 +803,8 @@ class FetchV16Partition:
     # KIP-320: (epoch, end offset) when the fetcher's log diverges, else None.
     diverging_epoch: tuple[int, int] | None = None
     log_start_offset: int = -1
+    # KIP-392: the replica the leader tells a consumer to read from, -1 for none.
+    preferred_read_replica: int = -1
 
 
 def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Partition], list[NodeEndpoint]]:
@@ -821,7 +823,7 @@ def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Par
         x.i64()  # last_stable_offset
         log_start = x.i64()
         x.compact_array(aborted)
-        x.i32()  # preferred_read_replica
+        preferred = x.i32()
         n = x.uvarint()
         records = None if n == 0 else x._take(n - 1)
         tags = x.tagged_fields()
@@ -830,7 +832,7 @@ def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Par
         if 0 in tags:
             d = Reader(tags[0])
             diverging = (d.i32(), d.i64())
-        return index, FetchV16Partition(code, hw, records, hint, diverging, log_start)
+        return index, FetchV16Partition(code, hw, records, hint, diverging, log_start, preferred)
 
     def topic(x: Reader):
         topic_id = x._take(16)

@@ -43,6 +43,7 @@ pub mod node;
 pub mod outgoing;
 pub mod partition;
 pub mod placement;
+pub mod read_replica;
 pub mod reassign;
 pub mod reconciler;
 pub mod registry;

@@ -124,6 +124,28 @@ impl ReplicaLog for LogSeam<'_> {
     }
 }
 
+/// A leader's view of its in-sync followers ([`Partition::read_replica_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadReplicaView {
+    /// The leader's log end offset.
+    pub leader_log_end_offset: i64,
+    /// Each follower of the committed ISR.
+    pub followers: Vec<FollowerView>,
+    /// Now, on the core's clock ([`monotonic_ms`]).
+    pub now_ms: u64,
+}
+
+/// One in-sync follower, as its leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerView {
+    /// Its broker id.
+    pub id: i32,
+    /// Its durable log end, from its latest fetch (-1 before one).
+    pub log_end_offset: i64,
+    /// When it was last caught up, on the core's clock (0: never).
+    pub last_caught_up_ms: u64,
+}
+
 /// An AlterPartition the driver sends for a partition this node leads.
 #[derive(Debug)]
 pub struct AlterJob {
@@ -332,6 +354,44 @@ impl Partition {
             Some(leader) => leader.high_watermark_for_clients(&ReadSeam(log)),
             None => Some(self.progress().high_watermark),
         }
+    }
+
+    /// What this node, leading a replicated partition, knows of its
+    /// in-sync followers, for choosing a consumer's read replica (KIP-392):
+    /// `None` unless it leads.
+    pub fn read_replica_view(&self) -> Option<ReadReplicaView> {
+        let log = self.log();
+        let state = self.replication();
+        let leader = state.as_ref()?.replica.leader()?;
+        let followers = leader
+            .committed_isr()
+            .iter()
+            .filter_map(|&id| {
+                let progress = leader.follower(id)?;
+                Some(FollowerView {
+                    id,
+                    log_end_offset: progress.position,
+                    last_caught_up_ms: progress.last_caught_up_ms,
+                })
+            })
+            .collect();
+        Some(ReadReplicaView { leader_log_end_offset: log.log_end_offset(), followers, now_ms: monotonic_ms() })
+    }
+
+    /// The high watermark this node shows consumers it serves as a follower
+    /// (KIP-392; the log's lock held): its own, but never above what its
+    /// leader last reported in this epoch, since a reopened log's own high
+    /// watermark is its log end. OFFSET_NOT_AVAILABLE (which a consumer
+    /// retries, at the leader) until the leader has answered a fetch;
+    /// NOT_LEADER_OR_FOLLOWER when this node does not follow the partition.
+    pub fn follower_high_watermark(&self, log: &PartitionLog) -> Result<i64, tributary_protocol::ErrorCode> {
+        use tributary_protocol::ErrorCode;
+        let state = self.replication();
+        let Some(Role::Follower(follower)) = state.as_ref().map(|r| r.replica.role()) else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        let reported = follower.leader_high_watermark().ok_or(ErrorCode::OffsetNotAvailable)?;
+        Ok(log.high_watermark().min(reported))
     }
 
     /// The leader and leader epoch this node follows the partition under, if it follows.

@@ -126,6 +126,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// `replica.selector.class`.
+    pub replica_selector: crate::ReplicaSelector,
     /// Kafka listeners to bind (controller listeners excluded).
     pub listeners: Vec<Listener>,
     /// The listeners named in `controller.listener.names` (the metadata
@@ -219,7 +221,12 @@ impl BrokerConfig {
             match broker_config(k) {
                 Some(def) => {
                     if !(v.is_empty()
-                        && matches!(def.ty, crate::value::ConfigType::List | crate::value::ConfigType::String))
+                        && matches!(
+                            def.ty,
+                            crate::value::ConfigType::List
+                                | crate::value::ConfigType::String
+                                | crate::value::ConfigType::Class
+                        ))
                     {
                         validate(k, def.ty, def.validator, v).map_err(ConfigError::Invalid)?;
                     }
@@ -284,11 +291,14 @@ impl BrokerConfig {
         let queued_max_request_bytes =
             request_bytes_budget(parse_i64("queued.max.request.bytes"), socket_request_max_bytes)
                 .map_err(ConfigError::Invalid)?;
+        let replica_selector = crate::ReplicaSelector::parse(props.get("replica.selector.class").map(String::as_str))
+            .map_err(ConfigError::Invalid)?;
         let node_id =
             props.get("node.id").or_else(|| props.get("broker.id")).and_then(|v| v.trim().parse().ok()).unwrap_or(1);
         Ok(BrokerConfig {
             node_id,
             rack: props.get("broker.rack").cloned().filter(|r| !r.trim().is_empty()),
+            replica_selector,
             listeners,
             controller_listeners,
             broker_heartbeat_interval_ms: parse_i64("broker.heartbeat.interval.ms").max(1) as u64,
@@ -415,6 +425,26 @@ mod tests {
             let err = set(&[bad]).expect_err(bad);
             assert!(err.to_string().contains(bad.split('=').next().unwrap_or_default()), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn replica_selector_class_is_read_and_an_unknown_class_refused() {
+        let load =
+            |items: &[&str]| BrokerConfig::load(None, vec![], &items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let unset = load(&[]).expect("defaults");
+        assert_eq!(unset.replica_selector, crate::ReplicaSelector::None);
+        let rack_aware = load(&[
+            "broker.rack=r1",
+            "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        ])
+        .expect("rack aware");
+        assert_eq!(
+            (rack_aware.rack.as_deref(), rack_aware.replica_selector),
+            (Some("r1"), crate::ReplicaSelector::RackAware)
+        );
+        assert_eq!(load(&["replica.selector.class="]).expect("blank").replica_selector, crate::ReplicaSelector::None);
+        let err = load(&["replica.selector.class=com.example.Nearest"]).expect_err("unknown class");
+        assert!(err.to_string().contains("RackAwareReplicaSelector"), "{err}");
     }
 
     #[test]

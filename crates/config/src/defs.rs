@@ -404,6 +404,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     broker!("broker.id", Int, Some("-1"), "Older name of node.id."),
     broker!("broker.rack", String, None, "Rack of this broker, reported in Metadata."),
     broker!(
+        "replica.selector.class",
+        Class,
+        None,
+        "How a partition leader picks the replica a consumer with client.rack fetches from: org.apache.kafka.common.replica.RackAwareReplicaSelector (a replica in the consumer's rack) or org.apache.kafka.common.replica.LeaderSelector; unset, consumers fetch from the leader."
+    ),
+    broker!(
         "listeners",
         String,
         Some("PLAINTEXT://127.0.0.1:9092"),

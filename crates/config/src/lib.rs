@@ -21,8 +21,10 @@ pub mod defs;
 pub mod describe;
 pub mod kafka;
 pub mod properties;
+pub mod replica_selector;
 pub mod topic;
 pub mod value;
 
 pub use broker::{BrokerConfig, ConfigError, Listener};
+pub use replica_selector::ReplicaSelector;
 pub use topic::{BrokerLayers, ConfigSource, SubjectNameStrategy, TopicConfig, validate_topic_config};

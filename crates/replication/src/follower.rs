@@ -18,7 +18,10 @@
 //!
 //! **High watermark.** The leader's, capped at the follower's log end. It
 //! does not move back, except when a truncation (after an unclean election)
-//! cuts below it.
+//! cuts below it. The high watermark the leader last reported in this epoch
+//! is kept as well ([`FollowerState::leader_high_watermark`]): a reopened
+//! log's own high watermark is its log end (there is no checkpoint), so a
+//! follower serving consumers (KIP-392) reads below the lower of the two.
 
 use crate::epochs::truncation_target;
 use crate::log::{EpochEndOffset, LogError, ReplicaLog};
@@ -102,6 +105,7 @@ pub struct FollowerState {
     next_request_id: u64,
     not_before_ms: u64,
     config: ReplicationConfig,
+    leader_high_watermark: Option<Offset>,
 }
 
 impl FollowerState {
@@ -129,7 +133,14 @@ impl FollowerState {
             next_request_id: first_request_id,
             not_before_ms: 0,
             config,
+            leader_high_watermark: None,
         }
+    }
+
+    /// The high watermark the leader reported in its latest fetch answer
+    /// of this epoch; `None` before its first.
+    pub fn leader_high_watermark(&self) -> Option<Offset> {
+        self.leader_high_watermark
     }
 
     /// The leader followed.
@@ -222,6 +233,7 @@ impl FollowerState {
             Ok(FetchedData::Records { records, high_watermark }) => {
                 log.append_as_follower(records)?;
                 let log_end_offset = log.log_end_offset();
+                self.leader_high_watermark = Some(high_watermark);
                 let hw = high_watermark.min(log_end_offset);
                 if hw > log.high_watermark() {
                     log.set_high_watermark(hw);
@@ -342,12 +354,14 @@ mod tests {
         let first = fetch_of(f.poll(0, &log));
         assert_eq!((first.fetch_offset, first.last_fetched_epoch, first.current_leader_epoch), (0, None, 3));
         assert_eq!(f.poll(1, &log), None, "one request in flight");
+        assert_eq!(f.leader_high_watermark(), None, "nothing heard from the leader yet");
         let response = FetchResponse {
             request_id: first.request_id,
             result: Ok(FetchedData::Records { records: records(0, &[2, 2, 3]), high_watermark: 2 }),
         };
         assert_eq!(f.handle_fetch_response(2, response, &mut log), Ok(FollowerEvent::Appended { log_end_offset: 3 }));
         assert_eq!(log.high_watermark(), 2);
+        assert_eq!(f.leader_high_watermark(), Some(2));
         assert_eq!(f.poll(3, &log), None, "appended but not fsynced: its position would claim too much");
         log.flush();
         let second = fetch_of(f.poll(4, &log));

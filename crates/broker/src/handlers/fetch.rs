@@ -29,6 +29,18 @@
 //! exceeded; the records it does get are charged to it (see
 //! `replication_quota.rs`).
 //!
+//! **Fetch from the closest replica (KIP-392, v11+).** A consumer's fetch
+//! may reach a follower of the partition, which serves it below the high
+//! watermark its leader last reported ([`crate::partition::Partition::follower_high_watermark`];
+//! OFFSET_NOT_AVAILABLE before the first), checking leader epochs against
+//! the epoch it knows. A consumer's fetch reaching the leader carries its
+//! `client.rack`: with `replica.selector.class` set, the partition may be
+//! answered with `preferred_read_replica` and no records
+//! ([`crate::read_replica`]), and the fetch is answered at once. A consumer
+//! fetching from an offset between the high watermark and the log end gets
+//! no records and no error, as Kafka's log read answers; past the log end,
+//! OFFSET_OUT_OF_RANGE. Before v11 a consumer reads from the leader only.
+//!
 //! **Diverging epochs (KIP-320, v12+).** A fetch that says which epoch its
 //! last batch has (`LastFetchedEpoch`) is checked against this log's epochs
 //! first, as Kafka's `Partition.readRecords` does: if that epoch ends here
@@ -53,6 +65,7 @@ use super::{ConnectionInfo, Reply, str_bytes};
 use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
+use crate::read_replica::preferred_read_replica;
 use crate::replica_fetch::{Fetcher, ReplicaFetch, check_replica};
 use crate::replication::{monotonic_ms, replica_error_code};
 use crate::replication_quota::{LEADER_RATE, LEADER_REPLICAS, QuotaWindow, Throttle, lists_replica};
@@ -115,6 +128,8 @@ fn answer(pass: Pass) -> Answer {
 
 fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) -> Vec<TopicSlots> {
     let registry = cluster.registry();
+    // KIP-392: from v11 a consumer may read from a follower.
+    let follower_reads = v >= 11 && fetcher == Fetcher::Consumer;
     let brokers = cluster.image().brokers.clone();
     request
         .topics
@@ -129,7 +144,12 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
                 .partitions
                 .iter()
                 .map(|p| {
-                    let target = topic.clone().and_then(|topic| topic.led(p.partition).cloned());
+                    let target = topic.clone().and_then(|topic| match topic.led(p.partition) {
+                        Err(ErrorCode::NotLeaderOrFollower) if follower_reads => {
+                            topic.partition(p.partition).cloned().ok_or(ErrorCode::NotLeaderOrFollower)
+                        }
+                        led => led.cloned(),
+                    });
                     let replica = match (fetcher, &topic) {
                         (Fetcher::Replica { id, epoch }, Ok(topic)) => usize::try_from(p.partition)
                             .ok()
@@ -177,7 +197,10 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
 async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str) -> Answer {
     let fetcher = Fetcher::of(v, &request);
     let topics = resolve(cluster, &request, v, fetcher);
-    let (mut body, records) = read_until_ready(cluster, &topics, &request, fetcher).await;
+    // KIP-392: a consumer's rack (v11+) lets the leader name a closer replica.
+    let client_rack = (v >= 11 && fetcher == Fetcher::Consumer).then(|| request.rack_id.as_str());
+    let reader = Reader { fetcher, observe: true, throttled: false, client_rack, cluster, listener };
+    let (mut body, records) = read_until_ready(cluster, &topics, &request, reader).await;
     charge_leader_throttle(cluster, &topics, &records);
     if v >= 16 {
         point_to_leaders(cluster, &topics, listener, &mut body);
@@ -193,13 +216,12 @@ async fn read_until_ready(
     cluster: &Cluster,
     topics: &[TopicSlots],
     request: &FetchRequest,
-    fetcher: Fetcher,
+    mut reader: Reader<'_>,
 ) -> Answer {
     let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let mut reader = Reader { fetcher, observe: true, throttled: false };
     let throttle = topics
         .iter()
         .any(|t| t.slots.iter().any(|s| s.leader_throttled))
@@ -260,19 +282,25 @@ struct Pass {
     records: Vec<Option<Records>>,
     /// Record bytes gathered.
     bytes: usize,
-    /// Whether any partition has an error or a diverging epoch (which
-    /// answers the fetch at once).
+    /// Whether any partition has an error, a diverging epoch or a
+    /// preferred read replica (which answers the fetch at once, as Kafka's).
     errors: bool,
 }
 
 /// How this request reads: as whom, and whether a follower's read is
 /// handed to the replica-fetch seam.
-struct Reader {
+struct Reader<'a> {
     fetcher: Fetcher,
     observe: bool,
     /// The leader-side replication throttle is above its limit: throttled
     /// replicas get no records.
     throttled: bool,
+    /// A consumer's `rack_id` (v11+, perhaps empty); `None` before v11 and
+    /// for followers, who get no preferred read replica.
+    client_rack: Option<&'a str>,
+    cluster: &'a Cluster,
+    /// The listener the request came in on (the preferred replica must have one).
+    listener: &'a str,
 }
 
 /// Charges the records sent to throttled followers to the leader's quota.
@@ -287,7 +315,7 @@ fn charge_leader_throttle(cluster: &Cluster, topics: &[TopicSlots], records: &[O
 }
 
 /// Reads every partition once, within `max_bytes` in total.
-fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader) -> Pass {
+fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader<'_>) -> Pass {
     let mut pass = Pass { topics: Vec::with_capacity(topics.len()), records: Vec::new(), bytes: 0, errors: false };
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.slots.len());
@@ -295,7 +323,9 @@ fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader) -> Pass {
             let budget = max_bytes.saturating_sub(pass.bytes);
             let (data, records) = match read_partition(slot, budget, pass.bytes == 0, reader) {
                 Ok((data, records)) => {
-                    pass.errors |= data.error_code != 0 || data.diverging_epoch != EpochEndOffset::default();
+                    pass.errors |= data.error_code != 0
+                        || data.diverging_epoch != EpochEndOffset::default()
+                        || data.preferred_read_replica.0 >= 0;
                     (data, records)
                 }
                 Err(code) => {
@@ -351,7 +381,7 @@ fn read_partition(
     slot: &Slot,
     budget: usize,
     first: bool,
-    reader: &Reader,
+    reader: &Reader<'_>,
 ) -> Result<(PartitionData, Records), ErrorCode> {
     let partition = slot.target.as_ref().map_err(|c| *c)?;
     let epoch = partition.leader_epoch();
@@ -368,6 +398,13 @@ fn read_partition(
     if progress.offline {
         return Err(ErrorCode::KafkaStorageError);
     }
+    // A consumer's fetch reaching the leader: the selector may name a closer replica.
+    let preferred = match (reader.fetcher, reader.client_rack) {
+        (Fetcher::Consumer, Some(rack)) if partition.is_leader() => {
+            preferred_read_replica(reader.cluster, partition, reader.listener, rack, slot.fetch_offset)
+        }
+        _ => None,
+    };
     let (plan, log_start_offset, log_end_offset, divergence, high_watermark) = {
         let mut log = partition.log();
         let mut divergence = divergence(&log, slot);
@@ -400,14 +437,29 @@ fn read_partition(
         // Consumers see it only once a new leader's has reached its epoch's start.
         let high_watermark = match reader.fetcher {
             Fetcher::Replica { .. } => partition.progress().high_watermark,
-            Fetcher::Consumer => partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?,
+            Fetcher::Consumer if preferred.is_some() => partition.progress().high_watermark,
+            Fetcher::Consumer if partition.is_leader() => {
+                partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?
+            }
+            // A consumer reading from a follower (KIP-392).
+            Fetcher::Consumer => partition.follower_high_watermark(&log)?,
         };
-        // A follower reads everything the leader holds; a consumer what is committed.
+        // A follower reads everything the leader holds; a consumer what is
+        // committed, and nothing (no error) from an offset between the high
+        // watermark and the log end, as Kafka's log read answers it.
         let upper_bound = match reader.fetcher {
             Fetcher::Replica { .. } => log.log_end_offset(),
             Fetcher::Consumer => high_watermark,
         };
         let plan = match divergence {
+            Divergence::None if preferred.is_some() => Some(Ok(None)),
+            Divergence::None
+                if reader.fetcher == Fetcher::Consumer
+                    && slot.fetch_offset > upper_bound
+                    && slot.fetch_offset <= log.log_end_offset() =>
+            {
+                Some(Ok(None))
+            }
             Divergence::None => Some(log.plan_read(slot.fetch_offset, upper_bound)),
             _ => None,
         };
@@ -429,6 +481,10 @@ fn read_partition(
         }
         (Divergence::None, Some(plan)) => plan,
     };
+    if let Some(replica) = preferred {
+        let data = base.with_error_code(0).with_preferred_read_replica(BrokerId(replica));
+        return Ok((data, Records::empty()));
+    }
     let records = match plan {
         _ if slot.leader_throttled && reader.throttled => Records::empty(),
         Ok(None) => Records::empty(),
