@@ -46,7 +46,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -97,7 +96,7 @@ def arguments(argv=None) -> argparse.Namespace:
     ap.add_argument("--min-acked", type=int, default=1000, help="fail if fewer sends were acknowledged")
     ap.add_argument("--settle-deadline", type=float, default=60.0, help="seconds the cluster gets to recover after each heal")
     ap.add_argument("--sabotage", action="store_true",
-                    help=f"checker self-test: one {SABOTAGE} fault (kill -9, cut half of a partition's segment, restart); the run must fail")
+                    help=f"self-test of the checks: one {SABOTAGE} fault (kill -9, cut 3/4 of the bytes of the topic's segments on that node, restart); the run must fail")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which a hung run prints every thread's stack and exits (default: 600 + 30 per cycle)")
     ap.add_argument("--out", default=None)
@@ -182,7 +181,7 @@ class Run:
     def run(self) -> int:
         from hwm import check as hwm_check
         from kraft import wait_for
-        from nemesis import SABOTAGE, LivenessError, Nemesis, schedule
+        from nemesis import LivenessError, Nemesis, schedule
         from workload import Workload
 
         a, out = self.a, self.out
@@ -238,6 +237,12 @@ class Run:
             self.fail(f"history checker: bad anomalies {verdict['bad-error-types']} (counts {verdict['counts']})")
         if not hwm_verdict["valid"]:
             self.fail(f"high watermark checks: {hwm_verdict['counts']}")
+        asked = {p: 0 for p in range(a.partitions)}
+        for o in workload.watermarks.observations:
+            if o["observer"] == "list-offsets":
+                asked[o["partition"]] += 1
+        if min(asked.values()) < 10:
+            self.fail(f"high watermarks asked too rarely for the checks to mean something: {asked}")
         acked = self.summary["sends"]["ok"]
         if acked < a.min_acked:
             self.fail(f"only {acked} sends were acknowledged (< {a.min_acked}): the run proves too little")

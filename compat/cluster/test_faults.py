@@ -38,13 +38,13 @@ import pytest
 import hwm
 import netns
 from conftest import binary
-from faults import wrong_sources
+from faults import shared_checker, wrong_sources
 
 HERE = Path(__file__).resolve().parent
 FAULTS = HERE / "faults.py"
 NEEDS_REPLICATION = (
-    "needs replication (issue 15: followers, ISR, high watermark); today an RF=3 topic is "
-    "created but its acks=all sends never complete"
+    "needs replication (issue 15: followers, ISR, high watermark); today the leader of an RF=3 "
+    "topic with min.insync.replicas=2 answers every acks=all send NOT_ENOUGH_REPLICAS"
 )
 # (replication factor, min.insync.replicas)
 PROFILES = [
@@ -119,6 +119,24 @@ def test_the_checks_catch_acknowledged_writes_cut_from_a_log(namespaces, tmp_pat
 
 
 # ---------------------------------------------------------------- the checks' own tests
+
+
+def test_the_shared_checker_flags_a_lost_acknowledged_write():
+    """The checker faults.py loads, on a history shaped as workload.py
+    writes it: three acknowledged sends, and a drain that reads offsets 0
+    and 2 but not 1."""
+    checker = shared_checker()
+    sends = [{"process": 0, "type": "ok", "f": "send", "value": [["send", 4, [o, f"0-{o}"]]], "index": o, "time": o}
+             for o in range(3)]
+    assign = {"process": "drain", "type": "ok", "f": "assign", "value": [4], "index": 3, "time": 3}
+
+    def drain(offsets):
+        return {"process": "drain", "type": "ok", "f": "poll", "index": 4, "time": 4,
+                "value": [["poll", {"4": [[o, f"0-{o}"] for o in offsets]}]]}
+
+    assert checker.check(sends + [assign, drain([0, 1, 2])], final_drain_done=True)["valid"]
+    verdict = checker.check(sends + [assign, drain([0, 2])], final_drain_done=True)
+    assert not verdict["valid"] and "lost-write" in verdict["bad-error-types"], verdict
 
 
 def obs(observer, high, end, start=None, partition=0):

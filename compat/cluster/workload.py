@@ -16,8 +16,9 @@ driver showed why it cannot be used as is:
 - a partition without a leader makes get_watermark_offsets raise, which
   ends the drain thread with the exception, mid-drain;
 - its defaults (replication 3, min.insync.replicas 2) on a cluster that
-  does not replicate yet time every send out, and the checker then
-  calls a history with no acknowledged send at all valid;
+  does not replicate yet get every send answered NOT_ENOUGH_REPLICAS and
+  retried until it times out, and the checker then calls a history with
+  no acknowledged send at all valid (hence faults.py's --min-acked);
 - it records no high watermarks, and its nemesis is a shell command that
   cannot see the cluster's processes.
 
@@ -362,9 +363,20 @@ class Workload:
     def _consumer_loop(self, proc: int, rng: random.Random) -> None:
         """Reads a random half of the partitions from offset 0, and again
         with another half every reassign_s seconds (the assign op resets the
-        checker's per-consumer order tracking)."""
-        c = self._new_consumer(proc)
+        checker's per-consumer order tracking). A client that raises is
+        replaced under a new process id, after a crash op."""
+        while not self._stop_reading.is_set():
+            c = self._new_consumer(proc)
+            try:
+                self._consume(c, proc, rng)
+                return
+            except Exception as e:  # noqa: BLE001 - recorded, and the reading goes on
+                self.history.add(process=proc, type="info", f="crash", value=None, error=repr(e))
+                proc += 1000
+            finally:
+                c.close()
 
+    def _consume(self, c: Consumer, proc: int, rng: random.Random) -> None:
         def assign():
             keys = sorted(rng.sample(range(self.partitions), max(1, self.partitions // 2)))
             c.assign([TopicPartition(self.topic, k, OFFSET_BEGINNING) for k in keys])
@@ -382,7 +394,6 @@ class Workload:
                     self.watermarks.add(f"consumer-{proc}", k, high, None, now)
             if time.monotonic() - assigned > self.reassign_s:
                 assigned = assign()
-        c.close()
 
     def _watcher_loop(self) -> None:
         """Asks every partition's leader for its high watermark (ListOffsets
@@ -393,7 +404,7 @@ class Workload:
                 start = self.history.now()
                 try:
                     _, high = c.get_watermark_offsets(TopicPartition(self.topic, k), timeout=2.0, cached=False)
-                except KafkaException:
+                except Exception:  # noqa: BLE001 - counted; a partition without a leader answers nothing
                     self.counters.watermark_errors += 1  # this thread's only
                     continue
                 self.watermarks.add("list-offsets", k, high, start, self.history.now())
