@@ -252,12 +252,12 @@ class Run:
         if missing:
             self.fail(f"fault kinds that never ran: {sorted(missing)}")
         crashes = [op.get("error") for op in history if op.get("f") == "crash"]
-        self.summary["producer_crashes"] = crashes[:20]
+        self.summary["client_crashes"] = crashes[:20]
         if crashes or workload.counters.fatal_errors:
             # acks=all on fsynced logs gives an idempotent producer no reason
             # for a fatal error (OUT_OF_ORDER_SEQUENCE_NUMBER: the broker lost
             # or forgot what it had acknowledged).
-            self.fail(f"producers hit fatal errors and were replaced: {(crashes + workload.counters.fatal_errors)[:5]}")
+            self.fail(f"clients hit errors that replaced them: {(crashes + workload.counters.fatal_errors)[:5]}")
         return 0
 
     def after_heal(self, workload, nemesis) -> None:

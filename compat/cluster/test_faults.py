@@ -95,7 +95,7 @@ def test_fault_cycles_lose_nothing_acknowledged(namespaces, profile, tmp_path):
     assert summary["inter_node_connections"]["after start"] > 0
 
 
-@pytest.mark.skip(reason=NEEDS_REPLICATION + "; and a tool that dumps a replica's log (tributary debug dump-log)")
+@pytest.mark.skip(reason="needs replication (issue 15) and a tool that dumps a replica's log (a `tributary debug dump-log`)")
 def test_replicas_below_the_high_watermark_are_identical_after_healing():
     """After the final heal, every replica's log below the high watermark is
     the same record for record (issue 15's fault tier)."""
