@@ -323,7 +323,7 @@ class Run:
             "records_polled": polled,
             "client_errors": workload.counters.client_errors,
             "fatal_client_errors": workload.counters.fatal_errors[:20],
-            "watermark_query_errors": workload.counters.watermark_errors,
+            "watermark_query_errors": workload.watermarks.failures,
             "checker": {k: verdict[k] for k in ("valid", "bad-error-types", "counts")},
             "checker_errors": verdict["errors"],
             "hwm": hwm_verdict,

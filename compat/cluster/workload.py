@@ -111,6 +111,7 @@ class Watermarks:
         self._lock = threading.Lock()
         self.observations: list[dict] = []
         self.highest: dict[int, int] = {}  # partition -> highest high watermark seen
+        self.failures: dict[str, int] = {}  # error -> questions that got no answer
 
     def add(self, observer: str, partition: int, high: int, start: int | None, end: int) -> None:
         obs = {"observer": observer, "partition": partition, "high": high, "start": start, "end": end}
@@ -119,6 +120,14 @@ class Watermarks:
             self.highest[partition] = max(high, self.highest.get(partition, 0))
             if not self._f.closed:
                 self._f.write(json.dumps(obs) + "\n")
+
+    def failed(self, observer: str, partition: int, error: str, start: int, end: int) -> None:
+        """A question that got no high watermark: in hwm.jsonl, not in the checks."""
+        line = {"observer": observer, "partition": partition, "error": error, "start": start, "end": end}
+        with self._lock:
+            self.failures[error] = self.failures.get(error, 0) + 1
+            if not self._f.closed:
+                self._f.write(json.dumps(line) + "\n")
 
     def close(self) -> None:
         with self._lock:
@@ -141,7 +150,6 @@ class Counters:
 
     client_errors: dict[str, int] = field(default_factory=dict)
     fatal_errors: list[str] = field(default_factory=list)
-    watermark_errors: int = 0
     _queued: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
 
     def error(self, err: KafkaError) -> None:
@@ -407,15 +415,27 @@ class Workload:
 
     def _watcher_loop(self) -> None:
         """Asks every partition's leader for its high watermark (ListOffsets
-        latest, read_uncommitted) one partition at a time, over and over."""
+        latest, read_uncommitted) one partition at a time, over and over.
+
+        After a NOT_LEADER_OR_FOLLOWER answer from a leader that was fenced
+        and came back, librdkafka 2.16 answers _UNKNOWN_PARTITION for that
+        partition for tens of seconds although every node's Metadata names
+        its leader again (seen in this harness; a fresh client asks
+        successfully at once). So on _UNKNOWN_PARTITION the watcher's client
+        is replaced, rather than the partition going unwatched."""
         c = self._new_consumer("watermarks", isolation="read_uncommitted")
         while not self._stop_reading.is_set():
             for k in range(self.partitions):
                 start = self.history.now()
                 try:
                     _, high = c.get_watermark_offsets(TopicPartition(self.topic, k), timeout=2.0, cached=False)
-                except Exception:  # noqa: BLE001 - counted; a partition without a leader answers nothing
-                    self.counters.watermark_errors += 1  # this thread's only
+                except Exception as e:  # noqa: BLE001 - counted; a partition without a leader answers nothing
+                    err = e.args[0] if isinstance(e, KafkaException) and e.args else e
+                    name = err.name() if isinstance(err, KafkaError) else type(err).__name__
+                    self.watermarks.failed("list-offsets", k, name, start, self.history.now())
+                    if name == "_UNKNOWN_PARTITION":
+                        c.close()
+                        c = self._new_consumer("watermarks", isolation="read_uncommitted")
                     continue
                 self.watermarks.add("list-offsets", k, high, start, self.history.now())
             self._stop_reading.wait(0.1)
