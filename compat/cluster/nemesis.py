@@ -16,6 +16,9 @@ Fault kinds (KINDS), each held for a while and always ended by a heal:
   loss                drop a random 20-60 % of the packets, both ways, on the
                       link between the active controller and one other node
 
+and, only for the checks' self-test (faults.py --sabotage), truncate-tail:
+kill -9 a node, cut 3/4 of the bytes of its segments of the topic, restart.
+
 (A link between two followers carries nothing today: the quorum leader
 talks to each follower, brokers heartbeat to the active controller. So the
 link faults are anchored on the controller.)
@@ -29,11 +32,12 @@ at the heal, so a log shows that a partition really cut something.
 
 After every heal the nemesis waits (with a deadline, never a fixed time)
 until the cluster has recovered: a restarted node accepts connections, and
-every node's Metadata lists all three brokers. A deadline missed is a
-liveness failure, reported as such.
+every node's Metadata lists all three brokers and a leader for every
+partition of the topic. A deadline missed is a liveness failure, reported
+as such.
 
-The schedule (kind, nodes, hold, gap, loss %) is a function of the seed
-alone: rounds over the kinds in a seeded random order, so every kind comes
+The schedule (kind, nodes, hold, gap, loss %) is a function of the seed,
+the cycle count and the kinds alone: rounds over the kinds in a seeded random order, so every kind comes
 up once per round. Only "the active controller" is resolved when its fault
 starts (and with it which node is "the other end" of a link, from a seeded
 draw). Every action is logged to nemesis.jsonl with its monotonic and wall

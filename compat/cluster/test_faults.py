@@ -37,6 +37,7 @@ import pytest
 
 import hwm
 import netns
+import nemesis
 from conftest import binary
 from faults import shared_checker, wrong_sources
 
@@ -167,6 +168,27 @@ def test_hwm_below_an_acknowledged_offset():
                {"f": "send", "type": "info", "time": 101, "value": [["send", 0, [None, "0-2"]]]}]
     assert hwm.acks_from_history(history) == acks
     assert not hwm.check([obs("list-offsets", 40, 120, 110)], history)["valid"]
+
+
+def test_the_schedule_is_a_function_of_the_seed():
+    plan = nemesis.schedule(42, 20)
+    assert plan == nemesis.schedule(42, 20)
+    assert plan != nemesis.schedule(43, 20)
+    assert nemesis.schedule(42, 12) == plan[:12]
+    # Every kind once per round of len(KINDS) cycles.
+    rounds = [plan[i:i + len(nemesis.KINDS)] for i in range(0, 16, len(nemesis.KINDS))]
+    assert all(sorted(f.kind for f in r) == sorted(nemesis.KINDS) for r in rounds)
+    for f in plan:
+        assert 1.0 <= f.hold_s <= 6.0
+        if f.kind in ("split", "one-way"):
+            [victim] = f.nodes
+            assert all(victim in link for link in f.links) and f.links
+        if f.kind == "loss":
+            assert 20 <= f.loss_pct <= 60
+    # The controller's faults get their victim when they start.
+    f = next(f for f in plan if f.kind == "bridge")
+    nemesis.plan(f, 2)
+    assert f.nodes[0] == 2 and sorted(f.links) == sorted([(2, f.nodes[1]), (f.nodes[1], 2)])
 
 
 SS = """\

@@ -8,13 +8,13 @@ workload: one topic, key k = partition k, values unique per key and never
 re-sent by us, delivery reports as ok / fail / info, a crash op and a new
 process id when a client is replaced) but runs in the test's own process,
 so the nemesis and the workload share one clock and one history, and its
-drain ends on an observed outcome. Run against a live cluster, the shared
-driver showed why it cannot be used as is:
+drain ends on an observed outcome. Run against a live cluster (and read),
+the shared driver showed why it cannot be used as is:
 - its final drain counts a partition as caught up only once its consumer
   has a position, so an empty partition (or one never fetched) keeps it
-  waiting for the whole idle timeout (120 s), on every run;
-- a partition without a leader makes get_watermark_offsets raise, which
-  ends the drain thread with the exception, mid-drain;
+  waiting for the whole idle timeout (120 s): a 15 s run took 2m49s;
+- in the drain, a partition without a leader makes get_watermark_offsets
+  raise, and nothing catches it: the drain would stop there;
 - its defaults (replication 3, min.insync.replicas 2) on a cluster that
   does not replicate yet get every send answered NOT_ENOUGH_REPLICAS and
   retried until it times out, and the checker then calls a history with
@@ -25,10 +25,10 @@ driver showed why it cannot be used as is:
 Client callbacks (delivery reports, error_cb) do nothing but time-stamp
 and queue what they were given: confluent-kafka can run a callback while a
 Python exception is still set (after a fatal idempotence error it served
-the remaining delivery reports that way, issue #865 of its repository), and
-then the first builtin call in the callback raises SystemError *after*
-doing its work; a lock taken that way is never released, and the history
-writer hung every thread. So callbacks absorb that SystemError first (see
+the remaining delivery reports that way; the same family as its issue #865),
+and then the first builtin call in the callback raises SystemError *after*
+doing its work: a lock taken that way was never released, and every thread
+that wrote to the history hung on it. So callbacks absorb that SystemError first (see
 `_absorb_pending_exception`) and take no lock; the thread that owns the
 client writes the history.
 
