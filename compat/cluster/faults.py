@@ -83,7 +83,7 @@ def arguments(argv=None) -> argparse.Namespace:
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=int(env("TRIBUTARY_FAULT_SEED") or random.SystemRandom().randrange(10**9)))
-    ap.add_argument("--cycles", type=int, default=int(env("TRIBUTARY_FAULT_CYCLES") or 40))
+    ap.add_argument("--cycles", type=int, default=int(env("TRIBUTARY_FAULT_CYCLES") or 45))
     ap.add_argument("--kinds", default=env("TRIBUTARY_FAULT_KINDS") or ",".join(KINDS), help=f"comma separated, of {', '.join(KINDS)}")
     ap.add_argument("--hold", default="1:6", help="seconds a fault is held, MIN:MAX (default 1:6; nodes are fenced after 4 s without heartbeats)")
     ap.add_argument("--gap", default="0.5:2", help="seconds between a recovery and the next fault, MIN:MAX (default 0.5:2)")
@@ -181,7 +181,7 @@ class Run:
     def run(self) -> int:
         from hwm import check as hwm_check
         from kraft import wait_for
-        from nemesis import LivenessError, Nemesis, schedule
+        from nemesis import LivenessError, MetadataWatch, Nemesis, schedule, spurious_fencing
         from workload import Workload
 
         a, out = self.a, self.out
@@ -201,9 +201,11 @@ class Run:
             on_event=lambda r: workload.history.add(process="nemesis", type="info", f="nemesis",
                                                     value={k: r[k] for k in ("event", "cycle", "kind") if k in r}),
         )
+        watch = MetadataWatch(nemesis)
         try:
             nemesis.settle("topic creation")
             self.check_sources("after start")
+            watch.start()
             workload.start()
             # Enough data on every partition that a lost tail would show.
             wait_for(f"every partition to take {WARMUP_ACKS} acknowledged writes before the first fault",
@@ -218,6 +220,7 @@ class Run:
             self.say(f"{len(nemesis.done)} fault cycles done in {self.summary['fault_phase_s']} s; final heal")
             self.after_heal(workload, nemesis)
         finally:
+            watch.stop()
             wedged = workload.stop(deadline=workload.message_timeout_ms / 1000 + 30)
             if wedged:
                 self.fail(f"client threads still running after the stop deadline: {wedged}")
@@ -246,6 +249,12 @@ class Run:
         acked = self.summary["sends"]["ok"]
         if acked < a.min_acked:
             self.fail(f"only {acked} sends were acknowledged (< {a.min_acked}): the run proves too little")
+        fenced = spurious_fencing(watch.rounds, nemesis.windows())
+        self.summary["spurious_fencing"] = fenced[:20]
+        self.summary["metadata_rounds"] = len(watch.rounds)
+        if fenced:
+            self.fail(f"brokers fenced that no fault explains (broker, nemesis time, during cycle): "
+                      f"{[(f['broker'], f['t'], f['during_cycle']) for f in fenced[:10]]}")
         if len(nemesis.done) < len(faults):
             self.fail(f"only {len(nemesis.done)} of {len(faults)} fault cycles ran")
         missing = set(f.kind for f in faults) - {r["kind"] for r in nemesis.done}
@@ -275,11 +284,18 @@ class Run:
             return
         heal_at = workload.history.now()
         end = time.monotonic() + 60
-        while time.monotonic() < end and not all(t > heal_at for t in workload.last_ack_times()):
+
+        def progressed() -> bool:
+            return all(t > heal_at for t in workload.last_ack_times() + workload.last_ack_by_producer())
+
+        while time.monotonic() < end and not progressed():
             time.sleep(0.2)
         stale = [p for p, t in enumerate(workload.last_ack_times()) if t <= heal_at]
         if stale:
             self.fail(f"partitions {stale} took no acknowledged write within 60 s of the final heal")
+        stuck = {p: round(t / 1e9, 1) for p, t in enumerate(workload.last_ack_by_producer()) if t <= heal_at}
+        if stuck:
+            self.fail(f"producers with no acknowledged send within 60 s of the final heal (their last ack, s): {stuck}")
         end = time.monotonic() + 30
         short = self.short_isr(nemesis)
         while short and time.monotonic() < end:

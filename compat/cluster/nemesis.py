@@ -6,6 +6,7 @@ Fault kinds (KINDS), each held for a while and always ended by a heal:
   kill                kill -9 a random node, restart it after the hold
   kill-controller     the same, aimed at the active controller (quorum leader)
   pause               SIGSTOP a random node, SIGCONT after the hold
+  pause-controller    the same, aimed at the active controller
   isolate-controller  cut the active controller off from both other nodes
                       (minority {controller} | majority {the other two})
   split               a random minority/majority split (one node | two)
@@ -54,6 +55,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,7 +65,7 @@ from kraft import ROOT, Cluster, Node
 sys.path.append(str(ROOT / "compat" / "python"))
 import kwire  # noqa: E402 - raw Metadata v1, no client back-off in the way
 
-KINDS = ("kill", "kill-controller", "pause", "isolate-controller", "split", "bridge", "one-way", "loss")
+KINDS = ("kill", "kill-controller", "pause", "pause-controller", "isolate-controller", "split", "bridge", "one-way", "loss")
 # A fault only the checker's self-test uses: it truncates acknowledged data.
 SABOTAGE = "truncate-tail"
 TABLE = "tributary_nemesis"
@@ -96,7 +98,7 @@ def _cut(group_a: list[int], group_b: list[int]) -> list[tuple[int, int]]:
     return [(a, b) for a in group_a for b in group_b] + [(b, a) for a in group_a for b in group_b]
 
 
-CONTROLLER_KINDS = ("kill-controller", "isolate-controller", "bridge", "loss")
+CONTROLLER_KINDS = ("kill-controller", "pause-controller", "isolate-controller", "bridge", "loss")
 
 
 def plan(fault: Fault, victim: int) -> Fault:
@@ -132,6 +134,62 @@ def schedule(seed: int, cycles: int, kinds=KINDS, hold=(1.0, 6.0), gap=(0.5, 2.0
                 plan(f, victim)
             out.append(f)
     return out
+
+
+def spurious_fencing(rounds: list[tuple[float, dict[int, set[int] | None]]],
+                     windows: list[tuple[float, float, list[int], int]]) -> list[dict]:
+    """Brokers fenced that no fault explains. `rounds`: (time, {node: the
+    brokers its Metadata listed, or None if it did not answer}); `windows`:
+    (from, to, the fault's nodes, cycle) of every fault, from its injection
+    to the recovery after its heal. A broker missing from the answers of
+    two nodes or more in one round was fenced (one node alone may be a
+    restarted node replaying its log); outside every window naming it, that
+    is spurious."""
+    out, seen = [], set()
+    for t, answers in rounds:
+        lists = [b for b in answers.values() if b is not None]
+        for broker in NODE_IDS:
+            if sum(broker not in b for b in lists) < 2:
+                continue
+            if any(lo <= t <= hi and broker in nodes for lo, hi, nodes, _ in windows):
+                continue
+            during = [c for lo, hi, _, c in windows if lo <= t <= hi]
+            key = (broker, during[0] if during else None)
+            if key not in seen:
+                seen.add(key)
+                out.append({"broker": broker, "t": round(t, 2), "during_cycle": key[1],
+                            "answers": {n: sorted(b) if b is not None else None for n, b in answers.items()}})
+    return out
+
+
+class MetadataWatch:
+    """Asks every node for its Metadata brokers a few times a second, so
+    fencings show even when they last less than a heartbeat."""
+
+    def __init__(self, nemesis: "Nemesis", every: float = 0.25):
+        self.nemesis, self.every = nemesis, every
+        self.rounds: list[tuple[float, dict[int, set[int] | None]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="metadata-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t = self.nemesis.now()
+            answers: dict[int, set[int] | None] = {}
+            for n in self.nemesis.cluster.nodes.values():
+                try:
+                    answers[n.node_id] = {b[0] for b in self.nemesis.metadata(n, timeout=0.5).brokers}
+                except (OSError, kwire.DecodeError, kwire.ConnectionClosed):
+                    answers[n.node_id] = None
+            self.rounds.append((t, answers))
+            self._stop.wait(self.every)
 
 
 class LivenessError(AssertionError):
@@ -198,9 +256,17 @@ class Nemesis:
 
     # ------------------------------------------------------------- logging
 
+    def now(self) -> float:
+        """Seconds since the nemesis began: the clock of its log and windows."""
+        return time.monotonic() - self._t0
+
+    def windows(self) -> list[tuple[float, float, list[int], int]]:
+        """(injected, recovered, nodes, cycle) of every completed fault."""
+        return [(r["injected_t"], r["settled_t"], r["nodes"], r["cycle"]) for r in self.done]
+
     def log(self, event: str, **fields) -> dict:
         record = {
-            "t": round(time.monotonic() - self._t0, 3),
+            "t": round(self.now(), 3),
             "wall": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
             "event": event,
             **fields,
@@ -311,7 +377,7 @@ class Nemesis:
             plan(fault, victim)
             self.log("target", cycle=fault.cycle, kind=fault.kind, controller=victim, how=how)
         nodes = [self.cluster.nodes[i] for i in fault.nodes]
-        info: dict = {}
+        info: dict = {"injected_t": self.now()}
         self.log("inject", **asdict(fault))
         if fault.kind in ("kill", "kill-controller", SABOTAGE):
             info["killed_pid"] = self._kill(nodes[0], fault.cycle)
@@ -319,7 +385,7 @@ class Nemesis:
                 info.update(self._truncate_tail(nodes[0]))
             time.sleep(fault.hold_s)
             info["new_pid"] = self._restart(nodes[0], fault.cycle)
-        elif fault.kind == "pause":
+        elif fault.kind in ("pause", "pause-controller"):
             self._mark(nodes[0], f"cycle {fault.cycle}: SIGSTOP")
             nodes[0].process.send_signal(signal.SIGSTOP)
             self.paused.add(nodes[0].node_id)
@@ -334,6 +400,7 @@ class Nemesis:
             self.net.heal()
         self.log("heal", cycle=fault.cycle, kind=fault.kind, **info)
         info["settle_s"] = round(self.settle(f"cycle {fault.cycle} ({fault.kind} {fault.nodes})"), 2)
+        info["settled_t"] = self.now()
         self.log("settled", cycle=fault.cycle, kind=fault.kind, settle_s=info["settle_s"])
         record = {**asdict(fault), **info}
         self.done.append(record)

@@ -41,6 +41,8 @@ partition, high, and start/end times on the history's clock (ns).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import queue
 import random
 import threading
@@ -201,6 +203,8 @@ class Workload:
         self.rng = random.Random(seed)
         self.n_producers, self.n_consumers, self.rate = producers, consumers, rate
         self.message_timeout_ms, self.reassign_s = message_timeout_ms, reassign_s
+        self.out = out
+        self.client_debug = os.environ.get("TRIBUTARY_FAULT_CLIENT_DEBUG")
         self.history = History(out / "history.jsonl")
         self.watermarks = Watermarks(out / "hwm.jsonl")
         self.counters = Counters()
@@ -209,6 +213,7 @@ class Workload:
         self._readers: list[threading.Thread] = []
         self._acked = [0] * partitions
         self._last_ack = [-1] * partitions  # history time of each partition's latest ok send
+        self._last_ack_by_producer = [-1] * producers  # and of each producer thread's
         self._acked_lock = threading.Lock()
         self._retired: list[Producer] = []  # producers replaced after a fatal error, destroyed at close()
         self._retired: list[Producer] = []  # producers replaced after a fatal error
@@ -236,6 +241,11 @@ class Workload:
         with self._acked_lock:
             return list(self._last_ack)
 
+    def last_ack_by_producer(self) -> list[int]:
+        """History time (ns) of each producer thread's latest acknowledged send (-1: none)."""
+        with self._acked_lock:
+            return list(self._last_ack_by_producer)
+
     def stop(self, deadline: float) -> list[str]:
         """Stops producing (each producer flushes what it has in flight) and
         reading; the names of threads still running after `deadline` s."""
@@ -259,22 +269,28 @@ class Workload:
 
     # ------------------------------------------------------------- producers
 
-    def _new_producer(self) -> Producer:
-        return Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "max.in.flight.requests.per.connection": 5,
-                "message.timeout.ms": self.message_timeout_ms,
-                "linger.ms": 5,
-                "error_cb": self.counters.error,
-                **CLIENT_TUNING,
-            }
-        )
+    def _new_producer(self, proc: int) -> Producer:
+        conf = {
+            "bootstrap.servers": self.bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "message.timeout.ms": self.message_timeout_ms,
+            "linger.ms": 5,
+            "error_cb": self.counters.error,
+            **CLIENT_TUNING,
+        }
+        if self.client_debug:
+            # librdkafka's own log of this producer, e.g. TRIBUTARY_FAULT_CLIENT_DEBUG=eos,msg,broker
+            log = logging.getLogger(f"producer-{proc}")
+            log.propagate = False
+            log.setLevel(logging.DEBUG)
+            log.addHandler(logging.FileHandler(self.out / f"producer-{proc}.log"))
+            return Producer({**conf, "debug": self.client_debug}, logger=log)
+        return Producer(conf)
 
     def _producer_loop(self, proc: int, rng: random.Random) -> None:
-        h, seq = self.history, 0
+        h, seq, slot = self.history, 0, proc
         reports: queue.SimpleQueue = queue.SimpleQueue()
 
         def reporter(proc: int):
@@ -300,7 +316,7 @@ class Workload:
                     h.add(at_ns=at, process=p_id, type="ok", f="send", value=[["send", k, [offset, v]]])
                     with self._acked_lock:
                         self._acked[k] += 1
-                        self._last_ack[k] = h.since_start(at)
+                        self._last_ack[k] = self._last_ack_by_producer[slot] = h.since_start(at)
                 else:
                     kind = "fail" if err.code() in DEFINITE_FAIL else "info"
                     h.add(at_ns=at, process=p_id, type=kind, f="send", value=[["send", k, [None, v]]], error=str(err))
@@ -312,7 +328,7 @@ class Workload:
                 h.add(process=proc, type="info", f="send", value=[["send", k, [None, v]]], error=why)
             pending.clear()
 
-        p, delivered = self._new_producer(), reporter(proc)
+        p, delivered = self._new_producer(proc), reporter(proc)
         while not self._stop_producing.is_set():
             k, v = rng.randrange(self.partitions), f"{proc}-{seq}"
             seq += 1
@@ -338,7 +354,7 @@ class Workload:
                 unreported(f"no delivery report from the client replaced after: {failure}")
                 proc += 1000
                 self._retired.append(p)  # kept: destroying it here would run callbacks in the middle of things
-                p, delivered = self._new_producer(), reporter(proc)
+                p, delivered = self._new_producer(proc), reporter(proc)
             time.sleep(1.0 / self.rate)
         try:
             p.flush(self.message_timeout_ms / 1000 + 5)
