@@ -347,22 +347,37 @@ async fn lifecycle_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
 
 /// The active controller's duties: fence brokers whose heartbeats stopped,
 /// unfence those that came back.
+///
+/// Every change is proposed for the term it was decided in and never
+/// forwarded (`propose_as_leader`): a leader paused past the session
+/// timeout wakes up seeing every broker silent, and before it learns that
+/// another node leads now it would fence them all; forwarded, the new
+/// leader committed those fencings (the fault tier's `pause-controller`
+/// showed it). A brokers' session counts from when this node began to lead
+/// in the current term, and starts again after a tick that came late by
+/// half a session (this node stalled; heartbeats may be waiting unread).
 async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let Some(q) = cluster.quorum() else { return };
     let session = Duration::from_millis(cluster.config.broker_session_timeout_ms);
-    let mut leading_since: Option<Instant> = None;
+    let mut leading_since: Option<(u64, Instant)> = None;
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(CONTROLLER_TICK) => {}
         }
-        if !q.quorum.is_leader() {
+        let now = Instant::now();
+        let stalled = now.duration_since(last_tick) > CONTROLLER_TICK + session / 2;
+        last_tick = now;
+        let Some(term) = q.quorum.leading_term() else {
             leading_since = None;
             continue;
+        };
+        if stalled || leading_since.is_none_or(|(t, _)| t != term) {
+            leading_since = Some((term, now));
         }
-        let since = *leading_since.get_or_insert_with(Instant::now);
+        let since = leading_since.map_or(now, |(_, since)| since);
         let liveness = q.quorum.liveness();
-        let now = Instant::now();
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for broker in state.brokers.values() {
             let alive = liveness.get(&broker.broker_id).is_some_and(|t| now.duration_since(*t) < session);
@@ -377,21 +392,23 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 }
                 let mut all_moved = true;
                 for command in moves {
-                    let outcome = propose_logged(q, command).await;
+                    let outcome = decide(q, command, term).await;
                     all_moved &= outcome.as_ref().is_some_and(partition_moved);
                 }
                 if !broker.fenced && all_moved {
-                    propose_logged(
+                    decide(
                         q,
                         MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                        term,
                     )
                     .await;
                 }
             } else if broker.fenced && alive {
                 tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
-                propose_logged(
+                decide(
                     q,
                     MetadataCommand::UnfenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                    term,
                 )
                 .await;
             }
@@ -401,14 +418,27 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         // as published, so a lost race is made good on the next one.
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for command in leaderless_elections(&state) {
-            propose_logged(q, command).await;
+            decide(q, command, term).await;
         }
     }
 }
 
-/// Proposes a controller change; what applying it did, if it was committed.
+/// Proposes a controller change decided as the leader of `term` (never
+/// forwarded); what applying it did, if it was committed.
+async fn decide(q: &QuorumBackend, command: MetadataCommand, term: u64) -> Option<ApplyOutcome> {
+    logged(q.quorum.propose_as_leader(command, term).await)
+}
+
+/// Proposes a change this broker asks for (forwarded to the leader); what
+/// applying it did, if it was committed.
 async fn propose_logged(q: &QuorumBackend, command: MetadataCommand) -> Option<ApplyOutcome> {
-    match q.quorum.propose(command).await {
+    logged(q.quorum.propose(command).await)
+}
+
+fn logged(
+    result: Result<(tributary_quorum::LogId, ApplyOutcome), tributary_quorum::QuorumError>,
+) -> Option<ApplyOutcome> {
+    match result {
         Ok((_, outcome)) => {
             tracing::debug!(?outcome, "controller change applied");
             Some(outcome)
