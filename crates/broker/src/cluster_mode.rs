@@ -353,22 +353,21 @@ async fn lifecycle_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
 /// timeout wakes up seeing every broker silent, and before it learns that
 /// another node leads now it would fence them all; forwarded, the new
 /// leader committed those fencings (the fault tier's `pause-controller`
-/// showed it). A brokers' session counts from when this node began to lead
-/// in the current term, and starts again after a tick that came late by
-/// half a session (this node stalled; heartbeats may be waiting unread).
+/// showed it). A broker's session counts from when this node began to lead
+/// in the current term, and starts again after a tick's sleep that overran
+/// by half a session (this node stalled; heartbeats may be waiting unread).
 async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let Some(q) = cluster.quorum() else { return };
     let session = Duration::from_millis(cluster.config.broker_session_timeout_ms);
     let mut leading_since: Option<(u64, Instant)> = None;
-    let mut last_tick = Instant::now();
     loop {
+        let slept_from = Instant::now();
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(CONTROLLER_TICK) => {}
         }
         let now = Instant::now();
-        let stalled = now.duration_since(last_tick) > CONTROLLER_TICK + session / 2;
-        last_tick = now;
+        let stalled = now.duration_since(slept_from) > CONTROLLER_TICK + session / 2;
         let Some(term) = q.quorum.leading_term() else {
             leading_since = None;
             continue;
