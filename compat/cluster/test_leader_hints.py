@@ -170,10 +170,29 @@ def test_librdkafka_produces_across_a_leader_move(cluster):
     """librdkafka (>= 2.6 follows KIP-951 hints) produces a stream while the
     leader is stopped with SIGTERM: every message is acknowledged exactly
     once, the client learns the new leader from the produce answer itself,
-    and the new leader holds exactly the messages acknowledged after the
-    move, in order."""
-    create(cluster, "stream", 1, 3)
-    leader = wait_for("a leader", lambda: (l := leaders(cluster.nodes[1], "stream")[0]) >= 1 and l)
+    and the new leader, holding the replicated log, serves every message
+    once, in order.
+
+    The hint reaches the client only if one of its produce requests arrives
+    at the old leader between the handover and the exit; on a loaded machine
+    the client may be descheduled through that window and reach the new
+    leader through a Metadata refresh instead. Such a move proves nothing
+    about hints (everything else is still checked), so the move is repeated,
+    on a new topic, until the old leader has answered NOT_LEADER_OR_FOLLOWER
+    at least once; whenever it did, the client must have followed the hint."""
+    attempts = []
+    for attempt in range(4):
+        saw_not_leader = produce_across_a_leader_move(cluster, f"stream-{attempt}")
+        attempts.append(saw_not_leader)
+        if saw_not_leader:
+            break
+    assert any(attempts), f"the old leader never answered a produce with NOT_LEADER_OR_FOLLOWER in {len(attempts)} moves"
+
+
+def produce_across_a_leader_move(cluster, topic: str) -> bool:
+    """One move (see the test above); returns whether the old leader answered NOT_LEADER_OR_FOLLOWER."""
+    create(cluster, topic, 1, 3)
+    leader = wait_for("a leader", lambda: (l := leaders(cluster.nodes[1], topic)[0]) >= 1 and l)
     others = [i for i in (1, 2, 3) if i != leader]
     captured = Captured()
     log = logging.getLogger("librdkafka.kip951")
@@ -182,9 +201,9 @@ def test_librdkafka_produces_across_a_leader_move(cluster):
     producer = Producer({
         "bootstrap.servers": cluster.bootstrap,
         "acks": "all",
-        # Without replication the new leader starts with an empty log and no
-        # producer state, so idempotent sequences could not carry over.
-        "enable.idempotence": False,
+        # The new leader holds the replicated log and each producer's state, so
+        # a batch retried after the move is recognised as a duplicate.
+        "enable.idempotence": True,
         "max.in.flight.requests.per.connection": 1,
         "linger.ms": 5,
         "retries": 1000,
@@ -203,7 +222,7 @@ def test_librdkafka_produces_across_a_leader_move(cluster):
             reports.setdefault(msg.value(), []).append((msg.partition(), msg.offset()))
 
     def send(i: int) -> None:
-        producer.produce("stream", value=f"m{i:05d}".encode(), partition=0, on_delivery=delivered)
+        producer.produce(topic, value=f"m{i:05d}".encode(), partition=0, on_delivery=delivered)
 
     # Before the move: 500 messages, acknowledged by the first leader.
     for i in range(500):
@@ -229,28 +248,29 @@ def test_librdkafka_produces_across_a_leader_move(cluster):
         values = [f"m{i:05d}".encode() for i in range(total)]
         assert sorted(reports) == values, "every message acknowledged"
         assert all(len(r) == 1 for r in reports.values()), "no message acknowledged twice"
-        new_leader = leaders(cluster.nodes[others[0]], "stream")[0]
+        new_leader = leaders(cluster.nodes[others[0]], topic)[0]
         assert new_leader in others
         # The client followed the produce answer's hint (KIP-951), not only a Metadata refresh.
         followed = [l for l in captured.lines if "METADATAUPDATE" in l and f"updated with leader {new_leader} " in l]
-        assert followed, "librdkafka applied no produce answer's CurrentLeader:\n" + "\n".join(
+        saw_not_leader = any("NOT_LEADER" in l for l in captured.lines)
+        assert followed or not saw_not_leader, "librdkafka applied no produce answer's CurrentLeader:\n" + "\n".join(
             l for l in captured.lines if "NOT_LEADER" in l or "METADATAUPDATE" in l or "leader" in l.lower())[-6000:]
-        # Acknowledged in order: offsets 0.. on the old leader, then 0.. on the new one (its log starts empty).
+        # Acknowledged in order, each once: the new leader continues the replicated log.
         offsets = [reports[v][0][1] for v in values]
-        moved_at = next(i for i in range(1, total) if offsets[i] < offsets[i - 1])
-        assert offsets[:moved_at] == list(range(moved_at)) and offsets[moved_at:] == list(range(total - moved_at))
-        assert 500 <= moved_at < total
-        # The new leader serves exactly the messages acknowledged after the move.
-        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "kip951-check",
+        assert offsets == list(range(total))
+        # The new leader serves every acknowledged message, once, in order.
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"kip951-check-{topic}",
                              "enable.auto.commit": False})
         try:
-            consumer.assign([TopicPartition("stream", 0, 0)])
+            consumer.assign([TopicPartition(topic, 0, 0)])
             got = []
             wait_for("the new leader's messages",
-                     lambda: got.extend(m.value() for m in consumer.consume(500, 1.0) if not m.error()) or len(got) >= total - moved_at)
+                     lambda: got.extend(m.value() for m in consumer.consume(500, 1.0) if not m.error()) or len(got) >= total)
         finally:
             consumer.close()
-        assert got == values[moved_at:]
+        assert got == values
+        return saw_not_leader or bool(followed)
     finally:
+        log.removeHandler(captured)
         cluster.nodes[leader].start()
         cluster.wait_brokers({1, 2, 3})

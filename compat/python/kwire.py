@@ -754,18 +754,26 @@ def parse_produce_v11(r: Reader) -> tuple[dict[tuple[str, int], ProduceV11Partit
 
 
 def fetch_v16_body(topic_id: bytes, partition: int, fetch_offset: int, current_leader_epoch: int = -1,
-                   max_wait_ms: int = 0, max_bytes: int = 1 << 20) -> bytes:
-    """One partition of the topic with `topic_id` (16 bytes), from `fetch_offset`."""
+                   max_wait_ms: int = 0, max_bytes: int = 1 << 20, *,
+                   replica: tuple[int, int] | None = None, last_fetched_epoch: int = -1,
+                   log_start_offset: int = -1) -> bytes:
+    """One partition of the topic with `topic_id` (16 bytes), from `fetch_offset`
+    (the body of Fetch v15-17). `replica` = (broker id, broker epoch) sends the
+    request as a follower does, in the ReplicaState tagged field."""
     assert len(topic_id) == 16
     part = (
         i32(partition)
         + i32(current_leader_epoch)
         + i64(fetch_offset)
-        + i32(-1)  # last_fetched_epoch
-        + i64(-1)  # log_start_offset (a consumer's)
+        + i32(last_fetched_epoch)
+        + i64(log_start_offset)  # -1: a consumer's
         + i32(max_bytes)  # partition_max_bytes
         + EMPTY_TAGS
     )
+    tags = EMPTY_TAGS
+    if replica is not None:
+        state = i32(replica[0]) + i64(replica[1]) + EMPTY_TAGS
+        tags = uvarint(1) + uvarint(1) + uvarint(len(state)) + state  # tag 1: ReplicaState
     return (
         i32(max_wait_ms)
         + i32(1)  # min_bytes
@@ -776,8 +784,14 @@ def fetch_v16_body(topic_id: bytes, partition: int, fetch_offset: int, current_l
         + compact_array([topic_id], lambda t: t + compact_array([part], lambda p: p) + EMPTY_TAGS)
         + compact_array([], lambda f: f)  # forgotten_topics_data
         + compact_string("")  # rack_id
-        + EMPTY_TAGS
+        + tags
     )
+
+
+def fetch_v13_body(topic_id: bytes, partition: int, fetch_offset: int, replica_id: int = -1, **kwargs) -> bytes:
+    """Fetch v13-14: the v15 body after the ReplicaId field v15 dropped."""
+    assert "replica" not in kwargs, "v13-14 name the replica in ReplicaId"
+    return i32(replica_id) + fetch_v16_body(topic_id, partition, fetch_offset, **kwargs)
 
 
 @dataclass
@@ -786,6 +800,9 @@ class FetchV16Partition:
     high_watermark: int
     records: bytes | None
     current_leader: LeaderHint
+    # KIP-320: (epoch, end offset) when the fetcher's log diverges, else None.
+    diverging_epoch: tuple[int, int] | None = None
+    log_start_offset: int = -1
 
 
 def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Partition], list[NodeEndpoint]]:
@@ -802,14 +819,18 @@ def parse_fetch_v16(r: Reader) -> tuple[int, dict[tuple[bytes, int], FetchV16Par
     def partition(x: Reader):
         index, code, hw = x.i32(), x.i16(), x.i64()
         x.i64()  # last_stable_offset
-        x.i64()  # log_start_offset
+        log_start = x.i64()
         x.compact_array(aborted)
         x.i32()  # preferred_read_replica
         n = x.uvarint()
         records = None if n == 0 else x._take(n - 1)
         tags = x.tagged_fields()
         hint = _leader_hint(tags[1]) if 1 in tags else LeaderHint()
-        return index, FetchV16Partition(code, hw, records, hint)
+        diverging = None
+        if 0 in tags:
+            d = Reader(tags[0])
+            diverging = (d.i32(), d.i64())
+        return index, FetchV16Partition(code, hw, records, hint, diverging, log_start)
 
     def topic(x: Reader):
         topic_id = x._take(16)

@@ -101,6 +101,9 @@ pub struct Cluster {
     advertised: RwLock<Vec<Listener>>,
     /// Connection quotas and the request-memory budget of the listeners.
     pub(crate) listener_limits: Arc<ListenerLimits>,
+    /// AlterPartition requests of replicated partitions, taken by the
+    /// replication driver (`replica_driver.rs`) when it starts.
+    pub(crate) alter_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::replication::AlterJob>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -153,6 +156,8 @@ impl Cluster {
 
         let started = std::time::Instant::now();
         let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
+        let (alter_tx, alter_rx) = tokio::sync::mpsc::unbounded_channel();
+        replicas.set_alter_queue(alter_tx);
         let empty = MetadataImage::empty(config.properties.clone());
         let reconciled = reconcile(config.node_id, &empty, &image, &Registry::default(), &mut replicas);
         if let Some(failure) = reconciled.failures.into_iter().next() {
@@ -201,6 +206,7 @@ impl Cluster {
             schema_validation,
             producer_ids: Mutex::new((block_start, block_start)),
             listener_limits,
+            alter_queue: Mutex::new(Some(alter_rx)),
         })
     }
 

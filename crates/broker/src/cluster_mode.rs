@@ -463,9 +463,9 @@ fn partition_moved(outcome: &ApplyOutcome) -> bool {
     )
 }
 
-/// A broker may lead when it is registered and unfenced.
+/// A broker may lead when it is registered, unfenced and not shutting down.
 fn can_lead(state: &MetadataState, broker: i32) -> bool {
-    state.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    md::alter_partition::is_active(state, broker)
 }
 
 /// The partition changes that take every leadership and ISR membership
@@ -543,14 +543,20 @@ async fn watchdog_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool
     }
 }
 
-/// Controlled shutdown: this broker's leaderships move to other ISR
-/// members (or to none), then its registration is removed, so clients stop
-/// being sent here before the process exits. Best effort within `limit`.
+/// Controlled shutdown: this broker is marked as shutting down (it may no
+/// longer lead or join an ISR: an AlterPartition adding it is refused with
+/// INELIGIBLE_REPLICA), its leaderships move to other ISR members (or to
+/// none), then its registration is removed, so clients stop being sent here
+/// before the process exits. Best effort within `limit`.
 pub(crate) async fn controlled_shutdown(cluster: &Cluster, limit: Duration) {
     let Some(q) = cluster.quorum() else { return };
     let work = async {
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(me) = state.brokers.get(&cluster.node_id).cloned() else { return };
+        let shutting_down =
+            MetadataCommand::BeginControlledShutdown { broker_id: me.broker_id, broker_epoch: me.broker_epoch };
+        propose_logged(q, shutting_down).await;
+        let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let moves = leadership_moves(&state, cluster.node_id);
         tracing::info!(partitions = moves.len(), "controlled shutdown: moving leaderships away");
         for command in moves {

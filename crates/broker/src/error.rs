@@ -1,6 +1,6 @@
 //! Kafka error codes for what went wrong, mapped in one place.
 
-use tributary_log::LogError;
+use tributary_log::{FollowerAppendError, LogError};
 use tributary_protocol::ErrorCode;
 use tributary_record::BatchError;
 
@@ -34,6 +34,13 @@ impl From<LogError> for ApiError {
             LogError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             LogError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            // A follower's own operations: they reach no client, but keep a code.
+            LogError::FollowerAppend(
+                FollowerAppendError::CorruptBatch { .. } | FollowerAppendError::PartialBatch { .. },
+            ) => ErrorCode::CorruptMessage,
+            LogError::FollowerAppend(_)
+            | LogError::TruncationBelowHighWatermark { .. }
+            | LogError::InvalidTruncationOffset(_) => ErrorCode::UnknownServerError,
         };
         ApiError::new(code, e.to_string())
     }

@@ -150,7 +150,7 @@ fn flush(partition: &Partition, syncs: &AtomicU64) {
     syncs.fetch_add(1, Ordering::Relaxed);
     let mut log = partition.log();
     let result = log.complete_flush(&plan, outcome);
-    let progress = partition.commit_durable(&mut log);
+    let progress = partition.after_flush(&mut log);
     drop(log);
     if let Err(e) = result {
         tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");

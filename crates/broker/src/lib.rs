@@ -34,6 +34,7 @@ pub mod groups;
 pub mod handlers;
 pub mod image;
 mod internal;
+pub mod isr_change;
 mod limits;
 pub mod node;
 pub mod outgoing;
@@ -41,7 +42,10 @@ pub mod partition;
 pub mod placement;
 pub mod reconciler;
 pub mod registry;
+pub mod replica_driver;
+pub mod replica_fetch;
 pub mod replicas;
+pub mod replication;
 pub mod routing;
 pub mod schema_validation;
 mod server;
@@ -212,6 +216,7 @@ impl Broker {
             }
             groups::timer_loop(loading, shutdown_rx).await;
         });
+        replica_driver::spawn(&cluster, cluster_tasks_rx.clone());
         cluster_mode::spawn(&cluster, cluster_tasks_rx);
         let cleaner = cleaner::LogCleaner::start(cluster.clone());
         Ok(Broker { cluster, bound, shutdown, cluster_tasks, alive, alive_sender: Some(alive_sender), cleaner })

@@ -21,12 +21,14 @@
 //! off, up to [`RELOAD_BACKOFF_MAX`].
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tributary_log::PartitionLog;
 use tributary_types::{TopicId, now_ms};
+
+use crate::replica_fetch::{FollowerPositions, ReplicaFetch, ReplicaFetchObserver};
 
 /// Wait before the first reload after a panic; doubled for each later one.
 const RELOAD_BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -51,7 +53,7 @@ pub struct Progress {
 
 impl Progress {
     /// The progress of `log` as it stands.
-    fn of(log: &PartitionLog) -> Progress {
+    pub fn of(log: &PartitionLog) -> Progress {
         let offsets = log.offsets();
         Progress {
             log_end_offset: offsets.log_end_offset,
@@ -92,12 +94,21 @@ pub struct Partition {
     leader: AtomicBool,
     log: Mutex<PartitionLog>,
     progress: watch::Sender<Progress>,
-    /// This partition, for the reload thread.
-    me: Weak<Partition>,
+    /// This partition, for the reload thread and the replication driver.
+    pub(crate) me: Weak<Partition>,
     /// A reload is scheduled or running.
     reloading: AtomicBool,
     /// Reloads done since the broker started (for the backoff).
     reloads: AtomicU32,
+    /// Each follower's newest fetch while this node leads (see `replica_fetch.rs`).
+    followers: FollowerPositions,
+    /// Where follower fetches go besides `followers`: the replication core's.
+    replica_fetch_observer: RwLock<Option<Arc<dyn ReplicaFetchObserver>>>,
+    /// The replication core's state, for a partition with several
+    /// replicas (see `replication.rs`); locked after `log`.
+    pub(crate) replication: Mutex<Option<crate::replication::Replication>>,
+    /// Whether the core drives the high watermark (set with `replication`).
+    pub(crate) replicated: AtomicBool,
 }
 
 impl Partition {
@@ -115,6 +126,10 @@ impl Partition {
             me: me.clone(),
             reloading: AtomicBool::new(false),
             reloads: AtomicU32::new(0),
+            followers: FollowerPositions::default(),
+            replica_fetch_observer: RwLock::new(None),
+            replication: Mutex::new(None),
+            replicated: AtomicBool::new(false),
         })
     }
 
@@ -166,14 +181,15 @@ impl Partition {
     /// Reopens the log from disk and brings the partition back online.
     fn reload(&self) {
         let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let epoch = self.leader_epoch();
+        // A follower's epochs come from its leader's batches only.
+        let epoch = if self.is_leader() { self.leader_epoch() } else { -1 };
         let reopened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.reload(epoch, now_ms())));
         self.reloads.fetch_add(1, Ordering::SeqCst);
         match reopened {
             Ok(Ok(fresh)) => {
                 *guard = fresh;
                 self.log.clear_poison();
-                let progress = self.commit_durable(&mut guard);
+                let progress = self.after_flush(&mut guard);
                 drop(guard);
                 self.reloading.store(false, Ordering::SeqCst);
                 self.publish(progress);
@@ -201,15 +217,53 @@ impl Partition {
     /// (set by the reconciler). Returns whether anything changed. A change
     /// is made under the log's lock, so an append (which checks the role
     /// under that lock) lands either before it, stamped with the epoch it
-    /// was led in, or is refused after it.
+    /// was led in, or is refused after it. Becoming leader, or leading in a
+    /// new epoch, assigns the epoch at the log end in the leader epoch cache
+    /// (Kafka does so on becoming leader), so OffsetForLeaderEpoch answers
+    /// for the current epoch before the first append. Follower positions
+    /// learnt in the old role or epoch are forgotten.
     pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> bool {
         if self.is_leader() == leader && self.leader_epoch() == leader_epoch {
             return false;
         }
-        let _log = self.log();
+        let mut log = self.log();
         let was_leader = self.leader.swap(leader, Ordering::SeqCst);
         let was_epoch = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
-        was_leader != leader || was_epoch != leader_epoch
+        let changed = was_leader != leader || was_epoch != leader_epoch;
+        if changed {
+            self.followers.clear();
+        }
+        if changed
+            && leader
+            && let Err(e) = log.assign_epoch(leader_epoch)
+        {
+            tracing::error!(topic = %self.topic, partition = self.index, leader_epoch, error = %e,
+                "cannot record the new leader epoch in the leader epoch cache");
+        }
+        changed
+    }
+
+    /// Hands a follower fetch this node served as leader to the
+    /// replication core (see `replica_fetch.rs`): recorded in
+    /// [`Partition::follower_positions`], then passed to the observer the
+    /// core installed, if any.
+    pub fn replica_fetched(&self, fetch: ReplicaFetch) {
+        self.followers.replica_fetched(&fetch);
+        let observer = self.replica_fetch_observer.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(observer) = observer {
+            observer.replica_fetched(&fetch);
+        }
+    }
+
+    /// Each follower's newest fetch since this node's role or epoch last changed.
+    pub fn follower_positions(&self) -> &FollowerPositions {
+        &self.followers
+    }
+
+    /// Installs the replication core's observer of follower fetches
+    /// (replacing any earlier one; `None` removes it).
+    pub fn set_replica_fetch_observer(&self, observer: Option<Arc<dyn ReplicaFetchObserver>>) {
+        *self.replica_fetch_observer.write().unwrap_or_else(|p| p.into_inner()) = observer;
     }
 
     /// What a leader that is its own only in-sync replica commits: every

@@ -19,9 +19,14 @@
 //!                         reconcile(old image, new image) ─▶ ReplicaManager ─▶ Registry
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::image::MetadataImage;
+use tributary_metadata::PartitionMeta;
+use tributary_replication::{BrokerStatus, MetadataView, PartitionRegistration};
+
+use crate::image::{MetadataImage, TopicImage};
+use crate::partition::PartitionRef;
 use crate::registry::{Registry, TopicState};
 use crate::replicas::{OpenFailure, ReplicaManager};
 
@@ -46,6 +51,37 @@ pub fn reconcile(
     replicas: &mut ReplicaManager,
 ) -> Reconciled {
     let mut out = Reconciled::default();
+    let broker_epoch = new.brokers.get(&node_id).map_or(-1, |b| b.broker_epoch);
+    let (settings, version) = replicas.next_replica_settings(node_id, broker_epoch);
+    let brokers_changed = !Arc::ptr_eq(&old.brokers, &new.brokers);
+    let brokers: BTreeMap<i32, BrokerStatus> = new
+        .brokers
+        .values()
+        .map(|b| {
+            let status =
+                BrokerStatus { epoch: b.broker_epoch, fenced: b.fenced, shutting_down: b.in_controlled_shutdown };
+            (b.broker_id, status)
+        })
+        .collect();
+    let replicate = |partition: &PartitionRef, topic: &TopicImage, meta: &PartitionMeta| {
+        if meta.replicas.len() < 2 {
+            return;
+        }
+        let view = MetadataView {
+            version,
+            partition: PartitionRegistration {
+                replicas: meta.replicas.clone(),
+                isr: meta.isr.clone(),
+                leader: meta.leader,
+                leader_epoch: meta.leader_epoch,
+                partition_epoch: meta.partition_epoch,
+            },
+            brokers: brokers.clone(),
+        };
+        let mut settings = settings.clone();
+        settings.config.min_insync_replicas = usize::try_from(topic.config.min_insync_replicas).unwrap_or(1).max(1);
+        partition.apply_replica_metadata(&settings, &view);
+    };
     for (id, topic) in &old.by_id {
         if !new.by_id.contains_key(id) {
             replicas.remove_topic(topic);
@@ -56,6 +92,13 @@ pub fn reconcile(
         if let Some(state) = previous.by_id.get(&topic.topic_id)
             && Arc::ptr_eq(&state.image, topic)
         {
+            if brokers_changed {
+                for partition in &state.partitions {
+                    if let Some(meta) = usize::try_from(partition.index).ok().and_then(|i| topic.partitions.get(i)) {
+                        replicate(partition, topic, meta);
+                    }
+                }
+            }
             out.registry.insert(state.clone());
             continue;
         }
@@ -72,7 +115,7 @@ pub fn reconcile(
             let partition = match replicas.get(topic.topic_id, index) {
                 Some(p) => p.clone(),
                 None => {
-                    let (p, failure) = replicas.host(topic, index, meta);
+                    let (p, failure) = replicas.host(topic, index, meta, meta.leader == node_id);
                     out.failures.extend(failure);
                     out.opened = true;
                     p
@@ -83,6 +126,7 @@ pub fn reconcile(
                 tracing::info!(topic = %topic.name, partition = index, role, leader = meta.leader,
                     leader_epoch = meta.leader_epoch, "partition role");
             }
+            replicate(&partition, topic, meta);
             partitions.push(partition);
         }
         if before.is_none() {
@@ -205,6 +249,48 @@ mod tests {
         assert!(node.registry.topics["elsewhere"].partitions.is_empty());
         assert_eq!(node.registry.topics["here"].partitions.len(), 2);
         assert!(!dir.path().join("elsewhere-0").exists());
+    }
+
+    /// A follower's leader epochs come from its leader's batches only: an
+    /// epoch of its own at its log end would tell OffsetForLeaderEpoch that
+    /// a divergent tail is fine. A leader's epoch starts at its log end when
+    /// it becomes leader, so it answers for its epoch before any append.
+    #[test]
+    fn only_a_leader_assigns_its_epoch_at_the_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut follower = Node::new(2, dir.path().join("two").as_path());
+        let mut leader = Node::new(1, dir.path().join("one").as_path());
+        for node in [&mut follower, &mut leader] {
+            node.apply(create("t", 1, 1, vec![1, 2]));
+        }
+        let on = |node: &Node| node.registry.topics["t"].partitions[0].clone();
+        assert_eq!(on(&follower).log().epoch_entries(), &[] as &[(i32, i64)]);
+        assert_eq!(on(&leader).log().epoch_entries(), &[(0, 0)]);
+        assert!(!on(&follower).is_leader() && on(&leader).is_leader());
+        // Leadership moves to broker 2 in epoch 1: it assigns epoch 1; broker 1 assigns nothing.
+        let change = MetadataCommand::ChangePartition {
+            topic_id: [1; 16],
+            partition: 0,
+            expected_partition_epoch: None,
+            leader: Some(2),
+            isr: None,
+            replicas: None,
+        };
+        for node in [&mut follower, &mut leader] {
+            let register = MetadataCommand::RegisterBroker {
+                broker_id: 2,
+                incarnation_id: [2; 16],
+                listeners: Vec::new(),
+                rack: None,
+            };
+            node.apply(register);
+            let broker_epoch = node.state.brokers[&2].broker_epoch;
+            node.apply(MetadataCommand::UnfenceBroker { broker_id: 2, broker_epoch });
+            node.apply(change.clone());
+        }
+        assert_eq!(on(&follower).log().epoch_entries(), &[(1, 0)]);
+        assert_eq!(on(&leader).log().epoch_entries(), &[(0, 0)]);
+        assert!(on(&follower).is_leader() && !on(&leader).is_leader());
     }
 
     #[test]

@@ -21,6 +21,8 @@ use tributary_types::{TopicId, now_ms};
 use crate::image::TopicImage;
 use crate::node::{partition_dir, spawn_dir_removal};
 use crate::partition::{Partition, PartitionRef};
+use crate::replication::{AlterQueue, ReplicaSettings};
+use tributary_replication::ReplicationConfig;
 
 /// The log's view of a topic's config.
 pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
@@ -61,12 +63,17 @@ pub struct ReplicaManager {
     /// Whether logs found on disk were closed cleanly (recovery skips validation).
     clean_start: bool,
     hosted: HashMap<(TopicId, i32), PartitionRef>,
+    /// Where replicated partitions send AlterPartition requests.
+    alter: Option<AlterQueue>,
+    /// Reconciliations done: the version of the metadata views handed to
+    /// the replication core (they only grow, as the metadata log does).
+    generation: u64,
 }
 
 impl ReplicaManager {
     /// A manager of the logs under `data_dir`, none open yet.
     pub fn new(data_dir: PathBuf, broker: BrokerConfig, clean_start: bool) -> ReplicaManager {
-        ReplicaManager { data_dir, broker, clean_start, hosted: HashMap::new() }
+        ReplicaManager { data_dir, broker, clean_start, hosted: HashMap::new(), alter: None, generation: 0 }
     }
 
     /// The hosted partition, if any.
@@ -80,16 +87,20 @@ impl ReplicaManager {
     }
 
     /// Opens (recovering) or creates the log of one partition of `topic`. A
-    /// failure is reported and the partition hosted offline.
+    /// failure is reported and the partition hosted offline. `leads` says
+    /// whether this node leads it: only a leader's epoch is assigned at the
+    /// log end (a follower's epochs come from its leader's batches).
     pub fn host(
         &mut self,
         topic: &TopicImage,
         index: i32,
         meta: &PartitionMeta,
+        leads: bool,
     ) -> (PartitionRef, Option<OpenFailure>) {
         let dir = partition_dir(&self.data_dir, &topic.name, index);
         let config = log_config(&topic.config, &self.broker);
-        let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, meta.leader_epoch, now_ms()) {
+        let epoch = if leads { meta.leader_epoch } else { -1 };
+        let (log, failure) = match PartitionLog::open(&dir, config, self.clean_start, epoch, now_ms()) {
             Ok(log) => (log, None),
             Err(error) => {
                 tracing::error!(topic = %topic.name, partition = index, %error, "cannot open the partition log; it is offline");
@@ -131,6 +142,23 @@ impl ReplicaManager {
             }
         }
         spawn_dir_removal(doomed);
+    }
+
+    /// Sets where replicated partitions send AlterPartition requests.
+    pub fn set_alter_queue(&mut self, queue: AlterQueue) {
+        self.alter = Some(queue);
+    }
+
+    /// What the reconciler hands each replicated partition for the next
+    /// image, with the image's version.
+    pub fn next_replica_settings(&mut self, node_id: i32, broker_epoch: i64) -> (ReplicaSettings, u64) {
+        self.generation += 1;
+        let config = ReplicationConfig {
+            replica_lag_time_max_ms: self.broker.replica_lag_time_max_ms,
+            ..ReplicationConfig::default()
+        };
+        let settings = ReplicaSettings { node_id, broker_epoch, config, alter: self.alter.clone() };
+        (settings, self.generation)
     }
 
     /// Logs opened from now on are new or were open before: no recovery.

@@ -80,6 +80,8 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         // Topic ids replace names from Produce v13 and Fetch v13; this client names topics.
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),
+        // v3+ names the asking replica; brokers send it to their leaders.
+        ApiKey::OffsetForLeaderEpoch => (3, 4),
         ApiKey::JoinGroup => (0, 9),
         ApiKey::SyncGroup => (0, 5),
         ApiKey::Heartbeat => (0, 4),
@@ -87,6 +89,23 @@ pub fn client_versions(key: ApiKey) -> Option<VersionRange> {
         _ => return None,
     };
     Some(VersionRange { min, max })
+}
+
+/// A TCP stream to `addr`, bound to `local_host` when it is given and of
+/// the same address family as the target.
+async fn open_stream(addr: &str, local_host: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(local_host) = local_host else {
+        return TcpStream::connect(addr).await;
+    };
+    let target = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to nothing")))?;
+    let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    if local_host.is_ipv4() == target.is_ipv4() {
+        socket.bind(std::net::SocketAddr::new(local_host, 0))?;
+    }
+    socket.connect(target).await
 }
 
 /// A negotiated connection to one broker.
@@ -106,7 +125,19 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` and negotiates API versions.
     pub async fn connect(addr: &str, config: &ClientConfig) -> Result<Connection, ClientError> {
-        let stream = match tokio::time::timeout(config.timeout, TcpStream::connect(addr)).await {
+        Connection::connect_from(addr, None, config).await
+    }
+
+    /// Connects to `addr` from `local_host` (port chosen by the system) when
+    /// given, and negotiates API versions: a broker's own connections to its
+    /// peers leave from the node's own address, as its other inter-node
+    /// traffic does.
+    pub async fn connect_from(
+        addr: &str,
+        local_host: Option<std::net::IpAddr>,
+        config: &ClientConfig,
+    ) -> Result<Connection, ClientError> {
+        let stream = match tokio::time::timeout(config.timeout, open_stream(addr, local_host)).await {
             Err(_) => {
                 return Err(ClientError::Timeout {
                     addr: addr.to_string(),

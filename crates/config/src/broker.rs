@@ -135,6 +135,8 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms`.
     pub broker_session_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: u64,
     /// `metadata.log.max.snapshot.interval.entries`.
     pub metadata_snapshot_interval: u64,
     /// What Metadata returns per listener name.
@@ -285,6 +287,7 @@ impl BrokerConfig {
             controller_listeners,
             broker_heartbeat_interval_ms: parse_i64("broker.heartbeat.interval.ms").max(1) as u64,
             broker_session_timeout_ms: parse_i64("broker.session.timeout.ms").max(1) as u64,
+            replica_lag_time_max_ms: parse_i64("replica.lag.time.max.ms").max(1) as u64,
             metadata_snapshot_interval: parse_i64("metadata.log.max.snapshot.interval.entries").max(1) as u64,
             advertised_listeners,
             data_dir,

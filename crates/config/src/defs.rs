@@ -485,6 +485,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "A broker whose heartbeats stop this long is fenced by the active controller."
     ),
     broker!(
+        "replica.lag.time.max.ms",
+        Long,
+        Some("30000"),
+        Range(1, i64::MAX),
+        "An in-sync follower that has not caught up with its leader for this long leaves the ISR."
+    ),
+    broker!(
         "metadata.log.max.snapshot.interval.entries",
         Long,
         Some("1000"),

@@ -147,7 +147,6 @@ pub const ACCEPTED_BROKER_CONFIGS: &[ConfigDef] = &[
     accepted!("num.replica.fetchers", Int, Some("1"), Any, "a single node has no followers to fetch for."),
     accepted!("offsets.commit.timeout.ms", Int, Some("5000"), Range(1, I32), "offset commits wait for the fsync."),
     accepted!("offsets.load.buffer.size", Int, Some("5242880"), Range(1, I32), "groups are loaded record by record."),
-    accepted!("replica.lag.time.max.ms", Long, Some("30000"), Any, "a single node has no followers."),
     accepted!("replica.socket.timeout.ms", Int, Some("30000"), Any, "a single node has no followers."),
     accepted!("sasl.enabled.mechanisms", List, Some("GSSAPI"), Any, "this build serves PLAINTEXT listeners only."),
     accepted!(

@@ -53,6 +53,22 @@ pub enum LogError {
         /// Epoch on record.
         current: i16,
     },
+    /// A follower append refused; the log is unchanged.
+    #[error("follower append refused: {0}")]
+    FollowerAppend(#[from] crate::log::FollowerAppendError),
+    /// A truncation that would drop committed offsets without being allowed to.
+    #[error("truncating to offset {offset} would cut the log at {cut}, below the high watermark {high_watermark}")]
+    TruncationBelowHighWatermark {
+        /// The offset asked for.
+        offset: i64,
+        /// Where the log would end (a batch boundary at or below `offset`).
+        cut: i64,
+        /// The high watermark.
+        high_watermark: i64,
+    },
+    /// A negative truncation offset.
+    #[error("cannot truncate to the negative offset {0}")]
+    InvalidTruncationOffset(i64),
     /// A sequence gap (OUT_OF_ORDER_SEQUENCE_NUMBER).
     #[error("producer {producer_id}: sequence {sequence} does not follow {last_sequence}")]
     OutOfOrderSequence {

@@ -27,8 +27,10 @@
 //! appended after recovery is read back at its offset; after its flush the
 //! high watermark reaches the log end (a replica alone commits what it made
 //! durable); closing then reopening the log keeps its start and end
-//! offsets; and reloading it as after a panic (every batch validated) never
-//! makes it longer.
+//! offsets; reloading it as after a panic (every batch validated) never
+//! makes it longer; and a follower's truncation to the middle of it ends the
+//! log at or below that offset, and a reopen after a crash never finds
+//! anything past the cut.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +38,7 @@ use tributary_record::Compression;
 use tributary_record::batch::{BATCH_HEADER_LEN, BatchIter, CRC_START, LOG_OVERHEAD};
 use tributary_record::builder::{BatchBuilder, RecordSpec};
 
-use crate::log::{AppendInfo, AppendOutcome, LogConfig, PartitionLog};
+use crate::log::{AppendInfo, AppendOutcome, BelowHighWatermark, LogConfig, PartitionLog};
 use crate::segment::file_stem;
 
 /// The clock every harness run uses, so replays are deterministic.
@@ -246,7 +248,28 @@ pub fn log_recovery(dir: &Path, data: &[u8]) -> Option<(i64, i64)> {
         reloaded.log_end_offset()
     );
     read_everything(&reloaded);
+    truncate_and_reopen(dir, flags, reloaded);
     Some((start, end))
+}
+
+/// A follower's truncation to the middle of what the log holds: the log
+/// then ends at or below that offset, and a crash right after (no close)
+/// never brings back what was cut. (It may reopen shorter: the cut segment
+/// is validated then, and on a hostile disk the part below the old recovery
+/// point, trusted until now, may not pass.)
+fn truncate_and_reopen(dir: &Path, flags: u8, mut log: PartitionLog) {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let middle = start + (end - start) / 2;
+    let Ok(truncated) = log.truncate_to(middle, BelowHighWatermark::Allow) else {
+        return;
+    };
+    truncated.retired.remove();
+    let cut = log.log_end_offset();
+    assert!(!truncated.truncated || cut <= middle, "truncated to {middle}, the log ends at {cut}");
+    read_everything(&log);
+    drop(log);
+    let reopened = PartitionLog::open(dir, config(flags), false, 0, NOW_MS).expect("reopening a truncated log");
+    assert!(reopened.log_end_offset() <= cut, "a log cut at {cut} reopened ending at {}", reopened.log_end_offset());
 }
 
 /// Reads at a few offsets and timestamps; results are not checked, only
@@ -264,7 +287,7 @@ fn read_everything(log: &PartitionLog) {
         let _ = log.offset_for_timestamp(ts, end);
     }
     let _ = log.epoch_for_offset(start);
-    let _ = log.end_offset_for_epoch(0, end);
+    let _ = log.end_offset_for_epoch(0);
 }
 
 /// Appends one small batch; its first and last offsets if it was written.

@@ -14,7 +14,10 @@
 //! ```
 //!
 //! Append writes to the page cache under the partition's lock and moves the
-//! log end offset; a group-commit flusher fsyncs via [`log::FlushPlan`] and
+//! log end offset (a leader's append stamps offsets and its epoch; a
+//! follower's, [`PartitionLog::append_as_follower`], keeps the leader's
+//! batches as they are, and [`PartitionLog::truncate_to`] drops a divergent
+//! tail); a group-commit flusher fsyncs via [`log::FlushPlan`] and
 //! only then does the durable offset move; the high watermark is moved by
 //! whoever decides what is committed ([`offsets`] has the three offsets and
 //! their invariants). Recovery after an unclean stop validates every batch past the
@@ -40,7 +43,10 @@ pub mod segment;
 
 pub use cleaner::{CleanSnapshot, Cleaned, CleanerLimits, CompactionConfig, PublishedClean};
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, AppendOutcome, FlushPlan, LogConfig, PartitionLog, ReadPlan, TimestampSearch};
+pub use log::{
+    AppendInfo, AppendOutcome, BelowHighWatermark, FlushPlan, FollowerAppend, FollowerAppendError, LogConfig,
+    PartitionLog, ReadPlan, TimestampSearch, Truncated,
+};
 pub use offsets::LogOffsets;
 pub use retired::RetiredFiles;
 pub use segment::FileSlice;

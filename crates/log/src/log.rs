@@ -33,6 +33,14 @@ use crate::producer::{ProducerState, SequenceCheck, snapshot_file_name, snapshot
 use crate::retired::RetiredFiles;
 use crate::segment::{FileSlice, Segment, locate_batches, read_batches, read_header_at};
 
+mod follower;
+#[cfg(test)]
+mod testing;
+mod truncate;
+
+pub use follower::{FollowerAppend, FollowerAppendError};
+pub use truncate::{BelowHighWatermark, Truncated};
+
 /// The topic configs the log acts on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogConfig {
@@ -120,6 +128,9 @@ pub struct FlushPlan {
     pub target: i64,
     /// The log instance that planned it.
     instance: u64,
+    /// The log's truncation count when it was planned: a truncation since
+    /// may have replaced what it covered, so it then moves nothing.
+    truncations: u64,
 }
 
 impl FlushPlan {
@@ -276,6 +287,8 @@ pub struct PartitionLog {
     offline: Option<String>,
     /// This instance's number (see [`NEXT_INSTANCE`]).
     instance: u64,
+    /// Truncations so far (see [`FlushPlan`]).
+    truncations: u64,
     /// Earliest delete horizon of a kept tombstone; `Err` until known.
     tombstone_horizon: std::result::Result<Option<i64>, ()>,
 }
@@ -287,7 +300,10 @@ fn io_at(path: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
 impl PartitionLog {
     /// Opens (or creates) the log in `dir`. After an unclean shutdown every
     /// batch past the recovery point is validated and a bad tail cut off.
-    /// `leader_epoch` is this replica's current leader epoch.
+    /// `leader_epoch` is the epoch this replica leads in, assigned at the log
+    /// end, or -1 for a follower (whose epochs come only from the leader's
+    /// batches: an epoch of its own at its log end would hide a divergent
+    /// tail from OffsetForLeaderEpoch).
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -321,6 +337,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             offline: Some(reason),
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            truncations: 0,
             tombstone_horizon: Err(()),
         }
     }
@@ -331,7 +348,8 @@ impl PartitionLog {
     /// longer be trusted (a panic while its lock was held). The new instance
     /// keeps this one's checkpoint writer, so a checkpoint this one still has
     /// in flight can never overwrite a newer one; flushes planned by this
-    /// instance are ignored by the new one.
+    /// instance are ignored by the new one. `leader_epoch` as for
+    /// [`PartitionLog::open`].
     pub fn reload(&self, leader_epoch: i32, now_ms: i64) -> Result<PartitionLog> {
         let writer = (self.checkpoint_writer.clone(), self.checkpoint_seq);
         PartitionLog::open_with(&self.dir, self.config, false, leader_epoch, now_ms, writer)
@@ -395,8 +413,11 @@ impl PartitionLog {
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let log_start_offset = checkpoint.log_start_offset.max(first_base).min(next_offset);
 
+        // As Kafka's loader: no epoch past the data, none before the log
+        // start (a crash in a truncation or a start-over may leave either).
         let mut epochs = LeaderEpochCache::load(dir);
         epochs.truncate_from_end(next_offset);
+        epochs.truncate_from_start(log_start_offset);
         epochs.assign(leader_epoch, next_offset);
         epochs.save(dir).map_err(&io)?;
 
@@ -420,6 +441,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             offline: None,
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            truncations: 0,
             tombstone_horizon: Err(()),
         };
         log.recover_producer_state()?;
@@ -604,7 +626,7 @@ impl PartitionLog {
             });
         }
         let batch_timestamp = if info.log_append_time { info.now_ms } else { info.max_timestamp };
-        self.maybe_roll(batch.len(), &header, batch_timestamp, info.now_ms)?;
+        self.maybe_roll(batch.len(), &header, self.log_end_offset, batch_timestamp, info.now_ms)?;
 
         // parse() checked that the whole header is there.
         let (head_bytes, records) = batch.split_at(BATCH_HEADER_LEN);
@@ -661,8 +683,16 @@ impl PartitionLog {
     /// Rolls when the segment is full, when its age exceeds `segment.ms`, or
     /// before relative offsets would overflow. Age follows Kafka: the new
     /// batch's timestamp minus the segment's first batch timestamp, or wall
-    /// time since creation when the segment has no timestamps.
-    fn maybe_roll(&mut self, batch_len: usize, header: &BatchHeader, batch_timestamp: i64, now_ms: i64) -> Result<()> {
+    /// time since creation when the segment has no timestamps. `base_offset`
+    /// is the offset the batch will start at.
+    fn maybe_roll(
+        &mut self,
+        batch_len: usize,
+        header: &BatchHeader,
+        base_offset: i64,
+        batch_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<()> {
         let Some(active) = self.segments.values().next_back() else {
             return Ok(());
         };
@@ -676,7 +706,7 @@ impl PartitionLog {
         };
         let aged = waited > self.config.segment_ms;
         let offsets_overflow =
-            self.log_end_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
+            base_offset - active.base_offset + i64::from(header.last_offset_delta) >= i64::from(u32::MAX);
         if full || aged || offsets_overflow {
             self.roll(now_ms)?;
         }
@@ -738,7 +768,14 @@ impl PartitionLog {
             let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
             (self.checkpoint_writer.clone(), self.checkpoint_seq, c)
         });
-        Some(FlushPlan { files, dir, checkpoint, target: self.log_end_offset, instance: self.instance })
+        Some(FlushPlan {
+            files,
+            dir,
+            checkpoint,
+            target: self.log_end_offset,
+            instance: self.instance,
+            truncations: self.truncations,
+        })
     }
 
     /// Records the outcome of a [`FlushPlan`]. A failed fsync takes the
@@ -751,6 +788,11 @@ impl PartitionLog {
         if let Err(e) = outcome {
             self.go_offline(format!("fsync failed: {e}"));
             return Err(LogError::io(&self.dir, e));
+        }
+        if plan.truncations != self.truncations {
+            // Planned before a truncation: what it synced may since have been
+            // cut and written anew. The next flush covers the log as it is.
+            return Ok(self.durable_offset);
         }
         let target = plan.target;
         assert!(
@@ -864,13 +906,22 @@ impl PartitionLog {
         self.epochs.epoch_for_offset(offset)
     }
 
-    /// OffsetForLeaderEpoch: largest epoch ≤ `requested` and its end offset,
-    /// bounded by `end_offset` (the log end visible to the asker).
-    pub fn end_offset_for_epoch(&self, requested: i32, end_offset: i64) -> (i32, i64) {
-        self.epochs.end_offset_for(requested, end_offset)
+    /// OffsetForLeaderEpoch (Kafka's `endOffsetForEpoch`): the largest epoch
+    /// ≤ `requested` and the offset where it ends, the log end offset for
+    /// the latest epoch; `(-1, -1)` when it is not known (see
+    /// [`LeaderEpochCache::end_offset_for`]). A follower finds where its log
+    /// diverges from this one with it.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(requested, self.log_end_offset)
     }
 
-    /// Records that `epoch` starts at the log end (leadership change).
+    /// The leader epoch cache's entries (epoch, start offset), ascending.
+    pub fn epoch_entries(&self) -> &[(i32, i64)] {
+        self.epochs.entries()
+    }
+
+    /// Records that `epoch` starts at the log end (this replica became its
+    /// leader; Kafka's `maybeAssignEpochStartOffset` on becoming leader).
     pub fn assign_epoch(&mut self, epoch: i32) -> Result<()> {
         if self.epochs.assign(epoch, self.log_end_offset) {
             self.epochs.save(&self.dir).map_err(io_at(&self.dir))?;

@@ -371,22 +371,44 @@ impl Segment {
         u64::from(self.offset_index.lookup(relative))
     }
 
-    /// Cuts the segment at `position` (a batch boundary) whose first offset is `offset`.
-    pub fn truncate(&mut self, position: u64, offset: i64) -> std::io::Result<()> {
+    /// The offset after the last batch that ends at or before `position` (a
+    /// batch boundary): where the log ends once cut there. The segment's
+    /// base offset when no batch does.
+    pub fn end_offset_at(&self, position: u64) -> std::io::Result<i64> {
+        let mut end = self.base_offset;
+        let mut p = 0;
+        while let Some(h) = read_header_at(&self.file, p, self.size.min(position))? {
+            let len = h.total_len() as u64;
+            if p + len > position {
+                break;
+            }
+            end = h.next_offset();
+            p += len;
+        }
+        Ok(end)
+    }
+
+    /// Cuts the segment at `position` (a batch boundary): the file is
+    /// shortened (not synced: the caller syncs), the indexes lose their
+    /// entries at or past the cut, and the end offset and timestamps are
+    /// found again by walking the headers that remain.
+    pub fn truncate(&mut self, position: u64) -> std::io::Result<()> {
+        let position = position.min(self.size);
         self.file.set_len(position)?;
         self.size = position;
-        self.next_offset = offset;
-        self.offset_index.truncate_to_position(position as u32);
-        self.time_index.truncate_to_offset((offset - self.base_offset) as u32);
-        // Timestamps are recomputed by a header walk.
+        self.next_offset = self.base_offset;
         self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
         self.first_batch_timestamp = None;
+        self.bytes_since_index = 0;
         let mut p = 0;
         while let Some(h) = read_header_at(&self.file, p, self.size)? {
             self.note_batch(&h, h.max_timestamp, h.last_offset());
             p += h.total_len() as u64;
         }
-        self.next_offset = offset;
+        self.offset_index.truncate_to_position(u32::try_from(position).unwrap_or(u32::MAX));
+        let end = u32::try_from(self.next_offset - self.base_offset).unwrap_or(u32::MAX);
+        self.time_index.truncate_to_offset(end);
         Ok(())
     }
 

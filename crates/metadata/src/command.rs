@@ -54,6 +54,16 @@ pub struct BrokerListener {
     pub security_protocol: String,
 }
 
+/// A broker named with the epoch of its registration (an ISR member in an
+/// AlterPartition request; -1 skips the epoch check, as in Kafka).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerState {
+    /// Broker id.
+    pub broker_id: i32,
+    /// Its broker epoch, or -1.
+    pub broker_epoch: i64,
+}
+
 /// A metadata change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataCommand {
@@ -135,6 +145,15 @@ pub enum MetadataCommand {
         /// The epoch of the registration this applies to.
         broker_epoch: i64,
     },
+    /// Marks a broker as in controlled shutdown (Kafka's
+    /// `InControlledShutdown`): it may no longer lead or join an ISR; its
+    /// leaderships are moved away next, then it unregisters.
+    BeginControlledShutdown {
+        /// Broker id.
+        broker_id: i32,
+        /// The epoch of the registration this applies to.
+        broker_epoch: i64,
+    },
     /// Removes a broker's registration.
     UnregisterBroker {
         /// Broker id.
@@ -160,5 +179,27 @@ pub enum MetadataCommand {
         isr: Option<Vec<i32>>,
         /// New replica list; `None` keeps it.
         replicas: Option<Vec<i32>>,
+    },
+    /// An ISR change asked for by a partition's leader (Kafka's
+    /// AlterPartition, one partition). Checked when applied, in Kafka's
+    /// order and against the state at that point of the log (see
+    /// [`crate::alter_partition`]); if it passes, applied as the
+    /// [`MetadataCommand::ChangePartition`] Kafka's controller would build:
+    /// the partition epoch bumped, the leader epoch only if the leader changes.
+    AlterPartition {
+        /// The asking broker (the partition's leader).
+        broker_id: i32,
+        /// Its broker epoch.
+        broker_epoch: i64,
+        /// The topic.
+        topic_id: [u8; 16],
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the leader is in.
+        leader_epoch: i32,
+        /// The partition epoch the leader knows.
+        partition_epoch: i32,
+        /// The ISR to have, each member with its broker epoch.
+        new_isr: Vec<BrokerState>,
     },
 }

@@ -22,6 +22,7 @@
 //! what was not fsynced; `tests/simulation.rs` runs thousands of seeded
 //! crash scenarios against it.
 
+pub mod alter_partition;
 pub mod command;
 pub mod disk;
 pub mod error;
@@ -36,7 +37,8 @@ pub mod state;
 pub mod store;
 pub mod types;
 
-pub use command::{BrokerListener, MetadataCommand, PartitionMeta, TopicMeta};
+pub use alter_partition::AlterPartitionError;
+pub use command::{BrokerListener, BrokerState, MetadataCommand, PartitionMeta, TopicMeta};
 pub use disk::{Disk, FsDisk, SimDisk};
 pub use error::MetadataError;
 pub use log::{LogOptions, MetadataLog};

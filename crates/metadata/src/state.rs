@@ -35,6 +35,10 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// Fenced brokers lead nothing and are in no ISR.
     pub fenced: bool,
+    /// In controlled shutdown: leads nothing, joins no ISR, until it
+    /// unregisters (a new incarnation starts without it).
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
 }
 
 /// What applying an entry did (serializable: a forwarded proposal's outcome
@@ -107,6 +111,8 @@ pub enum ApplyOutcome {
     BrokerFenced,
     /// The broker is unfenced now (or already was).
     BrokerUnfenced,
+    /// The broker is in controlled shutdown now (or already was).
+    BrokerShuttingDown,
     /// The broker's registration is gone.
     BrokerUnregistered,
     /// The topic has no partition with that index.
@@ -123,6 +129,23 @@ pub enum ApplyOutcome {
     },
     /// The change changes nothing (no epoch moved).
     PartitionUnchanged,
+    /// An AlterPartition was refused; nothing changed.
+    AlterPartitionRefused {
+        /// Why, as Kafka's controller says it.
+        error: crate::alter_partition::AlterPartitionError,
+    },
+    /// An AlterPartition was applied (or found nothing to change): the
+    /// partition as it is now.
+    AlterPartitionApplied {
+        /// Leader now.
+        leader: i32,
+        /// Leader epoch now.
+        leader_epoch: i32,
+        /// ISR now.
+        isr: Vec<i32>,
+        /// Partition epoch now.
+        partition_epoch: i32,
+    },
     /// The partition changed.
     PartitionChanged {
         /// Leader now.
@@ -245,6 +268,19 @@ impl MetadataState {
             MetadataCommand::UnfenceBroker { broker_id, broker_epoch } => {
                 self.set_fenced(*broker_id, *broker_epoch, false)
             }
+            MetadataCommand::BeginControlledShutdown { broker_id, broker_epoch } => {
+                match self.brokers.get_mut(broker_id) {
+                    None => ApplyOutcome::BrokerNotFound,
+                    Some(b) if b.broker_epoch != *broker_epoch => {
+                        ApplyOutcome::StaleBrokerEpoch { current: b.broker_epoch }
+                    }
+                    Some(b) => {
+                        b.in_controlled_shutdown = true;
+                        ApplyOutcome::BrokerShuttingDown
+                    }
+                }
+            }
+            MetadataCommand::AlterPartition { .. } => crate::alter_partition::apply(self, command),
             MetadataCommand::UnregisterBroker { broker_id, broker_epoch } => match self.brokers.get(broker_id) {
                 None => ApplyOutcome::BrokerNotFound,
                 Some(b) if b.broker_epoch != *broker_epoch => {
@@ -290,7 +326,7 @@ impl MetadataState {
         self.topics.values().find(|t| &t.topic_id == topic_id)
     }
 
-    fn topic_by_id_mut(&mut self, topic_id: &[u8; 16]) -> Option<&mut TopicMeta> {
+    pub(crate) fn topic_by_id_mut(&mut self, topic_id: &[u8; 16]) -> Option<&mut TopicMeta> {
         self.topics.values_mut().find(|t| &t.topic_id == topic_id)
     }
 
@@ -326,11 +362,11 @@ impl MetadataState {
         listeners: &[BrokerListener],
         rack: &Option<String>,
     ) -> ApplyOutcome {
-        let (broker_epoch, fenced, new_incarnation) = match self.brokers.get(&broker_id) {
+        let (broker_epoch, fenced, in_controlled_shutdown, new_incarnation) = match self.brokers.get(&broker_id) {
             Some(existing) if existing.incarnation_id == incarnation_id => {
-                (existing.broker_epoch, existing.fenced, false)
+                (existing.broker_epoch, existing.fenced, existing.in_controlled_shutdown, false)
             }
-            _ => (i64::try_from(log_id.index).unwrap_or(i64::MAX), true, true),
+            _ => (i64::try_from(log_id.index).unwrap_or(i64::MAX), true, false, true),
         };
         self.brokers.insert(
             broker_id,
@@ -341,6 +377,7 @@ impl MetadataState {
                 listeners: listeners.to_vec(),
                 rack: rack.clone(),
                 fenced,
+                in_controlled_shutdown,
             },
         );
         ApplyOutcome::BrokerRegistered { broker_epoch, new_incarnation }
@@ -361,7 +398,7 @@ impl MetadataState {
 /// Kafka's `PartitionRegistration.merge`: a set leader (even the same one)
 /// bumps the leader epoch, any change bumps the partition epoch, and a
 /// change that changes nothing is not applied at all.
-fn change_partition(
+pub(crate) fn change_partition(
     meta: &mut PartitionMeta,
     expected_partition_epoch: Option<i32>,
     leader: Option<i32>,
@@ -618,6 +655,7 @@ mod tests {
                 listeners: Vec::new(),
                 rack: None,
                 fenced: broker_id == 3,
+                in_controlled_shutdown: false,
             };
             s.brokers.insert(broker_id, registration);
         }

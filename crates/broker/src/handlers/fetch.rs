@@ -12,13 +12,33 @@
 //! From v16 a partition answered NOT_LEADER_OR_FOLLOWER or
 //! FENCED_LEADER_EPOCH names its current leader and epoch, and the response
 //! lists that leader's endpoint (KIP-951), so the consumer goes there at once.
+//!
+//! **Follower fetches.** A fetch whose replica id (`ReplicaId`, or
+//! `ReplicaState` from v15) is a broker's is a follower's: it is served only
+//! to a registered, unfenced replica of the partition (see
+//! `replica_fetch.rs` for who may and what the others get), reads up to the
+//! log end offset instead of the high watermark, as Kafka's leader serves
+//! its followers, and each one served is handed to the partition's
+//! replica-fetch seam ([`crate::partition::Partition::replica_fetched`])
+//! once per request. With no fetch sessions, a follower's fetch is never
+//! counted as a consumer's in one.
+//!
+//! **Diverging epochs (KIP-320, v12+).** A fetch that says which epoch its
+//! last batch has (`LastFetchedEpoch`) is checked against this log's epochs
+//! first, as Kafka's `Partition.readRecords` does: if that epoch ends here
+//! before the fetch offset, or this log has no such epoch, the answer is no
+//! records and the `DivergingEpoch` (epoch, end offset) the fetcher
+//! truncates to; an epoch this log cannot place, or a fetch offset below the
+//! log start, is OFFSET_OUT_OF_RANGE.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use tributary_log::LogError;
+use tributary_log::{LogError, PartitionLog};
 use tributary_protocol::{ErrorCode, RecordsSource, RequestHeader, encode_fetch_response};
 use tributary_types::TopicId;
 use uuid::Uuid;
@@ -27,6 +47,9 @@ use super::{ConnectionInfo, Reply, str_bytes};
 use crate::cluster::{Cluster, TopicState};
 use crate::outgoing::{INLINE_RECORDS_MAX, Outgoing, Records};
 use crate::partition::PartitionRef;
+use crate::replica_fetch::{Fetcher, ReplicaFetch, check_replica};
+use crate::replication::replica_error_code;
+use tributary_replication::messages::{FetchDecision, FetchRequest as CoreFetch};
 
 /// One requested partition, resolved.
 struct Slot {
@@ -34,7 +57,14 @@ struct Slot {
     fetch_offset: i64,
     partition_max_bytes: usize,
     current_leader_epoch: i32,
+    /// `LastFetchedEpoch` (v12+), -1 when absent.
+    last_fetched_epoch: i32,
+    /// The fetcher's log start offset (v5+), -1 when absent.
+    log_start_offset: i64,
     target: Result<PartitionRef, ErrorCode>,
+    /// For a follower's fetch, whether it may fetch this partition as one
+    /// (checked after the leader epoch, as Kafka does).
+    replica: Result<(), ErrorCode>,
 }
 
 struct TopicSlots {
@@ -73,8 +103,9 @@ fn answer(pass: Pass) -> Answer {
     (FetchResponse::default().with_error_code(0).with_session_id(0).with_responses(pass.topics), pass.records)
 }
 
-fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots> {
+fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) -> Vec<TopicSlots> {
     let registry = cluster.registry();
+    let brokers = cluster.image().brokers.clone();
     request
         .topics
         .iter()
@@ -87,12 +118,27 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
             let slots = t
                 .partitions
                 .iter()
-                .map(|p| Slot {
-                    index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                    current_leader_epoch: p.current_leader_epoch,
-                    target: topic.clone().and_then(|topic| topic.led(p.partition).cloned()),
+                .map(|p| {
+                    let target = topic.clone().and_then(|topic| topic.led(p.partition).cloned());
+                    let replica = match (fetcher, &topic) {
+                        (Fetcher::Replica { id, epoch }, Ok(topic)) => usize::try_from(p.partition)
+                            .ok()
+                            .and_then(|i| topic.image.partitions.get(i))
+                            .map_or(Err(ErrorCode::UnknownTopicOrPartition), |meta| {
+                                check_replica(&brokers, meta, cluster.node_id, (id, epoch), p.current_leader_epoch)
+                            }),
+                        _ => Ok(()),
+                    };
+                    Slot {
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: if v >= 12 { p.last_fetched_epoch } else { -1 },
+                        log_start_offset: if v >= 5 { p.log_start_offset } else { -1 },
+                        target,
+                        replica,
+                    }
                 })
                 .collect();
             TopicSlots { name: t.topic.clone(), topic_id: t.topic_id, topic: topic.ok(), slots }
@@ -101,8 +147,9 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16) -> Vec<TopicSlots>
 }
 
 async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str) -> Answer {
-    let topics = resolve(cluster, &request, v);
-    let (mut body, records) = read_until_ready(cluster, &topics, &request).await;
+    let fetcher = Fetcher::of(v, &request);
+    let topics = resolve(cluster, &request, v, fetcher);
+    let (mut body, records) = read_until_ready(cluster, &topics, &request, fetcher).await;
     if v >= 16 {
         point_to_leaders(cluster, &topics, listener, &mut body);
     }
@@ -110,12 +157,20 @@ async fn fetch(cluster: &Cluster, v: i16, request: FetchRequest, listener: &str)
 }
 
 /// Reads every partition, and again each time a high watermark moves, until
-/// `min_bytes` are ready, an error needs answering, or `max_wait_ms` passes.
-async fn read_until_ready(cluster: &Cluster, topics: &[TopicSlots], request: &FetchRequest) -> Answer {
+/// `min_bytes` are ready, an error or a diverging epoch needs answering, or
+/// `max_wait_ms` passes. A follower's fetch reaches the replica-fetch seam
+/// from the first read only (as Kafka records it once per request).
+async fn read_until_ready(
+    cluster: &Cluster,
+    topics: &[TopicSlots],
+    request: &FetchRequest,
+    fetcher: Fetcher,
+) -> Answer {
     let requested = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
     let max_bytes = requested.min(cluster.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let mut reader = Reader { fetcher, observe: true };
     loop {
         // Subscribe before reading so an append during the read wakes us.
         let mut watchers: Vec<_> = topics
@@ -124,13 +179,14 @@ async fn read_until_ready(cluster: &Cluster, topics: &[TopicSlots], request: &Fe
             .filter_map(|s| s.target.as_ref().ok())
             .map(|p| p.subscribe())
             .collect();
-        let pass = read_pass(topics, max_bytes);
+        let pass = read_pass(topics, max_bytes, &reader);
+        reader.observe = false;
         if pass.bytes >= min_bytes || pass.errors || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
             return answer(pass);
         }
         let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            return answer(read_pass(topics, max_bytes));
+            return answer(read_pass(topics, max_bytes, &reader));
         }
     }
 }
@@ -169,19 +225,28 @@ struct Pass {
     records: Vec<Option<Records>>,
     /// Record bytes gathered.
     bytes: usize,
-    /// Whether any partition has an error (which answers the fetch at once).
+    /// Whether any partition has an error or a diverging epoch (which
+    /// answers the fetch at once).
     errors: bool,
 }
 
+/// How this request reads: as whom, and whether a follower's read is
+/// handed to the replica-fetch seam.
+struct Reader {
+    fetcher: Fetcher,
+    observe: bool,
+}
+
 /// Reads every partition once, within `max_bytes` in total.
-fn read_pass(topics: &[TopicSlots], max_bytes: usize) -> Pass {
+fn read_pass(topics: &[TopicSlots], max_bytes: usize, reader: &Reader) -> Pass {
     let mut pass = Pass { topics: Vec::with_capacity(topics.len()), records: Vec::new(), bytes: 0, errors: false };
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.slots.len());
         for slot in &topic.slots {
-            let (data, records) = match read_partition(slot, max_bytes.saturating_sub(pass.bytes), pass.bytes == 0) {
+            let budget = max_bytes.saturating_sub(pass.bytes);
+            let (data, records) = match read_partition(slot, budget, pass.bytes == 0, reader) {
                 Ok((data, records)) => {
-                    pass.errors |= data.error_code != 0;
+                    pass.errors |= data.error_code != 0 || data.diverging_epoch != EpochEndOffset::default();
                     (data, records)
                 }
                 Err(code) => {
@@ -207,7 +272,38 @@ fn read_pass(topics: &[TopicSlots], max_bytes: usize) -> Pass {
     pass
 }
 
-fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<(PartitionData, Records), ErrorCode> {
+/// What the partition's log says before a read: where the fetcher's log
+/// diverges, or that its epoch or offset cannot be placed.
+enum Divergence {
+    /// No `LastFetchedEpoch`, or it matches: read.
+    None,
+    /// Kafka's DivergingEpoch: the fetcher truncates to this epoch's end.
+    At { epoch: i32, end_offset: i64 },
+    /// OFFSET_OUT_OF_RANGE.
+    OutOfRange,
+}
+
+/// Kafka's check of `LastFetchedEpoch` (`Partition.readRecords`).
+fn divergence(log: &PartitionLog, slot: &Slot) -> Divergence {
+    if slot.last_fetched_epoch < 0 {
+        return Divergence::None;
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(slot.last_fetched_epoch);
+    if epoch < 0 || end_offset < 0 || slot.fetch_offset < log.log_start_offset() {
+        return Divergence::OutOfRange;
+    }
+    if epoch < slot.last_fetched_epoch || end_offset < slot.fetch_offset {
+        return Divergence::At { epoch, end_offset };
+    }
+    Divergence::None
+}
+
+fn read_partition(
+    slot: &Slot,
+    budget: usize,
+    first: bool,
+    reader: &Reader,
+) -> Result<(PartitionData, Records), ErrorCode> {
     let partition = slot.target.as_ref().map_err(|c| *c)?;
     let epoch = partition.leader_epoch();
     if slot.current_leader_epoch >= 0 {
@@ -218,14 +314,55 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<(PartitionD
             return Err(ErrorCode::FencedLeaderEpoch);
         }
     }
+    slot.replica?;
     let progress = partition.progress();
     if progress.offline {
         return Err(ErrorCode::KafkaStorageError);
     }
-    let high_watermark = progress.high_watermark;
-    let (plan, log_start_offset) = {
-        let log = partition.log();
-        (log.plan_read(slot.fetch_offset, high_watermark), log.log_start_offset())
+    let (plan, log_start_offset, log_end_offset, divergence, high_watermark) = {
+        let mut log = partition.log();
+        let mut divergence = divergence(&log, slot);
+        // A replicated partition's follower fetch is the core's to judge:
+        // it records the follower's position and may move the high watermark.
+        if let (Fetcher::Replica { id, epoch }, true, true) =
+            (reader.fetcher, reader.observe, partition.is_replicated())
+        {
+            let request = CoreFetch {
+                request_id: 0,
+                replica_id: id,
+                replica_epoch: epoch,
+                current_leader_epoch: if slot.current_leader_epoch >= 0 {
+                    slot.current_leader_epoch
+                } else {
+                    partition.leader_epoch()
+                },
+                fetch_offset: slot.fetch_offset,
+                last_fetched_epoch: (slot.last_fetched_epoch >= 0).then_some(slot.last_fetched_epoch),
+            };
+            match partition.replica_fetch(&mut log, &request) {
+                Ok(FetchDecision::Read { .. }) => {}
+                Ok(FetchDecision::Diverging(end)) => {
+                    divergence = Divergence::At { epoch: end.epoch, end_offset: end.end_offset };
+                }
+                Err(e) => return Err(replica_error_code(e)),
+            }
+        }
+        // Read after the core's step: the high watermark it may have moved.
+        // Consumers see it only once a new leader's has reached its epoch's start.
+        let high_watermark = match reader.fetcher {
+            Fetcher::Replica { .. } => partition.progress().high_watermark,
+            Fetcher::Consumer => partition.client_high_watermark(&log).ok_or(ErrorCode::OffsetNotAvailable)?,
+        };
+        // A follower reads everything the leader holds; a consumer what is committed.
+        let upper_bound = match reader.fetcher {
+            Fetcher::Replica { .. } => log.log_end_offset(),
+            Fetcher::Consumer => high_watermark,
+        };
+        let plan = match divergence {
+            Divergence::None => Some(log.plan_read(slot.fetch_offset, upper_bound)),
+            _ => None,
+        };
+        (plan, log.log_start_offset(), log.log_end_offset(), divergence, high_watermark)
     };
     let base = PartitionData::default()
         .with_partition_index(slot.index)
@@ -233,6 +370,16 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<(PartitionD
         .with_last_stable_offset(high_watermark)
         .with_log_start_offset(log_start_offset)
         .with_aborted_transactions(Some(Vec::new()));
+    let plan = match (divergence, plan) {
+        (Divergence::At { epoch, end_offset }, _) => {
+            let diverging = EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset);
+            return Ok((base.with_error_code(0).with_diverging_epoch(diverging), Records::empty()));
+        }
+        (Divergence::OutOfRange, _) | (_, None) => {
+            return Ok((base.with_error_code(ErrorCode::OffsetOutOfRange.code()), Records::empty()));
+        }
+        (Divergence::None, Some(plan)) => plan,
+    };
     let records = match plan {
         Ok(None) => Records::empty(),
         Ok(Some(plan)) => {
@@ -254,5 +401,16 @@ fn read_partition(slot: &Slot, budget: usize, first: bool) -> Result<(PartitionD
         }
         Err(_) => return Err(ErrorCode::KafkaStorageError),
     };
+    if let (Fetcher::Replica { id, epoch }, true) = (reader.fetcher, reader.observe) {
+        partition.replica_fetched(ReplicaFetch {
+            replica_id: id,
+            replica_epoch: epoch,
+            fetch_offset: slot.fetch_offset,
+            last_fetched_epoch: (slot.last_fetched_epoch >= 0).then_some(slot.last_fetched_epoch),
+            log_start_offset: slot.log_start_offset,
+            leader_log_end_offset: log_end_offset,
+            at: std::time::Instant::now(),
+        });
+    }
     Ok((base.with_error_code(0), records))
 }

@@ -110,8 +110,15 @@ fn plan(registry: &Registry, topic: &str, p: &ListOffsetsPartition, v: i16) -> L
     if progress.offline {
         return Lookup::Answered(Err(ApiError::new(ErrorCode::KafkaStorageError, "partition is offline")));
     }
-    let hw = progress.high_watermark;
     let log = partition.log();
+    // A new leader of a replicated partition shows no high watermark until it
+    // has reached its epoch's start (it may be below what the previous leader showed).
+    let Some(hw) = partition.client_high_watermark(&log) else {
+        return Lookup::Answered(Err(ApiError::new(
+            ErrorCode::OffsetNotAvailable,
+            "the new leader's high watermark has not reached the start of its leader epoch yet",
+        )));
+    };
     let (offset, timestamp) = match p.timestamp {
         LATEST => (hw, -1),
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset(), -1),

@@ -1,5 +1,8 @@
-//! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, so a
-//! consumer that fetched under that epoch can detect truncation (KIP-320).
+//! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch (Kafka's
+//! `LeaderEpochFileCache.endOffsetFor` over the log end offset), so a
+//! consumer that fetched under that epoch can detect truncation (KIP-320)
+//! and a follower can find where its log diverges from the leader's
+//! (KIP-101, KIP-279).
 
 use std::sync::Arc;
 
@@ -50,8 +53,10 @@ pub(super) fn handle(cluster: &Arc<Cluster>, header: &RequestHeader, request: Of
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     }
-                    let (leader_epoch, end_offset) =
-                        partition.log().end_offset_for_epoch(p.leader_epoch, progress.high_watermark);
+                    // Kafka's answer: the end of the requested epoch, the log
+                    // end offset for the latest one (a follower finds where its
+                    // log diverges with it, so the log end, not the high watermark).
+                    let (leader_epoch, end_offset) = partition.log().end_offset_for_epoch(p.leader_epoch);
                     answer.with_error_code(0).with_leader_epoch(leader_epoch).with_end_offset(end_offset)
                 })
                 .collect();

@@ -39,11 +39,22 @@ use crate::cluster::{Cluster, Registry, TopicState};
 use crate::cpu::INLINE_BYTES_MAX;
 use crate::error::{ApiError, RecordErrors, batch_error};
 use crate::partition::{PartitionRef, Progress, Wait, wait_for};
+use crate::replication::{AckWaiter, produce_error_code};
+use tributary_replication::ProduceError;
 
 /// A partition's result: final now, or waiting for its offsets to become durable.
 enum Outcome {
     Done(PartitionProduceResponse),
-    Pending { response: PartitionProduceResponse, progress: watch::Receiver<Progress>, target: i64 },
+    Pending {
+        response: PartitionProduceResponse,
+        progress: watch::Receiver<Progress>,
+        target: i64,
+    },
+    /// A replicated partition: the replication core answers.
+    Replicated {
+        response: PartitionProduceResponse,
+        waiter: AckWaiter,
+    },
 }
 
 fn error_response(index: i32, error: &ApiError, records: &[(usize, String)], version: i16) -> PartitionProduceResponse {
@@ -131,7 +142,7 @@ pub(super) async fn handle(
                 None => validate(cluster, &registry, admitted, v),
             };
             outcomes.push(match validated {
-                Ok(ready) => append(cluster, ready, v),
+                Ok(ready) => append(cluster, ready, v, acks, request.timeout_ms),
                 Err((error, records)) => Outcome::Done(error_response(index, &error, &records, v)),
             });
         }
@@ -143,7 +154,8 @@ pub(super) async fn handle(
     }
     let node_endpoints =
         if v >= 10 { point_to_leaders(cluster, &registry, &conn.listener, &mut topics) } else { Vec::new() };
-    let any_pending = topics.iter().any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. })));
+    let any_pending =
+        topics.iter().any(|(_, o)| o.iter().any(|o| matches!(o, Outcome::Pending { .. } | Outcome::Replicated { .. })));
     if !any_pending {
         return respond(ApiKey::Produce, header, &build_response(resolved(topics), node_endpoints));
     }
@@ -152,14 +164,46 @@ pub(super) async fn handle(
     // acks=1: this node made the batch durable; acks=all: it is committed
     // (the same offset while a leader is its only in-sync replica).
     let wait = if acks == 1 { Wait::Durable } else { Wait::Committed };
+    let (cluster, listener) = (cluster.clone(), conn.listener.clone());
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut stepped_down = false;
         let mut done = Vec::with_capacity(topics.len());
         for (name, outcomes) in topics {
             let mut partitions = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
                 partitions.push(match outcome {
                     Outcome::Done(r) => r,
+                    Outcome::Replicated { response, waiter } => match tokio::time::timeout_at(deadline, waiter).await {
+                        Ok(Ok(Ok(()))) => response,
+                        Ok(Ok(Err(e))) => {
+                            stepped_down |= e == ProduceError::NotLeaderOrFollower;
+                            error_response(
+                                response.index,
+                                &ApiError::new(produce_error_code(e), format!("the batch was not acknowledged: {e:?}")),
+                                &[],
+                                header.api_version,
+                            )
+                        }
+                        Ok(Err(_)) => error_response(
+                            response.index,
+                            &ApiError::new(
+                                ErrorCode::NotLeaderOrFollower,
+                                "the partition's replica state was replaced before the batch was acknowledged",
+                            ),
+                            &[],
+                            header.api_version,
+                        ),
+                        Err(_) => error_response(
+                            response.index,
+                            &ApiError::new(
+                                ErrorCode::RequestTimedOut,
+                                "the batch was not acknowledged within timeout_ms",
+                            ),
+                            &[],
+                            header.api_version,
+                        ),
+                    },
                     Outcome::Pending { response, progress, target } => {
                         match tokio::time::timeout_at(deadline, wait_for(progress, target, wait)).await {
                             Ok(p) if !p.offline => response,
@@ -187,6 +231,20 @@ pub(super) async fn handle(
             }
             done.push((name, partitions));
         }
+        // A replicated partition's waiting batch fails with NOT_LEADER_OR_FOLLOWER
+        // when this node steps down: those answers name the new leader too.
+        let mut node_endpoints = node_endpoints;
+        if header.api_version >= 10 && stepped_down {
+            let mut endpoints: std::collections::BTreeMap<i32, NodeEndpoint> =
+                node_endpoints.into_iter().map(|e| (e.node_id.0, e)).collect();
+            let registry = cluster.registry();
+            for (name, partitions) in done.iter_mut() {
+                for response in partitions.iter_mut() {
+                    hint_leader(&cluster, &registry, &listener, name, response, &mut endpoints);
+                }
+            }
+            node_endpoints = endpoints.into_values().collect();
+        }
         encode_later(ApiKey::Produce, &header, &build_response(done, node_endpoints))
     }))
 }
@@ -198,7 +256,9 @@ fn resolved(topics: Vec<(TopicName, Vec<Outcome>)>) -> Vec<(TopicName, Vec<Parti
             let parts = o
                 .into_iter()
                 .map(|o| match o {
-                    Outcome::Done(r) | Outcome::Pending { response: r, .. } => r,
+                    Outcome::Done(r)
+                    | Outcome::Pending { response: r, .. }
+                    | Outcome::Replicated { response: r, .. } => r,
                 })
                 .collect();
             (n, parts)
@@ -234,28 +294,40 @@ fn point_to_leaders(
 ) -> Vec<NodeEndpoint> {
     let mut endpoints = std::collections::BTreeMap::new();
     for (name, outcomes) in topics.iter_mut() {
-        let Some(topic) = registry.topics.get(name.0.as_str()) else { continue };
         for outcome in outcomes.iter_mut() {
             let Outcome::Done(response) = outcome else { continue };
-            if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
-                continue;
-            }
-            let hint = cluster.leader_hint(topic, response.index, listener);
-            response.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(hint.leader_id))
-                .with_leader_epoch(hint.leader_epoch);
-            if let Some(b) = hint.endpoint {
-                endpoints.entry(b.id).or_insert_with(|| {
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(b.id))
-                        .with_host(str_bytes(&b.host))
-                        .with_port(i32::from(b.port))
-                        .with_rack(b.rack.as_deref().map(str_bytes))
-                });
-            }
+            hint_leader(cluster, registry, listener, name, response, &mut endpoints);
         }
     }
     endpoints.into_values().collect()
+}
+
+/// Names the partition's current leader in a NOT_LEADER_OR_FOLLOWER
+/// answer and adds its endpoint to `endpoints` (KIP-951).
+fn hint_leader(
+    cluster: &Cluster,
+    registry: &Registry,
+    listener: &str,
+    name: &TopicName,
+    response: &mut PartitionProduceResponse,
+    endpoints: &mut std::collections::BTreeMap<i32, NodeEndpoint>,
+) {
+    if response.error_code != ErrorCode::NotLeaderOrFollower.code() {
+        return;
+    }
+    let Some(topic) = registry.topics.get(name.0.as_str()) else { return };
+    let hint = cluster.leader_hint(topic, response.index, listener);
+    response.current_leader =
+        LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader_id)).with_leader_epoch(hint.leader_epoch);
+    if let Some(b) = hint.endpoint {
+        endpoints.entry(b.id).or_insert_with(|| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        });
+    }
 }
 
 /// Where one partition's batch stands after the cheap checks.
@@ -357,9 +429,10 @@ fn admit(
             ));
         }
     };
-    // One node: the in-sync replica set is this broker alone.
+    // One replica: the in-sync replica set is this broker alone. A
+    // replicated partition asks the replication core at the append.
     let isr = 1;
-    if acks == -1 && topic.config.min_insync_replicas > isr {
+    if acks == -1 && !partition.is_replicated() && topic.config.min_insync_replicas > isr {
         return Err(fail(
             ApiError::new(
                 ErrorCode::NotEnoughReplicas,
@@ -437,16 +510,28 @@ fn validate(
 /// leads the partition (a leadership that moved while the batch was being
 /// validated answers NOT_LEADER_OR_FOLLOWER; roles change under the same
 /// lock, so the batch is stamped with the epoch of a leadership it holds).
-fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
+fn append(cluster: &Cluster, ready: Ready, v: i16, acks: i16, timeout_ms: i32) -> Outcome {
     let Ready { index, topic, partition, batch, max_timestamp, offset_delta_of_max_timestamp, now } = ready;
     let progress = partition.subscribe();
-    let (outcome, log_start_offset) = {
+    let replicated = partition.is_replicated();
+    let (outcome, log_start_offset, waiter) = {
         let mut log = partition.log();
         if !partition.is_leader() {
             drop(log);
             let error = ApiError::new(
                 ErrorCode::NotLeaderOrFollower,
                 format!("this broker no longer leads {}-{index}", topic.name),
+            );
+            return Outcome::Done(error_response(index, &error, &[], v));
+        }
+        if replicated && let Err(e) = partition.replica_check_produce(acks) {
+            drop(log);
+            let error = ApiError::new(
+                produce_error_code(e),
+                format!(
+                    "{}-{index}: the in-sync replica set is smaller than min.insync.replicas={}",
+                    topic.name, topic.config.min_insync_replicas
+                ),
             );
             return Outcome::Done(error_response(index, &error, &[], v));
         }
@@ -458,7 +543,14 @@ fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
             log_append_time: topic.config.log_append_time,
         };
         let outcome = log.append(&batch, &info);
-        (outcome, log.log_start_offset())
+        // The core learns of the batch under the same lock, before any flush can cover it.
+        let waiter = match (&outcome, replicated) {
+            (Ok(AppendOutcome::Appended { last_offset, .. } | AppendOutcome::Duplicate { last_offset, .. }), true) => {
+                partition.replica_on_appended(&mut log, acks, *last_offset, timeout_ms.max(0) as u64)
+            }
+            _ => None,
+        };
+        (outcome, log.log_start_offset(), waiter)
     };
     let (base_offset, last_offset, log_append_time_ms) = match outcome {
         Ok(AppendOutcome::Appended { base_offset, last_offset, log_append_time_ms }) => {
@@ -474,7 +566,10 @@ fn append(cluster: &Cluster, ready: Ready, v: i16) -> Outcome {
         .with_base_offset(base_offset)
         .with_log_append_time_ms(log_append_time_ms)
         .with_log_start_offset(log_start_offset);
-    Outcome::Pending { response, progress, target: last_offset + 1 }
+    match waiter {
+        Some(waiter) => Outcome::Replicated { response, waiter },
+        None => Outcome::Pending { response, progress, target: last_offset + 1 },
+    }
 }
 
 /// Produce v3+ carries exactly one batch per partition. Returns it without copying.

@@ -100,6 +100,11 @@ const LIST_OFFSETS_PARTITION: &[F] = &[f(I32, 0, MAX), f(I16, 0, MAX), f(I64, 0,
 const LIST_OFFSETS_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(LIST_OFFSETS_PARTITION), 0, MAX)];
 const LIST_OFFSETS: &[F] = &[f(I32, 2, MAX), f(Arr(LIST_OFFSETS_TOPIC), 0, MAX)];
 
+// ---- OffsetForLeaderEpoch (23), flexible from 4
+const EPOCH_END_OFFSET: &[F] = &[f(I16, 0, MAX), f(I32, 0, MAX), f(I32, 1, MAX), f(I64, 0, MAX)];
+const OFFSET_FOR_LEADER_TOPIC: &[F] = &[f(Str, 0, MAX), f(Arr(EPOCH_END_OFFSET), 0, MAX)];
+const OFFSET_FOR_LEADER_EPOCH: &[F] = &[f(I32, 2, MAX), f(Arr(OFFSET_FOR_LEADER_TOPIC), 0, MAX)];
+
 // ---- OffsetCommit (8), flexible from 8; topic ids from 10
 const OFFSET_COMMIT_PARTITION: &[F] = &[f(I32, 0, MAX), f(I16, 0, MAX)];
 const OFFSET_COMMIT_TOPIC: &[F] = &[f(Str, 0, 9), f(Uuid, 10, MAX), f(Arr(OFFSET_COMMIT_PARTITION), 0, MAX)];
@@ -279,6 +284,7 @@ pub(super) fn response_layout(api_key: ApiKey) -> Option<(&'static [F], i16)> {
         ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
         ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
         ApiKey::ListOffsets => (LIST_OFFSETS, 6),
+        ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, i16::MAX),

@@ -332,6 +332,24 @@ fn sample_response(api_key: ApiKey, v: i16) -> bytes::Bytes {
             }
             enc!(r)
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            use offset_for_leader_epoch_response::*;
+            let p = |i: i32| {
+                EpochEndOffset::default()
+                    .with_partition(i)
+                    .with_error_code(0)
+                    .with_leader_epoch(if v >= 1 { 3 } else { -1 })
+                    .with_end_offset(7)
+            };
+            let t = |name: &'static str| {
+                OffsetForLeaderTopicResult::default().with_topic(TopicName(s(name))).with_partitions(vec![p(0), p(1)])
+            };
+            let mut r = OffsetForLeaderEpochResponse::default().with_topics(vec![t("a"), t("bb")]);
+            if flexible(4) {
+                r = r.with_unknown_tagged_field(42, extra);
+            }
+            enc!(r)
+        }
         ApiKey::OffsetCommit => {
             use offset_commit_response::*;
             let p = |i: i32| OffsetCommitResponsePartition::default().with_partition_index(i).with_error_code(0);
@@ -678,6 +696,7 @@ fn every_response_layout_walks_exactly() {
         (ApiKey::DescribeGroups, DescribeGroupsResponse::VERSIONS),
         (ApiKey::OffsetFetch, OffsetFetchResponse::VERSIONS),
         (ApiKey::ListOffsets, ListOffsetsResponse::VERSIONS),
+        (ApiKey::OffsetForLeaderEpoch, OffsetForLeaderEpochResponse::VERSIONS),
         (ApiKey::OffsetCommit, OffsetCommitResponse::VERSIONS),
         (ApiKey::DeleteGroups, DeleteGroupsResponse::VERSIONS),
         (ApiKey::OffsetDelete, OffsetDeleteResponse::VERSIONS),
