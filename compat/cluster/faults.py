@@ -87,8 +87,8 @@ def arguments(argv=None) -> argparse.Namespace:
     ap.add_argument("--kinds", default=env("TRIBUTARY_FAULT_KINDS") or ",".join(KINDS), help=f"comma separated, of {', '.join(KINDS)}")
     ap.add_argument("--hold", default="1:6", help="seconds a fault is held, MIN:MAX (default 1:6; nodes are fenced after 4 s without heartbeats)")
     ap.add_argument("--gap", default="0.5:2", help="seconds between a recovery and the next fault, MIN:MAX (default 0.5:2)")
-    ap.add_argument("--replication", type=int, default=1, help="replication factor of the topic")
-    ap.add_argument("--min-insync", type=int, default=1, help="min.insync.replicas of the topic")
+    ap.add_argument("--replication", type=int, default=3, help="replication factor of the topic (default 3; 1 runs the single-replica profile)")
+    ap.add_argument("--min-insync", type=int, default=None, help="min.insync.replicas of the topic (default 2 with replicas, else 1)")
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--consumers", type=int, default=2)
@@ -106,6 +106,8 @@ def arguments(argv=None) -> argparse.Namespace:
     unknown = set(a.kinds) - set(KINDS)
     if unknown:
         ap.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    if a.min_insync is None:
+        a.min_insync = 2 if a.replication >= 3 else 1
     if a.sabotage:
         a.kinds = [SABOTAGE]
     if a.deadline is None:
@@ -147,6 +149,7 @@ class Run:
         (out / "cluster").mkdir(exist_ok=True)
         self.cluster = Cluster(out / "cluster", own_addresses=True)
         self.failures: list[str] = []
+        self.stopped = False
         self.summary: dict = {"seed": a.seed, "cycles_asked": a.cycles, "kinds": a.kinds, "replication": a.replication,
                               "min_insync": a.min_insync, "out": str(out)}
 
@@ -231,6 +234,7 @@ class Run:
         self.summary["drain"] = {"high_watermarks": drain.high, "unreadable": drain.unreadable}
         for p, why in sorted(drain.unreadable.items()):
             self.fail(f"partition {p} not readable after the final heal: {why}")
+        self.compare_replicas(nemesis, drain.high)
 
         history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
         verdict = checker.check(history, final_drain_done=drain.complete)
@@ -304,6 +308,38 @@ class Run:
         if short:
             self.fail(f"partitions whose ISR is not their replica set 30 s after the final heal: {short}")
 
+    def compare_replicas(self, nemesis, high: dict[int, int]) -> None:
+        """With the producers stopped and the ISR full again, the nodes are
+        stopped and every replica's batches below the final high watermark
+        compared (replicas.py); any difference fails the run."""
+        from kraft import binary
+        from replicas import compare_partition
+
+        if self.a.replication < 2:
+            return
+        end = time.monotonic() + 30
+        short = self.short_isr(nemesis)
+        while short and time.monotonic() < end:
+            time.sleep(0.5)
+            short = self.short_isr(nemesis)
+        if short:
+            self.fail(f"replicas not compared: ISR not full after the drain: {short}")
+            return
+        self.stop_cluster()
+        data_dirs = {n.node_id: n.data_dir for n in self.cluster.nodes.values()}
+        compared = {}
+        for p in range(self.a.partitions):
+            if p not in high:
+                self.fail(f"replicas of partition {p} not compared: no final high watermark")
+                continue
+            problems, counts = compare_partition(binary(), data_dirs, TOPIC, p, high[p])
+            compared[p] = {"high_watermark": high[p], "batches": counts, "problems": problems[:5]}
+            for why in problems:
+                self.fail(f"replicas of {TOPIC}-{p} below the high watermark {high[p]}: {why}")
+        self.summary["replicas"] = compared
+        self.say(f"replicas compared below the final high watermarks {high}: "
+                 f"{sum(1 for c in compared.values() if not c['problems'])} of {len(compared)} partitions identical")
+
     def short_isr(self, nemesis) -> dict:
         short = {}
         for n in self.cluster.nodes.values():
@@ -350,6 +386,9 @@ class Run:
         self.say(f"high watermarks: {hwm_verdict['observations']} observations, valid={hwm_verdict['valid']} counts={hwm_verdict['counts']}")
 
     def stop_cluster(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         self.cluster.stop()
         codes = {i: n.process.returncode for i, n in self.cluster.nodes.items() if n.process is not None}
         self.summary["exit_codes"] = codes
