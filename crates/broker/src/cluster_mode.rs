@@ -403,13 +403,32 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                     .await;
                 }
             } else if broker.fenced && alive {
-                tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
-                decide(
-                    q,
-                    MetadataCommand::UnfenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
-                    term,
-                )
-                .await;
+                // A broker that registered again (it restarted) comes back
+                // fenced but still holding its previous incarnation's
+                // leaderships and ISR places when its session never lapsed
+                // (a restart within broker.session.timeout.ms): they go
+                // first, as a fencing takes them, so it never leads again in
+                // a leader epoch it led before the restart (its log may have
+                // lost that epoch's unflushed tail, which followers kept:
+                // one epoch, two histories). Kafka refuses the new
+                // registration until the old session expires instead.
+                let mut all_moved = true;
+                for command in leadership_moves(&state, broker.broker_id) {
+                    let outcome = decide(q, command, term).await;
+                    all_moved &= outcome.as_ref().is_some_and(partition_moved);
+                }
+                if all_moved {
+                    tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
+                    decide(
+                        q,
+                        MetadataCommand::UnfenceBroker {
+                            broker_id: broker.broker_id,
+                            broker_epoch: broker.broker_epoch,
+                        },
+                        term,
+                    )
+                    .await;
+                }
             }
         }
         // Leaderless partitions with an ISR member that can lead again (a
