@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The fault tier: three nodes on their own addresses in a network namespace
 of their own, a workload of acks=all idempotent producers and consumers
-recording a history, and a seeded nemesis (kill -9, SIGSTOP, partitions,
-packet loss) for N cycles; then the checks.
+recording a history on a topic with replication factor 3 and
+min.insync.replicas=2, and a seeded nemesis (kill -9, SIGSTOP, partitions,
+packet loss) for N cycles (default 108); then the checks.
 
     python3 compat/cluster/faults.py [--seed S] [--cycles N] [--kinds kill,pause,...]
-                                     [--replication 1 --min-insync 1] [--out DIR]
+                                     [--replication 1] [--out DIR]
 
 Run directly it re-executes itself in a fresh namespace (netns.py; root or
 unprivileged user namespaces, and nft). test_faults.py runs it the same way.
@@ -20,6 +21,9 @@ What fails the run (exit status 1), each reported on its own line:
   order, a consumer skipping or going back, an acknowledged write never
   read by the final drain);
 - hwm.py: a high watermark going backwards, or below an acknowledged offset;
+- replicas.py (RF > 1): once the ISR is full again and the nodes are
+  stopped, any difference between the replicas' batches below the final
+  high watermark (`tributary debug dump-log`), a gap, or a bad CRC;
 - liveness, with generous deadlines: the cluster not recovering after a
   heal, a partition taking no acknowledged write after the final heal, a
   partition not readable to its high watermark, a partition whose ISR is
@@ -83,7 +87,7 @@ def arguments(argv=None) -> argparse.Namespace:
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=int(env("TRIBUTARY_FAULT_SEED") or random.SystemRandom().randrange(10**9)))
-    ap.add_argument("--cycles", type=int, default=int(env("TRIBUTARY_FAULT_CYCLES") or 45))
+    ap.add_argument("--cycles", type=int, default=int(env("TRIBUTARY_FAULT_CYCLES") or 108))
     ap.add_argument("--kinds", default=env("TRIBUTARY_FAULT_KINDS") or ",".join(KINDS), help=f"comma separated, of {', '.join(KINDS)}")
     ap.add_argument("--hold", default="1:6", help="seconds a fault is held, MIN:MAX (default 1:6; nodes are fenced after 4 s without heartbeats)")
     ap.add_argument("--gap", default="0.5:2", help="seconds between a recovery and the next fault, MIN:MAX (default 0.5:2)")
