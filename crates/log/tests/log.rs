@@ -505,7 +505,7 @@ fn log_end_durable_offset_and_high_watermark_move_separately() {
 fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let every_flush = LogConfig { high_watermark_checkpoint_interval_ms: 0, ..LogConfig::default() };
-    let mut log = open(dir.path(), every_flush.clone(), true);
+    let mut log = open(dir.path(), every_flush, true);
     append(&mut log, batch(3, 10, 100));
     flush(&mut log);
     log.advance_high_watermark(2);
@@ -513,7 +513,7 @@ fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
     flush(&mut log);
     assert_eq!(log.checkpointed_high_watermark(), Some(2));
     drop(log);
-    let mut reopened = open(dir.path(), every_flush.clone(), false);
+    let mut reopened = open(dir.path(), every_flush, false);
     assert_eq!((reopened.high_watermark(), reopened.checkpointed_high_watermark()), (5, Some(2)));
     assert_eq!(reopened.restore_checkpointed_high_watermark(), 2);
     reopened.advance_high_watermark(4);
