@@ -12,8 +12,9 @@ after the final heal, every producer making progress again, no broker
 fenced that no fault explains, node-to-node connections from each node's
 own address, and a clean SIGTERM stop.
 
-TRIBUTARY_FAULT_SEED, TRIBUTARY_FAULT_CYCLES (default 45, five rounds of
-the nine kinds, about four minutes here) and TRIBUTARY_FAULT_KINDS choose the run; a failure prints
+TRIBUTARY_FAULT_SEED, TRIBUTARY_FAULT_CYCLES (default 108, twelve rounds
+of the nine kinds, about ten minutes here) and TRIBUTARY_FAULT_KINDS choose
+the run; a failure prints
 the seed and the command that replays its fault schedule. Needs root (or
 unprivileged user namespaces) and nft: skipped otherwise, unless
 TRIBUTARY_REQUIRE_FAULTS=1 (CI) makes that a failure.
