@@ -124,12 +124,12 @@ pub fn run(args: DebugArgs) -> ExitCode {
 fn print_table(d: &Dump) {
     println!("{}", d.dir);
     println!(
-        "{:>20} {:>10} {:>12} {:>12} {:>6} {:>12} {:>5} {:>10} {:>7} {:>10} CRC",
+        "{:>20} {:>10} {:>12} {:>12} {:>6} {:>12} {:>6} {:>10} {:>7} {:>10} CHECK",
         "SEGMENT", "POSITION", "BASE", "LAST", "EPOCH", "PRODUCER", "PEPOCH", "SEQUENCE", "RECORDS", "CRC"
     );
     for b in &d.batches {
         println!(
-            "{:>20} {:>10} {:>12} {:>12} {:>6} {:>12} {:>5} {:>10} {:>7} {:>10} {}",
+            "{:>20} {:>10} {:>12} {:>12} {:>6} {:>12} {:>6} {:>10} {:>7} {:>10} {}",
             b.segment,
             b.position,
             b.base_offset,
