@@ -306,6 +306,9 @@ pub struct PartitionLog {
     /// it yet: [`PartitionLog::restore_checkpointed_high_watermark`] may
     /// still lower it to the checkpoint's.
     high_watermark_restorable: bool,
+    /// A replicated log (it was restored): flushes checkpoint the high
+    /// watermark. A log alone never needs it (it commits its log end).
+    high_watermark_checkpointing: bool,
 }
 
 fn io_at(path: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
@@ -356,6 +359,7 @@ impl PartitionLog {
             tombstone_horizon: Err(()),
             high_watermark_checkpointed_at: None,
             high_watermark_restorable: false,
+            high_watermark_checkpointing: false,
         }
     }
 
@@ -462,6 +466,7 @@ impl PartitionLog {
             tombstone_horizon: Err(()),
             high_watermark_checkpointed_at: None,
             high_watermark_restorable: true,
+            high_watermark_checkpointing: false,
         };
         log.recover_producer_state()?;
         log.write_checkpoint()?;
@@ -837,12 +842,14 @@ impl PartitionLog {
         Ok(self.durable_offset)
     }
 
-    /// Puts the high watermark into the checkpoint the next flush writes,
-    /// if it moved and the last one is `high_watermark_checkpoint_interval_ms`
-    /// old (or this instance wrote none).
+    /// Puts the high watermark of a replicated log into the checkpoint the
+    /// next flush writes, if it moved and the last one is
+    /// `high_watermark_checkpoint_interval_ms` old (or this instance wrote
+    /// none).
     fn checkpoint_high_watermark_if_due(&mut self) {
         let interval = Duration::from_millis(self.config.high_watermark_checkpoint_interval_ms);
-        if self.checkpointed.high_watermark.is_some_and(|hw| hw >= self.high_watermark)
+        if !self.high_watermark_checkpointing
+            || self.checkpointed.high_watermark.is_some_and(|hw| hw >= self.high_watermark)
             || self.high_watermark_checkpointed_at.is_some_and(|at| at.elapsed() < interval)
         {
             return;
@@ -858,15 +865,17 @@ impl PartitionLog {
         self.checkpointed.high_watermark
     }
 
-    /// For a replicated log just opened: its high watermark comes down from
+    /// Makes this a replicated log: from now on its flushes checkpoint its
+    /// high watermark, and, just opened, its high watermark comes down from
     /// the log end (what a replica alone may commit) to the checkpointed
     /// one (the log start when none was written), never above the log end.
     /// A replica's log end may hold records no other replica has; showing
     /// them as committed would let a restarted leader answer a retried
     /// acks=all batch, or show consumers records a leader change then
-    /// replaces. Does nothing once the high watermark has been moved (or
-    /// restored) since the open. Returns the high watermark.
+    /// replaces. The high watermark is left alone once it has been moved
+    /// (or restored) since the open. Returns the high watermark.
     pub fn restore_checkpointed_high_watermark(&mut self) -> i64 {
+        self.high_watermark_checkpointing = true;
         if std::mem::take(&mut self.high_watermark_restorable) {
             let restored = self.checkpointed.high_watermark.unwrap_or(self.log_start_offset);
             self.high_watermark = restored.clamp(self.log_start_offset, self.log_end_offset);

@@ -497,15 +497,27 @@ fn log_end_durable_offset_and_high_watermark_move_separately() {
     assert_eq!(reopened.offsets(), LogOffsets::all_at(5), "recovery makes all it keeps durable and committed");
 }
 
-/// A flush checkpoints a high watermark that moved (at most once per
-/// `high_watermark_checkpoint_interval_ms`); a reopened log keeps its log
-/// end as its high watermark until a replicated partition restores the
-/// checkpointed one, which a truncation below it has lowered.
+/// A replicated log's flush checkpoints a high watermark that moved (at
+/// most once per `high_watermark_checkpoint_interval_ms`; a log alone never
+/// does); a reopened log keeps its log end as its high watermark until a
+/// replicated partition restores the checkpointed one, which a truncation
+/// below it has lowered.
 #[test]
 fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let every_flush = LogConfig { high_watermark_checkpoint_interval_ms: 0, ..LogConfig::default() };
+    let mut alone = open(dir.path(), every_flush, true);
+    append(&mut alone, batch(1, 10, 100));
+    flush(&mut alone);
+    alone.advance_high_watermark(1);
+    append(&mut alone, batch(1, 10, 100));
+    flush(&mut alone);
+    assert_eq!(alone.checkpointed_high_watermark(), None, "a log alone commits its end");
+    drop(alone);
+    std::fs::remove_dir_all(dir.path()).expect("rm");
+
     let mut log = open(dir.path(), every_flush, true);
+    assert_eq!(log.restore_checkpointed_high_watermark(), 0, "replicated from here on");
     append(&mut log, batch(3, 10, 100));
     flush(&mut log);
     log.advance_high_watermark(2);
@@ -524,6 +536,7 @@ fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
     let slow = LogConfig { high_watermark_checkpoint_interval_ms: 3_600_000, ..LogConfig::default() };
     let mut log = open(dir.path(), slow, false);
     log.advance_high_watermark(5);
+    log.restore_checkpointed_high_watermark();
     append(&mut log, batch(1, 10, 300));
     flush(&mut log);
     assert_eq!(log.checkpointed_high_watermark(), Some(5), "the first flush of an instance writes it");
@@ -536,6 +549,7 @@ fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
     // A truncation below the checkpointed high watermark lowers it.
     let mut log = open(dir.path(), every_flush, false);
     assert_eq!(log.checkpointed_high_watermark(), Some(5));
+    log.restore_checkpointed_high_watermark();
     let _ = log.truncate_to(3, tributary_log::BelowHighWatermark::Allow).expect("truncate");
     assert_eq!(log.checkpointed_high_watermark(), Some(3));
     drop(log);
