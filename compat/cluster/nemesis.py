@@ -32,9 +32,12 @@ Jepsen's partitions. Each rule counts what it dropped; the count is logged
 at the heal, so a log shows that a partition really cut something.
 
 After every heal the nemesis waits (with a deadline, never a fixed time)
-until the cluster has recovered: a restarted node accepts connections, and
-every node's Metadata lists all three brokers and a leader for every
-partition of the topic. A deadline missed is a liveness failure, reported
+until the cluster has recovered: a restarted node accepts connections and
+has been let back in (its log says "this broker is unfenced" since the
+restart: a restarted broker registers anew, fenced, and is unfenced only
+once the controller has moved the leaderships its previous incarnation
+held), and every node's Metadata lists all three brokers and a leader for
+every partition of the topic. A deadline missed is a liveness failure, reported
 as such.
 
 The schedule (kind, nodes, hold, gap, loss %) is a function of the seed,
@@ -250,6 +253,8 @@ class Nemesis:
     ):
         self.cluster, self.seed, self.topic = cluster, seed, topic
         self.settle_deadline = settle_deadline
+        # Restarted nodes not yet let back in: node id -> size of its log at the restart.
+        self.readmissions: dict[int, int] = {}
         self.net = Net(cluster)
         self.on_event = on_event or (lambda record: None)
         self.log_path = log_path
@@ -342,6 +347,15 @@ class Nemesis:
                 if time.monotonic() > end:
                     raise LivenessError(f"after {what}: node {n.node_id} does not accept connections after {self.settle_deadline:.0f} s")
                 time.sleep(0.1)
+        for node_id, offset in sorted(self.readmissions.items()):
+            n = self.cluster.nodes[node_id]
+            while not self._unfenced_since(n, offset):
+                if not n.running():
+                    raise LivenessError(f"after {what}: node {node_id} exited with {n.process.returncode}")
+                if time.monotonic() > end:
+                    raise LivenessError(f"after {what}: restarted node {node_id} not unfenced after {self.settle_deadline:.0f} s")
+                time.sleep(0.1)
+        self.readmissions.clear()
         missing = self._converged()
         while missing is not None:
             if time.monotonic() > end:
@@ -349,6 +363,13 @@ class Nemesis:
             time.sleep(0.2)
             missing = self._converged()
         return time.monotonic() - start
+
+    @staticmethod
+    def _unfenced_since(node: Node, offset: int) -> bool:
+        """Whether the node's log, from byte `offset` on, says it is unfenced."""
+        with open(node.log, "rb") as f:
+            f.seek(offset)
+            return b"this broker is unfenced" in f.read()
 
     # ------------------------------------------------------------- faults
 
@@ -364,6 +385,7 @@ class Nemesis:
 
     def _restart(self, node: Node, cycle: int) -> int:
         self._mark(node, f"cycle {cycle}: restart")
+        self.readmissions[node.node_id] = node.log.stat().st_size
         node.start()
         return node.process.pid
 
@@ -428,6 +450,7 @@ class Nemesis:
         for n in self.cluster.nodes.values():
             if n.process is not None and not n.running():
                 self._mark(n, "final heal: restart")
+                self.readmissions[n.node_id] = n.log.stat().st_size
                 n.start()
                 restarted.append(n.node_id)
         self.log("heal-all", restarted=restarted)
