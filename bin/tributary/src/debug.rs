@@ -25,6 +25,9 @@ const BATCH_BYTES_MAX: u64 = 256 << 20;
 
 /// `tributary debug`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    tributary debug dump-log --data-dir /var/lib/tributary --topic orders --partition 0\n  \
+    tributary debug dump-log -d data1 -t orders -p 3 --up-to 1200 -o json")]
 pub struct DebugArgs {
     #[command(subcommand)]
     command: DebugCommand,
