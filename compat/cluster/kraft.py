@@ -2,7 +2,10 @@
 cluster tests (conftest.py) and for running other suites against a cluster
 (scripts/with-cluster). Each node is started from a generated KRaft
 server.properties (process.roles = broker,controller) with its own free
-client and controller ports.
+client and controller ports. With `own_addresses=True` node i listens (client
+and controller listeners) on 127.0.0.(i+1) instead, so a test in a network
+namespace of its own can cut the nodes apart by address (nemesis.py); clients
+keep leaving from 127.0.0.1, which no node uses then.
 
 TRIBUTARY_BIN names the binary (default: target/debug/tributary).
 Every wait is a deadline on an observed outcome, never a fixed sleep.
@@ -29,11 +32,16 @@ def binary() -> Path:
     return Path(os.environ.get("TRIBUTARY_BIN", ROOT / "target" / "debug" / "tributary"))
 
 
-def free_ports(n: int) -> list[int]:
+def node_host(node_id: int) -> str:
+    """The address node `node_id` listens on when nodes have addresses of their own."""
+    return f"127.0.0.{node_id + 1}"
+
+
+def free_ports(n: int, host: str = HOST) -> list[int]:
     sockets = []
     for _ in range(n):
         s = socket.socket()
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         sockets.append(s)
     ports = [s.getsockname()[1] for s in sockets]
     for s in sockets:
@@ -58,9 +66,10 @@ def wait_for(what: str, check, deadline: float = DEADLINE, every: float = 0.2):
 
 
 class Node:
-    def __init__(self, cluster: "Cluster", node_id: int, client_port: int, controller_port: int):
+    def __init__(self, cluster: "Cluster", node_id: int, client_port: int, controller_port: int, host: str = HOST):
         self.cluster = cluster
         self.node_id = node_id
+        self.host = host
         self.client_port = client_port
         self.controller_port = controller_port
         self.data_dir = cluster.root / f"data{node_id}"
@@ -71,14 +80,14 @@ class Node:
 
     @property
     def bootstrap(self) -> str:
-        return f"{HOST}:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     def write_config(self, extra: dict[str, str] | None = None) -> None:
         props = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": self.cluster.voters,
-            "listeners": f"PLAINTEXT://{HOST}:{self.client_port},CONTROLLER://{HOST}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.client_port},CONTROLLER://{self.host}:{self.controller_port}",
             "controller.listener.names": "CONTROLLER",
             "log.dirs": str(self.data_dir),
             "num.partitions": "3",
@@ -130,16 +139,19 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, overrides: dict[str, str] | None = None):
+    def __init__(self, root: Path, overrides: dict[str, str] | None = None, own_addresses: bool = False):
         """Three nodes whose data lives under `root`; `overrides` are broker
         settings every node's server.properties gets on top of the defaults
-        (None leaves a key out;
-        "{node_id}" in a value becomes each node's id, e.g. broker.rack=RACK{node_id})."""
+        (None leaves a key out; "{node_id}" in a value becomes each node's
+        id, e.g. broker.rack=RACK{node_id}). `own_addresses`: node i on
+        127.0.0.(i+1) (node_host) rather than all on 127.0.0.1."""
         self.root = root
         self.overrides = dict(overrides or {})
-        ports = free_ports(6)
-        self.nodes = {i: Node(self, i, ports[2 * (i - 1)], ports[2 * (i - 1) + 1]) for i in (1, 2, 3)}
-        self.voters = ",".join(f"{i}@{HOST}:{n.controller_port}" for i, n in self.nodes.items())
+        hosts = {i: node_host(i) if own_addresses else HOST for i in (1, 2, 3)}
+        # All ports of one host are picked at once, so no two nodes get the same.
+        ports = free_ports(6) if not own_addresses else [p for i in (1, 2, 3) for p in free_ports(2, hosts[i])]
+        self.nodes = {i: Node(self, i, ports[2 * (i - 1)], ports[2 * (i - 1) + 1], hosts[i]) for i in (1, 2, 3)}
+        self.voters = ",".join(f"{i}@{n.host}:{n.controller_port}" for i, n in self.nodes.items())
 
     @property
     def bootstrap(self) -> str:
@@ -172,6 +184,7 @@ class Cluster:
             n._admin = None  # its handle would keep reconnecting to stopped nodes
         for n in self.nodes.values():
             if n.running():
+                n.process.send_signal(signal.SIGCONT)  # a paused node would never see its SIGTERM
                 n.process.send_signal(signal.SIGTERM)
         for n in self.nodes.values():
             if n.process is not None:

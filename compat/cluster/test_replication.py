@@ -132,6 +132,38 @@ def test_acks_all_is_replicated_survives_the_leaders_death_and_the_replica_rejoi
     leader_with_isr(cluster, name, {1, 2, 3}, alive)
 
 
+def test_a_leader_restarted_within_its_session_gives_up_its_leadership(cluster):
+    """A leader killed (kill -9) and restarted at once registers again
+    before its session lapses, so it is never fenced. Its partitions must
+    still get a new leader (a new leader epoch): a restarted replica may
+    have lost the unflushed tail of the epoch it led, which its followers
+    kept, and must never lead in that epoch again. It rejoins the ISR once
+    it caught up, and nothing acknowledged is lost. (It kept leading in the
+    same epoch: the controller only moved leaderships off fenced brokers.)"""
+    name = "restarted"
+    create(cluster, name, {"min.insync.replicas": "2"})
+    every = [1, 2, 3]
+    leader = leader_with_isr(cluster, name, {1, 2, 3}, every)
+    first = [f"a-{i}" for i in range(RECORDS)]
+    assert produce(cluster.bootstrap, name, first) == list(range(RECORDS))
+
+    cluster.nodes[leader].kill(signal.SIGKILL)
+    cluster.nodes[leader].start()
+    others = [i for i in every if i != leader]
+    new_leader = wait_for(
+        f"partition 0 led by another node than {leader}, restarted",
+        lambda: (p := partition_meta(cluster, name, others)) is not None and p.leader in others and p.leader,
+        deadline=60,
+    )
+    assert new_leader != leader
+    leader_with_isr(cluster, name, {1, 2, 3}, every)
+
+    second = [f"b-{i}" for i in range(RECORDS)]
+    reports = produce(cluster.bootstrap, name, second)
+    assert all(isinstance(r, int) for r in reports), [r for r in reports if not isinstance(r, int)][:3]
+    assert consume_all(cluster.bootstrap, name, 2 * RECORDS) == first + second
+
+
 def test_acks_all_is_refused_while_the_isr_is_below_min_insync_replicas(cluster):
     # A node stays down (two of three would take the metadata quorum with
     # them): with min.insync.replicas=3 the shrunk ISR of two is too small.

@@ -36,6 +36,7 @@
 mod cli;
 mod cluster;
 mod consume;
+mod debug;
 mod group;
 mod lifecycle;
 mod local;
@@ -109,6 +110,8 @@ enum Command {
     Subject(schema::SubjectArgs),
     /// Profiles: named connection defaults (brokers, registry, timeout) for every command.
     Profile(profile::ProfileArgs),
+    /// Read-only views of a node's files for diagnosis: `dump-log` lists a partition's batches on disk.
+    Debug(debug::DebugArgs),
     /// Print a shell completion script.
     #[command(after_long_help = COMPLETION_HELP)]
     Completion {
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema::run_schema(args),
         Command::Subject(args) => schema::run_subject(args),
         Command::Profile(args) => profile::run(args),
+        Command::Debug(args) => debug::run(args),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -368,7 +368,16 @@ async fn lifecycle_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
 
 /// The active controller's duties: fence brokers whose heartbeats stopped
 /// or whose process is gone (`death_watch.rs`), unfence those that came
-/// back.
+/// back, elect leaders for leaderless partitions, rebalance leaders.
+///
+/// Every change is proposed for the term it was decided in and never
+/// forwarded (`propose_as_leader`): a leader paused past the session
+/// timeout wakes up seeing every broker silent, and before it learns that
+/// another node leads now it would fence them all; forwarded, the new
+/// leader committed those fencings (the fault tier's `pause-controller`
+/// showed it). A broker's session counts from when this node began to lead
+/// in the current term, and starts again after a tick's sleep that overran
+/// by half a session (this node stalled; heartbeats may be waiting unread).
 async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let Some(q) = cluster.quorum() else { return };
     let session = Duration::from_millis(cluster.config.broker_session_timeout_ms);
@@ -386,34 +395,45 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
     // When each broker's listener was last checked.
     let mut checked: BTreeMap<i32, Instant> = BTreeMap::new();
     let rebalance_every = Duration::from_secs(cluster.config.leader_imbalance_check_interval_seconds);
-    let mut leading_since: Option<Instant> = None;
+    let mut leading_since: Option<(u64, Instant)> = None;
     let mut last_rebalance = Instant::now();
     loop {
         // Short ticks while not leading (to start at once on becoming the
         // leader: a dead leader's own partitions wait for that) and while
         // a broker is suspect.
         let tick = if suspects.is_empty() && leading_since.is_some() { CONTROLLER_TICK } else { SUSPECT_TICK };
+        let slept_from = Instant::now();
+        let mut woken = false;
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(tick) => {}
-            loss = losses.recv() => match loss {
-                Ok(node) => { suspects.insert(node, Instant::now() + SUSPECT_WINDOW); }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
+            loss = losses.recv() => {
+                woken = true;
+                match loss {
+                    Ok(node) => { suspects.insert(node, Instant::now() + SUSPECT_WINDOW); }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
         }
         while let Ok(node) = losses.try_recv() {
             suspects.insert(node, Instant::now() + SUSPECT_WINDOW);
         }
         let now = Instant::now();
         suspects.retain(|_, until| *until > now);
-        if !q.quorum.is_leader() {
+        // A sleep (not a wake-up by a lost connection) that overran by half a
+        // session: this node stalled.
+        let stalled = !woken && now.duration_since(slept_from) > tick + session / 2;
+        let Some(term) = q.quorum.leading_term() else {
             leading_since = None;
             suspects.clear();
             checked.clear();
             continue;
+        };
+        if stalled || leading_since.is_none_or(|(t, _)| t != term) {
+            leading_since = Some((term, now));
         }
-        let since = *leading_since.get_or_insert_with(Instant::now);
+        let since = leading_since.map_or(now, |(_, since)| since);
         let state = q.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let lost: BTreeSet<i32> = suspects.keys().copied().collect();
         check_listeners(&cluster, &state, &q.quorum.liveness(), &lost, overdue, &mut checked, &mut deaths).await;
@@ -449,7 +469,7 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 }
                 let mut all_moved = true;
                 for command in moves {
-                    let outcome = propose_logged(q, command).await;
+                    let outcome = decide(q, command, term).await;
                     all_moved &= outcome.as_ref().is_some_and(partition_moved);
                 }
                 // A broker found gone is fenced a little after its
@@ -461,20 +481,41 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
                 let settled = !gone
                     || deaths.refused_at(broker.broker_id).is_some_and(|t| now.duration_since(t) >= FENCE_AFTER_MOVES);
                 if !broker.fenced && all_moved && settled {
-                    propose_logged(
+                    decide(
                         q,
                         MetadataCommand::FenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
+                        term,
                     )
                     .await;
                 }
             } else if broker.fenced && alive {
-                announced.remove(&broker.broker_id);
-                tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
-                propose_logged(
-                    q,
-                    MetadataCommand::UnfenceBroker { broker_id: broker.broker_id, broker_epoch: broker.broker_epoch },
-                )
-                .await;
+                // A broker that registered again (it restarted) comes back
+                // fenced but still holding its previous incarnation's
+                // leaderships and ISR places when its session never lapsed
+                // (a restart within broker.session.timeout.ms): they go
+                // first, as a fencing takes them, so it never leads again in
+                // a leader epoch it led before the restart (its log may have
+                // lost that epoch's unflushed tail, which followers kept:
+                // one epoch, two histories). Kafka refuses the new
+                // registration until the old session expires instead.
+                let mut all_moved = true;
+                for command in leadership_moves(&electable, broker.broker_id, &unclean) {
+                    let outcome = decide(q, command, term).await;
+                    all_moved &= outcome.as_ref().is_some_and(partition_moved);
+                }
+                if all_moved {
+                    announced.remove(&broker.broker_id);
+                    tracing::info!(broker = broker.broker_id, "heartbeating again: unfencing");
+                    decide(
+                        q,
+                        MetadataCommand::UnfenceBroker {
+                            broker_id: broker.broker_id,
+                            broker_epoch: broker.broker_epoch,
+                        },
+                        term,
+                    )
+                    .await;
+                }
             }
         }
         // Leaderless partitions with an ISR member that can lead again (a
@@ -482,16 +523,17 @@ async fn controller_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bo
         // as published, so a lost race is made good on the next one.
         let state = as_fenced(&q.state.lock().unwrap_or_else(|p| p.into_inner()), &gone);
         for command in leaderless_elections(&state, &unclean) {
-            propose_logged(q, command).await;
+            decide(q, command, term).await;
         }
         if cluster.config.auto_leader_rebalance_enable && now.duration_since(last_rebalance) >= rebalance_every {
             last_rebalance = now;
             let state = as_fenced(&q.state.lock().unwrap_or_else(|p| p.into_inner()), &gone);
             if let Some(targets) = rebalance_targets(&state, cluster.config.leader_imbalance_per_broker_percentage) {
                 tracing::info!(?targets, "leader imbalance: preferred leader elections");
-                propose_logged(
+                decide(
                     q,
                     MetadataCommand::ElectLeaders { election: md::ElectionType::Preferred, targets: Some(targets) },
+                    term,
                 )
                 .await;
             }
@@ -554,9 +596,22 @@ async fn check_listeners(
     }
 }
 
-/// Proposes a controller change; what applying it did, if it was committed.
+/// Proposes a controller change decided as the leader of `term` (never
+/// forwarded); what applying it did, if it was committed.
+async fn decide(q: &QuorumBackend, command: MetadataCommand, term: u64) -> Option<ApplyOutcome> {
+    logged(q.quorum.propose_as_leader(command, term).await)
+}
+
+/// Proposes a change this broker asks for (forwarded to the leader); what
+/// applying it did, if it was committed.
 async fn propose_logged(q: &QuorumBackend, command: MetadataCommand) -> Option<ApplyOutcome> {
-    match q.quorum.propose(command).await {
+    logged(q.quorum.propose(command).await)
+}
+
+fn logged(
+    result: Result<(tributary_quorum::LogId, ApplyOutcome), tributary_quorum::QuorumError>,
+) -> Option<ApplyOutcome> {
+    match result {
         Ok((_, outcome)) => {
             tracing::debug!(?outcome, "controller change applied");
             Some(outcome)

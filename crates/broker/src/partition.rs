@@ -186,7 +186,14 @@ impl Partition {
         let reopened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guard.reload(epoch, now_ms())));
         self.reloads.fetch_add(1, Ordering::SeqCst);
         match reopened {
-            Ok(Ok(fresh)) => {
+            Ok(Ok(mut fresh)) => {
+                if self.is_replicated() {
+                    // Not its log end (records other replicas may lack): the
+                    // checkpoint's, or what clients were shown if higher.
+                    let shown = self.progress().high_watermark;
+                    fresh.restore_checkpointed_high_watermark();
+                    fresh.advance_high_watermark(shown.clamp(0, fresh.log_end_offset()));
+                }
                 *guard = fresh;
                 self.log.clear_poison();
                 let progress = self.after_flush(&mut guard);

@@ -41,6 +41,7 @@ pub fn log_config(topic: &TopicConfig, broker: &BrokerConfig) -> LogConfig {
             max_compaction_lag_ms: topic.max_compaction_lag_ms,
             delete_retention_ms: topic.delete_retention_ms,
         },
+        ..LogConfig::default()
     }
 }
 

@@ -85,8 +85,9 @@ impl ReplicaLog for LogSeam<'_> {
     }
 
     fn set_high_watermark(&mut self, offset: i64) {
-        // The log keeps the high watermark in memory; a reopened log sets it
-        // to its log end (no checkpoint yet, see docs/design/replication.md).
+        // Checkpointed with the log's flushes (at most once a second); a
+        // reopened replica starts from the checkpoint, never its log end
+        // (`Partition::apply_replica_metadata`).
         self.log.advance_high_watermark(offset.min(self.log.log_end_offset()));
     }
 
@@ -117,10 +118,12 @@ impl ReplicaLog for LogSeam<'_> {
     }
 
     fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
-        // A reopened replica's high watermark is its log end until a
-        // checkpoint exists, so the log's own bound would refuse a cut the
-        // core decided from the leader's epochs.
-        self.log.truncate_to(offset, BelowHighWatermark::Allow).map(|_| ()).map_err(log_error)
+        // A replica's high watermark is at most what was committed (a
+        // reopened one starts from its checkpoint), and a leader elected
+        // from the ISR holds everything committed: a cut below it would drop
+        // acknowledged records, so the log refuses it (there are no unclean
+        // elections).
+        self.log.truncate_to(offset, BelowHighWatermark::Refuse).map(|_| ()).map_err(log_error)
     }
 }
 
@@ -219,6 +222,10 @@ impl Partition {
                 broker_epoch: settings.broker_epoch,
                 alter: settings.alter.clone(),
             });
+            // A log reopened with its high watermark at its log end starts
+            // from its checkpointed one: the end may hold records no other
+            // replica has (once per opened log; a running one keeps its own).
+            log.restore_checkpointed_high_watermark();
         }
         self.replicated.store(true, Ordering::Relaxed);
         let Some(r) = state.as_mut() else { return };
@@ -609,8 +616,13 @@ mod tests {
     use super::*;
     use crate::partition::Partition;
 
+    /// Every flush also checkpoints a high watermark that moved.
+    fn config() -> LogConfig {
+        LogConfig { high_watermark_checkpoint_interval_ms: 0, ..LogConfig::default() }
+    }
+
     fn partition(dir: &Path, leads: bool) -> PartitionRef {
-        let log = PartitionLog::open(dir, LogConfig::default(), true, if leads { 0 } else { -1 }, 0).expect("open");
+        let log = PartitionLog::open(dir, config(), true, if leads { 0 } else { -1 }, 0).expect("open");
         Partition::new("t".to_string(), TopicId([1; 16]), 0, 0, log)
     }
 
@@ -699,6 +711,59 @@ mod tests {
         assert!(matches!(follower_fetch(&p, 3, 2), Ok(FetchDecision::Read { .. })));
         assert_eq!(p.progress().high_watermark, 2);
         assert_eq!(acks_all.try_recv(), Ok(Ok(())));
+    }
+
+    /// A leader killed with a record its followers never fetched and
+    /// restarted (same epoch: it came back within the session timeout)
+    /// starts from its checkpointed high watermark, not its log end: the
+    /// record is neither shown to consumers nor counted as committed (a
+    /// retried acks=all batch would be answered at once) until the
+    /// followers have it. Before the high watermark was checkpointed the
+    /// reopened log committed its whole end.
+    #[test]
+    fn a_restarted_leader_commits_nothing_its_followers_do_not_have() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        produce(&p, -1);
+        produce(&p, -1);
+        flush(&p);
+        for replica in [2, 3] {
+            assert!(matches!(follower_fetch(&p, replica, 2), Ok(FetchDecision::Read { .. })));
+        }
+        assert_eq!(p.progress().high_watermark, 2);
+        produce(&p, -1); // offset 2: on the leader only
+        flush(&p); // the flush also checkpoints the high watermark, 2
+        drop(p); // kill -9
+
+        let log = PartitionLog::open(dir.path(), config(), false, 0, 0).expect("reopen");
+        assert_eq!(log.checkpointed_high_watermark(), Some(2));
+        let p = Partition::new("t".to_string(), TopicId([1; 16]), 0, 0, log);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        assert_eq!(p.log().log_end_offset(), 3);
+        assert_eq!(p.progress().high_watermark, 2, "offset 2 is on this replica alone");
+        assert_eq!(p.client_high_watermark(&p.log()), None, "below the restarted leadership's start, 3");
+        assert!(matches!(follower_fetch(&p, 2, 3), Ok(FetchDecision::Read { .. })));
+        assert_eq!(p.progress().high_watermark, 2, "replica 3 has not fetched offset 2");
+        assert!(matches!(follower_fetch(&p, 3, 3), Ok(FetchDecision::Read { .. })));
+        assert_eq!(p.progress().high_watermark, 3);
+        assert_eq!(p.client_high_watermark(&p.log()), Some(3));
+    }
+
+    /// A replica whose log never checkpointed a high watermark (a data
+    /// directory from before it was written) starts from its log start.
+    #[test]
+    fn a_reopened_replica_without_a_checkpointed_high_watermark_starts_from_its_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = partition(dir.path(), true);
+        p.apply_replica_metadata(&settings(1, 1), &view(1, vec![1]));
+        produce(&p, 1);
+        drop(p);
+        let log = PartitionLog::open(dir.path(), config(), false, 0, 0).expect("reopen");
+        assert_eq!((log.checkpointed_high_watermark(), log.high_watermark()), (None, 1), "a log alone commits its end");
+        let p = Partition::new("t".to_string(), TopicId([1; 16]), 0, 0, log);
+        p.apply_replica_metadata(&settings(1, 2), &view(1, vec![1, 2, 3]));
+        assert_eq!(p.progress().high_watermark, 0);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The partition checkpoint: how far the log is known to be on disk (the
 //! recovery point; batches after it are validated on an unclean start) and
 //! the log start offset (moved by DeleteRecords and retention), and for
-//! compacted logs the first offset the cleaner has not cleaned yet.
+//! compacted logs the first offset the cleaner has not cleaned yet; and for
+//! a replicated log a high watermark it reached (Kafka's
+//! replication-offset-checkpoint, kept per partition here), which a reopened
+//! replica starts from instead of its log end.
 
 use std::path::Path;
 
@@ -19,6 +22,10 @@ pub struct Checkpoint {
     pub log_start_offset: i64,
     /// Offsets below this were compacted (0 when never).
     pub cleaner_offset: i64,
+    /// A high watermark the log had reached (written at most about once a
+    /// second, so it may lag; never above what was committed). `None` when
+    /// never written.
+    pub high_watermark: Option<i64>,
 }
 
 impl Checkpoint {
@@ -36,6 +43,7 @@ impl Checkpoint {
                 Some(("recovery_point", v)) => c.recovery_point = v.trim().parse().unwrap_or(0),
                 Some(("log_start_offset", v)) => c.log_start_offset = v.trim().parse().unwrap_or(0),
                 Some(("cleaner_offset", v)) => c.cleaner_offset = v.trim().parse().unwrap_or(0),
+                Some(("high_watermark", v)) => c.high_watermark = v.trim().parse().ok(),
                 _ => {}
             }
         }
@@ -44,10 +52,13 @@ impl Checkpoint {
 
     /// Writes the checkpoint durably.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let text = format!(
+        let mut text = format!(
             "version 0\nrecovery_point {}\nlog_start_offset {}\ncleaner_offset {}\n",
             self.recovery_point, self.log_start_offset, self.cleaner_offset
         );
+        if let Some(hw) = self.high_watermark {
+            text.push_str(&format!("high_watermark {hw}\n"));
+        }
         write_file_synced(&dir.join(CHECKPOINT_FILE), text.as_bytes())
     }
 }
@@ -60,9 +71,12 @@ mod tests {
     fn round_trip_and_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
-        let c = Checkpoint { recovery_point: 42, log_start_offset: 7, cleaner_offset: 5 };
+        let c = Checkpoint { recovery_point: 42, log_start_offset: 7, cleaner_offset: 5, high_watermark: None };
         c.save(dir.path()).expect("save");
         assert_eq!(Checkpoint::load(dir.path()), c);
+        let with_hw = Checkpoint { high_watermark: Some(40), ..c };
+        with_hw.save(dir.path()).expect("save");
+        assert_eq!(Checkpoint::load(dir.path()), with_hw);
         std::fs::write(dir.path().join(CHECKPOINT_FILE), "garbage").expect("write");
         assert_eq!(Checkpoint::load(dir.path()), Checkpoint::default());
     }

@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tributary_record::batch::{
     BATCH_HEADER_LEN, mark_log_append_time, reseal, set_base_offset, set_max_timestamp_field,
@@ -60,6 +61,11 @@ pub struct LogConfig {
     pub producer_id_expiration_ms: i64,
     /// Compaction (`cleanup.policy=compact`) settings.
     pub compaction: CompactionConfig,
+    /// A flush also checkpoints the high watermark when it moved and the
+    /// last checkpoint of it is at least this old (Kafka's
+    /// `replica.high.watermark.checkpoint.interval.ms` is 5000; a stale value
+    /// only makes a restarted replica start lower).
+    pub high_watermark_checkpoint_interval_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -73,6 +79,7 @@ impl Default for LogConfig {
             delete_policy: true,
             producer_id_expiration_ms: 86_400_000,
             compaction: CompactionConfig::default(),
+            high_watermark_checkpoint_interval_ms: 1000,
         }
     }
 }
@@ -291,6 +298,17 @@ pub struct PartitionLog {
     truncations: u64,
     /// Earliest delete horizon of a kept tombstone; `Err` until known.
     tombstone_horizon: std::result::Result<Option<i64>, ()>,
+    /// When the high watermark last went into a checkpoint (`None`: not by
+    /// this instance): it is written with a flush at most once per
+    /// `high_watermark_checkpoint_interval_ms`.
+    high_watermark_checkpointed_at: Option<Instant>,
+    /// Opened with its high watermark at its log end and nothing has moved
+    /// it yet: [`PartitionLog::restore_checkpointed_high_watermark`] may
+    /// still lower it to the checkpoint's.
+    high_watermark_restorable: bool,
+    /// A replicated log (it was restored): flushes checkpoint the high
+    /// watermark. A log alone never needs it (it commits its log end).
+    high_watermark_checkpointing: bool,
 }
 
 fn io_at(path: &Path) -> impl Fn(std::io::Error) -> LogError + '_ {
@@ -339,6 +357,9 @@ impl PartitionLog {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             truncations: 0,
             tombstone_horizon: Err(()),
+            high_watermark_checkpointed_at: None,
+            high_watermark_restorable: false,
+            high_watermark_checkpointing: false,
         }
     }
 
@@ -443,6 +464,9 @@ impl PartitionLog {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             truncations: 0,
             tombstone_horizon: Err(()),
+            high_watermark_checkpointed_at: None,
+            high_watermark_restorable: true,
+            high_watermark_checkpointing: false,
         };
         log.recover_producer_state()?;
         log.write_checkpoint()?;
@@ -541,6 +565,7 @@ impl PartitionLog {
             self.log_end_offset,
             self.dir.display()
         );
+        self.high_watermark_restorable = false;
         self.high_watermark = self.high_watermark.max(committed);
         self.offsets().high_watermark
     }
@@ -763,6 +788,7 @@ impl PartitionLog {
             files.push(active.file.clone());
         }
         let dir = std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone());
+        self.checkpoint_high_watermark_if_due();
         let checkpoint = std::mem::take(&mut self.checkpoint_dirty).then(|| {
             self.checkpoint_seq += 1;
             let c = Checkpoint { log_start_offset: self.log_start_offset, ..self.checkpointed };
@@ -814,6 +840,48 @@ impl PartitionLog {
             }
         }
         Ok(self.durable_offset)
+    }
+
+    /// Puts the high watermark of a replicated log into the checkpoint the
+    /// next flush writes, if it moved and the last one is
+    /// `high_watermark_checkpoint_interval_ms` old (or this instance wrote
+    /// none).
+    fn checkpoint_high_watermark_if_due(&mut self) {
+        let interval = Duration::from_millis(self.config.high_watermark_checkpoint_interval_ms);
+        if !self.high_watermark_checkpointing
+            || self.checkpointed.high_watermark.is_some_and(|hw| hw >= self.high_watermark)
+            || self.high_watermark_checkpointed_at.is_some_and(|at| at.elapsed() < interval)
+        {
+            return;
+        }
+        self.checkpointed.high_watermark = Some(self.high_watermark);
+        self.high_watermark_checkpointed_at = Some(Instant::now());
+        self.checkpoint_dirty = true;
+    }
+
+    /// The high watermark of the checkpoint this log was opened with (or
+    /// wrote since), if any.
+    pub fn checkpointed_high_watermark(&self) -> Option<i64> {
+        self.checkpointed.high_watermark
+    }
+
+    /// Makes this a replicated log: from now on its flushes checkpoint its
+    /// high watermark, and, just opened, its high watermark comes down from
+    /// the log end (what a replica alone may commit) to the checkpointed
+    /// one (the log start when none was written), never above the log end.
+    /// A replica's log end may hold records no other replica has; showing
+    /// them as committed would let a restarted leader answer a retried
+    /// acks=all batch, or show consumers records a leader change then
+    /// replaces. The high watermark is left alone once it has been moved
+    /// (or restored) since the open. Returns the high watermark.
+    pub fn restore_checkpointed_high_watermark(&mut self) -> i64 {
+        self.high_watermark_checkpointing = true;
+        if std::mem::take(&mut self.high_watermark_restorable) {
+            let restored = self.checkpointed.high_watermark.unwrap_or(self.log_start_offset);
+            self.high_watermark = restored.clamp(self.log_start_offset, self.log_end_offset);
+            self.offsets();
+        }
+        self.high_watermark
     }
 
     fn write_checkpoint(&mut self) -> Result<()> {
@@ -1184,8 +1252,8 @@ mod tests {
     fn a_deferred_checkpoint_never_overwrites_a_newer_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let writer = CheckpointWriter { dir: dir.path().to_path_buf(), written: Arc::default() };
-        let older = Checkpoint { recovery_point: 10, log_start_offset: 0, cleaner_offset: 5 };
-        let newer = Checkpoint { recovery_point: 20, log_start_offset: 7, cleaner_offset: 5 };
+        let older = Checkpoint { recovery_point: 10, log_start_offset: 0, cleaner_offset: 5, high_watermark: None };
+        let newer = Checkpoint { recovery_point: 20, log_start_offset: 7, cleaner_offset: 5, high_watermark: Some(9) };
         // Version 1 was planned first, but version 2 (written under the lock) reached the disk first.
         writer.write(2, &newer).expect("write newer");
         writer.write(1, &older).expect("skip older");

@@ -497,6 +497,66 @@ fn log_end_durable_offset_and_high_watermark_move_separately() {
     assert_eq!(reopened.offsets(), LogOffsets::all_at(5), "recovery makes all it keeps durable and committed");
 }
 
+/// A replicated log's flush checkpoints a high watermark that moved (at
+/// most once per `high_watermark_checkpoint_interval_ms`; a log alone never
+/// does); a reopened log keeps its log end as its high watermark until a
+/// replicated partition restores the checkpointed one, which a truncation
+/// below it has lowered.
+#[test]
+fn the_high_watermark_is_checkpointed_with_flushes_and_restored_on_demand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let every_flush = LogConfig { high_watermark_checkpoint_interval_ms: 0, ..LogConfig::default() };
+    let mut alone = open(dir.path(), every_flush, true);
+    append(&mut alone, batch(1, 10, 100));
+    flush(&mut alone);
+    alone.advance_high_watermark(1);
+    append(&mut alone, batch(1, 10, 100));
+    flush(&mut alone);
+    assert_eq!(alone.checkpointed_high_watermark(), None, "a log alone commits its end");
+    drop(alone);
+    std::fs::remove_dir_all(dir.path()).expect("rm");
+
+    let mut log = open(dir.path(), every_flush, true);
+    assert_eq!(log.restore_checkpointed_high_watermark(), 0, "replicated from here on");
+    append(&mut log, batch(3, 10, 100));
+    flush(&mut log);
+    log.advance_high_watermark(2);
+    append(&mut log, batch(2, 10, 200));
+    flush(&mut log);
+    assert_eq!(log.checkpointed_high_watermark(), Some(2));
+    drop(log);
+    let mut reopened = open(dir.path(), every_flush, false);
+    assert_eq!((reopened.high_watermark(), reopened.checkpointed_high_watermark()), (5, Some(2)));
+    assert_eq!(reopened.restore_checkpointed_high_watermark(), 2);
+    reopened.advance_high_watermark(4);
+    assert_eq!(reopened.restore_checkpointed_high_watermark(), 4, "only once, before anything moved it");
+    drop(reopened);
+
+    // Rate-limited: the second flush within the interval does not write it.
+    let slow = LogConfig { high_watermark_checkpoint_interval_ms: 3_600_000, ..LogConfig::default() };
+    let mut log = open(dir.path(), slow, false);
+    log.advance_high_watermark(5);
+    log.restore_checkpointed_high_watermark();
+    append(&mut log, batch(1, 10, 300));
+    flush(&mut log);
+    assert_eq!(log.checkpointed_high_watermark(), Some(5), "the first flush of an instance writes it");
+    log.advance_high_watermark(6);
+    append(&mut log, batch(1, 10, 400));
+    flush(&mut log);
+    assert_eq!(log.checkpointed_high_watermark(), Some(5));
+    drop(log);
+
+    // A truncation below the checkpointed high watermark lowers it.
+    let mut log = open(dir.path(), every_flush, false);
+    assert_eq!(log.checkpointed_high_watermark(), Some(5));
+    log.restore_checkpointed_high_watermark();
+    let _ = log.truncate_to(3, tributary_log::BelowHighWatermark::Allow).expect("truncate");
+    assert_eq!(log.checkpointed_high_watermark(), Some(3));
+    drop(log);
+    let mut reopened = open(dir.path(), LogConfig::default(), false);
+    assert_eq!(reopened.restore_checkpointed_high_watermark(), 3);
+}
+
 #[test]
 #[should_panic(expected = "past the log end 3")]
 fn committing_past_the_log_end_panics() {

@@ -413,7 +413,52 @@ impl<A: QuorumApp, M> Quorum<A, M> {
 
     /// Whether this node is the leader (the active controller) now.
     pub fn is_leader(&self) -> bool {
-        self.inner.raft.metrics().borrow().state == ServerState::Leader && !self.inner.resigning.load(Ordering::SeqCst)
+        self.leading_term().is_some()
+    }
+
+    /// The term this node leads in, if it is the leader now.
+    pub fn leading_term(&self) -> Option<u64> {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow();
+        (m.state == ServerState::Leader && !self.inner.resigning.load(Ordering::SeqCst)).then_some(m.current_term)
+    }
+
+    /// Proposes a decision this node took as the leader of `term`, and only
+    /// while it still leads in that term: never forwarded, unlike
+    /// [`MetadataQuorum::propose`]. A leader's own duties (fencing a broker
+    /// whose heartbeats it stopped seeing) rest on what it saw as leader;
+    /// once another node leads, that view is stale (a leader paused past
+    /// the session timeout sees every broker silent), and forwarding the
+    /// decision would have the new leader commit it. Another leader, or a
+    /// later term of this one: [`QuorumError::NotController`], nothing
+    /// appended. Losing the leadership while the entry waits: the entry is
+    /// not committed ([`QuorumError::NotController`] or
+    /// [`QuorumError::OutcomeUnknown`] as for a proposal).
+    pub async fn propose_as_leader(&self, command: A::Command, term: u64) -> Result<(LogId, A::Outcome), QuorumError>
+    where
+        M: Send + 'static,
+    {
+        let deadline = Instant::now() + self.inner.options.timing.propose_timeout;
+        if self.leading_term() != Some(term) {
+            return Err(QuorumError::NotController { leader_id: None, leader_address: None });
+        }
+        match tokio::time::timeout_at(deadline, self.inner.leader_op(Forward::Propose(command))).await {
+            Err(_) => Err(QuorumError::OutcomeUnknown(
+                "this node took the change as leader but it was not committed before the deadline".into(),
+            )),
+            Ok(Ok(ForwardReply::Proposed { log_id, outcome })) => {
+                self.inner.wait_applied(log_id, deadline).await?;
+                Ok((log_id, outcome))
+            }
+            Ok(Ok(other)) => Err(QuorumError::Rejected(format!("unexpected answer to a proposal: {other:?}"))),
+            Ok(Err(ForwardError::NotLeader { leader_id, leader_address })) => {
+                Err(QuorumError::NotController { leader_id, leader_address })
+            }
+            Ok(Err(ForwardError::Failed(reason))) => Err(QuorumError::Rejected(reason)),
+            Ok(Err(ForwardError::VoterChange { refusal, message })) => {
+                Err(QuorumError::VoterChange { refusal, message })
+            }
+        }
     }
 
     /// Sends this node's broker heartbeat to the active controller (itself

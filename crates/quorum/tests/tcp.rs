@@ -261,3 +261,47 @@ async fn a_closed_connection_is_reported_with_the_node_that_sent_on_it() {
     server.shutdown();
     quorum.shutdown().await;
 }
+
+/// A leader's own decision (`propose_as_leader`) commits only on the node
+/// that leads in the term it names: a follower, or the leader naming another
+/// term, gets NotController and nothing is appended, where a plain
+/// `propose` from the same follower is forwarded and commits. (A controller
+/// paused past the session timeout decided, still believing it led, to fence
+/// every broker; forwarded, the new leader committed the fencings.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaders_own_decision_is_never_forwarded() {
+    let mut listeners = BTreeMap::new();
+    let mut voters = BTreeMap::new();
+    for id in 1..=3 {
+        let listener = TcpListener::bind(format!("127.0.0.{id}:0")).await.expect("bind 127.0.0.x");
+        voters.insert(id, listener.local_addr().expect("addr").to_string());
+        listeners.insert(id, listener);
+    }
+    let disks: BTreeMap<NodeId, MemDisk<SimApp>> = (1..=3).map(|id| (id, MemDisk::new())).collect();
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        let listener = listeners.remove(&id).expect("listener");
+        nodes.insert(id, start(id, listener, &disks[&id], &voters).await);
+    }
+    let leader = wait_for_leader(&nodes, None).await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let term = nodes[&leader].quorum.leading_term().expect("the leader leads in a term");
+    assert_eq!(nodes[&follower].quorum.leading_term(), None);
+
+    let refused = nodes[&follower].quorum.propose_as_leader(501, term).await.expect_err("a follower decides nothing");
+    assert!(matches!(refused, QuorumError::NotController { .. }), "{refused}");
+    let stale = nodes[&leader].quorum.propose_as_leader(502, term + 1).await.expect_err("not this leader's term");
+    assert!(matches!(stale, QuorumError::NotController { .. }), "{stale}");
+    let (decided, _) = nodes[&leader].quorum.propose_as_leader(503, term).await.expect("the leader's decision commits");
+    let (forwarded, _) = nodes[&follower].quorum.propose(504).await.expect("a follower's proposal is forwarded");
+    assert!(forwarded.index > decided.index);
+
+    let applied: Vec<u64> =
+        nodes[&follower].quorum.machine().lock().expect("lock").machine().applied.values().copied().collect();
+    assert!(applied.contains(&503) && applied.contains(&504), "{applied:?}");
+    assert!(!applied.contains(&501) && !applied.contains(&502), "a refused decision was applied: {applied:?}");
+    for node in nodes.values() {
+        node.server.shutdown();
+        node.quorum.shutdown().await;
+    }
+}

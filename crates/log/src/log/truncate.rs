@@ -27,7 +27,8 @@
 //!
 //! 1. the checkpoint's recovery point and cleaner offset come down to the
 //!    cut (so whatever is written after it is validated on the next
-//!    unclean start; lowering either is always safe);
+//!    unclean start; lowering either is always safe), and so does a
+//!    checkpointed high watermark above it;
 //! 2. the segments wholly past the cut are retired, newest first (a crash
 //!    midway leaves a prefix), and producer snapshots past the cut are
 //!    removed; the directory is synced;
@@ -164,6 +165,7 @@ impl PartitionLog {
         let stop = |step| LogError::Offline(format!("truncation stopped after {step:?}"));
         self.checkpointed.recovery_point = self.checkpointed.recovery_point.min(cut);
         self.checkpointed.cleaner_offset = self.checkpointed.cleaner_offset.min(cut);
+        self.checkpointed.high_watermark = self.checkpointed.high_watermark.map(|hw| hw.min(cut));
         self.write_checkpoint()?;
         step(at, TruncateStep::RecoveryPointLowered).ok_or_else(|| stop(TruncateStep::RecoveryPointLowered))?;
 
@@ -234,6 +236,7 @@ impl PartitionLog {
         let stop = |step| LogError::Offline(format!("truncation stopped after {step:?}"));
         self.checkpointed.recovery_point = self.checkpointed.recovery_point.min(offset);
         self.checkpointed.cleaner_offset = self.checkpointed.cleaner_offset.min(offset);
+        self.checkpointed.high_watermark = self.checkpointed.high_watermark.map(|hw| hw.min(offset));
         self.log_start_offset = offset;
         self.write_checkpoint()?;
         step(at, TruncateStep::RecoveryPointLowered).ok_or_else(|| stop(TruncateStep::RecoveryPointLowered))?;
@@ -275,6 +278,7 @@ impl PartitionLog {
 
     /// Step 6: offsets and producer state once the log ends at `end`.
     fn after_truncation(&mut self, end: i64) -> Result<()> {
+        self.high_watermark_restorable = false;
         self.log_end_offset = end;
         self.durable_offset = self.durable_offset.min(end);
         self.high_watermark = self.high_watermark.min(end);
