@@ -103,7 +103,8 @@ class Node:
             "auto.leader.rebalance.enable": "false",
         }
         # An override may name the node: "{node_id}" in its value is this node's id.
-        props.update({k: v.replace("{node_id}", str(self.node_id)) for k, v in self.cluster.overrides.items()})
+        props.update({k: v if v is None else v.replace("{node_id}", str(self.node_id))
+                      for k, v in self.cluster.overrides.items()})
         props.update(extra or {})
         # An override of None leaves the key out: the broker's own default applies.
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items() if v is not None))

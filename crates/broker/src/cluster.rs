@@ -106,6 +106,9 @@ pub struct Cluster {
     pub(crate) alter_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::replication::AlterJob>>>,
     /// Reassignment traffic measured against the replication throttles.
     pub replication_quotas: crate::replication_quota::ReplicationQuotas,
+    /// This broker's lease on its leaderships, renewed by answered
+    /// heartbeats (KRaft only; see `leader_lease.rs`).
+    pub leader_lease: Option<Arc<crate::leader_lease::LeaderLease>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -160,8 +163,14 @@ impl Cluster {
         let mut replicas = ReplicaManager::new(data_dir.path().to_path_buf(), config.clone(), data_dir.clean_start());
         let (alter_tx, alter_rx) = tokio::sync::mpsc::unbounded_channel();
         replicas.set_alter_queue(alter_tx);
+        let mut leader_lease = None;
         if let Backend::Quorum(q) = &backend {
             replicas.set_incarnation(q.incarnation);
+            let lease = Arc::new(crate::leader_lease::LeaderLease::new(std::time::Duration::from_millis(
+                config.broker_session_timeout_ms,
+            )));
+            replicas.set_leader_lease(lease.clone());
+            leader_lease = Some(lease);
         }
         let empty = MetadataImage::empty(config.properties.clone());
         let reconciled = reconcile(config.node_id, &empty, &image, &Registry::default(), &mut replicas);
@@ -213,6 +222,7 @@ impl Cluster {
             listener_limits,
             alter_queue: Mutex::new(Some(alter_rx)),
             replication_quotas: Default::default(),
+            leader_lease,
         })
     }
 

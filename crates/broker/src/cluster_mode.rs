@@ -350,8 +350,16 @@ async fn lifecycle_loop(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<boo
                 Ok((_, outcome)) => tracing::info!(?outcome, "registered with the controller"),
                 Err(e) => tracing::info!(error = %e, "cannot register with the controller yet; retrying"),
             }
-        } else if let Err(e) = q.quorum.heartbeat(interval.max(Duration::from_secs(1))).await {
-            tracing::debug!(error = %e, "heartbeat to the active controller failed");
+        } else {
+            let sent = Instant::now();
+            match q.quorum.heartbeat(interval.max(Duration::from_secs(1))).await {
+                Ok(()) => {
+                    if let Some(lease) = &cluster.leader_lease {
+                        lease.renew(sent);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "heartbeat to the active controller failed"),
+            }
         }
         let unfenced = own_registration(&cluster).is_some_and(|r| !r.fenced && r.incarnation_id == q.incarnation);
         if unfenced && !was_unfenced {

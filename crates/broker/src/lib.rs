@@ -38,6 +38,7 @@ pub mod handlers;
 pub mod image;
 mod internal;
 pub mod isr_change;
+pub mod leader_lease;
 mod limits;
 pub mod node;
 pub mod outgoing;

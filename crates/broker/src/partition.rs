@@ -109,6 +109,8 @@ pub struct Partition {
     pub(crate) replication: Mutex<Option<crate::replication::Replication>>,
     /// Whether the core drives the high watermark (set with `replication`).
     pub(crate) replicated: AtomicBool,
+    /// A KRaft broker's lease on its leaderships (none on a single node).
+    lease: std::sync::OnceLock<Arc<crate::leader_lease::LeaderLease>>,
 }
 
 impl Partition {
@@ -130,7 +132,19 @@ impl Partition {
             replica_fetch_observer: RwLock::new(None),
             replication: Mutex::new(None),
             replicated: AtomicBool::new(false),
+            lease: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Ties this partition's leadership to the broker's lease (KRaft mode).
+    pub fn set_leader_lease(&self, lease: Arc<crate::leader_lease::LeaderLease>) {
+        let _ = self.lease.set(lease);
+    }
+
+    /// Whether clients may be served as by the leader now: the metadata
+    /// makes this node the leader and its lease holds.
+    pub fn leads_now(&self) -> bool {
+        self.is_leader() && self.lease.get().is_none_or(|l| l.holds())
     }
 
     /// Locks the log. Never held across an await. If an earlier holder

@@ -54,14 +54,16 @@ impl TopicState {
     /// The partition, if this node leads it; otherwise the error a client
     /// sees: UNKNOWN_TOPIC_OR_PARTITION when the topic has no such
     /// partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (or
-    /// none does), so the client refreshes its metadata and goes there.
+    /// none does, or this broker's lease on its leaderships lapsed: see
+    /// `leader_lease.rs`), so the client refreshes its metadata and goes
+    /// there.
     pub fn led(&self, index: i32) -> Result<&PartitionRef, tributary_protocol::ErrorCode> {
         use tributary_protocol::ErrorCode;
         if usize::try_from(index).map_or(true, |i| i >= self.image.partitions.len()) {
             return Err(ErrorCode::UnknownTopicOrPartition);
         }
         match self.partition(index) {
-            Some(p) if p.is_leader() => Ok(p),
+            Some(p) if p.leads_now() => Ok(p),
             _ => Err(ErrorCode::NotLeaderOrFollower),
         }
     }

@@ -72,6 +72,9 @@ pub struct ReplicaManager {
     /// This process's registration incarnation (KRaft only): stray copies
     /// are swept once a registration of this process is unfenced.
     incarnation: Option<[u8; 16]>,
+    /// The broker's lease on its leaderships (KRaft only), given to every
+    /// partition hosted.
+    lease: Option<std::sync::Arc<crate::leader_lease::LeaderLease>>,
 }
 
 impl ReplicaManager {
@@ -85,7 +88,13 @@ impl ReplicaManager {
             alter: None,
             generation: 0,
             incarnation: None,
+            lease: None,
         }
+    }
+
+    /// Ties every partition hosted from now on to this broker's lease.
+    pub fn set_leader_lease(&mut self, lease: std::sync::Arc<crate::leader_lease::LeaderLease>) {
+        self.lease = Some(lease);
     }
 
     /// The hosted partition, if any.
@@ -121,6 +130,9 @@ impl ReplicaManager {
             }
         };
         let partition = Partition::new(topic.name.clone(), topic.topic_id, index, meta.leader_epoch, log);
+        if let Some(lease) = &self.lease {
+            partition.set_leader_lease(lease.clone());
+        }
         self.hosted.insert((topic.topic_id, index), partition.clone());
         (partition, failure)
     }

@@ -145,9 +145,13 @@ fn resolve(cluster: &Cluster, request: &FetchRequest, v: i16, fetcher: Fetcher) 
                 .iter()
                 .map(|p| {
                     let target = topic.clone().and_then(|topic| match topic.led(p.partition) {
-                        Err(ErrorCode::NotLeaderOrFollower) if follower_reads => {
-                            topic.partition(p.partition).cloned().ok_or(ErrorCode::NotLeaderOrFollower)
-                        }
+                        // A follower serves consumers (KIP-392); a leader
+                        // whose lease lapsed serves nobody.
+                        Err(ErrorCode::NotLeaderOrFollower) if follower_reads => topic
+                            .partition(p.partition)
+                            .filter(|p| !p.is_leader())
+                            .cloned()
+                            .ok_or(ErrorCode::NotLeaderOrFollower),
                         led => led.cloned(),
                     });
                     let replica = match (fetcher, &topic) {
