@@ -56,7 +56,6 @@ import random
 import shlex
 import shutil
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -67,6 +66,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import metadata_bench as mb  # noqa: E402 - the cluster harness lives there
+from metadata_bench import summary  # noqa: E402
+from run import parse_perf_produce, resolve_perf  # noqa: E402 - rdkafka_performance as run.py finds and reads it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSIGN_BENCH = os.path.join(REPO, "bench", "assign_bench.py")
@@ -77,14 +78,6 @@ PHASES = ("produce", "latency", "failover", "rolling")
 
 def log(*a):
     print("[replication_bench]", *a, file=sys.stderr, flush=True)
-
-
-def summary(values):
-    if not values:
-        return {"n": 0}
-    values = sorted(values)
-    return {"n": len(values), "median": round(statistics.median(values), 3), "min": round(values[0], 3),
-            "max": round(values[-1], 3)}
 
 
 # --------------------------------------------------------------------------- partition state from one node
@@ -163,18 +156,6 @@ def perf_produce(perf: str, bootstrap: str, topic: str, size: int, count: int, t
     parsed["wall_s"] = round(time.monotonic() - t0, 2)
     parsed["cmd"] = shlex.join(["rdkafka_performance"] + argv[1:])
     return parsed
-
-
-def parse_perf_produce(stdout):
-    import re
-
-    m = re.findall(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset (-?\d+), (\d+) failed\) "
-                   r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s", stdout or "")
-    if not m:
-        return None
-    produced, _nbytes, delivered, _off, failed, ms, mps, mbps = m[-1]
-    return {"produced": int(produced), "delivered": int(delivered), "failed": int(failed), "elapsed_ms": int(ms),
-            "msgs_per_s": int(mps), "MB_per_s": float(mbps)}
 
 
 def produce_phase(args, single: mb.Quorum, cluster: mb.Quorum, prefix: str) -> dict:
@@ -498,10 +479,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown phases {sorted(unknown)}")
     if args.perf is None and "produce" in args.phases:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import run as bench_run  # noqa: E402
-
-        args.perf = bench_run.resolve_perf(None)
+        args.perf = resolve_perf(None)
         if args.perf is None:
             ap.error("no rdkafka_performance: run bash bench/setup.sh or pass --perf")
 

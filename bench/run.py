@@ -312,6 +312,20 @@ def run_cmd(argv, timeout, cwd=None):
     }
 
 
+def run_json_script(name, argv, timeout):
+    """Runs a bench script that prints one JSON object; (that object with its exit status as "rc", the
+    run). Raises PhaseError when it timed out or printed no JSON."""
+    r = run_cmd(argv, timeout)
+    if r["timed_out"]:
+        raise PhaseError(f"{name} timed out; stderr tail:\n{tail(r['stderr'])}")
+    try:
+        d = json.loads(r["stdout"])
+    except ValueError:
+        raise PhaseError(f"{name} printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+    d["rc"] = r["rc"]
+    return d, r
+
+
 def tail(text, n=15):
     lines = (text or "").strip().splitlines()
     return "\n".join(lines[-n:])
@@ -1126,15 +1140,8 @@ class Runner:
                 "--topics", str(p["metadata_topics"]), "--partitions", "3", "--batch", "100",
                 "--kills", str(p["metadata_kills"]), "--client-round", f"{p['metadata_client_round_s']:g}",
                 "--goal-s", f"{TARGET_FAILOVER_S:g}", "--data-root", self.args.data_root]
-        r = run_cmd(argv, 1800)
-        if r["timed_out"]:
-            raise PhaseError(f"metadata_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
-        try:
-            d = json.loads(r["stdout"])
-        except ValueError:
-            raise PhaseError(f"metadata_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d, r = run_json_script("metadata_bench.py", argv, 1800)
         d["cmd"] = shlex.join(["python3", "bench/metadata_bench.py", "--tributary-bin", "BIN"] + argv[4:-2])
-        d["rc"] = r["rc"]
         d["stderr_tail"] = tail("\n".join(ln for ln in (r["stderr"] or "").splitlines() if not ln.startswith("%")), 30)
         if not d.get("error") and (d.get("failover") or {}).get("failed_rounds"):
             d["error"] = f"no committed CreateTopics after kill(s) {d['failover']['failed_rounds']}"
@@ -1148,15 +1155,8 @@ class Runner:
                 "--messages", str(p["replication_messages"]), "--rounds", str(p["replication_rounds"]),
                 "--lat-seconds", str(p["replication_lat_seconds"]), "--kills", str(p["replication_kills"]),
                 "--rolling-rate", str(p["replication_rolling_rate"]), "--data-root", self.args.data_root]
-        r = run_cmd(argv, 3600)
-        if r["timed_out"]:
-            raise PhaseError(f"replication_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
-        try:
-            d = json.loads(r["stdout"])
-        except ValueError:
-            raise PhaseError(f"replication_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d, _ = run_json_script("replication_bench.py", argv, 3600)
         d["cmd"] = shlex.join(["python3", "bench/replication_bench.py", "--tributary-bin", "BIN"] + argv[6:-2])
-        d["rc"] = r["rc"]
         return d
 
     def extra_broker(self, res, name, binary, label, overrides, phases, registry=False, rest_proxy=False):

@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import signal
 import threading
-import uuid
 
 import kafka.errors as Errors
-from confluent_kafka import Consumer, Producer, TopicPartition as CTopicPartition
+from confluent_kafka import Producer, TopicPartition as CTopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.admin import AlterPartitionReassignmentsRequest
 from kafka.protocol.consumer import ListOffsetsRequest
 
 from conftest import wait_for
+from test_replication import consume_all, produce
 
 
 def kadmin(cluster, node_id: int = 1) -> KafkaAdminClient:
@@ -73,43 +73,6 @@ def settled(cluster, admin: KafkaAdminClient, name: str, replicas: list[int], is
         return p is not None and list(p.replicas) == replicas and set(p.isrs) == isr and p.leader in replicas
 
     wait_for(f"{name} on {replicas} with ISR {sorted(isr)}", done, deadline=90)
-
-
-def produce(bootstrap: str, name: str, values: list[str], **extra) -> list:
-    reports: dict[int, object] = {}
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, **extra})
-
-    def done(i):
-        return lambda err, msg: reports.__setitem__(i, err if err is not None else msg.offset())
-
-    for i, v in enumerate(values):
-        producer.produce(name, value=v.encode(), partition=0, on_delivery=done(i))
-        producer.poll(0)
-    assert producer.flush(120) == 0
-    return [reports[i] for i in range(len(values))]
-
-
-def consume_all(bootstrap: str, name: str, expected: int) -> list[str]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.assign([CTopicPartition(name, 0, 0)])
-    out: list[str] = []
-
-    def read():
-        for m in consumer.consume(500, timeout=1.0):
-            if m.error() is None:
-                out.append(m.value().decode())
-        return len(out) >= expected
-
-    try:
-        wait_for(f"{expected} records of {name}", read, deadline=90, every=0)
-        for m in consumer.consume(500, timeout=2.0):
-            if m.error() is None:
-                out.append(m.value().decode())
-    finally:
-        consumer.close()
-    return out
 
 
 def test_an_rf1_topic_moves_to_another_broker_with_every_record(cluster):
