@@ -39,12 +39,36 @@ Phases (each can be skipped with --phases):
             6 partitions, replication factor 3, min.insync.replicas=2. Reports
             failed sends (goal 0), the total time and, read back afterwards,
             that every acknowledged record is there.
+  reassign  a 4th node joins the cluster as a broker only (process.roles=broker,
+            the same controller voters). A topic of 6 partitions, replication
+            factor 3 on brokers 1-3 (placed by hand), min.insync.replicas=2, is
+            filled with --reassign-bytes of 1 KiB records (rdkafka_performance,
+            acks=all), the page cache is written out (sync), and then
+            `tributary partition reassign --execute --plan` replaces one follower
+            of every partition with broker 4 (the leaders stay): a move of the
+            whole topic's data onto the new broker. The time runs from --execute
+            until every node's metadata shows every partition on the plan's
+            replicas, all in the ISR (polled every 50 ms), and `--verify` calls
+            the plan complete (which also removes the throttles). Twice, each on
+            a fresh topic that is deleted afterwards: without a throttle, then
+            with --throttle --reassign-throttle bytes/s. Throughout, a
+            confluent-kafka producer (acks=all, linger.ms=0) sends
+            --reassign-rate records/s of 1 KiB to another topic of brokers 1-3
+            (6 partitions, RF 3, its replicas stay); its per-send latency
+            (produce() to the delivery report) p50/p99/max during the move is
+            set against the --reassign-baseline-s seconds just before --execute,
+            with p99 per second from the end of the fill, and its failed sends
+            are counted. Bytes moved are broker 4's segment files of the topic
+            at the end (against the leaders'); with the throttle also the
+            highest rate over any 11 s (the span a replication throttle is
+            measured over) from a sample of those files every second.
 
 One JSON object on stdout; progress on stderr. Every process started here is
 stopped on exit (and gets SIGKILL from the kernel if this script dies).
 
     python3 bench/replication_bench.py --tributary-bin target/release/tributary
     python3 bench/replication_bench.py --tributary-bin target/debug/tributary --quick
+    python3 bench/replication_bench.py --tributary-bin target/release/tributary --phases reassign --data-root /var/tmp
 """
 
 from __future__ import annotations
@@ -430,6 +454,7 @@ NEW_BROKER = 4
 REASSIGN_PARTITIONS = 6
 REASSIGN_RECORD = 1024
 REASSIGN_SETTLE_S = 2.0
+QUOTA_SPAN_S = 11.0  # replication.quota.window.num x replication.quota.window.size.seconds (the defaults)
 
 
 class BrokerOnlyNode(mb.Node):
@@ -524,6 +549,27 @@ def latency_window(reports: list[tuple[float, float, str | None]], t0: float, t1
     return out
 
 
+def peak_window_rate(timeline: list[tuple[float, int]], span: float) -> float | None:
+    """The highest rate, bytes/s, over any `span` seconds of a (seconds, bytes so far) timeline: the
+    bytes between two samples at most `span` apart, over `span`."""
+    best = None
+    for i, (t0, b0) in enumerate(timeline):
+        for t1, b1 in timeline[i + 1:]:
+            if t1 - t0 > span:
+                break
+            best = max(best or 0.0, (b1 - b0) / span)
+    return best
+
+
+def latency_per_second(reports: list[tuple[float, float, str | None]], t0: float, t1: float) -> list:
+    """[second since t0, sends, p99 ms] for each whole second of [t0, t1): how the latency moved."""
+    buckets: dict[int, list[float]] = {}
+    for produced, done, err in reports:
+        if t0 <= produced < t1 and err is None:
+            buckets.setdefault(int(produced - t0), []).append((done - produced) * 1000.0)
+    return [[s, len(v), round(pct(sorted(v), 0.99), 1)] for s, v in sorted(buckets.items())]
+
+
 def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, throttle: int | None,
                  work: str) -> dict:
     """Fills a topic on brokers 1-3, waits --reassign-baseline-s, then moves one replica of every
@@ -551,7 +597,12 @@ def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, thro
         json.dump({"version": 1, "partitions": [{"topic": topic, "partition": p, "replicas": r}
                                                 for p, r in enumerate(target)]}, f)
 
-    time.sleep(REASSIGN_SETTLE_S)  # the fill's last fsyncs and fetches out of the baseline
+    # The fill leaves the kernel with up to a GB of dirty pages to write back, which slows every fsync (and
+    # so every acks=all produce) for seconds: written out now, so the baseline is the cluster at rest.
+    t_sync = time.monotonic()
+    os.sync()
+    sync_s = round(time.monotonic() - t_sync, 2)
+    time.sleep(REASSIGN_SETTLE_S)
     time.sleep(args.reassign_baseline_s)
     t_exec = time.monotonic()
     extra = ("--throttle", str(throttle)) if throttle else ()
@@ -561,19 +612,24 @@ def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, thro
             or len(started.get("partitions", [])) != REASSIGN_PARTITIONS:
         raise RuntimeError(f"reassign --execute exited {rc}: {started} {err}")
 
-    # Done when --verify calls every partition complete (nothing listed in progress and the replicas are
-    # the plan's) and every node's metadata shows broker 4 in every partition's ISR.
+    # Done when every node's metadata shows every partition on the plan's replicas with all of them in the
+    # ISR (the controller completes a reassignment once its new replicas are in the ISR, and drops the old
+    # one then), polled on raw sockets every 50 ms, and --verify then calls every partition complete (nothing
+    # listed in progress, the replicas the plan's). The time is the metadata's.
     expected_s = args.reassign_bytes / throttle if throttle else args.reassign_bytes / 50e6
     limit = max(180.0, 4 * expected_s)
     nodes = [*cluster.nodes.values(), new]
-    timeline = []  # (seconds after --execute, bytes on the new broker), about one a second
-    verify = {}
+    timeline = [(0.0, 0)]  # (seconds after --execute, bytes on the new broker), about one a second
+    verify, verify_calls = {}, 0
 
-    def isr_has_new_broker() -> bool:
+    def on_target_everywhere() -> bool:
         for nd in nodes:
             parts = partitions_of(nd.port, topic)
-            if len(parts) != REASSIGN_PARTITIONS or any(NEW_BROKER not in st["isr"] for st in parts.values()):
+            if len(parts) != REASSIGN_PARTITIONS:
                 return False
+            for p, st in parts.items():
+                if sorted(st["replicas"]) != sorted(target[p]) or not set(target[p]) <= set(st["isr"]):
+                    return False
         return True
 
     t_done = None
@@ -581,17 +637,26 @@ def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, thro
         cluster.check_alive()
         if not new.running():
             raise RuntimeError(f"broker {NEW_BROKER} exited:\n{new.log_tail()}")
-        now = time.monotonic() - t_exec
-        if not timeline or now - timeline[-1][0] >= 1.0:
-            timeline.append((round(now, 2), sum(log_bytes(new.data_dir, topic, p) for p in source)))
-        rc, verify, err = reassign_cli(binary, bootstrap, plan_path, "verify")
-        if verify.get("complete") and isr_has_new_broker():
-            t_done = time.monotonic()
-            break
-        if rc not in (0, 1) or any(x.get("status") == "failed" for x in verify.get("partitions", [])):
-            raise RuntimeError(f"reassign --verify exited {rc}: {verify} {err}")
-        time.sleep(0.2)
-    if t_done is None:
+        now = time.monotonic()
+        if now - t_exec - timeline[-1][0] >= 1.0:
+            timeline.append((round(now - t_exec, 2), sum(log_bytes(new.data_dir, topic, p) for p in source)))
+        try:
+            seen = on_target_everywhere()
+        except mb.WireError:
+            seen = False  # a node busy past the socket timeout: ask again
+        if seen or verify_calls == 0 or now - t_exec > 10.0 * verify_calls:
+            # Also every 10 s, to stop early on a reassignment that failed.
+            rc, verify, err = reassign_cli(binary, bootstrap, plan_path, "verify")
+            verify_calls += 1
+            if seen and verify.get("complete"):
+                t_done = now
+                break
+            if rc not in (0, 1) or any(x.get("status") == "failed" for x in verify.get("partitions", [])):
+                raise RuntimeError(f"reassign --verify exited {rc}: {verify} {err}")
+        time.sleep(0.05)
+    if t_done is not None:
+        timeline.append((round(t_done - t_exec, 2), sum(log_bytes(new.data_dir, topic, p) for p in source)))
+    else:
         moved = sum(log_bytes(new.data_dir, topic, p) for p in source)
         raise RuntimeError(f"the reassignment of {topic} was not complete {limit:g} s after --execute "
                            f"(broker {NEW_BROKER} holds {moved} of {sum(source.values())} bytes; last verify: "
@@ -604,13 +669,20 @@ def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, thro
         "source_bytes": sum(source.values()), "bytes_moved": total,
         "bytes_moved_per_partition": {str(p): b for p, b in moved.items()},
         "seconds": round(took, 2), "MB_per_s": round(total / took / 1e6, 1), "execute_cli_s": round(execute_s, 2),
-        "throttles_removed": verify.get("throttles_removed"), "timeline": timeline,
+        "throttles_removed": verify.get("throttles_removed"), "verify_calls": verify_calls,
+        "timeline": timeline, "sync_after_fill_s": sync_s,
         # When the latency windows are: [baseline, execute) and [execute, done).
         "t_execute": t_exec, "t_done": t_done,
     }
     if throttle:
         out["expected_s_at_throttle"] = round(total / throttle, 2)
         out["time_over_expected"] = round(took / (total / throttle), 2)
+    # With a throttle: a replication throttle is a rate over the last replication.quota.window.num (11) samples of 1 s, counted
+    # as at least 10 s: over any 11 s of the move, broker 4 may receive about the throttle, not more (the
+    # first 10 s worth may come at once).
+    if throttle:
+        peak = peak_window_rate(timeline, QUOTA_SPAN_S)
+        out["peak_11s_MB_per_s"] = None if peak is None else round(peak / 1e6, 1)
     if total < 0.95 * out["source_bytes"]:
         out["warning"] = f"broker {NEW_BROKER} holds {total} bytes, the leaders {out['source_bytes']}"
     return out
@@ -650,6 +722,10 @@ def reassign_phase(args, cluster: mb.Quorum, work: str, prefix: str) -> dict:
         t_exec, t_done = x.pop("t_execute"), x.pop("t_done")
         x["produce_before"] = latency_window(sender.reports, t_exec - args.reassign_baseline_s, t_exec)
         x["produce_during"] = latency_window(sender.reports, t_exec, t_done)
+        # From the end of the fill: -(sync + settle + baseline) s to the end of the move.
+        since = t_exec - args.reassign_baseline_s - REASSIGN_SETTLE_S - x["sync_after_fill_s"]
+        x["produce_p99_per_s"] = {"from_execute_s": round(since - t_exec, 2),
+                                  "seconds": latency_per_second(sender.reports, since, t_done)}
         b, d = x["produce_before"], x["produce_during"]
         if b.get("p99_ms") and d.get("p99_ms"):
             x["p99_ratio"] = round(d["p99_ms"] / b["p99_ms"], 2)
