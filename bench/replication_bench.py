@@ -807,6 +807,10 @@ def main() -> int:
     if args.quick:
         args.messages, args.rounds, args.lat_seconds, args.kills = 20_000, 1, 5, 2
         args.reassign_bytes, args.reassign_throttle, args.reassign_baseline_s = 48 << 20, 4_000_000, 3.0
+    if args.reassign_bytes < 1 << 20 or args.reassign_throttle < 1 or args.reassign_rate < 1 \
+            or args.reassign_baseline_s <= 0:
+        ap.error("--reassign-bytes must be at least 1 MiB, --reassign-throttle, --reassign-rate and "
+                 "--reassign-baseline-s above 0")
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         ap.error(f"unknown phases {sorted(unknown)}")

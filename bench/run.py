@@ -1794,8 +1794,8 @@ def render_reassign_details(w, ra):
     if not runs:
         return
     w("| reassignment onto broker 4 | moved | time | MB/s | produce p50 before → during | "
-      "p99 before → during | max during | sends during (failed) |")
-    w("|---|---:|---:|---:|---|---|---:|---:|")
+      "p99 before → during | max during | sends during | failed sends of the run |")
+    w("|---|---:|---:|---:|---|---|---:|---:|---:|")
     for label, r in runs:
         b, d = r["produce_before"], r["produce_during"]
         how = "no throttle" if not r.get("throttle_B_per_s") else (
@@ -1805,8 +1805,7 @@ def render_reassign_details(w, ra):
         w(f"| {how} | {fmt_num(r['bytes_moved'] / 1e6)} MB | {fmt_num(r['seconds'], 2)} s | {fmt_num(r['MB_per_s'])} | "
           f"{fmt_num(b.get('p50_ms'), 2)} → {fmt_num(d.get('p50_ms'), 2)} ms | "
           f"{fmt_num(b.get('p99_ms'), 2)} → {fmt_num(d.get('p99_ms'), 2)} ms | {fmt_num(d.get('max_ms'), 1)} ms | "
-          f"{fmt_int(d.get('sent'))} ({fmt_int(r['producer']['failed_sends'])} of {fmt_int(r['producer']['sent'])} "
-          "in the run) |")
+          f"{fmt_int(d.get('sent'))} | {fmt_int(r['producer']['failed_sends'])} of {fmt_int(r['producer']['sent'])} |")
     w("")
     w("*Moved* is the size of broker 4's segment files of the topic once the reassignment is complete (the "
       "leaders' copies hold the same). A replication throttle, as in Kafka, is a rate over the last 11 one-second "
