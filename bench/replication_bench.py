@@ -39,12 +39,36 @@ Phases (each can be skipped with --phases):
             6 partitions, replication factor 3, min.insync.replicas=2. Reports
             failed sends (goal 0), the total time and, read back afterwards,
             that every acknowledged record is there.
+  reassign  a 4th node joins the cluster as a broker only (process.roles=broker,
+            the same controller voters). A topic of 6 partitions, replication
+            factor 3 on brokers 1-3 (placed by hand), min.insync.replicas=2, is
+            filled with --reassign-bytes of 1 KiB records (rdkafka_performance,
+            acks=all), the page cache is written out (sync), and then
+            `tributary partition reassign --execute --plan` replaces one follower
+            of every partition with broker 4 (the leaders stay): a move of the
+            whole topic's data onto the new broker. The time runs from --execute
+            until every node's metadata shows every partition on the plan's
+            replicas, all in the ISR (polled every 50 ms), and `--verify` calls
+            the plan complete (which also removes the throttles). Twice, each on
+            a fresh topic that is deleted afterwards: without a throttle, then
+            with --throttle --reassign-throttle bytes/s. Throughout, a
+            confluent-kafka producer (acks=all, linger.ms=0) sends
+            --reassign-rate records/s of 1 KiB to another topic of brokers 1-3
+            (6 partitions, RF 3, its replicas stay); its per-send latency
+            (produce() to the delivery report) p50/p99/max during the move is
+            set against the --reassign-baseline-s seconds just before --execute,
+            with p99 per second from the end of the fill, and its failed sends
+            are counted. Bytes moved are broker 4's segment files of the topic
+            at the end (against the leaders'); with the throttle also the
+            highest rate over any 11 s (the span a replication throttle is
+            measured over) from a sample of those files every second.
 
 One JSON object on stdout; progress on stderr. Every process started here is
 stopped on exit (and gets SIGKILL from the kernel if this script dies).
 
     python3 bench/replication_bench.py --tributary-bin target/release/tributary
     python3 bench/replication_bench.py --tributary-bin target/debug/tributary --quick
+    python3 bench/replication_bench.py --tributary-bin target/release/tributary --phases reassign --data-root /var/tmp
 """
 
 from __future__ import annotations
@@ -67,13 +91,14 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import metadata_bench as mb  # noqa: E402 - the cluster harness lives there
 from metadata_bench import summary  # noqa: E402
+from assign_bench import pct  # noqa: E402 - the percentile every bench script uses
 from run import parse_perf_produce, resolve_perf  # noqa: E402 - rdkafka_performance as run.py finds and reads it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSIGN_BENCH = os.path.join(REPO, "bench", "assign_bench.py")
 ISR_TIMEOUT_S = 120.0
 FAILOVER_LIMIT_S = 60.0
-PHASES = ("produce", "latency", "failover", "rolling")
+PHASES = ("produce", "latency", "failover", "rolling", "reassign")
 
 
 def log(*a):
@@ -139,9 +164,10 @@ def wait_full_isr(q: mb.Quorum, topic: str, partitions: int) -> float:
 # --------------------------------------------------------------------------- produce throughput
 
 
-def perf_produce(perf: str, bootstrap: str, topic: str, size: int, count: int, timeout: float) -> dict:
+def perf_produce(perf: str, bootstrap: str, topic: str, size: int, count: int, timeout: float,
+                 extra: tuple[str, ...] = ()) -> dict:
     argv = [perf, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(count), "-a", "-1",
-            "-X", "linger.ms=5"]
+            "-X", "linger.ms=5", *extra]
     t0 = time.monotonic()
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -219,11 +245,13 @@ class Sender(threading.Thread):
     """Produces one record every `every` seconds to one partition and keeps every delivery report:
     (time the record was produced, time its report arrived, error or None)."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int | None, every: float, config: dict):
+    def __init__(self, bootstrap: str, topic: str, partition: int | None, every: float, config: dict,
+                 size: int = 0, keep_values: bool = True):
         super().__init__(daemon=True)
         from confluent_kafka import Producer
 
         self.topic, self.partition, self.every = topic, partition, every
+        self.size, self.keep_values = size, keep_values  # values padded to `size` bytes; acked ones kept
         debug = os.environ.get("REPLICATION_BENCH_CLIENT_DEBUG")  # librdkafka debug contexts, to stderr
         extra = {"debug": debug, "log_level": 7} if debug else {"log_level": 0}
         self.producer = Producer({"bootstrap.servers": bootstrap, **extra, **config})
@@ -240,12 +268,12 @@ class Sender(threading.Thread):
             now = time.monotonic()
             if now >= next_at:
                 produced_at = now
-                value = f"{n}".encode()
+                value = f"{n}".encode().ljust(self.size, b".")
 
                 def report(err, msg, produced_at=produced_at, value=value):
                     with self.lock:
                         self.reports.append((produced_at, time.monotonic(), None if err is None else str(err)))
-                        if err is None:
+                        if err is None and self.keep_values:
                             self.acked_values.append(value)
 
                 kw = {} if self.partition is None else {"partition": self.partition}
@@ -420,6 +448,300 @@ def rolling_phase(args, cluster: mb.Quorum, prefix: str) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- reassignment onto a new broker
+
+NEW_BROKER = 4
+REASSIGN_PARTITIONS = 6
+REASSIGN_RECORD = 1024
+REASSIGN_SETTLE_S = 2.0
+QUOTA_SPAN_S = 11.0  # replication.quota.window.num x replication.quota.window.size.seconds (the defaults)
+
+
+class BrokerOnlyNode(mb.Node):
+    """A node that joins the cluster as a broker only (process.roles=broker): it votes in no quorum and
+    learns the metadata from the controllers named by the same voters line."""
+
+    def write_config(self, voters: str) -> dict:
+        props = {
+            "process.roles": "broker",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://{mb.HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "log.dirs": self.data_dir,
+        }
+        with open(self.config, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in props.items()))
+        return props
+
+
+def add_broker(q: mb.Quorum, binary: str, work: str, node_id: int) -> BrokerOnlyNode:
+    """Starts a broker-only node with the cluster's voters; returns once every node lists it."""
+    (port,) = mb.free_ports(1)
+    nd = BrokerOnlyNode(binary, work, "cluster", node_id, port, 0)
+    nd.props = nd.write_config(q.voters)
+    nd.start()
+    expected = q.ids | {node_id}
+
+    def listed():
+        if not nd.running():
+            raise RuntimeError(f"broker {node_id} exited with status {nd.proc.returncode}:\n{nd.log_tail()}")
+        return all(set(mb.metadata(n.port, [])["brokers"]) == expected for n in [*q.nodes.values(), nd])
+
+    mb.wait_for(f"every node to list brokers {sorted(expected)}", listed, mb.READY_TIMEOUT_S, 0.1, q.check_alive)
+    return nd
+
+
+def create_assigned(bootstrap: str, name: str, assignment: list[list[int]], configs: dict) -> None:
+    """A topic whose replicas are placed by hand (a new broker would otherwise get some of them)."""
+    from confluent_kafka.admin import NewTopic
+
+    client = mb.admin_client(bootstrap, quiet=True)
+    fs = client.create_topics([NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment,
+                                        config=configs)],
+                              operation_timeout=30, request_timeout=30)
+    fs[name].result(timeout=60)
+
+
+def delete_topic(bootstrap: str, name: str) -> None:
+    client = mb.admin_client(bootstrap, quiet=True)
+    client.delete_topics([name], operation_timeout=30, request_timeout=30)[name].result(timeout=60)
+
+
+def log_bytes(data_dir: str, topic: str, partition: int) -> int:
+    """The bytes of a replica's segment files (*.log) on disk; 0 when the replica is not there."""
+    d = os.path.join(data_dir, f"{topic}-{partition}")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return 0
+    total = 0
+    for n in names:
+        if n.endswith(".log"):
+            try:
+                total += os.path.getsize(os.path.join(d, n))
+            except OSError:
+                pass  # a segment deleted between listdir and stat
+    return total
+
+
+def reassign_cli(binary: str, bootstrap: str, plan: str, action: str, *extra: str) -> tuple[int, dict, str]:
+    """`tributary partition reassign --ACTION --plan PLAN -o json`: (exit status, its JSON, stderr)."""
+    argv = [binary, "partition", "reassign", "--brokers", bootstrap, f"--{action}", "--plan", plan,
+            "--timeout", "30s", "-o", "json", *extra]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    try:
+        out = json.loads(p.stdout) if p.stdout.strip() else {}
+    except ValueError:
+        out = {"unparsed": p.stdout[-500:]}
+    return p.returncode, out, p.stderr[-800:]
+
+
+def latency_window(reports: list[tuple[float, float, str | None]], t0: float, t1: float) -> dict:
+    """Per-send latency (produce() to its delivery report) of the records produced in [t0, t1)."""
+    window = [(done - produced, err) for produced, done, err in reports if t0 <= produced < t1]
+    ok = sorted(lat * 1000.0 for lat, err in window if err is None)
+    out = {"sent": len(window), "failed": sum(1 for _, err in window if err is not None),
+           "seconds": round(t1 - t0, 2)}
+    if ok:
+        out.update({"p50_ms": round(pct(ok, 0.50), 2), "p99_ms": round(pct(ok, 0.99), 2),
+                    "max_ms": round(ok[-1], 2)})
+    return out
+
+
+def peak_window_rate(timeline: list[tuple[float, int]], span: float) -> float | None:
+    """The highest rate, bytes/s, over any `span` seconds of a (seconds, bytes so far) timeline: the
+    bytes between two samples at most `span` apart, over `span`."""
+    best = None
+    for i, (t0, b0) in enumerate(timeline):
+        for t1, b1 in timeline[i + 1:]:
+            if t1 - t0 > span:
+                break
+            best = max(best or 0.0, (b1 - b0) / span)
+    return best
+
+
+def latency_per_second(reports: list[tuple[float, float, str | None]], t0: float, t1: float) -> list:
+    """[second since t0, sends, p99 ms] for each whole second of [t0, t1): how the latency moved."""
+    buckets: dict[int, list[float]] = {}
+    for produced, done, err in reports:
+        if t0 <= produced < t1 and err is None:
+            buckets.setdefault(int(produced - t0), []).append((done - produced) * 1000.0)
+    return [[s, len(v), round(pct(sorted(v), 0.99), 1)] for s, v in sorted(buckets.items())]
+
+
+def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, throttle: int | None,
+                 work: str) -> dict:
+    """Fills a topic on brokers 1-3, waits --reassign-baseline-s, then moves one replica of every
+    partition onto the new broker with `tributary partition reassign` and times it to complete."""
+    binary = os.path.abspath(args.tributary_bin)
+    bootstrap = cluster.bootstrap()
+    ids = sorted(cluster.ids)
+    # Partition p on a rotation of brokers 1-3, its first replica the leader; the move replaces the last
+    # replica (a follower), so every old broker gives up two replicas and no leader moves.
+    assignment = [[ids[(p + j) % len(ids)] for j in range(3)] for p in range(REASSIGN_PARTITIONS)]
+    create_assigned(bootstrap, topic, assignment, {"min.insync.replicas": "2"})
+    wait_full_isr(cluster, topic, REASSIGN_PARTITIONS)
+    count = max(1, args.reassign_bytes // REASSIGN_RECORD)
+    # A partition per record at random (not librdkafka's sticky one per batch), so the partitions fill evenly.
+    fill = perf_produce(args.perf, bootstrap, topic, REASSIGN_RECORD, count, 1800,
+                        ("-X", "sticky.partitioning.linger.ms=0"))
+    fill["cmd"] = fill["cmd"].replace(bootstrap, "CLUSTER")
+    wait_full_isr(cluster, topic, REASSIGN_PARTITIONS)
+    source = {p: log_bytes(cluster.nodes[a[0]].data_dir, topic, p) for p, a in enumerate(assignment)}
+    log(f"reassign {topic}: filled {sum(source.values()) / 1e6:.1f} MB ({fill['MB_per_s']} MB/s); "
+        f"baseline latency for {args.reassign_baseline_s:g} s")
+    target = [a[:2] + [NEW_BROKER] for a in assignment]
+    plan_path = os.path.join(work, f"{topic}.plan.json")
+    with open(plan_path, "w") as f:
+        json.dump({"version": 1, "partitions": [{"topic": topic, "partition": p, "replicas": r}
+                                                for p, r in enumerate(target)]}, f)
+
+    # The fill leaves the kernel with up to a GB of dirty pages to write back, which slows every fsync (and
+    # so every acks=all produce) for seconds: written out now, so the baseline is the cluster at rest.
+    t_sync = time.monotonic()
+    os.sync()
+    sync_s = round(time.monotonic() - t_sync, 2)
+    time.sleep(REASSIGN_SETTLE_S)
+    time.sleep(args.reassign_baseline_s)
+    t_exec = time.monotonic()
+    extra = ("--throttle", str(throttle)) if throttle else ()
+    rc, started, err = reassign_cli(binary, bootstrap, plan_path, "execute", *extra)
+    execute_s = time.monotonic() - t_exec
+    if rc != 0 or any(x.get("status") != "started" for x in started.get("partitions", [])) \
+            or len(started.get("partitions", [])) != REASSIGN_PARTITIONS:
+        raise RuntimeError(f"reassign --execute exited {rc}: {started} {err}")
+
+    # Done when every node's metadata shows every partition on the plan's replicas with all of them in the
+    # ISR (the controller completes a reassignment once its new replicas are in the ISR, and drops the old
+    # one then), polled on raw sockets every 50 ms, and --verify then calls every partition complete (nothing
+    # listed in progress, the replicas the plan's). The time is the metadata's.
+    expected_s = args.reassign_bytes / throttle if throttle else args.reassign_bytes / 50e6
+    limit = max(180.0, 4 * expected_s)
+    nodes = [*cluster.nodes.values(), new]
+    timeline = [(0.0, 0)]  # (seconds after --execute, bytes on the new broker), about one a second
+    verify, verify_calls = {}, 0
+
+    def on_target_everywhere() -> bool:
+        for nd in nodes:
+            parts = partitions_of(nd.port, topic)
+            if len(parts) != REASSIGN_PARTITIONS:
+                return False
+            for p, st in parts.items():
+                if sorted(st["replicas"]) != sorted(target[p]) or not set(target[p]) <= set(st["isr"]):
+                    return False
+        return True
+
+    t_done = None
+    while time.monotonic() - t_exec < limit:
+        cluster.check_alive()
+        if not new.running():
+            raise RuntimeError(f"broker {NEW_BROKER} exited:\n{new.log_tail()}")
+        now = time.monotonic()
+        if now - t_exec - timeline[-1][0] >= 1.0:
+            timeline.append((round(now - t_exec, 2), sum(log_bytes(new.data_dir, topic, p) for p in source)))
+        try:
+            seen = on_target_everywhere()
+        except mb.WireError:
+            seen = False  # a node busy past the socket timeout: ask again
+        if seen or verify_calls == 0 or now - t_exec > 10.0 * verify_calls:
+            # Also every 10 s, to stop early on a reassignment that failed.
+            rc, verify, err = reassign_cli(binary, bootstrap, plan_path, "verify")
+            verify_calls += 1
+            if seen and verify.get("complete"):
+                t_done = now
+                break
+            if rc not in (0, 1) or any(x.get("status") == "failed" for x in verify.get("partitions", [])):
+                raise RuntimeError(f"reassign --verify exited {rc}: {verify} {err}")
+        time.sleep(0.05)
+    if t_done is not None:
+        timeline.append((round(t_done - t_exec, 2), sum(log_bytes(new.data_dir, topic, p) for p in source)))
+    else:
+        moved = sum(log_bytes(new.data_dir, topic, p) for p in source)
+        raise RuntimeError(f"the reassignment of {topic} was not complete {limit:g} s after --execute "
+                           f"(broker {NEW_BROKER} holds {moved} of {sum(source.values())} bytes; last verify: "
+                           f"{json.dumps(verify)[:600]})")
+    took = t_done - t_exec
+    moved = {p: log_bytes(new.data_dir, topic, p) for p in source}
+    total = sum(moved.values())
+    out = {
+        "topic_partitions": REASSIGN_PARTITIONS, "throttle_B_per_s": throttle, "fill": fill,
+        "source_bytes": sum(source.values()), "bytes_moved": total,
+        "bytes_moved_per_partition": {str(p): b for p, b in moved.items()},
+        "seconds": round(took, 2), "MB_per_s": round(total / took / 1e6, 1), "execute_cli_s": round(execute_s, 2),
+        "throttles_removed": verify.get("throttles_removed"), "verify_calls": verify_calls,
+        "timeline": timeline, "sync_after_fill_s": sync_s,
+        # When the latency windows are: [baseline, execute) and [execute, done).
+        "t_execute": t_exec, "t_done": t_done,
+    }
+    if throttle:
+        out["expected_s_at_throttle"] = round(total / throttle, 2)
+        out["time_over_expected"] = round(took / (total / throttle), 2)
+    # With a throttle: a replication throttle is a rate over the last replication.quota.window.num (11) samples of 1 s, counted
+    # as at least 10 s: over any 11 s of the move, broker 4 may receive about the throttle, not more (the
+    # first 10 s worth may come at once).
+    if throttle:
+        peak = peak_window_rate(timeline, QUOTA_SPAN_S)
+        out["peak_11s_MB_per_s"] = None if peak is None else round(peak / 1e6, 1)
+    if total < 0.95 * out["source_bytes"]:
+        out["warning"] = f"broker {NEW_BROKER} holds {total} bytes, the leaders {out['source_bytes']}"
+    return out
+
+
+def reassign_phase(args, cluster: mb.Quorum, work: str, prefix: str) -> dict:
+    binary = os.path.abspath(args.tributary_bin)
+    t0 = time.monotonic()
+    new = add_broker(cluster, binary, work, NEW_BROKER)
+    log(f"broker {NEW_BROKER} (process.roles=broker) joined in {time.monotonic() - t0:.2f} s")
+    ids = sorted(cluster.ids)
+    lat_topic = f"{prefix}ra-lat"
+    create_assigned(cluster.bootstrap(), lat_topic,
+                    [[ids[(p + j) % len(ids)] for j in range(3)] for p in range(REASSIGN_PARTITIONS)],
+                    {"min.insync.replicas": "2"})
+    wait_full_isr(cluster, lat_topic, REASSIGN_PARTITIONS)
+    out = {"bytes": args.reassign_bytes, "partitions": REASSIGN_PARTITIONS, "record": REASSIGN_RECORD,
+           "new_broker": NEW_BROKER, "producer_rate": args.reassign_rate, "baseline_s": args.reassign_baseline_s,
+           "new_broker_config": {k: v for k, v in new.props.items()
+                                 if k not in ("listeners", "log.dirs", "controller.quorum.voters")},
+           "cmd_execute": "tributary partition reassign --brokers CLUSTER --execute --plan plan.json "
+                          "[--throttle BYTES_PER_S] -o json",
+           "cmd_verify": "tributary partition reassign --brokers CLUSTER --verify --plan plan.json -o json"}
+    for label, throttle in (("unthrottled", None), ("throttled", args.reassign_throttle)):
+        topic = f"{prefix}ra-{label}"
+        # The measured producer: acks=all, linger.ms=0, 1 KiB records at --reassign-rate to the other topic
+        # of the same brokers (its replicas stay where they are), for the whole run.
+        sender = Sender(cluster.bootstrap(), lat_topic, None, 1.0 / args.reassign_rate,
+                        {"acks": "all", "linger.ms": 0}, size=REASSIGN_RECORD, keep_values=False)
+        sender.start()
+        try:
+            mb.wait_for("the latency producer's first acknowledged record", lambda: sender.first_ok_after(0.0),
+                        30, 0.05)
+            x = reassign_run(args, cluster, new, topic, throttle, work)
+        finally:
+            unflushed = sender.finish()  # every record produced so far is reported (or unflushed)
+        t_exec, t_done = x.pop("t_execute"), x.pop("t_done")
+        x["produce_before"] = latency_window(sender.reports, t_exec - args.reassign_baseline_s, t_exec)
+        x["produce_during"] = latency_window(sender.reports, t_exec, t_done)
+        # From the end of the fill: -(sync + settle + baseline) s to the end of the move.
+        since = t_exec - args.reassign_baseline_s - REASSIGN_SETTLE_S - x["sync_after_fill_s"]
+        x["produce_p99_per_s"] = {"from_execute_s": round(since - t_exec, 2),
+                                  "seconds": latency_per_second(sender.reports, since, t_done)}
+        b, d = x["produce_before"], x["produce_during"]
+        if b.get("p99_ms") and d.get("p99_ms"):
+            x["p99_ratio"] = round(d["p99_ms"] / b["p99_ms"], 2)
+        errors = sender.errors()
+        x["producer"] = {"sent": sender.sent, "failed_sends": len(errors), "unflushed": unflushed}
+        if errors:
+            x["producer"]["first_error"] = errors[0]
+        out[label] = x
+        log(f"reassign {label}: {x['bytes_moved'] / 1e6:.1f} MB onto broker {NEW_BROKER} in {x['seconds']} s "
+            f"({x['MB_per_s']} MB/s); produce p99 {b.get('p99_ms')} ms before, {d.get('p99_ms')} ms during; "
+            f"{len(errors)} failed sends")
+        # The data of this run goes; the next one moves a fresh topic of the same size.
+        delete_topic(cluster.bootstrap(), topic)
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -441,7 +763,8 @@ def run(args, work: str, result: dict) -> None:
     for name, fn in (("produce", lambda: produce_phase(args, single, cluster, prefix)),
                      ("latency", lambda: latency_phase(args, single, cluster, prefix)),
                      ("failover", lambda: failover_phase(args, cluster, prefix)),
-                     ("rolling", lambda: rolling_phase(args, cluster, prefix))):
+                     ("rolling", lambda: rolling_phase(args, cluster, prefix)),
+                     ("reassign", lambda: reassign_phase(args, cluster, work, prefix))):
         if name not in phases:
             continue
         try:
@@ -469,16 +792,29 @@ def main() -> int:
     ap.add_argument("--lat-seconds", type=int, default=30)
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--rolling-rate", type=int, default=1000)
+    ap.add_argument("--reassign-bytes", type=int, default=1 << 30,
+                    help="bytes of 1 KiB records each reassignment moves onto the new broker (default 1 GiB)")
+    ap.add_argument("--reassign-throttle", type=int, default=50_000_000,
+                    help="the second reassignment's --throttle, bytes/s (default %(default)s)")
+    ap.add_argument("--reassign-rate", type=int, default=1000,
+                    help="records/s of the producer measured during the reassignments (default %(default)s)")
+    ap.add_argument("--reassign-baseline-s", type=float, default=5.0,
+                    help="seconds of produce latency measured before each reassignment (default %(default)s)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for trying the script out")
     ap.add_argument("--data-root", default=tempfile.gettempdir())
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.messages, args.rounds, args.lat_seconds, args.kills = 20_000, 1, 5, 2
+        args.reassign_bytes, args.reassign_throttle, args.reassign_baseline_s = 48 << 20, 4_000_000, 3.0
+    if args.reassign_bytes < 1 << 20 or args.reassign_throttle < 1 or args.reassign_rate < 1 \
+            or args.reassign_baseline_s <= 0:
+        ap.error("--reassign-bytes must be at least 1 MiB, --reassign-throttle, --reassign-rate and "
+                 "--reassign-baseline-s above 0")
     unknown = set(args.phases.split(",")) - set(PHASES)
     if unknown:
         ap.error(f"unknown phases {sorted(unknown)}")
-    if args.perf is None and "produce" in args.phases:
+    if args.perf is None and {"produce", "reassign"} & set(args.phases.split(",")):
         args.perf = resolve_perf(None)
         if args.perf is None:
             ap.error("no rdkafka_performance: run bash bench/setup.sh or pass --perf")
@@ -489,7 +825,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     work = tempfile.mkdtemp(prefix="replication-bench-", dir=args.data_root)
     result = {"settings": {k: getattr(args, k) for k in ("phases", "size", "messages", "rounds", "lat_rate",
-                                                         "lat_seconds", "kills", "rolling_rate")}}
+                                                         "lat_seconds", "kills", "rolling_rate", "reassign_bytes",
+                                                         "reassign_throttle", "reassign_rate",
+                                                         "reassign_baseline_s")}}
     rc = 0
     try:
         run(args, work, result)

@@ -19,7 +19,8 @@ directory) it measures:
     quorum beside a single node plus quorum leader failover
     (bench/metadata_bench.py), and replication: RF=3 against one node for
     acks=all produce and end-to-end latency, partition leader failover after
-    kill -9, a rolling restart under load (bench/replication_bench.py)
+    kill -9, a rolling restart under load, and the reassignment of 1 GiB onto
+    a new broker with and without a throttle (bench/replication_bench.py)
 
 then writes docs/benchmarks.md and the raw results to bench/out/.
 
@@ -129,6 +130,8 @@ PLANS = {
         "replication_lat_seconds": 20,
         "replication_kills": 12,
         "replication_rolling_rate": 1000,
+        "replication_reassign_bytes": 1 << 30,
+        "replication_reassign_throttle": 50_000_000,
     },
     "quick": {
         "phase_s": 3.0,
@@ -155,6 +158,8 @@ PLANS = {
         "replication_lat_seconds": 5,
         "replication_kills": 3,
         "replication_rolling_rate": 500,
+        "replication_reassign_bytes": 48 << 20,
+        "replication_reassign_throttle": 4_000_000,
     },
 }
 
@@ -1152,10 +1157,23 @@ class Runner:
         leader failover after kill -9, a rolling restart under load. It starts and stops its own brokers."""
         p = self.plan
         argv = [sys.executable, str(REPLICATION_BENCH), "--tributary-bin", str(binary), "--perf", self.perf,
+                "--phases", "produce,latency,failover,rolling",
                 "--messages", str(p["replication_messages"]), "--rounds", str(p["replication_rounds"]),
                 "--lat-seconds", str(p["replication_lat_seconds"]), "--kills", str(p["replication_kills"]),
                 "--rolling-rate", str(p["replication_rolling_rate"]), "--data-root", self.args.data_root]
         d, _ = run_json_script("replication_bench.py", argv, 3600)
+        d["cmd"] = shlex.join(["python3", "bench/replication_bench.py", "--tributary-bin", "BIN"] + argv[6:-2])
+        return d
+
+    def replication_reassign(self, binary):
+        """replication_bench.py --phases reassign: a partition reassignment of 1 GiB onto a 4th broker,
+        unthrottled then throttled, timed, with the produce latency of another topic before and during it.
+        A cluster of its own, so the other replication phases' topics do not weigh on it."""
+        p = self.plan
+        argv = [sys.executable, str(REPLICATION_BENCH), "--tributary-bin", str(binary), "--perf", self.perf,
+                "--phases", "reassign", "--reassign-bytes", str(p["replication_reassign_bytes"]),
+                "--reassign-throttle", str(p["replication_reassign_throttle"]), "--data-root", self.args.data_root]
+        d, _ = run_json_script("replication_bench.py", argv, 1800)
         d["cmd"] = shlex.join(["python3", "bench/replication_bench.py", "--tributary-bin", "BIN"] + argv[6:-2])
         return d
 
@@ -1273,6 +1291,7 @@ class Runner:
             # The cluster phase is not a single-node row: the baseline (which may predate clusters) skips it.
             self.standalone_phase(res, "metadata_quorum", lambda: self.metadata_quorum(binary))
             self.standalone_phase(res, "replication", lambda: self.replication(binary))
+            self.standalone_phase(res, "replication_reassign", lambda: self.replication_reassign(binary))
         if kind(name) == "tributary":
             # Phases that need broker overrides, each on a fresh broker of its own.
             # `tributary start` sets group.initial.rebalance.delay.ms=0 (as Kafka's sample server.properties
@@ -1474,6 +1493,16 @@ def summary_line(summary):
     return f"{met} of {len(summary)} met" + (f" ({'; '.join(extra)})." if extra else ".")
 
 
+def fmt_bytes(v):
+    """A byte count in the largest binary unit it is a whole multiple of (1 GiB, 48 MiB), else in bytes."""
+    if v is None:
+        return "—"
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if v >= 1 << shift and v % (1 << shift) == 0:
+            return f"{v >> shift:,} {unit}"
+    return f"{v:,} B"
+
+
 def size_label(size):
     return "1 KiB" if size == 1024 else f"{size} B"
 
@@ -1623,9 +1652,37 @@ def render_replication(w, row, judge, tb, plan):
       "also idempotent; the time from the kill to the first acknowledged record produced after it. *Rolling "
       "restart*: SIGTERM (controlled shutdown) and restart of each node in turn, the next once every partition's "
       "ISR is full again, under a producer with librdkafka's defaults and acks=all; every acknowledged record is "
-      "read back afterwards.")
+      "read back afterwards. *Reassignment* (a cluster of its own): a 4th node joins as a broker only "
+      "(process.roles=broker, the same voters); a topic of 6 partitions, replication factor 3 on brokers 1-3, "
+      f"min.insync.replicas=2, is filled with {fmt_bytes(plan.get('replication_reassign_bytes'))} of 1 KiB "
+      "records, then `tributary partition reassign --execute` replaces one follower of every partition with "
+      "broker 4 (the leaders stay), and `--verify` is polled until every partition is complete and every node "
+      "shows broker 4 in every ISR: the time is from --execute to then. Twice, each on a fresh topic: without a "
+      f"throttle, then with `--throttle {fmt_int(plan.get('replication_reassign_throttle'))}` (bytes/s). "
+      "Throughout, a confluent-kafka producer sends 1,000 records/s of 1 KiB with acks=all and linger.ms=0 to "
+      "another topic on brokers 1-3 (6 partitions, RF 3); its per-send latency (produce() to the delivery report) "
+      "during the move is set against the 5 s just before --execute.")
     w("")
     ph = (tb or {}).get("phases", {}).get("replication") if tb else None
+    ra = (tb or {}).get("phases", {}).get("replication_reassign") if tb else None
+
+    def reassign(label):
+        if ra is None:
+            raise _NotRun()
+        x = ra.get("reassign")
+        if not x:
+            raise _CellError(ra.get("error") or "no reassign phase")
+        if x.get("error"):
+            raise _CellError(x["error"])
+        return x[label]
+
+    def reassign_cell(label):
+        x = reassign(label)
+        b, d = x["produce_before"], x["produce_during"]
+        failed = x["producer"]["failed_sends"]
+        return (f"{fmt_num(x['seconds'])} s ({fmt_num(x['MB_per_s'])} MB/s); produce p99 {fmt_num(d.get('p99_ms'))} "
+                f"ms during, {fmt_num(b.get('p99_ms'))} ms before" + (f"; **{fmt_int(failed)} failed sends**"
+                                                                     if failed else ""))
 
     def part(name):
         if ph is None:
@@ -1687,7 +1744,12 @@ def render_replication(w, row, judge, tb, plan):
         "0 failed sends",
         judge(lambda b: part("rolling"), lambda vt, _: vt["failed_sends"] == 0 and vt["missing_acked"] == 0),
         section="replication")
+    row(f"reassignment of {fmt_bytes(plan.get('replication_reassign_bytes'))} onto a new broker, no throttle",
+        lambda b: reassign_cell("unthrottled"), lambda b: "— (no replication)", "—", None)
+    row(f"the same with --throttle {fmt_num((plan.get('replication_reassign_throttle') or 0) / 1e6, 0)} MB/s",
+        lambda b: reassign_cell("throttled"), lambda b: "— (no replication)", "—", None)
     w("")
+    render_reassign_details(w, ra)
     if ph is None:
         return
     if ph.get("error"):
@@ -1719,6 +1781,41 @@ def render_replication(w, row, judge, tb, plan):
         w("")
     if ph.get("cmd"):
         w(f"Command: `{ph['cmd']}`")
+        w("")
+
+
+def render_reassign_details(w, ra):
+    """The reassignment runs of replication_bench.py --phases reassign, one row each, and their commands."""
+    x = (ra or {}).get("reassign") or {}
+    runs = [(label, x[label]) for label in ("unthrottled", "throttled") if x.get(label)]
+    if ra and (ra.get("error") or x.get("error")):
+        w(f"> **Reassignment phase failed:** {str(x.get('error') or ra.get('error')).strip().splitlines()[0]}")
+        w("")
+    if not runs:
+        return
+    w("| reassignment onto broker 4 | moved | time | MB/s | produce p50 before → during | "
+      "p99 before → during | max during | sends during | failed sends of the run |")
+    w("|---|---:|---:|---:|---|---|---:|---:|---:|")
+    for label, r in runs:
+        b, d = r["produce_before"], r["produce_during"]
+        how = "no throttle" if not r.get("throttle_B_per_s") else (
+            f"--throttle {fmt_int(r['throttle_B_per_s'])} B/s (moved ÷ throttle: "
+            f"{fmt_num(r.get('expected_s_at_throttle'))} s; highest rate over 11 s: "
+            f"{fmt_num(r.get('peak_11s_MB_per_s'))} MB/s)")
+        w(f"| {how} | {fmt_num(r['bytes_moved'] / 1e6)} MB | {fmt_num(r['seconds'], 2)} s | {fmt_num(r['MB_per_s'])} | "
+          f"{fmt_num(b.get('p50_ms'), 2)} → {fmt_num(d.get('p50_ms'), 2)} ms | "
+          f"{fmt_num(b.get('p99_ms'), 2)} → {fmt_num(d.get('p99_ms'), 2)} ms | {fmt_num(d.get('max_ms'), 1)} ms | "
+          f"{fmt_int(d.get('sent'))} | {fmt_int(r['producer']['failed_sends'])} of {fmt_int(r['producer']['sent'])} |")
+    w("")
+    w("*Moved* is the size of broker 4's segment files of the topic once the reassignment is complete (the "
+      "leaders' copies hold the same). A replication throttle, as in Kafka, is a rate over the last 11 one-second "
+      "samples counted as at least 10 s: any 11 s of a throttled move carry about 10 s worth at the throttle, and "
+      "that much may come at once, so a move of a few times that size takes less than its size over the "
+      "throttle. The highest rate over 11 s is taken from broker 4's segment files sampled every second.")
+    w("")
+    if x.get("cmd_execute"):
+        w(f"Commands: `{x['cmd_execute']}`, then `{x['cmd_verify']}` until complete; "
+          f"the run: `{ra.get('cmd')}`")
         w("")
 
 
