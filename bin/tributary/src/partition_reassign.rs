@@ -22,10 +22,11 @@
 //! `follower.replication.throttled.rate`. They throttle only replicas out of
 //! the ISR, so the partition's own traffic is never held back.
 //!
-//! With `--wait`, a progress bar on stderr (a terminal only) counts the
-//! records the new replicas have copied: the leader's log end offset against
-//! each new replica's (ListOffsets with Kafka's debugging replica id, which
-//! any replica answers).
+//! Progress is in bytes, from DescribeLogDirs as `kafka-log-dirs.sh` shows
+//! it: each adding replica has to copy the leader's log (its size on the
+//! leader) and lacks what its own log is short of it. `--verify` says so per
+//! partition and in total (`bytes_total`, `bytes_left`); with `--wait`, a
+//! progress bar on stderr (a terminal only) counts the bytes copied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
+use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
 use tributary_client::{Client, ClientError, ConfigChange, ConfigResource, KafkaError, TopicPartition};
 
@@ -59,12 +61,18 @@ removes the throttles once every partition is complete; --cancel removes them to
 JSON output:
   --generate: {\"current\": PLAN, \"proposed\": PLAN}
   --execute:  {\"current\": PLAN, \"throttle\": int|null, \"partitions\": [RESULT], \"complete\": bool|null}
-  --verify:   {\"partitions\": [STATUS], \"complete\": bool, \"throttles_removed\": bool}
+  --verify:   {\"partitions\": [STATUS], \"complete\": bool, \"throttles_removed\": bool,
+               \"bytes_total\": int, \"bytes_left\": int}
   --cancel:   {\"partitions\": [RESULT], \"throttles_removed\": bool}
   RESULT: {\"topic\": str, \"partition\": int, \"status\": \"started\"|\"cancelled\"|\"not_in_progress\"|\"failed\",
            \"error\": {\"code\": int, \"name\": str, \"message\": str}|null}
   STATUS: {\"topic\": str, \"partition\": int, \"status\": \"complete\"|\"in_progress\"|\"failed\",
-           \"replicas\": [int], \"target\": [int], \"adding\": [int], \"removing\": [int], \"message\": str|null}
+           \"replicas\": [int], \"target\": [int], \"adding\": [int], \"removing\": [int],
+           \"bytes_total\": int|null, \"bytes_left\": int|null, \"message\": str|null}
+bytes_total is what the adding replicas have to copy (the leader's log size, as DescribeLogDirs
+gives it, once per adding replica), bytes_left what they still lack of it (kafka-log-dirs' sizes);
+both are 0 once nothing is being added, null when the leader did not answer; the top-level ones
+are the sums.
 \"complete\" of --execute is null without --wait.
 
 Exit status: 0 on success; 1 when a partition's reassignment was refused or ended elsewhere than
@@ -244,6 +252,12 @@ struct StatusOut {
     target: Vec<i32>,
     adding: Vec<i32>,
     removing: Vec<i32>,
+    /// What the adding replicas have to copy (the leader's log size once
+    /// per adding replica); 0 once nothing is being added; null when the
+    /// leader did not say its size.
+    bytes_total: Option<u64>,
+    /// What the adding replicas still lack of `bytes_total`.
+    bytes_left: Option<u64>,
     message: Option<String>,
 }
 
@@ -485,6 +499,7 @@ async fn start(
 async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, ClientError> {
     let tps: Vec<TopicPartition> = plan.partitions.iter().map(PlanPartition::tp).collect();
     let ongoing = client.list_reassignments(Some(&tps)).await?;
+    let copying = copying(client, &ongoing).await?;
     let metadata = client.metadata(Some(&plan_topics(plan))).await?;
     Ok(plan
         .partitions
@@ -504,6 +519,8 @@ async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, Cl
                 target: p.replicas.clone(),
                 adding: Vec::new(),
                 removing: Vec::new(),
+                bytes_total: Some(0),
+                bytes_left: Some(0),
                 message: None,
             };
             if let Some(r) = ongoing.get(&p.tp()) {
@@ -511,6 +528,9 @@ async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, Cl
                 out.replicas.clone_from(&r.replicas);
                 out.adding.clone_from(&r.adding);
                 out.removing.clone_from(&r.removing);
+                let copying = copying.get(&p.tp());
+                out.bytes_total = copying.map(|c| c.total);
+                out.bytes_left = copying.map(|c| c.left);
             } else if out.replicas != p.replicas {
                 out.status = "failed";
                 out.message = Some(format!(
@@ -537,19 +557,34 @@ async fn verify(client: &mut Client, plan: &Plan, wait: bool, format: Format) ->
         throttles_removed = true;
     }
     let failed = statuses.iter().any(|s| s.status == "failed");
-    let out = serde_json::json!({"partitions": statuses, "complete": complete, "throttles_removed": throttles_removed});
+    let bytes_total: u64 = statuses.iter().filter_map(|s| s.bytes_total).sum();
+    let bytes_left: u64 = statuses.iter().filter_map(|s| s.bytes_left).sum();
+    let out = serde_json::json!({"partitions": statuses, "complete": complete, "throttles_removed": throttles_removed,
+                                 "bytes_total": bytes_total, "bytes_left": bytes_left});
     if !format.print(&out) {
-        let mut table = Table::new(&["TOPIC", "PARTITION", "STATUS", "REPLICAS", "TARGET"]);
+        let mut table = Table::new(&["TOPIC", "PARTITION", "STATUS", "REPLICAS", "TARGET", "COPIED", "LEFT"]);
+        let human = |bytes: Option<u64>| bytes.map_or_else(|| "-".to_string(), |b| HumanBytes(b).to_string());
         for s in &statuses {
+            let copied = s.bytes_total.zip(s.bytes_left).map(|(total, left)| total - left);
             table.row(vec![
                 s.topic.clone(),
                 s.partition.to_string(),
                 s.status.replace('_', " "),
                 format!("{:?}", s.replicas),
                 format!("{:?}", s.target),
+                human(copied),
+                human(s.bytes_left),
             ]);
         }
         print!("{}", table.render());
+        if bytes_left > 0 {
+            println!(
+                "{} of {} copied, {} left",
+                HumanBytes(bytes_total - bytes_left),
+                HumanBytes(bytes_total),
+                HumanBytes(bytes_left)
+            );
+        }
         for s in statuses.iter().filter_map(|s| s.message.as_ref().map(|m| (s, m))) {
             eprintln!("error: {}-{}: {}", s.0.topic, s.0.partition, s.1);
         }
@@ -610,12 +645,37 @@ async fn cancel(client: &mut Client, plan: &Plan, format: Format) -> Result<Exit
     Ok(exit)
 }
 
-/// Records the new replicas still have to copy: for each reassignment in
-/// progress, the leader's log end offset minus each adding replica's.
-async fn records_behind(
+/// What a reassignment's new replicas have to copy: the leader's log size
+/// once per adding replica, and what they still lack of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Copying {
+    total: u64,
+    left: u64,
+}
+
+impl Copying {
+    /// From the leader's log size and each adding replica's (0 for one that
+    /// has not created its log yet, or whose broker did not answer).
+    fn of(leader: u64, adding: impl IntoIterator<Item = u64>) -> Copying {
+        adding.into_iter().fold(Copying::default(), |sum, size| Copying {
+            total: sum.total + leader,
+            left: sum.left + leader.saturating_sub(size),
+        })
+    }
+
+    fn add(self, other: Copying) -> Copying {
+        Copying { total: self.total + other.total, left: self.left + other.left }
+    }
+}
+
+/// For each reassignment in progress, the bytes its adding replicas have to
+/// copy and still lack, from the DescribeLogDirs of the leader and of each
+/// adding replica, as `kafka-log-dirs` shows them. A partition whose leader
+/// did not answer is left out.
+async fn copying(
     client: &mut Client,
     ongoing: &BTreeMap<TopicPartition, tributary_client::Reassignment>,
-) -> Result<u64, ClientError> {
+) -> Result<BTreeMap<TopicPartition, Copying>, ClientError> {
     let topics: Vec<String> = ongoing.keys().map(|tp| tp.topic.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let metadata = client.metadata(Some(&topics)).await?;
     let mut asks: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
@@ -631,33 +691,27 @@ async fn records_behind(
             asks.entry(broker).or_default().push(tp.clone());
         }
     }
-    let mut ends: BTreeMap<(i32, TopicPartition), i64> = BTreeMap::new();
+    let mut sizes: BTreeMap<(i32, TopicPartition), u64> = BTreeMap::new();
     for (broker, tps) in asks {
         // A broker that is down or has not created the replica yet has copied nothing.
-        let Ok(answers) = client.replica_end_offsets(broker, &tps).await else { continue };
-        for (tp, end) in answers {
-            if let Ok(end) = end {
-                ends.insert((broker, tp), end);
-            }
-        }
+        let Ok(answers) = client.replica_log_sizes(broker, &tps).await else { continue };
+        sizes.extend(answers.into_iter().map(|(tp, size)| ((broker, tp), size)));
     }
-    let mut behind = 0u64;
+    let mut out = BTreeMap::new();
     for (tp, r) in ongoing {
-        let Some(leader_end) = leaders.get(tp).and_then(|l| ends.get(&(*l, tp.clone()))) else { continue };
-        for adding in &r.adding {
-            let end = ends.get(&(*adding, tp.clone())).copied().unwrap_or(0);
-            behind += u64::try_from(leader_end - end).unwrap_or(0);
-        }
+        let Some(leader) = leaders.get(tp).and_then(|l| sizes.get(&(*l, tp.clone()))) else { continue };
+        let adding = r.adding.iter().map(|b| sizes.get(&(*b, tp.clone())).copied().unwrap_or(0));
+        out.insert(tp.clone(), Copying::of(*leader, adding));
     }
-    Ok(behind)
+    Ok(out)
 }
 
 /// Waits until none of the plan's partitions is being reassigned, with a
-/// progress bar of the records the new replicas have copied.
+/// progress bar of the bytes the new replicas have copied.
 async fn wait_until_done(client: &mut Client, plan: &Plan) -> Result<(), ClientError> {
     let tps: Vec<TopicPartition> = plan.partitions.iter().map(PlanPartition::tp).collect();
     let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut total = 0u64;
+    let (mut total, mut done) = (0u64, 0u64);
     loop {
         let ongoing = client.list_reassignments(Some(&tps)).await?;
         if ongoing.is_empty() {
@@ -666,12 +720,14 @@ async fn wait_until_done(client: &mut Client, plan: &Plan) -> Result<(), ClientE
             }
             return Ok(());
         }
-        let behind = records_behind(client, &ongoing).await?;
-        total = total.max(behind);
-        let progress = bar.get_or_insert_with(|| crate::progress::records(total));
-        progress.set_length(total.max(1));
-        progress.set_position(total - behind);
-        progress.set_message(format!("{} partitions moving", ongoing.len()));
+        let now = copying(client, &ongoing).await?.into_values().fold(Copying::default(), Copying::add);
+        // A partition that finished leaves the sums: the bar keeps what it copied.
+        done += total.saturating_sub(now.total);
+        total = now.total;
+        let progress = bar.get_or_insert_with(|| crate::progress::copying(done + total));
+        progress.set_length((done + total).max(1));
+        progress.set_position(done + total - now.left);
+        progress.set_message(format!("{} partitions moving, {} left", ongoing.len(), HumanBytes(now.left)));
         tokio::time::sleep(POLL).await;
     }
 }
@@ -723,6 +779,14 @@ mod tests {
         );
         let err = propose(&assignment(&[("c", 0, &[1, 2, 3])]), &[1, 2]).expect_err("too few brokers");
         assert!(err.contains("replication factor 3"), "{err}");
+    }
+
+    #[test]
+    fn an_adding_replica_lacks_what_its_log_is_short_of_the_leaders() {
+        assert_eq!(Copying::of(1000, [0, 400]), Copying { total: 2000, left: 1600 });
+        // A follower whose log is longer than the leader's size (not yet cleaned) lacks nothing.
+        assert_eq!(Copying::of(1000, [1200]), Copying { total: 1000, left: 0 });
+        assert_eq!(Copying::of(1000, []), Copying::default(), "nothing added, nothing to copy");
     }
 
     #[test]

@@ -1,33 +1,29 @@
 //! Partition reassignment (KIP-455): start, replace or cancel reassignments
 //! (AlterPartitionReassignments), list the ones in progress
-//! (ListPartitionReassignments), and read one replica's log end offset
-//! (ListOffsets with Kafka's debugging replica id, which any replica
-//! answers, not just the leader), which is how far a new replica has come.
+//! (ListPartitionReassignments), and read the size of one broker's replicas
+//! (DescribeLogDirs, which any replica answers, not just the leader), which
+//! is how far a new replica has come.
 //!
 //! ```text
 //! alter_reassignments ─▶ AlterPartitionReassignments to the controller Metadata names
 //!                        (any broker of a KRaft cluster forwards it); one result per partition
 //! list_reassignments ──▶ ListPartitionReassignments to the controller
-//! replica_end_offsets ─▶ ListOffsets (replica id -2, latest) to that broker
+//! replica_log_sizes ───▶ DescribeLogDirs (the partitions asked for) to that broker
 //! ```
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, DescribeLogDirsRequest, ListPartitionReassignmentsRequest,
 };
 
 use crate::admin::TopicPartition;
 use crate::client::{Client, topic_name};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaError};
-
-/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: any replica answers,
-/// with its own log end offset for "latest".
-const DEBUGGING_REPLICA_ID: i32 = -2;
 
 /// A reassignment in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,13 +153,14 @@ impl Client {
         Ok(out)
     }
 
-    /// Each partition's log end offset on broker `broker`'s own replica
-    /// (leader or follower). A partition the broker does not hold gets its error.
-    pub async fn replica_end_offsets(
+    /// The size in bytes of each partition's log on broker `broker`'s own
+    /// replica (leader or follower), as its DescribeLogDirs answers. A
+    /// partition the broker does not hold is left out.
+    pub async fn replica_log_sizes(
         &mut self,
         broker: i32,
         partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, Result<i64, KafkaError>>, ClientError> {
+    ) -> Result<BTreeMap<TopicPartition, u64>, ClientError> {
         let node = match self.brokers().get(&broker).cloned() {
             Some(node) => node,
             None => {
@@ -177,31 +174,29 @@ impl Client {
             }
         };
         let conn = self.connection_to(&node).await?;
-        let v = conn.version(ApiKey::ListOffsets)?;
+        let v = conn.version(ApiKey::DescribeLogDirs)?;
         let named: Vec<(TopicPartition, ())> = partitions.iter().map(|tp| (tp.clone(), ())).collect();
         let topics = grouped(&named)
             .into_iter()
             .map(|(topic, indexes)| {
-                ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(
-                    indexes
-                        .into_iter()
-                        .map(|(i, ())| ListOffsetsPartition::default().with_partition_index(i).with_timestamp(-1))
-                        .collect(),
-                )
+                DescribableLogDirTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(indexes.into_iter().map(|(i, ())| i).collect())
             })
             .collect();
-        let request = ListOffsetsRequest::default().with_replica_id(BrokerId(DEBUGGING_REPLICA_ID)).with_topics(topics);
-        let response = conn.call(&request, v).await?;
+        let response = conn.call(&DescribeLogDirsRequest::default().with_topics(Some(topics)), v).await?;
+        if response.error_code != 0 {
+            return Err(
+                KafkaError::new(response.error_code, format!("describe the log dirs of broker {broker}")).into()
+            );
+        }
         let mut out = BTreeMap::new();
-        for t in response.topics {
-            for p in t.partitions {
-                let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
-                let result = if p.error_code == 0 {
-                    Ok(p.offset)
-                } else {
-                    Err(KafkaError::new(p.error_code, format!("read the log end of {tp} on broker {broker}")))
-                };
-                out.insert(tp, result);
+        for dir in response.results.into_iter().filter(|d| d.error_code == 0) {
+            for t in dir.topics {
+                for p in t.partitions.into_iter().filter(|p| !p.is_future_key) {
+                    let size = u64::try_from(p.partition_size).unwrap_or(0);
+                    *out.entry(TopicPartition::new(t.name.0.as_str(), p.partition_index)).or_insert(0) += size;
+                }
             }
         }
         Ok(out)
