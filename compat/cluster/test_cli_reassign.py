@@ -8,17 +8,22 @@ throttles are gone; --cancel of a finished plan cancels nothing; a plan
 naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT.
 --verify counts in bytes what the new replicas have to copy and still lack,
 matching the sizes kafka-python's describe_log_dirs reads; the count reaches
-0 once the move is done."""
+0 once the move is done. On brokers in racks (A, A, B), --generate places
+each partition's replicas on both racks, as Kafka's rack-aware assignment
+does, and --disable-rack-aware plans without racks."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+
+import pytest
 
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient
 
-from conftest import binary, wait_for
+from conftest import Cluster, binary, wait_for
 from test_reassign import alter_configs, consume_all, partition, produce
 
 
@@ -164,3 +169,44 @@ def test_verify_counts_the_bytes_left_to_copy(cluster, tmp_path):
     assert (done["bytes_total"], done["bytes_left"]) == (0, 0)
     wait_for("broker 2's copy as large as the leader's", lambda: log_size(cluster, 2, name) == log_size(cluster, 1, name))
     assert consume_all(cluster.nodes[2].bootstrap, name, len(values)) == values
+
+
+RACKS = {1: "A", 2: "A", 3: "B"}
+
+
+@pytest.fixture(scope="module")
+def racked(tmp_path_factory):
+    """Three nodes whose broker.rack is A, A and B."""
+    binary()
+    root = tmp_path_factory.mktemp("racked")
+    c = Cluster(root)
+    try:
+        for node_id, n in c.nodes.items():
+            n.write_config({"broker.rack": RACKS[node_id]})
+            n.start()
+        c.wait_brokers({1, 2, 3})
+    except BaseException:
+        print(c.logs())
+        c.stop()
+        raise
+    yield c
+    c.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_generate_spreads_replicas_over_racks(racked):
+    name = "cli-racks"
+    racked.nodes[1].admin().create_topics([NewTopic(name, num_partitions=4, replica_assignment=[[1, 2]] * 4)],
+                                          operation_timeout=30)[name].result(60)
+    # Every replica in rack A now; the plan over all three brokers puts one of each partition in B.
+    aware = reassign(racked, "--generate", "--topics", name, "--broker-list", "1,2,3")["proposed"]
+    assert [p["partition"] for p in aware["partitions"]] == [0, 1, 2, 3]
+    for p in aware["partitions"]:
+        assert len(p["replicas"]) == 2 and {RACKS[b] for b in p["replicas"]} == {"A", "B"}, aware
+    leaders = {p["replicas"][0] for p in aware["partitions"]}
+    assert leaders >= {3} and leaders & {1, 2}, f"leaders in both racks: {aware}"
+
+    unaware = reassign(racked, "--generate", "--topics", name, "--broker-list", "1,2,3",
+                       "--disable-rack-aware")["proposed"]
+    assert any({RACKS[b] for b in p["replicas"]} == {"A"} for p in unaware["partitions"]), \
+        f"round-robin over 1, 2, 3 puts some partition on 1 and 2 only: {unaware}"

@@ -2,9 +2,11 @@
 //! over AlterPartitionReassignments and ListPartitionReassignments.
 //!
 //! - `--generate --topics a,b --broker-list 1,2,3` prints the topics'
-//!   current assignment and a proposed one spreading each partition's
-//!   replicas round-robin over the brokers given (same replication factor),
-//!   both in Kafka's reassignment JSON.
+//!   current assignment and a proposed one placing each partition's
+//!   replicas over the brokers given as the broker places a new topic's
+//!   (same replication factor; leaders round-robin; when the brokers have
+//!   `broker.rack`, replicas on distinct racks first, unless
+//!   `--disable-rack-aware`), both in Kafka's reassignment JSON.
 //! - `--execute --plan FILE [--throttle BYTES_PER_S] [--wait]` prints the
 //!   current assignment (keep it to roll back), sets the throttles as
 //!   Kafka's tool does, and starts every partition's reassignment.
@@ -36,6 +38,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
+use tributary_broker::placement::{Candidate, place};
 use tributary_client::{Client, ClientError, ConfigChange, ConfigResource, KafkaError, TopicPartition};
 
 use crate::cli::{Exit, KafkaArgs, KafkaTarget};
@@ -109,6 +112,10 @@ pub struct ReassignArgs {
     /// Broker ids to spread the replicas over (--generate).
     #[arg(long = "broker-list", visible_alias = "broker-ids", value_delimiter = ',', value_name = "ID,...")]
     broker_list: Vec<i32>,
+    /// Ignore the brokers' racks (--generate); otherwise, when they have
+    /// `broker.rack`, each partition's replicas go to distinct racks first.
+    #[arg(long)]
+    disable_rack_aware: bool,
     /// The reassignment plan (Kafka's reassignment JSON) for --execute, --verify and --cancel.
     #[arg(long, visible_alias = "reassignment-json-file", value_name = "FILE")]
     plan: Option<PathBuf>,
@@ -184,24 +191,43 @@ fn plan_of(assignment: &BTreeMap<TopicPartition, Vec<i32>>) -> Plan {
     }
 }
 
-/// Each partition's replicas spread round-robin over `brokers` (sorted),
-/// keeping each topic's replication factor; successive partitions (across
-/// topics) start one broker further, so leaders spread too.
-fn propose(current: &BTreeMap<TopicPartition, Vec<i32>>, brokers: &[i32]) -> Result<Plan, String> {
-    let mut brokers = brokers.to_vec();
-    brokers.sort_unstable();
-    brokers.dedup();
+/// The brokers of `--broker-list` as placement sees them: with their racks
+/// unless rack awareness is off. As Kafka's tool, a list where some brokers
+/// have a rack and others none is refused while rack awareness is on.
+fn candidates(brokers: &[i32], racks: &BTreeMap<i32, String>, rack_aware: bool) -> Result<Vec<Candidate>, String> {
+    let ids: BTreeSet<i32> = brokers.iter().copied().collect();
+    let out: Vec<Candidate> =
+        ids.into_iter().map(|id| Candidate { id, rack: racks.get(&id).filter(|_| rack_aware).cloned() }).collect();
+    let rackless = out.iter().filter(|c| c.rack.is_none()).count();
+    if rackless != 0 && rackless != out.len() {
+        let without: Vec<i32> = out.iter().filter(|c| c.rack.is_none()).map(|c| c.id).collect();
+        return Err(format!(
+            "not all brokers have rack information (none for {without:?}); set broker.rack on them or add \
+             --disable-rack-aware to plan without racks"
+        ));
+    }
+    Ok(out)
+}
+
+/// Each partition's replicas placed over `brokers` as the broker places a
+/// new topic's (`placement::place`: leaders round-robin, and with racks one
+/// replica per rack before any rack gets a second), keeping each
+/// partition's replication factor; successive partitions (across topics)
+/// continue the rotation, so leaders spread too.
+fn propose(current: &BTreeMap<TopicPartition, Vec<i32>>, brokers: &[Candidate]) -> Result<Plan, String> {
     let mut proposed = BTreeMap::new();
     for (start, (tp, replicas)) in current.iter().enumerate() {
         let rf = replicas.len();
         if rf > brokers.len() {
+            let ids: Vec<i32> = brokers.iter().map(|c| c.id).collect();
             return Err(format!(
-                "{tp} has replication factor {rf}, more than the {} brokers given ({brokers:?})",
-                brokers.len()
+                "{tp} has replication factor {rf}, more than the {} brokers given ({ids:?})",
+                ids.len()
             ));
         }
-        let assigned = (0..rf).map(|j| brokers[(start + j) % brokers.len()]).collect();
-        proposed.insert(tp.clone(), assigned);
+        let rf = i16::try_from(rf).map_err(|_| format!("{tp} has {rf} replicas"))?;
+        let mut placed = place(brokers, 1, rf, start).map_err(|e| format!("{tp}: {}", e.message))?;
+        proposed.insert(tp.clone(), placed.pop().unwrap_or_default());
     }
     Ok(plan_of(&proposed))
 }
@@ -342,12 +368,20 @@ async fn generate(args: &ReassignArgs, target: &KafkaTarget, format: Format) -> 
             return Ok(Exit::NotFound);
         }
     };
-    let brokers: BTreeSet<i32> = client.metadata(Some(&[])).await?.brokers.keys().copied().collect();
+    let metadata = client.metadata(Some(&[])).await?;
+    let brokers: BTreeSet<i32> = metadata.brokers.keys().copied().collect();
     if let Some(unknown) = args.broker_list.iter().find(|b| !brokers.contains(b)) {
         eprintln!("error: broker {unknown} is not a live broker of the cluster (live: {brokers:?})");
         return Ok(Exit::Usage);
     }
-    let proposed = match propose(&current, &args.broker_list) {
+    let candidates = match candidates(&args.broker_list, &metadata.racks, !args.disable_rack_aware) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let proposed = match propose(&current, &candidates) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}; give more brokers with --broker-list");
@@ -740,6 +774,10 @@ mod tests {
         entries.iter().map(|(t, p, r)| (TopicPartition::new(t, *p), r.to_vec())).collect()
     }
 
+    fn unracked(ids: &[i32]) -> Vec<Candidate> {
+        candidates(ids, &BTreeMap::new(), true).expect("no racks")
+    }
+
     #[test]
     fn plans_are_kafkas_json_and_bad_ones_say_why() {
         let text =
@@ -769,7 +807,7 @@ mod tests {
     #[test]
     fn a_proposal_spreads_replicas_and_leaders_round_robin() {
         let current = assignment(&[("a", 0, &[1]), ("a", 1, &[1]), ("b", 0, &[1, 2])]);
-        let plan = propose(&current, &[3, 1, 2]).expect("enough brokers");
+        let plan = propose(&current, &unracked(&[3, 1, 2])).expect("enough brokers");
         let got: Vec<(String, i32, Vec<i32>)> =
             plan.partitions.iter().map(|p| (p.topic.clone(), p.partition, p.replicas.clone())).collect();
         assert_eq!(
@@ -777,8 +815,28 @@ mod tests {
             vec![("a".into(), 0, vec![1]), ("a".into(), 1, vec![2]), ("b".into(), 0, vec![3, 1])],
             "same replication factor, leaders 1, 2, 3"
         );
-        let err = propose(&assignment(&[("c", 0, &[1, 2, 3])]), &[1, 2]).expect_err("too few brokers");
+        let err = propose(&assignment(&[("c", 0, &[1, 2, 3])]), &unracked(&[1, 2])).expect_err("too few brokers");
         assert!(err.contains("replication factor 3"), "{err}");
+    }
+
+    #[test]
+    fn with_racks_a_proposal_puts_replicas_on_distinct_racks() {
+        // Racks A: 1, 2; B: 3. Round-robin without racks would put some partition on 1 and 2 only.
+        let racks: BTreeMap<i32, String> = [(1, "A"), (2, "A"), (3, "B")].map(|(b, r)| (b, r.to_string())).into();
+        let current = assignment(&[("a", 0, &[1, 2]), ("a", 1, &[1, 2]), ("a", 2, &[1, 2]), ("a", 3, &[1, 2])]);
+        let aware = propose(&current, &candidates(&[1, 2, 3], &racks, true).expect("all racked")).expect("placed");
+        for p in &aware.partitions {
+            let on: BTreeSet<&str> = p.replicas.iter().map(|b| racks[b].as_str()).collect();
+            assert_eq!(on, BTreeSet::from(["A", "B"]), "{p:?}");
+        }
+        let unaware =
+            propose(&current, &candidates(&[1, 2, 3], &racks, false).expect("racks ignored")).expect("placed");
+        assert!(unaware.partitions.iter().any(|p| !p.replicas.contains(&3)), "{unaware:?}");
+
+        let partly: BTreeMap<i32, String> = [(1, "A".to_string())].into();
+        let err = candidates(&[1, 2], &partly, true).expect_err("mixed");
+        assert!(err.contains("not all brokers have rack information") && err.contains("--disable-rack-aware"), "{err}");
+        assert!(candidates(&[1, 2], &partly, false).is_ok());
     }
 
     #[test]
