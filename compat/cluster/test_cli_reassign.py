@@ -5,7 +5,9 @@ configs (as confluent-kafka's DescribeConfigs reads them); --verify --wait
 reports the move complete, the partition ends where the plan says (as
 confluent-kafka's Metadata sees it, every record still readable), and the
 throttles are gone; --cancel of a finished plan cancels nothing; a plan
-naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT.
+naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT,
+one growing a partition with --disallow-replication-factor-change with
+INVALID_REPLICATION_FACTOR.
 --verify counts in bytes what the new replicas have to copy and still lack,
 matching the sizes kafka-python's describe_log_dirs reads; the count reaches
 0 once the move is done. On brokers in racks (A, A, B), --generate places
@@ -105,6 +107,15 @@ def test_execute_refusals_say_what_to_do(cluster, tmp_path):
     assert result["status"] == "failed" and result["error"]["code"] == 39, result
     assert result["error"]["name"] == "INVALID_REPLICA_ASSIGNMENT"
     assert "broker 42" in result["error"]["message"] and "tributary cluster info" in result["error"]["message"]
+
+    # KIP-860: a plan that would grow the replication factor, refused when asked to keep it.
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 2]}]}))
+    kept = reassign(cluster, "--execute", "--plan", str(plan), "--disallow-replication-factor-change", expect=1)
+    [result] = kept["partitions"]
+    assert (result["status"], result["error"]["code"], result["error"]["name"]) == \
+        ("failed", 38, "INVALID_REPLICATION_FACTOR"), result
+    assert "The replication factor is changed from 1 to 2" in result["error"]["message"]
+    assert list(partition(cluster, name).replicas) == [1]
 
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "no-such", "partition": 0, "replicas": [1]}]}))
     missing = reassign(cluster, "--execute", "--plan", str(plan), expect=4)

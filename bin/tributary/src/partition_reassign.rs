@@ -7,9 +7,11 @@
 //!   (same replication factor; leaders round-robin; when the brokers have
 //!   `broker.rack`, replicas on distinct racks first, unless
 //!   `--disable-rack-aware`), both in Kafka's reassignment JSON.
-//! - `--execute --plan FILE [--throttle BYTES_PER_S] [--wait]` prints the
-//!   current assignment (keep it to roll back), sets the throttles as
-//!   Kafka's tool does, and starts every partition's reassignment.
+//! - `--execute --plan FILE [--throttle BYTES_PER_S] [--wait]
+//!   [--disallow-replication-factor-change]` prints the current assignment
+//!   (keep it to roll back), sets the throttles as Kafka's tool does, and
+//!   starts every partition's reassignment (refusing, with the last flag,
+//!   those that change the replication factor).
 //! - `--verify --plan FILE [--wait]` says per partition whether it is
 //!   complete or in progress; once every one is complete it removes the
 //!   throttles.
@@ -56,6 +58,10 @@ const REASSIGN_HELP: &str = "\
 The plan is Kafka's reassignment JSON, as kafka-reassign-partitions.sh reads and writes it:
   {\"version\": 1, \"partitions\": [{\"topic\": \"orders\", \"partition\": 0, \"replicas\": [2, 3]}]}
 (\"log_dirs\" entries are accepted and ignored). --generate prints one to start from.
+
+--disallow-replication-factor-change (AlterPartitionReassignments v1, KIP-860) has the controller
+refuse each partition whose planned replicas are more or fewer than it has, with
+INVALID_REPLICATION_FACTOR; the other partitions of the plan still move.
 
 --throttle caps, in bytes per second, what each broker taking part sends and fetches for the
 moving replicas while they catch up (replicas already in sync are never throttled). --verify
@@ -122,6 +128,9 @@ pub struct ReassignArgs {
     /// Replication throttle for the moving replicas, bytes per second (--execute).
     #[arg(long, value_name = "BYTES_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
     throttle: Option<u64>,
+    /// Refuse (per partition) a plan that changes a partition's replication factor (--execute; KIP-860).
+    #[arg(long)]
+    disallow_replication_factor_change: bool,
     /// Wait until every reassignment of the plan is complete (--execute, --verify), with a progress bar.
     #[arg(long)]
     wait: bool,
@@ -316,13 +325,14 @@ async fn execute(args: ReassignArgs, target: KafkaTarget, format: Format) -> Res
             return Ok(Exit::Usage);
         }
     };
-    if args.throttle.is_some() && !args.execute {
-        eprintln!("error: --throttle goes with --execute");
+    if (args.throttle.is_some() || args.disallow_replication_factor_change) && !args.execute {
+        eprintln!("error: --throttle and --disallow-replication-factor-change go with --execute");
         return Ok(Exit::Usage);
     }
     let mut client = crate::cli::connect(&target).await?;
     if args.execute {
-        start(&mut client, &plan, args.throttle, args.wait, format).await
+        let allow_rf_change = !args.disallow_replication_factor_change;
+        start(&mut client, &plan, args.throttle, allow_rf_change, args.wait, format).await
     } else if args.verify {
         verify(&mut client, &plan, args.wait, format).await
     } else {
@@ -454,6 +464,7 @@ async fn start(
     client: &mut Client,
     plan: &Plan,
     throttle: Option<u64>,
+    allow_rf_change: bool,
     wait: bool,
     format: Format,
 ) -> Result<Exit, ClientError> {
@@ -489,7 +500,7 @@ async fn start(
     }
     let changes: Vec<(TopicPartition, Option<Vec<i32>>)> =
         plan.partitions.iter().map(|p| (p.tp(), Some(p.replicas.clone()))).collect();
-    let outcomes = client.alter_reassignments(&changes).await?;
+    let outcomes = client.alter_reassignments(&changes, allow_rf_change).await?;
     let results: Vec<ResultOut> = outcomes
         .iter()
         .map(|(tp, r)| ResultOut {
@@ -647,7 +658,7 @@ async fn statuses_after_wait(client: &mut Client, plan: &Plan) -> Result<Vec<Sta
 
 async fn cancel(client: &mut Client, plan: &Plan, format: Format) -> Result<Exit, ClientError> {
     let changes: Vec<(TopicPartition, Option<Vec<i32>>)> = plan.partitions.iter().map(|p| (p.tp(), None)).collect();
-    let outcomes = client.alter_reassignments(&changes).await?;
+    let outcomes = client.alter_reassignments(&changes, true).await?;
     let results: Vec<ResultOut> = outcomes
         .iter()
         .map(|(tp, r)| {

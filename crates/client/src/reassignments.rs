@@ -63,15 +63,26 @@ impl Client {
     }
 
     /// Starts or replaces the reassignment of each partition to its replicas,
-    /// or cancels the one in progress (`None`). Returns each partition's
-    /// outcome; a request-level refusal is an error.
+    /// or cancels the one in progress (`None`). With `allow_rf_change`
+    /// false (KIP-860, v1), the controller refuses a target that changes a
+    /// partition's replication factor. Returns each partition's outcome; a
+    /// request-level refusal is an error.
     pub async fn alter_reassignments(
         &mut self,
         changes: &[(TopicPartition, Option<Vec<i32>>)],
+        allow_rf_change: bool,
     ) -> Result<Vec<(TopicPartition, Result<(), KafkaError>)>, ClientError> {
         let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
         let conn = self.controller_connection().await?;
         let v = conn.version(ApiKey::AlterPartitionReassignments)?;
+        if !allow_rf_change && v < 1 {
+            return Err(ClientError::Unsupported {
+                addr: conn.addr().to_string(),
+                detail: "the controller serves AlterPartitionReassignments v0 only, which cannot refuse a \
+                         replication factor change (KIP-860 needs v1)"
+                    .to_string(),
+            });
+        }
         let topics = grouped(changes)
             .into_iter()
             .map(|(topic, partitions)| {
@@ -87,7 +98,10 @@ impl Client {
                 )
             })
             .collect();
-        let request = AlterPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms).with_topics(topics);
+        let mut request = AlterPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms).with_topics(topics);
+        if v >= 1 {
+            request = request.with_allow_replication_factor_change(allow_rf_change);
+        }
         let response = conn.call(&request, v).await?;
         if response.error_code != 0 {
             let err = KafkaError::new(response.error_code, "reassign partitions")
