@@ -5,17 +5,28 @@ configs (as confluent-kafka's DescribeConfigs reads them); --verify --wait
 reports the move complete, the partition ends where the plan says (as
 confluent-kafka's Metadata sees it, every record still readable), and the
 throttles are gone; --cancel of a finished plan cancels nothing; a plan
-naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT."""
+naming an unknown broker is refused with Kafka's INVALID_REPLICA_ASSIGNMENT,
+one growing a partition with --disallow-replication-factor-change with
+INVALID_REPLICATION_FACTOR.
+--verify counts in bytes what the new replicas have to copy and still lack,
+matching the sizes kafka-python's describe_log_dirs reads; the count reaches
+0 once the move is done. On brokers in racks (A, A, B), --generate places
+each partition's replicas on both racks, as Kafka's rack-aware assignment
+does, and --disable-rack-aware plans without racks."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
-from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+import pytest
 
-from conftest import binary, wait_for
-from test_reassign import consume_all, partition, produce
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+from kafka import KafkaAdminClient
+
+from conftest import Cluster, binary, wait_for
+from test_reassign import alter_configs, consume_all, partition, produce
 
 
 def reassign(cluster, *args: str, expect: int = 0) -> dict:
@@ -97,6 +108,15 @@ def test_execute_refusals_say_what_to_do(cluster, tmp_path):
     assert result["error"]["name"] == "INVALID_REPLICA_ASSIGNMENT"
     assert "broker 42" in result["error"]["message"] and "tributary cluster info" in result["error"]["message"]
 
+    # KIP-860: a plan that would grow the replication factor, refused when asked to keep it.
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 2]}]}))
+    kept = reassign(cluster, "--execute", "--plan", str(plan), "--disallow-replication-factor-change", expect=1)
+    [result] = kept["partitions"]
+    assert (result["status"], result["error"]["code"], result["error"]["name"]) == \
+        ("failed", 38, "INVALID_REPLICATION_FACTOR"), result
+    assert "The replication factor is changed from 1 to 2" in result["error"]["message"]
+    assert list(partition(cluster, name).replicas) == [1]
+
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "no-such", "partition": 0, "replicas": [1]}]}))
     missing = reassign(cluster, "--execute", "--plan", str(plan), expect=4)
     assert "does not exist" in missing["stderr"]
@@ -104,3 +124,100 @@ def test_execute_refusals_say_what_to_do(cluster, tmp_path):
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 1]}]}))
     invalid = reassign(cluster, "--verify", "--plan", str(plan), expect=2)
     assert "broker twice" in invalid["stderr"]
+
+
+def log_size(cluster, broker: int, topic: str) -> int | None:
+    """The size of `broker`'s replica of topic-0, as kafka-python's describe_log_dirs reads it."""
+    client = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        for answer in client.describe_log_dirs():
+            if answer["broker"] != broker:
+                continue
+            for d in answer["log_dirs"]:
+                for t in d["topics"]:
+                    if t["name"] == topic:
+                        return next(p["partition_size"] for p in t["partitions"] if p["partition_index"] == 0)
+        return None
+    finally:
+        client.close()
+
+
+def test_verify_counts_the_bytes_left_to_copy(cluster, tmp_path):
+    name = "cli-bytes"
+    cluster.nodes[1].admin().create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[1]])],
+                                           operation_timeout=30)[name].result(60)
+    # 3 MB in 10 kB records: more than the one fetch (replica.fetch.max.bytes, 1 MB) a
+    # 1 byte/s throttle lets through before it holds the new replica back.
+    values = [f"{i:06d}" + "x" * 10_000 for i in range(300)]
+    assert produce(cluster.bootstrap, name, values) == list(range(300))
+    leader_size = log_size(cluster, 1, name)
+    assert leader_size is not None and leader_size > 3_000_000
+
+    plan = tmp_path / "bytes.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 2]}]}))
+    try:
+        started = reassign(cluster, "--execute", "--plan", str(plan), "--throttle", "1")
+        assert [r["status"] for r in started["partitions"]] == ["started"]
+        held = reassign(cluster, "--verify", "--plan", str(plan))
+        [status] = held["partitions"]
+        assert status["status"] == "in_progress" and status["adding"] == [2], held
+        # Broker 2 has to copy the leader's log and lacks part of it.
+        assert status["bytes_total"] == leader_size, (status, leader_size)
+        copied = log_size(cluster, 2, name) or 0
+        assert 0 < status["bytes_left"] <= leader_size and copied < leader_size, (status, copied)
+        assert (held["bytes_total"], held["bytes_left"]) == (status["bytes_total"], status["bytes_left"])
+        assert held["complete"] is False and held["throttles_removed"] is False
+    finally:
+        # Lift the throttle (as kafka-reassign-partitions --execute --additional would).
+        for broker in ("1", "2"):
+            alter_configs(cluster, ResourceType.BROKER, broker, {"leader.replication.throttled.rate": None,
+                                                                 "follower.replication.throttled.rate": None})
+
+    done = reassign(cluster, "--verify", "--plan", str(plan), "--wait")
+    assert done["complete"] is True and done["throttles_removed"] is True, done
+    [status] = done["partitions"]
+    assert (status["status"], status["bytes_total"], status["bytes_left"]) == ("complete", 0, 0), status
+    assert (done["bytes_total"], done["bytes_left"]) == (0, 0)
+    wait_for("broker 2's copy as large as the leader's", lambda: log_size(cluster, 2, name) == log_size(cluster, 1, name))
+    assert consume_all(cluster.nodes[2].bootstrap, name, len(values)) == values
+
+
+RACKS = {1: "A", 2: "A", 3: "B"}
+
+
+@pytest.fixture(scope="module")
+def racked(tmp_path_factory):
+    """Three nodes whose broker.rack is A, A and B."""
+    binary()
+    root = tmp_path_factory.mktemp("racked")
+    c = Cluster(root)
+    try:
+        for node_id, n in c.nodes.items():
+            n.write_config({"broker.rack": RACKS[node_id]})
+            n.start()
+        c.wait_brokers({1, 2, 3})
+    except BaseException:
+        print(c.logs())
+        c.stop()
+        raise
+    yield c
+    c.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_generate_spreads_replicas_over_racks(racked):
+    name = "cli-racks"
+    racked.nodes[1].admin().create_topics([NewTopic(name, num_partitions=4, replica_assignment=[[1, 2]] * 4)],
+                                          operation_timeout=30)[name].result(60)
+    # Every replica in rack A now; the plan over all three brokers puts one of each partition in B.
+    aware = reassign(racked, "--generate", "--topics", name, "--broker-list", "1,2,3")["proposed"]
+    assert [p["partition"] for p in aware["partitions"]] == [0, 1, 2, 3]
+    for p in aware["partitions"]:
+        assert len(p["replicas"]) == 2 and {RACKS[b] for b in p["replicas"]} == {"A", "B"}, aware
+    leaders = {p["replicas"][0] for p in aware["partitions"]}
+    assert leaders >= {3} and leaders & {1, 2}, f"leaders in both racks: {aware}"
+
+    unaware = reassign(racked, "--generate", "--topics", name, "--broker-list", "1,2,3",
+                       "--disable-rack-aware")["proposed"]
+    assert any({RACKS[b] for b in p["replicas"]} == {"A"} for p in unaware["partitions"]), \
+        f"round-robin over 1, 2, 3 puts some partition on 1 and 2 only: {unaware}"

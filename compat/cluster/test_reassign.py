@@ -19,6 +19,10 @@ kafka-python's AlterPartitionReassignments / ListPartitionReassignments
   once it is back (unfenced);
 - Kafka's errors: unknown broker, duplicate ids, empty list, unknown topic
   or partition, cancelling nothing.
+- KIP-860 (AlterPartitionReassignments v1, which kafka-python encodes): with
+  AllowReplicationFactorChange false, a target that changes the replication
+  factor is refused with INVALID_REPLICATION_FACTOR and Kafka's message, one
+  that keeps it goes through, and with the flag true the factor may grow.
 
 Every wait is a deadline on an observed outcome."""
 
@@ -333,5 +337,37 @@ def test_refusals_are_kafkas(cluster):
         # Nothing moved; nothing is listed.
         assert admin.list_partition_reassignments() == {}
         assert list(partition(cluster, name).replicas) == [1, 2]
+    finally:
+        admin.close()
+
+
+def test_a_reassignment_that_must_keep_the_replication_factor(cluster):
+    name = "keep-rf"
+    create(cluster, name, [1, 2])
+    admin = kadmin(cluster)
+    _Topic = AlterPartitionReassignmentsRequest.ReassignableTopic
+
+    def alter(replicas: list[int], allow: bool):
+        request = AlterPartitionReassignmentsRequest(
+            timeout_ms=30000, allow_replication_factor_change=allow, version=1,
+            topics=[_Topic(name=name, partitions=[_Topic.ReassignablePartition(partition_index=0, replicas=replicas)])])
+        response = admin._manager.run(admin._send_request_to_controller, request)
+        assert response.allow_replication_factor_change is allow, response
+        (topic,) = response.responses
+        (answer,) = topic.partitions
+        return answer.error_code, answer.error_message
+
+    try:
+        assert alter([1, 2, 3], allow=False) == \
+            (Errors.InvalidReplicationFactorError.errno, "The replication factor is changed from 2 to 3")
+        assert alter([3], allow=False) == \
+            (Errors.InvalidReplicationFactorError.errno, "The replication factor is changed from 2 to 1")
+        assert admin.list_partition_reassignments() == {}
+        assert list(partition(cluster, name).replicas) == [1, 2], "nothing moved"
+        # The same factor on other brokers is a move like any other.
+        assert alter([2, 3], allow=False) == (0, None)
+        settled(cluster, admin, name, [2, 3], {2, 3})
+        assert alter([1, 2, 3], allow=True) == (0, None)
+        settled(cluster, admin, name, [1, 2, 3], {1, 2, 3})
     finally:
         admin.close()

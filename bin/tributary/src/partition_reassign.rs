@@ -2,12 +2,16 @@
 //! over AlterPartitionReassignments and ListPartitionReassignments.
 //!
 //! - `--generate --topics a,b --broker-list 1,2,3` prints the topics'
-//!   current assignment and a proposed one spreading each partition's
-//!   replicas round-robin over the brokers given (same replication factor),
-//!   both in Kafka's reassignment JSON.
-//! - `--execute --plan FILE [--throttle BYTES_PER_S] [--wait]` prints the
-//!   current assignment (keep it to roll back), sets the throttles as
-//!   Kafka's tool does, and starts every partition's reassignment.
+//!   current assignment and a proposed one placing each partition's
+//!   replicas over the brokers given as the broker places a new topic's
+//!   (same replication factor; leaders round-robin; when the brokers have
+//!   `broker.rack`, replicas on distinct racks first, unless
+//!   `--disable-rack-aware`), both in Kafka's reassignment JSON.
+//! - `--execute --plan FILE [--throttle BYTES_PER_S] [--wait]
+//!   [--disallow-replication-factor-change]` prints the current assignment
+//!   (keep it to roll back), sets the throttles as Kafka's tool does, and
+//!   starts every partition's reassignment (refusing, with the last flag,
+//!   those that change the replication factor).
 //! - `--verify --plan FILE [--wait]` says per partition whether it is
 //!   complete or in progress; once every one is complete it removes the
 //!   throttles.
@@ -22,10 +26,11 @@
 //! `follower.replication.throttled.rate`. They throttle only replicas out of
 //! the ISR, so the partition's own traffic is never held back.
 //!
-//! With `--wait`, a progress bar on stderr (a terminal only) counts the
-//! records the new replicas have copied: the leader's log end offset against
-//! each new replica's (ListOffsets with Kafka's debugging replica id, which
-//! any replica answers).
+//! Progress is in bytes, from DescribeLogDirs as `kafka-log-dirs.sh` shows
+//! it: each adding replica has to copy the leader's log (its size on the
+//! leader) and lacks what its own log is short of it. `--verify` says so per
+//! partition and in total (`bytes_total`, `bytes_left`); with `--wait`, a
+//! progress bar on stderr (a terminal only) counts the bytes copied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,7 +38,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
+use indicatif::HumanBytes;
 use serde::{Deserialize, Serialize};
+use tributary_broker::placement::{Candidate, place};
 use tributary_client::{Client, ClientError, ConfigChange, ConfigResource, KafkaError, TopicPartition};
 
 use crate::cli::{Exit, KafkaArgs, KafkaTarget};
@@ -52,6 +59,10 @@ The plan is Kafka's reassignment JSON, as kafka-reassign-partitions.sh reads and
   {\"version\": 1, \"partitions\": [{\"topic\": \"orders\", \"partition\": 0, \"replicas\": [2, 3]}]}
 (\"log_dirs\" entries are accepted and ignored). --generate prints one to start from.
 
+--disallow-replication-factor-change (AlterPartitionReassignments v1, KIP-860) has the controller
+refuse each partition whose planned replicas are more or fewer than it has, with
+INVALID_REPLICATION_FACTOR; the other partitions of the plan still move.
+
 --throttle caps, in bytes per second, what each broker taking part sends and fetches for the
 moving replicas while they catch up (replicas already in sync are never throttled). --verify
 removes the throttles once every partition is complete; --cancel removes them too.
@@ -59,12 +70,18 @@ removes the throttles once every partition is complete; --cancel removes them to
 JSON output:
   --generate: {\"current\": PLAN, \"proposed\": PLAN}
   --execute:  {\"current\": PLAN, \"throttle\": int|null, \"partitions\": [RESULT], \"complete\": bool|null}
-  --verify:   {\"partitions\": [STATUS], \"complete\": bool, \"throttles_removed\": bool}
+  --verify:   {\"partitions\": [STATUS], \"complete\": bool, \"throttles_removed\": bool,
+               \"bytes_total\": int, \"bytes_left\": int}
   --cancel:   {\"partitions\": [RESULT], \"throttles_removed\": bool}
   RESULT: {\"topic\": str, \"partition\": int, \"status\": \"started\"|\"cancelled\"|\"not_in_progress\"|\"failed\",
            \"error\": {\"code\": int, \"name\": str, \"message\": str}|null}
   STATUS: {\"topic\": str, \"partition\": int, \"status\": \"complete\"|\"in_progress\"|\"failed\",
-           \"replicas\": [int], \"target\": [int], \"adding\": [int], \"removing\": [int], \"message\": str|null}
+           \"replicas\": [int], \"target\": [int], \"adding\": [int], \"removing\": [int],
+           \"bytes_total\": int|null, \"bytes_left\": int|null, \"message\": str|null}
+bytes_total is what the adding replicas have to copy (the leader's log size, as DescribeLogDirs
+gives it, once per adding replica), bytes_left what they still lack of it (kafka-log-dirs' sizes);
+both are 0 once nothing is being added, null when the leader did not answer; the top-level ones
+are the sums.
 \"complete\" of --execute is null without --wait.
 
 Exit status: 0 on success; 1 when a partition's reassignment was refused or ended elsewhere than
@@ -101,12 +118,19 @@ pub struct ReassignArgs {
     /// Broker ids to spread the replicas over (--generate).
     #[arg(long = "broker-list", visible_alias = "broker-ids", value_delimiter = ',', value_name = "ID,...")]
     broker_list: Vec<i32>,
+    /// Ignore the brokers' racks (--generate); otherwise, when they have
+    /// `broker.rack`, each partition's replicas go to distinct racks first.
+    #[arg(long)]
+    disable_rack_aware: bool,
     /// The reassignment plan (Kafka's reassignment JSON) for --execute, --verify and --cancel.
     #[arg(long, visible_alias = "reassignment-json-file", value_name = "FILE")]
     plan: Option<PathBuf>,
     /// Replication throttle for the moving replicas, bytes per second (--execute).
     #[arg(long, value_name = "BYTES_PER_SECOND", value_parser = clap::value_parser!(u64).range(1..))]
     throttle: Option<u64>,
+    /// Refuse (per partition) a plan that changes a partition's replication factor (--execute; KIP-860).
+    #[arg(long)]
+    disallow_replication_factor_change: bool,
     /// Wait until every reassignment of the plan is complete (--execute, --verify), with a progress bar.
     #[arg(long)]
     wait: bool,
@@ -176,24 +200,43 @@ fn plan_of(assignment: &BTreeMap<TopicPartition, Vec<i32>>) -> Plan {
     }
 }
 
-/// Each partition's replicas spread round-robin over `brokers` (sorted),
-/// keeping each topic's replication factor; successive partitions (across
-/// topics) start one broker further, so leaders spread too.
-fn propose(current: &BTreeMap<TopicPartition, Vec<i32>>, brokers: &[i32]) -> Result<Plan, String> {
-    let mut brokers = brokers.to_vec();
-    brokers.sort_unstable();
-    brokers.dedup();
+/// The brokers of `--broker-list` as placement sees them: with their racks
+/// unless rack awareness is off. As Kafka's tool, a list where some brokers
+/// have a rack and others none is refused while rack awareness is on.
+fn candidates(brokers: &[i32], racks: &BTreeMap<i32, String>, rack_aware: bool) -> Result<Vec<Candidate>, String> {
+    let ids: BTreeSet<i32> = brokers.iter().copied().collect();
+    let out: Vec<Candidate> =
+        ids.into_iter().map(|id| Candidate { id, rack: racks.get(&id).filter(|_| rack_aware).cloned() }).collect();
+    let rackless = out.iter().filter(|c| c.rack.is_none()).count();
+    if rackless != 0 && rackless != out.len() {
+        let without: Vec<i32> = out.iter().filter(|c| c.rack.is_none()).map(|c| c.id).collect();
+        return Err(format!(
+            "not all brokers have rack information (none for {without:?}); set broker.rack on them or add \
+             --disable-rack-aware to plan without racks"
+        ));
+    }
+    Ok(out)
+}
+
+/// Each partition's replicas placed over `brokers` as the broker places a
+/// new topic's (`placement::place`: leaders round-robin, and with racks one
+/// replica per rack before any rack gets a second), keeping each
+/// partition's replication factor; successive partitions (across topics)
+/// continue the rotation, so leaders spread too.
+fn propose(current: &BTreeMap<TopicPartition, Vec<i32>>, brokers: &[Candidate]) -> Result<Plan, String> {
     let mut proposed = BTreeMap::new();
     for (start, (tp, replicas)) in current.iter().enumerate() {
         let rf = replicas.len();
         if rf > brokers.len() {
+            let ids: Vec<i32> = brokers.iter().map(|c| c.id).collect();
             return Err(format!(
-                "{tp} has replication factor {rf}, more than the {} brokers given ({brokers:?})",
-                brokers.len()
+                "{tp} has replication factor {rf}, more than the {} brokers given ({ids:?})",
+                ids.len()
             ));
         }
-        let assigned = (0..rf).map(|j| brokers[(start + j) % brokers.len()]).collect();
-        proposed.insert(tp.clone(), assigned);
+        let rf = i16::try_from(rf).map_err(|_| format!("{tp} has {rf} replicas"))?;
+        let mut placed = place(brokers, 1, rf, start).map_err(|e| format!("{tp}: {}", e.message))?;
+        proposed.insert(tp.clone(), placed.pop().unwrap_or_default());
     }
     Ok(plan_of(&proposed))
 }
@@ -244,6 +287,12 @@ struct StatusOut {
     target: Vec<i32>,
     adding: Vec<i32>,
     removing: Vec<i32>,
+    /// What the adding replicas have to copy (the leader's log size once
+    /// per adding replica); 0 once nothing is being added; null when the
+    /// leader did not say its size.
+    bytes_total: Option<u64>,
+    /// What the adding replicas still lack of `bytes_total`.
+    bytes_left: Option<u64>,
     message: Option<String>,
 }
 
@@ -276,13 +325,14 @@ async fn execute(args: ReassignArgs, target: KafkaTarget, format: Format) -> Res
             return Ok(Exit::Usage);
         }
     };
-    if args.throttle.is_some() && !args.execute {
-        eprintln!("error: --throttle goes with --execute");
+    if (args.throttle.is_some() || args.disallow_replication_factor_change) && !args.execute {
+        eprintln!("error: --throttle and --disallow-replication-factor-change go with --execute");
         return Ok(Exit::Usage);
     }
     let mut client = crate::cli::connect(&target).await?;
     if args.execute {
-        start(&mut client, &plan, args.throttle, args.wait, format).await
+        let allow_rf_change = !args.disallow_replication_factor_change;
+        start(&mut client, &plan, args.throttle, allow_rf_change, args.wait, format).await
     } else if args.verify {
         verify(&mut client, &plan, args.wait, format).await
     } else {
@@ -328,12 +378,20 @@ async fn generate(args: &ReassignArgs, target: &KafkaTarget, format: Format) -> 
             return Ok(Exit::NotFound);
         }
     };
-    let brokers: BTreeSet<i32> = client.metadata(Some(&[])).await?.brokers.keys().copied().collect();
+    let metadata = client.metadata(Some(&[])).await?;
+    let brokers: BTreeSet<i32> = metadata.brokers.keys().copied().collect();
     if let Some(unknown) = args.broker_list.iter().find(|b| !brokers.contains(b)) {
         eprintln!("error: broker {unknown} is not a live broker of the cluster (live: {brokers:?})");
         return Ok(Exit::Usage);
     }
-    let proposed = match propose(&current, &args.broker_list) {
+    let candidates = match candidates(&args.broker_list, &metadata.racks, !args.disable_rack_aware) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let proposed = match propose(&current, &candidates) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}; give more brokers with --broker-list");
@@ -406,6 +464,7 @@ async fn start(
     client: &mut Client,
     plan: &Plan,
     throttle: Option<u64>,
+    allow_rf_change: bool,
     wait: bool,
     format: Format,
 ) -> Result<Exit, ClientError> {
@@ -441,7 +500,7 @@ async fn start(
     }
     let changes: Vec<(TopicPartition, Option<Vec<i32>>)> =
         plan.partitions.iter().map(|p| (p.tp(), Some(p.replicas.clone()))).collect();
-    let outcomes = client.alter_reassignments(&changes).await?;
+    let outcomes = client.alter_reassignments(&changes, allow_rf_change).await?;
     let results: Vec<ResultOut> = outcomes
         .iter()
         .map(|(tp, r)| ResultOut {
@@ -485,6 +544,7 @@ async fn start(
 async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, ClientError> {
     let tps: Vec<TopicPartition> = plan.partitions.iter().map(PlanPartition::tp).collect();
     let ongoing = client.list_reassignments(Some(&tps)).await?;
+    let copying = copying(client, &ongoing).await?;
     let metadata = client.metadata(Some(&plan_topics(plan))).await?;
     Ok(plan
         .partitions
@@ -504,6 +564,8 @@ async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, Cl
                 target: p.replicas.clone(),
                 adding: Vec::new(),
                 removing: Vec::new(),
+                bytes_total: Some(0),
+                bytes_left: Some(0),
                 message: None,
             };
             if let Some(r) = ongoing.get(&p.tp()) {
@@ -511,6 +573,9 @@ async fn statuses(client: &mut Client, plan: &Plan) -> Result<Vec<StatusOut>, Cl
                 out.replicas.clone_from(&r.replicas);
                 out.adding.clone_from(&r.adding);
                 out.removing.clone_from(&r.removing);
+                let copying = copying.get(&p.tp());
+                out.bytes_total = copying.map(|c| c.total);
+                out.bytes_left = copying.map(|c| c.left);
             } else if out.replicas != p.replicas {
                 out.status = "failed";
                 out.message = Some(format!(
@@ -537,19 +602,34 @@ async fn verify(client: &mut Client, plan: &Plan, wait: bool, format: Format) ->
         throttles_removed = true;
     }
     let failed = statuses.iter().any(|s| s.status == "failed");
-    let out = serde_json::json!({"partitions": statuses, "complete": complete, "throttles_removed": throttles_removed});
+    let bytes_total: u64 = statuses.iter().filter_map(|s| s.bytes_total).sum();
+    let bytes_left: u64 = statuses.iter().filter_map(|s| s.bytes_left).sum();
+    let out = serde_json::json!({"partitions": statuses, "complete": complete, "throttles_removed": throttles_removed,
+                                 "bytes_total": bytes_total, "bytes_left": bytes_left});
     if !format.print(&out) {
-        let mut table = Table::new(&["TOPIC", "PARTITION", "STATUS", "REPLICAS", "TARGET"]);
+        let mut table = Table::new(&["TOPIC", "PARTITION", "STATUS", "REPLICAS", "TARGET", "COPIED", "LEFT"]);
+        let human = |bytes: Option<u64>| bytes.map_or_else(|| "-".to_string(), |b| HumanBytes(b).to_string());
         for s in &statuses {
+            let copied = s.bytes_total.zip(s.bytes_left).map(|(total, left)| total - left);
             table.row(vec![
                 s.topic.clone(),
                 s.partition.to_string(),
                 s.status.replace('_', " "),
                 format!("{:?}", s.replicas),
                 format!("{:?}", s.target),
+                human(copied),
+                human(s.bytes_left),
             ]);
         }
         print!("{}", table.render());
+        if bytes_left > 0 {
+            println!(
+                "{} of {} copied, {} left",
+                HumanBytes(bytes_total - bytes_left),
+                HumanBytes(bytes_total),
+                HumanBytes(bytes_left)
+            );
+        }
         for s in statuses.iter().filter_map(|s| s.message.as_ref().map(|m| (s, m))) {
             eprintln!("error: {}-{}: {}", s.0.topic, s.0.partition, s.1);
         }
@@ -578,7 +658,7 @@ async fn statuses_after_wait(client: &mut Client, plan: &Plan) -> Result<Vec<Sta
 
 async fn cancel(client: &mut Client, plan: &Plan, format: Format) -> Result<Exit, ClientError> {
     let changes: Vec<(TopicPartition, Option<Vec<i32>>)> = plan.partitions.iter().map(|p| (p.tp(), None)).collect();
-    let outcomes = client.alter_reassignments(&changes).await?;
+    let outcomes = client.alter_reassignments(&changes, true).await?;
     let results: Vec<ResultOut> = outcomes
         .iter()
         .map(|(tp, r)| {
@@ -610,12 +690,37 @@ async fn cancel(client: &mut Client, plan: &Plan, format: Format) -> Result<Exit
     Ok(exit)
 }
 
-/// Records the new replicas still have to copy: for each reassignment in
-/// progress, the leader's log end offset minus each adding replica's.
-async fn records_behind(
+/// What a reassignment's new replicas have to copy: the leader's log size
+/// once per adding replica, and what they still lack of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Copying {
+    total: u64,
+    left: u64,
+}
+
+impl Copying {
+    /// From the leader's log size and each adding replica's (0 for one that
+    /// has not created its log yet, or whose broker did not answer).
+    fn of(leader: u64, adding: impl IntoIterator<Item = u64>) -> Copying {
+        adding.into_iter().fold(Copying::default(), |sum, size| Copying {
+            total: sum.total + leader,
+            left: sum.left + leader.saturating_sub(size),
+        })
+    }
+
+    fn add(self, other: Copying) -> Copying {
+        Copying { total: self.total + other.total, left: self.left + other.left }
+    }
+}
+
+/// For each reassignment in progress, the bytes its adding replicas have to
+/// copy and still lack, from the DescribeLogDirs of the leader and of each
+/// adding replica, as `kafka-log-dirs` shows them. A partition whose leader
+/// did not answer is left out.
+async fn copying(
     client: &mut Client,
     ongoing: &BTreeMap<TopicPartition, tributary_client::Reassignment>,
-) -> Result<u64, ClientError> {
+) -> Result<BTreeMap<TopicPartition, Copying>, ClientError> {
     let topics: Vec<String> = ongoing.keys().map(|tp| tp.topic.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let metadata = client.metadata(Some(&topics)).await?;
     let mut asks: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
@@ -631,33 +736,27 @@ async fn records_behind(
             asks.entry(broker).or_default().push(tp.clone());
         }
     }
-    let mut ends: BTreeMap<(i32, TopicPartition), i64> = BTreeMap::new();
+    let mut sizes: BTreeMap<(i32, TopicPartition), u64> = BTreeMap::new();
     for (broker, tps) in asks {
         // A broker that is down or has not created the replica yet has copied nothing.
-        let Ok(answers) = client.replica_end_offsets(broker, &tps).await else { continue };
-        for (tp, end) in answers {
-            if let Ok(end) = end {
-                ends.insert((broker, tp), end);
-            }
-        }
+        let Ok(answers) = client.replica_log_sizes(broker, &tps).await else { continue };
+        sizes.extend(answers.into_iter().map(|(tp, size)| ((broker, tp), size)));
     }
-    let mut behind = 0u64;
+    let mut out = BTreeMap::new();
     for (tp, r) in ongoing {
-        let Some(leader_end) = leaders.get(tp).and_then(|l| ends.get(&(*l, tp.clone()))) else { continue };
-        for adding in &r.adding {
-            let end = ends.get(&(*adding, tp.clone())).copied().unwrap_or(0);
-            behind += u64::try_from(leader_end - end).unwrap_or(0);
-        }
+        let Some(leader) = leaders.get(tp).and_then(|l| sizes.get(&(*l, tp.clone()))) else { continue };
+        let adding = r.adding.iter().map(|b| sizes.get(&(*b, tp.clone())).copied().unwrap_or(0));
+        out.insert(tp.clone(), Copying::of(*leader, adding));
     }
-    Ok(behind)
+    Ok(out)
 }
 
 /// Waits until none of the plan's partitions is being reassigned, with a
-/// progress bar of the records the new replicas have copied.
+/// progress bar of the bytes the new replicas have copied.
 async fn wait_until_done(client: &mut Client, plan: &Plan) -> Result<(), ClientError> {
     let tps: Vec<TopicPartition> = plan.partitions.iter().map(PlanPartition::tp).collect();
     let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut total = 0u64;
+    let (mut total, mut done) = (0u64, 0u64);
     loop {
         let ongoing = client.list_reassignments(Some(&tps)).await?;
         if ongoing.is_empty() {
@@ -666,12 +765,14 @@ async fn wait_until_done(client: &mut Client, plan: &Plan) -> Result<(), ClientE
             }
             return Ok(());
         }
-        let behind = records_behind(client, &ongoing).await?;
-        total = total.max(behind);
-        let progress = bar.get_or_insert_with(|| crate::progress::records(total));
-        progress.set_length(total.max(1));
-        progress.set_position(total - behind);
-        progress.set_message(format!("{} partitions moving", ongoing.len()));
+        let now = copying(client, &ongoing).await?.into_values().fold(Copying::default(), Copying::add);
+        // A partition that finished leaves the sums: the bar keeps what it copied.
+        done += total.saturating_sub(now.total);
+        total = now.total;
+        let progress = bar.get_or_insert_with(|| crate::progress::copying(done + total));
+        progress.set_length((done + total).max(1));
+        progress.set_position(done + total - now.left);
+        progress.set_message(format!("{} partitions moving, {} left", ongoing.len(), HumanBytes(now.left)));
         tokio::time::sleep(POLL).await;
     }
 }
@@ -682,6 +783,10 @@ mod tests {
 
     fn assignment(entries: &[(&str, i32, &[i32])]) -> BTreeMap<TopicPartition, Vec<i32>> {
         entries.iter().map(|(t, p, r)| (TopicPartition::new(t, *p), r.to_vec())).collect()
+    }
+
+    fn unracked(ids: &[i32]) -> Vec<Candidate> {
+        candidates(ids, &BTreeMap::new(), true).expect("no racks")
     }
 
     #[test]
@@ -713,7 +818,7 @@ mod tests {
     #[test]
     fn a_proposal_spreads_replicas_and_leaders_round_robin() {
         let current = assignment(&[("a", 0, &[1]), ("a", 1, &[1]), ("b", 0, &[1, 2])]);
-        let plan = propose(&current, &[3, 1, 2]).expect("enough brokers");
+        let plan = propose(&current, &unracked(&[3, 1, 2])).expect("enough brokers");
         let got: Vec<(String, i32, Vec<i32>)> =
             plan.partitions.iter().map(|p| (p.topic.clone(), p.partition, p.replicas.clone())).collect();
         assert_eq!(
@@ -721,8 +826,36 @@ mod tests {
             vec![("a".into(), 0, vec![1]), ("a".into(), 1, vec![2]), ("b".into(), 0, vec![3, 1])],
             "same replication factor, leaders 1, 2, 3"
         );
-        let err = propose(&assignment(&[("c", 0, &[1, 2, 3])]), &[1, 2]).expect_err("too few brokers");
+        let err = propose(&assignment(&[("c", 0, &[1, 2, 3])]), &unracked(&[1, 2])).expect_err("too few brokers");
         assert!(err.contains("replication factor 3"), "{err}");
+    }
+
+    #[test]
+    fn with_racks_a_proposal_puts_replicas_on_distinct_racks() {
+        // Racks A: 1, 2; B: 3. Round-robin without racks would put some partition on 1 and 2 only.
+        let racks: BTreeMap<i32, String> = [(1, "A"), (2, "A"), (3, "B")].map(|(b, r)| (b, r.to_string())).into();
+        let current = assignment(&[("a", 0, &[1, 2]), ("a", 1, &[1, 2]), ("a", 2, &[1, 2]), ("a", 3, &[1, 2])]);
+        let aware = propose(&current, &candidates(&[1, 2, 3], &racks, true).expect("all racked")).expect("placed");
+        for p in &aware.partitions {
+            let on: BTreeSet<&str> = p.replicas.iter().map(|b| racks[b].as_str()).collect();
+            assert_eq!(on, BTreeSet::from(["A", "B"]), "{p:?}");
+        }
+        let unaware =
+            propose(&current, &candidates(&[1, 2, 3], &racks, false).expect("racks ignored")).expect("placed");
+        assert!(unaware.partitions.iter().any(|p| !p.replicas.contains(&3)), "{unaware:?}");
+
+        let partly: BTreeMap<i32, String> = [(1, "A".to_string())].into();
+        let err = candidates(&[1, 2], &partly, true).expect_err("mixed");
+        assert!(err.contains("not all brokers have rack information") && err.contains("--disable-rack-aware"), "{err}");
+        assert!(candidates(&[1, 2], &partly, false).is_ok());
+    }
+
+    #[test]
+    fn an_adding_replica_lacks_what_its_log_is_short_of_the_leaders() {
+        assert_eq!(Copying::of(1000, [0, 400]), Copying { total: 2000, left: 1600 });
+        // A follower whose log is longer than the leader's size (not yet cleaned) lacks nothing.
+        assert_eq!(Copying::of(1000, [1200]), Copying { total: 1000, left: 0 });
+        assert_eq!(Copying::of(1000, []), Copying::default(), "nothing added, nothing to copy");
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub fn bytes(total: Option<u64>) -> ProgressBar {
     }
 }
 
+/// Bytes copied of a total that may grow, with a message saying what moves.
+pub fn copying(total: u64) -> ProgressBar {
+    bar(total, "{elapsed_precise} [{bar:40}] {bytes}/{total_bytes} copied, {msg} ({bytes_per_sec}, {eta} left)")
+}
+
 /// A count of records.
 pub fn records(total: u64) -> ProgressBar {
     bar(total, "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({rate}, {eta} left)")

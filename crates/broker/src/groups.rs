@@ -535,9 +535,10 @@ impl GroupService {
     /// Appends records of `group` to its partition of `__consumer_offsets` and
     /// waits until they are durable. Returns the offset of the first record.
     pub async fn persist(&self, cluster: &Cluster, group: &str, records: Vec<RecordSpec>) -> Result<i64, ApiError> {
-        let appended = cluster.append_internal(OFFSETS_TOPIC, self.partition_for(group), records)?;
+        let appended =
+            cluster.append_internal(OFFSETS_TOPIC, self.partition_for(group), records).map_err(coordinator_error)?;
         let base_offset = appended.base;
-        appended.committed().await?;
+        appended.committed().await.map_err(coordinator_error)?;
         Ok(base_offset)
     }
 
@@ -735,12 +736,26 @@ pub(crate) fn spawn_dispatch(cluster: &Arc<Cluster>, staged: Vec<Staged>) {
     tokio::spawn(async move { cluster.groups.deliver(staged).await });
 }
 
+/// The coordinator's answer when a write to `__consumer_offsets` fails, as
+/// Kafka's group coordinator maps the error of its acks=all append:
+/// NOT_ENOUGH_REPLICAS (the partition's in-sync replicas are fewer than its
+/// `min.insync.replicas`) and NOT_ENOUGH_REPLICAS_AFTER_APPEND become
+/// COORDINATOR_NOT_AVAILABLE, which clients retry; others stay.
+pub(crate) fn coordinator_error(e: ApiError) -> ApiError {
+    match e.code {
+        ErrorCode::NotEnoughReplicas | ErrorCode::NotEnoughReplicasAfterAppend => {
+            ApiError::new(ErrorCode::CoordinatorNotAvailable, e.message)
+        }
+        _ => e,
+    }
+}
+
 /// Waits until appended records are durable; the error to answer if they cannot be.
 pub(crate) async fn wait_pending(pending: Pending) -> Result<(), ApiError> {
     let Some(appended) = pending else { return Ok(()) };
     appended.committed().await.map_err(|e| match e.code {
         ErrorCode::KafkaStorageError => ApiError::new(ErrorCode::CoordinatorNotAvailable, e.message),
-        _ => e,
+        _ => coordinator_error(e),
     })
 }
 
@@ -758,7 +773,7 @@ impl GroupService {
             return Ok(None);
         }
         let partition = self.partition_for(group);
-        Ok(Some(cluster.append_internal(OFFSETS_TOPIC, partition, records)?))
+        Ok(Some(cluster.append_internal(OFFSETS_TOPIC, partition, records).map_err(coordinator_error)?))
     }
 
     /// Fences consumer group members whose session or revocation deadline

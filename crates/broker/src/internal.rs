@@ -19,6 +19,7 @@ use tributary_types::now_ms;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::partition::{Partition, PartitionRef, Progress, wait_committed};
+use crate::replication::produce_error_code;
 
 /// Largest decompressed batch of an internal topic.
 const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
@@ -96,11 +97,22 @@ pub(crate) struct Appended {
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(250);
 
 impl Appended {
+    /// Whether the in-sync replica set of a replicated partition is smaller
+    /// than its `min.insync.replicas` (checked under the log's lock, as
+    /// produce checks it).
+    fn isr_below_min_insync(&self) -> bool {
+        let _log = self.partition.log();
+        self.partition.is_replicated() && self.partition.replica_check_produce(-1).is_err()
+    }
+
     /// Waits until the high watermark passes the records (acks=all: every
     /// in-sync replica has them), as long as this node leads the partition
     /// in the epoch they were appended in. NOT_COORDINATOR once it does not
     /// (the new leader may not have them; the client retries there),
-    /// KAFKA_STORAGE_ERROR if the partition went offline.
+    /// KAFKA_STORAGE_ERROR if the partition went offline,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the in-sync replica set shrank
+    /// below `min.insync.replicas` while waiting (as Kafka's acks=all
+    /// answers; the high watermark would not pass them until it grows back).
     pub(crate) async fn committed(self) -> Result<(), ApiError> {
         let lost = || {
             ApiError::new(
@@ -122,6 +134,15 @@ impl Appended {
                 }
                 Ok(_) => return if leads() { Ok(()) } else { Err(lost()) },
                 Err(_) if !leads() => return Err(lost()),
+                Err(_) if self.isr_below_min_insync() => {
+                    return Err(ApiError::new(
+                        ErrorCode::NotEnoughReplicasAfterAppend,
+                        format!(
+                            "{}-{}: the in-sync replica set became smaller than min.insync.replicas after the append",
+                            self.partition.topic, self.partition.index
+                        ),
+                    ));
+                }
                 Err(_) => {}
             }
         }
@@ -129,9 +150,33 @@ impl Appended {
 }
 
 impl Cluster {
+    /// The check acks=all makes before an append, as produce makes it:
+    /// NOT_ENOUGH_REPLICAS while the in-sync replica set is smaller than the
+    /// topic's `min.insync.replicas` (its override, else the broker's
+    /// default). A partition that is not replicated has itself alone in sync.
+    fn check_min_insync(topic: &str, partition: &Partition, min_insync: i32) -> Result<(), ApiError> {
+        let refused = if partition.is_replicated() {
+            partition.replica_check_produce(-1).err().map(produce_error_code)
+        } else {
+            (min_insync > 1).then_some(ErrorCode::NotEnoughReplicas)
+        };
+        match refused {
+            None => Ok(()),
+            Some(code) => Err(ApiError::new(
+                code,
+                format!(
+                    "{topic}-{}: the in-sync replica set is smaller than min.insync.replicas={min_insync}",
+                    partition.index
+                ),
+            )),
+        }
+    }
+
     /// Appends records to a partition of an internal topic this node leads
-    /// (uncompressed, timestamped by the caller); NOT_COORDINATOR when it
-    /// does not lead it (checked under the log's lock, as produce does).
+    /// (uncompressed, timestamped by the caller), as a produce with acks=all
+    /// would: NOT_COORDINATOR when it does not lead it (checked under the
+    /// log's lock, as produce does), NOT_ENOUGH_REPLICAS while its in-sync
+    /// replica set is smaller than `min.insync.replicas`.
     pub(crate) fn append_internal(
         &self,
         topic: &str,
@@ -142,6 +187,7 @@ impl Cluster {
         let target = registry.partition(topic, partition).cloned().ok_or_else(|| {
             ApiError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{partition} does not exist"))
         })?;
+        let min_insync = registry.topics.get(topic).map_or(1, |t| t.config.min_insync_replicas);
         let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
         let offset_delta_of_max = records.iter().position(|r| r.timestamp == max_timestamp).unwrap_or(0) as i32;
         let mut builder = BatchBuilder::new(Compression::None);
@@ -156,6 +202,10 @@ impl Cluster {
                 ErrorCode::NotCoordinator,
                 format!("this broker does not lead {topic}-{partition}"),
             ));
+        }
+        if let Err(e) = Cluster::check_min_insync(topic, &target, min_insync) {
+            drop(log);
+            return Err(e);
         }
         let leader_epoch = target.leader_epoch();
         let info = AppendInfo {

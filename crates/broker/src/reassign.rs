@@ -53,14 +53,43 @@ impl OngoingReassignment {
     }
 }
 
+/// KIP-860's check for a reassignment that must keep the replication
+/// factor: the target has as many replicas as the partition has now, or,
+/// while a reassignment is in progress, as its target has (the replicas
+/// less the ones being removed). INVALID_REPLICATION_FACTOR otherwise, with
+/// Kafka's message. Checked against this node's image before the change is
+/// proposed, so a reassignment committed meanwhile is not seen.
+fn check_replication_factor(meta: &PartitionMeta, target: &[i32]) -> Result<(), ApiError> {
+    // An empty target or one naming a broker twice is refused as Kafka refuses it first, where it lands.
+    if target.is_empty() || target.iter().enumerate().any(|(i, b)| target[..i].contains(b)) {
+        return Ok(());
+    }
+    let current = meta.replicas.iter().filter(|b| !meta.removing_replicas.contains(b)).count();
+    if current == target.len() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::InvalidReplicationFactor,
+        format!("The replication factor is changed from {current} to {}", target.len()),
+    ))
+}
+
 impl Cluster {
     /// Starts (or replaces) the reassignment of `topic`'s `partition` to
     /// `target`, or cancels the one in progress (`None`). Returns once the
     /// change is committed and this node has applied it. Errors as Kafka's
     /// controller answers: UNKNOWN_TOPIC_OR_PARTITION,
-    /// INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS, and from the
-    /// quorum NOT_CONTROLLER or REQUEST_TIMED_OUT.
-    pub fn reassign_partition(&self, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Result<(), ApiError> {
+    /// INVALID_REPLICA_ASSIGNMENT, NO_REASSIGNMENT_IN_PROGRESS,
+    /// INVALID_REPLICATION_FACTOR when `allow_rf_change` is false and the
+    /// target changes the replication factor (KIP-860), and from the quorum
+    /// NOT_CONTROLLER or REQUEST_TIMED_OUT.
+    pub fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        target: Option<Vec<i32>>,
+        allow_rf_change: bool,
+    ) -> Result<(), ApiError> {
         let mut turn = self.metadata();
         let image = self.image();
         let unknown =
@@ -68,6 +97,12 @@ impl Cluster {
         let t = image.topics.get(topic).ok_or_else(unknown)?;
         if usize::try_from(partition).ok().is_none_or(|p| p >= t.partitions.len()) {
             return Err(unknown());
+        }
+        if !allow_rf_change
+            && let (Some(target), Some(meta)) =
+                (&target, usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)))
+        {
+            check_replication_factor(meta, target)?;
         }
         if self.quorum().is_none() {
             return self.reassign_alone(usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)), target);
@@ -133,5 +168,34 @@ impl Cluster {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeping_the_replication_factor_compares_with_the_target_in_progress() {
+        let settled = PartitionMeta::new(vec![1, 2], 1, 0, vec![1, 2], 0);
+        assert!(check_replication_factor(&settled, &[2, 3]).is_ok(), "a move keeps it");
+        let grown = check_replication_factor(&settled, &[1, 2, 3]).expect_err("grows");
+        assert_eq!(grown.code, ErrorCode::InvalidReplicationFactor);
+        assert_eq!(grown.message, "The replication factor is changed from 2 to 3");
+        // Moving [1, 2] to [3, 4]: replicas [3, 4, 1, 2], removing [1, 2]; the factor is the target's, 2.
+        let moving = PartitionMeta {
+            adding_replicas: vec![3, 4],
+            removing_replicas: vec![1, 2],
+            ..PartitionMeta::new(vec![3, 4, 1, 2], 1, 0, vec![1, 2], 1)
+        };
+        assert!(check_replication_factor(&moving, &[1, 3]).is_ok());
+        assert_eq!(
+            check_replication_factor(&moving, &[1]).expect_err("shrinks").message,
+            "The replication factor is changed from 2 to 1"
+        );
+        // Targets Kafka refuses for their own reason are left to that check.
+        assert!(
+            check_replication_factor(&settled, &[]).is_ok() && check_replication_factor(&settled, &[3, 3, 3]).is_ok()
+        );
     }
 }

@@ -1,33 +1,29 @@
 //! Partition reassignment (KIP-455): start, replace or cancel reassignments
 //! (AlterPartitionReassignments), list the ones in progress
-//! (ListPartitionReassignments), and read one replica's log end offset
-//! (ListOffsets with Kafka's debugging replica id, which any replica
-//! answers, not just the leader), which is how far a new replica has come.
+//! (ListPartitionReassignments), and read the size of one broker's replicas
+//! (DescribeLogDirs, which any replica answers, not just the leader), which
+//! is how far a new replica has come.
 //!
 //! ```text
 //! alter_reassignments ─▶ AlterPartitionReassignments to the controller Metadata names
 //!                        (any broker of a KRaft cluster forwards it); one result per partition
 //! list_reassignments ──▶ ListPartitionReassignments to the controller
-//! replica_end_offsets ─▶ ListOffsets (replica id -2, latest) to that broker
+//! replica_log_sizes ───▶ DescribeLogDirs (the partitions asked for) to that broker
 //! ```
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, DescribeLogDirsRequest, ListPartitionReassignmentsRequest,
 };
 
 use crate::admin::TopicPartition;
 use crate::client::{Client, topic_name};
 use crate::connection::Connection;
 use crate::error::{ClientError, KafkaError};
-
-/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: any replica answers,
-/// with its own log end offset for "latest".
-const DEBUGGING_REPLICA_ID: i32 = -2;
 
 /// A reassignment in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,15 +63,26 @@ impl Client {
     }
 
     /// Starts or replaces the reassignment of each partition to its replicas,
-    /// or cancels the one in progress (`None`). Returns each partition's
-    /// outcome; a request-level refusal is an error.
+    /// or cancels the one in progress (`None`). With `allow_rf_change`
+    /// false (KIP-860, v1), the controller refuses a target that changes a
+    /// partition's replication factor. Returns each partition's outcome; a
+    /// request-level refusal is an error.
     pub async fn alter_reassignments(
         &mut self,
         changes: &[(TopicPartition, Option<Vec<i32>>)],
+        allow_rf_change: bool,
     ) -> Result<Vec<(TopicPartition, Result<(), KafkaError>)>, ClientError> {
         let timeout_ms = i32::try_from(self.config().timeout.as_millis()).unwrap_or(i32::MAX);
         let conn = self.controller_connection().await?;
         let v = conn.version(ApiKey::AlterPartitionReassignments)?;
+        if !allow_rf_change && v < 1 {
+            return Err(ClientError::Unsupported {
+                addr: conn.addr().to_string(),
+                detail: "the controller serves AlterPartitionReassignments v0 only, which cannot refuse a \
+                         replication factor change (KIP-860 needs v1)"
+                    .to_string(),
+            });
+        }
         let topics = grouped(changes)
             .into_iter()
             .map(|(topic, partitions)| {
@@ -91,7 +98,10 @@ impl Client {
                 )
             })
             .collect();
-        let request = AlterPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms).with_topics(topics);
+        let mut request = AlterPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms).with_topics(topics);
+        if v >= 1 {
+            request = request.with_allow_replication_factor_change(allow_rf_change);
+        }
         let response = conn.call(&request, v).await?;
         if response.error_code != 0 {
             let err = KafkaError::new(response.error_code, "reassign partitions")
@@ -157,13 +167,14 @@ impl Client {
         Ok(out)
     }
 
-    /// Each partition's log end offset on broker `broker`'s own replica
-    /// (leader or follower). A partition the broker does not hold gets its error.
-    pub async fn replica_end_offsets(
+    /// The size in bytes of each partition's log on broker `broker`'s own
+    /// replica (leader or follower), as its DescribeLogDirs answers. A
+    /// partition the broker does not hold is left out.
+    pub async fn replica_log_sizes(
         &mut self,
         broker: i32,
         partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, Result<i64, KafkaError>>, ClientError> {
+    ) -> Result<BTreeMap<TopicPartition, u64>, ClientError> {
         let node = match self.brokers().get(&broker).cloned() {
             Some(node) => node,
             None => {
@@ -177,31 +188,29 @@ impl Client {
             }
         };
         let conn = self.connection_to(&node).await?;
-        let v = conn.version(ApiKey::ListOffsets)?;
+        let v = conn.version(ApiKey::DescribeLogDirs)?;
         let named: Vec<(TopicPartition, ())> = partitions.iter().map(|tp| (tp.clone(), ())).collect();
         let topics = grouped(&named)
             .into_iter()
             .map(|(topic, indexes)| {
-                ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(
-                    indexes
-                        .into_iter()
-                        .map(|(i, ())| ListOffsetsPartition::default().with_partition_index(i).with_timestamp(-1))
-                        .collect(),
-                )
+                DescribableLogDirTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(indexes.into_iter().map(|(i, ())| i).collect())
             })
             .collect();
-        let request = ListOffsetsRequest::default().with_replica_id(BrokerId(DEBUGGING_REPLICA_ID)).with_topics(topics);
-        let response = conn.call(&request, v).await?;
+        let response = conn.call(&DescribeLogDirsRequest::default().with_topics(Some(topics)), v).await?;
+        if response.error_code != 0 {
+            return Err(
+                KafkaError::new(response.error_code, format!("describe the log dirs of broker {broker}")).into()
+            );
+        }
         let mut out = BTreeMap::new();
-        for t in response.topics {
-            for p in t.partitions {
-                let tp = TopicPartition::new(t.name.0.as_str(), p.partition_index);
-                let result = if p.error_code == 0 {
-                    Ok(p.offset)
-                } else {
-                    Err(KafkaError::new(p.error_code, format!("read the log end of {tp} on broker {broker}")))
-                };
-                out.insert(tp, result);
+        for dir in response.results.into_iter().filter(|d| d.error_code == 0) {
+            for t in dir.topics {
+                for p in t.partitions.into_iter().filter(|p| !p.is_future_key) {
+                    let size = u64::try_from(p.partition_size).unwrap_or(0);
+                    *out.entry(TopicPartition::new(t.name.0.as_str(), p.partition_index)).or_insert(0) += size;
+                }
             }
         }
         Ok(out)

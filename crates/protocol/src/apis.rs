@@ -35,9 +35,9 @@ const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
 /// v0 always answers once the new voter set is committed, which is v1's default.
 /// Replica operations: ElectLeaders (43, decided by the active controller)
 /// and DescribeLogDirs (35; v0 is v1's layout, kept for older clients).
-/// The KIP-455 reassignment APIs AlterPartitionReassignments (45) and
-/// ListPartitionReassignments (46) are served at v0 (v1 of 45, KIP-860's
-/// AllowReplicationFactorChange, is not).
+/// The KIP-455 reassignment APIs AlterPartitionReassignments (45, v0-v1:
+/// v1 is KIP-860's AllowReplicationFactorChange) and
+/// ListPartitionReassignments (46, v0).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi { key: ApiKey::Produce, min: 0, min_decodable: 3, max: 12 },
     api(ApiKey::Fetch, 4, 17),
@@ -74,7 +74,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::AddRaftVoter, 0, 0),
     api(ApiKey::RemoveRaftVoter, 0, 0),
-    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 

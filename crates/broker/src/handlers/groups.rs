@@ -452,7 +452,9 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
         return respond(ApiKey::OffsetCommit, header, &build(plan, None));
     }
     let partition = cluster.groups.partition_for(&group_id);
-    let appended = cluster.append_internal(crate::groups::OFFSETS_TOPIC, partition, records);
+    let appended = cluster
+        .append_internal(crate::groups::OFFSETS_TOPIC, partition, records)
+        .map_err(crate::groups::coordinator_error);
     let cluster = cluster.clone();
     let header = header.clone();
     Reply::Later(Box::pin(async move {
@@ -460,7 +462,7 @@ pub(super) fn offset_commit(cluster: &Arc<Cluster>, header: &RequestHeader, requ
             Err(e) => Some(e.code()),
             Ok(appended) => {
                 let base = appended.base;
-                match appended.committed().await {
+                match appended.committed().await.map_err(crate::groups::coordinator_error) {
                     Err(e) => Some(e.code()),
                     Ok(()) => {
                         let mut state = cluster.groups.state();

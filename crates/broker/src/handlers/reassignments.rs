@@ -1,5 +1,8 @@
-//! AlterPartitionReassignments (45) and ListPartitionReassignments (46),
-//! v0 (KIP-455). See `reassign.rs` for what a reassignment does.
+//! AlterPartitionReassignments (45, v0-v1) and ListPartitionReassignments
+//! (46, v0) (KIP-455). v1 (KIP-860) carries AllowReplicationFactorChange:
+//! when false, a target that changes a partition's replication factor is
+//! refused with INVALID_REPLICATION_FACTOR, and the response echoes the
+//! flag. See `reassign.rs` for what a reassignment does.
 
 use std::sync::Arc;
 
@@ -40,6 +43,8 @@ pub(super) async fn alter(
             (t.name.0.to_string(), partitions)
         })
         .collect();
+    // v0 has no such field and always allows it (the decoder answers true).
+    let allow_rf_change = request.allow_replication_factor_change;
     let c = cluster.clone();
     let outcomes = blocking(move || {
         wanted
@@ -47,7 +52,7 @@ pub(super) async fn alter(
             .map(|(topic, partitions)| {
                 let results: Vec<_> = partitions
                     .into_iter()
-                    .map(|(index, target)| (index, c.reassign_partition(&topic, index, target)))
+                    .map(|(index, target)| (index, c.reassign_partition(&topic, index, target, allow_rf_change)))
                     .collect();
                 (topic, results)
             })
@@ -73,7 +78,10 @@ pub(super) async fn alter(
             ReassignableTopicResponse::default().with_name(TopicName(str_bytes(&topic))).with_partitions(partitions)
         })
         .collect();
-    let body = AlterPartitionReassignmentsResponse::default().with_error_code(0).with_responses(responses);
+    let body = AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(allow_rf_change)
+        .with_error_code(0)
+        .with_responses(responses);
     respond(ApiKey::AlterPartitionReassignments, header, &body)
 }
 
