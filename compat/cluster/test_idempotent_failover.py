@@ -12,14 +12,23 @@ producer epoch and sequences. This is the broker's half of the fault tier's
 duplicate finding (docs/faults.md): a new leader must never answer such a
 retry with an error that makes librdkafka renumber the batch.
 
+The second test shows the client's half, which no broker can prevent:
+librdkafka bumps its producer epoch after any permanent Produce error (here
+MESSAGE_TOO_LARGE on another topic, an answer Kafka gives alike) and then
+sends every record still waiting for a retry again from sequence 0 of the
+new epoch, including records whose first send was appended but never
+answered; a broker must take sequence 0 of a new epoch (Kafka's
+ProducerAppendInfo.checkSequence does), so those records are written twice.
+
 Every wait is a deadline on an observed outcome."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from conftest import Cluster, binary, wait_for
@@ -140,6 +149,106 @@ def test_retries_of_committed_unanswered_batches_are_duplicates_at_the_new_leade
         log = read_all(cluster.nodes[new_leader].bootstrap, topic, RECORDS + 21)
         assert [v for _, v in log] == ["warm-up", *values, *following]
         assert [o for o, _ in log] == list(range(RECORDS + 21))
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        producer = None
+        proxy.close()
+        cluster.stop()
+
+
+class Lines(logging.Handler):
+    """Keeps librdkafka's log lines, to wait on what the client did."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def seen(self, producer: Producer, text: str) -> bool:
+        producer.poll(0.1)  # the client's log lines reach the logger through poll
+        return any(text in line for line in list(self.lines))
+
+
+def test_librdkafka_sends_possibly_written_records_again_after_an_epoch_bump(tmp_path):
+    """Kafka would hold the same duplicate: every broker answer here is one
+    Kafka gives (see the module docstring)."""
+    binary()
+    cluster = Cluster(tmp_path)
+    node1 = cluster.nodes[1]
+    proxy = ProduceBlackhole((node1.host, node1.client_port))
+    producer = None
+    try:
+        for n in cluster.nodes.values():
+            n.write_config({"advertised.listeners": f"PLAINTEXT://{proxy.address}"} if n.node_id == 1 else None)
+            n.start()
+        cluster.wait_brokers({1, 2, 3}, via=[2, 3])
+        admin = cluster.nodes[2].admin()
+        futures = admin.create_topics([
+            NewTopic("written", num_partitions=1, replica_assignment=[[1]]),
+            NewTopic("small", num_partitions=1, replica_assignment=[[2]], config={"max.message.bytes": "2000"}),
+        ], operation_timeout=30)
+        for f in futures.values():
+            f.result(60)
+        for topic, leader in (("written", 1), ("small", 2)):
+            wait_for(f"node {leader} to lead {topic}",
+                     lambda topic=topic, leader=leader: (p := partition_zero(cluster, topic, [2, 3])) is not None
+                     and p.leader == leader, deadline=90)
+
+        log = logging.getLogger(f"librdkafka-{uuid.uuid4()}")
+        log.setLevel(logging.DEBUG)
+        lines = Lines()
+        log.addHandler(lines)
+        reports: dict[str, object] = {}
+
+        def report(key):
+            return lambda err, msg: reports.__setitem__(key, err if err is not None else msg.offset())
+
+        survivors = ",".join(cluster.nodes[i].bootstrap for i in (2, 3))
+        producer = Producer({"bootstrap.servers": survivors, "acks": "all", "enable.idempotence": True,
+                             "max.in.flight.requests.per.connection": 5, "linger.ms": 5,
+                             "batch.num.messages": 1, "request.timeout.ms": 60000,
+                             "message.timeout.ms": 180000, "debug": "eos"}, logger=log)
+        producer.produce("written", value=b"warm-up", partition=0, on_delivery=report("warm-up"))
+        assert producer.flush(60) == 0 and reports["warm-up"] == 0, reports
+
+        # Five records appended (acks=all: answered only once durable), no answer delivered.
+        proxy.withhold.set()
+        values = [f"v-{i}" for i in range(IN_FLIGHT)]
+        for v in values:
+            producer.produce("written", value=v.encode(), partition=0, on_delivery=report(v))
+        wait_for("node 1 to answer five batches", lambda: proxy.withheld >= IN_FLIGHT, deadline=90)
+        assert high_watermark(proxy.address, "written") == 1 + IN_FLIGHT
+        producer.poll(0)
+        assert set(reports) == {"warm-up"}, reports
+
+        # Node 1 dies: the five fail with a transport error and wait for a
+        # retry, "possibly persisted" (librdkafka's own word), while the
+        # partition has no leader.
+        node1.kill(signal.SIGKILL)
+        proxy.withhold.clear()
+        wait_for("the five to wait for a retry", lambda: lines.seen(producer, "drain before retrying"), deadline=60, every=0)
+
+        # A permanent error on another topic: librdkafka bumps the epoch.
+        producer.produce("small", value=b"x" * 10000, partition=0, on_delivery=report("large"))
+        wait_for("the large record's answer", lambda: producer.poll(0.2) is not None and "large" in reports,
+                 deadline=60, every=0)
+        assert isinstance(reports["large"], KafkaError) and reports["large"].code() == KafkaError.MSG_SIZE_TOO_LARGE
+        wait_for("the epoch bump", lambda: lines.seen(producer, "bumped epoch to PID{Id:"), deadline=60, every=0)
+
+        node1.start()
+        assert producer.flush(120) == 0
+        resent = [reports[v] for v in values]
+        assert all(isinstance(r, int) for r in resent), resent
+        written = read_all(proxy.address, "written", 1 + 2 * IN_FLIGHT)
+        # Each of the five is in the log twice: at offsets 1-5 (epoch 0,
+        # sequences 1-5, never answered) and again at 6-10 (epoch 1,
+        # sequences 0-4), where the producer was told it went.
+        assert [v for _, v in written] == ["warm-up", *values, *values]
+        assert resent == list(range(1 + IN_FLIGHT, 1 + 2 * IN_FLIGHT))
     except BaseException:
         print(cluster.logs())
         raise
