@@ -19,7 +19,9 @@ What fails the run (exit status 1), each reported on its own line:
 - the shared history checker finds a bad anomaly (lost or duplicated
   acknowledged write, two values at one offset, a producer's sends out of
   order, a consumer skipping or going back, an acknowledged write never
-  read by the final drain);
+  read by the final drain); a duplicate a producer wrote itself, every
+  copy from one producer id in a later producer epoch than the one before
+  (librdkafka's epoch bump, epoch_bumps.py), is reported and not failed;
 - hwm.py: a high watermark going backwards, or below an acknowledged offset;
 - replicas.py (RF > 1): once the ISR is full again and the nodes are
   stopped, any difference between the replicas' batches below the final
