@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 
+import epoch_bumps
 import hwm
 import netns
 import nemesis
@@ -260,6 +261,46 @@ def test_replicas_that_diverge_or_fall_short_are_reported_readably():
     assert any("batch at 6 where offset 5 was expected" in p for p in gap), gap
     damaged = replicas.compare({1: {"batches": [batch(0, 9, crc_ok=False)]}}, 10)
     assert any("CRC does not match" in p for p in damaged), damaged
+
+
+def produced(pid: int, epoch: int, base: int, last: int, seq: int) -> dict:
+    return {"base_offset": base, "last_offset": last, "leader_epoch": 3, "producer_id": pid,
+            "producer_epoch": epoch, "base_sequence": seq, "records": last - base + 1, "crc": 0, "crc_ok": True}
+
+
+def test_duplicates_a_producer_wrote_after_bumping_its_epoch_are_set_aside_and_no_others():
+    """Through the shared checker: value 0-1 acknowledged at offset 3 and
+    read at 1 and 3. Written by producer 7 in epoch 0 (offset 1, never
+    answered) and again in epoch 1 (offset 3) it is the client's epoch bump;
+    twice in one epoch, or by two producer ids, it stays a failure."""
+    checker = shared_checker()
+    values = {0: "0-0", 1: "0-1", 2: "0-2", 3: "0-1"}
+    sends = [{"process": 0, "type": "ok", "f": "send", "value": [["send", 4, [o, v]]], "index": i, "time": i}
+             for i, (o, v) in enumerate([(0, "0-0"), (2, "0-2"), (3, "0-1")])]
+    assign = {"process": "drain", "type": "ok", "f": "assign", "value": [4], "index": 3, "time": 3}
+    drain = {"process": "drain", "type": "ok", "f": "poll", "index": 4, "time": 4,
+             "value": [["poll", {"4": [[o, v] for o, v in values.items()]}]]}
+    verdict = checker.check(sends + [assign, drain], final_drain_done=True)
+    assert verdict["bad-error-types"] == ["duplicate"], verdict
+
+    bumped = [produced(7, 0, 0, 1, 0), produced(7, 0, 2, 2, 2), produced(7, 1, 3, 3, 0)]
+    explained, other = epoch_bumps.split(verdict["errors"]["duplicate"], lambda p: bumped)
+    assert other == [] and explained[0]["copies"] == [{"offset": 1, "producer": "7/0", "base_sequence": 0},
+                                                      {"offset": 3, "producer": "7/1", "base_sequence": 0}]
+    assert epoch_bumps.set_aside(verdict, other)["valid"]
+
+    for batches in ([produced(7, 0, 0, 1, 0), produced(7, 0, 2, 3, 2)],          # one epoch: the broker's
+                    [produced(7, 0, 0, 1, 0), produced(7, 0, 2, 2, 2), produced(8, 1, 3, 3, 0)],  # two producers
+                    [produced(7, 1, 0, 1, 0), produced(7, 1, 2, 2, 2), produced(7, 0, 3, 3, 0)],  # epoch went down
+                    [produced(7, 0, 0, 1, 0)]):                                    # a copy not in the dump
+        explained, other = epoch_bumps.split(verdict["errors"]["duplicate"], lambda p, b=batches: b)
+        assert explained == [] and len(other) == 1, batches
+        assert not epoch_bumps.set_aside(verdict, other)["valid"]
+    # More duplicates than the checker lists: nothing is set aside.
+    truncated = {**verdict, "counts": {**verdict["counts"], "duplicate": 21}}
+    assert not epoch_bumps.set_aside(truncated, [])["valid"]
+    assert epoch_bumps.bump_lines("DRAIN x: All partitions drained, bumped epoch to PID{Id:0,Epoch:2}\nOTHER y") == [
+        "DRAIN x: All partitions drained, bumped epoch to PID{Id:0,Epoch:2}"]
 
 
 def test_dump_log_reads_a_real_partition_directory(tmp_path):

@@ -204,7 +204,10 @@ class Workload:
         self.n_producers, self.n_consumers, self.rate = producers, consumers, rate
         self.message_timeout_ms, self.reassign_s = message_timeout_ms, reassign_s
         self.out = out
-        self.client_debug = os.environ.get("TRIBUTARY_FAULT_CLIENT_DEBUG")
+        # librdkafka's debug contexts for the producers' logs (producer-N.log):
+        # `eos` by default, a few lines per leader change and every epoch bump
+        # with its reason; empty for none.
+        self.client_debug = os.environ.get("TRIBUTARY_FAULT_CLIENT_DEBUG", "eos") or None
         self.history = History(out / "history.jsonl")
         self.watermarks = Watermarks(out / "hwm.jsonl")
         self.counters = Counters()
@@ -285,7 +288,13 @@ class Workload:
             log = logging.getLogger(f"producer-{proc}")
             log.propagate = False
             log.setLevel(logging.DEBUG)
-            log.addHandler(logging.FileHandler(self.out / f"producer-{proc}.log"))
+            handler = logging.FileHandler(self.out / f"producer-{proc}.log")
+            # Wall-clock UTC, as nemesis.jsonl's "wall": the time the line
+            # reached the logger (librdkafka hands its lines over in poll()).
+            stamp = logging.Formatter("%(asctime)s.%(msecs)03dZ %(message)s", "%Y-%m-%dT%H:%M:%S")
+            stamp.converter = time.gmtime
+            handler.setFormatter(stamp)
+            log.addHandler(handler)
             return Producer({**conf, "debug": self.client_debug}, logger=log)
         return Producer(conf)
 
