@@ -711,6 +711,19 @@ impl<A: QuorumApp> Inner<A> {
                         .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
                     return Err(ForwardError::NotLeader { leader_id: m.current_leader, leader_address });
                 }
+                // The answer renews the sender's leader lease
+                // (tributary-broker's leader_lease.rs), but a leader cut off
+                // from the other voters calls itself leader until it hears
+                // of a newer term, and the node's own broker heartbeat
+                // reaches it without the network. So a heartbeat is answered
+                // only once a quorum has acknowledged this node as leader
+                // after it arrived; until then the sender is told no leader
+                // is known and retries.
+                let confirmed =
+                    tokio::time::timeout(self.options.timing.election_timeout, self.raft.get_read_log_id()).await;
+                if !matches!(confirmed, Ok(Ok(_))) {
+                    return Err(ForwardError::NotLeader { leader_id: None, leader_address: None });
+                }
                 self.liveness.lock().unwrap_or_else(|e| e.into_inner()).insert(node_id, std::time::Instant::now());
                 Ok(ForwardReply::HeartbeatRecorded)
             }
