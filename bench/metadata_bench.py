@@ -270,7 +270,8 @@ LIVE: list["Node"] = []
 class Node:
     """One `tributary broker` process of a quorum, with its properties file, data directory and log."""
 
-    def __init__(self, binary: str, work: str, name: str, node_id: int, client_port: int, controller_port: int):
+    def __init__(self, binary: str, work: str, name: str, node_id: int, client_port: int,
+                 controller_port: int | None):
         self.binary = binary
         self.node_id = node_id
         self.port = client_port
@@ -285,11 +286,15 @@ class Node:
         return f"{HOST}:{self.port}"
 
     def write_config(self, voters: str) -> dict:
+        """Its server.properties: broker and controller, or a broker only (process.roles=broker, learning
+        the metadata from the controllers of `voters`) when it has no controller port."""
+        voter = self.controller_port is not None
+        listeners = f"PLAINTEXT://{HOST}:{self.port}" + (f",CONTROLLER://{HOST}:{self.controller_port}" if voter else "")
         props = {
-            "process.roles": "broker,controller",
+            "process.roles": "broker,controller" if voter else "broker",
             "node.id": str(self.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
+            "listeners": listeners,
             "controller.listener.names": "CONTROLLER",
             "log.dirs": self.data_dir,
         }

@@ -457,28 +457,11 @@ REASSIGN_SETTLE_S = 2.0
 QUOTA_SPAN_S = 11.0  # replication.quota.window.num x replication.quota.window.size.seconds (the defaults)
 
 
-class BrokerOnlyNode(mb.Node):
-    """A node that joins the cluster as a broker only (process.roles=broker): it votes in no quorum and
-    learns the metadata from the controllers named by the same voters line."""
-
-    def write_config(self, voters: str) -> dict:
-        props = {
-            "process.roles": "broker",
-            "node.id": str(self.node_id),
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{mb.HOST}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "log.dirs": self.data_dir,
-        }
-        with open(self.config, "w") as f:
-            f.write("".join(f"{k}={v}\n" for k, v in props.items()))
-        return props
-
-
-def add_broker(q: mb.Quorum, binary: str, work: str, node_id: int) -> BrokerOnlyNode:
-    """Starts a broker-only node with the cluster's voters; returns once every node lists it."""
+def add_broker(q: mb.Quorum, binary: str, work: str, node_id: int) -> mb.Node:
+    """Starts a broker-only node (no controller port) with the cluster's voters; returns once every node
+    lists it."""
     (port,) = mb.free_ports(1)
-    nd = BrokerOnlyNode(binary, work, "cluster", node_id, port, 0)
+    nd = mb.Node(binary, work, "cluster", node_id, port, None)
     nd.props = nd.write_config(q.voters)
     nd.start()
     expected = q.ids | {node_id}
@@ -570,7 +553,7 @@ def latency_per_second(reports: list[tuple[float, float, str | None]], t0: float
     return [[s, len(v), round(pct(sorted(v), 0.99), 1)] for s, v in sorted(buckets.items())]
 
 
-def reassign_run(args, cluster: mb.Quorum, new: BrokerOnlyNode, topic: str, throttle: int | None,
+def reassign_run(args, cluster: mb.Quorum, new: mb.Node, topic: str, throttle: int | None,
                  work: str) -> dict:
     """Fills a topic on brokers 1-3, waits --reassign-baseline-s, then moves one replica of every
     partition onto the new broker with `tributary partition reassign` and times it to complete."""

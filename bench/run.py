@@ -331,6 +331,15 @@ def run_json_script(name, argv, timeout):
     return d, r
 
 
+def with_phase_errors(d):
+    """`d` with "error" naming each of its "phases" that reported errors, if any did."""
+    errs = [f"{k}: {v.get('first_error') or v.get('error')}" for k, v in (d.get("phases") or {}).items()
+            if v.get("errors") or v.get("error")]
+    if errs:
+        d["error"] = "; ".join(errs)
+    return d
+
+
 def tail(text, n=15):
     lines = (text or "").strip().splitlines()
     return "\n".join(lines[-n:])
@@ -1055,19 +1064,9 @@ class Runner:
             time.sleep(0.2)
         argv = [sys.executable, str(REGISTRY_BENCH), "--url", url, "--clients", str(REGISTRY_CLIENTS),
                 "--seconds", f"{secs:g}"]
-        r = run_cmd(argv, 3 * secs + 180)
-        if r["timed_out"]:
-            raise PhaseError(f"registry_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
-        try:
-            d = json.loads(r["stdout"])
-        except ValueError:
-            raise PhaseError(f"registry_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d, _ = run_json_script("registry_bench.py", argv, 3 * secs + 180)
         d["cmd"] = shlex.join(["python3", "bench/registry_bench.py"] + argv[2:]).replace(url, "http://127.0.0.1:PORT2")
-        errs = [f"{k}: {v.get('first_error') or v.get('error')}" for k, v in (d.get("phases") or {}).items()
-                if v.get("errors") or v.get("error")]
-        if errs:
-            d["error"] = "; ".join(errs)
-        return d
+        return with_phase_errors(d)
 
     def rest_proxy_throughput(self, broker):
         """rest_proxy_bench.py: v3 streaming and v2 produce through the REST proxy of a Tributary started with
@@ -1086,20 +1085,10 @@ class Runner:
             time.sleep(0.2)
         argv = [sys.executable, str(REST_PROXY_BENCH), "--url", url, "--bootstrap", broker.bootstrap,
                 "--records", str(self.plan["rest_records"])]
-        r = run_cmd(argv, 900)
-        if r["timed_out"]:
-            raise PhaseError(f"rest_proxy_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
-        try:
-            d = json.loads(r["stdout"])
-        except ValueError:
-            raise PhaseError(f"rest_proxy_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d, _ = run_json_script("rest_proxy_bench.py", argv, 900)
         d["cmd"] = (shlex.join(["python3", "bench/rest_proxy_bench.py"] + argv[2:])
                     .replace(url, "http://127.0.0.1:PORT3").replace(broker.bootstrap, "127.0.0.1:PORT"))
-        errs = [f"{k}: {v.get('first_error') or v.get('error')}" for k, v in (d.get("phases") or {}).items()
-                if v.get("errors") or v.get("error")]
-        if errs:
-            d["error"] = "; ".join(errs)
-        return d
+        return with_phase_errors(d)
 
     def standalone_phase(self, res, name, fn):
         """A phase that starts its own processes (no broker of the run is up): errors recorded, not raised."""
@@ -1126,13 +1115,7 @@ class Runner:
         flag = "--tributary-bin" if kind(name) == "tributary" else "--tansu-bin"
         argv = [sys.executable, str(STARTUP_BENCH), flag, str(binary), "--runs", str(runs),
                 "--data-root", self.args.data_root]
-        r = run_cmd(argv, 600)
-        if r["timed_out"]:
-            raise PhaseError(f"startup_bench.py timed out; stderr tail:\n{tail(r['stderr'])}")
-        try:
-            d = json.loads(r["stdout"])
-        except ValueError:
-            raise PhaseError(f"startup_bench.py printed no JSON (rc {r['rc']}); stderr tail:\n{tail(r['stderr'])}")
+        d, _ = run_json_script("startup_bench.py", argv, 600)
         d = d.get(kind(name)) or {}
         d["cmd"] = shlex.join(["python3", "bench/startup_bench.py", flag, "BIN", "--runs", str(runs)])
         return d

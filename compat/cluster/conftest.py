@@ -27,20 +27,33 @@ def binary() -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def started_cluster(root: Path, overrides: dict[str, str | None] | None = None,
+                    node_configs: dict[int, dict[str, str]] | None = None):
+    """For a fixture to `yield from`: three nodes under `root` with broker
+    `overrides` (and `node_configs`, extra server.properties per node id),
+    started; their logs printed if they do not come up. Stopped and their
+    data removed afterwards."""
     binary()
-    root = tmp_path_factory.mktemp("cluster")
-    c = Cluster(root)
+    c = Cluster(root, overrides)
     try:
-        c.start()
+        for node_id, n in c.nodes.items():
+            n.write_config((node_configs or {}).get(node_id))
+            n.start()
+        c.wait_brokers({1, 2, 3})
     except BaseException:
         print(c.logs())
         c.stop()
         raise
-    yield c
-    c.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from started_cluster(tmp_path_factory.mktemp("cluster"))
 
 
 def refused_start(config: Path, deadline: float = 45.0) -> tuple[int, list[str]]:

@@ -17,7 +17,6 @@ does, and --disable-rack-aware plans without racks."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -25,7 +24,7 @@ import pytest
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 from kafka import KafkaAdminClient
 
-from conftest import Cluster, binary, wait_for
+from conftest import binary, started_cluster, wait_for
 from test_reassign import alter_configs, consume_all, partition, produce
 
 
@@ -188,21 +187,8 @@ RACKS = {1: "A", 2: "A", 3: "B"}
 @pytest.fixture(scope="module")
 def racked(tmp_path_factory):
     """Three nodes whose broker.rack is A, A and B."""
-    binary()
-    root = tmp_path_factory.mktemp("racked")
-    c = Cluster(root)
-    try:
-        for node_id, n in c.nodes.items():
-            n.write_config({"broker.rack": RACKS[node_id]})
-            n.start()
-        c.wait_brokers({1, 2, 3})
-    except BaseException:
-        print(c.logs())
-        c.stop()
-        raise
-    yield c
-    c.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from started_cluster(tmp_path_factory.mktemp("racked"),
+                               node_configs={i: {"broker.rack": rack} for i, rack in RACKS.items()})
 
 
 def test_generate_spreads_replicas_over_racks(racked):

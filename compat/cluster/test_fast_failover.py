@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from conftest import Cluster, binary, wait_for
+from conftest import started_cluster, wait_for
 
 SESSION = {"broker.session.timeout.ms": "600000", "broker.heartbeat.interval.ms": "500"}
 # Far below the session timeout: only evidence of death can move a partition in time.
@@ -30,16 +30,7 @@ MOVE_DEADLINE = 60.0
 
 @pytest.fixture
 def cluster(tmp_path):
-    binary()
-    c = Cluster(tmp_path, SESSION)
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        c.stop()
-        raise
-    yield c
-    c.stop()
+    yield from started_cluster(tmp_path, SESSION)
 
 
 def create(cluster, name: str) -> None:

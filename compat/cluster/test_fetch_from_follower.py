@@ -24,7 +24,6 @@ Every wait is a deadline on an observed outcome."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import struct
 import uuid
@@ -35,7 +34,7 @@ from confluent_kafka.admin import ConfigSource
 from confluent_kafka.admin import ConfigResource, NewTopic
 
 import kwire  # compat/python, on the path through conftest
-from conftest import HOST, Cluster, binary, free_ports, refused_start, wait_for
+from conftest import HOST, binary, free_ports, refused_start, started_cluster, wait_for
 
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 RECORDS = 200
@@ -46,21 +45,11 @@ UNKNOWN_LEADER_EPOCH = 75
 
 @pytest.fixture(scope="module")
 def racks(tmp_path_factory):
-    binary()
-    root = tmp_path_factory.mktemp("racks")
     # A stopped (SIGSTOP) replica stays registered and in the ISR this long:
     # the high watermark test needs the ISR to keep it while it looks.
-    c = Cluster(root, {"broker.rack": "RACK{node_id}", "replica.selector.class": RACK_AWARE,
-                       "replica.lag.time.max.ms": "120000", "broker.session.timeout.ms": "120000"})
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        c.stop()
-        raise
-    yield c
-    c.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from started_cluster(tmp_path_factory.mktemp("racks"),
+                               {"broker.rack": "RACK{node_id}", "replica.selector.class": RACK_AWARE,
+                                "replica.lag.time.max.ms": "120000", "broker.session.timeout.ms": "120000"})
 
 
 def create(cluster, name: str) -> tuple[int, list[int], bytes]:

@@ -77,6 +77,26 @@ def read_all(bootstrap: str, topic: str, end: int) -> list[tuple[int, str]]:
     return out
 
 
+def start_with_node1_behind(cluster: Cluster, proxy: ProduceBlackhole) -> None:
+    """Starts the three nodes, node 1 advertising the proxy in front of it,
+    so every client reaches node 1 through the proxy."""
+    for n in cluster.nodes.values():
+        n.write_config({"advertised.listeners": f"PLAINTEXT://{proxy.address}"} if n.node_id == 1 else None)
+        n.start()
+    cluster.wait_brokers({1, 2, 3}, via=[2, 3])
+
+
+def idempotent_producer(cluster: Cluster, extra: dict | None = None, **kwargs) -> Producer:
+    """An acks=all idempotent producer bootstrapped from nodes 2 and 3, one
+    record a batch, five batches of a partition in flight, patient enough to
+    outlive node 1; `extra` settings added, `kwargs` (a logger) passed on."""
+    survivors = ",".join(cluster.nodes[i].bootstrap for i in (2, 3))
+    return Producer({"bootstrap.servers": survivors, "acks": "all", "enable.idempotence": True,
+                     "max.in.flight.requests.per.connection": IN_FLIGHT, "linger.ms": 5,
+                     "batch.num.messages": 1, "request.timeout.ms": 60000,
+                     "message.timeout.ms": 180000, **(extra or {})}, **kwargs)
+
+
 def test_retries_of_committed_unanswered_batches_are_duplicates_at_the_new_leader(tmp_path):
     binary()
     cluster = Cluster(tmp_path)
@@ -84,11 +104,7 @@ def test_retries_of_committed_unanswered_batches_are_duplicates_at_the_new_leade
     proxy = ProduceBlackhole((node1.host, node1.client_port))
     producer = None
     try:
-        for n in cluster.nodes.values():
-            extra = {"advertised.listeners": f"PLAINTEXT://{proxy.address}"} if n.node_id == 1 else None
-            n.write_config(extra)
-            n.start()
-        cluster.wait_brokers({1, 2, 3}, via=[2, 3])
+        start_with_node1_behind(cluster, proxy)
         topic = "retried"
         admin = cluster.nodes[2].admin()
         admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]], config={"min.insync.replicas": "2"})],
@@ -100,16 +116,12 @@ def test_retries_of_committed_unanswered_batches_are_duplicates_at_the_new_leade
 
         wait_for("node 1 to lead with ISR {1, 2, 3}", led_by_1_with_full_isr, deadline=90)
 
-        survivors = ",".join(cluster.nodes[i].bootstrap for i in (2, 3))
         reports: dict[int, object] = {}
 
         def report(i):
             return lambda err, msg: reports.__setitem__(i, err if err is not None else msg.offset())
 
-        producer = Producer({"bootstrap.servers": survivors, "acks": "all", "enable.idempotence": True,
-                             "max.in.flight.requests.per.connection": 5, "linger.ms": 5,
-                             "batch.num.messages": 1, "request.timeout.ms": 60000,
-                             "message.timeout.ms": 180000})
+        producer = idempotent_producer(cluster)
         producer.produce(topic, value=b"warm-up", partition=0, on_delivery=report(-1))
         assert producer.flush(60) == 0 and reports[-1] == 0, reports
 
@@ -182,10 +194,7 @@ def test_librdkafka_sends_possibly_written_records_again_after_an_epoch_bump(tmp
     proxy = ProduceBlackhole((node1.host, node1.client_port))
     producer = None
     try:
-        for n in cluster.nodes.values():
-            n.write_config({"advertised.listeners": f"PLAINTEXT://{proxy.address}"} if n.node_id == 1 else None)
-            n.start()
-        cluster.wait_brokers({1, 2, 3}, via=[2, 3])
+        start_with_node1_behind(cluster, proxy)
         admin = cluster.nodes[2].admin()
         futures = admin.create_topics([
             NewTopic("written", num_partitions=1, replica_assignment=[[1]]),
@@ -207,11 +216,7 @@ def test_librdkafka_sends_possibly_written_records_again_after_an_epoch_bump(tmp
         def report(key):
             return lambda err, msg: reports.__setitem__(key, err if err is not None else msg.offset())
 
-        survivors = ",".join(cluster.nodes[i].bootstrap for i in (2, 3))
-        producer = Producer({"bootstrap.servers": survivors, "acks": "all", "enable.idempotence": True,
-                             "max.in.flight.requests.per.connection": 5, "linger.ms": 5,
-                             "batch.num.messages": 1, "request.timeout.ms": 60000,
-                             "message.timeout.ms": 180000, "debug": "eos"}, logger=log)
+        producer = idempotent_producer(cluster, {"debug": "eos"}, logger=log)
         producer.produce("written", value=b"warm-up", partition=0, on_delivery=report("warm-up"))
         assert producer.flush(60) == 0 and reports["warm-up"] == 0, reports
 

@@ -11,7 +11,6 @@ Every wait is a deadline on an observed outcome."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 
 import kafka.errors as Errors
@@ -21,7 +20,7 @@ from confluent_kafka.admin import NewTopic
 from kafka import KafkaAdminClient
 from kafka.protocol.consumer import OffsetCommitRequest
 
-from conftest import Cluster, binary, wait_for
+from conftest import started_cluster, wait_for
 
 OFFSETS = "__consumer_offsets"
 GROUP = "min-insync-group"
@@ -31,19 +30,9 @@ OFFSETS_PARTITIONS = 6
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    binary()
-    root = tmp_path_factory.mktemp("min-insync")
-    c = Cluster(root, overrides={"offsets.topic.replication.factor": "3", "min.insync.replicas": "3",
-                                 "replica.lag.time.max.ms": "3000"})
-    try:
-        c.start()
-    except BaseException:
-        print(c.logs())
-        c.stop()
-        raise
-    yield c
-    c.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from started_cluster(tmp_path_factory.mktemp("min-insync"),
+                               {"offsets.topic.replication.factor": "3", "min.insync.replicas": "3",
+                                "replica.lag.time.max.ms": "3000"})
 
 
 def java_hash(s: str) -> int:
