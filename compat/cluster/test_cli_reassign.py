@@ -35,6 +35,17 @@ def reassign(cluster, *args: str, expect: int = 0) -> dict:
     return json.loads(r.stdout) if r.stdout.strip() else {"stderr": r.stderr}
 
 
+def create_everywhere(cluster, name: str, assignment: list[list[int]]) -> None:
+    """Creates a topic through node 1 and waits until every node lists it: the CLI
+    may ask any node, and a node applies the committed topic a moment after the
+    controller answers CreateTopics (as Kafka's brokers do)."""
+    cluster.nodes[1].admin().create_topics(
+        [NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment)],
+        operation_timeout=30)[name].result(60)
+    for node in cluster.nodes.values():
+        wait_for(f"node {node.node_id} lists {name}", lambda node=node: name in node.metadata().topics)
+
+
 def configs(cluster, kind, name: str) -> dict[str, str]:
     res = ConfigResource(kind, name)
     return {k: v.value for k, v in cluster.nodes[1].admin().describe_configs([res])[res].result(60).items()}
@@ -42,9 +53,7 @@ def configs(cluster, kind, name: str) -> dict[str, str]:
 
 def test_generate_execute_verify_with_a_throttle(cluster, tmp_path):
     name = "cli-move"
-    admin = cluster.nodes[1].admin()
-    admin.create_topics([NewTopic(name, num_partitions=2, replica_assignment=[[1], [1]])],
-                        operation_timeout=30)[name].result(60)
+    create_everywhere(cluster, name, [[1], [1]])
     values = [f"c-{i}" for i in range(200)]
     assert produce(cluster.bootstrap, name, values) == list(range(200))
 
@@ -97,8 +106,7 @@ def test_generate_execute_verify_with_a_throttle(cluster, tmp_path):
 
 def test_execute_refusals_say_what_to_do(cluster, tmp_path):
     name = "cli-refuse"
-    cluster.nodes[1].admin().create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[1]])],
-                                           operation_timeout=30)[name].result(60)
+    create_everywhere(cluster, name, [[1]])
     plan = tmp_path / "bad.json"
     plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": [1, 42]}]}))
     got = reassign(cluster, "--execute", "--plan", str(plan), expect=1)
@@ -143,8 +151,7 @@ def log_size(cluster, broker: int, topic: str) -> int | None:
 
 def test_verify_counts_the_bytes_left_to_copy(cluster, tmp_path):
     name = "cli-bytes"
-    cluster.nodes[1].admin().create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[1]])],
-                                           operation_timeout=30)[name].result(60)
+    create_everywhere(cluster, name, [[1]])
     # 3 MB in 10 kB records: more than the one fetch (replica.fetch.max.bytes, 1 MB) a
     # 1 byte/s throttle lets through before it holds the new replica back.
     values = [f"{i:06d}" + "x" * 10_000 for i in range(300)]
@@ -193,8 +200,7 @@ def racked(tmp_path_factory):
 
 def test_generate_spreads_replicas_over_racks(racked):
     name = "cli-racks"
-    racked.nodes[1].admin().create_topics([NewTopic(name, num_partitions=4, replica_assignment=[[1, 2]] * 4)],
-                                          operation_timeout=30)[name].result(60)
+    create_everywhere(racked, name, [[1, 2]] * 4)
     # Every replica in rack A now; the plan over all three brokers puts one of each partition in B.
     aware = reassign(racked, "--generate", "--topics", name, "--broker-list", "1,2,3")["proposed"]
     assert [p["partition"] for p in aware["partitions"]] == [0, 1, 2, 3]
