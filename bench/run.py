@@ -887,9 +887,11 @@ class Runner:
 
     def rdk_calibrate(self, broker, topic, size, partitions):
         """Short produce runs into a topic of their own (deleted after) to pick a round's record count:
-        about phase_s seconds at the probe's rate, within max_phase_bytes. A probe shorter than
-        min_probe_ms is dominated by connection set-up, so it is repeated with more records (at most 3
-        runs). It also warms the broker up before the first measured round. Returns (count, details)."""
+        about phase_s seconds at the last probe's rate, within max_phase_bytes. The first probe runs on
+        a cold broker and client (connections, the first segments), so there are at least two, the next
+        sized from the last one's rate; a probe shorter than min_probe_ms is dominated by set-up, so they
+        go on (at most 4) until one lasts that long. They also warm the broker up before the first
+        measured round. Returns (count, details)."""
         plan = self.plan
         out = {"create": self.ensure_topic(broker, topic, partitions)}
         probe_n = max(10_000, int(plan["probe_bytes"] / size))
@@ -897,10 +899,10 @@ class Runner:
         while True:
             probe = self.perf_produce(broker, topic, size, probe_n, timeout=120)
             probes.append(probe)
-            if probe["elapsed_ms"] >= plan["min_probe_ms"] or len(probes) == 3:
+            if (len(probes) >= 2 and probe["elapsed_ms"] >= plan["min_probe_ms"]) or len(probes) == 4:
                 break
             grow = min(10.0, 1.3 * plan["min_probe_ms"] / max(probe["elapsed_ms"], 1))
-            probe_n = min(int(probe_n * grow), int(plan["max_phase_bytes"] / size))
+            probe_n = min(max(probe_n, int(probe_n * grow)), int(plan["max_phase_bytes"] / size))
         out["probes"] = probes
         out["delete"] = delete_topics(broker.bootstrap, topic)
         rate_Bps = max(probe["MB_per_s"] * 1e6, 1e5)
@@ -1628,10 +1630,10 @@ def judge_client_bound(python_rates, rdk_rates):
         return False, f"the brokers' Python rates are {apart:.0%} apart"
     slow = [n for n in names if rdk_rates[n] < CLIENT_BOUND_RDK_FACTOR * python_rates[n]]
     if slow:
-        return False, (f"rdkafka_performance read under {CLIENT_BOUND_RDK_FACTOR:g}x the Python rate from "
+        return False, (f"rdkafka_performance read under {CLIENT_BOUND_RDK_FACTOR:g}× the Python rate from "
                        + ", ".join(TITLE.get(n, n) for n in slow))
     return True, (f"the brokers' Python rates are {apart:.0%} apart; rdkafka_performance read "
-                  + ", ".join(f"{rdk_rates[n] / python_rates[n]:.1f}x faster from {TITLE.get(n, n)}"
+                  + ", ".join(f"{rdk_rates[n] / python_rates[n]:.1f}× faster from {TITLE.get(n, n)}"
                               for n in names))
 
 
@@ -2839,7 +2841,8 @@ def render(results):
     w("")
     w("Records per round of the rdkafka_performance phases (a short calibration run to a topic of its own picks "
       f"them so each round's produce runs about {plan['phase_s']:g} s; {plan.get('rdk_rounds', 1)} round(s) per "
-      "shape and broker, each reading back exactly what it produced):")
+      "shape and broker, each reading back exactly what it produced), and in brackets how long the median "
+      "round's produce took:")
     w("")
     w("| case | Tributary | Tansu |")
     w("|---|---:|---:|")
@@ -2847,7 +2850,9 @@ def render(results):
         def cnt(b, s=size, p=parts):
             ph = b["phases"].get(f"rdk_{s}b_{p}p") or {}
             n = ph.get("records_per_round")
-            return fmt_int(n) if n is not None else "—"
+            secs = spread(g(r, "produce", "elapsed_ms") for r in ph.get("rounds") or [])
+            took = f" ({secs['median'] / 1000:.1f} s)" if secs else ""
+            return fmt_int(n) + took if n is not None else "—"
         w(f"| {size_label(size)}, {parts}p | {R.cell('tributary', cnt)} | {R.cell('tansu', cnt)} |")
     w("")
     w("Commands, per phase (the broker address varies):")
