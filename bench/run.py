@@ -2146,7 +2146,8 @@ def render_host(w, R):
       "load generators the phase ran, from the rusage of the harness's reaped children (so a generator's own "
       "subprocesses count); for the phases whose script starts its own brokers (start-up, metadata quorum, "
       "replication) that includes those brokers. CPU seconds, and in brackets over the wall time: cores kept "
-      "busy. *Other* is busy minus broker, client and the harness itself: work of nobody in this run. A row whose "
+      "busy. *Other* is busy minus broker, client and the harness itself: other processes' work, and kernel "
+      "work charged to no process (softirq, some of it this run's loopback traffic). A row whose "
       "client kept a core busy while the broker did not was client-bound; steal above a few percent, or much "
       "*other*, means the machine was disturbed. Load average: the 1-minute figure at the start and the end.")
     w("")
