@@ -58,6 +58,7 @@ impl<'a> RecordIter<'a> {
     }
 }
 
+#[inline]
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if buf.len() < n {
         return None;
@@ -67,6 +68,7 @@ fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
+#[inline]
 fn take_nullable<'a>(buf: &mut &'a [u8]) -> Result<Option<&'a [u8]>, String> {
     let len = read_varint(buf).map_err(varint_reason)?;
     match len {
@@ -109,6 +111,44 @@ fn parse_record<'a>(buf: &mut &'a [u8]) -> Result<Record<'a>, String> {
         return Err(format!("{} bytes left over after the record's fields", body.len()));
     }
     Ok(Record { attributes: attributes as i8, timestamp_delta, offset_delta, key, value, headers })
+}
+
+/// The fields of one record that a produce's validation looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordShape {
+    pub(crate) timestamp_delta: i64,
+    pub(crate) offset_delta: i32,
+    pub(crate) key_is_null: bool,
+}
+
+/// Checks one record exactly as [`parse_record`] parses it, without
+/// building it: the broker validates millions of small records a second,
+/// and only their deltas and whether the key is null matter there.
+#[inline]
+pub(crate) fn skim_record(buf: &mut &[u8]) -> Result<RecordShape, String> {
+    let length = read_varint(buf).map_err(varint_reason)?;
+    if length < 0 {
+        return Err(format!("negative record length {length}"));
+    }
+    let mut body = take(buf, length as usize).ok_or("record length runs past the batch")?;
+    let (_attributes, rest) = body.split_first().ok_or("empty record")?;
+    body = rest;
+    let timestamp_delta = read_varlong(&mut body).map_err(varint_reason)?;
+    let offset_delta = read_varint(&mut body).map_err(varint_reason)?;
+    let key_is_null = take_nullable(&mut body)?.is_none();
+    take_nullable(&mut body)?;
+    let header_count = read_varint(&mut body).map_err(varint_reason)?;
+    if header_count < 0 {
+        return Err(format!("negative header count {header_count}"));
+    }
+    for _ in 0..header_count {
+        take_nullable(&mut body)?.ok_or("header key is null")?;
+        take_nullable(&mut body)?;
+    }
+    if !body.is_empty() {
+        return Err(format!("{} bytes left over after the record's fields", body.len()));
+    }
+    Ok(RecordShape { timestamp_delta, offset_delta, key_is_null })
 }
 
 impl<'a> Iterator for RecordIter<'a> {
@@ -345,6 +385,58 @@ mod tests {
 
     fn records_of(batch: &[u8]) -> &[u8] {
         &batch[crate::batch::BATCH_HEADER_LEN..]
+    }
+
+    /// `skim_record` must accept and refuse exactly what `parse_record` does,
+    /// with the same reason, on any bytes (the broker validates with the
+    /// first, consumers and tools read with the second).
+    fn skim_agrees_with_parse(bytes: &[u8]) {
+        let (mut a, mut b) = (bytes, bytes);
+        loop {
+            let parsed = parse_record(&mut a);
+            let skimmed = skim_record(&mut b);
+            match (&parsed, &skimmed) {
+                (Ok(r), Ok(s)) => {
+                    assert_eq!(
+                        (r.timestamp_delta, r.offset_delta, r.key.is_none()),
+                        (s.timestamp_delta, s.offset_delta, s.key_is_null)
+                    );
+                    assert_eq!(a.len(), b.len(), "both consumed the same record");
+                }
+                (Err(x), Err(y)) => {
+                    assert_eq!(x, y);
+                    return;
+                }
+                _ => panic!("parse {parsed:?} but skim {skimmed:?} on {bytes:?}"),
+            }
+            if a.is_empty() {
+                return;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skim_and_parse_agree_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            skim_agrees_with_parse(&bytes);
+        }
+
+        #[test]
+        fn skim_and_parse_agree_on_damaged_batches(cut in 0usize..200, flip in 0usize..200, bit in 0u8..8) {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(RecordSpec::new(Some(b"key"), Some(b"value"), 10).with_header("h", Some(b"x")));
+            b.push(RecordSpec::new(None, None, 11));
+            b.push(RecordSpec::new(Some(b""), Some(&[7; 40]), -3).with_header("a", None).with_header("b", Some(b"")));
+            let batch = b.build();
+            let mut records = records_of(&batch).to_vec();
+            skim_agrees_with_parse(&records);
+            let at = flip % records.len().max(1);
+            if let Some(byte) = records.get_mut(at) {
+                *byte ^= 1 << bit;
+            }
+            records.truncate(records.len().saturating_sub(cut % 8));
+            skim_agrees_with_parse(&records);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::{BatchError, RecordProblem};
 
 /// Most rejected records listed for one batch.
 const RECORD_PROBLEMS_MAX: usize = 10_000;
-use crate::records::{RecordIter, RecordScanner, ScanError};
+use crate::records::{RecordScanner, ScanError, skim_record};
 
 /// Bounds on record timestamps (`message.timestamp.before.max.ms` /
 /// `message.timestamp.after.max.ms`), checked for CreateTime topics only.
@@ -86,12 +86,14 @@ pub fn validate_batch(batch: &[u8], rules: &ValidationRules) -> Result<Validated
         Checker { header, rules, max_timestamp: i64::MIN, offset_delta_of_max: 0, seen: 0, problems: Vec::new() };
     let payload = &batch[BATCH_HEADER_LEN..];
     if compression == Compression::None {
-        for item in RecordIter::new(payload) {
-            let record = item.map_err(|(index, reason)| BatchError::InvalidRecord { index, reason })?;
+        let mut rest = payload;
+        while !rest.is_empty() {
+            let index = state.seen;
+            let record = skim_record(&mut rest).map_err(|reason| BatchError::InvalidRecord { index, reason })?;
             state.check(RecordFacts {
                 timestamp_delta: record.timestamp_delta,
                 offset_delta: record.offset_delta,
-                key_is_null: record.key.is_none(),
+                key_is_null: record.key_is_null,
             })?;
         }
     } else {
@@ -150,6 +152,7 @@ impl Checker<'_> {
         }
     }
 
+    #[inline]
     fn check(&mut self, record: RecordFacts) -> Result<(), BatchError> {
         let index = self.seen;
         if index >= self.header.records_count as usize {
@@ -260,6 +263,7 @@ mod tests {
     use super::*;
     use crate::batch::crc_matches;
     use crate::builder::{BatchBuilder, RecordSpec};
+    use crate::records::RecordIter;
     use proptest::prelude::*;
 
     const CODECS: [Compression; 5] =
