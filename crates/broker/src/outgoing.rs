@@ -65,19 +65,70 @@ impl From<Bytes> for Outgoing {
 
 /// Writes a whole frame. An error leaves the connection unusable (part of a
 /// frame may have been sent), so the caller closes it.
+///
+/// A frame with record runs in files goes out corked (`TCP_CORK`): the small
+/// encoded pieces between runs would otherwise leave as packets of their own
+/// (the socket has `TCP_NODELAY`), each one a wakeup of the reader. Runs of
+/// in-memory pieces go out in one vectored write each; uncorking at the end
+/// sends what is left at once.
 pub(crate) async fn write_outgoing(writer: &mut OwnedWriteHalf, outgoing: Outgoing) -> io::Result<()> {
     match outgoing {
         Outgoing::Frame(bytes) => writer.write_all(&bytes).await,
         Outgoing::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Bytes(bytes) | Part::Records(Records::Inline(bytes)) => writer.write_all(&bytes).await?,
-                    Part::Records(Records::File(slice)) => send_file(writer.as_ref(), &slice).await?,
-                }
+            let corked = parts.iter().any(|p| matches!(p, Part::Records(Records::File(_))))
+                && rustix::net::sockopt::set_tcp_cork(writer.as_ref(), true).is_ok();
+            let written = write_parts(writer, parts).await;
+            if corked {
+                // Uncorking pushes the frame's tail out; a failure here would
+                // leave it waiting for the kernel's 200 ms cork timer.
+                rustix::net::sockopt::set_tcp_cork(writer.as_ref(), false)?;
             }
-            Ok(())
+            written
         }
     }
+}
+
+/// Writes the parts in order: each run of in-memory parts with vectored
+/// writes, each file run with `sendfile`.
+async fn write_parts(writer: &mut OwnedWriteHalf, parts: Vec<Part<Records>>) -> io::Result<()> {
+    let mut memory: Vec<Bytes> = Vec::new();
+    for part in parts {
+        match part {
+            Part::Bytes(bytes) | Part::Records(Records::Inline(bytes)) => {
+                if !bytes.is_empty() {
+                    memory.push(bytes);
+                }
+            }
+            Part::Records(Records::File(slice)) => {
+                write_all_vectored(writer, &mut memory).await?;
+                send_file(writer.as_ref(), &slice).await?;
+            }
+        }
+    }
+    write_all_vectored(writer, &mut memory).await
+}
+
+/// Writes every buffer in `pieces`, as few syscalls as the socket allows, and
+/// empties it.
+async fn write_all_vectored(writer: &mut OwnedWriteHalf, pieces: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < pieces.len() {
+        let slices: Vec<io::IoSlice<'_>> = pieces[first..].iter().map(|b| io::IoSlice::new(b)).collect();
+        let mut n = writer.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes"));
+        }
+        while let Some(piece) = pieces.get_mut(first) {
+            if n < piece.len() {
+                let _ = piece.split_to(n);
+                break;
+            }
+            n -= piece.len();
+            first += 1;
+        }
+    }
+    pieces.clear();
+    Ok(())
 }
 
 /// Copies `slice` from its file to the socket inside the kernel.
