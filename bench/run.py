@@ -1377,6 +1377,8 @@ class Runner:
             t0 = time.monotonic()
             time.sleep(1.0)
             res["rss_idle_MB"] = mb(b.sampler.peak_kb(t0))
+            st = b.sampler.last or {}
+            res["rss_idle_breakdown_MB"] = {k: mb(st.get(k)) for k in ("RssAnon", "RssFile", "RssShmem")}
             res["cpu_s_at_idle"] = b.cpu_s()
             self.probe_api_versions(res, b)
             load_t0 = time.monotonic()
@@ -2730,6 +2732,15 @@ def render(results):
     row("RSS idle", rss_idle, rss_idle, f"≤ {TARGET_RSS_IDLE_MB:g} MB",
         judge(lambda b: b["rss_idle_MB"], lambda vt, _: vt <= TARGET_RSS_IDLE_MB), gen=GEN_IDLE)
 
+    def rss_split(breakdown):
+        if not breakdown or breakdown.get("RssAnon") is None:
+            raise _CellError("no breakdown sampled")
+        return (f"{fmt_num(breakdown['RssAnon'])} MB / {fmt_num(breakdown.get('RssFile'))} MB")
+
+    row("RSS idle: anonymous / file-backed (the binary's code and libraries, shared with the page cache)",
+        lambda b: rss_split(b.get("rss_idle_breakdown_MB")), lambda b: rss_split(b.get("rss_idle_breakdown_MB")),
+        "—", None, gen=GEN_IDLE)
+
     def rss_load(b):
         if b.get("rss_peak_under_load_MB") is None:
             raise _CellError(b.get("error") or "no sample")
@@ -2753,6 +2764,9 @@ def render(results):
         lambda b: f"{fmt_num(hold(b)['rss_holding_MB'])} MB", lambda b: f"{fmt_num(hold(b)['rss_holding_MB'])} MB",
         f"≤ {TARGET_RSS_HOLD_MB:g} MB", judge(holding_complete, lambda vt, _: vt <= TARGET_RSS_HOLD_MB),
         gen=GEN_HOLD)
+    row(f"RSS holding {held:g} GB after reading it back: anonymous / file-backed",
+        lambda b: rss_split(hold(b).get("rss_breakdown_after_readback_MB")),
+        lambda b: rss_split(hold(b).get("rss_breakdown_after_readback_MB")), "—", None, gen=GEN_HOLD)
     row(f"RSS peak while producing the {held:g} GB",
         lambda b: f"{fmt_num(hold(b)['rss_peak_during_produce_MB'])} MB",
         lambda b: f"{fmt_num(hold(b)['rss_peak_during_produce_MB'])} MB", "—", None, gen=GEN_HOLD)
