@@ -16,7 +16,8 @@
 //! horizon has passed and no tombstone still needs one is left as it is, so
 //! what a pass writes follows what it removes rather than the log's size.
 //! Small neighbouring segments that are rewritten anyway are merged into
-//! groups of at most `segment.bytes`; a segment left alone ends a group.
+//! groups of at most `segment.bytes`; a segment left alone ends a group
+//! (unless it is empty: folding it in costs nothing).
 //!
 //! A record survives when it has no key, or when no later record in the
 //! dirty part has its key. A kept tombstone's batch gets a delete horizon

@@ -1,8 +1,7 @@
-//! The calling thread's I/O and CPU scheduling priority (Linux).
+//! The calling thread's I/O scheduling class (Linux).
 //!
-//! Linux keeps both per thread: `ioprio_set(IOPRIO_WHO_PROCESS, 0, …)` and
-//! `setpriority(PRIO_PROCESS, tid, …)` change only the thread that calls
-//! them (or names its id), not the rest of the process.
+//! Linux keeps it per thread: `ioprio_set(IOPRIO_WHO_PROCESS, 0, …)` changes
+//! only the thread that calls it, not the rest of the process.
 //!
 //! Which schedulers honour the I/O class: BFQ uses both the class and the
 //! level; mq-deadline (Linux 5.14 and later) dispatches the real-time class
@@ -73,16 +72,6 @@ pub fn current_thread_io_class() -> io::Result<Option<IoClass>> {
     })
 }
 
-/// Sets the CPU nice value (-20 to 19; higher yields more) of the calling thread only.
-pub fn set_current_thread_nice(nice: i32) -> io::Result<()> {
-    rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice).map_err(io::Error::from)
-}
-
-/// The CPU nice value of the calling thread.
-pub fn current_thread_nice() -> io::Result<i32> {
-    rustix::process::getpriority_process(Some(rustix::thread::gettid())).map_err(io::Error::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,19 +84,17 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_lowers_its_own_priorities_and_no_other_threads() {
-        let (io_before, nice_before) = (current_thread_io_class().expect("get"), current_thread_nice().expect("nice"));
+    fn a_thread_lowers_its_own_io_class_and_no_other_threads() {
+        let before = current_thread_io_class().expect("get");
         let lowered = std::thread::spawn(|| {
-            set_current_thread_io_class(IoClass::BestEffort(BEST_EFFORT_LOWEST)).expect("set ioprio");
-            set_current_thread_nice(10).expect("set nice");
+            set_current_thread_io_class(IoClass::BestEffort(BEST_EFFORT_LOWEST)).expect("set best effort");
             let best_effort = current_thread_io_class().expect("get");
             set_current_thread_io_class(IoClass::Idle).expect("set idle");
-            (best_effort, current_thread_io_class().expect("get"), current_thread_nice().expect("nice"))
+            (best_effort, current_thread_io_class().expect("get"))
         })
         .join()
         .expect("thread");
-        assert_eq!(lowered, (Some(IoClass::BestEffort(7)), Some(IoClass::Idle), 10));
-        assert_eq!(current_thread_io_class().expect("get"), io_before, "the calling thread is unchanged");
-        assert_eq!(current_thread_nice().expect("nice"), nice_before);
+        assert_eq!(lowered, (Some(IoClass::BestEffort(7)), Some(IoClass::Idle)));
+        assert_eq!(current_thread_io_class().expect("get"), before, "the calling thread is unchanged");
     }
 }
