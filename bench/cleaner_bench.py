@@ -26,8 +26,9 @@ overwrites have begun and, for "cleaner", after the broker has logged at least o
 For each window the broker log (--broker-log: the file with its INFO lines; `tributary start` writes
 <data dir>/logs/tributary.log) is read from
 where it stood at the window's start to where it stands at its end: the
-"compacted" lines that appeared, and the sum of their bytes_before (bytes the
-cleaner read and processed) and bytes_after. With --broker-pid, the broker's CPU
+"compacted" lines that appeared, and the sum of their bytes_before (bytes of the
+segments the cleaner rewrote), bytes_after (what it wrote) and bytes_skipped (bytes
+of the segments it read but left as they were: nothing in them was shadowed). With --broker-pid, the broker's CPU
 seconds over the window are read from /proc, and so are those of its "log-cleaner"
 thread. The cleaner window fails (an "error" in the output, exit code 1) if no
 "compacted" line for its topic appeared during it.
@@ -64,7 +65,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 WARMUP_RECORDS = 200
 FIRST_CLEAN_TIMEOUT_S = 30.0
 RE_COMPACTED = re.compile(r"\bcompacted\b")
-RE_FIELD = re.compile(r"\b(topic|partition|bytes_before|bytes_after|records_read|records_kept|ms)=(\"[^\"]*\"|\S+)")
+RE_FIELD = re.compile(r"\b(topic|partition|bytes_before|bytes_after|bytes_skipped|records_read|records_kept|ms)=(\"[^\"]*\"|\S+)")
 
 
 def log(*a):
@@ -211,6 +212,7 @@ class BrokerView:
             r["compacted_lines"] = len(mine)
             r["cleaner_bytes_read"] = total("bytes_before")
             r["cleaner_bytes_written"] = total("bytes_after")
+            r["cleaner_bytes_skipped"] = total("bytes_skipped")
             r["cleaner_records_read"] = total("records_read")
             r["cleaner_ms_logged"] = total("ms")
         return r

@@ -2557,9 +2557,10 @@ def render(results):
         crow("background overwrites during the window",
              lambda x: (f"{fmt_int(x['overwrite_rate_achieved'])}/s" if "overwrite_rate_achieved" in x else "none"))
         crow("`compacted` lines logged during the window", lambda x: fmt_int(x["broker"]["compacted_lines"]))
-        crow("bytes the cleaner read / wrote in those cleans",
+        crow("bytes the cleaner rewrote / wrote / left as they were in those cleans",
              lambda x: f"{fmt_num(x['broker']['cleaner_bytes_read'] / 1e6)} / "
-                       f"{fmt_num(x['broker']['cleaner_bytes_written'] / 1e6)} MB")
+                       f"{fmt_num(x['broker']['cleaner_bytes_written'] / 1e6)} / "
+                       f"{fmt_num(x['broker'].get('cleaner_bytes_skipped', 0) / 1e6)} MB")
         crow("time in those cleans (their logged ms / window)",
              lambda x: f"{fmt_num(100.0 * x['broker']['cleaner_ms_logged'] / 1000.0 / x['broker']['seconds'], 0)} %")
         crow("log-cleaner thread CPU",

@@ -4,11 +4,20 @@
 //! cleaned segments in without a window where a crash loses a latest value.
 //!
 //! ```text
-//!  snapshot (lock)        offset map (no lock)         rewrite (no lock)          commit (lock)
-//!  closed, durable   ──▶  key → latest offset over ──▶ <base>.log.cleaned per ──▶ rename to <base>.<end>.swap,
-//!  segments and the       the dirty segments, within    group of segments         delete the old segments,
-//!  first dirty offset     log.cleaner.dedupe.buffer     (≤ segment.bytes)         rename to <base>.log, indexes
+//!  snapshot (lock)      offset map (no lock)      survey (no lock)        rewrite (no lock)       commit (lock)
+//!  closed, durable  ──▶ key → latest offset  ──▶  which segments the ──▶  <base>.log.cleaned  ──▶ rename to <base>.<end>.swap,
+//!  segments and the     over the dirty            map shadows or hold     per run of changed      delete the old segments,
+//!  first dirty offset   segments, within          expired tombstones      segments (each run      rename to <base>.log, indexes
+//!                       log.cleaner.dedupe.buffer (the rest stays as is)  ≤ segment.bytes)
 //! ```
+//!
+//! A pass rewrites only the segments it changes (see [`survey`]): a segment,
+//! clean or dirty, in which no record is shadowed by the map, no tombstone's
+//! horizon has passed and no tombstone still needs one is left as it is, so
+//! what a pass writes follows what it removes rather than the log's size.
+//! Small neighbouring segments that are rewritten anyway are merged into
+//! groups of at most `segment.bytes`; a segment left alone ends a group
+//! (unless it is empty: folding it in costs nothing).
 //!
 //! A record survives when it has no key, or when no later record in the
 //! dirty part has its key. A kept tombstone's batch gets a delete horizon
@@ -18,7 +27,9 @@
 //! the tombstone. Offsets never change; batches keep their base offset,
 //! producer fields and codec, and a batch left without records is dropped.
 //!
-//! Crash safety: both renames come after an fsync of what they publish. A
+//! Crash safety: both renames come after an fsync of what they publish, and
+//! each swap names the offset range it replaces, so whatever subset of the
+//! segments a pass rewrites, the ones it left alone are outside every range. A
 //! `.cleaned` file on open is an unfinished clean and is deleted. A
 //! `<base>.<end>.swap` file is a finished one: [`finish_interrupted_swaps`]
 //! deletes every segment whose base offset lies in `[base, end)` and renames
@@ -26,6 +37,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +53,10 @@ use crate::error::{LogError, Result};
 use crate::log::LogConfig;
 use crate::retired::DELETED_SUFFIX;
 use crate::segment::{Segment, file_stem, read_header_at};
+
+mod survey;
+
+use survey::{RecordFate, Survey, delete_horizon_passed, record_fate, survey_segment};
 
 /// Every this many bytes the cleaner starts writeback of what it wrote
 /// (without waiting for it) and drops it from the page cache. On ext4 a
@@ -209,6 +225,12 @@ pub struct CleanStats {
     pub bytes_read: u64,
     /// Bytes of the cleaned segments.
     pub bytes_written: u64,
+    /// Segments rewritten (they were replaced by `groups` new ones).
+    pub segments_rewritten: u64,
+    /// Segments left as they were: nothing in them was shadowed or expired.
+    pub segments_skipped: u64,
+    /// Bytes of the segments left as they were (read once to find that out).
+    pub bytes_skipped: u64,
     /// Records read.
     pub records_read: u64,
     /// Records kept.
@@ -285,6 +307,10 @@ impl Cleaned {
                 return Err(LogError::io(&swap, e));
             }
             group.segment.path = swap;
+        }
+        if self.groups.is_empty() {
+            // Every segment was left as it was: nothing to make durable.
+            return Ok(PublishedClean(self));
         }
         if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
             // Some swaps may be durable already; a crash now finishes them,
@@ -392,11 +418,12 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     let _ = fadvise(file, offset, std::num::NonZeroU64::new(len), Advice::DontNeed);
 }
 
-/// Walks the batches of a segment file, one whole batch at a time.
+/// Walks the batches of a segment file, one whole batch at a time, until
+/// `f` breaks off.
 fn for_each_batch(
     segment: &SourceSegment,
     buf: &mut Vec<u8>,
-    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<()>,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let io = |e| LogError::io(format!("segment {}", segment.base_offset), e);
     let mut position = 0u64;
@@ -409,7 +436,9 @@ fn for_each_batch(
         }
         buf.resize(len as usize, 0);
         segment.file.read_exact_at(buf, position).map_err(io)?;
-        f(&h, buf)?;
+        if f(&h, buf)?.is_break() {
+            break;
+        }
         position += len;
     }
     Ok(())
@@ -477,7 +506,7 @@ fn build_offset_map(
         let mut full = false;
         for_each_batch(s, &mut buf, |h, batch| {
             if full || h.is_control() {
-                return Ok(());
+                return Ok(ControlFlow::Continue(()));
             }
             let records = records_of(h, batch, &mut scratch)?;
             for r in RecordIter::new(records) {
@@ -490,7 +519,7 @@ fn build_offset_map(
                 }
             }
             throttle.account(batch.len() as u64);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         if stop.load(Ordering::Relaxed) {
             return Ok(None);
@@ -524,7 +553,7 @@ fn filter_batch(
     if h.is_control() {
         return Ok(Fate::Keep { max_timestamp: h.max_timestamp, offset_of_max: h.last_offset(), horizon: None });
     }
-    let horizon_passed = h.has_delete_horizon() && now_ms >= h.base_timestamp;
+    let horizon_passed = delete_horizon_passed(h, now_ms);
     let records = records_of(h, batch, scratch)?;
     let mut kept = Vec::new();
     let mut removed_any = false;
@@ -532,16 +561,16 @@ fn filter_batch(
     for r in RecordIter::new(records) {
         let r = r.map_err(|(i, why)| corrupt(format!("record {i} of batch {}: {why}", h.base_offset)))?;
         stats.records_read += 1;
-        let offset = h.base_offset + i64::from(r.offset_delta);
-        let tombstone = r.value.is_none();
-        if !map.is_latest(r.key, offset) {
-            removed_any = true;
-        } else if tombstone && horizon_passed {
-            removed_any = true;
-            stats.tombstones_dropped += 1;
-        } else {
-            tombstones_kept |= tombstone;
-            kept.push(r);
+        match record_fate(map, h, &r, horizon_passed) {
+            RecordFate::Shadowed => removed_any = true,
+            RecordFate::ExpiredTombstone => {
+                removed_any = true;
+                stats.tombstones_dropped += 1;
+            }
+            RecordFate::Kept => {
+                tombstones_kept |= r.value.is_none();
+                kept.push(r);
+            }
         }
     }
     stats.records_kept += kept.len() as u64;
@@ -589,19 +618,43 @@ fn filter_batch(
     Ok(Fate::Rewrite { batch, max_timestamp, offset_of_max, horizon })
 }
 
-/// Splits the segments below `end` into runs that fit one segment each.
-fn plan_groups(segments: &[SourceSegment], end: i64, segment_bytes: u64) -> Vec<Vec<SourceSegment>> {
+/// Splits the segments to rewrite into groups of consecutive segments that
+/// fit one segment each. `segments` pairs each segment below the clean's end
+/// with whether it is rewritten; one that is not ends the group before it,
+/// unless it is empty: an empty segment (every record of it was removed by an
+/// earlier clean) costs nothing to rewrite, so it joins the group next to it
+/// instead of staying behind as a file of its own.
+fn plan_groups(segments: &[(&SourceSegment, bool)], segment_bytes: u64) -> Vec<Vec<SourceSegment>> {
     let mut groups: Vec<Vec<SourceSegment>> = Vec::new();
     let mut current: Vec<SourceSegment> = Vec::new();
+    // Empty segments just before `current` starts, which it takes in if it does.
+    let mut empty_before: Vec<SourceSegment> = Vec::new();
     let mut size = 0u64;
-    for s in segments.iter().filter(|s| s.end <= end) {
+    for &(s, rewrite) in segments {
+        let empty = s.size == 0;
         let span_ok = current.first().is_none_or(|f| s.end - f.base_offset < i64::from(i32::MAX));
-        if !current.is_empty() && (size + s.size > segment_bytes || !span_ok) {
+        let joins = !current.is_empty() && (rewrite || empty) && size + s.size <= segment_bytes && span_ok;
+        if joins {
+            size += s.size;
+            current.push(s.clone());
+            continue;
+        }
+        if !current.is_empty() {
             groups.push(std::mem::take(&mut current));
             size = 0;
         }
-        size += s.size;
-        current.push(s.clone());
+        if rewrite {
+            current = std::mem::take(&mut empty_before);
+            if current.first().is_some_and(|f| s.end - f.base_offset >= i64::from(i32::MAX)) {
+                current.clear();
+            }
+            size = s.size;
+            current.push(s.clone());
+        } else if empty {
+            empty_before.push(s.clone());
+        } else {
+            empty_before.clear();
+        }
     }
     if !current.is_empty() {
         groups.push(current);
@@ -636,12 +689,31 @@ pub fn clean(
         return Ok(None);
     }
     let mut cleaned = Cleaned { dir: snapshot.dir.clone(), groups: Vec::new(), end, tombstone_horizon: None, stats };
-    let mut rewrite = Rewrite { snapshot, map: &map, now_ms, stop, throttle, buf: Vec::new(), scratch: Vec::new() };
-    for group in plan_groups(&snapshot.segments, end, snapshot.config.segment_bytes) {
+    let (mut buf, mut scratch) = (Vec::new(), Vec::new());
+    let mut surveyed = Vec::new();
+    for s in snapshot.segments.iter().filter(|s| s.end <= end) {
+        let survey = survey_segment(s, &map, now_ms, &mut throttle, &mut buf, &mut scratch)?;
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if let Survey::Unchanged { tombstone_horizon } = survey {
+            cleaned.tombstone_horizon = earliest(cleaned.tombstone_horizon, tombstone_horizon);
+        }
+        surveyed.push((s, survey == Survey::Changes));
+    }
+    let groups = plan_groups(&surveyed, snapshot.config.segment_bytes);
+    let rewritten: usize = groups.iter().map(Vec::len).sum();
+    cleaned.stats.segments_skipped = (surveyed.len() - rewritten) as u64;
+    let all_bytes: u64 = surveyed.iter().map(|(s, _)| s.size).sum();
+    let rewritten_bytes: u64 = groups.iter().flatten().map(|s| s.size).sum();
+    cleaned.stats.bytes_skipped = all_bytes - rewritten_bytes;
+    let mut rewrite = Rewrite { snapshot, map: &map, now_ms, stop, throttle, buf, scratch };
+    for group in groups {
         let base = group[0].base_offset;
         let written = rewrite.group(&group, &mut cleaned);
         match written {
             Ok(Some(segment)) => {
+                cleaned.stats.segments_rewritten += group.len() as u64;
                 let replaces = group.iter().map(|s| (s.base_offset, s.size)).collect();
                 let end = group[group.len() - 1].end;
                 cleaned.groups.push(CleanedGroup { replaces, end, segment });
@@ -684,7 +756,7 @@ impl Rewrite<'_> {
             for_each_batch(s, buf, |h, batch| {
                 let fate = filter_batch(h, batch, map, *now_ms, &snapshot.config, &mut cleaned.stats, scratch)?;
                 let (bytes, max_timestamp, offset_of_max, horizon) = match &fate {
-                    Fate::Drop => return Ok(()),
+                    Fate::Drop => return Ok(ControlFlow::Continue(())),
                     Fate::Keep { max_timestamp, offset_of_max, horizon } => {
                         (batch, *max_timestamp, *offset_of_max, *horizon)
                     }
@@ -700,11 +772,9 @@ impl Rewrite<'_> {
                     start_writeback(&out.file, out.size - unsynced, unsynced);
                     unsynced = 0;
                 }
-                if let Some(h) = horizon {
-                    cleaned.tombstone_horizon = Some(cleaned.tombstone_horizon.map_or(h, |e: i64| e.min(h)));
-                }
+                cleaned.tombstone_horizon = earliest(cleaned.tombstone_horizon, horizon);
                 throttle.account((batch.len() + bytes.len()) as u64);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(None);
@@ -717,6 +787,14 @@ impl Rewrite<'_> {
         out.time_index.write(&time_path).map_err(|e| LogError::io(&time_path, e))?;
         cleaned.stats.bytes_written += out.size;
         Ok(Some(out))
+    }
+}
+
+/// The earlier of two optional horizons.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -864,7 +942,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_respect_segment_bytes() {
+    fn groups_respect_segment_bytes_and_skipped_segments() {
         let file = Arc::new(tempfile::tempfile().expect("tempfile"));
         let seg = |base: i64, end: i64, size: u64| SourceSegment {
             base_offset: base,
@@ -874,10 +952,27 @@ mod tests {
             first_batch_timestamp: Some(0),
             file: file.clone(),
         };
-        let segments = vec![seg(0, 10, 40), seg(10, 20, 40), seg(20, 30, 40), seg(30, 40, 100), seg(40, 50, 10)];
-        let groups = plan_groups(&segments, 40, 100);
+        let segments = [seg(0, 10, 40), seg(10, 20, 40), seg(20, 30, 40), seg(30, 40, 100), seg(40, 50, 10)];
+        let bases = |rewrite: [bool; 5]| -> Vec<Vec<i64>> {
+            let surveyed: Vec<(&SourceSegment, bool)> = segments.iter().zip(rewrite).collect();
+            plan_groups(&surveyed, 100).iter().map(|g| g.iter().map(|s| s.base_offset).collect()).collect()
+        };
+        assert_eq!(bases([true; 5]), vec![vec![0, 10], vec![20], vec![30], vec![40]]);
+        // A segment left alone is in no group and splits the ones around it.
+        assert_eq!(bases([true, false, true, true, true]), vec![vec![0], vec![20], vec![30], vec![40]]);
+        assert_eq!(bases([false, true, true, false, true]), vec![vec![10, 20], vec![40]]);
+        assert_eq!(bases([false; 5]), Vec::<Vec<i64>>::new());
+
+        // Empty segments join the group next to them, and only a group.
+        let segments = [seg(0, 10, 0), seg(10, 20, 40), seg(20, 30, 0), seg(30, 40, 50), seg(40, 50, 0)];
+        let surveyed: Vec<(&SourceSegment, bool)> = segments.iter().zip([false, true, false, false, false]).collect();
+        let groups = plan_groups(&surveyed, 100);
         let bases: Vec<Vec<i64>> = groups.iter().map(|g| g.iter().map(|s| s.base_offset).collect()).collect();
-        assert_eq!(bases, vec![vec![0, 10], vec![20], vec![30]]);
+        assert_eq!(bases, vec![vec![0, 10, 20]]);
+        let surveyed: Vec<(&SourceSegment, bool)> = segments.iter().zip([false, false, false, true, false]).collect();
+        let groups = plan_groups(&surveyed, 100);
+        let bases: Vec<Vec<i64>> = groups.iter().map(|g| g.iter().map(|s| s.base_offset).collect()).collect();
+        assert_eq!(bases, vec![vec![20, 30, 40]]);
     }
 
     #[test]

@@ -338,3 +338,158 @@ fn a_small_dedupe_buffer_cleans_in_steps() {
     assert_eq!(after.len(), 300);
     assert_eq!(read_all(&log).len(), 300, "one record per key once every pass is done");
 }
+
+/// `(base offset, size, inode)` of every segment file, oldest first.
+fn segment_files(dir: &Path) -> Vec<(i64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(i64, u64, u64)> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let base = name.strip_suffix(".log")?.parse().ok()?;
+            let meta = e.metadata().ok()?;
+            Some((base, meta.len(), meta.ino()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs one clean at `now` whether or not the log is due; returns its stats.
+fn clean_now(log: &mut PartitionLog, now: i64) -> tributary_log::cleaner::CleanStats {
+    let mut snapshot = log.clean_snapshot(log.durable_offset()).expect("snapshot");
+    if snapshot.tombstone_horizon_unknown() {
+        let h = snapshot.scan_tombstone_horizon().expect("scan");
+        log.set_tombstone_horizon(h);
+    }
+    let cleaned = clean(&snapshot, &CleanerLimits::default(), now, &AtomicBool::new(false)).expect("clean");
+    let cleaned = cleaned.expect("something to clean");
+    let stats = cleaned.stats;
+    log.commit_clean(cleaned.publish().expect("publish")).expect("commit").1.remove();
+    flush(log);
+    stats
+}
+
+/// Appends one record per key, ten to a batch.
+fn put(log: &mut PartitionLog, records: &[(String, Option<String>)], ts: i64) {
+    for chunk in records.chunks(10) {
+        let batch: Vec<(String, Option<String>, i64)> = chunk.iter().map(|(k, v)| (k.clone(), v.clone(), ts)).collect();
+        append(log, Compression::None, &batch);
+    }
+}
+
+/// A log whose 1,000 keys were cleaned once, spread over several segments;
+/// returns them with the offset the next dirty record gets.
+fn cleaned_log(dir: &Path) -> (PartitionLog, Vec<(i64, u64, u64)>) {
+    let mut log = open(dir, true);
+    overwrite(&mut log, Compression::None, 1000, 2);
+    log.roll(T0).expect("roll");
+    flush(&mut log);
+    let first = clean_now(&mut log, T0 + 1);
+    assert!(first.segments_rewritten > 0);
+    let mut clean = segment_files(dir);
+    clean.pop(); // the active segment
+    assert!(clean.len() >= 4, "the clean part spans several segments: {clean:?}");
+    (log, clean)
+}
+
+#[test]
+fn a_pass_leaves_clean_segments_nothing_shadows_as_they_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, clean) = cleaned_log(dir.path());
+    let first_dirty = log.log_end_offset();
+    // The dirty part: two rounds over 100 new keys, so its first round is shadowed.
+    for round in 0..2 {
+        let records: Vec<_> = (0..100).map(|k| (format!("new{k}"), Some(format!("new{k}-r{round}")))).collect();
+        put(&mut log, &records, T0 + 10);
+    }
+    log.roll(T0).expect("roll");
+    flush(&mut log);
+    let before = segment_files(dir.path());
+    let dirty_bytes: u64 = before.iter().filter(|s| s.0 >= first_dirty).map(|s| s.1).sum();
+    let clean_bytes: u64 = clean.iter().map(|s| s.1).sum();
+
+    let stats = clean_now(&mut log, T0 + 20);
+    let after = segment_files(dir.path());
+    for s in &clean {
+        assert!(after.contains(s), "clean segment {s:?} was left as it was (same inode and size): {after:?}");
+    }
+    assert!(stats.bytes_skipped >= clean_bytes, "{stats:?}: the clean part ({clean_bytes} bytes) was skipped");
+    assert_eq!(stats.bytes_read + stats.bytes_skipped, clean_bytes + dirty_bytes, "{stats:?}");
+    assert!(stats.bytes_read > 0 && stats.bytes_read <= dirty_bytes, "{stats:?}: only the dirty part was rewritten");
+    assert!(stats.bytes_written < stats.bytes_read, "{stats:?}: the shadowed first round is gone");
+    assert!(stats.segments_rewritten >= 1);
+    assert_eq!(
+        stats.segments_skipped + stats.segments_rewritten,
+        before.len() as u64 - 1,
+        "{stats:?}: all but the active segment"
+    );
+
+    let values = latest_by_key(&read_all(&log));
+    assert_eq!(read_all(&log).len(), 1100, "one record per key");
+    assert_eq!(values["new7"].0.as_deref(), Some("new7-r1"));
+    assert_eq!(values["k7"].0.as_deref(), Some("k7-r1"));
+}
+
+#[test]
+fn a_pass_rewrites_only_the_clean_segment_the_map_shadows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, clean) = cleaned_log(dir.path());
+    // k500 sits in a segment in the middle of the clean part.
+    let records = read_all(&log);
+    let offset_of_k500 = records.iter().find(|r| r.1.as_deref() == Some(b"k500".as_slice())).expect("k500").0;
+    let holder = *clean.iter().rev().find(|s| s.0 <= offset_of_k500).expect("its segment");
+    assert!(holder != clean[0] && holder != clean[clean.len() - 1], "{holder:?} is in the middle of {clean:?}");
+    put(&mut log, &[("k500".to_string(), Some("changed".to_string()))], T0 + 10);
+    log.roll(T0).expect("roll");
+    flush(&mut log);
+
+    let stats = clean_now(&mut log, T0 + 20);
+    assert_eq!(stats.segments_rewritten, 1, "{stats:?}: only the segment holding k500 was rewritten");
+    assert_eq!(stats.bytes_read, holder.1, "{stats:?}");
+    assert_eq!(stats.records_read, stats.records_kept + 1, "{stats:?}: one record removed");
+    let after = segment_files(dir.path());
+    for s in clean.iter().filter(|s| **s != holder) {
+        assert!(after.contains(s), "unshadowed segment {s:?} left as it was: {after:?}");
+    }
+    assert!(!after.contains(&holder), "the shadowed segment was replaced");
+    let all = read_all(&log);
+    assert_eq!(all.len(), 1000);
+    assert_eq!(latest_by_key(&all)["k500"].0.as_deref(), Some("changed"));
+
+    // Reopened, the log reads the same.
+    drop(log);
+    assert_eq!(read_all(&open(dir.path(), false)), all);
+}
+
+#[test]
+fn a_skipped_segment_keeps_its_tombstone_horizon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), true);
+    overwrite(&mut log, Compression::None, 100, 2);
+    put(&mut log, &[("k3".to_string(), None)], T0 + 5_000);
+    log.roll(T0).expect("roll");
+    flush(&mut log);
+    let now = T0 + 10_000;
+    clean_now(&mut log, now);
+    assert!(latest_by_key(&read_all(&log))["k3"].0.is_none(), "the tombstone is kept until its horizon");
+
+    // A pass over new keys leaves the segment with the tombstone alone...
+    let records: Vec<_> = (0..20).map(|k| (format!("new{k}"), Some("v".to_string()))).collect();
+    put(&mut log, &records, now);
+    put(&mut log, &records, now);
+    log.roll(now).expect("roll");
+    flush(&mut log);
+    let stats = clean_now(&mut log, now + 1);
+    assert!(stats.segments_skipped > 0, "{stats:?}");
+    assert_eq!(stats.tombstones_dropped, 0);
+
+    // ...yet the log still knows when the tombstone expires, and drops it then.
+    let horizon = now + DELETE_RETENTION_MS;
+    assert!(!run_cleaner(&mut log, horizon - 1), "nothing is due before the horizon");
+    assert!(run_cleaner(&mut log, horizon), "the horizon of the skipped segment's tombstone makes the log due");
+    let values = latest_by_key(&read_all(&log));
+    assert!(!values.contains_key("k3"), "the tombstone is gone");
+    assert_eq!(values.len(), 119);
+}
